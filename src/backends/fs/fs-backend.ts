@@ -1,0 +1,179 @@
+/**
+ * Files backend: the resources are regular files under a directory (optionally
+ * filtered by a glob on the relative path).
+ *
+ * The walk streams with fs.opendir and never follows symlinks; only regular files
+ * are resources (symlinks, FIFOs, sockets and devices are skipped). Each directory's
+ * names are sorted so the order is stable and a scan can resume after a cursor (the
+ * last id emitted): memory is bounded by the largest single directory, not the tree.
+ * Names are read as bytes; a name that is not valid UTF-8 is reported with an escaped
+ * id and `unreadable`, so it is never reaped.
+ */
+import { lstat, opendir } from 'node:fs/promises';
+import path from 'node:path';
+import picomatch from 'picomatch';
+import type { ResourceRecord } from '../../engine/types.js';
+import type { FsLocation, ResourceSpec } from '../../manifest/types.js';
+import { fileFingerprint, quarantineDir, safeRelative } from './fs-identity.js';
+import { restoreFile, sweepFiles } from './fs-sweep.js';
+import { mapLimit } from '../../util/concurrency.js';
+import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
+
+export interface FsBackendOptions {
+  /** Absolute paths never treated as resources (the state store, the quarantine directory). */
+  exclude?: readonly string[];
+}
+
+const STAT_CONCURRENCY = 32;
+
+export class FsBackend implements Backend {
+  readonly kind = 'fs' as const;
+  readonly scope: string;
+  private readonly root: string;
+  private readonly matches: (relative: string) => boolean;
+  private readonly exclude: Set<string>;
+
+  constructor(
+    private readonly spec: ResourceSpec & { location: FsLocation },
+    options: FsBackendOptions = {},
+  ) {
+    this.root = spec.location.path;
+    this.scope = this.root;
+    const glob = spec.location.glob;
+    this.matches = glob ? picomatch(glob, { dot: true }) : () => true;
+    this.exclude = new Set([...(options.exclude ?? []), quarantineDir(this.root, spec.quarantine)].map((p) => path.resolve(p)));
+  }
+
+  async capabilities(): Promise<BackendCapabilities> {
+    return { visibleMark: false, conditionalDelete: 'verified-rename', restore: this.spec.quarantine !== undefined };
+  }
+
+  async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
+    const resumeAfter = options.cursor ? options.cursor.split('/') : null;
+    let page: ResourceRecord[] = [];
+    let pending: string[] = [];
+    const flush = async () => {
+      const records = await mapLimit(pending, STAT_CONCURRENCY, (id) => this.statRecord(id));
+      pending = [];
+      for (const r of records) if (r) page.push(r);
+    };
+    for await (const id of this.walk(this.root, [], resumeAfter, options.signal)) {
+      pending.push(id);
+      if (pending.length >= STAT_CONCURRENCY) await flush();
+      if (page.length >= options.pageSize) {
+        yield { records: page, cursor: page[page.length - 1]!.id };
+        page = [];
+      }
+    }
+    await flush();
+    while (page.length > options.pageSize) {
+      yield { records: page.slice(0, options.pageSize), cursor: page[options.pageSize - 1]!.id };
+      page = page.slice(options.pageSize);
+    }
+    yield { records: page, cursor: null };
+  }
+
+  /** Relative ids of candidate regular files, in stable order, after `resumeAfter`. */
+  private async *walk(dir: string, prefix: string[], resumeAfter: string[] | null, signal?: AbortSignal): AsyncGenerator<string> {
+    if (this.exclude.has(dir)) return;
+    let handle;
+    try {
+      handle = await opendir(dir, { encoding: 'buffer' as never, bufferSize: 256 });
+    } catch (error) {
+      if (dir !== this.root && isGone(error)) return; // removed while walking
+      throw error;
+    }
+    const entries: { name: string; bytesOk: boolean; kind: 'dir' | 'file' | 'other' }[] = [];
+    for await (const dirent of handle) {
+      const raw = dirent.name as unknown as Buffer;
+      const name = raw.toString('utf8');
+      const bytesOk = Buffer.from(name, 'utf8').equals(raw);
+      const kind = dirent.isDirectory() ? 'dir' : dirent.isFile() ? 'file' : 'other';
+      if (kind !== 'other') entries.push({ name: bytesOk ? name : escapeBytes(raw), bytesOk, kind });
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const depth = prefix.length;
+    for (const entry of entries) {
+      signal?.throwIfAborted();
+      if (resumeAfter && depth < resumeAfter.length) {
+        const mark = resumeAfter[depth]!;
+        if (entry.name < mark) continue;
+        if (entry.name === mark && (entry.kind === 'file' || depth === resumeAfter.length - 1)) continue;
+      }
+      const parts = [...prefix, entry.name];
+      const childResume = resumeAfter && depth < resumeAfter.length && entry.name === resumeAfter[depth] ? resumeAfter : null;
+      if (entry.kind === 'dir') {
+        if (!entry.bytesOk) continue; // cannot address its children by name; nothing under it is reapable
+        yield* this.walk(path.join(dir, entry.name), parts, childResume, signal);
+      } else {
+        const id = parts.join('/');
+        if (this.exclude.has(path.join(dir, entry.name))) continue;
+        if (!entry.bytesOk) yield `\0${id}`;
+        else if (this.matches(id)) yield id;
+      }
+    }
+  }
+
+  private async statRecord(id: string): Promise<ResourceRecord | null> {
+    if (id.startsWith('\0')) {
+      return { id: id.slice(1), createdAtMs: null, bytes: null, fingerprint: '', unreadable: 'file name is not valid UTF-8' };
+    }
+    try {
+      const st = await lstat(this.absolute(id), { bigint: true });
+      if (!st.isFile()) return null;
+      return toRecord(id, st, this.spec.ageFrom);
+    } catch (error) {
+      if (isGone(error)) return null;
+      throw error;
+    }
+  }
+
+  async read(ids: readonly string[]): Promise<Map<string, ResourceRecord>> {
+    const out = new Map<string, ResourceRecord>();
+    const records = await mapLimit(ids, STAT_CONCURRENCY, (id) => (safeRelative(id) ? this.statRecord(id) : Promise.resolve(null)));
+    for (const r of records) if (r) out.set(r.id, r);
+    return out;
+  }
+
+  /** Conditional delete: rename into quarantine, verify identity, unlink (fs-sweep.ts). */
+  async delete(items: readonly DeleteItem[]): Promise<DeleteResult[]> {
+    return sweepFiles(this.root, items, { quarantine: this.spec.quarantine, keep: this.spec.retainMs !== undefined });
+  }
+
+  async restore(id: string, handle: string): Promise<void> {
+    await restoreFile(this.root, id, handle);
+  }
+
+  /** Absolute path of an id, refusing anything that would leave the root. */
+  absolute(id: string): string {
+    if (!safeRelative(id)) throw new Error(`refusing path outside the scope: ${JSON.stringify(id)}`);
+    return path.join(this.root, ...id.split('/'));
+  }
+
+  async close(): Promise<void> {}
+}
+
+export function toRecord(
+  id: string,
+  st: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint; atimeNs: bigint },
+  ageFrom: 'mtime' | 'ctime' | 'atime',
+): ResourceRecord {
+  const ns = ageFrom === 'mtime' ? st.mtimeNs : ageFrom === 'ctime' ? st.ctimeNs : st.atimeNs;
+  return {
+    id,
+    createdAtMs: Number(ns / 1_000_000n),
+    bytes: Number(st.size),
+    fingerprint: fileFingerprint(st),
+  };
+}
+
+function isGone(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function escapeBytes(raw: Buffer): string {
+  let out = '';
+  for (const byte of raw) out += byte >= 0x20 && byte < 0x7f && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).padStart(2, '0').toUpperCase()}`;
+  return out;
+}

@@ -1,0 +1,70 @@
+/**
+ * Conditional delete for files (SAFETY 3): a file is renamed out of the way into a
+ * quarantine directory on the same device, its (dev, inode, size, mtime) checked
+ * there against the fingerprint captured at mark time, and only then unlinked (or
+ * kept, when the resource has `retain`). A file changed or recreated under the same
+ * name survives: on a mismatch it is linked back without clobbering.
+ */
+import { randomUUID } from 'node:crypto';
+import { link, lstat, mkdir, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { DeleteItem, DeleteResult } from '../types.js';
+import { fileFingerprint, quarantineDir, safeRelative } from './fs-identity.js';
+
+export interface SweepOptions {
+  quarantine?: string;
+  /** Keep quarantined files (for `retain`) instead of unlinking them. */
+  keep: boolean;
+}
+
+export async function sweepFiles(root: string, items: readonly DeleteItem[], options: SweepOptions): Promise<DeleteResult[]> {
+  const qdir = quarantineDir(root, options.quarantine);
+  await mkdir(qdir, { recursive: true, mode: 0o700 });
+  const results: DeleteResult[] = [];
+  for (const item of items) results.push(await sweepOne(root, qdir, item, options.keep));
+  return results;
+}
+
+async function sweepOne(root: string, qdir: string, item: DeleteItem, keep: boolean): Promise<DeleteResult> {
+  if (!safeRelative(item.id)) return { id: item.id, outcome: 'failed', error: 'id is not a relative path inside the scope' };
+  const source = path.join(root, ...item.id.split('/'));
+  try {
+    const before = await lstat(source, { bigint: true });
+    if (!before.isFile() || fileFingerprint(before) !== item.fingerprint) return { id: item.id, outcome: 'changed' };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { id: item.id, outcome: 'absent' };
+    return { id: item.id, outcome: 'failed', error: (error as Error).message };
+  }
+  const target = path.join(qdir, `${Date.now()}-${randomUUID()}`);
+  try {
+    await rename(source, target);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { id: item.id, outcome: 'absent' };
+    if (code === 'EXDEV') return { id: item.id, outcome: 'failed', error: 'the quarantine directory is on another device; put it on the same filesystem as the scope' };
+    return { id: item.id, outcome: 'failed', error: (error as Error).message };
+  }
+  const moved = await lstat(target, { bigint: true });
+  if (!moved.isFile() || fileFingerprint(moved) !== item.fingerprint) {
+    // Replaced between the check and the rename: put it back without clobbering a newer file.
+    try {
+      await link(target, source);
+      await unlink(target);
+      return { id: item.id, outcome: 'changed' };
+    } catch {
+      return { id: item.id, outcome: 'changed', restoreHandle: target, error: `a changed file was left in quarantine at ${target}` };
+    }
+  }
+  if (keep) return { id: item.id, outcome: 'deleted', restoreHandle: target };
+  await unlink(target);
+  return { id: item.id, outcome: 'deleted' };
+}
+
+/** Bring a quarantined file back to its id, refusing to overwrite anything there now. */
+export async function restoreFile(root: string, id: string, handle: string): Promise<void> {
+  if (!safeRelative(id)) throw new Error(`refusing path outside the scope: ${JSON.stringify(id)}`);
+  const destination = path.join(root, ...id.split('/'));
+  await mkdir(path.dirname(destination), { recursive: true });
+  await link(handle, destination);
+  await unlink(handle);
+}

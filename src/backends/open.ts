@@ -1,0 +1,21 @@
+/** Open the backend adapter for a resource type; drivers load only when their kind is used. */
+import type { ResourceSpec } from '../manifest/types.js';
+import type { Connections } from './connections.js';
+import { FsBackend } from './fs/fs-backend.js';
+import type { Backend } from './types.js';
+
+export interface BackendContext {
+  connections: Connections;
+  /** Absolute paths a files backend must never treat as resources (the state store file). */
+  exclude: readonly string[];
+}
+
+export async function openBackend(spec: ResourceSpec, context: BackendContext): Promise<Backend> {
+  const location = spec.location;
+  switch (location.kind) {
+    case 'fs':
+      return new FsBackend({ ...spec, location }, { exclude: context.exclude });
+    default:
+      throw new Error(`the ${location.kind} backend is not available in this build`);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The one narrow interface the engine's callers see for every backend kind.
+ * Each adapter lives in its own folder and imports its driver lazily.
+ */
+import type { ResourceRecord } from '../engine/types.js';
+import type { BackendKind } from '../manifest/types.js';
+
+export interface ScanOptions {
+  /** Resume after this cursor (from an earlier page); absent to start at the beginning. */
+  cursor?: string | null;
+  /** Records per page (the resource's batchSize). */
+  pageSize: number;
+  signal?: AbortSignal;
+}
+
+export interface ScanPage {
+  records: ResourceRecord[];
+  /** Cursor to resume after this page; null when the scan is complete. */
+  cursor: string | null;
+}
+
+/** What the reap engine asks a backend to delete: the identity captured at mark time. */
+export interface DeleteItem {
+  id: string;
+  fingerprint: string;
+  /** The owner value read at mark time (SQL deletes re-check it in their WHERE). */
+  ownerValue?: string | null;
+}
+
+export type DeleteOutcome =
+  /** The backend confirmed the delete of exactly the fingerprinted resource. */
+  | 'deleted'
+  /** Nothing was there to delete. */
+  | 'absent'
+  /** The resource changed since it was fingerprinted; it was not deleted. */
+  | 'changed'
+  /** The request failed; `error` says why. Whether the resource is gone is unknown until read back. */
+  | 'failed';
+
+export interface DeleteResult {
+  id: string;
+  outcome: DeleteOutcome;
+  error?: string;
+  /** Where a restorable copy was kept (quarantine path, archive table, S3 versionId of the delete marker). */
+  restoreHandle?: string;
+}
+
+export interface BackendCapabilities {
+  /** The resource can carry a visible tombstone mark. */
+  visibleMark: boolean;
+  /** How the delete's identity precondition is enforced, as probed or known. */
+  conditionalDelete: 'server' | 'verified-rename' | 'none';
+  /** Deleted resources can be brought back (quarantine, archive, versioned bucket). */
+  restore: boolean;
+}
+
+export interface Backend {
+  readonly kind: BackendKind;
+  /** The scope in human terms (`s3://bucket/prefix`, `postgres public.images`, `/srv/scratch`), for messages. */
+  readonly scope: string;
+  capabilities(signal?: AbortSignal): Promise<BackendCapabilities>;
+  /** Stream the resources in scope, a page at a time, in a stable order. */
+  scan(options: ScanOptions): AsyncIterable<ScanPage>;
+  /** Read specific resources again (re-verification at sweep time, `explain`); absent ids are missing from the map. */
+  read(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, ResourceRecord>>;
+  /** Put a visible tombstone mark on resources (where the backend and manifest allow). */
+  mark?(items: readonly DeleteItem[], runId: string, signal?: AbortSignal): Promise<void>;
+  /** Remove visible marks from lifted tombstones. */
+  unmark?(items: readonly DeleteItem[], signal?: AbortSignal): Promise<void>;
+  /** Delete conditionally on each item's fingerprint; one result per item, in order. */
+  delete(items: readonly DeleteItem[], signal?: AbortSignal): Promise<DeleteResult[]>;
+  /** Bring back a deleted resource from its restore handle. */
+  restore?(id: string, handle: string, signal?: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,14 @@
+import type { LeaseStore } from '../state/types.js';
+import type { LivenessSource } from './types.js';
+
+/** Unexpired, unreleased leases in the state store, judged by the store's clock. */
+export class LeaseSource implements LivenessSource {
+  readonly name = 'leases';
+  constructor(private readonly store: Pick<LeaseStore, 'countLiveKeys' | 'liveKeys'>) {}
+  count(): Promise<number> {
+    return this.store.countLiveKeys();
+  }
+  lookup(keys: readonly string[]): Promise<Set<string>> {
+    return this.store.liveKeys(keys);
+  }
+}

@@ -1,0 +1,328 @@
+/**
+ * The manifest schema, version 1: the single source of truth. Types come from it
+ * (`z.input`), the editor JSON Schema in config/ is generated from it, and load.ts
+ * validates with it. Cross-field rules (a connection of the right kind, an owner
+ * extractor the backend can read, a protect rule it can evaluate) live in
+ * `checkManifest` below so that every issue carries the path of the key at fault.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+/** SQL identifiers: validated against a strict pattern, then quoted by the adapters. */
+export const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const RESOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const MAX_PATTERN_LENGTH = 1_000;
+
+const duration = z
+  .string({ error: 'expected a duration such as 30s, 10m, 24h or 7d' })
+  .superRefine((value, ctx) => {
+    const parsed = parseDuration(value);
+    if (typeof parsed !== 'number') ctx.addIssue({ code: 'custom', message: parsed.error });
+  })
+  .meta({ description: 'A whole number and a unit: ms, s, m, h or d (e.g. 30s, 10m, 24h, 7d).' });
+
+const identifier = z
+  .string()
+  .regex(SQL_IDENTIFIER, 'expected an SQL identifier: a letter or _, then letters, digits or _ (at most 63)');
+
+const tableName = z
+  .string()
+  .refine((value) => {
+    const parts = value.split('.');
+    return parts.length <= 2 && parts.every((part) => SQL_IDENTIFIER.test(part));
+  }, 'expected a table name "table" or "schema.table" made of SQL identifiers');
+
+const pattern = z
+  .string()
+  .min(1)
+  .max(MAX_PATTERN_LENGTH)
+  .meta({ description: 'A JavaScript regular expression.' });
+
+const sqlFragment = z
+  .string()
+  .min(1)
+  .max(4_000)
+  .refine((value) => !value.includes(';'), 'must be one SQL expression, without ";"')
+  .meta({ description: 'An SQL boolean expression over the table\'s columns, written by the manifest\'s author.' });
+
+const count = z.number().int().positive();
+const fraction = z.number().gt(0).max(1);
+
+// ---------------------------------------------------------------- connections
+
+const s3Connection = z.strictObject({
+  kind: z.literal('s3'),
+  region: z.string().min(1).optional(),
+  endpoint: z.string().url().optional(),
+  forcePathStyle: z.boolean().optional(),
+  profile: z.string().min(1).optional(),
+  accessKeyId: z.string().min(1).optional(),
+  secretAccessKey: z.string().min(1).optional(),
+  sessionToken: z.string().min(1).optional(),
+  maxAttempts: z.number().int().min(1).max(20).optional(),
+  concurrency: z.number().int().min(1).max(256).optional().meta({ description: 'Parallel HeadObject/GetObjectTagging/DeleteObject requests (default 16).' }),
+});
+
+const sqlConnection = (kind: 'postgres' | 'mysql') =>
+  z.strictObject({
+    kind: z.literal(kind),
+    url: z.string().min(1),
+    poolSize: z.number().int().min(1).max(100).optional(),
+    statementTimeout: duration.optional(),
+  });
+
+const connection = z.discriminatedUnion('kind', [s3Connection, sqlConnection('postgres'), sqlConnection('mysql')], {
+  error: 'expected kind: s3, postgres or mysql',
+});
+
+// ---------------------------------------------------------------- owners (liveness sources)
+
+const livenessSource = z.strictObject({
+  leases: z.strictObject({}).optional().meta({ description: 'Unexpired leases in the state store.' }),
+  sql: z
+    .strictObject({
+      connection: z.string().min(1),
+      query: z.string().min(1).max(10_000),
+    })
+    .optional()
+    .meta({ description: 'A query on a postgres or mysql connection returning one column of live keys.' }),
+  static: z.array(z.string().min(1)).optional().meta({ description: 'Keys that are always live.' }),
+});
+
+// ---------------------------------------------------------------- resources
+
+const s3Location = z.strictObject({
+  connection: z.string().min(1),
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
+  prefix: z.string().max(1_024).default(''),
+  allowEmptyPrefix: z.boolean().optional().meta({ description: 'Allow a scope that is a whole bucket.' }),
+});
+
+const sqlLocation = z.strictObject({
+  connection: z.string().min(1),
+  table: tableName,
+  id: identifier.meta({ description: 'Primary-key column (any orderable type); scans page on it.' }),
+  createdAt: identifier.meta({ description: 'Column holding the creation time; ages come from it.' }),
+  where: sqlFragment.optional(),
+  version: identifier.optional().meta({ description: 'Column that changes on every update; the fingerprint (default: xmin on PostgreSQL, the owner and createdAt values on MySQL).' }),
+});
+
+const fsLocation = z.strictObject({
+  path: z.string().min(1),
+  glob: z.string().min(1).max(MAX_PATTERN_LENGTH).optional(),
+  allowRoot: z.boolean().optional().meta({ description: 'Allow a scope that is a filesystem root.' }),
+});
+
+export const ownerSpec = z.strictObject({
+  metadata: z.string().min(1).optional().meta({ description: 'S3 user-metadata entry (one HeadObject per object).' }),
+  tag: z.string().min(1).optional().meta({ description: 'S3 object tag (one GetObjectTagging per object).' }),
+  keyPattern: pattern.optional().meta({ description: 'Regex with a named group "owner", on the S3 key.' }),
+  pathPattern: pattern.optional().meta({ description: 'Regex with a named group "owner", on the path relative to fs.path.' }),
+  column: identifier.optional().meta({ description: 'SQL column holding the owner.' }),
+  key: z
+    .string()
+    .includes('{value}', { message: 'a key template must contain {value}' })
+    .optional()
+    .meta({ description: 'Template turning the value read into an owner key, e.g. "session:{value}".' }),
+  ref: z.string().regex(RESOURCE_NAME).optional().meta({ description: 'The value read is the id of a resource of this type.' }),
+});
+
+const protectRule = z.strictObject({
+  tag: z.record(z.string(), z.string()).optional(),
+  metadata: z.record(z.string(), z.string()).optional(),
+  keyPattern: pattern.optional(),
+  pathPattern: pattern.optional(),
+  where: sqlFragment.optional(),
+});
+
+const markSpec = z.union([
+  z.literal('tag'),
+  z.strictObject({ tag: z.string().min(1).max(128) }),
+  z.strictObject({ column: identifier }),
+]);
+
+/** Settings a resource may set itself or inherit from `defaults`. */
+const policyFields = {
+  ttl: duration.optional(),
+  minAge: duration.optional(),
+  grace: duration.optional(),
+  batchSize: count.max(10_000).optional(),
+  maxDeletesPerRun: count.optional(),
+  maxDeleteFraction: fraction.optional(),
+  onExpired: z.enum(['report', 'reap']).optional(),
+};
+
+const resource = z.strictObject({
+  name: z.string().regex(RESOURCE_NAME, 'expected a name of letters, digits, "-", "_" or "." (at most 63)'),
+  s3: s3Location.optional(),
+  postgres: sqlLocation.optional(),
+  mysql: sqlLocation.optional(),
+  fs: fsLocation.optional(),
+  owner: z.union([ownerSpec, z.array(ownerSpec).min(1)]),
+  ...policyFields,
+  protect: z.array(protectRule).optional(),
+  ageFrom: z.enum(['mtime', 'ctime', 'atime']).optional(),
+  mark: markSpec.optional(),
+  archive: z.union([z.boolean(), z.strictObject({ table: tableName })]).optional(),
+  quarantine: z.string().min(1).optional(),
+  retain: duration.optional(),
+});
+
+const breaker = z.strictObject({
+  maxDrop: z.number().min(0).max(1).optional().meta({ description: 'Largest fall in a liveness source\'s live-key count against the last run before reaping stops (default 0.5).' }),
+  minLiveKeys: z.number().int().min(0).optional().meta({ description: 'Fewest live keys a source may report before reaping stops (default 1).' }),
+});
+
+export const manifestSchema = z
+  .strictObject({
+    version: z.literal(1, { error: 'expected version: 1' }),
+    state: z.string().min(1).optional(),
+    defaults: z.strictObject({ ...policyFields, breaker: breaker.optional() }).optional(),
+    connections: z.record(z.string().regex(RESOURCE_NAME), connection).optional(),
+    owners: z.array(livenessSource).optional(),
+    resources: z.array(resource).min(1, 'a manifest declares at least one resource'),
+  })
+  .superRefine(checkManifest);
+
+export type ManifestInput = z.output<typeof manifestSchema>;
+export type OwnerSpecInput = z.output<typeof ownerSpec>;
+type Parsed = z.output<typeof manifestSchema>;
+type ResourceInput = Parsed['resources'][number];
+
+type Ctx = z.RefinementCtx;
+
+const BACKENDS = ['s3', 'postgres', 'mysql', 'fs'] as const;
+export type BackendKind = (typeof BACKENDS)[number];
+
+const OWNER_EXTRACTORS: Record<BackendKind, readonly (keyof OwnerSpecInput)[]> = {
+  s3: ['metadata', 'tag', 'keyPattern'],
+  fs: ['pathPattern'],
+  postgres: ['column'],
+  mysql: ['column'],
+};
+const PROTECT_RULES: Record<BackendKind, readonly string[]> = {
+  s3: ['tag', 'metadata', 'keyPattern'],
+  fs: ['pathPattern'],
+  postgres: ['where'],
+  mysql: ['where'],
+};
+const EXTRACTOR_KEYS = ['metadata', 'tag', 'keyPattern', 'pathPattern', 'column'] as const;
+
+const a = (kind: BackendKind) => (kind === 's3' ? 'an s3' : `a ${kind}`);
+
+function issue(ctx: Ctx, path: (string | number)[], message: string): void {
+  ctx.addIssue({ code: 'custom', path, message });
+}
+
+function checkRegex(ctx: Ctx, path: (string | number)[], source: string, needsOwner: boolean): void {
+  try {
+    const re = new RegExp(source, 'u');
+    if (needsOwner && !/\(\?<owner>/.test(re.source)) issue(ctx, path, 'the pattern needs a named group "owner", e.g. ^(?<owner>[^/]+)/');
+  } catch (error) {
+    issue(ctx, path, `invalid regular expression: ${(error as Error).message}`);
+  }
+}
+
+/** Cross-field rules: every reference resolves, every extractor and protect rule fits its backend. */
+function checkManifest(m: Parsed, ctx: Ctx): void {
+  const connections = m.connections ?? {};
+  const names = new Map<string, number>();
+  m.resources.forEach((r, i) => {
+    if (names.has(r.name)) issue(ctx, ['resources', i, 'name'], `duplicate resource name "${r.name}" (also resources[${names.get(r.name)}])`);
+    names.set(r.name, i);
+  });
+
+  (m.owners ?? []).forEach((source, i) => {
+    const kinds = (['leases', 'sql', 'static'] as const).filter((k) => source[k] !== undefined);
+    if (kinds.length !== 1) {
+      issue(ctx, ['owners', i], 'each liveness source has exactly one of: leases, sql, static');
+      return;
+    }
+    if (source.sql) {
+      const c = connections[source.sql.connection];
+      if (!c) issue(ctx, ['owners', i, 'sql', 'connection'], `no connection named "${source.sql.connection}"`);
+      else if (c.kind === 's3') issue(ctx, ['owners', i, 'sql', 'connection'], `connection "${source.sql.connection}" is s3; an sql source needs postgres or mysql`);
+    }
+  });
+
+  if (m.state !== undefined && !/^(sqlite:|postgres:\/\/|postgresql:\/\/|mysql:\/\/)/.test(m.state)) {
+    issue(ctx, ['state'], 'expected sqlite:PATH, postgres://… or mysql://…');
+  }
+
+  m.resources.forEach((r, i) => checkResource(r, i, ctx, connections, names));
+}
+
+function checkResource(
+  r: ResourceInput,
+  i: number,
+  ctx: Ctx,
+  connections: NonNullable<Parsed['connections']>,
+  names: Map<string, number>,
+): void {
+  const at = (...rest: (string | number)[]) => ['resources', i, ...rest];
+  const kinds = BACKENDS.filter((k) => r[k] !== undefined);
+  if (kinds.length !== 1) {
+    issue(ctx, at(), `a resource has exactly one location: s3, postgres, mysql or fs (found ${kinds.length ? kinds.join(', ') : 'none'})`);
+    return;
+  }
+  const kind = kinds[0]!;
+
+  if (kind !== 'fs') {
+    const location = r[kind]!;
+    const c = connections[location.connection];
+    if (!c) issue(ctx, at(kind, 'connection'), `no connection named "${location.connection}"`);
+    else if (c.kind !== kind) issue(ctx, at(kind, 'connection'), `connection "${location.connection}" is ${c.kind}, not ${kind}`);
+  }
+  if (r.s3 && r.s3.prefix === '' && !r.s3.allowEmptyPrefix) {
+    issue(ctx, at('s3', 'prefix'), 'an empty prefix scopes the whole bucket; set a prefix, or allowEmptyPrefix: true if that is meant');
+  }
+  if (r.fs) {
+    if (r.fs.glob !== undefined && (r.fs.glob.startsWith('/') || r.fs.glob.split('/').includes('..'))) {
+      issue(ctx, at('fs', 'glob'), 'a glob is relative to fs.path and may not contain ".."');
+    }
+  }
+
+  const owners = Array.isArray(r.owner) ? r.owner : [r.owner];
+  owners.forEach((o, j) => {
+    const path = Array.isArray(r.owner) ? at('owner', j) : at('owner');
+    const extractors = EXTRACTOR_KEYS.filter((k) => o[k] !== undefined);
+    if (extractors.length !== 1) {
+      issue(ctx, path, `an owner has exactly one of: ${OWNER_EXTRACTORS[kind].join(', ')} (found ${extractors.length ? extractors.join(', ') : 'none'})`);
+      return;
+    }
+    const extractor = extractors[0]!;
+    if (!OWNER_EXTRACTORS[kind].includes(extractor)) {
+      issue(ctx, [...path, extractor], `${a(kind)} resource cannot read its owner from ${extractor}; use ${OWNER_EXTRACTORS[kind].join(' or ')}`);
+    }
+    if (extractor === 'keyPattern' || extractor === 'pathPattern') checkRegex(ctx, [...path, extractor], o[extractor]!, true);
+    if (o.ref !== undefined) {
+      if (!names.has(o.ref)) issue(ctx, [...path, 'ref'], `no resource named "${o.ref}"`);
+      if (o.key !== undefined) issue(ctx, [...path, 'key'], 'a ref owner is a resource id, not a key; drop key');
+    }
+  });
+
+  (r.protect ?? []).forEach((rule, j) => {
+    const keys = Object.keys(rule).filter((k) => rule[k as keyof typeof rule] !== undefined);
+    if (keys.length !== 1) {
+      issue(ctx, at('protect', j), `a protect rule has exactly one of: ${PROTECT_RULES[kind].join(', ')}`);
+      return;
+    }
+    const key = keys[0]!;
+    if (!PROTECT_RULES[kind].includes(key)) {
+      issue(ctx, at('protect', j, key), `${a(kind)} resource cannot be protected by ${key}; use ${PROTECT_RULES[kind].join(' or ')}`);
+    }
+    if (key === 'keyPattern' || key === 'pathPattern') checkRegex(ctx, at('protect', j, key), (rule as Record<string, string>)[key]!, false);
+  });
+
+  if (r.ageFrom !== undefined && kind !== 'fs') issue(ctx, at('ageFrom'), 'ageFrom applies to fs resources only');
+  if (r.quarantine !== undefined && kind !== 'fs') issue(ctx, at('quarantine'), 'quarantine applies to fs resources only');
+  if (r.retain !== undefined && r.quarantine === undefined) issue(ctx, at('retain'), 'retain needs a quarantine directory');
+  if (r.archive !== undefined && kind !== 'postgres' && kind !== 'mysql') issue(ctx, at('archive'), 'archive applies to postgres and mysql resources only');
+  if (r.mark !== undefined) {
+    const sqlMark = typeof r.mark === 'object' && 'column' in r.mark;
+    if (kind === 'fs') issue(ctx, at('mark'), 'fs resources take no visible mark; their tombstone is in the state store');
+    else if (kind === 's3' && sqlMark) issue(ctx, at('mark'), 'an s3 resource is marked with a tag: mark: tag');
+    else if (kind !== 's3' && !sqlMark) issue(ctx, at('mark'), `${a(kind)} resource is marked in a column: mark: { column: NAME }`);
+  }
+  if (r.ttl !== undefined && parseDuration(r.ttl) === 0) issue(ctx, at('ttl'), 'a ttl of zero would expire everything at birth; omit ttl for none');
+}

@@ -1,0 +1,137 @@
+/**
+ * The manifest as the rest of reaper sees it: validated, interpolated, defaults applied,
+ * durations in milliseconds, relative paths resolved, and frozen. Nothing downstream
+ * reads the YAML or the environment again.
+ */
+
+export type BackendKind = 's3' | 'postgres' | 'mysql' | 'fs';
+
+export interface S3ConnectionSpec {
+  kind: 's3';
+  name: string;
+  region?: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  profile?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
+  maxAttempts?: number;
+  concurrency?: number;
+}
+
+export interface SqlConnectionSpec {
+  kind: 'postgres' | 'mysql';
+  name: string;
+  url: string;
+  poolSize?: number;
+  statementTimeoutMs?: number;
+}
+
+export type ConnectionSpec = S3ConnectionSpec | SqlConnectionSpec;
+
+export type LivenessSourceSpec =
+  | { kind: 'leases' }
+  | { kind: 'sql'; connection: string; query: string }
+  | { kind: 'static'; keys: readonly string[] };
+
+export interface S3Location {
+  kind: 's3';
+  connection: string;
+  bucket: string;
+  prefix: string;
+}
+
+export interface SqlLocation {
+  kind: 'postgres' | 'mysql';
+  connection: string;
+  /** Schema-qualified or bare table name, already validated as identifiers. */
+  table: string;
+  id: string;
+  createdAt: string;
+  where?: string;
+  version?: string;
+}
+
+export interface FsLocation {
+  kind: 'fs';
+  /** Absolute path of the directory (resolved against the manifest's directory). */
+  path: string;
+  glob?: string;
+}
+
+export type Location = S3Location | SqlLocation | FsLocation;
+
+export type OwnerExtractor =
+  | { from: 'metadata'; name: string }
+  | { from: 'tag'; name: string }
+  | { from: 'keyPattern'; pattern: string }
+  | { from: 'pathPattern'; pattern: string }
+  | { from: 'column'; name: string };
+
+export interface OwnerRule {
+  extractor: OwnerExtractor;
+  /** Template turning the extracted value into an owner key (`session:{value}`). */
+  keyTemplate?: string;
+  /** The extracted value is the id of a resource of this type. */
+  ref?: string;
+}
+
+export type ProtectRule =
+  | { kind: 'tag'; match: Readonly<Record<string, string>> }
+  | { kind: 'metadata'; match: Readonly<Record<string, string>> }
+  | { kind: 'keyPattern'; pattern: string }
+  | { kind: 'pathPattern'; pattern: string }
+  | { kind: 'where'; sql: string };
+
+export type MarkSpec = { kind: 'tag'; tag: string } | { kind: 'column'; column: string };
+
+export interface ResourceSpec {
+  name: string;
+  location: Location;
+  owners: readonly OwnerRule[];
+  ttlMs?: number;
+  minAgeMs: number;
+  graceMs: number;
+  batchSize: number;
+  maxDeletesPerRun: number;
+  maxDeleteFraction: number;
+  onExpired: 'report' | 'reap';
+  protect: readonly ProtectRule[];
+  ageFrom: 'mtime' | 'ctime' | 'atime';
+  mark?: MarkSpec;
+  archive?: { table: string };
+  quarantine?: string;
+  retainMs?: number;
+  /** 1-based line of the resource in the manifest, for messages. */
+  line: number | null;
+}
+
+export interface BreakerSpec {
+  maxDrop: number;
+  minLiveKeys: number;
+}
+
+export interface Manifest {
+  /** Absolute path of the manifest file ("<inline>" when built in code). */
+  file: string;
+  version: 1;
+  state: string;
+  connections: Readonly<Record<string, ConnectionSpec>>;
+  owners: readonly LivenessSourceSpec[];
+  resources: readonly ResourceSpec[];
+  breaker: BreakerSpec;
+  /** sha256 of the manifest's text, recorded with each run. */
+  digest: string;
+}
+
+export const BUILTIN_DEFAULTS = {
+  minAgeMs: 10 * 60_000,
+  graceMs: 60 * 60_000,
+  batchSize: 500,
+  maxDeletesPerRun: 10_000,
+  maxDeleteFraction: 0.5,
+  onExpired: 'report',
+  breaker: { maxDrop: 0.5, minLiveKeys: 1 },
+  state: 'sqlite:.reaper/state.db',
+} as const;

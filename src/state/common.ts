@@ -1,0 +1,132 @@
+/** Pieces every state-store dialect shares: ids, tokens, ttl bounds, row decoding. */
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { JournalEntry, JournalOutcome, Lease, LeaseBounds, RunRecord, Tombstone, TombstoneState } from './types.js';
+
+export const newLeaseId = (): string => randomUUID();
+export const newLeaseToken = (): string => randomBytes(24).toString('base64url');
+export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+/** Constant-time comparison of a presented token with a stored hash. */
+export function tokenMatches(token: string, storedHash: string): boolean {
+  const presented = Buffer.from(hashToken(token), 'hex');
+  const stored = Buffer.from(storedHash, 'hex');
+  return presented.length === stored.length && timingSafeEqual(presented, stored);
+}
+
+/** Run ids sort by time: `20261122T021300Z-3f9a1c`. */
+export function newRunId(nowMs: number): string {
+  const stamp = new Date(nowMs).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export function clampTtl(ttlMs: number, bounds: LeaseBounds): number {
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError('a lease ttl must be positive');
+  return Math.min(bounds.maxTtlMs, Math.max(bounds.minTtlMs, Math.round(ttlMs)));
+}
+
+/** Why a renewal found nothing to update, from the lease row (or its absence). */
+export function lostReason(row: { released_at: unknown; holder: string } | undefined, holder: string | undefined): 'expired' | 'released' | 'not-found' | 'not-holder' {
+  if (!row) return 'not-found';
+  if (holder !== undefined && row.holder !== holder) return 'not-holder';
+  if (row.released_at !== null && row.released_at !== undefined) return 'released';
+  return 'expired';
+}
+
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Row decoders take times already converted to ms by the dialect. */
+export type Row = Record<string, unknown>;
+const num = (v: unknown): number => (typeof v === 'bigint' ? Number(v) : Number(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const json = (v: unknown): unknown => (v === null || v === undefined ? null : typeof v === 'string' ? JSON.parse(v) : v);
+
+export function toLease(r: Row): Lease {
+  return {
+    leaseId: String(r.lease_id),
+    key: String(r.key),
+    holder: String(r.holder),
+    generation: num(r.generation),
+    ttlMs: num(r.ttl_ms),
+    acquiredAt: num(r.acquired_at),
+    renewedAt: num(r.renewed_at),
+    expiresAt: num(r.expires_at),
+    releasedAt: numOrNull(r.released_at),
+  };
+}
+
+export function toRun(r: Row): RunRecord {
+  return {
+    runId: String(r.run_id),
+    kind: r.kind as RunRecord['kind'],
+    status: r.status as RunRecord['status'],
+    startedAt: num(r.started_at),
+    finishedAt: numOrNull(r.finished_at),
+    manifestDigest: String(r.manifest_digest),
+    execute: Boolean(num(r.execute)),
+    summary: json(r.summary),
+    sourceCounts: json(r.source_counts) as Record<string, number> | null,
+    error: strOrNull(r.error),
+  };
+}
+
+export function toTombstone(r: Row): Tombstone {
+  return {
+    tombstoneId: num(r.tombstone_id),
+    resource: String(r.resource),
+    resourceId: String(r.resource_id),
+    fingerprint: String(r.fingerprint),
+    owner: strOrNull(r.owner),
+    ownerValue: strOrNull(r.owner_value),
+    reason: String(r.reason),
+    bytes: numOrNull(r.bytes),
+    markedRunId: String(r.marked_run_id),
+    markedAt: num(r.marked_at),
+    state: r.state as Tombstone['state'],
+    updatedAt: num(r.updated_at),
+    outcomeRunId: strOrNull(r.outcome_run_id),
+    note: strOrNull(r.note),
+    restoreHandle: strOrNull(r.restore_handle),
+  };
+}
+
+export function toJournal(r: Row): JournalEntry {
+  return {
+    journalId: num(r.journal_id),
+    runId: String(r.run_id),
+    tombstoneId: num(r.tombstone_id),
+    resource: String(r.resource),
+    resourceId: String(r.resource_id),
+    fingerprint: String(r.fingerprint),
+    owner: strOrNull(r.owner),
+    reason: String(r.reason),
+    bytes: numOrNull(r.bytes),
+    evidence: json(r.evidence),
+    outcome: r.outcome as JournalEntry['outcome'],
+    error: strOrNull(r.error),
+    at: num(r.at),
+  };
+}
+
+/** Renewal statistics are kept per minute of store time. */
+export const statsBucket = (nowMs: number): number => Math.floor(nowMs / 60_000);
+
+/**
+ * The tombstone state that follows a journal outcome. A failed delete leaves the
+ * tombstone marked: the next sweep reads the resource again and decides afresh.
+ */
+export function tombstoneStateFor(outcome: Exclude<JournalOutcome, 'intent'>): TombstoneState {
+  switch (outcome) {
+    case 'deleted':
+    case 'absent':
+      return 'deleted';
+    case 'changed':
+      return 'lifted';
+    case 'failed':
+      return 'marked';
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * SQLite schema, as numbered migrations held in TypeScript (tsc copies no .sql files).
+ * Times are integer milliseconds since the epoch from the store's clock.
+ */
+export const SQLITE_MIGRATIONS: readonly { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE leases (
+  lease_id    TEXT PRIMARY KEY,
+  key         TEXT NOT NULL,
+  holder      TEXT NOT NULL,
+  token_hash  TEXT NOT NULL,
+  generation  INTEGER NOT NULL,
+  ttl_ms      INTEGER NOT NULL,
+  acquired_at INTEGER NOT NULL,
+  renewed_at  INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  released_at INTEGER
+);
+CREATE INDEX leases_key_expires ON leases (key, expires_at);
+CREATE INDEX leases_expires ON leases (expires_at);
+
+CREATE TABLE lease_generations (
+  key        TEXT PRIMARY KEY,
+  generation INTEGER NOT NULL
+);
+
+CREATE TABLE lease_renewal_stats (
+  bucket INTEGER PRIMARY KEY,
+  ok     INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE runs (
+  run_id          TEXT PRIMARY KEY,
+  kind            TEXT NOT NULL,
+  status          TEXT NOT NULL,
+  started_at      INTEGER NOT NULL,
+  finished_at     INTEGER,
+  manifest_digest TEXT NOT NULL,
+  execute         INTEGER NOT NULL,
+  summary         TEXT,
+  source_counts   TEXT,
+  error           TEXT
+);
+CREATE INDEX runs_started ON runs (started_at);
+
+CREATE TABLE checkpoints (
+  run_id     TEXT NOT NULL,
+  resource   TEXT NOT NULL,
+  phase      TEXT NOT NULL,
+  cursor     TEXT,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (run_id, resource, phase)
+);
+
+CREATE TABLE resource_locks (
+  resource   TEXT PRIMARY KEY,
+  run_id     TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+
+CREATE TABLE tombstones (
+  tombstone_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+  resource       TEXT NOT NULL,
+  resource_id    TEXT NOT NULL,
+  fingerprint    TEXT NOT NULL,
+  owner          TEXT,
+  owner_value    TEXT,
+  reason         TEXT NOT NULL,
+  bytes          INTEGER,
+  marked_run_id  TEXT NOT NULL,
+  marked_at      INTEGER NOT NULL,
+  state          TEXT NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  outcome_run_id TEXT,
+  note           TEXT,
+  restore_handle TEXT
+);
+CREATE UNIQUE INDEX tombstones_active ON tombstones (resource, resource_id) WHERE state IN ('marked', 'deleting');
+CREATE INDEX tombstones_due ON tombstones (resource, state, tombstone_id);
+CREATE INDEX tombstones_run ON tombstones (marked_run_id);
+
+CREATE TABLE journal (
+  journal_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id       TEXT NOT NULL,
+  tombstone_id INTEGER NOT NULL REFERENCES tombstones (tombstone_id),
+  resource     TEXT NOT NULL,
+  resource_id  TEXT NOT NULL,
+  fingerprint  TEXT NOT NULL,
+  owner        TEXT,
+  reason       TEXT NOT NULL,
+  bytes        INTEGER,
+  evidence     TEXT,
+  outcome      TEXT NOT NULL,
+  error        TEXT,
+  at           INTEGER NOT NULL
+);
+CREATE INDEX journal_run ON journal (run_id);
+CREATE INDEX journal_pending ON journal (resource, outcome);
+`,
+  },
+];

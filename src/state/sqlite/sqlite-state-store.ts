@@ -1,0 +1,472 @@
+/**
+ * The embedded state store: one SQLite file (WAL, busy timeout), driven by better-sqlite3.
+ * Calls are synchronous underneath; the async surface matches the server dialects.
+ * The clock is SQLite's own (`unixepoch('subsec')`), so every judgement of time in a
+ * deployment comes from one place.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { BackendError, LeaseLostError } from '../../errors.js';
+import {
+  chunk,
+  clampTtl,
+  hashToken,
+  lostReason,
+  newLeaseId,
+  newLeaseToken,
+  newRunId,
+  statsBucket,
+  tombstoneStateFor,
+  toJournal,
+  toLease,
+  toRun,
+  toTombstone,
+  tokenMatches,
+  type Row,
+} from '../common.js';
+import {
+  DEFAULT_LEASE_BOUNDS,
+  type AcquiredLease,
+  type JournalEntry,
+  type JournalOutcome,
+  type Lease,
+  type LeaseBounds,
+  type LeaseStats,
+  type NewTombstone,
+  type RenewOutcome,
+  type RunKind,
+  type RunRecord,
+  type RunStatus,
+  type StateStore,
+  type Tombstone,
+  type TombstoneState,
+} from '../types.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
+
+const NOW = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`;
+const IN_CHUNK = 500;
+
+export interface SqliteStateStoreOptions {
+  leaseBounds?: LeaseBounds;
+  busyTimeoutMs?: number;
+}
+
+export class SqliteStateStore implements StateStore {
+  readonly dialect = 'sqlite' as const;
+  readonly description: string;
+  private readonly bounds: LeaseBounds;
+
+  private constructor(
+    private readonly db: BetterSqlite3.Database,
+    file: string,
+    options: SqliteStateStoreOptions,
+  ) {
+    this.description = `sqlite:${file}`;
+    this.bounds = options.leaseBounds ?? DEFAULT_LEASE_BOUNDS;
+  }
+
+  /** Open (creating the directory and file if needed) and migrate. */
+  static async open(file: string, options: SqliteStateStoreOptions = {}): Promise<SqliteStateStore> {
+    const { default: Database } = await import('better-sqlite3');
+    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+    let db: BetterSqlite3.Database;
+    try {
+      db = new Database(file);
+    } catch (error) {
+      throw new BackendError(`cannot open the state store sqlite:${file}: ${(error as Error).message}`, { cause: error });
+    }
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5_000}`);
+    db.pragma('foreign_keys = ON');
+    const store = new SqliteStateStore(db, file, options);
+    await store.migrate();
+    return store;
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS reaper_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    const current = (this.db.prepare('SELECT MAX(version) AS v FROM reaper_migrations').get() as { v: number | null }).v ?? 0;
+    const latest = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1]!.version;
+    if (current > latest) {
+      throw new BackendError(`the state store ${this.description} has schema version ${current}, newer than this reaper knows (${latest}); upgrade reaper`);
+    }
+    for (const migration of SQLITE_MIGRATIONS) {
+      if (migration.version <= current) continue;
+      this.db.transaction(() => {
+        this.db.exec(migration.sql);
+        this.db.prepare(`INSERT INTO reaper_migrations (version, applied_at) VALUES (?, ${NOW})`).run(migration.version);
+      }).immediate();
+    }
+  }
+
+  async now(): Promise<number> {
+    return (this.db.prepare(`SELECT ${NOW} AS now`).get() as { now: number }).now;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  // ------------------------------------------------------------ leases
+
+  async acquireLease(input: { key: string; holder: string; ttlMs: number }): Promise<AcquiredLease> {
+    const ttlMs = clampTtl(input.ttlMs, this.bounds);
+    const leaseId = newLeaseId();
+    const token = newLeaseToken();
+    const row = this.db.transaction(() => {
+      const generation = (
+        this.db
+          .prepare('INSERT INTO lease_generations (key, generation) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET generation = generation + 1 RETURNING generation')
+          .get(input.key) as { generation: number }
+      ).generation;
+      return this.db
+        .prepare(
+          `INSERT INTO leases (lease_id, key, holder, token_hash, generation, ttl_ms, acquired_at, renewed_at, expires_at)
+           VALUES (?, ?, ?, ?, ?, ?, ${NOW}, ${NOW}, ${NOW} + ?) RETURNING *`,
+        )
+        .get(leaseId, input.key, input.holder, hashToken(token), generation, ttlMs, ttlMs) as Row;
+    }).immediate();
+    return { ...toLease(row), token };
+  }
+
+  async renewLease(leaseId: string, options: { ttlMs?: number; holder?: string } = {}): Promise<Lease> {
+    const [outcome] = await this.renewLeases([leaseId], options);
+    if (!outcome!.lease) throw new LeaseLostError(leaseId, outcome!.lost!);
+    return outcome!.lease;
+  }
+
+  async renewLeases(leaseIds: readonly string[], options: { ttlMs?: number; holder?: string } = {}): Promise<RenewOutcome[]> {
+    const ttl = options.ttlMs === undefined ? null : clampTtl(options.ttlMs, this.bounds);
+    return this.db.transaction(() => {
+      const renewed = new Map<string, Lease>();
+      for (const ids of chunk(leaseIds, IN_CHUNK)) {
+        const marks = ids.map(() => '?').join(',');
+        const holderClause = options.holder === undefined ? '' : 'AND holder = ?';
+        const params: unknown[] = [ttl, ttl, ...ids];
+        if (options.holder !== undefined) params.push(options.holder);
+        const rows = this.db
+          .prepare(
+            `UPDATE leases SET renewed_at = ${NOW}, ttl_ms = COALESCE(?, ttl_ms), expires_at = ${NOW} + COALESCE(?, ttl_ms)
+             WHERE lease_id IN (${marks}) AND released_at IS NULL AND expires_at > ${NOW} ${holderClause} RETURNING *`,
+          )
+          .all(...params) as Row[];
+        for (const r of rows) renewed.set(String(r.lease_id), toLease(r));
+      }
+      const outcomes = leaseIds.map((leaseId): RenewOutcome => {
+        const lease = renewed.get(leaseId);
+        if (lease) return { leaseId, lease };
+        const row = this.db.prepare('SELECT released_at, holder FROM leases WHERE lease_id = ?').get(leaseId) as { released_at: unknown; holder: string } | undefined;
+        return { leaseId, lost: lostReason(row, options.holder) };
+      });
+      const failed = outcomes.filter((o) => o.lost).length;
+      this.db
+        .prepare(
+          `INSERT INTO lease_renewal_stats (bucket, ok, failed) VALUES (?, ?, ?)
+           ON CONFLICT (bucket) DO UPDATE SET ok = ok + excluded.ok, failed = failed + excluded.failed`,
+        )
+        .run(statsBucket(this.nowSync()), outcomes.length - failed, failed);
+      return outcomes;
+    }).immediate();
+  }
+
+  async releaseLease(leaseId: string, options: { holder?: string } = {}): Promise<void> {
+    const row = this.db.prepare('SELECT holder FROM leases WHERE lease_id = ?').get(leaseId) as { holder: string } | undefined;
+    if (!row) throw new LeaseLostError(leaseId, 'not-found');
+    if (options.holder !== undefined && row.holder !== options.holder) throw new LeaseLostError(leaseId, 'not-holder');
+    this.db.prepare(`UPDATE leases SET released_at = ${NOW}, expires_at = MIN(expires_at, ${NOW}) WHERE lease_id = ? AND released_at IS NULL`).run(leaseId);
+  }
+
+  async getLease(leaseId: string): Promise<Lease | null> {
+    const row = this.db.prepare('SELECT * FROM leases WHERE lease_id = ?').get(leaseId) as Row | undefined;
+    return row ? toLease(row) : null;
+  }
+
+  async verifyLeaseToken(leaseId: string, token: string): Promise<boolean> {
+    const row = this.db.prepare('SELECT token_hash FROM leases WHERE lease_id = ?').get(leaseId) as { token_hash: string } | undefined;
+    return row ? tokenMatches(token, row.token_hash) : false;
+  }
+
+  async listLeases(filter: { key?: string; includeInactive?: boolean; limit?: number } = {}): Promise<Lease[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.key !== undefined) {
+      where.push('key = ?');
+      params.push(filter.key);
+    }
+    if (!filter.includeInactive) where.push(`released_at IS NULL AND expires_at > ${NOW}`);
+    params.push(filter.limit ?? 1_000);
+    const sql = `SELECT * FROM leases ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY key, acquired_at LIMIT ?`;
+    return (this.db.prepare(sql).all(...params) as Row[]).map(toLease);
+  }
+
+  async liveKeys(keys: readonly string[]): Promise<Set<string>> {
+    const live = new Set<string>();
+    for (const part of chunk([...new Set(keys)], IN_CHUNK)) {
+      const rows = this.db
+        .prepare(`SELECT DISTINCT key FROM leases WHERE key IN (${part.map(() => '?').join(',')}) AND released_at IS NULL AND expires_at > ${NOW}`)
+        .all(...part) as { key: string }[];
+      for (const r of rows) live.add(r.key);
+    }
+    return live;
+  }
+
+  async keysActiveSince(keys: readonly string[], sinceMs: number): Promise<Set<string>> {
+    const active = new Set<string>();
+    for (const part of chunk([...new Set(keys)], IN_CHUNK)) {
+      const rows = this.db
+        .prepare(`SELECT DISTINCT key FROM leases WHERE key IN (${part.map(() => '?').join(',')}) AND (renewed_at >= ? OR acquired_at >= ?)`)
+        .all(...part, sinceMs, sinceMs) as { key: string }[];
+      for (const r of rows) active.add(r.key);
+    }
+    return active;
+  }
+
+  async countLiveKeys(): Promise<number> {
+    return (this.db.prepare(`SELECT COUNT(DISTINCT key) AS n FROM leases WHERE released_at IS NULL AND expires_at > ${NOW}`).get() as { n: number }).n;
+  }
+
+  async leaseStats(windowMs: number): Promise<LeaseStats> {
+    const now = this.nowSync();
+    const counts = this.db
+      .prepare(
+        `SELECT SUM(CASE WHEN released_at IS NULL AND expires_at > ? THEN 1 ELSE 0 END) AS active,
+                SUM(CASE WHEN released_at IS NULL AND expires_at <= ? THEN 1 ELSE 0 END) AS expired
+         FROM leases`,
+      )
+      .get(now, now) as { active: number | null; expired: number | null };
+    const stats = this.db
+      .prepare('SELECT COALESCE(SUM(ok), 0) AS ok, COALESCE(SUM(failed), 0) AS failed FROM lease_renewal_stats WHERE bucket >= ?')
+      .get(statsBucket(now - windowMs)) as { ok: number; failed: number };
+    const total = stats.ok + stats.failed;
+    return {
+      active: counts.active ?? 0,
+      expired: counts.expired ?? 0,
+      renewals: stats.ok,
+      renewalFailures: stats.failed,
+      renewalFailureRate: total === 0 ? 0 : stats.failed / total,
+    };
+  }
+
+  async pruneLeases(olderThanMs: number): Promise<number> {
+    const cutoff = this.nowSync() - olderThanMs;
+    return this.db.prepare('DELETE FROM leases WHERE COALESCE(released_at, expires_at) < ? AND expires_at < ?').run(cutoff, cutoff).changes;
+  }
+
+  private nowSync(): number {
+    return (this.db.prepare(`SELECT ${NOW} AS now`).get() as { now: number }).now;
+  }
+
+  // ------------------------------------------------------------ runs, checkpoints, locks
+
+  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean }): Promise<RunRecord> {
+    const now = this.nowSync();
+    const row = this.db
+      .prepare(`INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, execute) VALUES (?, ?, 'running', ?, ?, ?) RETURNING *`)
+      .get(newRunId(now), input.kind, now, input.manifestDigest, input.execute ? 1 : 0) as Row;
+    return toRun(row);
+  }
+
+  async finishRun(runId: string, input: { status: RunStatus; summary?: unknown; sourceCounts?: Record<string, number> | null; error?: string | null }): Promise<void> {
+    this.db
+      .prepare(`UPDATE runs SET status = ?, finished_at = ${NOW}, summary = ?, source_counts = ?, error = ? WHERE run_id = ?`)
+      .run(
+        input.status,
+        input.summary === undefined ? null : JSON.stringify(input.summary),
+        input.sourceCounts ? JSON.stringify(input.sourceCounts) : null,
+        input.error ?? null,
+        runId,
+      );
+  }
+
+  async getRun(runId: string): Promise<RunRecord | null> {
+    const row = this.db.prepare('SELECT * FROM runs WHERE run_id = ?').get(runId) as Row | undefined;
+    return row ? toRun(row) : null;
+  }
+
+  async listRuns(filter: { kind?: RunKind; limit?: number } = {}): Promise<RunRecord[]> {
+    const rows = filter.kind
+      ? this.db.prepare('SELECT * FROM runs WHERE kind = ? ORDER BY started_at DESC, run_id DESC LIMIT ?').all(filter.kind, filter.limit ?? 20)
+      : this.db.prepare('SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?').all(filter.limit ?? 20);
+    return (rows as Row[]).map(toRun);
+  }
+
+  async lastSourceCounts(): Promise<Record<string, number> | null> {
+    const row = this.db
+      .prepare(`SELECT source_counts FROM runs WHERE source_counts IS NOT NULL AND status IN ('ok', 'gate-failed') ORDER BY finished_at DESC LIMIT 1`)
+      .get() as { source_counts: string } | undefined;
+    return row ? (JSON.parse(row.source_counts) as Record<string, number>) : null;
+  }
+
+  async saveCheckpoint(runId: string, resource: string, phase: string, cursor: string | null): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO checkpoints (run_id, resource, phase, cursor, updated_at) VALUES (?, ?, ?, ?, ${NOW})
+         ON CONFLICT (run_id, resource, phase) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
+      )
+      .run(runId, resource, phase, cursor);
+  }
+
+  async loadCheckpoint(runId: string, resource: string, phase: string): Promise<string | null | undefined> {
+    const row = this.db.prepare('SELECT cursor FROM checkpoints WHERE run_id = ? AND resource = ? AND phase = ?').get(runId, resource, phase) as
+      | { cursor: string | null }
+      | undefined;
+    return row === undefined ? undefined : row.cursor;
+  }
+
+  async acquireLock(resource: string, runId: string, ttlMs: number): Promise<boolean> {
+    const result = this.db
+      .prepare(
+        `INSERT INTO resource_locks (resource, run_id, expires_at) VALUES (?, ?, ${NOW} + ?)
+         ON CONFLICT (resource) DO UPDATE SET run_id = excluded.run_id, expires_at = excluded.expires_at
+         WHERE resource_locks.expires_at <= ${NOW} OR resource_locks.run_id = excluded.run_id`,
+      )
+      .run(resource, runId, ttlMs);
+    return result.changes === 1;
+  }
+
+  async refreshLock(resource: string, runId: string, ttlMs: number): Promise<boolean> {
+    return this.db.prepare(`UPDATE resource_locks SET expires_at = ${NOW} + ? WHERE resource = ? AND run_id = ?`).run(ttlMs, resource, runId).changes === 1;
+  }
+
+  async releaseLock(resource: string, runId: string): Promise<void> {
+    this.db.prepare('DELETE FROM resource_locks WHERE resource = ? AND run_id = ?').run(resource, runId);
+  }
+
+  // ------------------------------------------------------------ tombstones and journal
+
+  async insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number> {
+    const insert = this.db.prepare(
+      `INSERT INTO tombstones (resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ${NOW}, 'marked', ${NOW})
+       ON CONFLICT (resource, resource_id) WHERE state IN ('marked', 'deleting') DO NOTHING`,
+    );
+    return this.db.transaction(() => {
+      let inserted = 0;
+      for (const t of items) inserted += insert.run(t.resource, t.resourceId, t.fingerprint, t.owner, t.ownerValue, t.reason, t.bytes, runId).changes;
+      return inserted;
+    }).immediate();
+  }
+
+  async dueTombstones(resource: string, graceMs: number, afterId: number, limit: number): Promise<Tombstone[]> {
+    return (
+      this.db
+        .prepare(`SELECT * FROM tombstones WHERE resource = ? AND state = 'marked' AND tombstone_id > ? AND marked_at <= ${NOW} - ? ORDER BY tombstone_id LIMIT ?`)
+        .all(resource, afterId, graceMs, limit) as Row[]
+    ).map(toTombstone);
+  }
+
+  async activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Map<string, Tombstone>> {
+    const out = new Map<string, Tombstone>();
+    for (const part of chunk(resourceIds, IN_CHUNK)) {
+      const rows = this.db
+        .prepare(`SELECT * FROM tombstones WHERE resource = ? AND state IN ('marked', 'deleting') AND resource_id IN (${part.map(() => '?').join(',')})`)
+        .all(resource, ...part) as Row[];
+      for (const r of rows) out.set(String(r.resource_id), toTombstone(r));
+    }
+    return out;
+  }
+
+  async countTombstones(resource: string): Promise<{ marked: number; deleting: number; oldestMarkedAt: number | null }> {
+    const row = this.db
+      .prepare(
+        `SELECT SUM(state = 'marked') AS marked, SUM(state = 'deleting') AS deleting, MIN(marked_at) AS oldest
+         FROM tombstones WHERE resource = ? AND state IN ('marked', 'deleting')`,
+      )
+      .get(resource) as { marked: number | null; deleting: number | null; oldest: number | null };
+    return { marked: row.marked ?? 0, deleting: row.deleting ?? 0, oldestMarkedAt: row.oldest };
+  }
+
+  async beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]> {
+    const move = this.db.prepare(`UPDATE tombstones SET state = 'deleting', updated_at = ${NOW}, outcome_run_id = ? WHERE tombstone_id = ? AND state = 'marked' RETURNING *`);
+    const append = this.db.prepare(
+      `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ${NOW}) RETURNING *`,
+    );
+    return this.db.transaction(() => {
+      const entries: JournalEntry[] = [];
+      for (const item of items) {
+        const t = move.get(runId, item.tombstoneId) as Row | undefined;
+        if (!t) continue;
+        const tomb = toTombstone(t);
+        entries.push(
+          toJournal(
+            append.get(runId, tomb.tombstoneId, tomb.resource, tomb.resourceId, tomb.fingerprint, tomb.owner, tomb.reason, tomb.bytes, JSON.stringify(item.evidence ?? null)) as Row,
+          ),
+        );
+      }
+      return entries;
+    }).immediate();
+  }
+
+  async finishDeletes(
+    runId: string,
+    results: readonly { journalId: number; outcome: Exclude<JournalOutcome, 'intent'>; error?: string | null; restoreHandle?: string | null }[],
+  ): Promise<void> {
+    const journal = this.db.prepare(`UPDATE journal SET outcome = ?, error = ?, at = ${NOW} WHERE journal_id = ? RETURNING tombstone_id`);
+    const tomb = this.db.prepare(
+      `UPDATE tombstones SET state = ?, note = ?, restore_handle = COALESCE(?, restore_handle), outcome_run_id = ?, updated_at = ${NOW} WHERE tombstone_id = ?`,
+    );
+    this.db.transaction(() => {
+      for (const r of results) {
+        const row = journal.get(r.outcome, r.error ?? null, r.journalId) as { tombstone_id: number } | undefined;
+        if (!row) continue;
+        tomb.run(tombstoneStateFor(r.outcome), r.error ?? (r.outcome === 'changed' ? 'resource changed since it was marked' : null), r.restoreHandle ?? null, runId, row.tombstone_id);
+      }
+    }).immediate();
+  }
+
+  async pendingIntents(resource: string): Promise<JournalEntry[]> {
+    return (this.db.prepare(`SELECT * FROM journal WHERE resource = ? AND outcome = 'intent' ORDER BY journal_id`).all(resource) as Row[]).map(toJournal);
+  }
+
+  async liftTombstones(runId: string, tombstoneIds: readonly number[], note: string): Promise<number> {
+    const lift = this.db.prepare(`UPDATE tombstones SET state = 'lifted', note = ?, outcome_run_id = ?, updated_at = ${NOW} WHERE tombstone_id = ? AND state = 'marked'`);
+    return this.db.transaction(() => tombstoneIds.reduce((n, id) => n + lift.run(note, runId, id).changes, 0)).immediate();
+  }
+
+  async findTombstones(filter: { runId?: string; resource?: string; resourceId?: string; states?: readonly TombstoneState[]; limit?: number }): Promise<Tombstone[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.runId !== undefined) {
+      where.push('(marked_run_id = ? OR outcome_run_id = ?)');
+      params.push(filter.runId, filter.runId);
+    }
+    if (filter.resource !== undefined) {
+      where.push('resource = ?');
+      params.push(filter.resource);
+    }
+    if (filter.resourceId !== undefined) {
+      where.push('resource_id = ?');
+      params.push(filter.resourceId);
+    }
+    if (filter.states?.length) {
+      where.push(`state IN (${filter.states.map(() => '?').join(',')})`);
+      params.push(...filter.states);
+    }
+    params.push(filter.limit ?? 10_000);
+    return (
+      this.db.prepare(`SELECT * FROM tombstones ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY tombstone_id LIMIT ?`).all(...params) as Row[]
+    ).map(toTombstone);
+  }
+
+  async setTombstoneState(tombstoneId: number, state: TombstoneState, note: string | null): Promise<void> {
+    this.db.prepare(`UPDATE tombstones SET state = ?, note = ?, updated_at = ${NOW} WHERE tombstone_id = ?`).run(state, note, tombstoneId);
+  }
+
+  async journal(filter: { runId?: string; resource?: string; limit?: number }): Promise<JournalEntry[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.runId !== undefined) {
+      where.push('run_id = ?');
+      params.push(filter.runId);
+    }
+    if (filter.resource !== undefined) {
+      where.push('resource = ?');
+      params.push(filter.resource);
+    }
+    params.push(filter.limit ?? 10_000);
+    return (this.db.prepare(`SELECT * FROM journal ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY journal_id LIMIT ?`).all(...params) as Row[]).map(toJournal);
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The state store: leases, tombstones (the reap ledger and its journal), runs,
+ * checkpoints and locks. One contract, three dialects (sqlite, postgres, mysql).
+ * Every time it records or compares is the store's own clock, never the caller's.
+ */
+
+export type StoreDialect = 'sqlite' | 'postgres' | 'mysql';
+
+export interface Lease {
+  leaseId: string;
+  key: string;
+  holder: string;
+  /** Fencing number: grows by one with every acquisition of the same key. */
+  generation: number;
+  ttlMs: number;
+  acquiredAt: number;
+  renewedAt: number;
+  expiresAt: number;
+  releasedAt: number | null;
+}
+
+export interface AcquiredLease extends Lease {
+  /** Secret that proves holdership over the HTTP API; shown once. */
+  token: string;
+}
+
+export interface LeaseBounds {
+  minTtlMs: number;
+  maxTtlMs: number;
+}
+
+export const DEFAULT_LEASE_BOUNDS: LeaseBounds = { minTtlMs: 1_000, maxTtlMs: 7 * 86_400_000 };
+
+export interface LeaseStats {
+  active: number;
+  /** Leases that ran out without a release (still on record). */
+  expired: number;
+  renewals: number;
+  renewalFailures: number;
+  /** renewalFailures / (renewals + renewalFailures) over the window; 0 when there were none. */
+  renewalFailureRate: number;
+}
+
+export interface RenewOutcome {
+  leaseId: string;
+  lease?: Lease;
+  /** Why the renewal failed; absent on success. */
+  lost?: 'expired' | 'released' | 'not-found' | 'not-holder';
+}
+
+export interface LeaseStore {
+  acquireLease(input: { key: string; holder: string; ttlMs: number }): Promise<AcquiredLease>;
+  /** Renew one lease; throws LeaseLostError once it expired or was released (a late heartbeat never resurrects). */
+  renewLease(leaseId: string, options?: { ttlMs?: number; holder?: string }): Promise<Lease>;
+  /** Renew many leases in one statement; each outcome is recorded for the renewal-failure rate. */
+  renewLeases(leaseIds: readonly string[], options?: { ttlMs?: number; holder?: string }): Promise<RenewOutcome[]>;
+  /** Release a lease (idempotent); throws LeaseLostError('not-holder') when `holder` is given and differs. */
+  releaseLease(leaseId: string, options?: { holder?: string }): Promise<void>;
+  getLease(leaseId: string): Promise<Lease | null>;
+  /** Token check for the HTTP API (constant-time compare on the stored hash). */
+  verifyLeaseToken(leaseId: string, token: string): Promise<boolean>;
+  listLeases(filter?: { key?: string; includeInactive?: boolean; limit?: number }): Promise<Lease[]>;
+  /** Which of these keys have an unexpired, unreleased lease now. */
+  liveKeys(keys: readonly string[]): Promise<Set<string>>;
+  /** Keys among these whose lease was acquired or renewed at or after `sinceMs` (store clock). */
+  keysActiveSince(keys: readonly string[], sinceMs: number): Promise<Set<string>>;
+  countLiveKeys(): Promise<number>;
+  leaseStats(windowMs: number): Promise<LeaseStats>;
+  /** Delete leases that ended more than `olderThanMs` ago; returns how many. */
+  pruneLeases(olderThanMs: number): Promise<number>;
+}
+
+export type RunKind = 'audit' | 'reap';
+export type RunStatus = 'running' | 'ok' | 'failed' | 'refused' | 'interrupted' | 'gate-failed';
+
+export interface RunRecord {
+  runId: string;
+  kind: RunKind;
+  status: RunStatus;
+  startedAt: number;
+  finishedAt: number | null;
+  manifestDigest: string;
+  /** Whether the run was allowed to change anything (reap --execute). */
+  execute: boolean;
+  /** Report numbers (the JSON document's summary and per-type counts). */
+  summary: unknown;
+  /** Live-key counts per liveness source, for the registry-outage breaker. */
+  sourceCounts: Record<string, number> | null;
+  error: string | null;
+}
+
+export interface RunStore {
+  startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean }): Promise<RunRecord>;
+  finishRun(runId: string, input: { status: RunStatus; summary?: unknown; sourceCounts?: Record<string, number> | null; error?: string | null }): Promise<void>;
+  getRun(runId: string): Promise<RunRecord | null>;
+  listRuns(filter?: { kind?: RunKind; limit?: number }): Promise<RunRecord[]>;
+  /** The most recent finished run of a kind with source counts (for the breaker). */
+  lastSourceCounts(): Promise<Record<string, number> | null>;
+  saveCheckpoint(runId: string, resource: string, phase: string, cursor: string | null): Promise<void>;
+  loadCheckpoint(runId: string, resource: string, phase: string): Promise<string | null | undefined>;
+  /** Take the per-resource-type lock; false when another live run holds it. Expired locks are taken over. */
+  acquireLock(resource: string, runId: string, ttlMs: number): Promise<boolean>;
+  /** Extend a held lock; false when it was lost. */
+  refreshLock(resource: string, runId: string, ttlMs: number): Promise<boolean>;
+  releaseLock(resource: string, runId: string): Promise<void>;
+}
+
+export type TombstoneState = 'marked' | 'deleting' | 'deleted' | 'lifted' | 'restored';
+
+export interface Tombstone {
+  tombstoneId: number;
+  resource: string;
+  resourceId: string;
+  fingerprint: string;
+  /** The owner key (or TYPE/ID) judged at mark time; null for no-owner. */
+  owner: string | null;
+  /** The raw owner value read from the resource (SQL deletes re-check it). */
+  ownerValue: string | null;
+  reason: string;
+  bytes: number | null;
+  markedRunId: string;
+  markedAt: number;
+  state: TombstoneState;
+  updatedAt: number;
+  outcomeRunId: string | null;
+  /** Why a tombstone was lifted or failed. */
+  note: string | null;
+  restoreHandle: string | null;
+}
+
+export interface NewTombstone {
+  resource: string;
+  resourceId: string;
+  fingerprint: string;
+  owner: string | null;
+  ownerValue: string | null;
+  reason: string;
+  bytes: number | null;
+}
+
+export type JournalOutcome = 'intent' | 'deleted' | 'absent' | 'changed' | 'failed';
+
+export interface JournalEntry {
+  journalId: number;
+  runId: string;
+  tombstoneId: number;
+  resource: string;
+  resourceId: string;
+  fingerprint: string;
+  owner: string | null;
+  reason: string;
+  bytes: number | null;
+  /** What the sweep saw when it decided (liveness answers, ages), as JSON. */
+  evidence: unknown;
+  outcome: JournalOutcome;
+  error: string | null;
+  at: number;
+}
+
+export interface TombstoneStore {
+  /** Insert tombstones (marked_at = store now); resources that already have an active one are skipped. Returns the number inserted. */
+  insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number>;
+  /** Active (marked) tombstones of a type whose grace has passed by the store clock, after `afterId`, ordered by id. */
+  dueTombstones(resource: string, graceMs: number, afterId: number, limit: number): Promise<Tombstone[]>;
+  /** Active tombstones (marked or deleting) by resource id, for one type. */
+  activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Map<string, Tombstone>>;
+  countTombstones(resource: string): Promise<{ marked: number; deleting: number; oldestMarkedAt: number | null }>;
+  /**
+   * Write-ahead: in one transaction, move these tombstones to `deleting` and append an
+   * `intent` journal entry for each. Only tombstones still `marked` move; returns their entries.
+   */
+  beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]>;
+  /** Record outcomes: journal entries get their outcome; tombstones become deleted, lifted, or marked again after a failure. */
+  finishDeletes(
+    runId: string,
+    results: readonly { journalId: number; outcome: Exclude<JournalOutcome, 'intent'>; error?: string | null; restoreHandle?: string | null }[],
+  ): Promise<void>;
+  /** Journal entries still at `intent` (a crash between write-ahead and outcome), for one type. */
+  pendingIntents(resource: string): Promise<JournalEntry[]>;
+  /** Lift active tombstones (owner came back, resource changed, operator restore). */
+  liftTombstones(runId: string, tombstoneIds: readonly number[], note: string): Promise<number>;
+  findTombstones(filter: { runId?: string; resource?: string; resourceId?: string; states?: readonly TombstoneState[]; limit?: number }): Promise<Tombstone[]>;
+  setTombstoneState(tombstoneId: number, state: TombstoneState, note: string | null): Promise<void>;
+  journal(filter: { runId?: string; resource?: string; limit?: number }): Promise<JournalEntry[]>;
+}
+
+export interface StateStore extends LeaseStore, RunStore, TombstoneStore {
+  readonly dialect: StoreDialect;
+  /** Where the store is, with any password removed. */
+  readonly description: string;
+  /** Apply pending migrations; refuse a schema newer than this build knows. */
+  migrate(): Promise<void>;
+  /** The store's clock, in ms since the epoch. */
+  now(): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,82 @@
+/**
+ * Per-test isolation on the real services: a fresh PostgreSQL database, MySQL
+ * database or S3 bucket for each test, dropped afterwards (kept when the test failed,
+ * as evidence). `needs(...)` skips outside CI when a service is missing; under CI the
+ * global setup has already failed the run instead.
+ */
+import { randomBytes } from 'node:crypto';
+import { inject, onTestFailed } from 'vitest';
+
+export type Service = 'postgres' | 'mysql' | 's3';
+
+export function serviceAvailable(service: Service): boolean {
+  if (service === 'postgres') return inject('pgUrl') !== null;
+  if (service === 'mysql') return inject('mysqlUrl') !== null;
+  return inject('s3Endpoint') !== null;
+}
+
+export const uniqueName = (prefix: string): string => `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** A fresh PostgreSQL database; returns its URL. Dropped after the test unless it failed. */
+export async function freshPgDatabase(cleanups: (() => Promise<void>)[]): Promise<string> {
+  const admin = inject('pgUrl');
+  if (!admin) throw new Error('PostgreSQL is not available');
+  const { default: pg } = await import('pg');
+  const name = uniqueName('reaper_t').toLowerCase();
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  await client.query(`CREATE DATABASE "${name}"`);
+  await client.end();
+  let failed = false;
+  onTestFailed(() => {
+    failed = true;
+  });
+  cleanups.push(async () => {
+    if (failed) return;
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await c.end();
+  });
+  return withDatabase(admin, name);
+}
+
+/** A fresh MySQL/MariaDB database; returns its URL. */
+export async function freshMysqlDatabase(cleanups: (() => Promise<void>)[]): Promise<string> {
+  const admin = inject('mysqlUrl');
+  if (!admin) throw new Error('MySQL is not available');
+  const mysql = await import('mysql2/promise');
+  const name = uniqueName('reaper_t').toLowerCase();
+  const conn = await mysql.createConnection({ uri: admin });
+  await conn.query(`CREATE DATABASE \`${name}\``);
+  await conn.end();
+  let failed = false;
+  onTestFailed(() => {
+    failed = true;
+  });
+  cleanups.push(async () => {
+    if (failed) return;
+    const c = await mysql.createConnection({ uri: admin });
+    await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    await c.end();
+  });
+  return withDatabase(admin, name);
+}
+
+/** S3 connection settings for the test server (static test credentials). */
+export function s3Settings(): { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string } {
+  const endpoint = inject('s3Endpoint');
+  if (!endpoint) throw new Error('no S3 server');
+  return { endpoint, region: 'us-east-1', accessKeyId: 'testing', secretAccessKey: 'testing' };
+}
+
+/** Run the collected cleanups last-in-first-out. */
+export async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {
+  while (cleanups.length) await cleanups.pop()!();
+}
