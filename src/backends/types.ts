@@ -52,6 +52,8 @@ export interface BackendCapabilities {
   conditionalDelete: 'server' | 'verified-rename' | 'none';
   /** Deleted resources can be brought back (quarantine, archive, versioned bucket). */
   restore: boolean;
+  /** How deletes are issued, for reports: `rename-verify`, `sql-conditional`, `s3-batch-if-match`, `s3-per-object-if-match`, … */
+  deleteMode: string;
 }
 
 export interface Backend {
@@ -63,8 +65,12 @@ export interface Backend {
   scan(options: ScanOptions): AsyncIterable<ScanPage>;
   /** Read specific resources again (re-verification at sweep time, `explain`); absent ids are missing from the map. */
   read(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, ResourceRecord>>;
-  /** Put a visible tombstone mark on resources (where the backend and manifest allow). */
-  mark?(items: readonly DeleteItem[], runId: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Put a visible tombstone mark on resources (where the backend and manifest allow),
+   * conditionally on each fingerprint. Returns id → fingerprint after marking (a SQL mark
+   * column changes the row's version); ids missing from the map were not marked (changed or gone).
+   */
+  mark?(items: readonly DeleteItem[], runId: string, signal?: AbortSignal): Promise<Map<string, string>>;
   /** Remove visible marks from lifted tombstones. */
   unmark?(items: readonly DeleteItem[], signal?: AbortSignal): Promise<void>;
   /** Delete conditionally on each item's fingerprint; one result per item, in order. */

@@ -45,7 +45,7 @@ export class FsBackend implements Backend {
   }
 
   async capabilities(): Promise<BackendCapabilities> {
-    return { visibleMark: false, conditionalDelete: 'verified-rename', restore: this.spec.quarantine !== undefined };
+    return { visibleMark: false, conditionalDelete: 'verified-rename', restore: this.spec.retainMs !== undefined, deleteMode: 'rename-verify' };
   }
 
   async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
