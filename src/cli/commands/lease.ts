@@ -1,0 +1,69 @@
+/** `reaper lease acquire|renew|release|list` against the state store. */
+import type { Lease } from '../../state/types.js';
+import { leaseTable } from '../../report/table.js';
+import type { CliIO } from '../io.js';
+import { defaultHolder, durationOption, openStore, outputFormat } from '../options.js';
+
+function leaseJson(lease: Lease & { token?: string }) {
+  return {
+    leaseId: lease.leaseId,
+    key: lease.key,
+    holder: lease.holder,
+    generation: lease.generation,
+    ttlSeconds: lease.ttlMs / 1000,
+    acquiredAt: new Date(lease.acquiredAt).toISOString(),
+    renewedAt: new Date(lease.renewedAt).toISOString(),
+    expiresAt: new Date(lease.expiresAt).toISOString(),
+    releasedAt: lease.releasedAt === null ? null : new Date(lease.releasedAt).toISOString(),
+    ...(lease.token ? { token: lease.token } : {}),
+  };
+}
+
+function print(io: CliIO, options: Record<string, unknown>, leases: (Lease & { token?: string })[], single: boolean): void {
+  if (outputFormat(io, options) === 'json') {
+    io.stdout.write(`${JSON.stringify(single ? leaseJson(leases[0]!) : leases.map(leaseJson), null, 2)}\n`);
+  } else {
+    io.stdout.write(`${leaseTable(leases)}\n`);
+  }
+}
+
+async function withStore<T>(io: CliIO, options: Record<string, unknown>, fn: (store: Awaited<ReturnType<typeof openStore>>) => Promise<T>): Promise<T> {
+  const store = await openStore(io, options);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+export async function leaseAcquire(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const ttlMs = durationOption(options.ttl, '--ttl');
+  const holder = (options.holder as string | undefined) ?? defaultHolder(io);
+  const lease = await withStore(io, options, (store) => store.acquireLease({ key: String(args[0]), holder, ttlMs }));
+  print(io, options, [lease], true);
+  return 0;
+}
+
+export async function leaseRenew(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const ttlMs = options.ttl === undefined ? undefined : durationOption(options.ttl, '--ttl');
+  const lease = await withStore(io, options, (store) => store.renewLease(String(args[0]), { ttlMs }));
+  print(io, options, [lease], true);
+  return 0;
+}
+
+export async function leaseRelease(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const lease = await withStore(io, options, async (store) => {
+    await store.releaseLease(String(args[0]));
+    return store.getLease(String(args[0]));
+  });
+  print(io, options, [lease!], true);
+  return 0;
+}
+
+export async function leaseList(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const leases = await withStore(io, options, (store) =>
+    store.listLeases({ key: options.key as string | undefined, includeInactive: Boolean(options.all) }),
+  );
+  print(io, options, leases, false);
+  return 0;
+}

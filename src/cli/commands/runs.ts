@@ -1,0 +1,46 @@
+/** `reaper runs` and `reaper runs show RUN`: run history from the state store. */
+import { UsageError } from '../../errors.js';
+import { runsTable } from '../../report/table.js';
+import type { CliIO } from '../io.js';
+import { integerOption, openStore, outputFormat } from '../options.js';
+
+export async function runsList(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const store = await openStore(io, options);
+  try {
+    const runs = await store.listRuns({ limit: integerOption(options.limit, '--limit', 1) });
+    if (outputFormat(io, options) === 'json') io.stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
+    else io.stdout.write(`${runsTable(runs)}\n`);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+export async function runsShow(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const runId = String(args[0]);
+  const store = await openStore(io, options);
+  try {
+    const run = await store.getRun(runId);
+    if (!run) throw new UsageError(`no run ${runId} in ${store.description}`);
+    const tombstones = await store.findTombstones({ runId });
+    const journal = await store.journal({ runId });
+    const counts: Record<string, number> = {};
+    for (const t of tombstones) {
+      const key = t.markedRunId === runId && t.outcomeRunId !== runId ? 'marked' : t.state;
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+    const failed = journal.filter((j) => j.outcome === 'failed');
+    const detail = { run, counts, journal, failed: failed.length };
+    if (outputFormat(io, options) === 'json') {
+      io.stdout.write(`${JSON.stringify(detail, null, 2)}\n`);
+    } else {
+      io.stdout.write(`${runsTable([run])}\n`);
+      io.stdout.write(`tombstones: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ') || 'none'}\n`);
+      for (const j of journal) io.stdout.write(`${j.outcome.padEnd(8)} ${j.resource} ${JSON.stringify(j.resourceId)}${j.error ? ` (${j.error})` : ''}\n`);
+      if (run.error) io.stdout.write(`error: ${run.error}\n`);
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The CLI's one entry: builds the commander program, runs a command, and maps every
+ * outcome to an exit code (DESIGN §3). Only this module touches process.exitCode and
+ * signals. Command modules load lazily so `reaper --help` stays fast.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, formatManifestIssue, ManifestError, ReaperError, redact } from '../errors.js';
+import type { CliIO } from './io.js';
+
+export type { CliIO } from './io.js';
+
+type Action = (io: CliIO, args: unknown[], options: Record<string, unknown>) => Promise<number | void>;
+
+/** Wrap a lazily imported command so commander sees a plain action. */
+function lazy(io: CliIO, load: () => Promise<Action>) {
+  return async (...raw: unknown[]) => {
+    const command = raw[raw.length - 1] as Command;
+    const options = command.optsWithGlobals();
+    const args = raw.slice(0, -2);
+    const code = await (await load())(io, args, options);
+    if (typeof code === 'number') io.exitCode = Math.max(io.exitCode ?? 0, code);
+  };
+}
+
+const outputOption = () => new Option('-o, --output <format>', 'table or json (default: table on a TTY, json otherwise)').choices(['table', 'json']);
+const configOption = () => new Option('-c, --config <file>', 'the manifest (default: $REAPER_CONFIG, then ./reaper.yaml)');
+const stateOption = () => new Option('--state <url>', 'state store URL (default: the manifest\'s state:, then $REAPER_STATE, then sqlite:.reaper/state.db)');
+
+export function buildProgram(io: CliIO): Command {
+  const program = new Command('reaper')
+    .description('Audit distributed systems for orphaned resources and reap them safely.')
+    .version(io.version(), '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+
+  program
+    .command('demo')
+    .description('build a local sandbox (files + SQLite leases), audit it and show a dry-run reap; no services needed')
+    .argument('[dir]', 'where to build it', 'reaper-demo')
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/demo.js')).demoCommand));
+
+  program
+    .command('validate')
+    .description('check a manifest and reach its connections; changes nothing')
+    .addOption(configOption())
+    .option('--offline', 'check the manifest only; contact nothing')
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/validate.js')).validateCommand));
+
+  program
+    .command('audit')
+    .description('scan, classify and print leak telemetry; read-only')
+    .addOption(configOption())
+    .addOption(outputOption())
+    .option('--findings <file>', 'write every non-live finding as NDJSON')
+    .option('--resource <name...>', 'only these resource types')
+    .option('--max-findings <n>', 'findings kept in the JSON document (all go to --findings)', '1000')
+    .action(lazy(io, async () => (await import('./commands/audit.js')).auditCommand));
+
+  const lease = program.command('lease').description('lease operations against the state store');
+  lease
+    .command('acquire')
+    .description('take a lease on an owner key')
+    .argument('<key>', 'owner key')
+    .requiredOption('--ttl <duration>', 'lease time to live, e.g. 60s')
+    .option('--holder <name>', 'who holds it (default: $REAPER_HOLDER, then user@host)')
+    .addOption(configOption())
+    .addOption(stateOption())
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/lease.js')).leaseAcquire));
+  lease
+    .command('renew')
+    .description('renew a lease (fails once it expired or was released)')
+    .argument('<leaseId>', 'lease id')
+    .option('--ttl <duration>', 'new time to live (default: the lease\'s own)')
+    .addOption(configOption())
+    .addOption(stateOption())
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/lease.js')).leaseRenew));
+  lease
+    .command('release')
+    .description('release a lease; its key is dead once no other lease holds it')
+    .argument('<leaseId>', 'lease id')
+    .addOption(configOption())
+    .addOption(stateOption())
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/lease.js')).leaseRelease));
+  lease
+    .command('list')
+    .description('list active leases')
+    .option('--key <key>', 'only this key')
+    .option('--all', 'include expired and released leases')
+    .addOption(configOption())
+    .addOption(stateOption())
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/lease.js')).leaseList));
+
+  const runs = program
+    .command('runs')
+    .description('run history from the state store')
+    .option('--limit <n>', 'how many runs', '20')
+    .addOption(configOption())
+    .addOption(stateOption())
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/runs.js')).runsList));
+  runs
+    .command('show')
+    .description('what one run marked, deleted, lifted and failed')
+    .argument('<runId>', 'run id')
+    .addOption(configOption())
+    .addOption(stateOption())
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/runs.js')).runsShow));
+
+  return program;
+}
+
+/** Map any error to its exit code and a message for stderr (no secrets, no stack for known errors). */
+export function describeError(error: unknown): { code: number; message: string } {
+  if (error instanceof ManifestError) return { code: error.exitCode, message: error.issues.map(formatManifestIssue).join('\n') };
+  if (error instanceof ReaperError) return { code: error.exitCode, message: `reaper: ${redact(error.message)}` };
+  if (error instanceof CommanderError) return { code: ExitCode.usage, message: '' };
+  if ((error as Error)?.name === 'AbortError') return { code: ExitCode.interrupted, message: 'reaper: interrupted' };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: ExitCode.runtime, message: `reaper: ${redact(message)}` };
+}
+
+/** Run the CLI in-process; resolves to the exit code. */
+export async function run(argv: readonly string[], io: CliIO): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv as string[], { from: 'node' });
+    return io.exitCode ?? ExitCode.ok;
+  } catch (error) {
+    if (error instanceof CommanderError && (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help')) {
+      return ExitCode.ok;
+    }
+    const { code, message } = describeError(error);
+    if (message) io.stderr.write(`${message}\n`);
+    return code;
+  }
+}
+
+/** The process entry used by bin/reaper. */
+export async function main(argv: readonly string[]): Promise<void> {
+  const { processIO } = await import('./io.js');
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      process.stderr.write(`reaper: ${signal} received; finishing the current batch (send it again to stop at once)\n`);
+      controller.abort(new Error(signal));
+    } else {
+      process.exit(ExitCode.interrupted);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const code = await run(argv, processIO(controller.signal));
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  process.exitCode = code;
+}

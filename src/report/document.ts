@@ -1,0 +1,70 @@
+/** The JSON document `reaper audit` prints (DESIGN §3), and the finding shape of NDJSON output. */
+import type { Finding } from '../engine/types.js';
+import type { LeaseStats } from '../state/types.js';
+import type { ResourceTelemetry, Summary } from './telemetry.js';
+
+export interface FindingOutput {
+  resource: string;
+  backend: string;
+  id: string;
+  status: Finding['status'];
+  reason: string | null;
+  owner: string | null;
+  ageSeconds: number | null;
+  bytes: number | null;
+}
+
+export interface LeaseTelemetry {
+  active: number;
+  expired: number;
+  renewals: number;
+  renewalFailures: number;
+  renewalFailureRate: number;
+  windowSeconds: number;
+}
+
+export interface AuditDocument {
+  /** Shape version of this document (REPORT_SCHEMA_VERSION). */
+  version: number;
+  kind: 'audit';
+  reaper: string;
+  runId: string;
+  startedAt: string;
+  finishedAt: string;
+  durationSeconds: number;
+  manifest: string;
+  state: string;
+  summary: Summary;
+  resources: ResourceTelemetry[];
+  leases: LeaseTelemetry;
+  /** Live-key count per liveness source. */
+  sources: Record<string, number>;
+  /** Non-live findings, at most `maxFindings` of them (all of them go to --findings). */
+  findings: FindingOutput[];
+  findingsTotal: number;
+  findingsTruncated: boolean;
+}
+
+export function findingOutput(f: Finding): FindingOutput {
+  return {
+    resource: f.resource,
+    backend: f.backend,
+    id: f.id,
+    status: f.status,
+    reason: f.reason,
+    owner: f.owner,
+    ageSeconds: f.ageSeconds === null ? null : Math.round(f.ageSeconds),
+    bytes: f.bytes,
+  };
+}
+
+export function leaseTelemetry(stats: LeaseStats, windowMs: number): LeaseTelemetry {
+  return {
+    active: stats.active,
+    expired: stats.expired,
+    renewals: stats.renewals,
+    renewalFailures: stats.renewalFailures,
+    renewalFailureRate: Math.round(stats.renewalFailureRate * 10_000) / 10_000,
+    windowSeconds: windowMs / 1000,
+  };
+}

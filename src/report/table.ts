@@ -1,0 +1,80 @@
+/** Human tables for a terminal (cli-table3). */
+import Table from 'cli-table3';
+import type { Lease, RunRecord } from '../state/types.js';
+import type { AuditDocument } from './document.js';
+import { formatBytes, formatSeconds } from './format.js';
+
+const plain = { head: [] as string[], style: { head: [] as string[], border: [] as string[], compact: true } };
+
+export function auditTable(doc: AuditDocument): string {
+  const table = new Table({
+    ...plain,
+    head: ['resource', 'backend', 'scanned', 'live', 'orphaned', 'expired', 'protected', 'young', 'unknown', 'orphan bytes', 'beyond ttl (avg)', 'backlog'],
+    colAligns: ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+  });
+  for (const r of doc.resources) {
+    table.push([
+      r.name,
+      r.backend,
+      r.scanned,
+      r.live,
+      r.orphaned,
+      r.expired,
+      r.protected,
+      r.young,
+      r.unknown,
+      formatBytes(r.orphanBytes),
+      r.avgAgeBeyondTtlSeconds === null ? '-' : formatSeconds(r.avgAgeBeyondTtlSeconds),
+      r.backlog,
+    ]);
+  }
+  const s = doc.summary;
+  table.push(['total', '', s.scanned, s.live, s.orphaned, s.expired, s.protected, s.young, s.unknown, formatBytes(s.orphanBytes), '', s.backlog]);
+  const lines = [table.toString()];
+  const l = doc.leases;
+  lines.push(`leases: ${l.active} active, ${l.expired} expired; renewal failure rate ${(l.renewalFailureRate * 100).toFixed(1)}% over ${formatSeconds(l.windowSeconds)}`);
+  lines.push(`run ${doc.runId} · ${doc.durationSeconds.toFixed(2)}s`);
+  return lines.join('\n');
+}
+
+export function findingsTable(doc: AuditDocument, limit = 20): string {
+  if (doc.findings.length === 0) return '';
+  const table = new Table({ ...plain, head: ['resource', 'id', 'status', 'reason', 'owner', 'age', 'bytes'] });
+  for (const f of doc.findings.slice(0, limit)) {
+    table.push([f.resource, printable(f.id), f.status, f.reason ?? '', f.owner === null ? '' : printable(f.owner), f.ageSeconds === null ? '-' : formatSeconds(f.ageSeconds), f.bytes === null ? '-' : formatBytes(f.bytes)]);
+  }
+  const more = doc.findingsTotal - Math.min(limit, doc.findings.length);
+  return table.toString() + (more > 0 ? `\n… and ${more} more (--findings FILE writes them all)` : '');
+}
+
+export function leaseTable(leases: readonly Lease[]): string {
+  const table = new Table({ ...plain, head: ['lease id', 'key', 'holder', 'gen', 'expires', 'state'] });
+  for (const l of leases) {
+    table.push([l.leaseId, printable(l.key), printable(l.holder), l.generation, new Date(l.expiresAt).toISOString(), l.releasedAt !== null ? 'released' : 'held']);
+  }
+  return table.toString();
+}
+
+export function runsTable(runs: readonly RunRecord[]): string {
+  const table = new Table({ ...plain, head: ['run', 'kind', 'status', 'started', 'duration', 'scanned', 'orphaned', 'deleted', 'lifted'] });
+  for (const r of runs) {
+    const summary = (r.summary ?? {}) as { summary?: { scanned?: number; orphaned?: number }; outcomes?: { deleted?: number; lifted?: number } };
+    table.push([
+      r.runId,
+      r.kind + (r.kind === 'reap' ? (r.execute ? ' (execute)' : ' (dry run)') : ''),
+      r.status,
+      new Date(r.startedAt).toISOString(),
+      r.finishedAt === null ? '-' : formatSeconds((r.finishedAt - r.startedAt) / 1000),
+      summary.summary?.scanned ?? '-',
+      summary.summary?.orphaned ?? '-',
+      summary.outcomes?.deleted ?? '-',
+      summary.outcomes?.lifted ?? '-',
+    ]);
+  }
+  return table.toString();
+}
+
+/** Ids are shown with control characters escaped, so a hostile key cannot rewrite the terminal. */
+export function printable(text: string): string {
+  return JSON.stringify(text).slice(1, -1);
+}

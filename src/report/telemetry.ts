@@ -1,0 +1,115 @@
+/**
+ * Leak telemetry: per-resource-type aggregation of findings into the numbers of the
+ * audit document (DESIGN §3). Pure and streaming: one accumulator per type, fed one
+ * finding at a time, so memory does not grow with the number of resources.
+ */
+import { STATUSES, type Finding, type Status } from '../engine/types.js';
+import type { BackendKind } from '../manifest/types.js';
+
+/** Version of the JSON document's shape; bumped on incompatible changes. */
+export const REPORT_SCHEMA_VERSION = 1;
+
+export interface ResourceTelemetry {
+  name: string;
+  backend: BackendKind;
+  scope: string;
+  scanned: number;
+  live: number;
+  orphaned: number;
+  expired: number;
+  protected: number;
+  young: number;
+  /** Resources that could not be judged (an error on the liveness or protection path); never reaped. */
+  unknown: number;
+  /** Counts by `status/reason`, e.g. `orphaned/owner-dead`. */
+  reasons: Record<string, number>;
+  orphanBytes: number;
+  /** Average (and maximum) of age − ttl over resources past their ttl; null without ttl or when none is past. */
+  avgAgeBeyondTtlSeconds: number | null;
+  maxAgeBeyondTtlSeconds: number | null;
+  oldestOrphanAgeSeconds: number | null;
+  /** Cleanup backlog: tombstones marked and not yet swept, and the oldest one's age. */
+  backlog: number;
+  backlogOldestAgeSeconds: number | null;
+}
+
+export interface Summary {
+  scanned: number;
+  live: number;
+  orphaned: number;
+  expired: number;
+  protected: number;
+  young: number;
+  unknown: number;
+  orphanBytes: number;
+  backlog: number;
+}
+
+export class TelemetryAccumulator {
+  private readonly counts: Record<Status, number> = { live: 0, orphaned: 0, expired: 0, protected: 0, young: 0, unknown: 0 };
+  private readonly reasons: Record<string, number> = {};
+  private scanned = 0;
+  private orphanBytes = 0;
+  private beyondSum = 0;
+  private beyondCount = 0;
+  private beyondMax: number | null = null;
+  private oldestOrphan: number | null = null;
+
+  constructor(
+    readonly name: string,
+    readonly backend: BackendKind,
+    readonly scope: string,
+  ) {}
+
+  add(finding: Finding): void {
+    this.scanned++;
+    this.counts[finding.status]++;
+    if (finding.reason !== null && finding.status !== 'live') {
+      const key = `${finding.status}/${finding.status === 'protected' ? 'rule' : finding.reason}`;
+      this.reasons[key] = (this.reasons[key] ?? 0) + 1;
+    }
+    if (finding.status === 'orphaned') {
+      this.orphanBytes += finding.bytes ?? 0;
+      if (finding.ageSeconds !== null) this.oldestOrphan = Math.max(this.oldestOrphan ?? 0, finding.ageSeconds);
+    }
+    if (finding.status !== 'protected' && finding.beyondTtlSeconds !== null && finding.beyondTtlSeconds > 0) {
+      this.beyondSum += finding.beyondTtlSeconds;
+      this.beyondCount++;
+      this.beyondMax = Math.max(this.beyondMax ?? 0, finding.beyondTtlSeconds);
+    }
+  }
+
+  get scannedSoFar(): number {
+    return this.scanned;
+  }
+
+  result(backlog: { count: number; oldestAgeSeconds: number | null }): ResourceTelemetry {
+    return {
+      name: this.name,
+      backend: this.backend,
+      scope: this.scope,
+      scanned: this.scanned,
+      ...this.counts,
+      reasons: { ...this.reasons },
+      orphanBytes: this.orphanBytes,
+      avgAgeBeyondTtlSeconds: this.beyondCount === 0 ? null : round(this.beyondSum / this.beyondCount),
+      maxAgeBeyondTtlSeconds: this.beyondMax === null ? null : round(this.beyondMax),
+      oldestOrphanAgeSeconds: this.oldestOrphan === null ? null : round(this.oldestOrphan),
+      backlog: backlog.count,
+      backlogOldestAgeSeconds: backlog.oldestAgeSeconds === null ? null : round(backlog.oldestAgeSeconds),
+    };
+  }
+}
+
+export function summarize(resources: readonly ResourceTelemetry[]): Summary {
+  const summary: Summary = { scanned: 0, live: 0, orphaned: 0, expired: 0, protected: 0, young: 0, unknown: 0, orphanBytes: 0, backlog: 0 };
+  for (const r of resources) {
+    summary.scanned += r.scanned;
+    for (const s of STATUSES) summary[s] += r[s];
+    summary.orphanBytes += r.orphanBytes;
+    summary.backlog += r.backlog;
+  }
+  return summary;
+}
+
+const round = (n: number): number => Math.round(n * 1000) / 1000;

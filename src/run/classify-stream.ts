@@ -1,0 +1,51 @@
+/**
+ * Scan one resource type page by page and classify every record: the shared first half
+ * of audit and reap (so dry run, execute and audit judge with the same code).
+ * Owner look-ups are batched per page; memory is bounded by the page size.
+ */
+import type { Backend } from '../backends/types.js';
+import { classify, ownerKeysOf, type LivenessAnswers } from '../engine/classify.js';
+import type { Finding, Liveness, ResourceRecord } from '../engine/types.js';
+import type { LivenessView } from '../liveness/liveness.js';
+import type { ResourceSpec } from '../manifest/types.js';
+
+export interface ClassifiedPage {
+  records: ResourceRecord[];
+  findings: Finding[];
+  cursor: string | null;
+  /** Liveness sources that failed for this page (their keys were judged unknown). */
+  errors: string[];
+}
+
+/** Answer owner and ref questions for a batch of records. */
+export async function judgeRecords(
+  records: readonly ResourceRecord[],
+  spec: ResourceSpec,
+  liveness: LivenessView,
+  signal?: AbortSignal,
+): Promise<{ answers: LivenessAnswers; errors: string[] }> {
+  const { keys } = ownerKeysOf(records, spec);
+  const judged = await liveness.judge(keys, signal);
+  return {
+    answers: {
+      key: (k: string): Liveness => judged.answers.get(k) ?? 'unknown',
+      // Resource-owned resources are judged by the ownership graph; without it, unknown.
+      ref: (): Liveness => 'unknown',
+    },
+    errors: judged.errors,
+  };
+}
+
+export async function* classifyResource(
+  backend: Backend,
+  spec: ResourceSpec,
+  liveness: LivenessView,
+  nowMs: number,
+  options: { cursor?: string | null; signal?: AbortSignal } = {},
+): AsyncGenerator<ClassifiedPage> {
+  for await (const page of backend.scan({ cursor: options.cursor, pageSize: spec.batchSize, signal: options.signal })) {
+    const { answers, errors } = await judgeRecords(page.records, spec, liveness, options.signal);
+    const findings = page.records.map((record) => classify(record, spec, answers, nowMs));
+    yield { records: page.records, findings, cursor: page.cursor, errors };
+  }
+}
