@@ -19,7 +19,7 @@ const duration = z
     const parsed = parseDuration(value);
     if (typeof parsed !== 'number') ctx.addIssue({ code: 'custom', message: parsed.error });
   })
-  .meta({ description: 'A whole number and a unit: ms, s, m, h or d (e.g. 30s, 10m, 24h, 7d).' });
+  .meta({ description: 'A whole number and a unit: ms, s, m, h or d (e.g. 30s, 10m, 24h, 7d).', pattern: '^[0-9]+(ms|s|m|h|d)$' });
 
 const identifier = z
   .string()

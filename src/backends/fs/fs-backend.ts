@@ -12,6 +12,7 @@
 import { lstat, opendir } from 'node:fs/promises';
 import path from 'node:path';
 import picomatch from 'picomatch';
+import { BackendError } from '../../errors.js';
 import type { ResourceRecord } from '../../engine/types.js';
 import type { FsLocation, ResourceSpec } from '../../manifest/types.js';
 import { fileFingerprint, quarantineDir, safeRelative } from './fs-identity.js';
@@ -81,6 +82,7 @@ export class FsBackend implements Backend {
       handle = await opendir(dir, { encoding: 'buffer' as never, bufferSize: 256 });
     } catch (error) {
       if (dir !== this.root && isGone(error)) return; // removed while walking
+      if (dir === this.root) throw new BackendError(`cannot read the directory ${this.root}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
       throw error;
     }
     const entries: { name: string; bytesOk: boolean; kind: 'dir' | 'file' | 'other' }[] = [];

@@ -1,0 +1,122 @@
+/**
+ * The published CLI contract, tested by spawning the built binary with a minimal
+ * environment: exit codes, stdout/stderr, and the JSON document of `audit`.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const BIN = path.resolve(__dirname, '../../bin/reaper');
+
+export function reaper(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: options.cwd ?? tmp(),
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function tmp(): string {
+  return mkdtempSync(path.join(tmpdir(), 'reaper-cli-'));
+}
+
+describe('reaper CLI', () => {
+  it('prints help and exits 0', () => {
+    const r = reaper(['--help']);
+    expect(r.code).toBe(0);
+    for (const command of ['demo', 'validate', 'audit', 'lease', 'runs']) expect(r.stdout).toContain(command);
+  });
+
+  it('exits 2 on an unknown flag', () => {
+    const r = reaper(['audit', '--no-such-flag']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown option/);
+  });
+
+  it('exits 2 when there is no manifest', () => {
+    const r = reaper(['audit']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no manifest/);
+  });
+
+  it('names file, line 6 and key for an unknown key, exits 2 and touches nothing', () => {
+    const dir = tmp();
+    const manifest = path.join(dir, 'reaper.yaml');
+    writeFileSync(
+      manifest,
+      ['version: 1', 'resources:', '  - name: scratch', '    fs: { path: ./scratch }', '    owner: { pathPattern: "^(?<owner>[^/]+)/" }', '    tll: 6h', ''].join('\n'),
+    );
+    const r = reaper(['audit', '-c', manifest], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`${manifest}:6: resources[0].tll: unknown key "tll"`);
+    expect(existsSync(path.join(dir, '.reaper'))).toBe(false);
+  });
+
+  it('exits 3 with a clear message when a backend cannot be read', () => {
+    const dir = tmp();
+    const manifest = path.join(dir, 'reaper.yaml');
+    writeFileSync(manifest, 'version: 1\nresources:\n  - name: gone\n    fs: { path: ./missing }\n    owner: { pathPattern: "^(?<owner>[^/]+)/" }\n');
+    const r = reaper(['audit', '-c', manifest, '--output', 'json'], { cwd: dir });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('cannot read the directory');
+    expect(r.stderr).toContain('ENOENT');
+  });
+
+  it('demo prints a table with live and orphaned resources', () => {
+    const dir = tmp();
+    const r = reaper(['demo'], { cwd: dir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/scratch-uploads\s*│\s*fs\s*│\s*10\s*│\s*2\s*│\s*5\s*│/);
+    expect(r.stdout).toContain('owner-dead');
+    expect(r.stdout).toContain('no-owner');
+    expect(existsSync(path.join(dir, 'reaper-demo', '.reaper', 'state.db'))).toBe(true);
+  });
+
+  it('audit --output json on the demo follows the DESIGN §3 contract', () => {
+    const dir = tmp();
+    expect(reaper(['demo'], { cwd: dir }).code).toBe(0);
+    const findings = path.join(dir, 'findings.ndjson');
+    const r = reaper(['audit', '-c', 'reaper-demo/reaper.yaml', '--output', 'json', '--findings', findings], { cwd: dir });
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ version: 1, runId: expect.any(String) });
+    expect(doc.summary).toMatchObject({ scanned: 13, live: 3, orphaned: 6, expired: 2, protected: 1, young: 1 });
+    const scratch = doc.resources.find((x: { name: string }) => x.name === 'scratch-uploads');
+    expect(scratch).toMatchObject({ backend: 'fs', scanned: 10, live: 2, orphaned: 5, expired: 1, protected: 1, young: 1, backlog: 0 });
+    for (const key of ['orphanBytes', 'avgAgeBeyondTtlSeconds', 'backlog']) expect(scratch).toHaveProperty(key);
+    expect(scratch.orphanBytes).toBe(65_536 * 2 + 12_000 + 300_000 + 777);
+    expect(doc.leases).toMatchObject({ active: 3, renewalFailureRate: 0 });
+    expect(doc.findings).toHaveLength(10);
+    for (const f of doc.findings) {
+      for (const key of ['resource', 'id', 'status', 'reason', 'owner', 'ageSeconds', 'bytes']) expect(f).toHaveProperty(key);
+      expect(f.status).not.toBe('live');
+    }
+    expect(doc.findings).toContainEqual(expect.objectContaining({ id: 'bob/chunk-1.part', status: 'orphaned', reason: 'owner-dead', owner: 'session:bob' }));
+    expect(doc.findings).toContainEqual(expect.objectContaining({ id: 'stray.part', status: 'orphaned', reason: 'no-owner', owner: null }));
+    const lines = readFileSync(findings, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(10);
+  });
+
+  it('lease acquire / list / renew / release round trip in JSON', () => {
+    const dir = tmp();
+    const state = `sqlite:${path.join(dir, 'state.db')}`;
+    const acquired = reaper(['lease', 'acquire', 'session:x', '--ttl', '60s', '--holder', 'svc', '--state', state, '--output', 'json'], { cwd: dir });
+    expect(acquired.code).toBe(0);
+    const lease = JSON.parse(acquired.stdout);
+    expect(lease).toMatchObject({ key: 'session:x', holder: 'svc', generation: 1, leaseId: expect.any(String), expiresAt: expect.any(String) });
+    const listed = JSON.parse(reaper(['lease', 'list', '--state', state, '--output', 'json'], { cwd: dir }).stdout);
+    expect(listed.map((l: { leaseId: string }) => l.leaseId)).toEqual([lease.leaseId]);
+    const renewed = reaper(['lease', 'renew', lease.leaseId, '--ttl', '120s', '--state', state, '--output', 'json'], { cwd: dir });
+    expect(renewed.code).toBe(0);
+    expect(JSON.parse(renewed.stdout).ttlSeconds).toBe(120);
+    expect(reaper(['lease', 'release', lease.leaseId, '--state', state, '--output', 'json'], { cwd: dir }).code).toBe(0);
+    const late = reaper(['lease', 'renew', lease.leaseId, '--state', state], { cwd: dir });
+    expect(late.code).toBe(3);
+    expect(late.stderr).toContain('released');
+    expect(JSON.parse(reaper(['lease', 'list', '--state', state, '--output', 'json'], { cwd: dir }).stdout)).toEqual([]);
+  });
+});
