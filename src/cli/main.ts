@@ -59,6 +59,29 @@ export function buildProgram(io: CliIO): Command {
     .option('--max-findings <n>', 'findings kept in the JSON document (all go to --findings)', '1000')
     .action(lazy(io, async () => (await import('./commands/audit.js')).auditCommand));
 
+  program
+    .command('reap')
+    .description('tombstone-then-delete orphans; a DRY RUN unless --execute')
+    .addOption(configOption())
+    .addOption(outputOption())
+    .option('--execute', 'act: mark, sweep and delete (default: print the plan only)')
+    .option('--plan-out <file>', 'save the plan (NDJSON with a digest)')
+    .option('--plan <file>', 'with --execute: apply exactly this saved plan, each item re-verified')
+    .option('--resource <name...>', 'only these resource types')
+    .option('--allow-liveness-drop', 'proceed although the registry-outage breaker tripped (a deliberate first run)')
+    .option('--lock-ttl <duration>', 'how long a per-type lock outlives a crashed run', '2m')
+    .action(lazy(io, async () => (await import('./commands/reap.js')).reapCommand));
+
+  program
+    .command('restore')
+    .description('lift tombstones by run, type or id; bring back what the backend kept')
+    .addOption(configOption())
+    .addOption(outputOption())
+    .option('--run <runId>', 'tombstones marked or swept by this run')
+    .option('--resource <name>', 'tombstones of this resource type')
+    .option('--id <id>', 'the tombstone of this resource id')
+    .action(lazy(io, async () => (await import('./commands/restore.js')).restoreCommand));
+
   const lease = program.command('lease').description('lease operations against the state store');
   lease
     .command('acquire')

@@ -78,3 +78,29 @@ export function runsTable(runs: readonly RunRecord[]): string {
 export function printable(text: string): string {
   return JSON.stringify(text).slice(1, -1);
 }
+
+export function reapTable(report: import('../run/reap.js').ReapReport): string {
+  const table = new Table({
+    ...plain,
+    head: report.execute
+      ? ['resource', 'backend', 'scanned', 'marked', 'deleted', 'lifted', 'failed', 'kept', 'reclaimed', 'delete mode']
+      : ['resource', 'backend', 'scanned', 'to mark', 'to sweep', 'to lift', 'kept'],
+  });
+  for (const r of report.resources) {
+    table.push(
+      report.execute
+        ? [r.name, r.backend, r.scanned, r.outcomes.marked, r.outcomes.deleted, r.outcomes.lifted, r.outcomes.failed, r.outcomes.kept, formatBytes(r.outcomes.bytesReclaimed), r.deleteMode ?? '-']
+        : [r.name, r.backend, r.scanned, r.toMark, r.toSweep, r.toLift, r.outcomes.kept],
+    );
+  }
+  const lines = [report.execute ? `reap run ${report.runId} (executed)` : `reap run ${report.runId}: DRY RUN — nothing was changed; --execute acts`, table.toString()];
+  for (const r of report.resources) {
+    const parts: string[] = [];
+    if (r.samples.mark.length) parts.push(`  mark:  ${r.samples.mark.map(printable).join(', ')}${r.toMark > r.samples.mark.length ? ', …' : ''}`);
+    if (r.samples.sweep.length) parts.push(`  sweep: ${r.samples.sweep.map(printable).join(', ')}${r.toSweep > r.samples.sweep.length ? ', …' : ''}`);
+    if (r.samples.lift.length) parts.push(`  lift:  ${r.samples.lift.map(printable).join(', ')}${r.toLift > r.samples.lift.length ? ', …' : ''}`);
+    if (parts.length) lines.push(`${r.name}:`, ...parts);
+  }
+  if (report.plan) lines.push(`plan saved to ${report.plan}`);
+  return lines.join('\n');
+}

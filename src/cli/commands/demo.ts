@@ -10,8 +10,9 @@ import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../../errors.js';
 import { loadManifest } from '../../manifest/load.js';
-import { auditTable, findingsTable } from '../../report/table.js';
+import { auditTable, findingsTable, reapTable } from '../../report/table.js';
 import { runAudit } from '../../run/audit.js';
+import { runReap } from '../../run/reap.js';
 import { SqliteStateStore } from '../../state/sqlite/sqlite-state-store.js';
 import type { CliIO } from '../io.js';
 
@@ -95,8 +96,9 @@ export async function demoCommand(io: CliIO, args: unknown[], options: Record<st
   const manifestFile = path.join(dir, 'reaper.yaml');
   const manifest = await loadManifest(manifestFile, {});
   const doc = await runAudit(manifest, { signal: io.signal });
+  const plan = await runReap(manifest, { execute: false, signal: io.signal });
   if (options.output === 'json') {
-    io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    io.stdout.write(`${JSON.stringify({ audit: doc, reapPlan: plan }, null, 2)}\n`);
     return 0;
   }
   const rel = path.relative(io.cwd, dir) || '.';
@@ -107,10 +109,13 @@ export async function demoCommand(io: CliIO, args: unknown[], options: Record<st
     '',
     findingsTable(doc),
     '',
+    reapTable(plan),
+    '',
     'Try next:',
     `  reaper audit -c ${rel}/reaper.yaml --output json     # the same audit as a JSON document`,
     `  reaper lease list -c ${rel}/reaper.yaml              # the leases keeping owners alive`,
     `  reaper lease acquire session:bob --ttl 1h -c ${rel}/reaper.yaml   # revive bob, then audit again`,
+    `  reaper reap -c ${rel}/reaper.yaml --execute          # mark the orphans (tombstones); a run after the 1h grace deletes them`,
     `  reaper runs -c ${rel}/reaper.yaml                    # run history`,
   ];
   io.stdout.write(`${out.join('\n')}\n`);

@@ -1,0 +1,22 @@
+/** `reaper restore --run R | --resource T | --id ID`: lift tombstones, bring back kept data. */
+import { ExitCode } from '../../errors.js';
+import { printable } from '../../report/table.js';
+import { runRestore } from '../../run/restore.js';
+import type { CliIO } from '../io.js';
+import { manifestFrom, outputFormat } from '../options.js';
+
+export async function restoreCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const manifest = await manifestFrom(io, options);
+  const items = await runRestore(manifest, {
+    runId: options.run as string | undefined,
+    resource: options.resource as string | undefined,
+    id: options.id as string | undefined,
+    signal: io.signal,
+  });
+  if (outputFormat(io, options) === 'json') io.stdout.write(`${JSON.stringify({ items }, null, 2)}\n`);
+  else {
+    if (items.length === 0) io.stdout.write('nothing to restore\n');
+    for (const i of items) io.stdout.write(`${i.action.padEnd(14)} ${i.resource} ${printable(i.id)}${i.detail ? ` (${i.detail})` : ''}\n`);
+  }
+  return items.some((i) => i.action === 'failed') ? ExitCode.runtime : ExitCode.ok;
+}

@@ -1,0 +1,18 @@
+/**
+ * Named failpoints for crash tests: with REAPER_FAILPOINT=NAME (or NAME:N for the N-th
+ * hit) the process kills itself with SIGKILL at that point, exactly as a crash would.
+ * Points: after-plan, after-mark, after-journal, after-delete, after-finish.
+ */
+export type FailpointName = 'after-plan' | 'after-mark' | 'after-journal' | 'after-delete' | 'after-finish';
+
+export function failpoints(spec: string | undefined): (name: FailpointName) => void {
+  if (!spec) return () => {};
+  const [target, nth] = spec.split(':');
+  const wanted = nth === undefined ? 1 : Number(nth);
+  let hits = 0;
+  return (name) => {
+    if (name !== target) return;
+    hits++;
+    if (hits === wanted) process.kill(process.pid, 'SIGKILL');
+  };
+}

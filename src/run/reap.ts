@@ -1,0 +1,523 @@
+/**
+ * `reap`: tombstone-then-delete (DESIGN §1, §4; SAFETY 1–15).
+ *
+ * 1. Breaker: every liveness source must answer, hold at least minLiveKeys, and not have
+ *    fallen sharply since the last run — else nothing happens (exit 4).
+ * 2. Plan (the same code for dry run and execute): per resource type, due tombstones are
+ *    re-verified into sweep or lift items, then the scan's reapable findings without a
+ *    tombstone become mark items. Items stream to a plan file; caps are checked per type
+ *    before anything is written to the ledger (exit 4 when exceeded).
+ * 3. Apply (--execute): lifts; sweeps, each re-verified again against a fresh read and a
+ *    fresh liveness judgement, journaled write-ahead, then deleted conditionally on the
+ *    fingerprint; marks. A lock per type keeps two runs apart; a run killed anywhere
+ *    converges on the next one (pending journal intents are resolved by reading).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Backend, DeleteItem, DeleteResult } from '../backends/types.js';
+import { classify } from '../engine/classify.js';
+import { breakerReasons, capViolation, decideSweep, markCandidates, type PlanItem } from '../engine/reap-plan.js';
+import type { Finding } from '../engine/types.js';
+import { BackendError, InterruptedError, redact, SafetyError } from '../errors.js';
+import type { Manifest, ResourceSpec } from '../manifest/types.js';
+import { REPORT_SCHEMA_VERSION, summarize, TelemetryAccumulator, type ResourceTelemetry, type Summary } from '../report/telemetry.js';
+import type { JournalEntry, StateStore, Tombstone } from '../state/types.js';
+import { reaperVersion } from '../version.js';
+import { classifyResource, judgeRecords } from './classify-stream.js';
+import { openRunContext, type RunContext } from './context.js';
+import { failpoints, type FailpointName } from './failpoints.js';
+import { openPlan, PlanWriter, type PlanHeader } from './plan-file.js';
+
+export interface ReapOptions {
+  execute: boolean;
+  store?: StateStore;
+  signal?: AbortSignal;
+  resources?: readonly string[];
+  /** Save the plan here. */
+  planOut?: string;
+  /** Apply this saved plan (with execute) instead of planning afresh. */
+  planIn?: string;
+  /** Proceed although the registry-outage breaker tripped (a deliberate first run). */
+  allowLivenessDrop?: boolean;
+  /** How long a per-type lock lasts without refresh (default 2 minutes). */
+  lockTtlMs?: number;
+  /** Crash-test failpoint (REAPER_FAILPOINT). */
+  failpoint?: string;
+  /** Ids shown per list in the report (default 5). */
+  sampleSize?: number;
+  onProgress?: (text: string) => void;
+}
+
+export interface ReapOutcomes {
+  marked: number;
+  deleted: number;
+  lifted: number;
+  failed: number;
+  /** Tombstones left for a later run because their resource could not be judged now. */
+  kept: number;
+  bytesReclaimed: number;
+}
+
+export interface ResourceReap {
+  name: string;
+  backend: string;
+  deleteMode: string | null;
+  scanned: number;
+  toMark: number;
+  toSweep: number;
+  toLift: number;
+  samples: { mark: string[]; sweep: string[]; lift: string[] };
+  lifts: Record<string, number>;
+  outcomes: ReapOutcomes;
+  telemetry: ResourceTelemetry | null;
+}
+
+export interface ReapReport {
+  version: number;
+  kind: 'reap';
+  reaper: string;
+  runId: string;
+  execute: boolean;
+  plan: string | null;
+  summary: Summary;
+  resources: ResourceReap[];
+  outcomes: ReapOutcomes;
+  sources: Record<string, number>;
+  errors: string[];
+}
+
+const emptyOutcomes = (): ReapOutcomes => ({ marked: 0, deleted: 0, lifted: 0, failed: 0, kept: 0, bytesReclaimed: 0 });
+
+export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
+  const context = await openRunContext(manifest, { store: options.store });
+  const { store } = context;
+  const run = await store.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: options.execute });
+  const fail = failpoints(options.failpoint);
+  const locks: string[] = [];
+  let spoolDir: string | null = null;
+  try {
+    const sources = await context.liveness.counts(options.signal);
+    const tripped = breakerReasons(sources, await store.lastSourceCounts(), manifest.breaker);
+    if (tripped.length > 0 && !options.allowLivenessDrop) {
+      throw new SafetyError(`registry-outage breaker: nothing reaped.\n  ${tripped.map(redact).join('\n  ')}\n  (--allow-liveness-drop overrides this for a deliberate run)`);
+    }
+    const specs = manifest.resources.filter((r) => !options.resources || options.resources.includes(r.name));
+    const reports = new Map<string, ResourceReap>();
+    for (const spec of specs) {
+      const backend = await context.backend(spec);
+      reports.set(spec.name, {
+        name: spec.name,
+        backend: spec.location.kind,
+        deleteMode: options.execute ? (await backend.capabilities(options.signal)).deleteMode : null,
+        scanned: 0,
+        toMark: 0,
+        toSweep: 0,
+        toLift: 0,
+        samples: { mark: [], sweep: [], lift: [] },
+        lifts: {},
+        outcomes: emptyOutcomes(),
+        telemetry: null,
+      });
+      if (options.execute) {
+        if (!(await store.acquireLock(spec.name, run.runId, lockTtl(options)))) {
+          throw new SafetyError(`another reap run holds the lock on ${spec.name}; one run per resource type at a time`);
+        }
+        locks.push(spec.name);
+        await recoverIntents(context, spec, backend, run.runId, reports.get(spec.name)!);
+      }
+    }
+
+    let planFile = options.planIn ?? options.planOut ?? null;
+    let header: PlanHeader;
+    let items: () => AsyncGenerator<PlanItem>;
+    if (options.planIn) {
+      const plan = await openPlan(options.planIn, manifest.digest);
+      header = plan.header;
+      items = plan.items;
+      for (const r of header.resources) {
+        const report = reports.get(r.name);
+        if (report) Object.assign(report, { scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift });
+      }
+    } else {
+      if (!planFile) {
+        spoolDir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-'));
+        planFile = path.join(spoolDir, 'plan.ndjson');
+      }
+      const writer = new PlanWriter(planFile);
+      const nowMs = await store.now();
+      for (const spec of specs) {
+        await planResource(context, spec, await context.backend(spec), nowMs, writer, reports.get(spec.name)!, options);
+      }
+      header = {
+        kind: 'reaper-plan',
+        version: 1,
+        runId: run.runId,
+        createdAt: new Date(nowMs).toISOString(),
+        manifestDigest: manifest.digest,
+        resources: [...reports.values()].map((r) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift })),
+      };
+      await writer.close(header);
+      const reader = await openPlan(planFile, manifest.digest);
+      items = reader.items;
+      if (!options.planOut) planFile = null;
+    }
+    fail('after-plan');
+
+    const violations = specs
+      .map((spec) => {
+        const r = reports.get(spec.name)!;
+        return capViolation(spec, { resource: spec.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep });
+      })
+      .filter((v): v is string => v !== null);
+    if (violations.length > 0) throw new SafetyError(`caps exceeded; nothing was marked or deleted.\n  ${violations.join('\n  ')}`);
+
+    const errors: string[] = [];
+    if (options.execute) {
+      const bySpec = new Map(specs.map((s) => [s.name, s]));
+      await applyPlan(context, bySpec, items, reports, run.runId, { ...options, fail, errors, fromFile: Boolean(options.planIn) });
+    }
+
+    const resources = [...reports.values()];
+    const report: ReapReport = {
+      version: REPORT_SCHEMA_VERSION,
+      kind: 'reap',
+      reaper: reaperVersion(),
+      runId: run.runId,
+      execute: options.execute,
+      plan: planFile,
+      summary: summarize(resources.map((r) => r.telemetry).filter((t): t is ResourceTelemetry => t !== null)),
+      resources,
+      outcomes: totalOutcomes(resources),
+      sources: sources.counts,
+      errors,
+    };
+    await store.finishRun(run.runId, {
+      status: errors.length > 0 ? 'failed' : 'ok',
+      summary: { summary: report.summary, resources: resources.map((r) => r.telemetry).filter(Boolean), outcomes: report.outcomes },
+      sourceCounts: tripped.length > 0 ? null : sources.counts,
+      error: errors.length > 0 ? errors.join('; ') : null,
+    });
+    fail('after-finish');
+    if (errors.length > 0) {
+      throw Object.assign(new BackendError(`reap finished with failures:\n  ${errors.map(redact).join('\n  ')}`), { report });
+    }
+    return report;
+  } catch (error) {
+    if (!(error as { report?: unknown }).report) {
+      const status = error instanceof SafetyError ? 'refused' : error instanceof InterruptedError ? 'interrupted' : 'failed';
+      await store.finishRun(run.runId, { status, error: redact((error as Error).message) }).catch(() => undefined);
+    }
+    throw error;
+  } finally {
+    for (const name of locks) await store.releaseLock(name, run.runId).catch(() => undefined);
+    if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
+    await context.close();
+  }
+}
+
+const lockTtl = (options: ReapOptions) => options.lockTtlMs ?? 120_000;
+
+function totalOutcomes(resources: readonly ResourceReap[]): ReapOutcomes {
+  const total = emptyOutcomes();
+  for (const r of resources) for (const k of Object.keys(total) as (keyof ReapOutcomes)[]) total[k] += r.outcomes[k];
+  return total;
+}
+
+function sample(list: string[], id: string, size: number): void {
+  if (list.length < size) list.push(id);
+}
+
+// ------------------------------------------------------------------ planning
+
+/** Re-verify due tombstones, then scan for new orphans; every decision becomes a plan item. */
+async function planResource(
+  context: RunContext,
+  spec: ResourceSpec,
+  backend: Backend,
+  nowMs: number,
+  writer: PlanWriter,
+  report: ResourceReap,
+  options: ReapOptions,
+): Promise<void> {
+  const size = options.sampleSize ?? 5;
+  let afterId = 0;
+  for (;;) {
+    const due = await context.store.dueTombstones(spec.name, spec.graceMs, afterId, spec.batchSize);
+    if (due.length === 0) break;
+    afterId = due[due.length - 1]!.tombstoneId;
+    const verified = await verifyTombstones(context, spec, backend, due, options.signal);
+    // Lifts first, then sweeps: each becomes one batch when applied.
+    for (const { tombstone, decision } of verified) {
+      if (decision.action === 'lift') {
+        report.toLift++;
+        sample(report.samples.lift, tombstone.resourceId, size);
+        await writer.add({ op: 'lift', resource: spec.name, tombstoneId: tombstone.tombstoneId, id: tombstone.resourceId, why: decision.why });
+      } else if (decision.action === 'keep') {
+        report.outcomes.kept++;
+      }
+    }
+    for (const { tombstone, decision } of verified) {
+      if (decision.action !== 'delete') continue;
+      report.toSweep++;
+      sample(report.samples.sweep, tombstone.resourceId, size);
+      await writer.add({ op: 'sweep', resource: spec.name, tombstoneId: tombstone.tombstoneId, id: tombstone.resourceId, fingerprint: tombstone.fingerprint, owner: tombstone.owner, bytes: tombstone.bytes });
+    }
+  }
+
+  const acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
+  for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
+    for (const f of page.findings) acc.add(f);
+    const reapable = page.findings.filter((f) => f.status === 'orphaned' || f.status === 'expired').map((f) => f.id);
+    const active = reapable.length ? await context.store.activeTombstones(spec.name, reapable) : new Map<string, Tombstone>();
+    for (const item of markCandidates(page.findings, page.records, spec, new Set(active.keys()))) {
+      report.toMark++;
+      sample(report.samples.mark, item.id, size);
+      await writer.add(item);
+    }
+    options.onProgress?.(`planning ${spec.name}: ${acc.scannedSoFar} scanned, ${report.toMark} to mark`);
+  }
+  const backlog = await context.store.countTombstones(spec.name);
+  report.scanned = acc.scannedSoFar;
+  report.telemetry = acc.result({
+    count: backlog.marked + backlog.deleting,
+    oldestAgeSeconds: backlog.oldestMarkedAt === null ? null : Math.max(0, nowMs - backlog.oldestMarkedAt) / 1000,
+  });
+}
+
+/** Fresh read, fresh liveness, lease activity since the mark: the sweep-time judgement of each tombstone. */
+async function verifyTombstones(context: RunContext, spec: ResourceSpec, backend: Backend, tombstones: readonly Tombstone[], signal?: AbortSignal) {
+  const current = await backend.read(
+    tombstones.map((t) => t.resourceId),
+    signal,
+  );
+  const records = [...current.values()];
+  const { answers } = await judgeRecords(records, spec, context.liveness, signal);
+  const nowMs = await context.store.now();
+  const findings = new Map<string, Finding>(records.map((r) => [r.id, classify(r, spec, answers, nowMs)]));
+  // Lease activity on an owner since its tombstone was written resurrects it (SAFETY 1, 2).
+  // Asked from the batch's earliest mark: a renewal in between errs toward keeping.
+  const earliest = Math.min(...tombstones.map((t) => t.markedAt));
+  const owners = [...new Set(tombstones.map((t) => t.owner).filter((o): o is string => o !== null))];
+  const activeSince = owners.length ? await context.store.keysActiveSince(owners, earliest) : new Set<string>();
+  return tombstones.map((tombstone) => {
+    const finding = findings.get(tombstone.resourceId);
+    const renewed = tombstone.owner !== null && activeSince.has(tombstone.owner);
+    return { tombstone, finding, decision: decideSweep(tombstone, current.get(tombstone.resourceId), finding, renewed, spec) };
+  });
+}
+
+// ------------------------------------------------------------------ applying
+
+interface ApplyOptions extends ReapOptions {
+  fail: (name: FailpointName) => void;
+  errors: string[];
+  fromFile: boolean;
+}
+
+async function applyPlan(
+  context: RunContext,
+  specs: ReadonlyMap<string, ResourceSpec>,
+  items: () => AsyncGenerator<PlanItem>,
+  reports: Map<string, ResourceReap>,
+  runId: string,
+  options: ApplyOptions,
+): Promise<void> {
+  let batch: PlanItem[] = [];
+  let batchKey = '';
+  const failedTypes = new Set<string>();
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const first = batch[0]!;
+    const spec = specs.get(first.resource);
+    const current = batch;
+    batch = [];
+    if (!spec || failedTypes.has(spec.name)) return;
+    if (!(await context.store.refreshLock(spec.name, runId, lockTtl(options)))) {
+      throw new SafetyError(`lost the lock on ${spec.name}; stopping before acting further`);
+    }
+    const report = reports.get(spec.name)!;
+    const backend = await context.backend(spec);
+    const before = report.outcomes.failed;
+    if (first.op === 'lift') await applyLifts(context, spec, backend, current as Extract<PlanItem, { op: 'lift' }>[], report, runId);
+    else if (first.op === 'sweep') await applySweeps(context, spec, backend, current as Extract<PlanItem, { op: 'sweep' }>[], report, runId, options);
+    else await applyMarks(context, spec, backend, current as Extract<PlanItem, { op: 'mark' }>[], report, runId, options);
+    await context.store.saveCheckpoint(runId, spec.name, first.op, current[current.length - 1]!.id);
+    options.onProgress?.(`${spec.name}: ${report.outcomes.deleted} deleted, ${report.outcomes.marked} marked, ${report.outcomes.lifted} lifted`);
+    if (report.outcomes.failed > before) {
+      failedTypes.add(spec.name);
+      options.errors.push(`${spec.name}: ${report.outcomes.failed - before} delete(s) failed; the batch stopped and the rest of ${spec.name} waits for the next run`);
+    }
+    if (options.signal?.aborted) throw new InterruptedError('stopped after finishing the current batch; the next run resumes');
+  };
+  for await (const item of items()) {
+    const key = `${item.resource}\0${item.op}`;
+    const spec = specs.get(item.resource);
+    if (key !== batchKey || batch.length >= (spec?.batchSize ?? 500)) {
+      await flush();
+      batchKey = key;
+    }
+    batch.push(item);
+  }
+  await flush();
+}
+
+async function applyLifts(context: RunContext, spec: ResourceSpec, backend: Backend, items: Extract<PlanItem, { op: 'lift' }>[], report: ResourceReap, runId: string) {
+  const byWhy = new Map<string, number[]>();
+  for (const item of items) byWhy.set(item.why, [...(byWhy.get(item.why) ?? []), item.tombstoneId]);
+  for (const [why, ids] of byWhy) {
+    const lifted = await context.store.liftTombstones(runId, ids, why);
+    report.outcomes.lifted += lifted;
+    report.lifts[why] = (report.lifts[why] ?? 0) + lifted;
+  }
+  if (backend.unmark && spec.mark) {
+    await backend.unmark(items.map((i) => ({ id: i.id, fingerprint: '' }))).catch(() => undefined);
+  }
+}
+
+async function applySweeps(
+  context: RunContext,
+  spec: ResourceSpec,
+  backend: Backend,
+  items: Extract<PlanItem, { op: 'sweep' }>[],
+  report: ResourceReap,
+  runId: string,
+  options: ApplyOptions,
+) {
+  // Re-verify now: the plan may be older than this moment (SAFETY 1–3, 9).
+  // Still marked and still due by the store's clock: plan items come in tombstone-id order.
+  const wanted = new Set(items.map((i) => i.tombstoneId));
+  const low = Math.min(...wanted);
+  const high = Math.max(...wanted);
+  const tombstones = (await context.store.dueTombstones(spec.name, spec.graceMs, low - 1, high - low + 1)).filter((t) => wanted.has(t.tombstoneId));
+  if (tombstones.length === 0) return;
+  const verified = await verifyTombstones(context, spec, backend, tombstones, options.signal);
+  const lifts = verified.filter((v) => v.decision.action === 'lift');
+  for (const v of lifts) {
+    const why = (v.decision as { why: string }).why;
+    report.outcomes.lifted += await context.store.liftTombstones(runId, [v.tombstone.tombstoneId], why);
+    report.lifts[why] = (report.lifts[why] ?? 0) + 1;
+  }
+  report.outcomes.kept += verified.filter((v) => v.decision.action === 'keep').length;
+  const doomed = verified.filter((v) => v.decision.action === 'delete');
+  if (doomed.length === 0) return;
+
+  // Write-ahead journal: durable before any delete request leaves the process (SAFETY 10).
+  const entries = await context.store.beginDeletes(
+    runId,
+    doomed.map((v) => ({
+      tombstoneId: v.tombstone.tombstoneId,
+      evidence: { status: v.finding?.status, reason: v.finding?.reason, owner: v.finding?.owner, ageSeconds: v.finding?.ageSeconds, markedAt: v.tombstone.markedAt },
+    })),
+  );
+  options.fail('after-journal');
+  const byTombstone = new Map(doomed.map((v) => [v.tombstone.tombstoneId, v.tombstone]));
+  const deleteItems: DeleteItem[] = entries.map((e) => ({ id: e.resourceId, fingerprint: e.fingerprint, ownerValue: byTombstone.get(e.tombstoneId)?.ownerValue ?? null }));
+  const results = await backend.delete(deleteItems);
+  options.fail('after-delete');
+  await recordResults(context, backend, entries, results, report, runId, options.signal);
+}
+
+/** Journal the outcomes; a failed (ambiguous) delete is resolved by reading, never by an unconditional retry (SAFETY 12). */
+async function recordResults(
+  context: RunContext,
+  backend: Backend,
+  entries: readonly JournalEntry[],
+  results: readonly DeleteResult[],
+  report: ResourceReap,
+  runId: string,
+  signal?: AbortSignal,
+) {
+  const failed = results.filter((r) => r.outcome === 'failed');
+  const present = failed.length ? await backend.read(failed.map((r) => r.id), signal).catch(() => null) : new Map();
+  const outcomes = entries.map((entry, i) => {
+    const result = results[i]!;
+    let outcome = result.outcome;
+    let error = result.error ?? null;
+    if (outcome === 'failed' && present !== null) {
+      const now = present.get(entry.resourceId);
+      if (!now) {
+        outcome = 'deleted';
+        error = `delete reported "${result.error}" but the resource is gone; recorded as deleted after reading`;
+      } else if (now.fingerprint !== entry.fingerprint) {
+        outcome = 'changed';
+      }
+    }
+    if (outcome === 'deleted') {
+      report.outcomes.deleted++;
+      report.outcomes.bytesReclaimed += entry.bytes ?? 0;
+    } else if (outcome === 'absent') report.outcomes.deleted++;
+    else if (outcome === 'changed') {
+      report.outcomes.lifted++;
+      report.lifts.changed = (report.lifts.changed ?? 0) + 1;
+    } else report.outcomes.failed++;
+    return { journalId: entry.journalId, outcome, error, restoreHandle: result.restoreHandle ?? null };
+  });
+  await context.store.finishDeletes(runId, outcomes);
+}
+
+async function applyMarks(
+  context: RunContext,
+  spec: ResourceSpec,
+  backend: Backend,
+  items: Extract<PlanItem, { op: 'mark' }>[],
+  report: ResourceReap,
+  runId: string,
+  options: ApplyOptions,
+) {
+  let marks = items;
+  if (options.fromFile) {
+    // A saved plan may be stale: mark only what is still reapable with the same fingerprint.
+    const current = await backend.read(items.map((i) => i.id), options.signal);
+    const { answers } = await judgeRecords([...current.values()], spec, context.liveness, options.signal);
+    const nowMs = await context.store.now();
+    marks = items.filter((item) => {
+      const record = current.get(item.id);
+      if (!record || record.fingerprint !== item.fingerprint) return false;
+      const f = classify(record, spec, answers, nowMs);
+      return f.status === 'orphaned' || (f.status === 'expired' && spec.onExpired === 'reap');
+    });
+  }
+  let fingerprints: Map<string, string> | null = null;
+  if (spec.mark && backend.mark) {
+    fingerprints = await backend.mark(marks.map((m) => ({ id: m.id, fingerprint: m.fingerprint, ownerValue: m.ownerValue })), runId, options.signal);
+  }
+  const rows = marks
+    .filter((m) => fingerprints === null || fingerprints.has(m.id))
+    .map((m) => ({
+      resource: spec.name,
+      resourceId: m.id,
+      fingerprint: fingerprints?.get(m.id) ?? m.fingerprint,
+      owner: m.owner,
+      ownerValue: m.ownerValue,
+      reason: m.reason,
+      bytes: m.bytes,
+    }));
+  report.outcomes.marked += await context.store.insertTombstones(runId, rows);
+  options.fail('after-mark');
+}
+
+/**
+ * Journal entries left at `intent` by a run that died between the write-ahead and the
+ * outcome: read each resource to learn what happened (SAFETY 11, 12).
+ */
+async function recoverIntents(context: RunContext, spec: ResourceSpec, backend: Backend, runId: string, report: ResourceReap): Promise<void> {
+  const pending = await context.store.pendingIntents(spec.name);
+  if (pending.length === 0) return;
+  const current = await backend.read(pending.map((p) => p.resourceId));
+  const outcomes = pending.map((entry) => {
+    const now = current.get(entry.resourceId);
+    if (!now) {
+      report.outcomes.deleted++;
+      report.outcomes.bytesReclaimed += entry.bytes ?? 0;
+      return { journalId: entry.journalId, outcome: 'deleted' as const, error: 'recovered after interruption: the resource is gone' };
+    }
+    if (now.fingerprint !== entry.fingerprint) {
+      report.outcomes.lifted++;
+      return { journalId: entry.journalId, outcome: 'changed' as const, error: 'recovered after interruption: the resource changed' };
+    }
+    // Not deleted: the tombstone goes back to marked and is re-verified by this run's sweep.
+    return { journalId: entry.journalId, outcome: 'failed' as const, error: 'interrupted before the delete; will be re-verified' };
+  });
+  await context.store.finishDeletes(runId, outcomes);
+}
