@@ -12,8 +12,25 @@ export interface SourceCounts {
   errors: Record<string, string>;
 }
 
+/** Judges resource-owned resources; attached by the run context when a manifest uses `ref`. */
+export interface RefJudge {
+  resolve(refs: ReadonlyMap<string, ReadonlySet<string>>, signal?: AbortSignal): Promise<{ answer: (type: string, id: string) => KeyLiveness; errors: string[] }>;
+}
+
 export class LivenessView {
+  private graph: RefJudge | null = null;
+
   constructor(readonly sources: readonly LivenessSource[]) {}
+
+  attachGraph(graph: RefJudge): void {
+    this.graph = graph;
+  }
+
+  /** Judge referenced resources through the ownership graph; without one, they are unknown. */
+  async judgeRefs(refs: ReadonlyMap<string, ReadonlySet<string>>, signal?: AbortSignal): Promise<{ answer: (type: string, id: string) => KeyLiveness; errors: string[] }> {
+    if (refs.size === 0 || !this.graph) return { answer: () => 'unknown', errors: [] };
+    return this.graph.resolve(refs, signal);
+  }
 
   /** Live-key count per source (for the registry-outage breaker and telemetry). */
   async counts(signal?: AbortSignal): Promise<SourceCounts> {

@@ -24,15 +24,14 @@ export async function judgeRecords(
   liveness: LivenessView,
   signal?: AbortSignal,
 ): Promise<{ answers: LivenessAnswers; errors: string[] }> {
-  const { keys } = ownerKeysOf(records, spec);
-  const judged = await liveness.judge(keys, signal);
+  const { keys, refs } = ownerKeysOf(records, spec);
+  const [judged, referenced] = await Promise.all([liveness.judge(keys, signal), liveness.judgeRefs(refs, signal)]);
   return {
     answers: {
       key: (k: string): Liveness => judged.answers.get(k) ?? 'unknown',
-      // Resource-owned resources are judged by the ownership graph; without it, unknown.
-      ref: (): Liveness => 'unknown',
+      ref: referenced.answer,
     },
-    errors: judged.errors,
+    errors: [...judged.errors, ...referenced.errors],
   };
 }
 

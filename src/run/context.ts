@@ -12,6 +12,7 @@ import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { openStateStore } from '../state/open.js';
 import type { StateStore } from '../state/types.js';
 import { Releasers } from '../util/releasers.js';
+import { RefResolver } from './ref-resolver.js';
 
 export interface RunContext {
   readonly manifest: Manifest;
@@ -37,7 +38,7 @@ export async function openRunContext(manifest: Manifest, options: OpenRunContext
     const liveness = await openLiveness(manifest, store, connections);
     const exclude = stateFiles(manifest.state);
     const backends = new Map<string, Promise<Backend>>();
-    return {
+    const context: RunContext = {
       manifest,
       store,
       connections,
@@ -55,6 +56,10 @@ export async function openRunContext(manifest: Manifest, options: OpenRunContext
       },
       close: () => releasers.releaseAll(),
     };
+    if (manifest.resources.some((r) => r.owners.some((o) => o.ref !== undefined))) {
+      liveness.attachGraph(new RefResolver(manifest.resources, (spec) => context.backend(spec), liveness, () => store.now()));
+    }
+    return context;
   } catch (error) {
     await releasers.releaseAll().catch(() => undefined);
     throw error;

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Backend, DeleteItem, DeleteResult } from '../backends/types.js';
 import { classify } from '../engine/classify.js';
+import { reapOrder } from '../engine/graph.js';
 import { breakerReasons, capViolation, decideSweep, markCandidates, type PlanItem } from '../engine/reap-plan.js';
 import type { Finding } from '../engine/types.js';
 import { BackendError, InterruptedError, redact, SafetyError } from '../errors.js';
@@ -102,7 +103,9 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     if (tripped.length > 0 && !options.allowLivenessDrop) {
       throw new SafetyError(`registry-outage breaker: nothing reaped.\n  ${tripped.map(redact).join('\n  ')}\n  (--allow-liveness-drop overrides this for a deliberate run)`);
     }
-    const specs = manifest.resources.filter((r) => !options.resources || options.resources.includes(r.name));
+    // Dependents before their owners (reverse topological order of `ref`), so an interrupted
+    // run never leaves a dependent whose owner is already gone.
+    const specs = reapOrder(manifest.resources.filter((r) => !options.resources || options.resources.includes(r.name)));
     const reports = new Map<string, ResourceReap>();
     for (const spec of specs) {
       const backend = await context.backend(spec);
