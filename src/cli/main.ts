@@ -82,6 +82,22 @@ export function buildProgram(io: CliIO): Command {
     .option('--id <id>', 'the tombstone of this resource id')
     .action(lazy(io, async () => (await import('./commands/restore.js')).restoreCommand));
 
+  program
+    .command('explain')
+    .description('why one resource is live or not: its owners up to a live key, or where the chain breaks')
+    .argument('<type>', 'resource type (a name from the manifest)')
+    .argument('<id>', 'resource id (S3 key, primary key, path relative to the directory)')
+    .addOption(configOption())
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/explain.js')).explainCommand));
+
+  program
+    .command('graph')
+    .description('the type-level ownership graph')
+    .addOption(configOption())
+    .addOption(new Option('--format <format>', 'text, dot or mermaid').choices(['text', 'dot', 'mermaid']).default('text'))
+    .action(lazy(io, async () => (await import('./commands/explain.js')).graphCommand));
+
   const lease = program.command('lease').description('lease operations against the state store');
   lease
     .command('acquire')

@@ -1,0 +1,132 @@
+/**
+ * `explain`: why one resource is live or not — its status, and for each owner the chain
+ * up to a live key (with lease states and each source's answer) or where it breaks.
+ * Read-only; follows `ref` owners recursively (cycles and depth bounded).
+ */
+import { classify, readOwners } from '../engine/classify.js';
+import type { Finding, OwnerValue } from '../engine/types.js';
+import { UsageError } from '../errors.js';
+import type { Manifest } from '../manifest/types.js';
+import type { Lease, StateStore } from '../state/types.js';
+import { judgeRecords } from './classify-stream.js';
+import { openRunContext, type RunContext } from './context.js';
+
+export interface OwnerExplanation {
+  rule: string;
+  value: string | null;
+  kind: OwnerValue['kind'];
+  key?: string;
+  /** Each liveness source's answer for the key. */
+  sources?: Record<string, 'live' | 'dead' | string>;
+  leases?: Pick<Lease, 'leaseId' | 'holder' | 'generation' | 'expiresAt' | 'releasedAt'>[];
+  ref?: Explanation | { type: string; id: string; cycle: true } | { type: string; id: string; depthLimit: true };
+}
+
+export interface Explanation {
+  resource: string;
+  id: string;
+  found: boolean;
+  finding: Pick<Finding, 'status' | 'reason' | 'owner' | 'ageSeconds' | 'bytes'> | null;
+  owners: OwnerExplanation[];
+  tombstone: { state: string; markedAt: string } | null;
+}
+
+const MAX_DEPTH = 8;
+
+export async function runExplain(manifest: Manifest, type: string, id: string, options: { store?: StateStore; signal?: AbortSignal } = {}): Promise<Explanation> {
+  if (!manifest.resources.some((r) => r.name === type)) throw new UsageError(`no resource type "${type}" in ${manifest.file}`);
+  const context = await openRunContext(manifest, { store: options.store });
+  try {
+    return await explainOne(context, type, id, new Set(), 0, options.signal);
+  } finally {
+    await context.close();
+  }
+}
+
+async function explainOne(context: RunContext, type: string, id: string, path: Set<string>, depth: number, signal?: AbortSignal): Promise<Explanation> {
+  const spec = context.manifest.resources.find((r) => r.name === type)!;
+  const backend = await context.backend(spec);
+  const record = (await backend.read([id], signal)).get(id);
+  const active = await context.store.activeTombstones(type, [id]);
+  const t = active.get(id);
+  const tombstone = t ? { state: t.state, markedAt: new Date(t.markedAt).toISOString() } : null;
+  if (!record) return { resource: type, id, found: false, finding: null, owners: [], tombstone };
+  const { answers } = await judgeRecords([record], spec, context.liveness, signal);
+  const f = classify(record, spec, answers, await context.store.now());
+  const owners: OwnerExplanation[] = [];
+  const values = readOwners(record, spec);
+  const here = `${type}\0${id}`;
+  for (const [i, owner] of values.entries()) {
+    const rule = spec.owners[i]!;
+    const e = rule.extractor;
+    const entry: OwnerExplanation = {
+      rule: `${'pattern' in e ? `${e.from} ${e.pattern}` : `${e.from} ${e.name}`}${rule.ref ? ` → ${rule.ref}` : ''}`,
+      value: owner.kind === 'key' ? owner.key : owner.kind === 'ref' ? owner.ref.id : null,
+      kind: owner.kind,
+    };
+    if (owner.kind === 'key') {
+      entry.key = owner.key;
+      entry.sources = {};
+      for (const source of context.liveness.sources) {
+        try {
+          entry.sources[source.name] = (await source.lookup([owner.key], signal)).has(owner.key) ? 'live' : 'dead';
+        } catch (error) {
+          entry.sources[source.name] = `error: ${(error as Error).message}`;
+        }
+      }
+      entry.leases = (await context.store.listLeases({ key: owner.key, includeInactive: true, limit: 5 })).map((l) => ({
+        leaseId: l.leaseId,
+        holder: l.holder,
+        generation: l.generation,
+        expiresAt: l.expiresAt,
+        releasedAt: l.releasedAt,
+      }));
+    } else if (owner.kind === 'ref') {
+      const next = `${owner.ref.type}\0${owner.ref.id}`;
+      if (path.has(next) || next === here) entry.ref = { type: owner.ref.type, id: owner.ref.id, cycle: true };
+      else if (depth + 1 >= MAX_DEPTH) entry.ref = { type: owner.ref.type, id: owner.ref.id, depthLimit: true };
+      else entry.ref = await explainOne(context, owner.ref.type, owner.ref.id, new Set([...path, here]), depth + 1, signal);
+    }
+    owners.push(entry);
+  }
+  return {
+    resource: type,
+    id,
+    found: true,
+    finding: { status: f.status, reason: f.reason, owner: f.owner, ageSeconds: f.ageSeconds, bytes: f.bytes },
+    owners,
+    tombstone,
+  };
+}
+
+/** The explanation as an indented tree for a terminal. */
+export function explanationText(x: Explanation, indent = ''): string {
+  const lines: string[] = [];
+  const id = JSON.stringify(x.id);
+  if (!x.found) {
+    lines.push(`${indent}${x.resource} ${id}: not found${x.tombstone ? ` (tombstone ${x.tombstone.state})` : ''}`);
+    return lines.join('\n');
+  }
+  const f = x.finding!;
+  const age = f.ageSeconds === null ? '' : `, age ${Math.round(f.ageSeconds)}s`;
+  lines.push(`${indent}${x.resource} ${id}: ${f.status}${f.reason ? ` (${f.reason})` : ''}${age}${x.tombstone ? `, tombstone ${x.tombstone.state} since ${x.tombstone.markedAt}` : ''}`);
+  if (x.owners.length === 0) lines.push(`${indent}  no owner rules`);
+  for (const o of x.owners) {
+    if (o.kind === 'none') lines.push(`${indent}  owner by ${o.rule}: nothing to read`);
+    else if (o.kind === 'unreadable') lines.push(`${indent}  owner by ${o.rule}: could not be read`);
+    else if (o.kind === 'key') {
+      const sources = Object.entries(o.sources ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
+      lines.push(`${indent}  owner key ${JSON.stringify(o.key)} by ${o.rule}: ${sources}`);
+      for (const l of o.leases ?? []) {
+        const state = l.releasedAt !== null ? `released ${new Date(l.releasedAt).toISOString()}` : `expires ${new Date(l.expiresAt).toISOString()}`;
+        lines.push(`${indent}    lease ${l.leaseId} (${l.holder}, generation ${l.generation}) ${state}`);
+      }
+    } else if (o.ref && 'cycle' in o.ref) lines.push(`${indent}  owned by ${o.ref.type} ${JSON.stringify(o.ref.id)} — a cycle back to a resource above`);
+    else if (o.ref && 'depthLimit' in o.ref) lines.push(`${indent}  owned by ${o.ref.type} ${JSON.stringify(o.ref.id)} — deeper than ${MAX_DEPTH} hops, not followed`);
+    else if (o.ref) {
+      lines.push(`${indent}  owned by ${o.rule}:`);
+      lines.push(explanationText(o.ref as Explanation, `${indent}    `));
+    }
+  }
+  return lines.join('\n');
+}
