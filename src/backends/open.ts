@@ -15,6 +15,10 @@ export async function openBackend(spec: ResourceSpec, context: BackendContext): 
   switch (location.kind) {
     case 'fs':
       return new FsBackend({ ...spec, location }, { exclude: context.exclude });
+    case 's3': {
+      const { S3Backend } = await import('./s3/s3-backend.js');
+      return S3Backend.open({ ...spec, location }, context.connections);
+    }
     default:
       throw new Error(`the ${location.kind} backend is not available in this build`);
   }
