@@ -2,6 +2,7 @@
 // the engine pure and errors typed.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'reaper-demo/**', '.bench/**'] },
@@ -29,6 +30,6 @@ export default tseslint.config(
   },
   {
     files: ['bin/*', 'scripts/**/*.mjs', 'bench/**/*.mjs'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+    languageOptions: { globals: { ...globals.node } },
   },
 );
