@@ -24,10 +24,17 @@ export class Connections {
   client<T>(name: string, create: (spec: ConnectionSpec) => Promise<T>, close: (client: T) => Promise<void> | void): Promise<T> {
     let client = this.clients.get(name) as Promise<T> | undefined;
     if (!client) {
-      client = create(this.spec(name)).then((c) => {
-        this.releasers.add(() => close(c));
-        return c;
-      });
+      client = create(this.spec(name)).then(
+        (c) => {
+          this.releasers.add(() => close(c));
+          return c;
+        },
+        (error: unknown) => {
+          // A failed first use must not poison the connection for the rest of the run.
+          this.clients.delete(name);
+          throw error;
+        },
+      );
       this.clients.set(name, client);
     }
     return client;

@@ -19,7 +19,13 @@ export async function openBackend(spec: ResourceSpec, context: BackendContext): 
       const { S3Backend } = await import('./s3/s3-backend.js');
       return S3Backend.open({ ...spec, location }, context.connections);
     }
-    default:
-      throw new Error(`the ${location.kind} backend is not available in this build`);
+    case 'postgres': {
+      const { PostgresBackend } = await import('./postgres/postgres-backend.js');
+      return PostgresBackend.open({ ...spec, location }, context.connections);
+    }
+    case 'mysql': {
+      const { MysqlBackend } = await import('./mysql/mysql-backend.js');
+      return MysqlBackend.open({ ...spec, location }, context.connections);
+    }
   }
 }

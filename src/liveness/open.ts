@@ -15,8 +15,10 @@ export async function openLiveness(manifest: Pick<Manifest, 'owners'>, store: Le
       if (store) sources.push(new LeaseSource(store));
     }
     else if (spec.kind === 'static') sources.push(new StaticSource(spec.keys, `static#${index}`));
-    else throw new Error(`liveness source sql:${spec.connection} is not available in this build`);
+    else {
+      const { openSqlSource } = await import('./sql-source.js');
+      sources.push(await openSqlSource(spec, connections, index));
+    }
   }
-  void connections;
   return new LivenessView(sources);
 }

@@ -1,0 +1,399 @@
+/**
+ * MySQL / MariaDB backend: the resources are the rows of one table (optionally filtered
+ * by the manifest's `where`), identified by a primary-key (or single-column unique) `id`.
+ *
+ * At open the table's columns are read once from information_schema: the id column's
+ * type decides how a cursor or id is turned back into a value of that type (`CAST(? AS
+ * SIGNED)`, `UNHEX(?)`, …) so the primary-key index serves every look-up; the column
+ * list feeds the fingerprint, the size estimate and the archive.
+ *
+ * - scan: keyset pages `WHERE (<where>) AND id > CAST(? AS <type>) ORDER BY id LIMIT n`;
+ *   the cursor is the last id as text (hex for binary ids).
+ * - age: UNIX_TIMESTAMP of the createdAt column (DATETIME, TIMESTAMP or DATE) in the
+ *   session's time zone; a zero or out-of-range date reads as unknown.
+ * - fingerprint: the `version` column as text, else MD5 over every stored column of the
+ *   row, each as `<byte length>:<bytes>` and NULL as `-` (so NULL and '' differ and no
+ *   two rows' encodings run together).
+ * - bytes: the row's data size: OCTET_LENGTH of variable-length columns plus the fixed
+ *   storage size of the others (ENUM and SET approximated), without row or page overhead.
+ * - delete: per chunk, a transaction that locks the rows (SELECT … FOR UPDATE) reading
+ *   id, fingerprint, owner and whether the `where` holds and no protect `where` does,
+ *   compares them with the items, then deletes (and archives) exactly the matching ids.
+ *   The lock keeps every row as it was read until the commit. Marks work the same way and
+ *   read the new fingerprints back before committing.
+ *
+ * `IN (…)` lists are padded to a few fixed lengths (sql-text.ts) so a handful of prepared
+ * statements serve every chunk.
+ */
+import type { Pool, PoolConnection } from 'mysql2/promise';
+import { BackendError } from '../../errors.js';
+import type { Connections } from '../connections.js';
+import type { DeleteItem } from '../types.js';
+import {
+  ARCHIVE_TIME_COLUMN,
+  SqlBackend,
+  archiveTable,
+  eligibilityConditions,
+  namedColumns,
+  protectRules,
+  fingerprintMatches,
+  recordSelectList,
+  type DeletedChunk,
+  type RecordSql,
+  type RestoreOutcome,
+  type SqlResourceSpec,
+  type SqlRow,
+} from '../sql/sql-backend.js';
+import { padList, placeholders, quoteIdentifier, quoteQualified, splitTableName } from '../sql/sql-text.js';
+import { mysqlPool, mysqlQuery, mysqlTransaction, type MysqlRunner, type MysqlValue } from './mysql-pool.js';
+
+interface MysqlColumn {
+  name: string;
+  dataType: string;
+  columnType: string;
+  numericPrecision: string | number | null;
+  numericScale: string | number | null;
+  datetimePrecision: string | number | null;
+  extra: string | null;
+}
+
+const INTEGER_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint']);
+const BINARY_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
+const STRING_ID_TYPES = new Set(['char', 'varchar', 'uuid', 'inet4', 'inet6']);
+const TEXT_TYPES = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext']);
+const TIME_TYPES = new Set(['date', 'datetime', 'timestamp']);
+/** Storage bytes of fixed-size types (InnoDB), by DATA_TYPE. */
+const FIXED_BYTES: Record<string, number> = {
+  tinyint: 1,
+  smallint: 2,
+  mediumint: 3,
+  int: 4,
+  integer: 4,
+  bigint: 8,
+  float: 4,
+  double: 8,
+  real: 8,
+  date: 3,
+  year: 1,
+  uuid: 16,
+  inet4: 4,
+  inet6: 16,
+  enum: 2,
+  set: 8,
+};
+
+const q = (name: string) => quoteIdentifier('mysql', name);
+const int = (value: string | number | null, fallback = 0) => {
+  const n = Number(value ?? fallback);
+  return Number.isSafeInteger(n) && n >= 0 ? n : fallback;
+};
+
+const type = (col: MysqlColumn) => col.dataType.toLowerCase();
+const isVirtual = (col: MysqlColumn) => /\bVIRTUAL GENERATED\b/i.test(col.extra ?? '');
+const isGenerated = (col: MysqlColumn) => /\b(VIRTUAL|STORED|PERSISTENT) GENERATED\b/i.test(col.extra ?? '');
+
+/** A column as text the way reaper reports it: hex for binary strings, else CAST AS CHAR. */
+function textOf(col: MysqlColumn, expression: string): string {
+  return BINARY_TYPES.has(type(col)) ? `HEX(${expression})` : `CAST(${expression} AS CHAR)`;
+}
+
+/** The expression that turns a bound id text back into a value of the id column's type. */
+function idParameter(col: MysqlColumn): string | null {
+  const t = type(col);
+  if (INTEGER_TYPES.has(t) || t === 'year') return /unsigned/i.test(col.columnType) ? 'CAST(? AS UNSIGNED)' : 'CAST(? AS SIGNED)';
+  if (t === 'decimal' || t === 'numeric') return `CAST(? AS DECIMAL(${int(col.numericPrecision, 10)}, ${int(col.numericScale)}))`;
+  if (t === 'float' || t === 'double' || t === 'real') return 'CAST(? AS DOUBLE)';
+  if (t === 'date') return 'CAST(? AS DATE)';
+  if (t === 'datetime' || t === 'timestamp') return `CAST(? AS DATETIME(${int(col.datetimePrecision)}))`;
+  if (t === 'time') return `CAST(? AS TIME(${int(col.datetimePrecision)}))`;
+  if (BINARY_TYPES.has(t)) return 'UNHEX(?)';
+  if (STRING_ID_TYPES.has(t)) return '?';
+  return null;
+}
+
+/** Bytes for `digits` decimal digits in MySQL's packed DECIMAL format. */
+function decimalDigitBytes(digits: number): number {
+  return Math.floor(digits / 9) * 4 + [0, 1, 1, 2, 2, 3, 3, 4, 4][digits % 9]!;
+}
+
+/** Stored bytes of one column of a row: fixed sizes by type, else the value's octet length. */
+function storedBytes(col: MysqlColumn, expression: string): string {
+  const t = type(col);
+  const fsp = Math.ceil(int(col.datetimePrecision) / 2);
+  let fixed = FIXED_BYTES[t];
+  if (t === 'time') fixed = 3 + fsp;
+  else if (t === 'datetime') fixed = 5 + fsp;
+  else if (t === 'timestamp') fixed = 4 + fsp;
+  else if (t === 'decimal' || t === 'numeric') {
+    const precision = int(col.numericPrecision, 10);
+    const scale = int(col.numericScale);
+    fixed = decimalDigitBytes(precision - scale) + decimalDigitBytes(scale);
+  } else if (t === 'bit') fixed = Math.ceil(int(col.numericPrecision, 1) / 8);
+  return fixed === undefined ? `COALESCE(OCTET_LENGTH(${expression}), 0)` : `IF(${expression} IS NULL, 0, ${fixed})`;
+}
+
+interface Statements {
+  page: string;
+  pageAfter: string;
+  byIds: (n: number) => string;
+  lock: (n: number) => string;
+  deleteIds: (n: number) => string;
+  archiveIds: ((n: number) => string) | null;
+  createArchive: string | null;
+  markIds: ((n: number) => string) | null;
+  fingerprints: (n: number) => string;
+  unmarkIds: ((n: number) => string) | null;
+  restoreExists: string;
+  restoreInsert: string | null;
+  restoreDelete: string | null;
+}
+
+interface LockedRow {
+  reaper_id: string;
+  reaper_fp: string | null;
+  reaper_owner: string | null;
+  reaper_eligible: unknown;
+}
+
+export class MysqlBackend extends SqlBackend {
+  readonly kind = 'mysql' as const;
+
+  private constructor(
+    spec: SqlResourceSpec,
+    scope: string,
+    archiveName: string | null,
+    private readonly pool: Pool,
+    private readonly context: string,
+    private readonly sql: Statements,
+  ) {
+    super(spec, scope, archiveName);
+  }
+
+  static async open(spec: SqlResourceSpec, connections: Connections): Promise<MysqlBackend> {
+    const location = spec.location;
+    if (location.kind !== 'mysql') throw new TypeError(`resource ${spec.name} is not a mysql resource`);
+    const pool = await mysqlPool(connections, location.connection);
+    const connectionContext = `mysql connection "${location.connection}"`;
+
+    const { schema, table } = splitTableName(location.table);
+    const candidates = (
+      await mysqlQuery<{ db: string; name: string }>(
+        pool,
+        connectionContext,
+        `SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name FROM information_schema.TABLES
+          WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND LOWER(TABLE_NAME) = LOWER(?)`,
+        [schema, table],
+      )
+    ).rows;
+    const relation = candidates.find((r) => r.name === table) ?? (candidates.length === 1 ? candidates[0] : undefined);
+    if (!relation) {
+      const where = schema === null ? ' in the URL\'s database (name one in the URL, or write the table as database.table)' : '';
+      throw new BackendError(`${connectionContext}: table ${location.table} not found${where} (resource ${spec.name})`);
+    }
+    const displayName = `${relation.db}.${relation.name}`;
+    const scope = `mysql ${displayName}`;
+    const context = `${scope} (connection "${location.connection}")`;
+    const T = quoteQualified('mysql', [relation.db, relation.name]);
+
+    const columns = (
+      await mysqlQuery<MysqlColumn>(
+        pool,
+        context,
+        `SELECT COLUMN_NAME AS name, DATA_TYPE AS dataType, COLUMN_TYPE AS columnType,
+                NUMERIC_PRECISION AS numericPrecision, NUMERIC_SCALE AS numericScale,
+                DATETIME_PRECISION AS datetimePrecision, EXTRA AS extra
+           FROM information_schema.COLUMNS
+          WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
+          ORDER BY ORDINAL_POSITION`,
+        [relation.db, relation.name],
+      )
+    ).rows;
+    const { id, createdAt, version, mark, owners: ownerCols } = namedColumns(columns, spec, displayName);
+
+    const idParam = idParameter(id);
+    if (idParam === null) throw new BackendError(`${context}: id column ${id.name} has type ${id.columnType}, which reaper cannot page on; use an integer, decimal, string, binary or time column`);
+    if (!TIME_TYPES.has(type(createdAt))) {
+      throw new BackendError(`${context}: createdAt column ${createdAt.name} has type ${createdAt.columnType}; expected DATETIME, TIMESTAMP or DATE`);
+    }
+    if (mark && !TEXT_TYPES.has(type(mark))) {
+      throw new BackendError(`${context}: mark column ${mark.name} has type ${mark.columnType}; it holds a run id, so it must be a text column`);
+    }
+    const unique = await mysqlQuery<{ name: string }>(
+      pool,
+      context,
+      `SELECT INDEX_NAME AS name FROM information_schema.STATISTICS
+        WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0
+        GROUP BY INDEX_NAME
+       HAVING COUNT(*) = 1 AND MAX(COLUMN_NAME) = ? AND MAX(SUB_PART) IS NULL`,
+      [relation.db, relation.name, id.name],
+    );
+    if (unique.rows.length === 0) {
+      throw new BackendError(`${context}: id column ${id.name} is not the primary key nor alone in a unique index; reaper needs an id that names exactly one row`);
+    }
+
+    const c = (col: MysqlColumn) => `${T}.${q(col.name)}`;
+    const stored = columns.filter((col) => !isVirtual(col));
+    const record: RecordSql = {
+      idText: textOf(id, c(id)),
+      createdMs: `NULLIF(UNIX_TIMESTAMP(${c(createdAt)}), 0) * 1000`,
+      bytes: `(${stored.map((col) => storedBytes(col, c(col))).join(' + ')})`,
+      fingerprint: version
+        ? textOf(version, c(version))
+        : `MD5(CONCAT(${stored.map((col) => `IFNULL(CONCAT(OCTET_LENGTH(${c(col)}), ':', CAST(${c(col)} AS BINARY)), '-')`).join(', ')}))`,
+      owners: ownerCols.map((col) => textOf(col, c(col))),
+      protects: protectRules(spec).map((rule) => rule.sql),
+    };
+    const select = `SELECT ${recordSelectList(record)} FROM ${T}`;
+    const whereOnly = location.where === undefined ? [] : [`(${location.where})`];
+    const scoped = [...whereOnly, `${c(id)} IS NOT NULL`].join(' AND ');
+    const eligible = eligibilityConditions(location.where, record.protects);
+    const ids = (n: number) => `${c(id)} IN (${placeholders(idParam, n)})`;
+
+    const archive = archiveTable(spec, relation.db, displayName, context);
+    const archiveName = archive?.name ?? null;
+    const A = archive ? quoteQualified('mysql', archive.parts) : '';
+    const all = columns.map((col) => q(col.name)).join(', ');
+    const restorable = columns.filter((col) => !isGenerated(col));
+    const restoreList = restorable.map((col) => q(col.name)).join(', ');
+    // A restored row is no longer tombstoned: it comes back without its mark.
+    const restoreValues = restorable.map((col) => (col === mark ? 'NULL' : q(col.name))).join(', ');
+
+    const sql: Statements = {
+      page: `${select} WHERE ${scoped} ORDER BY ${c(id)} LIMIT ?`,
+      pageAfter: `${select} WHERE ${scoped} AND ${c(id)} > ${idParam} ORDER BY ${c(id)} LIMIT ?`,
+      byIds: (n) => `${select} WHERE ${scoped} AND ${ids(n)}`,
+      lock: (n) =>
+        `SELECT ${record.idText} AS reaper_id, ${record.fingerprint} AS reaper_fp, ${record.owners[0]} AS reaper_owner,
+                ${eligible.length === 0 ? '1' : `CASE WHEN ${eligible.join(' AND ')} THEN 1 ELSE 0 END`} AS reaper_eligible
+           FROM ${T} WHERE ${ids(n)} FOR UPDATE`,
+      deleteIds: (n) => `DELETE FROM ${T} WHERE ${ids(n)}`,
+      archiveIds: archiveName
+        ? (n) => `INSERT INTO ${A} (${all}, ${q(ARCHIVE_TIME_COLUMN)}) SELECT ${columns.map((col) => c(col)).join(', ')}, NOW(6) FROM ${T} WHERE ${ids(n)}`
+        : null,
+      // CREATE … SELECT copies the columns as plain columns, without keys or AUTO_INCREMENT,
+      // so the same id can be archived more than once.
+      createArchive: archiveName
+        ? `CREATE TABLE IF NOT EXISTS ${A} (${q(ARCHIVE_TIME_COLUMN)} DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), KEY (${q(id.name)})) SELECT * FROM ${T} WHERE 1 = 0`
+        : null,
+      markIds: mark ? (n) => `UPDATE ${T} SET ${c(mark)} = ? WHERE ${ids(n)}` : null,
+      fingerprints: (n) => `SELECT ${record.idText} AS reaper_id, ${record.fingerprint} AS reaper_fp FROM ${T} WHERE ${ids(n)}`,
+      unmarkIds: mark ? (n) => `UPDATE ${T} SET ${c(mark)} = NULL WHERE ${[...whereOnly, ids(n), `${c(mark)} IS NOT NULL`].join(' AND ')}` : null,
+      restoreExists: `SELECT 1 AS present FROM ${T} WHERE ${c(id)} = ${idParam} FOR UPDATE`,
+      restoreInsert: archiveName
+        ? `INSERT INTO ${T} (${restoreList}) SELECT ${restoreValues} FROM ${A} WHERE ${q(id.name)} = ${idParam} ORDER BY ${q(ARCHIVE_TIME_COLUMN)} DESC LIMIT 1`
+        : null,
+      restoreDelete: archiveName ? `DELETE FROM ${A} WHERE ${q(id.name)} = ${idParam} ORDER BY ${q(ARCHIVE_TIME_COLUMN)} DESC LIMIT 1` : null,
+    };
+
+    // Compile the fragments once now, so a mistake in a where or protect rule surfaces at open.
+    await mysqlQuery(pool, `${context}: checking the where and protect fragments`, `${select} WHERE ${scoped} LIMIT 0`);
+    return new MysqlBackend(spec, scope, archiveName, pool, context, sql);
+  }
+
+  protected async selectPage(after: string | null, limit: number): Promise<SqlRow[]> {
+    // LIMIT is bound as text: MySQL 8 refuses a DOUBLE there, and mysql2 sends numbers as DOUBLE.
+    const values = after === null ? [String(limit)] : [after, String(limit)];
+    return this.rows(this.pool, after === null ? this.sql.page : this.sql.pageAfter, values);
+  }
+
+  protected async selectIds(ids: readonly string[]): Promise<SqlRow[]> {
+    const padded = padList(ids);
+    return this.rows(this.pool, this.sql.byIds(padded.length), padded);
+  }
+
+  protected async deleteChunk(items: readonly DeleteItem[]): Promise<DeletedChunk> {
+    // DDL commits implicitly in MySQL, so the archive is made before the transaction starts.
+    if (this.archiveName !== null) await this.ensureArchive();
+    return mysqlTransaction(this.pool, this.context, async (connection) => {
+      const { present, matched } = await this.lockMatching(connection, items);
+      if (matched.length > 0) {
+        const padded = padList(matched);
+        if (this.sql.archiveIds) {
+          const archived = await mysqlQuery(connection, `${this.context}, archiving into ${this.archiveName}`, this.sql.archiveIds(padded.length), padded);
+          this.expectCount('archived', archived.affectedRows, matched.length);
+        }
+        const removed = await mysqlQuery(connection, this.context, this.sql.deleteIds(padded.length), padded);
+        this.expectCount('deleted', removed.affectedRows, matched.length);
+      }
+      const deleted = new Set(matched);
+      return this.archiveName === null ? { deleted, present } : { deleted, present, restoreHandle: this.archiveName };
+    });
+  }
+
+  protected async markChunk(items: readonly DeleteItem[], runId: string): Promise<Map<string, string>> {
+    return mysqlTransaction(this.pool, this.context, async (connection) => {
+      const { matched } = await this.lockMatching(connection, items);
+      const out = new Map<string, string>();
+      if (matched.length === 0) return out;
+      const padded = padList(matched);
+      await mysqlQuery(connection, this.context, this.sql.markIds!(padded.length), [runId, ...padded]);
+      // Read back under the same locks: the new fingerprint is exactly the marked row's.
+      const wanted = new Set(matched);
+      for (const row of await this.rows(connection, this.sql.fingerprints(padded.length), padded)) {
+        if (wanted.has(row.reaper_id)) out.set(row.reaper_id, row.reaper_fp ?? '');
+      }
+      return out;
+    });
+  }
+
+  protected async unmarkChunk(ids: readonly string[]): Promise<void> {
+    const padded = padList(ids);
+    await mysqlQuery(this.pool, this.context, this.sql.unmarkIds!(padded.length), padded);
+  }
+
+  protected async createArchive(): Promise<void> {
+    await mysqlQuery(this.pool, this.context, this.sql.createArchive!);
+  }
+
+  /** One transaction: insert the newest archived copy back, then delete that copy. */
+  protected async restoreRow(id: string): Promise<RestoreOutcome> {
+    const { restoreInsert, restoreDelete } = this.sql;
+    return mysqlTransaction(this.pool, this.context, async (connection) => {
+      if ((await this.rows(connection, this.sql.restoreExists, [id])).length > 0) return 'exists-again';
+      let inserted: number;
+      try {
+        inserted = (await mysqlQuery(connection, this.context, restoreInsert!, [id])).affectedRows;
+      } catch (error) {
+        // Re-created between the check and the insert? (Another unique key may refuse it too.)
+        if ((error as { cause?: { errno?: number } }).cause?.errno === 1062 && (await this.rows(connection, this.sql.restoreExists, [id])).length > 0) {
+          return 'exists-again';
+        }
+        throw error;
+      }
+      if (inserted === 0) return 'no-archived-copy';
+      await mysqlQuery(connection, this.context, restoreDelete!, [id]);
+      return 'restored';
+    });
+  }
+
+  /**
+   * Lock the rows of `items` and keep the ids whose row is unchanged: same fingerprint,
+   * same owner value (compared byte for byte), inside the `where`, no protect rule holding.
+   */
+  private async lockMatching(connection: PoolConnection, items: readonly DeleteItem[]): Promise<{ present: Set<string>; matched: string[] }> {
+    const padded = padList(items.map((item) => item.id));
+    const rows = (await mysqlQuery<LockedRow>(connection, this.context, this.sql.lock(padded.length), padded)).rows;
+    const byId = new Map(rows.map((row) => [row.reaper_id, row]));
+    const matched = items
+      .filter((item) => {
+        const row = byId.get(item.id);
+        return (
+          row !== undefined &&
+          Number(row.reaper_eligible) === 1 &&
+          fingerprintMatches(row.reaper_fp, item.fingerprint) &&
+          (row.reaper_owner ?? null) === (item.ownerValue ?? null)
+        );
+      })
+      .map((item) => item.id);
+    return { present: new Set(byId.keys()), matched };
+  }
+
+  /** The locks guarantee the count; anything else rolls the transaction back. */
+  private expectCount(what: string, actual: number, expected: number): void {
+    if (actual !== expected) throw new BackendError(`${this.context}: ${what} ${actual} rows where ${expected} were locked; rolled back`);
+  }
+
+  private async rows(runner: MysqlRunner, sql: string, values: readonly MysqlValue[]): Promise<SqlRow[]> {
+    return (await mysqlQuery<SqlRow>(runner, this.context, sql, values)).rows;
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * PostgreSQL backend: the resources are the rows of one table (optionally filtered by the
+ * manifest's `where`), identified by a primary-key (or single-column unique) `id`.
+ *
+ * At open the table and its columns are looked up once in the catalog: the id column's
+ * type (cursors and id lists are cast to it, so the primary-key index serves every
+ * look-up), the columns the archive copies, and whether the SQL fragments compile.
+ *
+ * - scan: keyset pages `WHERE (<where>) AND id > $cursor::<type> ORDER BY id LIMIT n`;
+ *   the cursor is the last id as text.
+ * - age: the createdAt column (timestamptz, timestamp or date; a timestamp without time
+ *   zone is read in the session's TimeZone, as the server's now() would have written it).
+ * - fingerprint: the `version` column as text, else `xmin` (changes with every update).
+ * - bytes: pg_column_size of the whole row.
+ * - delete: one statement per chunk, joined against unnest() of (id, fingerprint,
+ *   owner) and re-checking all of them, the `where` and every protect `where`; with an
+ *   archive the deleted rows are copied in the same statement (a data-modifying WITH).
+ * - mark: the same join in an UPDATE … RETURNING, which yields each row's new fingerprint.
+ *
+ * Names are quoted through quoteIdentifier; values are bound parameters. The `where`
+ * and protect fragments are the manifest author's SQL and are inlined in parentheses.
+ */
+import type { Pool } from 'pg';
+import { BackendError } from '../../errors.js';
+import type { Connections } from '../connections.js';
+import type { DeleteItem } from '../types.js';
+import {
+  ARCHIVE_TIME_COLUMN,
+  SqlBackend,
+  archiveTable,
+  eligibilityConditions,
+  namedColumns,
+  protectRules,
+  recordSelectList,
+  type DeletedChunk,
+  type RecordSql,
+  type RestoreOutcome,
+  type SqlResourceSpec,
+  type SqlRow,
+} from '../sql/sql-backend.js';
+import { quoteIdentifier, quoteQualified, splitTableName } from '../sql/sql-text.js';
+import { pgQuery, postgresPool } from './pg-pool.js';
+
+interface PgColumn {
+  name: string;
+  attnum: number;
+  /** Schema-qualified type name without modifiers (`pg_catalog.int4`): casts to it never truncate. */
+  type: string;
+  /** Type of a domain's base, formatted (`timestamp with time zone`). */
+  base_type: string;
+  category: string;
+  generated: boolean;
+  identity_always: boolean;
+}
+
+const TIME_TYPES = new Set(['timestamp without time zone', 'timestamp with time zone', 'date']);
+
+const q = (name: string) => quoteIdentifier('postgres', name);
+
+interface Statements {
+  page: string;
+  pageAfter: string;
+  byIds: string;
+  present: string;
+  delete: string;
+  deleteArchive: string | null;
+  createArchive: string | null;
+  mark: string | null;
+  unmark: string | null;
+  restoreExists: string;
+  restore: string | null;
+}
+
+export class PostgresBackend extends SqlBackend {
+  readonly kind = 'postgres' as const;
+
+  private constructor(
+    spec: SqlResourceSpec,
+    scope: string,
+    archiveName: string | null,
+    private readonly pool: Pool,
+    private readonly context: string,
+    private readonly sql: Statements,
+  ) {
+    super(spec, scope, archiveName);
+  }
+
+  static async open(spec: SqlResourceSpec, connections: Connections): Promise<PostgresBackend> {
+    const location = spec.location;
+    if (location.kind !== 'postgres') throw new TypeError(`resource ${spec.name} is not a postgres resource`);
+    const pool = await postgresPool(connections, location.connection);
+    const connectionContext = `postgres connection "${location.connection}"`;
+
+    const { schema, table } = splitTableName(location.table);
+    const exact = schema === null ? q(table) : quoteQualified('postgres', [schema, table]);
+    const found = await pgQuery<{ oid: string; schema: string; name: string }>(
+      pool,
+      connectionContext,
+      `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = coalesce(to_regclass($1), to_regclass($2))`,
+      [exact, location.table],
+    );
+    const relation = found.rows[0];
+    if (!relation) {
+      throw new BackendError(`${connectionContext}: table ${location.table} not found (resource ${spec.name}); check the name, the schema and the search_path`);
+    }
+    const displayName = `${relation.schema}.${relation.name}`;
+    const scope = `postgres ${displayName}`;
+    const context = `${scope} (connection "${location.connection}")`;
+    const T = quoteQualified('postgres', [relation.schema, relation.name]);
+
+    const columns = (
+      await pgQuery<PgColumn>(
+        pool,
+        context,
+        `SELECT a.attname AS name, a.attnum::int AS attnum,
+                quote_ident(tn.nspname) || '.' || quote_ident(t.typname) AS type,
+                format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END, NULL) AS base_type,
+                t.typcategory AS category,
+                a.attgenerated <> '' AS generated,
+                a.attidentity = 'a' AS identity_always
+           FROM pg_catalog.pg_attribute a
+           JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+           JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
+          WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+          ORDER BY a.attnum`,
+        [relation.oid],
+      )
+    ).rows;
+    const { id, createdAt, version, mark, owners: ownerCols } = namedColumns(columns, spec, displayName);
+
+    if (!TIME_TYPES.has(createdAt.base_type)) {
+      throw new BackendError(`${context}: createdAt column ${createdAt.name} has type ${createdAt.base_type}; expected timestamp, timestamptz or date`);
+    }
+    if (mark && mark.category !== 'S') {
+      throw new BackendError(`${context}: mark column ${mark.name} has type ${mark.base_type}; it holds a run id, so it must be a text column`);
+    }
+    const unique = await pgQuery<{ unique: boolean }>(
+      pool,
+      context,
+      `SELECT EXISTS (
+         SELECT 1 FROM pg_catalog.pg_index i
+          WHERE i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+            AND i.indnkeyatts = 1 AND i.indkey[0] = $2::int2) AS unique`,
+      [relation.oid, id.attnum],
+    );
+    if (!unique.rows[0]?.unique) {
+      throw new BackendError(`${context}: id column ${id.name} is not the primary key nor alone in a unique index; reaper needs an id that names exactly one row`);
+    }
+
+    const c = (col: PgColumn) => `${T}.${q(col.name)}`;
+    const record: RecordSql = {
+      idText: `${c(id)}::text`,
+      createdMs: `(extract(epoch FROM ${c(createdAt)}::timestamptz) * 1000)::float8`,
+      bytes: `pg_column_size(${T}.*)`,
+      fingerprint: version ? `${c(version)}::text` : `${T}.xmin::text`,
+      owners: ownerCols.map((col) => `${c(col)}::text`),
+      protects: protectRules(spec).map((rule) => rule.sql),
+    };
+    const select = `SELECT ${recordSelectList(record)} FROM ${T}`;
+    const whereOnly = location.where === undefined ? [] : [`(${location.where})`];
+    const scoped = [...whereOnly, `${c(id)} IS NOT NULL`].join(' AND ');
+    const eligible = eligibilityConditions(location.where, record.protects);
+    const idType = id.type;
+
+    // Items travel as three text arrays; the id is cast to its column's type for the index
+    // and compared as text too, so only the exact id read earlier matches.
+    const items = `unnest($1::text[], $2::text[], $3::text[]) AS reaper_item(reaper_key, reaper_fp, reaper_owner)`;
+    const itemMatches = [
+      `${c(id)} = reaper_item.reaper_key::${idType}`,
+      `(${record.idText}) COLLATE "C" = reaper_item.reaper_key`,
+      `(${record.fingerprint}) COLLATE "C" IS NOT DISTINCT FROM nullif(reaper_item.reaper_fp, '')`,
+      `(${record.owners[0]}) COLLATE "C" IS NOT DISTINCT FROM reaper_item.reaper_owner`,
+      ...eligible,
+    ].join('\n  AND ');
+
+    const archive = archiveTable(spec, relation.schema, displayName, context);
+    const archiveName = archive?.name ?? null;
+    const A = archive ? quoteQualified('postgres', archive.parts) : '';
+    const all = columns.map((col) => q(col.name)).join(', ');
+    const restorable = columns.filter((col) => !col.generated);
+    const restoreList = restorable.map((col) => q(col.name)).join(', ');
+    // A restored row is no longer tombstoned: it comes back without its mark.
+    const restoreValues = restorable.map((col) => (col === mark ? 'NULL' : q(col.name))).join(', ');
+    const overriding = restorable.some((col) => col.identity_always) ? ' OVERRIDING SYSTEM VALUE' : '';
+
+    const sql: Statements = {
+      page: `${select} WHERE ${scoped} ORDER BY ${c(id)} LIMIT $1`,
+      pageAfter: `${select} WHERE ${scoped} AND ${c(id)} > $1::${idType} ORDER BY ${c(id)} LIMIT $2`,
+      byIds: `${select} WHERE ${scoped} AND ${c(id)} = ANY($1::${idType}[])`,
+      present: `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${c(id)} = ANY($1::${idType}[])`,
+      delete: `DELETE FROM ${T} USING ${items}\nWHERE ${itemMatches}\nRETURNING ${record.idText} AS reaper_id`,
+      deleteArchive: archiveName
+        ? `WITH reaper_deleted AS (
+  DELETE FROM ${T} USING ${items}
+  WHERE ${itemMatches}
+  RETURNING ${record.idText} AS reaper_deleted_id, ${columns.map((col) => c(col)).join(', ')}
+), reaper_archived AS (
+  INSERT INTO ${A} (${all}, ${q(ARCHIVE_TIME_COLUMN)}) SELECT ${all}, now() FROM reaper_deleted
+)
+SELECT reaper_deleted_id AS reaper_id FROM reaper_deleted`
+        : null,
+      createArchive: archiveName ? `CREATE TABLE IF NOT EXISTS ${A} (LIKE ${T}, ${q(ARCHIVE_TIME_COLUMN)} timestamptz NOT NULL DEFAULT now())` : null,
+      mark: mark
+        ? `UPDATE ${T} SET ${q(mark.name)} = $4 FROM ${items}\nWHERE ${itemMatches}\nRETURNING ${record.idText} AS reaper_id, coalesce(${record.fingerprint}, '') AS reaper_fp`
+        : null,
+      unmark: mark
+        ? `UPDATE ${T} SET ${q(mark.name)} = NULL WHERE ${[...whereOnly, `${c(id)} = ANY($1::${idType}[])`, `${c(mark)} IS NOT NULL`].join(' AND ')}`
+        : null,
+      restoreExists: `SELECT 1 AS present FROM ${T} WHERE ${c(id)} = $1::${idType}`,
+      restore: archiveName
+        ? `WITH reaper_row AS (
+  DELETE FROM ${A}
+  WHERE ctid = (SELECT ctid FROM ${A} WHERE ${q(id.name)} = $1::${idType} ORDER BY ${q(ARCHIVE_TIME_COLUMN)} DESC LIMIT 1)
+  RETURNING ${restoreList}
+)
+INSERT INTO ${T} (${restoreList})${overriding} SELECT ${restoreValues} FROM reaper_row RETURNING ${record.idText} AS reaper_id`
+        : null,
+    };
+
+    // Compile the fragments once now, so a mistake in a where or protect rule surfaces at open.
+    await pgQuery(pool, `${context}: checking the where and protect fragments`, `${select} WHERE ${scoped} LIMIT 0`);
+    return new PostgresBackend(spec, scope, archiveName, pool, context, sql);
+  }
+
+  protected async selectPage(after: string | null, limit: number): Promise<SqlRow[]> {
+    return after === null ? this.query(this.sql.page, [limit]) : this.query(this.sql.pageAfter, [after, limit]);
+  }
+
+  protected async selectIds(ids: readonly string[]): Promise<SqlRow[]> {
+    return this.query(this.sql.byIds, [ids]);
+  }
+
+  protected async deleteChunk(items: readonly DeleteItem[]): Promise<DeletedChunk> {
+    let restoreHandle: string | undefined;
+    let statement = this.sql.delete;
+    if (this.archiveName !== null) {
+      await this.ensureArchive();
+      statement = this.sql.deleteArchive!;
+      restoreHandle = this.archiveName;
+    }
+    const context = restoreHandle === undefined ? this.context : `${this.context}, archiving into ${restoreHandle}`;
+    const deleted = new Set((await pgQuery<SqlRow>(this.pool, context, statement, itemArrays(items))).rows.map((row) => row.reaper_id));
+    const rest = items.filter((item) => !deleted.has(item.id)).map((item) => item.id);
+    const present = rest.length === 0 ? new Set<string>() : new Set((await this.query(this.sql.present, [rest])).map((row) => row.reaper_id));
+    return restoreHandle === undefined ? { deleted, present } : { deleted, present, restoreHandle };
+  }
+
+  protected async markChunk(items: readonly DeleteItem[], runId: string): Promise<Map<string, string>> {
+    const rows = await this.query(this.sql.mark!, [...itemArrays(items), runId]);
+    return new Map(rows.map((row) => [row.reaper_id, row.reaper_fp ?? '']));
+  }
+
+  protected async unmarkChunk(ids: readonly string[]): Promise<void> {
+    await this.query(this.sql.unmark!, [ids]);
+  }
+
+  protected async createArchive(): Promise<void> {
+    await this.query(this.sql.createArchive!, []);
+  }
+
+  /** One statement: delete the newest archived copy and insert it back. */
+  protected async restoreRow(id: string): Promise<RestoreOutcome> {
+    if ((await this.query(this.sql.restoreExists, [id])).length > 0) return 'exists-again';
+    try {
+      return (await this.query(this.sql.restore!, [id])).length > 0 ? 'restored' : 'no-archived-copy';
+    } catch (error) {
+      // Re-created between the check and the insert? (Another unique key may refuse it too.)
+      if ((error as { cause?: { code?: string } }).cause?.code === '23505' && (await this.query(this.sql.restoreExists, [id])).length > 0) return 'exists-again';
+      throw error;
+    }
+  }
+
+  private async query(text: string, values: readonly unknown[]): Promise<SqlRow[]> {
+    return (await pgQuery<SqlRow>(this.pool, this.context, text, values)).rows;
+  }
+}
+
+/** The three parallel arrays the item join unnests: ids, fingerprints, owner values. */
+function itemArrays(items: readonly DeleteItem[]): [string[], string[], (string | null)[]] {
+  return [items.map((item) => item.id), items.map((item) => item.fingerprint), items.map((item) => item.ownerValue ?? null)];
+}

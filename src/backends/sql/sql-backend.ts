@@ -1,0 +1,395 @@
+/**
+ * What the PostgreSQL and MySQL adapters share: how a record is assembled from one
+ * SELECT (id as text, age, size, fingerprint, owner columns, protect `where` results),
+ * keyset paging, chunked reads, and the bookkeeping around conditional deletes and
+ * marks. Each dialect supplies the statements (postgres-backend.ts, mysql-backend.ts).
+ *
+ * Record rows use fixed aliases: reaper_id, reaper_created_ms, reaper_bytes, reaper_fp,
+ * reaper_o<i> (the i-th owner column as text) and reaper_p<k> (1 when the k-th protect
+ * `where` holds, else 0).
+ *
+ * The fingerprint of a row is its fingerprint expression as text; a NULL (a version
+ * column that is NULL) reads as ''. The server-side check is "expression IS NOT DISTINCT
+ * FROM NULLIF(fingerprint, '')", so a version column holding '' never matches: such a
+ * row is reported `changed` rather than risk confusing '' with NULL.
+ */
+import type { ResourceRecord } from '../../engine/types.js';
+import { BackendError } from '../../errors.js';
+import type { ResourceSpec, SqlLocation } from '../../manifest/types.js';
+import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
+import { MAX_IDS_PER_STATEMENT, chunks, splitTableName } from './sql-text.js';
+
+export type SqlResourceSpec = ResourceSpec & { location: SqlLocation };
+
+/** The column an archive table adds to the resource's columns. */
+export const ARCHIVE_TIME_COLUMN = 'reaper_deleted_at';
+
+/** What restoring one id found. */
+export type RestoreOutcome = 'restored' | 'exists-again' | 'no-archived-copy';
+
+/** The SQL expressions, over the resource's table, that a record is made of. */
+export interface RecordSql {
+  idText: string;
+  createdMs: string;
+  bytes: string;
+  /** May be NULL for a row (a NULL version column). */
+  fingerprint: string;
+  /** Owner columns as text, in the order of `ownerColumns`. */
+  owners: readonly string[];
+  /** The protect rules' `where` fragments, in the order of `protectRules`. */
+  protects: readonly string[];
+}
+
+export interface SqlRow {
+  reaper_id: string;
+  reaper_created_ms?: unknown;
+  reaper_bytes?: unknown;
+  reaper_fp?: string | null;
+  [alias: string]: unknown;
+}
+
+/** Result of one delete statement (or transaction) over a chunk of distinct ids. */
+export interface DeletedChunk {
+  /** Ids deleted, as text. */
+  deleted: ReadonlySet<string>;
+  /** Ids still present after the statement (changed, protected or out of scope). */
+  present: ReadonlySet<string>;
+  restoreHandle?: string;
+}
+
+/** Owner columns named by the owner rules, by their manifest name, in rule order without repeats. */
+export function ownerColumns(spec: Pick<ResourceSpec, 'owners'>): string[] {
+  const names: string[] = [];
+  for (const rule of spec.owners) {
+    if (rule.extractor.from === 'column' && !names.includes(rule.extractor.name)) names.push(rule.extractor.name);
+  }
+  return names;
+}
+
+/** The protect rules a SQL backend evaluates: their index in `spec.protect` and their SQL. */
+export function protectRules(spec: Pick<ResourceSpec, 'protect'>): { index: number; sql: string }[] {
+  const rules: { index: number; sql: string }[] = [];
+  spec.protect.forEach((rule, index) => {
+    if (rule.kind === 'where') rules.push({ index, sql: rule.sql });
+  });
+  return rules;
+}
+
+/**
+ * The owner value a sweep re-checks in SQL (DeleteItem.ownerValue): the raw text of the
+ * first owner rule's column as the record read it, before any key template.
+ */
+export function sqlOwnerValue(record: ResourceRecord, spec: Pick<ResourceSpec, 'owners'>): string | null {
+  const column = ownerColumns(spec)[0];
+  if (column === undefined) return null;
+  return record.columns?.[column] ?? null;
+}
+
+/**
+ * The archive table of a resource: the manifest's name, in the resource's own schema
+ * (PostgreSQL) or database (MySQL) unless qualified. Its `name` is the restore handle.
+ */
+export function archiveTable(spec: SqlResourceSpec, namespace: string, tableName: string, context: string): { name: string; parts: [string, string] } | null {
+  if (!spec.archive) return null;
+  const target = splitTableName(spec.archive.table);
+  const parts: [string, string] = [target.schema ?? namespace, target.table];
+  const name = parts.join('.');
+  if (name === tableName) throw new BackendError(`${context}: the archive table must not be the resource's own table`);
+  return { name, parts };
+}
+
+/** A protect fragment as 1 when it holds and 0 otherwise (NULL counts as not holding, as in a WHERE). */
+export function protectCase(sql: string): string {
+  return `CASE WHEN (${sql}) THEN 1 ELSE 0 END`;
+}
+
+/** Conditions a row must meet to be marked or deleted: inside the resource's `where`, no protect rule holding. */
+export function eligibilityConditions(where: string | undefined, protects: readonly string[]): string[] {
+  const conditions = where === undefined ? [] : [`(${where})`];
+  for (const sql of protects) conditions.push(`${protectCase(sql)} = 0`);
+  return conditions;
+}
+
+/** The select list that yields a SqlRow. */
+export function recordSelectList(sql: RecordSql): string {
+  return [
+    `${sql.idText} AS reaper_id`,
+    `${sql.createdMs} AS reaper_created_ms`,
+    `${sql.bytes} AS reaper_bytes`,
+    `${sql.fingerprint} AS reaper_fp`,
+    ...sql.owners.map((expression, i) => `${expression} AS reaper_o${i}`),
+    ...sql.protects.map((fragment, k) => `${protectCase(fragment)} AS reaper_p${k}`),
+  ].join(', ');
+}
+
+/** Whether a row's current fingerprint (NULL for a NULL version column) is the one captured. */
+export function fingerprintMatches(current: string | null | undefined, captured: string): boolean {
+  if (current === null || current === undefined) return captured === '';
+  return captured !== '' && current === captured;
+}
+
+function finiteOrNull(value: unknown): number | null {
+  if (value === null || value === undefined) return null;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : null;
+}
+
+/** The primary key as text, the way a dialect renders it (checked once per row). */
+function idOf(row: SqlRow): string {
+  const id = row.reaper_id;
+  if (typeof id !== 'string') throw new BackendError(`a row's id did not read as text (got ${typeof id})`);
+  return id;
+}
+
+/** Turn a row that carries the aliases of `recordSelectList` into a record. */
+export function rowToRecord(row: SqlRow, owners: readonly string[], protects: readonly { index: number }[]): ResourceRecord {
+  const created = finiteOrNull(row.reaper_created_ms);
+  const columns: Record<string, string | null> = {};
+  owners.forEach((name, i) => {
+    const value = row[`reaper_o${i}`];
+    columns[name] = value === null || value === undefined ? null : String(value);
+  });
+  const protectMatches: Record<number, boolean> = {};
+  protects.forEach((rule, k) => {
+    protectMatches[rule.index] = Number(row[`reaper_p${k}`]) === 1;
+  });
+  return {
+    id: idOf(row),
+    createdAtMs: created === null ? null : Math.floor(created),
+    bytes: finiteOrNull(row.reaper_bytes),
+    fingerprint: row.reaper_fp ?? '',
+    columns,
+    protectMatches,
+  };
+}
+
+/**
+ * The part of a SQL backend that does not depend on the dialect. Subclasses provide the
+ * statements; this class pages, chunks, checks arguments and turns statement results
+ * into one outcome per item.
+ */
+export abstract class SqlBackend implements Backend {
+  abstract readonly kind: 'postgres' | 'mysql';
+  readonly scope: string;
+  protected readonly owners: string[];
+  protected readonly protects: { index: number; sql: string }[];
+  /** Present only when the resource has a mark column. */
+  readonly mark?: (items: readonly DeleteItem[], runId: string, signal?: AbortSignal) => Promise<Map<string, string>>;
+  readonly unmark?: (items: readonly DeleteItem[], signal?: AbortSignal) => Promise<void>;
+  private archiveReady: Promise<void> | null = null;
+
+  protected constructor(
+    protected readonly spec: SqlResourceSpec,
+    scope: string,
+    /** `schema.table` of the archive (the restore handle); null without archive. */
+    protected readonly archiveName: string | null,
+  ) {
+    this.scope = scope;
+    this.owners = ownerColumns(spec);
+    this.protects = protectRules(spec);
+    if (this.owners.length === 0) throw new BackendError(`${scope}: a SQL resource needs an owner column`);
+    if (spec.mark?.kind === 'column') {
+      this.mark = (items, runId, signal) => this.markItems(items, runId, signal);
+      this.unmark = (items, signal) => this.unmarkItems(items, signal);
+    }
+  }
+
+  /** One page of record rows in id order, after `after` (exclusive) when given. */
+  protected abstract selectPage(after: string | null, limit: number): Promise<SqlRow[]>;
+  /** Record rows for up to MAX_IDS_PER_STATEMENT ids (inside the resource's `where`). */
+  protected abstract selectIds(ids: readonly string[]): Promise<SqlRow[]>;
+  /** Delete a chunk of items with distinct ids conditionally, in one statement or transaction. */
+  protected abstract deleteChunk(items: readonly DeleteItem[]): Promise<DeletedChunk>;
+  /** Set the mark column on a chunk of items with distinct ids conditionally; id → new fingerprint. */
+  protected abstract markChunk(items: readonly DeleteItem[], runId: string): Promise<Map<string, string>>;
+  /** Clear the mark column of a chunk of distinct ids inside the `where`. */
+  protected abstract unmarkChunk(ids: readonly string[]): Promise<void>;
+
+  /** Create the archive table when missing (called once, before the first archiving delete). */
+  protected abstract createArchive(): Promise<void>;
+  /** Move the newest archived copy of `id` back into the table, atomically. */
+  protected abstract restoreRow(id: string): Promise<RestoreOutcome>;
+
+  async capabilities(): Promise<BackendCapabilities> {
+    return {
+      visibleMark: this.spec.mark !== undefined,
+      conditionalDelete: 'server',
+      restore: this.spec.archive !== undefined,
+      deleteMode: 'sql-conditional',
+    };
+  }
+
+  protected toRecord(row: SqlRow): ResourceRecord {
+    return rowToRecord(row, this.owners, this.protects);
+  }
+
+  async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
+    const { pageSize, signal } = options;
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new RangeError(`pageSize must be a positive integer, got ${pageSize}`);
+    let after = options.cursor ?? null;
+    while (true) {
+      signal?.throwIfAborted();
+      // One row more than a page tells whether another page follows.
+      const rows = await this.selectPage(after, pageSize + 1);
+      const more = rows.length > pageSize;
+      const records = rows.slice(0, pageSize).map((row) => this.toRecord(row));
+      after = more ? records[records.length - 1]!.id : null;
+      yield { records, cursor: after };
+      if (!more) return;
+    }
+  }
+
+  async read(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, ResourceRecord>> {
+    const wanted = new Set(ids);
+    const out = new Map<string, ResourceRecord>();
+    for (const part of chunks([...wanted], MAX_IDS_PER_STATEMENT)) {
+      signal?.throwIfAborted();
+      for (const row of await this.selectIds(part)) {
+        const record = this.toRecord(row);
+        // Only exact ids: a server may call two spellings equal (a collation, a numeric 1.0 = 1).
+        if (wanted.has(record.id)) out.set(record.id, record);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * One result per item, in order. Items are sent in chunks of distinct ids (a repeated
+   * id goes in a later round, where it reads as absent or changed). After a chunk fails,
+   * or the signal aborts, the remaining items are reported `failed` without being sent.
+   */
+  async delete(items: readonly DeleteItem[], signal?: AbortSignal): Promise<DeleteResult[]> {
+    this.checkItems(items);
+    const results = new Array<DeleteResult>(items.length);
+    let stop: string | null = null;
+    for (const round of distinctRounds(items)) {
+      for (const part of chunks(round, MAX_IDS_PER_STATEMENT)) {
+        if (stop === null && signal?.aborted) stop = 'not attempted: the run was interrupted';
+        if (stop !== null) {
+          for (const i of part) results[i] = { id: items[i]!.id, outcome: 'failed', error: stop };
+          continue;
+        }
+        try {
+          const outcome = await this.deleteChunk(part.map((i) => items[i]!));
+          for (const i of part) {
+            const id = items[i]!.id;
+            if (outcome.deleted.has(id)) {
+              results[i] = outcome.restoreHandle === undefined ? { id, outcome: 'deleted' } : { id, outcome: 'deleted', restoreHandle: outcome.restoreHandle };
+            } else {
+              results[i] = { id, outcome: outcome.present.has(id) ? 'changed' : 'absent' };
+            }
+          }
+        } catch (error) {
+          const message = (error as Error).message;
+          for (const i of part) results[i] = { id: items[i]!.id, outcome: 'failed', error: message };
+          stop = `not attempted after an earlier batch failed: ${message}`;
+        }
+      }
+    }
+    return results;
+  }
+
+  private async markItems(items: readonly DeleteItem[], runId: string, signal?: AbortSignal): Promise<Map<string, string>> {
+    this.checkItems(items);
+    if (typeof runId !== 'string' || runId === '') throw new TypeError('mark needs a non-empty run id');
+    const out = new Map<string, string>();
+    const seen = new Set<string>();
+    const distinct = items.filter((item) => !seen.has(item.id) && seen.add(item.id));
+    for (const part of chunks(distinct, MAX_IDS_PER_STATEMENT)) {
+      signal?.throwIfAborted();
+      for (const [id, fingerprint] of await this.markChunk(part, runId)) out.set(id, fingerprint);
+    }
+    return out;
+  }
+
+  /**
+   * Clears the mark of every listed row still inside the `where`, whatever its fingerprint:
+   * a tombstone is often lifted because its row changed, and that row's mark must go too.
+   * Clearing reaper's own column deletes nothing, so no identity re-check is needed.
+   */
+  private async unmarkItems(items: readonly DeleteItem[], signal?: AbortSignal): Promise<void> {
+    const ids = [...new Set(items.map((item) => item.id))];
+    for (const part of chunks(ids, MAX_IDS_PER_STATEMENT)) {
+      signal?.throwIfAborted();
+      await this.unmarkChunk(part);
+    }
+  }
+
+  async restore(id: string, handle: string, signal?: AbortSignal): Promise<void> {
+    if (this.archiveName === null) throw new BackendError(`${this.scope}: the resource has no archive to restore from`);
+    if (handle !== this.archiveName && handle !== this.spec.archive?.table) {
+      throw new BackendError(`${this.scope}: restore handle ${JSON.stringify(handle)} is not this resource's archive table ${this.archiveName}`);
+    }
+    signal?.throwIfAborted();
+    const outcome = await this.restoreRow(id);
+    if (outcome === 'exists-again') {
+      throw new BackendError(`${this.scope}: row ${JSON.stringify(id)} exists again; not restored (its archived copy stays in ${this.archiveName})`);
+    }
+    if (outcome === 'no-archived-copy') throw new BackendError(`${this.scope}: no archived copy of row ${JSON.stringify(id)} in ${this.archiveName}`);
+  }
+
+  /** The archive table, created on first need; a failed attempt is retried by the next call. */
+  protected ensureArchive(): Promise<void> {
+    this.archiveReady ??= this.createArchive().catch((error: unknown) => {
+      this.archiveReady = null;
+      throw error;
+    });
+    return this.archiveReady;
+  }
+
+  /** The identity a conditional statement needs must be complete; a blank owner must never mean "any owner". */
+  private checkItems(items: readonly DeleteItem[]): void {
+    for (const item of items) {
+      if (typeof item.id !== 'string' || typeof item.fingerprint !== 'string') throw new TypeError(`${this.scope}: an item needs a string id and fingerprint`);
+      if (item.ownerValue === undefined) {
+        throw new TypeError(`${this.scope}: item ${JSON.stringify(item.id)} has no ownerValue; SQL deletes and marks re-check the owner column (see sqlOwnerValue)`);
+      }
+    }
+  }
+
+  /** The pool is shared per connection and closed with the other connections. */
+  async close(): Promise<void> {}
+}
+
+/** Item indexes grouped so that no group repeats an id: the first occurrence of each id, then the second, … */
+function distinctRounds(items: readonly DeleteItem[]): number[][] {
+  const rounds: number[][] = [];
+  const seen = new Map<string, number>();
+  items.forEach((item, i) => {
+    const n = seen.get(item.id) ?? 0;
+    seen.set(item.id, n + 1);
+    (rounds[n] ??= []).push(i);
+  });
+  return rounds;
+}
+
+/**
+ * The catalog column a manifest name refers to: the exact name, else the one column
+ * that matches ignoring case (PostgreSQL folds unquoted names to lower case).
+ */
+export function resolveColumn<C extends { name: string }>(columns: readonly C[], wanted: string, role: string, table: string): C {
+  const exact = columns.find((c) => c.name === wanted);
+  if (exact) return exact;
+  const folded = columns.filter((c) => c.name.toLowerCase() === wanted.toLowerCase());
+  if (folded.length === 1) return folded[0]!;
+  const names = columns.map((c) => c.name);
+  const list = names.length > 30 ? `${names.slice(0, 30).join(', ')}, …` : names.join(', ');
+  throw new BackendError(`${table} has no column "${wanted}" (named by ${role}); its columns are: ${list}`);
+}
+
+/** The catalog columns the manifest names for a resource: id, createdAt, version, mark and owners. */
+export function namedColumns<C extends { name: string }>(
+  columns: readonly C[],
+  spec: SqlResourceSpec,
+  table: string,
+): { id: C; createdAt: C; version: C | null; mark: C | null; owners: C[] } {
+  const column = (name: string, role: string) => resolveColumn(columns, name, role, table);
+  const location = spec.location;
+  return {
+    id: column(location.id, 'id'),
+    createdAt: column(location.createdAt, 'createdAt'),
+    version: location.version === undefined ? null : column(location.version, 'version'),
+    mark: spec.mark?.kind === 'column' ? column(spec.mark.column, 'mark.column') : null,
+    owners: ownerColumns(spec).map((name) => column(name, 'owner.column')),
+  };
+}
