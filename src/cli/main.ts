@@ -26,6 +26,8 @@ const outputOption = () => new Option('-o, --output <format>', 'table or json (d
 const configOption = () => new Option('-c, --config <file>', 'the manifest (default: $REAPER_CONFIG, then ./reaper.yaml)');
 const stateOption = () => new Option('--state <url>', 'state store URL (default: the manifest\'s state:, then $REAPER_STATE, then sqlite:.reaper/state.db)');
 
+const collect = (value: string, previous: string[]) => [...previous, value];
+
 export function buildProgram(io: CliIO): Command {
   const program = new Command('reaper')
     .description('Audit distributed systems for orphaned resources and reap them safely.')
@@ -52,16 +54,29 @@ export function buildProgram(io: CliIO): Command {
   program
     .command('audit')
     .description('scan, classify and print leak telemetry; read-only')
+    .option('--junit <file>', 'JUnit XML: one test case per resource type, failing when it breaks a gate')
+    .option('--summary <file>', 'append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)')
+    .option('--metrics-file <file>', 'Prometheus text for the node-exporter textfile collector (written atomically)')
+    .option('--pushgateway <url>', 'push the metrics to a Pushgateway')
+    .option('--pushgateway-job <name>', 'Pushgateway job name', 'reaper')
     .addOption(configOption())
     .addOption(outputOption())
     .option('--findings <file>', 'write every non-live finding as NDJSON')
     .option('--resource <name...>', 'only these resource types')
     .option('--max-findings <n>', 'findings kept in the JSON document (all go to --findings)', '1000')
+    .option('--fail-on <expr>', 'gate, repeatable: orphaned>0, orphanBytes>1GiB, uploads:expired>=10, renewalFailureRate>5% (exit 1 when one fails)', collect, [])
+    .option('--baseline <file>', 'an earlier audit (--output json or --findings file): gates count only findings not in it')
+    .option('--since <runId>', 'show new, resolved and persisting findings against an earlier audit run')
+    .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/audit.js')).auditCommand));
 
   program
     .command('reap')
     .description('tombstone-then-delete orphans; a DRY RUN unless --execute')
+    .option('--summary <file>', 'append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)')
+    .option('--metrics-file <file>', 'Prometheus text for the node-exporter textfile collector (written atomically)')
+    .option('--pushgateway <url>', 'push the metrics to a Pushgateway')
+    .option('--pushgateway-job <name>', 'Pushgateway job name', 'reaper')
     .addOption(configOption())
     .addOption(outputOption())
     .option('--execute', 'act: mark, sweep and delete (default: print the plan only)')
@@ -70,6 +85,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--resource <name...>', 'only these resource types')
     .option('--allow-liveness-drop', 'proceed although the registry-outage breaker tripped (a deliberate first run)')
     .option('--lock-ttl <duration>', 'how long a per-type lock outlives a crashed run', '2m')
+    .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/reap.js')).reapCommand));
 
   program

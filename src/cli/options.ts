@@ -32,8 +32,12 @@ export function configPath(io: CliIO, options: Record<string, unknown>, required
   return undefined;
 }
 
+/** The manifest, with its state store overridden by --state or $REAPER_STATE when given. */
 export async function manifestFrom(io: CliIO, options: Record<string, unknown>): Promise<Manifest> {
-  return loadManifest(configPath(io, options)!, io.env);
+  const manifest = await loadManifest(configPath(io, options)!, io.env);
+  const override = typeof options.state === 'string' ? options.state : io.env.REAPER_STATE;
+  if (!override) return manifest;
+  return Object.freeze({ ...manifest, state: resolveStateUrl(override, io.cwd) });
 }
 
 /** The state store URL: --state, then $REAPER_STATE, then the manifest's state:, then the default. */

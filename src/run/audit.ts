@@ -93,7 +93,8 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
     };
     await store.finishRun(run.runId, {
       status: 'ok',
-      summary: { summary: document.summary, resources: document.resources, leases: document.leases },
+      // The findings list lets a later `audit --since RUN` tell new, resolved and persisting orphans.
+      summary: { summary: document.summary, resources: document.resources, leases: document.leases, findings, findingsTruncated: document.findingsTruncated },
       sourceCounts: sources.counts,
     });
     return document;

@@ -1,17 +1,38 @@
-/** `reaper audit`: scan, classify, print leak telemetry. Read-only. */
+/** `reaper audit`: scan, classify, print leak telemetry; gates for CI. Read-only on every backend. */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { findingOutput } from '../../report/document.js';
+import { checkGateResources, diffFindings, evaluateGates, NewFindingsTally, parseBaseline, parseGates, type GateResult } from '../../engine/gates.js';
+import { ExitCode, UsageError } from '../../errors.js';
+import { findingOutput, type FindingOutput } from '../../report/document.js';
 import { auditTable, findingsTable } from '../../report/table.js';
 import { runAudit } from '../../run/audit.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
-import { integerOption, manifestFrom, outputFormat } from '../options.js';
+import { integerOption, manifestFrom, openStore, outputFormat } from '../options.js';
+import { outputFlags, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
 
 export async function auditCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
   const manifest = await manifestFrom(io, options);
   const format = outputFormat(io, options);
   const maxFindings = integerOption(options.maxFindings, '--max-findings');
+  const gates = parseGates((options.failOn as string[] | undefined) ?? []);
+  const selected = (options.resource as string[] | undefined) ?? manifest.resources.map((r) => r.name);
+  for (const name of selected) if (!manifest.resources.some((r) => r.name === name)) throw new UsageError(`--resource: no resource type "${name}" in ${manifest.file}`);
+  checkGateResources(gates, selected);
+  const flags = outputFlags(io, options);
+  let tally: NewFindingsTally | null = null;
+  if (typeof options.baseline === 'string') {
+    const file = path.resolve(io.cwd, options.baseline);
+    const text = await readFile(file, 'utf8').catch((e: Error) => {
+      throw new UsageError(`--baseline: cannot read ${file}: ${e.message}`);
+    });
+    tally = new NewFindingsTally(parseBaseline(text, file));
+  }
+  let previous: FindingOutput[] | null = null;
+  if (typeof options.since === 'string') previous = await previousFindings(io, options, options.since);
+  const current: FindingOutput[] = [];
+
   const ndjson = typeof options.findings === 'string' ? new NdjsonFile(path.resolve(io.cwd, options.findings)) : null;
   const progress = await startProgress(io, 'auditing…');
   try {
@@ -19,21 +40,53 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
       signal: io.signal,
       resources: options.resource as string[] | undefined,
       maxFindings,
-      onFinding: ndjson ? (f) => ndjson.write(findingOutput(f)) : undefined,
+      onFinding: async (f) => {
+        tally?.add(f);
+        const out = findingOutput(f);
+        if (previous) current.push(out);
+        await ndjson?.write(out);
+      },
       onProgress: (p) => progress.update(`auditing ${p.resource}: ${p.scanned} scanned, ${p.orphaned} orphaned`),
     });
     progress.stop();
     await ndjson?.close();
-    if (format === 'json') io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-    else {
+    const results: GateResult[] = evaluateGates(gates, doc, tally ?? undefined);
+    const since = previous ? diffFindings(previous, current) : null;
+    await writeOutputs(io, flags, { doc, gates: results, durationSeconds: doc.durationSeconds });
+
+    if (format === 'json') {
+      io.stdout.write(`${JSON.stringify({ ...doc, ...(gates.length ? { gates: results } : {}), ...(since ? { since: { runId: options.since, ...since } } : {}) }, null, 2)}\n`);
+    } else {
       io.stdout.write(`${auditTable(doc)}\n`);
       const findings = findingsTable(doc);
       if (findings) io.stdout.write(`\n${findings}\n`);
+      if (since) {
+        io.stdout.write(`\nsince run ${String(options.since)}: ${since.new.count} new, ${since.resolved.count} resolved, ${since.persisting.count} persisting\n`);
+      }
     }
-    return 0;
+    const failed = results.filter((r) => !r.ok);
+    for (const r of failed) io.stderr.write(`gate ${r.message}\n`);
+    return failed.length > 0 ? ExitCode.gateFailed : ExitCode.ok;
   } catch (error) {
     progress.stop();
     await ndjson?.abort();
     throw error;
+  }
+}
+
+/** The non-live findings an earlier audit run recorded (its document's list). */
+async function previousFindings(io: CliIO, options: Record<string, unknown>, runId: string): Promise<FindingOutput[]> {
+  const store = await openStore(io, options);
+  try {
+    const run = await store.getRun(runId);
+    if (!run) throw new UsageError(`--since: no run ${runId} in ${store.description}`);
+    const summary = run.summary as { findings?: FindingOutput[]; findingsTruncated?: boolean } | null;
+    if (!summary?.findings) throw new UsageError(`--since: run ${runId} is not an audit with recorded findings`);
+    if (summary.findingsTruncated) {
+      throw new UsageError(`--since: run ${runId} had more findings than it recorded; compare with --baseline FILE (an earlier --output json or --findings file) instead`);
+    }
+    return summary.findings;
+  } finally {
+    await store.close();
   }
 }

@@ -5,6 +5,7 @@ import { reapTable } from '../../report/table.js';
 import { runReap, type ReapReport } from '../../run/reap.js';
 import type { CliIO } from '../io.js';
 import { durationOption, manifestFrom, outputFormat } from '../options.js';
+import { outputFlags, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
 
 export async function reapCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
@@ -13,6 +14,8 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
   const execute = Boolean(options.execute);
   if (options.plan && !execute) throw new UsageError('--plan FILE applies a saved plan and needs --execute (a dry run plans afresh)');
   if (options.plan && options.planOut) throw new UsageError('--plan and --plan-out do not go together');
+  const flags = outputFlags(io, options);
+  const started = Date.now();
   const progress = await startProgress(io, execute ? 'reaping…' : 'planning…');
   const print = (report: ReapReport) => {
     if (format === 'json') io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -31,12 +34,17 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
       onProgress: (text) => progress.update(text),
     });
     progress.stop();
+    await writeOutputs(io, flags, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 });
     print(report);
     return 0;
   } catch (error) {
     progress.stop();
     const report = (error as { report?: ReapReport }).report;
-    if (report) print(report);
+    if (report) {
+      // Failed deletes: still publish the numbers so alerts on reap failures can fire.
+      await writeOutputs(io, flags, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 }).catch(() => undefined);
+      print(report);
+    }
     throw error;
   }
 }

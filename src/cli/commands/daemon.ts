@@ -1,0 +1,123 @@
+/**
+ * `reaper daemon`: heartbeat leases for owner keys and serve the HTTP lease API,
+ * /metrics, /healthz and /readyz until the CLI's stop signal (SIGTERM/SIGINT) aborts,
+ * then stop gracefully and exit 0. Logs are JSON lines on stdout; the API token never
+ * appears in them.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { UsageError } from '../../errors.js';
+import { startDaemon, type DaemonTlsOptions } from '../../daemon/daemon.js';
+import { DEFAULT_LISTEN, parseListenAddress, type ListenAddress } from '../../daemon/listen.js';
+import { jsonLog, type LogLevel } from '../../daemon/log.js';
+import type { CliIO } from '../io.js';
+import { defaultHolder, durationOption, openStore } from '../options.js';
+
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+
+async function readOptionFile(io: CliIO, file: string, flag: string): Promise<Buffer> {
+  try {
+    return await readFile(path.resolve(io.cwd, file));
+  } catch (error) {
+    throw new UsageError(`${flag} ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+  }
+}
+
+function listenAddress(io: CliIO, options: Record<string, unknown>): ListenAddress {
+  const text = (options.listen as string | undefined) ?? io.env.REAPER_LISTEN;
+  if (text === undefined) return DEFAULT_LISTEN;
+  const parsed = parseListenAddress(text);
+  if ('error' in parsed) throw new UsageError(`--listen: ${parsed.error}`);
+  return parsed;
+}
+
+/** The API token: --token-file, then $REAPER_TOKEN; none only with --no-auth. */
+async function apiToken(io: CliIO, options: Record<string, unknown>, warnings: string[]): Promise<string | undefined> {
+  const file = options.tokenFile as string | undefined;
+  if (options.auth === false) {
+    if (file !== undefined) throw new UsageError('--no-auth and --token-file contradict each other; give one');
+    if (io.env.REAPER_TOKEN) warnings.push('$REAPER_TOKEN is set but ignored: --no-auth serves the API without a token');
+    return undefined;
+  }
+  let token: string | undefined;
+  if (file !== undefined) {
+    token = (await readOptionFile(io, file, '--token-file')).toString('utf8').trim();
+    if (token === '') throw new UsageError(`--token-file ${file}: the file is empty`);
+    const mode = (await stat(path.resolve(io.cwd, file))).mode;
+    if (mode & 0o077) warnings.push(`the token file ${file} can be read by other users; chmod 600 it`);
+  } else {
+    token = io.env.REAPER_TOKEN?.trim() || undefined;
+  }
+  if (token === undefined) {
+    throw new UsageError('the daemon API needs a token: --token-file FILE or $REAPER_TOKEN (to serve without one, say --no-auth; not recommended)');
+  }
+  return token;
+}
+
+async function tlsOptions(io: CliIO, options: Record<string, unknown>): Promise<DaemonTlsOptions | undefined> {
+  const cert = options.tlsCert as string | undefined;
+  const key = options.tlsKey as string | undefined;
+  const ca = options.tlsCa as string | undefined;
+  const requireClientCert = Boolean(options.requireClientCert);
+  if (cert === undefined && key === undefined) {
+    if (ca !== undefined || requireClientCert) throw new UsageError('--tls-ca and --require-client-cert need --tls-cert and --tls-key');
+    return undefined;
+  }
+  if (cert === undefined || key === undefined) throw new UsageError('HTTPS needs both --tls-cert and --tls-key');
+  if (requireClientCert && ca === undefined) throw new UsageError('--require-client-cert needs --tls-ca (the CA that signs client certificates)');
+  return {
+    cert: await readOptionFile(io, cert, '--tls-cert'),
+    key: await readOptionFile(io, key, '--tls-key'),
+    ca: ca === undefined ? undefined : await readOptionFile(io, ca, '--tls-ca'),
+    requireClientCert,
+  };
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+export async function daemonCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const keys = (options.lease as string[] | undefined) ?? [];
+  const ttlMs = options.ttl === undefined ? undefined : durationOption(options.ttl, '--ttl');
+  const intervalMs = options.interval === undefined ? undefined : durationOption(options.interval, '--interval');
+  if (keys.length > 0 && ttlMs === undefined) throw new UsageError('--lease needs --ttl (e.g. --ttl 30s)');
+  const logLevel = (options.logLevel as LogLevel | undefined) ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
+  const listen = listenAddress(io, options);
+  const warnings: string[] = [];
+  const token = await apiToken(io, options, warnings);
+  const tls = await tlsOptions(io, options);
+  const holder = (options.holder as string | undefined) ?? defaultHolder(io);
+
+  const log = jsonLog(io.stdout, { level: logLevel, secrets: token ? [token] : [] });
+  for (const message of warnings) log.warn('config', { message });
+
+  const store = await openStore(io, options);
+  try {
+    const daemon = await startDaemon({
+      store,
+      leases: keys,
+      ttlMs,
+      intervalMs,
+      holder,
+      listen,
+      token,
+      noAuth: options.auth === false,
+      releaseOnExit: Boolean(options.releaseOnExit),
+      tls,
+      metricsPublic: Boolean(options.metricsPublic),
+      log: io.stdout,
+      logLevel,
+    });
+    try {
+      await untilAborted(io.signal);
+    } finally {
+      await daemon.stop();
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

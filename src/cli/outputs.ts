@@ -1,0 +1,54 @@
+/**
+ * The report files a run can leave behind for dashboards and CI: Prometheus text (a
+ * node-exporter textfile, or a Pushgateway), JUnit XML and a Markdown summary. Shared by
+ * `audit` and `reap`; written even when a gate failed, so CI shows why.
+ */
+import { appendFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { GateResult } from '../engine/gates.js';
+import type { AuditDocument } from '../report/document.js';
+import type { ReapReport } from '../run/reap.js';
+import type { CliIO } from './io.js';
+
+export interface OutputFlags {
+  metricsFile?: string;
+  pushgateway?: string;
+  pushgatewayJob?: string;
+  junit?: string;
+  summary?: string;
+}
+
+export function outputFlags(io: CliIO, options: Record<string, unknown>): OutputFlags {
+  const file = (v: unknown) => (typeof v === 'string' ? path.resolve(io.cwd, v) : undefined);
+  return {
+    metricsFile: file(options.metricsFile),
+    pushgateway: typeof options.pushgateway === 'string' ? options.pushgateway : undefined,
+    pushgatewayJob: typeof options.pushgatewayJob === 'string' ? options.pushgatewayJob : 'reaper',
+    junit: file(options.junit),
+    summary: file(options.summary),
+  };
+}
+
+export async function writeOutputs(
+  io: CliIO,
+  flags: OutputFlags,
+  input: { doc: AuditDocument | null; reap?: ReapReport; gates: readonly GateResult[]; durationSeconds: number },
+): Promise<void> {
+  if (flags.metricsFile || flags.pushgateway) {
+    const { pushMetrics, renderPrometheus, writeMetricsFile } = await import('../report/prometheus.js');
+    const text = renderPrometheus(input.doc, input.reap, input.doc ? {} : { run: { finishedAt: Date.now(), durationSeconds: input.durationSeconds } });
+    if (flags.metricsFile) await writeMetricsFile(flags.metricsFile, text);
+    if (flags.pushgateway) await pushMetrics(flags.pushgateway, text, { job: flags.pushgatewayJob ?? 'reaper', signal: io.signal });
+  }
+  if (flags.junit && input.doc) {
+    const { renderJunit } = await import('../report/junit.js');
+    const temp = `${flags.junit}.${process.pid}.tmp`;
+    await writeFile(temp, renderJunit(input.doc, input.gates));
+    await rename(temp, flags.junit);
+  }
+  if (flags.summary) {
+    const { renderMarkdown } = await import('../report/markdown.js');
+    // $GITHUB_STEP_SUMMARY is appended to, step after step.
+    await appendFile(flags.summary, `${renderMarkdown(input.doc, input.gates, input.reap)}\n`);
+  }
+}

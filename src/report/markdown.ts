@@ -1,0 +1,171 @@
+/**
+ * A GitHub-flavoured Markdown summary of an audit (and optionally a reap), for
+ * `$GITHUB_STEP_SUMMARY` or a merge-request comment: a headline with the gates' verdict,
+ * failing gates, a table per resource type, and the first findings.
+ *
+ * Every value that comes from outside reaper (ids, owners, names) is escaped so it cannot
+ * break a table row or turn into markup: control characters are shown escaped, and every
+ * ASCII punctuation character — pipes, backticks, brackets, `<`, `&` — is backslash-escaped.
+ */
+import type { GateResult } from '../engine/gates.js';
+import type { ReapReport } from '../run/reap.js';
+import type { AuditDocument } from './document.js';
+import { formatBytes, formatSeconds } from './format.js';
+import type { ResourceTelemetry } from './telemetry.js';
+
+export interface MarkdownOptions {
+  /** Findings listed (default 20). */
+  findings?: number;
+  /** Longest id or owner shown before it is cut with "…" (default 120 characters). */
+  maxIdLength?: number;
+}
+
+/**
+ * Render the summary. `doc` may be null for a reap run without an audit document: the
+ * type table then comes from the reap's own scan, and leases and findings are left out.
+ */
+export function renderMarkdown(doc: AuditDocument | null, gateResults: readonly GateResult[], reap?: ReapReport, options: MarkdownOptions = {}): string {
+  if (doc === null && reap === undefined) throw new TypeError('renderMarkdown needs an audit document, a reap report, or both');
+  const limit = options.findings ?? 20;
+  const maxId = options.maxIdLength ?? 120;
+  const failed = gateResults.filter((g) => !g.ok);
+  const passed = gateResults.filter((g) => g.ok);
+  const out: string[] = [];
+
+  const title = doc ? 'reaper audit' : `reaper reap (${reap!.execute ? 'executed' : 'dry run'})`;
+  const verdict =
+    gateResults.length === 0
+      ? `${doc ? '✅' : reap!.errors.length > 0 || reap!.outcomes.failed > 0 ? '❌' : '✅'} ${title}${doc ? ': no leak gates set' : ''}`
+      : failed.length === 0
+        ? `✅ ${title}: ${gateResults.length === 1 ? 'the gate' : `all ${gateResults.length} gates`} passed`
+        : `❌ ${title}: ${failed.length} of ${gateResults.length} gate${gateResults.length === 1 ? '' : 's'} failed`;
+  out.push(`## ${verdict}`, '');
+  const s = doc?.summary ?? reap!.summary;
+  const resources = doc?.resources ?? reap!.resources.map((r) => r.telemetry).filter((t): t is ResourceTelemetry => t !== null);
+  out.push(
+    `Run ${md(doc?.runId ?? reap!.runId)} · ${s.scanned} scanned · **${s.orphaned} orphaned** (${formatBytes(s.orphanBytes)}) · ${s.expired} expired · ${s.unknown} unknown · backlog ${s.backlog}` +
+      (doc ? ` · ${doc.durationSeconds.toFixed(2)}s` : ''),
+    '',
+  );
+
+  if (failed.length > 0) {
+    out.push('### Failing gates', '');
+    for (const g of failed) out.push(`- ❌ ${gateLine(g)}`);
+    out.push('');
+  }
+  if (passed.length > 0) {
+    out.push('### Passing gates', '');
+    for (const g of passed) out.push(`- ✅ ${gateLine(g)}`);
+    out.push('');
+  }
+
+  out.push('### Resource types', '');
+  out.push(
+    row(['resource', 'backend', 'scanned', 'live', 'orphaned', 'expired', 'protected', 'young', 'unknown', 'orphan bytes', 'beyond ttl (avg)', 'backlog']),
+    row([':--', ':--', ...Array<string>(10).fill('--:')]),
+  );
+  for (const r of resources) {
+    const mark = failed.some((g) => g.resource === r.name) ? '❌ ' : '';
+    out.push(
+      row([
+        mark + md(r.name),
+        md(r.backend),
+        String(r.scanned),
+        String(r.live),
+        String(r.orphaned),
+        String(r.expired),
+        String(r.protected),
+        String(r.young),
+        String(r.unknown),
+        formatBytes(r.orphanBytes),
+        r.avgAgeBeyondTtlSeconds === null ? '-' : formatSeconds(r.avgAgeBeyondTtlSeconds),
+        String(r.backlog),
+      ]),
+    );
+  }
+  out.push(row(['**total**', '', ...[s.scanned, s.live, s.orphaned, s.expired, s.protected, s.young, s.unknown].map(String), formatBytes(s.orphanBytes), '', String(s.backlog)]), '');
+  const sources = Object.entries(doc?.sources ?? reap!.sources).map(([name, n]) => `${md(name)} ${n}`);
+  const leases = doc
+    ? `Leases: ${doc.leases.active} active, ${doc.leases.expired} expired; renewal failure rate ${(doc.leases.renewalFailureRate * 100).toFixed(1)}% over ${formatSeconds(doc.leases.windowSeconds)}`
+    : '';
+  const keys = sources.length ? `live keys by source: ${sources.join(', ')}` : '';
+  if (leases || keys) out.push([leases, keys].filter(Boolean).join(' · '), '');
+
+  if (reap) {
+    out.push(`### Reap (${reap.execute ? 'executed' : 'dry run: nothing was changed'})`, '');
+    if (reap.execute) {
+      out.push(row(['resource', 'marked', 'deleted', 'lifted', 'failed', 'kept', 'reclaimed']), row([':--', ...Array<string>(6).fill('--:')]));
+      for (const r of reap.resources) {
+        const o = r.outcomes;
+        out.push(row([md(r.name), ...[o.marked, o.deleted, o.lifted, o.failed, o.kept].map(String), formatBytes(o.bytesReclaimed)]));
+      }
+    } else {
+      out.push(row(['resource', 'to mark', 'to sweep', 'to lift']), row([':--', '--:', '--:', '--:']));
+      for (const r of reap.resources) out.push(row([md(r.name), String(r.toMark), String(r.toSweep), String(r.toLift)]));
+    }
+    out.push('');
+    if (reap.errors.length > 0) {
+      for (const e of reap.errors) out.push(`- ⚠️ ${md(e)}`);
+      out.push('');
+    }
+  }
+
+  const shown = doc?.findings.slice(0, limit) ?? [];
+  if (doc && shown.length > 0) {
+    out.push(`### Findings (${shown.length === doc.findingsTotal ? shown.length : `first ${shown.length} of ${doc.findingsTotal}`})`, '');
+    out.push(row(['resource', 'id', 'status', 'reason', 'owner', 'age', 'bytes']), row([':--', ':--', ':--', ':--', ':--', '--:', '--:']));
+    for (const f of shown) {
+      out.push(
+        row([
+          md(f.resource),
+          md(cut(f.id, maxId)),
+          md(f.status),
+          f.reason === null ? '' : md(f.reason),
+          f.owner === null ? '' : md(cut(f.owner, maxId)),
+          f.ageSeconds === null ? '-' : formatSeconds(f.ageSeconds),
+          f.bytes === null ? '-' : formatBytes(f.bytes),
+        ]),
+      );
+    }
+    out.push('');
+    if (doc.findingsTotal > shown.length) out.push(`… and ${doc.findingsTotal - shown.length} more (\`reaper audit --findings FILE\` writes them all).`, '');
+  }
+  return out.join('\n');
+}
+
+/** `orphaned>0` as code, then what was measured: gate texts hold no backticks (type names cannot). */
+function gateLine(g: GateResult): string {
+  const prefix = `${g.gate.text} ${g.ok ? 'passed' : 'failed'}: `;
+  const detail = g.message.startsWith(prefix) ? g.message.slice(prefix.length) : g.message;
+  return `\`${g.gate.text.replace(/`/g, "'")}\` — ${md(detail)}`;
+}
+
+function row(cells: readonly string[]): string {
+  return `| ${cells.join(' | ')} |`;
+}
+
+/**
+ * Escape text for Markdown (also inside a table cell): control characters and newlines
+ * are shown as escapes, and every ASCII punctuation character is backslash-escaped, so
+ * nothing can close a cell, open a code span, a link, HTML or emphasis.
+ */
+export function markdownText(value: string): string {
+  return visible(value).replace(/[!-/:-@[-`{-~]/g, '\\$&');
+}
+
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+// Controls, line/paragraph separators, bidirectional overrides and lone surrogates.
+// eslint-disable-next-line no-control-regex
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** Show characters that would break a line or reorder text as escapes (`\n`, `\u202e`). */
+function visible(value: string): string {
+  return value.replace(INVISIBLE, (c) => NAMED[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+const md = markdownText;
+
+function cut(value: string, max: number): string {
+  const chars = Array.from(value);
+  return chars.length <= max ? value : `${chars.slice(0, max - 1).join('')}…`;
+}

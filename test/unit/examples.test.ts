@@ -1,0 +1,210 @@
+/** The files in config/examples stay valid: YAML parses, manifests load, gates parse, alerts use real metrics. */
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { parseGate } from '../../src/engine/gates.js';
+import { ManifestError } from '../../src/errors.js';
+import { parseManifest } from '../../src/manifest/load.js';
+import type { AuditDocument } from '../../src/report/document.js';
+import { renderPrometheus } from '../../src/report/prometheus.js';
+import type { ReapReport } from '../../src/run/reap.js';
+
+const DIR = fileURLToPath(new URL('../../config/examples/', import.meta.url));
+const read = (name: string) => readFileSync(`${DIR}${name}`, 'utf8');
+const yamlFiles = readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f));
+
+describe('config/examples', () => {
+  it('holds the documented examples', () => {
+    expect(yamlFiles).toEqual(
+      expect.arrayContaining(['full-manifest.yaml', 'github-actions-leak-gate.yml', 'gitlab-ci.yml', 'k8s-cronjob.yaml', 'prometheus-alerts.yml']),
+    );
+  });
+
+  for (const file of yamlFiles) {
+    it(`${file} parses as YAML without errors or warnings`, () => {
+      const docs = parseAllDocuments(read(file), { uniqueKeys: true, strict: true });
+      expect(Array.isArray(docs)).toBe(true);
+      const list = docs as Exclude<typeof docs, { empty: true }>;
+      expect(list.length).toBeGreaterThan(0);
+      for (const doc of list) {
+        expect(doc.errors.map((e) => e.message)).toEqual([]);
+        expect(doc.warnings.map((e) => e.message)).toEqual([]);
+      }
+    });
+  }
+
+  it('every --fail-on gate in the examples parses', () => {
+    const gates = yamlFiles.flatMap((file) => [...read(file).matchAll(/--fail-on '([^']*)'/g)].map((m) => m[1]!));
+    expect(gates.length).toBeGreaterThanOrEqual(2);
+    for (const gate of gates) expect(() => parseGate(gate), gate).not.toThrow();
+  });
+});
+
+describe('full-manifest.yaml', () => {
+  const env = { S3_ENDPOINT: 'http://127.0.0.1:9000', DATABASE_URL: 'postgres://app@db:5432/app' };
+
+  it('is the DESIGN §2 manifest and passes the schema with S3_ENDPOINT and DATABASE_URL set', () => {
+    const manifest = parseManifest(read('full-manifest.yaml'), { file: 'full-manifest.yaml', baseDir: DIR, env });
+    expect(manifest.resources.map((r) => r.name)).toEqual(['upload-blobs', 'image-rows', 'thumbnails', 'scratch']);
+    expect(manifest.resources.map((r) => r.location.kind)).toEqual(['s3', 'postgres', 's3', 'fs']);
+  });
+
+  it('names the missing variable without it', () => {
+    expect(() => parseManifest(read('full-manifest.yaml'), { file: 'full-manifest.yaml', baseDir: DIR, env: { DATABASE_URL: env.DATABASE_URL } })).toThrow(ManifestError);
+    expect(() => parseManifest(read('full-manifest.yaml'), { file: 'full-manifest.yaml', baseDir: DIR, env: { DATABASE_URL: env.DATABASE_URL } })).toThrow(/S3_ENDPOINT/);
+  });
+});
+
+describe('CI examples', () => {
+  it('the GitHub Actions job gates, writes JUnit and the step summary, and uploads the JUnit file', () => {
+    const workflow = parse(read('github-actions-leak-gate.yml')) as { jobs: Record<string, { steps: { run?: string; uses?: string; if?: string; with?: { path?: string } }[] }> };
+    const steps = Object.values(workflow.jobs)[0]!.steps;
+    const gate = steps.find((s) => s.run?.includes('reaper audit'))!.run!.replace(/\\\n\s*/g, '');
+    expect(gate).toMatch(/^npx reaper audit -c \S+ /);
+    expect(gate).toContain("--fail-on 'orphaned>0'");
+    expect(gate).toContain('--junit reaper-junit.xml');
+    expect(gate).toContain('--summary "$GITHUB_STEP_SUMMARY"');
+    const upload = steps.find((s) => s.uses?.startsWith('actions/upload-artifact'))!;
+    expect(upload.if).toBe('always()');
+    expect(upload.with!.path).toContain('reaper-junit.xml');
+  });
+
+  it('the GitLab job reports its JUnit file', () => {
+    const ci = parse(read('gitlab-ci.yml')) as Record<string, { script?: string[]; artifacts?: { when?: string; reports?: { junit?: string } } }>;
+    const job = ci['leak-gate']!;
+    expect(job.artifacts).toMatchObject({ when: 'always', reports: { junit: 'reaper-junit.xml' } });
+    expect(job.script!.some((line) => line.includes("reaper audit") && line.includes('--junit reaper-junit.xml') && line.includes("--fail-on 'orphaned>0'"))).toBe(true);
+  });
+});
+
+describe('k8s-cronjob.yaml', () => {
+  type Container = { args: string[]; volumeMounts?: { name: string; mountPath: string }[] };
+  type CronJob = { kind: 'CronJob'; metadata: { name: string }; spec: { concurrencyPolicy: string; jobTemplate: { spec: { template: { spec: { containers: Container[]; volumes: { name: string; hostPath?: { path: string } }[] } } } } } };
+  const docs = parseAllDocuments(read('k8s-cronjob.yaml')) as unknown as { toJS(): Record<string, unknown> }[];
+  const objects = docs.map((d) => d.toJS());
+  const cronJobs = objects.filter((o): o is CronJob => o.kind === 'CronJob');
+
+  it('has a textfile-collector CronJob sharing a hostPath directory with node-exporter, and a Pushgateway one', () => {
+    expect(cronJobs.map((c) => c.metadata.name)).toEqual(['reaper-reap', 'reaper-reap-push']);
+    const [textfile, push] = cronJobs.map((c) => c.spec.jobTemplate.spec.template.spec);
+    const args = textfile!.containers[0]!.args;
+    expect(args.slice(0, 1)).toEqual(['reap']);
+    expect(args).toContain('--execute');
+    expect(args).toContain('--metrics-file=/textfile/reaper.prom');
+    expect(textfile!.containers[0]!.volumeMounts).toContainEqual({ name: 'textfile', mountPath: '/textfile' });
+    expect(textfile!.volumes.find((v) => v.name === 'textfile')!.hostPath!.path).toBe('/var/lib/node-exporter/textfile');
+    expect(push!.containers[0]!.args).toEqual(expect.arrayContaining(['reap', '--execute', expect.stringMatching(/^--pushgateway=http:\/\//)]));
+    for (const c of cronJobs) expect(c.spec.concurrencyPolicy).toBe('Forbid');
+  });
+
+  it('carries a manifest that loads', () => {
+    const configMap = objects.find((o) => o.kind === 'ConfigMap') as { data: Record<string, string> };
+    const manifest = parseManifest(configMap.data['reaper.yaml']!, {
+      file: 'reaper.yaml',
+      baseDir: '/etc/reaper',
+      env: { REAPER_STATE_URL: 'postgres://reaper@state-db:5432/reaper', APP_DATABASE_URL: 'postgres://app@app-db:5432/app' },
+    });
+    expect(manifest.state).toBe('postgres://reaper@state-db:5432/reaper');
+    expect(manifest.resources.map((r) => r.name)).toEqual(['upload-blobs', 'export-rows']);
+  });
+});
+
+describe('prometheus-alerts.yml', () => {
+  const rules = (parse(read('prometheus-alerts.yml')) as { groups: { name: string; rules: { alert: string; expr: string; for?: string }[] }[] }).groups.flatMap((g) => g.rules);
+
+  /** Every metric renderPrometheus can emit, with the label values it emits. */
+  function emitted(): Map<string, Map<string, Set<string>>> {
+    const t = {
+      name: 'uploads',
+      backend: 's3' as const,
+      scope: 's3://b/p',
+      scanned: 4,
+      live: 1,
+      orphaned: 1,
+      expired: 1,
+      protected: 0,
+      young: 0,
+      unknown: 1,
+      reasons: {},
+      orphanBytes: 1,
+      avgAgeBeyondTtlSeconds: 1,
+      maxAgeBeyondTtlSeconds: 1,
+      oldestOrphanAgeSeconds: 1,
+      backlog: 1,
+      backlogOldestAgeSeconds: 1,
+    };
+    const doc: AuditDocument = {
+      version: 1,
+      kind: 'audit',
+      reaper: '0.1.0',
+      runId: 'r',
+      startedAt: '2026-01-01T00:00:00Z',
+      finishedAt: '2026-01-01T00:00:01Z',
+      durationSeconds: 1,
+      manifest: 'm',
+      state: 's',
+      summary: { scanned: 4, live: 1, orphaned: 1, expired: 1, protected: 0, young: 0, unknown: 1, orphanBytes: 1, backlog: 1 },
+      resources: [t],
+      leases: { active: 1, expired: 1, renewals: 1, renewalFailures: 0, renewalFailureRate: 0, windowSeconds: 3600 },
+      sources: { leases: 1 },
+      findings: [],
+      findingsTotal: 0,
+      findingsTruncated: false,
+    };
+    const outcomes = { marked: 1, deleted: 1, lifted: 1, failed: 1, kept: 0, bytesReclaimed: 1 };
+    const reap: ReapReport = {
+      version: 1,
+      kind: 'reap',
+      reaper: '0.1.0',
+      runId: 'p',
+      execute: true,
+      plan: null,
+      summary: doc.summary,
+      resources: [{ name: 'uploads', backend: 's3', deleteMode: 'conditional', scanned: 4, toMark: 1, toSweep: 1, toLift: 1, samples: { mark: [], sweep: [], lift: [] }, lifts: {}, outcomes, telemetry: t }],
+      outcomes,
+      sources: { leases: 1 },
+      errors: [],
+    };
+    const texts = [renderPrometheus(doc, reap), renderPrometheus(null, reap, { run: { finishedAt: 0, durationSeconds: 1 } })];
+    const out = new Map<string, Map<string, Set<string>>>();
+    for (const text of texts) {
+      for (const line of text.split('\n')) {
+        const m = /^(reaper_\w+)(?:\{(.*)\})? /.exec(line);
+        if (!m) continue;
+        const labels = out.get(m[1]!) ?? new Map<string, Set<string>>();
+        out.set(m[1]!, labels);
+        for (const [, name, value] of (m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)) {
+          labels.set(name!, (labels.get(name!) ?? new Set()).add(value!));
+        }
+      }
+    }
+    return out;
+  }
+
+  it('has the issue\'s alerts: orphans growing, backlog growing, renewal failures, last run too old, reap failures', () => {
+    const exprs = rules.map((r) => r.expr.replace(/\s+/g, ' '));
+    expect(exprs).toContain('deriv(reaper_resources{status="orphaned"}[6h]) > 0');
+    expect(rules.find((r) => r.expr.includes('deriv(reaper_resources'))!.for).toMatch(/^\d+h$/);
+    expect(exprs.some((e) => e.startsWith('deriv(reaper_backlog_tombstones'))).toBe(true);
+    expect(exprs).toContain('reaper_lease_renewal_failure_ratio > 0.05');
+    expect(exprs.some((e) => e.includes('time() - reaper_last_run_timestamp_seconds'))).toBe(true);
+    expect(exprs).toContain('reaper_reap_total{outcome="failed"} > 0');
+  });
+
+  it('references only metrics and label values renderPrometheus emits', () => {
+    const metrics = emitted();
+    for (const rule of rules) {
+      const names = [...rule.expr.matchAll(/\breaper_\w+/g)].map((m) => m[0]);
+      expect(names.length, rule.alert).toBeGreaterThan(0);
+      for (const name of names) expect(metrics.has(name), `${rule.alert}: ${name}`).toBe(true);
+      for (const [, name, matchers] of rule.expr.matchAll(/\b(reaper_\w+)\{([^}]*)\}/g)) {
+        for (const [, label, op, value] of matchers!.matchAll(/(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)) {
+          const values = metrics.get(name!)!.get(label!);
+          expect(values, `${rule.alert}: ${name} has no label ${label}`).toBeDefined();
+          if (op === '=') expect(values!.has(value!), `${rule.alert}: ${name}{${label}="${value}"} is never emitted`).toBe(true);
+        }
+      }
+    }
+  });
+});
