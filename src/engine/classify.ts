@@ -48,10 +48,10 @@ export function readOwner(record: ResourceRecord, rule: OwnerRule): OwnerValue {
       break;
     case 'tag':
       if (!record.tags) return { kind: 'unreadable', why: 'tags not read' };
-      value = record.tags[e.name];
+      value = Object.hasOwn(record.tags, e.name) ? record.tags[e.name] : undefined;
       break;
     case 'column':
-      if (!record.columns || !(e.name in record.columns)) return { kind: 'unreadable', why: `column ${e.name} not read` };
+      if (!record.columns || !Object.hasOwn(record.columns, e.name)) return { kind: 'unreadable', why: `column ${e.name} not read` };
       value = record.columns[e.name];
       break;
   }
@@ -62,7 +62,7 @@ export function readOwner(record: ResourceRecord, rule: OwnerRule): OwnerValue {
 
 /** S3 user-metadata names are case-insensitive (they arrive lower-cased). */
 function lookupCaseInsensitive(map: Readonly<Record<string, string>>, name: string): string | undefined {
-  if (name in map) return map[name];
+  if (Object.hasOwn(map, name)) return map[name];
   const lower = name.toLowerCase();
   for (const [k, v] of Object.entries(map)) if (k.toLowerCase() === lower) return v;
   return undefined;
@@ -102,7 +102,7 @@ export function matchProtect(record: ResourceRecord, rules: readonly ProtectRule
         hit = regex(rule.pattern).test(record.id);
         break;
       case 'tag':
-        hit = record.tags ? Object.entries(rule.match).every(([k, v]) => record.tags![k] === v) : undefined;
+        hit = record.tags ? Object.entries(rule.match).every(([k, v]) => Object.hasOwn(record.tags!, k) && record.tags![k] === v) : undefined;
         break;
       case 'metadata':
         hit = record.metadata ? Object.entries(rule.match).every(([k, v]) => lookupCaseInsensitive(record.metadata!, k) === v) : undefined;

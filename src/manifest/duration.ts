@@ -9,7 +9,7 @@ export function parseDuration(text: string): number | { error: string } {
   if (trimmed.startsWith('-')) return { error: `"${text}" is negative; durations are zero or more` };
   const match = DURATION.exec(trimmed);
   if (!match) {
-    if (/^\d+(\.\d+)?$/.test(trimmed)) return { error: `"${text}" has no unit; write e.g. ${trimmed}s, ${trimmed}m or ${trimmed}h` };
+    if (/^\d+$/.test(trimmed)) return { error: `"${text}" has no unit; write e.g. ${trimmed}s, ${trimmed}m or ${trimmed}h` };
     return { error: `"${text}" is not a duration; write a whole number and a unit: 30s, 10m, 24h, 7d` };
   }
   const value = Number(match[1]) * UNITS[match[2]!]!;

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document, type Node, type Pair, type YAMLMap, type YAMLSeq } from 'yaml';
 import type { z } from 'zod';
 import { ManifestError, type ManifestIssue } from '../errors.js';
 import { parseDuration } from './duration.js';
@@ -24,6 +24,8 @@ import {
 
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 const MAX_ALIASES = 50;
+/** Issues reported at most; a hostile file can produce one per key. */
+const MAX_ISSUES = 100;
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -59,44 +61,138 @@ export function parseManifest(text: string, options: ParseOptions): Manifest {
     throw new ManifestError([{ file, line: null, path: '', message: `the manifest is larger than ${MAX_MANIFEST_BYTES} bytes` }]);
   }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
+  // Duplicate keys are found below in one pass: the yaml package's own check (uniqueKeys) is
+  // quadratic in the size of a mapping, minutes for a hostile file well under the size limit.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, strict: true });
   const lineOf = (offset: number | undefined) => (offset === undefined ? null : lines.linePos(offset).line);
 
   if (doc.errors.length > 0) {
-    throw new ManifestError(doc.errors.map((e) => ({ file, line: lineOf(e.pos[0]), path: '', message: `invalid YAML: ${firstLine(e.message)}` })));
+    throw new ManifestError(
+      capped(
+        doc.errors.map((e) => {
+          const message = `invalid YAML: ${firstLine(e.message)}`;
+          // An unclosed quote or flow collection is noticed where the file or the block ends; name where it opened.
+          const opened = e.code === 'MISSING_CHAR' || /end with a [\]}]/.test(e.message) ? unclosedAt(doc, e.pos[0], lineOf) : undefined;
+          if (opened) return { file, line: lineOf(opened.node.range?.[0]), path: formatPath(pathOf(opened.ancestors, opened.node)), message };
+          return { file, line: lineOf(e.pos[0]), path: '', message };
+        }),
+      ),
+    );
   }
 
   const issues: ManifestIssue[] = [];
-  interpolate(doc, options.env ?? {}, (keyPath, node, message) => issues.push({ file, line: lineOf(node.range?.[0]), path: keyPath, message }));
-  if (issues.length > 0) throw new ManifestError(issues);
+  const report = (keyPath: string, node: Node, message: string) => issues.push({ file, line: lineOf(node.range?.[0]), path: keyPath, message });
+  try {
+    checkAliases(doc, report);
+    interpolate(doc, options.env ?? {}, report);
+    duplicateKeys(doc, lineOf, report); // after interpolation: `${A}:` and `${B}:` may name one key
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new ManifestError([{ file, line: null, path: '', message: 'invalid YAML: the manifest nests too deeply' }]);
+  }
+  if (issues.length > 0) throw new ManifestError(capped(issues));
 
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: MAX_ALIASES });
   } catch (error) {
-    throw new ManifestError([{ file, line: null, path: '', message: `invalid YAML: ${(error as Error).message}` }]);
+    // The alias-expansion limit (a "billion laughs" file), checked as the aliases are expanded: blame the first alias.
+    const first = /alias count/i.test((error as Error).message) ? aliasesOf(doc)[0] : undefined;
+    if (!first) throw new ManifestError([{ file, line: null, path: '', message: `invalid YAML: ${firstLine((error as Error).message)}` }]);
+    const message = `invalid YAML: aliases expand too far (a YAML alias bomb?); aliased content may be repeated at most ${MAX_ALIASES} times`;
+    throw new ManifestError([{ file, line: lineOf(first.node.range?.[0]), path: formatPath(pathOf(first.ancestors, first.node)), message }]);
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new ManifestError([{ file, line: 1, path: '', message: 'a manifest is a YAML mapping with version, resources, …' }]);
   }
 
+  const offsetAt = locator(doc);
   const result = manifestSchema.safeParse(data);
   if (!result.success) {
     for (const zodIssue of flattenIssues(result.error.issues)) {
       const p = zodIssue.path.map((s) => (typeof s === 'symbol' ? String(s) : s));
-      issues.push({ file, line: lineOf(nodeAt(doc, p)), path: formatPath(p), message: describe(zodIssue) });
+      issues.push({ file, line: lineOf(offsetAt(p)), path: formatPath(p), message: describe(zodIssue) });
     }
-    issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-    throw new ManifestError(issues);
+    throw new ManifestError(capped(issues));
   }
 
   const digest = createHash('sha256').update(text).digest('hex');
-  const manifest = normalize(result.data as ManifestInput, options, digest, (p) => lineOf(nodeAt(doc, p)));
+  const manifest = normalize(result.data as ManifestInput, options, digest, (p) => lineOf(offsetAt(p)));
   return deepFreeze(manifest);
 }
 
 function firstLine(message: string): string {
   return message.split('\n')[0] ?? message;
+}
+
+/** Issues in line order, at most MAX_ISSUES of them and a last one saying how many were left out. */
+function capped(issues: ManifestIssue[]): ManifestIssue[] {
+  const sorted = [...issues].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  if (sorted.length <= MAX_ISSUES) return sorted;
+  const first = sorted[0]!;
+  return [...sorted.slice(0, MAX_ISSUES), { file: first.file, line: null, path: '', message: `… and ${sorted.length - MAX_ISSUES} more issues` }];
+}
+
+/** The innermost node that ends where an error was found and began on an earlier line. */
+function unclosedAt(doc: Document, offset: number, lineOf: (offset: number | undefined) => number | null): { node: Node; ancestors: readonly unknown[] } | undefined {
+  let found: { node: Node; ancestors: readonly unknown[] } | undefined;
+  visit(doc, {
+    Node(_key, node, ancestors) {
+      const range = node.range;
+      if (range && range[1] === offset && (lineOf(range[0]) ?? 0) < (lineOf(offset) ?? 0)) found = { node, ancestors };
+    },
+  });
+  return found;
+}
+
+/** A key that appears twice in one mapping is an issue at its second occurrence. */
+function duplicateKeys(doc: Document, lineOf: (offset: number | undefined) => number | null, report: (keyPath: string, node: Node, message: string) => void): void {
+  visit(doc, {
+    Map(_key, map, ancestors) {
+      const seen = new Map<string, Node>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const name = String(pair.key.value);
+        const first = seen.get(name);
+        if (first === undefined) seen.set(name, pair.key);
+        else report(formatPath([...pathOf(ancestors, map), name]), pair.key, `duplicate key "${name}" (first on line ${lineOf(first.range?.[0])})`);
+      }
+    },
+  });
+}
+
+interface AliasAt {
+  node: Alias;
+  ancestors: readonly unknown[];
+  /** The anchored node it refers to: the last one with its anchor before it in the document. */
+  target: Node | undefined;
+  /** Whether the target contains this alias (a cycle). */
+  cyclic: boolean;
+}
+
+/** Every alias in document order, resolved the way the yaml package resolves them, in one pass. */
+function aliasesOf(doc: Document): AliasAt[] {
+  const anchors = new Map<string, Node>();
+  const out: AliasAt[] = [];
+  visit(doc, {
+    Node(_key, node, ancestors) {
+      if (isAlias(node)) {
+        const target = anchors.get(node.source);
+        out.push({ node, ancestors, target, cyclic: target !== undefined && ancestors.includes(target as never) });
+      } else if (node.anchor) {
+        anchors.set(node.anchor, node);
+      }
+    },
+  });
+  return out;
+}
+
+/** Unresolved and self-referencing aliases are issues at the alias. */
+function checkAliases(doc: Document, report: (keyPath: string, node: Node, message: string) => void): void {
+  for (const alias of aliasesOf(doc)) {
+    if (alias.target === undefined) report(formatPath(pathOf(alias.ancestors, alias.node)), alias.node, `invalid YAML: alias *${alias.node.source} has no anchor &${alias.node.source} before it`);
+    else if (alias.cyclic) report(formatPath(pathOf(alias.ancestors, alias.node)), alias.node, `invalid YAML: alias *${alias.node.source} refers to a node that contains it`);
+  }
 }
 
 /** Replace `${VAR}` in every string scalar; a missing variable is an issue at that scalar. */
@@ -117,6 +213,19 @@ function interpolate(doc: Document, env: Env, report: (keyPath: string, node: No
   });
 }
 
+const seqIndexes = new WeakMap<YAMLSeq, Map<unknown, number>>();
+
+/** Position of an item in a sequence; each sequence is indexed once, so paths stay cheap in long lists. */
+function indexIn(seq: YAMLSeq, child: unknown): number {
+  let index = seqIndexes.get(seq);
+  if (!index) {
+    index = new Map();
+    for (let i = seq.items.length - 1; i >= 0; i--) index.set(seq.items[i], i);
+    seqIndexes.set(seq, index);
+  }
+  return index.get(child) ?? -1;
+}
+
 /** The key path of a node from visit()'s ancestor list. */
 function pathOf(ancestors: readonly unknown[], node: unknown): (string | number)[] {
   const out: (string | number)[] = [];
@@ -124,19 +233,36 @@ function pathOf(ancestors: readonly unknown[], node: unknown): (string | number)
   for (let i = 0; i < chain.length - 1; i++) {
     const parent = chain[i];
     const child = chain[i + 1];
-    if (isSeq(parent)) out.push(parent.items.indexOf(child as never));
+    if (isSeq(parent)) out.push(indexIn(parent, child));
     else if (isPair(parent) && parent.value === child && isScalar(parent.key)) out.push(String(parent.key.value));
   }
   return out;
 }
 
-/** Offset of the YAML node (or the key of the pair) at a zod path; the deepest existing ancestor otherwise. */
-function nodeAt(doc: Document, keyPath: readonly (string | number)[]): number | undefined {
+/**
+ * Offset of the YAML node (or the key of the pair) at a zod path; the deepest existing ancestor
+ * otherwise. Each mapping's keys are indexed once, so many issues in one big mapping stay linear.
+ */
+function locator(doc: Document): (keyPath: readonly (string | number)[]) => number | undefined {
+  const indexes = new WeakMap<YAMLMap, Map<string, Pair>>();
+  const pairOf = (map: YAMLMap, key: string): Pair | undefined => {
+    let index = indexes.get(map);
+    if (!index) {
+      index = new Map();
+      for (const p of map.items) if (isScalar(p.key) && !index.has(String(p.key.value))) index.set(String(p.key.value), p);
+      indexes.set(map, index);
+    }
+    return index.get(key);
+  };
+  return (keyPath) => nodeAt(doc, keyPath, pairOf);
+}
+
+function nodeAt(doc: Document, keyPath: readonly (string | number)[], pairOf: (map: YAMLMap, key: string) => Pair | undefined): number | undefined {
   let node: unknown = doc.contents;
   let offset = (doc.contents as Node | null)?.range?.[0];
   for (const segment of keyPath) {
     if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(segment));
+      const pair = pairOf(node, String(segment));
       if (!pair) return offset;
       offset = (pair.key as Node).range?.[0] ?? offset;
       node = pair.value;
@@ -164,18 +290,22 @@ export function formatPath(keyPath: readonly (string | number)[]): string {
 type ZodIssue = z.core.$ZodIssue;
 
 /**
- * Unknown keys become one issue per key (so the line is the key's own); a union's
- * issues are replaced by those of the branch that matched the input's shape.
+ * Unknown keys become one issue per key (so the line is the key's own); a union's issues
+ * are replaced by those of the closest branch that matched the input's shape (or, when none
+ * did, by one "expected A or B" issue); a bad record key by what is wrong with it.
  */
 function flattenIssues(issues: readonly ZodIssue[]): ZodIssue[] {
   const out: ZodIssue[] = [];
+  const under = (parent: ZodIssue, children: readonly ZodIssue[]) => children.map((b) => ({ ...b, path: [...parent.path, ...b.path] }));
   for (const i of issues) {
     if (i.code === 'unrecognized_keys') {
       for (const key of i.keys) out.push({ ...i, path: [...i.path, key], message: `unknown key "${key}"` });
-    } else if (i.code === 'invalid_union' && i.errors.length > 0) {
-      const shaped = i.errors.find((branch) => !branch.some((b) => b.code === 'invalid_type' && b.path.length === 0));
-      if (shaped && !(i as { note?: string }).note) out.push(...flattenIssues(shaped.map((b) => ({ ...b, path: [...i.path, ...b.path] }))));
-      else out.push(i);
+    } else if (i.code === 'invalid_union' && i.errors.length > 0 && !(i as { note?: string }).note) {
+      const shaped = i.errors.filter((branch) => !branch.some(isShapeMismatch));
+      if (shaped.length > 0) out.push(...flattenIssues(under(i, shaped.reduce((best, branch) => (branch.length < best.length ? branch : best)))));
+      else out.push({ ...i, message: expectedOneOf(i.errors.flat().filter(isShapeMismatch)) });
+    } else if (i.code === 'invalid_key' && i.issues.length > 0) {
+      out.push(...flattenIssues(under(i, i.issues)));
     } else {
       out.push(i);
     }
@@ -183,10 +313,27 @@ function flattenIssues(issues: readonly ZodIssue[]): ZodIssue[] {
   return out;
 }
 
+/** An issue saying the value itself is of the wrong type or value (not something inside it). */
+function isShapeMismatch(i: ZodIssue): boolean {
+  return (i.code === 'invalid_type' || i.code === 'invalid_value') && i.path.length === 0;
+}
+
+/** "expected object or array, received string", from the root mismatches of every branch. */
+function expectedOneOf(mismatches: readonly ZodIssue[]): string {
+  const expected = new Set<string>();
+  let received: string | undefined;
+  for (const b of mismatches) {
+    if (b.code === 'invalid_type') expected.add(b.expected);
+    else if (b.code === 'invalid_value') for (const v of b.values) expected.add(JSON.stringify(v));
+    received ??= /received (\w+)/.exec(b.message)?.[1];
+  }
+  return `Invalid input: expected ${[...expected].join(' or ')}${received ? `, received ${received}` : ''}`;
+}
+
 function describe(i: ZodIssue): string {
   if (i.code === 'unrecognized_keys') return i.message;
-  if (i.code === 'invalid_type' && /received undefined/.test(i.message)) return 'is required';
-  return i.message.replace(/^Invalid input: /, '');
+  if ((i.code === 'invalid_type' || i.code === 'invalid_union') && /received undefined$/.test(i.message)) return 'is required';
+  return i.message.replace(/^Invalid (input|option): /, '');
 }
 
 // ---------------------------------------------------------------- normalization
@@ -248,7 +395,7 @@ function normalize(input: ManifestInput, options: ParseOptions, digest: string, 
       maxDeletesPerRun: r.maxDeletesPerRun ?? defaults.maxDeletesPerRun ?? BUILTIN_DEFAULTS.maxDeletesPerRun,
       maxDeleteFraction: r.maxDeleteFraction ?? defaults.maxDeleteFraction ?? BUILTIN_DEFAULTS.maxDeleteFraction,
       onExpired: r.onExpired ?? defaults.onExpired ?? BUILTIN_DEFAULTS.onExpired,
-      protect: (r.protect ?? []).map(toProtectRule),
+      protect: (r.protect ?? defaults.protect ?? []).map(toProtectRule),
       ageFrom: r.ageFrom ?? 'mtime',
       mark:
         r.mark === undefined

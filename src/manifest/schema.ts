@@ -14,7 +14,17 @@ const RESOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const MAX_PATTERN_LENGTH = 1_000;
 
 const duration = z
-  .string({ error: 'expected a duration such as 30s, 10m, 24h or 7d' })
+  .string({
+    // A YAML number (`ttl: 600`) is the usual slip: say it lacks a unit rather than "expected string".
+    error: (iss) => {
+      if (iss.input === undefined) return undefined;
+      if (typeof iss.input === 'number') {
+        const parsed = parseDuration(String(iss.input));
+        if (typeof parsed !== 'number') return parsed.error;
+      }
+      return 'expected a duration such as 30s, 10m, 24h or 7d';
+    },
+  })
   .superRefine((value, ctx) => {
     const parsed = parseDuration(value);
     if (typeof parsed !== 'number') ctx.addIssue({ code: 'custom', message: parsed.error });
@@ -104,7 +114,7 @@ const sqlLocation = z.strictObject({
   id: identifier.meta({ description: 'Primary-key column (any orderable type); scans page on it.' }),
   createdAt: identifier.meta({ description: 'Column holding the creation time; ages come from it.' }),
   where: sqlFragment.optional(),
-  version: identifier.optional().meta({ description: 'Column that changes on every update; the fingerprint (default: xmin on PostgreSQL, the owner and createdAt values on MySQL).' }),
+  version: identifier.optional().meta({ description: 'Column that changes on every update; the fingerprint (default: xmin on PostgreSQL, a hash of every stored column on MySQL).' }),
 });
 
 const fsLocation = z.strictObject({
@@ -158,7 +168,7 @@ const resource = z.strictObject({
   postgres: sqlLocation.optional(),
   mysql: sqlLocation.optional(),
   fs: fsLocation.optional(),
-  owner: z.union([ownerSpec, z.array(ownerSpec).min(1)]),
+  owner: z.union([ownerSpec, z.array(ownerSpec).min(1, 'a list of owners needs at least one')]),
   ...policyFields,
   protect: z.array(protectRule).optional(),
   ageFrom: z.enum(['mtime', 'ctime', 'atime']).optional(),
@@ -177,8 +187,10 @@ export const manifestSchema = z
   .strictObject({
     version: z.literal(1, { error: 'expected version: 1' }),
     state: z.string().min(1).optional(),
-    defaults: z.strictObject({ ...policyFields, breaker: breaker.optional() }).optional(),
-    connections: z.record(z.string().regex(RESOURCE_NAME), connection).optional(),
+    defaults: z.strictObject({ ...policyFields, protect: z.array(protectRule).optional(), breaker: breaker.optional() }).optional(),
+    connections: z
+      .record(z.string().regex(RESOURCE_NAME, 'expected a connection name of letters, digits, "-", "_" or "." (at most 63)'), connection)
+      .optional(),
     owners: z.array(livenessSource).optional(),
     resources: z.array(resource).min(1, 'a manifest declares at least one resource'),
   })
@@ -206,9 +218,10 @@ const PROTECT_RULES: Record<BackendKind, readonly string[]> = {
   postgres: ['where'],
   mysql: ['where'],
 };
+const ZERO_TTL = 'a ttl of zero would expire everything at birth; omit ttl for none';
 const EXTRACTOR_KEYS = ['metadata', 'tag', 'keyPattern', 'pathPattern', 'column'] as const;
 
-const a = (kind: BackendKind) => (kind === 's3' ? 'an s3' : `a ${kind}`);
+const a = (kind: BackendKind) => (kind === 's3' || kind === 'fs' ? `an ${kind}` : `a ${kind}`);
 
 function issue(ctx: Ctx, path: (string | number)[], message: string): void {
   ctx.addIssue({ code: 'custom', path, message });
@@ -216,10 +229,16 @@ function issue(ctx: Ctx, path: (string | number)[], message: string): void {
 
 function checkRegex(ctx: Ctx, path: (string | number)[], source: string, needsOwner: boolean): void {
   try {
-    const re = new RegExp(source, 'u');
-    if (needsOwner && !/\(\?<owner>/.test(re.source)) issue(ctx, path, 'the pattern needs a named group "owner", e.g. ^(?<owner>[^/]+)/');
+    new RegExp(source, 'u');
   } catch (error) {
-    issue(ctx, path, `invalid regular expression: ${(error as Error).message}`);
+    issue(ctx, path, `invalid regular expression: ${(error as Error).message.replace(/^Invalid regular expression: /, '')}`);
+    return;
+  }
+  // Ask the engine's regex itself: text that merely looks like "(?<owner>" (e.g. escaped, `\(?<owner>`)
+  // is no group, and a pattern without one would read no owner from anything: all "no-owner" orphans.
+  // An alternative that matches the empty string lists every named group in `groups`.
+  if (needsOwner && !('owner' in (new RegExp(`(?:${source})|`, 'u').exec('')?.groups ?? {}))) {
+    issue(ctx, path, 'the pattern needs a named group "owner", e.g. ^(?<owner>[^/]+)/');
   }
 }
 
@@ -245,11 +264,15 @@ function checkManifest(m: Parsed, ctx: Ctx): void {
     }
   });
 
-  if (m.state !== undefined && !/^(sqlite:|postgres:\/\/|postgresql:\/\/|mysql:\/\/)/.test(m.state)) {
+  if (m.defaults?.ttl !== undefined && parseDuration(m.defaults.ttl) === 0) {
+    issue(ctx, ['defaults', 'ttl'], ZERO_TTL);
+  }
+
+  if (m.state !== undefined && !/^(sqlite:.|postgres:\/\/|postgresql:\/\/|mysql:\/\/)/.test(m.state)) {
     issue(ctx, ['state'], 'expected sqlite:PATH, postgres://… or mysql://…');
   }
 
-  m.resources.forEach((r, i) => checkResource(r, i, ctx, connections, names));
+  m.resources.forEach((r, i) => checkResource(r, i, ctx, connections, names, m.defaults?.protect));
 }
 
 function checkResource(
@@ -258,6 +281,7 @@ function checkResource(
   ctx: Ctx,
   connections: NonNullable<Parsed['connections']>,
   names: Map<string, number>,
+  defaultProtect: ResourceInput['protect'],
 ): void {
   const at = (...rest: (string | number)[]) => ['resources', i, ...rest];
   const kinds = BACKENDS.filter((k) => r[k] !== undefined);
@@ -301,17 +325,22 @@ function checkResource(
     }
   });
 
-  (r.protect ?? []).forEach((rule, j) => {
+  // Rules under `defaults.protect` apply to every resource that sets none of its own; a
+  // rule the resource's backend cannot evaluate is an error there, naming the resource.
+  const inherited = r.protect === undefined && defaultProtect !== undefined;
+  const protectAt = (...rest: (string | number)[]) => (inherited ? ['defaults', 'protect', ...rest] : at('protect', ...rest));
+  const whose = inherited ? ` (inherited by ${r.name})` : '';
+  (r.protect ?? defaultProtect ?? []).forEach((rule, j) => {
     const keys = Object.keys(rule).filter((k) => rule[k as keyof typeof rule] !== undefined);
     if (keys.length !== 1) {
-      issue(ctx, at('protect', j), `a protect rule has exactly one of: ${PROTECT_RULES[kind].join(', ')}`);
+      issue(ctx, protectAt(j), `a protect rule has exactly one of: ${PROTECT_RULES[kind].join(', ')}${whose}`);
       return;
     }
     const key = keys[0]!;
     if (!PROTECT_RULES[kind].includes(key)) {
-      issue(ctx, at('protect', j, key), `${a(kind)} resource cannot be protected by ${key}; use ${PROTECT_RULES[kind].join(' or ')}`);
+      issue(ctx, protectAt(j, key), `${a(kind)} resource cannot be protected by ${key}; use ${PROTECT_RULES[kind].join(' or ')}${whose}`);
     }
-    if (key === 'keyPattern' || key === 'pathPattern') checkRegex(ctx, at('protect', j, key), (rule as Record<string, string>)[key]!, false);
+    if (key === 'keyPattern' || key === 'pathPattern') checkRegex(ctx, protectAt(j, key), (rule as Record<string, string>)[key]!, false);
   });
 
   if (r.ageFrom !== undefined && kind !== 'fs') issue(ctx, at('ageFrom'), 'ageFrom applies to fs resources only');
@@ -324,5 +353,5 @@ function checkResource(
     else if (kind === 's3' && sqlMark) issue(ctx, at('mark'), 'an s3 resource is marked with a tag: mark: tag');
     else if (kind !== 's3' && !sqlMark) issue(ctx, at('mark'), `${a(kind)} resource is marked in a column: mark: { column: NAME }`);
   }
-  if (r.ttl !== undefined && parseDuration(r.ttl) === 0) issue(ctx, at('ttl'), 'a ttl of zero would expire everything at birth; omit ttl for none');
+  if (r.ttl !== undefined && parseDuration(r.ttl) === 0) issue(ctx, at('ttl'), ZERO_TTL);
 }
