@@ -11,5 +11,13 @@ export async function openStateStore(url: string, options: OpenStateStoreOptions
     const { SqliteStateStore } = await import('./sqlite/sqlite-state-store.js');
     return SqliteStateStore.open(url.slice('sqlite:'.length), options);
   }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    const { PostgresStateStore } = await import('./postgres/postgres-state-store.js');
+    return PostgresStateStore.open(url, options);
+  }
+  if (url.startsWith('mysql://')) {
+    const { MysqlStateStore } = await import('./mysql/mysql-state-store.js');
+    return MysqlStateStore.open(url, options);
+  }
   throw new UsageError(`unsupported state store URL (expected sqlite:PATH, postgres://… or mysql://…)`);
 }

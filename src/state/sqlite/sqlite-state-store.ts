@@ -16,6 +16,7 @@ import {
   newLeaseId,
   newLeaseToken,
   newRunId,
+  schemaTooNew,
   statsBucket,
   tombstoneStateFor,
   toJournal,
@@ -69,16 +70,19 @@ export class SqliteStateStore implements StateStore {
   /** Open (creating the directory and file if needed) and migrate. */
   static async open(file: string, options: SqliteStateStoreOptions = {}): Promise<SqliteStateStore> {
     const { default: Database } = await import('better-sqlite3');
-    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
     let db: BetterSqlite3.Database;
     try {
+      if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
       db = new Database(file);
     } catch (error) {
       throw new BackendError(`cannot open the state store sqlite:${file}: ${(error as Error).message}`, { cause: error });
     }
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
+    // The busy timeout first: switching to WAL needs a moment's exclusive lock, and a
+    // second process opening the same file at that moment should wait, not fail.
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5_000}`);
+    db.pragma('journal_mode = WAL');
+    // FULL: the write-ahead journal must survive power loss, not only a killed process (SAFETY 10).
+    db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     const store = new SqliteStateStore(db, file, options);
     await store.migrate();
@@ -86,19 +90,20 @@ export class SqliteStateStore implements StateStore {
   }
 
   async migrate(): Promise<void> {
-    this.db.exec('CREATE TABLE IF NOT EXISTS reaper_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-    const current = (this.db.prepare('SELECT MAX(version) AS v FROM reaper_migrations').get() as { v: number | null }).v ?? 0;
     const latest = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1]!.version;
-    if (current > latest) {
-      throw new BackendError(`the state store ${this.description} has schema version ${current}, newer than this reaper knows (${latest}); upgrade reaper`);
-    }
-    for (const migration of SQLITE_MIGRATIONS) {
-      if (migration.version <= current) continue;
-      this.db.transaction(() => {
+    // One IMMEDIATE transaction holds SQLite's write lock from reading the version to
+    // recording the last migration, so a second process migrating the same file at the
+    // same time waits (busy timeout) and then finds the work done.
+    this.db.transaction(() => {
+      this.db.exec('CREATE TABLE IF NOT EXISTS reaper_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+      const current = (this.db.prepare('SELECT MAX(version) AS v FROM reaper_migrations').get() as { v: number | null }).v ?? 0;
+      if (current > latest) throw schemaTooNew(this.description, current, latest);
+      for (const migration of SQLITE_MIGRATIONS) {
+        if (migration.version <= current) continue;
         this.db.exec(migration.sql);
         this.db.prepare(`INSERT INTO reaper_migrations (version, applied_at) VALUES (?, ${NOW})`).run(migration.version);
-      }).immediate();
-    }
+      }
+    }).immediate();
   }
 
   async now(): Promise<number> {
@@ -197,7 +202,7 @@ export class SqliteStateStore implements StateStore {
     }
     if (!filter.includeInactive) where.push(`released_at IS NULL AND expires_at > ${NOW}`);
     params.push(filter.limit ?? 1_000);
-    const sql = `SELECT * FROM leases ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY key, acquired_at LIMIT ?`;
+    const sql = `SELECT * FROM leases ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY key, acquired_at, generation LIMIT ?`;
     return (this.db.prepare(sql).all(...params) as Row[]).map(toLease);
   }
 

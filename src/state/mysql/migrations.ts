@@ -1,0 +1,144 @@
+/**
+ * MySQL / MariaDB schema, as numbered migrations held in TypeScript. MySQL commits
+ * every DDL statement on its own, so a migration cannot be one transaction: each
+ * statement is written to be re-runnable (`IF NOT EXISTS`), and the version is recorded
+ * after the last one, so a migration cut short is simply applied again.
+ *
+ * Column choices:
+ * - Times are BIGINT milliseconds since the epoch from the server's UTC_TIMESTAMP(3):
+ *   the API speaks ms exactly like the SQLite store, and no session time zone can shift
+ *   a value (DATETIME/TIMESTAMP would depend on one).
+ * - Every string that identifies something — lease ids, owner keys, holders, run ids,
+ *   resource types, resource ids, phases, cursors — is VARBINARY or BLOB holding its
+ *   UTF-8 bytes. Binary strings compare byte for byte and never pad: with a text
+ *   collation, "Key" = "key" (`_ci`) or "key" = "key " (PAD SPACE, which even
+ *   utf8mb4_bin has), and NFC/NFD spellings may compare equal;
+ *   any of those would let one owner's lease keep another's resources alive or hide a
+ *   tombstone. Free text (fingerprints, reasons, notes, JSON) is utf8mb4.
+ * - MySQL has no partial indexes. "At most one active tombstone per resource" is a
+ *   unique index over (resource, active_id_hash), a stored generated column that holds
+ *   SHA-256 of the resource id while the tombstone is marked or deleting and NULL
+ *   otherwise (a unique index admits any number of NULLs). Hashing also keeps 1 kB+
+ *   S3 keys and long paths inside InnoDB's 3072-byte index limit; queries compare the
+ *   id itself as well.
+ */
+export const MYSQL_MIGRATIONS: readonly { version: number; statements: readonly string[] }[] = [
+  {
+    version: 1,
+    statements: [
+      // Lease indexes, sized for a million leases:
+      // * the primary key serves every call by id (renew, renewLeases' IN list, release,
+      //   get, token checks): one probe per id;
+      // * (key, expires_at) serves liveKeys / keysActiveSince / listLeases by key: one
+      //   probe per asked key and a short range from expires_at > now, skipping the
+      //   expired history of busy keys;
+      // * (expires_at) serves countLiveKeys and listLeases over all keys (the range above
+      //   now holds only live leases: a release moves expires_at to the release time)
+      //   and pruneLeases (the range below its cutoff).
+      // A renewal moves expires_at and so rewrites both expiry index entries; that is
+      // the price of answering liveness without scanning, and why there are no more.
+      `CREATE TABLE IF NOT EXISTS leases (
+        lease_id     VARBINARY(64) NOT NULL,
+        \`key\`      VARBINARY(2048) NOT NULL,
+        holder       VARBINARY(1024) NOT NULL,
+        token_hash   CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        generation   BIGINT NOT NULL,
+        ttl_ms       BIGINT NOT NULL,
+        acquired_at  BIGINT NOT NULL,
+        renewed_at   BIGINT NOT NULL,
+        expires_at   BIGINT NOT NULL,
+        released_at  BIGINT NULL,
+        renewal_mark BINARY(16) NULL COMMENT 'which renewLeases call last renewed this lease (read back in the same transaction)',
+        PRIMARY KEY (lease_id),
+        KEY leases_key_expires (\`key\`, expires_at),
+        KEY leases_expires (expires_at)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      // Fencing numbers outlive pruned leases: one row per key ever leased.
+      `CREATE TABLE IF NOT EXISTS lease_generations (
+        \`key\`    VARBINARY(2048) NOT NULL,
+        generation BIGINT NOT NULL,
+        PRIMARY KEY (\`key\`)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS lease_renewal_stats (
+        bucket BIGINT NOT NULL,
+        ok     BIGINT NOT NULL DEFAULT 0,
+        failed BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS runs (
+        run_id          VARBINARY(64) NOT NULL,
+        kind            VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        status          VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        started_at      BIGINT NOT NULL,
+        finished_at     BIGINT NULL,
+        manifest_digest VARBINARY(255) NOT NULL,
+        \`execute\`     TINYINT(1) NOT NULL,
+        summary         LONGTEXT NULL,
+        source_counts   LONGTEXT NULL,
+        error           MEDIUMTEXT NULL,
+        PRIMARY KEY (run_id),
+        KEY runs_started (started_at),
+        KEY runs_finished (finished_at)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS checkpoints (
+        run_id     VARBINARY(64) NOT NULL,
+        resource   VARBINARY(255) NOT NULL,
+        phase      VARBINARY(255) NOT NULL,
+        \`cursor\` LONGBLOB NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (run_id, resource, phase)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS resource_locks (
+        resource   VARBINARY(255) NOT NULL,
+        run_id     VARBINARY(64) NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (resource)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS tombstones (
+        tombstone_id     BIGINT NOT NULL AUTO_INCREMENT,
+        resource         VARBINARY(255) NOT NULL,
+        resource_id      BLOB NOT NULL,
+        resource_id_hash BINARY(32) AS (UNHEX(SHA2(resource_id, 256))) STORED,
+        active_id_hash   BINARY(32) AS (IF(state IN ('marked', 'deleting'), UNHEX(SHA2(resource_id, 256)), NULL)) STORED,
+        fingerprint      TEXT NOT NULL,
+        owner            BLOB NULL,
+        owner_value      BLOB NULL,
+        reason           TEXT NOT NULL,
+        bytes            BIGINT NULL,
+        marked_run_id    VARBINARY(64) NOT NULL,
+        marked_at        BIGINT NOT NULL,
+        state            VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        updated_at       BIGINT NOT NULL,
+        outcome_run_id   VARBINARY(64) NULL,
+        note             MEDIUMTEXT NULL,
+        restore_handle   TEXT NULL,
+        PRIMARY KEY (tombstone_id),
+        UNIQUE KEY tombstones_active (resource, active_id_hash),
+        KEY tombstones_resource_id (resource, resource_id_hash),
+        KEY tombstones_due (resource, state, tombstone_id),
+        KEY tombstones_marked_run (marked_run_id),
+        KEY tombstones_outcome_run (outcome_run_id)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS journal (
+        journal_id   BIGINT NOT NULL AUTO_INCREMENT,
+        run_id       VARBINARY(64) NOT NULL,
+        tombstone_id BIGINT NOT NULL,
+        resource     VARBINARY(255) NOT NULL,
+        resource_id  BLOB NOT NULL,
+        fingerprint  TEXT NOT NULL,
+        owner        BLOB NULL,
+        reason       TEXT NOT NULL,
+        bytes        BIGINT NULL,
+        evidence     LONGTEXT NULL,
+        outcome      VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        error        MEDIUMTEXT NULL,
+        at           BIGINT NOT NULL,
+        PRIMARY KEY (journal_id),
+        KEY journal_run (run_id, journal_id),
+        KEY journal_pending (resource, outcome, journal_id),
+        KEY journal_tombstone (tombstone_id),
+        CONSTRAINT journal_tombstone_fk FOREIGN KEY (tombstone_id) REFERENCES tombstones (tombstone_id)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
+];

@@ -1,0 +1,138 @@
+/**
+ * PostgreSQL schema, as numbered migrations held in TypeScript (tsc copies no .sql files).
+ * Each migration runs in one transaction together with the row in `reaper_migrations`
+ * that records it, under an advisory lock (see PostgresStateStore.migrate).
+ *
+ * Column choices:
+ * - Times are `bigint` milliseconds since the epoch, taken from the server's
+ *   `clock_timestamp()`; the API speaks ms exactly like the SQLite store, and nothing
+ *   depends on a session time zone.
+ * - Strings that come from scanned data — owner keys, resource ids, owner values,
+ *   scan cursors — are `bytea` holding their UTF-8 bytes: compared byte for byte, with
+ *   no collation in the way, and able to hold every byte a backend can hand us
+ *   (PostgreSQL `text` cannot hold NUL). Names reaper makes itself (run ids, resource
+ *   types, lease ids, phases) are `text COLLATE "C"`: byte-order comparisons, like
+ *   SQLite's BINARY collation.
+ * - JSON documents are `json` (kept as written; `jsonb` would reject "\u0000").
+ */
+export const POSTGRES_MIGRATIONS: readonly { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE leases (
+  lease_id    text COLLATE "C" PRIMARY KEY,
+  key         bytea NOT NULL,
+  holder      text COLLATE "C" NOT NULL,
+  token_hash  text NOT NULL,
+  generation  bigint NOT NULL,
+  ttl_ms      bigint NOT NULL,
+  acquired_at bigint NOT NULL,
+  renewed_at  bigint NOT NULL,
+  expires_at  bigint NOT NULL,
+  released_at bigint
+);
+-- Lease indexes, sized for a million leases:
+-- * the primary key serves every call by id (renew, renewLeases' "= ANY", release, get,
+--   token checks): one index probe per id, never a scan;
+-- * (key, expires_at) serves liveKeys / keysActiveSince / listLeases by key: one probe
+--   per asked key, then a short range over that key's leases, starting at expires_at >
+--   now, so expired history of a busy key is skipped rather than read;
+-- * (expires_at) serves the questions over all leases: countLiveKeys and listLeases
+--   read only the range expires_at > now (a release moves expires_at to the release
+--   time, so that range holds live leases only), and pruneLeases reads only the range
+--   below its cutoff.
+-- Each renewal moves expires_at, so it costs a new entry in both expiry indexes; that
+-- is the price of answering liveness without a scan, and the reason there are no more.
+CREATE INDEX leases_key_expires ON leases (key, expires_at);
+CREATE INDEX leases_expires ON leases (expires_at);
+
+-- Fencing numbers outlive pruned leases: one row per key ever leased.
+CREATE TABLE lease_generations (
+  key        bytea PRIMARY KEY,
+  generation bigint NOT NULL
+);
+
+CREATE TABLE lease_renewal_stats (
+  bucket bigint PRIMARY KEY,
+  ok     bigint NOT NULL DEFAULT 0,
+  failed bigint NOT NULL DEFAULT 0
+);
+
+CREATE TABLE runs (
+  run_id          text COLLATE "C" PRIMARY KEY,
+  kind            text NOT NULL,
+  status          text NOT NULL,
+  started_at      bigint NOT NULL,
+  finished_at     bigint,
+  manifest_digest text NOT NULL,
+  execute         boolean NOT NULL,
+  summary         json,
+  source_counts   json,
+  error           text
+);
+CREATE INDEX runs_started ON runs (started_at);
+CREATE INDEX runs_finished_counts ON runs (finished_at) WHERE source_counts IS NOT NULL;
+
+CREATE TABLE checkpoints (
+  run_id     text COLLATE "C" NOT NULL,
+  resource   text COLLATE "C" NOT NULL,
+  phase      text COLLATE "C" NOT NULL,
+  cursor     bytea,
+  updated_at bigint NOT NULL,
+  PRIMARY KEY (run_id, resource, phase)
+);
+
+CREATE TABLE resource_locks (
+  resource   text COLLATE "C" PRIMARY KEY,
+  run_id     text COLLATE "C" NOT NULL,
+  expires_at bigint NOT NULL
+);
+
+CREATE TABLE tombstones (
+  tombstone_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  resource       text COLLATE "C" NOT NULL,
+  resource_id    bytea NOT NULL,
+  fingerprint    text NOT NULL,
+  owner          bytea,
+  owner_value    bytea,
+  reason         text NOT NULL,
+  bytes          bigint,
+  marked_run_id  text COLLATE "C" NOT NULL,
+  marked_at      bigint NOT NULL,
+  state          text NOT NULL CHECK (state IN ('marked', 'deleting', 'deleted', 'lifted', 'restored')),
+  updated_at     bigint NOT NULL,
+  outcome_run_id text COLLATE "C",
+  note           text,
+  restore_handle text
+);
+-- At most one active tombstone per resource. Resource ids are indexed through their
+-- SHA-256: an S3 key or a file path can outgrow a btree entry (about 2.7 kB), its
+-- digest cannot; queries compare the id itself as well, so the digest only narrows.
+CREATE UNIQUE INDEX tombstones_active ON tombstones (resource, sha256(resource_id)) WHERE state IN ('marked', 'deleting');
+CREATE INDEX tombstones_resource_id ON tombstones (resource, sha256(resource_id));
+CREATE INDEX tombstones_due ON tombstones (resource, state, tombstone_id);
+CREATE INDEX tombstones_marked_run ON tombstones (marked_run_id);
+CREATE INDEX tombstones_outcome_run ON tombstones (outcome_run_id);
+
+CREATE TABLE journal (
+  journal_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id       text COLLATE "C" NOT NULL,
+  tombstone_id bigint NOT NULL REFERENCES tombstones (tombstone_id),
+  resource     text COLLATE "C" NOT NULL,
+  resource_id  bytea NOT NULL,
+  fingerprint  text NOT NULL,
+  owner        bytea,
+  reason       text NOT NULL,
+  bytes        bigint,
+  evidence     json,
+  outcome      text NOT NULL CHECK (outcome IN ('intent', 'deleted', 'absent', 'changed', 'failed')),
+  error        text,
+  at           bigint NOT NULL
+);
+CREATE INDEX journal_run ON journal (run_id, journal_id);
+CREATE INDEX journal_resource ON journal (resource, journal_id);
+CREATE INDEX journal_pending ON journal (resource, journal_id) WHERE outcome = 'intent';
+CREATE INDEX journal_tombstone ON journal (tombstone_id);
+`,
+  },
+];
