@@ -169,6 +169,27 @@ export function buildProgram(io: CliIO): Command {
     .addOption(outputOption())
     .action(lazy(io, async () => (await import('./commands/runs.js')).runsShow));
 
+  program
+    .command('daemon')
+    .description('heartbeat leases for owner keys; serve the HTTP lease API, /metrics, /healthz and /readyz')
+    .option('--lease <key...>', 'owner keys to hold a lease on, renewed until the daemon stops')
+    .option('--ttl <duration>', 'lease time to live, e.g. 30s (needed with --lease)')
+    .option('--interval <duration>', 'renewal interval (default and maximum: a third of --ttl; jittered ±10%)')
+    .option('--holder <name>', 'who holds the leases (default: $REAPER_HOLDER, then user@host)')
+    .option('--listen <host:port>', 'where the HTTP API listens (default: $REAPER_LISTEN, then 127.0.0.1:8476)')
+    .option('--token-file <file>', 'file holding the API token (default: $REAPER_TOKEN)')
+    .option('--no-auth', 'serve the API without a token (not recommended)')
+    .option('--release-on-exit', 'release the leases on shutdown instead of letting them run out')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--tls-ca <file>', 'PEM CA bundle that client certificates must chain to')
+    .option('--require-client-cert', 'refuse clients without a certificate signed by --tls-ca')
+    .option('--metrics-public', 'serve /metrics without the token')
+    .addOption(new Option('--log-level <level>', 'lowest level logged').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .addOption(configOption())
+    .addOption(stateOption())
+    .action(lazy(io, async () => (await import('./commands/daemon.js')).daemonCommand));
+
   return program;
 }
 

@@ -1,0 +1,276 @@
+/**
+ * The lease daemon: runs beside a service, heartbeats that service's owner leases in
+ * the state store, and serves the HTTP lease API, /metrics, /healthz and /readyz.
+ *
+ * Start: metrics, then the HTTP server (so /healthz answers while the store is slow),
+ * then the first heartbeat tick (the initial acquisitions). Each resource registers a
+ * releaser; `stop()` (idempotent) runs them last-in-first-out: stop scheduling, wait for
+ * the tick in flight (bounded), release the leases if `releaseOnExit`, close the HTTP
+ * server (idle connections at once, busy ones after the same bound). The store belongs
+ * to the caller and stays open. Signals are the CLI's business.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Registry } from 'prom-client';
+import { BackendError, UsageError } from '../errors.js';
+import type { Lease, StateStore } from '../state/types.js';
+import { Releasers } from '../util/releasers.js';
+import { Heartbeat } from './heartbeat.js';
+import { createApiHandler } from './http-api.js';
+import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from './listen.js';
+import { errorText, jsonLog, type DaemonLog, type LogLevel, type LogStream } from './log.js';
+import { createDaemonMetrics } from './metrics.js';
+import { renewalInterval, settlesWithin } from './timing.js';
+import { MAX_KEY_LENGTH } from './wire.js';
+
+export interface DaemonTlsOptions {
+  /** PEM certificate (chain) and private key the server presents. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** PEM CA bundle that client certificates must chain to. */
+  ca?: string | Buffer;
+  /** Refuse clients without a certificate signed by `ca`. */
+  requireClientCert?: boolean;
+}
+
+export type DaemonStore = Pick<
+  StateStore,
+  'acquireLease' | 'renewLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases' | 'now'
+> & { readonly description?: string };
+
+export interface DaemonOptions {
+  store: DaemonStore;
+  /** Owner keys to hold a lease on (`--lease KEY…`); may be empty for an API-only daemon. */
+  leases?: readonly string[];
+  /** Lease ttl; required when `leases` is not empty. */
+  ttlMs?: number;
+  /** Renewal interval: default and maximum a third of the ttl; each wait is jittered ±10%. */
+  intervalMs?: number;
+  /** Who holds the daemon's leases (also the holder of API leases acquired without one). */
+  holder: string;
+  /** Where to listen (default 127.0.0.1:8476; port 0 picks a free port). */
+  listen?: Partial<ListenAddress>;
+  /** The API token clients present as `Authorization: Bearer TOKEN` (at least 16 characters). */
+  token?: string;
+  /** Serve the API without a token. Must be said explicitly; conflicts with `token`. */
+  noAuth?: boolean;
+  /** Release the daemon's leases on stop (default: let them run out by their ttl). */
+  releaseOnExit?: boolean;
+  tls?: DaemonTlsOptions;
+  /** Serve /metrics without the token. */
+  metricsPublic?: boolean;
+  /** Where JSON log lines go (default: nowhere). */
+  log?: LogStream | null;
+  logLevel?: LogLevel;
+  /** Largest request body (default 64 KiB); larger ones answer 413. */
+  maxBodyBytes?: number;
+  /** How long stop() waits for a heartbeat in flight, lease releases and open requests (default 5 s). */
+  stopTimeoutMs?: number;
+  /** For tests: the jitter's random source. */
+  random?: () => number;
+}
+
+export interface Daemon {
+  /** Base URL of the API, with the actual port (`http://127.0.0.1:PORT`). */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  /** This daemon's own metrics registry (the process metrics are added at scrape time). */
+  readonly registry: Registry;
+  /** The Prometheus text /metrics serves. */
+  metrics(): Promise<string>;
+  /** What /readyz answers 200 for: the store answered and every key holds a lease. */
+  isReady(): boolean;
+  /** The leases the heartbeat holds now (no tokens). */
+  leases(): Lease[];
+  /** Stop gracefully; idempotent (every call returns the same promise). */
+  stop(): Promise<void>;
+}
+
+export const MIN_TOKEN_LENGTH = 16;
+const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+
+interface Settings {
+  keys: string[];
+  ttlMs: number;
+  intervalMs: number;
+  token: string | null;
+  host: string;
+  port: number;
+  maxBodyBytes: number;
+}
+
+function settings(options: DaemonOptions): Settings {
+  const keys = [...new Set(options.leases ?? [])];
+  for (const key of keys) {
+    if (key === '' || key.length > MAX_KEY_LENGTH) throw new UsageError(`a lease key must be 1 to ${MAX_KEY_LENGTH} characters`);
+  }
+  if (!options.holder) throw new UsageError('the daemon needs a holder name');
+  let ttlMs = 0;
+  let intervalMs = 0;
+  if (keys.length > 0 || options.ttlMs !== undefined) {
+    ttlMs = options.ttlMs ?? NaN;
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new UsageError('holding leases needs a positive ttl (--ttl, e.g. 30s)');
+    const interval = renewalInterval(ttlMs, options.intervalMs);
+    if (typeof interval !== 'number') throw new UsageError(interval.error);
+    intervalMs = interval;
+  }
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new UsageError('maxBodyBytes must be a positive whole number');
+  if (options.noAuth && options.token !== undefined) throw new UsageError('give either an API token or noAuth, not both');
+  let token: string | null = null;
+  if (!options.noAuth) {
+    if (options.token === undefined || options.token === '') {
+      throw new UsageError('the daemon API needs a token (--token-file FILE or $REAPER_TOKEN); to serve without one, say so with --no-auth');
+    }
+    if (options.token.length < MIN_TOKEN_LENGTH) {
+      throw new UsageError(`the API token is ${options.token.length} characters; use at least ${MIN_TOKEN_LENGTH} (e.g. openssl rand -hex 32)`);
+    }
+    token = options.token;
+  }
+  if (options.tls?.requireClientCert && !options.tls.ca) throw new UsageError('requiring client certificates needs a CA to check them against (--tls-ca)');
+  const host = options.listen?.host ?? DEFAULT_LISTEN.host;
+  const port = options.listen?.port ?? DEFAULT_LISTEN.port;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`the port must be a number from 0 to 65535, got ${port}`);
+  return { keys, ttlMs, intervalMs, token, host, port, maxBodyBytes };
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const s = settings(options);
+  const log: DaemonLog = jsonLog(options.log ?? null, { level: options.logLevel, secrets: s.token ? [s.token] : [] });
+  const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+  const releasers = new Releasers();
+  let stopping = false;
+  try {
+    let isReady = (): boolean => false;
+    const metrics = await createDaemonMetrics(() => isReady());
+    const heartbeat = new Heartbeat({
+      store: options.store,
+      keys: s.keys,
+      ttlMs: s.ttlMs,
+      intervalMs: s.intervalMs,
+      holder: options.holder,
+      metrics,
+      log,
+      random: options.random,
+    });
+    isReady = () => !stopping && heartbeat.ready;
+    const handler = createApiHandler({
+      store: options.store,
+      holder: options.holder,
+      token: s.token,
+      metricsPublic: Boolean(options.metricsPublic),
+      maxBodyBytes: s.maxBodyBytes,
+      metrics,
+      log,
+      readiness: () => ({ ready: isReady(), detail: { stopping, leases: { held: heartbeat.leases().length, wanted: heartbeat.wanted } } }),
+    });
+
+    const server = createServer(options.tls, (req, res) => {
+      if (stopping) res.setHeader('connection', 'close');
+      // A keep-alive connection that finishes a response during stop() closes now, not at the stop deadline.
+      res.once('finish', () => {
+        if (stopping) setImmediate(() => server.closeIdleConnections());
+      });
+      handler(req, res);
+    });
+    await listen(server, s.host, s.port);
+    releasers.add(() => closeServer(server, stopTimeoutMs));
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : s.port;
+    const url = `${options.tls ? 'https' : 'http'}://${formatHostPort(s.host, port)}`;
+    log.info('listening', {
+      host: s.host,
+      port,
+      url,
+      tls: Boolean(options.tls),
+      clientCerts: Boolean(options.tls?.requireClientCert),
+      auth: s.token !== null,
+      metricsPublic: Boolean(options.metricsPublic),
+      keys: s.keys.length,
+      ttlMs: s.ttlMs,
+      intervalMs: s.intervalMs,
+      store: options.store.description,
+    });
+    if (s.token === null) log.warn('auth-disabled', { message: 'the lease API accepts requests without a token (--no-auth)' });
+
+    releasers.add(async () => {
+      await heartbeat.stop(stopTimeoutMs);
+      if (options.releaseOnExit) await heartbeat.releaseAll(stopTimeoutMs);
+    });
+    await heartbeat.start();
+    log.info(isReady() ? 'ready' : 'not-ready', { leases: heartbeat.leases().length, wanted: heartbeat.wanted });
+
+    let stopped: Promise<void> | undefined;
+    return {
+      url,
+      host: s.host,
+      port,
+      registry: metrics.registry,
+      metrics: () => metrics.text(),
+      isReady,
+      leases: () => heartbeat.leases(),
+      stop() {
+        stopped ??= (async () => {
+          stopping = true;
+          log.info('stopping', { releaseOnExit: Boolean(options.releaseOnExit) });
+          try {
+            await releasers.releaseAll();
+          } catch (error) {
+            log.error('stop-failed', { error: errorText(error) });
+            throw error;
+          }
+          log.info('stopped');
+        })();
+        return stopped;
+      },
+    };
+  } catch (error) {
+    stopping = true;
+    await releasers.releaseAll().catch(() => undefined);
+    throw error;
+  }
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+type Server = HttpServer | HttpsServer;
+
+function createServer(tls: DaemonTlsOptions | undefined, handler: Handler): Server {
+  const server: Server = tls
+    ? createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: Boolean(tls.requireClientCert), rejectUnauthorized: Boolean(tls.requireClientCert) }, handler)
+    : createHttpServer(handler);
+  // Slow clients cannot hold connections open: whole headers within 10 s, the whole request within 30 s.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 100;
+  return server;
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      const hint = error.code === 'EADDRINUSE' ? ' (another process listens there; pick another --listen port)' : '';
+      reject(new BackendError(`cannot listen on ${formatHostPort(host, port)}: ${error.code ?? error.message}${hint}`, { cause: error }));
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  });
+}
+
+/** Stop accepting, close idle keep-alive connections now, and busy ones after `timeoutMs`. */
+async function closeServer(server: Server, timeoutMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  if (!(await settlesWithin(closed, timeoutMs))) {
+    server.closeAllConnections();
+    await closed;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The daemon's Prometheus metrics. Each daemon has its own prom-client Registry (never
+ * the global default), so embedders and tests running several daemons do not clash.
+ * Labels are bounded: outcomes, route templates and status codes; never a lease id,
+ * a key or a holder.
+ *
+ * Process metrics (heap, open fds, event-loop lag, GC) describe the process, not one
+ * daemon, and prom-client cannot stop the event-loop monitor and GC observer it starts
+ * for them; so they are collected once per process into a registry of their own (also
+ * not the global default) and appended to every daemon's /metrics answer.
+ *
+ * prom-client is imported here only, lazily, so the rest of the CLI never loads it.
+ */
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface DaemonMetrics {
+  /** This daemon's own registry (without the process metrics). */
+  readonly registry: Registry;
+  readonly contentType: string;
+  /** Leases the heartbeat loop holds right now. */
+  readonly leasesActive: Gauge;
+  /** 1 while /readyz answers 200. */
+  readonly ready: Gauge;
+  /** Lease renewals by outcome: each lease of a heartbeat batch, and each renewal over HTTP. */
+  readonly renewals: Counter<'outcome'>;
+  /** Time of each renewal call to the state store (one heartbeat batch, or one HTTP renewal). */
+  readonly renewalDuration: Histogram;
+  /** How late the last heartbeat tick ran against its schedule. */
+  readonly heartbeatLag: Gauge;
+  /** Heartbeat leases found expired or released (each is then acquired afresh). */
+  readonly leasesLost: Counter;
+  readonly httpRequests: Counter<'route' | 'code'>;
+  /** The Prometheus text of this daemon's metrics followed by the process metrics. */
+  text(): Promise<string>;
+}
+
+let processRegistry: Promise<Registry> | undefined;
+
+async function sharedProcessRegistry(): Promise<Registry> {
+  processRegistry ??= import('prom-client').then((prom) => {
+    const register = new prom.Registry();
+    prom.collectDefaultMetrics({ register });
+    return register;
+  });
+  return processRegistry;
+}
+
+/** `isReady` is read at each scrape for the `reaper_daemon_ready` gauge. */
+export async function createDaemonMetrics(isReady: () => boolean): Promise<DaemonMetrics> {
+  const prom = await import('prom-client');
+  const registry = new prom.Registry();
+  const registers = [registry];
+  const processMetrics = await sharedProcessRegistry();
+  const metrics: DaemonMetrics = {
+    registry,
+    contentType: registry.contentType,
+    leasesActive: new prom.Gauge({ name: 'reaper_daemon_leases_active', help: 'Leases the daemon heartbeats and currently holds.', registers }),
+    ready: new prom.Gauge({
+      name: 'reaper_daemon_ready',
+      help: '1 when the daemon is ready (store answering, every lease held), else 0.',
+      registers,
+      collect() {
+        this.set(isReady() ? 1 : 0);
+      },
+    }),
+    renewals: new prom.Counter({
+      name: 'reaper_daemon_renewals_total',
+      help: 'Lease renewals by outcome (ok, failed): each lease of a heartbeat batch and each renewal over the HTTP API.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    renewalDuration: new prom.Histogram({
+      name: 'reaper_daemon_renewal_duration_seconds',
+      help: 'Duration of renewal calls to the state store (one heartbeat batch, or one HTTP renewal).',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    heartbeatLag: new prom.Gauge({ name: 'reaper_daemon_heartbeat_lag_seconds', help: 'How late the last heartbeat tick ran against its schedule.', registers }),
+    leasesLost: new prom.Counter({
+      name: 'reaper_daemon_leases_lost_total',
+      help: 'Heartbeat leases found expired or released; each is acquired afresh with a new generation.',
+      registers,
+    }),
+    httpRequests: new prom.Counter({
+      name: 'reaper_daemon_http_requests_total',
+      help: 'HTTP requests by route template and status code.',
+      labelNames: ['route', 'code'] as const,
+      registers,
+    }),
+    async text() {
+      return `${await registry.metrics()}${await processMetrics.metrics()}`;
+    },
+  };
+  // Both outcomes are present from the start, so a rate over them is defined at once.
+  metrics.renewals.inc({ outcome: 'ok' }, 0);
+  metrics.renewals.inc({ outcome: 'failed' }, 0);
+  return metrics;
+}

@@ -1,0 +1,104 @@
+/**
+ * The lease API's JSON shapes, shared by the daemon (which writes them) and the HTTP
+ * client (which reads them). Times travel as ISO-8601 strings of the store's clock.
+ */
+import { parseDuration } from '../manifest/duration.js';
+import type { AcquiredLease, Lease } from '../state/types.js';
+
+export interface LeaseJson {
+  leaseId: string;
+  key: string;
+  holder: string;
+  generation: number;
+  ttlSeconds: number;
+  acquiredAt: string;
+  renewedAt: string;
+  expiresAt: string;
+  releasedAt: string | null;
+}
+
+export interface AcquiredLeaseJson extends LeaseJson {
+  token: string;
+}
+
+/** What a failed call answers: `{error}`, and for a lost lease why it was lost. */
+export interface ErrorJson {
+  error: string;
+  lost?: 'expired' | 'released' | 'not-found' | 'not-holder';
+}
+
+export const LEASE_TOKEN_HEADER = 'x-lease-token';
+
+/** Longest owner key and holder name the API accepts. */
+export const MAX_KEY_LENGTH = 1024;
+export const MAX_HOLDER_LENGTH = 256;
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export function leaseToJson(lease: Lease): LeaseJson {
+  return {
+    leaseId: lease.leaseId,
+    key: lease.key,
+    holder: lease.holder,
+    generation: lease.generation,
+    ttlSeconds: lease.ttlMs / 1000,
+    acquiredAt: iso(lease.acquiredAt),
+    renewedAt: iso(lease.renewedAt),
+    expiresAt: iso(lease.expiresAt),
+    releasedAt: lease.releasedAt === null ? null : iso(lease.releasedAt),
+  };
+}
+
+export function acquiredToJson(lease: AcquiredLease): AcquiredLeaseJson {
+  return { ...leaseToJson(lease), token: lease.token };
+}
+
+function time(value: unknown, field: string): number {
+  const ms = typeof value === 'string' ? Date.parse(value) : NaN;
+  if (Number.isNaN(ms)) throw new TypeError(`the daemon answered an invalid ${field}: ${JSON.stringify(value)}`);
+  return ms;
+}
+
+export function leaseFromJson(json: unknown): Lease {
+  const j = (json ?? {}) as Partial<LeaseJson>;
+  if (typeof j.leaseId !== 'string' || typeof j.key !== 'string' || typeof j.generation !== 'number') {
+    throw new TypeError('the daemon answered something that is not a lease');
+  }
+  return {
+    leaseId: j.leaseId,
+    key: j.key,
+    holder: String(j.holder ?? ''),
+    generation: j.generation,
+    ttlMs: Math.round(Number(j.ttlSeconds) * 1000),
+    acquiredAt: time(j.acquiredAt, 'acquiredAt'),
+    renewedAt: time(j.renewedAt, 'renewedAt'),
+    expiresAt: time(j.expiresAt, 'expiresAt'),
+    releasedAt: j.releasedAt === null || j.releasedAt === undefined ? null : time(j.releasedAt, 'releasedAt'),
+  };
+}
+
+export function acquiredFromJson(json: unknown): AcquiredLease {
+  const token = (json as Partial<AcquiredLeaseJson> | null)?.token;
+  if (typeof token !== 'string' || token === '') throw new TypeError('the daemon answered a lease without its token');
+  return { ...leaseFromJson(json), token };
+}
+
+/**
+ * A ttl as the API takes it: a duration string with a unit (`"60s"`, `"500ms"`) or a
+ * number of seconds. Returns milliseconds, or what is wrong with it.
+ */
+export function parseTtl(value: unknown): number | { error: string } {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value <= 0) return { error: `ttl must be a positive number of seconds, got ${value}` };
+    const ms = Math.round(value * 1000);
+    if (ms < 1 || !Number.isSafeInteger(ms)) return { error: `ttl ${value} is out of range` };
+    return ms;
+  }
+  if (typeof value === 'string') {
+    const parsed = parseDuration(value);
+    if (typeof parsed !== 'number') return { error: `ttl: ${parsed.error}` };
+    if (parsed <= 0) return { error: 'ttl must be greater than zero' };
+    return parsed;
+  }
+  return { error: 'ttl must be a duration such as "60s" or a number of seconds' };
+}
