@@ -1,8 +1,8 @@
 /**
- * Reap plans on disk, as NDJSON: a header line, one line per item, and a trailer with
- * the item count and a sha256 digest over the item lines. Written while planning (so
- * memory stays bounded), read back to apply; `--plan FILE --execute` refuses a file
- * whose digest or manifest does not match.
+ * Reap plans on disk, as NDJSON: one line per item, then a trailer with the header, the
+ * item count and a sha256 digest over the item lines and the header (whose counts the
+ * caps are checked against). Written while planning (so memory stays bounded), read back
+ * to apply; `--plan FILE --execute` refuses a file whose digest or manifest does not match.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
@@ -11,7 +11,8 @@ import { createInterface } from 'node:readline';
 import type { PlanItem } from '../engine/reap-plan.js';
 import { SafetyError, UsageError } from '../errors.js';
 
-export const PLAN_FORMAT_VERSION = 1;
+/** 2: the digest covers the header (and its counts) too; a format-1 plan is refused as such, not as tampered. */
+export const PLAN_FORMAT_VERSION = 2;
 
 export interface PlanHeader {
   kind: 'reaper-plan';
@@ -41,7 +42,7 @@ export class PlanWriter {
 
   /** Finish: the header goes last as the trailer too, so the file is written in one pass. */
   async close(header: PlanHeader): Promise<{ digest: string; items: number }> {
-    const digest = this.hash.digest('hex');
+    const digest = this.hash.update(digestedHeader(header)).digest('hex');
     this.stream.write(`${JSON.stringify({ ...header, trailer: true, items: this.count, digest })}\n`);
     this.stream.end();
     await once(this.stream, 'finish');
@@ -54,24 +55,40 @@ export async function openPlan(file: string, manifestDigest: string): Promise<{ 
   let header: (PlanHeader & { trailer: true; items: number; digest: string }) | null = null;
   const hash = createHash('sha256');
   let count = 0;
+  /** Items per `resource\0op`: the caps are checked on the header's counts, so they must be the items' own. */
+  const tally = new Map<string, number>();
   try {
     for await (const line of lines(file)) {
       if (line === '') continue;
-      const value = JSON.parse(line) as { trailer?: boolean };
+      const value = JSON.parse(line) as { trailer?: boolean; resource?: string; op?: string };
       if (value.trailer) {
         header = value as PlanHeader & { trailer: true; items: number; digest: string };
         break;
       }
       hash.update(line).update('\n');
       count++;
+      const key = `${value.resource}\0${value.op}`;
+      tally.set(key, (tally.get(key) ?? 0) + 1);
     }
   } catch (error) {
     throw new UsageError(`cannot read the plan ${file}: ${(error as Error).message}`);
   }
   if (!header || header.kind !== 'reaper-plan') throw new UsageError(`${file} is not a complete reaper plan (no trailer)`);
   if (header.version !== PLAN_FORMAT_VERSION) throw new UsageError(`${file} has plan format ${header.version}; this reaper reads ${PLAN_FORMAT_VERSION}`);
-  if (header.items !== count || header.digest !== hash.digest('hex')) {
+  let headerText: string | null = null;
+  try {
+    headerText = digestedHeader(header);
+  } catch {
+    // a header too mangled to encode cannot match the digest
+  }
+  if (headerText === null || header.items !== count || header.digest !== hash.update(headerText).digest('hex')) {
     throw new SafetyError(`the plan ${file} does not match its digest; it was changed or truncated after it was written`);
+  }
+  const itemsOf = (name: string, op: PlanItem['op']) => tally.get(`${name}\0${op}`) ?? 0;
+  const counted = header.resources.reduce((n, r) => n + r.toMark + r.toSweep + r.toLift, 0);
+  const mismatch = header.resources.some((r) => itemsOf(r.name, 'mark') !== r.toMark || itemsOf(r.name, 'sweep') !== r.toSweep || itemsOf(r.name, 'lift') !== r.toLift);
+  if (mismatch || counted !== count) {
+    throw new SafetyError(`the plan ${file} counts other items than it holds; its caps cannot be trusted — plan again`);
   }
   if (header.manifestDigest !== manifestDigest) {
     throw new SafetyError(`the plan ${file} was made from a different manifest; plan again with this manifest`);
@@ -87,6 +104,18 @@ export async function openPlan(file: string, manifestDigest: string): Promise<{ 
       }
     },
   };
+}
+
+/** The header as the digest covers it: every field, in a fixed order, so an edited count or manifest digest is caught. */
+function digestedHeader(h: PlanHeader): string {
+  return JSON.stringify({
+    kind: h.kind,
+    version: h.version,
+    runId: h.runId,
+    createdAt: h.createdAt,
+    manifestDigest: h.manifestDigest,
+    resources: h.resources.map((r) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift })),
+  });
 }
 
 function lines(file: string): AsyncIterable<string> {

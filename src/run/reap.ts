@@ -20,7 +20,7 @@ import { classify } from '../engine/classify.js';
 import { reapOrder } from '../engine/graph.js';
 import { breakerReasons, capViolation, decideSweep, markCandidates, type PlanItem } from '../engine/reap-plan.js';
 import type { Finding } from '../engine/types.js';
-import { BackendError, InterruptedError, redact, SafetyError } from '../errors.js';
+import { BackendError, InterruptedError, ReaperError, redact, SafetyError } from '../errors.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { REPORT_SCHEMA_VERSION, summarize, TelemetryAccumulator, type ResourceTelemetry, type Summary } from '../report/telemetry.js';
 import type { JournalEntry, StateStore, Tombstone } from '../state/types.js';
@@ -28,7 +28,7 @@ import { reaperVersion } from '../version.js';
 import { classifyResource, judgeRecords } from './classify-stream.js';
 import { openRunContext, type RunContext } from './context.js';
 import { failpoints, type FailpointName } from './failpoints.js';
-import { openPlan, PlanWriter, type PlanHeader } from './plan-file.js';
+import { openPlan, PLAN_FORMAT_VERSION, PlanWriter, type PlanHeader } from './plan-file.js';
 
 export interface ReapOptions {
   execute: boolean;
@@ -154,7 +154,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       }
       header = {
         kind: 'reaper-plan',
-        version: 1,
+        version: PLAN_FORMAT_VERSION,
         runId: run.runId,
         createdAt: new Date(nowMs).toISOString(),
         manifestDigest: manifest.digest,
@@ -206,7 +206,13 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       throw Object.assign(new BackendError(`reap finished with failures:\n  ${errors.map(redact).join('\n  ')}`), { report });
     }
     return report;
-  } catch (error) {
+  } catch (caught) {
+    // A stop requested while scanning or reading surfaces as the signal's abort reason (a plain
+    // Error); it is an interruption (exit 130), not a backend failure.
+    const error =
+      options.signal?.aborted && !(caught instanceof ReaperError)
+        ? new InterruptedError('stopped before acting on the current step; the next run resumes', { cause: caught })
+        : caught;
     if (!(error as { report?: unknown }).report) {
       const status = error instanceof SafetyError ? 'refused' : error instanceof InterruptedError ? 'interrupted' : 'failed';
       await store.finishRun(run.runId, { status, error: redact((error as Error).message) }).catch(() => undefined);
@@ -517,6 +523,7 @@ async function recoverIntents(context: RunContext, spec: ResourceSpec, backend: 
     }
     if (now.fingerprint !== entry.fingerprint) {
       report.outcomes.lifted++;
+      report.lifts.changed = (report.lifts.changed ?? 0) + 1;
       return { journalId: entry.journalId, outcome: 'changed' as const, error: 'recovered after interruption: the resource changed' };
     }
     // Not deleted: the tombstone goes back to marked and is re-verified by this run's sweep.

@@ -15,7 +15,7 @@ import picomatch from 'picomatch';
 import { BackendError } from '../../errors.js';
 import type { ResourceRecord } from '../../engine/types.js';
 import type { FsLocation, ResourceSpec } from '../../manifest/types.js';
-import { fileFingerprint, quarantineDir, safeRelative } from './fs-identity.js';
+import { fileFingerprint, parentInScope, quarantineDir, safeRelative } from './fs-identity.js';
 import { restoreFile, sweepFiles } from './fs-sweep.js';
 import { mapLimit } from '../../util/concurrency.js';
 import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
@@ -130,9 +130,10 @@ export class FsBackend implements Backend {
     }
   }
 
+  /** Read ids again (sweep-time re-verification): an id outside the root, or reached through a symlink, is not found. */
   async read(ids: readonly string[]): Promise<Map<string, ResourceRecord>> {
     const out = new Map<string, ResourceRecord>();
-    const records = await mapLimit(ids, STAT_CONCURRENCY, (id) => (safeRelative(id) ? this.statRecord(id) : Promise.resolve(null)));
+    const records = await mapLimit(ids, STAT_CONCURRENCY, async (id) => (safeRelative(id) && (await parentInScope(this.root, id)) ? this.statRecord(id) : null));
     for (const r of records) if (r) out.set(r.id, r);
     return out;
   }

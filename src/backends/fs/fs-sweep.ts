@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { link, lstat, mkdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { DeleteItem, DeleteResult } from '../types.js';
-import { fileFingerprint, quarantineDir, safeRelative } from './fs-identity.js';
+import { fileFingerprint, parentInScope, quarantineDir, safeRelative } from './fs-identity.js';
 
 export interface SweepOptions {
   quarantine?: string;
@@ -30,6 +30,8 @@ async function sweepOne(root: string, qdir: string, item: DeleteItem, keep: bool
   const source = path.join(root, ...item.id.split('/'));
   try {
     const before = await lstat(source, { bigint: true });
+    // A parent swapped for a symlink since the mark would make the rename act outside the scope.
+    if (!(await parentInScope(root, item.id))) return { id: item.id, outcome: 'changed', error: 'its directory no longer resolves inside the scope' };
     if (!before.isFile() || fileFingerprint(before) !== item.fingerprint) return { id: item.id, outcome: 'changed' };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { id: item.id, outcome: 'absent' };
@@ -65,6 +67,7 @@ export async function restoreFile(root: string, id: string, handle: string): Pro
   if (!safeRelative(id)) throw new Error(`refusing path outside the scope: ${JSON.stringify(id)}`);
   const destination = path.join(root, ...id.split('/'));
   await mkdir(path.dirname(destination), { recursive: true });
+  if (!(await parentInScope(root, id))) throw new Error(`refusing to restore through a symlink out of the scope: ${JSON.stringify(id)}`);
   await link(handle, destination);
   await unlink(handle);
 }

@@ -1,0 +1,370 @@
+/**
+ * The reap safety suite through the real process (SAFETY 7–9, 11–13, signals): the built
+ * binary `bin/reaper` (run `npm run build` first) is spawned with a minimal environment,
+ * killed with SIGKILL at named failpoints (REAPER_FAILPOINT), stopped with SIGTERM or
+ * SIGSTOP, and re-run. The end state must be the one an uninterrupted run reaches:
+ * every orphan deleted exactly once, nothing live deleted, nothing skipped, and no
+ * journal entry left at `intent`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runReap } from '../../src/run/reap.js';
+import type { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
+import {
+  loadReapManifest,
+  manifestFile,
+  openFixtureStore,
+  ownerKey,
+  reapFixtures,
+  reapManifest,
+  waitStoreTime,
+  type Policy,
+  type ReapFixture,
+  type ReapFixtureKind,
+} from './support/reap-fixture.js';
+
+const BIN = path.resolve(__dirname, '../../bin/reaper');
+const T = 'items';
+const HOUR = 3_600_000;
+const GRACE_MS = 1_000;
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Spawn `reaper ARGS -c MANIFEST --output json` in the fixture's directory with a minimal environment. */
+function start(fx: ReapFixture, args: string[], env: Record<string, string> = {}): { child: ChildProcess; exit: Promise<Exit> } {
+  const child = spawn(process.execPath, [BIN, ...args, '-c', manifestFile(fx), '--output', 'json'], {
+    cwd: fx.dir,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...fx.env(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<Exit>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { child, exit };
+}
+
+const reaper = (fx: ReapFixture, args: string[], env?: Record<string, string>) => start(fx, args, env).exit;
+
+/** The JSON report a reap printed (also printed with exit 3 when some deletes failed). */
+function report(exit: Exit): { runId: string; resources: { toMark: number; toSweep: number; lifts: Record<string, number>; outcomes: Record<string, number> }[] } {
+  return JSON.parse(exit.stdout) as ReturnType<typeof report>;
+}
+
+/** Poll until `check` holds (a wait, not a timed assertion: the limit only guards against a hang). */
+async function until(what: string, check: () => Promise<boolean>, limitMs = 30_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+interface Scene {
+  fx: ReapFixture;
+  store: SqliteStateStore;
+  /** Files that must survive: live owner, protected, young. */
+  keep: string[];
+  /** Orphans: each must end deleted exactly once. */
+  orphans: string[];
+}
+
+/** A type with live, protected, young and orphaned resources; the manifest is written to disk for the CLI. */
+async function scene(kind: ReapFixtureKind, policy: Policy = {}, orphanCount = 7): Promise<Scene> {
+  const fx = await kind.open();
+  const store = await openFixtureStore(fx);
+  await store.acquireLease({ key: ownerKey('anchor'), holder: 'anchor-service', ttlMs: HOUR });
+  await store.acquireLease({ key: ownerKey('alice'), holder: 'alice-service', ttlMs: HOUR });
+  const keep = await fx.create(T, [{ owner: 'alice' }, { owner: 'alice' }, { owner: 'bob', protected: true }, { owner: 'bob', ageMs: 1_000 }]);
+  const orphans = await fx.create(
+    T,
+    Array.from({ length: orphanCount }, (_, i) => ({ owner: i % 3 === 2 ? null : `dead${i % 2}` })),
+  );
+  await writeFile(manifestFile(fx), reapManifest(fx, { resources: [{ name: T, policy }] }));
+  return { fx, store, keep, orphans };
+}
+
+/** The end state of an uninterrupted run, checked on the resources and on the ledger. */
+async function expectConverged({ fx, store, keep, orphans }: Scene): Promise<void> {
+  expect(await fx.present(T)).toEqual(new Set(keep));
+  const journal = await store.journal({ resource: T });
+  expect(journal.filter((e) => e.outcome === 'intent')).toEqual([]);
+  const deletions = journal.filter((e) => e.outcome === 'deleted' || e.outcome === 'absent').map((e) => e.resourceId);
+  expect(deletions.sort()).toEqual([...orphans].sort()); // each orphan exactly once, nothing else
+  expect(journal.filter((e) => e.outcome === 'absent')).toEqual([]); // nothing was found already gone: no double delete
+  expect(await store.countTombstones(T)).toMatchObject({ marked: 0, deleting: 0 });
+}
+
+/** Re-run `reap --execute` (waiting out the grace between runs) until a run marked nothing new and left no tombstone pending. */
+async function converge(s: Scene): Promise<void> {
+  for (let run = 0; run < 4; run++) {
+    const exit = await reaper(s.fx, ['reap', '--execute']);
+    expect(exit.stderr).toBe('');
+    expect(exit.code).toBe(0);
+    const pending = await s.store.countTombstones(T);
+    if (report(exit).resources[0]!.toMark === 0 && pending.marked === 0 && pending.deleting === 0) return;
+    await waitStoreTime(s.store, GRACE_MS + 20);
+  }
+  throw new Error('reap did not converge in 4 runs');
+}
+
+/** Mark in-process (quicker than spawning the CLI), then let the grace pass. */
+async function markAndWait(s: Scene): Promise<number> {
+  const manifest = loadReapManifest(s.fx, await readFile(manifestFile(s.fx), 'utf8'));
+  const marked = (await runReap(manifest, { execute: true, store: s.store })).outcomes.marked;
+  await waitStoreTime(s.store, GRACE_MS + 20);
+  return marked;
+}
+
+async function close(s: Scene | null, failed: boolean): Promise<void> {
+  if (!s) return;
+  await s.store.close();
+  if (!failed) await s.fx.cleanup();
+  else console.warn(`kept ${s.fx.dir}`);
+}
+
+for (const kind of reapFixtures) {
+  describe.skipIf(!kind.available())(`reap crash safety on ${kind.kind} (the built CLI)`, () => {
+    describe.concurrent('SAFETY 11/12: kill -9 at a failpoint, then re-run: the same end state as an uninterrupted run', () => {
+      const cases: { failpoint: string; phase: 'mark' | 'sweep'; what: string }[] = [
+        { failpoint: 'after-plan', phase: 'sweep', what: 'planned, nothing applied' },
+        { failpoint: 'after-mark', phase: 'mark', what: 'the first batch of tombstones written, the rest not' },
+        { failpoint: 'after-journal', phase: 'sweep', what: 'write-ahead intents durable, nothing deleted' },
+        { failpoint: 'after-delete', phase: 'sweep', what: 'a batch deleted, its outcomes not journaled' },
+        { failpoint: 'after-journal:2', phase: 'sweep', what: 'the second batch journaled after the first completed' },
+        { failpoint: 'after-finish', phase: 'sweep', what: 'the run recorded, its lock not released' },
+      ];
+      // guard: write-ahead intents are resolved by reading on the next run (recoverIntents), and the
+      // tombstone state machine (only `marked` tombstones are due, and only they move to `deleting`)
+      // keeps a recovered batch from being swept twice.
+      for (const c of cases) {
+        it(`${c.failpoint} during the ${c.phase} run (${c.what})`, async ({ expect: local }) => {
+          let s: Scene | null = null;
+          let ok = false;
+          try {
+            s = await scene(kind, { batchSize: 2 });
+            if (c.phase === 'sweep') local(await markAndWait(s)).toBe(s.orphans.length);
+            const killed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1s'], { REAPER_FAILPOINT: c.failpoint });
+            local(killed.signal).toBe('SIGKILL');
+            const journal = await s.store.journal({ resource: T });
+            if (c.failpoint.startsWith('after-journal')) local(journal.filter((e) => e.outcome === 'intent')).toHaveLength(2);
+            if (c.failpoint === 'after-journal:2') local(journal.filter((e) => e.outcome === 'deleted')).toHaveLength(2);
+            if (c.failpoint === 'after-mark') local(await s.store.countTombstones(T)).toMatchObject({ marked: 2 });
+            // The killed run's lock outlives it by --lock-ttl; the next run waits that out.
+            await waitStoreTime(s.store, 1_100);
+            await converge(s);
+            await expectConverged(s);
+            ok = true;
+          } finally {
+            await close(s, !ok);
+          }
+        });
+      }
+    });
+
+    describe('SAFETY 3/12 across a crash', () => {
+      // guard: a pending intent is resolved by reading the resource, conditionally on its fingerprint.
+      it('a journaled resource changed while the killed run was down survives the recovery, lifted as changed', async ({ expect: local }) => {
+        let s: Scene | null = null;
+        let ok = false;
+        try {
+          s = await scene(kind, { batchSize: 2 });
+          local(await markAndWait(s)).toBe(s.orphans.length);
+          local((await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1s'], { REAPER_FAILPOINT: 'after-journal' })).signal).toBe('SIGKILL');
+          const intents = (await s.store.journal({ resource: T })).filter((e) => e.outcome === 'intent');
+          local(intents).toHaveLength(2);
+          const changed = intents[0]!.resourceId;
+          await s.fx.rewrite(T, changed);
+          await waitStoreTime(s.store, 1_100);
+          const rerun = await reaper(s.fx, ['reap', '--execute']);
+          local(rerun.code).toBe(0);
+          local(report(rerun).resources[0]!.lifts).toEqual({ changed: 1 });
+          local(await s.fx.present(T)).toEqual(new Set([...s.keep, changed]));
+          const entries = (await s.store.journal({ resource: T })).filter((e) => e.resourceId === changed);
+          local(entries.map((e) => e.outcome)).toEqual(['changed']);
+          // Still an orphan with its new content: marked afresh, it goes after a new grace.
+          await converge(s);
+          await expectConverged(s);
+          ok = true;
+        } finally {
+          await close(s, !ok);
+        }
+      });
+    });
+
+    describe('signals and concurrency', () => {
+      let s: Scene | null = null;
+      let ok = false;
+      beforeEach(async () => {
+        s = await scene(kind, { batchSize: 4 }, 400);
+        ok = false;
+        expect(await markAndWait(s)).toBe(400);
+      });
+      afterEach(async () => {
+        await close(s, !ok);
+        s = null;
+      });
+
+      const deletedSoFar = async (sc: Scene) => (await sc.store.journal({ resource: T })).filter((e) => e.outcome === 'deleted').length;
+
+      // guard: the stop check after each applied batch (the batch in flight is finished, not abandoned).
+      it('SIGTERM during a long reap --execute exits 130 after finishing the batch; a re-run completes', async () => {
+        const sc = s!;
+        const run = start(sc.fx, ['reap', '--execute']);
+        await until('the sweep to start deleting', async () => (await deletedSoFar(sc)) > 0 || run.child.exitCode !== null);
+        expect(run.child.exitCode, 'the run ended before it could be signalled; give it more files').toBeNull();
+        run.child.kill('SIGTERM');
+        const exit = await run.exit;
+        expect(exit.code).toBe(130);
+        expect(exit.stderr).toMatch(/SIGTERM received; finishing the current batch/);
+        expect(exit.stderr).toMatch(/stopped after finishing the current batch/);
+        const journal = await sc.store.journal({ resource: T });
+        expect(journal.filter((e) => e.outcome === 'intent')).toEqual([]); // the batch in flight was finished
+        const deleted = journal.filter((e) => e.outcome === 'deleted').length;
+        expect(deleted % 4).toBe(0); // whole batches only
+        expect(deleted).toBeLessThan(sc.orphans.length);
+        expect(sc.orphans.length - (await sc.fx.present(T)).size + sc.keep.length).toBe(deleted);
+        expect((await sc.store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status).toBe('interrupted');
+        await converge(sc);
+        await expectConverged(sc);
+        ok = true;
+      });
+
+      // guard: a stop before the apply phase is an interruption, not a failure. Usually lands while the
+      // run plans (a deterministic library test in reap-fs.test.ts covers that case exactly).
+      it('SIGTERM as soon as the run starts exits 130 with nothing half-done; a re-run completes', async () => {
+        const sc = s!;
+        const run = start(sc.fx, ['reap', '--execute']);
+        // The run record appears before the breaker and planning start: signal at once.
+        await until('the run to start', async () => (await sc.store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status === 'running');
+        run.child.kill('SIGTERM');
+        const exit = await run.exit;
+        expect(exit.code).toBe(130);
+        expect(exit.stderr).not.toMatch(/^reaper: SIGTERM$/m); // not reported as a backend failure
+        expect((await sc.store.journal({ resource: T })).filter((e) => e.outcome === 'intent')).toEqual([]);
+        expect((await sc.store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status).toBe('interrupted');
+        await converge(sc);
+        await expectConverged(sc);
+        ok = true;
+      });
+
+      // SAFETY 13 with two live processes: the first is frozen (SIGSTOP) while it holds the lock.
+      // guard: the per-type lock in the state store.
+      it('two concurrent reap runs on the same type: the second refuses (exit 4, lock); each resource is deleted at most once', async () => {
+        const sc = s!;
+        const first = start(sc.fx, ['reap', '--execute']);
+        await until('the first run to start deleting', async () => (await deletedSoFar(sc)) > 0 || first.child.exitCode !== null);
+        expect(first.child.exitCode, 'the first run ended before the second could start; give it more files').toBeNull();
+        first.child.kill('SIGSTOP');
+        try {
+          const second = await reaper(sc.fx, ['reap', '--execute']);
+          expect(second.code).toBe(4);
+          expect(second.stderr).toMatch(/another reap run holds the lock on items/);
+        } finally {
+          first.child.kill('SIGCONT');
+        }
+        const done = await first.exit;
+        expect(done.code).toBe(0);
+        await converge(sc);
+        await expectConverged(sc);
+        ok = true;
+      });
+    });
+
+    describe.concurrent('safety rails exit 4 through the CLI and touch nothing', () => {
+      const rail = (name: string, body: (s: Scene, local: typeof expect) => Promise<void>, policy: Policy = {}) =>
+        it(name, async ({ expect: local }) => {
+          let s: Scene | null = null;
+          let ok = false;
+          try {
+            s = await scene(kind, policy);
+            await body(s, local);
+            ok = true;
+          } finally {
+            await close(s, !ok);
+          }
+        });
+
+      const untouched = async (s: Scene, local: typeof expect, tombstones = 0) => {
+        local(await s.fx.present(T)).toEqual(new Set([...s.keep, ...s.orphans]));
+        local((await s.store.findTombstones({ resource: T })).length).toBe(tombstones);
+        local(await s.store.journal({ resource: T })).toEqual([]);
+      };
+
+      // The issue's "Done when": every lease released → exit 4, no tombstone, no delete.
+      rail('SAFETY 8: an empty lease table makes reap --execute exit 4 and touch nothing', async (s, local) => {
+        for (const l of await s.store.listLeases()) await s.store.releaseLease(l.leaseId);
+        const exit = await reaper(s.fx, ['reap', '--execute']);
+        local(exit.code).toBe(4);
+        local(exit.stderr).toMatch(/registry-outage breaker: nothing reaped/);
+        local(exit.stderr).toMatch(/--allow-liveness-drop/);
+        await untouched(s, local);
+        const deliberate = await reaper(s.fx, ['reap', '--execute', '--allow-liveness-drop']);
+        local(deliberate.code).toBe(0);
+        local(report(deliberate).resources[0]!.outcomes.marked).toBe(s.orphans.length + 2); // alice's files too: the registry is empty
+      });
+
+      rail(
+        'SAFETY 7: a cap that would be exceeded exits 4 before any tombstone',
+        async (s, local) => {
+          const exit = await reaper(s.fx, ['reap', '--execute']);
+          local(exit.code).toBe(4);
+          local(exit.stderr).toMatch(/caps exceeded; nothing was marked or deleted/);
+          local(exit.stderr).toMatch(/7 to mark or sweep exceeds maxDeletesPerRun 6/);
+          await untouched(s, local);
+        },
+        { maxDeletesPerRun: 6 },
+      );
+
+      rail(
+        'SAFETY 7: maxDeleteFraction exceeded exits 4 before any tombstone',
+        async (s, local) => {
+          const exit = await reaper(s.fx, ['reap', '--execute']);
+          local(exit.code).toBe(4);
+          local(exit.stderr).toMatch(/exceeds maxDeleteFraction 0.5/);
+          await untouched(s, local);
+        },
+        { maxDeleteFraction: 0.5 },
+      );
+
+      rail('SAFETY 9: a tampered plan, or one made from another manifest, exits 4', async (s, local) => {
+        const plan = path.join(s.fx.dir, 'plan.ndjson');
+        const dry = await reaper(s.fx, ['reap', '--plan-out', plan]);
+        local(dry.code).toBe(0);
+        await untouched(s, local);
+        const lines = (await readFile(plan, 'utf8')).trimEnd().split('\n');
+        const tampered = path.join(s.fx.dir, 'tampered.ndjson');
+        await writeFile(tampered, [lines[0]!.replace('"op":"mark"', '"op":"sweep"'), ...lines.slice(1)].join('\n') + '\n');
+        const edited = await reaper(s.fx, ['reap', '--execute', '--plan', tampered]);
+        local(edited.code).toBe(4);
+        local(edited.stderr).toMatch(/does not match its digest/);
+        await untouched(s, local);
+        await writeFile(manifestFile(s.fx), reapManifest(s.fx, { resources: [{ name: T, policy: { maxDeletesPerRun: 99 } }] }));
+        const foreign = await reaper(s.fx, ['reap', '--execute', '--plan', plan]);
+        local(foreign.code).toBe(4);
+        local(foreign.stderr).toMatch(/made from a different manifest/);
+        await untouched(s, local);
+      });
+
+      rail('SAFETY 13: a run that finds the lock held (a crashed run within its --lock-ttl) exits 4', async (s, local) => {
+        const crashed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1h'], { REAPER_FAILPOINT: 'after-plan' });
+        local(crashed.signal).toBe('SIGKILL');
+        const exit = await reaper(s.fx, ['reap', '--execute']);
+        local(exit.code).toBe(4);
+        local(exit.stderr).toMatch(/another reap run holds the lock on items/);
+        await untouched(s, local);
+      });
+    });
+  });
+}

@@ -1,0 +1,888 @@
+/**
+ * The reap safety suite (SAFETY.md 1–10, 12–15), library-level: runReap / runRestore /
+ * runAudit over a SQLite state store, against every backend fixture in
+ * support/reap-fixture.ts (files today). Crash and signal tests that need the real
+ * process are in reap-crash.test.ts.
+ *
+ * Every guard has a negative test: a scenario in which something would be deleted if the
+ * guard were gone. The comment `guard:` above each test names it.
+ */
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { fileFingerprint } from '../../src/backends/fs/fs-identity.js';
+import { InterruptedError, LeaseLostError, SafetyError } from '../../src/errors.js';
+import type { Manifest } from '../../src/manifest/types.js';
+import { runAudit } from '../../src/run/audit.js';
+import { runReap, type ReapOptions, type ReapReport } from '../../src/run/reap.js';
+import type { PlanHeader } from '../../src/run/plan-file.js';
+import { runRestore } from '../../src/run/restore.js';
+import type { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
+import type { JournalEntry } from '../../src/state/types.js';
+import {
+  hookStore,
+  loadReapManifest,
+  openFixtureStore,
+  ownerKey,
+  reapFixtures,
+  reapManifest,
+  filesFixture,
+  waitStoreTime,
+  type ManifestOptions,
+  type Policy,
+  type ReapFixture,
+  type ReapFixtureKind,
+  type StoreHooks,
+} from './support/reap-fixture.js';
+
+// A seam inside the files backend's conditional delete: lets one test swap a file between
+// the identity check and the rename (SAFETY 3). Every other call passes straight through.
+const fsSeam = vi.hoisted(() => ({ beforeRename: null as null | ((from: string) => Promise<void>) }));
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs/promises')>();
+  const hooked = async (from: Parameters<typeof real.rename>[0], to: Parameters<typeof real.rename>[1]) => {
+    const hook = fsSeam.beforeRename;
+    if (hook) await hook(String(from));
+    return real.rename(from, to);
+  };
+  return { ...real, rename: hooked, default: { ...real, rename: hooked } };
+});
+
+const T = 'items';
+const HOUR = 3_600_000;
+const GRACE_MS = 1_000;
+
+interface Harness {
+  fx: ReapFixture;
+  store: SqliteStateStore;
+  manifest(options?: Partial<ManifestOptions> & { policy?: Policy }): Manifest;
+  reap(manifest: Manifest, options?: Partial<ReapOptions>): Promise<ReapReport>;
+  refused(manifest: Manifest, options?: Partial<ReapOptions>): Promise<SafetyError>;
+  lease(owner: string, ttlMs?: number): Promise<{ leaseId: string }>;
+  tombstoned(state?: 'marked' | 'deleted' | 'lifted' | 'restored' | 'deleting'): Promise<Set<string>>;
+  journal(): Promise<JournalEntry[]>;
+  afterGrace(): Promise<void>;
+}
+
+async function openHarness(kind: ReapFixtureKind): Promise<Harness> {
+  const fx = await kind.open();
+  const store = await openFixtureStore(fx);
+  // One long-lived owner keeps the lease registry from looking empty (SAFETY 8's breaker).
+  await store.acquireLease({ key: ownerKey('anchor'), holder: 'anchor-service', ttlMs: HOUR });
+  return {
+    fx,
+    store,
+    manifest: (options = {}) => loadReapManifest(fx, reapManifest(fx, { resources: [{ name: T, policy: options.policy }], ...options })),
+    reap: (manifest, options = {}) => runReap(manifest, { execute: true, store, ...options }),
+    refused: async (manifest, options = {}) => {
+      const error = await runReap(manifest, { execute: true, store, ...options }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(SafetyError);
+      return error as SafetyError;
+    },
+    lease: (owner, ttlMs = HOUR) => store.acquireLease({ key: ownerKey(owner), holder: `${owner}-service`, ttlMs }),
+    tombstoned: async (state) => new Set((await store.findTombstones({ resource: T, ...(state ? { states: [state] } : {}) })).map((t) => t.resourceId)),
+    journal: () => store.journal({ resource: T }),
+    afterGrace: () => waitStoreTime(store, GRACE_MS + 20),
+  };
+}
+
+/** A test with its own directory and store; the directory is kept as evidence when the test fails. */
+function scenarios(kind: ReapFixtureKind) {
+  const wrap = (body: (h: Harness) => Promise<void>, keepEvidence: boolean) => async () => {
+    const h = await openHarness(kind);
+    let passed = false;
+    try {
+      await body(h);
+      passed = true;
+    } finally {
+      await h.store.close();
+      if (passed || !keepEvidence) await h.fx.cleanup();
+      else console.warn(`kept ${h.fx.dir}`);
+    }
+  };
+  const test = (name: string, body: (h: Harness) => Promise<void>) => it(name, wrap(body, true));
+  /** A known bug: the test fails today (which vitest counts as a pass); flip it to `test` once fixed. */
+  const knownBug = (name: string, body: (h: Harness) => Promise<void>) => it.fails(name, wrap(body, false));
+  return { test, knownBug };
+}
+
+type PlanTrailer = PlanHeader & { trailer: true; items: number; digest: string };
+
+const sorted = (ids: Iterable<string>) => [...ids].sort();
+const only = (report: ReapReport) => report.resources[0]!;
+
+for (const kind of reapFixtures) {
+  describe.skipIf(!kind.available())(`reap safety on ${kind.kind}`, { concurrent: true }, () => {
+    const { test, knownBug } = scenarios(kind);
+
+    describe('SAFETY 1/2: no live-owner deletion; resurrection wins', () => {
+      // guard: grace — only tombstones at least `grace` old (store clock) are swept.
+      test('marks an orphan, keeps it through the grace period, deletes it only after; live, young and protected neighbours are untouched', async (h) => {
+        const { fx, reap, lease, tombstoned, afterGrace, manifest } = h;
+        await lease('alice');
+        const [live, dead, stray, young, kept] = [
+          ...(await fx.create(T, [{ owner: 'alice' }, { owner: 'bob' }, { owner: null }])),
+          ...(await fx.create(T, [{ owner: 'carol', ageMs: 1_000 }, { owner: 'bob', protected: true, ageMs: 30 * 24 * HOUR }])),
+        ];
+        const m = manifest();
+        const first = await reap(m);
+        expect(only(first).outcomes).toMatchObject({ marked: 2, deleted: 0 });
+        expect(sorted(await tombstoned('marked'))).toEqual(sorted([dead!, stray!]));
+
+        const early = await reap(m); // within grace: nothing is due
+        expect(only(early)).toMatchObject({ toSweep: 0, outcomes: { deleted: 0 } });
+        expect(await fx.present(T)).toEqual(new Set([live, dead, stray, young, kept]));
+
+        await afterGrace();
+        const sweep = await reap(m);
+        expect(only(sweep).outcomes).toMatchObject({ deleted: 2, lifted: 0, failed: 0 });
+        expect(await fx.present(T)).toEqual(new Set([live, young, kept]));
+        expect(sorted(await tombstoned('deleted'))).toEqual(sorted([dead!, stray!]));
+      });
+
+      // guard: sweep-time liveness — the owner is judged again when the tombstone is due.
+      // The lease is taken between the scan and the mark, so it is older than the tombstone and
+      // "activity since the mark" cannot see it: only the fresh judgement keeps the file.
+      test('lifts the tombstone when the owner is live at sweep time (lease taken just before the mark)', async (h) => {
+        const { fx, store, reap, afterGrace, manifest } = h;
+        const [file] = await fx.create(T, [{ owner: 'bob' }]);
+        const hooks: StoreHooks = {
+          insertTombstones: async (next, runId, items) => {
+            await store.acquireLease({ key: ownerKey('bob'), holder: 'bob-service', ttlMs: HOUR });
+            await waitStoreTime(store, 5); // the lease is strictly older than the tombstone
+            return next(runId, items);
+          },
+        };
+        const m = manifest();
+        expect(only(await reap(m, { store: hookStore(store, hooks) })).outcomes.marked).toBe(1);
+        delete hooks.insertTombstones;
+        await afterGrace();
+        const sweep = only(await reap(m));
+        expect(sweep.outcomes).toMatchObject({ deleted: 0, lifted: 1 });
+        expect(sweep.lifts).toEqual({ 'owner-live': 1 });
+        expect(await fx.present(T)).toContain(file);
+        expect((await store.findTombstones({ resource: T }))[0]).toMatchObject({ state: 'lifted', note: 'owner-live' });
+      });
+
+      // guard: activity since the mark — a lease taken, renewed and released during grace leaves the owner
+      // dead at sweep time, yet it lived in between: the delete must not happen.
+      test('lifts the tombstone when the owner held a lease at any moment during grace (owner-renewed)', async (h) => {
+        const { fx, store, reap, lease, afterGrace, manifest } = h;
+        const [file, other] = await fx.create(T, [{ owner: 'bob' }, { owner: 'dan' }]);
+        const m = manifest();
+        expect(only(await reap(m)).outcomes.marked).toBe(2);
+        const revived = await lease('bob');
+        await store.renewLease(revived.leaseId);
+        await store.releaseLease(revived.leaseId);
+        await afterGrace();
+        const sweep = only(await reap(m));
+        expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 1 });
+        expect(sweep.lifts).toEqual({ 'owner-renewed': 1 });
+        const present = await fx.present(T);
+        expect(present).toContain(file);
+        expect(present).not.toContain(other);
+      });
+
+      test('counts lifts in the report by why: owner-live, owner-renewed, changed, vanished', async (h) => {
+        const { fx, reap, lease, store, afterGrace, manifest } = h;
+        const [a, b, c, d] = await fx.create(T, [{ owner: 'p' }, { owner: 'q' }, { owner: 'r' }, { owner: 's' }]);
+        const m = manifest();
+        expect(only(await reap(m)).outcomes.marked).toBe(4);
+        await lease('p');
+        await store.releaseLease((await lease('q')).leaseId);
+        await fx.rewrite(T, c!);
+        await fx.replace(T, d!);
+        await afterGrace();
+        const sweep = only(await reap(m));
+        expect(sweep.outcomes).toMatchObject({ deleted: 0, lifted: 4 });
+        expect(sweep.lifts).toEqual({ 'owner-live': 1, 'owner-renewed': 1, changed: 2 });
+        expect(sweep.toLift).toBe(4);
+        expect(await fx.present(T)).toEqual(new Set([a, b, c, d]));
+      });
+    });
+
+    describe('SAFETY 3: conditional at the resource', () => {
+      // guard: the fingerprint captured at mark time is re-checked when the tombstone is due.
+      test('a resource rewritten or replaced between mark and sweep survives, lifted as changed, and is never journaled', async (h) => {
+        const { fx, reap, journal, afterGrace, manifest } = h;
+        const [rewritten, replaced, untouched] = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }, { owner: 'bob' }]);
+        const m = manifest();
+        expect(only(await reap(m)).outcomes.marked).toBe(3);
+        await fx.rewrite(T, rewritten!);
+        await fx.replace(T, replaced!);
+        await afterGrace();
+        const sweep = only(await reap(m));
+        expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 2 });
+        expect(sweep.lifts).toEqual({ changed: 2 });
+        expect(await fx.present(T)).toEqual(new Set([rewritten, replaced]));
+        // Lifted while planning, before any write-ahead: only the untouched one reached the journal.
+        expect((await journal()).map((e) => e.resourceId)).toEqual([untouched]);
+      });
+
+      // guard: the backend's own identity precondition at delete time (files: dev/ino/size/mtime checked
+      // before the rename). The change lands after the sweep's re-verification and its write-ahead.
+      test('a resource changed after the sweep re-verified it is not deleted: the delete itself is conditional', async (h) => {
+        const { fx, store, reap, journal, afterGrace, manifest } = h;
+        const [rewritten, replaced, untouched] = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }, { owner: 'bob' }]);
+        const m = manifest();
+        await reap(m);
+        await afterGrace();
+        const hooks: StoreHooks = {
+          beginDeletes: async (next, runId, items) => {
+            const entries = await next(runId, items);
+            await fx.rewrite(T, rewritten!);
+            await fx.replace(T, replaced!);
+            return entries;
+          },
+        };
+        const sweep = only(await reap(m, { store: hookStore(store, hooks) }));
+        expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 2 });
+        expect(sweep.lifts).toEqual({ changed: 2 });
+        expect(await fx.present(T)).toEqual(new Set([rewritten, replaced]));
+        const outcomes = Object.fromEntries((await journal()).map((e) => [e.resourceId, e.outcome]));
+        expect(outcomes).toEqual({ [rewritten!]: 'changed', [replaced!]: 'changed', [untouched!]: 'deleted' });
+      });
+    });
+
+    describe('SAFETY 4: unknown means alive', () => {
+      const failingLookups: StoreHooks = {
+        liveKeys: async () => {
+          throw new Error('lease registry timed out');
+        },
+      };
+
+      // guard: a liveness source that cannot answer makes its keys unknown, never dead.
+      test('an owner that cannot be judged is unknown: never marked, reported apart from orphans', async (h) => {
+        const { fx, store, reap, tombstoned, manifest } = h;
+        await fx.create(T, [{ owner: 'bob' }, { owner: 'dan' }]);
+        const report = await reap(manifest(), { store: hookStore(store, failingLookups) });
+        expect(report.summary).toMatchObject({ unknown: 2, orphaned: 0 });
+        expect(only(report).telemetry?.reasons).toMatchObject({ 'unknown/liveness-unavailable': 2 });
+        expect(only(report)).toMatchObject({ toMark: 0, outcomes: { marked: 0 } });
+        expect(await tombstoned()).toEqual(new Set());
+        // "Found 0" is another answer: with the source healthy both are orphans.
+        const audit = await runAudit(manifest(), { store });
+        expect(audit.summary).toMatchObject({ unknown: 0, orphaned: 2 });
+      });
+
+      // guard: a due tombstone whose owner cannot be judged is kept for a later run, not swept.
+      test('a due tombstone whose owner cannot be judged at sweep time is kept, and swept once it can be', async (h) => {
+        const { fx, store, reap, tombstoned, afterGrace, manifest } = h;
+        const [file] = await fx.create(T, [{ owner: 'bob' }]);
+        const m = manifest();
+        await reap(m);
+        await afterGrace();
+        const blind = only(await reap(m, { store: hookStore(store, failingLookups) }));
+        expect(blind.outcomes).toMatchObject({ kept: 1, deleted: 0, lifted: 0 });
+        expect(await fx.present(T)).toContain(file);
+        expect(await tombstoned('marked')).toEqual(new Set([file]));
+        expect(only(await reap(m)).outcomes).toMatchObject({ deleted: 1 });
+      });
+
+      // guard: the breaker counts every source; a source that cannot be counted stops the run.
+      test('a liveness source that errors when counted stops the run before anything is marked', async (h) => {
+        const { fx, store, refused, tombstoned, manifest } = h;
+        await fx.create(T, [{ owner: 'bob' }]);
+        const error = await refused(manifest(), {
+          store: hookStore(store, {
+            countLiveKeys: async () => {
+              throw new Error('connection refused');
+            },
+          }),
+        });
+        expect(error.message).toMatch(/liveness source leases failed: connection refused/);
+        expect(await tombstoned()).toEqual(new Set());
+      });
+    });
+
+    describe('SAFETY 5: protection overrides', () => {
+      // guard: protect rules come first in classification; protected resources never get a tombstone.
+      test('protected resources are never tombstoned nor deleted, even orphaned, ownerless and old', async (h) => {
+        const { fx, reap, tombstoned, afterGrace, manifest } = h;
+        const old = 90 * 24 * HOUR;
+        const guarded = await fx.create(T, [
+          { owner: 'bob', protected: true, ageMs: old },
+          { owner: null, protected: true, ageMs: old },
+        ]);
+        const [orphan] = await fx.create(T, [{ owner: 'bob' }]);
+        const m = manifest();
+        const first = await reap(m);
+        expect(first.summary).toMatchObject({ protected: 2, orphaned: 1 });
+        await afterGrace();
+        await reap(m);
+        await afterGrace();
+        await reap(m);
+        expect(await fx.present(T)).toEqual(new Set(guarded));
+        expect(await tombstoned()).toEqual(new Set([orphan]));
+      });
+    });
+
+    describe('SAFETY 7: caps', () => {
+      // guard: maxDeletesPerRun, checked on the whole plan before the first tombstone.
+      test('maxDeletesPerRun exceeded refuses the run and writes no tombstone; within the cap it proceeds', async (h) => {
+        const { fx, refused, reap, tombstoned, manifest } = h;
+        await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }, { owner: null }]);
+        const error = await refused(manifest({ policy: { maxDeletesPerRun: 2 } }));
+        expect(error.message).toMatch(/3 to mark or sweep exceeds maxDeletesPerRun 2/);
+        expect(await tombstoned()).toEqual(new Set());
+        expect(only(await reap(manifest({ policy: { maxDeletesPerRun: 3 } }))).outcomes.marked).toBe(3);
+      });
+
+      // guard: maxDeleteFraction of what was scanned.
+      test('maxDeleteFraction exceeded refuses the run and writes no tombstone; within it the run proceeds', async (h) => {
+        const { fx, refused, reap, lease, tombstoned, manifest } = h;
+        await lease('alice');
+        await fx.create(T, [{ owner: 'alice' }, { owner: 'bob' }, { owner: 'bob' }, { owner: 'bob' }]);
+        const error = await refused(manifest({ policy: { maxDeleteFraction: 0.5 } }));
+        expect(error.message).toMatch(/3 to mark or sweep of 4 scanned exceeds maxDeleteFraction 0.5 \(at most 2\)/);
+        expect(await tombstoned()).toEqual(new Set());
+        expect(only(await reap(manifest({ policy: { maxDeleteFraction: 0.75 } }))).outcomes.marked).toBe(3);
+      });
+
+      // guard: sweeps count against the cap as well as new marks.
+      test('due sweeps count against the cap: a run that would exceed it deletes nothing', async (h) => {
+        const { fx, refused, reap, tombstoned, afterGrace, manifest } = h;
+        const first = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }]);
+        const m = manifest({ policy: { maxDeletesPerRun: 2 } });
+        await reap(m);
+        await fx.create(T, [{ owner: 'dan' }]);
+        await afterGrace();
+        await refused(m);
+        for (const id of first) expect(await fx.present(T)).toContain(id);
+        expect((await tombstoned('marked')).size).toBe(2);
+      });
+    });
+
+    describe('SAFETY 8: registry-outage breaker', () => {
+      // guard: minLiveKeys — an empty lease table never reads as "every owner is gone".
+      test('an empty lease table (every lease released) refuses the run and touches nothing', async (h) => {
+        const { fx, store, refused, reap, lease, tombstoned, journal, afterGrace, manifest } = h;
+        const alice = await lease('alice');
+        const ids = await fx.create(T, [{ owner: 'alice' }, { owner: 'alice' }, { owner: 'bob' }]);
+        const m = manifest();
+        await reap(m); // bob's file is marked while the registry is healthy
+        for (const l of await store.listLeases()) await store.releaseLease(l.leaseId);
+        expect((await store.getLease(alice.leaseId))?.releasedAt).not.toBeNull();
+        await afterGrace();
+        const error = await refused(m);
+        expect(error.message).toMatch(/registry-outage breaker: nothing reaped/);
+        expect(error.message).toMatch(/leases reports 0 live key/);
+        expect(await fx.present(T)).toEqual(new Set(ids));
+        expect((await tombstoned('marked')).size).toBe(1);
+        expect(await journal()).toEqual([]);
+      });
+
+      // guard: maxDrop against the last run's count.
+      test('a sharp drop against the last run trips it; --allow-liveness-drop overrides', async (h) => {
+        const { fx, store, refused, reap, lease, tombstoned, manifest } = h;
+        const leases = [await lease('p'), await lease('q'), await lease('r'), await lease('s')];
+        await fx.create(T, [{ owner: 'p' }, { owner: 'q' }, { owner: 'r' }, { owner: 's' }]);
+        const m = manifest();
+        expect(only(await reap(m)).outcomes.marked).toBe(0); // baseline: 5 live keys
+        for (const l of leases.slice(0, 3)) await store.releaseLease(l.leaseId);
+        const error = await refused(m);
+        expect(error.message).toMatch(/leases fell from 5 to 2 live keys \(-60%, more than maxDrop 50%\)/);
+        expect(await tombstoned()).toEqual(new Set());
+        const deliberate = await reap(m, { allowLivenessDrop: true });
+        expect(only(deliberate).outcomes.marked).toBe(3);
+      });
+
+      // KNOWN BUG (reported, not in the files this suite may fix): the breaker's baseline is the
+      // last finished run of ANY kind (SqliteStateStore.lastSourceCounts ignores the kind its
+      // interface names), and every audit records its counts unchecked. An audit taken during the
+      // outage becomes the baseline and the next reap sees no drop. Flip to `it` once fixed.
+      knownBug('an audit taken during an outage does not become the baseline that hides the drop', async (h) => {
+        const { fx, store, refused, reap, lease, manifest } = h;
+        const leases = [await lease('p'), await lease('q'), await lease('r'), await lease('s')];
+        await fx.create(T, [{ owner: 'p' }, { owner: 'q' }, { owner: 'r' }, { owner: 's' }]);
+        const m = manifest();
+        await reap(m);
+        for (const l of leases.slice(0, 3)) await store.releaseLease(l.leaseId);
+        await runAudit(m, { store });
+        await refused(m);
+      });
+    });
+
+    describe('SAFETY 9: dry run and execute share one candidate set', () => {
+      const planItems = async (file: string) =>
+        (await readFile(file, 'utf8'))
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .filter((l) => !l.trailer);
+
+      test('a dry run writes no tombstone, deletes nothing, and plans exactly what execute then does', async (h) => {
+        const { fx, reap, lease, tombstoned, journal, afterGrace, manifest } = h;
+        await lease('alice');
+        const all = await fx.create(T, [{ owner: 'alice' }, { owner: 'bob' }, { owner: 'bob' }, { owner: null }]);
+        const m = manifest();
+        const dryPlan = path.join(fx.dir, 'dry.ndjson');
+        const wetPlan = path.join(fx.dir, 'wet.ndjson');
+        const dry = await reap(m, { execute: false, planOut: dryPlan });
+        expect(only(dry)).toMatchObject({ toMark: 3, outcomes: { marked: 0, deleted: 0 } });
+        expect(await tombstoned()).toEqual(new Set());
+        const wet = await reap(m, { planOut: wetPlan });
+        expect(await planItems(wetPlan)).toEqual(await planItems(dryPlan));
+        expect(sorted(await tombstoned('marked'))).toEqual(sorted((await planItems(dryPlan)).map((i) => i.id as string)));
+        expect(only(wet).outcomes.marked).toBe(3);
+
+        await afterGrace();
+        const drySweep = await reap(m, { execute: false, planOut: dryPlan });
+        expect(only(drySweep)).toMatchObject({ toSweep: 3, outcomes: { deleted: 0 } });
+        expect(await fx.present(T)).toEqual(new Set(all));
+        expect(await journal()).toEqual([]);
+        await reap(m, { planOut: wetPlan });
+        expect(await planItems(wetPlan)).toEqual(await planItems(dryPlan));
+        const swept = (await planItems(dryPlan)).map((i) => i.id as string);
+        expect(sorted((await journal()).filter((e) => e.outcome === 'deleted').map((e) => e.resourceId))).toEqual(sorted(swept));
+        expect(await fx.present(T)).toEqual(new Set(all.filter((id) => !swept.includes(id))));
+      });
+
+      // guard: --plan applies the saved plan, not a fresh one.
+      test('--plan-out then --plan FILE --execute applies exactly that plan: a newer orphan waits for the next plan', async (h) => {
+        const { fx, reap, tombstoned, manifest } = h;
+        const planned = await fx.create(T, [{ owner: 'bob' }, { owner: null }]);
+        const m = manifest();
+        const plan = path.join(fx.dir, 'plan.ndjson');
+        await reap(m, { execute: false, planOut: plan });
+        const [late] = await fx.create(T, [{ owner: 'bob' }]);
+        const applied = await reap(m, { planIn: plan });
+        expect(await tombstoned()).not.toContain(late);
+        expect(await tombstoned()).toEqual(new Set(planned));
+        expect(only(applied).outcomes.marked).toBe(2);
+        expect(applied.plan).toBe(plan);
+      });
+
+      // guard: marks from a saved plan are re-verified (fingerprint and liveness) before they are written.
+      test('a plan item whose resource changed, or whose owner came back, after planning is not marked', async (h) => {
+        const { fx, reap, lease, tombstoned, manifest } = h;
+        const [changed, revived, still] = await fx.create(T, [{ owner: 'bob' }, { owner: 'carol' }, { owner: 'bob' }]);
+        const m = manifest();
+        const plan = path.join(fx.dir, 'plan.ndjson');
+        expect(only(await reap(m, { execute: false, planOut: plan })).toMark).toBe(3);
+        await fx.rewrite(T, changed!);
+        await lease('carol');
+        expect(only(await reap(m, { planIn: plan })).outcomes.marked).toBe(1);
+        expect(await tombstoned()).toEqual(new Set([still]));
+        expect(revived).toBeDefined();
+      });
+
+      // guard: sweeps from a saved plan are re-verified against a fresh read and fresh liveness.
+      test('a sweep item whose owner came back after planning is lifted, not deleted', async (h) => {
+        const { fx, reap, lease, afterGrace, manifest } = h;
+        const [file] = await fx.create(T, [{ owner: 'bob' }]);
+        const m = manifest();
+        await reap(m);
+        await afterGrace();
+        const plan = path.join(fx.dir, 'plan.ndjson');
+        expect(only(await reap(m, { execute: false, planOut: plan })).toSweep).toBe(1);
+        await lease('bob');
+        const applied = only(await reap(m, { planIn: plan }));
+        expect(applied.outcomes).toMatchObject({ deleted: 0, lifted: 1 });
+        expect(await fx.present(T)).toContain(file);
+      });
+
+      // guard: the plan's digest (items and header) and its manifest digest.
+      test('a tampered plan or a plan made from another manifest is refused before anything is marked', async (h) => {
+        const { fx, refused, tombstoned, reap, manifest } = h;
+        await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }, { owner: 'bob' }]);
+        const m = manifest({ policy: { maxDeletesPerRun: 3 } });
+        const plan = path.join(fx.dir, 'plan.ndjson');
+        await reap(m, { execute: false, planOut: plan });
+        const original = await readFile(plan, 'utf8');
+        const lines = original.trimEnd().split('\n');
+
+        const editedItem = path.join(fx.dir, 'edited-item.ndjson');
+        const item = JSON.parse(lines[0]!) as { id: string };
+        await writeFile(editedItem, [JSON.stringify({ ...item, id: `${item.id}x` }), ...lines.slice(1)].join('\n') + '\n');
+        expect((await refused(m, { planIn: editedItem })).message).toMatch(/does not match its digest/);
+
+        // The trailer carries the counts the caps are checked against: editing it must not slip past them.
+        const editedCounts = path.join(fx.dir, 'edited-counts.ndjson');
+        const trailer = JSON.parse(lines[lines.length - 1]!) as PlanTrailer;
+        trailer.resources[0]!.toMark = 0;
+        trailer.resources[0]!.scanned = 1_000;
+        await writeFile(editedCounts, [...lines.slice(0, -1), JSON.stringify(trailer)].join('\n') + '\n');
+        expect((await refused(manifest({ policy: { maxDeletesPerRun: 2 } }), { planIn: editedCounts })).message).toMatch(/does not match its digest|different manifest/);
+        expect((await refused(m, { planIn: editedCounts })).message).toMatch(/does not match its digest/);
+
+        // A digest is no signature: a forger can recompute it. The counts are then checked against the items.
+        const forged = path.join(fx.dir, 'forged.ndjson');
+        const header = JSON.parse(lines[lines.length - 1]!) as PlanTrailer;
+        header.resources[0]!.toMark = 0;
+        const digest = createHash('sha256');
+        for (const line of lines.slice(0, -1)) digest.update(line).update('\n');
+        const { kind: k, version, runId, createdAt, manifestDigest, resources } = header;
+        digest.update(JSON.stringify({ kind: k, version, runId, createdAt, manifestDigest, resources }));
+        await writeFile(forged, [...lines.slice(0, -1), JSON.stringify({ ...header, digest: digest.digest('hex') })].join('\n') + '\n');
+        expect((await refused(m, { planIn: forged })).message).toMatch(/counts other items than it holds/);
+
+        const truncated = path.join(fx.dir, 'truncated.ndjson');
+        await writeFile(truncated, [...lines.slice(1)].join('\n') + '\n');
+        expect((await refused(m, { planIn: truncated })).message).toMatch(/does not match its digest/);
+
+        const other = manifest({ policy: { maxDeletesPerRun: 4 } });
+        expect((await refused(other, { planIn: plan })).message).toMatch(/made from a different manifest/);
+        expect(await tombstoned()).toEqual(new Set());
+        expect(only(await reap(m, { planIn: plan })).outcomes.marked).toBe(3);
+      });
+    });
+
+    describe('SAFETY 10: write-ahead journal', () => {
+      // guard: the journal entry is durable before the delete request leaves the process.
+      test('every delete has a journal entry written before it; what disappeared equals what the journal says was deleted', async (h) => {
+        const { fx, store, reap, lease, journal, afterGrace, manifest } = h;
+        await lease('alice');
+        const all = await fx.create(T, [
+          { owner: 'alice' },
+          ...Array.from({ length: 7 }, (_, i) => ({ owner: i % 2 ? 'bob' : null, bytes: 100 + i })),
+        ]);
+        const m = manifest({ policy: { batchSize: 2 } });
+        await reap(m);
+        await afterGrace();
+        // At every write-ahead, and at every outcome, whatever has disappeared must already be journaled.
+        const journaled = new Set<string>();
+        const disappearedOnlyIfJournaled = async () => {
+          const now = await fx.present(T);
+          for (const id of all.filter((i) => !now.has(i))) expect(journaled, `${id} disappeared before its journal entry`).toContain(id);
+        };
+        let batches = 0;
+        const hooks: StoreHooks = {
+          beginDeletes: async (next, runId, items) => {
+            await disappearedOnlyIfJournaled();
+            const entries = await next(runId, items);
+            for (const e of entries) journaled.add(e.resourceId);
+            batches++;
+            return entries;
+          },
+          finishDeletes: async (next, runId, results) => {
+            await disappearedOnlyIfJournaled();
+            return next(runId, results);
+          },
+        };
+        const sweep = only(await reap(m, { store: hookStore(store, hooks) }));
+        const present = await fx.present(T);
+        expect(batches).toBe(4);
+        expect(sweep.outcomes).toMatchObject({ deleted: 7, failed: 0 });
+        const entries = await journal();
+        const disappeared = all.filter((id) => !present.has(id));
+        expect(sorted(entries.filter((e) => e.outcome === 'deleted').map((e) => e.resourceId))).toEqual(sorted(disappeared));
+        expect(entries.filter((e) => e.outcome === 'intent')).toEqual([]);
+        for (const e of entries) {
+          expect(e.fingerprint).not.toBe('');
+          expect(e.evidence).toMatchObject({ status: 'orphaned', markedAt: expect.any(Number) });
+          expect(e.reason).toMatch(/owner-dead|no-owner/);
+        }
+        expect(entries.find((e) => e.owner === ownerKey('bob'))).toBeDefined();
+        expect(sweep.outcomes.bytesReclaimed).toBe(7 * 100 + (0 + 1 + 2 + 3 + 4 + 5 + 6));
+      });
+    });
+
+    describe('SAFETY 13: one reaper per scope', () => {
+      // guard: the per-type lock in the state store.
+      test('a second run on the same type refuses while the first holds the lock; each resource is deleted at most once', async (h) => {
+        const { fx, store, reap, journal, afterGrace, manifest } = h;
+        const ids = await fx.create(T, Array.from({ length: 6 }, () => ({ owner: 'bob' })));
+        const m = manifest({ policy: { batchSize: 2 } });
+        await reap(m);
+        await afterGrace();
+        let resume!: () => void;
+        const paused = new Promise<void>((resolve) => (resume = resolve));
+        let reached!: () => void;
+        const atFirstBatch = new Promise<void>((resolve) => (reached = resolve));
+        const first = reap(m, {
+          store: hookStore(store, {
+            beginDeletes: async (next, runId, items) => {
+              reached();
+              await paused;
+              return next(runId, items);
+            },
+          }),
+        });
+        await atFirstBatch;
+        const other = await openFixtureStore(fx); // another process's connection
+        try {
+          const error = await runReap(m, { execute: true, store: other }).then(
+            () => null,
+            (e: unknown) => e,
+          );
+          expect(error).toBeInstanceOf(SafetyError);
+          expect((error as Error).message).toMatch(/another reap run holds the lock on items/);
+          resume();
+          expect(only(await first).outcomes.deleted).toBe(6);
+          expect(only(await runReap(m, { execute: true, store: other })).outcomes.deleted).toBe(0);
+        } finally {
+          resume();
+          await first.catch(() => undefined);
+          await other.close();
+        }
+        const deletes = (await journal()).filter((e) => e.outcome === 'deleted').map((e) => e.resourceId);
+        expect(sorted(deletes)).toEqual(sorted(ids));
+        expect(await fx.present(T)).toEqual(new Set());
+      });
+    });
+
+    describe('SAFETY 14: restorable', () => {
+      // guard: restore lifts a marked tombstone, so the sweep never deletes it.
+      test('restore of a marked tombstone lifts it: the resource is not swept', async (h) => {
+        const { fx, reap, afterGrace, manifest, tombstoned } = h;
+        const [file] = await fx.create(T, [{ owner: 'bob' }]);
+        const m = manifest();
+        const marking = await reap(m);
+        const restored = await runRestore(m, { runId: marking.runId, store: h.store });
+        expect(restored).toEqual([{ resource: T, id: file, action: 'lifted' }]);
+        await afterGrace();
+        expect(only(await reap(m)).outcomes).toMatchObject({ deleted: 0 });
+        expect(await fx.present(T)).toContain(file);
+        expect(await tombstoned('lifted')).toEqual(new Set([file]));
+      });
+    });
+
+    describe('signals', () => {
+      // guard: a stop requested before the apply phase surfaces as an interruption (exit 130), never as a
+      // backend failure, and nothing is acted on. (The CLI aborts with the signal's name as the reason.)
+      test('a stop requested while planning interrupts the run before anything is marked', async (h) => {
+        const { fx, store, tombstoned, manifest } = h;
+        await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }, { owner: null }]);
+        const controller = new AbortController();
+        const hooks: StoreHooks = {
+          dueTombstones: async (next, ...args) => {
+            controller.abort(new Error('SIGTERM')); // planning has begun: the scan comes next
+            return next(...args);
+          },
+        };
+        const error = await runReap(manifest(), { execute: true, store: hookStore(store, hooks), signal: controller.signal }).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(InterruptedError);
+        expect((error as InterruptedError).exitCode).toBe(130);
+        expect(await tombstoned()).toEqual(new Set());
+        expect((await store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status).toBe('interrupted');
+      });
+    });
+
+    describe('SAFETY 15: store clock only; no resurrection', () => {
+      // guard: a renew after expiry fails and does not bring the lease back.
+      test('a late renew after expiry fails, the lease stays dead, and the orphan is still reaped', async (h) => {
+        const { fx, store, reap, afterGrace, manifest } = h;
+        const short = await store.acquireLease({ key: ownerKey('bob'), holder: 'bob-service', ttlMs: 1_000 });
+        const [file] = await fx.create(T, [{ owner: 'bob' }]);
+        const m = manifest();
+        await waitStoreTime(store, 1_050); // the heartbeat stopped: the lease ran out
+        const late = await store.renewLease(short.leaseId).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(late).toBeInstanceOf(LeaseLostError);
+        expect((late as LeaseLostError).why).toBe('expired');
+        expect(await store.liveKeys([ownerKey('bob')])).toEqual(new Set());
+        expect(only(await reap(m)).outcomes.marked).toBe(1);
+        await expect(store.renewLease(short.leaseId)).rejects.toBeInstanceOf(LeaseLostError);
+        await afterGrace();
+        const sweep = only(await reap(m));
+        expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 0 });
+        expect(await fx.present(T)).not.toContain(file);
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------ files only
+
+describe.concurrent('reap safety, files backend specifics', () => {
+  const { test } = scenarios(filesFixture);
+  const root = (fx: ReapFixture) => path.join(fx.dir, 'data', T);
+  const fingerprintOf = async (file: string) => fileFingerprint(await lstat(file, { bigint: true }));
+
+  // guard: the rename-then-verify step — the moved entry's identity is checked again before unlink,
+  // and a mismatch is linked back. The swap happens between the pre-check and the rename.
+  test('SAFETY 3: a file replaced between the identity check and the rename is put back, not deleted', async (h) => {
+    const { fx, reap, journal, afterGrace, manifest } = h;
+    const [file, other] = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }]);
+    const m = manifest();
+    await reap(m);
+    await afterGrace();
+    const target = path.join(root(fx), ...file!.split('/'));
+    fsSeam.beforeRename = async (from) => {
+      if (from !== target) return;
+      fsSeam.beforeRename = null;
+      await fx.replace(T, file!);
+    };
+    const replacedFingerprint = { value: '' };
+    try {
+      const sweep = only(await reap(m));
+      replacedFingerprint.value = await fingerprintOf(target);
+      expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 1 });
+    } finally {
+      fsSeam.beforeRename = null;
+    }
+    expect(await fx.present(T)).toEqual(new Set([file]));
+    expect(replacedFingerprint.value).not.toBe('');
+    const outcomes = Object.fromEntries((await journal()).map((e) => [e.resourceId, e.outcome]));
+    expect(outcomes).toEqual({ [file!]: 'changed', [other!]: 'deleted' });
+  });
+
+  // guard: ids are relative paths without `..` (safeRelative) wherever the backend turns an id into a path.
+  test('SAFETY 6: a tombstone whose id leaves the root (`..`, absolute) never deletes outside it', async (h) => {
+    const { fx, store, reap, lease, journal, tombstoned, afterGrace, manifest } = h;
+    await lease('alice');
+    await fx.create(T, Array.from({ length: 5 }, () => ({ owner: 'alice' }))); // keeps the caps out of the way
+    const outside = path.join(fx.dir, 'outside.dat');
+    const sibling = path.join(fx.dir, 'data', 'sibling.dat');
+    const old = new Date(Date.now() - 10 * HOUR); // old enough to reap, were they in scope
+    for (const f of [outside, sibling]) {
+      await writeFile(f, 'precious');
+      await utimes(f, old, old);
+    }
+    const ids = ['../../outside.dat', '../sibling.dat', 'alice/../../sibling.dat', outside];
+    const fingerprints = [outside, sibling, sibling, outside];
+    const m = manifest();
+    // A ledger entry reaper would never write itself: a corrupted or hostile state store.
+    const run = await store.startRun({ kind: 'reap', manifestDigest: m.digest, execute: true });
+    await store.insertTombstones(
+      run.runId,
+      await Promise.all(ids.map(async (id, i) => ({ resource: T, resourceId: id, fingerprint: await fingerprintOf(fingerprints[i]!), owner: ownerKey('mallory'), ownerValue: null, reason: 'owner-dead', bytes: 8 }))),
+    );
+    await afterGrace();
+    const sweep = only(await reap(m));
+    expect(sweep.outcomes).toMatchObject({ deleted: 0, lifted: 4 });
+    expect(sweep.lifts).toEqual({ vanished: 4 });
+    expect(await readFile(outside, 'utf8')).toBe('precious');
+    expect(await readFile(sibling, 'utf8')).toBe('precious');
+    expect(await journal()).toEqual([]);
+    expect(await tombstoned('marked')).toEqual(new Set());
+  });
+
+  // guard: the walk never follows symlinks, and a delete resolves its parent to a real path inside the root.
+  test('SAFETY 6: symlinks are never followed, not even a directory swapped for one after the mark', async (h) => {
+    const { fx, reap, lease, tombstoned, journal, afterGrace, manifest } = h;
+    await lease('alice');
+    await fx.create(T, [{ owner: 'alice' }, { owner: 'alice' }, { owner: 'alice' }]); // keeps the caps out of the way
+    const [moved, stays] = await fx.create(T, [{ owner: 'bob' }, { owner: 'dan' }]);
+    const elsewhere = path.join(fx.dir, 'elsewhere');
+    await mkdir(path.join(elsewhere, 'deep'), { recursive: true });
+    await writeFile(path.join(elsewhere, 'deep', 'file.dat'), 'not ours');
+    const old = new Date(Date.now() - 10 * HOUR);
+    await utimes(path.join(elsewhere, 'deep', 'file.dat'), old, old);
+    await symlink(path.join(elsewhere, 'deep'), path.join(root(fx), 'linked'));
+    await symlink(path.join(elsewhere, 'deep', 'file.dat'), path.join(root(fx), 'link.dat'));
+    const m = manifest();
+    await reap(m);
+    expect(await tombstoned()).toEqual(new Set([moved, stays]));
+    // Someone moves bob's directory out of the scope and leaves a symlink in its place.
+    await mkdir(path.join(elsewhere, 'moved'), { recursive: true });
+    await rename(path.join(root(fx), 'bob'), path.join(elsewhere, 'moved', 'bob'));
+    await symlink(path.join(elsewhere, 'moved', 'bob'), path.join(root(fx), 'bob'));
+    await afterGrace();
+    const sweep = only(await reap(m));
+    expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 1 });
+    expect(sweep.lifts).toEqual({ vanished: 1 });
+    expect(await readFile(path.join(elsewhere, 'deep', 'file.dat'), 'utf8')).toBe('not ours');
+    const movedFile = path.join(elsewhere, 'moved', ...moved!.split('/'));
+    expect((await lstat(movedFile)).isFile()).toBe(true);
+    expect((await journal()).map((e) => e.resourceId)).toEqual([stays]);
+  });
+
+  // guard: the state store's files and the quarantine directory are excluded from the scan.
+  test('SAFETY 6: the state store and the quarantine inside a scanned directory are never resources', async (h) => {
+    const { fx, store, afterGrace } = h;
+    const text = [
+      'version: 1',
+      'state: sqlite:.reaper/state.db',
+      'defaults: { minAge: 0s, grace: 1s, maxDeleteFraction: 1 }',
+      'resources:',
+      '  - name: items',
+      '    fs: { path: . }',
+      '    owner: { pathPattern: "^(?<owner>[^/]+)/", key: "session:{value}" }',
+      '    quarantine: ./q',
+      '    retain: 7d',
+      '',
+    ].join('\n');
+    const m = loadReapManifest(fx, text);
+    await mkdir(path.join(fx.dir, 'bob'), { recursive: true });
+    await writeFile(path.join(fx.dir, 'bob', 'b.dat'), 'orphan');
+    const reap = () => runReap(m, { execute: true, store });
+    await reap();
+    await afterGrace();
+    await reap(); // bob/b.dat goes to ./q
+    await afterGrace();
+    await reap();
+    await afterGrace();
+    const last = only(await reap());
+    const ids = (await store.findTombstones({ resource: T })).map((t) => t.resourceId);
+    expect(ids).toEqual(['bob/b.dat']);
+    expect(last.scanned).toBe(0);
+    expect((await lstat(path.join(fx.dir, '.reaper', 'state.db'))).isFile()).toBe(true);
+    expect((await store.findTombstones({ resource: T }))[0]).toMatchObject({ state: 'deleted', restoreHandle: expect.stringContaining(`${path.sep}q${path.sep}`) });
+  });
+
+  // guard: a protect rule is re-evaluated at sweep time.
+  test('SAFETY 5: a protect rule that matches at sweep time lifts the tombstone', async (h) => {
+    const { fx, reap, afterGrace } = h;
+    const [file] = await fx.create(T, [{ owner: 'bob' }]);
+    const text = reapManifest(fx, { resources: [{ name: T }] });
+    await reap(loadReapManifest(fx, text));
+    await afterGrace();
+    const sweep = only(await reap(loadReapManifest(fx, text.replace('(^|/)keep-[^/]*$', '^bob/'))));
+    expect(sweep.outcomes).toMatchObject({ deleted: 0, lifted: 1 });
+    expect(sweep.lifts).toEqual({ protected: 1 });
+    expect(await fx.present(T)).toContain(file);
+  });
+
+  // guard: a failed delete is resolved by reading, never retried blindly; the intent is recovered next run.
+  test('SAFETY 12: a delete that fails midway is resolved by reading on the next run; each file is deleted once', async (h) => {
+    const { fx, store, reap, journal, afterGrace, manifest } = h;
+    const ids = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }]);
+    const m = manifest();
+    await reap(m);
+    await afterGrace();
+    const quarantine = path.join(root(fx), '.reaper-quarantine');
+    await writeFile(quarantine, 'in the way'); // the quarantine cannot be created: the delete throws
+    await expect(reap(m)).rejects.toThrow();
+    expect((await journal()).map((e) => e.outcome)).toEqual(['intent', 'intent']);
+    await rm(quarantine);
+    const next = only(await reap(m));
+    expect(next.outcomes).toMatchObject({ deleted: 2, failed: 0 });
+    expect(await fx.present(T)).toEqual(new Set());
+    const entries = await journal();
+    expect(entries.filter((e) => e.outcome === 'intent')).toEqual([]);
+    expect(sorted(entries.filter((e) => e.outcome === 'deleted').map((e) => e.resourceId))).toEqual(sorted(ids));
+    expect(entries.filter((e) => e.outcome === 'failed')).toHaveLength(2);
+    expect(await store.countTombstones(T)).toMatchObject({ marked: 0, deleting: 0 });
+  });
+
+  // guard: retain keeps the quarantined file and its handle; restore links it back.
+  test('SAFETY 14: retain + quarantine keeps deleted files and restore --run brings them back', async (h) => {
+    const { fx, store, reap, afterGrace, manifest } = h;
+    const ids = await fx.create(T, [{ owner: 'bob', bytes: 321 }, { owner: null, bytes: 123 }]);
+    const before = await Promise.all(ids.map((id) => readFile(path.join(root(fx), ...id.split('/')))));
+    const m = manifest({ policy: { quarantine: './quarantine', retain: '7d' } });
+    await reap(m);
+    await afterGrace();
+    const sweep = await reap(m);
+    expect(only(sweep).outcomes.deleted).toBe(2);
+    expect(await fx.present(T)).toEqual(new Set());
+    const restored = await runRestore(m, { runId: sweep.runId, store });
+    expect(sorted(restored.map((r) => `${r.action} ${r.id}`))).toEqual(sorted(ids.map((id) => `restored ${id}`)));
+    expect(await fx.present(T)).toEqual(new Set(ids));
+    const after = await Promise.all(ids.map((id) => readFile(path.join(root(fx), ...id.split('/')))));
+    expect(after).toEqual(before);
+    expect(await h.tombstoned('restored')).toEqual(new Set(ids));
+  });
+
+  test('SAFETY 14: without retain the backend keeps nothing, and restore says so', async (h) => {
+    const { fx, store, reap, afterGrace, manifest } = h;
+    await fx.create(T, [{ owner: 'bob' }]);
+    const m = manifest();
+    await reap(m);
+    await afterGrace();
+    const sweep = await reap(m);
+    const restored = await runRestore(m, { runId: sweep.runId, store });
+    expect(restored.map((r) => r.action)).toEqual(['not-restorable']);
+  });
+});
