@@ -26,6 +26,8 @@ export interface RunContext {
 export interface OpenRunContextOptions {
   /** An already open store (library use); it is left open on close. */
   store?: StateStore;
+  /** More files a files backend must never treat as resources (a plan being written). */
+  exclude?: readonly string[];
 }
 
 export async function openRunContext(manifest: Manifest, options: OpenRunContextOptions = {}): Promise<RunContext> {
@@ -36,7 +38,8 @@ export async function openRunContext(manifest: Manifest, options: OpenRunContext
     const connections = new Connections(manifest.connections);
     releasers.add(() => connections.close());
     const liveness = await openLiveness(manifest, store, connections);
-    const exclude = stateFiles(manifest.state);
+    // reaper's own files are never resources, even inside a scanned directory.
+    const exclude = [...stateFiles(manifest.state), path.resolve(manifest.file), ...(options.exclude ?? []).map((f) => path.resolve(f))];
     const backends = new Map<string, Promise<Backend>>();
     const context: RunContext = {
       manifest,

@@ -91,7 +91,7 @@ export interface ReapReport {
 const emptyOutcomes = (): ReapOutcomes => ({ marked: 0, deleted: 0, lifted: 0, failed: 0, kept: 0, bytesReclaimed: 0 });
 
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
-  const context = await openRunContext(manifest, { store: options.store });
+  const context = await openRunContext(manifest, { store: options.store, exclude: [options.planOut, options.planIn].filter((f): f is string => f !== undefined) });
   const { store } = context;
   const run = await store.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: options.execute });
   const fail = failpoints(options.failpoint);
@@ -99,7 +99,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
   let spoolDir: string | null = null;
   try {
     const sources = await context.liveness.counts(options.signal);
-    const tripped = breakerReasons(sources, await store.lastSourceCounts(), manifest.breaker);
+    const tripped = breakerReasons(sources, await store.lastSourceCounts('reap'), manifest.breaker);
     if (tripped.length > 0 && !options.allowLivenessDrop) {
       throw new SafetyError(`registry-outage breaker: nothing reaped.\n  ${tripped.map(redact).join('\n  ')}\n  (--allow-liveness-drop overrides this for a deliberate run)`);
     }

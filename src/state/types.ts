@@ -94,8 +94,8 @@ export interface RunStore {
   finishRun(runId: string, input: { status: RunStatus; summary?: unknown; sourceCounts?: Record<string, number> | null; error?: string | null }): Promise<void>;
   getRun(runId: string): Promise<RunRecord | null>;
   listRuns(filter?: { kind?: RunKind; limit?: number }): Promise<RunRecord[]>;
-  /** The most recent finished run of a kind with source counts (for the breaker). */
-  lastSourceCounts(): Promise<Record<string, number> | null>;
+  /** Live-key counts of the most recent successful run of this kind (the breaker's baseline: reap runs only, so an audit taken during an outage cannot hide the drop). */
+  lastSourceCounts(kind: RunKind): Promise<Record<string, number> | null>;
   saveCheckpoint(runId: string, resource: string, phase: string, cursor: string | null): Promise<void>;
   loadCheckpoint(runId: string, resource: string, phase: string): Promise<string | null | undefined>;
   /** Take the per-resource-type lock; false when another live run holds it. Expired locks are taken over. */

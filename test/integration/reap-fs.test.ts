@@ -391,11 +391,9 @@ for (const kind of reapFixtures) {
         expect(only(deliberate).outcomes.marked).toBe(3);
       });
 
-      // KNOWN BUG (reported, not in the files this suite may fix): the breaker's baseline is the
-      // last finished run of ANY kind (SqliteStateStore.lastSourceCounts ignores the kind its
-      // interface names), and every audit records its counts unchecked. An audit taken during the
-      // outage becomes the baseline and the next reap sees no drop. Flip to `it` once fixed.
-      knownBug('an audit taken during an outage does not become the baseline that hides the drop', async (h) => {
+      // The breaker's baseline is the last successful reap run: an audit taken during the outage
+      // records its (low) counts too, and must not hide the drop from the next reap.
+      test('an audit taken during an outage does not become the baseline that hides the drop', async (h) => {
         const { fx, store, refused, reap, lease, manifest } = h;
         const leases = [await lease('p'), await lease('q'), await lease('r'), await lease('s')];
         await fx.create(T, [{ owner: 'p' }, { owner: 'q' }, { owner: 'r' }, { owner: 's' }]);
@@ -788,8 +786,9 @@ describe.concurrent('reap safety, files backend specifics', () => {
     expect((await journal()).map((e) => e.resourceId)).toEqual([stays]);
   });
 
-  // guard: the state store's files and the quarantine directory are excluded from the scan.
-  test('SAFETY 6: the state store and the quarantine inside a scanned directory are never resources', async (h) => {
+  // guard: the state store's files, the quarantine directory, the manifest and a plan being
+  // written are excluded from the scan.
+  test('SAFETY 6: the state store, the quarantine, the manifest and the plan inside a scanned directory are never resources', async (h) => {
     const { fx, store, afterGrace } = h;
     const text = [
       'version: 1',
@@ -804,9 +803,11 @@ describe.concurrent('reap safety, files backend specifics', () => {
       '',
     ].join('\n');
     const m = loadReapManifest(fx, text);
+    await writeFile(path.resolve(m.file), text); // the manifest itself sits in the scanned directory
+    const plan = path.join(fx.dir, 'plan.ndjson');
     await mkdir(path.join(fx.dir, 'bob'), { recursive: true });
     await writeFile(path.join(fx.dir, 'bob', 'b.dat'), 'orphan');
-    const reap = () => runReap(m, { execute: true, store });
+    const reap = () => runReap(m, { execute: true, store, planOut: plan });
     await reap();
     await afterGrace();
     await reap(); // bob/b.dat goes to ./q
@@ -818,6 +819,7 @@ describe.concurrent('reap safety, files backend specifics', () => {
     expect(ids).toEqual(['bob/b.dat']);
     expect(last.scanned).toBe(0);
     expect((await lstat(path.join(fx.dir, '.reaper', 'state.db'))).isFile()).toBe(true);
+    expect((await lstat(path.resolve(m.file))).isFile()).toBe(true);
     expect((await store.findTombstones({ resource: T }))[0]).toMatchObject({ state: 'deleted', restoreHandle: expect.stringContaining(`${path.sep}q${path.sep}`) });
   });
 

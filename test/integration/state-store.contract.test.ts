@@ -411,17 +411,19 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
       });
 
       it('remembers the source counts of the latest successful run for the breaker', async () => {
-        expect(await store.lastSourceCounts()).toBeNull();
+        expect(await store.lastSourceCounts('reap')).toBeNull();
         const ok = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true });
         await store.finishRun(ok.runId, { status: 'ok', sourceCounts: { leases: 5 } });
         const failed = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true });
         await store.finishRun(failed.runId, { status: 'failed', sourceCounts: { leases: 0 } });
-        expect(await store.lastSourceCounts()).toEqual({ leases: 5 });
+        expect(await store.lastSourceCounts('reap')).toEqual({ leases: 5 });
 
         await untilStoreTime(store, (await store.getRun(failed.runId))!.finishedAt! + 1);
         const gated = await store.startRun({ kind: 'audit', manifestDigest: 'd', execute: false });
         await store.finishRun(gated.runId, { status: 'gate-failed', sourceCounts: { leases: 7 } });
-        expect(await store.lastSourceCounts()).toEqual({ leases: 7 });
+        expect(await store.lastSourceCounts('audit')).toEqual({ leases: 7 });
+        // An audit never becomes the reap breaker's baseline.
+        expect(await store.lastSourceCounts('reap')).toEqual({ leases: 5 });
       });
 
       it('upserts checkpoints per run, type and phase', async () => {

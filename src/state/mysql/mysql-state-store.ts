@@ -455,9 +455,10 @@ export class MysqlStateStore implements StateStore {
     return rows.map(toRun);
   }
 
-  async lastSourceCounts(): Promise<Record<string, number> | null> {
+  async lastSourceCounts(kind: RunKind): Promise<Record<string, number> | null> {
     const [row] = await this.rows(
-      `SELECT source_counts FROM runs WHERE source_counts IS NOT NULL AND status IN ('ok', 'gate-failed') ORDER BY finished_at DESC LIMIT 1`,
+      `SELECT source_counts FROM runs WHERE kind = ? AND source_counts IS NOT NULL AND status IN ('ok', 'gate-failed') ORDER BY finished_at DESC LIMIT 1`,
+      [utf8(kind)],
     );
     return row ? (JSON.parse(String(row.source_counts)) as Record<string, number>) : null;
   }

@@ -409,9 +409,10 @@ export class PostgresStateStore implements StateStore {
     return rows.map(toRun);
   }
 
-  async lastSourceCounts(): Promise<Record<string, number> | null> {
+  async lastSourceCounts(kind: RunKind): Promise<Record<string, number> | null> {
     const { rows } = await this.q<{ source_counts: string }>(
-      `SELECT source_counts::text AS source_counts FROM runs WHERE source_counts IS NOT NULL AND status IN ('ok', 'gate-failed') ORDER BY finished_at DESC LIMIT 1`,
+      `SELECT source_counts::text AS source_counts FROM runs WHERE kind = $1 AND source_counts IS NOT NULL AND status IN ('ok', 'gate-failed') ORDER BY finished_at DESC LIMIT 1`,
+      [kind],
     );
     return rows[0] ? (JSON.parse(rows[0].source_counts) as Record<string, number>) : null;
   }

@@ -297,10 +297,10 @@ export class SqliteStateStore implements StateStore {
     return (rows as Row[]).map(toRun);
   }
 
-  async lastSourceCounts(): Promise<Record<string, number> | null> {
+  async lastSourceCounts(kind: RunKind): Promise<Record<string, number> | null> {
     const row = this.db
-      .prepare(`SELECT source_counts FROM runs WHERE source_counts IS NOT NULL AND status IN ('ok', 'gate-failed') ORDER BY finished_at DESC LIMIT 1`)
-      .get() as { source_counts: string } | undefined;
+      .prepare(`SELECT source_counts FROM runs WHERE kind = ? AND source_counts IS NOT NULL AND status IN ('ok', 'gate-failed') ORDER BY finished_at DESC LIMIT 1`)
+      .get(kind) as { source_counts: string } | undefined;
     return row ? (JSON.parse(row.source_counts) as Record<string, number>) : null;
   }
 
