@@ -105,9 +105,7 @@ function scenarios(kind: ReapFixtureKind) {
     }
   };
   const test = (name: string, body: (h: Harness) => Promise<void>) => it(name, wrap(body, true));
-  /** A known bug: the test fails today (which vitest counts as a pass); flip it to `test` once fixed. */
-  const knownBug = (name: string, body: (h: Harness) => Promise<void>) => it.fails(name, wrap(body, false));
-  return { test, knownBug };
+  return { test };
 }
 
 type PlanTrailer = PlanHeader & { trailer: true; items: number; digest: string };
@@ -117,7 +115,7 @@ const only = (report: ReapReport) => report.resources[0]!;
 
 for (const kind of reapFixtures) {
   describe.skipIf(!kind.available())(`reap safety on ${kind.kind}`, { concurrent: true }, () => {
-    const { test, knownBug } = scenarios(kind);
+    const { test } = scenarios(kind);
 
     describe('SAFETY 1/2: no live-owner deletion; resurrection wins', () => {
       // guard: grace — only tombstones at least `grace` old (store clock) are swept.
