@@ -9,7 +9,8 @@
  * Names are read as bytes; a name that is not valid UTF-8 is reported with an escaped
  * id and `unreadable`, so it is never reaped.
  */
-import { lstat, opendir } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
+import { opendir } from 'node:fs/promises';
 import path from 'node:path';
 import picomatch from 'picomatch';
 import { BackendError } from '../../errors.js';
@@ -26,6 +27,7 @@ export interface FsBackendOptions {
 }
 
 const STAT_CONCURRENCY = 32;
+const STAT_BATCH = 256;
 
 export class FsBackend implements Backend {
   readonly kind = 'fs' as const;
@@ -53,20 +55,24 @@ export class FsBackend implements Backend {
     const resumeAfter = options.cursor ? options.cursor.split('/') : null;
     let page: ResourceRecord[] = [];
     let pending: string[] = [];
-    const flush = async () => {
-      const records = await mapLimit(pending, STAT_CONCURRENCY, (id) => this.statRecord(id));
+    // Stats are synchronous, a batch at a time between directory reads: an lstat through the
+    // thread pool costs several times the call itself, and scans are stat-bound.
+    const flush = () => {
+      for (const id of pending) {
+        const r = this.statRecordSync(id);
+        if (r) page.push(r);
+      }
       pending = [];
-      for (const r of records) if (r) page.push(r);
     };
     for await (const id of this.walk(this.root, [], resumeAfter, options.signal)) {
       pending.push(id);
-      if (pending.length >= STAT_CONCURRENCY) await flush();
+      if (pending.length >= STAT_BATCH) flush();
       if (page.length >= options.pageSize) {
         yield { records: page, cursor: page[page.length - 1]!.id };
         page = [];
       }
     }
-    await flush();
+    flush();
     while (page.length > options.pageSize) {
       yield { records: page.slice(0, options.pageSize), cursor: page[options.pageSize - 1]!.id };
       page = page.slice(options.pageSize);
@@ -116,13 +122,13 @@ export class FsBackend implements Backend {
     }
   }
 
-  private async statRecord(id: string): Promise<ResourceRecord | null> {
+  private statRecordSync(id: string): ResourceRecord | null {
     if (id.startsWith('\0')) {
       return { id: id.slice(1), createdAtMs: null, bytes: null, fingerprint: '', unreadable: 'file name is not valid UTF-8' };
     }
     try {
-      const st = await lstat(this.absolute(id), { bigint: true });
-      if (!st.isFile()) return null;
+      const st = lstatSync(this.absolute(id), { bigint: true, throwIfNoEntry: false });
+      if (!st || !st.isFile()) return null;
       return toRecord(id, st, this.spec.ageFrom);
     } catch (error) {
       if (isGone(error)) return null;
@@ -133,7 +139,7 @@ export class FsBackend implements Backend {
   /** Read ids again (sweep-time re-verification): an id outside the root, or reached through a symlink, is not found. */
   async read(ids: readonly string[]): Promise<Map<string, ResourceRecord>> {
     const out = new Map<string, ResourceRecord>();
-    const records = await mapLimit(ids, STAT_CONCURRENCY, async (id) => (safeRelative(id) && (await parentInScope(this.root, id)) ? this.statRecord(id) : null));
+    const records = await mapLimit(ids, STAT_CONCURRENCY, async (id) => (safeRelative(id) && (await parentInScope(this.root, id)) ? this.statRecordSync(id) : null));
     for (const r of records) if (r) out.set(r.id, r);
     return out;
   }
