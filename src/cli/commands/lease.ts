@@ -1,25 +1,14 @@
 /** `reaper lease acquire|renew|release|list` against the state store. */
-import type { Lease } from '../../state/types.js';
+import { acquiredToJson, leaseToJson } from '../../daemon/wire.js';
+import type { AcquiredLease, Lease } from '../../state/types.js';
 import { leaseTable } from '../../report/table.js';
 import type { CliIO } from '../io.js';
 import { defaultHolder, durationOption, openStore, outputFormat } from '../options.js';
 
-function leaseJson(lease: Lease & { token?: string }) {
-  return {
-    leaseId: lease.leaseId,
-    key: lease.key,
-    holder: lease.holder,
-    generation: lease.generation,
-    ttlSeconds: lease.ttlMs / 1000,
-    acquiredAt: new Date(lease.acquiredAt).toISOString(),
-    renewedAt: new Date(lease.renewedAt).toISOString(),
-    expiresAt: new Date(lease.expiresAt).toISOString(),
-    releasedAt: lease.releasedAt === null ? null : new Date(lease.releasedAt).toISOString(),
-    ...(lease.token ? { token: lease.token } : {}),
-  };
-}
+/** The same JSON shape as the daemon's HTTP API. */
+const leaseJson = (lease: Lease | AcquiredLease) => ('token' in lease ? acquiredToJson(lease) : leaseToJson(lease));
 
-function print(io: CliIO, options: Record<string, unknown>, leases: (Lease & { token?: string })[], single: boolean): void {
+function print(io: CliIO, options: Record<string, unknown>, leases: (Lease | AcquiredLease)[], single: boolean): void {
   if (outputFormat(io, options) === 'json') {
     io.stdout.write(`${JSON.stringify(single ? leaseJson(leases[0]!) : leases.map(leaseJson), null, 2)}\n`);
   } else {
