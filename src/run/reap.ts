@@ -420,11 +420,39 @@ async function applySweeps(
     })),
   );
   options.fail('after-journal');
+  const proceed = await lastLook(context, entries, Math.min(...doomed.map((v) => v.tombstone.markedAt)), report, runId, options.signal);
+  if (proceed.length === 0) return;
   const byTombstone = new Map(doomed.map((v) => [v.tombstone.tombstoneId, v.tombstone]));
-  const deleteItems: DeleteItem[] = entries.map((e) => ({ id: e.resourceId, fingerprint: e.fingerprint, ownerValue: byTombstone.get(e.tombstoneId)?.ownerValue ?? null }));
+  const deleteItems: DeleteItem[] = proceed.map((e) => ({ id: e.resourceId, fingerprint: e.fingerprint, ownerValue: byTombstone.get(e.tombstoneId)?.ownerValue ?? null }));
   const results = await backend.delete(deleteItems);
   options.fail('after-delete');
-  await recordResults(context, backend, entries, results, report, runId, options.signal);
+  await recordResults(context, backend, proceed, results, report, runId, options.signal);
+}
+
+/**
+ * The last look before a delete request leaves (SAFETY 2): owners are judged once more,
+ * after the journal entry, by every liveness source and by lease activity since the mark.
+ * An owner that came back (or cannot be judged now) saves its resources: their entries are
+ * closed as `changed` and the tombstones lifted. What remains is the time the request takes.
+ */
+async function lastLook(context: RunContext, entries: readonly JournalEntry[], sinceMs: number, report: ResourceReap, runId: string, signal?: AbortSignal): Promise<JournalEntry[]> {
+  // Owner keys only: refs were judged through the graph a moment ago, and an expired
+  // resource's owner is live by definition.
+  const keyed = (e: JournalEntry) => e.owner !== null && e.reason !== 'unreachable' && e.reason !== 'expired';
+  const owners = [...new Set(entries.filter(keyed).map((e) => e.owner!))];
+  if (owners.length === 0) return [...entries];
+  const [judged, renewed] = await Promise.all([context.liveness.judge(owners, signal), context.store.keysActiveSince(owners, sinceMs)]);
+  const saved = (e: JournalEntry) => keyed(e) && (renewed.has(e.owner!) || judged.answers.get(e.owner!) !== 'dead');
+  const spared = entries.filter(saved);
+  if (spared.length > 0) {
+    await context.store.finishDeletes(
+      runId,
+      spared.map((e) => ({ journalId: e.journalId, outcome: 'changed' as const, error: 'the owner came back (or could not be judged) just before the delete' })),
+    );
+    report.outcomes.lifted += spared.length;
+    report.lifts['owner-live'] = (report.lifts['owner-live'] ?? 0) + spared.length;
+  }
+  return entries.filter((e) => !saved(e));
 }
 
 /** Journal the outcomes; a failed (ambiguous) delete is resolved by reading, never by an unconditional retry (SAFETY 12). */
