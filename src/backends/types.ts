@@ -77,5 +77,9 @@ export interface Backend {
   delete(items: readonly DeleteItem[], signal?: AbortSignal): Promise<DeleteResult[]>;
   /** Bring back a deleted resource from its restore handle. */
   restore?(id: string, handle: string, signal?: AbortSignal): Promise<void>;
+  /** Find the restore handle of a resource deleted by a run that died before recording it. */
+  findRestoreHandle?(item: DeleteItem, signal?: AbortSignal): Promise<string | null>;
+  /** Drop kept copies older than the resource's retention (files `retain`); returns how many. */
+  purgeRetained?(nowMs: number, signal?: AbortSignal): Promise<number>;
   close(): Promise<void>;
 }

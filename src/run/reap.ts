@@ -179,6 +179,8 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     if (options.execute) {
       const bySpec = new Map(specs.map((s) => [s.name, s]));
       await applyPlan(context, bySpec, items, reports, run.runId, { ...options, fail, errors, fromFile: Boolean(options.planIn) });
+      const nowMs = await store.now();
+      for (const spec of specs) await (await context.backend(spec)).purgeRetained?.(nowMs, options.signal);
     }
 
     const resources = [...reports.values()];
@@ -542,12 +544,19 @@ async function recoverIntents(context: RunContext, spec: ResourceSpec, backend: 
   const pending = await context.store.pendingIntents(spec.name);
   if (pending.length === 0) return;
   const current = await backend.read(pending.map((p) => p.resourceId));
+  // A copy kept by the backend (files with retain) is found again, so restore still works.
+  const handles = new Map<number, string | null>();
+  for (const entry of pending) {
+    if (!current.has(entry.resourceId) && backend.findRestoreHandle) {
+      handles.set(entry.journalId, await backend.findRestoreHandle({ id: entry.resourceId, fingerprint: entry.fingerprint }));
+    }
+  }
   const outcomes = pending.map((entry) => {
     const now = current.get(entry.resourceId);
     if (!now) {
       report.outcomes.deleted++;
       report.outcomes.bytesReclaimed += entry.bytes ?? 0;
-      return { journalId: entry.journalId, outcome: 'deleted' as const, error: 'recovered after interruption: the resource is gone' };
+      return { journalId: entry.journalId, outcome: 'deleted' as const, error: 'recovered after interruption: the resource is gone', restoreHandle: handles.get(entry.journalId) ?? null };
     }
     if (now.fingerprint !== entry.fingerprint) {
       report.outcomes.lifted++;

@@ -17,7 +17,7 @@ import { BackendError } from '../../errors.js';
 import type { ResourceRecord } from '../../engine/types.js';
 import type { FsLocation, ResourceSpec } from '../../manifest/types.js';
 import { fileFingerprint, parentInScope, quarantineDir, safeRelative } from './fs-identity.js';
-import { restoreFile, sweepFiles } from './fs-sweep.js';
+import { findQuarantined, purgeQuarantine, restoreFile, sweepFiles } from './fs-sweep.js';
 import { mapLimit } from '../../util/concurrency.js';
 import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
 
@@ -147,6 +147,16 @@ export class FsBackend implements Backend {
   /** Conditional delete: rename into quarantine, verify identity, unlink (fs-sweep.ts). */
   async delete(items: readonly DeleteItem[]): Promise<DeleteResult[]> {
     return sweepFiles(this.root, items, { quarantine: this.spec.quarantine, keep: this.spec.retainMs !== undefined });
+  }
+
+  /** With `retain`, where a swept file's copy is (a run that died after the rename left no handle). */
+  async findRestoreHandle(item: DeleteItem): Promise<string | null> {
+    return this.spec.retainMs === undefined ? null : findQuarantined(this.root, this.spec.quarantine, item);
+  }
+
+  /** Unlink quarantined copies older than `retain`. */
+  async purgeRetained(nowMs: number): Promise<number> {
+    return this.spec.retainMs === undefined ? 0 : purgeQuarantine(this.root, this.spec.quarantine, this.spec.retainMs, nowMs);
   }
 
   async restore(id: string, handle: string): Promise<void> {

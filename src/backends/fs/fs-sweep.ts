@@ -5,8 +5,8 @@
  * kept, when the resource has `retain`). A file changed or recreated under the same
  * name survives: on a mismatch it is linked back without clobbering.
  */
-import { randomUUID } from 'node:crypto';
-import { link, lstat, mkdir, rename, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { link, lstat, mkdir, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { DeleteItem, DeleteResult } from '../types.js';
 import { fileFingerprint, parentInScope, quarantineDir, safeRelative } from './fs-identity.js';
@@ -37,7 +37,7 @@ async function sweepOne(root: string, qdir: string, item: DeleteItem, keep: bool
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { id: item.id, outcome: 'absent' };
     return { id: item.id, outcome: 'failed', error: (error as Error).message };
   }
-  const target = path.join(qdir, `${Date.now()}-${randomUUID()}`);
+  const target = path.join(qdir, quarantineName(item, Date.now()));
   try {
     await rename(source, target);
   } catch (error) {
@@ -70,4 +70,37 @@ export async function restoreFile(root: string, id: string, handle: string): Pro
   if (!(await parentInScope(root, id))) throw new Error(`refusing to restore through a symlink out of the scope: ${JSON.stringify(id)}`);
   await link(handle, destination);
   await unlink(handle);
+}
+
+/**
+ * Quarantined files are named `<ms>-<hash of id and fingerprint>`: the time lets `retain`
+ * expire them, the hash lets a run that died after the rename find the copy again.
+ */
+export function quarantineName(item: Pick<DeleteItem, 'id' | 'fingerprint'>, nowMs: number): string {
+  return `${nowMs}-${identityHash(item)}`;
+}
+
+const identityHash = (item: Pick<DeleteItem, 'id' | 'fingerprint'>) => createHash('sha256').update(item.id).update('\0').update(item.fingerprint).digest('hex').slice(0, 32);
+const QUARANTINED = /^(\d+)-([0-9a-f]{32})$/;
+
+/** The quarantined copy of a swept file, if one is there. */
+export async function findQuarantined(root: string, quarantine: string | undefined, item: Pick<DeleteItem, 'id' | 'fingerprint'>): Promise<string | null> {
+  const qdir = quarantineDir(root, quarantine);
+  const hash = identityHash(item);
+  const names = await readdir(qdir).catch(() => [] as string[]);
+  const name = names.find((n) => QUARANTINED.exec(n)?.[2] === hash);
+  return name === undefined ? null : path.join(qdir, name);
+}
+
+/** Unlink quarantined files kept longer than `retainMs`; returns how many went. */
+export async function purgeQuarantine(root: string, quarantine: string | undefined, retainMs: number, nowMs: number): Promise<number> {
+  const qdir = quarantineDir(root, quarantine);
+  let purged = 0;
+  for (const name of await readdir(qdir).catch(() => [] as string[])) {
+    const match = QUARANTINED.exec(name);
+    if (!match || Number(match[1]) + retainMs > nowMs) continue;
+    await unlink(path.join(qdir, name)).catch(() => undefined);
+    purged++;
+  }
+  return purged;
 }
