@@ -350,9 +350,12 @@ async function applyPlan(
     const report = reports.get(spec.name)!;
     const backend = await context.backend(spec);
     const before = report.outcomes.failed;
+    // A batch once begun is finished: a stop request is honoured after it (below), never inside its
+    // re-reads, marks or read-backs (a second signal ends the process at once).
+    const inFlight: ApplyOptions = { ...options, signal: undefined };
     if (first.op === 'lift') await applyLifts(context, spec, backend, current as Extract<PlanItem, { op: 'lift' }>[], report, runId);
-    else if (first.op === 'sweep') await applySweeps(context, spec, backend, current as Extract<PlanItem, { op: 'sweep' }>[], report, runId, options);
-    else await applyMarks(context, spec, backend, current as Extract<PlanItem, { op: 'mark' }>[], report, runId, options);
+    else if (first.op === 'sweep') await applySweeps(context, spec, backend, current as Extract<PlanItem, { op: 'sweep' }>[], report, runId, inFlight);
+    else await applyMarks(context, spec, backend, current as Extract<PlanItem, { op: 'mark' }>[], report, runId, inFlight);
     await context.store.saveCheckpoint(runId, spec.name, first.op, current[current.length - 1]!.id);
     options.onProgress?.(`${spec.name}: ${report.outcomes.deleted} deleted, ${report.outcomes.marked} marked, ${report.outcomes.lifted} lifted`);
     if (report.outcomes.failed > before) {

@@ -5,11 +5,18 @@
  * SIGSTOP, and re-run. The end state must be the one an uninterrupted run reaches:
  * every orphan deleted exactly once, nothing live deleted, nothing skipped, and no
  * journal entry left at `intent`.
+ *
+ * Every test runs for every fixture in `reapFixtures` (files, S3 on moto, PostgreSQL,
+ * MariaDB), the backends side by side. The CLI reads its manifest from the fixture's
+ * directory, with the connection URL or endpoint (and moto's static test credentials)
+ * written inline. S3 objects cannot be backdated, so the S3 scene has no young object
+ * and runs with `minAge: 0s` (see support/reap-fixture-s3.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { describe, expect, it, vi } from 'vitest';
 import { runReap } from '../../src/run/reap.js';
 import type { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
 import {
@@ -19,11 +26,16 @@ import {
   ownerKey,
   reapFixtures,
   reapManifest,
+  stateFile,
   waitStoreTime,
   type Policy,
   type ReapFixture,
   type ReapFixtureKind,
 } from './support/reap-fixture.js';
+
+// Much of a crash test is waiting (for a grace, a lock's ttl, a child process): let a few more run side by
+// side than the project's default of 5. Not many more: every CLI spawn is half a second of CPU on 2 cores.
+vi.setConfig({ maxConcurrency: 8 });
 
 const BIN = path.resolve(__dirname, '../../bin/reaper');
 const T = 'items';
@@ -71,6 +83,34 @@ async function until(what: string, check: () => Promise<boolean>, limitMs = 30_0
   }
 }
 
+/**
+ * SIGSTOP `child` at a moment it holds no write transaction on the SQLite state store, so that
+ * another process can use the store while it is frozen. (Frozen mid-transaction, it would make
+ * every other writer wait out the busy timeout and fail with "database is locked": a test of
+ * SQLite's locking, not of reaper's per-type lock. The faster a backend's deletes, the larger
+ * the share of a sweep spent inside store transactions, so this matters most for SQL and S3.)
+ */
+async function freezeBetweenTransactions(child: ChildProcess, stateDb: string): Promise<void> {
+  const db = new Database(stateDb, { timeout: 0 });
+  try {
+    for (let attempt = 0; attempt < 500; attempt++) {
+      child.kill('SIGSTOP');
+      try {
+        db.exec('BEGIN IMMEDIATE');
+        db.exec('ROLLBACK');
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
+        child.kill('SIGCONT');
+        await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 5));
+      }
+    }
+    throw new Error('could not freeze the run between two of its store transactions');
+  } finally {
+    db.close();
+  }
+}
+
 interface Scene {
   fx: ReapFixture;
   store: SqliteStateStore;
@@ -80,13 +120,21 @@ interface Scene {
   orphans: string[];
 }
 
-/** A type with live, protected, young and orphaned resources; the manifest is written to disk for the CLI. */
+/**
+ * A type with live, protected, young and orphaned resources; the manifest is written to disk for the CLI.
+ * (No young resource on S3: an object's age is its upload time, and the S3 fixture's minAge is 0s.)
+ */
 async function scene(kind: ReapFixtureKind, policy: Policy = {}, orphanCount = 7): Promise<Scene> {
   const fx = await kind.open();
   const store = await openFixtureStore(fx);
   await store.acquireLease({ key: ownerKey('anchor'), holder: 'anchor-service', ttlMs: HOUR });
   await store.acquireLease({ key: ownerKey('alice'), holder: 'alice-service', ttlMs: HOUR });
-  const keep = await fx.create(T, [{ owner: 'alice' }, { owner: 'alice' }, { owner: 'bob', protected: true }, { owner: 'bob', ageMs: 1_000 }]);
+  const keep = await fx.create(T, [
+    { owner: 'alice' },
+    { owner: 'alice' },
+    { owner: 'bob', protected: true },
+    ...(fx.traits.backdate ? [{ owner: 'bob', ageMs: 1_000 }] : []),
+  ]);
   const orphans = await fx.create(
     T,
     Array.from({ length: orphanCount }, (_, i) => ({ owner: i % 3 === 2 ? null : `dead${i % 2}` })),
@@ -130,241 +178,234 @@ async function markAndWait(s: Scene): Promise<number> {
 async function close(s: Scene | null, failed: boolean): Promise<void> {
   if (!s) return;
   await s.store.close();
-  if (!failed) await s.fx.cleanup();
-  else console.warn(`kept ${s.fx.dir}`);
+  await s.fx.cleanup({ keep: failed });
+  if (failed) console.warn(`kept ${s.fx.dir} (${s.fx.kind})`);
 }
 
-for (const kind of reapFixtures) {
-  describe.skipIf(!kind.available())(`reap crash safety on ${kind.kind} (the built CLI)`, () => {
-    describe.concurrent('SAFETY 11/12: kill -9 at a failpoint, then re-run: the same end state as an uninterrupted run', () => {
-      const cases: { failpoint: string; phase: 'mark' | 'sweep'; what: string }[] = [
-        { failpoint: 'after-plan', phase: 'sweep', what: 'planned, nothing applied' },
-        { failpoint: 'after-mark', phase: 'mark', what: 'the first batch of tombstones written, the rest not' },
-        { failpoint: 'after-journal', phase: 'sweep', what: 'write-ahead intents durable, nothing deleted' },
-        { failpoint: 'after-delete', phase: 'sweep', what: 'a batch deleted, its outcomes not journaled' },
-        { failpoint: 'after-journal:2', phase: 'sweep', what: 'the second batch journaled after the first completed' },
-        { failpoint: 'after-finish', phase: 'sweep', what: 'the run recorded, its lock not released' },
-      ];
-      // guard: write-ahead intents are resolved by reading on the next run (recoverIntents), and the
-      // tombstone state machine (only `marked` tombstones are due, and only they move to `deleting`)
-      // keeps a recovered batch from being swept twice.
-      for (const c of cases) {
-        it(`${c.failpoint} during the ${c.phase} run (${c.what})`, async ({ expect: local }) => {
-          let s: Scene | null = null;
-          let ok = false;
-          try {
-            s = await scene(kind, { batchSize: 2 });
-            if (c.phase === 'sweep') local(await markAndWait(s)).toBe(s.orphans.length);
-            const killed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1s'], { REAPER_FAILPOINT: c.failpoint });
-            local(killed.signal).toBe('SIGKILL');
-            const journal = await s.store.journal({ resource: T });
-            if (c.failpoint.startsWith('after-journal')) local(journal.filter((e) => e.outcome === 'intent')).toHaveLength(2);
-            if (c.failpoint === 'after-journal:2') local(journal.filter((e) => e.outcome === 'deleted')).toHaveLength(2);
-            if (c.failpoint === 'after-mark') local(await s.store.countTombstones(T)).toMatchObject({ marked: 2 });
-            // The killed run's lock outlives it by --lock-ttl; the next run waits that out.
+/** Run `body` on a fresh scene; the scene is kept as evidence when the body fails. */
+async function withScene(kind: ReapFixtureKind, policy: Policy, orphanCount: number, body: (s: Scene) => Promise<void>): Promise<void> {
+  let s: Scene | null = null;
+  let ok = false;
+  try {
+    s = await scene(kind, policy, orphanCount);
+    await body(s);
+    ok = true;
+  } finally {
+    await close(s, !ok);
+  }
+}
+
+// The backends' blocks run side by side: each test has its own directory, store and bucket/database.
+describe('reap crash safety', { concurrent: true }, () => {
+  for (const kind of reapFixtures) {
+    // Skipped only when the backend's service is missing here; under CI the global setup fails instead.
+    describe.skipIf(!kind.available())(`reap crash safety on ${kind.kind} (the built CLI)`, { concurrent: true }, () => {
+      describe.concurrent('SAFETY 11/12: kill -9 at a failpoint, then re-run: the same end state as an uninterrupted run', () => {
+        const cases: { failpoint: string; phase: 'mark' | 'sweep'; what: string }[] = [
+          { failpoint: 'after-plan', phase: 'sweep', what: 'planned, nothing applied' },
+          { failpoint: 'after-mark', phase: 'mark', what: 'the first batch of tombstones written, the rest not' },
+          { failpoint: 'after-journal', phase: 'sweep', what: 'write-ahead intents durable, nothing deleted' },
+          { failpoint: 'after-delete', phase: 'sweep', what: 'a batch deleted, its outcomes not journaled' },
+          { failpoint: 'after-journal:2', phase: 'sweep', what: 'the second batch journaled after the first completed' },
+          { failpoint: 'after-finish', phase: 'sweep', what: 'the run recorded, its lock not released' },
+        ];
+        // guard: write-ahead intents are resolved by reading on the next run (recoverIntents), and the
+        // tombstone state machine (only `marked` tombstones are due, and only they move to `deleting`)
+        // keeps a recovered batch from being swept twice.
+        for (const c of cases) {
+          it(`${c.failpoint} during the ${c.phase} run (${c.what})`, ({ expect: local }) =>
+            withScene(kind, { batchSize: 2 }, 7, async (s) => {
+              if (c.phase === 'sweep') local(await markAndWait(s)).toBe(s.orphans.length);
+              const killed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1s'], { REAPER_FAILPOINT: c.failpoint });
+              local(killed.signal).toBe('SIGKILL');
+              const journal = await s.store.journal({ resource: T });
+              if (c.failpoint.startsWith('after-journal')) local(journal.filter((e) => e.outcome === 'intent')).toHaveLength(2);
+              if (c.failpoint === 'after-journal:2') local(journal.filter((e) => e.outcome === 'deleted')).toHaveLength(2);
+              if (c.failpoint === 'after-mark') local(await s.store.countTombstones(T)).toMatchObject({ marked: 2 });
+              // The killed run's lock outlives it by --lock-ttl; the next run waits that out.
+              await waitStoreTime(s.store, 1_100);
+              await converge(s);
+              await expectConverged(s);
+            }),
+          );
+        }
+      });
+
+      describe('SAFETY 3/12 across a crash', () => {
+        // guard: a pending intent is resolved by reading the resource, conditionally on its fingerprint.
+        it('a journaled resource changed while the killed run was down survives the recovery, lifted as changed', ({ expect: local }) =>
+          withScene(kind, { batchSize: 2 }, 7, async (s) => {
+            local(await markAndWait(s)).toBe(s.orphans.length);
+            local((await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1s'], { REAPER_FAILPOINT: 'after-journal' })).signal).toBe('SIGKILL');
+            const intents = (await s.store.journal({ resource: T })).filter((e) => e.outcome === 'intent');
+            local(intents).toHaveLength(2);
+            const changed = intents[0]!.resourceId;
+            await s.fx.rewrite(T, changed);
             await waitStoreTime(s.store, 1_100);
+            const rerun = await reaper(s.fx, ['reap', '--execute']);
+            local(rerun.code).toBe(0);
+            local(report(rerun).resources[0]!.lifts).toEqual({ changed: 1 });
+            local(await s.fx.present(T)).toEqual(new Set([...s.keep, changed]));
+            const entries = (await s.store.journal({ resource: T })).filter((e) => e.resourceId === changed);
+            local(entries.map((e) => e.outcome)).toEqual(['changed']);
+            // Still an orphan with its new content: marked afresh, it goes after a new grace.
             await converge(s);
             await expectConverged(s);
-            ok = true;
-          } finally {
-            await close(s, !ok);
-          }
+          }),
+        );
+      });
+
+      // Many orphans in batches of 4: a sweep long enough to be signalled in the middle. 400 on files and SQL;
+      // 60 on S3, where moto answers about 100 requests a second and each delete is a HeadObject (the batch's
+      // re-verification) and a conditional DeleteObject — a sweep of seconds.
+      const orphans = kind.kind === 's3' ? 60 : 400;
+      describe.concurrent('signals and concurrency', () => {
+        const sweeping = (name: string, body: (sc: Scene, local: typeof expect) => Promise<void>) =>
+          it(name, ({ expect: local }) =>
+            withScene(kind, { batchSize: 4 }, orphans, async (sc) => {
+              local(await markAndWait(sc)).toBe(orphans);
+              await body(sc, local);
+            }),
+          );
+
+        const deletedSoFar = async (sc: Scene) => (await sc.store.journal({ resource: T })).filter((e) => e.outcome === 'deleted').length;
+
+        // guard: the stop check after each applied batch (the batch in flight is finished, not abandoned).
+        sweeping('SIGTERM during a long reap --execute exits 130 after finishing the batch; a re-run completes', async (sc, local) => {
+          const run = start(sc.fx, ['reap', '--execute']);
+          await until('the sweep to start deleting', async () => (await deletedSoFar(sc)) > 0 || run.child.exitCode !== null);
+          local(run.child.exitCode, 'the run ended before it could be signalled; give it more resources').toBeNull();
+          run.child.kill('SIGTERM');
+          const exit = await run.exit;
+          local(exit.code).toBe(130);
+          local(exit.stderr).toMatch(/SIGTERM received; finishing the current batch/);
+          local(exit.stderr).toMatch(/stopped after finishing the current batch/);
+          const journal = await sc.store.journal({ resource: T });
+          local(journal.filter((e) => e.outcome === 'intent')).toEqual([]); // the batch in flight was finished
+          const deleted = journal.filter((e) => e.outcome === 'deleted').length;
+          local(deleted % 4).toBe(0); // whole batches only
+          local(deleted).toBeLessThan(sc.orphans.length);
+          local(sc.orphans.length - (await sc.fx.present(T)).size + sc.keep.length).toBe(deleted);
+          local((await sc.store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status).toBe('interrupted');
+          await converge(sc);
+          await expectConverged(sc);
         });
-      }
-    });
 
-    describe('SAFETY 3/12 across a crash', () => {
-      // guard: a pending intent is resolved by reading the resource, conditionally on its fingerprint.
-      it('a journaled resource changed while the killed run was down survives the recovery, lifted as changed', async ({ expect: local }) => {
-        let s: Scene | null = null;
-        let ok = false;
-        try {
-          s = await scene(kind, { batchSize: 2 });
-          local(await markAndWait(s)).toBe(s.orphans.length);
-          local((await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1s'], { REAPER_FAILPOINT: 'after-journal' })).signal).toBe('SIGKILL');
-          const intents = (await s.store.journal({ resource: T })).filter((e) => e.outcome === 'intent');
-          local(intents).toHaveLength(2);
-          const changed = intents[0]!.resourceId;
-          await s.fx.rewrite(T, changed);
-          await waitStoreTime(s.store, 1_100);
-          const rerun = await reaper(s.fx, ['reap', '--execute']);
-          local(rerun.code).toBe(0);
-          local(report(rerun).resources[0]!.lifts).toEqual({ changed: 1 });
-          local(await s.fx.present(T)).toEqual(new Set([...s.keep, changed]));
-          const entries = (await s.store.journal({ resource: T })).filter((e) => e.resourceId === changed);
-          local(entries.map((e) => e.outcome)).toEqual(['changed']);
-          // Still an orphan with its new content: marked afresh, it goes after a new grace.
-          await converge(s);
-          await expectConverged(s);
-          ok = true;
-        } finally {
-          await close(s, !ok);
-        }
-      });
-    });
+        // guard: a stop before the apply phase is an interruption, not a failure. Usually lands while the
+        // run plans (a deterministic library test in reap-fs.test.ts covers that case exactly).
+        sweeping('SIGTERM as soon as the run starts exits 130 with nothing half-done; a re-run completes', async (sc, local) => {
+          const run = start(sc.fx, ['reap', '--execute']);
+          // The run record appears before the breaker and planning start: signal at once.
+          await until('the run to start', async () => (await sc.store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status === 'running');
+          run.child.kill('SIGTERM');
+          const exit = await run.exit;
+          local(exit.code).toBe(130);
+          local(exit.stderr).not.toMatch(/^reaper: SIGTERM$/m); // not reported as a backend failure
+          local((await sc.store.journal({ resource: T })).filter((e) => e.outcome === 'intent')).toEqual([]);
+          local((await sc.store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status).toBe('interrupted');
+          await converge(sc);
+          await expectConverged(sc);
+        });
 
-    describe('signals and concurrency', () => {
-      let s: Scene | null = null;
-      let ok = false;
-      beforeEach(async () => {
-        s = await scene(kind, { batchSize: 4 }, 400);
-        ok = false;
-        expect(await markAndWait(s)).toBe(400);
-      });
-      afterEach(async () => {
-        await close(s, !ok);
-        s = null;
-      });
-
-      const deletedSoFar = async (sc: Scene) => (await sc.store.journal({ resource: T })).filter((e) => e.outcome === 'deleted').length;
-
-      // guard: the stop check after each applied batch (the batch in flight is finished, not abandoned).
-      it('SIGTERM during a long reap --execute exits 130 after finishing the batch; a re-run completes', async () => {
-        const sc = s!;
-        const run = start(sc.fx, ['reap', '--execute']);
-        await until('the sweep to start deleting', async () => (await deletedSoFar(sc)) > 0 || run.child.exitCode !== null);
-        expect(run.child.exitCode, 'the run ended before it could be signalled; give it more files').toBeNull();
-        run.child.kill('SIGTERM');
-        const exit = await run.exit;
-        expect(exit.code).toBe(130);
-        expect(exit.stderr).toMatch(/SIGTERM received; finishing the current batch/);
-        expect(exit.stderr).toMatch(/stopped after finishing the current batch/);
-        const journal = await sc.store.journal({ resource: T });
-        expect(journal.filter((e) => e.outcome === 'intent')).toEqual([]); // the batch in flight was finished
-        const deleted = journal.filter((e) => e.outcome === 'deleted').length;
-        expect(deleted % 4).toBe(0); // whole batches only
-        expect(deleted).toBeLessThan(sc.orphans.length);
-        expect(sc.orphans.length - (await sc.fx.present(T)).size + sc.keep.length).toBe(deleted);
-        expect((await sc.store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status).toBe('interrupted');
-        await converge(sc);
-        await expectConverged(sc);
-        ok = true;
-      });
-
-      // guard: a stop before the apply phase is an interruption, not a failure. Usually lands while the
-      // run plans (a deterministic library test in reap-fs.test.ts covers that case exactly).
-      it('SIGTERM as soon as the run starts exits 130 with nothing half-done; a re-run completes', async () => {
-        const sc = s!;
-        const run = start(sc.fx, ['reap', '--execute']);
-        // The run record appears before the breaker and planning start: signal at once.
-        await until('the run to start', async () => (await sc.store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status === 'running');
-        run.child.kill('SIGTERM');
-        const exit = await run.exit;
-        expect(exit.code).toBe(130);
-        expect(exit.stderr).not.toMatch(/^reaper: SIGTERM$/m); // not reported as a backend failure
-        expect((await sc.store.journal({ resource: T })).filter((e) => e.outcome === 'intent')).toEqual([]);
-        expect((await sc.store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status).toBe('interrupted');
-        await converge(sc);
-        await expectConverged(sc);
-        ok = true;
-      });
-
-      // SAFETY 13 with two live processes: the first is frozen (SIGSTOP) while it holds the lock.
-      // guard: the per-type lock in the state store.
-      it('two concurrent reap runs on the same type: the second refuses (exit 4, lock); each resource is deleted at most once', async () => {
-        const sc = s!;
-        const first = start(sc.fx, ['reap', '--execute']);
-        await until('the first run to start deleting', async () => (await deletedSoFar(sc)) > 0 || first.child.exitCode !== null);
-        expect(first.child.exitCode, 'the first run ended before the second could start; give it more files').toBeNull();
-        first.child.kill('SIGSTOP');
-        try {
-          const second = await reaper(sc.fx, ['reap', '--execute']);
-          expect(second.code).toBe(4);
-          expect(second.stderr).toMatch(/another reap run holds the lock on items/);
-        } finally {
-          first.child.kill('SIGCONT');
-        }
-        const done = await first.exit;
-        expect(done.code).toBe(0);
-        await converge(sc);
-        await expectConverged(sc);
-        ok = true;
-      });
-    });
-
-    describe.concurrent('safety rails exit 4 through the CLI and touch nothing', () => {
-      const rail = (name: string, body: (s: Scene, local: typeof expect) => Promise<void>, policy: Policy = {}) =>
-        it(name, async ({ expect: local }) => {
-          let s: Scene | null = null;
-          let ok = false;
+        // SAFETY 13 with two live processes: the first is frozen (SIGSTOP) while it holds the lock.
+        // guard: the per-type lock in the state store.
+        sweeping('two concurrent reap runs on the same type: the second refuses (exit 4, lock); each resource is deleted at most once', async (sc, local) => {
+          const first = start(sc.fx, ['reap', '--execute']);
+          await until('the first run to start deleting', async () => (await deletedSoFar(sc)) > 0 || first.child.exitCode !== null);
+          local(first.child.exitCode, 'the first run ended before the second could start; give it more resources').toBeNull();
+          await freezeBetweenTransactions(first.child, stateFile(sc.fx));
           try {
-            s = await scene(kind, policy);
-            await body(s, local);
-            ok = true;
+            const second = await reaper(sc.fx, ['reap', '--execute']);
+            local(second.stderr).toMatch(/another reap run holds the lock on items/);
+            local(second.code).toBe(4);
           } finally {
-            await close(s, !ok);
+            first.child.kill('SIGCONT');
           }
+          const done = await first.exit;
+          local(done.code).toBe(0);
+          await converge(sc);
+          await expectConverged(sc);
+        });
+      });
+
+      // Files only: every rail here (the breaker, the caps, the plan's digest, the lock) refuses before the
+      // backend is written to, so what these add over the library suite — which runs the same rails on all four
+      // backends — is the CLI's exit code and messages, the same for every backend. Each spawn of the CLI costs
+      // about half a second of CPU on this 2-core machine; the failpoint and signal tests above need them more.
+      describe.runIf(kind.kind === 'fs').concurrent('safety rails exit 4 through the CLI and touch nothing', () => {
+        const rail = (name: string, body: (s: Scene, local: typeof expect) => Promise<void>, policy: Policy = {}) =>
+          it(name, ({ expect: local }) => withScene(kind, policy, 7, (s) => body(s, local)));
+
+        const untouched = async (s: Scene, local: typeof expect, tombstones = 0) => {
+          local(await s.fx.present(T)).toEqual(new Set([...s.keep, ...s.orphans]));
+          local((await s.store.findTombstones({ resource: T })).length).toBe(tombstones);
+          local(await s.store.journal({ resource: T })).toEqual([]);
+        };
+
+        // The issue's "Done when": every lease released → exit 4, no tombstone, no delete.
+        rail('SAFETY 8: an empty lease table makes reap --execute exit 4 and touch nothing', async (s, local) => {
+          for (const l of await s.store.listLeases()) await s.store.releaseLease(l.leaseId);
+          const exit = await reaper(s.fx, ['reap', '--execute']);
+          local(exit.code).toBe(4);
+          local(exit.stderr).toMatch(/registry-outage breaker: nothing reaped/);
+          local(exit.stderr).toMatch(/--allow-liveness-drop/);
+          await untouched(s, local);
+          const deliberate = await reaper(s.fx, ['reap', '--execute', '--allow-liveness-drop']);
+          local(deliberate.code).toBe(0);
+          local(report(deliberate).resources[0]!.outcomes.marked).toBe(s.orphans.length + 2); // alice's files too: the registry is empty
         });
 
-      const untouched = async (s: Scene, local: typeof expect, tombstones = 0) => {
-        local(await s.fx.present(T)).toEqual(new Set([...s.keep, ...s.orphans]));
-        local((await s.store.findTombstones({ resource: T })).length).toBe(tombstones);
-        local(await s.store.journal({ resource: T })).toEqual([]);
-      };
+        rail(
+          'SAFETY 7: a cap that would be exceeded exits 4 before any tombstone',
+          async (s, local) => {
+            const exit = await reaper(s.fx, ['reap', '--execute']);
+            local(exit.code).toBe(4);
+            local(exit.stderr).toMatch(/caps exceeded; nothing was marked or deleted/);
+            local(exit.stderr).toMatch(/7 to mark or sweep exceeds maxDeletesPerRun 6/);
+            await untouched(s, local);
+          },
+          { maxDeletesPerRun: 6 },
+        );
 
-      // The issue's "Done when": every lease released → exit 4, no tombstone, no delete.
-      rail('SAFETY 8: an empty lease table makes reap --execute exit 4 and touch nothing', async (s, local) => {
-        for (const l of await s.store.listLeases()) await s.store.releaseLease(l.leaseId);
-        const exit = await reaper(s.fx, ['reap', '--execute']);
-        local(exit.code).toBe(4);
-        local(exit.stderr).toMatch(/registry-outage breaker: nothing reaped/);
-        local(exit.stderr).toMatch(/--allow-liveness-drop/);
-        await untouched(s, local);
-        const deliberate = await reaper(s.fx, ['reap', '--execute', '--allow-liveness-drop']);
-        local(deliberate.code).toBe(0);
-        local(report(deliberate).resources[0]!.outcomes.marked).toBe(s.orphans.length + 2); // alice's files too: the registry is empty
-      });
+        rail(
+          'SAFETY 7: maxDeleteFraction exceeded exits 4 before any tombstone',
+          async (s, local) => {
+            const exit = await reaper(s.fx, ['reap', '--execute']);
+            local(exit.code).toBe(4);
+            local(exit.stderr).toMatch(/exceeds maxDeleteFraction 0.5/);
+            await untouched(s, local);
+          },
+          { maxDeleteFraction: 0.5 },
+        );
 
-      rail(
-        'SAFETY 7: a cap that would be exceeded exits 4 before any tombstone',
-        async (s, local) => {
+        rail('SAFETY 9: a tampered plan, or one made from another manifest, exits 4', async (s, local) => {
+          const plan = path.join(s.fx.dir, 'plan.ndjson');
+          const dry = await reaper(s.fx, ['reap', '--plan-out', plan]);
+          local(dry.code).toBe(0);
+          await untouched(s, local);
+          const lines = (await readFile(plan, 'utf8')).trimEnd().split('\n');
+          const tampered = path.join(s.fx.dir, 'tampered.ndjson');
+          await writeFile(tampered, [lines[0]!.replace('"op":"mark"', '"op":"sweep"'), ...lines.slice(1)].join('\n') + '\n');
+          const edited = await reaper(s.fx, ['reap', '--execute', '--plan', tampered]);
+          local(edited.code).toBe(4);
+          local(edited.stderr).toMatch(/does not match its digest/);
+          await untouched(s, local);
+          await writeFile(manifestFile(s.fx), reapManifest(s.fx, { resources: [{ name: T, policy: { maxDeletesPerRun: 99 } }] }));
+          const foreign = await reaper(s.fx, ['reap', '--execute', '--plan', plan]);
+          local(foreign.code).toBe(4);
+          local(foreign.stderr).toMatch(/made from a different manifest/);
+          await untouched(s, local);
+        });
+
+        rail('SAFETY 13: a run that finds the lock held (a crashed run within its --lock-ttl) exits 4', async (s, local) => {
+          const crashed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1h'], { REAPER_FAILPOINT: 'after-plan' });
+          local(crashed.signal).toBe('SIGKILL');
           const exit = await reaper(s.fx, ['reap', '--execute']);
           local(exit.code).toBe(4);
-          local(exit.stderr).toMatch(/caps exceeded; nothing was marked or deleted/);
-          local(exit.stderr).toMatch(/7 to mark or sweep exceeds maxDeletesPerRun 6/);
+          local(exit.stderr).toMatch(/another reap run holds the lock on items/);
           await untouched(s, local);
-        },
-        { maxDeletesPerRun: 6 },
-      );
-
-      rail(
-        'SAFETY 7: maxDeleteFraction exceeded exits 4 before any tombstone',
-        async (s, local) => {
-          const exit = await reaper(s.fx, ['reap', '--execute']);
-          local(exit.code).toBe(4);
-          local(exit.stderr).toMatch(/exceeds maxDeleteFraction 0.5/);
-          await untouched(s, local);
-        },
-        { maxDeleteFraction: 0.5 },
-      );
-
-      rail('SAFETY 9: a tampered plan, or one made from another manifest, exits 4', async (s, local) => {
-        const plan = path.join(s.fx.dir, 'plan.ndjson');
-        const dry = await reaper(s.fx, ['reap', '--plan-out', plan]);
-        local(dry.code).toBe(0);
-        await untouched(s, local);
-        const lines = (await readFile(plan, 'utf8')).trimEnd().split('\n');
-        const tampered = path.join(s.fx.dir, 'tampered.ndjson');
-        await writeFile(tampered, [lines[0]!.replace('"op":"mark"', '"op":"sweep"'), ...lines.slice(1)].join('\n') + '\n');
-        const edited = await reaper(s.fx, ['reap', '--execute', '--plan', tampered]);
-        local(edited.code).toBe(4);
-        local(edited.stderr).toMatch(/does not match its digest/);
-        await untouched(s, local);
-        await writeFile(manifestFile(s.fx), reapManifest(s.fx, { resources: [{ name: T, policy: { maxDeletesPerRun: 99 } }] }));
-        const foreign = await reaper(s.fx, ['reap', '--execute', '--plan', plan]);
-        local(foreign.code).toBe(4);
-        local(foreign.stderr).toMatch(/made from a different manifest/);
-        await untouched(s, local);
-      });
-
-      rail('SAFETY 13: a run that finds the lock held (a crashed run within its --lock-ttl) exits 4', async (s, local) => {
-        const crashed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1h'], { REAPER_FAILPOINT: 'after-plan' });
-        local(crashed.signal).toBe('SIGKILL');
-        const exit = await reaper(s.fx, ['reap', '--execute']);
-        local(exit.code).toBe(4);
-        local(exit.stderr).toMatch(/another reap run holds the lock on items/);
-        await untouched(s, local);
+        });
       });
     });
-  });
-}
+  }
+});

@@ -1,11 +1,13 @@
 /**
  * Backend fixtures for the reap safety suite (test/integration/reap-*.test.ts).
  *
- * The scenarios are written against this small interface, not against files: a fixture
- * creates resources with an owner and an age, says which still exist, and changes one
- * in place or replaces it under the same id. The files fixture lives here; S3,
- * PostgreSQL and MySQL fixtures go beside it and join `reapFixtures`, and every scenario
- * then runs for them too (`for (const kind of reapFixtures) describe(kind.kind, …)`).
+ * The scenarios are written against a small interface (reap-fixture-base.ts), not against
+ * files: a fixture creates resources with an owner and an age, says which still exist,
+ * and changes one in place or replaces it under the same id. The files fixture lives
+ * here; the S3 (reap-fixture-s3.ts), PostgreSQL and MySQL (reap-fixture-sql.ts) fixtures
+ * beside it, and all four are in `reapFixtures`: every scenario runs for each
+ * (`for (const kind of reapFixtures) describe(kind.kind, …)`). What a backend cannot
+ * express is in its `traits` (S3 cannot backdate an object), and scenarios read them.
  *
  * Conventions every fixture follows, so scenarios can state expectations once:
  * - an owned resource's owner key is `ownerKey(owner)` (`session:OWNER`);
@@ -15,68 +17,47 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { lstat, mkdir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileFingerprint } from '../../../src/backends/fs/fs-identity.js';
 import { parseManifest } from '../../../src/manifest/load.js';
-import type { BackendKind, Manifest } from '../../../src/manifest/types.js';
+import type { Manifest } from '../../../src/manifest/types.js';
 import { SqliteStateStore } from '../../../src/state/sqlite/sqlite-state-store.js';
 import type { StateStore } from '../../../src/state/types.js';
+import {
+  HOUR,
+  plainOwners,
+  policyLines,
+  type FixtureOptions,
+  type FixtureTraits,
+  type Outsiders,
+  type Policy,
+  type ReapFixture,
+  type ReapFixtureKind,
+  type ResourceOptions,
+  type Seed,
+} from './reap-fixture-base.js';
+import { s3Fixture } from './reap-fixture-s3.js';
+import { mysqlFixture, postgresFixture } from './reap-fixture-sql.js';
 
-/** One resource to create. */
-export interface Seed {
-  /** The owner value written into the resource (its key is `ownerKey(owner)`); null for none. */
-  owner: string | null;
-  /** Age of the resource (default one hour: past any test's minAge). */
-  ageMs?: number;
-  /** Matches the type's protect rule. */
-  protected?: boolean;
-  bytes?: number;
-}
-
-/** A resource type's policy keys, written as YAML scalars (`grace: 1s`, `maxDeletesPerRun: 3`). */
-export type Policy = Readonly<Record<string, string | number>>;
-
-export interface ReapFixture {
-  readonly kind: BackendKind;
-  /** The test's own directory: the manifest, the SQLite state store and plan files live here. */
-  readonly dir: string;
-  /** `connections:` entries the resource types need (YAML, indented by 2), or ''. */
-  connectionsYaml(): string;
-  /** One `resources:` entry (YAML, indented by 2) for a type this fixture serves. */
-  resourceYaml(name: string, policy?: Policy): string;
-  /** Create resources of a type; returns their ids in the order given. */
-  create(resource: string, seeds: readonly Seed[]): Promise<string[]>;
-  /** Ids of the type's resources that exist now (what a user would still find). */
-  present(resource: string): Promise<Set<string>>;
-  /** Change a resource in place (new content), keeping its age: same id, new fingerprint. */
-  rewrite(resource: string, id: string): Promise<void>;
-  /** Remove a resource and create another under the same id with the same content and age: a new identity. */
-  replace(resource: string, id: string): Promise<void>;
-  /** Environment the CLI needs to reach the backend (endpoints, credentials). */
-  env(): Record<string, string>;
-  cleanup(): Promise<void>;
-}
-
-export interface ReapFixtureKind {
-  readonly kind: BackendKind;
-  /** Whether the backend's service is reachable here (files always are). */
-  available(): boolean;
-  open(): Promise<ReapFixture>;
-}
-
-export const ownerKey = (owner: string): string => `session:${owner}`;
-
-const HOUR = 3_600_000;
+export { ownerKey, type FixtureOptions, type FixtureTraits, type Policy, type ReapFixture, type ReapFixtureKind, type ResourceOptions, type Seed } from './reap-fixture-base.js';
+export { s3Fixture, S3ReapFixture } from './reap-fixture-s3.js';
+export { mysqlFixture, postgresFixture } from './reap-fixture-sql.js';
 
 // ---------------------------------------------------------------- files
 
 /** Resource type NAME is the directory `DIR/data/NAME`; an owned file is `OWNER/item-N.dat`, an unowned one `stray-N.dat`. */
 class FilesFixture implements ReapFixture {
   readonly kind = 'fs' as const;
+  readonly traits: FixtureTraits = { backdate: true, exactBytes: true };
+  readonly defaults: Policy = {};
   private serial = 0;
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly restorable: boolean,
+  ) {}
 
   root(resource: string): string {
     return path.join(this.dir, 'data', resource);
@@ -86,12 +67,14 @@ class FilesFixture implements ReapFixture {
     return '';
   }
 
-  resourceYaml(name: string, policy: Policy = {}): string {
+  resourceYaml(name: string, policy: Policy = {}, options: ResourceOptions = {}): string {
+    const protect = ['{ pathPattern: "(^|/)keep-[^/]*$" }', ...plainOwners(options.protectOwners).map((o) => `{ pathPattern: "^${o}/" }`)];
     return [
       `  - name: ${name}`,
       `    fs: { path: ./data/${name} }`,
       `    owner: { pathPattern: "^(?<owner>[^/]+)/", key: "session:{value}" }`,
-      `    protect: [{ pathPattern: "(^|/)keep-[^/]*$" }]`,
+      `    protect: [${protect.join(', ')}]`,
+      ...(this.restorable ? ['    quarantine: ./quarantine', '    retain: 7d'] : []),
       ...policyLines(policy),
     ].join('\n');
   }
@@ -134,6 +117,12 @@ class FilesFixture implements ReapFixture {
     return out;
   }
 
+  async snapshot(resource: string): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const id of await this.present(resource)) out.set(id, (await readFile(path.join(this.root(resource), ...id.split('/')))).toString('base64'));
+    return out;
+  }
+
   async rewrite(resource: string, id: string): Promise<void> {
     const file = path.join(this.root(resource), ...id.split('/'));
     const before = await lstat(file);
@@ -151,33 +140,59 @@ class FilesFixture implements ReapFixture {
     await rename(twin, file);
   }
 
+  /** Old files beside the root and above it, named by ids that climb out (`..`) or are absolute. */
+  async outsideScope(_resource: string): Promise<Outsiders> {
+    const outside = path.join(this.dir, 'outside.dat');
+    const sibling = path.join(this.dir, 'data', 'sibling.dat');
+    const old = new Date(Date.now() - 10 * HOUR); // old enough to reap, were they in scope
+    for (const f of [outside, sibling]) {
+      await writeFile(f, 'precious');
+      await utimes(f, old, old);
+    }
+    const fingerprintOf = async (file: string) => fileFingerprint(await lstat(file, { bigint: true }));
+    const targets: [string, string][] = [
+      ['../../outside.dat', outside],
+      ['../sibling.dat', sibling],
+      ['alice/../../sibling.dat', sibling],
+      [outside, outside],
+    ];
+    return {
+      forged: await Promise.all(targets.map(async ([id, file]) => ({ id, fingerprint: await fingerprintOf(file), ownerValue: null }))),
+      intact: async () => (await readFile(outside, 'utf8')) === 'precious' && (await readFile(sibling, 'utf8')) === 'precious',
+    };
+  }
+
+  /** A file where the quarantine directory must go: the rename-out-of-the-way step throws. */
+  async failDeletes(resource: string): Promise<() => Promise<void>> {
+    const blocker = path.join(this.root(resource), '.reaper-quarantine');
+    await mkdir(this.root(resource), { recursive: true });
+    await writeFile(blocker, 'in the way');
+    return () => rm(blocker);
+  }
+
   env(): Record<string, string> {
     return {};
   }
 
-  async cleanup(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
+  async cleanup(options: { keep?: boolean } = {}): Promise<void> {
+    if (!options.keep) await rm(this.dir, { recursive: true, force: true });
   }
-}
-
-function policyLines(policy: Policy): string[] {
-  return Object.entries(policy).map(([k, v]) => `    ${k}: ${typeof v === 'number' ? v : JSON.stringify(v)}`);
 }
 
 export const filesFixture: ReapFixtureKind = {
   kind: 'fs',
   available: () => true,
-  open: async () => new FilesFixture(mkdtempSync(path.join(tmpdir(), 'reaper-reap-'))),
+  open: async (options: FixtureOptions = {}) => new FilesFixture(mkdtempSync(path.join(tmpdir(), 'reaper-reap-')), options.restorable === true),
 };
 
 /** Every backend the reap safety suite runs against. */
-export const reapFixtures: readonly ReapFixtureKind[] = [filesFixture];
+export const reapFixtures: readonly ReapFixtureKind[] = [filesFixture, s3Fixture, postgresFixture, mysqlFixture];
 
 // ---------------------------------------------------------------- manifests and stores
 
 export interface ManifestOptions {
-  /** Resource types (this fixture's) and their policies. */
-  resources: readonly { name: string; policy?: Policy }[];
+  /** Resource types (this fixture's), their policies and extra protect rules. */
+  resources: readonly { name: string; policy?: Policy; options?: ResourceOptions }[];
   /** `defaults:` keys; the suite's defaults are minAge 1m, grace 1s, maxDeleteFraction 1. */
   defaults?: Policy;
   /** `defaults.breaker` keys. */
@@ -187,9 +202,13 @@ export interface ManifestOptions {
 export const stateFile = (fixture: ReapFixture): string => path.join(fixture.dir, '.reaper', 'state.db');
 export const manifestFile = (fixture: ReapFixture): string => path.join(fixture.dir, 'reaper.yaml');
 
-/** Manifest text: leases as the only liveness source, the SQLite store in the fixture's directory. */
+/**
+ * Manifest text: leases as the only liveness source, the SQLite store in the fixture's
+ * directory, the backend's connections inline (URLs, endpoint), and the fixture's own
+ * defaults (S3: `minAge: 0s`) over the suite's.
+ */
 export function reapManifest(fixture: ReapFixture, options: ManifestOptions): string {
-  const defaults: Policy = { minAge: '1m', grace: '1s', maxDeleteFraction: 1, ...options.defaults };
+  const defaults: Policy = { minAge: '1m', grace: '1s', maxDeleteFraction: 1, ...fixture.defaults, ...options.defaults };
   const breaker = options.breaker ? `, breaker: { ${Object.entries(options.breaker).map(([k, v]) => `${k}: ${v}`).join(', ')} }` : '';
   const connections = fixture.connectionsYaml();
   return [
@@ -200,7 +219,7 @@ export function reapManifest(fixture: ReapFixture, options: ManifestOptions): st
     'owners:',
     '  - leases: {}',
     'resources:',
-    ...options.resources.map((r) => fixture.resourceYaml(r.name, r.policy)),
+    ...options.resources.map((r) => fixture.resourceYaml(r.name, r.policy, r.options)),
     '',
   ].join('\n');
 }
