@@ -147,6 +147,8 @@ export function classify(record: ResourceRecord, spec: ResourceSpec, answers: Li
   if (protection === 'unknown') return finding('unknown', 'protection-unreadable');
   if (record.unreadable !== undefined) return finding('unknown', 'attributes-unreadable');
   if (ageMs === null) return finding('unknown', 'age-unknown');
+  // A creation time ahead of the store's clock is clock skew, not age: not judged yet.
+  if (record.createdAtMs !== null && record.createdAtMs > nowMs) return finding('young', 'future-timestamp');
   if (ageMs < spec.minAgeMs) return finding('young', 'min-age');
 
   let sawUnknown = false;

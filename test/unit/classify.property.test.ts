@@ -73,7 +73,7 @@ const REASONS: Record<Finding['status'], (reason: string | null) => boolean> = {
   orphaned: (r) => r === 'no-owner' || r === 'owner-dead' || r === 'unreachable',
   expired: (r) => r === 'ttl',
   protected: (r) => r !== null && /^protect\[\d+\]$/.test(r),
-  young: (r) => r === 'min-age',
+  young: (r) => r === 'min-age' || r === 'future-timestamp',
   unknown: (r) => r === 'liveness-unavailable' || r === 'attributes-unreadable' || r === 'age-unknown' || r === 'protection-unreadable',
 };
 

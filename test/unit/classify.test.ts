@@ -77,6 +77,8 @@ describe('statuses', () => {
     const judge = answers();
     expect(classify(record({ createdAtMs: NOW - 9 * MINUTE }), spec(), judge, NOW)).toMatchObject({ status: 'young', reason: 'min-age', ageSeconds: 540 });
     expect(classify(record({ createdAtMs: NOW - 9 * MINUTE, tags: {} }), spec(), judge, NOW)).toMatchObject({ status: 'young', reason: 'min-age' });
+    // Clock skew: a creation time ahead of the store's clock is never judged, even with minAge 0.
+    expect(classify(record({ createdAtMs: NOW + 1 }), spec({ minAgeMs: 0 }), judge, NOW)).toMatchObject({ status: 'young', reason: 'future-timestamp' });
     expect(judge.asked).toEqual([]);
     expect(classify(record({ createdAtMs: NOW - 10 * MINUTE }), spec(), judge, NOW)).toMatchObject({ status: 'orphaned' });
   });
