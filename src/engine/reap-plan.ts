@@ -7,6 +7,15 @@ import type { BreakerSpec, ResourceSpec } from '../manifest/types.js';
 import { isReapable } from './classify.js';
 import type { Finding, ResourceRecord } from './types.js';
 
+/** What the journal keeps of a sweep's judgement: the finding's status, reason, owner and age, and when it was marked. */
+export interface SweepEvidence {
+  status?: string;
+  reason?: string | null;
+  owner?: string | null;
+  ageSeconds?: number | null;
+  markedAt: number;
+}
+
 /** One line of a reap plan: mark a new orphan, or sweep a due tombstone. */
 export type PlanItem =
   | {
@@ -27,6 +36,10 @@ export type PlanItem =
       fingerprint: string;
       owner: string | null;
       bytes: number | null;
+      /** The raw owner value read at mark time (SQL deletes re-check it). */
+      ownerValue?: string | null;
+      /** The judgement behind the sweep, journaled with the delete (absent in plans from older builds). */
+      evidence?: SweepEvidence;
     }
   | {
       op: 'lift';

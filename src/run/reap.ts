@@ -18,12 +18,13 @@ import path from 'node:path';
 import type { Backend, DeleteItem, DeleteResult } from '../backends/types.js';
 import { classify } from '../engine/classify.js';
 import { reapOrder } from '../engine/graph.js';
-import { breakerReasons, capViolation, decideSweep, markCandidates, type PlanItem } from '../engine/reap-plan.js';
-import type { Finding } from '../engine/types.js';
+import { breakerReasons, capViolation, decideSweep, markCandidates, type PlanItem, type SweepDecision, type SweepEvidence } from '../engine/reap-plan.js';
+import type { Finding, ResourceRecord } from '../engine/types.js';
 import { BackendError, InterruptedError, ReaperError, redact, SafetyError } from '../errors.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { REPORT_SCHEMA_VERSION, summarize, TelemetryAccumulator, type ResourceTelemetry, type Summary } from '../report/telemetry.js';
 import type { JournalEntry, StateStore, Tombstone } from '../state/types.js';
+import { IdSet } from '../util/id-set.js';
 import { reaperVersion } from '../version.js';
 import { classifyResource, judgeRecords } from './classify-stream.js';
 import { openRunContext, type RunContext } from './context.js';
@@ -166,6 +167,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       if (!options.planOut) planFile = null;
     }
     fail('after-plan');
+    if (options.signal?.aborted) throw new InterruptedError('stopped while planning; nothing was marked or deleted');
 
     const violations = specs
       .map((spec) => {
@@ -241,7 +243,12 @@ function sample(list: string[], id: string, size: number): void {
 
 // ------------------------------------------------------------------ planning
 
-/** Re-verify due tombstones, then scan for new orphans; every decision becomes a plan item. */
+/**
+ * One scan per type: every page is classified once, its new orphans become mark items, and
+ * the due tombstones it meets are judged against that very read (one read per resource per
+ * run, not one for the scan and another for the sweep). Due tombstones the scan did not
+ * meet (the resource is gone, or out of scope now) are read back afterwards.
+ */
 async function planResource(
   context: RunContext,
   spec: ResourceSpec,
@@ -252,14 +259,9 @@ async function planResource(
   options: ReapOptions,
 ): Promise<void> {
   const size = options.sampleSize ?? 5;
-  let afterId = 0;
-  for (;;) {
-    const due = await context.store.dueTombstones(spec.name, spec.graceMs, afterId, spec.batchSize);
-    if (due.length === 0) break;
-    afterId = due[due.length - 1]!.tombstoneId;
-    const verified = await verifyTombstones(context, spec, backend, due, options.signal);
+  const write = async (verdicts: readonly Verdict[]) => {
     // Lifts first, then sweeps: each becomes one batch when applied.
-    for (const { tombstone, decision } of verified) {
+    for (const { tombstone, decision } of verdicts) {
       if (decision.action === 'lift') {
         report.toLift++;
         sample(report.samples.lift, tombstone.resourceId, size);
@@ -268,25 +270,55 @@ async function planResource(
         report.outcomes.kept++;
       }
     }
-    for (const { tombstone, decision } of verified) {
+    for (const { tombstone, finding, decision } of verdicts) {
       if (decision.action !== 'delete') continue;
       report.toSweep++;
       sample(report.samples.sweep, tombstone.resourceId, size);
-      await writer.add({ op: 'sweep', resource: spec.name, tombstoneId: tombstone.tombstoneId, id: tombstone.resourceId, fingerprint: tombstone.fingerprint, owner: tombstone.owner, bytes: tombstone.bytes });
+      await writer.add({
+        op: 'sweep',
+        resource: spec.name,
+        tombstoneId: tombstone.tombstoneId,
+        id: tombstone.resourceId,
+        fingerprint: tombstone.fingerprint,
+        owner: tombstone.owner,
+        ownerValue: tombstone.ownerValue,
+        bytes: tombstone.bytes,
+        evidence: evidenceOf(finding, tombstone),
+      });
     }
-  }
+  };
 
+  const judged = new IdSet();
   const acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
   for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
     for (const f of page.findings) acc.add(f);
-    const reapable = page.findings.filter((f) => f.status === 'orphaned' || f.status === 'expired').map((f) => f.id);
-    const active = reapable.length ? await context.store.activeTombstones(spec.name, reapable) : new Map<string, Tombstone>();
+    const active = page.records.length ? await context.store.activeTombstones(spec.name, page.records.map((r) => r.id)) : new Map<string, Tombstone>();
+    const due = [...active.values()].filter((t) => t.state === 'marked' && t.markedAt <= nowMs - spec.graceMs);
+    if (due.length > 0) {
+      const records = new Map(page.records.map((r) => [r.id, r]));
+      const findings = new Map(page.findings.map((f) => [f.id, f]));
+      await write(await judgeTombstones(context, spec, due, records, findings));
+      for (const t of due) judged.add(t.tombstoneId);
+    }
     for (const item of markCandidates(page.findings, page.records, spec, new Set(active.keys()))) {
       report.toMark++;
       sample(report.samples.mark, item.id, size);
       await writer.add(item);
     }
-    options.onProgress?.(`planning ${spec.name}: ${acc.scannedSoFar} scanned, ${report.toMark} to mark`);
+    options.onProgress?.(`planning ${spec.name}: ${acc.scannedSoFar} scanned, ${report.toMark} to mark, ${report.toSweep} to sweep`);
+  }
+  // The scan met every due tombstone (the usual case) when as many are due as it judged:
+  // those it judged are still marked (nothing is written while planning), so the sets are
+  // equal. Otherwise page through the due ones for those it did not meet. (Should a judged
+  // tombstone be lifted by hand meanwhile, an unmet one waits for the next run: skipping a
+  // sweep is always safe.)
+  let afterId = (await context.store.countDueTombstones(spec.name, spec.graceMs)) === judged.size ? Number.MAX_SAFE_INTEGER : 0;
+  for (;;) {
+    const due = await context.store.dueTombstones(spec.name, spec.graceMs, afterId, spec.batchSize);
+    if (due.length === 0) break;
+    afterId = due[due.length - 1]!.tombstoneId;
+    const unmet = due.filter((t) => !judged.has(t.tombstoneId));
+    if (unmet.length > 0) await write(await verifyTombstones(context, spec, backend, unmet, options.signal));
   }
   const backlog = await context.store.countTombstones(spec.name);
   report.scanned = acc.scannedSoFar;
@@ -296,17 +328,25 @@ async function planResource(
   });
 }
 
-/** Fresh read, fresh liveness, lease activity since the mark: the sweep-time judgement of each tombstone. */
-async function verifyTombstones(context: RunContext, spec: ResourceSpec, backend: Backend, tombstones: readonly Tombstone[], signal?: AbortSignal) {
-  const current = await backend.read(
-    tombstones.map((t) => t.resourceId),
-    signal,
-  );
-  const records = [...current.values()];
-  const { answers } = await judgeRecords(records, spec, context.liveness, signal);
-  const nowMs = await context.store.now();
-  const findings = new Map<string, Finding>(records.map((r) => [r.id, classify(r, spec, answers, nowMs)]));
-  // Lease activity on an owner since its tombstone was written resurrects it (SAFETY 1, 2).
+interface Verdict {
+  tombstone: Tombstone;
+  finding: Finding | undefined;
+  decision: SweepDecision;
+}
+
+/** What the journal keeps of the judgement behind a delete. */
+function evidenceOf(finding: Finding | undefined, tombstone: Tombstone): SweepEvidence {
+  return { status: finding?.status, reason: finding?.reason, owner: finding?.owner, ageSeconds: finding?.ageSeconds, markedAt: tombstone.markedAt };
+}
+
+/** The sweep-time judgement of due tombstones from a fresh read and its findings, plus lease activity since the mark (SAFETY 1, 2). */
+async function judgeTombstones(
+  context: RunContext,
+  spec: ResourceSpec,
+  tombstones: readonly Tombstone[],
+  current: ReadonlyMap<string, ResourceRecord>,
+  findings: ReadonlyMap<string, Finding>,
+): Promise<Verdict[]> {
   // Asked from the batch's earliest mark: a renewal in between errs toward keeping.
   const earliest = Math.min(...tombstones.map((t) => t.markedAt));
   const owners = [...new Set(tombstones.map((t) => t.owner).filter((o): o is string => o !== null))];
@@ -316,6 +356,19 @@ async function verifyTombstones(context: RunContext, spec: ResourceSpec, backend
     const renewed = tombstone.owner !== null && activeSince.has(tombstone.owner);
     return { tombstone, finding, decision: decideSweep(tombstone, current.get(tombstone.resourceId), finding, renewed, spec) };
   });
+}
+
+/** Read due tombstones' resources afresh, judge their owners afresh: the sweep-time judgement where no scan page holds them. */
+async function verifyTombstones(context: RunContext, spec: ResourceSpec, backend: Backend, tombstones: readonly Tombstone[], signal?: AbortSignal): Promise<Verdict[]> {
+  const current = await backend.read(
+    tombstones.map((t) => t.resourceId),
+    signal,
+  );
+  const records = [...current.values()];
+  const { answers } = await judgeRecords(records, spec, context.liveness, signal);
+  const nowMs = await context.store.now();
+  const findings = new Map<string, Finding>(records.map((r) => [r.id, classify(r, spec, answers, nowMs)]));
+  return judgeTombstones(context, spec, tombstones, current, findings);
 }
 
 // ------------------------------------------------------------------ applying
@@ -398,40 +451,82 @@ async function applySweeps(
   runId: string,
   options: ApplyOptions,
 ) {
-  // Re-verify now: the plan may be older than this moment (SAFETY 1–3, 9).
-  // Still marked and still due by the store's clock: plan items come in tombstone-id order.
-  const wanted = new Set(items.map((i) => i.tombstoneId));
-  const low = Math.min(...wanted);
-  const high = Math.max(...wanted);
-  const tombstones = (await context.store.dueTombstones(spec.name, spec.graceMs, low - 1, high - low + 1)).filter((t) => wanted.has(t.tombstoneId));
-  if (tombstones.length === 0) return;
-  const verified = await verifyTombstones(context, spec, backend, tombstones, options.signal);
-  const lifts = verified.filter((v) => v.decision.action === 'lift');
-  for (const v of lifts) {
-    const why = (v.decision as { why: string }).why;
-    report.outcomes.lifted += await context.store.liftTombstones(runId, [v.tombstone.tombstoneId], why);
-    report.lifts[why] = (report.lifts[why] ?? 0) + 1;
-  }
-  report.outcomes.kept += verified.filter((v) => v.decision.action === 'keep').length;
-  const doomed = verified.filter((v) => v.decision.action === 'delete');
+  // Sweeps planned by this very run were judged moments ago against the scan's read; the
+  // write-ahead moves only tombstones still marked, the last look re-judges the owners and
+  // the delete is conditional on the fingerprint. A saved plan is read and judged again.
+  const doomed = options.fromFile
+    ? (await reverifySweeps(context, spec, backend, items, report, runId, options.signal)).map(({ tombstone: t, evidence }) => ({
+        tombstoneId: t.tombstoneId,
+        ownerValue: t.ownerValue,
+        evidence,
+        markedAt: t.markedAt,
+      }))
+    : // (without evidence, from 0: any lease activity ever counts as a renewal, which errs toward keeping)
+      items.map((i) => ({ tombstoneId: i.tombstoneId, ownerValue: i.ownerValue ?? null, evidence: i.evidence ?? null, markedAt: i.evidence?.markedAt ?? 0 }));
   if (doomed.length === 0) return;
 
   // Write-ahead journal: durable before any delete request leaves the process (SAFETY 10).
   const entries = await context.store.beginDeletes(
     runId,
-    doomed.map((v) => ({
-      tombstoneId: v.tombstone.tombstoneId,
-      evidence: { status: v.finding?.status, reason: v.finding?.reason, owner: v.finding?.owner, ageSeconds: v.finding?.ageSeconds, markedAt: v.tombstone.markedAt },
-    })),
+    doomed.map((v) => ({ tombstoneId: v.tombstoneId, evidence: v.evidence })),
   );
   options.fail('after-journal');
-  const proceed = await lastLook(context, entries, Math.min(...doomed.map((v) => v.tombstone.markedAt)), report, runId, options.signal);
+  const proceed = await lastLook(context, entries, Math.min(...doomed.map((v) => v.markedAt)), report, runId, options.signal);
   if (proceed.length === 0) return;
-  const byTombstone = new Map(doomed.map((v) => [v.tombstone.tombstoneId, v.tombstone]));
-  const deleteItems: DeleteItem[] = proceed.map((e) => ({ id: e.resourceId, fingerprint: e.fingerprint, ownerValue: byTombstone.get(e.tombstoneId)?.ownerValue ?? null }));
+  const ownerValues = new Map(doomed.map((v) => [v.tombstoneId, v.ownerValue]));
+  const deleteItems: DeleteItem[] = proceed.map((e) => ({ id: e.resourceId, fingerprint: e.fingerprint, ownerValue: ownerValues.get(e.tombstoneId) ?? null }));
   const results = await backend.delete(deleteItems);
   options.fail('after-delete');
   await recordResults(context, backend, proceed, results, report, runId, options.signal);
+}
+
+/**
+ * Sweeps planned by this very run were judged moments ago against the scan's read; the
+ * conditional delete (fingerprint) and the last look (owners) cover what can change in
+ * between. Here only the ledger is checked: each tombstone still marked, still due by the
+ * store clock, unchanged since it was planned.
+ */
+async function stillDue(context: RunContext, spec: ResourceSpec, items: readonly Extract<PlanItem, { op: 'sweep' }>[]): Promise<{ tombstone: Tombstone; evidence: SweepEvidence }[]> {
+  const active = await context.store.activeTombstones(
+    spec.name,
+    items.map((i) => i.id),
+  );
+  const nowMs = await context.store.now();
+  const out: { tombstone: Tombstone; evidence: SweepEvidence }[] = [];
+  for (const item of items) {
+    const t = active.get(item.id);
+    if (!t || t.tombstoneId !== item.tombstoneId || t.state !== 'marked' || t.markedAt > nowMs - spec.graceMs || t.fingerprint !== item.fingerprint) continue;
+    out.push({ tombstone: t, evidence: item.evidence ?? { markedAt: t.markedAt } });
+  }
+  return out;
+}
+
+/** A saved plan may be older than this moment: read and judge every sweep again (SAFETY 1–3, 9). */
+async function reverifySweeps(
+  context: RunContext,
+  spec: ResourceSpec,
+  backend: Backend,
+  items: readonly Extract<PlanItem, { op: 'sweep' }>[],
+  report: ResourceReap,
+  runId: string,
+  signal?: AbortSignal,
+): Promise<{ tombstone: Tombstone; evidence: SweepEvidence }[]> {
+  const planned = await stillDue(context, spec, items);
+  if (planned.length === 0) return [];
+  const verified = await verifyTombstones(
+    context,
+    spec,
+    backend,
+    planned.map((p) => p.tombstone),
+    signal,
+  );
+  for (const v of verified) {
+    if (v.decision.action !== 'lift') continue;
+    report.outcomes.lifted += await context.store.liftTombstones(runId, [v.tombstone.tombstoneId], v.decision.why);
+    report.lifts[v.decision.why] = (report.lifts[v.decision.why] ?? 0) + 1;
+  }
+  report.outcomes.kept += verified.filter((v) => v.decision.action === 'keep').length;
+  return verified.filter((v) => v.decision.action === 'delete').map((v) => ({ tombstone: v.tombstone, evidence: evidenceOf(v.finding, v.tombstone) }));
 }
 
 /**

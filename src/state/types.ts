@@ -162,6 +162,8 @@ export interface TombstoneStore {
   insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number>;
   /** Active (marked) tombstones of a type whose grace has passed by the store clock, after `afterId`, ordered by id. */
   dueTombstones(resource: string, graceMs: number, afterId: number, limit: number): Promise<Tombstone[]>;
+  /** How many tombstones of a type are marked and past their grace by the store clock (what dueTombstones would page through). */
+  countDueTombstones(resource: string, graceMs: number): Promise<number>;
   /** Active tombstones (marked or deleting) by resource id, for one type. */
   activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Map<string, Tombstone>>;
   countTombstones(resource: string): Promise<{ marked: number; deleting: number; oldestMarkedAt: number | null }>;

@@ -495,7 +495,9 @@ describe('reap safety', { concurrent: true }, () => {
             .trim()
             .split('\n')
             .map((l) => JSON.parse(l) as Record<string, unknown>)
-            .filter((l) => !l.trailer);
+            .filter((l) => !l.trailer)
+            // The same decisions; a sweep's journaled evidence (ages) is an observation of its moment.
+            .map(({ evidence: _evidence, ...item }) => item);
 
         test('a dry run writes no tombstone, deletes nothing, and plans exactly what execute then does', async (h) => {
           const { fx, reap, lease, tombstoned, journal, afterGrace, manifest } = h;
@@ -809,8 +811,8 @@ describe('reap safety', { concurrent: true }, () => {
           await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }, { owner: null }]);
           const controller = new AbortController();
           const hooks: StoreHooks = {
-            dueTombstones: async (next, ...args) => {
-              controller.abort(new Error('SIGTERM')); // planning has begun: the scan comes next
+            activeTombstones: async (next, ...args) => {
+              controller.abort(new Error('SIGTERM')); // the scan's first page is being planned
               return next(...args);
             },
           };
@@ -1091,6 +1093,37 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     }
     expect(only(await reap(manifest())).outcomes.marked).toBe(1); // readable again: judged, and an orphan
     expect(await tombstoned()).toEqual(new Set([hidden, plain]));
+  });
+
+  // guard (cost): a sweep run judges the due tombstones it meets against its own scan page, so an object is read
+  // once per run — by the listing — and not read again object by object before its conditional delete. A
+  // tombstone whose object the scan did not meet (deleted by someone else) is still read back, alone.
+  test('a sweep run reads each object once: the listing, no HeadObject; an object the scan missed is read back', async (h) => {
+    const fx = h.fx as S3ReapFixture;
+    const { reap, afterGrace, manifest } = h;
+    const ids = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }, { owner: null }, { owner: null }]);
+    const m = manifest();
+    expect(only(await reap(m)).outcomes.marked).toBe(4);
+    await afterGrace();
+    const client = s3();
+    await client.send(new DeleteObjectCommand({ Bucket: fx.bucket, Key: ids[3]! })); // gone behind reaper's back
+    client.destroy();
+    const heads: string[] = [];
+    const undo = fx.intercept(async (command, send) => {
+      // (the delete-mode probe reads its own probe object)
+      if (command instanceof HeadObjectCommand && !command.input.Key!.includes('.reaper-probe-')) heads.push(command.input.Key!);
+      return send();
+    });
+    let sweep: ReapReport;
+    try {
+      sweep = await reap(m);
+    } finally {
+      await undo();
+    }
+    expect(only(sweep).outcomes).toMatchObject({ deleted: 3, lifted: 1 });
+    expect(only(sweep).lifts).toEqual({ vanished: 1 });
+    expect(heads).toEqual([ids[3]]);
+    expect(await fx.present(T)).toEqual(new Set());
   });
 
   // guard: SAFETY 12's "never retry an unconditional delete": a DeleteObject that reached moto and deleted the

@@ -553,9 +553,12 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
         await store.insertTombstones('run-1', [tomb('a'), tomb('b'), tomb('c'), tomb('z', { resource: 'blobs' })]);
         // A short grace, watched pass on the store's clock.
         expect(await store.dueTombstones('files', 600, 0, 100)).toEqual([]);
+        expect(await store.countDueTombstones('files', 600)).toBe(0);
         const [a, b, c] = await store.findTombstones({ resource: 'files' });
         await untilStoreTime(store, c!.markedAt + 600);
         expect((await store.dueTombstones('files', 600, 0, 100)).map((t) => t.resourceId)).toEqual(['a', 'b', 'c']);
+        expect(await store.countDueTombstones('files', 600)).toBe(3);
+        expect(await store.countDueTombstones('blobs', 0)).toBe(1);
 
         expect(await store.dueTombstones('files', 60_000, 0, 100)).toEqual([]);
         expect((await store.dueTombstones('files', 0, 0, 100)).map((t) => t.resourceId)).toEqual(['a', 'b', 'c']);
@@ -565,11 +568,13 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
         // An hour's grace, by moving one mark back in time.
         await target.raw('UPDATE tombstones SET marked_at = marked_at - 3600000 WHERE tombstone_id = ?', [b!.tombstoneId]);
         expect((await store.dueTombstones('files', 3_600_000, 0, 100)).map((t) => t.resourceId)).toEqual(['b']);
+        expect(await store.countDueTombstones('files', 3_600_000)).toBe(1);
 
         // Only tombstones still marked are due.
         await store.beginDeletes('run-2', [{ tombstoneId: a!.tombstoneId, evidence: null }]);
         await store.liftTombstones('run-2', [c!.tombstoneId], 'owner came back');
         expect((await store.dueTombstones('files', 0, 0, 100)).map((t) => t.resourceId)).toEqual(['b']);
+        expect(await store.countDueTombstones('files', 0)).toBe(1);
       });
 
       it('counts marked and deleting tombstones and the oldest mark', async () => {

@@ -566,6 +566,14 @@ export class MysqlStateStore implements StateStore {
     return rows.map(toTombstone);
   }
 
+  async countDueTombstones(resource: string, graceMs: number): Promise<number> {
+    const [row] = await this.rows(`SELECT count(*) AS n FROM tombstones WHERE resource = ? AND state = 'marked' AND marked_at <= ${NOW} - CAST(? AS SIGNED)`, [
+      utf8(resource),
+      String(Math.ceil(graceMs)),
+    ]);
+    return int(row!.n);
+  }
+
   async activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Map<string, Tombstone>> {
     const out = new Map<string, Tombstone>();
     for (const part of chunk([...new Set(resourceIds)], IN_CHUNK)) {

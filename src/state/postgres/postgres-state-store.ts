@@ -507,6 +507,14 @@ export class PostgresStateStore implements StateStore {
     return rows.map((r) => toTombstone(textRow(r)));
   }
 
+  async countDueTombstones(resource: string, graceMs: number): Promise<number> {
+    const { rows } = await this.q(`SELECT count(*) AS n FROM tombstones WHERE resource = $1 AND state = 'marked' AND marked_at <= (SELECT ${CLOCK}) - $2::bigint`, [
+      resource,
+      Math.ceil(graceMs),
+    ]);
+    return int(rows[0]!.n);
+  }
+
   async activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Map<string, Tombstone>> {
     const out = new Map<string, Tombstone>();
     for (const part of chunk(resourceIds, ARRAY_CHUNK)) {

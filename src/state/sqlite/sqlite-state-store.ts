@@ -342,16 +342,17 @@ export class SqliteStateStore implements StateStore {
   // ------------------------------------------------------------ tombstones and journal
 
   async insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number> {
+    if (items.length === 0) return 0;
+    // One set-based statement (rows as one JSON parameter), in caller order; `WHERE true`
+    // keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
     const insert = this.db.prepare(
       `INSERT INTO tombstones (resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ${NOW}, 'marked', ${NOW})
+       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, ?, ${NOW}, 'marked', ${NOW}
+         FROM json_each(?) WHERE true ORDER BY key
        ON CONFLICT (resource, resource_id) WHERE state IN ('marked', 'deleting') DO NOTHING`,
     );
-    return this.db.transaction(() => {
-      let inserted = 0;
-      for (const t of items) inserted += insert.run(t.resource, t.resourceId, t.fingerprint, t.owner, t.ownerValue, t.reason, t.bytes, runId).changes;
-      return inserted;
-    }).immediate();
+    const rows = JSON.stringify(items.map((t) => [t.resource, t.resourceId, t.fingerprint, t.owner, t.ownerValue, t.reason, t.bytes]));
+    return this.db.transaction(() => insert.run(runId, rows).changes).immediate();
   }
 
   async dueTombstones(resource: string, graceMs: number, afterId: number, limit: number): Promise<Tombstone[]> {
@@ -362,14 +363,23 @@ export class SqliteStateStore implements StateStore {
     ).map(toTombstone);
   }
 
+  async countDueTombstones(resource: string, graceMs: number): Promise<number> {
+    const row = this.db.prepare(`SELECT count(*) AS n FROM tombstones WHERE resource = ? AND state = 'marked' AND marked_at <= ${NOW} - ?`).get(resource, graceMs) as { n: number };
+    return row.n;
+  }
+
   async activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Map<string, Tombstone>> {
     const out = new Map<string, Tombstone>();
-    for (const part of chunk(resourceIds, IN_CHUNK)) {
-      const rows = this.db
-        .prepare(`SELECT * FROM tombstones WHERE resource = ? AND state IN ('marked', 'deleting') AND resource_id IN (${part.map(() => '?').join(',')})`)
-        .all(resource, ...part) as Row[];
-      for (const r of rows) out.set(String(r.resource_id), toTombstone(r));
-    }
+    if (resourceIds.length === 0) return out;
+    // One statement per call (ids as one JSON parameter): a page of 10,000 ids costs one
+    // prepared statement and one pass over the partial unique index, not 20 re-parsed IN lists.
+    const rows = this.db
+      .prepare(
+        `SELECT t.* FROM json_each(?) AS i CROSS JOIN tombstones t INDEXED BY tombstones_active
+          WHERE t.resource = ? AND t.resource_id = i.value AND t.state IN ('marked', 'deleting')`,
+      )
+      .all(JSON.stringify(resourceIds), resource) as Row[];
+    for (const r of rows) out.set(String(r.resource_id), toTombstone(r));
     return out;
   }
 
@@ -384,24 +394,31 @@ export class SqliteStateStore implements StateStore {
   }
 
   async beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]> {
-    const move = this.db.prepare(`UPDATE tombstones SET state = 'deleting', updated_at = ${NOW}, outcome_run_id = ? WHERE tombstone_id = ? AND state = 'marked' RETURNING *`);
+    if (items.length === 0) return [];
+    // Set-based, in one immediate transaction: tombstones still `marked` move to `deleting`
+    // and get their `intent` entry, in the callers' order; anything else is left alone. A
+    // repeated tombstone id gets one intent (the first). (CROSS JOIN keeps json_each the
+    // outer loop, so each row is one primary-key probe.)
+    const move = this.db.prepare(
+      `UPDATE tombstones SET state = 'deleting', updated_at = ${NOW}, outcome_run_id = ?
+        WHERE state = 'marked' AND tombstone_id IN (SELECT value FROM json_each(?)) RETURNING tombstone_id`,
+    );
     const append = this.db.prepare(
       `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ${NOW}) RETURNING *`,
+       SELECT ?, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, i.value ->> 1, 'intent', ${NOW}
+         FROM json_each(?) AS i CROSS JOIN tombstones t ON t.tombstone_id = i.value ->> 0
+        ORDER BY i.key
+       RETURNING *`,
     );
     return this.db.transaction(() => {
-      const entries: JournalEntry[] = [];
+      const moved = new Set((move.all(runId, JSON.stringify(items.map((item) => item.tombstoneId))) as { tombstone_id: number }[]).map((r) => r.tombstone_id));
+      if (moved.size === 0) return [];
+      const rows: [number, string][] = [];
       for (const item of items) {
-        const t = move.get(runId, item.tombstoneId) as Row | undefined;
-        if (!t) continue;
-        const tomb = toTombstone(t);
-        entries.push(
-          toJournal(
-            append.get(runId, tomb.tombstoneId, tomb.resource, tomb.resourceId, tomb.fingerprint, tomb.owner, tomb.reason, tomb.bytes, JSON.stringify(item.evidence ?? null)) as Row,
-          ),
-        );
+        if (!moved.delete(item.tombstoneId)) continue;
+        rows.push([item.tombstoneId, JSON.stringify(item.evidence ?? null)]);
       }
-      return entries;
+      return (append.all(runId, JSON.stringify(rows)) as Row[]).map(toJournal).sort((a, b) => a.journalId - b.journalId);
     }).immediate();
   }
 
@@ -409,14 +426,22 @@ export class SqliteStateStore implements StateStore {
     runId: string,
     results: readonly { journalId: number; outcome: Exclude<JournalOutcome, 'intent'>; error?: string | null; restoreHandle?: string | null }[],
   ): Promise<void> {
-    const journal = this.db.prepare(`UPDATE journal SET outcome = ?, error = ?, at = ${NOW} WHERE journal_id = ? RETURNING tombstone_id`);
+    if (results.length === 0) return;
+    // The last result for a journal id wins, as it would one row at a time.
+    const latest = new Map(results.map((r) => [r.journalId, r]));
+    const payload = JSON.stringify([...latest.values()].map((r) => [r.journalId, r.outcome, r.error ?? null]));
+    // The journal in one set-based statement (json_each the outer loop: primary-key probes);
+    // the tombstones it names one primary-key update each.
+    const journal = this.db.prepare(
+      `UPDATE journal SET outcome = r.value ->> 1, error = r.value ->> 2, at = ${NOW} FROM json_each(?) AS r WHERE journal.journal_id = r.value ->> 0
+       RETURNING journal_id, tombstone_id`,
+    );
     const tomb = this.db.prepare(
       `UPDATE tombstones SET state = ?, note = ?, restore_handle = COALESCE(?, restore_handle), outcome_run_id = ?, updated_at = ${NOW} WHERE tombstone_id = ?`,
     );
     this.db.transaction(() => {
-      for (const r of results) {
-        const row = journal.get(r.outcome, r.error ?? null, r.journalId) as { tombstone_id: number } | undefined;
-        if (!row) continue;
+      for (const row of journal.all(payload) as { journal_id: number; tombstone_id: number }[]) {
+        const r = latest.get(row.journal_id)!;
         tomb.run(tombstoneStateFor(r.outcome), r.error ?? (r.outcome === 'changed' ? 'resource changed since it was marked' : null), r.restoreHandle ?? null, runId, row.tombstone_id);
       }
     }).immediate();
