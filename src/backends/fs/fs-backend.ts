@@ -16,9 +16,8 @@ import picomatch from 'picomatch';
 import { BackendError } from '../../errors.js';
 import type { ResourceRecord } from '../../engine/types.js';
 import type { FsLocation, ResourceSpec } from '../../manifest/types.js';
-import { fileFingerprint, parentInScope, quarantineDir, safeRelative } from './fs-identity.js';
+import { fileFingerprint, quarantineDir, readScopeCheck, safeRelative } from './fs-identity.js';
 import { findQuarantined, purgeQuarantine, restoreFile, sweepFiles } from './fs-sweep.js';
-import { mapLimit } from '../../util/concurrency.js';
 import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
 
 export interface FsBackendOptions {
@@ -26,7 +25,6 @@ export interface FsBackendOptions {
   exclude?: readonly string[];
 }
 
-const STAT_CONCURRENCY = 32;
 const STAT_BATCH = 256;
 
 export class FsBackend implements Backend {
@@ -136,11 +134,18 @@ export class FsBackend implements Backend {
     }
   }
 
-  /** Read ids again (sweep-time re-verification): an id outside the root, or reached through a symlink, is not found. */
+  /**
+   * Read ids again (sweep-time re-verification): an id outside the root, or reached through a symlink, is not found.
+   * Synchronous, like the scan's stats; each distinct parent directory is resolved once per call (never across
+   * calls). A read only informs the decision: the sweep resolves the parent again at its rename.
+   */
   async read(ids: readonly string[]): Promise<Map<string, ResourceRecord>> {
     const out = new Map<string, ResourceRecord>();
-    const records = await mapLimit(ids, STAT_CONCURRENCY, async (id) => (safeRelative(id) && (await parentInScope(this.root, id)) ? this.statRecordSync(id) : null));
-    for (const r of records) if (r) out.set(r.id, r);
+    const inScope = readScopeCheck(this.root);
+    for (const id of ids) {
+      const r = safeRelative(id) && inScope(id) ? this.statRecordSync(id) : null;
+      if (r) out.set(r.id, r);
+    }
     return out;
   }
 

@@ -1,4 +1,5 @@
 /** File identity and scope helpers shared by the scanner and the sweeper. */
+import { realpathSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -26,14 +27,84 @@ export function safeRelative(id: string): boolean {
  * names something outside the scope. False also when the parent is gone.
  */
 export async function parentInScope(root: string, id: string): Promise<boolean> {
-  const parts = id.split('/');
-  if (parts.length === 1) return true;
+  return sweepScopeCheck(root)(id);
+}
+
+/**
+ * `parentInScope` for one sweep batch, asynchronous: the root's real path is resolved once
+ * for the batch, and the parent of each id at each call — never remembered, because the
+ * check guards a rename and must see the directory as it is at that moment. Throws what
+ * realpath throws other than ENOENT and ENOTDIR (EACCES, ELOOP, …).
+ */
+export function sweepScopeCheck(root: string): (id: string) => Promise<boolean> {
+  let realRoot: Promise<string | null> | undefined;
+  return async (id) => {
+    const cut = id.lastIndexOf('/');
+    if (cut < 0) return true;
+    const parent = id.slice(0, cut);
+    realRoot ??= realpathOrNull(root);
+    const [real, resolved] = await Promise.all([realRoot, realpathOrNull(path.join(root, parent))]);
+    return real !== null && resolved !== null && resolved === path.join(real, parent);
+  };
+}
+
+async function realpathOrNull(p: string): Promise<string | null> {
   try {
-    const [realRoot, realParent] = await Promise.all([realpath(root), realpath(path.join(root, ...parts.slice(0, -1)))]);
-    return realParent === path.join(realRoot, ...parts.slice(0, -1));
+    return await realpath(p);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     throw error;
+  }
+}
+
+/**
+ * `parentInScope` for the reads of one batch, synchronous: one realpath(3) of the root, and
+ * one of each distinct parent directory, for the life of the returned function. Its answers
+ * may be up to a batch old, so it only informs a decision: a check that guards a rename must
+ * see the directory as it is at that moment (sweepScopeCheck). Meant to live for one backend
+ * call and then be dropped. Throws what realpath throws other than ENOENT and ENOTDIR
+ * (EACCES, ELOOP, …); the same error again for every id that needs it, not a new attempt.
+ */
+export function readScopeCheck(root: string): (id: string) => boolean {
+  let realRoot: string | Error | null | undefined; // undefined: not resolved yet; null: gone
+  const parents = new Map<string, boolean | Error>();
+  const check = (parent: string): boolean => {
+    if (realRoot === undefined) realRoot = settle(() => realpathSync.native(root));
+    if (realRoot instanceof Error) throw realRoot;
+    if (realRoot === null) return false;
+    const resolved = settle(() => realpathSync.native(path.join(root, parent)));
+    if (resolved instanceof Error) throw resolved;
+    return resolved !== null && resolved === path.join(realRoot, parent);
+  };
+  return (id) => {
+    const cut = id.lastIndexOf('/');
+    if (cut < 0) return true;
+    const parent = id.slice(0, cut);
+    let known = parents.get(parent);
+    if (known === undefined) {
+      known = settleCheck(() => check(parent));
+      parents.set(parent, known);
+    }
+    if (known instanceof Error) throw known;
+    return known;
+  };
+}
+
+/** A realpath's answer: the path, null when the path is gone (ENOENT, ENOTDIR), or the error. */
+function settle(resolve: () => string): string | null | Error {
+  try {
+    return resolve();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? null : (error as Error);
+  }
+}
+
+function settleCheck(check: () => boolean): boolean | Error {
+  try {
+    return check();
+  } catch (error) {
+    return error as Error;
   }
 }

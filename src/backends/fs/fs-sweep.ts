@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import { link, lstat, mkdir, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { DeleteItem, DeleteResult } from '../types.js';
-import { fileFingerprint, parentInScope, quarantineDir, safeRelative } from './fs-identity.js';
+import { mapLimit } from '../../util/concurrency.js';
+import { fileFingerprint, parentInScope, quarantineDir, safeRelative, sweepScopeCheck } from './fs-identity.js';
 
 export interface SweepOptions {
   quarantine?: string;
@@ -17,21 +18,36 @@ export interface SweepOptions {
   keep: boolean;
 }
 
+/**
+ * Files swept at once within a batch. Each file is five metadata calls (lstat, realpath,
+ * rename, lstat, unlink), each a round trip through libuv's thread pool: one at a time the
+ * pool idles between them; this many in flight keep its threads and the disk busy.
+ * Distinct items never share a path or a quarantine name, so they do not interfere.
+ */
+const SWEEP_CONCURRENCY = 16;
+
 export async function sweepFiles(root: string, items: readonly DeleteItem[], options: SweepOptions): Promise<DeleteResult[]> {
   const qdir = quarantineDir(root, options.quarantine);
   await mkdir(qdir, { recursive: true, mode: 0o700 });
-  const results: DeleteResult[] = [];
-  for (const item of items) results.push(await sweepOne(root, qdir, item, options.keep));
-  return results;
+  // The root's real path once for the batch; each parent at its own rename (see sweepOne).
+  const inScope = sweepScopeCheck(root);
+  return mapLimit(items, SWEEP_CONCURRENCY, (item) => sweepOne(root, qdir, item, options.keep, inScope));
 }
 
-async function sweepOne(root: string, qdir: string, item: DeleteItem, keep: boolean): Promise<DeleteResult> {
+async function sweepOne(root: string, qdir: string, item: DeleteItem, keep: boolean, inScope: (id: string) => Promise<boolean>): Promise<DeleteResult> {
   if (!safeRelative(item.id)) return { id: item.id, outcome: 'failed', error: 'id is not a relative path inside the scope' };
   const source = path.join(root, ...item.id.split('/'));
+  // The identity check before the rename is not redundant with the one after it: it keeps a
+  // changed resource from being moved at all. Without it a file rewritten since the mark would
+  // vanish from its path for a moment (and stay in quarantine if its name is taken meanwhile),
+  // and an id that now names a directory would have the whole directory renamed into
+  // quarantine, where linking it back is impossible. It costs one lstat.
   try {
     const before = await lstat(source, { bigint: true });
-    // A parent swapped for a symlink since the mark would make the rename act outside the scope.
-    if (!(await parentInScope(root, item.id))) return { id: item.id, outcome: 'changed', error: 'its directory no longer resolves inside the scope' };
+    // A parent swapped for a symlink would make the rename act outside the scope, and the
+    // identity check cannot see that: a directory moved out of the scope keeps its files'
+    // inodes. So the parent is resolved here, for this rename, not once for the batch.
+    if (!(await inScope(item.id))) return { id: item.id, outcome: 'changed', error: 'its directory no longer resolves inside the scope' };
     if (!before.isFile() || fileFingerprint(before) !== item.fingerprint) return { id: item.id, outcome: 'changed' };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { id: item.id, outcome: 'absent' };
