@@ -408,8 +408,13 @@ export class SqliteStateStore implements StateStore {
        SELECT ?, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, i.value ->> 1, 'intent', ${NOW}
          FROM json_each(?) AS i CROSS JOIN tombstones t ON t.tombstone_id = i.value ->> 0
         ORDER BY i.key
-       RETURNING *`,
+       RETURNING journal_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, outcome, error, at`,
     );
+    // The evidence is handed back as given rather than read back and parsed: it is the
+    // widest column, and reading it back cost as much as the rest of the write-ahead.
+    // A repeated tombstone id journals its first evidence.
+    const evidence = new Map<number, unknown>();
+    for (const item of items) if (!evidence.has(item.tombstoneId)) evidence.set(item.tombstoneId, item.evidence ?? null);
     return this.db.transaction(() => {
       const moved = new Set((move.all(runId, JSON.stringify(items.map((item) => item.tombstoneId))) as { tombstone_id: number }[]).map((r) => r.tombstone_id));
       if (moved.size === 0) return [];
@@ -418,7 +423,9 @@ export class SqliteStateStore implements StateStore {
         if (!moved.delete(item.tombstoneId)) continue;
         rows.push([item.tombstoneId, JSON.stringify(item.evidence ?? null)]);
       }
-      return (append.all(runId, JSON.stringify(rows)) as Row[]).map(toJournal).sort((a, b) => a.journalId - b.journalId);
+      return (append.all(runId, JSON.stringify(rows)) as Row[])
+        .map((row) => ({ ...toJournal(row), evidence: evidence.get(Number(row.tombstone_id)) ?? null }))
+        .sort((a, b) => a.journalId - b.journalId);
     }).immediate();
   }
 
