@@ -239,10 +239,10 @@ export class PostgresStateStore implements StateStore {
     const ttl = options.ttlMs === undefined ? null : clampTtl(options.ttlMs, this.bounds);
     const outcomes: RenewOutcome[] = [];
     for (const ids of chunk(leaseIds, ARRAY_CHUNK)) {
-      // One statement: renew what is still live (by the server clock), count the
-      // outcome in this minute's renewal stats, and read back why the rest failed.
-      // The outer SELECT sees the rows as they were before the UPDATE, which is what
-      // explains a failure (released, expired, another holder, absent).
+      // One statement renews what is still live (by the server clock) and counts this
+      // minute's renewal stats; each requested id counts once per occurrence, as one
+      // renewLease call each would. Only the ids that did not come back are looked up
+      // again, to say why: the common tick, where every lease renews, is one UPDATE.
       const { rows } = await this.q(
         `${WITH_NOW},
          u AS (UPDATE leases l
@@ -251,25 +251,24 @@ export class PostgresStateStore implements StateStore {
                 WHERE l.lease_id = ANY($1::text[]) AND l.released_at IS NULL AND l.expires_at > c.now
                   AND ($3::text IS NULL OR l.holder = $3::text)
             RETURNING ${LEASE_COLS.split(', ').map((col) => `l.${col}`).join(', ')}),
-         q AS (SELECT id, ord FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord)),
-         n AS (SELECT count(u.lease_id) AS ok, count(*) AS total FROM q LEFT JOIN u ON u.lease_id = q.id),
+         n AS (SELECT count(*) AS ok FROM unnest($1::text[]) AS q(id) WHERE q.id IN (SELECT lease_id FROM u)),
          s AS (INSERT INTO lease_renewal_stats (bucket, ok, failed)
-               SELECT floor(c.now / 60000.0)::bigint, n.ok, n.total - n.ok FROM c, n
+               SELECT floor(c.now / 60000.0)::bigint, n.ok, cardinality($1::text[]) - n.ok FROM c, n
                ON CONFLICT (bucket) DO UPDATE SET ok = lease_renewal_stats.ok + excluded.ok, failed = lease_renewal_stats.failed + excluded.failed)
-         SELECT q.id AS requested_id, u.lease_id, u.key, u.holder, u.generation, u.ttl_ms, u.acquired_at, u.renewed_at, u.expires_at, u.released_at,
-                p.lease_id AS prior_id, p.holder AS prior_holder, p.released_at AS prior_released_at
-           FROM q LEFT JOIN u ON u.lease_id = q.id LEFT JOIN leases p ON p.lease_id = q.id
-          ORDER BY q.ord`,
+         SELECT * FROM u`,
         [ids, ttl, options.holder ?? null],
       );
-      for (const r of rows) {
-        const leaseId = String(r.requested_id);
-        if (r.lease_id !== null) {
-          outcomes.push({ leaseId, lease: toLease(textRow(r)) });
-        } else {
-          const prior = r.prior_id === null ? undefined : { released_at: r.prior_released_at, holder: String(r.prior_holder) };
-          outcomes.push({ leaseId, lost: lostReason(prior, options.holder) });
-        }
+      const renewed = new Map<string, Lease>();
+      for (const r of rows) renewed.set(String(r.lease_id), toLease(textRow(r)));
+      const missing = [...new Set(ids.filter((id) => !renewed.has(id)))];
+      const prior = new Map<string, { released_at: unknown; holder: string }>();
+      if (missing.length > 0) {
+        const found = await this.q(`SELECT lease_id, holder, released_at FROM leases WHERE lease_id = ANY($1::text[])`, [missing]);
+        for (const r of found.rows) prior.set(String(r.lease_id), { released_at: r.released_at, holder: String(r.holder) });
+      }
+      for (const leaseId of ids) {
+        const lease = renewed.get(leaseId);
+        outcomes.push(lease ? { leaseId, lease } : { leaseId, lost: lostReason(prior.get(leaseId), options.holder) });
       }
     }
     return outcomes;
