@@ -8,6 +8,12 @@
 // marks in a first `reap --execute` (grace 1s), then the second run sweeps: that run is
 // "sweep only". In a versioned bucket every tool leaves a delete marker per key (none
 // removes versions), so all three do the same thing there too.
+//
+// reaper runs twice per bucket kind: with the default `deleteMode: auto` (the probe finds
+// that moto ignores per-object ETags in DeleteObjects, so it deletes one key at a time with
+// If-Match), and with `deleteMode: batch-if-match` (one DeleteObjects per 1,000 keys). moto
+// does not enforce the ETag of a DeleteObjects entry, so the second row measures speed and
+// request count only, not a conditional delete; on AWS S3 the same requests are conditional.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { child, ensureTools, fmt, load1, log, median, reaper, skipLine, sleep, startMoto, timed } from '../lib/common.mjs';
@@ -16,7 +22,9 @@ import { startCountingProxy } from '../lib/counting-proxy.mjs';
 export const name = 's3';
 const CREDS = { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_DEFAULT_REGION: 'us-east-1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
 
-function manifest(dir, endpoint, bucket) {
+const BATCH_LABEL = 'reaper (deleteMode: batch-if-match — moto does not enforce the per-object ETag; speed and request count only)';
+
+function manifest(dir, endpoint, bucket, deleteMode = null) {
   const file = path.join(dir, 'reaper.yaml');
   writeFileSync(
     file,
@@ -29,7 +37,7 @@ owners:
   - static: [live-owner]
 resources:
   - name: objects
-    s3: { connection: blobs, bucket: ${bucket}, prefix: "tmp/" }
+    s3: { connection: blobs, bucket: ${bucket}, prefix: "tmp/"${deleteMode ? `, deleteMode: ${deleteMode}` : ''} }
     owner: { keyPattern: "^tmp/(?<owner>[^/]+)/" }
 `,
   );
@@ -88,17 +96,18 @@ export async function run_({ quick, reps, work, sizeOverride }) {
   try {
     for (const versioned of [false, true]) {
       const kind = versioned ? 'versioned' : 'unversioned';
-      const r = (results[kind] = { mark: [], sweep: [], markSweep: [], aws: [], rclone: [] });
-      const order = ['reaper', 'aws', 'rclone'].filter((t) => t === 'reaper' || tools[t]);
+      const r = (results[kind] = { mark: [], sweep: [], markSweep: [], batchSweep: [], batchMarkSweep: [], aws: [], rclone: [] });
+      const order = ['reaper', 'reaper-batch', 'aws', 'rclone'].filter((t) => t.startsWith('reaper') || tools[t]);
       for (let i = 0; i < reps; i++) {
         const rotated = [...order.slice(i % order.length), ...order.slice(0, i % order.length)];
         for (const tool of rotated) {
           const bucket = `rb-${kind.slice(0, 3)}-${tool}-${process.pid}-${serial++}`;
           await fill(bucket, versioned);
-          if (tool === 'reaper') {
+          if (tool === 'reaper' || tool === 'reaper-batch') {
+            const batch = tool === 'reaper-batch';
             const dir = path.join(work, bucket);
             mkdirSync(dir, { recursive: true });
-            const m = manifest(dir, proxy.url, bucket);
+            const m = manifest(dir, proxy.url, bucket, batch ? 'batch-if-match' : null);
             proxy.reset();
             const l = load1();
             const marked = await reaper(['reap', '-c', m, '--execute', '--output', 'json'], { env });
@@ -112,9 +121,9 @@ export async function run_({ quick, reps, work, sizeOverride }) {
             if (swept.json?.outcomes?.deleted !== size) throw new Error(`reaper deleted ${swept.json?.outcomes?.deleted} of ${size}: ${swept.stderr.slice(-800)}`);
             const left = await remaining(moto.endpoint, bucket);
             const deleteMode = swept.json?.resources?.[0]?.deleteMode ?? null;
-            r.mark.push({ seconds: marked.seconds, rss: marked.maxRssKiB, load: l, counts: markCounts, left });
-            r.sweep.push({ seconds: swept.seconds, rss: swept.maxRssKiB, load: l2, counts: sweepCounts, left, deleteMode });
-            r.markSweep.push({
+            if (!batch) r.mark.push({ seconds: marked.seconds, rss: marked.maxRssKiB, load: l, counts: markCounts, left });
+            (batch ? r.batchSweep : r.sweep).push({ seconds: swept.seconds, rss: swept.maxRssKiB, load: l2, counts: sweepCounts, left, deleteMode });
+            (batch ? r.batchMarkSweep : r.markSweep).push({
               seconds: marked.seconds + swept.seconds,
               rss: Math.max(marked.maxRssKiB ?? 0, swept.maxRssKiB ?? 0) || null,
               load: l,
@@ -122,7 +131,7 @@ export async function run_({ quick, reps, work, sizeOverride }) {
               left,
             });
             rmSync(dir, { recursive: true, force: true });
-            log(`  ${kind} rep ${i + 1} reaper (${deleteMode}): mark ${marked.seconds.toFixed(1)} s / ${markCounts.total} req, sweep ${swept.seconds.toFixed(1)} s / ${sweepCounts.total} req, ${left} left (load ${l2})`);
+            log(`  ${kind} rep ${i + 1} ${tool} (${deleteMode}): mark ${marked.seconds.toFixed(1)} s / ${markCounts.total} req, sweep ${swept.seconds.toFixed(1)} s / ${sweepCounts.total} req, ${left} left (load ${l2})`);
           } else {
             proxy.reset();
             const l = load1();
@@ -178,10 +187,12 @@ export async function run_({ quick, reps, work, sizeOverride }) {
       ];
     };
     const rows = [row('reaper (2nd run)', 'sweep only', r.sweep), row('reaper (1st run)', 'mark only', r.mark), row('reaper, both runs', 'mark+sweep', r.markSweep)];
+    const batchMode = r.batchSweep[0]?.deleteMode;
+    rows.push(row(`${BATCH_LABEL}, 2nd run`, `sweep only (${batchMode})`, r.batchSweep), row(`${BATCH_LABEL}, both runs`, 'mark+sweep', r.batchMarkSweep));
     if (r.aws.length) rows.push(row('aws s3 rm --recursive', 'delete', r.aws));
     if (r.rclone.length) rows.push(row('rclone delete --min-age 1s', 'delete', r.rclone));
     const mode = r.sweep[0]?.deleteMode;
-    tables.push({ title: `S3 (moto), ${kind} bucket, ${size.toLocaleString('en-US')} objects; reaper delete mode: ${mode}`, head, rows });
+    tables.push({ title: `S3 (moto), ${kind} bucket, ${size.toLocaleString('en-US')} objects; reaper delete mode: ${mode} (auto), ${batchMode} (batch-if-match)`, head, rows });
 
     // What the same sweep would send where DeleteObjects enforces per-object ETags (the
     // s3-batch-if-match mode): the measured requests, with the per-object DeleteObject
@@ -193,12 +204,14 @@ export async function run_({ quick, reps, work, sizeOverride }) {
     ratios[`${kind}: sweep only vs aws s3 rm (speed)`] = sweepSpeedAws;
     ratios[`${kind}: sweep only vs rclone (speed)`] = sweepSpeedRclone;
     ratios[`${kind}: mark+sweep vs aws s3 rm (speed)`] = aws ? aws / med(r.markSweep) : null;
+    ratios[`${kind}: sweep only, deleteMode batch-if-match (ETag not enforced by moto) vs aws s3 rm (speed)`] = aws ? aws / med(r.batchSweep) : null;
+    ratios[`${kind}: sweep only, deleteMode batch-if-match (ETag not enforced by moto) vs auto (speed)`] = med(r.sweep) / med(r.batchSweep);
     targets.push({ target: `S3 ${kind}: sweep ≥ 8× aws s3 rm`, value: fmt.x(sweepSpeedAws), met: sweepSpeedAws === null ? null : sweepSpeedAws >= 8 });
     targets.push({ target: `S3 ${kind}: sweep ≥ 8× rclone`, value: fmt.x(sweepSpeedRclone), met: sweepSpeedRclone === null ? null : sweepSpeedRclone >= 8 });
     targets.push({ target: `S3 ${kind}: ≤ 2.1 requests per 1,000 objects (sweep run)`, value: fmt.f(per1000(r.sweep), 1), met: per1000(r.sweep) <= 2.1 });
     if (projected !== null) {
       notes.push(
-        `${kind}: reaper's sweep sent ${Object.entries(sweepOps).map(([k, v]) => `${k} ${v}`).join(', ')} for ${size} objects; on an endpoint that enforces per-object ETags in DeleteObjects it would send one DeleteObjects per 1,000 keys instead of one DeleteObject per key: ${projected.toFixed(1)} requests per 1,000 objects (projection from the measured breakdown)`,
+        `${kind}: reaper's sweep sent ${Object.entries(sweepOps).map(([k, v]) => `${k} ${v}`).join(', ')} for ${size} objects; on an endpoint that enforces per-object ETags in DeleteObjects it would send one DeleteObjects per 1,000 keys instead of one DeleteObject per key: ${projected.toFixed(1)} requests per 1,000 objects (projection from the measured breakdown; the deleteMode: batch-if-match row sends such batches to moto, which does not check their ETags)`,
       );
       results[kind].projectedPer1000 = projected;
     }

@@ -106,6 +106,16 @@ const s3Location = z.strictObject({
   bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
   prefix: z.string().max(1_024).default(''),
   allowEmptyPrefix: z.boolean().optional().meta({ description: 'Allow a scope that is a whole bucket.' }),
+  deleteMode: z
+    .enum(['auto', 'batch-if-match', 'per-object-if-match'])
+    .default('auto')
+    .meta({
+      description:
+        'How deletes are sent. auto (default): probe the endpoint once (it writes and removes one object under the prefix) and use DeleteObjects batches only where a wrong per-object ETag is refused. ' +
+        'batch-if-match: no probe; DeleteObjects with up to 1,000 keys, each with its ETag (in a versioning-enabled bucket the current version of each key is checked first by listing, and a delete marker is added). ' +
+        'per-object-if-match: no probe; one DeleteObject with If-Match per key. ' +
+        'The two explicit modes assert that the endpoint enforces the ETag as that mode sends it (AWS S3 general purpose buckets do, in both); where it does not, the deletes are NOT conditional: moto ignores per-object ETags in DeleteObjects (batch-if-match), and some S3-compatible servers ignore If-Match altogether.',
+    }),
 });
 
 const sqlLocation = z.strictObject({

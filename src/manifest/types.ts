@@ -40,6 +40,8 @@ export interface S3Location {
   connection: string;
   bucket: string;
   prefix: string;
+  /** How deletes are sent (see the schema); absent means `auto`. */
+  deleteMode?: 'auto' | 'batch-if-match' | 'per-object-if-match';
 }
 
 export interface SqlLocation {

@@ -388,7 +388,7 @@ describe('scope confinement (SAFETY 6)', () => {
       `reaper.yaml:8: resources[0].s3.prefix: ${EMPTY}`,
     ]);
     const allowed = parse(one(['  - name: blobs', '    s3: { connection: blobs, bucket: uploads, allowEmptyPrefix: true }', '    owner: { tag: owner }']));
-    expect(allowed.resources[0]!.location).toEqual({ kind: 's3', connection: 'blobs', bucket: 'uploads', prefix: '' });
+    expect(allowed.resources[0]!.location).toEqual({ kind: 's3', connection: 'blobs', bucket: 'uploads', prefix: '', deleteMode: 'auto' });
   });
 
   it('refuses a filesystem root, however it is spelt, unless allowRoot', () => {
@@ -667,7 +667,7 @@ describe('valid manifests', () => {
         {
           ...policy,
           name: 'upload-blobs',
-          location: { kind: 's3', connection: 'blobs', bucket: 'uploads', prefix: 'tmp/' },
+          location: { kind: 's3', connection: 'blobs', bucket: 'uploads', prefix: 'tmp/', deleteMode: 'auto' },
           owners: [{ extractor: { from: 'metadata', name: 'owner' } }],
           ttlMs: 24 * HOUR,
           protect: [{ kind: 'tag', match: { keep: 'true' } }],
@@ -683,7 +683,7 @@ describe('valid manifests', () => {
         {
           ...policy,
           name: 'thumbnails',
-          location: { kind: 's3', connection: 'blobs', bucket: 'uploads', prefix: 'thumbs/' },
+          location: { kind: 's3', connection: 'blobs', bucket: 'uploads', prefix: 'thumbs/', deleteMode: 'auto' },
           owners: [{ extractor: { from: 'keyPattern', pattern: '^thumbs/(?<owner>[^/.]+)' }, ref: 'image-rows' }],
           line: 22,
         },

@@ -15,14 +15,23 @@
  * - both: 1 LIST + 2,000 requests.
  * A versioned bucket's LIST pages count every version and delete marker, so old versions
  * add LIST requests. Per-object reads run `concurrency` at a time (connection setting,
- * default 16). `read(ids)`: 1 HeadObject per id (+1 GetObjectTagging when tags are
- * needed). Deletes: 1 DeleteObjects per 1,000 keys where the endpoint enforces per-object
- * ETags in batches, else 1 DeleteObject per key; versioned buckets 1 HeadObject +
- * 1 DeleteObject per key. Marking with a tag: HeadObject + GetObjectTagging +
+ * default 16).
+ *
+ * `read(ids)`: with fewer than 32 ids, or when metadata or tags are needed, 1 HeadObject
+ * per id (+1 GetObjectTagging when tags are needed). Otherwise the ids are read by listing
+ * (see readByListing): the range from the smallest to the largest id is listed, seeking
+ * over gaps, 1 LIST per 1,000 keys walked; ids the listing did not reach within its budget
+ * (4 LIST pages per 1,000 ids) are read with HeadObject, and so, in a versioned bucket, are
+ * ids between where a listing starts and the first key it lists.
+ *
+ * Deletes (s3-delete.ts): 1 DeleteObjects per 1,000 keys in `s3-batch-if-match`, else
+ * 1 DeleteObject per key; versioned buckets 1 HeadObject + 1 DeleteObject per key, or with
+ * `deleteMode: batch-if-match` a read of the current versions (by listing, as `read`) +
+ * 1 DeleteObjects per 1,000 keys. Marking with a tag: HeadObject + GetObjectTagging +
  * PutObjectTagging (+ HeadObject to re-check the ETag when the bucket is not versioned).
- * Once per backend: GetBucketVersioning at open, and a delete-mode probe of 4–7 requests
- * (it writes and removes one object under the prefix) the first time capabilities or a
- * delete is asked for (s3-delete.ts).
+ * Once per backend: GetBucketVersioning at open, and with `deleteMode: auto` a delete-mode
+ * probe of 4–7 requests (it writes and removes one object under the prefix) the first time
+ * capabilities or a delete is asked for.
  *
  * A per-object read that fails makes the record `unreadable` (never reaped); an object
  * that vanished between the listing and the read is dropped from the page.
@@ -52,10 +61,14 @@ import {
   type S3Sdk,
   type S3Target,
 } from './s3-client.js';
-import { deleteS3Objects, probeDeleteMode, type S3DeleteMode } from './s3-delete.js';
+import { assertedDeleteMode, deleteS3Objects, probeDeleteMode, type S3DeleteMode, type S3DeleteSetting } from './s3-delete.js';
 
 /** ListObjectsV2 and ListObjectVersions return at most this many entries per request. */
 const LIST_LIMIT = 1000;
+/** `read` lists instead of sending one HeadObject per id from this many ids on. */
+export const READ_BY_LISTING_MIN_IDS = 32;
+/** The listing `read` may walk at most this many pages per 1,000 ids before the rest is read with HeadObject. */
+const READ_LISTING_PAGES_PER_1000 = 4;
 /** S3 allows at most 10 tags on an object. */
 const MAX_TAGS = 10;
 
@@ -69,7 +82,32 @@ interface ListedObject {
   versionId: string | null;
 }
 
+/** One listing response: its current objects, and the key through which the listing is complete. */
+interface ListingPage {
+  objects: ListedObject[];
+  last: boolean;
+  /**
+   * Every key up to and including this one has been listed with its current version (the
+   * last key of the response); null when the response listed nothing.
+   */
+  through: string | null;
+  /**
+   * Only on the first response of a version listing that starts after a key (KeyMarker
+   * without VersionIdMarker): the first key the response lists (null when it lists nothing)
+   * and whether that key's current version or delete marker is among its entries. S3 lists
+   * from the first key after the marker; moto drops the first version at or after a marker
+   * that names no key, so nothing before this key (nor the key itself, without its current
+   * entry) is known to be absent.
+   */
+  seekHead?: { key: string | null; current: boolean };
+}
+
 export type S3ResourceSpec = ResourceSpec & { location: S3Location };
+
+export interface S3BackendOptions {
+  /** Keys per listing request when `read` lists (default and maximum 1,000; smaller only in tests, to page with few objects). */
+  readListingPageSize?: number;
+}
 
 export class S3Backend implements Backend {
   readonly kind = 's3' as const;
@@ -82,11 +120,15 @@ export class S3Backend implements Backend {
   private readonly target: S3Target;
   private readonly needsMetadata: boolean;
   private readonly needsTags: boolean;
+  private readonly deleteSetting: S3DeleteSetting;
+  private readonly readListingPageSize: number;
   private deleteModeProbe: Promise<S3DeleteMode> | undefined;
 
-  private constructor(spec: S3ResourceSpec, target: S3Target) {
+  private constructor(spec: S3ResourceSpec, target: S3Target, options: S3BackendOptions) {
     this.target = target;
+    this.readListingPageSize = Math.min(LIST_LIMIT, Math.max(1, Math.floor(options.readListingPageSize ?? LIST_LIMIT)));
     this.scope = target.scope;
+    this.deleteSetting = spec.location.deleteMode ?? 'auto';
     this.needsMetadata =
       spec.owners.some((o) => o.extractor.from === 'metadata') || spec.protect.some((p) => p.kind === 'metadata');
     this.needsTags = spec.owners.some((o) => o.extractor.from === 'tag') || spec.protect.some((p) => p.kind === 'tag');
@@ -98,21 +140,14 @@ export class S3Backend implements Backend {
   }
 
   /** Open the backend of an S3 resource type: the connection's shared client, and the bucket's versioning read once. */
-  static async open(spec: S3ResourceSpec, connections: Connections): Promise<S3Backend> {
+  static async open(spec: S3ResourceSpec, connections: Connections, options: S3BackendOptions = {}): Promise<S3Backend> {
     const { bucket, prefix, connection } = spec.location;
     const scope = `s3://${bucket}/${prefix}`;
     const connectionSpec = s3ConnectionSpec(connections, connection);
     const [sdk, client] = await Promise.all([loadS3Sdk(), s3ClientFor(connections, connection)]);
     const versioning = await readVersioning(sdk, client, bucket, scope);
-    return new S3Backend(spec, {
-      sdk,
-      client,
-      bucket,
-      prefix,
-      scope,
-      versioning,
-      concurrency: connectionSpec.concurrency ?? DEFAULT_CONCURRENCY,
-    });
+    const concurrency = connectionSpec.concurrency ?? DEFAULT_CONCURRENCY;
+    return new S3Backend(spec, { sdk, client, bucket, prefix, scope, versioning, concurrency }, options);
   }
 
   /** Whether the bucket keeps versions (enabled or suspended), as read at open. */
@@ -130,8 +165,10 @@ export class S3Backend implements Backend {
     };
   }
 
-  /** The delete mode, probed once; a failed or aborted probe is tried again on the next call. */
+  /** The delete mode: as the manifest asserts it, or probed once; a failed or aborted probe is tried again on the next call. */
   private deleteMode(signal?: AbortSignal): Promise<S3DeleteMode> {
+    const asserted = assertedDeleteMode(this.deleteSetting, this.target.versioning);
+    if (asserted) return Promise.resolve(asserted);
     if (!this.deleteModeProbe) {
       const probe = probeDeleteMode(this.target, signal);
       this.deleteModeProbe = probe;
@@ -159,7 +196,7 @@ export class S3Backend implements Backend {
   }
 
   /** Current objects under the prefix, after `startAfter`, one listing request at a time. */
-  private async *list(startAfter: string | null, maxKeys: number, signal?: AbortSignal): AsyncGenerator<{ objects: ListedObject[]; last: boolean }> {
+  private async *list(startAfter: string | null, maxKeys: number, signal?: AbortSignal): AsyncGenerator<ListingPage> {
     const { sdk, client, bucket, prefix } = this.target;
     const send = { abortSignal: signal };
     if (this.target.versioning === null) {
@@ -181,7 +218,7 @@ export class S3Backend implements Backend {
         const objects = (out.Contents ?? []).map((o) => this.listed(decodeListedKey(o.Key ?? '', encoded), o.ETag, o.LastModified, o.Size, null));
         token = out.IsTruncated ? out.NextContinuationToken : undefined;
         if (out.IsTruncated && !token) throw new BackendError(`${this.scope}: the listing was truncated without a continuation token`);
-        yield { objects, last: token === undefined };
+        yield { objects, last: token === undefined, through: objects.at(-1)?.key ?? null };
       } while (token);
       return;
     }
@@ -207,9 +244,13 @@ export class S3Backend implements Backend {
         .map((v) => this.listed(decodeListedKey(v.Key ?? '', encoded), v.ETag, v.LastModified, v.Size, v.VersionId ?? 'null'));
       const more = out.IsTruncated === true;
       if (more && !out.NextKeyMarker) throw new BackendError(`${this.scope}: the version listing was truncated without a key marker`);
-      yield { objects, last: !more };
+      // Versions of a key come newest first: the key marker's current version (or delete marker) is in this response or an earlier one.
+      const nextKey = more ? decodeListedKey(out.NextKeyMarker!, encoded) : null;
+      const page: ListingPage = { objects, last: !more, through: nextKey ?? objects.at(-1)?.key ?? null };
+      if (keyMarker !== undefined && versionIdMarker === undefined) page.seekHead = seekHead([...(out.Versions ?? []), ...(out.DeleteMarkers ?? [])], encoded);
+      yield page;
       if (!more) return;
-      keyMarker = decodeListedKey(out.NextKeyMarker!, encoded);
+      keyMarker = nextKey!;
       versionIdMarker = out.NextVersionIdMarker || undefined;
     }
   }
@@ -278,13 +319,104 @@ export class S3Backend implements Backend {
   }
 
   async read(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, ResourceRecord>> {
-    const records = await mapLimit(ids, this.target.concurrency, (id) => this.readOne(id, signal));
+    return this.readRecords(ids, this.needsMetadata || this.needsTags, signal);
+  }
+
+  /**
+   * Records of `ids` as they are now, in the order of `ids`; absent ids are missing. With
+   * `attributes`, metadata and tags are read as the owners and protect rules need them.
+   */
+  private async readRecords(ids: readonly string[], attributes: boolean, signal?: AbortSignal): Promise<Map<string, ResourceRecord>> {
+    const unique = [...new Set(ids)];
+    const known = new Map<string, ResourceRecord | null>();
+    if (!attributes) {
+      const listable = unique.filter((id) => inScope(this.target, id) && !LONE_SURROGATE.test(id));
+      if (listable.length >= READ_BY_LISTING_MIN_IDS) await this.readByListing(listable, known, signal);
+    }
+    const rest = unique.filter((id) => !known.has(id));
+    const heads = await mapLimit(rest, this.target.concurrency, (id) => this.readOne(id, attributes, signal));
+    rest.forEach((id, k) => known.set(id, heads[k] ?? null));
     const out = new Map<string, ResourceRecord>();
-    for (const r of records) if (r) out.set(r.id, r);
+    for (const id of unique) {
+      const record = known.get(id);
+      if (record) out.set(id, record);
+    }
     return out;
   }
 
-  private async readOne(id: string, signal?: AbortSignal): Promise<ResourceRecord | null> {
+  /**
+   * Read `ids` (in scope, distinct) from listings instead of one HeadObject each: list from
+   * just before the smallest id through the largest, keeping the wanted keys (records exactly
+   * as the scan builds them). Where the next wanted id lies beyond the listing's position, a
+   * new listing starts just before it (StartAfter/KeyMarker = the id without its last
+   * character), so gaps between ids are skipped rather than walked. Every id the listings
+   * passed without meeting it is absent (null in `into`). After 4 pages per 1,000 ids the
+   * listing stops and the ids it has not reached are left out of `into` for HeadObject.
+   * In a versioned bucket the ids from a new listing's start up to the first key it lists
+   * are left to HeadObject too (see ListingPage.seekHead) unless the listing met them.
+   * A failed listing, or keys that do not come in ascending UTF-8 byte order, leave
+   * everything to HeadObject.
+   */
+  private async readByListing(ids: readonly string[], into: Map<string, ResourceRecord | null>, signal?: AbortSignal): Promise<void> {
+    const wanted = ids.map((id) => ({ id, bytes: Buffer.from(id, 'utf8') })).sort((a, b) => Buffer.compare(a.bytes, b.bytes));
+    const pageSize = this.readListingPageSize;
+    const maxPages = Math.max(1, Math.ceil((wanted.length * READ_LISTING_PAGES_PER_1000) / pageSize));
+    const settled = new Map<string, ResourceRecord | null>();
+    let next = 0; // wanted[next] is the smallest id not settled yet
+    let pages = 0;
+    let previous: Buffer | null = null;
+    let through: { key: string; bytes: Buffer } | null = null;
+    /** Settle every id up to `bound` (inclusive) not met by the listing as absent. */
+    const passTo = (bound: Buffer, inclusive: boolean) => {
+      while (next < wanted.length && Buffer.compare(wanted[next]!.bytes, bound) < (inclusive ? 1 : 0)) settled.set(wanted[next++]!.id, null);
+    };
+    /** Leave every id before `bound` (or through it, if inclusive) unsettled, for HeadObject. */
+    const leaveTo = (bound: Buffer | null, inclusive: boolean) => {
+      while (next < wanted.length && (bound === null || Buffer.compare(wanted[next]!.bytes, bound) < (inclusive ? 1 : 0))) next++;
+    };
+    try {
+      listing: while (next < wanted.length && pages < maxPages) {
+        const before = withoutLastCharacter(wanted[next]!.id);
+        const start: string = through !== null && Buffer.compare(through.bytes, Buffer.from(before, 'utf8')) >= 0 ? through.key : before;
+        for await (const page of this.list(start === '' ? null : start, pageSize, signal)) {
+          pages++;
+          if (page.seekHead) {
+            // A version listing after a key: what lies before its first key is not known to be absent.
+            const head = page.seekHead;
+            leaveTo(head.key === null ? null : Buffer.from(head.key, 'utf8'), !head.current);
+            if (next >= wanted.length) break listing;
+          }
+          for (const o of page.objects) {
+            const key = Buffer.from(o.key, 'utf8');
+            if (previous !== null && Buffer.compare(previous, key) >= 0) {
+              throw new BackendError(`${this.scope}: the listing is not in ascending key order at ${JSON.stringify(o.key)}`);
+            }
+            previous = key;
+            passTo(key, false);
+            if (next < wanted.length && wanted[next]!.bytes.equals(key)) settled.set(wanted[next++]!.id, listedRecord(o));
+            if (next >= wanted.length) break listing;
+          }
+          if (page.last) {
+            while (next < wanted.length) settled.set(wanted[next++]!.id, null);
+            break listing;
+          }
+          if (page.through !== null) {
+            through = { key: page.through, bytes: Buffer.from(page.through, 'utf8') };
+            passTo(through.bytes, true);
+          }
+          if (next >= wanted.length || pages >= maxPages) break listing;
+          // The next wanted id lies beyond where this listing stands: start a new one just before it.
+          if (through !== null && Buffer.compare(Buffer.from(withoutLastCharacter(wanted[next]!.id), 'utf8'), through.bytes) > 0) continue listing;
+        }
+      }
+    } catch (error) {
+      if (isAbort(error, signal)) throw error;
+      return;
+    }
+    for (const [id, record] of settled) into.set(id, record);
+  }
+
+  private async readOne(id: string, attributes: boolean, signal?: AbortSignal): Promise<ResourceRecord | null> {
     if (!inScope(this.target, id)) return null;
     const { sdk, client, bucket } = this.target;
     const send = { abortSignal: signal };
@@ -297,8 +429,8 @@ export class S3Backend implements Backend {
       throw new BackendError(`${this.scope}: HeadObject ${JSON.stringify(id)} failed: ${describeS3Failure(error)}`, { cause: error });
     }
     const record = this.headRecord(id, head);
-    if (this.needsMetadata) record.metadata = { ...(head.Metadata ?? {}) };
-    if (this.needsTags) {
+    if (attributes && this.needsMetadata) record.metadata = { ...(head.Metadata ?? {}) };
+    if (attributes && this.needsTags) {
       try {
         const version = this.versioned ? { VersionId: head.VersionId ?? 'null' } : {};
         const tagging = await client.send(new sdk.GetObjectTaggingCommand({ Bucket: bucket, Key: id, ...version }), send);
@@ -315,7 +447,7 @@ export class S3Backend implements Backend {
   async delete(items: readonly DeleteItem[], signal?: AbortSignal): Promise<DeleteResult[]> {
     if (items.length === 0) return [];
     const mode = await this.deleteMode(signal);
-    return deleteS3Objects(this.target, mode, items, signal);
+    return deleteS3Objects(this.target, mode, items, signal, (ids, readSignal) => this.readRecords(ids, false, readSignal));
   }
 
   /**
@@ -460,6 +592,28 @@ async function readVersioning(sdk: S3Sdk, client: S3Client, bucket: string, scop
       : '';
     throw new BackendError(`${scope}: cannot read the bucket's versioning (needs s3:GetBucketVersioning): ${describeS3Failure(error)}${hint}`, { cause: error });
   }
+}
+
+/** The first key among a version listing's entries, and whether its current version or delete marker is among them. */
+function seekHead(entries: readonly { Key?: string; IsLatest?: boolean }[], encoded: boolean): { key: string | null; current: boolean } {
+  let head: { key: string; bytes: Buffer; current: boolean } | null = null;
+  for (const entry of entries) {
+    const key = decodeListedKey(entry.Key ?? '', encoded);
+    const bytes = Buffer.from(key, 'utf8');
+    const order = head === null ? -1 : Buffer.compare(bytes, head.bytes);
+    if (order < 0) head = { key, bytes, current: entry.IsLatest === true };
+    else if (order === 0 && entry.IsLatest === true) head!.current = true;
+  }
+  return head === null ? { key: null, current: false } : { key: head.key, current: head.current };
+}
+
+/** A UTF-16 surrogate without its pair: such an id has no UTF-8 form to compare with listed keys. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** `id` without its last character (a whole code point): every key from it on, in S3's order, includes `id`. */
+function withoutLastCharacter(id: string): string {
+  const end = id.length >= 2 && /[\uDC00-\uDFFF]/.test(id[id.length - 1]!) && /[\uD800-\uDBFF]/.test(id[id.length - 2]!) ? 2 : 1;
+  return id.slice(0, Math.max(0, id.length - end));
 }
 
 function listedRecord(o: ListedObject): ResourceRecord {

@@ -10,16 +10,28 @@
  * - `s3-versioned-delete-marker`: versioning enabled. The current version is checked to
  *   be exactly the fingerprinted one (HeadObject), then DeleteObject with If-Match and no
  *   VersionId adds a delete marker; its version id is the restore handle.
+ * - `s3-versioned-batch-delete-marker`: versioning enabled, `deleteMode: batch-if-match`.
+ *   The current version of each key is read (by listing, see S3Backend.read) and must be
+ *   exactly the fingerprinted one; then DeleteObjects without VersionId, each key with its
+ *   ETag, adds delete markers; each DeleteMarkerVersionId is the restore handle.
  * - `s3-no-conditional-delete`: the endpoint ignores or rejects If-Match on deletes.
  *   reaper does not delete unconditionally: every item fails with the reason.
  *
- * The probe writes `<prefix>.reaper-probe-<uuid>`, tries to delete it with a wrong ETag
- * (in a DeleteObjects batch, then alone), looks whether it survived, and removes it.
+ * With the location's `deleteMode: auto` (the default) the probe decides. It writes
+ * `<prefix>.reaper-probe-<uuid>`, tries to delete it with a wrong ETag (in a DeleteObjects
+ * batch, then alone), looks whether it survived, and removes it. `batch-if-match` and
+ * `per-object-if-match` skip the probe: the manifest asserts that the endpoint enforces
+ * the ETag. On an endpoint that ignores it (moto ignores it in DeleteObjects; some
+ * S3-compatible servers ignore If-Match altogether) those deletes are NOT conditional.
+ * In a bucket with versions (enabled or suspended) the batch mode checks the current
+ * version of every key before sending the batch, as the per-object path does with HeadObject.
  */
 import { randomUUID } from 'node:crypto';
 import type { DeleteObjectsCommandOutput } from '@aws-sdk/client-s3';
 import { BackendError } from '../../errors.js';
 import { mapLimit } from '../../util/concurrency.js';
+import type { ResourceRecord } from '../../engine/types.js';
+import type { S3Location } from '../../manifest/types.js';
 import type { DeleteItem, DeleteResult } from '../types.js';
 import {
   decodeListedKey,
@@ -35,7 +47,28 @@ import {
   type S3Target,
 } from './s3-client.js';
 
-export type S3DeleteMode = 's3-batch-if-match' | 's3-per-object-if-match' | 's3-versioned-delete-marker' | 's3-no-conditional-delete';
+export type S3DeleteMode =
+  | 's3-batch-if-match'
+  | 's3-per-object-if-match'
+  | 's3-versioned-delete-marker'
+  | 's3-versioned-batch-delete-marker'
+  | 's3-no-conditional-delete';
+
+/** The manifest's `deleteMode` of an s3 location. */
+export type S3DeleteSetting = NonNullable<S3Location['deleteMode']>;
+
+/**
+ * The delete mode a manifest asserts, without probing; null for `auto` (probe). A bucket
+ * with versioning enabled keeps its delete markers either way.
+ */
+export function assertedDeleteMode(setting: S3DeleteSetting, versioning: S3Target['versioning']): S3DeleteMode | null {
+  if (setting === 'batch-if-match') return versioning === 'Enabled' ? 's3-versioned-batch-delete-marker' : 's3-batch-if-match';
+  if (setting === 'per-object-if-match') return versioning === 'Enabled' ? 's3-versioned-delete-marker' : 's3-per-object-if-match';
+  return null;
+}
+
+/** Reads the current records of keys (S3Backend.read): absent keys are missing from the map. */
+export type ReadCurrent = (ids: readonly string[], signal?: AbortSignal) => Promise<Map<string, ResourceRecord>>;
 
 /** DeleteObjects takes at most this many keys. */
 export const BATCH_LIMIT = 1000;
@@ -120,8 +153,17 @@ async function removeProbe(target: S3Target, key: string): Promise<void> {
 
 const failed = (id: string, error: string): DeleteResult => ({ id, outcome: 'failed', error });
 
-/** Delete each item conditionally on its fingerprint; one result per item, in order. */
-export async function deleteS3Objects(target: S3Target, mode: S3DeleteMode, items: readonly DeleteItem[], signal?: AbortSignal): Promise<DeleteResult[]> {
+/**
+ * Delete each item conditionally on its fingerprint; one result per item, in order.
+ * `readCurrent` is needed by the batch modes in a bucket with versions.
+ */
+export async function deleteS3Objects(
+  target: S3Target,
+  mode: S3DeleteMode,
+  items: readonly DeleteItem[],
+  signal?: AbortSignal,
+  readCurrent?: ReadCurrent,
+): Promise<DeleteResult[]> {
   const results = new Array<DeleteResult>(items.length);
   const pending: number[] = [];
   items.forEach((item, i) => {
@@ -133,7 +175,7 @@ export async function deleteS3Objects(target: S3Target, mode: S3DeleteMode, item
   });
 
   let single = pending;
-  if (mode === 's3-batch-if-match') {
+  if (mode === 's3-batch-if-match' || mode === 's3-versioned-batch-delete-marker') {
     const seen = new Set<string>();
     const batched: number[] = [];
     single = [];
@@ -147,7 +189,17 @@ export async function deleteS3Objects(target: S3Target, mode: S3DeleteMode, item
       }
     }
     for (let start = 0; start < batched.length; start += BATCH_LIMIT) {
-      const group = batched.slice(start, start + BATCH_LIMIT);
+      let group = batched.slice(start, start + BATCH_LIMIT);
+      if (target.versioning !== null) {
+        // If-Match alone would also match a newer version with identical content: each current version must be the fingerprinted one.
+        const checked = await checkCurrentVersions(target, group.map((i) => items[i]!), readCurrent, signal);
+        group.forEach((i, k) => {
+          const verdict = checked[k];
+          if (verdict) results[i] = verdict;
+        });
+        group = group.filter((_, k) => checked[k] === null);
+      }
+      if (group.length === 0) continue;
       const groupResults = await deleteBatch(target, group.map((i) => items[i]!), signal);
       group.forEach((i, k) => (results[i] = groupResults[k]!));
     }
@@ -157,34 +209,82 @@ export async function deleteS3Objects(target: S3Target, mode: S3DeleteMode, item
   return results;
 }
 
+/**
+ * For a batch in a bucket with versions: null for each item whose current version is
+ * exactly the fingerprinted one (it may be sent), else its result (`absent`, `changed`,
+ * or `failed` when the current versions cannot be read).
+ */
+async function checkCurrentVersions(
+  target: S3Target,
+  items: readonly DeleteItem[],
+  readCurrent: ReadCurrent | undefined,
+  signal?: AbortSignal,
+): Promise<(DeleteResult | null)[]> {
+  if (!readCurrent) return items.map((item) => failed(item.id, 'internal: a batch delete in a bucket with versions needs the current versions'));
+  let current: Map<string, ResourceRecord>;
+  try {
+    current = await readCurrent(
+      items.map((item) => item.id),
+      signal,
+    );
+  } catch (error) {
+    const why = isAbort(error, signal) ? 'aborted before the request was sent' : `cannot read the current versions: ${describeS3Failure(error)}`;
+    return items.map((item) => failed(item.id, why));
+  }
+  return items.map((item) => {
+    const record = current.get(item.id);
+    if (!record) return { id: item.id, outcome: 'absent' };
+    const want = parseS3Fingerprint(item.fingerprint, true);
+    const now = parseS3Fingerprint(record.fingerprint, true);
+    if (record.unreadable !== undefined || now.etag !== want.etag || (want.versionId !== null && now.versionId !== want.versionId)) {
+      return { id: item.id, outcome: 'changed' };
+    }
+    return null;
+  });
+}
+
 async function deleteBatch(target: S3Target, items: readonly DeleteItem[], signal?: AbortSignal): Promise<DeleteResult[]> {
   if (signal?.aborted) return items.map((item) => failed(item.id, 'aborted before the request was sent'));
   const { sdk, client, bucket } = target;
+  const versioned = target.versioning !== null;
   try {
     const output = await client.send(
       new sdk.DeleteObjectsCommand({
         Bucket: bucket,
-        Delete: { Objects: items.map((item) => ({ Key: item.id, ETag: parseS3Fingerprint(item.fingerprint, false).etag })), Quiet: false },
+        Delete: { Objects: items.map((item) => ({ Key: item.id, ETag: parseS3Fingerprint(item.fingerprint, versioned).etag })), Quiet: false },
       }),
       { abortSignal: signal },
     );
-    return batchOutcomes(items, output);
+    return batchOutcomes(items, output, target.versioning === 'Enabled');
   } catch (error) {
     const why = isAbort(error, signal) ? 'aborted; whether the objects are gone is unknown until read back' : describeS3Failure(error);
     return items.map((item) => failed(item.id, why));
   }
 }
 
-/** Map a DeleteObjects answer to one result per item: Deleted → deleted, PreconditionFailed → changed, NoSuchKey → absent. */
-export function batchOutcomes(items: readonly DeleteItem[], output: Pick<DeleteObjectsCommandOutput, 'Deleted' | 'Errors'>): DeleteResult[] {
-  const deleted = new Set<string>();
-  for (const d of output.Deleted ?? []) if (d.Key !== undefined) deleted.add(d.Key);
+/**
+ * Map a DeleteObjects answer to one result per item: Deleted → deleted, PreconditionFailed
+ * → changed, NoSuchKey → absent. With `restorable` (versioning enabled) a deleted item's
+ * restore handle is the version id of the delete marker the request added.
+ */
+export function batchOutcomes(
+  items: readonly DeleteItem[],
+  output: Pick<DeleteObjectsCommandOutput, 'Deleted' | 'Errors'>,
+  restorable = false,
+): DeleteResult[] {
+  const deleted = new Map<string, string | undefined>();
+  for (const d of output.Deleted ?? []) {
+    if (d.Key !== undefined) deleted.set(d.Key, restorable && d.DeleteMarker !== false && !d.VersionId ? d.DeleteMarkerVersionId || undefined : undefined);
+  }
   const errors = new Map<string, { Code?: string; Message?: string }>();
   for (const e of output.Errors ?? []) if (e.Key !== undefined) errors.set(e.Key, e);
   return items.map((item): DeleteResult => {
     const error = errors.get(item.id);
     if (deleted.has(item.id) && error) return failed(item.id, 'the server reported this key both deleted and failed');
-    if (deleted.has(item.id)) return { id: item.id, outcome: 'deleted' };
+    if (deleted.has(item.id)) {
+      const handle = deleted.get(item.id);
+      return handle === undefined ? { id: item.id, outcome: 'deleted' } : { id: item.id, outcome: 'deleted', restoreHandle: handle };
+    }
     if (!error) return failed(item.id, 'the server reported no result for this key');
     if (error.Code === 'PreconditionFailed') return { id: item.id, outcome: 'changed' };
     if (error.Code === 'NoSuchKey') return { id: item.id, outcome: 'absent' };
