@@ -792,33 +792,13 @@ describe.skipIf(!serviceAvailable('s3'))('S3 backend (moto)', () => {
     });
 
     it('batch-if-match, versioning enabled: checks each current version, then adds delete markers that restore', async () => {
-      const bucket = await freshBucket({ versioned: true });
-      const plain = Array.from({ length: 36 }, (_, i) => `${PREFIX}k/${String(i).padStart(2, '0')}`);
-      await putMany(bucket, plain);
-      const rewritten = `${PREFIX}k/rewritten`;
-      const gone = `${PREFIX}k/gone`;
-      const original = await put(bucket, rewritten, 'same bytes');
-      await put(bucket, gone, 'removed by someone else');
-
-      const counts = new Map<string, number>();
-      const sent: { command: string; input: Record<string, unknown> }[] = [];
-      const backend = await openFromManifest(bucket, 'batch-if-match', recordClient(counts, sent));
+      const c = await versionedCase('k', 'batch-if-match');
+      const { bucket, plain, rewritten, counts, sent, backend } = c;
       expect(await backend.capabilities()).toEqual({ visibleMark: true, conditionalDelete: 'server', restore: true, deleteMode: 's3-versioned-batch-delete-marker' });
       const scan = await scanned(backend);
       expect(scan.size).toBe(38);
       // A new version with identical bytes: the same ETag, only the version id differs.
-      const again = await put(bucket, rewritten, 'same bytes');
-      expect(again.ETag).toBe(original.ETag);
-      expect(again.VersionId).not.toBe(original.VersionId);
-      await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: gone }));
-      counts.clear();
-      sent.length = 0;
-
-      const results = await backend.delete([...scan.values()].map((r) => ({ id: r.id, fingerprint: r.fingerprint })));
-      const outcome = new Map(results.map((r) => [r.id, r]));
-      expect(outcome.get(rewritten)).toEqual({ id: rewritten, outcome: 'changed' });
-      expect(outcome.get(gone)).toEqual({ id: gone, outcome: 'absent' });
-      for (const key of plain) expect(outcome.get(key)).toMatchObject({ outcome: 'deleted', restoreHandle: expect.any(String) });
+      const { again, outcome } = await rewriteRemoveAndDelete(c, scan);
 
       // One batch, without the changed or absent key, each entry the fingerprinted ETag and no VersionId.
       expect(counts.get('DeleteObjectsCommand')).toBe(1);
@@ -847,11 +827,70 @@ describe.skipIf(!serviceAvailable('s3'))('S3 backend (moto)', () => {
       // The negative: the batch entry alone (the ETag, which moto ignores in DeleteObjects anyway)
       // would have deleted the rewritten object; reaper's check of the version kept it.
       const unchecked = await admin.send(
-        new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: rewritten, ETag: original.ETag }] } }),
+        new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: rewritten, ETag: c.original.ETag }] } }),
       );
       expect(unchecked.Deleted?.[0]).toMatchObject({ Key: rewritten, DeleteMarker: true });
     });
+
+    it('per-object-if-match, versioning enabled: the current versions are checked by listing, not one HeadObject per key', async () => {
+      const c = await versionedCase('p', 'per-object-if-match');
+      const { bucket, plain, rewritten, counts, sent, backend } = c;
+      expect((await backend.capabilities()).deleteMode).toBe('s3-versioned-delete-marker');
+      const scan = await scanned(backend);
+      expect(scan.size).toBe(38);
+      const { again } = await rewriteRemoveAndDelete(c, scan);
+
+      // One conditional DeleteObject per deleted key, none for the changed or absent one; the
+      // versions were read by listing (HeadObject only where a listing's start is not trusted on moto).
+      const deletes = sent.filter((r) => r.command === 'DeleteObjectCommand');
+      expect(deletes.map((r) => r.input.Key).sort()).toEqual([...plain].sort());
+      expect(deletes.every((r) => r.input.IfMatch === scan.get(String(r.input.Key))!.fingerprint.split('#')[0] && r.input.VersionId === undefined)).toBe(true);
+      const listings = counts.get('ListObjectVersionsCommand') ?? 0;
+      expect(listings).toBeGreaterThan(0);
+      expect(counts.get('HeadObjectCommand') ?? 0).toBeLessThanOrEqual(listings);
+      expect(markersOf(await admin.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: `${PREFIX}p/` }))).has(rewritten)).toBe(false);
+      expect((await admin.send(new HeadObjectCommand({ Bucket: bucket, Key: rewritten }))).VersionId).toBe(again.VersionId);
+    });
   });
+
+  /** A versioned bucket with 36 plain objects, one to be rewritten with identical bytes and one to be deleted by someone else; a recording backend. */
+  async function versionedCase(letter: string, mode: 'batch-if-match' | 'per-object-if-match') {
+    const bucket = await freshBucket({ versioned: true });
+    const plain = Array.from({ length: 36 }, (_, i) => `${PREFIX}${letter}/${String(i).padStart(2, '0')}`);
+    await putMany(bucket, plain);
+    const rewritten = `${PREFIX}${letter}/rewritten`;
+    const gone = `${PREFIX}${letter}/gone`;
+    const original = await put(bucket, rewritten, 'same bytes');
+    await put(bucket, gone, 'removed by someone else');
+    const counts = new Map<string, number>();
+    const sent: { command: string; input: Record<string, unknown> }[] = [];
+    const backend = await openFromManifest(bucket, mode, recordClient(counts, sent));
+    return { bucket, plain, rewritten, gone, original, counts, sent, backend };
+  }
+
+  /**
+   * After the scan: rewrite one object with identical bytes (same ETag, new version id), delete
+   * another behind reaper's back, then delete every scanned object; the rewritten one must come
+   * back changed, the removed one absent, the rest deleted with a restore handle.
+   */
+  async function rewriteRemoveAndDelete(c: Awaited<ReturnType<typeof versionedCase>>, scan: Map<string, ResourceRecord>) {
+    const again = await put(c.bucket, c.rewritten, 'same bytes');
+    expect(again.ETag).toBe(c.original.ETag);
+    expect(again.VersionId).not.toBe(c.original.VersionId);
+    await admin.send(new DeleteObjectCommand({ Bucket: c.bucket, Key: c.gone }));
+    c.counts.clear();
+    c.sent.length = 0;
+    const results = await c.backend.delete([...scan.values()].map((r) => ({ id: r.id, fingerprint: r.fingerprint })));
+    const outcome = new Map(results.map((r) => [r.id, r]));
+    expect(outcome.get(c.rewritten)).toEqual({ id: c.rewritten, outcome: 'changed' });
+    expect(outcome.get(c.gone)).toEqual({ id: c.gone, outcome: 'absent' });
+    for (const key of c.plain) expect(outcome.get(key)).toMatchObject({ outcome: 'deleted', restoreHandle: expect.any(String) });
+    return { again, outcome };
+  }
+
+  function markersOf(versions: { DeleteMarkers?: { Key?: string; IsLatest?: boolean }[] }): Set<string> {
+    return new Set((versions.DeleteMarkers ?? []).filter((m) => m.IsLatest).map((m) => m.Key!));
+  }
 
   async function scanAll2(backend: S3Backend, signal: AbortSignal): Promise<ResourceRecord[]> {
     const out: ResourceRecord[] = [];

@@ -8,8 +8,10 @@
  *   concurrency. Used where DeleteObjects ignores per-object ETags (moto does) but the
  *   single-object If-Match is enforced, and in buckets whose versioning is suspended.
  * - `s3-versioned-delete-marker`: versioning enabled. The current version is checked to
- *   be exactly the fingerprinted one (HeadObject), then DeleteObject with If-Match and no
- *   VersionId adds a delete marker; its version id is the restore handle.
+ *   be exactly the fingerprinted one (read for up to 1,000 keys at a time through the
+ *   backend's `read`, by listing where it lists; else HeadObject before each delete), then
+ *   DeleteObject with If-Match and no VersionId adds a delete marker; its version id is the
+ *   restore handle.
  * - `s3-versioned-batch-delete-marker`: versioning enabled, `deleteMode: batch-if-match`.
  *   The current version of each key is read (by listing, see S3Backend.read) and must be
  *   exactly the fingerprinted one; then DeleteObjects without VersionId, each key with its
@@ -204,7 +206,25 @@ export async function deleteS3Objects(
       group.forEach((i, k) => (results[i] = groupResults[k]!));
     }
   }
-  const singles = await mapLimit(single, target.concurrency, (i) => deleteOne(target, items[i]!, signal));
+  // Per-object deletes that add a delete marker check the current version first. With a
+  // reader, the check is done for up to 1,000 distinct keys at a time (by listing, where
+  // the backend lists), instead of one HeadObject before each delete.
+  const prechecked = new Set<number>();
+  if (mode === 's3-versioned-delete-marker' && readCurrent) {
+    const seen = new Set<string>();
+    const distinct = single.filter((i) => !seen.has(items[i]!.id) && seen.add(items[i]!.id));
+    for (let start = 0; start < distinct.length; start += BATCH_LIMIT) {
+      const group = distinct.slice(start, start + BATCH_LIMIT);
+      const checked = await checkCurrentVersions(target, group.map((i) => items[i]!), readCurrent, signal);
+      group.forEach((i, k) => {
+        const verdict = checked[k];
+        if (verdict) results[i] = verdict;
+        else prechecked.add(i);
+      });
+    }
+    single = single.filter((i) => results[i] === undefined);
+  }
+  const singles = await mapLimit(single, target.concurrency, (i) => deleteOne(target, items[i]!, signal, prechecked.has(i)));
   single.forEach((i, k) => (results[i] = singles[k]!));
   return results;
 }
@@ -292,14 +312,15 @@ export function batchOutcomes(
   });
 }
 
-async function deleteOne(target: S3Target, item: DeleteItem, signal?: AbortSignal): Promise<DeleteResult> {
+/** One conditional DeleteObject; `versionChecked`: the current version was already found to be the fingerprinted one. */
+async function deleteOne(target: S3Target, item: DeleteItem, signal?: AbortSignal, versionChecked = false): Promise<DeleteResult> {
   if (signal?.aborted) return failed(item.id, 'aborted before the request was sent');
   const { sdk, client, bucket } = target;
   const versioned = target.versioning !== null;
   const { etag, versionId } = parseS3Fingerprint(item.fingerprint, versioned);
   const send = { abortSignal: signal };
   try {
-    if (versioned && versionId !== null) {
+    if (versioned && versionId !== null && !versionChecked) {
       // If-Match alone would also match a newer version with identical content: the current version must be the fingerprinted one.
       const head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: item.id }), send);
       if ((head.VersionId ?? 'null') !== versionId || head.ETag !== etag) return { id: item.id, outcome: 'changed' };
