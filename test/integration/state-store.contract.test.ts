@@ -771,12 +771,12 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
       it('migrates idempotently, also when several processes open a new store at once', async () => {
         await store.migrate();
         await store.migrate();
-        expect((await target.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual([1]);
+        expect((await target.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual([1, 2]);
 
         const fresh = await makeTarget(dialect, drops, closers);
         const stores = await Promise.all([fresh.open(), fresh.open(), fresh.open()]);
         expect(stores.map((s) => s.dialect)).toEqual([dialect, dialect, dialect]);
-        expect((await fresh.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual([1]);
+        expect((await fresh.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual([1, 2]);
         await stores[0]!.acquireLease({ key: 'k', holder: 'h', ttlMs: 5_000 });
         expect(await stores[2]!.liveKeys(['k'])).toEqual(new Set(['k']));
       });
@@ -784,8 +784,44 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
       it('refuses a schema newer than it knows', async () => {
         await target.raw('INSERT INTO reaper_migrations (version, applied_at) VALUES (999, 0)');
         await expect(store.migrate()).rejects.toThrow(BackendError);
-        await expect(store.migrate()).rejects.toThrow(/schema version 999, newer than this reaper knows \(1\)/);
+        await expect(store.migrate()).rejects.toThrow(/schema version 999, newer than this reaper knows \(2\)/);
         await expect(target.open()).rejects.toThrow(/upgrade reaper/);
+      });
+
+      it('upgrades a version-1 store in place: held leases stay live, and renewals write no indexed column', async () => {
+        // Back to version 1's lease indexes, as a store written by an older reaper has them.
+        const v1 =
+          dialect === 'mysql'
+            ? ['ALTER TABLE leases DROP INDEX leases_key, ADD INDEX leases_key_expires (`key`, expires_at), ADD INDEX leases_expires (expires_at)']
+            : ['DROP INDEX leases_key', 'CREATE INDEX leases_key_expires ON leases (key, expires_at)', 'CREATE INDEX leases_expires ON leases (expires_at)'];
+        for (const sql of [...v1, 'DELETE FROM reaper_migrations WHERE version = 2']) await target.raw(sql);
+        const held = await store.acquireLease({ key: 'svc:upgrade', holder: 'h', ttlMs: 5_000 });
+
+        const upgraded = await target.open();
+        expect((await target.raw('SELECT version FROM reaper_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2]);
+        expect(await upgraded.liveKeys(['svc:upgrade'])).toEqual(new Set(['svc:upgrade']));
+        const [renewed] = await upgraded.renewLeases([held.leaseId], { ttlMs: 10_000 });
+        expect(renewed!.lease?.expiresAt).toBeGreaterThan(held.expiresAt);
+
+        const indexed = new Set(
+          (
+            await target.raw(
+              dialect === 'sqlite'
+                ? `SELECT ii.name AS col FROM pragma_index_list('leases') AS il JOIN pragma_index_info(il.name) AS ii`
+                : dialect === 'postgres'
+                  ? `SELECT a.attname AS col FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indrelid = 'leases'::regclass`
+                  : `SELECT column_name AS col FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'leases'`,
+            )
+          ).map((r) => String(r.col ?? r.COLUMN_NAME)),
+        );
+        expect(indexed).toContain('key');
+        for (const written of ['renewed_at', 'ttl_ms', 'expires_at']) expect(indexed).not.toContain(written);
+
+        // A migration cut short after its DDL committed (MySQL commits each DDL statement
+        // on its own) is applied again without failing.
+        await target.raw('DELETE FROM reaper_migrations WHERE version = 2');
+        await target.open();
+        expect((await target.raw('SELECT version FROM reaper_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2]);
       });
 
       it('is opened by URL and describes itself without secrets', async () => {

@@ -22,7 +22,10 @@
  *   S3 keys and long paths inside InnoDB's 3072-byte index limit; queries compare the
  *   id itself as well.
  */
-export const MYSQL_MIGRATIONS: readonly { version: number; statements: readonly string[] }[] = [
+/** A statement, or one skipped when `unless` returns a row (DDL that MySQL cannot write re-runnably). */
+export type MysqlMigrationStatement = string | { sql: string; unless: string };
+
+export const MYSQL_MIGRATIONS: readonly { version: number; statements: readonly MysqlMigrationStatement[] }[] = [
   {
     version: 1,
     statements: [
@@ -37,6 +40,7 @@ export const MYSQL_MIGRATIONS: readonly { version: number; statements: readonly 
       //   and pruneLeases (the range below its cutoff).
       // A renewal moves expires_at and so rewrites both expiry index entries; that is
       // the price of answering liveness without scanning, and why there are no more.
+      // (Migration 2 replaces both expiry indexes with one on `key`: renewals stay off the indexes.)
       `CREATE TABLE IF NOT EXISTS leases (
         lease_id     VARBINARY(64) NOT NULL,
         \`key\`      VARBINARY(2048) NOT NULL,
@@ -139,6 +143,21 @@ export const MYSQL_MIGRATIONS: readonly { version: number; statements: readonly 
         KEY journal_tombstone (tombstone_id),
         CONSTRAINT journal_tombstone_fk FOREIGN KEY (tombstone_id) REFERENCES tombstones (tombstone_id)
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
+  {
+    version: 2,
+    statements: [
+      // A renewal rewrites expires_at; while it was indexed, InnoDB delete-marked and
+      // re-inserted both expiry index entries on every renewal of every lease. Key lookups
+      // (liveKeys, keysActiveSince, listLeases by key) probe (key) and check that key's
+      // leases; questions over all leases read the table, as leaseStats already did.
+      // One ALTER, skipped when its index is already there (a migration cut short
+      // after the ALTER committed is applied again).
+      {
+        unless: `SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'leases' AND index_name = 'leases_key'`,
+        sql: 'ALTER TABLE leases ADD INDEX leases_key (`key`), DROP INDEX leases_key_expires, DROP INDEX leases_expires',
+      },
     ],
   },
 ];

@@ -236,7 +236,10 @@ export class MysqlStateStore implements StateStore {
         if (current > latest) throw schemaTooNew(this.description, current, latest);
         for (const migration of MYSQL_MIGRATIONS) {
           if (migration.version <= current) continue;
-          for (const statement of migration.statements) await this.control(conn, statement, `migration ${migration.version}`);
+          for (const statement of migration.statements) {
+            if (typeof statement !== 'string' && (await this.rows(statement.unless, [], conn)).length > 0) continue;
+            await this.control(conn, typeof statement === 'string' ? statement : statement.sql, `migration ${migration.version}`);
+          }
           await this.run(`INSERT INTO reaper_migrations (version, applied_at) VALUES (?, ${NOW})`, [migration.version], conn);
         }
       } finally {

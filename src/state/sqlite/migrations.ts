@@ -101,4 +101,16 @@ CREATE INDEX journal_run ON journal (run_id);
 CREATE INDEX journal_pending ON journal (resource, outcome);
 `,
   },
+  {
+    version: 2,
+    // A renewal rewrites expires_at; while it was indexed, each renewal also rewrote two
+    // index entries. Key lookups (liveKeys, keysActiveSince, listLeases by key) probe
+    // (key) and check that key's leases; questions over all leases read the table, as
+    // leaseStats already did. Same layout as the server stores' migration 2.
+    sql: `
+DROP INDEX IF EXISTS leases_key_expires;
+DROP INDEX IF EXISTS leases_expires;
+CREATE INDEX IF NOT EXISTS leases_key ON leases (key);
+`,
+  },
 ];
