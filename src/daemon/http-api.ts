@@ -21,9 +21,10 @@ import { BackendError, LeaseLostError } from '../errors.js';
 import type { LeaseStore } from '../state/types.js';
 import { errorText, type DaemonLog } from './log.js';
 import type { DaemonMetrics } from './metrics.js';
+import { RenewBatcher } from './renew-batcher.js';
 import { acquiredToJson, LEASE_TOKEN_HEADER, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH, parseTtl, type ErrorJson } from './wire.js';
 
-export type ApiStore = Pick<LeaseStore, 'acquireLease' | 'renewLease' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases'>;
+export type ApiStore = Pick<LeaseStore, 'acquireLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases'>;
 
 export interface Readiness {
   ready: boolean;
@@ -98,15 +99,21 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
     return m !== null && timingSafeEqual(digest(m[1]!), tokenDigest);
   };
 
-  /** The lease exists and the caller presented its own token; else 404 or 403. */
+  /**
+   * The lease exists and the caller presented its own token; else 404 or 403. A token
+   * that matches proves the lease exists, so the common case is one read; only a
+   * refusal reads again, to tell "no such lease" from "not yours".
+   */
   const requireHolder = async (req: IncomingMessage, id: string): Promise<void> => {
-    if ((await store.getLease(id)) === null) throw new HttpError(404, `no lease ${id}`, { lost: 'not-found' });
     const presented = req.headers[LEASE_TOKEN_HEADER];
-    if (typeof presented !== 'string' || presented === '') {
-      throw new HttpError(403, `renewing or releasing a lease needs its own token in the ${LEASE_TOKEN_HEADER} header`, { lost: 'not-holder' });
-    }
-    if (!(await store.verifyLeaseToken(id, presented))) throw new HttpError(403, `the lease token does not match lease ${id}`, { lost: 'not-holder' });
+    const hasToken = typeof presented === 'string' && presented !== '';
+    if (hasToken && (await store.verifyLeaseToken(id, presented))) return;
+    if ((await store.getLease(id)) === null) throw new HttpError(404, `no lease ${id}`, { lost: 'not-found' });
+    if (!hasToken) throw new HttpError(403, `renewing or releasing a lease needs its own token in the ${LEASE_TOKEN_HEADER} header`, { lost: 'not-holder' });
+    throw new HttpError(403, `the lease token does not match lease ${id}`, { lost: 'not-holder' });
   };
+  // Concurrent renewals share one renewLeases call (group commit): see RenewBatcher.
+  const renewals = new RenewBatcher(store);
 
   const routes = {
     'GET /healthz': async (_req: IncomingMessage, res: ServerResponse) => sendJson(res, 200, { status: 'ok' }),
@@ -156,7 +163,7 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
       await requireHolder(req, id);
       const endTimer = metrics.renewalDuration.startTimer();
       try {
-        const lease = await store.renewLease(id, ttlMs === undefined ? {} : { ttlMs });
+        const lease = await renewals.renew(id, ttlMs);
         metrics.renewals.inc({ outcome: 'ok' });
         sendJson(res, 200, leaseToJson(lease));
       } catch (error) {

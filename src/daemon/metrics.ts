@@ -23,7 +23,7 @@ export interface DaemonMetrics {
   readonly ready: Gauge;
   /** Lease renewals by outcome: each lease of a heartbeat batch, and each renewal over HTTP. */
   readonly renewals: Counter<'outcome'>;
-  /** Time of each renewal call to the state store (one heartbeat batch, or one HTTP renewal). */
+  /** Time of each renewal: one heartbeat batch, or one HTTP renewal (its wait to join a batched call included). */
   readonly renewalDuration: Histogram;
   /** How late the last heartbeat tick ran against its schedule. */
   readonly heartbeatLag: Gauge;
@@ -71,7 +71,7 @@ export async function createDaemonMetrics(isReady: () => boolean): Promise<Daemo
     }),
     renewalDuration: new prom.Histogram({
       name: 'reaper_daemon_renewal_duration_seconds',
-      help: 'Duration of renewal calls to the state store (one heartbeat batch, or one HTTP renewal).',
+      help: 'Duration of renewals: one heartbeat batch, or one HTTP renewal including its wait to join a batched store call.',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),

@@ -339,6 +339,40 @@ for (const factory of storeFactories) {
         expect((await api(daemon, 'GET', `/v1/leases/${unknown}`)).status).toBe(404);
       });
 
+      it('renews concurrent requests together, in fewer store calls than requests, each with its own answer', async () => {
+        let calls = 0;
+        const counting = new Proxy(store, {
+          get(target, prop, receiver) {
+            if (prop === 'renewLeases') {
+              return (...args: Parameters<StateStore['renewLeases']>) => {
+                calls += 1;
+                return target.renewLeases(...args);
+              };
+            }
+            const value = Reflect.get(target, prop, receiver) as unknown;
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+        const daemon = await start({ store: counting });
+        const leases = [] as { leaseId: string; token: string }[];
+        for (let i = 0; i < 30; i++) leases.push((await api(daemon, 'POST', '/v1/leases', { body: { key: `burst:${i}`, ttl: '60s' } })).json as { leaseId: string; token: string });
+        await store.releaseLease(leases[7]!.leaseId);
+        // Open the client's connections first (kept alive), so the renewals below are
+        // written in one turn and reach the daemon together.
+        await Promise.all(leases.map((l) => api(daemon, 'GET', `/v1/leases/${l.leaseId}`)));
+        const callsBefore = calls;
+
+        const answers = await Promise.all(leases.map((l) => api(daemon, 'POST', `/v1/leases/${l.leaseId}/renew`, { leaseToken: l.token, body: { ttl: '90s' } })));
+        expect(answers.map((a) => a.status)).toEqual(leases.map((_, i) => (i === 7 ? 409 : 200)));
+        expect(answers[7]!.json.lost).toBe('released');
+        answers.forEach((a, i) => {
+          if (i !== 7) expect(a.json).toMatchObject({ leaseId: leases[i]!.leaseId, key: `burst:${i}`, ttlSeconds: 90 });
+        });
+        for (const [i, l] of leases.entries()) expect((await store.getLease(l.leaseId))!.ttlMs).toBe(i === 7 ? 60_000 : 90_000);
+        expect(calls - callsBefore).toBeGreaterThan(0);
+        expect(calls - callsBefore).toBeLessThan(30);
+      });
+
       it("answers 403 to renew or release with another lease's token, or none, and the lease is untouched", async () => {
         const daemon = await start();
         const a = (await api(daemon, 'POST', '/v1/leases', { body: { key: 'svc:a', ttl: '60s', holder: 'a' } })).json as { leaseId: string; token: string };
