@@ -151,6 +151,14 @@ export function buildProgram(io: CliIO): Command {
     .addOption(stateOption())
     .addOption(outputOption())
     .action(lazy(io, async () => (await import('./commands/lease.js')).leaseList));
+  lease
+    .command('prune')
+    .description('delete leases that ended long ago, and old renewal statistics (never one a pending tombstone may still ask about)')
+    .option('--older-than <duration>', 'how long ago a lease must have ended', '7d')
+    .addOption(configOption())
+    .addOption(stateOption())
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/lease.js')).leasePrune));
 
   const runs = program
     .command('runs')
@@ -180,6 +188,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--token-file <file>', 'file holding the API token (default: $REAPER_TOKEN)')
     .option('--no-auth', 'serve the API without a token (not recommended)')
     .option('--release-on-exit', 'release the leases on shutdown instead of letting them run out')
+    .option('--lease-retention <duration>', 'hourly, delete leases that ended longer ago than this ("off": never)', '7d')
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .option('--tls-ca <file>', 'PEM CA bundle that client certificates must chain to')

@@ -35,7 +35,7 @@ export interface DaemonTlsOptions {
 
 export type DaemonStore = Pick<
   StateStore,
-  'acquireLease' | 'renewLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases' | 'now'
+  'acquireLease' | 'renewLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases' | 'now' | 'pruneLeases'
 > & { readonly description?: string };
 
 export interface DaemonOptions {
@@ -66,6 +66,14 @@ export interface DaemonOptions {
   maxBodyBytes?: number;
   /** How long stop() waits for a heartbeat in flight, lease releases and open requests (default 5 s). */
   stopTimeoutMs?: number;
+  /**
+   * Leases that ended longer ago than this are deleted from the store, with renewal
+   * statistics as old (default 7 days; null: never). The store keeps any lease a pending
+   * tombstone may still ask about, whatever its age.
+   */
+  leaseRetentionMs?: number | null;
+  /** How often to prune (default hourly; the first prune comes at a random point of the first period). */
+  pruneEveryMs?: number;
   /** For tests: the jitter's random source. */
   random?: () => number;
 }
@@ -90,6 +98,8 @@ export interface Daemon {
 export const MIN_TOKEN_LENGTH = 16;
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+export const DEFAULT_LEASE_RETENTION_MS = 7 * 24 * 3_600_000;
+const DEFAULT_PRUNE_EVERY_MS = 3_600_000;
 
 interface Settings {
   keys: string[];
@@ -201,6 +211,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     });
     await heartbeat.start();
     log.info(isReady() ? 'ready' : 'not-ready', { leases: heartbeat.leases().length, wanted: heartbeat.wanted });
+    const retentionMs = options.leaseRetentionMs === undefined ? DEFAULT_LEASE_RETENTION_MS : options.leaseRetentionMs;
+    if (retentionMs !== null) releasers.add(schedulePrune(options, retentionMs, log, () => stopping));
 
     let stopped: Promise<void> | undefined;
     return {
@@ -273,4 +285,32 @@ async function closeServer(server: Server, timeoutMs: number): Promise<void> {
     server.closeAllConnections();
     await closed;
   }
+}
+
+/**
+ * Prune ended leases every `pruneEveryMs`, the first time at a random point of the first
+ * period (sidecars restarted together do not prune together). A failed prune is logged
+ * and tried again next period. Returns the releaser that stops it.
+ */
+function schedulePrune(options: DaemonOptions, retentionMs: number, log: DaemonLog, stopping: () => boolean): () => Promise<void> {
+  const everyMs = options.pruneEveryMs ?? DEFAULT_PRUNE_EVERY_MS;
+  const random = options.random ?? Math.random;
+  let timer: NodeJS.Timeout | undefined;
+  let pruning: Promise<void> = Promise.resolve();
+  const next = (delayMs: number) => {
+    timer = setTimeout(() => {
+      if (stopping()) return;
+      pruning = options.store.pruneLeases(retentionMs).then(
+        (pruned) => log.info('leases-pruned', { pruned, retentionMs }),
+        (error: unknown) => log.warn('prune-failed', { error: errorText(error) }),
+      );
+      void pruning.then(() => stopping() || next(everyMs));
+    }, delayMs);
+    timer.unref();
+  };
+  next(Math.floor(random() * everyMs));
+  return async () => {
+    clearTimeout(timer);
+    await pruning;
+  };
 }

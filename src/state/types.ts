@@ -66,7 +66,13 @@ export interface LeaseStore {
   keysActiveSince(keys: readonly string[], sinceMs: number): Promise<Set<string>>;
   countLiveKeys(): Promise<number>;
   leaseStats(windowMs: number): Promise<LeaseStats>;
-  /** Delete leases that ended more than `olderThanMs` ago; returns how many. */
+  /**
+   * Delete leases that ended more than `olderThanMs` ago, and renewal statistics older
+   * than that; returns how many leases. A lease renewed (or acquired) at or after the
+   * earliest mark of a tombstone still marked or deleting is kept whatever its age: the
+   * sweep asks whether an owner was renewed since the mark (SAFETY 1, 2), and pruning
+   * must not erase the answer.
+   */
   pruneLeases(olderThanMs: number): Promise<number>;
 }
 

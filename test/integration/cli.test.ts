@@ -118,5 +118,16 @@ describe('reaper CLI', () => {
     expect(late.code).toBe(3);
     expect(late.stderr).toContain('released');
     expect(JSON.parse(reaper(['lease', 'list', '--state', state, '--output', 'json'], { cwd: dir }).stdout)).toEqual([]);
+
+    // The released lease is history: `lease list --all` shows it until it is pruned.
+    expect(JSON.parse(reaper(['lease', 'list', '--all', '--state', state, '--output', 'json'], { cwd: dir }).stdout)).toHaveLength(1);
+    expect(JSON.parse(reaper(['lease', 'prune', '--state', state, '--output', 'json'], { cwd: dir }).stdout)).toEqual({ pruned: 0, olderThanSeconds: 604_800 });
+    const pruned = reaper(['lease', 'prune', '--older-than', '0s', '--state', state, '--output', 'table'], { cwd: dir });
+    expect(pruned.code).toBe(0);
+    expect(pruned.stdout).toContain('pruned 1 lease that ended more than 0s ago');
+    expect(JSON.parse(reaper(['lease', 'list', '--all', '--state', state, '--output', 'json'], { cwd: dir }).stdout)).toEqual([]);
+    const bad = reaper(['lease', 'prune', '--older-than', 'soon', '--state', state], { cwd: dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--older-than');
   });
 });

@@ -567,6 +567,26 @@ for (const factory of storeFactories) {
       });
     });
 
+    describe('pruning', () => {
+      it('deletes leases that ended longer ago than its retention, keeps the ones it holds, and stops pruning on stop', async () => {
+        const ended = await store.acquireLease({ key: 'svc:gone', holder: 'h', ttlMs: 60_000 });
+        await store.releaseLease(ended.leaseId);
+        const daemon = await start({ leases: ['svc:kept'], ttlMs: 60_000, leaseRetentionMs: 100, pruneEveryMs: 150, random: () => 0 });
+        const held = daemon.leases()[0]!;
+        await vi.waitFor(() => expect(log.events().some((e) => e.event === 'leases-pruned' && e.pruned === 1)).toBe(true), { timeout: 5_000, interval: 50 });
+        expect(await store.getLease(ended.leaseId)).toBeNull();
+        expect(await store.getLease(held.leaseId)).not.toBeNull();
+
+        await daemon.stop();
+        const prunes = log.events().filter((e) => e.event === 'leases-pruned').length;
+        const late = await store.acquireLease({ key: 'svc:late', holder: 'h', ttlMs: 60_000 });
+        await store.releaseLease(late.leaseId);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(log.events().filter((e) => e.event === 'leases-pruned').length).toBe(prunes);
+        expect(await store.getLease(late.leaseId)).not.toBeNull();
+      });
+    });
+
     describe('stop', () => {
       it('is idempotent, releases its leases with releaseOnExit, closes the server and leaves no handle', async () => {
         const daemon = await start({ leases: ['svc:s1', 'svc:s2'], ttlMs: 60_000, intervalMs: 200, releaseOnExit: true });

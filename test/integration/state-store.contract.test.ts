@@ -379,6 +379,28 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
 
         expect((await store.acquireLease({ key: 'k-old', holder: 'h', ttlMs: 60_000 })).generation).toBe(2);
       });
+      it('never prunes a lease renewed since the mark of a pending tombstone, and drops old renewal statistics', async () => {
+        const lease = await store.acquireLease({ key: 'owner-a', holder: 'h', ttlMs: 60_000 });
+        await store.releaseLease(lease.leaseId);
+        const run = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true });
+        await store.insertTombstones(run.runId, [tomb('r1', { owner: 'owner-a' })]);
+        const now = await store.now();
+        // Marked 30 s ago; the owner renewed 20 s ago and its lease ended 10 s ago.
+        await target.raw('UPDATE tombstones SET marked_at = ?', [now - 30_000]);
+        await target.raw('UPDATE leases SET renewed_at = ?, expires_at = ?, released_at = ? WHERE lease_id = ?', [now - 20_000, now - 10_000, now - 10_000, lease.leaseId]);
+        await target.raw('INSERT INTO lease_renewal_stats (bucket, ok, failed) VALUES (?, 5, 5)', [Math.floor((now - 3_600_000) / 60_000)]);
+        expect((await store.leaseStats(2 * 3_600_000)).renewals).toBe(5);
+
+        expect(await store.pruneLeases(5_000)).toBe(0);
+        expect(await store.getLease(lease.leaseId)).not.toBeNull();
+        expect(await store.keysActiveSince(['owner-a'], now - 30_000)).toEqual(new Set(['owner-a']));
+        expect(await store.leaseStats(2 * 3_600_000)).toMatchObject({ renewals: 0, renewalFailures: 0 });
+
+        // Once no tombstone waits on that answer, the lease goes like any other.
+        await target.raw(`UPDATE tombstones SET state = 'lifted'`);
+        expect(await store.pruneLeases(5_000)).toBe(1);
+        expect(await store.getLease(lease.leaseId)).toBeNull();
+      });
     });
 
     describe('runs, checkpoints and locks', () => {

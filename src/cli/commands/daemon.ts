@@ -83,6 +83,8 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Record
   const ttlMs = options.ttl === undefined ? undefined : durationOption(options.ttl, '--ttl');
   const intervalMs = options.interval === undefined ? undefined : durationOption(options.interval, '--interval');
   if (keys.length > 0 && ttlMs === undefined) throw new UsageError('--lease needs --ttl (e.g. --ttl 30s)');
+  const retention = String(options.leaseRetention ?? '7d');
+  const leaseRetentionMs = retention === 'off' ? null : durationOption(retention, '--lease-retention');
   const logLevel = (options.logLevel as LogLevel | undefined) ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
   const listen = listenAddress(io, options);
@@ -106,6 +108,7 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Record
       token,
       noAuth: options.auth === false,
       releaseOnExit: Boolean(options.releaseOnExit),
+      leaseRetentionMs,
       tls,
       metricsPublic: Boolean(options.metricsPublic),
       log: io.stdout,

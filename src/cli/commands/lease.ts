@@ -1,4 +1,4 @@
-/** `reaper lease acquire|renew|release|list` against the state store. */
+/** `reaper lease acquire|renew|release|list|prune` against the state store. */
 import { acquiredToJson, leaseToJson } from '../../daemon/wire.js';
 import type { AcquiredLease, Lease } from '../../state/types.js';
 import { leaseTable } from '../../report/table.js';
@@ -54,5 +54,14 @@ export async function leaseList(io: CliIO, _args: unknown[], options: Record<str
     store.listLeases({ key: options.key as string | undefined, includeInactive: Boolean(options.all) }),
   );
   print(io, options, leases, false);
+  return 0;
+}
+
+/** Delete leases that ended longer ago than --older-than (default 7d), and old renewal statistics. */
+export async function leasePrune(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const olderThanMs = durationOption(options.olderThan ?? '7d', '--older-than');
+  const pruned = await withStore(io, options, (store) => store.pruneLeases(olderThanMs));
+  if (outputFormat(io, options) === 'json') io.stdout.write(`${JSON.stringify({ pruned, olderThanSeconds: olderThanMs / 1000 }, null, 2)}\n`);
+  else io.stdout.write(`pruned ${pruned} lease${pruned === 1 ? '' : 's'} that ended more than ${String(options.olderThan ?? '7d')} ago\n`);
   return 0;
 }

@@ -25,6 +25,7 @@ import {
   newLeaseToken,
   newRunId,
   schemaTooNew,
+  statsBucket,
   serverAddress,
   storeError,
   textRow,
@@ -413,11 +414,15 @@ export class MysqlStateStore implements StateStore {
   }
 
   async pruneLeases(olderThanMs: number): Promise<number> {
-    const older = String(Math.floor(olderThanMs));
-    const result = await this.run(
-      `DELETE FROM leases WHERE COALESCE(released_at, expires_at) < ${NOW} - CAST(? AS SIGNED) AND expires_at < ${NOW} - CAST(? AS SIGNED)`,
-      [older, older],
-    );
+    const [row] = await this.rows(`SELECT ${NOW} - CAST(? AS SIGNED) AS cutoff`, [String(Math.floor(olderThanMs))]);
+    const cutoff = int(row!.cutoff);
+    await this.run('DELETE FROM lease_renewal_stats WHERE bucket < ?', [statsBucket(cutoff)]);
+    // The earliest active mark in its own statement, so the DELETE takes no shared locks
+    // on tombstones; a tombstone marked in between is marked after every lease this
+    // prunes had ended, so it could not have kept any of them.
+    const [mark] = await this.rows(`SELECT MIN(marked_at) AS m FROM tombstones WHERE state IN ('marked', 'deleting')`);
+    const keepFrom = mark?.m === null || mark?.m === undefined ? Number.MAX_SAFE_INTEGER : int(mark.m);
+    const result = await this.run('DELETE FROM leases WHERE COALESCE(released_at, expires_at) < ? AND expires_at < ? AND renewed_at < ?', [cutoff, cutoff, keepFrom]);
     return result.affectedRows;
   }
 

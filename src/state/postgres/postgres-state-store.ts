@@ -367,11 +367,17 @@ export class PostgresStateStore implements StateStore {
   }
 
   async pruneLeases(olderThanMs: number): Promise<number> {
-    const { rowCount } = await this.q(
-      `${WITH_NOW} DELETE FROM leases USING c WHERE COALESCE(released_at, expires_at) < c.now - $1::bigint AND expires_at < c.now - $1::bigint`,
+    const { rows } = await this.q<{ n: string }>(
+      `${WITH_NOW},
+       s AS (DELETE FROM lease_renewal_stats USING c WHERE bucket < floor((c.now - $1::bigint) / 60000.0)::bigint),
+       d AS (DELETE FROM leases USING c
+              WHERE COALESCE(released_at, expires_at) < c.now - $1::bigint AND expires_at < c.now - $1::bigint
+                AND renewed_at < COALESCE((SELECT min(marked_at) FROM tombstones WHERE state IN ('marked', 'deleting')), 9223372036854775807)
+             RETURNING 1)
+       SELECT count(*) AS n FROM d`,
       [Math.floor(olderThanMs)],
     );
-    return rowCount;
+    return int(rows[0]!.n);
   }
 
   // ------------------------------------------------------------ runs, checkpoints, locks

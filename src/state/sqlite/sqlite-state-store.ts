@@ -256,7 +256,16 @@ export class SqliteStateStore implements StateStore {
 
   async pruneLeases(olderThanMs: number): Promise<number> {
     const cutoff = this.nowSync() - olderThanMs;
-    return this.db.prepare('DELETE FROM leases WHERE COALESCE(released_at, expires_at) < ? AND expires_at < ?').run(cutoff, cutoff).changes;
+    return this.db.transaction(() => {
+      this.db.prepare('DELETE FROM lease_renewal_stats WHERE bucket < ?').run(statsBucket(cutoff));
+      return this.db
+        .prepare(
+          `WITH m AS (SELECT MIN(marked_at) AS mark FROM tombstones WHERE state IN ('marked', 'deleting'))
+           DELETE FROM leases WHERE COALESCE(released_at, expires_at) < ? AND expires_at < ?
+             AND renewed_at < COALESCE((SELECT mark FROM m), ?)`,
+        )
+        .run(cutoff, cutoff, Number.MAX_SAFE_INTEGER).changes;
+    }).immediate();
   }
 
   private nowSync(): number {
