@@ -160,8 +160,17 @@ export class Heartbeat {
 
   private async acquireMissing(): Promise<void> {
     const { store, log } = this.options;
+    // A round can be long (many keys, one acquire each, a slow store): the leases taken
+    // early in it are renewed on the heartbeat's own schedule meanwhile, so a start that
+    // takes longer than the ttl does not lose its first leases.
+    let renewedAt = performance.now();
     for (const key of this.options.keys) {
       if (this.held.has(key) || this.stopped) continue;
+      if (performance.now() - renewedAt >= this.options.intervalMs) {
+        await this.renewHeld();
+        renewedAt = performance.now();
+        if (this.held.has(key) || this.stopped) continue;
+      }
       try {
         const lease = await store.acquireLease({ key, holder: this.options.holder, ttlMs: this.options.ttlMs });
         this.storeAnswered = true;

@@ -561,6 +561,27 @@ for (const factory of storeFactories) {
         expect(log.events().filter((e) => e.event === 'lease-acquired' && e.key === 'svc:victim').map((e) => e.generation)).toEqual([1, 2]);
       });
 
+      it('keeps the first leases of a start that takes longer than the ttl alive while it acquires the rest', async () => {
+        // 12 acquires of ~40 ms each: the start outlasts the 300 ms ttl.
+        const acquire = store.acquireLease.bind(store);
+        vi.spyOn(store, 'acquireLease').mockImplementation(async (input) => {
+          await sleep(40);
+          return acquire(input);
+        });
+        const renewLeases = vi.spyOn(store, 'renewLeases');
+        const keys = Array.from({ length: 12 }, (_, i) => `svc:slow${i}`);
+        const startedAt = Date.now();
+        const daemon = await start({ leases: keys, ttlMs: 300, intervalMs: 100 });
+        expect(Date.now() - startedAt).toBeGreaterThan(300);
+        // Renewed during the start, each time only what was held by then.
+        expect(renewLeases.mock.calls.length).toBeGreaterThanOrEqual(3);
+        expect(renewLeases.mock.calls[0]![0].length).toBeLessThan(keys.length);
+        expect(daemon.leases()).toHaveLength(keys.length);
+        expect(await store.liveKeys(keys)).toEqual(new Set(keys));
+        expect(daemon.leases().every((l) => l.generation === 1)).toBe(true);
+        expect(log.events().filter((e) => e.event === 'lease-lost')).toEqual([]);
+      });
+
       itOnce('rejects a renewal interval over a third of the ttl', async () => {
         await expect(start({ leases: ['k'], ttlMs: 3_000, intervalMs: 1_500 })).rejects.toThrow(/at most a third of the ttl/);
         await expect(start({ leases: ['k'] })).rejects.toThrow(/positive ttl/);
