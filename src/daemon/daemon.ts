@@ -35,7 +35,7 @@ export interface DaemonTlsOptions {
 
 export type DaemonStore = Pick<
   StateStore,
-  'acquireLease' | 'renewLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases' | 'now' | 'pruneLeases'
+  'acquireLease' | 'acquireLeases' | 'renewLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases' | 'now' | 'pruneLeases'
 > & { readonly description?: string };
 
 export interface DaemonOptions {

@@ -10,7 +10,10 @@ import { errorText, type DaemonLog } from './log.js';
 import type { DaemonMetrics } from './metrics.js';
 import { jittered, settlesWithin } from './timing.js';
 
-export type HeartbeatStore = Pick<LeaseStore, 'acquireLease' | 'renewLeases' | 'releaseLease'> & { now(): Promise<number> };
+/** Keys acquired per store call (one transaction) while a tick acquires missing leases. */
+const ACQUIRE_BATCH = 500;
+
+export type HeartbeatStore = Pick<LeaseStore, 'acquireLeases' | 'renewLeases' | 'releaseLease'> & { now(): Promise<number> };
 
 export interface HeartbeatOptions {
   store: HeartbeatStore;
@@ -160,28 +163,32 @@ export class Heartbeat {
 
   private async acquireMissing(): Promise<void> {
     const { store, log } = this.options;
-    // A round can be long (many keys, one acquire each, a slow store): the leases taken
-    // early in it are renewed on the heartbeat's own schedule meanwhile, so a start that
-    // takes longer than the ttl does not lose its first leases.
+    // Keys are acquired ACQUIRE_BATCH at a time, one transaction each. A round can still be
+    // long (a slow store, many keys): the leases taken early in it are renewed on the
+    // heartbeat's own schedule meanwhile, so a start that takes longer than the ttl does
+    // not lose its first leases.
     let renewedAt = performance.now();
-    for (const key of this.options.keys) {
-      if (this.held.has(key) || this.stopped) continue;
+    const missing = this.options.keys.filter((key) => !this.held.has(key));
+    for (let at = 0; at < missing.length && !this.stopped; at += ACQUIRE_BATCH) {
       if (performance.now() - renewedAt >= this.options.intervalMs) {
         await this.renewHeld();
         renewedAt = performance.now();
-        if (this.held.has(key) || this.stopped) continue;
+        if (this.stopped) return;
       }
+      const keys = missing.slice(at, at + ACQUIRE_BATCH);
+      let acquired;
       try {
-        const lease = await store.acquireLease({ key, holder: this.options.holder, ttlMs: this.options.ttlMs });
-        this.storeAnswered = true;
-        const { token: _token, ...kept } = lease;
-        this.held.set(key, kept);
-        log.info('lease-acquired', { key, leaseId: lease.leaseId, generation: lease.generation, ttlMs: lease.ttlMs, expiresAt: new Date(lease.expiresAt).toISOString() });
+        acquired = await store.acquireLeases(keys, { holder: this.options.holder, ttlMs: this.options.ttlMs });
       } catch (error) {
         this.storeAnswered = false;
-        log.error('acquire-failed', { key, error: errorText(error) });
+        log.error('acquire-failed', { keys: keys.length, firstKey: keys[0], error: errorText(error) });
         // The store is failing: the remaining keys wait for the next tick.
         return;
+      }
+      this.storeAnswered = true;
+      for (const { token: _token, ...lease } of acquired) {
+        this.held.set(lease.key, lease);
+        log.info('lease-acquired', { key: lease.key, leaseId: lease.leaseId, generation: lease.generation, ttlMs: lease.ttlMs, expiresAt: new Date(lease.expiresAt).toISOString() });
       }
     }
   }

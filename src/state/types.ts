@@ -50,6 +50,11 @@ export interface RenewOutcome {
 
 export interface LeaseStore {
   acquireLease(input: { key: string; holder: string; ttlMs: number }): Promise<AcquiredLease>;
+  /**
+   * Acquire a lease on each of these distinct keys in one transaction, as `acquireLease`
+   * would one by one (each key's next generation); the result is in the keys' order.
+   */
+  acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]>;
   /** Renew one lease; throws LeaseLostError once it expired or was released (a late heartbeat never resurrects). */
   renewLease(leaseId: string, options?: { ttlMs?: number; holder?: string }): Promise<Lease>;
   /** Renew many leases in one statement; each outcome is recorded for the renewal-failure rate. */

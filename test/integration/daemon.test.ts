@@ -440,7 +440,7 @@ for (const factory of storeFactories) {
         expect(ready.status).toBe(200);
         expect(ready.json).toMatchObject({ ready: true, leases: { held: 1, wanted: 1 } });
 
-        const down = await start({ store: failing(store, ['acquireLease', 'renewLeases']), leases: ['svc:down'], ttlMs: 60_000 });
+        const down = await start({ store: failing(store, ['acquireLeases', 'renewLeases']), leases: ['svc:down'], ttlMs: 60_000 });
         expect(down.isReady()).toBe(false);
         const notReady = await api(down, 'GET', '/readyz', { token: null });
         expect(notReady.status).toBe(503);
@@ -561,20 +561,21 @@ for (const factory of storeFactories) {
         expect(log.events().filter((e) => e.event === 'lease-acquired' && e.key === 'svc:victim').map((e) => e.generation)).toEqual([1, 2]);
       });
 
-      it('keeps the first leases of a start that takes longer than the ttl alive while it acquires the rest', async () => {
-        // 12 acquires of ~40 ms each: the start outlasts the 300 ms ttl.
-        const acquire = store.acquireLease.bind(store);
-        vi.spyOn(store, 'acquireLease').mockImplementation(async (input) => {
-          await sleep(40);
-          return acquire(input);
+      it('acquires its keys in batches and keeps the first leases of a start longer than the ttl alive meanwhile', async () => {
+        // 2,000 keys: four batches of 500, each held back 200 ms, so the start outlasts the 450 ms ttl.
+        const acquireLeases = store.acquireLeases.bind(store);
+        const acquire = vi.spyOn(store, 'acquireLeases').mockImplementation(async (keys, options) => {
+          await sleep(200);
+          return acquireLeases(keys, options);
         });
         const renewLeases = vi.spyOn(store, 'renewLeases');
-        const keys = Array.from({ length: 12 }, (_, i) => `svc:slow${i}`);
+        const keys = Array.from({ length: 2_000 }, (_, i) => `svc:slow${i}`);
         const startedAt = Date.now();
-        const daemon = await start({ leases: keys, ttlMs: 300, intervalMs: 100 });
-        expect(Date.now() - startedAt).toBeGreaterThan(300);
+        const daemon = await start({ leases: keys, ttlMs: 450, intervalMs: 150 });
+        expect(Date.now() - startedAt).toBeGreaterThan(450);
+        expect(acquire.mock.calls.map(([batch]) => batch.length)).toEqual([500, 500, 500, 500]);
         // Renewed during the start, each time only what was held by then.
-        expect(renewLeases.mock.calls.length).toBeGreaterThanOrEqual(3);
+        expect(renewLeases.mock.calls.length).toBeGreaterThanOrEqual(2);
         expect(renewLeases.mock.calls[0]![0].length).toBeLessThan(keys.length);
         expect(daemon.leases()).toHaveLength(keys.length);
         expect(await store.liveKeys(keys)).toEqual(new Set(keys));

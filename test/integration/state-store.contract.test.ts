@@ -185,6 +185,39 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
         expect(leases.map((l) => l.generation).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
       });
 
+      it('acquires many keys in one call, in their order, each at its next generation, and races settle like single acquisitions', async () => {
+        await store.acquireLease({ key: 'm-2', holder: 'h', ttlMs: 5_000 });
+        // More keys than one statement's chunk, in an order that is not sorted.
+        const keys = Array.from({ length: 1_203 }, (_, i) => `m-${(i * 7) % 1_203}`);
+        const leases = await store.acquireLeases(keys, { holder: 'hb', ttlMs: 5_000 });
+        expect(leases.map((l) => l.key)).toEqual(keys);
+        expect(leases.find((l) => l.key === 'm-2')!.generation).toBe(2);
+        expect(leases.filter((l) => l.generation !== 1).map((l) => l.key)).toEqual(['m-2']);
+        expect(new Set(leases.map((l) => l.leaseId)).size).toBe(keys.length);
+        expect(leases.every((l) => l.holder === 'hb' && l.ttlMs === 5_000 && l.expiresAt === l.acquiredAt + 5_000)).toBe(true);
+        const sample = leases[617]!;
+        const { token, ...stored } = sample;
+        expect(await store.getLease(sample.leaseId)).toEqual(stored);
+        expect(await store.verifyLeaseToken(sample.leaseId, token)).toBe(true);
+        expect(await store.verifyLeaseToken(sample.leaseId, leases[618]!.token)).toBe(false);
+        expect(await store.liveKeys(keys)).toEqual(new Set(keys));
+
+        // Two callers, overlapping keys in opposite orders: no deadlock, consecutive generations.
+        const other = await target.open();
+        const shared = ['r-a', 'r-b', 'r-c', 'r-d'];
+        const [one, two] = await Promise.all([
+          store.acquireLeases(shared, { holder: 'h1', ttlMs: 5_000 }),
+          other.acquireLeases([...shared].reverse(), { holder: 'h2', ttlMs: 5_000 }),
+        ]);
+        for (const key of shared) {
+          expect([one.find((l) => l.key === key)!.generation, two.find((l) => l.key === key)!.generation].sort()).toEqual([1, 2]);
+        }
+
+        await expect(store.acquireLeases(['d-1', 'd-2', 'd-1'], { holder: 'h', ttlMs: 5_000 })).rejects.toThrow(/given twice/);
+        expect(await store.liveKeys(['d-1', 'd-2'])).toEqual(new Set());
+        expect(await store.acquireLeases([], { holder: 'h', ttlMs: 5_000 })).toEqual([]);
+      });
+
       it('clamps ttls to the store bounds and refuses non-positive ones', async () => {
         const short = await store.acquireLease({ key: 'k', holder: 'h', ttlMs: 1 });
         expect(short.ttlMs).toBe(BOUNDS.minTtlMs);

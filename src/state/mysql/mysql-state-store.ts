@@ -18,6 +18,7 @@ import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql
 import { BackendError, LeaseLostError, redact } from '../../errors.js';
 import {
   clampTtl,
+  distinctKeys,
   chunk,
   hashToken,
   lostReason,
@@ -70,6 +71,8 @@ const JOURNAL_COLS = 'journal_id, run_id, tombstone_id, resource, resource_id, f
 
 /** Values per IN list. */
 const IN_CHUNK = 1_000;
+/** Keys per statement in acquireLeases (7 parameters a lease, well under the 65,535 limit). */
+const ACQUIRE_CHUNK = 500;
 /** Rows per multi-row INSERT (8 values each, far below the 65,535 placeholders a statement may have). */
 const INSERT_CHUNK = 500;
 const ER_DUP_ENTRY = 1062;
@@ -264,24 +267,48 @@ export class MysqlStateStore implements StateStore {
   // ------------------------------------------------------------ leases
 
   async acquireLease(input: { key: string; holder: string; ttlMs: number }): Promise<AcquiredLease> {
-    const ttlMs = clampTtl(input.ttlMs, this.bounds);
-    const leaseId = newLeaseId();
-    const token = newLeaseToken();
-    const key = utf8(input.key);
-    const row = await this.tx(async (conn) => {
-      // The upsert holds the key's generation row locked until commit, so concurrent
-      // acquisitions of one key are serialised and get consecutive generations.
-      await this.run('INSERT INTO lease_generations (`key`, generation) VALUES (?, 1) ON DUPLICATE KEY UPDATE generation = generation + 1', [key], conn);
-      await this.run(
-        `INSERT INTO leases (lease_id, \`key\`, holder, token_hash, generation, ttl_ms, acquired_at, renewed_at, expires_at)
-         SELECT ?, \`key\`, ?, ?, generation, CAST(? AS SIGNED), ${NOW}, ${NOW}, ${NOW} + CAST(? AS SIGNED) FROM lease_generations WHERE \`key\` = ?`,
-        [leaseId, utf8(input.holder), hashToken(token), String(ttlMs), String(ttlMs), key],
-        conn,
-      );
-      const [lease] = await this.rows(`SELECT ${LEASE_COLS} FROM leases WHERE lease_id = ?`, [leaseId], conn);
-      return lease!;
+    const [lease] = await this.acquireLeases([input.key], input);
+    return lease!;
+  }
+
+  async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
+    const ttlMs = String(clampTtl(options.ttlMs, this.bounds));
+    distinctKeys(keys);
+    if (keys.length === 0) return [];
+    const holder = utf8(options.holder);
+    return this.tx(async (conn) => {
+      const acquired: AcquiredLease[] = [];
+      // Keys in sorted order, so two callers with overlapping keys cannot deadlock; the
+      // upsert holds each key's generation row locked until commit, so acquisitions of
+      // one key at once are serialised and get consecutive generations.
+      const sorted = [...keys].sort();
+      for (const part of chunk(sorted, ACQUIRE_CHUNK)) {
+        await this.run(
+          `INSERT INTO lease_generations (\`key\`, generation) VALUES ${part.map(() => '(?, 1)').join(', ')} ON DUPLICATE KEY UPDATE generation = generation + 1`,
+          part.map(utf8),
+          conn,
+        );
+        const generations = new Map(
+          (await this.rows(`SELECT \`key\`, generation FROM lease_generations WHERE \`key\` IN (${part.map(() => '?').join(', ')})`, part.map(utf8), conn)).map((r) => [
+            String(r.key),
+            String(r.generation),
+          ]),
+        );
+        const fresh = part.map((key) => ({ key, leaseId: newLeaseId(), token: newLeaseToken() }));
+        await this.run(
+          `INSERT INTO leases (lease_id, \`key\`, holder, token_hash, generation, ttl_ms, acquired_at, renewed_at, expires_at) VALUES ${fresh
+            .map(() => `(?, ?, ?, ?, CAST(? AS SIGNED), CAST(? AS SIGNED), ${NOW}, ${NOW}, ${NOW} + CAST(? AS SIGNED))`)
+            .join(', ')}`,
+          fresh.flatMap((f) => [f.leaseId, utf8(f.key), holder, hashToken(f.token), generations.get(f.key)!, ttlMs, ttlMs]),
+          conn,
+        );
+        const rows = await this.rows(`SELECT ${LEASE_COLS} FROM leases WHERE lease_id IN (${fresh.map(() => '?').join(', ')})`, fresh.map((f) => f.leaseId), conn);
+        const byId = new Map(rows.map((r) => [String(r.lease_id), toLease(r)]));
+        for (const f of fresh) acquired.push({ ...byId.get(f.leaseId)!, token: f.token });
+      }
+      const byKey = new Map(acquired.map((l) => [l.key, l]));
+      return keys.map((key) => byKey.get(key)!);
     });
-    return { ...toLease(row), token };
   }
 
   async renewLease(leaseId: string, options: { ttlMs?: number; holder?: string } = {}): Promise<Lease> {

@@ -15,6 +15,7 @@ import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import { BackendError, LeaseLostError, redact } from '../../errors.js';
 import {
   clampTtl,
+  distinctKeys,
   chunk,
   hashToken,
   lostReason,
@@ -211,21 +212,32 @@ export class PostgresStateStore implements StateStore {
   // ------------------------------------------------------------ leases
 
   async acquireLease(input: { key: string; holder: string; ttlMs: number }): Promise<AcquiredLease> {
-    const ttlMs = clampTtl(input.ttlMs, this.bounds);
-    const token = newLeaseToken();
-    // The generation upsert locks the key's row until commit, so two acquisitions of
-    // one key at once are serialised and get consecutive generations.
+    const [lease] = await this.acquireLeases([input.key], input);
+    return lease!;
+  }
+
+  async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
+    const ttlMs = clampTtl(options.ttlMs, this.bounds);
+    distinctKeys(keys);
+    if (keys.length === 0) return [];
+    const tokens = keys.map(() => newLeaseToken());
+    const ids = keys.map(() => newLeaseId());
+    // The generation upsert locks each key's row until commit, so acquisitions of one key
+    // at once are serialised and get consecutive generations; keys are taken in sorted
+    // order, so two callers with overlapping keys cannot deadlock.
     const { rows } = await this.q(
       `${WITH_NOW},
-       g AS (INSERT INTO lease_generations (key, generation) VALUES ($1, 1)
+       i AS (SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[]) AS i(key, lease_id, token_hash)),
+       g AS (INSERT INTO lease_generations (key, generation) SELECT key, 1 FROM i ORDER BY key
              ON CONFLICT (key) DO UPDATE SET generation = lease_generations.generation + 1
-             RETURNING generation)
+             RETURNING key, generation)
        INSERT INTO leases (lease_id, key, holder, token_hash, generation, ttl_ms, acquired_at, renewed_at, expires_at)
-       SELECT $2, $1, $3, $4, g.generation, $5::bigint, c.now, c.now, c.now + $5::bigint FROM c, g
+       SELECT i.lease_id, i.key, $4, i.token_hash, g.generation, $5::bigint, c.now, c.now, c.now + $5::bigint FROM c, i JOIN g ON g.key = i.key
        RETURNING ${LEASE_COLS}`,
-      [utf8(input.key), newLeaseId(), input.holder, hashToken(token), ttlMs],
+      [keys.map(utf8), ids, tokens.map(hashToken), options.holder, ttlMs],
     );
-    return { ...toLease(textRow(rows[0]!)), token };
+    const byId = new Map(rows.map((r) => [String(r.lease_id), toLease(textRow(r))]));
+    return ids.map((id, n) => ({ ...byId.get(id)!, token: tokens[n]! }));
   }
 
   async renewLease(leaseId: string, options: { ttlMs?: number; holder?: string } = {}): Promise<Lease> {

@@ -11,6 +11,7 @@ import { BackendError, LeaseLostError } from '../../errors.js';
 import {
   chunk,
   clampTtl,
+  distinctKeys,
   hashToken,
   lostReason,
   newLeaseId,
@@ -117,23 +118,28 @@ export class SqliteStateStore implements StateStore {
   // ------------------------------------------------------------ leases
 
   async acquireLease(input: { key: string; holder: string; ttlMs: number }): Promise<AcquiredLease> {
-    const ttlMs = clampTtl(input.ttlMs, this.bounds);
-    const leaseId = newLeaseId();
-    const token = newLeaseToken();
-    const row = this.db.transaction(() => {
-      const generation = (
-        this.db
-          .prepare('INSERT INTO lease_generations (key, generation) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET generation = generation + 1 RETURNING generation')
-          .get(input.key) as { generation: number }
-      ).generation;
-      return this.db
-        .prepare(
-          `INSERT INTO leases (lease_id, key, holder, token_hash, generation, ttl_ms, acquired_at, renewed_at, expires_at)
-           VALUES (?, ?, ?, ?, ?, ?, ${NOW}, ${NOW}, ${NOW} + ?) RETURNING *`,
-        )
-        .get(leaseId, input.key, input.holder, hashToken(token), generation, ttlMs, ttlMs) as Row;
-    }).immediate();
-    return { ...toLease(row), token };
+    const [lease] = await this.acquireLeases([input.key], input);
+    return lease!;
+  }
+
+  async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
+    const ttlMs = clampTtl(options.ttlMs, this.bounds);
+    distinctKeys(keys);
+    const nextGeneration = this.db.prepare(
+      'INSERT INTO lease_generations (key, generation) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET generation = generation + 1 RETURNING generation',
+    );
+    const insert = this.db.prepare(
+      `INSERT INTO leases (lease_id, key, holder, token_hash, generation, ttl_ms, acquired_at, renewed_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ${NOW}, ${NOW}, ${NOW} + ?) RETURNING *`,
+    );
+    return this.db.transaction(() =>
+      keys.map((key) => {
+        const { generation } = nextGeneration.get(key) as { generation: number };
+        const token = newLeaseToken();
+        const row = insert.get(newLeaseId(), key, options.holder, hashToken(token), generation, ttlMs, ttlMs) as Row;
+        return { ...toLease(row), token };
+      }),
+    ).immediate();
   }
 
   async renewLease(leaseId: string, options: { ttlMs?: number; holder?: string } = {}): Promise<Lease> {
