@@ -562,17 +562,17 @@ for (const factory of storeFactories) {
       });
 
       it('acquires its keys in batches and keeps the first leases of a start longer than the ttl alive meanwhile', async () => {
-        // 2,000 keys: four batches of 500, each held back 200 ms, so the start outlasts the 450 ms ttl.
+        // 2,000 keys: four batches of 500, each held back 400 ms, so the start outlasts the 1.2 s ttl.
         const acquireLeases = store.acquireLeases.bind(store);
         const acquire = vi.spyOn(store, 'acquireLeases').mockImplementation(async (keys, options) => {
-          await sleep(200);
+          await sleep(400);
           return acquireLeases(keys, options);
         });
         const renewLeases = vi.spyOn(store, 'renewLeases');
         const keys = Array.from({ length: 2_000 }, (_, i) => `svc:slow${i}`);
         const startedAt = Date.now();
-        const daemon = await start({ leases: keys, ttlMs: 450, intervalMs: 150 });
-        expect(Date.now() - startedAt).toBeGreaterThan(450);
+        const daemon = await start({ leases: keys, ttlMs: 1_200, intervalMs: 400 });
+        expect(Date.now() - startedAt).toBeGreaterThan(1_200);
         expect(acquire.mock.calls.map(([batch]) => batch.length)).toEqual([500, 500, 500, 500]);
         // Renewed during the start, each time only what was held by then.
         expect(renewLeases.mock.calls.length).toBeGreaterThanOrEqual(2);
