@@ -98,7 +98,7 @@ export interface Daemon {
 export const MIN_TOKEN_LENGTH = 16;
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
-export const DEFAULT_LEASE_RETENTION_MS = 7 * 24 * 3_600_000;
+const DEFAULT_LEASE_RETENTION_MS = 7 * 24 * 3_600_000;
 const DEFAULT_PRUNE_EVERY_MS = 3_600_000;
 
 interface Settings {

@@ -34,13 +34,12 @@ export function lostReason(row: { released_at: unknown; holder: string } | undef
 }
 
 /** acquireLeases takes each key once: two leases on one key in one call are a caller's bug. */
-export function distinctKeys(keys: readonly string[]): readonly string[] {
+export function assertDistinctKeys(keys: readonly string[]): void {
   const seen = new Set<string>();
   for (const key of keys) {
     if (seen.has(key)) throw new RangeError(`acquireLeases: the key ${JSON.stringify(key)} is given twice`);
     seen.add(key);
   }
-  return keys;
 }
 
 export function chunk<T>(items: readonly T[], size: number): T[][] {

@@ -18,7 +18,7 @@ import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql
 import { BackendError, LeaseLostError, redact } from '../../errors.js';
 import {
   clampTtl,
-  distinctKeys,
+  assertDistinctKeys,
   chunk,
   hashToken,
   lostReason,
@@ -273,7 +273,7 @@ export class MysqlStateStore implements StateStore {
 
   async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
     const ttlMs = String(clampTtl(options.ttlMs, this.bounds));
-    distinctKeys(keys);
+    assertDistinctKeys(keys);
     if (keys.length === 0) return [];
     const holder = utf8(options.holder);
     return this.tx(async (conn) => {

@@ -15,7 +15,7 @@ import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import { BackendError, LeaseLostError, redact } from '../../errors.js';
 import {
   clampTtl,
-  distinctKeys,
+  assertDistinctKeys,
   chunk,
   hashToken,
   lostReason,
@@ -218,7 +218,7 @@ export class PostgresStateStore implements StateStore {
 
   async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
     const ttlMs = clampTtl(options.ttlMs, this.bounds);
-    distinctKeys(keys);
+    assertDistinctKeys(keys);
     if (keys.length === 0) return [];
     const tokens = keys.map(() => newLeaseToken());
     const ids = keys.map(() => newLeaseId());

@@ -11,7 +11,7 @@ import { BackendError, LeaseLostError } from '../../errors.js';
 import {
   chunk,
   clampTtl,
-  distinctKeys,
+  assertDistinctKeys,
   hashToken,
   lostReason,
   newLeaseId,
@@ -124,7 +124,7 @@ export class SqliteStateStore implements StateStore {
 
   async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
     const ttlMs = clampTtl(options.ttlMs, this.bounds);
-    distinctKeys(keys);
+    assertDistinctKeys(keys);
     const nextGeneration = this.db.prepare(
       'INSERT INTO lease_generations (key, generation) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET generation = generation + 1 RETURNING generation',
     );
@@ -266,9 +266,8 @@ export class SqliteStateStore implements StateStore {
       this.db.prepare('DELETE FROM lease_renewal_stats WHERE bucket < ?').run(statsBucket(cutoff));
       return this.db
         .prepare(
-          `WITH m AS (SELECT MIN(marked_at) AS mark FROM tombstones WHERE state IN ('marked', 'deleting'))
-           DELETE FROM leases WHERE COALESCE(released_at, expires_at) < ? AND expires_at < ?
-             AND renewed_at < COALESCE((SELECT mark FROM m), ?)`,
+          `DELETE FROM leases WHERE COALESCE(released_at, expires_at) < ? AND expires_at < ?
+             AND renewed_at < COALESCE((SELECT MIN(marked_at) FROM tombstones WHERE state IN ('marked', 'deleting')), ?)`,
         )
         .run(cutoff, cutoff, Number.MAX_SAFE_INTEGER).changes;
     }).immediate();
