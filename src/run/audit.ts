@@ -33,7 +33,7 @@ export interface AuditOptions {
 }
 
 export async function runAudit(manifest: Manifest, options: AuditOptions = {}): Promise<AuditDocument> {
-  const context = await openRunContext(manifest, { store: options.store });
+  const context = await openRunContext(manifest, { store: options.store, signal: options.signal });
   const { store } = context;
   const maxFindings = options.maxFindings ?? 1_000;
   const run = await store.startRun({ kind: 'audit', manifestDigest: manifest.digest, execute: false });

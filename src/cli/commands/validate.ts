@@ -24,7 +24,7 @@ export async function validateCommand(io: CliIO, _args: unknown[], options: Reco
     try {
       for (const spec of manifest.resources) {
         try {
-          const backend = await openBackend(spec, { connections, exclude: [] });
+          const backend = await openBackend(spec, { connections, exclude: [], signal: io.signal });
           try {
             for await (const page of backend.scan({ pageSize: 1, signal: io.signal })) {
               void page;
