@@ -6,7 +6,7 @@ import type { Finding } from '../engine/types.js';
 import type { Manifest } from '../manifest/types.js';
 import { findingOutput, leaseTelemetry, type AuditDocument, type FindingOutput } from '../report/document.js';
 import { REPORT_SCHEMA_VERSION, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
-import { redact, BackendError } from '../errors.js';
+import { redact, BackendError, InterruptedError, ReaperError } from '../errors.js';
 import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
 import { classifyResource } from './classify-stream.js';
@@ -98,9 +98,12 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
       sourceCounts: sources.counts,
     });
     return document;
-  } catch (error) {
+  } catch (caught) {
+    // A stop requested mid-scan surfaces as whatever the interrupted call threw (the signal's
+    // reason, an AbortError): it is an interruption (exit 130), not a backend failure.
+    const error = options.signal?.aborted && !(caught instanceof ReaperError) ? new InterruptedError('interrupted: the audit stopped before it finished (it changes nothing)', { cause: caught }) : caught;
     await store
-      .finishRun(run.runId, { status: options.signal?.aborted ? 'interrupted' : 'failed', error: redact((error as Error).message) })
+      .finishRun(run.runId, { status: error instanceof InterruptedError ? 'interrupted' : 'failed', error: redact((error as Error).message) })
       .catch(() => undefined);
     throw error;
   } finally {
