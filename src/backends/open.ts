@@ -31,3 +31,17 @@ export async function openBackend(spec: ResourceSpec, context: BackendContext): 
     }
   }
 }
+
+/** The scope as the manifest declares it, for messages about a type whose backend could not be opened. */
+export function declaredScope(spec: ResourceSpec): string {
+  const location = spec.location;
+  switch (location.kind) {
+    case 'fs':
+      return location.path;
+    case 's3':
+      return `s3://${location.bucket}/${location.prefix}`;
+    case 'postgres':
+    case 'mysql':
+      return `${location.kind} ${location.table}`;
+  }
+}

@@ -192,10 +192,10 @@ export class S3Backend implements Backend {
       while (buffer.length > pageSize || (buffer.length === pageSize && !listing.last)) {
         const records = buffer.slice(0, pageSize);
         buffer = buffer.slice(pageSize);
-        yield { records, cursor: records[records.length - 1]!.id };
+        yield withUnreadable({ records, cursor: records[records.length - 1]!.id });
       }
     }
-    yield { records: buffer, cursor: null };
+    yield withUnreadable({ records: buffer, cursor: null });
   }
 
   /** Current objects under the prefix, after `startAfter`, one listing request at a time. */
@@ -617,6 +617,12 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 function withoutLastCharacter(id: string): string {
   const end = id.length >= 2 && /[\uDC00-\uDFFF]/.test(id[id.length - 1]!) && /[\uD800-\uDBFF]/.test(id[id.length - 2]!) ? 2 : 1;
   return id.slice(0, Math.max(0, id.length - end));
+}
+
+/** A page naming its records whose metadata or tags could not be read (they are judged unknown). */
+function withUnreadable(page: ScanPage): ScanPage {
+  const unreadable = page.records.flatMap((r) => (r.unreadable === undefined ? [] : [{ id: r.id, why: r.unreadable }]));
+  return unreadable.length ? { ...page, unreadable } : page;
 }
 
 function listedRecord(o: ListedObject): ResourceRecord {
