@@ -86,6 +86,8 @@ export interface Backend {
   restore?(id: string, handle: string, signal?: AbortSignal): Promise<void>;
   /** Find the restore handle of a resource deleted by a run that died before recording it. */
   findRestoreHandle?(item: DeleteItem, signal?: AbortSignal): Promise<string | null>;
+  /** What a reap will rely on that `validate` should show (S3: versioning, how deletes are made conditional). */
+  reapNotes?(): string[];
   /** Drop kept copies older than the resource's retention (files `retain`); returns how many. */
   purgeRetained?(nowMs: number, signal?: AbortSignal): Promise<number>;
   close(): Promise<void>;

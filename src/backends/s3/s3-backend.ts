@@ -158,6 +158,16 @@ export class S3Backend implements Backend {
     return this.target.versioning !== null;
   }
 
+  /** Versioning and the delete mode, without the probe (which writes): for `validate`. */
+  reapNotes(): string[] {
+    const versioning = this.target.versioning === null ? 'never enabled' : this.target.versioning.toLowerCase();
+    const asserted = assertedDeleteMode(this.deleteSetting, this.target.versioning);
+    const deletes = asserted
+      ? `deletes: ${asserted}`
+      : 'deletes: probed at the first reap --execute (it writes and removes one object under the prefix: needs s3:PutObject, s3:DeleteObject and s3:GetObject)';
+    return [`versioning ${versioning}${this.target.versioning === 'Enabled' ? ' (restore keeps delete markers)' : ''}`, deletes];
+  }
+
   async capabilities(signal?: AbortSignal): Promise<BackendCapabilities> {
     const mode = await this.deleteMode(signal);
     return {
