@@ -11,10 +11,10 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reaperSync, type CliOptions } from './support/cli.js';
-import { freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
+import { freshBucket, freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -220,15 +220,7 @@ describe.skipIf(!serviceAvailable('postgres'))('an audit whose SQL liveness sour
 describe.skipIf(!serviceAvailable('s3'))('an audit with a bucket that does not exist', () => {
   it('reports the bucket\'s type as error with the reason and the other types in full, exits 3; reap reaps the rest', async () => {
     const cfg = s3Settings();
-    const s3 = new S3Client({ endpoint: cfg.endpoint, region: cfg.region, forcePathStyle: true, credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey } });
-    const bucket = uniqueName('present').toLowerCase().replace(/_/g, '-');
-    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-    cleanups.push(async () => {
-      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
-      for (const o of listed.Contents ?? []) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key! }));
-      await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
-      s3.destroy();
-    });
+    const { client: s3, bucket } = await freshBucket(cleanups, 'present');
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'tmp/alice/a.bin', Body: 'a' }));
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'tmp/bob/b.bin', Body: 'b' }));
     const missing = uniqueName('missing').toLowerCase().replace(/_/g, '-');

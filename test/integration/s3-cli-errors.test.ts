@@ -10,10 +10,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { reaperSync } from './support/cli.js';
-import { runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
+import { freshBucket, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -26,17 +26,6 @@ const bareEnv = (dir: string) => ({ HOME: dir, AWS_EC2_METADATA_DISABLED: 'true'
 
 function tmp(): string {
   return mkdtempSync(path.join(tmpdir(), 'reaper-s3cli-'));
-}
-
-async function freshBucket(client: S3Client, prefix: string): Promise<string> {
-  const bucket = bucketName(prefix);
-  await client.send(new CreateBucketCommand({ Bucket: bucket }));
-  cleanups.push(async () => {
-    const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
-    for (const o of listed.Contents ?? []) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key! }));
-    await client.send(new DeleteBucketCommand({ Bucket: bucket }));
-  });
-  return bucket;
 }
 
 function manifest(dir: string, connection: string, bucket: string): string {
@@ -68,18 +57,14 @@ function blobsCheck(stdout: string): { ok: boolean; detail: string } {
 }
 
 describe.skipIf(!serviceAvailable('s3'))('S3 through the CLI', () => {
-  let client: S3Client;
   let endpoint: string;
   beforeAll(() => {
-    const cfg = s3Settings();
-    endpoint = cfg.endpoint;
-    client = new S3Client({ endpoint, region: cfg.region, forcePathStyle: true, credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey } });
+    endpoint = s3Settings().endpoint;
   });
-  afterAll(() => client?.destroy());
   const connection = () => `{ kind: s3, endpoint: "${endpoint}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing }`;
 
   it('audits 80 objects with metadata owners, 16 requests at a time, without a MaxListenersExceededWarning', async () => {
-    const bucket = await freshBucket(client, 'warn');
+    const { client, bucket } = await freshBucket(cleanups, 'warn');
     for (let i = 0; i < 80; i++) {
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: `tmp/o-${i}.bin`, Body: 'x', Metadata: { owner: i % 2 ? 'alive' : 'gone' } }));
     }

@@ -7,10 +7,10 @@
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, DeleteBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reaperSync } from './support/cli.js';
-import { freshMysqlDatabase, freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
+import { freshBucket, freshMysqlDatabase, freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -57,6 +57,13 @@ function validate(dir: string, manifest: string): { code: number | null; doc: Va
   };
 }
 
+/** The URL of a database on the same server that does not exist. */
+function absentDatabase(url: string): string {
+  const u = new URL(url);
+  u.pathname = `/${uniqueName('absent').toLowerCase()}`;
+  return u.toString();
+}
+
 describe('reaper validate', () => {
   it('says a SQLite store that does not exist will be created, and does not create it', () => {
     const { dir, manifest } = sandbox('sqlite:.reaper/state.db');
@@ -78,9 +85,7 @@ describe('reaper validate', () => {
   });
 
   it.skipIf(!serviceAvailable('postgres'))('fails a PostgreSQL store whose database does not exist, and the leases it holds', async () => {
-    const admin = new URL(await freshPgDatabase(cleanups));
-    admin.pathname = `/${uniqueName('absent').toLowerCase()}`;
-    const { dir, manifest } = sandbox(admin.toString());
+    const { dir, manifest } = sandbox(absentDatabase(await freshPgDatabase(cleanups)));
     const v = validate(dir, manifest);
     expect(v.code).toBe(3);
     expect(v.doc.ok).toBe(false);
@@ -104,9 +109,7 @@ describe('reaper validate', () => {
   });
 
   it.skipIf(!serviceAvailable('mysql'))('fails a MySQL store it cannot enter', async () => {
-    const url = new URL(await freshMysqlDatabase(cleanups));
-    url.pathname = `/${uniqueName('absent').toLowerCase()}`;
-    const { dir, manifest } = sandbox(url.toString());
+    const { dir, manifest } = sandbox(absentDatabase(await freshMysqlDatabase(cleanups)));
     const v = validate(dir, manifest);
     expect(v.code).toBe(3);
     expect(v.check('state store')).toMatchObject({ ok: false, detail: expect.stringMatching(/Unknown database/i) });
@@ -114,13 +117,7 @@ describe('reaper validate', () => {
 
   it.skipIf(!serviceAvailable('s3'))('shows what a reap of an S3 type relies on, without writing to the bucket', async () => {
     const cfg = s3Settings();
-    const s3 = new S3Client({ endpoint: cfg.endpoint, region: cfg.region, forcePathStyle: true, credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey } });
-    const bucket = uniqueName('validate').toLowerCase().replace(/_/g, '-');
-    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-    cleanups.push(async () => {
-      await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
-      s3.destroy();
-    });
+    const { client: s3, bucket } = await freshBucket(cleanups, 'validate');
     const { dir, manifest } = sandbox('sqlite:.reaper/state.db', [
       '  - name: blobs',
       `    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/ }`,
