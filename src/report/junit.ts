@@ -21,6 +21,7 @@ import type { Status } from '../engine/types.js';
 import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
 import { formatBytes, formatSeconds } from './format.js';
 import { printable } from './table.js';
+import { scanProblem, sourceProblem } from './telemetry.js';
 
 export interface JunitOptions {
   /** Findings listed under a failing testcase (default 10). */
@@ -63,7 +64,7 @@ export function renderJunit(doc: AuditDocument, gateResults: readonly GateResult
 
   for (const [source, message] of Object.entries(doc.sourceErrors ?? {})) {
     errors++;
-    const why = `liveness source ${source} failed; the owners only it could vouch for were judged unknown, never orphaned: ${message}`;
+    const why = sourceProblem(source, message);
     cases.push(testcase('reaper.source', source, [], { title: '', list: [] }, [], { message: why, body: [why] }));
   }
 
@@ -97,11 +98,6 @@ export function renderJunit(doc: AuditDocument, gateResults: readonly GateResult
     '</testsuites>',
     '',
   ].join('\n');
-}
-
-/** `error: cannot read …` or `partial: 2 unreadable: …` — what kept a type from being read whole. */
-export function scanProblem(r: Pick<AuditDocument['resources'][number], 'status' | 'error' | 'unreadable'>): string {
-  return r.status === 'error' ? `not read: ${r.error ?? 'unknown error'}` : `${r.unreadable} entr${r.unreadable === 1 ? 'y' : 'ies'} could not be read (never judged orphaned): ${r.error ?? ''}`;
 }
 
 function testcase(

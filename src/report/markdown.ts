@@ -13,8 +13,7 @@ import type { GateResult } from '../engine/gates.js';
 import type { ReapReport } from '../run/reap.js';
 import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
 import { formatBytes, formatSeconds } from './format.js';
-import { scanProblem } from './junit.js';
-import type { ResourceTelemetry } from './telemetry.js';
+import { scanProblem, sourceProblem, type ResourceTelemetry } from './telemetry.js';
 
 export interface MarkdownOptions {
   /** Findings listed (default 20). */
@@ -132,7 +131,7 @@ export function renderMarkdown(doc: AuditDocument | null, gateResults: readonly 
 /** Resource types not read whole and liveness sources that failed: said before anything else, since every count below is short of them. */
 function errorSection(resources: readonly ResourceTelemetry[], sourceErrors: Readonly<Record<string, string>>): string[] {
   const lines = resources.filter((r) => r.status !== 'ok').map((r) => `- ⚠️ **${md(r.name)}** (${md(r.scope)}): ${md(scanProblem(r))}`);
-  for (const [name, e] of Object.entries(sourceErrors)) lines.push(`- ⚠️ liveness source **${md(name)}** failed; the owners only it could vouch for were judged unknown, never orphaned: ${md(e)}`);
+  for (const [name, e] of Object.entries(sourceErrors)) lines.push(`- ⚠️ ${md(sourceProblem(name, e))}`);
   return lines.length ? ['### Could not be read', '', ...lines, ''] : [];
 }
 

@@ -3,6 +3,7 @@ import Table from 'cli-table3';
 import type { Lease, RunRecord } from '../state/types.js';
 import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
 import { formatBytes, formatSeconds } from './format.js';
+import { scanProblem, sourceProblem } from './telemetry.js';
 
 const plain = { head: [] as string[], style: { head: [] as string[], border: [] as string[], compact: true } };
 
@@ -112,12 +113,8 @@ export function reapTable(report: import('../run/reap.js').ReapReport): string {
  * and each liveness source that failed, with the reason. Empty when everything was read.
  */
 export function problemsText(resources: readonly Pick<AuditDocument['resources'][number], 'name' | 'scope' | 'status' | 'error' | 'unreadable'>[], sourceErrors: Readonly<Record<string, string>>): string {
-  const lines: string[] = [];
-  for (const r of resources) {
-    if (r.status === 'error') lines.push(`  ${r.name} (${r.scope}): ERROR, not read: ${r.error ?? 'unknown error'}`);
-    else if (r.status === 'partial') lines.push(`  ${r.name} (${r.scope}): partial, ${r.unreadable} unreadable (never judged orphaned): ${r.error ?? ''}`);
-  }
-  for (const [name, e] of Object.entries(sourceErrors)) lines.push(`  liveness source ${name}: FAILED, its owners are unknown (never orphaned): ${e}`);
+  const lines = resources.filter((r) => r.status !== 'ok').map((r) => `  ${r.name} (${r.scope}): ${scanProblem(r)}`);
+  for (const [name, e] of Object.entries(sourceErrors)) lines.push(`  ${sourceProblem(name, e)}`);
   return lines.length ? ['could not be read:', ...lines].join('\n') : '';
 }
 

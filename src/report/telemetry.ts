@@ -149,3 +149,14 @@ export function summarize(resources: readonly ResourceTelemetry[]): Summary {
 }
 
 const round = (n: number): number => Math.round(n * 1000) / 1000;
+
+/** What kept a type from being read whole, in one line: `not read: …` or `2 entries could not be read (never judged orphaned): …`. */
+export function scanProblem(r: Pick<ResourceTelemetry, 'status' | 'error' | 'unreadable'>): string {
+  if (r.status === 'error') return `not read: ${r.error ?? 'unknown error'}`;
+  return `${r.unreadable} entr${r.unreadable === 1 ? 'y' : 'ies'} could not be read (never judged orphaned): ${r.error ?? ''}`;
+}
+
+/** A failed liveness source, in one line. */
+export function sourceProblem(name: string, error: string): string {
+  return `liveness source ${name} failed (the owners only it could vouch for are unknown, never orphaned): ${error}`;
+}

@@ -6,7 +6,7 @@ import type { Finding } from '../engine/types.js';
 import { declaredScope } from '../backends/open.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { findingOutput, leaseTelemetry, type AuditDocument, type FindingOutput } from '../report/document.js';
-import { REPORT_SCHEMA_VERSION, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
+import { REPORT_SCHEMA_VERSION, scanProblem, sourceProblem, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
 import { redact, InterruptedError, ReaperError } from '../errors.js';
 import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
@@ -146,8 +146,5 @@ async function auditResource(
 
 /** One line per part the audit could not read: failed or partial types, failed liveness sources. */
 export function auditProblems(doc: Pick<AuditDocument, 'resources' | 'sourceErrors'>): string[] {
-  return [
-    ...doc.resources.filter((r) => r.status !== 'ok').map((r) => `${r.name}: ${r.status === 'error' ? 'error' : `${r.unreadable} unreadable`}: ${r.error ?? ''}`),
-    ...Object.entries(doc.sourceErrors).map(([name, e]) => `liveness source ${name} failed (its owners are unknown, never orphaned): ${e}`),
-  ];
+  return [...doc.resources.filter((r) => r.status !== 'ok').map((r) => `${r.name}: ${scanProblem(r)}`), ...Object.entries(doc.sourceErrors).map(([name, e]) => sourceProblem(name, e))];
 }

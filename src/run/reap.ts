@@ -22,7 +22,7 @@ import { breakerReasons, capViolation, decideSweep, markCandidates, type PlanIte
 import type { Finding, ResourceRecord } from '../engine/types.js';
 import { BackendError, InterruptedError, ReaperError, redact, SafetyError } from '../errors.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
-import { REPORT_SCHEMA_VERSION, summarize, TelemetryAccumulator, type ResourceTelemetry, type Summary } from '../report/telemetry.js';
+import { REPORT_SCHEMA_VERSION, scanProblem, summarize, TelemetryAccumulator, type ResourceTelemetry, type Summary } from '../report/telemetry.js';
 import type { JournalEntry, StateStore, Tombstone } from '../state/types.js';
 import { IdSet } from '../util/id-set.js';
 import { reaperVersion } from '../version.js';
@@ -97,7 +97,7 @@ export interface ReapReport {
 const emptyOutcomes = (): ReapOutcomes => ({ marked: 0, deleted: 0, lifted: 0, failed: 0, kept: 0, bytesReclaimed: 0 });
 
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
-  const context = await openRunContext(manifest, { store: options.store, exclude: [options.planOut, options.planIn].filter((f): f is string => f !== undefined) });
+  const context = await openRunContext(manifest, { store: options.store, signal: options.signal, exclude: [options.planOut, options.planIn].filter((f): f is string => f !== undefined) });
   const { store } = context;
   const run = await store.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: options.execute });
   const fail = failpoints(options.failpoint);
@@ -196,7 +196,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     const errors: string[] = [];
     for (const r of reports.values()) {
       if (r.error !== null) errors.push(`${r.name}: refused, nothing of it was marked or deleted: ${r.error}`);
-      else if (r.telemetry && r.telemetry.status !== 'ok') errors.push(`${r.name}: ${r.telemetry.unreadable} entr${r.telemetry.unreadable === 1 ? 'y' : 'ies'} could not be read and were not judged (the rest was): ${r.telemetry.error}`);
+      else if (r.telemetry && r.telemetry.status !== 'ok') errors.push(`${r.name}: ${scanProblem(r.telemetry)}; the rest of it was judged`);
     }
     const live = readable.filter((spec) => reports.get(spec.name)!.error === null);
     if (options.execute) {

@@ -106,7 +106,7 @@ describe('an audit with a directory it cannot read', () => {
 
     const r = reaperSync(['audit', '-c', manifest, '--output', 'json', '--metrics-file', 'm.prom', '--junit', 'j.xml', '--summary', 's.md'], as);
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain('reaper: scratch: 2 unreadable: "locked/": cannot open the directory: EACCES (and 1 more)');
+    expect(r.stderr).toContain('reaper: scratch: 2 entries could not be read (never judged orphaned): "locked/": cannot open the directory: EACCES (and 1 more)');
     const doc = JSON.parse(r.stdout) as Doc;
     expect(doc.complete).toBe(false);
     expect(typeOf(doc, 'scratch')).toMatchObject({ status: 'partial', unreadable: 2, scanned: 3, orphaned: 1, unknown: 1 });
@@ -138,7 +138,7 @@ describe('an audit with a directory it cannot read', () => {
     // Reap: the unreadable entries are refused, the rest is marked, then swept.
     const mark = reaperSync(['reap', '-c', manifest, '--execute', '--output', 'json'], as);
     expect(mark.code).toBe(3);
-    expect(mark.stderr).toContain('scratch: 2 entries could not be read and were not judged (the rest was)');
+    expect(mark.stderr).toContain('scratch: 2 entries could not be read (never judged orphaned): "locked/": cannot open the directory: EACCES (and 1 more); the rest of it was judged');
     const marked = JSON.parse(mark.stdout) as { resources: { name: string; outcomes: { marked: number } }[] };
     expect(Object.fromEntries(marked.resources.map((x) => [x.name, x.outcomes.marked]))).toEqual({ scratch: 1, other: 1 });
     const sweep = reaperSync(['reap', '-c', manifest, '--execute', '--output', 'json'], as);
@@ -194,7 +194,7 @@ describe.skipIf(!serviceAvailable('postgres'))('an audit whose SQL liveness sour
 
     const r = reaperSync(['audit', '-c', manifest, '--output', 'json', '--metrics-file', 'm.prom', '--junit', 'j.xml'], { cwd: dir });
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/reaper: liveness source sql:registry#1 failed \(its owners are unknown, never orphaned\): .*does not exist/);
+    expect(r.stderr).toMatch(/reaper: liveness source sql:registry#1 failed \(the owners only it could vouch for are unknown, never orphaned\): .*does not exist/);
     const doc = JSON.parse(r.stdout) as Doc;
     expect(Object.keys(doc.sourceErrors)).toEqual(['sql:registry#1']);
     expect(doc.sourceErrors['sql:registry#1']).not.toContain(dead.password || '\u0000');
@@ -253,7 +253,7 @@ describe.skipIf(!serviceAvailable('s3'))('an audit with a bucket that does not e
 
     const r = reaperSync(['audit', '-c', manifest, '--output', 'json', '--summary', 's.md', '--metrics-file', 'm.prom'], { cwd: dir, env });
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain(`reaper: gone: error: s3://${missing}/tmp/: cannot read the bucket's versioning: the bucket "${missing}" does not exist`);
+    expect(r.stderr).toContain(`reaper: gone: not read: s3://${missing}/tmp/: cannot read the bucket's versioning: the bucket "${missing}" does not exist`);
     const doc = JSON.parse(r.stdout) as Doc;
     expect(doc.resources.map((t) => [t.name, t.status, t.scanned, t.orphaned])).toEqual([
       ['gone', 'error', 0, 0],
