@@ -8,6 +8,8 @@ export interface BackendContext {
   connections: Connections;
   /** Absolute paths a files backend must never treat as resources (the state store file). */
   exclude: readonly string[];
+  /** Stops what opening costs a request (S3 reads the bucket's versioning). */
+  signal?: AbortSignal;
 }
 
 export async function openBackend(spec: ResourceSpec, context: BackendContext): Promise<Backend> {
@@ -17,7 +19,7 @@ export async function openBackend(spec: ResourceSpec, context: BackendContext): 
       return new FsBackend({ ...spec, location }, { exclude: context.exclude });
     case 's3': {
       const { S3Backend } = await import('./s3/s3-backend.js');
-      return S3Backend.open({ ...spec, location }, context.connections);
+      return S3Backend.open({ ...spec, location }, context.connections, { signal: context.signal });
     }
     case 'postgres': {
       const { PostgresBackend } = await import('./postgres/postgres-backend.js');
@@ -27,5 +29,19 @@ export async function openBackend(spec: ResourceSpec, context: BackendContext): 
       const { MysqlBackend } = await import('./mysql/mysql-backend.js');
       return MysqlBackend.open({ ...spec, location }, context.connections);
     }
+  }
+}
+
+/** The scope as the manifest declares it, for messages about a type whose backend could not be opened. */
+export function declaredScope(spec: ResourceSpec): string {
+  const location = spec.location;
+  switch (location.kind) {
+    case 'fs':
+      return location.path;
+    case 's3':
+      return `s3://${location.bucket}/${location.prefix}`;
+    case 'postgres':
+    case 'mysql':
+      return `${location.kind} ${location.table}`;
   }
 }

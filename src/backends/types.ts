@@ -17,6 +17,13 @@ export interface ScanPage {
   records: ResourceRecord[];
   /** Cursor to resume after this page; null when the scan is complete. */
   cursor: string | null;
+  /**
+   * Entries the scan met but could not read: a directory it could not open (its contents
+   * are not in any page), a file it could not stat, an object whose metadata or tags
+   * failed. Those that are records are in `records` too, flagged `unreadable` (judged
+   * `unknown`). A scan that cannot go on at all throws instead.
+   */
+  unreadable?: { id: string; why: string }[];
 }
 
 /** What the reap engine asks a backend to delete: the identity captured at mark time. */
@@ -79,6 +86,8 @@ export interface Backend {
   restore?(id: string, handle: string, signal?: AbortSignal): Promise<void>;
   /** Find the restore handle of a resource deleted by a run that died before recording it. */
   findRestoreHandle?(item: DeleteItem, signal?: AbortSignal): Promise<string | null>;
+  /** What a reap will rely on that `validate` should show (S3: versioning, how deletes are made conditional). */
+  reapNotes?(): string[];
   /** Drop kept copies older than the resource's retention (files `retain`); returns how many. */
   purgeRetained?(nowMs: number, signal?: AbortSignal): Promise<number>;
   close(): Promise<void>;

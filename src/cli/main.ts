@@ -45,7 +45,7 @@ export function buildProgram(io: CliIO): Command {
 
   program
     .command('validate')
-    .description('check a manifest and reach its connections; changes nothing')
+    .description('check a manifest, then, read-only, the state store, every liveness source and every resource type; changes nothing')
     .addOption(configOption())
     .option('--offline', 'check the manifest only; contact nothing')
     .addOption(outputOption())
@@ -54,7 +54,7 @@ export function buildProgram(io: CliIO): Command {
   program
     .command('audit')
     .description('scan, classify and print leak telemetry; read-only')
-    .option('--junit <file>', 'JUnit XML: one test case per resource type, failing when it breaks a gate')
+    .option('--junit <file>', 'JUnit XML: one test case per resource type, failing when it breaks a gate (with --baseline/--since, naming the new findings)')
     .option('--summary <file>', 'append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)')
     .option('--metrics-file <file>', 'Prometheus text for the node-exporter textfile collector (written atomically)')
     .option('--pushgateway <url>', 'push the metrics to a Pushgateway')
@@ -65,7 +65,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--resource <name...>', 'only these resource types')
     .option('--max-findings <n>', 'findings kept in the JSON document (all go to --findings)', '1000')
     .option('--fail-on <expr>', 'gate, repeatable: orphaned>0, orphanBytes>1GiB, uploads:expired>=10, renewalFailureRate>5% (exit 1 when one fails)', collect, [])
-    .option('--baseline <file>', 'an earlier audit (--output json or --findings file): gates count only findings not in it')
+    .option('--baseline <file>', 'an earlier audit (--output json or --findings file): gates count only findings not in it; reports lead with the new ones')
     .option('--since <runId>', 'show new, resolved and persisting findings against an earlier audit run')
     .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/audit.js')).auditCommand));

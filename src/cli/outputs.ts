@@ -6,7 +6,7 @@
 import { appendFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GateResult } from '../engine/gates.js';
-import type { AuditDocument } from '../report/document.js';
+import type { AuditDocument, FindingsComparison } from '../report/document.js';
 import type { ReapReport } from '../run/reap.js';
 import type { CliIO } from './io.js';
 
@@ -32,7 +32,7 @@ export function outputFlags(io: CliIO, options: Record<string, unknown>): Output
 export async function writeOutputs(
   io: CliIO,
   flags: OutputFlags,
-  input: { doc: AuditDocument | null; reap?: ReapReport; gates: readonly GateResult[]; durationSeconds: number },
+  input: { doc: AuditDocument | null; reap?: ReapReport; gates: readonly GateResult[]; durationSeconds: number; comparison?: FindingsComparison | null },
 ): Promise<void> {
   if (flags.metricsFile || flags.pushgateway) {
     const { pushMetrics, renderPrometheus, writeMetricsFile } = await import('../report/prometheus.js');
@@ -43,12 +43,12 @@ export async function writeOutputs(
   if (flags.junit && input.doc) {
     const { renderJunit } = await import('../report/junit.js');
     const temp = `${flags.junit}.${process.pid}.tmp`;
-    await writeFile(temp, renderJunit(input.doc, input.gates));
+    await writeFile(temp, renderJunit(input.doc, input.gates, { comparison: input.comparison }));
     await rename(temp, flags.junit);
   }
   if (flags.summary) {
     const { renderMarkdown } = await import('../report/markdown.js');
     // $GITHUB_STEP_SUMMARY is appended to, step after step.
-    await appendFile(flags.summary, `${renderMarkdown(input.doc, input.gates, input.reap)}\n`);
+    await appendFile(flags.summary, `${renderMarkdown(input.doc, input.gates, input.reap, { comparison: input.comparison })}\n`);
   }
 }

@@ -100,6 +100,13 @@ export interface GateResult {
   byResource: { resource: string; value: number | null }[];
   /** One line: `orphaned>0 failed: 4 orphaned (scratch-uploads 3, exports 1)`. */
   message: string;
+  /**
+   * The resource types that break a failing gate: its own type; for a gate over all types
+   * with an upper bound (`>`, `>=`), each type adding to a sum, or whose own age breaks
+   * it. Empty when the gate holds, or cannot be pinned on a type (renewalFailureRate, a
+   * lower bound such as `scanned<10`).
+   */
+  breaking: string[];
 }
 
 // ------------------------------------------------------------------ parsing
@@ -281,23 +288,38 @@ export function baselineKeys(doc: unknown, name = 'the baseline'): Set<string> {
 /**
  * Counts of current findings the baseline does not hold, per type and status, and the
  * bytes of new orphans. Fed one finding at a time (e.g. from the audit's onFinding), so
- * memory stays bounded however many findings a run has.
+ * memory stays bounded however many findings a run has: besides the counts it keeps the
+ * baseline keys it met and the first `sampleSize` new findings of each type, for the
+ * reports (`diff()`).
  */
-export class NewFindingsTally {
+export class NewFindingsTally<F extends GateFinding = GateFinding> {
   private readonly counts = new Map<string, Record<Status, number>>();
   private readonly bytes = new Map<string, number>();
+  private readonly met = new Set<string>();
+  private readonly fresh: FindingsDiffPart<F> = emptyPart();
+  private readonly persisting: FindingsDiffPart<F> = emptyPart();
   private added = 0;
 
-  constructor(readonly baseline: ReadonlySet<string>) {}
+  constructor(
+    readonly baseline: ReadonlySet<string>,
+    private readonly sampleSize = 10,
+  ) {}
 
   /** Findings fed so far, live or not, new or known. */
   get seen(): number {
     return this.added;
   }
 
-  add(f: GateFinding): void {
+  add(f: F): void {
     this.added++;
-    if (f.status === 'live' || this.baseline.has(findingKey(f))) return;
+    if (f.status === 'live') return;
+    const key = findingKey(f);
+    if (this.baseline.has(key)) {
+      if (!this.met.has(key)) addTo(this.persisting, f, 0);
+      this.met.add(key);
+      return;
+    }
+    addTo(this.fresh, f, this.sampleSize);
     let row = this.counts.get(f.resource);
     if (!row) {
       row = { live: 0, orphaned: 0, expired: 0, protected: 0, young: 0, unknown: 0 };
@@ -313,6 +335,21 @@ export class NewFindingsTally {
 
   orphanBytes(resource: string): number {
     return this.bytes.get(resource) ?? 0;
+  }
+
+  /**
+   * New, resolved and persisting findings against the baseline. Resolved ones are the
+   * baseline's keys the run did not meet (known by resource, id and status only), leaving
+   * out the types in `unread`, whose findings this run could not see whole.
+   */
+  diff(unread: ReadonlySet<string> = new Set()): FindingsDiff<F | GateFinding> {
+    const resolved: FindingsDiffPart<GateFinding> = emptyPart();
+    for (const key of this.baseline) {
+      if (this.met.has(key)) continue;
+      const [resource, status, id] = JSON.parse(key) as [string, Status, string];
+      if (!unread.has(resource)) addTo(resolved, { resource, status, id, bytes: null }, this.sampleSize);
+    }
+    return { new: this.fresh, resolved, persisting: this.persisting };
   }
 }
 
@@ -390,7 +427,14 @@ function evaluateGate(gate: Gate, doc: GateDocument, tally: NewFindingsTally | n
       .map((p) => `${p.resource} ${metric === 'orphanBytes' ? bytesText(p.value!, gate) : isAge(metric) ? formatSeconds(p.value!) : p.value}`);
     if (parts.length > 0) message += ` (${isAge(metric) ? 'by type: ' : ''}${parts.join(', ')})`;
   }
-  return { gate, ok, actual, ...(gate.resource === null ? {} : { resource: gate.resource }), byResource, message };
+  return { gate, ok, actual, ...(gate.resource === null ? {} : { resource: gate.resource }), byResource, message, breaking: ok ? [] : breakingTypes(gate, byResource) };
+}
+
+function breakingTypes(gate: Gate, byResource: readonly { resource: string; value: number | null }[]): string[] {
+  if (gate.resource !== null) return [gate.resource];
+  if (gate.op !== '>' && gate.op !== '>=') return [];
+  if (isAge(gate.metric)) return byResource.filter((p) => p.value !== null && compare(p.value, gate.op, gate.value)).map((p) => p.resource);
+  return byResource.filter((p) => (p.value ?? 0) > 0).map((p) => p.resource);
 }
 
 const AGE_FIELDS = {
@@ -459,7 +503,7 @@ export interface FindingsDiffPart<F extends GateFinding> {
   count: number;
   byResource: Record<string, number>;
   byStatus: Partial<Record<Status, number>>;
-  /** The first `sampleSize` findings of this part, in input order. */
+  /** The first `sampleSize` findings of each resource type in this part, in input order. */
   samples: F[];
 }
 
@@ -475,12 +519,15 @@ export interface FindingsDiff<F extends GateFinding> {
 /**
  * Compare the findings of an earlier run with the current ones (`audit --since RUN`),
  * by (resource, id, status): a resource whose status changed is resolved under its old
- * status and new under its new one. Both inputs should be complete finding lists.
+ * status and new under its new one. Both inputs should be complete finding lists; the
+ * previous findings of types in `unread` (not read whole this time) are left out, so they
+ * are not taken for resolved.
  */
-export function diffFindings<F extends GateFinding>(previous: Iterable<F>, current: Iterable<F>, options: { sampleSize?: number } = {}): FindingsDiff<F> {
+export function diffFindings<F extends GateFinding>(previous: Iterable<F>, current: Iterable<F>, options: { sampleSize?: number; unread?: ReadonlySet<string> } = {}): FindingsDiff<F> {
   const size = options.sampleSize ?? 10;
+  const unread = options.unread ?? new Set<string>();
   const before = new Map<string, F>();
-  for (const f of previous) if (f.status !== 'live') before.set(findingKey(f), f);
+  for (const f of previous) if (f.status !== 'live' && !unread.has(f.resource)) before.set(findingKey(f), f);
   const diff: FindingsDiff<F> = { new: emptyPart(), resolved: emptyPart(), persisting: emptyPart() };
   const seen = new Set<string>();
   for (const f of current) {
@@ -498,9 +545,10 @@ const emptyPart = <F extends GateFinding>(): FindingsDiffPart<F> => ({ count: 0,
 
 function addTo<F extends GateFinding>(part: FindingsDiffPart<F>, f: F, size: number): void {
   part.count++;
-  part.byResource[f.resource] = (part.byResource[f.resource] ?? 0) + 1;
+  const ofType = (part.byResource[f.resource] ?? 0) + 1;
+  part.byResource[f.resource] = ofType;
   part.byStatus[f.status] = (part.byStatus[f.status] ?? 0) + 1;
-  if (part.samples.length < size) part.samples.push(f);
+  if (ofType <= size) part.samples.push(f);
 }
 
 // ------------------------------------------------------------------ helpers

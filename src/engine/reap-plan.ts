@@ -106,6 +106,8 @@ export function decideSweep(
   spec: Pick<ResourceSpec, 'onExpired'>,
 ): SweepDecision {
   if (!current || !finding) return { action: 'lift', why: 'vanished' };
+  // Listed but unreadable (a file that cannot be stat'ed): nothing to compare, nothing to judge; wait.
+  if (current.unreadable !== undefined && current.fingerprint === '') return { action: 'keep', why: 'attributes-unreadable' };
   if (current.fingerprint !== tombstone.fingerprint) return { action: 'lift', why: 'changed' };
   if (finding.status === 'protected') return { action: 'lift', why: 'protected' };
   if (finding.status === 'unknown') return { action: 'keep', why: finding.reason ?? 'unknown' };

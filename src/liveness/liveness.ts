@@ -1,7 +1,9 @@
 /**
  * The liveness view for a run: every configured source, asked in batches (one look-up
  * per source per page of resources), combined as "live if any source says live".
- * A source that fails makes the keys it could not judge `unknown`, never `dead`.
+ * A source that fails makes the keys it could not judge `unknown`, never `dead`, for the
+ * rest of the view's life (a run): it is not asked again, so a dead registry costs one
+ * failed call, not one per page.
  */
 import type { Liveness as KeyLiveness } from '../engine/types.js';
 import type { LivenessSource } from './types.js';
@@ -19,6 +21,8 @@ export interface RefJudge {
 
 export class LivenessView {
   private graph: RefJudge | null = null;
+  /** Sources that failed during this view's life, with their first error: not asked again, their keys unknown. */
+  private readonly failed = new Map<string, string>();
 
   constructor(readonly sources: readonly LivenessSource[]) {}
 
@@ -40,7 +44,9 @@ export class LivenessView {
         try {
           out.counts[source.name] = await source.count(signal);
         } catch (error) {
+          if (signal?.aborted) throw error;
           out.errors[source.name] = (error as Error).message;
+          if (!this.failed.has(source.name)) this.failed.set(source.name, (error as Error).message);
         }
       }),
     );
@@ -53,17 +59,29 @@ export class LivenessView {
     const answers = new Map<string, KeyLiveness>(list.map((k) => [k, 'dead']));
     const errors: string[] = [];
     if (list.length === 0) return { answers, errors };
-    const results = await Promise.allSettled(this.sources.map((s) => s.lookup(list, signal)));
-    let failed = false;
+    const asked = this.sources.filter((s) => !this.failed.has(s.name));
+    const results = await Promise.allSettled(asked.map((s) => s.lookup(list, signal)));
+    let failed = asked.length < this.sources.length;
     results.forEach((result, i) => {
       if (result.status === 'fulfilled') {
         for (const key of result.value) if (answers.has(key)) answers.set(key, 'live');
       } else {
+        if (signal?.aborted) throw result.reason;
         failed = true;
-        errors.push(`${this.sources[i]!.name}: ${(result.reason as Error)?.message ?? String(result.reason)}`);
+        const message = (result.reason as Error)?.message ?? String(result.reason);
+        errors.push(`${asked[i]!.name}: ${message}`);
+        if (!this.failed.has(asked[i]!.name)) this.failed.set(asked[i]!.name, message);
       }
     });
     if (failed) for (const [key, value] of answers) if (value === 'dead') answers.set(key, 'unknown');
     return { answers, errors };
+  }
+
+  /**
+   * Sources that failed so far (counted or asked), with their first error. A failed source
+   * is not asked again in this view: every key no other source holds live is `unknown`.
+   */
+  failures(): Record<string, string> {
+    return Object.fromEntries(this.failed);
   }
 }

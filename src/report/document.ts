@@ -1,4 +1,5 @@
 /** The JSON document `reaper audit` prints (DESIGN §3), and the finding shape of NDJSON output. */
+import type { FindingsDiff, GateFinding } from '../engine/gates.js';
 import type { Finding } from '../engine/types.js';
 import type { LeaseStats } from '../state/types.js';
 import type { ResourceTelemetry, Summary } from './telemetry.js';
@@ -34,11 +35,15 @@ export interface AuditDocument {
   durationSeconds: number;
   manifest: string;
   state: string;
+  /** Every resource type was read whole and every liveness source answered (see `resources[].status`, `sourceErrors`). */
+  complete: boolean;
   summary: Summary;
   resources: ResourceTelemetry[];
   leases: LeaseTelemetry;
   /** Live-key count per liveness source. */
   sources: Record<string, number>;
+  /** Liveness sources that failed, with the error: the keys only they could vouch for were judged `unknown`. */
+  sourceErrors: Record<string, string>;
   /** Non-live findings, at most `maxFindings` of them (all of them go to --findings). */
   findings: FindingOutput[];
   findingsTotal: number;
@@ -67,4 +72,14 @@ export function leaseTelemetry(stats: LeaseStats, windowMs: number): LeaseTeleme
     renewalFailureRate: Math.round(stats.renewalFailureRate * 10_000) / 10_000,
     windowSeconds: windowMs / 1000,
   };
+}
+
+/** A finding of a comparison: resolved ones from a baseline are known by resource, id and status only. */
+export type ComparedFinding = GateFinding & Partial<Pick<FindingOutput, 'reason' | 'owner' | 'ageSeconds'>>;
+
+/** What changed against a baseline (`--baseline FILE`) or an earlier run (`--since RUN`): the reports lead with it. */
+export interface FindingsComparison {
+  /** What was compared with, for headings: `baseline b.json`, `run 20261122T021938Z-f02811`. */
+  against: string;
+  diff: FindingsDiff<ComparedFinding>;
 }

@@ -2,38 +2,54 @@
  * Leak gates as JUnit XML, for CI systems that show test reports (GitLab `reports: junit`,
  * GitHub test-report actions, Jenkins). One `<testsuite name="reaper audit">`; one
  * `<testcase classname="reaper.<backend>" name="<resource>">` per resource type, failing
- * when a gate on that type fails; failing gates over all types go to a
- * `<testcase name="(all resources)">`, present whenever there are such gates.
+ * when that type breaks a gate: a gate on that type, or a gate over all types that the type
+ * adds to (`orphaned>0` fails on every type with an orphan; see GateResult.breaking). A
+ * failing gate over all types that no type can be blamed for (renewalFailureRate, a lower
+ * bound) fails a `<testcase name="(all resources)">`, present whenever there are such gates.
+ *
+ * A type that could not be read whole carries an `<error type="reaper.scan">`, a liveness
+ * source that failed gets its own `<testcase classname="reaper.source">` with an `<error>`.
  *
  * A testcase carries at most one `<failure>` (several per testcase break some readers):
  * its message joins the failing gates' messages, its body has one line per gate, then
- * sample findings of the statuses those gates count. Everything is XML-escaped, ids are shown with control
- * characters escaped, and characters XML 1.0 cannot carry are removed.
+ * findings of the statuses those gates count — with a baseline or an earlier run, the new
+ * ones. Everything is XML-escaped, ids are shown with control characters escaped, and
+ * characters XML 1.0 cannot carry are removed.
  */
 import type { GateResult } from '../engine/gates.js';
 import type { Status } from '../engine/types.js';
-import type { AuditDocument, FindingOutput } from './document.js';
+import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
 import { formatBytes, formatSeconds } from './format.js';
 import { printable } from './table.js';
+import { scanProblem, sourceProblem } from './telemetry.js';
 
 export interface JunitOptions {
   /** Findings listed under a failing testcase (default 10). */
   samples?: number;
+  /** New findings against a baseline or an earlier run: a failing testcase lists these. */
+  comparison?: FindingsComparison | null;
 }
 
 export const ALL_RESOURCES = '(all resources)';
 
 export function renderJunit(doc: AuditDocument, gateResults: readonly GateResult[], options: JunitOptions = {}): string {
   const sampleSize = options.samples ?? 10;
+  const comparison = options.comparison ?? null;
   const cases: string[] = [];
   let failures = 0;
-  const findingsOf = (resource: string | null, failed: readonly GateResult[]) => {
+  let errors = 0;
+  const findingsOf = (resource: string | null, failed: readonly GateResult[]): { title: string; list: ComparedFinding[] } => {
     const statuses = relevantStatuses(failed);
-    return doc.findings.filter((f) => (resource === null || f.resource === resource) && statuses.has(f.status)).slice(0, sampleSize);
+    const pool: readonly ComparedFinding[] = comparison ? comparison.diff.new.samples : doc.findings;
+    return {
+      title: comparison ? `new since ${comparison.against}:` : 'findings:',
+      list: pool.filter((f) => (resource === null || f.resource === resource) && statuses.has(f.status)).slice(0, sampleSize),
+    };
   };
 
   for (const r of doc.resources) {
-    const results = gateResults.filter((g) => g.resource === r.name);
+    // Its own gates, then the failing gates over all types it breaks.
+    const results = [...gateResults.filter((g) => g.resource === r.name), ...gateResults.filter((g) => g.resource === undefined && !g.ok && g.breaking.includes(r.name))];
     const failed = results.filter((g) => !g.ok);
     const telemetry = [
       `${r.scanned} scanned: ${r.live} live, ${r.orphaned} orphaned, ${r.expired} expired, ${r.protected} protected, ${r.young} young, ${r.unknown} unknown`,
@@ -41,20 +57,28 @@ export function renderJunit(doc: AuditDocument, gateResults: readonly GateResult
       ...results.filter((g) => g.ok).map((g) => g.message),
     ];
     if (failed.length > 0) failures++;
-    cases.push(testcase(`reaper.${r.backend}`, r.name, failed, findingsOf(r.name, failed), telemetry));
+    const error = r.status === 'ok' ? null : { message: scanProblem(r), body: [scanProblem(r), `scope ${r.scope}`] };
+    if (error) errors++;
+    cases.push(testcase(`reaper.${r.backend}`, r.name, failed, findingsOf(r.name, failed), telemetry, error));
+  }
+
+  for (const [source, message] of Object.entries(doc.sourceErrors ?? {})) {
+    errors++;
+    const why = sourceProblem(source, message);
+    cases.push(testcase('reaper.source', source, [], { title: '', list: [] }, [], { message: why, body: [why] }));
   }
 
   const global = gateResults.filter((g) => g.resource === undefined);
   if (global.length > 0) {
-    const failed = global.filter((g) => !g.ok);
+    const failed = global.filter((g) => !g.ok && g.breaking.length === 0);
     if (failed.length > 0) failures++;
-    const passed = global.filter((g) => g.ok).map((g) => g.message);
-    cases.push(testcase('reaper', ALL_RESOURCES, failed, findingsOf(null, failed), passed));
+    const out = global.filter((g) => g.ok || g.breaking.length > 0).map((g) => (g.ok ? g.message : `${g.message} — the failure is on ${g.breaking.join(', ')}`));
+    cases.push(testcase('reaper', ALL_RESOURCES, failed, findingsOf(null, failed), out, null));
   }
 
   const time = seconds(doc.durationSeconds);
   const suite = [
-    `  <testsuite name="reaper audit" tests="${cases.length}" failures="${failures}" errors="0" skipped="0" time="${time}" timestamp="${attr(doc.startedAt.slice(0, 19))}">`,
+    `  <testsuite name="reaper audit" tests="${cases.length}" failures="${failures}" errors="${errors}" skipped="0" time="${time}" timestamp="${attr(doc.startedAt.slice(0, 19))}">`,
     '    <properties>',
     property('runId', doc.runId),
     property('reaper', doc.reaper),
@@ -62,26 +86,35 @@ export function renderJunit(doc: AuditDocument, gateResults: readonly GateResult
     property('scanned', String(doc.summary.scanned)),
     property('orphaned', String(doc.summary.orphaned)),
     property('findingsTotal', String(doc.findingsTotal)),
+    ...(comparison ? [property('comparedWith', comparison.against), property('new', String(comparison.diff.new.count)), property('resolved', String(comparison.diff.resolved.count)), property('persisting', String(comparison.diff.persisting.count))] : []),
     '    </properties>',
     ...cases,
     '  </testsuite>',
   ];
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="reaper" tests="${cases.length}" failures="${failures}" errors="0" time="${time}">`,
+    `<testsuites name="reaper" tests="${cases.length}" failures="${failures}" errors="${errors}" time="${time}">`,
     ...suite,
     '</testsuites>',
     '',
   ].join('\n');
 }
 
-function testcase(classname: string, name: string, failed: readonly GateResult[], findings: readonly FindingOutput[], out: readonly string[]): string {
+function testcase(
+  classname: string,
+  name: string,
+  failed: readonly GateResult[],
+  findings: { title: string; list: readonly ComparedFinding[] },
+  out: readonly string[],
+  error: { message: string; body: readonly string[] } | null,
+): string {
   const lines = [`    <testcase classname="${attr(classname)}" name="${attr(name)}" time="0">`];
+  if (error) lines.push(`      <error message="${attr(error.message)}" type="reaper.scan">${text(error.body.join('\n'))}</error>`);
   if (failed.length > 0) {
     const body = [...failed.map((g) => g.message)];
-    if (findings.length > 0) {
-      body.push('', 'findings:');
-      for (const f of findings) body.push(`  ${findingLine(f)}`);
+    if (findings.list.length > 0) {
+      body.push('', findings.title);
+      for (const f of findings.list) body.push(`  ${findingLine(f)}`);
     }
     lines.push(`      <failure message="${attr(failed.map((g) => g.message).join('; '))}" type="reaper.gate">${text(body.join('\n'))}</failure>`);
   }
@@ -102,10 +135,10 @@ function relevantStatuses(failed: readonly GateResult[]): Set<Status> {
   return statuses;
 }
 
-function findingLine(f: FindingOutput): string {
+function findingLine(f: ComparedFinding): string {
   const parts = [f.resource, printable(f.id), f.status + (f.reason ? ` (${f.reason})` : '')];
-  if (f.owner !== null) parts.push(`owner ${printable(f.owner)}`);
-  if (f.ageSeconds !== null) parts.push(`age ${formatSeconds(f.ageSeconds)}`);
+  if (f.owner !== null && f.owner !== undefined) parts.push(`owner ${printable(f.owner)}`);
+  if (f.ageSeconds !== null && f.ageSeconds !== undefined) parts.push(`age ${formatSeconds(f.ageSeconds)}`);
   if (f.bytes !== null) parts.push(formatBytes(f.bytes));
   return parts.join(' · ');
 }

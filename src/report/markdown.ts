@@ -1,7 +1,9 @@
 /**
  * A GitHub-flavoured Markdown summary of an audit (and optionally a reap), for
  * `$GITHUB_STEP_SUMMARY` or a merge-request comment: a headline with the gates' verdict,
- * failing gates, a table per resource type, and the first findings.
+ * what could not be read, then — against a baseline or an earlier run — the new findings,
+ * the resolved ones and the count of persisting ones; failing gates, a table per resource
+ * type, and (without a comparison) the first findings.
  *
  * Every value that comes from outside reaper (ids, owners, names) is escaped so it cannot
  * break a table row or turn into markup: control characters are shown escaped, and every
@@ -9,15 +11,17 @@
  */
 import type { GateResult } from '../engine/gates.js';
 import type { ReapReport } from '../run/reap.js';
-import type { AuditDocument } from './document.js';
+import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
 import { formatBytes, formatSeconds } from './format.js';
-import type { ResourceTelemetry } from './telemetry.js';
+import { scanProblem, sourceProblem, type ResourceTelemetry } from './telemetry.js';
 
 export interface MarkdownOptions {
   /** Findings listed (default 20). */
   findings?: number;
   /** Longest id or owner shown before it is cut with "…" (default 120 characters). */
   maxIdLength?: number;
+  /** New, resolved and persisting findings against a baseline or an earlier run: listed first. */
+  comparison?: FindingsComparison | null;
 }
 
 /**
@@ -28,25 +32,30 @@ export function renderMarkdown(doc: AuditDocument | null, gateResults: readonly 
   if (doc === null && reap === undefined) throw new TypeError('renderMarkdown needs an audit document, a reap report, or both');
   const limit = options.findings ?? 20;
   const maxId = options.maxIdLength ?? 120;
+  const comparison = options.comparison ?? null;
   const failed = gateResults.filter((g) => !g.ok);
   const passed = gateResults.filter((g) => g.ok);
   const out: string[] = [];
 
   const title = doc ? 'reaper audit' : `reaper reap (${reap!.execute ? 'executed' : 'dry run'})`;
+  const resources = doc?.resources ?? reap!.resources.map((r) => r.telemetry).filter((t): t is ResourceTelemetry => t !== null);
+  const sourceErrors = { ...(doc?.sourceErrors ?? {}), ...(reap?.sourceErrors ?? {}) };
+  const unread = resources.filter((r) => r.status !== 'ok').length + Object.keys(sourceErrors).length;
   const verdict =
     gateResults.length === 0
-      ? `${doc ? '✅' : reap!.errors.length > 0 || reap!.outcomes.failed > 0 ? '❌' : '✅'} ${title}${doc ? ': no leak gates set' : ''}`
+      ? `${doc ? (unread > 0 ? '⚠️' : '✅') : reap!.errors.length > 0 || reap!.outcomes.failed > 0 ? '❌' : '✅'} ${title}${doc ? ': no leak gates set' : ''}`
       : failed.length === 0
-        ? `✅ ${title}: ${gateResults.length === 1 ? 'the gate' : `all ${gateResults.length} gates`} passed`
+        ? `${unread > 0 ? '⚠️' : '✅'} ${title}: ${gateResults.length === 1 ? 'the gate' : `all ${gateResults.length} gates`} passed`
         : `❌ ${title}: ${failed.length} of ${gateResults.length} gate${gateResults.length === 1 ? '' : 's'} failed`;
-  out.push(`## ${verdict}`, '');
+  out.push(`## ${verdict}${unread > 0 ? ` — ${unread} part${unread === 1 ? '' : 's'} could not be read` : ''}`, '');
   const s = doc?.summary ?? reap!.summary;
-  const resources = doc?.resources ?? reap!.resources.map((r) => r.telemetry).filter((t): t is ResourceTelemetry => t !== null);
   out.push(
     `Run ${md(doc?.runId ?? reap!.runId)} · ${s.scanned} scanned · **${s.orphaned} orphaned** (${formatBytes(s.orphanBytes)}) · ${s.expired} expired · ${s.unknown} unknown · backlog ${s.backlog}` +
       (doc ? ` · ${doc.durationSeconds.toFixed(2)}s` : ''),
     '',
   );
+  out.push(...errorSection(resources, sourceErrors));
+  if (comparison) out.push(...comparisonSection(comparison, limit, maxId));
 
   if (failed.length > 0) {
     out.push('### Failing gates', '');
@@ -65,7 +74,7 @@ export function renderMarkdown(doc: AuditDocument | null, gateResults: readonly 
     row([':--', ':--', ...Array<string>(10).fill('--:')]),
   );
   for (const r of resources) {
-    const mark = failed.some((g) => g.resource === r.name) ? '❌ ' : '';
+    const mark = r.status !== 'ok' ? '⚠️ ' : failed.some((g) => g.resource === r.name || g.breaking.includes(r.name)) ? '❌ ' : '';
     out.push(
       row([
         mark + md(r.name),
@@ -110,27 +119,55 @@ export function renderMarkdown(doc: AuditDocument | null, gateResults: readonly 
     }
   }
 
-  const shown = doc?.findings.slice(0, limit) ?? [];
+  const shown = comparison ? [] : (doc?.findings.slice(0, limit) ?? []);
   if (doc && shown.length > 0) {
     out.push(`### Findings (${shown.length === doc.findingsTotal ? shown.length : `first ${shown.length} of ${doc.findingsTotal}`})`, '');
-    out.push(row(['resource', 'id', 'status', 'reason', 'owner', 'age', 'bytes']), row([':--', ':--', ':--', ':--', ':--', '--:', '--:']));
-    for (const f of shown) {
-      out.push(
-        row([
-          md(f.resource),
-          md(cut(f.id, maxId)),
-          md(f.status),
-          f.reason === null ? '' : md(f.reason),
-          f.owner === null ? '' : md(cut(f.owner, maxId)),
-          f.ageSeconds === null ? '-' : formatSeconds(f.ageSeconds),
-          f.bytes === null ? '-' : formatBytes(f.bytes),
-        ]),
-      );
-    }
-    out.push('');
+    out.push(...findingRows(shown, maxId), '');
     if (doc.findingsTotal > shown.length) out.push(`… and ${doc.findingsTotal - shown.length} more (\`reaper audit --findings FILE\` writes them all).`, '');
   }
   return out.join('\n');
+}
+
+/** Resource types not read whole and liveness sources that failed: said before anything else, since every count below is short of them. */
+function errorSection(resources: readonly ResourceTelemetry[], sourceErrors: Readonly<Record<string, string>>): string[] {
+  const lines = resources.filter((r) => r.status !== 'ok').map((r) => `- ⚠️ **${md(r.name)}** (${md(r.scope)}): ${md(scanProblem(r))}`);
+  for (const [name, e] of Object.entries(sourceErrors)) lines.push(`- ⚠️ ${md(sourceProblem(name, e))}`);
+  return lines.length ? ['### Could not be read', '', ...lines, ''] : [];
+}
+
+/** New findings first, then resolved ones, then how many persist. */
+function comparisonSection(c: FindingsComparison, limit: number, maxId: number): string[] {
+  const { new: fresh, resolved, persisting } = c.diff;
+  const out: string[] = [];
+  const part = (title: string, count: number, samples: readonly ComparedFinding[]) => {
+    out.push(`### ${title} (${count})`, '');
+    if (count === 0) return void out.push('None.', '');
+    const shown = samples.slice(0, limit);
+    out.push(...findingRows(shown, maxId), '');
+    if (count > shown.length) out.push(`… and ${count - shown.length} more (\`reaper audit --findings FILE\` writes every finding).`, '');
+  };
+  part(`New since ${md(c.against)}`, fresh.count, fresh.samples);
+  part(`Resolved since ${md(c.against)}`, resolved.count, resolved.samples);
+  out.push(`${persisting.count} finding${persisting.count === 1 ? '' : 's'} persisting (already in ${md(c.against)}).`, '');
+  return out;
+}
+
+function findingRows(findings: readonly ComparedFinding[], maxId: number): string[] {
+  const out = [row(['resource', 'id', 'status', 'reason', 'owner', 'age', 'bytes']), row([':--', ':--', ':--', ':--', ':--', '--:', '--:'])];
+  for (const f of findings) {
+    out.push(
+      row([
+        md(f.resource),
+        md(cut(f.id, maxId)),
+        md(f.status),
+        f.reason === null || f.reason === undefined ? '' : md(f.reason),
+        f.owner === null || f.owner === undefined ? '' : md(cut(f.owner, maxId)),
+        f.ageSeconds === null || f.ageSeconds === undefined ? '-' : formatSeconds(f.ageSeconds),
+        f.bytes === null ? '-' : formatBytes(f.bytes),
+      ]),
+    );
+  }
+  return out;
 }
 
 /** `orphaned>0` as code, then what was measured: gate texts hold no backticks (type names cannot). */

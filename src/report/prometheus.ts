@@ -64,6 +64,13 @@ export function renderPrometheus(doc: AuditDocument | null, reap?: ReapReport, o
     'Resources scanned in the last run, by resource type and status (live, orphaned, expired, protected, young, unknown).',
     telemetry.flatMap((r) => STATUSES.map((status) => ({ labels: { resource: r.name, backend: r.backend, status }, value: r[status] }))),
   );
+  family(
+    'reaper_scan_errors',
+    'gauge',
+    'Whether the last run could not read a resource type whole (1: its scan failed or entries could not be read, so its counts are short; 0: read whole), by resource type.',
+    perType((r) => (r.status === 'ok' ? 0 : 1)),
+  );
+  family('reaper_unreadable_resources', 'gauge', 'Entries the last run could not read (never judged orphaned), by resource type.', perType((r) => r.unreadable));
   family('reaper_orphan_bytes', 'gauge', 'Bytes held by orphaned resources, by resource type.', perType((r) => r.orphanBytes));
   family('reaper_age_beyond_ttl_seconds', 'gauge', 'Average age beyond ttl of resources past their ttl, by resource type (absent when none is past).', perType((r) => r.avgAgeBeyondTtlSeconds));
   family('reaper_age_beyond_ttl_max_seconds', 'gauge', 'Largest age beyond ttl, by resource type (absent when none is past).', perType((r) => r.maxAgeBeyondTtlSeconds));
@@ -86,6 +93,13 @@ export function renderPrometheus(doc: AuditDocument | null, reap?: ReapReport, o
     'gauge',
     'Live owner keys each liveness source reported.',
     Object.entries(sources).map(([source, value]) => ({ labels: { source }, value })),
+  );
+  const sourceErrors = doc?.sourceErrors ?? reap?.sourceErrors ?? {};
+  family(
+    'reaper_liveness_source_errors',
+    'gauge',
+    'Whether a liveness source failed in the last run (1: the owners only it could vouch for were judged unknown; 0: it answered).',
+    [...new Set([...Object.keys(sources), ...Object.keys(sourceErrors)])].map((source) => ({ labels: { source }, value: source in sourceErrors ? 1 : 0 })),
   );
 
   if (reap) {

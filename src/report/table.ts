@@ -1,8 +1,9 @@
 /** Human tables for a terminal (cli-table3). */
 import Table from 'cli-table3';
 import type { Lease, RunRecord } from '../state/types.js';
-import type { AuditDocument } from './document.js';
+import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
 import { formatBytes, formatSeconds } from './format.js';
+import { scanProblem, sourceProblem } from './telemetry.js';
 
 const plain = { head: [] as string[], style: { head: [] as string[], border: [] as string[], compact: true } };
 
@@ -14,7 +15,7 @@ export function auditTable(doc: AuditDocument): string {
   });
   for (const r of doc.resources) {
     table.push([
-      r.name,
+      r.status === 'ok' ? r.name : `${r.name} (${r.status === 'error' ? 'ERROR' : 'partial'})`,
       r.backend,
       r.scanned,
       r.live,
@@ -89,8 +90,8 @@ export function reapTable(report: import('../run/reap.js').ReapReport): string {
   for (const r of report.resources) {
     table.push(
       report.execute
-        ? [r.name, r.backend, r.scanned, r.outcomes.marked, r.outcomes.deleted, r.outcomes.lifted, r.outcomes.failed, r.outcomes.kept, formatBytes(r.outcomes.bytesReclaimed), r.deleteMode ?? '-']
-        : [r.name, r.backend, r.scanned, r.toMark, r.toSweep, r.toLift, r.outcomes.kept],
+        ? [r.error ? `${r.name} (REFUSED)` : r.name, r.backend, r.scanned, r.outcomes.marked, r.outcomes.deleted, r.outcomes.lifted, r.outcomes.failed, r.outcomes.kept, formatBytes(r.outcomes.bytesReclaimed), r.deleteMode ?? '-']
+        : [r.error ? `${r.name} (REFUSED)` : r.name, r.backend, r.scanned, r.toMark, r.toSweep, r.toLift, r.outcomes.kept],
     );
   }
   const lines = [report.execute ? `reap run ${report.runId} (executed)` : `reap run ${report.runId}: DRY RUN — nothing was changed; --execute acts`, table.toString()];
@@ -101,6 +102,34 @@ export function reapTable(report: import('../run/reap.js').ReapReport): string {
     if (r.samples.lift.length) parts.push(`  lift:  ${r.samples.lift.map(printable).join(', ')}${r.toLift > r.samples.lift.length ? ', …' : ''}`);
     if (parts.length) lines.push(`${r.name}:`, ...parts);
   }
+  const problems = problemsText(report.resources.flatMap((r) => (r.telemetry ? [r.telemetry] : [])), report.sourceErrors);
+  if (problems) lines.push(problems);
   if (report.plan) lines.push(`plan saved to ${report.plan}`);
   return lines.join('\n');
+}
+
+/**
+ * What an audit (or a reap) could not read, for under the table: each type not read whole
+ * and each liveness source that failed, with the reason. Empty when everything was read.
+ */
+export function problemsText(resources: readonly Pick<AuditDocument['resources'][number], 'name' | 'scope' | 'status' | 'error' | 'unreadable'>[], sourceErrors: Readonly<Record<string, string>>): string {
+  const lines = resources.filter((r) => r.status !== 'ok').map((r) => `  ${r.name} (${r.scope}): ${scanProblem(r)}`);
+  for (const [name, e] of Object.entries(sourceErrors)) lines.push(`  ${sourceProblem(name, e)}`);
+  return lines.length ? ['could not be read:', ...lines].join('\n') : '';
+}
+
+/** New findings against a baseline or an earlier run, then resolved ones, then the count of persisting ones. */
+export function comparisonText(comparison: FindingsComparison, limit = 20): string {
+  const { new: fresh, resolved, persisting } = comparison.diff;
+  const part = (title: string, count: number, samples: readonly ComparedFinding[]) => {
+    const head = `${title} since ${comparison.against}: ${count}`;
+    if (count === 0) return head;
+    const table = new Table({ ...plain, head: ['resource', 'id', 'status', 'reason', 'owner', 'age'] });
+    for (const f of samples.slice(0, limit)) {
+      table.push([f.resource, printable(f.id), f.status, f.reason ?? '', f.owner ? printable(f.owner) : '', f.ageSeconds === null || f.ageSeconds === undefined ? '-' : formatSeconds(f.ageSeconds)]);
+    }
+    const shown = Math.min(limit, samples.length);
+    return `${head}\n${table.toString()}${count > shown ? `\n… and ${count - shown} more` : ''}`;
+  };
+  return [part('new', fresh.count, fresh.samples), part('resolved', resolved.count, resolved.samples), `persisting since ${comparison.against}: ${persisting.count}`].join('\n');
 }

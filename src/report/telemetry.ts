@@ -9,10 +9,22 @@ import type { BackendKind } from '../manifest/types.js';
 /** Version of the JSON document's shape; bumped on incompatible changes. */
 export const REPORT_SCHEMA_VERSION = 1;
 
+/**
+ * How completely a resource type was read: `ok` — all of it; `partial` — the scan went
+ * through, but `unreadable` entries could not be read (never judged orphaned); `error` —
+ * the scan stopped (or never started), and the counts are what was read before.
+ */
+export type ScanStatus = 'ok' | 'partial' | 'error';
+
 export interface ResourceTelemetry {
   name: string;
   backend: BackendKind;
   scope: string;
+  status: ScanStatus;
+  /** Why the type is not `ok`: the error that stopped the scan, or the first entry that could not be read. */
+  error: string | null;
+  /** Entries the scan could not read (a directory it could not open, a file it could not stat, an object whose metadata failed). */
+  unreadable: number;
   scanned: number;
   live: number;
   orphaned: number;
@@ -34,6 +46,9 @@ export interface ResourceTelemetry {
 }
 
 export interface Summary {
+  /** Resource types whose status is not `ok`. */
+  errors: number;
+  unreadable: number;
   scanned: number;
   live: number;
   orphaned: number;
@@ -54,6 +69,10 @@ export class TelemetryAccumulator {
   private beyondCount = 0;
   private beyondMax: number | null = null;
   private oldestOrphan: number | null = null;
+  private unreadable = 0;
+  private problem: string | null = null;
+  private firstUnreadable: { id: string; why: string } | null = null;
+  private stopped = false;
 
   constructor(
     readonly name: string,
@@ -79,6 +98,18 @@ export class TelemetryAccumulator {
     }
   }
 
+  /** Entries the scan could not read; the first one's reason is kept. */
+  addUnreadable(entries: readonly { id: string; why: string }[]): void {
+    this.unreadable += entries.length;
+    this.firstUnreadable ??= entries[0] ?? null;
+  }
+
+  /** The scan stopped on this error. */
+  fail(message: string): void {
+    this.stopped = true;
+    this.problem = message;
+  }
+
   get scannedSoFar(): number {
     return this.scanned;
   }
@@ -88,6 +119,9 @@ export class TelemetryAccumulator {
       name: this.name,
       backend: this.backend,
       scope: this.scope,
+      status: this.stopped ? 'error' : this.unreadable > 0 ? 'partial' : 'ok',
+      error: this.stopped ? this.problem : this.firstUnreadable ? `${JSON.stringify(this.firstUnreadable.id)}: ${this.firstUnreadable.why}${this.unreadable > 1 ? ` (and ${this.unreadable - 1} more)` : ''}` : null,
+      unreadable: this.unreadable,
       scanned: this.scanned,
       ...this.counts,
       reasons: { ...this.reasons },
@@ -102,8 +136,10 @@ export class TelemetryAccumulator {
 }
 
 export function summarize(resources: readonly ResourceTelemetry[]): Summary {
-  const summary: Summary = { scanned: 0, live: 0, orphaned: 0, expired: 0, protected: 0, young: 0, unknown: 0, orphanBytes: 0, backlog: 0 };
+  const summary: Summary = { errors: 0, unreadable: 0, scanned: 0, live: 0, orphaned: 0, expired: 0, protected: 0, young: 0, unknown: 0, orphanBytes: 0, backlog: 0 };
   for (const r of resources) {
+    if (r.status !== 'ok') summary.errors++;
+    summary.unreadable += r.unreadable;
     summary.scanned += r.scanned;
     for (const s of STATUSES) summary[s] += r[s];
     summary.orphanBytes += r.orphanBytes;
@@ -113,3 +149,14 @@ export function summarize(resources: readonly ResourceTelemetry[]): Summary {
 }
 
 const round = (n: number): number => Math.round(n * 1000) / 1000;
+
+/** What kept a type from being read whole, in one line: `not read: …` or `2 entries could not be read (never judged orphaned): …`. */
+export function scanProblem(r: Pick<ResourceTelemetry, 'status' | 'error' | 'unreadable'>): string {
+  if (r.status === 'error') return `not read: ${r.error ?? 'unknown error'}`;
+  return `${r.unreadable} entr${r.unreadable === 1 ? 'y' : 'ies'} could not be read (never judged orphaned): ${r.error ?? ''}`;
+}
+
+/** A failed liveness source, in one line. */
+export function sourceProblem(name: string, error: string): string {
+  return `liveness source ${name} failed (the owners only it could vouch for are unknown, never orphaned): ${error}`;
+}

@@ -3,14 +3,15 @@
  * every backend; the state store records the run.
  */
 import type { Finding } from '../engine/types.js';
-import type { Manifest } from '../manifest/types.js';
+import { declaredScope } from '../backends/open.js';
+import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { findingOutput, leaseTelemetry, type AuditDocument, type FindingOutput } from '../report/document.js';
-import { REPORT_SCHEMA_VERSION, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
-import { redact, BackendError } from '../errors.js';
+import { REPORT_SCHEMA_VERSION, scanProblem, sourceProblem, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
+import { redact, InterruptedError, ReaperError } from '../errors.js';
 import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
 import { classifyResource } from './classify-stream.js';
-import { openRunContext } from './context.js';
+import { openRunContext, type RunContext } from './context.js';
 
 export const LEASE_STATS_WINDOW_MS = 60 * 60_000;
 
@@ -33,44 +34,25 @@ export interface AuditOptions {
 }
 
 export async function runAudit(manifest: Manifest, options: AuditOptions = {}): Promise<AuditDocument> {
-  const context = await openRunContext(manifest, { store: options.store });
+  const context = await openRunContext(manifest, { store: options.store, signal: options.signal });
   const { store } = context;
   const maxFindings = options.maxFindings ?? 1_000;
   const run = await store.startRun({ kind: 'audit', manifestDigest: manifest.digest, execute: false });
   try {
+    // A source that fails is reported and its keys judged unknown (never dead) for the whole run.
     const sources = await context.liveness.counts(options.signal);
-    const failedSources = Object.entries(sources.errors);
-    if (failedSources.length > 0) {
-      throw new BackendError(`liveness source failed: ${failedSources.map(([name, e]) => `${name}: ${redact(e)}`).join('; ')}`);
-    }
     const nowMs = await store.now();
     const findings: FindingOutput[] = [];
     let findingsTotal = 0;
+    const keep = async (finding: Finding) => {
+      findingsTotal++;
+      if (findings.length < maxFindings) findings.push(findingOutput(finding));
+      await options.onFinding?.(finding);
+    };
     const resources: ResourceTelemetry[] = [];
     const specs = manifest.resources.filter((r) => !options.resources || options.resources.includes(r.name));
-    for (const spec of specs) {
-      const backend = await context.backend(spec);
-      const acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
-      let orphaned = 0;
-      for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
-        for (const finding of page.findings) {
-          acc.add(finding);
-          if (finding.status === 'live') continue;
-          if (finding.status === 'orphaned') orphaned++;
-          findingsTotal++;
-          if (findings.length < maxFindings) findings.push(findingOutput(finding));
-          await options.onFinding?.(finding);
-        }
-        options.onProgress?.({ resource: spec.name, scanned: acc.scannedSoFar, orphaned });
-      }
-      const backlog = await store.countTombstones(spec.name);
-      resources.push(
-        acc.result({
-          count: backlog.marked + backlog.deleting,
-          oldestAgeSeconds: backlog.oldestMarkedAt === null ? null : Math.max(0, nowMs - backlog.oldestMarkedAt) / 1000,
-        }),
-      );
-    }
+    for (const spec of specs) resources.push(await auditResource(context, spec, nowMs, keep, options));
+    const sourceErrors = Object.fromEntries(Object.entries(context.liveness.failures()).map(([name, e]) => [name, redact(e)]));
     const leaseStats = await store.leaseStats(LEASE_STATS_WINDOW_MS);
     const finishedAt = await store.now();
     const document: AuditDocument = {
@@ -83,27 +65,86 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
       durationSeconds: Math.max(0, finishedAt - run.startedAt) / 1000,
       manifest: manifest.file,
       state: redact(store.description),
+      complete: resources.every((r) => r.status === 'ok') && Object.keys(sourceErrors).length === 0,
       summary: summarize(resources),
       resources,
       leases: leaseTelemetry(leaseStats, LEASE_STATS_WINDOW_MS),
       sources: sources.counts,
+      sourceErrors,
       findings,
       findingsTotal,
       findingsTruncated: findingsTotal > findings.length,
     };
+    const problems = auditProblems(document);
     await store.finishRun(run.runId, {
-      status: 'ok',
+      status: problems.length === 0 ? 'ok' : 'failed',
       // The findings list lets a later `audit --since RUN` tell new, resolved and persisting orphans.
       summary: { summary: document.summary, resources: document.resources, leases: document.leases, findings, findingsTruncated: document.findingsTruncated },
       sourceCounts: sources.counts,
+      error: problems.length === 0 ? null : problems.join('; '),
     });
     return document;
-  } catch (error) {
+  } catch (caught) {
+    // A stop requested mid-scan surfaces as whatever the interrupted call threw (the signal's
+    // reason, an AbortError): it is an interruption (exit 130), not a backend failure.
+    const error = options.signal?.aborted && !(caught instanceof ReaperError) ? new InterruptedError('interrupted: the audit stopped before it finished (it changes nothing)', { cause: caught }) : caught;
     await store
-      .finishRun(run.runId, { status: options.signal?.aborted ? 'interrupted' : 'failed', error: redact((error as Error).message) })
+      .finishRun(run.runId, { status: error instanceof InterruptedError ? 'interrupted' : 'failed', error: redact((error as Error).message) })
       .catch(() => undefined);
     throw error;
   } finally {
     await context.close();
   }
+}
+
+/** A failure of the caller's finding sink (a full disk under --findings): the run's failure, not the type's. */
+class SinkError {
+  constructor(readonly error: unknown) {}
+}
+
+/**
+ * Scan and classify one resource type. A backend that cannot be opened or a scan that
+ * stops makes the type `error` (its counts are what was read before); unreadable entries
+ * make it `partial`. Either way the other types are still audited (docs/safety.md §21).
+ */
+async function auditResource(
+  context: RunContext,
+  spec: ResourceSpec,
+  nowMs: number,
+  keep: (finding: Finding) => Promise<void>,
+  options: AuditOptions,
+): Promise<ResourceTelemetry> {
+  let acc: TelemetryAccumulator | null = null;
+  try {
+    const backend = await context.backend(spec);
+    acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
+    let orphaned = 0;
+    for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
+      if (page.unreadable) acc.addUnreadable(page.unreadable.map((u) => ({ id: u.id, why: redact(u.why) })));
+      for (const finding of page.findings) {
+        acc.add(finding);
+        if (finding.status === 'live') continue;
+        if (finding.status === 'orphaned') orphaned++;
+        await keep(finding).catch((error: unknown) => {
+          throw new SinkError(error);
+        });
+      }
+      options.onProgress?.({ resource: spec.name, scanned: acc.scannedSoFar, orphaned });
+    }
+  } catch (error) {
+    if (error instanceof SinkError) throw error.error;
+    if (options.signal?.aborted) throw error;
+    acc ??= new TelemetryAccumulator(spec.name, spec.location.kind, declaredScope(spec));
+    acc.fail(redact((error as Error)?.message ?? String(error)));
+  }
+  const backlog = await context.store.countTombstones(spec.name);
+  return acc.result({
+    count: backlog.marked + backlog.deleting,
+    oldestAgeSeconds: backlog.oldestMarkedAt === null ? null : Math.max(0, nowMs - backlog.oldestMarkedAt) / 1000,
+  });
+}
+
+/** One line per part the audit could not read: failed or partial types, failed liveness sources. */
+export function auditProblems(doc: Pick<AuditDocument, 'resources' | 'sourceErrors'>): string[] {
+  return [...doc.resources.filter((r) => r.status !== 'ok').map((r) => `${r.name}: ${scanProblem(r)}`), ...Object.entries(doc.sourceErrors).map(([name, e]) => sourceProblem(name, e))];
 }

@@ -15,6 +15,8 @@ export interface ClassifiedPage {
   cursor: string | null;
   /** Liveness sources that failed for this page (their keys were judged unknown). */
   errors: string[];
+  /** Entries the backend could not read (ScanPage.unreadable). */
+  unreadable?: { id: string; why: string }[];
 }
 
 /** Answer owner and ref questions for a batch of records. */
@@ -45,6 +47,6 @@ export async function* classifyResource(
   for await (const page of backend.scan({ cursor: options.cursor, pageSize: spec.batchSize, signal: options.signal })) {
     const { answers, errors } = await judgeRecords(page.records, spec, liveness, options.signal);
     const findings = page.records.map((record) => classify(record, spec, answers, nowMs));
-    yield { records: page.records, findings, cursor: page.cursor, errors };
+    yield { records: page.records, findings, cursor: page.cursor, errors, ...(page.unreadable ? { unreadable: page.unreadable } : {}) };
   }
 }

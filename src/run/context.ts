@@ -28,6 +28,8 @@ export interface OpenRunContextOptions {
   store?: StateStore;
   /** More files a files backend must never treat as resources (a plan being written). */
   exclude?: readonly string[];
+  /** The run's stop signal, for what opening a backend costs. */
+  signal?: AbortSignal;
 }
 
 export async function openRunContext(manifest: Manifest, options: OpenRunContextOptions = {}): Promise<RunContext> {
@@ -49,7 +51,7 @@ export async function openRunContext(manifest: Manifest, options: OpenRunContext
       backend(spec) {
         let backend = backends.get(spec.name);
         if (!backend) {
-          backend = openBackend(spec, { connections, exclude }).then((b) => {
+          backend = openBackend(spec, { connections, exclude, signal: options.signal }).then((b) => {
             releasers.add(() => b.close());
             return b;
           });

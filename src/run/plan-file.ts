@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { PlanItem } from '../engine/reap-plan.js';
@@ -47,6 +48,42 @@ export class PlanWriter {
     this.stream.end();
     await once(this.stream, 'finish');
     return { digest, items: this.count };
+  }
+}
+
+/**
+ * One resource type's plan items, held aside in a file while its scan runs: appended to
+ * the plan once the scan completed, dropped when it failed, so a plan never holds items
+ * of a type that was not read whole. Each item is written twice; memory stays bounded.
+ */
+export class PlanSpool {
+  private readonly stream: WriteStream;
+
+  constructor(readonly file: string) {
+    this.stream = createWriteStream(file, { encoding: 'utf8', mode: 0o600 });
+  }
+
+  async add(item: PlanItem): Promise<void> {
+    if (!this.stream.write(`${JSON.stringify(item)}\n`)) await once(this.stream, 'drain');
+  }
+
+  private async end(): Promise<void> {
+    if (!this.stream.writableEnded) {
+      this.stream.end();
+      await once(this.stream, 'close');
+    }
+  }
+
+  /** Append every item to the plan, then remove the spool. */
+  async appendTo(writer: PlanWriter): Promise<void> {
+    await this.end();
+    for await (const line of lines(this.file)) if (line !== '') await writer.add(JSON.parse(line) as PlanItem);
+    await rm(this.file, { force: true });
+  }
+
+  async discard(): Promise<void> {
+    await this.end().catch(() => undefined);
+    await rm(this.file, { force: true });
   }
 }
 

@@ -22,14 +22,15 @@ import { breakerReasons, capViolation, decideSweep, markCandidates, type PlanIte
 import type { Finding, ResourceRecord } from '../engine/types.js';
 import { BackendError, InterruptedError, ReaperError, redact, SafetyError } from '../errors.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
-import { REPORT_SCHEMA_VERSION, summarize, TelemetryAccumulator, type ResourceTelemetry, type Summary } from '../report/telemetry.js';
+import { REPORT_SCHEMA_VERSION, scanProblem, summarize, TelemetryAccumulator, type ResourceTelemetry, type Summary } from '../report/telemetry.js';
 import type { JournalEntry, StateStore, Tombstone } from '../state/types.js';
 import { IdSet } from '../util/id-set.js';
 import { reaperVersion } from '../version.js';
 import { classifyResource, judgeRecords } from './classify-stream.js';
 import { openRunContext, type RunContext } from './context.js';
 import { failpoints, type FailpointName } from './failpoints.js';
-import { openPlan, PLAN_FORMAT_VERSION, PlanWriter, type PlanHeader } from './plan-file.js';
+import { openPlan, PLAN_FORMAT_VERSION, PlanSpool, PlanWriter, type PlanHeader } from './plan-file.js';
+import { declaredScope } from '../backends/open.js';
 
 export interface ReapOptions {
   execute: boolean;
@@ -73,6 +74,8 @@ export interface ResourceReap {
   lifts: Record<string, number>;
   outcomes: ReapOutcomes;
   telemetry: ResourceTelemetry | null;
+  /** Why this type was refused (its backend could not be opened or its scan stopped): nothing of it was marked or deleted. */
+  error: string | null;
 }
 
 export interface ReapReport {
@@ -86,13 +89,15 @@ export interface ReapReport {
   resources: ResourceReap[];
   outcomes: ReapOutcomes;
   sources: Record<string, number>;
+  /** Liveness sources that failed (the breaker trips on them unless overridden; their keys are unknown). */
+  sourceErrors: Record<string, string>;
   errors: string[];
 }
 
 const emptyOutcomes = (): ReapOutcomes => ({ marked: 0, deleted: 0, lifted: 0, failed: 0, kept: 0, bytesReclaimed: 0 });
 
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
-  const context = await openRunContext(manifest, { store: options.store, exclude: [options.planOut, options.planIn].filter((f): f is string => f !== undefined) });
+  const context = await openRunContext(manifest, { store: options.store, signal: options.signal, exclude: [options.planOut, options.planIn].filter((f): f is string => f !== undefined) });
   const { store } = context;
   const run = await store.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: options.execute });
   const fail = failpoints(options.failpoint);
@@ -109,11 +114,10 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     const specs = reapOrder(manifest.resources.filter((r) => !options.resources || options.resources.includes(r.name)));
     const reports = new Map<string, ResourceReap>();
     for (const spec of specs) {
-      const backend = await context.backend(spec);
-      reports.set(spec.name, {
+      const report: ResourceReap = {
         name: spec.name,
         backend: spec.location.kind,
-        deleteMode: options.execute ? (await backend.capabilities(options.signal)).deleteMode : null,
+        deleteMode: null,
         scanned: 0,
         toMark: 0,
         toSweep: 0,
@@ -122,15 +126,24 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         lifts: {},
         outcomes: emptyOutcomes(),
         telemetry: null,
-      });
+        error: null,
+      };
+      reports.set(spec.name, report);
+      // A type whose backend cannot be opened is refused alone; the others are reaped (docs/safety.md §21).
+      const backend = await refusing(report, spec, options, () => context.backend(spec));
+      if (!backend) continue;
       if (options.execute) {
+        const mode = await refusing(report, spec, options, async () => (await backend.capabilities(options.signal)).deleteMode);
+        if (mode === null) continue;
+        report.deleteMode = mode;
         if (!(await store.acquireLock(spec.name, run.runId, lockTtl(options)))) {
           throw new SafetyError(`another reap run holds the lock on ${spec.name}; one run per resource type at a time`);
         }
         locks.push(spec.name);
-        await recoverIntents(context, spec, backend, run.runId, reports.get(spec.name)!);
+        if ((await refusing(report, spec, options, () => recoverIntents(context, spec, backend, run.runId, report).then(() => true))) === null) continue;
       }
     }
+    const readable = specs.filter((spec) => reports.get(spec.name)!.error === null);
 
     let planFile = options.planIn ?? options.planOut ?? null;
     let header: PlanHeader;
@@ -141,17 +154,19 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       items = plan.items;
       for (const r of header.resources) {
         const report = reports.get(r.name);
-        if (report) Object.assign(report, { scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift });
+        if (report && report.error === null) Object.assign(report, { scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift });
       }
     } else {
-      if (!planFile) {
-        spoolDir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-'));
-        planFile = path.join(spoolDir, 'plan.ndjson');
-      }
+      spoolDir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-'));
+      planFile ??= path.join(spoolDir, 'plan.ndjson');
       const writer = new PlanWriter(planFile);
       const nowMs = await store.now();
-      for (const spec of specs) {
-        await planResource(context, spec, await context.backend(spec), nowMs, writer, reports.get(spec.name)!, options);
+      for (const spec of readable) {
+        const report = reports.get(spec.name)!;
+        const spool = new PlanSpool(path.join(spoolDir, `type-${readable.indexOf(spec)}.ndjson`));
+        const planned = await refusing(report, spec, options, () => planResource(context, spec, context.backend(spec), nowMs, spool, report, options).then(() => true));
+        if (planned) await spool.appendTo(writer);
+        else await spool.discard();
       }
       header = {
         kind: 'reaper-plan',
@@ -169,7 +184,8 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     fail('after-plan');
     if (options.signal?.aborted) throw new InterruptedError('stopped while planning; nothing was marked or deleted');
 
-    const violations = specs
+    const violations = readable
+      .filter((spec) => reports.get(spec.name)!.error === null)
       .map((spec) => {
         const r = reports.get(spec.name)!;
         return capViolation(spec, { resource: spec.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep });
@@ -178,11 +194,16 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     if (violations.length > 0) throw new SafetyError(`caps exceeded; nothing was marked or deleted.\n  ${violations.join('\n  ')}`);
 
     const errors: string[] = [];
+    for (const r of reports.values()) {
+      if (r.error !== null) errors.push(`${r.name}: refused, nothing of it was marked or deleted: ${r.error}`);
+      else if (r.telemetry && r.telemetry.status !== 'ok') errors.push(`${r.name}: ${scanProblem(r.telemetry)}; the rest of it was judged`);
+    }
+    const live = readable.filter((spec) => reports.get(spec.name)!.error === null);
     if (options.execute) {
-      const bySpec = new Map(specs.map((s) => [s.name, s]));
+      const bySpec = new Map(live.map((s) => [s.name, s]));
       await applyPlan(context, bySpec, items, reports, run.runId, { ...options, fail, errors, fromFile: Boolean(options.planIn) });
       const nowMs = await store.now();
-      for (const spec of specs) await (await context.backend(spec)).purgeRetained?.(nowMs, options.signal);
+      for (const spec of live) await (await context.backend(spec)).purgeRetained?.(nowMs, options.signal);
     }
 
     const resources = [...reports.values()];
@@ -197,6 +218,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       resources,
       outcomes: totalOutcomes(resources),
       sources: sources.counts,
+      sourceErrors: Object.fromEntries(Object.entries(context.liveness.failures()).map(([name, e]) => [name, redact(e)])),
       errors,
     };
     await store.finishRun(run.runId, {
@@ -231,6 +253,26 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
 
 const lockTtl = (options: ReapOptions) => options.lockTtlMs ?? 120_000;
 
+/**
+ * Run one type's step; a failure (not a stop, not a safety refusal) refuses that type
+ * alone: its report says why and it is left out of the rest of the run. Returns null then.
+ */
+async function refusing<T>(report: ResourceReap, spec: ResourceSpec, options: ReapOptions, step: () => Promise<T>): Promise<T | null> {
+  try {
+    return await step();
+  } catch (error) {
+    if (options.signal?.aborted || error instanceof SafetyError || error instanceof InterruptedError) throw error;
+    report.error = redact((error as Error)?.message ?? String(error));
+    const acc = new TelemetryAccumulator(spec.name, spec.location.kind, declaredScope(spec));
+    acc.fail(report.error);
+    report.telemetry = acc.result({ count: 0, oldestAgeSeconds: null });
+    report.toMark = report.toSweep = report.toLift = 0;
+    report.samples = { mark: [], sweep: [], lift: [] };
+    report.outcomes.kept = 0;
+    return null;
+  }
+}
+
 function totalOutcomes(resources: readonly ResourceReap[]): ReapOutcomes {
   const total = emptyOutcomes();
   for (const r of resources) for (const k of Object.keys(total) as (keyof ReapOutcomes)[]) total[k] += r.outcomes[k];
@@ -252,12 +294,13 @@ function sample(list: string[], id: string, size: number): void {
 async function planResource(
   context: RunContext,
   spec: ResourceSpec,
-  backend: Backend,
+  opening: Promise<Backend>,
   nowMs: number,
-  writer: PlanWriter,
+  writer: Pick<PlanSpool, 'add'>,
   report: ResourceReap,
   options: ReapOptions,
 ): Promise<void> {
+  const backend = await opening;
   const size = options.sampleSize ?? 5;
   const write = async (verdicts: readonly Verdict[]) => {
     // Lifts first, then sweeps: each becomes one batch when applied.
@@ -291,6 +334,7 @@ async function planResource(
   const judged = new IdSet();
   const acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
   for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
+    if (page.unreadable) acc.addUnreadable(page.unreadable.map((u) => ({ id: u.id, why: redact(u.why) })));
     for (const f of page.findings) acc.add(f);
     const active = page.records.length ? await context.store.activeTombstones(spec.name, page.records.map((r) => r.id)) : new Map<string, Tombstone>();
     const due = [...active.values()].filter((t) => t.state === 'marked' && t.markedAt <= nowMs - spec.graceMs);

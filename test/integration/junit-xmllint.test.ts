@@ -46,7 +46,8 @@ describe.skipIf(!haveXmllint && !inCI)('JUnit XML validates with xmllint', () =>
     expect(lint.stderr).toBe('');
     expect(lint.code).toBe(0);
     expect(xml).toContain('<testsuite name="reaper audit" tests="3" failures="2"');
-    expect(xml).toMatch(/<testcase classname="reaper\.fs" name="report-exports" time="0">\n {6}<failure message="report-exports:expired&gt;0 failed: 1 expired"/);
+    // Its own gate, then the gate over all types it adds an orphan to.
+    expect(xml).toMatch(/<testcase classname="reaper\.fs" name="report-exports" time="0">\n {6}<failure message="report-exports:expired&gt;0 failed: 1 expired; orphaned&gt;0 failed: 6 orphaned/);
   });
 
   it('for ids holding markup, quotes, control characters, lone surrogates and non-characters', () => {
@@ -70,12 +71,15 @@ describe.skipIf(!haveXmllint && !inCI)('JUnit XML validates with xmllint', () =>
       durationSeconds: 1,
       manifest: '/tmp/\u0001<manifest>&"\'.yaml',
       state: 'sqlite:x',
-      summary: { scanned: 7, live: 0, orphaned: 7, expired: 0, protected: 0, young: 0, unknown: 0, orphanBytes: 21, backlog: 0 },
+      summary: { errors: 0, unreadable: 0, scanned: 7, live: 0, orphaned: 7, expired: 0, protected: 0, young: 0, unknown: 0, orphanBytes: 21, backlog: 0 },
       resources: [
         {
           name: 'weird<type>&"',
           backend: 'fs',
           scope: '/',
+          status: 'ok',
+          error: null,
+          unreadable: 0,
           scanned: 7,
           live: 0,
           orphaned: 7,
@@ -94,6 +98,8 @@ describe.skipIf(!haveXmllint && !inCI)('JUnit XML validates with xmllint', () =>
       ],
       leases: { active: 0, expired: 0, renewals: 0, renewalFailures: 0, renewalFailureRate: 0, windowSeconds: 3600 },
       sources: {},
+      sourceErrors: {},
+      complete: true,
       findings,
       findingsTotal: findings.length,
       findingsTruncated: false,

@@ -28,6 +28,9 @@ function telemetry(name: string, backend: ResourceTelemetry['backend'], counts: 
     name,
     backend,
     scope: `/data/${name}`,
+    status: 'ok',
+    error: null,
+    unreadable: 0,
     scanned: 0,
     live: 0,
     orphaned: 0,
@@ -88,10 +91,12 @@ function auditDoc(): AuditDocument {
     durationSeconds: 1,
     manifest: 'reaper.yaml',
     state: 'sqlite:state.db',
-    summary: { scanned: 15, live: 5, orphaned: 4, expired: 2, protected: 1, young: 1, unknown: 2, orphanBytes: 1_500_003_000, backlog: 4 },
+    summary: { errors: 0, unreadable: 0, scanned: 15, live: 5, orphaned: 4, expired: 2, protected: 1, young: 1, unknown: 2, orphanBytes: 1_500_003_000, backlog: 4 },
     resources,
     leases: { active: 37, expired: 3, renewals: 40, renewalFailures: 3, renewalFailureRate: 0.075, windowSeconds: 3600 },
     sources: { leases: 37 },
+    sourceErrors: {},
+    complete: true,
     findings,
     findingsTotal: findings.length,
     findingsTruncated: false,
@@ -395,6 +400,64 @@ describe('baselines', () => {
   it('key findings unambiguously, whatever their ids hold', () => {
     expect(findingKey({ resource: 'a', id: 'b\u0000c', status: 'orphaned' })).not.toBe(findingKey({ resource: 'a\u0000b', id: 'c', status: 'orphaned' }));
     expect(findingKey({ resource: 'a', id: '"],["x', status: 'orphaned' })).not.toBe(findingKey({ resource: 'a', id: '', status: 'orphaned' }));
+  });
+});
+
+describe('which types break a failing gate', () => {
+  it('names every type adding to a failing sum, and a per-type gate its own type', () => {
+    expect(one('orphaned>0').breaking).toEqual(['scratch-uploads', 'exports']);
+    expect(one('orphanBytes>1GB').breaking).toEqual(['scratch-uploads', 'exports']);
+    expect(one('expired>=2').breaking).toEqual(['scratch-uploads', 'exports']);
+    expect(one('scratch-uploads:orphaned>0').breaking).toEqual(['scratch-uploads']);
+    expect(one('young>0').breaking).toEqual(['scratch-uploads']);
+  });
+
+  it('names the types whose own age breaks an age gate', () => {
+    expect(one('oldestOrphanAge>1d').breaking).toEqual(['scratch-uploads']);
+    expect(one('oldestOrphanAge>30m').breaking).toEqual(['scratch-uploads', 'exports']);
+  });
+
+  it('names none for a passing gate, a lower bound, or the lease renewal rate', () => {
+    expect(one('orphaned>100').breaking).toEqual([]);
+    expect(one('scanned<100').breaking).toEqual([]);
+    expect(one('live==0').breaking).toEqual([]);
+    expect(one('renewalFailureRate>1%').breaking).toEqual([]);
+  });
+
+  it('counts only new findings against a baseline: a type whose orphans are all known does not break it', () => {
+    const doc = auditDoc();
+    const known = baselineKeys({ ...doc, findings: doc.findings.filter((f) => f.resource === 'exports') });
+    expect(one('orphaned>0', doc, { keys: known }).breaking).toEqual(['scratch-uploads']);
+  });
+});
+
+describe('NewFindingsTally.diff', () => {
+  it('gives new findings with samples per type, baseline keys not met as resolved, and the count persisting', () => {
+    const tally = new NewFindingsTally<FindingOutput>(
+      new Set([findingKey({ resource: 'exports', id: 'old.csv', status: 'orphaned' }), findingKey({ resource: 'exports', id: 'kept.csv', status: 'orphaned' }), findingKey({ resource: 'scratch-uploads', id: 'x', status: 'orphaned' })]),
+      2,
+    );
+    for (const f of [
+      finding('exports', 'kept.csv', 'orphaned'),
+      finding('exports', 'kept.csv', 'orphaned'),
+      finding('scratch-uploads', 'n1', 'orphaned'),
+      finding('scratch-uploads', 'n2', 'orphaned'),
+      finding('scratch-uploads', 'n3', 'orphaned'),
+      finding('exports', 'n4', 'expired'),
+      finding('exports', 'alive', 'live'),
+    ]) {
+      tally.add(f);
+    }
+    const diff = tally.diff();
+    expect(diff.new).toMatchObject({ count: 4, byResource: { 'scratch-uploads': 3, exports: 1 } });
+    expect(diff.new.samples.map((f) => f.id)).toEqual(['n1', 'n2', 'n4']);
+    expect(diff.persisting.count).toBe(1);
+    expect(diff.resolved.samples).toEqual([
+      { resource: 'exports', id: 'old.csv', status: 'orphaned', bytes: null },
+      { resource: 'scratch-uploads', id: 'x', status: 'orphaned', bytes: null },
+    ]);
+    // A type not read whole this time has nothing resolved.
+    expect(tally.diff(new Set(['scratch-uploads'])).resolved.samples.map((f) => f.id)).toEqual(['old.csv']);
   });
 });
 

@@ -22,6 +22,9 @@ function telemetry(name: string, backend: ResourceTelemetry['backend'], counts: 
     name,
     backend,
     scope: `/data/${name}`,
+    status: 'ok',
+    error: null,
+    unreadable: 0,
     scanned: 0,
     live: 0,
     orphaned: 0,
@@ -55,7 +58,7 @@ function auditDoc(findings: FindingOutput[] = [finding('scratch-uploads', 'bob/1
     durationSeconds: 2.5,
     manifest: '/etc/reaper/reaper.yaml',
     state: 'sqlite:/var/lib/reaper/state.db',
-    summary: { scanned: 15, live: 8, orphaned: 3, expired: 1, protected: 1, young: 1, unknown: 1, orphanBytes: 300, backlog: 2 },
+    summary: { errors: 0, unreadable: 0, scanned: 15, live: 8, orphaned: 3, expired: 1, protected: 1, young: 1, unknown: 1, orphanBytes: 300, backlog: 2 },
     resources: [
       telemetry('scratch-uploads', 'fs', {
         scanned: 10,
@@ -75,6 +78,8 @@ function auditDoc(findings: FindingOutput[] = [finding('scratch-uploads', 'bob/1
     ],
     leases: { active: 12, expired: 2, renewals: 100, renewalFailures: 7, renewalFailureRate: 0.07, windowSeconds: 3600 },
     sources: { leases: 12, 'static#1': 1 },
+    sourceErrors: {},
+    complete: true,
     findings,
     findingsTotal: findings.length,
     findingsTruncated: false,
@@ -94,6 +99,7 @@ function reapReport(execute: boolean, resources = auditDoc().resources): ReapRep
     lifts: {},
     outcomes: execute ? { marked: t.orphaned, deleted: i, lifted: 0, failed: i === 0 ? 1 : 0, kept: 0, bytesReclaimed: i * 4096 } : { marked: 0, deleted: 0, lifted: 0, failed: 0, kept: 0, bytesReclaimed: 0 },
     telemetry: t,
+    error: null,
   }));
   return {
     version: 1,
@@ -113,6 +119,7 @@ function reapReport(execute: boolean, resources = auditDoc().resources): ReapRep
       bytesReclaimed: sum(rows, 'bytesReclaimed'),
     },
     sources: { leases: 12 },
+    sourceErrors: {},
     errors: [],
   };
 }
@@ -453,7 +460,7 @@ describe('pushMetrics', () => {
 describe('renderJunit', () => {
   const gates = (texts: string[], doc = auditDoc()) => evaluateGates(parseGates(texts), doc);
 
-  it('fails the testcase of the leaking type, and global gates under "(all resources)"', () => {
+  it('fails the testcases of the leaking types, for their own gates and the gates over all types they break', () => {
     const doc = auditDoc();
     const xml = renderJunit(doc, gates(['orphaned>0', 'scratch-uploads:orphaned>1', 'exports:orphaned>5', 'renewalFailureRate>50%'], doc));
     expect(xml.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n')).toBe(true);
@@ -465,11 +472,15 @@ describe('renderJunit', () => {
       ['reaper.s3', 'exports'],
       ['reaper', '(all resources)'],
     ]);
-    expect(cases[0]!.body).toContain('<failure message="scratch-uploads:orphaned&gt;1 failed: 2 orphaned" type="reaper.gate">');
+    // A gate over all types fails on each type that adds to it, not on a synthetic case.
+    expect(cases[0]!.body).toContain(
+      '<failure message="scratch-uploads:orphaned&gt;1 failed: 2 orphaned; orphaned&gt;0 failed: 3 orphaned (scratch-uploads 2, exports 1)" type="reaper.gate">',
+    );
     expect(cases[0]!.body).toContain('bob/1.part · orphaned (owner-dead) · owner session:bob/1.part · age 2.0h · 100 B');
-    expect(cases[1]!.body).not.toContain('<failure');
+    expect(cases[1]!.body).toContain('<failure message="orphaned&gt;0 failed: 3 orphaned (scratch-uploads 2, exports 1)" type="reaper.gate">');
     expect(cases[1]!.body).toContain('exports:orphaned&gt;5 passed: 1 orphaned');
-    expect(cases[2]!.body).toContain('<failure message="orphaned&gt;0 failed: 3 orphaned (scratch-uploads 2, exports 1)"');
+    expect(cases[2]!.body).not.toContain('<failure');
+    expect(cases[2]!.body).toContain('orphaned&gt;0 failed: 3 orphaned (scratch-uploads 2, exports 1) — the failure is on scratch-uploads, exports');
     expect(cases[2]!.body).toContain('renewalFailureRate&gt;50% passed');
   });
 
@@ -524,7 +535,7 @@ describe('renderMarkdown', () => {
     expect(text).toContain('### Failing gates\n\n- ❌ `orphaned>0` — 3 orphaned \\(scratch\\-uploads 2\\, exports 1\\)\n');
     expect(text).toContain('### Passing gates\n\n- ✅ `expired>5` — 1 expired');
     expect(text).toContain('| resource | backend | scanned | live | orphaned | expired | protected | young | unknown | orphan bytes | beyond ttl (avg) | backlog |');
-    expect(text).toContain('| scratch\\-uploads | fs | 10 | 5 | 2 | 1 | 1 | 0 | 1 | 200 B | 30.0m | 2 |');
+    expect(text).toContain('| ❌ scratch\\-uploads | fs | 10 | 5 | 2 | 1 | 1 | 0 | 1 | 200 B | 30.0m | 2 |');
     expect(text).toContain('| **total** |  | 15 | 8 | 3 | 1 | 1 | 1 | 1 | 300 B |  | 2 |');
   });
 

@@ -19,6 +19,9 @@ describe('TelemetryAccumulator', () => {
       name: 'uploads',
       backend: 's3',
       scope: 's3://uploads/tmp/',
+      status: 'ok',
+      error: null,
+      unreadable: 0,
       scanned: 0,
       live: 0,
       orphaned: 0,
@@ -170,6 +173,8 @@ describe('summarize', () => {
     const b = new TelemetryAccumulator('rows', 'postgres', 'public.images');
     for (const s of ['live', 'live', 'orphaned', 'expired', 'young', 'unknown'] as const) b.add(finding(s, { bytes: 7 }));
     expect(summarize([a.result({ count: 3, oldestAgeSeconds: 10 }), b.result({ count: 4, oldestAgeSeconds: 99 })])).toEqual({
+      errors: 0,
+      unreadable: 0,
       scanned: 10,
       live: 3,
       orphaned: 3,
@@ -182,7 +187,24 @@ describe('summarize', () => {
     });
   });
 
+  it('says how completely each type was read: ok, partial with unreadable entries, or error', () => {
+    const ok = new TelemetryAccumulator('a', 'fs', '/a');
+    ok.add(finding('live'));
+    const partial = new TelemetryAccumulator('b', 'fs', '/b');
+    partial.add(finding('orphaned'));
+    partial.addUnreadable([{ id: 'locked/', why: 'cannot open the directory: EACCES' }]);
+    partial.addUnreadable([{ id: 'x.part', why: 'cannot stat: EACCES' }]);
+    const failed = new TelemetryAccumulator('c', 's3', 's3://c/tmp/');
+    failed.add(finding('orphaned'));
+    failed.fail('ListObjectsV2 failed');
+    const [r1, r2, r3] = [ok, partial, failed].map((acc) => acc.result(NO_BACKLOG));
+    expect(r1).toMatchObject({ status: 'ok', error: null, unreadable: 0 });
+    expect(r2).toMatchObject({ status: 'partial', error: '"locked/": cannot open the directory: EACCES (and 1 more)', unreadable: 2, orphaned: 1 });
+    expect(r3).toMatchObject({ status: 'error', error: 'ListObjectsV2 failed', orphaned: 1 });
+    expect(summarize([r1!, r2!, r3!])).toMatchObject({ errors: 2, unreadable: 2 });
+  });
+
   it('is all zeros for no resource types', () => {
-    expect(summarize([])).toEqual({ scanned: 0, live: 0, orphaned: 0, expired: 0, protected: 0, young: 0, unknown: 0, orphanBytes: 0, backlog: 0 });
+    expect(summarize([])).toEqual({ errors: 0, unreadable: 0, scanned: 0, live: 0, orphaned: 0, expired: 0, protected: 0, young: 0, unknown: 0, orphanBytes: 0, backlog: 0 });
   });
 });

@@ -7,7 +7,9 @@
  * names are sorted so the order is stable and a scan can resume after a cursor (the
  * last id emitted): memory is bounded by the largest single directory, not the tree.
  * Names are read as bytes; a name that is not valid UTF-8 is reported with an escaped
- * id and `unreadable`, so it is never reaped.
+ * id and `unreadable`, so it is never reaped. A directory below the root that cannot be
+ * opened, or a file that cannot be stat'ed (EACCES), is reported as an unreadable entry
+ * of the page (a file also as an `unreadable` record, judged unknown) and the walk goes on.
  */
 import { lstatSync } from 'node:fs';
 import { opendir } from 'node:fs/promises';
@@ -52,42 +54,61 @@ export class FsBackend implements Backend {
   async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
     const resumeAfter = options.cursor ? options.cursor.split('/') : null;
     let page: ResourceRecord[] = [];
+    let unreadable: { id: string; why: string }[] = [];
     let pending: string[] = [];
     // Stats are synchronous, a batch at a time between directory reads: an lstat through the
     // thread pool costs several times the call itself, and scans are stat-bound.
     const flush = () => {
       for (const id of pending) {
         const r = this.statRecordSync(id);
-        if (r) page.push(r);
+        if (!r) continue;
+        page.push(r);
+        if (r.unreadable !== undefined && !id.startsWith('\0')) unreadable.push({ id: r.id, why: r.unreadable });
       }
       pending = [];
     };
-    for await (const id of this.walk(this.root, [], resumeAfter, options.signal)) {
-      pending.push(id);
+    const take = (records: ResourceRecord[], last = false): ScanPage => {
+      const out: ScanPage = { records, cursor: last ? null : records[records.length - 1]!.id };
+      if (unreadable.length) out.unreadable = unreadable;
+      unreadable = [];
+      return out;
+    };
+    for await (const entry of this.walk(this.root, [], resumeAfter, options.signal)) {
+      if (typeof entry !== 'string') {
+        unreadable.push(entry);
+        continue;
+      }
+      pending.push(entry);
       if (pending.length >= STAT_BATCH) flush();
       if (page.length >= options.pageSize) {
-        yield { records: page, cursor: page[page.length - 1]!.id };
+        yield take(page);
         page = [];
       }
     }
     flush();
     while (page.length > options.pageSize) {
-      yield { records: page.slice(0, options.pageSize), cursor: page[options.pageSize - 1]!.id };
+      yield take(page.slice(0, options.pageSize));
       page = page.slice(options.pageSize);
     }
-    yield { records: page, cursor: null };
+    yield take(page, true);
   }
 
-  /** Relative ids of candidate regular files, in stable order, after `resumeAfter`. */
-  private async *walk(dir: string, prefix: string[], resumeAfter: string[] | null, signal?: AbortSignal): AsyncGenerator<string> {
+  /**
+   * Relative ids of candidate regular files, in stable order, after `resumeAfter`. A
+   * directory below the root that cannot be opened is yielded as an unreadable entry
+   * (`sub/dir/`) and the walk goes on; only the root failing stops the scan.
+   */
+  private async *walk(dir: string, prefix: string[], resumeAfter: string[] | null, signal?: AbortSignal): AsyncGenerator<string | { id: string; why: string }> {
     if (this.exclude.has(dir)) return;
     let handle;
     try {
       handle = await opendir(dir, { encoding: 'buffer' as never, bufferSize: 256 });
     } catch (error) {
       if (dir !== this.root && isGone(error)) return; // removed while walking
-      if (dir === this.root) throw new BackendError(`cannot read the directory ${this.root}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
-      throw error;
+      const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      if (dir === this.root) throw new BackendError(`cannot read the directory ${this.root}: ${code}`, { cause: error });
+      yield { id: `${prefix.join('/')}/`, why: `cannot open the directory: ${code}` };
+      return;
     }
     const entries: { name: string; bytesOk: boolean; kind: 'dir' | 'file' | 'other' }[] = [];
     for await (const dirent of handle) {
@@ -130,7 +151,10 @@ export class FsBackend implements Backend {
       return toRecord(id, st, this.spec.ageFrom);
     } catch (error) {
       if (isGone(error)) return null;
-      throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === undefined) throw error;
+      // Listed but not readable (EACCES in a directory without search permission): counted, judged unknown, never reaped.
+      return { id, createdAtMs: null, bytes: null, fingerprint: '', unreadable: `cannot stat: ${code}` };
     }
   }
 

@@ -36,17 +36,18 @@
  * A per-object read that fails makes the record `unreadable` (never reaped); an object
  * that vanished between the listing and the read is dropped from the page.
  */
-import type { HeadObjectCommandOutput, S3Client, Tag } from '@aws-sdk/client-s3';
+import type { HeadObjectCommandOutput, Tag } from '@aws-sdk/client-s3';
 import type { ResourceRecord } from '../../engine/types.js';
 import { BackendError } from '../../errors.js';
 import type { ResourceSpec, S3Location } from '../../manifest/types.js';
-import { mapLimit } from '../../util/concurrency.js';
+import { mapLimitAbortable } from '../../util/concurrency.js';
 import type { Connections } from '../connections.js';
 import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
 import {
   DEFAULT_CONCURRENCY,
   decodeListedKey,
   describeS3Failure,
+  explainS3Failure,
   inScope,
   isAbort,
   isMissing,
@@ -58,7 +59,6 @@ import {
   s3ConnectionSpec,
   s3Failure,
   s3Fingerprint,
-  type S3Sdk,
   type S3Target,
 } from './s3-client.js';
 import { assertedDeleteMode, deleteS3Objects, probeDeleteMode, type S3DeleteMode, type S3DeleteSetting } from './s3-delete.js';
@@ -105,6 +105,8 @@ interface ListingPage {
 export type S3ResourceSpec = ResourceSpec & { location: S3Location };
 
 export interface S3BackendOptions {
+  /** Stops the open (GetBucketVersioning) when aborted. */
+  signal?: AbortSignal;
   /** Keys per listing request when `read` lists (default and maximum 1,000; smaller only in tests, to page with few objects). */
   readListingPageSize?: number;
 }
@@ -145,14 +147,25 @@ export class S3Backend implements Backend {
     const scope = `s3://${bucket}/${prefix}`;
     const connectionSpec = s3ConnectionSpec(connections, connection);
     const [sdk, client] = await Promise.all([loadS3Sdk(), s3ClientFor(connections, connection)]);
-    const versioning = await readVersioning(sdk, client, bucket, scope);
+    const endpoint = connectionSpec.endpoint;
+    const versioning = await readVersioning({ sdk, client, bucket, scope, endpoint }, options.signal);
     const concurrency = connectionSpec.concurrency ?? DEFAULT_CONCURRENCY;
-    return new S3Backend(spec, { sdk, client, bucket, prefix, scope, versioning, concurrency }, options);
+    return new S3Backend(spec, { sdk, client, bucket, prefix, scope, endpoint, versioning, concurrency }, options);
   }
 
   /** Whether the bucket keeps versions (enabled or suspended), as read at open. */
   get versioned(): boolean {
     return this.target.versioning !== null;
+  }
+
+  /** Versioning and the delete mode, without the probe (which writes): for `validate`. */
+  reapNotes(): string[] {
+    const versioning = this.target.versioning === null ? 'never enabled' : this.target.versioning.toLowerCase();
+    const asserted = assertedDeleteMode(this.deleteSetting, this.target.versioning);
+    const deletes = asserted
+      ? `deletes: ${asserted}`
+      : 'deletes: probed at the first reap --execute (it writes and removes one object under the prefix: needs s3:PutObject, s3:DeleteObject and s3:GetObject)';
+    return [`versioning ${versioning}${this.target.versioning === 'Enabled' ? ' (restore keeps delete markers)' : ''}`, deletes];
   }
 
   async capabilities(signal?: AbortSignal): Promise<BackendCapabilities> {
@@ -189,10 +202,10 @@ export class S3Backend implements Backend {
       while (buffer.length > pageSize || (buffer.length === pageSize && !listing.last)) {
         const records = buffer.slice(0, pageSize);
         buffer = buffer.slice(pageSize);
-        yield { records, cursor: records[records.length - 1]!.id };
+        yield withUnreadable({ records, cursor: records[records.length - 1]!.id });
       }
     }
-    yield { records: buffer, cursor: null };
+    yield withUnreadable({ records: buffer, cursor: null });
   }
 
   /** Current objects under the prefix, after `startAfter`, one listing request at a time. */
@@ -261,7 +274,8 @@ export class S3Backend implements Backend {
       return await send();
     } catch (error) {
       if (isAbort(error, signal)) throw error;
-      throw new BackendError(`${this.scope}: ${what} failed: ${describeS3Failure(error)}`, { cause: error });
+      const { bucket, endpoint } = this.target;
+      throw new BackendError(`${this.scope}: ${explainS3Failure(error, { bucket, endpoint, request: what, permission: what === 'ListObjectVersions' ? 's3:ListBucketVersions' : 's3:ListBucket' })}`, { cause: error });
     }
   }
 
@@ -275,7 +289,7 @@ export class S3Backend implements Backend {
   /** Records for listed objects, reading metadata and tags only when an owner or protect rule needs them. */
   private async describe(objects: readonly ListedObject[], signal?: AbortSignal): Promise<ResourceRecord[]> {
     if (!this.needsMetadata && !this.needsTags) return objects.map((o) => listedRecord(o));
-    const records = await mapLimit(objects, this.target.concurrency, (o) => this.describeOne(o, signal));
+    const records = await mapLimitAbortable(objects, this.target.concurrency, signal, (o, _, fanOut) => this.describeOne(o, fanOut));
     return records.filter((r): r is ResourceRecord => r !== null);
   }
 
@@ -334,7 +348,7 @@ export class S3Backend implements Backend {
       if (listable.length >= READ_BY_LISTING_MIN_IDS) await this.readByListing(listable, known, signal);
     }
     const rest = unique.filter((id) => !known.has(id));
-    const heads = await mapLimit(rest, this.target.concurrency, (id) => this.readOne(id, attributes, signal));
+    const heads = await mapLimitAbortable(rest, this.target.concurrency, signal, (id, _, fanOut) => this.readOne(id, attributes, fanOut));
     rest.forEach((id, k) => known.set(id, heads[k] ?? null));
     const out = new Map<string, ResourceRecord>();
     for (const id of unique) {
@@ -494,7 +508,7 @@ export class S3Backend implements Backend {
   }
 
   private async markTagged(tag: string, items: readonly DeleteItem[], runId: string, signal?: AbortSignal): Promise<Map<string, string>> {
-    const outcomes = await this.eachObject(items, signal, async (item) => {
+    const outcomes = await this.eachObject(items, signal, async (item, signal) => {
       const { sdk, client, bucket } = this.target;
       const send = { abortSignal: signal };
       const { etag, versionId } = parseS3Fingerprint(item.fingerprint, this.versioned);
@@ -533,7 +547,7 @@ export class S3Backend implements Backend {
   }
 
   private async unmarkTagged(tag: string, items: readonly DeleteItem[], signal?: AbortSignal): Promise<void> {
-    await this.eachObject(items, signal, async (item) => {
+    await this.eachObject(items, signal, async (item, signal) => {
       const { versionId } = parseS3Fingerprint(item.fingerprint, this.versioned);
       await this.removeTag(tag, item.id, versionId !== null ? { VersionId: versionId } : {}, null, signal);
       return null;
@@ -557,14 +571,14 @@ export class S3Backend implements Backend {
    * changed, or that S3 refuses for itself alone, yields null; any other failure is
    * thrown once every item has settled, so no request is left running.
    */
-  private async eachObject<T>(items: readonly DeleteItem[], signal: AbortSignal | undefined, fn: (item: DeleteItem) => Promise<T | null>): Promise<(T | null)[]> {
+  private async eachObject<T>(items: readonly DeleteItem[], signal: AbortSignal | undefined, fn: (item: DeleteItem, signal: AbortSignal | undefined) => Promise<T | null>): Promise<(T | null)[]> {
     let firstError: unknown;
     let failures = 0;
-    const results = await mapLimit(items, this.target.concurrency, async (item) => {
+    const results = await mapLimitAbortable(items, this.target.concurrency, signal, async (item, _, fanOut) => {
       if (!inScope(this.target, item.id) || firstError !== undefined) return null;
       try {
-        signal?.throwIfAborted();
-        return await fn(item);
+        fanOut?.throwIfAborted();
+        return await fn(item, fanOut);
       } catch (error) {
         if (!isAbort(error, signal) && (isMissing(error) || isPreconditionFailed(error) || isObjectLevelRefusal(error))) return null;
         failures++;
@@ -582,15 +596,14 @@ export class S3Backend implements Backend {
   async close(): Promise<void> {}
 }
 
-async function readVersioning(sdk: S3Sdk, client: S3Client, bucket: string, scope: string): Promise<'Enabled' | 'Suspended' | null> {
+async function readVersioning(target: Pick<S3Target, 'sdk' | 'client' | 'bucket' | 'scope' | 'endpoint'>, signal?: AbortSignal): Promise<'Enabled' | 'Suspended' | null> {
   try {
-    const out = await client.send(new sdk.GetBucketVersioningCommand({ Bucket: bucket }));
+    const out = await target.client.send(new target.sdk.GetBucketVersioningCommand({ Bucket: target.bucket }), { abortSignal: signal });
     return out.Status === 'Enabled' || out.Status === 'Suspended' ? out.Status : null;
   } catch (error) {
-    const hint = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN/.test(String((error as Error)?.message ?? error) + String((error as { code?: unknown })?.code ?? ''))
-      ? ' (is the S3 endpoint reachable?)'
-      : '';
-    throw new BackendError(`${scope}: cannot read the bucket's versioning (needs s3:GetBucketVersioning): ${describeS3Failure(error)}${hint}`, { cause: error });
+    if (isAbort(error, signal)) throw error;
+    const why = explainS3Failure(error, { bucket: target.bucket, endpoint: target.endpoint, request: 'GetBucketVersioning', permission: 's3:GetBucketVersioning' });
+    throw new BackendError(`${target.scope}: cannot read the bucket's versioning: ${why}`, { cause: error });
   }
 }
 
@@ -614,6 +627,12 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 function withoutLastCharacter(id: string): string {
   const end = id.length >= 2 && /[\uDC00-\uDFFF]/.test(id[id.length - 1]!) && /[\uD800-\uDBFF]/.test(id[id.length - 2]!) ? 2 : 1;
   return id.slice(0, Math.max(0, id.length - end));
+}
+
+/** A page naming its records whose metadata or tags could not be read (they are judged unknown). */
+function withUnreadable(page: ScanPage): ScanPage {
+  const unreadable = page.records.flatMap((r) => (r.unreadable === undefined ? [] : [{ id: r.id, why: r.unreadable }]));
+  return unreadable.length ? { ...page, unreadable } : page;
 }
 
 function listedRecord(o: ListedObject): ResourceRecord {

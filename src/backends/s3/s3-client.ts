@@ -101,6 +101,55 @@ export function describeS3Failure(error: unknown): string {
   return redact(`${text}${status}`).replace(/\s+/g, ' ').trim();
 }
 
+/** Why a request on a bucket failed, in the terms a user acts on. */
+export type S3FailureKind = 'no-credentials' | 'credentials-refused' | 'access-denied' | 'no-such-bucket' | 'unreachable' | 'other';
+
+const REFUSED_CREDENTIALS = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired', 'InvalidClientTokenId']);
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
+/** The network error code of a failed request (`ECONNREFUSED`…), or null when the server answered. */
+function networkCode(error: unknown): string | null {
+  const e = error as { code?: unknown; name?: unknown; cause?: { code?: unknown } } | null;
+  for (const code of [e?.code, e?.cause?.code]) if (typeof code === 'string' && NETWORK_CODES.has(code)) return code;
+  if (e?.name === 'TimeoutError') return 'ETIMEDOUT';
+  return null;
+}
+
+export function s3FailureKind(error: unknown): S3FailureKind {
+  const f = s3Failure(error);
+  if (f.code === 'CredentialsProviderError') return 'no-credentials';
+  if (REFUSED_CREDENTIALS.has(f.code)) return 'credentials-refused';
+  if (f.code === 'NoSuchBucket') return 'no-such-bucket';
+  if (f.code === 'AccessDenied' || f.code === 'AllAccessDisabled' || (f.status === 403 && f.code === 'Forbidden')) return 'access-denied';
+  if (f.status === undefined && networkCode(error) !== null) return 'unreachable';
+  return 'other';
+}
+
+/**
+ * One sentence on why a request on a bucket failed, telling apart what a user fixes in
+ * different places: no credentials found (the SDK's default chain came back empty), the
+ * server refused them, access denied (naming the permission `permission`), no such bucket,
+ * an endpoint that cannot be reached. Anything else keeps the server's own words.
+ */
+export function explainS3Failure(error: unknown, where: { bucket: string; endpoint: string | undefined; request: string; permission: string }): string {
+  const f = s3Failure(error);
+  const endpoint = where.endpoint ?? 'the AWS S3 endpoint of the region';
+  switch (s3FailureKind(error)) {
+    case 'no-credentials':
+      return 'no AWS credentials found: set accessKeyId and secretAccessKey (or profile) on the connection, or provide them to the SDK (AWS_ACCESS_KEY_ID, ~/.aws/credentials, an instance role)';
+    case 'credentials-refused':
+      return `the credentials were refused by ${redact(endpoint)} (${describeS3Failure(error)}); check the access key and secret of the connection`;
+    case 'access-denied':
+      return `access denied to ${where.request} on the bucket "${where.bucket}" (needs ${where.permission}): ${describeS3Failure(error)}`;
+    case 'no-such-bucket':
+      return `the bucket "${where.bucket}" does not exist at ${redact(endpoint)}`;
+    case 'unreachable':
+      return `cannot connect to the S3 endpoint ${redact(endpoint)}: ${networkCode(error)}${f.message ? ` (${redact(f.message)})` : ''}`;
+    case 'other':
+      return `${where.request} failed (needs ${where.permission}): ${describeS3Failure(error)}`;
+  }
+}
+
 /**
  * The key (or the version) is not there. Bodiless HEAD answers only carry the status;
  * requests with a body must say NoSuchKey/NoSuchVersion, so a 404 from something that
@@ -180,6 +229,8 @@ export interface S3Target {
   bucket: string;
   prefix: string;
   scope: string;
+  /** The connection's endpoint as configured (undefined: AWS's own), for messages. */
+  endpoint: string | undefined;
   /** GetBucketVersioning's answer at open: `Enabled`, `Suspended`, or null for a bucket never versioned. */
   versioning: 'Enabled' | 'Suspended' | null;
   concurrency: number;

@@ -31,7 +31,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DeleteObjectsCommandOutput } from '@aws-sdk/client-s3';
 import { BackendError } from '../../errors.js';
-import { mapLimit } from '../../util/concurrency.js';
+import { mapLimitAbortable } from '../../util/concurrency.js';
 import type { ResourceRecord } from '../../engine/types.js';
 import type { S3Location } from '../../manifest/types.js';
 import type { DeleteItem, DeleteResult } from '../types.js';
@@ -224,7 +224,7 @@ export async function deleteS3Objects(
     }
     single = single.filter((i) => results[i] === undefined);
   }
-  const singles = await mapLimit(single, target.concurrency, (i) => deleteOne(target, items[i]!, signal, prechecked.has(i)));
+  const singles = await mapLimitAbortable(single, target.concurrency, signal, (i, _, fanOut) => deleteOne(target, items[i]!, fanOut, prechecked.has(i)));
   single.forEach((i, k) => (results[i] = singles[k]!));
   return results;
 }

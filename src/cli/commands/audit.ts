@@ -3,9 +3,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkGateResources, diffFindings, evaluateGates, NewFindingsTally, parseBaseline, parseGates, type GateResult } from '../../engine/gates.js';
 import { ExitCode, UsageError } from '../../errors.js';
-import { findingOutput, type FindingOutput } from '../../report/document.js';
-import { auditTable, findingsTable } from '../../report/table.js';
-import { runAudit } from '../../run/audit.js';
+import { findingOutput, type AuditDocument, type FindingOutput } from '../../report/document.js';
+import { auditTable, comparisonText, findingsTable, problemsText } from '../../report/table.js';
+import { auditProblems, runAudit } from '../../run/audit.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
 import { integerOption, manifestFrom, openStore, outputFormat } from '../options.js';
@@ -21,7 +21,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
   for (const name of selected) if (!manifest.resources.some((r) => r.name === name)) throw new UsageError(`--resource: no resource type "${name}" in ${manifest.file}`);
   checkGateResources(gates, selected);
   const flags = outputFlags(io, options);
-  let tally: NewFindingsTally | null = null;
+  let tally: NewFindingsTally<FindingOutput> | null = null;
   if (typeof options.baseline === 'string') {
     const file = path.resolve(io.cwd, options.baseline);
     const text = await readFile(file, 'utf8').catch((e: Error) => {
@@ -29,7 +29,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
     });
     tally = new NewFindingsTally(parseBaseline(text, file));
   }
-  let previous: FindingOutput[] | null = null;
+  let previous: PreviousAudit | null = null;
   if (typeof options.since === 'string') previous = await previousFindings(io, options, options.since);
   const current: FindingOutput[] = [];
 
@@ -41,8 +41,8 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
       resources: options.resource as string[] | undefined,
       maxFindings,
       onFinding: async (f) => {
-        tally?.add(f);
         const out = findingOutput(f);
+        tally?.add(out);
         if (previous) current.push(out);
         await ndjson?.write(out);
       },
@@ -51,22 +51,33 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
     progress.stop();
     await ndjson?.close();
     const results: GateResult[] = evaluateGates(gates, doc, tally ?? undefined);
-    const since = previous ? diffFindings(previous, current) : null;
-    await writeOutputs(io, flags, { doc, gates: results, durationSeconds: doc.durationSeconds });
+    const unread = new Set(doc.resources.filter((r) => r.status !== 'ok').map((r) => r.name));
+    const baseline = tally ? { against: `baseline ${String(options.baseline)}`, diff: tally.diff(unread) } : null;
+    const since = previous ? sinceDiff(previous, current, unread) : null;
+    // The reports lead with what changed: against the baseline when there is one, else the earlier run.
+    const comparison = baseline ?? (since ? { against: `run ${String(options.since)}`, diff: since } : null);
+    await writeOutputs(io, flags, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison });
 
     if (format === 'json') {
-      io.stdout.write(`${JSON.stringify({ ...doc, ...(gates.length ? { gates: results } : {}), ...(since ? { since: { runId: options.since, ...since } } : {}) }, null, 2)}\n`);
+      const extra = {
+        ...(gates.length ? { gates: results } : {}),
+        ...(baseline ? { baseline: { file: options.baseline, ...baseline.diff } } : {}),
+        ...(since ? { since: { runId: options.since, ...since } } : {}),
+      };
+      io.stdout.write(`${JSON.stringify({ ...doc, ...extra }, null, 2)}\n`);
     } else {
       io.stdout.write(`${auditTable(doc)}\n`);
-      const findings = findingsTable(doc);
+      const problems = problemsText(doc.resources, doc.sourceErrors);
+      if (problems) io.stdout.write(`\n${problems}\n`);
+      const findings = comparison ? comparisonText(comparison) : findingsTable(doc);
       if (findings) io.stdout.write(`\n${findings}\n`);
-      if (since) {
+      if (since && comparison !== null && baseline !== null) {
         io.stdout.write(`\nsince run ${String(options.since)}: ${since.new.count} new, ${since.resolved.count} resolved, ${since.persisting.count} persisting\n`);
       }
     }
     const failed = results.filter((r) => !r.ok);
     for (const r of failed) io.stderr.write(`gate ${r.message}\n`);
-    return failed.length > 0 ? ExitCode.gateFailed : ExitCode.ok;
+    return Math.max(failed.length > 0 ? ExitCode.gateFailed : ExitCode.ok, reportProblems(io, doc));
   } catch (error) {
     progress.stop();
     await ndjson?.abort();
@@ -74,19 +85,39 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
   }
 }
 
+interface PreviousAudit {
+  findings: FindingOutput[];
+  /** Its resource types that were not read whole: their findings are not comparable. */
+  unread: Set<string>;
+}
+
 /** The non-live findings an earlier audit run recorded (its document's list). */
-async function previousFindings(io: CliIO, options: Record<string, unknown>, runId: string): Promise<FindingOutput[]> {
+async function previousFindings(io: CliIO, options: Record<string, unknown>, runId: string): Promise<PreviousAudit> {
   const store = await openStore(io, options);
   try {
     const run = await store.getRun(runId);
     if (!run) throw new UsageError(`--since: no run ${runId} in ${store.description}`);
-    const summary = run.summary as { findings?: FindingOutput[]; findingsTruncated?: boolean } | null;
+    const summary = run.summary as { findings?: FindingOutput[]; findingsTruncated?: boolean; resources?: { name: string; status?: string }[] } | null;
     if (!summary?.findings) throw new UsageError(`--since: run ${runId} is not an audit with recorded findings`);
     if (summary.findingsTruncated) {
       throw new UsageError(`--since: run ${runId} had more findings than it recorded; compare with --baseline FILE (an earlier --output json or --findings file) instead`);
     }
-    return summary.findings;
+    const unread = new Set((summary.resources ?? []).filter((r) => r.status !== undefined && r.status !== 'ok').map((r) => r.name));
+    return { findings: summary.findings, unread };
   } finally {
     await store.close();
   }
+}
+
+/** New, resolved and persisting findings since an earlier run, over the types both runs read whole. */
+function sinceDiff(previous: PreviousAudit, current: readonly FindingOutput[], unread: ReadonlySet<string>) {
+  const skip = new Set([...previous.unread, ...unread]);
+  return diffFindings(previous.findings, current.filter((f) => !skip.has(f.resource)), { unread: skip });
+}
+
+/** What the audit could not read, one line each on stderr; exit 3 when there is any (the report above still covers the rest). */
+function reportProblems(io: CliIO, doc: AuditDocument): number {
+  const problems = auditProblems(doc);
+  for (const p of problems) io.stderr.write(`reaper: ${p}\n`);
+  return problems.length > 0 ? ExitCode.runtime : ExitCode.ok;
 }

@@ -1,12 +1,17 @@
 /**
- * `reaper validate`: check the manifest (exit 2 on any issue, nothing contacted), then
- * reach each connection read-only: the first page of every resource type and a count
- * from every liveness source. Changes nothing; the state store is not opened.
+ * `reaper validate`: check the manifest (exit 2 on any issue, nothing contacted), then,
+ * read-only, every part an audit and a reap will touch: the state store (reachable, and
+ * its schema — or that the first run will create or migrate it), each resource type's
+ * first page (and for S3 the bucket's versioning and how deletes will be made
+ * conditional), and every liveness source, leases included. Exit 3 if any part fails.
  */
 import { Connections } from '../../backends/connections.js';
 import { openBackend } from '../../backends/open.js';
 import { ExitCode, redact } from '../../errors.js';
+import { LeaseSource } from '../../liveness/lease-source.js';
 import { openLiveness } from '../../liveness/open.js';
+import type { Manifest } from '../../manifest/types.js';
+import { inspectStateStore, type StateStoreInspection } from '../../state/inspect.js';
 import type { CliIO } from '../io.js';
 import { manifestFrom, outputFormat } from '../options.js';
 
@@ -20,28 +25,12 @@ export async function validateCommand(io: CliIO, _args: unknown[], options: Reco
   const manifest = await manifestFrom(io, options);
   const checks: Check[] = [{ what: 'manifest', ok: true, detail: `${manifest.resources.length} resource type(s), state ${redact(manifest.state)}` }];
   if (!options.offline) {
+    const state = await checkStateStore(manifest);
+    checks.push(state.check);
     const connections = new Connections(manifest.connections);
     try {
-      for (const spec of manifest.resources) {
-        try {
-          const backend = await openBackend(spec, { connections, exclude: [] });
-          try {
-            for await (const page of backend.scan({ pageSize: 1, signal: io.signal })) {
-              void page;
-              break;
-            }
-            checks.push({ what: spec.name, ok: true, detail: `${backend.scope} is readable` });
-          } finally {
-            await backend.close();
-          }
-        } catch (error) {
-          checks.push({ what: spec.name, ok: false, detail: redact((error as Error).message) });
-        }
-      }
-      // Lease sources live in the state store, which validate does not open.
-      const counts = await (await openLiveness(manifest, null, connections)).counts(io.signal);
-      for (const [name, n] of Object.entries(counts.counts)) checks.push({ what: name, ok: true, detail: `${n} live key(s)` });
-      for (const [name, e] of Object.entries(counts.errors)) checks.push({ what: name, ok: false, detail: redact(e) });
+      for (const spec of manifest.resources) checks.push(await checkResource(spec, connections, io.signal));
+      checks.push(...(await checkSources(manifest, connections, state.inspection, io.signal)));
     } finally {
       await connections.close();
     }
@@ -53,4 +42,71 @@ export async function validateCommand(io: CliIO, _args: unknown[], options: Reco
     for (const c of checks) io.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.what}: ${c.detail}\n`);
   }
   return ok ? ExitCode.ok : ExitCode.runtime;
+}
+
+/** The state store, read-only: nothing is created or migrated here. */
+async function checkStateStore(manifest: Manifest): Promise<{ check: Check; inspection: StateStoreInspection | null }> {
+  const what = 'state store';
+  try {
+    const inspection = await inspectStateStore(manifest.state);
+    const details: Record<StateStoreInspection['state'], string> = {
+      current: `reachable, schema version ${inspection.version}`,
+      missing: 'does not exist yet; the first audit or reap creates it',
+      empty: 'reachable, without reaper\'s tables yet; the first audit or reap creates them',
+      behind: `reachable, schema version ${inspection.version} of ${inspection.latest}; the first audit or reap migrates it`,
+    };
+    return { check: { what, ok: true, detail: `${redact(manifest.state)}: ${details[inspection.state]}` }, inspection };
+  } catch (error) {
+    return { check: { what, ok: false, detail: redact((error as Error).message) }, inspection: null };
+  }
+}
+
+/** One resource type: its backend opens (S3: the bucket's versioning is read) and its first page is read. */
+async function checkResource(spec: Manifest['resources'][number], connections: Connections, signal: AbortSignal): Promise<Check> {
+  try {
+    const backend = await openBackend(spec, { connections, exclude: [], signal });
+    try {
+      let unreadable: { id: string; why: string }[] = [];
+      for await (const page of backend.scan({ pageSize: 1, signal })) {
+        unreadable = page.unreadable ?? [];
+        break;
+      }
+      const notes = backend.reapNotes?.() ?? [];
+      if (unreadable.length > 0) return { what: spec.name, ok: false, detail: `${backend.scope}: cannot read ${JSON.stringify(unreadable[0]!.id)}: ${redact(unreadable[0]!.why)}` };
+      return { what: spec.name, ok: true, detail: [`${backend.scope} is readable`, ...notes].join('; ') };
+    } finally {
+      await backend.close();
+    }
+  } catch (error) {
+    return { what: spec.name, ok: false, detail: redact((error as Error).message) };
+  }
+}
+
+/** Every liveness source counted; the leases source through the state store when its schema is current. */
+async function checkSources(manifest: Manifest, connections: Connections, state: StateStoreInspection | null, signal: AbortSignal): Promise<Check[]> {
+  const checks: Check[] = [];
+  const counts = await (await openLiveness(manifest, null, connections)).counts(signal);
+  if (manifest.owners.some((o) => o.kind === 'leases')) checks.push(await checkLeases(manifest, state, signal));
+  for (const [name, n] of Object.entries(counts.counts)) checks.push({ what: name, ok: true, detail: `${n} live key(s)` });
+  for (const [name, e] of Object.entries(counts.errors)) checks.push({ what: name, ok: false, detail: redact(e) });
+  return checks;
+}
+
+async function checkLeases(manifest: Manifest, state: StateStoreInspection | null, signal: AbortSignal): Promise<Check> {
+  const what = 'leases';
+  if (state === null) return { what, ok: false, detail: 'cannot be read: the state store cannot be reached (see above)' };
+  if (state.state !== 'current') return { what, ok: true, detail: '0 live keys: the state store holds no leases yet (a reap needs at least minLiveKeys live keys)' };
+  // The schema is current, so opening the store as a run does migrates nothing.
+  const { openStateStore } = await import('../../state/open.js');
+  try {
+    const store = await openStateStore(manifest.state);
+    try {
+      signal.throwIfAborted();
+      return { what, ok: true, detail: `${await new LeaseSource(store).count()} live key(s)` };
+    } finally {
+      await store.close();
+    }
+  } catch (error) {
+    return { what, ok: false, detail: redact((error as Error).message) };
+  }
 }

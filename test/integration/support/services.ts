@@ -80,3 +80,19 @@ export function s3Settings(): { endpoint: string; region: string; accessKeyId: s
 export async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {
   while (cleanups.length) await cleanups.pop()!();
 }
+
+/** A fresh S3 bucket on the test server, with a client for it; emptied, deleted and the client destroyed afterwards. */
+export async function freshBucket(cleanups: (() => Promise<void>)[], prefix: string): Promise<{ client: import('@aws-sdk/client-s3').S3Client; bucket: string }> {
+  const { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command, S3Client } = await import('@aws-sdk/client-s3');
+  const cfg = s3Settings();
+  const client = new S3Client({ endpoint: cfg.endpoint, region: cfg.region, forcePathStyle: true, credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey } });
+  const bucket = uniqueName(prefix).toLowerCase().replace(/_/g, '-');
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  cleanups.push(async () => {
+    const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+    for (const o of listed.Contents ?? []) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key! }));
+    await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+    client.destroy();
+  });
+  return { client, bucket };
+}

@@ -1,0 +1,118 @@
+/**
+ * A CI leak gate with a baseline (or against an earlier run) names the new leak: the
+ * Markdown summary and the JUnit report lead with what is new, and the failing JUnit
+ * testcase is the resource type that breaks the gate, its failure text naming the new
+ * findings. Through the built CLI, on files.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { markdownText } from '../../src/report/markdown.js';
+import { reaperSync } from './support/cli.js';
+
+const OLD = new Date(Date.now() - 3 * 3_600_000);
+
+function put(dir: string, file: string): void {
+  const full = path.join(dir, file);
+  mkdirSync(path.dirname(full), { recursive: true });
+  writeFileSync(full, 'data');
+  utimesSync(full, OLD, OLD);
+}
+
+/** 25 known orphans sorted before the one that will leak next (the first 20 findings are all known ones). */
+function sandbox(): { dir: string; manifest: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'reaper-gate-'));
+  put(dir, 'scratch/alice/live.part');
+  for (let i = 0; i < 25; i++) put(dir, `scratch/bob/old-${String(i).padStart(2, '0')}.part`);
+  put(dir, 'exports/bob/report.csv');
+  const manifest = path.join(dir, 'reaper.yaml');
+  writeFileSync(
+    manifest,
+    [
+      'version: 1',
+      'defaults: { minAge: 1m }',
+      'owners: [{ static: [alice] }]',
+      'resources:',
+      '  - name: scratch',
+      '    fs: { path: ./scratch }',
+      '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
+      '  - name: exports',
+      '    fs: { path: ./exports }',
+      '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
+      '',
+    ].join('\n'),
+  );
+  return { dir, manifest };
+}
+
+interface Case {
+  name: string;
+  body: string;
+}
+
+function testcases(xml: string): Case[] {
+  return [...xml.matchAll(/<testcase classname="[^"]*" name="([^"]*)"[^>]*>([\s\S]*?)<\/testcase>/g)].map((m) => ({ name: m[1]!, body: m[2]! }));
+}
+
+const NEW_ID = 'zed/new.part';
+
+function expectReportsLeadWithTheNewLeak(dir: string, against: string): void {
+  const md = readFileSync(path.join(dir, 's.md'), 'utf8');
+  const newAt = md.indexOf(`### New since ${markdownText(against)} (1)`);
+  const resolvedAt = md.indexOf(`### Resolved since ${markdownText(against)} (0)`);
+  const persistingAt = md.indexOf('26 findings persisting');
+  const typesAt = md.indexOf('### Resource types');
+  expect(newAt).toBeGreaterThan(0);
+  expect(md.indexOf(markdownText(NEW_ID))).toBeGreaterThan(newAt);
+  expect(md.indexOf(markdownText(NEW_ID))).toBeLessThan(resolvedAt);
+  expect(resolvedAt).toBeLessThan(persistingAt);
+  expect(persistingAt).toBeLessThan(typesAt);
+  // The known orphans are counted, not listed.
+  expect(md).not.toContain(markdownText('bob/old-00.part'));
+
+  const xml = readFileSync(path.join(dir, 'j.xml'), 'utf8');
+  const cases = testcases(xml);
+  const scratch = cases.find((c) => c.name === 'scratch')!;
+  expect(scratch.body).toMatch(/<failure message="[^"]*orphaned&gt;[^"]* failed: [^"]*" type="reaper.gate">/);
+  expect(scratch.body).toContain(`new since ${against}:\n  scratch · ${NEW_ID} · orphaned (owner-dead)`);
+  expect(scratch.body).not.toContain('old-00.part');
+  expect(cases.find((c) => c.name === '(all resources)')?.body ?? '').not.toContain('<failure');
+}
+
+describe('a leak gate against a baseline or an earlier run', () => {
+  it('with --baseline: fails the type that leaks and names the new orphan first in both reports', () => {
+    const { dir, manifest } = sandbox();
+    const before = reaperSync(['audit', '-c', manifest, '--output', 'json'], { cwd: dir });
+    expect(before.code).toBe(0);
+    writeFileSync(path.join(dir, 'b.json'), before.stdout);
+    put(dir, `scratch/${NEW_ID}`);
+
+    const r = reaperSync(['audit', '-c', manifest, '--baseline', 'b.json', '--fail-on', 'orphaned>0', '--junit', 'j.xml', '--summary', 's.md', '--output', 'json'], { cwd: dir });
+    expect(r.stderr).toContain('gate orphaned>0 failed: 1 orphaned not in the baseline (scratch 1)');
+    expect(r.code).toBe(1);
+    expectReportsLeadWithTheNewLeak(dir, 'baseline b.json');
+    // exports' orphan is in the baseline: its testcase passes.
+    const exports = testcases(readFileSync(path.join(dir, 'j.xml'), 'utf8')).find((c) => c.name === 'exports')!;
+    expect(exports.body).not.toContain('<failure');
+    const doc = JSON.parse(r.stdout) as { baseline: { new: { count: number; samples: { id: string }[] }; persisting: { count: number }; resolved: { count: number } } };
+    expect(doc.baseline.new.samples.map((f) => f.id)).toEqual([NEW_ID]);
+    expect(doc.baseline).toMatchObject({ new: { count: 1 }, resolved: { count: 0 }, persisting: { count: 26 } });
+  });
+
+  it('with --since: the reports lead with what is new since that run', () => {
+    const { dir, manifest } = sandbox();
+    const first = reaperSync(['audit', '-c', manifest, '--output', 'json'], { cwd: dir });
+    expect(first.code).toBe(0);
+    const runId = (JSON.parse(first.stdout) as { runId: string }).runId;
+    put(dir, `scratch/${NEW_ID}`);
+
+    const r = reaperSync(['audit', '-c', manifest, '--since', runId, '--fail-on', 'scratch:orphaned>25', '--junit', 'j.xml', '--summary', 's.md', '--output', 'table'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expectReportsLeadWithTheNewLeak(dir, `run ${runId}`);
+    // The terminal shows the new finding, not the first 20 known ones.
+    expect(r.stdout).toContain(`new since run ${runId}: 1`);
+    expect(r.stdout).toContain(NEW_ID);
+    expect(r.stdout).not.toContain('old-00.part');
+  });
+});

@@ -1,0 +1,134 @@
+/**
+ * `reaper validate` checks, read-only, every part an audit and a reap will touch: the
+ * state store (reachable; its schema — or that the first run creates it), the leases
+ * source, each resource type's first page, and for S3 what a reap relies on. Through the
+ * built CLI, on the real servers.
+ */
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { reaperSync } from './support/cli.js';
+import { freshBucket, freshMysqlDatabase, freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(() => runCleanups(cleanups));
+
+interface Validation {
+  ok: boolean;
+  checks: { what: string; ok: boolean; detail: string }[];
+}
+
+function sandbox(state: string, extra: string[] = []): { dir: string; manifest: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'reaper-validate-'));
+  mkdirSync(path.join(dir, 'scratch'));
+  const manifest = path.join(dir, 'reaper.yaml');
+  writeFileSync(
+    manifest,
+    [
+      'version: 1',
+      `state: "${state}"`,
+      'owners: [{ leases: {} }, { static: [platform] }]',
+      'resources:',
+      '  - name: scratch',
+      '    fs: { path: ./scratch }',
+      '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
+      ...extra,
+      '',
+    ].join('\n'),
+  );
+  return { dir, manifest };
+}
+
+function validate(dir: string, manifest: string): { code: number | null; doc: Validation; check: (what: string) => { ok: boolean; detail: string } } {
+  const r = reaperSync(['validate', '-c', manifest, '--output', 'json'], { cwd: dir, env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+  const doc = JSON.parse(r.stdout) as Validation;
+  return {
+    code: r.code,
+    doc,
+    check: (what) => {
+      const found = doc.checks.find((c) => c.what === what);
+      if (!found) throw new Error(`no check of ${what}: ${r.stdout}`);
+      return found;
+    },
+  };
+}
+
+/** The URL of a database on the same server that does not exist. */
+function absentDatabase(url: string): string {
+  const u = new URL(url);
+  u.pathname = `/${uniqueName('absent').toLowerCase()}`;
+  return u.toString();
+}
+
+describe('reaper validate', () => {
+  it('says a SQLite store that does not exist will be created, and does not create it', () => {
+    const { dir, manifest } = sandbox('sqlite:.reaper/state.db');
+    const v = validate(dir, manifest);
+    expect(v.code).toBe(0);
+    expect(v.check('state store')).toMatchObject({ ok: true, detail: expect.stringContaining('does not exist yet; the first audit or reap creates it') });
+    expect(v.check('leases')).toMatchObject({ ok: true, detail: expect.stringContaining('0 live keys') });
+    expect(v.check('scratch').ok).toBe(true);
+    expect(existsSync(path.join(dir, '.reaper'))).toBe(false);
+  });
+
+  it('counts the live leases of an existing SQLite store', () => {
+    const { dir, manifest } = sandbox('sqlite:.reaper/state.db');
+    expect(reaperSync(['lease', 'acquire', 'session:a', '--ttl', '10m', '-c', manifest], { cwd: dir }).code).toBe(0);
+    const v = validate(dir, manifest);
+    expect(v.code).toBe(0);
+    expect(v.check('state store').detail).toMatch(/reachable, schema version \d+/);
+    expect(v.check('leases')).toEqual({ what: 'leases', ok: true, detail: '1 live key(s)' });
+  });
+
+  it.skipIf(!serviceAvailable('postgres'))('fails a PostgreSQL store whose database does not exist, and the leases it holds', async () => {
+    const { dir, manifest } = sandbox(absentDatabase(await freshPgDatabase(cleanups)));
+    const v = validate(dir, manifest);
+    expect(v.code).toBe(3);
+    expect(v.doc.ok).toBe(false);
+    expect(v.check('state store')).toMatchObject({ ok: false, detail: expect.stringMatching(/does not exist/) });
+    expect(v.check('leases')).toMatchObject({ ok: false, detail: expect.stringContaining('cannot be read') });
+    expect(v.check('scratch').ok).toBe(true);
+  });
+
+  it.skipIf(!serviceAvailable('postgres'))('says an empty PostgreSQL database gets its tables at the first run, and creates none', async () => {
+    const url = await freshPgDatabase(cleanups);
+    const { dir, manifest } = sandbox(url);
+    const v = validate(dir, manifest);
+    expect(v.code).toBe(0);
+    expect(v.check('state store').detail).toContain("without reaper's tables yet");
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const { rows } = await client.query("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public'");
+    await client.end();
+    expect(rows[0].n).toBe(0);
+  });
+
+  it.skipIf(!serviceAvailable('mysql'))('fails a MySQL store it cannot enter', async () => {
+    const { dir, manifest } = sandbox(absentDatabase(await freshMysqlDatabase(cleanups)));
+    const v = validate(dir, manifest);
+    expect(v.code).toBe(3);
+    expect(v.check('state store')).toMatchObject({ ok: false, detail: expect.stringMatching(/Unknown database/i) });
+  });
+
+  it.skipIf(!serviceAvailable('s3'))('shows what a reap of an S3 type relies on, without writing to the bucket', async () => {
+    const cfg = s3Settings();
+    const { client: s3, bucket } = await freshBucket(cleanups, 'validate');
+    const { dir, manifest } = sandbox('sqlite:.reaper/state.db', [
+      '  - name: blobs',
+      `    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/ }`,
+      '    owner: { keyPattern: "^tmp/(?<owner>[^/]+)/" }',
+      'connections:',
+      `  blobs: { kind: s3, endpoint: "${cfg.endpoint}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing }`,
+    ]);
+    const v = validate(dir, manifest);
+    expect(v.code).toBe(0);
+    expect(v.check('blobs').detail).toContain('versioning never enabled');
+    expect(v.check('blobs').detail).toContain('deletes: probed at the first reap --execute');
+    expect((await s3.send(new ListObjectsV2Command({ Bucket: bucket }))).KeyCount ?? 0).toBe(0);
+  });
+});
