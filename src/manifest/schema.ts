@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { sqlFragmentProblem } from './sql-fragment.js';
 
 /** SQL identifiers: validated against a strict pattern, then quoted by the adapters. */
 export const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -52,8 +53,10 @@ const sqlFragment = z
   .string()
   .min(1)
   .max(4_000)
-  .refine((value) => !value.includes(';'), 'must be one SQL expression, without ";"')
-  .meta({ description: 'An SQL boolean expression over the table\'s columns, written by the manifest\'s author.' });
+  .meta({
+    description:
+      'One self-contained SQL boolean expression over the table\'s columns: parentheses balanced outside literals, no comment, no ";", no bound parameter, no top-level ORDER/GROUP/LIMIT/UNION/FOR/… (checked at load in the resource\'s dialect).',
+  });
 
 const count = z.number().int().positive();
 const fraction = z.number().gt(0).max(1);
@@ -252,6 +255,12 @@ function checkRegex(ctx: Ctx, path: (string | number)[], source: string, needsOw
   }
 }
 
+/** A `where` is one self-contained boolean expression in the resource's dialect (SAFETY 18). */
+function checkWhere(ctx: Ctx, path: (string | number)[], sql: string, dialect: 'postgres' | 'mysql', whose: string): void {
+  const problem = sqlFragmentProblem(sql, dialect);
+  if (problem !== null) issue(ctx, path, `${problem}${whose}`);
+}
+
 /** Cross-field rules: every reference resolves, every extractor and protect rule fits its backend. */
 function checkManifest(m: Parsed, ctx: Ctx): void {
   const connections = m.connections ?? {};
@@ -307,6 +316,7 @@ function checkResource(
     if (!c) issue(ctx, at(kind, 'connection'), `no connection named "${location.connection}"`);
     else if (c.kind !== kind) issue(ctx, at(kind, 'connection'), `connection "${location.connection}" is ${c.kind}, not ${kind}`);
   }
+  if ((kind === 'postgres' || kind === 'mysql') && r[kind]!.where !== undefined) checkWhere(ctx, at(kind, 'where'), r[kind]!.where!, kind, '');
   if (r.s3 && r.s3.prefix === '' && !r.s3.allowEmptyPrefix) {
     issue(ctx, at('s3', 'prefix'), 'an empty prefix scopes the whole bucket; set a prefix, or allowEmptyPrefix: true if that is meant');
   }
@@ -351,6 +361,7 @@ function checkResource(
       issue(ctx, protectAt(j, key), `${a(kind)} resource cannot be protected by ${key}; use ${PROTECT_RULES[kind].join(' or ')}${whose}`);
     }
     if (key === 'keyPattern' || key === 'pathPattern') checkRegex(ctx, protectAt(j, key), (rule as Record<string, string>)[key]!, false);
+    if (key === 'where' && (kind === 'postgres' || kind === 'mysql')) checkWhere(ctx, protectAt(j, key), rule.where!, kind, whose);
   });
 
   if (r.ageFrom !== undefined && kind !== 'fs') issue(ctx, at('ageFrom'), 'ageFrom applies to fs resources only');

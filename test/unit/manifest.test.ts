@@ -364,7 +364,7 @@ describe('SQL identifiers (SAFETY 18)', () => {
 
   it('rejects a where with a second statement', () => {
     expect(rejects(pg('table: t, id: id, createdAt: c, where: "1=1; DROP TABLE t"'))).toEqual([
-      'reaper.yaml:8: resources[0].postgres.where: must be one SQL expression, without ";"',
+      'reaper.yaml:8: resources[0].postgres.where: ";" (at character 4) is not allowed in a where: it is one expression, not a statement',
     ]);
   });
 
