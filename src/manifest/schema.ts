@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { patternProblem } from './pattern.js';
 import { sqlFragmentProblem } from './sql-fragment.js';
 
 /** SQL identifiers: validated against a strict pattern, then quoted by the adapters. */
@@ -47,7 +48,7 @@ const pattern = z
   .string()
   .min(1)
   .max(MAX_PATTERN_LENGTH)
-  .meta({ description: 'A JavaScript regular expression.' });
+  .meta({ description: 'A regular expression in RE2 syntax (no lookaround or backreferences), matched in linear time.' });
 
 const sqlFragment = z
   .string()
@@ -241,18 +242,10 @@ function issue(ctx: Ctx, path: (string | number)[], message: string): void {
 }
 
 function checkRegex(ctx: Ctx, path: (string | number)[], source: string, needsOwner: boolean): void {
-  try {
-    new RegExp(source, 'u');
-  } catch (error) {
-    issue(ctx, path, `invalid regular expression: ${(error as Error).message.replace(/^Invalid regular expression: /, '')}`);
-    return;
-  }
-  // Ask the engine's regex itself: text that merely looks like "(?<owner>" (e.g. escaped, `\(?<owner>`)
-  // is no group, and a pattern without one would read no owner from anything: all "no-owner" orphans.
-  // An alternative that matches the empty string lists every named group in `groups`.
-  if (needsOwner && !('owner' in (new RegExp(`(?:${source})|`, 'u').exec('')?.groups ?? {}))) {
-    issue(ctx, path, 'the pattern needs a named group "owner", e.g. ^(?<owner>[^/]+)/');
-  }
+  // Ask the engine itself: text that merely looks like "(?<owner>" (e.g. escaped, `\\(?<owner>`) is no
+  // group, and a pattern without one would read no owner from anything: all "no-owner" orphans.
+  const problem = patternProblem(source, needsOwner);
+  if (problem !== null) issue(ctx, path, problem);
 }
 
 /** A `where` is one self-contained boolean expression in the resource's dialect (SAFETY 18). */

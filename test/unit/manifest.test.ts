@@ -476,11 +476,22 @@ describe('regular expressions', () => {
     ]);
   });
 
-  it('rejects an invalid pattern, in owners and in protect rules, with the engine\'s flags', () => {
-    expect(rejects(fsOwner('^(?<owner>[^/]+/'))).toEqual(['reaper.yaml:9: resources[0].owner.pathPattern: invalid regular expression: /^(?<owner>[^/]+//u: Unterminated group']);
+  it('rejects an invalid pattern, in owners and in protect rules, in RE2 syntax', () => {
+    const INVALID = 'invalid regular expression (RE2 syntax: no lookaround or backreferences)';
+    expect(rejects(fsOwner('^(?<owner>[^/]+/'))).toEqual([`reaper.yaml:9: resources[0].owner.pathPattern: ${INVALID}: missing closing ): \`^(?<owner>[^/]+/\``]);
     expect(rejects(one(S3, "    protect: [{ keyPattern: '\\p{Nope}' }]"))).toEqual([
-      'reaper.yaml:10: resources[0].protect[0].keyPattern: invalid regular expression: /\\p{Nope}/u: Invalid property name',
+      `reaper.yaml:10: resources[0].protect[0].keyPattern: ${INVALID}: invalid character class range: \`\\p{Nope}\``,
     ]);
+  });
+
+  it('rejects what a linear-time engine cannot do: lookaround and backreferences', () => {
+    const INVALID = 'invalid regular expression (RE2 syntax: no lookaround or backreferences)';
+    expect(rejects(fsOwner('^(?<owner>[^/]+)(?=/)'))).toEqual([`reaper.yaml:9: resources[0].owner.pathPattern: ${INVALID}: invalid or unsupported Perl syntax: \`(?=\``]);
+    expect(rejects(fsOwner('^(?<owner>[a-z])\\1'))).toEqual([`reaper.yaml:9: resources[0].owner.pathPattern: ${INVALID}: invalid escape sequence: \`\\1\``]);
+  });
+
+  it('accepts nested quantifiers: they cost linear time (test/unit/patterns.test.ts)', () => {
+    expect(parse(fsOwner('^(?<owner>(a+)+)b')).resources[0]!.owners).toEqual([{ extractor: { from: 'pathPattern', pattern: '^(?<owner>(a+)+)b' } }]);
   });
 });
 
