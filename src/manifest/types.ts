@@ -60,6 +60,8 @@ export interface FsLocation {
   /** Absolute path of the directory (resolved against the manifest's directory). */
   path: string;
   glob?: string;
+  /** The scope may be a filesystem root (the manifest said so); absent otherwise. */
+  allowRoot?: boolean;
 }
 
 export type Location = S3Location | SqlLocation | FsLocation;

@@ -2,13 +2,15 @@
  * Names chosen by whoever can write a file or an S3 key, against the real filesystem and
  * moto (SAFETY 6, 19): a name built to make a nested-quantifier pattern backtrack is judged
  * promptly and correctly (a backtracking engine takes minutes on 34 a's and a c, longer
- * than this suite's timeout by orders of magnitude).
+ * than this suite's timeout by orders of magnitude), and an `fs` scope that a symlink
+ * turns into the filesystem root after the manifest was loaded is not walked.
  */
-import { mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ExitCode, SafetyError } from '../../src/errors.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import { runAudit } from '../../src/run/audit.js';
 import { runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
@@ -68,5 +70,28 @@ resources:
     owner: { keyPattern: "^tmp/(?<owner>(a+)+)b" }
 `;
     expect(await audit(yaml, dir)).toEqual([`tmp/${OWNED}/x.bin: orphaned/owner-dead`, `tmp/${EVIL}: orphaned/no-owner`]);
+  });
+});
+
+describe('an fs scope that becomes the filesystem root after the manifest was loaded', () => {
+  it('is not walked: the audit stops with exit 4 before reading anything', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'reaper-rootswap-'));
+    mkdirSync(path.join(dir, 'scratch'));
+    const manifest = parseManifest(
+      `version: 1
+resources:
+  - name: scratch
+    fs: { path: ./scratch }
+    owner: { pathPattern: "^(?<owner>[^/]+)/" }
+`,
+      { file: 'reaper.yaml', baseDir: dir },
+    );
+    // Swapped for a symlink to / between validation and the run.
+    renameSync(path.join(dir, 'scratch'), path.join(dir, 'scratch.old'));
+    symlinkSync('/', path.join(dir, 'scratch'));
+    const error = await runAudit(manifest).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SafetyError);
+    expect((error as SafetyError).exitCode).toBe(ExitCode.safety);
+    expect((error as Error).message).toContain(`${path.join(dir, 'scratch')} resolves to the filesystem root /; not scanned (allowRoot: true in the manifest if that is meant)`);
   });
 });

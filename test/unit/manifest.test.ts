@@ -5,7 +5,7 @@
  * line so that the line numbers asserted below can be counted.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -396,7 +396,34 @@ describe('scope confinement (SAFETY 6)', () => {
     expect(rejects(fsAt('/'))).toEqual(['reaper.yaml:8: resources[0].fs.path: "/" is a filesystem root; name a directory, or allowRoot: true if that is meant']);
     expect(rejects(fsAt('../..'))).toEqual(['reaper.yaml:8: resources[0].fs.path: "../.." is a filesystem root; name a directory, or allowRoot: true if that is meant']);
     expect(rejects(fsAt('/tmp/..'))).toEqual(['reaper.yaml:8: resources[0].fs.path: "/tmp/.." is a filesystem root; name a directory, or allowRoot: true if that is meant']);
-    expect(parse(fsAt('/', ', allowRoot: true')).resources[0]!.location).toEqual({ kind: 'fs', path: '/', glob: undefined });
+    expect(parse(fsAt('/', ', allowRoot: true')).resources[0]!.location).toEqual({ kind: 'fs', path: '/', glob: undefined, allowRoot: true });
+  });
+
+  it('refuses a path that resolves to a filesystem root through a symlink, unless allowRoot', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'reaper-rootlink-'));
+    try {
+      await symlink('/', path.join(dir, 'rootlink'));
+      await symlink(path.join(dir, 'rootlink'), path.join(dir, 'chain'));
+      await mkdir(path.join(dir, 'real'));
+      await symlink(path.join(dir, 'real'), path.join(dir, 'scratch'));
+      const file = path.join(dir, 'reaper.yaml');
+      const load = async (p: string, extra = '') => {
+        await writeFile(file, one(['  - name: scratch', `    fs: { path: "${p}"${extra} }`, FS[2]!]));
+        return loadManifest(file);
+      };
+      for (const p of ['./rootlink', 'chain', './rootlink/']) {
+        await expect(load(p)).rejects.toThrow(
+          new ManifestError([
+            { file, line: 8, path: 'resources[0].fs.path', message: `"${p}" resolves to the filesystem root / (through a symlink); name a directory, or allowRoot: true if that is meant` },
+          ]),
+        );
+      }
+      expect((await load('./rootlink', ', allowRoot: true')).resources[0]!.location).toMatchObject({ kind: 'fs', path: path.join(dir, 'rootlink') });
+      // A symlink to an ordinary directory is a scope like any other; the path stays as written.
+      expect((await load('./scratch')).resources[0]!.location).toMatchObject({ kind: 'fs', path: path.join(dir, 'scratch') });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a glob that climbs out of fs.path', () => {

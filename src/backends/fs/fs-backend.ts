@@ -10,11 +10,12 @@
  * id and `unreadable`, so it is never reaped.
  */
 import { lstatSync } from 'node:fs';
-import { opendir } from 'node:fs/promises';
+import { opendir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import picomatch from 'picomatch';
-import { BackendError } from '../../errors.js';
+import { BackendError, SafetyError } from '../../errors.js';
 import type { ResourceRecord } from '../../engine/types.js';
+import { isFilesystemRoot } from '../../manifest/fs-scope.js';
 import type { FsLocation, ResourceSpec } from '../../manifest/types.js';
 import { fileFingerprint, quarantineDir, readScopeCheck, safeRelative } from './fs-identity.js';
 import { findQuarantined, purgeQuarantine, restoreFile, sweepFiles } from './fs-sweep.js';
@@ -50,6 +51,7 @@ export class FsBackend implements Backend {
   }
 
   async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
+    await this.checkRoot();
     const resumeAfter = options.cursor ? options.cursor.split('/') : null;
     let page: ResourceRecord[] = [];
     let pending: string[] = [];
@@ -76,6 +78,18 @@ export class FsBackend implements Backend {
       page = page.slice(options.pageSize);
     }
     yield { records: page, cursor: null };
+  }
+
+  /**
+   * The manifest refused a root scope at load (SAFETY 6); a symlink on the way may have been
+   * pointed at one since. Without `allowRoot`, a scope whose real path is a root is not walked.
+   */
+  private async checkRoot(): Promise<void> {
+    if (this.spec.location.allowRoot) return;
+    const real = await realpath(this.root).catch(() => null);
+    if (real !== null && isFilesystemRoot(real)) {
+      throw new SafetyError(`${this.root} resolves to the filesystem root ${real}; not scanned (allowRoot: true in the manifest if that is meant)`);
+    }
   }
 
   /** Relative ids of candidate regular files, in stable order, after `resumeAfter`. */
