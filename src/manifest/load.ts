@@ -367,7 +367,7 @@ function normalize(input: ManifestInput, options: ParseOptions, digest: string, 
 
   const resources = input.resources.map((r, i): ResourceSpec => {
     let location: Location;
-    if (r.s3) location = { kind: 's3', connection: r.s3.connection, bucket: r.s3.bucket, prefix: r.s3.prefix ?? '', deleteMode: r.s3.deleteMode ?? 'auto' };
+    if (r.s3) location = { kind: 's3', connection: r.s3.connection, bucket: r.s3.bucket, prefix: r.s3.prefix ?? '', deleteMode: r.s3.deleteMode ?? 'auto', ...(r.s3.requireVersioning ? { requireVersioning: true } : {}) };
     else if (r.postgres || r.mysql) {
       const kind = r.postgres ? 'postgres' : 'mysql';
       const sql = (r.postgres ?? r.mysql)!;

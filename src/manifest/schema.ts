@@ -110,6 +110,13 @@ const s3Location = z.strictObject({
   bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
   prefix: z.string().max(1_024).default(''),
   allowEmptyPrefix: z.boolean().optional().meta({ description: 'Allow a scope that is a whole bucket.' }),
+  requireVersioning: z
+    .boolean()
+    .optional()
+    .meta({
+      description:
+        'Refuse to reap (exit 4, nothing marked) unless the bucket has versioning enabled: in an unversioned bucket a key recreated with identical bytes (the same ETag) is deleted against its predecessor\'s tombstone.',
+    }),
   deleteMode: z
     .enum(['auto', 'batch-if-match', 'per-object-if-match'])
     .default('auto')

@@ -42,6 +42,8 @@ export interface S3Location {
   prefix: string;
   /** How deletes are sent (see the schema); absent means `auto`. */
   deleteMode?: 'auto' | 'batch-if-match' | 'per-object-if-match';
+  /** Reap only while the bucket's versioning is enabled; absent otherwise. */
+  requireVersioning?: boolean;
 }
 
 export interface SqlLocation {

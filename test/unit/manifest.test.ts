@@ -391,6 +391,15 @@ describe('scope confinement (SAFETY 6)', () => {
     expect(allowed.resources[0]!.location).toEqual({ kind: 's3', connection: 'blobs', bucket: 'uploads', prefix: '', deleteMode: 'auto' });
   });
 
+  it('keeps requireVersioning on an S3 location, and refuses it elsewhere', () => {
+    const s3 = (extra: string) => one(['  - name: blobs', `    s3: { connection: blobs, bucket: uploads, prefix: tmp/${extra} }`, '    owner: { tag: owner }']);
+    expect(parse(s3(', requireVersioning: true')).resources[0]!.location).toMatchObject({ kind: 's3', requireVersioning: true });
+    expect(parse(s3('')).resources[0]!.location).not.toHaveProperty('requireVersioning');
+    expect(rejects(one(['  - name: scratch', '    fs: { path: ./scratch, requireVersioning: true }', FS[2]!]))).toEqual([
+      'reaper.yaml:8: resources[0].fs.requireVersioning: unknown key "requireVersioning"',
+    ]);
+  });
+
   it('refuses a filesystem root, however it is spelt, unless allowRoot', () => {
     const fsAt = (p: string, extra = '') => one(['  - name: scratch', `    fs: { path: "${p}"${extra} }`, FS[2]!]);
     expect(rejects(fsAt('/'))).toEqual(['reaper.yaml:8: resources[0].fs.path: "/" is a filesystem root; name a directory, or allowRoot: true if that is meant']);

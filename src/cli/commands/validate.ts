@@ -30,7 +30,8 @@ export async function validateCommand(io: CliIO, _args: unknown[], options: Reco
               void page;
               break;
             }
-            checks.push({ what: spec.name, ok: true, detail: `${backend.scope} is readable` });
+            const refusal = backend.reapRefusal?.() ?? null;
+            checks.push({ what: spec.name, ok: refusal === null, detail: refusal ?? `${backend.scope} is readable` });
           } finally {
             await backend.close();
           }
