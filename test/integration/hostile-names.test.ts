@@ -8,12 +8,13 @@
 import { mkdirSync, mkdtempSync, renameSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExitCode, SafetyError } from '../../src/errors.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import { runAudit } from '../../src/run/audit.js';
-import { runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
+import { freshBucket } from './support/s3-bucket.js';
+import { runCleanups, s3Settings, serviceAvailable } from './support/services.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -49,15 +50,7 @@ resources:
 
   it.skipIf(!serviceAvailable('s3'))('S3: the audit finishes and classifies every key', async () => {
     const cfg = s3Settings();
-    const s3 = new S3Client({ endpoint: cfg.endpoint, region: cfg.region, forcePathStyle: true, credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey } });
-    const bucket = uniqueName('redos').toLowerCase().replace(/_/g, '-');
-    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-    cleanups.push(async () => {
-      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
-      for (const o of listed.Contents ?? []) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key! }));
-      await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
-      s3.destroy();
-    });
+    const { s3, bucket } = await freshBucket(cleanups);
     for (const key of [`tmp/${EVIL}`, `tmp/${OWNED}/x.bin`]) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'x' }));
     const dir = mkdtempSync(path.join(tmpdir(), 'reaper-redos-s3-'));
     const yaml = `version: 1

@@ -9,22 +9,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import {
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  DeleteObjectCommand,
-  ListObjectsV2Command,
-  ListObjectVersionsCommand,
-  PutBucketVersioningCommand,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackendError, ExitCode, SafetyError } from '../../src/errors.js';
 import { loadManifest } from '../../src/manifest/load.js';
 import { runReap, type ReapReport } from '../../src/run/reap.js';
 import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
-import { freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
+import { freshBucket } from './support/s3-bucket.js';
+import { freshPgDatabase, runCleanups, s3Settings, serviceAvailable } from './support/services.js';
 
 const BIN = path.resolve(__dirname, '../../bin/reaper');
 const cleanups: (() => Promise<void>)[] = [];
@@ -82,18 +74,7 @@ describe.skipIf(!serviceAvailable('s3'))('requireVersioning (S3)', () => {
   const cfg = () => s3Settings();
 
   async function bucketWith(versioning: 'Enabled' | 'Suspended' | null): Promise<string> {
-    const s3 = new S3Client({ endpoint: cfg().endpoint, region: cfg().region, forcePathStyle: true, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
-    const bucket = uniqueName('versioning').toLowerCase().replace(/_/g, '-');
-    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-    if (versioning !== null) await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: versioning } }));
-    cleanups.push(async () => {
-      const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
-      for (const v of [...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])]) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key!, VersionId: v.VersionId }));
-      const left = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
-      for (const o of left.Contents ?? []) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key! }));
-      await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
-      s3.destroy();
-    });
+    const { s3, bucket } = await freshBucket(cleanups, versioning);
     for (const key of ['tmp/gone/a.bin', 'tmp/gone/b.bin']) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'same bytes' }));
     return bucket;
   }
