@@ -188,6 +188,15 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       expect(scanned).toEqual(['1', '2', '3', '4']);
     });
 
+    it('unmark clears the marks of the listed rows inside the where, and only those', async () => {
+      const { db, connections } = await setup();
+      const { state } = await table(db, connections, 'items');
+      await db.exec("UPDATE items SET mark = 'run-0' WHERE id <= 4");
+      const backend = await server.open(spec(dialect, 'items', { where: "owner = 'a'" }), connections);
+      await backend.unmark!(ids(1, 4).map((id) => ({ id, fingerprint: '' })));
+      expect([...(await state()).marked].sort()).toEqual(['2', '4']);
+    });
+
     it('every ordinary fragment compiles on the server and narrows the scan and the delete', async () => {
       const { db, connections } = await setup();
       const { items, state } = await table(db, connections, 'items');
