@@ -1,5 +1,5 @@
 /**
- * The root guard of an `fs` scope (SAFETY 6): a filesystem root is refused unless the
+ * The root guard of an `fs` scope (docs/safety.md §6): a filesystem root is refused unless the
  * manifest says `allowRoot: true`, and so is a path that reaches one through symlinks
  * (`./rootlink` with `rootlink -> /`). The path is resolved with realpath(3) for the check;
  * the scope keeps the path as written (resolved against the manifest's directory), as the

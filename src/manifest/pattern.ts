@@ -5,7 +5,7 @@
  * a's and a c, and cannot be interrupted meanwhile. So patterns use RE2 syntax and a
  * linear-time engine (re2js, a pure-JavaScript port of RE2: no lookaround, no
  * backreferences), and a name longer than MAX_MATCHED_LENGTH is not matched at all: its
- * owner and protection are unknown, so it is never judged orphaned (SAFETY 4, 19).
+ * owner and protection are unknown, so it is never judged orphaned (docs/safety.md §4, §19).
  *
  * Cost: about 5–10 µs per match on short paths, against about 1 µs for RegExp (see
  * BENCHMARKS.md); the engine (~260 KB) loads on the first pattern compiled, so manifests

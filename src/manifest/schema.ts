@@ -255,7 +255,7 @@ function checkRegex(ctx: Ctx, path: (string | number)[], source: string, needsOw
   if (problem !== null) issue(ctx, path, problem);
 }
 
-/** A `where` is one self-contained boolean expression in the resource's dialect (SAFETY 18). */
+/** A `where` is one self-contained boolean expression in the resource's dialect (docs/safety.md §18). */
 function checkWhere(ctx: Ctx, path: (string | number)[], sql: string, dialect: 'postgres' | 'mysql', whose: string): void {
   const problem = sqlFragmentProblem(sql, dialect);
   if (problem !== null) issue(ctx, path, `${problem}${whose}`);

@@ -1,5 +1,5 @@
 /**
- * Is an SQL `where` fragment one self-contained boolean expression? (SAFETY 18)
+ * Is an SQL `where` fragment one self-contained boolean expression? (docs/safety.md §18)
  *
  * A manifest's `where` (and a protect rule's) is the author's SQL, placed inside reaper's
  * statements. It must not reach outside them: its parentheses and brackets balance outside

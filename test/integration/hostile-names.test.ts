@@ -1,6 +1,6 @@
 /**
  * Names chosen by whoever can write a file or an S3 key, against the real filesystem and
- * moto (SAFETY 6, 19): a name built to make a nested-quantifier pattern backtrack is judged
+ * moto (docs/safety.md §6, §19): a name built to make a nested-quantifier pattern backtrack is judged
  * promptly and correctly (a backtracking engine takes minutes on 34 a's and a c, longer
  * than this suite's timeout by orders of magnitude), and an `fs` scope that a symlink
  * turns into the filesystem root after the manifest was loaded is not walked.

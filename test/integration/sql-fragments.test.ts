@@ -1,5 +1,5 @@
 /**
- * SQL `where` fragments against the real PostgreSQL and MariaDB (SAFETY 18).
+ * SQL `where` fragments against the real PostgreSQL and MariaDB (docs/safety.md §18).
  *
  * Two independent guards, each tested on its own. The manifest refuses every fragment of
  * the hostile corpus at load (test/unit/manifest-sql-where.test.ts has the messages). And

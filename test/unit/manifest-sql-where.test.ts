@@ -1,5 +1,5 @@
 /**
- * SQL `where` fragments at load (SAFETY 18, "Bad input"): a resource's `where` and a protect
+ * SQL `where` fragments at load (docs/safety.md §18, "Bad input"): a resource's `where` and a protect
  * rule's `where` are one self-contained boolean expression in the resource's own dialect.
  * Every fragment of the hostile corpus is refused with `file:line: key: message` (exit 2),
  * as a location `where`, as a protect `where` and as an inherited `defaults.protect` rule;

@@ -1,5 +1,5 @@
 /**
- * Owner and protect patterns against hostile names (SAFETY 19: no input can stall a run).
+ * Owner and protect patterns against hostile names (docs/safety.md §19: no input can stall a run).
  * Anyone who can name a file or an S3 key chooses the text a manifest's pattern is matched
  * on; a backtracking engine takes minutes on `^(?<owner>(a+)+)b` against 34 a's and a c
  * (and cannot be interrupted). These tests finish promptly and classify correctly; they

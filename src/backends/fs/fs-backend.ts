@@ -81,7 +81,7 @@ export class FsBackend implements Backend {
   }
 
   /**
-   * The manifest refused a root scope at load (SAFETY 6); a symlink on the way may have been
+   * The manifest refused a root scope at load (docs/safety.md §6); a symlink on the way may have been
    * pointed at one since. Without `allowRoot`, a scope whose real path is a root is not walked.
    */
   private async checkRoot(): Promise<void> {

@@ -383,7 +383,7 @@ export class MysqlBackend extends SqlBackend {
    * Lock the rows of `items` and keep the ids whose row is unchanged: same fingerprint,
    * same owner value (compared byte for byte). Then, with a `where` or protect rules, keep
    * of those only the ids a second SELECT finds inside the `where` with no protect rule
-   * holding: the fragments can only drop ids (SAFETY 18).
+   * holding: the fragments can only drop ids (docs/safety.md §18).
    */
   private async lockMatching(connection: PoolConnection, items: readonly DeleteItem[]): Promise<{ present: Set<string>; matched: string[] }> {
     const padded = padList(items.map((item) => item.id));

@@ -269,7 +269,7 @@ INSERT INTO ${T} (${restoreList})${overriding} SELECT ${restoreValues} FROM reap
   /**
    * A write keyed on id, fingerprint and owner, over the items the fragments allow: without
    * fragments one statement; with them one transaction that first locks the chunk's rows in
-   * scope and unprotected, then writes only those (SAFETY 18: a fragment can only drop items).
+   * scope and unprotected, then writes only those (docs/safety.md §18: a fragment can only drop items).
    */
   private async keyedWrite(items: readonly DeleteItem[], write: (runner: PgRunner, chosen: readonly DeleteItem[]) => Promise<SqlRow[]>): Promise<SqlRow[]> {
     const eligible = this.sql.eligible;

@@ -14,7 +14,7 @@
  * row is reported `changed` rather than risk confusing '' with NULL.
  *
  * The `where` and protect fragments are the manifest author's SQL (checked at load to be
- * one self-contained expression, manifest/sql-fragment.ts) and can only narrow (SAFETY 18):
+ * one self-contained expression, manifest/sql-fragment.ts) and can only narrow (docs/safety.md §18):
  * - statements that write (delete, archive, mark, unmark) hold no fragment at all: they are
  *   keyed on id, fingerprint and owner. The fragments are judged first, in a separate
  *   SELECT over the same ids (locking them), and only ids both that SELECT and the items

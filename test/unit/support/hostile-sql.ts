@@ -1,5 +1,5 @@
 /**
- * SQL `where` fragments for the manifest and the SQL backends (SAFETY 18).
+ * SQL `where` fragments for the manifest and the SQL backends (docs/safety.md §18).
  *
  * HOSTILE: each must be refused when the manifest is loaded. The integration suite also
  * hands each one to the backends unvalidated, where it may make the backend refuse to open
