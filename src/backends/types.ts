@@ -90,5 +90,10 @@ export interface Backend {
   reapNotes?(): string[];
   /** Drop kept copies older than the resource's retention (files `retain`); returns how many. */
   purgeRetained?(nowMs: number, signal?: AbortSignal): Promise<number>;
+  /**
+   * Why the resource type must not be reaped as the backend stands (a requirement of the
+   * manifest it does not meet, e.g. S3 `requireVersioning`), or null. Known at open, no request.
+   */
+  reapRefusal?(): string | null;
   close(): Promise<void>;
 }

@@ -12,6 +12,7 @@
  *
  * Pure: a function of the record, the spec, the liveness answers and `now`.
  */
+import { matchesPattern, matchOwner, MAX_MATCHED_LENGTH, TOO_LONG } from '../manifest/pattern.js';
 import type { OwnerRule, ProtectRule, ResourceSpec } from '../manifest/types.js';
 import type { Finding, Liveness, OwnerValue, ResourceRecord } from './types.js';
 
@@ -23,15 +24,7 @@ export interface LivenessAnswers {
   ref(type: string, id: string): Liveness;
 }
 
-const compiled = new Map<string, RegExp>();
-function regex(source: string): RegExp {
-  let re = compiled.get(source);
-  if (!re) {
-    re = new RegExp(source, 'u');
-    compiled.set(source, re);
-  }
-  return re;
-}
+const TOO_LONG_WHY = `the name is longer than ${MAX_MATCHED_LENGTH} characters; patterns are not matched on it`;
 
 /** Read the owner of a record under one rule. */
 export function readOwner(record: ResourceRecord, rule: OwnerRule): OwnerValue {
@@ -39,9 +32,12 @@ export function readOwner(record: ResourceRecord, rule: OwnerRule): OwnerValue {
   let value: string | null | undefined;
   switch (e.from) {
     case 'keyPattern':
-    case 'pathPattern':
-      value = regex(e.pattern).exec(record.id)?.groups?.owner;
+    case 'pathPattern': {
+      const owner = matchOwner(e.pattern, record.id);
+      if (owner === TOO_LONG) return { kind: 'unreadable', why: TOO_LONG_WHY };
+      value = owner;
       break;
+    }
     case 'metadata':
       if (!record.metadata) return { kind: 'unreadable', why: 'metadata not read' };
       value = lookupCaseInsensitive(record.metadata, e.name);
@@ -98,9 +94,11 @@ export function matchProtect(record: ResourceRecord, rules: readonly ProtectRule
     let hit: boolean | undefined;
     switch (rule.kind) {
       case 'keyPattern':
-      case 'pathPattern':
-        hit = regex(rule.pattern).test(record.id);
+      case 'pathPattern': {
+        const matched = matchesPattern(rule.pattern, record.id);
+        hit = matched === TOO_LONG ? undefined : matched;
         break;
+      }
       case 'tag':
         hit = record.tags ? Object.entries(rule.match).every(([k, v]) => Object.hasOwn(record.tags!, k) && record.tags![k] === v) : undefined;
         break;

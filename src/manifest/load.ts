@@ -10,6 +10,7 @@ import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, vi
 import type { z } from 'zod';
 import { ManifestError, type ManifestIssue } from '../errors.js';
 import { parseDuration } from './duration.js';
+import { rootScopeProblem } from './fs-scope.js';
 import { manifestSchema, type ManifestInput, type OwnerSpecInput } from './schema.js';
 import {
   BUILTIN_DEFAULTS,
@@ -366,22 +367,16 @@ function normalize(input: ManifestInput, options: ParseOptions, digest: string, 
 
   const resources = input.resources.map((r, i): ResourceSpec => {
     let location: Location;
-    if (r.s3) location = { kind: 's3', connection: r.s3.connection, bucket: r.s3.bucket, prefix: r.s3.prefix ?? '', deleteMode: r.s3.deleteMode ?? 'auto' };
+    if (r.s3) location = { kind: 's3', connection: r.s3.connection, bucket: r.s3.bucket, prefix: r.s3.prefix ?? '', deleteMode: r.s3.deleteMode ?? 'auto', ...(r.s3.requireVersioning ? { requireVersioning: true } : {}) };
     else if (r.postgres || r.mysql) {
       const kind = r.postgres ? 'postgres' : 'mysql';
       const sql = (r.postgres ?? r.mysql)!;
       location = { kind, connection: sql.connection, table: sql.table, id: sql.id, createdAt: sql.createdAt, where: sql.where, version: sql.version };
     } else {
       const fsPath = path.resolve(base, r.fs!.path);
-      if (fsPath === path.parse(fsPath).root && !r.fs!.allowRoot) {
-        issues.push({
-          file: options.file,
-          line: lineAt(['resources', i, 'fs', 'path']),
-          path: `resources[${i}].fs.path`,
-          message: `"${r.fs!.path}" is a filesystem root; name a directory, or allowRoot: true if that is meant`,
-        });
-      }
-      location = { kind: 'fs', path: fsPath, glob: r.fs!.glob };
+      const rootProblem = r.fs!.allowRoot ? null : rootScopeProblem(r.fs!.path, fsPath);
+      if (rootProblem !== null) issues.push({ file: options.file, line: lineAt(['resources', i, 'fs', 'path']), path: `resources[${i}].fs.path`, message: rootProblem });
+      location = { kind: 'fs', path: fsPath, glob: r.fs!.glob, ...(r.fs!.allowRoot ? { allowRoot: true } : {}) };
     }
     const ownerList = (Array.isArray(r.owner) ? r.owner : [r.owner]) as OwnerSpecInput[];
     return {

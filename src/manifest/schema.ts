@@ -7,6 +7,8 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { patternProblem } from './pattern.js';
+import { sqlFragmentProblem } from './sql-fragment.js';
 
 /** SQL identifiers: validated against a strict pattern, then quoted by the adapters. */
 export const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -46,14 +48,16 @@ const pattern = z
   .string()
   .min(1)
   .max(MAX_PATTERN_LENGTH)
-  .meta({ description: 'A JavaScript regular expression.' });
+  .meta({ description: 'A regular expression in RE2 syntax (no lookaround or backreferences), matched in linear time.' });
 
 const sqlFragment = z
   .string()
   .min(1)
   .max(4_000)
-  .refine((value) => !value.includes(';'), 'must be one SQL expression, without ";"')
-  .meta({ description: 'An SQL boolean expression over the table\'s columns, written by the manifest\'s author.' });
+  .meta({
+    description:
+      'One self-contained SQL boolean expression over the table\'s columns: parentheses balanced outside literals, no comment, no ";", no bound parameter, no top-level ORDER/GROUP/LIMIT/UNION/FOR/… (checked at load in the resource\'s dialect).',
+  });
 
 const count = z.number().int().positive();
 const fraction = z.number().gt(0).max(1);
@@ -106,6 +110,13 @@ const s3Location = z.strictObject({
   bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
   prefix: z.string().max(1_024).default(''),
   allowEmptyPrefix: z.boolean().optional().meta({ description: 'Allow a scope that is a whole bucket.' }),
+  requireVersioning: z
+    .boolean()
+    .optional()
+    .meta({
+      description:
+        'Refuse to reap (exit 4, nothing marked) unless the bucket has versioning enabled: in an unversioned bucket a key recreated with identical bytes (the same ETag) is deleted against its predecessor\'s tombstone.',
+    }),
   deleteMode: z
     .enum(['auto', 'batch-if-match', 'per-object-if-match'])
     .default('auto')
@@ -238,18 +249,16 @@ function issue(ctx: Ctx, path: (string | number)[], message: string): void {
 }
 
 function checkRegex(ctx: Ctx, path: (string | number)[], source: string, needsOwner: boolean): void {
-  try {
-    new RegExp(source, 'u');
-  } catch (error) {
-    issue(ctx, path, `invalid regular expression: ${(error as Error).message.replace(/^Invalid regular expression: /, '')}`);
-    return;
-  }
-  // Ask the engine's regex itself: text that merely looks like "(?<owner>" (e.g. escaped, `\(?<owner>`)
-  // is no group, and a pattern without one would read no owner from anything: all "no-owner" orphans.
-  // An alternative that matches the empty string lists every named group in `groups`.
-  if (needsOwner && !('owner' in (new RegExp(`(?:${source})|`, 'u').exec('')?.groups ?? {}))) {
-    issue(ctx, path, 'the pattern needs a named group "owner", e.g. ^(?<owner>[^/]+)/');
-  }
+  // Ask the engine itself: text that merely looks like "(?<owner>" (e.g. escaped, `\\(?<owner>`) is no
+  // group, and a pattern without one would read no owner from anything: all "no-owner" orphans.
+  const problem = patternProblem(source, needsOwner);
+  if (problem !== null) issue(ctx, path, problem);
+}
+
+/** A `where` is one self-contained boolean expression in the resource's dialect (docs/safety.md §18). */
+function checkWhere(ctx: Ctx, path: (string | number)[], sql: string, dialect: 'postgres' | 'mysql', whose: string): void {
+  const problem = sqlFragmentProblem(sql, dialect);
+  if (problem !== null) issue(ctx, path, `${problem}${whose}`);
 }
 
 /** Cross-field rules: every reference resolves, every extractor and protect rule fits its backend. */
@@ -307,6 +316,7 @@ function checkResource(
     if (!c) issue(ctx, at(kind, 'connection'), `no connection named "${location.connection}"`);
     else if (c.kind !== kind) issue(ctx, at(kind, 'connection'), `connection "${location.connection}" is ${c.kind}, not ${kind}`);
   }
+  if ((kind === 'postgres' || kind === 'mysql') && r[kind]!.where !== undefined) checkWhere(ctx, at(kind, 'where'), r[kind]!.where!, kind, '');
   if (r.s3 && r.s3.prefix === '' && !r.s3.allowEmptyPrefix) {
     issue(ctx, at('s3', 'prefix'), 'an empty prefix scopes the whole bucket; set a prefix, or allowEmptyPrefix: true if that is meant');
   }
@@ -351,6 +361,7 @@ function checkResource(
       issue(ctx, protectAt(j, key), `${a(kind)} resource cannot be protected by ${key}; use ${PROTECT_RULES[kind].join(' or ')}${whose}`);
     }
     if (key === 'keyPattern' || key === 'pathPattern') checkRegex(ctx, protectAt(j, key), (rule as Record<string, string>)[key]!, false);
+    if (key === 'where' && (kind === 'postgres' || kind === 'mysql')) checkWhere(ctx, protectAt(j, key), rule.where!, kind, whose);
   });
 
   if (r.ageFrom !== undefined && kind !== 'fs') issue(ctx, at('ageFrom'), 'ageFrom applies to fs resources only');

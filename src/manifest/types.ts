@@ -42,6 +42,8 @@ export interface S3Location {
   prefix: string;
   /** How deletes are sent (see the schema); absent means `auto`. */
   deleteMode?: 'auto' | 'batch-if-match' | 'per-object-if-match';
+  /** Reap only while the bucket's versioning is enabled; absent otherwise. */
+  requireVersioning?: boolean;
 }
 
 export interface SqlLocation {
@@ -60,6 +62,8 @@ export interface FsLocation {
   /** Absolute path of the directory (resolved against the manifest's directory). */
   path: string;
   glob?: string;
+  /** The scope may be a filesystem root (the manifest said so); absent otherwise. */
+  allowRoot?: boolean;
 }
 
 export type Location = S3Location | SqlLocation | FsLocation;

@@ -132,6 +132,9 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       // A type whose backend cannot be opened is refused alone; the others are reaped (docs/safety.md §21).
       const backend = await refusing(report, spec, options, () => context.backend(spec));
       if (!backend) continue;
+      // A precondition the manifest asks for (requireVersioning) refuses the whole run, as a cap does.
+      const refusal = backend.reapRefusal?.() ?? null;
+      if (refusal !== null) throw new SafetyError(`${spec.name}: ${refusal} (nothing was marked or deleted)`);
       if (options.execute) {
         const mode = await refusing(report, spec, options, async () => (await backend.capabilities(options.signal)).deleteMode);
         if (mode === null) continue;
@@ -450,14 +453,16 @@ async function applyPlan(
     // A batch once begun is finished: a stop request is honoured after it (below), never inside its
     // re-reads, marks or read-backs (a second signal ends the process at once).
     const inFlight: ApplyOptions = { ...options, signal: undefined };
+    let failures: string[] = [];
     if (first.op === 'lift') await applyLifts(context, spec, backend, current as Extract<PlanItem, { op: 'lift' }>[], report, runId);
-    else if (first.op === 'sweep') await applySweeps(context, spec, backend, current as Extract<PlanItem, { op: 'sweep' }>[], report, runId, inFlight);
+    else if (first.op === 'sweep') failures = await applySweeps(context, spec, backend, current as Extract<PlanItem, { op: 'sweep' }>[], report, runId, inFlight);
     else await applyMarks(context, spec, backend, current as Extract<PlanItem, { op: 'mark' }>[], report, runId, inFlight);
     await context.store.saveCheckpoint(runId, spec.name, first.op, current[current.length - 1]!.id);
     options.onProgress?.(`${spec.name}: ${report.outcomes.deleted} deleted, ${report.outcomes.marked} marked, ${report.outcomes.lifted} lifted`);
     if (report.outcomes.failed > before) {
       failedTypes.add(spec.name);
-      options.errors.push(`${spec.name}: ${report.outcomes.failed - before} delete(s) failed; the batch stopped and the rest of ${spec.name} waits for the next run`);
+      const why = failures.length > 0 ? ` (${describeFailures(failures)})` : '';
+      options.errors.push(`${spec.name}: ${report.outcomes.failed - before} delete(s) failed${why}; the batch stopped and the rest of ${spec.name} waits for the next run`);
     }
     if (options.signal?.aborted) throw new InterruptedError('stopped after finishing the current batch; the next run resumes');
   };
@@ -486,6 +491,7 @@ async function applyLifts(context: RunContext, spec: ResourceSpec, backend: Back
   }
 }
 
+/** Apply a batch of sweeps; returns the errors of the deletes that failed (one per item). */
 async function applySweeps(
   context: RunContext,
   spec: ResourceSpec,
@@ -494,7 +500,7 @@ async function applySweeps(
   report: ResourceReap,
   runId: string,
   options: ApplyOptions,
-) {
+): Promise<string[]> {
   // Sweeps planned by this very run were judged moments ago against the scan's read; the
   // write-ahead moves only tombstones still marked, the last look re-judges the owners and
   // the delete is conditional on the fingerprint. A saved plan is read and judged again.
@@ -507,7 +513,7 @@ async function applySweeps(
       }))
     : // (without evidence, from 0: any lease activity ever counts as a renewal, which errs toward keeping)
       items.map((i) => ({ tombstoneId: i.tombstoneId, ownerValue: i.ownerValue ?? null, evidence: i.evidence ?? null, markedAt: i.evidence?.markedAt ?? 0 }));
-  if (doomed.length === 0) return;
+  if (doomed.length === 0) return [];
 
   // Write-ahead journal: durable before any delete request leaves the process (SAFETY 10).
   const entries = await context.store.beginDeletes(
@@ -516,12 +522,21 @@ async function applySweeps(
   );
   options.fail('after-journal');
   const proceed = await lastLook(context, entries, Math.min(...doomed.map((v) => v.markedAt)), report, runId, options.signal);
-  if (proceed.length === 0) return;
+  if (proceed.length === 0) return [];
   const ownerValues = new Map(doomed.map((v) => [v.tombstoneId, v.ownerValue]));
   const deleteItems: DeleteItem[] = proceed.map((e) => ({ id: e.resourceId, fingerprint: e.fingerprint, ownerValue: ownerValues.get(e.tombstoneId) ?? null }));
   const results = await backend.delete(deleteItems);
   options.fail('after-delete');
-  await recordResults(context, backend, proceed, results, report, runId, options.signal);
+  return recordResults(context, backend, proceed, results, report, runId, options.signal);
+}
+
+/** The distinct errors of failed deletes, in the order first met, each counted: `A ×3; B ×1` (the first three, then how many more). */
+export function describeFailures(errors: readonly string[], shown = 3): string {
+  const counts = new Map<string, number>();
+  for (const error of errors) counts.set(error, (counts.get(error) ?? 0) + 1);
+  const first = [...counts].slice(0, shown).map(([error, n]) => `${error} ×${n}`);
+  const more = counts.size - first.length;
+  return more > 0 ? `${first.join('; ')}; and ${more} other error(s)` : first.join('; ');
 }
 
 /**
@@ -599,7 +614,10 @@ async function lastLook(context: RunContext, entries: readonly JournalEntry[], s
   return entries.filter((e) => !saved(e));
 }
 
-/** Journal the outcomes; a failed (ambiguous) delete is resolved by reading, never by an unconditional retry (SAFETY 12). */
+/**
+ * Journal the outcomes; a failed (ambiguous) delete is resolved by reading, never by an
+ * unconditional retry (SAFETY 12). Returns the error of each delete that stays failed.
+ */
 async function recordResults(
   context: RunContext,
   backend: Backend,
@@ -608,7 +626,8 @@ async function recordResults(
   report: ResourceReap,
   runId: string,
   signal?: AbortSignal,
-) {
+): Promise<string[]> {
+  const failures: string[] = [];
   const failed = results.filter((r) => r.outcome === 'failed');
   const present = failed.length ? await backend.read(failed.map((r) => r.id), signal).catch(() => null) : new Map();
   const outcomes = entries.map((entry, i) => {
@@ -631,10 +650,14 @@ async function recordResults(
     else if (outcome === 'changed') {
       report.outcomes.lifted++;
       report.lifts.changed = (report.lifts.changed ?? 0) + 1;
-    } else report.outcomes.failed++;
+    } else {
+      report.outcomes.failed++;
+      failures.push(error ?? 'no error given');
+    }
     return { journalId: entry.journalId, outcome, error, restoreHandle: result.restoreHandle ?? null };
   });
   await context.store.finishDeletes(runId, outcomes);
+  return failures;
 }
 
 async function applyMarks(

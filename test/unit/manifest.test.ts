@@ -5,7 +5,7 @@
  * line so that the line numbers asserted below can be counted.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -364,7 +364,7 @@ describe('SQL identifiers (SAFETY 18)', () => {
 
   it('rejects a where with a second statement', () => {
     expect(rejects(pg('table: t, id: id, createdAt: c, where: "1=1; DROP TABLE t"'))).toEqual([
-      'reaper.yaml:8: resources[0].postgres.where: must be one SQL expression, without ";"',
+      'reaper.yaml:8: resources[0].postgres.where: ";" (at character 4) is not allowed in a where: it is one expression, not a statement',
     ]);
   });
 
@@ -391,12 +391,48 @@ describe('scope confinement (SAFETY 6)', () => {
     expect(allowed.resources[0]!.location).toEqual({ kind: 's3', connection: 'blobs', bucket: 'uploads', prefix: '', deleteMode: 'auto' });
   });
 
+  it('keeps requireVersioning on an S3 location, and refuses it elsewhere', () => {
+    const s3 = (extra: string) => one(['  - name: blobs', `    s3: { connection: blobs, bucket: uploads, prefix: tmp/${extra} }`, '    owner: { tag: owner }']);
+    expect(parse(s3(', requireVersioning: true')).resources[0]!.location).toMatchObject({ kind: 's3', requireVersioning: true });
+    expect(parse(s3('')).resources[0]!.location).not.toHaveProperty('requireVersioning');
+    expect(rejects(one(['  - name: scratch', '    fs: { path: ./scratch, requireVersioning: true }', FS[2]!]))).toEqual([
+      'reaper.yaml:8: resources[0].fs.requireVersioning: unknown key "requireVersioning"',
+    ]);
+  });
+
   it('refuses a filesystem root, however it is spelt, unless allowRoot', () => {
     const fsAt = (p: string, extra = '') => one(['  - name: scratch', `    fs: { path: "${p}"${extra} }`, FS[2]!]);
     expect(rejects(fsAt('/'))).toEqual(['reaper.yaml:8: resources[0].fs.path: "/" is a filesystem root; name a directory, or allowRoot: true if that is meant']);
     expect(rejects(fsAt('../..'))).toEqual(['reaper.yaml:8: resources[0].fs.path: "../.." is a filesystem root; name a directory, or allowRoot: true if that is meant']);
     expect(rejects(fsAt('/tmp/..'))).toEqual(['reaper.yaml:8: resources[0].fs.path: "/tmp/.." is a filesystem root; name a directory, or allowRoot: true if that is meant']);
-    expect(parse(fsAt('/', ', allowRoot: true')).resources[0]!.location).toEqual({ kind: 'fs', path: '/', glob: undefined });
+    expect(parse(fsAt('/', ', allowRoot: true')).resources[0]!.location).toEqual({ kind: 'fs', path: '/', glob: undefined, allowRoot: true });
+  });
+
+  it('refuses a path that resolves to a filesystem root through a symlink, unless allowRoot', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'reaper-rootlink-'));
+    try {
+      await symlink('/', path.join(dir, 'rootlink'));
+      await symlink(path.join(dir, 'rootlink'), path.join(dir, 'chain'));
+      await mkdir(path.join(dir, 'real'));
+      await symlink(path.join(dir, 'real'), path.join(dir, 'scratch'));
+      const file = path.join(dir, 'reaper.yaml');
+      const load = async (p: string, extra = '') => {
+        await writeFile(file, one(['  - name: scratch', `    fs: { path: "${p}"${extra} }`, FS[2]!]));
+        return loadManifest(file);
+      };
+      for (const p of ['./rootlink', 'chain', './rootlink/']) {
+        await expect(load(p)).rejects.toThrow(
+          new ManifestError([
+            { file, line: 8, path: 'resources[0].fs.path', message: `"${p}" resolves to the filesystem root / (through a symlink); name a directory, or allowRoot: true if that is meant` },
+          ]),
+        );
+      }
+      expect((await load('./rootlink', ', allowRoot: true')).resources[0]!.location).toMatchObject({ kind: 'fs', path: path.join(dir, 'rootlink') });
+      // A symlink to an ordinary directory is a scope like any other; the path stays as written.
+      expect((await load('./scratch')).resources[0]!.location).toMatchObject({ kind: 'fs', path: path.join(dir, 'scratch') });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a glob that climbs out of fs.path', () => {
@@ -476,11 +512,22 @@ describe('regular expressions', () => {
     ]);
   });
 
-  it('rejects an invalid pattern, in owners and in protect rules, with the engine\'s flags', () => {
-    expect(rejects(fsOwner('^(?<owner>[^/]+/'))).toEqual(['reaper.yaml:9: resources[0].owner.pathPattern: invalid regular expression: /^(?<owner>[^/]+//u: Unterminated group']);
+  it('rejects an invalid pattern, in owners and in protect rules, in RE2 syntax', () => {
+    const INVALID = 'invalid regular expression (RE2 syntax: no lookaround or backreferences)';
+    expect(rejects(fsOwner('^(?<owner>[^/]+/'))).toEqual([`reaper.yaml:9: resources[0].owner.pathPattern: ${INVALID}: missing closing ): \`^(?<owner>[^/]+/\``]);
     expect(rejects(one(S3, "    protect: [{ keyPattern: '\\p{Nope}' }]"))).toEqual([
-      'reaper.yaml:10: resources[0].protect[0].keyPattern: invalid regular expression: /\\p{Nope}/u: Invalid property name',
+      `reaper.yaml:10: resources[0].protect[0].keyPattern: ${INVALID}: invalid character class range: \`\\p{Nope}\``,
     ]);
+  });
+
+  it('rejects what a linear-time engine cannot do: lookaround and backreferences', () => {
+    const INVALID = 'invalid regular expression (RE2 syntax: no lookaround or backreferences)';
+    expect(rejects(fsOwner('^(?<owner>[^/]+)(?=/)'))).toEqual([`reaper.yaml:9: resources[0].owner.pathPattern: ${INVALID}: invalid or unsupported Perl syntax: \`(?=\``]);
+    expect(rejects(fsOwner('^(?<owner>[a-z])\\1'))).toEqual([`reaper.yaml:9: resources[0].owner.pathPattern: ${INVALID}: invalid escape sequence: \`\\1\``]);
+  });
+
+  it('accepts nested quantifiers: they cost linear time (test/unit/patterns.test.ts)', () => {
+    expect(parse(fsOwner('^(?<owner>(a+)+)b')).resources[0]!.owners).toEqual([{ extractor: { from: 'pathPattern', pattern: '^(?<owner>(a+)+)b' } }]);
   });
 });
 

@@ -12,11 +12,12 @@
  * of the page (a file also as an `unreadable` record, judged unknown) and the walk goes on.
  */
 import { lstatSync } from 'node:fs';
-import { opendir } from 'node:fs/promises';
+import { opendir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import picomatch from 'picomatch';
-import { BackendError } from '../../errors.js';
+import { BackendError, SafetyError } from '../../errors.js';
 import type { ResourceRecord } from '../../engine/types.js';
+import { isFilesystemRoot } from '../../manifest/fs-scope.js';
 import type { FsLocation, ResourceSpec } from '../../manifest/types.js';
 import { fileFingerprint, quarantineDir, readScopeCheck, safeRelative } from './fs-identity.js';
 import { findQuarantined, purgeQuarantine, restoreFile, sweepFiles } from './fs-sweep.js';
@@ -52,6 +53,7 @@ export class FsBackend implements Backend {
   }
 
   async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
+    await this.checkRoot();
     const resumeAfter = options.cursor ? options.cursor.split('/') : null;
     let page: ResourceRecord[] = [];
     let unreadable: { id: string; why: string }[] = [];
@@ -91,6 +93,18 @@ export class FsBackend implements Backend {
       page = page.slice(options.pageSize);
     }
     yield take(page, true);
+  }
+
+  /**
+   * The manifest refused a root scope at load (docs/safety.md §6); a symlink on the way may have been
+   * pointed at one since. Without `allowRoot`, a scope whose real path is a root is not walked.
+   */
+  private async checkRoot(): Promise<void> {
+    if (this.spec.location.allowRoot) return;
+    const real = await realpath(this.root).catch(() => null);
+    if (real !== null && isFilesystemRoot(real)) {
+      throw new SafetyError(`${this.root} resolves to the filesystem root ${real}; not scanned (allowRoot: true in the manifest if that is meant)`);
+    }
   }
 
   /**

@@ -17,10 +17,11 @@
  * - bytes: the row's data size: OCTET_LENGTH of variable-length columns plus the fixed
  *   storage size of the others (ENUM and SET approximated), without row or page overhead.
  * - delete: per chunk, a transaction that locks the rows (SELECT … FOR UPDATE) reading
- *   id, fingerprint, owner and whether the `where` holds and no protect `where` does,
- *   compares them with the items, then deletes (and archives) exactly the matching ids.
- *   The lock keeps every row as it was read until the commit. Marks work the same way and
- *   read the new fingerprints back before committing.
+ *   id, fingerprint and owner, then (with a `where` or protect rules) reads which of them
+ *   are in scope and unprotected in a second SELECT, compares both with the items, then
+ *   deletes (and archives) exactly the matching ids. The lock keeps every row as it was
+ *   read until the commit. Marks work the same way and read the new fingerprints back
+ *   before committing. The fragments appear only in the SELECTs that read (sql-backend.ts).
  *
  * `IN (…)` lists are padded to a few fixed lengths (sql-text.ts) so a handful of prepared
  * statements serve every chunk.
@@ -36,6 +37,7 @@ import {
   eligibilityConditions,
   namedColumns,
   protectRules,
+  scopeConditions,
   fingerprintMatches,
   recordSelectList,
   type DeletedChunk,
@@ -137,6 +139,10 @@ interface Statements {
   pageAfter: string;
   byIds: (n: number) => string;
   lock: (n: number) => string;
+  /** Ids of a chunk that are in scope and unprotected; null without fragments. */
+  eligible: ((n: number) => string) | null;
+  /** Ids of a chunk inside the `where`; null without one. */
+  inScope: ((n: number) => string) | null;
   deleteIds: (n: number) => string;
   archiveIds: ((n: number) => string) | null;
   createArchive: string | null;
@@ -152,7 +158,6 @@ interface LockedRow {
   reaper_id: string;
   reaper_fp: string | null;
   reaper_owner: string | null;
-  reaper_eligible: unknown;
 }
 
 export class MysqlBackend extends SqlBackend {
@@ -244,8 +249,8 @@ export class MysqlBackend extends SqlBackend {
       protects: protectRules(spec).map((rule) => rule.sql),
     };
     const select = `SELECT ${recordSelectList(record)} FROM ${T}`;
-    const whereOnly = location.where === undefined ? [] : [`(${location.where})`];
-    const scoped = [...whereOnly, `${c(id)} IS NOT NULL`].join(' AND ');
+    const inWhere = scopeConditions(location.where);
+    const scoped = [`${c(id)} IS NOT NULL`, ...inWhere].join(' AND ');
     const eligible = eligibilityConditions(location.where, record.protects);
     const ids = (n: number) => `${c(id)} IN (${placeholders(idParam, n)})`;
 
@@ -262,10 +267,9 @@ export class MysqlBackend extends SqlBackend {
       page: `${select} WHERE ${scoped} ORDER BY ${c(id)} LIMIT ?`,
       pageAfter: `${select} WHERE ${scoped} AND ${c(id)} > ${idParam} ORDER BY ${c(id)} LIMIT ?`,
       byIds: (n) => `${select} WHERE ${scoped} AND ${ids(n)}`,
-      lock: (n) =>
-        `SELECT ${record.idText} AS reaper_id, ${record.fingerprint} AS reaper_fp, ${record.owners[0]} AS reaper_owner,
-                ${eligible.length === 0 ? '1' : `CASE WHEN ${eligible.join(' AND ')} THEN 1 ELSE 0 END`} AS reaper_eligible
-           FROM ${T} WHERE ${ids(n)} FOR UPDATE`,
+      lock: (n) => `SELECT ${record.idText} AS reaper_id, ${record.fingerprint} AS reaper_fp, ${record.owners[0]} AS reaper_owner FROM ${T} WHERE ${ids(n)} FOR UPDATE`,
+      eligible: eligible.length === 0 ? null : (n) => `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${ids(n)} AND ${eligible.join(' AND ')} FOR UPDATE`,
+      inScope: inWhere.length === 0 ? null : (n) => `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${ids(n)} AND ${inWhere.join(' AND ')}`,
       deleteIds: (n) => `DELETE FROM ${T} WHERE ${ids(n)}`,
       archiveIds: archiveName
         ? (n) => `INSERT INTO ${A} (${all}, ${q(ARCHIVE_TIME_COLUMN)}) SELECT ${columns.map((col) => c(col)).join(', ')}, NOW(6) FROM ${T} WHERE ${ids(n)}`
@@ -277,7 +281,7 @@ export class MysqlBackend extends SqlBackend {
         : null,
       markIds: mark ? (n) => `UPDATE ${T} SET ${c(mark)} = ? WHERE ${ids(n)}` : null,
       fingerprints: (n) => `SELECT ${record.idText} AS reaper_id, ${record.fingerprint} AS reaper_fp FROM ${T} WHERE ${ids(n)}`,
-      unmarkIds: mark ? (n) => `UPDATE ${T} SET ${c(mark)} = NULL WHERE ${[...whereOnly, ids(n), `${c(mark)} IS NOT NULL`].join(' AND ')}` : null,
+      unmarkIds: mark ? (n) => `UPDATE ${T} SET ${c(mark)} = NULL WHERE ${ids(n)} AND ${c(mark)} IS NOT NULL` : null,
       restoreExists: `SELECT 1 AS present FROM ${T} WHERE ${c(id)} = ${idParam} FOR UPDATE`,
       restoreInsert: archiveName
         ? `INSERT INTO ${T} (${restoreList}) SELECT ${restoreValues} FROM ${A} WHERE ${q(id.name)} = ${idParam} ORDER BY ${q(ARCHIVE_TIME_COLUMN)} DESC LIMIT 1`
@@ -337,8 +341,17 @@ export class MysqlBackend extends SqlBackend {
   }
 
   protected async unmarkChunk(ids: readonly string[]): Promise<void> {
-    const padded = padList(ids);
+    const inScope = this.sql.inScope === null ? ids : await this.named(this.pool, this.sql.inScope, ids);
+    if (inScope.length === 0) return;
+    const padded = padList(inScope);
     await mysqlQuery(this.pool, this.context, this.sql.unmarkIds!(padded.length), padded);
+  }
+
+  /** The ids of `asked` that a statement over them names, exactly. */
+  private async named(runner: MysqlRunner, statement: (n: number) => string, asked: readonly string[]): Promise<string[]> {
+    const padded = padList(asked);
+    const named = new Set((await this.rows(runner, statement(padded.length), padded)).map((row) => row.reaper_id));
+    return asked.filter((id) => named.has(id));
   }
 
   protected async createArchive(): Promise<void> {
@@ -368,23 +381,21 @@ export class MysqlBackend extends SqlBackend {
 
   /**
    * Lock the rows of `items` and keep the ids whose row is unchanged: same fingerprint,
-   * same owner value (compared byte for byte), inside the `where`, no protect rule holding.
+   * same owner value (compared byte for byte). Then, with a `where` or protect rules, keep
+   * of those only the ids a second SELECT finds inside the `where` with no protect rule
+   * holding: the fragments can only drop ids (docs/safety.md §18).
    */
   private async lockMatching(connection: PoolConnection, items: readonly DeleteItem[]): Promise<{ present: Set<string>; matched: string[] }> {
     const padded = padList(items.map((item) => item.id));
     const rows = (await mysqlQuery<LockedRow>(connection, this.context, this.sql.lock(padded.length), padded)).rows;
     const byId = new Map(rows.map((row) => [row.reaper_id, row]));
-    const matched = items
+    const unchanged = items
       .filter((item) => {
         const row = byId.get(item.id);
-        return (
-          row !== undefined &&
-          Number(row.reaper_eligible) === 1 &&
-          fingerprintMatches(row.reaper_fp, item.fingerprint) &&
-          (row.reaper_owner ?? null) === (item.ownerValue ?? null)
-        );
+        return row !== undefined && fingerprintMatches(row.reaper_fp, item.fingerprint) && (row.reaper_owner ?? null) === (item.ownerValue ?? null);
       })
       .map((item) => item.id);
+    const matched = this.sql.eligible === null || unchanged.length === 0 ? unchanged : await this.named(connection, this.sql.eligible, unchanged);
     return { present: new Set(byId.keys()), matched };
   }
 

@@ -4,7 +4,7 @@
  * connections. Every statement goes through `pgQuery`: the extended protocol (so a
  * statement is exactly one statement and values are bound), errors as BackendErrors.
  */
-import type { FieldDef, Pool, QueryConfig, QueryResultRow } from 'pg';
+import type { FieldDef, Pool, PoolClient, QueryConfig, QueryResultRow } from 'pg';
 import { BackendError } from '../../errors.js';
 import type { Connections } from '../connections.js';
 import { sqlError } from '../sql/sql-errors.js';
@@ -42,14 +42,42 @@ export interface PgResult<R> {
   rowCount: number;
 }
 
+/** A pool, or a client holding a transaction. */
+export type PgRunner = Pool | PoolClient;
+
 /** Run one statement with bound values; `context` names the table or connection in errors. */
-export async function pgQuery<R extends QueryResultRow>(pool: Pool, context: string, text: string, values: readonly unknown[] = []): Promise<PgResult<R>> {
+export async function pgQuery<R extends QueryResultRow>(runner: PgRunner, context: string, text: string, values: readonly unknown[] = []): Promise<PgResult<R>> {
   // queryMode 'extended' even without values: the server then refuses more than one statement.
   const config = { text, values: [...values], queryMode: 'extended' } as QueryConfig;
   try {
-    const result = await pool.query<R>(config);
+    const result = await runner.query<R>(config);
     return { rows: result.rows, fields: result.fields, rowCount: result.rowCount ?? 0 };
   } catch (error) {
     throw sqlError('postgres', context, error);
+  }
+}
+
+/** Run `work` in a transaction on one client: committed if it returns, rolled back if it throws. */
+export async function pgTransaction<T>(pool: Pool, context: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  let client: PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw sqlError('postgres', context, error);
+  }
+  let broken = false;
+  try {
+    await pgQuery(client, context, 'BEGIN');
+    const result = await work(client);
+    await pgQuery(client, `${context} (commit; the outcome is unknown until read back)`, 'COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {
+      broken = true;
+    });
+    throw error;
+  } finally {
+    // A client that cannot roll back is not handed out again.
+    client.release(broken);
   }
 }

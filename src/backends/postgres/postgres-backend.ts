@@ -13,12 +13,15 @@
  * - fingerprint: the `version` column as text, else `xmin` (changes with every update).
  * - bytes: pg_column_size of the whole row.
  * - delete: one statement per chunk, joined against unnest() of (id, fingerprint,
- *   owner) and re-checking all of them, the `where` and every protect `where`; with an
- *   archive the deleted rows are copied in the same statement (a data-modifying WITH).
+ *   owner) and re-checking all of them; with an archive the deleted rows are copied in
+ *   the same statement (a data-modifying WITH). With a `where` or protect rules, a
+ *   transaction first locks the chunk's rows that are in scope and unprotected
+ *   (SELECT … FOR UPDATE) and the delete gets only those ids.
  * - mark: the same join in an UPDATE … RETURNING, which yields each row's new fingerprint.
  *
  * Names are quoted through quoteIdentifier; values are bound parameters. The `where`
- * and protect fragments are the manifest author's SQL and are inlined in parentheses.
+ * and protect fragments are the manifest author's SQL: they appear only in statements
+ * that read (see sql-backend.ts), never in one that writes.
  */
 import type { Pool } from 'pg';
 import { BackendError } from '../../errors.js';
@@ -30,6 +33,7 @@ import {
   archiveTable,
   eligibilityConditions,
   namedColumns,
+  scopeConditions,
   protectRules,
   recordSelectList,
   type DeletedChunk,
@@ -39,7 +43,7 @@ import {
   type SqlRow,
 } from '../sql/sql-backend.js';
 import { quoteIdentifier, quoteQualified, splitTableName } from '../sql/sql-text.js';
-import { pgQuery, postgresPool } from './pg-pool.js';
+import { pgQuery, pgTransaction, postgresPool, type PgRunner } from './pg-pool.js';
 
 interface PgColumn {
   name: string;
@@ -62,6 +66,10 @@ interface Statements {
   pageAfter: string;
   byIds: string;
   present: string;
+  /** Ids of a chunk that are in scope and unprotected, locked; null without fragments. */
+  eligible: string | null;
+  /** Ids of a chunk inside the `where`; null without one. */
+  inScope: string | null;
   delete: string;
   deleteArchive: string | null;
   createArchive: string | null;
@@ -159,10 +167,11 @@ export class PostgresBackend extends SqlBackend {
       protects: protectRules(spec).map((rule) => rule.sql),
     };
     const select = `SELECT ${recordSelectList(record)} FROM ${T}`;
-    const whereOnly = location.where === undefined ? [] : [`(${location.where})`];
-    const scoped = [...whereOnly, `${c(id)} IS NOT NULL`].join(' AND ');
+    const inWhere = scopeConditions(location.where);
+    const scoped = [`${c(id)} IS NOT NULL`, ...inWhere].join(' AND ');
     const eligible = eligibilityConditions(location.where, record.protects);
     const idType = id.type;
+    const chunkIds = `${c(id)} = ANY($1::${idType}[])`;
 
     // Items travel as three text arrays; the id is cast to its column's type for the index
     // and compared as text too, so only the exact id read earlier matches.
@@ -172,7 +181,6 @@ export class PostgresBackend extends SqlBackend {
       `(${record.idText}) COLLATE "C" = reaper_item.reaper_key`,
       `(${record.fingerprint}) COLLATE "C" IS NOT DISTINCT FROM nullif(reaper_item.reaper_fp, '')`,
       `(${record.owners[0]}) COLLATE "C" IS NOT DISTINCT FROM reaper_item.reaper_owner`,
-      ...eligible,
     ].join('\n  AND ');
 
     const archive = archiveTable(spec, relation.schema, displayName, context);
@@ -188,8 +196,10 @@ export class PostgresBackend extends SqlBackend {
     const sql: Statements = {
       page: `${select} WHERE ${scoped} ORDER BY ${c(id)} LIMIT $1`,
       pageAfter: `${select} WHERE ${scoped} AND ${c(id)} > $1::${idType} ORDER BY ${c(id)} LIMIT $2`,
-      byIds: `${select} WHERE ${scoped} AND ${c(id)} = ANY($1::${idType}[])`,
-      present: `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${c(id)} = ANY($1::${idType}[])`,
+      byIds: `${select} WHERE ${scoped} AND ${chunkIds}`,
+      present: `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${chunkIds}`,
+      eligible: eligible.length === 0 ? null : `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${chunkIds} AND ${eligible.join(' AND ')} FOR UPDATE`,
+      inScope: inWhere.length === 0 ? null : `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${chunkIds} AND ${inWhere.join(' AND ')}`,
       delete: `DELETE FROM ${T} USING ${items}\nWHERE ${itemMatches}\nRETURNING ${record.idText} AS reaper_id`,
       deleteArchive: archiveName
         ? `WITH reaper_deleted AS (
@@ -205,9 +215,7 @@ SELECT reaper_deleted_id AS reaper_id FROM reaper_deleted`
       mark: mark
         ? `UPDATE ${T} SET ${q(mark.name)} = $4 FROM ${items}\nWHERE ${itemMatches}\nRETURNING ${record.idText} AS reaper_id, coalesce(${record.fingerprint}, '') AS reaper_fp`
         : null,
-      unmark: mark
-        ? `UPDATE ${T} SET ${q(mark.name)} = NULL WHERE ${[...whereOnly, `${c(id)} = ANY($1::${idType}[])`, `${c(mark)} IS NOT NULL`].join(' AND ')}`
-        : null,
+      unmark: mark ? `UPDATE ${T} SET ${q(mark.name)} = NULL WHERE ${chunkIds} AND ${c(mark)} IS NOT NULL` : null,
       restoreExists: `SELECT 1 AS present FROM ${T} WHERE ${c(id)} = $1::${idType}`,
       restore: archiveName
         ? `WITH reaper_row AS (
@@ -241,19 +249,43 @@ INSERT INTO ${T} (${restoreList})${overriding} SELECT ${restoreValues} FROM reap
       restoreHandle = this.archiveName;
     }
     const context = restoreHandle === undefined ? this.context : `${this.context}, archiving into ${restoreHandle}`;
-    const deleted = new Set((await pgQuery<SqlRow>(this.pool, context, statement, itemArrays(items))).rows.map((row) => row.reaper_id));
+    const rows = await this.keyedWrite(items, async (runner, chosen) => (await pgQuery<SqlRow>(runner, context, statement, itemArrays(chosen))).rows);
+    const deleted = new Set(rows.map((row) => row.reaper_id));
     const rest = items.filter((item) => !deleted.has(item.id)).map((item) => item.id);
     const present = rest.length === 0 ? new Set<string>() : new Set((await this.query(this.sql.present, [rest])).map((row) => row.reaper_id));
     return restoreHandle === undefined ? { deleted, present } : { deleted, present, restoreHandle };
   }
 
   protected async markChunk(items: readonly DeleteItem[], runId: string): Promise<Map<string, string>> {
-    const rows = await this.query(this.sql.mark!, [...itemArrays(items), runId]);
+    const rows = await this.keyedWrite(items, async (runner, chosen) => (await pgQuery<SqlRow>(runner, this.context, this.sql.mark!, [...itemArrays(chosen), runId])).rows);
     return new Map(rows.map((row) => [row.reaper_id, row.reaper_fp ?? '']));
   }
 
   protected async unmarkChunk(ids: readonly string[]): Promise<void> {
-    await this.query(this.sql.unmark!, [ids]);
+    const inScope = this.sql.inScope === null ? ids : this.allowed(ids, await this.query(this.sql.inScope, [ids]));
+    if (inScope.length > 0) await this.query(this.sql.unmark!, [inScope]);
+  }
+
+  /**
+   * A write keyed on id, fingerprint and owner, over the items the fragments allow: without
+   * fragments one statement; with them one transaction that first locks the chunk's rows in
+   * scope and unprotected, then writes only those (docs/safety.md §18: a fragment can only drop items).
+   */
+  private async keyedWrite(items: readonly DeleteItem[], write: (runner: PgRunner, chosen: readonly DeleteItem[]) => Promise<SqlRow[]>): Promise<SqlRow[]> {
+    const eligible = this.sql.eligible;
+    if (eligible === null) return write(this.pool, items);
+    return pgTransaction(this.pool, this.context, async (client) => {
+      const ids = items.map((item) => item.id);
+      const allowed = new Set(this.allowed(ids, (await pgQuery<SqlRow>(client, this.context, eligible, [ids])).rows));
+      const chosen = items.filter((item) => allowed.has(item.id));
+      return chosen.length === 0 ? [] : write(client, chosen);
+    });
+  }
+
+  /** The ids of `asked` that `rows` name, exactly (whatever else the rows hold). */
+  private allowed(asked: readonly string[], rows: readonly SqlRow[]): string[] {
+    const named = new Set(rows.map((row) => row.reaper_id));
+    return asked.filter((id) => named.has(id));
   }
 
   protected async createArchive(): Promise<void> {

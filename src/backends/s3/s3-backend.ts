@@ -125,12 +125,14 @@ export class S3Backend implements Backend {
   private readonly deleteSetting: S3DeleteSetting;
   private readonly readListingPageSize: number;
   private deleteModeProbe: Promise<S3DeleteMode> | undefined;
+  private readonly requireVersioning: boolean;
 
   private constructor(spec: S3ResourceSpec, target: S3Target, options: S3BackendOptions) {
     this.target = target;
     this.readListingPageSize = Math.min(LIST_LIMIT, Math.max(1, Math.floor(options.readListingPageSize ?? LIST_LIMIT)));
     this.scope = target.scope;
     this.deleteSetting = spec.location.deleteMode ?? 'auto';
+    this.requireVersioning = spec.location.requireVersioning === true;
     this.needsMetadata =
       spec.owners.some((o) => o.extractor.from === 'metadata') || spec.protect.some((p) => p.kind === 'metadata');
     this.needsTags = spec.owners.some((o) => o.extractor.from === 'tag') || spec.protect.some((p) => p.kind === 'tag');
@@ -151,6 +153,15 @@ export class S3Backend implements Backend {
     const versioning = await readVersioning({ sdk, client, bucket, scope, endpoint }, options.signal);
     const concurrency = connectionSpec.concurrency ?? DEFAULT_CONCURRENCY;
     return new S3Backend(spec, { sdk, client, bucket, prefix, scope, endpoint, versioning, concurrency }, options);
+  }
+
+  /** `requireVersioning` holds only while versioning is enabled: suspended, a rewrite replaces the `null` version. */
+  reapRefusal(): string | null {
+    if (!this.requireVersioning || this.target.versioning === 'Enabled') return null;
+    return (
+      `requireVersioning is set, but versioning of bucket ${this.target.bucket} is ${this.target.versioning === 'Suspended' ? 'suspended' : 'not enabled'}: ` +
+      "without it, a key recreated with identical bytes (the same ETag) would be deleted against its predecessor's tombstone; enable versioning on the bucket"
+    );
   }
 
   /** Whether the bucket keeps versions (enabled or suspended), as read at open. */

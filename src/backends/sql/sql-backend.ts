@@ -12,6 +12,18 @@
  * column that is NULL) reads as ''. The server-side check is "expression IS NOT DISTINCT
  * FROM NULLIF(fingerprint, '')", so a version column holding '' never matches: such a
  * row is reported `changed` rather than risk confusing '' with NULL.
+ *
+ * The `where` and protect fragments are the manifest author's SQL (checked at load to be
+ * one self-contained expression, manifest/sql-fragment.ts) and can only narrow (docs/safety.md §18):
+ * - statements that write (delete, archive, mark, unmark) hold no fragment at all: they are
+ *   keyed on id, fingerprint and owner. The fragments are judged first, in a separate
+ *   SELECT over the same ids (locking them), and only ids both that SELECT and the items
+ *   name are written. Whatever text a fragment holds, it can only drop items.
+ * - statements that read hold each fragment as `CASE WHEN (fragment) THEN 1 ELSE 0 END`,
+ *   so an OR in it stays inside the CASE; a scan that meets a row of its previous page
+ *   again (an OR lifted above the cursor) stops with an error instead of paging forever.
+ * The CASE keeps the planner from using an index on the fragment's columns; scans page on
+ * the primary key, so they read the key range either way.
  */
 import type { ResourceRecord } from '../../engine/types.js';
 import { BackendError } from '../../errors.js';
@@ -98,16 +110,22 @@ export function archiveTable(spec: SqlResourceSpec, namespace: string, tableName
   return { name, parts };
 }
 
-/** A protect fragment as 1 when it holds and 0 otherwise (NULL counts as not holding, as in a WHERE). */
-export function protectCase(sql: string): string {
+/** A fragment as 1 when it holds and 0 otherwise (NULL counts as not holding, as in a WHERE); an OR in it stays inside. */
+export function fragmentCase(sql: string): string {
   return `CASE WHEN (${sql}) THEN 1 ELSE 0 END`;
 }
 
-/** Conditions a row must meet to be marked or deleted: inside the resource's `where`, no protect rule holding. */
+/** The condition of the resource's scope (its `where`), for statements that read; none without a `where`. */
+export function scopeConditions(where: string | undefined): string[] {
+  return where === undefined ? [] : [`${fragmentCase(where)} = 1`];
+}
+
+/**
+ * Conditions a row must meet to be marked or deleted: inside the resource's `where`, no
+ * protect rule holding. Only for the SELECT that judges them, never inside a write.
+ */
 export function eligibilityConditions(where: string | undefined, protects: readonly string[]): string[] {
-  const conditions = where === undefined ? [] : [`(${where})`];
-  for (const sql of protects) conditions.push(`${protectCase(sql)} = 0`);
-  return conditions;
+  return [...scopeConditions(where), ...protects.map((sql) => `${fragmentCase(sql)} = 0`)];
 }
 
 /** The select list that yields a SqlRow. */
@@ -118,7 +136,7 @@ export function recordSelectList(sql: RecordSql): string {
     `${sql.bytes} AS reaper_bytes`,
     `${sql.fingerprint} AS reaper_fp`,
     ...sql.owners.map((expression, i) => `${expression} AS reaper_o${i}`),
-    ...sql.protects.map((fragment, k) => `${protectCase(fragment)} AS reaper_p${k}`),
+    ...sql.protects.map((fragment, k) => `${fragmentCase(fragment)} AS reaper_p${k}`),
   ].join(', ');
 }
 
@@ -227,12 +245,18 @@ export abstract class SqlBackend implements Backend {
     const { pageSize, signal } = options;
     if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new RangeError(`pageSize must be a positive integer, got ${pageSize}`);
     let after = options.cursor ?? null;
+    let previous = new Set<string>();
     while (true) {
       signal?.throwIfAborted();
       // One row more than a page tells whether another page follows.
       const rows = await this.selectPage(after, pageSize + 1);
       const more = rows.length > pageSize;
       const records = rows.slice(0, pageSize).map((row) => this.toRecord(row));
+      const again = records.find((r) => previous.has(r.id));
+      if (again) {
+        throw new BackendError(`${this.scope}: the scan met row ${JSON.stringify(again.id)} again after paging past it; the where fragment reaches outside its own expression`);
+      }
+      previous = new Set(records.map((r) => r.id));
       after = more ? records[records.length - 1]!.id : null;
       yield { records, cursor: after };
       if (!more) return;
