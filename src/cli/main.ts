@@ -24,7 +24,7 @@ function lazy(io: CliIO, load: () => Promise<Action>) {
 
 const outputOption = () => new Option('-o, --output <format>', 'table or json (default: table on a TTY, json otherwise)').choices(['table', 'json']);
 const configOption = () => new Option('-c, --config <file>', 'the manifest (default: $REAPER_CONFIG, then ./reaper.yaml)');
-const stateOption = () => new Option('--state <url>', 'state store URL (default: the manifest\'s state:, then $REAPER_STATE, then sqlite:.reaper/state.db)');
+const stateOption = () => new Option('--state <url>', 'state store URL (first of: --state, then $REAPER_STATE, then the manifest\'s state:, then sqlite:.reaper/state.db)');
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 

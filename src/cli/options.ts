@@ -9,6 +9,8 @@ import { UsageError } from '../errors.js';
 import { parseDuration } from '../manifest/duration.js';
 import { loadManifest, resolveStateUrl } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
+import { stateUrlProblem } from '../manifest/urls.js';
+import { requireVariables, USES_EVERYTHING, type ManifestUse } from '../manifest/variables.js';
 import { BUILTIN_DEFAULTS } from '../manifest/types.js';
 import type { StateStore } from '../state/types.js';
 import type { CliIO } from './io.js';
@@ -32,26 +34,71 @@ export function configPath(io: CliIO, options: Record<string, unknown>, required
   return undefined;
 }
 
-/** The manifest, with its state store overridden by --state or $REAPER_STATE when given. */
-export async function manifestFrom(io: CliIO, options: Record<string, unknown>): Promise<Manifest> {
-  const manifest = await loadManifest(configPath(io, options)!, io.env);
-  const override = typeof options.state === 'string' ? options.state : io.env.REAPER_STATE;
+/** --state, then $REAPER_STATE: the state store URL that replaces the manifest's, checked; undefined when neither is given. */
+function stateOverride(io: CliIO, options: Record<string, unknown>): string | undefined {
+  const flag = typeof options.state === 'string' ? options.state : undefined;
+  const given = flag ?? io.env.REAPER_STATE;
+  if (given === undefined || given === '') return undefined;
+  const problem = stateUrlProblem(given);
+  if (problem) throw new UsageError(`${flag !== undefined ? '--state' : '$REAPER_STATE'}: ${problem}`);
+  return resolveStateUrl(given, io.cwd);
+}
+
+/**
+ * The manifest, with its state store overridden by --state or $REAPER_STATE when given.
+ * `${VAR}`s are resolved lazily: only those of the values `use` names must be set.
+ */
+export async function manifestFrom(
+  io: CliIO,
+  options: Record<string, unknown>,
+  use: ManifestUse | ((manifest: Manifest) => ManifestUse) = USES_EVERYTHING,
+): Promise<Manifest> {
+  const manifest = await loadManifest(configPath(io, options)!, io.env, { lazyEnv: true });
+  const override = stateOverride(io, options);
+  const used = typeof use === 'function' ? use(manifest) : use;
+  requireVariables(manifest, { ...used, state: used.state && override === undefined });
   if (!override) return manifest;
-  return Object.freeze({ ...manifest, state: resolveStateUrl(override, io.cwd) });
+  return Object.freeze({ ...manifest, state: override });
 }
 
 /** The state store URL: --state, then $REAPER_STATE, then the manifest's state:, then the default. */
 export async function stateUrl(io: CliIO, options: Record<string, unknown>): Promise<string> {
-  const given = typeof options.state === 'string' ? options.state : io.env.REAPER_STATE;
-  if (given) return resolveStateUrl(given, io.cwd);
+  const override = stateOverride(io, options);
+  if (override) return override;
   const file = configPath(io, options, false);
-  if (file) return (await loadManifest(file, io.env)).state;
-  return resolveStateUrl(BUILTIN_DEFAULTS.state, io.cwd);
+  if (!file) return resolveStateUrl(BUILTIN_DEFAULTS.state, io.cwd);
+  // Only the state store is read: the manifest's other variables need not be set.
+  const manifest = await loadManifest(file, io.env, { lazyEnv: true });
+  requireVariables(manifest, { state: true, owners: false, resources: [] });
+  return manifest.state;
 }
 
 export async function openStore(io: CliIO, options: Record<string, unknown>): Promise<StateStore> {
   const { openStateStore } = await import('../state/open.js');
   return openStateStore(await stateUrl(io, options));
+}
+
+/**
+ * The resource types `--resource` names, in the manifest's order (undefined: all of them).
+ * An unknown name is a usage error that lists the valid ones.
+ */
+export function selectedResources(manifest: Manifest, names: unknown, flag = '--resource'): string[] | undefined {
+  if (names === undefined) return undefined;
+  const known = manifest.resources.map((r) => r.name);
+  const wanted = (Array.isArray(names) ? names : [names]).map(String);
+  const unknown = wanted.filter((name) => !known.includes(name));
+  if (unknown.length > 0) {
+    throw new UsageError(`${flag}: no resource type ${unknown.map((n) => `"${n}"`).join(', ')} in ${manifest.file}; its types are: ${known.join(', ')}`);
+  }
+  return known.filter((name) => wanted.includes(name));
+}
+
+/** The terminal's width for tables: stdout's columns on a TTY, else $COLUMNS; undefined means no limit. */
+export function terminalWidth(io: CliIO): number | undefined {
+  const stdout = io.stdout as { isTTY?: boolean; columns?: number };
+  if (stdout.isTTY && Number.isInteger(stdout.columns) && stdout.columns! > 0) return stdout.columns;
+  const fromEnv = Number(io.env.COLUMNS);
+  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined;
 }
 
 export function durationOption(value: unknown, flag: string): number {

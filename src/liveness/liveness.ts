@@ -40,7 +40,7 @@ export class LivenessView {
         try {
           out.counts[source.name] = await source.count(signal);
         } catch (error) {
-          out.errors[source.name] = (error as Error).message;
+          out.errors[source.name] = reasonOf(source, error);
         }
       }),
     );
@@ -60,10 +60,16 @@ export class LivenessView {
         for (const key of result.value) if (answers.has(key)) answers.set(key, 'live');
       } else {
         failed = true;
-        errors.push(`${this.sources[i]!.name}: ${(result.reason as Error)?.message ?? String(result.reason)}`);
+        errors.push(`${this.sources[i]!.name}: ${reasonOf(this.sources[i]!, result.reason)}`);
       }
     });
     if (failed) for (const [key, value] of answers) if (value === 'dead') answers.set(key, 'unknown');
     return { answers, errors };
   }
+}
+
+/** A source's error without the source's name in front (its errors carry it; callers name the source themselves). */
+function reasonOf(source: LivenessSource, error: unknown): string {
+  const message = (error as Error | undefined)?.message ?? String(error);
+  return message.startsWith(`${source.name}: `) ? message.slice(source.name.length + 2) : message;
 }

@@ -73,6 +73,14 @@ export interface ResourceReap {
   lifts: Record<string, number>;
   outcomes: ReapOutcomes;
   telemetry: ResourceTelemetry | null;
+  /** Tombstones in the ledger once the run is done, and when the first may be swept; null until then. */
+  pending?: PendingTombstones | null;
+}
+
+export interface PendingTombstones {
+  count: number;
+  /** The oldest mark plus `grace`, by the store's clock (ISO 8601); null when none is pending. */
+  earliestSweepAt: string | null;
 }
 
 export interface ReapReport {
@@ -122,6 +130,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         lifts: {},
         outcomes: emptyOutcomes(),
         telemetry: null,
+        pending: null,
       });
       if (options.execute) {
         if (!(await store.acquireLock(spec.name, run.runId, lockTtl(options)))) {
@@ -185,6 +194,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       for (const spec of specs) await (await context.backend(spec)).purgeRetained?.(nowMs, options.signal);
     }
 
+    for (const spec of specs) reports.get(spec.name)!.pending = await pendingTombstones(store, spec);
     const resources = [...reports.values()];
     const report: ReapReport = {
       version: REPORT_SCHEMA_VERSION,
@@ -227,6 +237,12 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
     await context.close();
   }
+}
+
+/** What waits for a later run: the tombstones still marked, and the earliest moment one is due. */
+async function pendingTombstones(store: StateStore, spec: ResourceSpec): Promise<PendingTombstones> {
+  const { marked, oldestMarkedAt } = await store.countTombstones(spec.name);
+  return { count: marked, earliestSweepAt: oldestMarkedAt === null || marked === 0 ? null : new Date(oldestMarkedAt + spec.graceMs).toISOString() };
 }
 
 const lockTtl = (options: ReapOptions) => options.lockTtlMs ?? 120_000;

@@ -8,18 +8,17 @@ import { auditTable, findingsTable } from '../../report/table.js';
 import { runAudit } from '../../run/audit.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
-import { integerOption, manifestFrom, openStore, outputFormat } from '../options.js';
+import { integerOption, manifestFrom, openStore, outputFormat, selectedResources, terminalWidth } from '../options.js';
 import { outputFlags, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
 
 export async function auditCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
-  const manifest = await manifestFrom(io, options);
+  const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options.resource) }));
   const format = outputFormat(io, options);
   const maxFindings = integerOption(options.maxFindings, '--max-findings');
   const gates = parseGates((options.failOn as string[] | undefined) ?? []);
-  const selected = (options.resource as string[] | undefined) ?? manifest.resources.map((r) => r.name);
-  for (const name of selected) if (!manifest.resources.some((r) => r.name === name)) throw new UsageError(`--resource: no resource type "${name}" in ${manifest.file}`);
-  checkGateResources(gates, selected);
+  const resources = selectedResources(manifest, options.resource);
+  checkGateResources(gates, resources ?? manifest.resources.map((r) => r.name));
   const flags = outputFlags(io, options);
   let tally: NewFindingsTally | null = null;
   if (typeof options.baseline === 'string') {
@@ -38,7 +37,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
   try {
     const doc = await runAudit(manifest, {
       signal: io.signal,
-      resources: options.resource as string[] | undefined,
+      resources,
       maxFindings,
       onFinding: async (f) => {
         tally?.add(f);
@@ -57,8 +56,9 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
     if (format === 'json') {
       io.stdout.write(`${JSON.stringify({ ...doc, ...(gates.length ? { gates: results } : {}), ...(since ? { since: { runId: options.since, ...since } } : {}) }, null, 2)}\n`);
     } else {
-      io.stdout.write(`${auditTable(doc)}\n`);
-      const findings = findingsTable(doc);
+      const width = terminalWidth(io);
+      io.stdout.write(`${auditTable(doc, { width })}\n`);
+      const findings = findingsTable(doc, 20, { width });
       if (findings) io.stdout.write(`\n${findings}\n`);
       if (since) {
         io.stdout.write(`\nsince run ${String(options.since)}: ${since.new.count} new, ${since.resolved.count} resolved, ${since.persisting.count} persisting\n`);

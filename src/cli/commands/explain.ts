@@ -14,7 +14,8 @@ export async function explainCommand(io: CliIO, args: unknown[], options: Record
 }
 
 export async function graphCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
-  const manifest = await manifestFrom(io, options);
+  // The graph is drawn from the manifest alone: no state store, no connection.
+  const manifest = await manifestFrom(io, options, { state: false, owners: false, connections: false });
   const format = String(options.format ?? 'text');
   const render = { text: graphText, dot: graphDot, mermaid: graphMermaid }[format];
   if (!render) throw new UsageError(`--format: text, dot or mermaid (got "${format}")`);

@@ -3,7 +3,7 @@ import { acquiredToJson, leaseToJson } from '../../daemon/wire.js';
 import type { AcquiredLease, Lease } from '../../state/types.js';
 import { leaseTable } from '../../report/table.js';
 import type { CliIO } from '../io.js';
-import { defaultHolder, durationOption, openStore, outputFormat } from '../options.js';
+import { defaultHolder, durationOption, openStore, outputFormat, terminalWidth } from '../options.js';
 
 /** The same JSON shape as the daemon's HTTP API. */
 const leaseJson = (lease: Lease | AcquiredLease) => ('token' in lease ? acquiredToJson(lease) : leaseToJson(lease));
@@ -12,7 +12,7 @@ function print(io: CliIO, options: Record<string, unknown>, leases: (Lease | Acq
   if (outputFormat(io, options) === 'json') {
     io.stdout.write(`${JSON.stringify(single ? leaseJson(leases[0]!) : leases.map(leaseJson), null, 2)}\n`);
   } else {
-    io.stdout.write(`${leaseTable(leases)}\n`);
+    io.stdout.write(`${leaseTable(leases, { width: terminalWidth(io) })}\n`);
   }
 }
 

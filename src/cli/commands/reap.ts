@@ -4,28 +4,29 @@ import { UsageError } from '../../errors.js';
 import { reapTable } from '../../report/table.js';
 import { runReap, type ReapReport } from '../../run/reap.js';
 import type { CliIO } from '../io.js';
-import { durationOption, manifestFrom, outputFormat } from '../options.js';
+import { durationOption, manifestFrom, outputFormat, selectedResources, terminalWidth } from '../options.js';
 import { outputFlags, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
 
 export async function reapCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
-  const manifest = await manifestFrom(io, options);
+  const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options.resource) }));
   const format = outputFormat(io, options);
   const execute = Boolean(options.execute);
   if (options.plan && !execute) throw new UsageError('--plan FILE applies a saved plan and needs --execute (a dry run plans afresh)');
   if (options.plan && options.planOut) throw new UsageError('--plan and --plan-out do not go together');
+  const resources = selectedResources(manifest, options.resource);
   const flags = outputFlags(io, options);
   const started = Date.now();
   const progress = await startProgress(io, execute ? 'reaping…' : 'planning…');
   const print = (report: ReapReport) => {
     if (format === 'json') io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    else io.stdout.write(`${reapTable(report)}\n`);
+    else io.stdout.write(`${reapTable(report, { width: terminalWidth(io) })}\n`);
   };
   try {
     const report = await runReap(manifest, {
       execute,
       signal: io.signal,
-      resources: options.resource as string[] | undefined,
+      resources,
       planOut: typeof options.planOut === 'string' ? path.resolve(io.cwd, options.planOut) : undefined,
       planIn: typeof options.plan === 'string' ? path.resolve(io.cwd, options.plan) : undefined,
       allowLivenessDrop: Boolean(options.allowLivenessDrop),

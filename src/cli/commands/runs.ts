@@ -2,14 +2,14 @@
 import { UsageError } from '../../errors.js';
 import { runsTable } from '../../report/table.js';
 import type { CliIO } from '../io.js';
-import { integerOption, openStore, outputFormat } from '../options.js';
+import { integerOption, openStore, outputFormat, terminalWidth } from '../options.js';
 
 export async function runsList(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
   const store = await openStore(io, options);
   try {
     const runs = await store.listRuns({ limit: integerOption(options.limit, '--limit', 1) });
     if (outputFormat(io, options) === 'json') io.stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
-    else io.stdout.write(`${runsTable(runs)}\n`);
+    else io.stdout.write(`${runsTable(runs, { width: terminalWidth(io) })}\n`);
     return 0;
   } finally {
     await store.close();
@@ -34,7 +34,7 @@ export async function runsShow(io: CliIO, args: unknown[], options: Record<strin
     if (outputFormat(io, options) === 'json') {
       io.stdout.write(`${JSON.stringify(detail, null, 2)}\n`);
     } else {
-      io.stdout.write(`${runsTable([run])}\n`);
+      io.stdout.write(`${runsTable([run], { width: terminalWidth(io) })}\n`);
       io.stdout.write(`tombstones: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ') || 'none'}\n`);
       for (const j of journal) io.stdout.write(`${j.outcome.padEnd(8)} ${j.resource} ${JSON.stringify(j.resourceId)}${j.error ? ` (${j.error})` : ''}\n`);
       if (run.error) io.stdout.write(`error: ${run.error}\n`);
