@@ -27,6 +27,9 @@ const configOption = () => new Option('-c, --config <file>', 'the manifest (defa
 const stateOption = () => new Option('--state <url>', 'state store URL (first of: --state, then $REAPER_STATE, then the manifest\'s state:, then sqlite:.reaper/state.db)');
 
 const collect = (value: string, previous: string[]) => [...previous, value];
+const quietOption = () => new Option('-q, --quiet', 'print the summary line only (one JSON object with --output json)');
+const logFormatOption = () =>
+  new Option('--log-format <format>', 'text, or json: one JSON event per line on stderr (run started, each type, each gate, run finished; default: $REAPER_LOG_FORMAT, then text)').choices(['text', 'json']);
 
 export function buildProgram(io: CliIO): Command {
   const program = new Command('reaper')
@@ -67,6 +70,8 @@ export function buildProgram(io: CliIO): Command {
     .option('--fail-on <expr>', 'gate, repeatable: orphaned>0, orphanBytes>1GiB, uploads:expired>=10, renewalFailureRate>5% (exit 1 when one fails)', collect, [])
     .option('--baseline <file>', 'an earlier audit (--output json or --findings file): gates count only findings not in it')
     .option('--since <runId>', 'show new, resolved and persisting findings against an earlier audit run')
+    .addOption(quietOption())
+    .addOption(logFormatOption())
     .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/audit.js')).auditCommand));
 
@@ -85,6 +90,8 @@ export function buildProgram(io: CliIO): Command {
     .option('--resource <name...>', 'only these resource types')
     .option('--allow-liveness-drop', 'proceed although the registry-outage breaker tripped (a deliberate first run)')
     .option('--lock-ttl <duration>', 'how long a per-type lock outlives a crashed run', '2m')
+    .addOption(quietOption())
+    .addOption(logFormatOption())
     .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/reap.js')).reapCommand));
 
@@ -223,7 +230,8 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
       return ExitCode.ok;
     }
     const { code, message } = describeError(error);
-    if (message) io.stderr.write(`${message}\n`);
+    if (io.log) io.log.error('run-failed', { exitCode: code, message: message.replace(/^reaper: /, '') });
+    else if (message) io.stderr.write(`${message}\n`);
     return code;
   }
 }
@@ -232,11 +240,15 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
 export async function main(argv: readonly string[]): Promise<void> {
   const { processIO } = await import('./io.js');
   const controller = new AbortController();
+  const io = processIO(controller.signal);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
-      process.stderr.write(`reaper: ${signal} received; finishing the current batch (send it again to stop at once)\n`);
+      const notice = 'finishing the current batch (send it again to stop at once)';
+      // A command that keeps a JSON log gets the notice there: no plain line among JSON lines.
+      if (io.log) io.log.warn('signal', { signal, message: notice });
+      else process.stderr.write(`reaper: ${signal} received; ${notice}\n`);
       controller.abort(new Error(signal));
     } else {
       process.exit(ExitCode.interrupted);
@@ -244,7 +256,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const code = await run(argv, processIO(controller.signal));
+  const code = await run(argv, io);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   process.exitCode = code;

@@ -24,6 +24,11 @@ export function outputFormat(io: CliIO, options: Record<string, unknown>): Outpu
   return io.stdout.isTTY ? 'table' : 'json';
 }
 
+/** Whether JSON was asked for by --output or $REAPER_OUTPUT (not merely chosen because stdout is no TTY). */
+export function explicitJson(io: CliIO, options: Record<string, unknown>): boolean {
+  return ((options.output as string | undefined) ?? io.env.REAPER_OUTPUT) === 'json';
+}
+
 /** The manifest path: -c, then $REAPER_CONFIG, then ./reaper.yaml if present. */
 export function configPath(io: CliIO, options: Record<string, unknown>, required = true): string | undefined {
   const given = (options.config as string | undefined) ?? io.env.REAPER_CONFIG;

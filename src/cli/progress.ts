@@ -31,6 +31,8 @@ export function spinnerAllowed(io: CliIO): boolean {
   const stream = io.stderr as TerminalStream;
   const env = io.env;
   if (!stream.isTTY || !usableWidth(stream)) return false;
+  // stderr carries a JSON log (--log-format json): nothing else is written there.
+  if (io.log) return false;
   if (env.TERM === 'dumb' || (env.NO_COLOR ?? '') !== '' || env.CI === 'true' || env.CI === '1') return false;
   return true;
 }

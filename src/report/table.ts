@@ -108,3 +108,25 @@ export function reapTable(report: ReapReport, options: TableOptions = {}): strin
   if (report.plan) lines.push(wrapText(`plan saved to ${report.plan}`, options.width));
   return lines.join('\n');
 }
+
+/** `--quiet`: an audit in one line. */
+export function auditSummaryLine(doc: AuditDocument): string {
+  const s = doc.summary;
+  return `audit ${doc.runId}: ${s.scanned} scanned, ${s.live} live, ${s.orphaned} orphaned, ${s.expired} expired, ${s.protected} protected, ${s.young} young, ${s.unknown} unknown; ${formatBytes(s.orphanBytes)} orphaned`;
+}
+
+/** `--quiet`: a reap in one line, with what stays pending. */
+export function reapSummaryLine(report: ReapReport): string {
+  const sum = (pick: (r: ReapReport['resources'][number]) => number) => report.resources.reduce((n, r) => n + pick(r), 0);
+  const o = report.outcomes;
+  const done = report.execute
+    ? `marked ${o.marked}, deleted ${o.deleted}, lifted ${o.lifted}, failed ${o.failed}, ${formatBytes(o.bytesReclaimed)} reclaimed`
+    : `${sum((r) => r.toMark)} to mark, ${sum((r) => r.toSweep)} to sweep, ${sum((r) => r.toLift)} to lift`;
+  const pending = sum((r) => r.pending?.count ?? 0);
+  const earliest = report.resources
+    .map((r) => r.pending?.earliestSweepAt)
+    .filter((t): t is string => typeof t === 'string')
+    .sort()[0];
+  const tail = pending > 0 ? `; ${pending} pending, earliest sweep at ${earliest?.replace(/\.\d{3}Z$/, 'Z') ?? '-'}` : '';
+  return `reap ${report.runId} (${report.execute ? 'executed' : 'dry run'}): ${sum((r) => r.scanned)} scanned; ${done}${tail}`;
+}

@@ -30,6 +30,9 @@ export interface AuditOptions {
   onProgress?: (progress: AuditProgress) => void;
   /** How many findings the document carries (default 1,000); all of them reach onFinding. */
   maxFindings?: number;
+  /** Told the run's id once it is recorded, and each type's telemetry once scanned (machine logs). */
+  onRunStarted?: (run: { runId: string; startedAt: number }) => void;
+  onResourceScanned?: (telemetry: ResourceTelemetry) => void;
 }
 
 export async function runAudit(manifest: Manifest, options: AuditOptions = {}): Promise<AuditDocument> {
@@ -37,6 +40,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
   const { store } = context;
   const maxFindings = options.maxFindings ?? 1_000;
   const run = await store.startRun({ kind: 'audit', manifestDigest: manifest.digest, execute: false });
+  options.onRunStarted?.(run);
   try {
     const sources = await context.liveness.counts(options.signal);
     const failedSources = Object.entries(sources.errors);
@@ -70,6 +74,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
           oldestAgeSeconds: backlog.oldestMarkedAt === null ? null : Math.max(0, nowMs - backlog.oldestMarkedAt) / 1000,
         }),
       );
+      options.onResourceScanned?.(resources[resources.length - 1]!);
     }
     const leaseStats = await store.leaseStats(LEASE_STATS_WINDOW_MS);
     const finishedAt = await store.now();

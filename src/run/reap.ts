@@ -49,6 +49,8 @@ export interface ReapOptions {
   /** Ids shown per list in the report (default 5). */
   sampleSize?: number;
   onProgress?: (text: string) => void;
+  /** Told the run's id once it is recorded (machine logs). */
+  onRunStarted?: (run: { runId: string; startedAt: number }) => void;
 }
 
 export interface ReapOutcomes {
@@ -103,6 +105,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
   const context = await openRunContext(manifest, { store: options.store, exclude: [options.planOut, options.planIn].filter((f): f is string => f !== undefined) });
   const { store } = context;
   const run = await store.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: options.execute });
+  options.onRunStarted?.(run);
   const fail = failpoints(options.failpoint);
   const locks: string[] = [];
   let spoolDir: string | null = null;

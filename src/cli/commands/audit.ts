@@ -4,15 +4,18 @@ import path from 'node:path';
 import { checkGateResources, diffFindings, evaluateGates, NewFindingsTally, parseBaseline, parseGates, type GateResult } from '../../engine/gates.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { findingOutput, type FindingOutput } from '../../report/document.js';
-import { auditTable, findingsTable } from '../../report/table.js';
+import { auditSummaryLine, auditTable, findingsTable } from '../../report/table.js';
 import { runAudit } from '../../run/audit.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
-import { integerOption, manifestFrom, openStore, outputFormat, selectedResources, terminalWidth } from '../options.js';
+import { explicitJson, integerOption, manifestFrom, openStore, outputFormat, selectedResources, terminalWidth } from '../options.js';
+import { writeJson } from '../print.js';
 import { outputFlags, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
+import { openRunLog } from '../run-log.js';
 
 export async function auditCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const runLog = openRunLog(io, options, 'audit');
   const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options.resource) }));
   const format = outputFormat(io, options);
   const maxFindings = integerOption(options.maxFindings, '--max-findings');
@@ -46,6 +49,8 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
         await ndjson?.write(out);
       },
       onProgress: (p) => progress.update(`auditing ${p.resource}: ${p.scanned} scanned, ${p.orphaned} orphaned`),
+      onRunStarted: (run) => runLog?.started(run),
+      onResourceScanned: (t) => runLog?.scanned(t),
     });
     progress.stop();
     await ndjson?.close();
@@ -53,8 +58,14 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
     const since = previous ? diffFindings(previous, current) : null;
     await writeOutputs(io, flags, { doc, gates: results, durationSeconds: doc.durationSeconds });
 
-    if (format === 'json') {
-      io.stdout.write(`${JSON.stringify({ ...doc, ...(gates.length ? { gates: results } : {}), ...(since ? { since: { runId: options.since, ...since } } : {}) }, null, 2)}\n`);
+    const sinceDiff = since ? { since: { runId: options.since, ...since } } : {};
+    const gateResults = gates.length ? { gates: results } : {};
+    if (options.quiet) {
+      // The summary line; one JSON object instead only when JSON was asked for.
+      if (explicitJson(io, options)) writeJson(io, { kind: doc.kind, runId: doc.runId, summary: doc.summary, ...gateResults });
+      else io.stdout.write(`${auditSummaryLine(doc)}\n`);
+    } else if (format === 'json') {
+      writeJson(io, { ...doc, ...gateResults, ...sinceDiff });
     } else {
       const width = terminalWidth(io);
       io.stdout.write(`${auditTable(doc, { width })}\n`);
@@ -65,8 +76,14 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
       }
     }
     const failed = results.filter((r) => !r.ok);
-    for (const r of failed) io.stderr.write(`gate ${r.message}\n`);
-    return failed.length > 0 ? ExitCode.gateFailed : ExitCode.ok;
+    const code = failed.length > 0 ? ExitCode.gateFailed : ExitCode.ok;
+    if (runLog) {
+      runLog.gates(results);
+      runLog.auditFinished(doc, code);
+    } else {
+      for (const r of failed) io.stderr.write(`gate ${r.message}\n`);
+    }
+    return code;
   } catch (error) {
     progress.stop();
     await ndjson?.abort();

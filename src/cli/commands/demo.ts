@@ -15,6 +15,7 @@ import { runAudit } from '../../run/audit.js';
 import { runReap } from '../../run/reap.js';
 import { SqliteStateStore } from '../../state/sqlite/sqlite-state-store.js';
 import type { CliIO } from '../io.js';
+import { writeJson } from '../print.js';
 import { terminalWidth } from '../options.js';
 
 const MARKER = '.reaper-demo';
@@ -99,7 +100,7 @@ export async function demoCommand(io: CliIO, args: unknown[], options: Record<st
   const doc = await runAudit(manifest, { signal: io.signal });
   const plan = await runReap(manifest, { execute: false, signal: io.signal });
   if (options.output === 'json') {
-    io.stdout.write(`${JSON.stringify({ audit: doc, reapPlan: plan }, null, 2)}\n`);
+    writeJson(io, { audit: doc, reapPlan: plan });
     return 0;
   }
   const rel = path.relative(io.cwd, dir) || '.';

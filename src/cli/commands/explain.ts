@@ -3,12 +3,13 @@ import { UsageError } from '../../errors.js';
 import { graphDot, graphMermaid, graphText } from '../../report/graph.js';
 import { explanationText, runExplain } from '../../run/explain.js';
 import type { CliIO } from '../io.js';
+import { writeJson } from '../print.js';
 import { manifestFrom, outputFormat } from '../options.js';
 
 export async function explainCommand(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
   const manifest = await manifestFrom(io, options);
   const x = await runExplain(manifest, String(args[0]), String(args[1]), { signal: io.signal });
-  if (outputFormat(io, options) === 'json') io.stdout.write(`${JSON.stringify(x, null, 2)}\n`);
+  if (outputFormat(io, options) === 'json') writeJson(io, x);
   else io.stdout.write(`${explanationText(x)}\n`);
   return 0;
 }

@@ -1,14 +1,17 @@
 /** `reaper reap`: dry run by default (prints the plan); `--execute` acts. */
 import path from 'node:path';
-import { UsageError } from '../../errors.js';
-import { reapTable } from '../../report/table.js';
+import { ExitCode, ReaperError, UsageError } from '../../errors.js';
+import { reapSummaryLine, reapTable } from '../../report/table.js';
 import { runReap, type ReapReport } from '../../run/reap.js';
 import type { CliIO } from '../io.js';
-import { durationOption, manifestFrom, outputFormat, selectedResources, terminalWidth } from '../options.js';
+import { durationOption, explicitJson, manifestFrom, outputFormat, selectedResources, terminalWidth } from '../options.js';
+import { writeJson } from '../print.js';
 import { outputFlags, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
+import { openRunLog } from '../run-log.js';
 
 export async function reapCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const runLog = openRunLog(io, options, 'reap');
   const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options.resource) }));
   const format = outputFormat(io, options);
   const execute = Boolean(options.execute);
@@ -18,9 +21,13 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
   const flags = outputFlags(io, options);
   const started = Date.now();
   const progress = await startProgress(io, execute ? 'reaping…' : 'planning…');
-  const print = (report: ReapReport) => {
-    if (format === 'json') io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  const print = (report: ReapReport, exitCode: number) => {
+    if (options.quiet) {
+      if (explicitJson(io, options)) writeJson(io, { kind: report.kind, runId: report.runId, execute: report.execute, summary: report.summary, outcomes: report.outcomes });
+      else io.stdout.write(`${reapSummaryLine(report)}\n`);
+    } else if (format === 'json') writeJson(io, report);
     else io.stdout.write(`${reapTable(report, { width: terminalWidth(io) })}\n`);
+    runLog?.reapFinished(report, exitCode);
   };
   try {
     const report = await runReap(manifest, {
@@ -33,10 +40,11 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
       lockTtlMs: options.lockTtl === undefined ? undefined : durationOption(options.lockTtl, '--lock-ttl'),
       failpoint: io.env.REAPER_FAILPOINT,
       onProgress: (text) => progress.update(text),
+      onRunStarted: (run) => runLog?.started(run, { execute }),
     });
     progress.stop();
     await writeOutputs(io, flags, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 });
-    print(report);
+    print(report, 0);
     return 0;
   } catch (error) {
     progress.stop();
@@ -44,7 +52,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
     if (report) {
       // Failed deletes: still publish the numbers so alerts on reap failures can fire.
       await writeOutputs(io, flags, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 }).catch(() => undefined);
-      print(report);
+      print(report, error instanceof ReaperError ? error.exitCode : ExitCode.runtime);
     }
     throw error;
   }
