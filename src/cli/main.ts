@@ -27,6 +27,12 @@ const configOption = () => new Option('-c, --config <file>', 'the manifest (defa
 const stateOption = () => new Option('--state <url>', 'state store URL (first of: --state, then $REAPER_STATE, then the manifest\'s state:, then sqlite:.reaper/state.db)');
 
 const collect = (value: string, previous: string[]) => [...previous, value];
+/** The filters of audit and reap: they narrow, never widen, what a run looks at and acts on. */
+const withFilters = (command: Command) =>
+  command
+    .addOption(new Option('--exclude-resource <name...>', 'leave these resource types out'))
+    .addOption(new Option('--older-than <duration>', 'only resources at least this old, e.g. 7d'))
+    .addOption(new Option('--owner <key>', 'only resources of this owner key (repeatable)').argParser(collect).default([]));
 const quietOption = () => new Option('-q, --quiet', 'print the summary line only (one JSON object with --output json)');
 const logFormatOption = () =>
   new Option('--log-format <format>', 'text, or json: one JSON event per line on stderr (run started, each type, each gate, run finished; default: $REAPER_LOG_FORMAT, then text)').choices(['text', 'json']);
@@ -54,8 +60,7 @@ export function buildProgram(io: CliIO): Command {
     .addOption(outputOption())
     .action(lazy(io, async () => (await import('./commands/validate.js')).validateCommand));
 
-  program
-    .command('audit')
+  withFilters(program.command('audit'))
     .description('scan, classify and print leak telemetry; read-only')
     .option('--junit <file>', 'JUnit XML: one test case per resource type, failing when it breaks a gate')
     .option('--summary <file>', 'append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)')
@@ -75,8 +80,7 @@ export function buildProgram(io: CliIO): Command {
     .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/audit.js')).auditCommand));
 
-  program
-    .command('reap')
+  withFilters(program.command('reap'))
     .description('tombstone-then-delete orphans; a DRY RUN unless --execute')
     .option('--summary <file>', 'append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)')
     .option('--metrics-file <file>', 'Prometheus text for the node-exporter textfile collector (written atomically)')

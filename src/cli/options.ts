@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { userInfo, hostname } from 'node:os';
 import path from 'node:path';
+import { activeFilter, type FindingFilter } from '../engine/filters.js';
 import { UsageError } from '../errors.js';
 import { parseDuration } from '../manifest/duration.js';
 import { loadManifest, resolveStateUrl } from '../manifest/load.js';
@@ -84,18 +85,33 @@ export async function openStore(io: CliIO, options: Record<string, unknown>): Pr
 }
 
 /**
- * The resource types `--resource` names, in the manifest's order (undefined: all of them).
- * An unknown name is a usage error that lists the valid ones.
+ * The resource types `--resource` names, less those `--exclude-resource` names, in the
+ * manifest's order (undefined: all of them). An unknown name is a usage error that lists
+ * the valid ones.
  */
-export function selectedResources(manifest: Manifest, names: unknown, flag = '--resource'): string[] | undefined {
-  if (names === undefined) return undefined;
+export function selectedResources(manifest: Manifest, options: Record<string, unknown>): string[] | undefined {
   const known = manifest.resources.map((r) => r.name);
-  const wanted = (Array.isArray(names) ? names : [names]).map(String);
-  const unknown = wanted.filter((name) => !known.includes(name));
-  if (unknown.length > 0) {
-    throw new UsageError(`${flag}: no resource type ${unknown.map((n) => `"${n}"`).join(', ')} in ${manifest.file}; its types are: ${known.join(', ')}`);
-  }
-  return known.filter((name) => wanted.includes(name));
+  const names = (value: unknown, flag: string): string[] | undefined => {
+    if (value === undefined) return undefined;
+    const wanted = (Array.isArray(value) ? value : [value]).map(String);
+    const unknown = wanted.filter((name) => !known.includes(name));
+    if (unknown.length > 0) {
+      throw new UsageError(`${flag}: no resource type ${unknown.map((n) => `"${n}"`).join(', ')} in ${manifest.file}; its types are: ${known.join(', ')}`);
+    }
+    return wanted;
+  };
+  const included = names(options.resource, '--resource');
+  const excluded = names(options.excludeResource, '--exclude-resource');
+  if (included === undefined && excluded === undefined) return undefined;
+  return known.filter((name) => (included ?? known).includes(name) && !(excluded ?? []).includes(name));
+}
+
+/** --older-than and --owner as a finding filter (undefined when neither is given). */
+export function findingFilter(options: Record<string, unknown>): FindingFilter | undefined {
+  return activeFilter({
+    olderThanSeconds: options.olderThan === undefined ? undefined : durationOption(options.olderThan, '--older-than') / 1000,
+    owners: options.owner as string[] | undefined,
+  });
 }
 
 /** The terminal's width for tables: stdout's columns on a TTY, else $COLUMNS; undefined means no limit. */

@@ -2,6 +2,7 @@
  * `audit`: scan every resource type, classify, and report leak telemetry. Read-only on
  * every backend; the state store records the run.
  */
+import { matchesFilter, type FindingFilter } from '../engine/filters.js';
 import type { Finding } from '../engine/types.js';
 import type { Manifest } from '../manifest/types.js';
 import { findingOutput, leaseTelemetry, type AuditDocument, type FindingOutput } from '../report/document.js';
@@ -30,6 +31,8 @@ export interface AuditOptions {
   onProgress?: (progress: AuditProgress) => void;
   /** How many findings the document carries (default 1,000); all of them reach onFinding. */
   maxFindings?: number;
+  /** Only findings this filter keeps are counted and reported (--older-than, --owner). */
+  filter?: FindingFilter;
   /** Told the run's id once it is recorded, and each type's telemetry once scanned (machine logs). */
   onRunStarted?: (run: { runId: string; startedAt: number }) => void;
   onResourceScanned?: (telemetry: ResourceTelemetry) => void;
@@ -58,6 +61,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
       let orphaned = 0;
       for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
         for (const finding of page.findings) {
+          if (!matchesFilter(options.filter, finding)) continue;
           acc.add(finding);
           if (finding.status === 'live') continue;
           if (finding.status === 'orphaned') orphaned++;

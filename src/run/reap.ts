@@ -17,10 +17,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Backend, DeleteItem, DeleteResult } from '../backends/types.js';
 import { classify } from '../engine/classify.js';
+import { matchesFilter, sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import { breakerReasons, capViolation, decideSweep, markCandidates, type PlanItem, type SweepDecision, type SweepEvidence } from '../engine/reap-plan.js';
 import type { Finding, ResourceRecord } from '../engine/types.js';
-import { BackendError, InterruptedError, ReaperError, redact, SafetyError } from '../errors.js';
+import { BackendError, InterruptedError, ReaperError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { REPORT_SCHEMA_VERSION, summarize, TelemetryAccumulator, type ResourceTelemetry, type Summary } from '../report/telemetry.js';
 import type { JournalEntry, StateStore, Tombstone } from '../state/types.js';
@@ -49,6 +50,12 @@ export interface ReapOptions {
   /** Ids shown per list in the report (default 5). */
   sampleSize?: number;
   onProgress?: (text: string) => void;
+  /**
+   * Narrows what is marked, swept and lifted (--older-than, --owner); what is scanned, the
+   * telemetry and the caps (a fraction of the whole type) are unchanged. Recorded in a saved
+   * plan, which is applied only with the same filters.
+   */
+  filter?: FindingFilter;
   /** Told the run's id once it is recorded (machine logs). */
   onRunStarted?: (run: { runId: string; startedAt: number }) => void;
 }
@@ -97,6 +104,8 @@ export interface ReapReport {
   outcomes: ReapOutcomes;
   sources: Record<string, number>;
   errors: string[];
+  /** The run's filters, when it had any. */
+  filters?: FindingFilter;
 }
 
 const emptyOutcomes = (): ReapOutcomes => ({ marked: 0, deleted: 0, lifted: 0, failed: 0, kept: 0, bytesReclaimed: 0 });
@@ -150,6 +159,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     if (options.planIn) {
       const plan = await openPlan(options.planIn, manifest.digest);
       header = plan.header;
+      checkPlanFilters(options.planIn, header, options);
       items = plan.items;
       for (const r of header.resources) {
         const report = reports.get(r.name);
@@ -172,6 +182,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         createdAt: new Date(nowMs).toISOString(),
         manifestDigest: manifest.digest,
         resources: [...reports.values()].map((r) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift })),
+        ...(options.filter ? { filters: options.filter } : {}),
       };
       await writer.close(header);
       const reader = await openPlan(planFile, manifest.digest);
@@ -211,6 +222,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       outcomes: totalOutcomes(resources),
       sources: sources.counts,
       errors,
+      ...(header.filters ? { filters: header.filters } : {}),
     };
     await store.finishRun(run.runId, {
       status: errors.length > 0 ? 'failed' : 'ok',
@@ -248,6 +260,12 @@ async function pendingTombstones(store: StateStore, spec: ResourceSpec): Promise
   return { count: marked, earliestSweepAt: oldestMarkedAt === null || marked === 0 ? null : new Date(oldestMarkedAt + spec.graceMs).toISOString() };
 }
 
+/** A saved plan is applied with the filters it was made with, or none given (SAFETY 9: one candidate set). */
+function checkPlanFilters(file: string, header: PlanHeader, options: ReapOptions): void {
+  if (options.filter === undefined || sameFilter(options.filter, header.filters)) return;
+  throw new UsageError(`the plan ${file} was made with filters ${JSON.stringify(header.filters ?? {})}, not ${JSON.stringify(options.filter)}; apply it without filter flags, or plan again`);
+}
+
 const lockTtl = (options: ReapOptions) => options.lockTtlMs ?? 120_000;
 
 function totalOutcomes(resources: readonly ResourceReap[]): ReapOutcomes {
@@ -278,7 +296,9 @@ async function planResource(
   options: ReapOptions,
 ): Promise<void> {
   const size = options.sampleSize ?? 5;
-  const write = async (verdicts: readonly Verdict[]) => {
+  const write = async (judged: readonly Verdict[]) => {
+    // A tombstone outside the filters is left as it is; one whose resource is gone is judged by its owner.
+    const verdicts = options.filter ? judged.filter((v) => matchesFilter(options.filter, v.finding ?? { owner: v.tombstone.owner, ageSeconds: null })) : judged;
     // Lifts first, then sweeps: each becomes one batch when applied.
     for (const { tombstone, decision } of verdicts) {
       if (decision.action === 'lift') {
@@ -319,7 +339,8 @@ async function planResource(
       await write(await judgeTombstones(context, spec, due, records, findings));
       for (const t of due) judged.add(t.tombstoneId);
     }
-    for (const item of markCandidates(page.findings, page.records, spec, new Set(active.keys()))) {
+    const candidates = options.filter ? page.findings.filter((f) => matchesFilter(options.filter, f)) : page.findings;
+    for (const item of markCandidates(candidates, page.records, spec, new Set(active.keys()))) {
       report.toMark++;
       sample(report.samples.mark, item.id, size);
       await writer.add(item);

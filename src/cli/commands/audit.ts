@@ -8,7 +8,7 @@ import { auditSummaryLine, auditTable, findingsTable } from '../../report/table.
 import { runAudit } from '../../run/audit.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
-import { explicitJson, integerOption, manifestFrom, openStore, outputFormat, selectedResources, terminalWidth } from '../options.js';
+import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFormat, selectedResources, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
 import { outputFlags, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
@@ -16,11 +16,11 @@ import { openRunLog } from '../run-log.js';
 
 export async function auditCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
   const runLog = openRunLog(io, options, 'audit');
-  const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options.resource) }));
+  const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options) }));
   const format = outputFormat(io, options);
   const maxFindings = integerOption(options.maxFindings, '--max-findings');
   const gates = parseGates((options.failOn as string[] | undefined) ?? []);
-  const resources = selectedResources(manifest, options.resource);
+  const resources = selectedResources(manifest, options);
   checkGateResources(gates, resources ?? manifest.resources.map((r) => r.name));
   const flags = outputFlags(io, options);
   let tally: NewFindingsTally | null = null;
@@ -41,6 +41,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
     const doc = await runAudit(manifest, {
       signal: io.signal,
       resources,
+      filter: findingFilter(options),
       maxFindings,
       onFinding: async (f) => {
         tally?.add(f);

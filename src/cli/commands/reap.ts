@@ -4,7 +4,7 @@ import { ExitCode, ReaperError, UsageError } from '../../errors.js';
 import { reapSummaryLine, reapTable } from '../../report/table.js';
 import { runReap, type ReapReport } from '../../run/reap.js';
 import type { CliIO } from '../io.js';
-import { durationOption, explicitJson, manifestFrom, outputFormat, selectedResources, terminalWidth } from '../options.js';
+import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, selectedResources, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
 import { outputFlags, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
@@ -12,12 +12,12 @@ import { openRunLog } from '../run-log.js';
 
 export async function reapCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
   const runLog = openRunLog(io, options, 'reap');
-  const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options.resource) }));
+  const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options) }));
   const format = outputFormat(io, options);
   const execute = Boolean(options.execute);
   if (options.plan && !execute) throw new UsageError('--plan FILE applies a saved plan and needs --execute (a dry run plans afresh)');
   if (options.plan && options.planOut) throw new UsageError('--plan and --plan-out do not go together');
-  const resources = selectedResources(manifest, options.resource);
+  const resources = selectedResources(manifest, options);
   const flags = outputFlags(io, options);
   const started = Date.now();
   const progress = await startProgress(io, execute ? 'reaping…' : 'planning…');
@@ -34,6 +34,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
       execute,
       signal: io.signal,
       resources,
+      filter: findingFilter(options),
       planOut: typeof options.planOut === 'string' ? path.resolve(io.cwd, options.planOut) : undefined,
       planIn: typeof options.plan === 'string' ? path.resolve(io.cwd, options.plan) : undefined,
       allowLivenessDrop: Boolean(options.allowLivenessDrop),
