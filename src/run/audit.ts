@@ -12,6 +12,7 @@ import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
 import { classifyResource } from './classify-stream.js';
 import { openRunContext } from './context.js';
+import { KeyShapeCheck } from './key-shapes.js';
 
 export const LEASE_STATS_WINDOW_MS = 60 * 60_000;
 
@@ -33,6 +34,8 @@ export interface AuditOptions {
   maxFindings?: number;
   /** Only findings this filter keeps are counted and reported (--older-than, --owner). */
   filter?: FindingFilter;
+  /** Told when a type's owner keys and the liveness sources' keys share no shape (run/key-shapes.ts), from its first page. */
+  onWarning?: (warning: string) => void;
   /** Told the run's id once it is recorded, and each type's telemetry once scanned (machine logs). */
   onRunStarted?: (run: { runId: string; startedAt: number }) => void;
   onResourceScanned?: (telemetry: ResourceTelemetry) => void;
@@ -55,11 +58,18 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
     let findingsTotal = 0;
     const resources: ResourceTelemetry[] = [];
     const specs = manifest.resources.filter((r) => !options.resources || options.resources.includes(r.name));
+    const shapes = options.onWarning ? new KeyShapeCheck(context.liveness, options.signal) : null;
     for (const spec of specs) {
       const backend = await context.backend(spec);
       const acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
       let orphaned = 0;
+      let firstPage = shapes !== null;
       for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
+        if (firstPage) {
+          firstPage = false;
+          const warning = await shapes!.check(spec, page.records);
+          if (warning) options.onWarning!(warning);
+        }
         for (const finding of page.findings) {
           if (!matchesFilter(options.filter, finding)) continue;
           acc.add(finding);

@@ -50,6 +50,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
         await ndjson?.write(out);
       },
       onProgress: (p) => progress.update(`auditing ${p.resource}: ${p.scanned} scanned, ${p.orphaned} orphaned`),
+      onWarning: (warning) => (runLog ? runLog.log.warn('key-shapes', { message: warning }) : io.stderr.write(`reaper: warning: ${warning}\n`)),
       onRunStarted: (run) => runLog?.started(run),
       onResourceScanned: (t) => runLog?.scanned(t),
     });

@@ -7,6 +7,7 @@ import { Connections } from '../../backends/connections.js';
 import { openBackend } from '../../backends/open.js';
 import { ExitCode, redact } from '../../errors.js';
 import { openLiveness } from '../../liveness/open.js';
+import { keyShapeWarnings } from '../../run/key-shapes.js';
 import type { CliIO } from '../io.js';
 import { manifestFrom, outputFormat } from '../options.js';
 
@@ -19,6 +20,7 @@ interface Check {
 export async function validateCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
   const manifest = await manifestFrom(io, options);
   const checks: Check[] = [{ what: 'manifest', ok: true, detail: `${manifest.resources.length} resource type(s), state ${redact(manifest.state)}` }];
+  const warnings: string[] = [];
   if (!options.offline) {
     const connections = new Connections(manifest.connections);
     try {
@@ -39,7 +41,9 @@ export async function validateCommand(io: CliIO, _args: unknown[], options: Reco
         }
       }
       // Lease sources live in the state store, which validate does not open.
-      const counts = await (await openLiveness(manifest, null, connections)).counts(io.signal);
+      const liveness = await openLiveness(manifest, null, connections);
+      const counts = await liveness.counts(io.signal);
+      warnings.push(...(await keyShapeWarnings(manifest, connections, liveness, io.signal)));
       for (const [name, n] of Object.entries(counts.counts)) checks.push({ what: name, ok: true, detail: `${n} live key(s)` });
       for (const [name, e] of Object.entries(counts.errors)) checks.push({ what: name, ok: false, detail: redact(e) });
     } finally {
@@ -48,9 +52,10 @@ export async function validateCommand(io: CliIO, _args: unknown[], options: Reco
   }
   const ok = checks.every((c) => c.ok);
   if (outputFormat(io, options) === 'json') {
-    io.stdout.write(`${JSON.stringify({ ok, manifest: manifest.file, checks }, null, 2)}\n`);
+    io.stdout.write(`${JSON.stringify({ ok, manifest: manifest.file, checks, ...(warnings.length ? { warnings } : {}) }, null, 2)}\n`);
   } else {
     for (const c of checks) io.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.what}: ${c.detail}\n`);
+    for (const w of warnings) io.stdout.write(`WARN ${w}\n`);
   }
   return ok ? ExitCode.ok : ExitCode.runtime;
 }
