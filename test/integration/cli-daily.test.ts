@@ -19,6 +19,16 @@ const visibleLines = (output: string) =>
     .split('\n')
     .map((line) => line.replace(/\r$/, '').split(new RegExp(`\r|${ESC}\\[1G`)).pop()!.replace(new RegExp(`${ESC}\\[[0-9;?]*[A-Za-z]`, 'g'), ''));
 
+const SCRATCH = ['  - name: scratch', '    fs: { path: ./scratch }', '    owner: { pathPattern: "^(?<owner>[^/]+)/" }'];
+
+/** reaper.yaml in `dir` (which gets an empty ./scratch): `head` lines, then `resources:` and the `resources` lines. */
+function writeManifest(dir: string, head: string[], resources: string[] = SCRATCH): string {
+  mkdirSync(path.join(dir, 'scratch'), { recursive: true });
+  const manifest = path.join(dir, 'reaper.yaml');
+  writeFileSync(manifest, ['version: 1', ...head, 'resources:', ...resources, ''].join('\n'));
+  return manifest;
+}
+
 function demo(): { dir: string; manifest: string } {
   const dir = tmp();
   expect(reaper(['demo'], { cwd: dir }).code).toBe(0);
@@ -68,24 +78,13 @@ describe('reap --execute says what is pending', () => {
 describe('messages', () => {
   it('a failed liveness source is named once', () => {
     const dir = tmp();
-    mkdirSync(path.join(dir, 'scratch'));
-    const manifest = path.join(dir, 'reaper.yaml');
-    writeFileSync(
-      manifest,
-      [
-        'version: 1',
-        'connections:',
-        '  main-db: { kind: postgres, url: "postgres://postgres@127.0.0.1:9/none" }',
-        'owners:',
-        '  - leases: {}',
-        '  - sql: { connection: main-db, query: "SELECT 1::text" }',
-        'resources:',
-        '  - name: scratch',
-        '    fs: { path: ./scratch }',
-        '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
-        '',
-      ].join('\n'),
-    );
+    const manifest = writeManifest(dir, [
+      'connections:',
+      '  main-db: { kind: postgres, url: "postgres://postgres@127.0.0.1:9/none" }',
+      'owners:',
+      '  - leases: {}',
+      '  - sql: { connection: main-db, query: "SELECT 1::text" }',
+    ]);
     const audit = reaper(['audit', '-c', manifest, '--output', 'json'], { cwd: dir });
     expect(audit.code).toBe(3);
     expect(audit.stderr).toContain('sql:main-db#1: connect ECONNREFUSED');
@@ -118,10 +117,8 @@ describe('messages', () => {
 
   it('a typo in a connection or state URL scheme is a manifest error (exit 2) with file, line and key; nothing is contacted', () => {
     const dir = tmp();
-    mkdirSync(path.join(dir, 'scratch'));
+    const write = (lines: string[]) => writeManifest(dir, lines);
     const manifest = path.join(dir, 'reaper.yaml');
-    const write = (lines: string[]) =>
-      writeFileSync(manifest, ['version: 1', ...lines, 'resources:', '  - name: scratch', '    fs: { path: ./scratch }', '    owner: { pathPattern: "^(?<owner>[^/]+)/" }', ''].join('\n'));
     write(['connections:', '  main-db: { kind: postgres, url: "postgress://postgres@127.0.0.1/x" }', 'owners:', '  - sql: { connection: main-db, query: "SELECT 1::text" }']);
     let r = reaper(['audit', '-c', manifest], { cwd: dir });
     expect(r.code).toBe(2);
@@ -190,8 +187,7 @@ describe('${VAR}s are resolved where they are used', () => {
 
   it('a command that uses the state store still needs its variable, named with file, line and key', () => {
     const dir = tmp();
-    const manifest = path.join(dir, 'reaper.yaml');
-    writeFileSync(manifest, ['version: 1', 'state: "${STATE_URL}"', 'resources:', '  - name: scratch', '    fs: { path: ./scratch }', '    owner: { pathPattern: "^(?<owner>[^/]+)/" }', ''].join('\n'));
+    const manifest = writeManifest(dir, ['state: "${STATE_URL}"']);
     const r = reaper(['lease', 'list', '-c', manifest], { cwd: dir });
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe(`${manifest}:2: state: environment variable STATE_URL is not set`);
@@ -201,23 +197,10 @@ describe('${VAR}s are resolved where they are used', () => {
 
   it('audit --resource needs the variables of that type, its liveness sources and the state store only', () => {
     const dir = tmp();
-    mkdirSync(path.join(dir, 'scratch'));
-    const manifest = path.join(dir, 'reaper.yaml');
-    writeFileSync(
-      manifest,
-      [
-        'version: 1',
-        'connections:',
-        '  blobs: { kind: s3, endpoint: "${S3_ENDPOINT}", forcePathStyle: true }',
-        'resources:',
-        '  - name: uploads',
-        '    s3: { connection: blobs, bucket: uploads, prefix: tmp/ }',
-        '    owner: { metadata: owner }',
-        '  - name: scratch',
-        '    fs: { path: ./scratch }',
-        '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
-        '',
-      ].join('\n'),
+    const manifest = writeManifest(
+      dir,
+      ['connections:', '  blobs: { kind: s3, endpoint: "${S3_ENDPOINT}", forcePathStyle: true }'],
+      ['  - name: uploads', '    s3: { connection: blobs, bucket: uploads, prefix: tmp/ }', '    owner: { metadata: owner }', ...SCRATCH],
     );
     const scratch = reaper(['audit', '-c', manifest, '--resource', 'scratch', '--output', 'json'], { cwd: dir });
     expect(scratch.stderr).toBe('');

@@ -134,6 +134,18 @@ describe.skipIf(!ready)('example manifests, run against real servers', () => {
 
   const s3Env = () => ({ AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', S3_ENDPOINT: world.moto.endpoint });
 
+  /** Write `text` as reaper.yaml in a fresh directory and run `body` there; the test's databases are dropped after. */
+  async function withManifest(text: string, body: (dir: string, manifest: string) => Promise<void>): Promise<void> {
+    try {
+      const dir = tmp('reaper-example-');
+      const manifest = path.join(dir, 'reaper.yaml');
+      writeFileSync(manifest, text);
+      await body(dir, manifest);
+    } finally {
+      await runCleanups(cleanups);
+    }
+  }
+
   /** The fixture of full-manifest.yaml and the README's manifest: both name the same places. */
   async function fullFixture(dir: string, options: { thumbnails: boolean; lease: boolean; manifest: string }) {
     const db = await freshPgDatabase(cleanups);
@@ -175,43 +187,30 @@ describe.skipIf(!ready)('example manifests, run against real servers', () => {
   };
 
   it('config/examples/full-manifest.yaml', async () => {
-    try {
-      const dir = tmp('reaper-example-');
-      const manifest = path.join(dir, 'reaper.yaml');
-      writeFileSync(manifest, readFileSync(path.join(EXAMPLES, 'full-manifest.yaml')));
+    await withManifest(readFileSync(path.join(EXAMPLES, 'full-manifest.yaml'), 'utf8'), async (dir, manifest) => {
       const env = await fullFixture(dir, { thumbnails: true, lease: true, manifest });
       expect(audit(dir, manifest, env)).toEqual(FULL_EXPECTED);
       const validate = reaper(['validate', '-c', manifest, '--output', 'table'], { cwd: dir, env });
       expect(validate.stdout).not.toContain('WARN');
       expect(validate.code, validate.stdout).toBe(0);
-    } finally {
-      await runCleanups(cleanups);
-    }
+    });
   });
 
   it('the README\'s manifest', async () => {
     const blocks = readmeManifests();
     expect(blocks).toHaveLength(1);
-    try {
-      const dir = tmp('reaper-readme-');
-      const manifest = path.join(dir, 'reaper.yaml');
-      writeFileSync(manifest, blocks[0]!);
+    await withManifest(blocks[0]!, async (dir, manifest) => {
       const env = await fullFixture(dir, { thumbnails: false, lease: true, manifest });
       const { thumbnails: _thumbnails, ...expected } = FULL_EXPECTED;
       expect(audit(dir, manifest, env)).toEqual(expected);
-    } finally {
-      await runCleanups(cleanups);
-    }
+    });
   });
 
   it('the pairing of a bare-id source and session:<id> keys is named by validate and by the audit\'s first lines', async () => {
-    try {
-      const dir = tmp('reaper-mismatch-');
-      const manifest = path.join(dir, 'reaper.yaml');
-      const text = readFileSync(path.join(EXAMPLES, 'full-manifest.yaml'), 'utf8');
-      const broken = text.replace(`"SELECT 'session:' || id FROM sessions WHERE expires_at > now()"`, '"SELECT id::text FROM sessions WHERE expires_at > now()"');
-      expect(broken).not.toBe(text);
-      writeFileSync(manifest, broken);
+    const text = readFileSync(path.join(EXAMPLES, 'full-manifest.yaml'), 'utf8');
+    const broken = text.replace(`"SELECT 'session:' || id FROM sessions WHERE expires_at > now()"`, '"SELECT id::text FROM sessions WHERE expires_at > now()"');
+    expect(broken).not.toBe(text);
+    await withManifest(broken, async (dir, manifest) => {
       const env = await fullFixture(dir, { thumbnails: true, lease: false, manifest });
       const warning = (type: string) =>
         `${type}: owner keys look like \`session:…\`, source sql:main-db#1 returns keys like \`1\`: no key matched`;
@@ -229,20 +228,15 @@ describe.skipIf(!ready)('example manifests, run against real servers', () => {
       expect(warnings.map((w) => w.split(':')[2]!.trim())).toEqual(['image-rows', 'cart-rows']);
       expect(warnings[0]).toContain(warning('image-rows'));
       expect(classification(JSON.parse(r.stdout) as Doc)['image-rows']!.counts).toMatchObject({ live: 0, orphaned: 4 });
-    } finally {
-      await runCleanups(cleanups);
-    }
+    });
   });
 
   it('config/examples/k8s-cronjob.yaml (its ConfigMap\'s manifest; the S3 connection pointed at the test server)', async () => {
-    try {
-      const dir = tmp('reaper-k8s-');
-      const manifest = path.join(dir, 'reaper.yaml');
-      const text = configMapManifest('k8s-cronjob.yaml');
-      // In the cluster the connection reaches AWS S3 by the SDK's defaults; here it reaches moto.
-      const local = text.replace('blobs:  { kind: s3, region: eu-west-1 }', 'blobs:  { kind: s3, region: eu-west-1, endpoint: "${S3_ENDPOINT}", forcePathStyle: true }');
-      expect(local).not.toBe(text);
-      writeFileSync(manifest, local);
+    const text = configMapManifest('k8s-cronjob.yaml');
+    // In the cluster the connection reaches AWS S3 by the SDK's defaults; here it reaches moto.
+    const local = text.replace('blobs:  { kind: s3, region: eu-west-1 }', 'blobs:  { kind: s3, region: eu-west-1, endpoint: "${S3_ENDPOINT}", forcePathStyle: true }');
+    expect(local).not.toBe(text);
+    await withManifest(local, async (dir, manifest) => {
       const state = await freshPgDatabase(cleanups);
       const app = await freshPgDatabase(cleanups);
       await pg(app, [
@@ -257,20 +251,15 @@ describe.skipIf(!ready)('example manifests, run against real servers', () => {
         'upload-blobs': { counts: counts(4, 2, 2), findings: { 'tmp/2/b.bin': 'orphaned/owner-dead', 'tmp/4/d.bin': 'orphaned/owner-dead' } },
         'export-rows': { counts: counts(4, 2, 2), findings: { '31': 'orphaned/owner-dead', '33': 'orphaned/owner-dead' } },
       });
-    } finally {
-      await runCleanups(cleanups);
-    }
+    });
   });
 
   it('config/examples/k8s-sidecar.yaml (its ConfigMap\'s manifest, leases in MariaDB; the pods\' directory in a temp dir)', async () => {
-    try {
-      const dir = tmp('reaper-sidecar-');
-      const manifest = path.join(dir, 'reaper.yaml');
-      const uploads = path.join(dir, 'uploads');
-      const text = configMapManifest('k8s-sidecar.yaml');
-      const local = text.replace('path: /data/uploads', `path: ${uploads}`);
-      expect(local).not.toBe(text);
-      writeFileSync(manifest, local);
+    const uploads = path.join(tmp('reaper-pods-'), 'uploads');
+    const text = configMapManifest('k8s-sidecar.yaml');
+    const local = text.replace('path: /data/uploads', `path: ${uploads}`);
+    expect(local).not.toBe(text);
+    await withManifest(local, async (dir, manifest) => {
       const state = await freshMysqlDatabase(cleanups);
       files(uploads, { 'uploader-a/1.bin': HOUR, 'uploader-a/2.bin': HOUR, 'uploader-b/1.bin': HOUR });
       // The sidecar of pod uploader-a holds `pod:$(POD_NAME)`; uploader-b is gone.
@@ -278,9 +267,7 @@ describe.skipIf(!ready)('example manifests, run against real servers', () => {
       expect(audit(dir, manifest, { REAPER_STATE_URL: state })).toEqual({
         uploads: { counts: counts(3, 2, 1), findings: { 'uploader-b/1.bin': 'orphaned/owner-dead' } },
       });
-    } finally {
-      await runCleanups(cleanups);
-    }
+    });
   });
 
   it('covers every manifest under config/examples/', () => {

@@ -9,25 +9,14 @@ class FakeTerminal extends EventEmitter {
   isTTY = true;
   columns = 80;
   calls = 0;
-  private tick() {
+  private readonly drawn = (): boolean => {
     if (++this.calls > 10_000) throw new Error('the spinner did not stop drawing');
-  }
-  write() {
-    this.tick();
     return true;
-  }
-  cursorTo() {
-    this.tick();
-    return true;
-  }
-  moveCursor() {
-    this.tick();
-    return true;
-  }
-  clearLine() {
-    this.tick();
-    return true;
-  }
+  };
+  write: (chunk?: unknown) => boolean = this.drawn;
+  cursorTo = this.drawn;
+  moveCursor = this.drawn;
+  clearLine = this.drawn;
 }
 
 const ioWith = (stderr: FakeTerminal, env: Record<string, string> = { TERM: 'xterm' }): CliIO =>
