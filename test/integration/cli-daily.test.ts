@@ -4,8 +4,10 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { hasScript, reaper, reaperInPty, tmp } from './support/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasScript, reaper, reaperInPty, removeTempDirs, tmp } from './support/cli.js';
+
+afterAll(removeTempDirs);
 
 const ESC = String.fromCharCode(27);
 /**

@@ -6,8 +6,10 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { reaper, tmp } from './support/cli.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { reaper, removeTempDirs, tmp } from './support/cli.js';
+
+afterAll(removeTempDirs);
 
 type Json = Record<string, unknown>;
 

@@ -6,8 +6,10 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { BIN, reaper, tmp } from './support/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, reaper, removeTempDirs, tmp } from './support/cli.js';
+
+afterAll(removeTempDirs);
 
 type Event = { time: string; level: string; event: string } & Record<string, unknown>;
 

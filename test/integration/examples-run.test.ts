@@ -14,9 +14,11 @@ import path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { reaper, tmp } from './support/cli.js';
+import { reaper, removeTempDirs, tmp } from './support/cli.js';
 import { agedMotoAvailable, startAgedMoto, type AgedMoto } from './support/aged-moto.js';
 import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
+
+afterAll(removeTempDirs);
 
 const ROOT = path.resolve(__dirname, '../..');
 const EXAMPLES = path.join(ROOT, 'config/examples');

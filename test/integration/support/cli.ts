@@ -4,13 +4,24 @@
  * Every spawn has a bound: a CLI that never ends fails the test instead of hanging it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 export const BIN = path.resolve(__dirname, '../../../bin/reaper');
 
-export const tmp = (prefix = 'reaper-cli-'): string => mkdtempSync(path.join(tmpdir(), prefix));
+const made: string[] = [];
+
+/** A fresh temporary directory, removed by `removeTempDirs` (each test file calls it after all its tests). */
+export function tmp(prefix = 'reaper-cli-'): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  while (made.length) rmSync(made.pop()!, { recursive: true, force: true });
+}
 
 export interface CliResult {
   code: number | null;
