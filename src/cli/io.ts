@@ -1,4 +1,5 @@
 /** What a command may touch: streams, environment, working directory, the stop signal. */
+import type { DaemonLog } from '../daemon/log.js';
 import { reaperVersion } from '../version.js';
 
 export interface OutputStream {
@@ -15,6 +16,11 @@ export interface CliIO {
   signal: AbortSignal;
   /** Highest exit code a command asked for (commands return it; main reads it). */
   exitCode?: number;
+  /**
+   * The command's JSON log, when it keeps one (the daemon; audit and reap with
+   * --log-format json): main writes the signal notice and a failure there, not as plain text.
+   */
+  log?: DaemonLog;
   version(): string;
 }
 

@@ -24,9 +24,18 @@ function lazy(io: CliIO, load: () => Promise<Action>) {
 
 const outputOption = () => new Option('-o, --output <format>', 'table or json (default: table on a TTY, json otherwise)').choices(['table', 'json']);
 const configOption = () => new Option('-c, --config <file>', 'the manifest (default: $REAPER_CONFIG, then ./reaper.yaml)');
-const stateOption = () => new Option('--state <url>', 'state store URL (default: the manifest\'s state:, then $REAPER_STATE, then sqlite:.reaper/state.db)');
+const stateOption = () => new Option('--state <url>', 'state store URL (first of: --state, then $REAPER_STATE, then the manifest\'s state:, then sqlite:.reaper/state.db)');
 
 const collect = (value: string, previous: string[]) => [...previous, value];
+/** The filters of audit and reap: they narrow, never widen, what a run looks at and acts on. */
+const withFilters = (command: Command) =>
+  command
+    .addOption(new Option('--exclude-resource <name...>', 'leave these resource types out'))
+    .addOption(new Option('--older-than <duration>', 'only resources at least this old, e.g. 7d'))
+    .addOption(new Option('--owner <key>', 'only resources of this owner key (repeatable)').argParser(collect).default([]));
+const quietOption = () => new Option('-q, --quiet', 'print the summary line only (one JSON object with --output json)');
+const logFormatOption = () =>
+  new Option('--log-format <format>', 'text, or json: one JSON event per line on stderr (run started, each type, each gate, run finished; default: $REAPER_LOG_FORMAT, then text)').choices(['text', 'json']);
 
 export function buildProgram(io: CliIO): Command {
   const program = new Command('reaper')
@@ -51,8 +60,7 @@ export function buildProgram(io: CliIO): Command {
     .addOption(outputOption())
     .action(lazy(io, async () => (await import('./commands/validate.js')).validateCommand));
 
-  program
-    .command('audit')
+  withFilters(program.command('audit'))
     .description('scan, classify and print leak telemetry; read-only')
     .option('--junit <file>', 'JUnit XML: one test case per resource type, failing when it breaks a gate (with --baseline/--since, naming the new findings)')
     .option('--summary <file>', 'append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)')
@@ -67,11 +75,12 @@ export function buildProgram(io: CliIO): Command {
     .option('--fail-on <expr>', 'gate, repeatable: orphaned>0, orphanBytes>1GiB, uploads:expired>=10, renewalFailureRate>5% (exit 1 when one fails)', collect, [])
     .option('--baseline <file>', 'an earlier audit (--output json or --findings file): gates count only findings not in it; reports lead with the new ones')
     .option('--since <runId>', 'show new, resolved and persisting findings against an earlier audit run')
+    .addOption(quietOption())
+    .addOption(logFormatOption())
     .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/audit.js')).auditCommand));
 
-  program
-    .command('reap')
+  withFilters(program.command('reap'))
     .description('tombstone-then-delete orphans; a DRY RUN unless --execute')
     .option('--summary <file>', 'append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)')
     .option('--metrics-file <file>', 'Prometheus text for the node-exporter textfile collector (written atomically)')
@@ -85,6 +94,8 @@ export function buildProgram(io: CliIO): Command {
     .option('--resource <name...>', 'only these resource types')
     .option('--allow-liveness-drop', 'proceed although the registry-outage breaker tripped (a deliberate first run)')
     .option('--lock-ttl <duration>', 'how long a per-type lock outlives a crashed run', '2m')
+    .addOption(quietOption())
+    .addOption(logFormatOption())
     .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/reap.js')).reapCommand));
 
@@ -223,7 +234,8 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
       return ExitCode.ok;
     }
     const { code, message } = describeError(error);
-    if (message) io.stderr.write(`${message}\n`);
+    if (io.log) io.log.error('run-failed', { exitCode: code, message: message.replace(/^reaper: /, '') });
+    else if (message) io.stderr.write(`${message}\n`);
     return code;
   }
 }
@@ -232,11 +244,15 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
 export async function main(argv: readonly string[]): Promise<void> {
   const { processIO } = await import('./io.js');
   const controller = new AbortController();
+  const io = processIO(controller.signal);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
-      process.stderr.write(`reaper: ${signal} received; finishing the current batch (send it again to stop at once)\n`);
+      const notice = 'finishing the current batch (send it again to stop at once)';
+      // A command that keeps a JSON log gets the notice there: no plain line among JSON lines.
+      if (io.log) io.log.warn('signal', { signal, message: notice });
+      else process.stderr.write(`reaper: ${signal} received; ${notice}\n`);
       controller.abort(new Error(signal));
     } else {
       process.exit(ExitCode.interrupted);
@@ -244,7 +260,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const code = await run(argv, processIO(controller.signal));
+  const code = await run(argv, io);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   process.exitCode = code;

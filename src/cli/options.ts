@@ -5,10 +5,13 @@
 import { existsSync } from 'node:fs';
 import { userInfo, hostname } from 'node:os';
 import path from 'node:path';
+import { activeFilter, type FindingFilter } from '../engine/filters.js';
 import { UsageError } from '../errors.js';
 import { parseDuration } from '../manifest/duration.js';
 import { loadManifest, resolveStateUrl } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
+import { stateUrlProblem } from '../manifest/urls.js';
+import { requireVariables, USES_EVERYTHING, type ManifestUse } from '../manifest/variables.js';
 import { BUILTIN_DEFAULTS } from '../manifest/types.js';
 import type { StateStore } from '../state/types.js';
 import type { CliIO } from './io.js';
@@ -22,6 +25,11 @@ export function outputFormat(io: CliIO, options: Record<string, unknown>): Outpu
   return io.stdout.isTTY ? 'table' : 'json';
 }
 
+/** Whether JSON was asked for by --output or $REAPER_OUTPUT (not merely chosen because stdout is no TTY). */
+export function explicitJson(io: CliIO, options: Record<string, unknown>): boolean {
+  return ((options.output as string | undefined) ?? io.env.REAPER_OUTPUT) === 'json';
+}
+
 /** The manifest path: -c, then $REAPER_CONFIG, then ./reaper.yaml if present. */
 export function configPath(io: CliIO, options: Record<string, unknown>, required = true): string | undefined {
   const given = (options.config as string | undefined) ?? io.env.REAPER_CONFIG;
@@ -32,26 +40,86 @@ export function configPath(io: CliIO, options: Record<string, unknown>, required
   return undefined;
 }
 
-/** The manifest, with its state store overridden by --state or $REAPER_STATE when given. */
-export async function manifestFrom(io: CliIO, options: Record<string, unknown>): Promise<Manifest> {
-  const manifest = await loadManifest(configPath(io, options)!, io.env);
-  const override = typeof options.state === 'string' ? options.state : io.env.REAPER_STATE;
+/** --state, then $REAPER_STATE: the state store URL that replaces the manifest's, checked; undefined when neither is given. */
+function stateOverride(io: CliIO, options: Record<string, unknown>): string | undefined {
+  const flag = typeof options.state === 'string' ? options.state : undefined;
+  const given = flag ?? io.env.REAPER_STATE;
+  if (given === undefined || given === '') return undefined;
+  const problem = stateUrlProblem(given);
+  if (problem) throw new UsageError(`${flag !== undefined ? '--state' : '$REAPER_STATE'}: ${problem}`);
+  return resolveStateUrl(given, io.cwd);
+}
+
+/**
+ * The manifest, with its state store overridden by --state or $REAPER_STATE when given.
+ * `${VAR}`s are resolved lazily: only those of the values `use` names must be set.
+ */
+export async function manifestFrom(
+  io: CliIO,
+  options: Record<string, unknown>,
+  use: ManifestUse | ((manifest: Manifest) => ManifestUse) = USES_EVERYTHING,
+): Promise<Manifest> {
+  const manifest = await loadManifest(configPath(io, options)!, io.env, { lazyEnv: true });
+  const override = stateOverride(io, options);
+  const used = typeof use === 'function' ? use(manifest) : use;
+  requireVariables(manifest, { ...used, state: used.state && override === undefined });
   if (!override) return manifest;
-  return Object.freeze({ ...manifest, state: resolveStateUrl(override, io.cwd) });
+  return Object.freeze({ ...manifest, state: override });
 }
 
 /** The state store URL: --state, then $REAPER_STATE, then the manifest's state:, then the default. */
 export async function stateUrl(io: CliIO, options: Record<string, unknown>): Promise<string> {
-  const given = typeof options.state === 'string' ? options.state : io.env.REAPER_STATE;
-  if (given) return resolveStateUrl(given, io.cwd);
+  const override = stateOverride(io, options);
+  if (override) return override;
   const file = configPath(io, options, false);
-  if (file) return (await loadManifest(file, io.env)).state;
-  return resolveStateUrl(BUILTIN_DEFAULTS.state, io.cwd);
+  if (!file) return resolveStateUrl(BUILTIN_DEFAULTS.state, io.cwd);
+  // Only the state store is read: the manifest's other variables need not be set.
+  const manifest = await loadManifest(file, io.env, { lazyEnv: true });
+  requireVariables(manifest, { state: true, owners: false, resources: [] });
+  return manifest.state;
 }
 
 export async function openStore(io: CliIO, options: Record<string, unknown>): Promise<StateStore> {
   const { openStateStore } = await import('../state/open.js');
   return openStateStore(await stateUrl(io, options));
+}
+
+/**
+ * The resource types `--resource` names, less those `--exclude-resource` names, in the
+ * manifest's order (undefined: all of them). An unknown name is a usage error that lists
+ * the valid ones.
+ */
+export function selectedResources(manifest: Manifest, options: Record<string, unknown>): string[] | undefined {
+  const known = manifest.resources.map((r) => r.name);
+  const names = (value: unknown, flag: string): string[] | undefined => {
+    if (value === undefined) return undefined;
+    const wanted = (Array.isArray(value) ? value : [value]).map(String);
+    const unknown = wanted.filter((name) => !known.includes(name));
+    if (unknown.length > 0) {
+      throw new UsageError(`${flag}: no resource type ${unknown.map((n) => `"${n}"`).join(', ')} in ${manifest.file}; its types are: ${known.join(', ')}`);
+    }
+    return wanted;
+  };
+  const included = names(options.resource, '--resource');
+  const excluded = names(options.excludeResource, '--exclude-resource');
+  if (included === undefined && excluded === undefined) return undefined;
+  return known.filter((name) => (included ?? known).includes(name) && !(excluded ?? []).includes(name));
+}
+
+/** --older-than and --owner as a finding filter (undefined when neither is given). */
+export function findingFilter(options: Record<string, unknown>): FindingFilter | undefined {
+  return activeFilter({
+    olderThanSeconds: options.olderThan === undefined ? undefined : durationOption(options.olderThan, '--older-than') / 1000,
+    owners: options.owner as string[] | undefined,
+  });
+}
+
+/** The terminal's width for tables: stdout's columns on a TTY, else $COLUMNS; undefined means no limit. */
+export function terminalWidth(io: CliIO): number | undefined {
+  const stdout = io.stdout as { isTTY?: boolean; columns?: number };
+  if (stdout.isTTY && Number.isInteger(stdout.columns) && stdout.columns! > 0) return stdout.columns;
+  const fromEnv = Number(io.env.COLUMNS);
+  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined;
 }
 
 export function durationOption(value: unknown, flag: string): number {

@@ -45,8 +45,8 @@ export class LivenessView {
           out.counts[source.name] = await source.count(signal);
         } catch (error) {
           if (signal?.aborted) throw error;
-          out.errors[source.name] = (error as Error).message;
-          if (!this.failed.has(source.name)) this.failed.set(source.name, (error as Error).message);
+          out.errors[source.name] = reasonOf(source, error);
+          if (!this.failed.has(source.name)) this.failed.set(source.name, out.errors[source.name]!);
         }
       }),
     );
@@ -68,7 +68,7 @@ export class LivenessView {
       } else {
         if (signal?.aborted) throw result.reason;
         failed = true;
-        const message = (result.reason as Error)?.message ?? String(result.reason);
+        const message = reasonOf(asked[i]!, result.reason);
         errors.push(`${asked[i]!.name}: ${message}`);
         if (!this.failed.has(asked[i]!.name)) this.failed.set(asked[i]!.name, message);
       }
@@ -84,4 +84,10 @@ export class LivenessView {
   failures(): Record<string, string> {
     return Object.fromEntries(this.failed);
   }
+}
+
+/** A source's error without the source's name in front (its errors carry it; callers name the source themselves). */
+function reasonOf(source: LivenessSource, error: unknown): string {
+  const message = (error as Error | undefined)?.message ?? String(error);
+  return message.startsWith(`${source.name}: `) ? message.slice(source.name.length + 2) : message;
 }

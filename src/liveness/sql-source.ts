@@ -33,6 +33,8 @@ interface KeyQueries {
   count(): Promise<number>;
   /** The keys among `keys` the query returns (as the server spells them). */
   lookup(keys: readonly string[]): Promise<string[]>;
+  /** Any `limit` keys the query returns. */
+  sample(limit: number): Promise<string[]>;
 }
 
 export class SqlSource implements LivenessSource {
@@ -44,6 +46,11 @@ export class SqlSource implements LivenessSource {
   async count(signal?: AbortSignal): Promise<number> {
     signal?.throwIfAborted();
     return this.queries.count();
+  }
+
+  async sample(limit: number, signal?: AbortSignal): Promise<string[]> {
+    signal?.throwIfAborted();
+    return this.queries.sample(Math.max(1, Math.floor(limit)));
   }
 
   async lookup(keys: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
@@ -104,6 +111,11 @@ function postgresKeys(pool: PgPool, query: string, name: string): KeyQueries {
       );
       return rows.map((row) => row.k);
     },
+    async sample(limit) {
+      await check();
+      const { rows } = await pgQuery<{ k: string | null }>(pool, name, `SELECT reaper_q.reaper_key::text AS k FROM (${query}) AS reaper_q(reaper_key) LIMIT ${limit}`);
+      return rows.flatMap((row) => (row.k === null ? [] : [row.k]));
+    },
   };
 }
 
@@ -141,6 +153,11 @@ function mysqlKeys(pool: MysqlPool, query: string, name: string): KeyQueries {
         `SELECT CAST(${key} AS CHAR) AS k FROM (${query}) AS reaper_q WHERE ${key} IN (${placeholders('?', padded.length)})`,
         padded,
       );
+      return rows.flatMap((row) => (row.k === null ? [] : [row.k]));
+    },
+    async sample(limit) {
+      const { key } = await learn();
+      const { rows } = await mysqlQuery<{ k: string | null }>(pool, name, `SELECT CAST(${key} AS CHAR) AS k FROM (${query}) AS reaper_q LIMIT ${limit}`);
       return rows.flatMap((row) => (row.k === null ? [] : [row.k]));
     },
   };

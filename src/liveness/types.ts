@@ -6,4 +6,6 @@ export interface LivenessSource {
   count(signal?: AbortSignal): Promise<number>;
   /** The live subset of `keys`. Throws when the source cannot answer; callers treat that as unknown. */
   lookup(keys: readonly string[], signal?: AbortSignal): Promise<Set<string>>;
+  /** A few keys it holds live now, at most `limit` (the key-shape check compares their shape with the owners'). */
+  sample?(limit: number, signal?: AbortSignal): Promise<string[]>;
 }

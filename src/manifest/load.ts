@@ -21,7 +21,9 @@ import {
   type OwnerRule,
   type ProtectRule,
   type ResourceSpec,
+  type UnresolvedVariable,
 } from './types.js';
+import { urlIssues } from './urls.js';
 
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 const MAX_ALIASES = 50;
@@ -31,20 +33,29 @@ const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** Read and load a manifest file. `env` supplies `${VAR}` values (the CLI passes process.env). */
-export async function loadManifest(file: string, env: Env = {}): Promise<Manifest> {
+/**
+ * Read and load a manifest file. `env` supplies `${VAR}` values (the CLI passes process.env);
+ * with `lazyEnv`, unset variables are recorded rather than reported (see ParseOptions).
+ */
+export async function loadManifest(file: string, env: Env = {}, options: { lazyEnv?: boolean } = {}): Promise<Manifest> {
   const absolute = path.resolve(file);
   let size: number;
   try {
-    size = (await stat(absolute)).size;
+    const info = await stat(absolute);
+    if (!info.isFile()) {
+      const what = info.isDirectory() ? `is a directory; name the manifest file in it (e.g. ${path.join(file, 'reaper.yaml')})` : 'is not a regular file';
+      throw new ManifestError([{ file, line: null, path: '', message: `cannot read the manifest: ${what}` }]);
+    }
+    size = info.size;
   } catch (error) {
+    if (error instanceof ManifestError) throw error;
     throw new ManifestError([{ file, line: null, path: '', message: `cannot read the manifest: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }]);
   }
   if (size > MAX_MANIFEST_BYTES) {
     throw new ManifestError([{ file, line: null, path: '', message: `the manifest is ${size} bytes; the limit is ${MAX_MANIFEST_BYTES}` }]);
   }
   const text = await readFile(absolute, 'utf8');
-  return parseManifest(text, { file, baseDir: path.dirname(absolute), env });
+  return parseManifest(text, { file, baseDir: path.dirname(absolute), env, lazyEnv: options.lazyEnv });
 }
 
 export interface ParseOptions {
@@ -53,6 +64,13 @@ export interface ParseOptions {
   /** Directory that relative paths resolve against. */
   baseDir: string;
   env?: Env;
+  /**
+   * Leave unset `${VAR}`s in `Manifest.unresolved`, to be reported only where their value is
+   * used (requireVariables); by default every unset variable is an error here. A variable
+   * in a value the schema cannot accept unresolved (a bucket name, a duration) is reported
+   * here either way.
+   */
+  lazyEnv?: boolean;
 }
 
 /** Parse manifest text. Pure but for path resolution; throws ManifestError listing every issue. */
@@ -83,9 +101,14 @@ export function parseManifest(text: string, options: ParseOptions): Manifest {
 
   const issues: ManifestIssue[] = [];
   const report = (keyPath: string, node: Node, message: string) => issues.push({ file, line: lineOf(node.range?.[0]), path: keyPath, message });
+  const unresolved: UnresolvedVariable[] = [];
   try {
     checkAliases(doc, report);
-    interpolate(doc, options.env ?? {}, report);
+    interpolate(doc, options.env ?? {}, (keyPath, node, message) => {
+      const issue = { file, line: lineOf(node.range?.[0]), path: formatPath(keyPath), message };
+      if (options.lazyEnv) unresolved.push({ keyPath, issue });
+      else issues.push(issue);
+    });
     duplicateKeys(doc, lineOf, report); // after interpolation: `${A}:` and `${B}:` may name one key
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;
@@ -108,18 +131,27 @@ export function parseManifest(text: string, options: ParseOptions): Manifest {
   }
 
   const offsetAt = locator(doc);
+  const unsetAt = (p: readonly (string | number)[]) => unresolved.find((u) => isPrefix(u.keyPath, p));
   const result = manifestSchema.safeParse(data);
   if (!result.success) {
     for (const zodIssue of flattenIssues(result.error.issues)) {
       const p = zodIssue.path.map((s) => (typeof s === 'symbol' ? String(s) : s));
-      issues.push({ file, line: lineOf(offsetAt(p)), path: formatPath(p), message: describe(zodIssue) });
+      // A value the schema refuses because its variable is unset: the unset variable is the error.
+      const unset = unsetAt(p);
+      if (unset) {
+        if (!issues.includes(unset.issue)) issues.push(unset.issue);
+      } else {
+        issues.push({ file, line: lineOf(offsetAt(p)), path: formatPath(p), message: describe(zodIssue) });
+      }
     }
     throw new ManifestError(capped(issues));
   }
+  issues.push(...urlIssues(result.data, file, (p) => lineOf(offsetAt(p)), (p) => unsetAt(p) !== undefined));
+  if (issues.length > 0) throw new ManifestError(capped(issues));
 
   const digest = createHash('sha256').update(text).digest('hex');
   const manifest = normalize(result.data as ManifestInput, options, digest, (p) => lineOf(offsetAt(p)));
-  return deepFreeze(manifest);
+  return deepFreeze(unresolved.length > 0 ? { ...manifest, unresolved } : manifest);
 }
 
 function firstLine(message: string): string {
@@ -196,12 +228,17 @@ function checkAliases(doc: Document, report: (keyPath: string, node: Node, messa
   }
 }
 
-/** Replace `${VAR}` in every string scalar; a missing variable is an issue at that scalar. */
-function interpolate(doc: Document, env: Env, report: (keyPath: string, node: Node, message: string) => void): void {
+/** Whether `prefix` is a prefix of (or equal to) `keyPath`. */
+function isPrefix(prefix: readonly (string | number)[], keyPath: readonly (string | number)[]): boolean {
+  return prefix.length <= keyPath.length && prefix.every((segment, i) => String(segment) === String(keyPath[i]));
+}
+
+/** Replace `${VAR}` in every string scalar; a missing variable is an issue at that scalar (the value keeps its `${VAR}`). */
+function interpolate(doc: Document, env: Env, report: (keyPath: (string | number)[], node: Node, message: string) => void): void {
   visit(doc, {
     Scalar(_key, node, ancestors) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
-      const keyPath = formatPath(pathOf(ancestors, node));
+      const keyPath = pathOf(ancestors, node);
       node.value = node.value.replace(ENV_REF, (whole, name: string) => {
         const value = env[name];
         if (value === undefined) {

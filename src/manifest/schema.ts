@@ -67,7 +67,7 @@ const fraction = z.number().gt(0).max(1);
 const s3Connection = z.strictObject({
   kind: z.literal('s3'),
   region: z.string().min(1).optional(),
-  endpoint: z.string().url().optional(),
+  endpoint: z.string().min(1).optional().meta({ description: 'The http:// or https:// URL of an S3-compatible server (default: AWS S3).' }),
   forcePathStyle: z.boolean().optional(),
   profile: z.string().min(1).optional(),
   accessKeyId: z.string().min(1).optional(),
@@ -287,9 +287,7 @@ function checkManifest(m: Parsed, ctx: Ctx): void {
     issue(ctx, ['defaults', 'ttl'], ZERO_TTL);
   }
 
-  if (m.state !== undefined && !/^(sqlite:.|postgres:\/\/|postgresql:\/\/|mysql:\/\/)/.test(m.state)) {
-    issue(ctx, ['state'], 'expected sqlite:PATH, postgres://… or mysql://…');
-  }
+  // URL schemes (state, connections, endpoints) are checked after interpolation: manifest/urls.ts.
 
   m.resources.forEach((r, i) => checkResource(r, i, ctx, connections, names, m.defaults?.protect));
 }

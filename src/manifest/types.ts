@@ -3,6 +3,7 @@
  * durations in milliseconds, relative paths resolved, and frozen. Nothing downstream
  * reads the YAML or the environment again.
  */
+import type { ManifestIssue } from '../errors.js';
 
 export type BackendKind = 's3' | 'postgres' | 'mysql' | 'fs';
 
@@ -129,6 +130,14 @@ export interface Manifest {
   breaker: BreakerSpec;
   /** sha256 of the manifest's text, recorded with each run. */
   digest: string;
+  /** `${VAR}`s a lazy load left unset; each is an error where its value is used (manifest/variables.ts). */
+  unresolved?: readonly UnresolvedVariable[];
+}
+
+/** An unset `${VAR}`: the key path of the value holding it, and the error to report where it is used. */
+export interface UnresolvedVariable {
+  keyPath: readonly (string | number)[];
+  issue: ManifestIssue;
 }
 
 export const BUILTIN_DEFAULTS = {

@@ -1,66 +1,68 @@
-/** Human tables for a terminal (cli-table3). */
-import Table from 'cli-table3';
+/** Human tables for a terminal (cli-table3), fitted to its width when one is given. */
+import type { ReapReport } from '../run/reap.js';
 import type { Lease, RunRecord } from '../state/types.js';
 import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
+import { fitTable, wrapText, type Cell } from './fit.js';
 import { formatBytes, formatSeconds } from './format.js';
 import { scanProblem, sourceProblem } from './telemetry.js';
 
-const plain = { head: [] as string[], style: { head: [] as string[], border: [] as string[], compact: true } };
+/** How the tables are drawn: `width` is the terminal's (no limit when absent). */
+export interface TableOptions {
+  width?: number;
+}
 
-export function auditTable(doc: AuditDocument): string {
-  const table = new Table({
-    ...plain,
-    head: ['resource', 'backend', 'scanned', 'live', 'orphaned', 'expired', 'protected', 'young', 'unknown', 'orphan bytes', 'beyond ttl (avg)', 'backlog'],
-    colAligns: ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
-  });
-  for (const r of doc.resources) {
-    table.push([
-      r.status === 'ok' ? r.name : `${r.name} (${r.status === 'error' ? 'ERROR' : 'partial'})`,
-      r.backend,
-      r.scanned,
-      r.live,
-      r.orphaned,
-      r.expired,
-      r.protected,
-      r.young,
-      r.unknown,
-      formatBytes(r.orphanBytes),
-      r.avgAgeBeyondTtlSeconds === null ? '-' : formatSeconds(r.avgAgeBeyondTtlSeconds),
-      r.backlog,
-    ]);
-  }
+export function auditTable(doc: AuditDocument, options: TableOptions = {}): string {
+  const rows: Cell[][] = doc.resources.map((r) => [
+    r.status === 'ok' ? r.name : `${r.name} (${r.status === 'error' ? 'ERROR' : 'partial'})`,
+    r.backend,
+    r.scanned,
+    r.live,
+    r.orphaned,
+    r.expired,
+    r.protected,
+    r.young,
+    r.unknown,
+    formatBytes(r.orphanBytes),
+    r.avgAgeBeyondTtlSeconds === null ? '-' : formatSeconds(r.avgAgeBeyondTtlSeconds),
+    r.backlog,
+  ]);
   const s = doc.summary;
-  table.push(['total', '', s.scanned, s.live, s.orphaned, s.expired, s.protected, s.young, s.unknown, formatBytes(s.orphanBytes), '', s.backlog]);
-  const lines = [table.toString()];
+  rows.push(['total', '', s.scanned, s.live, s.orphaned, s.expired, s.protected, s.young, s.unknown, formatBytes(s.orphanBytes), '', s.backlog]);
+  const table = fitTable(
+    {
+      head: ['resource', 'backend', 'scanned', 'live', 'orphaned', 'expired', 'protected', 'young', 'unknown', 'orphan bytes', 'beyond ttl (avg)', 'backlog'],
+      rows,
+      aligns: ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+      titleCells: 2,
+    },
+    options.width,
+  );
+  const lines = [table];
   const l = doc.leases;
   lines.push(`leases: ${l.active} active, ${l.expired} expired; renewal failure rate ${(l.renewalFailureRate * 100).toFixed(1)}% over ${formatSeconds(l.windowSeconds)}`);
   lines.push(`run ${doc.runId} · ${doc.durationSeconds.toFixed(2)}s`);
-  return lines.join('\n');
+  return lines.map((line) => wrapText(line, options.width)).join('\n');
 }
 
-export function findingsTable(doc: AuditDocument, limit = 20): string {
+export function findingsTable(doc: AuditDocument, limit = 20, options: TableOptions = {}): string {
   if (doc.findings.length === 0) return '';
-  const table = new Table({ ...plain, head: ['resource', 'id', 'status', 'reason', 'owner', 'age', 'bytes'] });
-  for (const f of doc.findings.slice(0, limit)) {
-    table.push([f.resource, printable(f.id), f.status, f.reason ?? '', f.owner === null ? '' : printable(f.owner), f.ageSeconds === null ? '-' : formatSeconds(f.ageSeconds), f.bytes === null ? '-' : formatBytes(f.bytes)]);
-  }
+  const rows = doc.findings
+    .slice(0, limit)
+    .map((f) => [f.resource, printable(f.id), f.status, f.reason ?? '', f.owner === null ? '' : printable(f.owner), f.ageSeconds === null ? '-' : formatSeconds(f.ageSeconds), f.bytes === null ? '-' : formatBytes(f.bytes)]);
+  const table = fitTable({ head: ['resource', 'id', 'status', 'reason', 'owner', 'age', 'bytes'], rows, shrink: [1, 4, 0], titleCells: 2 }, options.width);
   const more = doc.findingsTotal - Math.min(limit, doc.findings.length);
-  return table.toString() + (more > 0 ? `\n… and ${more} more (--findings FILE writes them all)` : '');
+  return table + (more > 0 ? `\n${wrapText(`… and ${more} more (--findings FILE writes them all)`, options.width)}` : '');
 }
 
-export function leaseTable(leases: readonly Lease[]): string {
-  const table = new Table({ ...plain, head: ['lease id', 'key', 'holder', 'gen', 'expires', 'state'] });
-  for (const l of leases) {
-    table.push([l.leaseId, printable(l.key), printable(l.holder), l.generation, new Date(l.expiresAt).toISOString(), l.releasedAt !== null ? 'released' : 'held']);
-  }
-  return table.toString();
+export function leaseTable(leases: readonly Lease[], options: TableOptions = {}): string {
+  const rows = leases.map((l) => [l.leaseId, printable(l.key), printable(l.holder), l.generation, new Date(l.expiresAt).toISOString(), l.releasedAt !== null ? 'released' : 'held']);
+  return fitTable({ head: ['lease id', 'key', 'holder', 'gen', 'expires', 'state'], rows, shrink: [2, 1] }, options.width);
 }
 
-export function runsTable(runs: readonly RunRecord[]): string {
-  const table = new Table({ ...plain, head: ['run', 'kind', 'status', 'started', 'duration', 'scanned', 'orphaned', 'deleted', 'lifted'] });
-  for (const r of runs) {
+export function runsTable(runs: readonly RunRecord[], options: TableOptions = {}): string {
+  const rows = runs.map((r) => {
     const summary = (r.summary ?? {}) as { summary?: { scanned?: number; orphaned?: number }; outcomes?: { deleted?: number; lifted?: number } };
-    table.push([
+    return [
       r.runId,
       r.kind + (r.kind === 'reap' ? (r.execute ? ' (execute)' : ' (dry run)') : ''),
       r.status,
@@ -70,9 +72,9 @@ export function runsTable(runs: readonly RunRecord[]): string {
       summary.summary?.orphaned ?? '-',
       summary.outcomes?.deleted ?? '-',
       summary.outcomes?.lifted ?? '-',
-    ]);
-  }
-  return table.toString();
+    ];
+  });
+  return fitTable({ head: ['run', 'kind', 'status', 'started', 'duration', 'scanned', 'orphaned', 'deleted', 'lifted'], rows }, options.width);
 }
 
 /** Ids are shown with control characters escaped, so a hostile key cannot rewrite the terminal. */
@@ -80,32 +82,56 @@ export function printable(text: string): string {
   return JSON.stringify(text).slice(1, -1);
 }
 
-export function reapTable(report: import('../run/reap.js').ReapReport): string {
-  const table = new Table({
-    ...plain,
-    head: report.execute
-      ? ['resource', 'backend', 'scanned', 'marked', 'deleted', 'lifted', 'failed', 'kept', 'reclaimed', 'delete mode']
-      : ['resource', 'backend', 'scanned', 'to mark', 'to sweep', 'to lift', 'kept'],
-  });
-  for (const r of report.resources) {
-    table.push(
-      report.execute
-        ? [r.error ? `${r.name} (REFUSED)` : r.name, r.backend, r.scanned, r.outcomes.marked, r.outcomes.deleted, r.outcomes.lifted, r.outcomes.failed, r.outcomes.kept, formatBytes(r.outcomes.bytesReclaimed), r.deleteMode ?? '-']
-        : [r.error ? `${r.name} (REFUSED)` : r.name, r.backend, r.scanned, r.toMark, r.toSweep, r.toLift, r.outcomes.kept],
-    );
-  }
-  const lines = [report.execute ? `reap run ${report.runId} (executed)` : `reap run ${report.runId}: DRY RUN — nothing was changed; --execute acts`, table.toString()];
+export function reapTable(report: ReapReport, options: TableOptions = {}): string {
+  const rows = report.resources.map((r) =>
+    report.execute
+      ? [r.error ? `${r.name} (REFUSED)` : r.name, r.backend, r.scanned, r.outcomes.marked, r.outcomes.deleted, r.outcomes.lifted, r.outcomes.failed, r.outcomes.kept, formatBytes(r.outcomes.bytesReclaimed), r.deleteMode ?? '-']
+      : [r.error ? `${r.name} (REFUSED)` : r.name, r.backend, r.scanned, r.toMark, r.toSweep, r.toLift, r.outcomes.kept],
+  );
+  const head = report.execute
+    ? ['resource', 'backend', 'scanned', 'marked', 'deleted', 'lifted', 'failed', 'kept', 'reclaimed', 'delete mode']
+    : ['resource', 'backend', 'scanned', 'to mark', 'to sweep', 'to lift', 'kept'];
+  const table = fitTable({ head, rows, titleCells: 2 }, options.width);
+  const lines = [wrapText(report.execute ? `reap run ${report.runId} (executed)` : `reap run ${report.runId}: DRY RUN — nothing was changed; --execute acts`, options.width), table];
+  const cut = (text: string) => (options.width === undefined || [...text].length <= options.width ? text : `${[...text].slice(0, options.width - 1).join('')}…`);
   for (const r of report.resources) {
     const parts: string[] = [];
     if (r.samples.mark.length) parts.push(`  mark:  ${r.samples.mark.map(printable).join(', ')}${r.toMark > r.samples.mark.length ? ', …' : ''}`);
     if (r.samples.sweep.length) parts.push(`  sweep: ${r.samples.sweep.map(printable).join(', ')}${r.toSweep > r.samples.sweep.length ? ', …' : ''}`);
     if (r.samples.lift.length) parts.push(`  lift:  ${r.samples.lift.map(printable).join(', ')}${r.toLift > r.samples.lift.length ? ', …' : ''}`);
-    if (parts.length) lines.push(`${r.name}:`, ...parts);
+    if (parts.length) lines.push(`${r.name}:`, ...parts.map(cut));
+  }
+  for (const r of report.resources) {
+    if (!r.pending?.count) continue;
+    const at = r.pending.earliestSweepAt?.replace(/\.\d{3}Z$/, 'Z') ?? '-';
+    lines.push(wrapText(`${r.name}: ${r.pending.count} pending, earliest sweep at ${at}`, options.width));
   }
   const problems = problemsText(report.resources.flatMap((r) => (r.telemetry ? [r.telemetry] : [])), report.sourceErrors);
   if (problems) lines.push(problems);
-  if (report.plan) lines.push(`plan saved to ${report.plan}`);
+  if (report.plan) lines.push(wrapText(`plan saved to ${report.plan}`, options.width));
   return lines.join('\n');
+}
+
+/** `--quiet`: an audit in one line. */
+export function auditSummaryLine(doc: AuditDocument): string {
+  const s = doc.summary;
+  return `audit ${doc.runId}: ${s.scanned} scanned, ${s.live} live, ${s.orphaned} orphaned, ${s.expired} expired, ${s.protected} protected, ${s.young} young, ${s.unknown} unknown; ${formatBytes(s.orphanBytes)} orphaned`;
+}
+
+/** `--quiet`: a reap in one line, with what stays pending. */
+export function reapSummaryLine(report: ReapReport): string {
+  const sum = (pick: (r: ReapReport['resources'][number]) => number) => report.resources.reduce((n, r) => n + pick(r), 0);
+  const o = report.outcomes;
+  const done = report.execute
+    ? `marked ${o.marked}, deleted ${o.deleted}, lifted ${o.lifted}, failed ${o.failed}, ${formatBytes(o.bytesReclaimed)} reclaimed`
+    : `${sum((r) => r.toMark)} to mark, ${sum((r) => r.toSweep)} to sweep, ${sum((r) => r.toLift)} to lift`;
+  const pending = sum((r) => r.pending?.count ?? 0);
+  const earliest = report.resources
+    .map((r) => r.pending?.earliestSweepAt)
+    .filter((t): t is string => typeof t === 'string')
+    .sort()[0];
+  const tail = pending > 0 ? `; ${pending} pending, earliest sweep at ${earliest?.replace(/\.\d{3}Z$/, 'Z') ?? '-'}` : '';
+  return `reap ${report.runId} (${report.execute ? 'executed' : 'dry run'}): ${sum((r) => r.scanned)} scanned; ${done}${tail}`;
 }
 
 /**
@@ -119,17 +145,17 @@ export function problemsText(resources: readonly Pick<AuditDocument['resources']
 }
 
 /** New findings against a baseline or an earlier run, then resolved ones, then the count of persisting ones. */
-export function comparisonText(comparison: FindingsComparison, limit = 20): string {
+export function comparisonText(comparison: FindingsComparison, limit = 20, width?: number): string {
   const { new: fresh, resolved, persisting } = comparison.diff;
   const part = (title: string, count: number, samples: readonly ComparedFinding[]) => {
     const head = `${title} since ${comparison.against}: ${count}`;
     if (count === 0) return head;
-    const table = new Table({ ...plain, head: ['resource', 'id', 'status', 'reason', 'owner', 'age'] });
-    for (const f of samples.slice(0, limit)) {
-      table.push([f.resource, printable(f.id), f.status, f.reason ?? '', f.owner ? printable(f.owner) : '', f.ageSeconds === null || f.ageSeconds === undefined ? '-' : formatSeconds(f.ageSeconds)]);
-    }
+    const rows = samples
+      .slice(0, limit)
+      .map((f) => [f.resource, printable(f.id), f.status, f.reason ?? '', f.owner ? printable(f.owner) : '', f.ageSeconds === null || f.ageSeconds === undefined ? '-' : formatSeconds(f.ageSeconds)]);
+    const table = fitTable({ head: ['resource', 'id', 'status', 'reason', 'owner', 'age'], rows, shrink: [1, 4, 0], titleCells: 2 }, width);
     const shown = Math.min(limit, samples.length);
-    return `${head}\n${table.toString()}${count > shown ? `\n… and ${count - shown} more` : ''}`;
+    return `${head}\n${table}${count > shown ? `\n… and ${count - shown} more` : ''}`;
   };
   return [part('new', fresh.count, fresh.samples), part('resolved', resolved.count, resolved.samples), `persisting since ${comparison.against}: ${persisting.count}`].join('\n');
 }

@@ -2,6 +2,7 @@
  * `audit`: scan every resource type, classify, and report leak telemetry. Read-only on
  * every backend; the state store records the run.
  */
+import { matchesFilter, type FindingFilter } from '../engine/filters.js';
 import type { Finding } from '../engine/types.js';
 import { declaredScope } from '../backends/open.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
@@ -12,6 +13,7 @@ import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
 import { classifyResource } from './classify-stream.js';
 import { openRunContext, type RunContext } from './context.js';
+import { KeyShapeCheck } from './key-shapes.js';
 
 export const LEASE_STATS_WINDOW_MS = 60 * 60_000;
 
@@ -31,6 +33,13 @@ export interface AuditOptions {
   onProgress?: (progress: AuditProgress) => void;
   /** How many findings the document carries (default 1,000); all of them reach onFinding. */
   maxFindings?: number;
+  /** Only findings this filter keeps are counted and reported (--older-than, --owner). */
+  filter?: FindingFilter;
+  /** Told when a type's owner keys and the liveness sources' keys share no shape (run/key-shapes.ts), from its first page. */
+  onWarning?: (warning: string) => void;
+  /** Told the run's id once it is recorded, and each type's telemetry once scanned (machine logs). */
+  onRunStarted?: (run: { runId: string; startedAt: number }) => void;
+  onResourceScanned?: (telemetry: ResourceTelemetry) => void;
 }
 
 export async function runAudit(manifest: Manifest, options: AuditOptions = {}): Promise<AuditDocument> {
@@ -38,6 +47,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
   const { store } = context;
   const maxFindings = options.maxFindings ?? 1_000;
   const run = await store.startRun({ kind: 'audit', manifestDigest: manifest.digest, execute: false });
+  options.onRunStarted?.(run);
   try {
     // A source that fails is reported and its keys judged unknown (never dead) for the whole run.
     const sources = await context.liveness.counts(options.signal);
@@ -51,7 +61,11 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
     };
     const resources: ResourceTelemetry[] = [];
     const specs = manifest.resources.filter((r) => !options.resources || options.resources.includes(r.name));
-    for (const spec of specs) resources.push(await auditResource(context, spec, nowMs, keep, options));
+    const shapes = options.onWarning ? new KeyShapeCheck(context.liveness, options.signal) : null;
+    for (const spec of specs) {
+      resources.push(await auditResource(context, spec, nowMs, keep, shapes, options));
+      options.onResourceScanned?.(resources[resources.length - 1]!);
+    }
     const sourceErrors = Object.fromEntries(Object.entries(context.liveness.failures()).map(([name, e]) => [name, redact(e)]));
     const leaseStats = await store.leaseStats(LEASE_STATS_WINDOW_MS);
     const finishedAt = await store.now();
@@ -112,6 +126,7 @@ async function auditResource(
   spec: ResourceSpec,
   nowMs: number,
   keep: (finding: Finding) => Promise<void>,
+  shapes: KeyShapeCheck | null,
   options: AuditOptions,
 ): Promise<ResourceTelemetry> {
   let acc: TelemetryAccumulator | null = null;
@@ -119,9 +134,17 @@ async function auditResource(
     const backend = await context.backend(spec);
     acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
     let orphaned = 0;
+    let firstPage = shapes !== null;
     for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
+      if (firstPage) {
+        // The first page's owner keys against the sources' keys: a template that can never match is said at once.
+        firstPage = false;
+        const warning = await shapes!.check(spec, page.records);
+        if (warning) options.onWarning!(warning);
+      }
       if (page.unreadable) acc.addUnreadable(page.unreadable.map((u) => ({ id: u.id, why: redact(u.why) })));
       for (const finding of page.findings) {
+        if (!matchesFilter(options.filter, finding)) continue;
         acc.add(finding);
         if (finding.status === 'live') continue;
         if (finding.status === 'orphaned') orphaned++;

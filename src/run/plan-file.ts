@@ -9,6 +9,7 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import type { FindingFilter } from '../engine/filters.js';
 import type { PlanItem } from '../engine/reap-plan.js';
 import { SafetyError, UsageError } from '../errors.js';
 
@@ -23,6 +24,8 @@ export interface PlanHeader {
   manifestDigest: string;
   /** Per resource type: what was scanned and planned. */
   resources: { name: string; scanned: number; toMark: number; toSweep: number; toLift: number }[];
+  /** The filters the plan was made with (--older-than, --owner); absent when none. */
+  filters?: FindingFilter;
 }
 
 export class PlanWriter {
@@ -152,6 +155,8 @@ function digestedHeader(h: PlanHeader): string {
     createdAt: h.createdAt,
     manifestDigest: h.manifestDigest,
     resources: h.resources.map((r) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift })),
+    // Absent in plans made without filters, so their digests are unchanged.
+    ...(h.filters ? { filters: { olderThanSeconds: h.filters.olderThanSeconds, owners: h.filters.owners } } : {}),
   });
 }
 

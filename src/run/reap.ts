@@ -17,10 +17,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Backend, DeleteItem, DeleteResult } from '../backends/types.js';
 import { classify } from '../engine/classify.js';
+import { matchesFilter, sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import { breakerReasons, capViolation, decideSweep, markCandidates, type PlanItem, type SweepDecision, type SweepEvidence } from '../engine/reap-plan.js';
 import type { Finding, ResourceRecord } from '../engine/types.js';
-import { BackendError, InterruptedError, ReaperError, redact, SafetyError } from '../errors.js';
+import { BackendError, InterruptedError, ReaperError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { REPORT_SCHEMA_VERSION, scanProblem, summarize, TelemetryAccumulator, type ResourceTelemetry, type Summary } from '../report/telemetry.js';
 import type { JournalEntry, StateStore, Tombstone } from '../state/types.js';
@@ -50,6 +51,14 @@ export interface ReapOptions {
   /** Ids shown per list in the report (default 5). */
   sampleSize?: number;
   onProgress?: (text: string) => void;
+  /**
+   * Narrows what is marked, swept and lifted (--older-than, --owner); what is scanned, the
+   * telemetry and the caps (a fraction of the whole type) are unchanged. Recorded in a saved
+   * plan, which is applied only with the same filters.
+   */
+  filter?: FindingFilter;
+  /** Told the run's id once it is recorded (machine logs). */
+  onRunStarted?: (run: { runId: string; startedAt: number }) => void;
 }
 
 export interface ReapOutcomes {
@@ -76,6 +85,14 @@ export interface ResourceReap {
   telemetry: ResourceTelemetry | null;
   /** Why this type was refused (its backend could not be opened or its scan stopped): nothing of it was marked or deleted. */
   error: string | null;
+  /** Tombstones in the ledger once the run is done, and when the first may be swept; null until then. */
+  pending?: PendingTombstones | null;
+}
+
+export interface PendingTombstones {
+  count: number;
+  /** The oldest mark plus `grace`, by the store's clock (ISO 8601); null when none is pending. */
+  earliestSweepAt: string | null;
 }
 
 export interface ReapReport {
@@ -92,6 +109,8 @@ export interface ReapReport {
   /** Liveness sources that failed (the breaker trips on them unless overridden; their keys are unknown). */
   sourceErrors: Record<string, string>;
   errors: string[];
+  /** The run's filters, when it had any. */
+  filters?: FindingFilter;
 }
 
 const emptyOutcomes = (): ReapOutcomes => ({ marked: 0, deleted: 0, lifted: 0, failed: 0, kept: 0, bytesReclaimed: 0 });
@@ -100,6 +119,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
   const context = await openRunContext(manifest, { store: options.store, signal: options.signal, exclude: [options.planOut, options.planIn].filter((f): f is string => f !== undefined) });
   const { store } = context;
   const run = await store.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: options.execute });
+  options.onRunStarted?.(run);
   const fail = failpoints(options.failpoint);
   const locks: string[] = [];
   let spoolDir: string | null = null;
@@ -127,6 +147,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         outcomes: emptyOutcomes(),
         telemetry: null,
         error: null,
+        pending: null,
       };
       reports.set(spec.name, report);
       // A type whose backend cannot be opened is refused alone; the others are reaped (docs/safety.md §21).
@@ -154,6 +175,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     if (options.planIn) {
       const plan = await openPlan(options.planIn, manifest.digest);
       header = plan.header;
+      checkPlanFilters(options.planIn, header, options);
       items = plan.items;
       for (const r of header.resources) {
         const report = reports.get(r.name);
@@ -178,6 +200,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         createdAt: new Date(nowMs).toISOString(),
         manifestDigest: manifest.digest,
         resources: [...reports.values()].map((r) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift })),
+        ...(options.filter ? { filters: options.filter } : {}),
       };
       await writer.close(header);
       const reader = await openPlan(planFile, manifest.digest);
@@ -209,6 +232,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       for (const spec of live) await (await context.backend(spec)).purgeRetained?.(nowMs, options.signal);
     }
 
+    for (const spec of specs) reports.get(spec.name)!.pending = await pendingTombstones(store, spec);
     const resources = [...reports.values()];
     const report: ReapReport = {
       version: REPORT_SCHEMA_VERSION,
@@ -223,6 +247,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       sources: sources.counts,
       sourceErrors: Object.fromEntries(Object.entries(context.liveness.failures()).map(([name, e]) => [name, redact(e)])),
       errors,
+      ...(header.filters ? { filters: header.filters } : {}),
     };
     await store.finishRun(run.runId, {
       status: errors.length > 0 ? 'failed' : 'ok',
@@ -252,6 +277,18 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
     await context.close();
   }
+}
+
+/** What waits for a later run: the tombstones still marked, and the earliest moment one is due. */
+async function pendingTombstones(store: StateStore, spec: ResourceSpec): Promise<PendingTombstones> {
+  const { marked, oldestMarkedAt } = await store.countTombstones(spec.name);
+  return { count: marked, earliestSweepAt: oldestMarkedAt === null || marked === 0 ? null : new Date(oldestMarkedAt + spec.graceMs).toISOString() };
+}
+
+/** A saved plan is applied with the filters it was made with, or none given (SAFETY 9: one candidate set). */
+function checkPlanFilters(file: string, header: PlanHeader, options: ReapOptions): void {
+  if (options.filter === undefined || sameFilter(options.filter, header.filters)) return;
+  throw new UsageError(`the plan ${file} was made with filters ${JSON.stringify(header.filters ?? {})}, not ${JSON.stringify(options.filter)}; apply it without filter flags, or plan again`);
 }
 
 const lockTtl = (options: ReapOptions) => options.lockTtlMs ?? 120_000;
@@ -305,7 +342,9 @@ async function planResource(
 ): Promise<void> {
   const backend = await opening;
   const size = options.sampleSize ?? 5;
-  const write = async (verdicts: readonly Verdict[]) => {
+  const write = async (judged: readonly Verdict[]) => {
+    // A tombstone outside the filters is left as it is; one whose resource is gone is judged by its owner.
+    const verdicts = options.filter ? judged.filter((v) => matchesFilter(options.filter, v.finding ?? { owner: v.tombstone.owner, ageSeconds: null })) : judged;
     // Lifts first, then sweeps: each becomes one batch when applied.
     for (const { tombstone, decision } of verdicts) {
       if (decision.action === 'lift') {
@@ -347,7 +386,8 @@ async function planResource(
       await write(await judgeTombstones(context, spec, due, records, findings));
       for (const t of due) judged.add(t.tombstoneId);
     }
-    for (const item of markCandidates(page.findings, page.records, spec, new Set(active.keys()))) {
+    const candidates = options.filter ? page.findings.filter((f) => matchesFilter(options.filter, f)) : page.findings;
+    for (const item of markCandidates(candidates, page.records, spec, new Set(active.keys()))) {
       report.toMark++;
       sample(report.samples.mark, item.id, size);
       await writer.add(item);

@@ -42,12 +42,12 @@ describe('config/examples', () => {
 });
 
 describe('full-manifest.yaml', () => {
-  const env = { S3_ENDPOINT: 'http://127.0.0.1:9000', DATABASE_URL: 'postgres://app@db:5432/app' };
+  const env = { S3_ENDPOINT: 'http://127.0.0.1:9000', DATABASE_URL: 'postgres://app@db:5432/app', LEGACY_DATABASE_URL: 'mysql://app@db:3306/app' };
 
-  it('is the DESIGN §2 manifest and passes the schema with S3_ENDPOINT and DATABASE_URL set', () => {
+  it('has every backend and passes the schema with S3_ENDPOINT, DATABASE_URL and LEGACY_DATABASE_URL set', () => {
     const manifest = parseManifest(read('full-manifest.yaml'), { file: 'full-manifest.yaml', baseDir: DIR, env });
-    expect(manifest.resources.map((r) => r.name)).toEqual(['upload-blobs', 'image-rows', 'thumbnails', 'scratch']);
-    expect(manifest.resources.map((r) => r.location.kind)).toEqual(['s3', 'postgres', 's3', 'fs']);
+    expect(manifest.resources.map((r) => r.name)).toEqual(['upload-blobs', 'image-rows', 'thumbnails', 'cart-rows', 'scratch']);
+    expect(manifest.resources.map((r) => r.location.kind)).toEqual(['s3', 'postgres', 's3', 'mysql', 'fs']);
   });
 
   it('names the missing variable without it', () => {

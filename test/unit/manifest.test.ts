@@ -639,7 +639,7 @@ describe('${VAR} interpolation', () => {
 
   it('validates the interpolated value', () => {
     const text = yaml('version: 1', 'connections:', '  blobs: { kind: s3, endpoint: "${S3_ENDPOINT}" }', 'resources:', ...FS);
-    expect(rejects(text, { S3_ENDPOINT: 'not a url' })).toEqual(['reaper.yaml:3: connections.blobs.endpoint: Invalid URL']);
+    expect(rejects(text, { S3_ENDPOINT: 'not a url' })).toEqual(['reaper.yaml:3: connections.blobs.endpoint: expected an http:// or https:// URL']);
   });
 });
 

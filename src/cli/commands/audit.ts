@@ -4,22 +4,24 @@ import path from 'node:path';
 import { checkGateResources, diffFindings, evaluateGates, NewFindingsTally, parseBaseline, parseGates, type GateResult } from '../../engine/gates.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { findingOutput, type AuditDocument, type FindingOutput } from '../../report/document.js';
-import { auditTable, comparisonText, findingsTable, problemsText } from '../../report/table.js';
+import { auditSummaryLine, auditTable, comparisonText, findingsTable, problemsText } from '../../report/table.js';
 import { auditProblems, runAudit } from '../../run/audit.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
-import { integerOption, manifestFrom, openStore, outputFormat } from '../options.js';
+import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFormat, selectedResources, terminalWidth } from '../options.js';
+import { writeJson } from '../print.js';
 import { outputFlags, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
+import { openRunLog, type RunLog } from '../run-log.js';
 
 export async function auditCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
-  const manifest = await manifestFrom(io, options);
+  const runLog = openRunLog(io, options, 'audit');
+  const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options) }));
   const format = outputFormat(io, options);
   const maxFindings = integerOption(options.maxFindings, '--max-findings');
   const gates = parseGates((options.failOn as string[] | undefined) ?? []);
-  const selected = (options.resource as string[] | undefined) ?? manifest.resources.map((r) => r.name);
-  for (const name of selected) if (!manifest.resources.some((r) => r.name === name)) throw new UsageError(`--resource: no resource type "${name}" in ${manifest.file}`);
-  checkGateResources(gates, selected);
+  const resources = selectedResources(manifest, options);
+  checkGateResources(gates, resources ?? manifest.resources.map((r) => r.name));
   const flags = outputFlags(io, options);
   let tally: NewFindingsTally<FindingOutput> | null = null;
   if (typeof options.baseline === 'string') {
@@ -38,7 +40,8 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
   try {
     const doc = await runAudit(manifest, {
       signal: io.signal,
-      resources: options.resource as string[] | undefined,
+      resources,
+      filter: findingFilter(options),
       maxFindings,
       onFinding: async (f) => {
         const out = findingOutput(f);
@@ -47,6 +50,9 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
         await ndjson?.write(out);
       },
       onProgress: (p) => progress.update(`auditing ${p.resource}: ${p.scanned} scanned, ${p.orphaned} orphaned`),
+      onWarning: (warning) => (runLog ? runLog.log.warn('key-shapes', { message: warning }) : io.stderr.write(`reaper: warning: ${warning}\n`)),
+      onRunStarted: (run) => runLog?.started(run),
+      onResourceScanned: (t) => runLog?.scanned(t),
     });
     progress.stop();
     await ndjson?.close();
@@ -58,26 +64,38 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
     const comparison = baseline ?? (since ? { against: `run ${String(options.since)}`, diff: since } : null);
     await writeOutputs(io, flags, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison });
 
-    if (format === 'json') {
-      const extra = {
-        ...(gates.length ? { gates: results } : {}),
+    const gateResults = gates.length ? { gates: results } : {};
+    if (options.quiet) {
+      // The summary line; one JSON object instead only when JSON was asked for.
+      if (explicitJson(io, options)) writeJson(io, { kind: doc.kind, runId: doc.runId, summary: doc.summary, ...gateResults });
+      else io.stdout.write(`${auditSummaryLine(doc)}\n`);
+    } else if (format === 'json') {
+      writeJson(io, {
+        ...doc,
+        ...gateResults,
         ...(baseline ? { baseline: { file: options.baseline, ...baseline.diff } } : {}),
         ...(since ? { since: { runId: options.since, ...since } } : {}),
-      };
-      io.stdout.write(`${JSON.stringify({ ...doc, ...extra }, null, 2)}\n`);
+      });
     } else {
-      io.stdout.write(`${auditTable(doc)}\n`);
+      const width = terminalWidth(io);
+      io.stdout.write(`${auditTable(doc, { width })}\n`);
       const problems = problemsText(doc.resources, doc.sourceErrors);
       if (problems) io.stdout.write(`\n${problems}\n`);
-      const findings = comparison ? comparisonText(comparison) : findingsTable(doc);
+      const findings = comparison ? comparisonText(comparison, 20, width) : findingsTable(doc, 20, { width });
       if (findings) io.stdout.write(`\n${findings}\n`);
       if (since && comparison !== null && baseline !== null) {
         io.stdout.write(`\nsince run ${String(options.since)}: ${since.new.count} new, ${since.resolved.count} resolved, ${since.persisting.count} persisting\n`);
       }
     }
     const failed = results.filter((r) => !r.ok);
-    for (const r of failed) io.stderr.write(`gate ${r.message}\n`);
-    return Math.max(failed.length > 0 ? ExitCode.gateFailed : ExitCode.ok, reportProblems(io, doc));
+    const code = Math.max(failed.length > 0 ? ExitCode.gateFailed : ExitCode.ok, reportProblems(io, doc, runLog));
+    if (runLog) {
+      runLog.gates(results);
+      runLog.auditFinished(doc, code);
+    } else {
+      for (const r of failed) io.stderr.write(`gate ${r.message}\n`);
+    }
+    return code;
   } catch (error) {
     progress.stop();
     await ndjson?.abort();
@@ -116,8 +134,11 @@ function sinceDiff(previous: PreviousAudit, current: readonly FindingOutput[], u
 }
 
 /** What the audit could not read, one line each on stderr; exit 3 when there is any (the report above still covers the rest). */
-function reportProblems(io: CliIO, doc: AuditDocument): number {
+function reportProblems(io: CliIO, doc: AuditDocument, runLog: RunLog | null): number {
   const problems = auditProblems(doc);
-  for (const p of problems) io.stderr.write(`reaper: ${p}\n`);
+  for (const p of problems) {
+    if (runLog) runLog.log.error('unreadable', { runId: doc.runId, message: p });
+    else io.stderr.write(`reaper: ${p}\n`);
+  }
   return problems.length > 0 ? ExitCode.runtime : ExitCode.ok;
 }

@@ -94,6 +94,7 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Record
   const holder = (options.holder as string | undefined) ?? defaultHolder(io);
 
   const log = jsonLog(io.stdout, { level: logLevel, secrets: token ? [token] : [] });
+  io.log = log; // the signal notice (and a failure) become lines of this JSON log
   for (const message of warnings) log.warn('config', { message });
 
   const store = await openStore(io, options);

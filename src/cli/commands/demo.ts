@@ -15,6 +15,8 @@ import { runAudit } from '../../run/audit.js';
 import { runReap } from '../../run/reap.js';
 import { SqliteStateStore } from '../../state/sqlite/sqlite-state-store.js';
 import type { CliIO } from '../io.js';
+import { writeJson } from '../print.js';
+import { terminalWidth } from '../options.js';
 
 const MARKER = '.reaper-demo';
 
@@ -98,25 +100,26 @@ export async function demoCommand(io: CliIO, args: unknown[], options: Record<st
   const doc = await runAudit(manifest, { signal: io.signal });
   const plan = await runReap(manifest, { execute: false, signal: io.signal });
   if (options.output === 'json') {
-    io.stdout.write(`${JSON.stringify({ audit: doc, reapPlan: plan }, null, 2)}\n`);
+    writeJson(io, { audit: doc, reapPlan: plan });
     return 0;
   }
   const rel = path.relative(io.cwd, dir) || '.';
+  const width = terminalWidth(io);
   const out = [
     `Built a sandbox in ${rel}/: files of five sessions and three jobs, leases in ${rel}/.reaper/state.db.`,
     '',
-    auditTable(doc),
+    auditTable(doc, { width }),
     '',
-    findingsTable(doc),
+    findingsTable(doc, 20, { width }),
     '',
-    reapTable(plan),
+    reapTable(plan, { width }),
     '',
     'Try next:',
-    `  reaper audit -c ${rel}/reaper.yaml --output json     # the same audit as a JSON document`,
-    `  reaper lease list -c ${rel}/reaper.yaml              # the leases keeping owners alive`,
-    `  reaper lease acquire session:bob --ttl 1h -c ${rel}/reaper.yaml   # revive bob, then audit again`,
-    `  reaper reap -c ${rel}/reaper.yaml --execute          # mark the orphans (tombstones); a run after the 1h grace deletes them`,
-    `  reaper runs -c ${rel}/reaper.yaml                    # run history`,
+    `  npx reaper audit -c ${rel}/reaper.yaml --output json     # the same audit as a JSON document`,
+    `  npx reaper lease list -c ${rel}/reaper.yaml              # the leases keeping owners alive`,
+    `  npx reaper lease acquire session:bob --ttl 1h -c ${rel}/reaper.yaml   # revive bob, then audit again`,
+    `  npx reaper reap -c ${rel}/reaper.yaml --execute          # mark the orphans (tombstones); a run after the 1h grace deletes them`,
+    `  npx reaper runs -c ${rel}/reaper.yaml                    # run history`,
   ];
   io.stdout.write(`${out.join('\n')}\n`);
   return 0;

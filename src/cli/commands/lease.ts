@@ -3,16 +3,17 @@ import { acquiredToJson, leaseToJson } from '../../daemon/wire.js';
 import type { AcquiredLease, Lease } from '../../state/types.js';
 import { leaseTable } from '../../report/table.js';
 import type { CliIO } from '../io.js';
-import { defaultHolder, durationOption, openStore, outputFormat } from '../options.js';
+import { writeJson } from '../print.js';
+import { defaultHolder, durationOption, openStore, outputFormat, terminalWidth } from '../options.js';
 
 /** The same JSON shape as the daemon's HTTP API. */
 const leaseJson = (lease: Lease | AcquiredLease) => ('token' in lease ? acquiredToJson(lease) : leaseToJson(lease));
 
 function print(io: CliIO, options: Record<string, unknown>, leases: (Lease | AcquiredLease)[], single: boolean): void {
   if (outputFormat(io, options) === 'json') {
-    io.stdout.write(`${JSON.stringify(single ? leaseJson(leases[0]!) : leases.map(leaseJson), null, 2)}\n`);
+    writeJson(io, single ? leaseJson(leases[0]!) : leases.map(leaseJson));
   } else {
-    io.stdout.write(`${leaseTable(leases)}\n`);
+    io.stdout.write(`${leaseTable(leases, { width: terminalWidth(io) })}\n`);
   }
 }
 
@@ -61,7 +62,7 @@ export async function leaseList(io: CliIO, _args: unknown[], options: Record<str
 export async function leasePrune(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
   const olderThanMs = durationOption(options.olderThan ?? '7d', '--older-than');
   const pruned = await withStore(io, options, (store) => store.pruneLeases(olderThanMs));
-  if (outputFormat(io, options) === 'json') io.stdout.write(`${JSON.stringify({ pruned, olderThanSeconds: olderThanMs / 1000 }, null, 2)}\n`);
+  if (outputFormat(io, options) === 'json') writeJson(io, { pruned, olderThanSeconds: olderThanMs / 1000 });
   else io.stdout.write(`pruned ${pruned} lease${pruned === 1 ? '' : 's'} that ended more than ${String(options.olderThan ?? '7d')} ago\n`);
   return 0;
 }

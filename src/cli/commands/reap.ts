@@ -1,41 +1,51 @@
 /** `reaper reap`: dry run by default (prints the plan); `--execute` acts. */
 import path from 'node:path';
-import { UsageError } from '../../errors.js';
-import { reapTable } from '../../report/table.js';
+import { ExitCode, ReaperError, UsageError } from '../../errors.js';
+import { reapSummaryLine, reapTable } from '../../report/table.js';
 import { runReap, type ReapReport } from '../../run/reap.js';
 import type { CliIO } from '../io.js';
-import { durationOption, manifestFrom, outputFormat } from '../options.js';
+import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, selectedResources, terminalWidth } from '../options.js';
+import { writeJson } from '../print.js';
 import { outputFlags, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
+import { openRunLog } from '../run-log.js';
 
 export async function reapCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
-  const manifest = await manifestFrom(io, options);
+  const runLog = openRunLog(io, options, 'reap');
+  const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options) }));
   const format = outputFormat(io, options);
   const execute = Boolean(options.execute);
   if (options.plan && !execute) throw new UsageError('--plan FILE applies a saved plan and needs --execute (a dry run plans afresh)');
   if (options.plan && options.planOut) throw new UsageError('--plan and --plan-out do not go together');
+  const resources = selectedResources(manifest, options);
   const flags = outputFlags(io, options);
   const started = Date.now();
   const progress = await startProgress(io, execute ? 'reaping…' : 'planning…');
-  const print = (report: ReapReport) => {
-    if (format === 'json') io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    else io.stdout.write(`${reapTable(report)}\n`);
+  const print = (report: ReapReport, exitCode: number) => {
+    if (options.quiet) {
+      if (explicitJson(io, options)) writeJson(io, { kind: report.kind, runId: report.runId, execute: report.execute, summary: report.summary, outcomes: report.outcomes });
+      else io.stdout.write(`${reapSummaryLine(report)}\n`);
+    } else if (format === 'json') writeJson(io, report);
+    else io.stdout.write(`${reapTable(report, { width: terminalWidth(io) })}\n`);
+    runLog?.reapFinished(report, exitCode);
   };
   try {
     const report = await runReap(manifest, {
       execute,
       signal: io.signal,
-      resources: options.resource as string[] | undefined,
+      resources,
+      filter: findingFilter(options),
       planOut: typeof options.planOut === 'string' ? path.resolve(io.cwd, options.planOut) : undefined,
       planIn: typeof options.plan === 'string' ? path.resolve(io.cwd, options.plan) : undefined,
       allowLivenessDrop: Boolean(options.allowLivenessDrop),
       lockTtlMs: options.lockTtl === undefined ? undefined : durationOption(options.lockTtl, '--lock-ttl'),
       failpoint: io.env.REAPER_FAILPOINT,
       onProgress: (text) => progress.update(text),
+      onRunStarted: (run) => runLog?.started(run, { execute }),
     });
     progress.stop();
     await writeOutputs(io, flags, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 });
-    print(report);
+    print(report, 0);
     return 0;
   } catch (error) {
     progress.stop();
@@ -43,7 +53,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
     if (report) {
       // Failed deletes: still publish the numbers so alerts on reap failures can fire.
       await writeOutputs(io, flags, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 }).catch(() => undefined);
-      print(report);
+      print(report, error instanceof ReaperError ? error.exitCode : ExitCode.runtime);
     }
     throw error;
   }

@@ -3,6 +3,7 @@ import { ExitCode } from '../../errors.js';
 import { printable } from '../../report/table.js';
 import { runRestore } from '../../run/restore.js';
 import type { CliIO } from '../io.js';
+import { writeJson } from '../print.js';
 import { manifestFrom, outputFormat } from '../options.js';
 
 export async function restoreCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
@@ -13,7 +14,7 @@ export async function restoreCommand(io: CliIO, _args: unknown[], options: Recor
     id: options.id as string | undefined,
     signal: io.signal,
   });
-  if (outputFormat(io, options) === 'json') io.stdout.write(`${JSON.stringify({ items }, null, 2)}\n`);
+  if (outputFormat(io, options) === 'json') writeJson(io, { items });
   else {
     if (items.length === 0) io.stdout.write('nothing to restore\n');
     for (const i of items) io.stdout.write(`${i.action.padEnd(14)} ${i.resource} ${printable(i.id)}${i.detail ? ` (${i.detail})` : ''}\n`);

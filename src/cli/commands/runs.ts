@@ -2,14 +2,15 @@
 import { UsageError } from '../../errors.js';
 import { runsTable } from '../../report/table.js';
 import type { CliIO } from '../io.js';
-import { integerOption, openStore, outputFormat } from '../options.js';
+import { writeJson } from '../print.js';
+import { integerOption, openStore, outputFormat, terminalWidth } from '../options.js';
 
 export async function runsList(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
   const store = await openStore(io, options);
   try {
     const runs = await store.listRuns({ limit: integerOption(options.limit, '--limit', 1) });
-    if (outputFormat(io, options) === 'json') io.stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
-    else io.stdout.write(`${runsTable(runs)}\n`);
+    if (outputFormat(io, options) === 'json') writeJson(io, runs);
+    else io.stdout.write(`${runsTable(runs, { width: terminalWidth(io) })}\n`);
     return 0;
   } finally {
     await store.close();
@@ -32,9 +33,9 @@ export async function runsShow(io: CliIO, args: unknown[], options: Record<strin
     const failed = journal.filter((j) => j.outcome === 'failed');
     const detail = { run, counts, journal, failed: failed.length };
     if (outputFormat(io, options) === 'json') {
-      io.stdout.write(`${JSON.stringify(detail, null, 2)}\n`);
+      writeJson(io, detail);
     } else {
-      io.stdout.write(`${runsTable([run])}\n`);
+      io.stdout.write(`${runsTable([run], { width: terminalWidth(io) })}\n`);
       io.stdout.write(`tombstones: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ') || 'none'}\n`);
       for (const j of journal) io.stdout.write(`${j.outcome.padEnd(8)} ${j.resource} ${JSON.stringify(j.resourceId)}${j.error ? ` (${j.error})` : ''}\n`);
       if (run.error) io.stdout.write(`error: ${run.error}\n`);

@@ -12,6 +12,7 @@ import { LeaseSource } from '../../liveness/lease-source.js';
 import { openLiveness } from '../../liveness/open.js';
 import type { Manifest } from '../../manifest/types.js';
 import { inspectStateStore, type StateStoreInspection } from '../../state/inspect.js';
+import { keyShapeWarnings } from '../../run/key-shapes.js';
 import type { CliIO } from '../io.js';
 import { manifestFrom, outputFormat } from '../options.js';
 
@@ -24,22 +25,24 @@ interface Check {
 export async function validateCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
   const manifest = await manifestFrom(io, options);
   const checks: Check[] = [{ what: 'manifest', ok: true, detail: `${manifest.resources.length} resource type(s), state ${redact(manifest.state)}` }];
+  const warnings: string[] = [];
   if (!options.offline) {
     const state = await checkStateStore(manifest);
     checks.push(state.check);
     const connections = new Connections(manifest.connections);
     try {
       for (const spec of manifest.resources) checks.push(await checkResource(spec, connections, io.signal));
-      checks.push(...(await checkSources(manifest, connections, state.inspection, io.signal)));
+      checks.push(...(await checkSources(manifest, connections, state.inspection, warnings, io.signal)));
     } finally {
       await connections.close();
     }
   }
   const ok = checks.every((c) => c.ok);
   if (outputFormat(io, options) === 'json') {
-    io.stdout.write(`${JSON.stringify({ ok, manifest: manifest.file, checks }, null, 2)}\n`);
+    io.stdout.write(`${JSON.stringify({ ok, manifest: manifest.file, checks, ...(warnings.length ? { warnings } : {}) }, null, 2)}\n`);
   } else {
     for (const c of checks) io.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.what}: ${c.detail}\n`);
+    for (const w of warnings) io.stdout.write(`WARN ${w}\n`);
   }
   return ok ? ExitCode.ok : ExitCode.runtime;
 }
@@ -85,9 +88,12 @@ async function checkResource(spec: Manifest['resources'][number], connections: C
 }
 
 /** Every liveness source counted; the leases source through the state store when its schema is current. */
-async function checkSources(manifest: Manifest, connections: Connections, state: StateStoreInspection | null, signal: AbortSignal): Promise<Check[]> {
+async function checkSources(manifest: Manifest, connections: Connections, state: StateStoreInspection | null, warnings: string[], signal: AbortSignal): Promise<Check[]> {
   const checks: Check[] = [];
-  const counts = await (await openLiveness(manifest, null, connections)).counts(signal);
+  const liveness = await openLiveness(manifest, null, connections);
+  const counts = await liveness.counts(signal);
+  // Owner keys that can never match a source's keys (a template against bare ids) are said here.
+  warnings.push(...(await keyShapeWarnings(manifest, connections, liveness, signal)));
   if (manifest.owners.some((o) => o.kind === 'leases')) checks.push(await checkLeases(manifest, state, signal));
   for (const [name, n] of Object.entries(counts.counts)) checks.push({ what: name, ok: true, detail: `${n} live key(s)` });
   for (const [name, e] of Object.entries(counts.errors)) checks.push({ what: name, ok: false, detail: redact(e) });

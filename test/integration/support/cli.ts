@@ -1,12 +1,81 @@
 /**
- * Spawning the built CLI (`npm run build` first) with a minimal environment: PATH and
- * HOME only, plus what a test passes. `user` runs it as another user (setpriv), for
- * tests that need permissions to apply — the tests run as root, which ignores them.
+ * Spawning the built CLI (`npm run build` first) the way users do: with a minimal
+ * environment (PATH and HOME, plus what a test passes) through a pipe, as another user
+ * (setpriv: the tests run as root, which ignores permissions), or inside a real
+ * pseudo-terminal (util-linux `script`) whose size the test sets with `stty`. Every spawn
+ * has a bound: a CLI that never ends fails the test instead of hanging it.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 export const BIN = path.resolve(__dirname, '../../../bin/reaper');
+const made: string[] = [];
+
+/** A fresh temporary directory, removed by `removeTempDirs` (each test file calls it after all its tests). */
+export function tmp(prefix = 'reaper-cli-'): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  while (made.length) rmSync(made.pop()!, { recursive: true, force: true });
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Set when the bound ran out and the process was killed. */
+  timedOut: boolean;
+}
+
+const baseEnv = () => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' });
+
+export function reaper(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): CliResult {
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: options.cwd ?? tmp(),
+    env: { ...baseEnv(), ...options.env },
+    encoding: 'utf8',
+    timeout: options.timeoutMs ?? 60_000,
+    killSignal: 'SIGKILL',
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr, timedOut: result.error !== undefined && /ETIMEDOUT/.test(String(result.error)) };
+}
+
+/** Whether util-linux `script` is installed (needed for the pseudo-terminal tests). */
+export function hasScript(): boolean {
+  return spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
+}
+
+const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * Run the CLI in a pseudo-terminal of `cols` columns (0: a terminal that reports no width).
+ * `output` is everything written to the terminal, stdout and stderr interleaved, as bytes
+ * decoded latin1 so that nothing is hidden by decoding. Bounded by `timeoutMs` twice: by
+ * `timeout` inside the terminal and by the spawn itself.
+ */
+export function reaperInPty(
+  args: string[],
+  options: { cwd: string; cols: number; env?: Record<string, string>; timeoutMs?: number },
+): { code: number | null; output: string; timedOut: boolean } {
+  const seconds = Math.ceil((options.timeoutMs ?? 30_000) / 1000);
+  const command = `stty cols ${options.cols} rows 24; exec timeout -s KILL ${seconds} ${quote(process.execPath)} ${[BIN, ...args].map(quote).join(' ')}`;
+  const result = spawnSync('script', ['-qfec', command, '/dev/null'], {
+    cwd: options.cwd,
+    env: { ...baseEnv(), TERM: 'xterm-256color', SHELL: '/bin/sh', ...options.env },
+    input: '',
+    encoding: 'latin1',
+    timeout: (seconds + 10) * 1000,
+    killSignal: 'SIGKILL',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const timedOut = (result.error !== undefined && /ETIMEDOUT|ENOBUFS/.test(String(result.error))) || result.status === 137;
+  return { code: result.status, output: result.stdout ?? '', timedOut };
+}
 
 export interface CliRun {
   code: number | null;

@@ -1,0 +1,78 @@
+/**
+ * `--log-format json`: what a run does, as one JSON event per line on stderr (`time`,
+ * `level`, `event`, fields), for log collectors: `run-started`, `resource-scanned` (audit)
+ * or `resource-planned` / `resource-reaped` (reap) with the type's counts, `gate`,
+ * `run-finished`; `signal` and `run-failed` come from the CLI's main module through
+ * `io.log`. With `text` (the default) nothing is logged this way.
+ */
+import { UsageError } from '../errors.js';
+import { jsonLog, type DaemonLog } from '../daemon/log.js';
+import type { GateResult } from '../engine/gates.js';
+import type { AuditDocument } from '../report/document.js';
+import type { ResourceTelemetry } from '../report/telemetry.js';
+import type { ReapReport } from '../run/reap.js';
+import type { CliIO } from './io.js';
+
+export type LogFormat = 'text' | 'json';
+
+/** --log-format, then $REAPER_LOG_FORMAT, then text. */
+export function logFormat(io: CliIO, options: Record<string, unknown>): LogFormat {
+  const chosen = (options.logFormat as string | undefined) ?? io.env.REAPER_LOG_FORMAT ?? 'text';
+  if (chosen !== 'text' && chosen !== 'json') throw new UsageError(`--log-format: text or json (got "${chosen}")`);
+  return chosen;
+}
+
+export class RunLog {
+  private runId: string | null = null;
+  constructor(
+    readonly log: DaemonLog,
+    private readonly command: 'audit' | 'reap',
+  ) {}
+
+  started(run: { runId: string; startedAt: number }, fields: Record<string, unknown> = {}): void {
+    this.runId = run.runId;
+    this.log.info('run-started', { command: this.command, runId: run.runId, startedAt: new Date(run.startedAt).toISOString(), ...fields });
+  }
+
+  scanned(t: ResourceTelemetry): void {
+    const { name, ...counts } = t;
+    this.log.info('resource-scanned', { command: this.command, runId: this.runId, resource: name, ...counts });
+  }
+
+  gates(results: readonly GateResult[]): void {
+    for (const r of results) {
+      (r.ok ? this.log.info : this.log.error)('gate', { command: this.command, runId: this.runId, gate: r.gate.text, ok: r.ok, actual: r.actual, message: r.message });
+    }
+  }
+
+  auditFinished(doc: AuditDocument, exitCode: number): void {
+    this.log.info('run-finished', { command: this.command, runId: doc.runId, exitCode, durationSeconds: doc.durationSeconds, summary: doc.summary, findingsTotal: doc.findingsTotal });
+  }
+
+  reapFinished(report: ReapReport, exitCode: number): void {
+    for (const r of report.resources) {
+      this.log.info(report.execute ? 'resource-reaped' : 'resource-planned', {
+        command: this.command,
+        runId: report.runId,
+        resource: r.name,
+        backend: r.backend,
+        scanned: r.scanned,
+        toMark: r.toMark,
+        toSweep: r.toSweep,
+        toLift: r.toLift,
+        ...(report.execute ? r.outcomes : {}),
+        pending: r.pending?.count ?? 0,
+        earliestSweepAt: r.pending?.earliestSweepAt ?? null,
+      });
+    }
+    this.log.info('run-finished', { command: this.command, runId: report.runId, exitCode, execute: report.execute, summary: report.summary, outcomes: report.outcomes });
+  }
+}
+
+/** The run's machine log for `--log-format json` (also set as `io.log`, for the signal notice and a failure); null for text. */
+export function openRunLog(io: CliIO, options: Record<string, unknown>, command: 'audit' | 'reap'): RunLog | null {
+  if (logFormat(io, options) !== 'json') return null;
+  const log = jsonLog(io.stderr);
+  io.log = log;
+  return new RunLog(log, command);
+}

@@ -1,0 +1,114 @@
+/**
+ * Filters (as cloud-nuke and aws-nuke users expect them): --exclude-resource, --older-than
+ * and --owner, on audit and reap. For reap they narrow what is marked, swept and lifted,
+ * never widen it; dry run and execute share them; a saved plan records them. On the
+ * demo's real files.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { reaper, removeTempDirs, tmp } from './support/cli.js';
+
+afterAll(removeTempDirs);
+
+type Json = Record<string, unknown>;
+
+function demo(grace?: string): { dir: string; manifest: string; sandbox: string } {
+  const dir = tmp();
+  expect(reaper(['demo'], { cwd: dir }).code).toBe(0);
+  const sandbox = path.join(dir, 'reaper-demo');
+  const manifest = path.join(sandbox, 'reaper.yaml');
+  if (grace) writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('grace: 1h', `grace: ${grace}`));
+  return { dir, manifest, sandbox };
+}
+
+const json = (r: { code: number | null; stdout: string; stderr: string }): Json => {
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout) as Json;
+};
+const byName = (doc: Json) => Object.fromEntries((doc.resources as (Json & { name: string })[]).map((r) => [r.name, r]));
+
+describe('audit filters', () => {
+  const d = demo();
+  const audit = (...flags: string[]) => json(reaper(['audit', '-c', d.manifest, '--output', 'json', ...flags], { cwd: d.dir }));
+
+  it('--exclude-resource drops types (and an unknown name lists the valid ones)', () => {
+    expect(Object.keys(byName(audit('--exclude-resource', 'report-exports')))).toEqual(['scratch-uploads']);
+    expect(Object.keys(byName(audit('--resource', 'scratch-uploads', 'report-exports', '--exclude-resource', 'scratch-uploads')))).toEqual(['report-exports']);
+    const bad = reaper(['audit', '-c', d.manifest, '--exclude-resource', 'exports'], { cwd: d.dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--exclude-resource: no resource type "exports"');
+    expect(bad.stderr).toContain('scratch-uploads, report-exports');
+  });
+
+  it('--older-than counts only resources at least that old', () => {
+    const doc = audit('--older-than', '1d');
+    expect(doc.summary).toMatchObject({ scanned: 4, live: 0, orphaned: 1, expired: 2, protected: 1, young: 0 });
+    expect((doc.findings as Json[]).map((f) => f.id).sort()).toEqual(['carol/big.part', 'erin/abandoned.part', 'keep-fixtures/golden.part', 'weekly-47.csv']);
+    const bad = reaper(['audit', '-c', d.manifest, '--older-than', 'soon'], { cwd: d.dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--older-than');
+  });
+
+  it('--owner counts only the resources of those owner keys; filters combine', () => {
+    const doc = audit('--owner', 'session:bob');
+    expect(doc.summary).toMatchObject({ scanned: 3, orphaned: 3 });
+    expect(byName(doc)['report-exports']).toMatchObject({ scanned: 0 });
+    expect(audit('--owner', 'session:bob', '--owner', 'job:adhoc').summary).toMatchObject({ scanned: 4, orphaned: 4 });
+    expect(audit('--owner', 'session:bob', '--older-than', '1d').summary).toMatchObject({ scanned: 0 });
+  });
+});
+
+describe('reap filters', () => {
+  it('narrow the dry run and the marks of an execute alike', () => {
+    const d = demo();
+    const reap = (...flags: string[]) => json(reaper(['reap', '-c', d.manifest, '--output', 'json', ...flags], { cwd: d.dir }));
+    const plan = (doc: Json) => Object.fromEntries(Object.entries(byName(doc)).map(([name, r]) => [name, (r as unknown as { toMark: number }).toMark]));
+
+    expect(plan(reap())).toEqual({ 'scratch-uploads': 5, 'report-exports': 1 });
+    expect(plan(reap('--owner', 'session:bob'))).toEqual({ 'scratch-uploads': 3, 'report-exports': 0 });
+    expect(plan(reap('--older-than', '1d'))).toEqual({ 'scratch-uploads': 1, 'report-exports': 0 });
+    expect(plan(reap('--exclude-resource', 'scratch-uploads'))).toEqual({ 'report-exports': 1 });
+    // The filters are in the report, and the caps still count the whole type.
+    const filtered = reap('--owner', 'session:bob');
+    expect(filtered.filters).toEqual({ owners: ['session:bob'] });
+    expect(byName(filtered)['scratch-uploads']).toMatchObject({ scanned: 10 });
+
+    const executed = reap('--owner', 'session:bob', '--execute');
+    expect(byName(executed)['scratch-uploads']).toMatchObject({ outcomes: expect.objectContaining({ marked: 3 }) });
+    // Unfiltered, the rest is still to mark: the filter marked nothing outside it.
+    expect(plan(reap())).toEqual({ 'scratch-uploads': 2, 'report-exports': 1 });
+  });
+
+  it('narrow the sweep: only the filtered owner\'s due tombstones are deleted, the others stay marked', () => {
+    const d = demo('0s');
+    const reap = (...flags: string[]) => json(reaper(['reap', '-c', d.manifest, '--output', 'json', '--execute', ...flags], { cwd: d.dir }));
+    expect(reap().outcomes).toMatchObject({ marked: 6, deleted: 0 });
+    const swept = reap('--owner', 'session:bob');
+    expect(swept.outcomes).toMatchObject({ marked: 0, deleted: 3, lifted: 0 });
+    for (const n of [1, 2, 3]) expect(existsSync(path.join(d.sandbox, 'scratch', 'bob', `chunk-${n}.part`))).toBe(false);
+    expect(existsSync(path.join(d.sandbox, 'scratch', 'erin', 'abandoned.part'))).toBe(true);
+    expect(existsSync(path.join(d.sandbox, 'exports', 'adhoc-1234.csv'))).toBe(true);
+    expect(byName(swept)['scratch-uploads']).toMatchObject({ pending: { count: 2 } });
+    expect(reap().outcomes).toMatchObject({ deleted: 3 });
+    expect(existsSync(path.join(d.sandbox, 'scratch', 'erin', 'abandoned.part'))).toBe(false);
+  });
+
+  it('a saved plan records its filters; applying it with other filters is refused (exit 2)', () => {
+    const d = demo();
+    const planFile = path.join(d.dir, 'plan.ndjson');
+    json(reaper(['reap', '-c', d.manifest, '--output', 'json', '--owner', 'session:bob', '--older-than', '1h', '--plan-out', planFile], { cwd: d.dir }));
+    const trailer = JSON.parse(readFileSync(planFile, 'utf8').trim().split('\n').at(-1)!);
+    expect(trailer.filters).toEqual({ olderThanSeconds: 3600, owners: ['session:bob'] });
+    const other = reaper(['reap', '-c', d.manifest, '--plan', planFile, '--execute', '--owner', 'session:erin'], { cwd: d.dir });
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/filters/);
+    const applied = json(reaper(['reap', '-c', d.manifest, '--output', 'json', '--plan', planFile, '--execute'], { cwd: d.dir }));
+    expect(applied.filters).toEqual({ olderThanSeconds: 3600, owners: ['session:bob'] });
+    expect(applied.outcomes).toMatchObject({ marked: 3 });
+    // A tampered filter breaks the plan's digest.
+    writeFileSync(planFile, readFileSync(planFile, 'utf8').replace('"session:bob"]', '"session:erin"]'));
+    expect(reaper(['reap', '-c', d.manifest, '--plan', planFile, '--execute'], { cwd: d.dir }).code).toBe(4);
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * A private S3 server (moto, in-process in Python) whose objects a test can make older:
+ * example manifests keep a minAge of minutes, and an object's age is its LastModified,
+ * which no S3 request sets. See moto-aged.py. Started per test file, stopped after it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+
+const SCRIPT = path.resolve(__dirname, 'moto-aged.py');
+
+/** Whether Python with moto can run the private server. */
+export function agedMotoAvailable(): boolean {
+  return spawnSync('python3', ['-c', 'import moto.server, moto.s3.models'], { encoding: 'utf8' }).status === 0;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface AgedMoto {
+  endpoint: string;
+  /** Move every object of `bucket` `seconds` into the past. */
+  age(bucket: string, seconds: number): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startAgedMoto(): Promise<AgedMoto> {
+  const [port, control] = [await freePort(), await freePort()];
+  const child: ChildProcess = spawn('python3', [SCRIPT, String(port), String(control)], { stdio: ['ignore', 'pipe', 'ignore'] });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('moto-aged.py did not start within 30 s')), 30_000);
+    child.once('exit', (code) => reject(new Error(`moto-aged.py exited with code ${code}`)));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    async age(bucket, seconds) {
+      const response = await fetch(`http://127.0.0.1:${control}/age`, { method: 'POST', body: JSON.stringify({ bucket, seconds }) });
+      const answer = (await response.json()) as { ok: boolean; objects?: number; error?: string };
+      if (!answer.ok) throw new Error(`cannot age ${bucket}: ${answer.error}`);
+      return answer.objects!;
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
