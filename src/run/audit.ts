@@ -8,7 +8,7 @@ import { declaredScope } from '../backends/open.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { findingOutput, leaseTelemetry, type AuditDocument, type FindingOutput } from '../report/document.js';
 import { REPORT_SCHEMA_VERSION, scanProblem, sourceProblem, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
-import { redact, InterruptedError, ReaperError } from '../errors.js';
+import { redact, InterruptedError, ReaperError, SafetyError } from '../errors.js';
 import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
 import { classifyResource } from './classify-stream.js';
@@ -156,7 +156,8 @@ async function auditResource(
     }
   } catch (error) {
     if (error instanceof SinkError) throw error.error;
-    if (options.signal?.aborted) throw error;
+    // A safety rail (a scope that resolves to the filesystem root) stops the run: exit 4, not a type error.
+    if (options.signal?.aborted || error instanceof SafetyError) throw error;
     acc ??= new TelemetryAccumulator(spec.name, spec.location.kind, declaredScope(spec));
     acc.fail(redact((error as Error)?.message ?? String(error)));
   }

@@ -89,7 +89,7 @@ describe('messages', () => {
     ]);
     const audit = reaper(['audit', '-c', manifest, '--output', 'json'], { cwd: dir });
     expect(audit.code).toBe(3);
-    expect(audit.stderr).toContain('sql:main-db#1: connect ECONNREFUSED');
+    expect(audit.stderr).toMatch(/sql:main-db#1 failed .*: connect ECONNREFUSED/);
     expect(audit.stderr).not.toContain('sql:main-db#1: sql:main-db#1');
     const validate = reaper(['validate', '-c', manifest, '--output', 'table'], { cwd: dir });
     expect(validate.stdout).toMatch(/FAIL sql:main-db#1: connect ECONNREFUSED/);

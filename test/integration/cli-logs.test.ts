@@ -88,9 +88,12 @@ describe('machine-readable output', () => {
     writeFileSync(broken, 'version: 1\nresources:\n  - name: gone\n    fs: { path: ./missing }\n    owner: { pathPattern: "^(?<owner>[^/]+)/" }\n');
     const failed = reaper(['audit', '-c', broken, '--log-format', 'json'], { cwd: dir });
     expect(failed.code).toBe(3);
-    const last = events(failed.stderr).at(-1)!;
-    expect(last).toMatchObject({ level: 'error', event: 'run-failed', exitCode: 3 });
-    expect(String(last.message)).toContain('ENOENT');
+    // The type that could not be read is an error event; the run still finishes (and reports the rest) with exit 3.
+    const log2 = events(failed.stderr);
+    const problem = log2.find((e) => e.level === 'error');
+    expect(problem).toMatchObject({ event: 'unreadable' });
+    expect(String(problem!.message)).toContain('ENOENT');
+    expect(log2.at(-1)).toMatchObject({ event: 'run-finished', exitCode: 3 });
   });
 
   it('--log-format text is the default and json is the only other choice', () => {

@@ -76,7 +76,7 @@ async function checkResource(spec: Manifest['resources'][number], connections: C
       }
       const notes = backend.reapNotes?.() ?? [];
       const refusal = backend.reapRefusal?.() ?? null;
-      if (refusal !== null) return { what: spec.name, ok: false, detail: `${backend.scope}: ${refusal}` };
+      if (refusal !== null) return { what: spec.name, ok: false, detail: refusal };
       if (unreadable.length > 0) return { what: spec.name, ok: false, detail: `${backend.scope}: cannot read ${JSON.stringify(unreadable[0]!.id)}: ${redact(unreadable[0]!.why)}` };
       return { what: spec.name, ok: true, detail: [`${backend.scope} is readable`, ...notes].join('; ') };
     } finally {
