@@ -98,6 +98,20 @@ _reaper_is_word() {
     ${specs.flatMap((s) => s.words.map((w) => single(`${s.path}|${w.name}`))).join('|')}) return 0 ;;
   esac
   return 1
+}
+# The subcommand path ("lease acquire") of the words given: options and their values skipped.
+_reaper_path() {
+  local cmdpath='' w skip=0
+  for w in "$@"; do
+    if (( skip )); then
+      skip=0
+    elif [[ $w == -* ]]; then
+      if [[ $w != *=* ]] && _reaper_takes_value "$cmdpath" "$w"; then skip=1; fi
+    elif _reaper_is_word "$cmdpath" "$w"; then
+      cmdpath=\${cmdpath:+$cmdpath }$w
+    fi
+  done
+  printf '%s' "$cmdpath"
 }`;
 }
 
@@ -107,16 +121,8 @@ export function bashScript(specs: CommandSpec[]): string {
 # or for good:   reaper completion bash > ~/.local/share/bash-completion/completions/reaper
 ${sharedFunctions(specs, false)}
 _reaper() {
-  local cur=\${COMP_WORDS[COMP_CWORD]} cmdpath='' i=1 w prev
-  while (( i < COMP_CWORD )); do
-    w=\${COMP_WORDS[i]}
-    if [[ $w == -* ]]; then
-      if [[ $w != *=* ]] && _reaper_takes_value "$cmdpath" "$w"; then (( i++ )); fi
-    elif _reaper_is_word "$cmdpath" "$w"; then
-      cmdpath=\${cmdpath:+$cmdpath }$w
-    fi
-    (( i++ ))
-  done
+  local cur=\${COMP_WORDS[COMP_CWORD]} cmdpath prev
+  cmdpath=$(_reaper_path "\${COMP_WORDS[@]:1:COMP_CWORD-1}")
   prev=\${COMP_WORDS[COMP_CWORD-1]}
   # "--output=" is split at "=" by bash: the option is the word before it.
   if [[ $prev == = ]] && (( COMP_CWORD > 2 )); then prev=\${COMP_WORDS[COMP_CWORD-2]}; fi
@@ -144,18 +150,9 @@ export function zshScript(specs: CommandSpec[]): string {
 # or for good:   reaper completion zsh > "\${fpath[1]}/_reaper"
 ${sharedFunctions(specs, true)}
 _reaper() {
-  local cmdpath='' w prev
-  local -i i=2
+  local cmdpath prev
   local -a candidates
-  while (( i < CURRENT )); do
-    w=\${words[i]}
-    if [[ $w == -* ]]; then
-      if [[ $w != *=* ]] && _reaper_takes_value "$cmdpath" "$w"; then (( i++ )); fi
-    elif _reaper_is_word "$cmdpath" "$w"; then
-      cmdpath=\${cmdpath:+$cmdpath }$w
-    fi
-    (( i++ ))
-  done
+  cmdpath=$(_reaper_path "\${(@)words[2,CURRENT-1]}")
   prev=\${words[CURRENT-1]}
   if (( CURRENT > 2 )) && [[ $prev == -* ]] && _reaper_takes_value "$cmdpath" "$prev"; then
     candidates=(\${(f)"$(_reaper_choices "$cmdpath" "$prev")"})
