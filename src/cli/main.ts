@@ -3,8 +3,9 @@
  * outcome to an exit code (DESIGN §3). Only this module touches process.exitCode and
  * signals. Command modules load lazily so `reaper --help` stays fast.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { ExitCode, formatManifestIssue, ManifestError, ReaperError, redact } from '../errors.js';
+import { versionReport } from '../version.js';
 import type { CliIO } from './io.js';
 
 export type { CliIO } from './io.js';
@@ -40,7 +41,7 @@ const logFormatOption = () =>
 export function buildProgram(io: CliIO): Command {
   const program = new Command('reaper')
     .description('Audit distributed systems for orphaned resources and reap them safely.')
-    .version(io.version(), '-V, --version')
+    .version(versionReport(io.version()), '-V, --version', 'print reaper\'s version, the Node.js version and the state-store schema version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
@@ -209,6 +210,12 @@ export function buildProgram(io: CliIO): Command {
     .addOption(configOption())
     .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/daemon.js')).daemonCommand));
+
+  program
+    .command('completion')
+    .description('print a shell completion script (source <(reaper completion bash))')
+    .addArgument(new Argument('<shell>', 'the shell').choices(['bash', 'zsh', 'fish']))
+    .action(lazy(io, async () => (await import('./commands/completion.js')).completionCommand));
 
   return program;
 }
