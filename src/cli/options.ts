@@ -10,6 +10,7 @@ import { parseDuration } from '../manifest/duration.js';
 import { loadManifest, resolveStateUrl } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
 import { BUILTIN_DEFAULTS } from '../manifest/types.js';
+import type { OpenStateStoreOptions } from '../state/open.js';
 import type { StateStore } from '../state/types.js';
 import type { CliIO } from './io.js';
 
@@ -49,9 +50,9 @@ export async function stateUrl(io: CliIO, options: Record<string, unknown>): Pro
   return resolveStateUrl(BUILTIN_DEFAULTS.state, io.cwd);
 }
 
-export async function openStore(io: CliIO, options: Record<string, unknown>): Promise<StateStore> {
+export async function openStore(io: CliIO, options: Record<string, unknown>, storeOptions: OpenStateStoreOptions = {}): Promise<StateStore> {
   const { openStateStore } = await import('../state/open.js');
-  return openStateStore(await stateUrl(io, options));
+  return openStateStore(await stateUrl(io, options), storeOptions);
 }
 
 export function durationOption(value: unknown, flag: string): number {

@@ -3,6 +3,9 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { BackendError, redact } from '../errors.js';
 import type { JournalEntry, JournalOutcome, Lease, LeaseBounds, RunRecord, Tombstone, TombstoneState } from './types.js';
 
+/** Deadline of every store call unless the caller or the URL says otherwise (docs/safety.md §19). */
+export const DEFAULT_STORE_TIMEOUT_MS = 30_000;
+
 export const newLeaseId = (): string => randomUUID();
 export const newLeaseToken = (): string => randomBytes(24).toString('base64url');
 export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
