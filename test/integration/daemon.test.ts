@@ -17,6 +17,7 @@ import type { CliIO } from '../../src/cli/io.js';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
 import { BackendError } from '../../src/errors.js';
 import { openStateStore } from '../../src/state/open.js';
+import { LogCapture } from './support/log-capture.js';
 import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
 import type { StateStore } from '../../src/state/types.js';
 
@@ -55,23 +56,6 @@ const storeFactories: StoreFactory[] = [
 ];
 
 // ------------------------------------------------------------------ helpers
-
-class LogCapture {
-  private readonly chunks: string[] = [];
-  write(chunk: string): boolean {
-    this.chunks.push(chunk);
-    return true;
-  }
-  get text(): string {
-    return this.chunks.join('');
-  }
-  events(): { event: string; level: string; [k: string]: unknown }[] {
-    return this.text
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as { event: string; level: string });
-  }
-}
 
 /** Counts of the handle types a daemon could leave behind. */
 function handleCounts(): Record<string, number> {
@@ -562,18 +546,19 @@ for (const factory of storeFactories) {
       });
 
       it('acquires its keys in batches and keeps the first leases of a start longer than the ttl alive meanwhile', async () => {
-        // 2,000 keys: four batches of 500, each held back 400 ms, so the start outlasts the 1.2 s ttl.
+        // 2,500 keys: five batches of 500, each taking at least 950 ms (yet answering within the
+        // 1.49 s store deadline, which must stay under the 1.5 s interval), so the start outlasts the 4.5 s ttl.
         const acquireLeases = store.acquireLeases.bind(store);
         const acquire = vi.spyOn(store, 'acquireLeases').mockImplementation(async (keys, options) => {
-          await sleep(400);
-          return acquireLeases(keys, options);
+          const [acquired] = await Promise.all([acquireLeases(keys, options), sleep(950)]);
+          return acquired;
         });
         const renewLeases = vi.spyOn(store, 'renewLeases');
-        const keys = Array.from({ length: 2_000 }, (_, i) => `svc:slow${i}`);
+        const keys = Array.from({ length: 2_500 }, (_, i) => `svc:slow${i}`);
         const startedAt = Date.now();
-        const daemon = await start({ leases: keys, ttlMs: 1_200, intervalMs: 400 });
-        expect(Date.now() - startedAt).toBeGreaterThan(1_200);
-        expect(acquire.mock.calls.map(([batch]) => batch.length)).toEqual([500, 500, 500, 500]);
+        const daemon = await start({ leases: keys, ttlMs: 4_500, intervalMs: 1_500, storeTimeoutMs: 1_490 });
+        expect(Date.now() - startedAt).toBeGreaterThan(4_500);
+        expect(acquire.mock.calls.map(([batch]) => batch.length)).toEqual([500, 500, 500, 500, 500]);
         // Renewed during the start, each time only what was held by then.
         expect(renewLeases.mock.calls.length).toBeGreaterThanOrEqual(2);
         expect(renewLeases.mock.calls[0]![0].length).toBeLessThan(keys.length);
