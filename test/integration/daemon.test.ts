@@ -374,6 +374,57 @@ for (const factory of storeFactories) {
         expect(await store.liveKeys(['svc:a'])).toEqual(new Set(['svc:a']));
       });
 
+      it('answers 400 to a malformed lease id, key or holder and 404 to an unknown lease, never 503: no client can fake an outage', async () => {
+        const daemon = await start();
+        const lease = (await api(daemon, 'POST', '/v1/leases', { body: { key: 'svc:real', ttl: '60s' } })).json as { leaseId: string; token: string };
+        for (const id of ['x%00y', 'x', 'nope%ZZ', `${lease.leaseId}0`, 'a'.repeat(200), '%F0%9F%92%A5']) {
+          for (const [method, route] of [
+            ['GET', `/v1/leases/${id}`],
+            ['DELETE', `/v1/leases/${id}`],
+            ['POST', `/v1/leases/${id}/renew`],
+          ] as const) {
+            const r = await api(daemon, method, route, { leaseToken: lease.token });
+            expect(r.status, `${method} ${route}`).toBe(400);
+            expect(r.json.error).toMatch(/malformed lease id/);
+          }
+        }
+        const unknown = '00000000-0000-4000-8000-000000000000';
+        expect((await api(daemon, 'GET', `/v1/leases/${unknown}`)).status).toBe(404);
+        expect((await api(daemon, 'DELETE', `/v1/leases/${unknown}`, { leaseToken: lease.token })).status).toBe(404);
+        for (const body of [
+          { key: 'x\u0000y', ttl: '60s' },
+          { key: '\ud800', ttl: '60s' },
+          { key: 'k', ttl: '60s', holder: 'h\u0000' },
+          { key: 'k', ttl: '60s', holder: 'h\udc00' },
+        ]) {
+          const r = await api(daemon, 'POST', '/v1/leases', { body });
+          expect(r.status, JSON.stringify(body)).toBe(400);
+          expect(r.json.error).toMatch(/NUL|unpaired surrogate/);
+        }
+        expect((await api(daemon, 'GET', '/v1/leases?key=x%00y')).status).toBe(400);
+        // Nothing reached the store as an error: no store-error logged, no lease but the real one.
+        expect(log.events().filter((e) => e.level === 'error')).toEqual([]);
+        expect((await store.listLeases({ includeInactive: true })).map((l) => l.key)).toEqual(['svc:real']);
+        expect((await store.getLease(lease.leaseId))!.releasedAt).toBeNull();
+      });
+
+      it('refuses a ttl outside the store bounds with 400 naming the range, instead of rounding or capping it', async () => {
+        const daemon = await start();
+        for (const ttl of ['2d', 86_401, '50ms', 0.05]) {
+          const r = await api(daemon, 'POST', '/v1/leases', { body: { key: 'svc:ttl', ttl } });
+          expect(r.status, String(ttl)).toBe(400);
+          expect(r.json.error).toMatch(/a lease ttl must be from 100ms to 1d, got /);
+        }
+        expect(await store.listLeases({ includeInactive: true })).toEqual([]);
+        const lease = (await api(daemon, 'POST', '/v1/leases', { body: { key: 'svc:ttl', ttl: '1d' } })).json as { leaseId: string; token: string; ttlSeconds: number };
+        expect(lease.ttlSeconds).toBe(86_400);
+        const before = await store.getLease(lease.leaseId);
+        const renew = await api(daemon, 'POST', `/v1/leases/${lease.leaseId}/renew`, { leaseToken: lease.token, body: { ttl: '30d' } });
+        expect(renew.status).toBe(400);
+        expect(renew.json.error).toMatch(/from 100ms to 1d, got 30d/);
+        expect(await store.getLease(lease.leaseId)).toEqual(before);
+      });
+
       itOnce('rejects bad input: 400 for bad fields, 413 for a body over the limit, 415 for non-JSON, 405, 404', async () => {
         const daemon = await start();
         const bad = [

@@ -15,6 +15,7 @@ import { jsonLog, type LogLevel } from '../../daemon/log.js';
 import { callTimeout, renewalInterval } from '../../daemon/timing.js';
 import { remainingMs } from '../../util/deadline.js';
 import type { CliIO } from '../io.js';
+import { checkLeaseKey, checkLeaseTtl } from './lease.js';
 import { defaultHolder, durationOption, openStore } from '../options.js';
 
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
@@ -101,7 +102,8 @@ function storeTimeout(options: Record<string, unknown>, ttlMs: number | undefine
 
 export async function daemonCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
   const keys = (options.lease as string[] | undefined) ?? [];
-  const ttlMs = options.ttl === undefined ? undefined : durationOption(options.ttl, '--ttl');
+  for (const key of keys) checkLeaseKey(key);
+  const ttlMs = options.ttl === undefined ? undefined : checkLeaseTtl(durationOption(options.ttl, '--ttl'));
   const intervalMs = options.interval === undefined ? undefined : durationOption(options.interval, '--interval');
   if (keys.length > 0 && ttlMs === undefined) throw new UsageError('--lease needs --ttl (e.g. --ttl 30s)');
   const storeTimeoutMs = storeTimeout(options, ttlMs, intervalMs);

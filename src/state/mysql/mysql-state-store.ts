@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { BackendError, LeaseLostError, redact } from '../../errors.js';
 import {
-  clampTtl,
+  checkedTtl,
   assertDistinctKeys,
   DEFAULT_STORE_TIMEOUT_MS,
   chunk,
@@ -329,7 +329,7 @@ export class MysqlStateStore implements StateStore {
   }
 
   async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
-    const ttlMs = String(clampTtl(options.ttlMs, this.bounds));
+    const ttlMs = String(checkedTtl(options.ttlMs, this.bounds));
     assertDistinctKeys(keys);
     if (keys.length === 0) return [];
     const holder = utf8(options.holder);
@@ -376,7 +376,7 @@ export class MysqlStateStore implements StateStore {
 
   async renewLeases(leaseIds: readonly string[], options: { ttlMs?: number; holder?: string } = {}): Promise<RenewOutcome[]> {
     if (leaseIds.length === 0) return [];
-    const ttl = options.ttlMs === undefined ? null : String(clampTtl(options.ttlMs, this.bounds));
+    const ttl = options.ttlMs === undefined ? null : String(checkedTtl(options.ttlMs, this.bounds));
     const holder = options.holder === undefined ? null : utf8(options.holder);
     const mark = randomBytes(16);
     return this.tx(async (conn) => {

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import { BackendError, LeaseLostError, redact } from '../../errors.js';
 import {
-  clampTtl,
+  checkedTtl,
   assertDistinctKeys,
   DEFAULT_STORE_TIMEOUT_MS,
   chunk,
@@ -255,7 +255,7 @@ export class PostgresStateStore implements StateStore {
   }
 
   async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
-    const ttlMs = clampTtl(options.ttlMs, this.bounds);
+    const ttlMs = checkedTtl(options.ttlMs, this.bounds);
     assertDistinctKeys(keys);
     if (keys.length === 0) return [];
     const tokens = keys.map(() => newLeaseToken());
@@ -286,7 +286,7 @@ export class PostgresStateStore implements StateStore {
 
   async renewLeases(leaseIds: readonly string[], options: { ttlMs?: number; holder?: string } = {}): Promise<RenewOutcome[]> {
     if (leaseIds.length === 0) return [];
-    const ttl = options.ttlMs === undefined ? null : clampTtl(options.ttlMs, this.bounds);
+    const ttl = options.ttlMs === undefined ? null : checkedTtl(options.ttlMs, this.bounds);
     const outcomes: RenewOutcome[] = [];
     for (const ids of chunk(leaseIds, ARRAY_CHUNK)) {
       // One statement renews what is still live (by the server clock) and counts this
