@@ -136,7 +136,8 @@ function settings(options: DaemonOptions): Settings {
   }
   if (!options.holder) throw new UsageError('the daemon needs a holder name');
   let ttlMs = 0;
-  let intervalMs = API_ONLY_PING_MS;
+  // An API-only daemon pings the store for /readyz; its interval stays above the store timeout.
+  let intervalMs = Math.max(API_ONLY_PING_MS, 2 * (options.storeTimeoutMs ?? 0));
   let marginMs = 0;
   if (keys.length > 0 || options.ttlMs !== undefined) {
     ttlMs = options.ttlMs ?? NaN;

@@ -489,6 +489,16 @@ for (const factory of storeFactories) {
         expect((await api(apiOnlyOk, 'GET', '/readyz', { token: null })).status).toBe(200);
       });
 
+      itOnce('an API-only daemon asks its store now and then for /readyz, not in a busy loop', async () => {
+        const now = vi.spyOn(store, 'now');
+        const daemon = await start();
+        await sleep(300);
+        expect((await api(daemon, 'GET', '/readyz', { token: null })).status).toBe(200);
+        // The first tick only: the next ping is 10 s away.
+        expect(now.mock.calls.length).toBe(1);
+        now.mockRestore();
+      });
+
       itOnce('a store failure during a request answers 503 without details', async () => {
         const daemon = await start({ store: failing(store, ['acquireLease']) });
         const r = await api(daemon, 'POST', '/v1/leases', { body: { key: 'k', ttl: '60s' } });
