@@ -10,9 +10,10 @@
  * `leases` is either a state store (all held leases are renewed in one `renewLeases`
  * statement per tick) or an `HttpLeaseClient` talking to a reaper daemon (one renewal
  * request per lease, a few at a time). Renewals run every `intervalMs` (default and
- * maximum a third of the ttl, jittered ±10%); each call gives up after `callTimeoutMs`
- * (default half the interval, at most 10 s), so a store that hangs never holds up the
- * next renewal.
+ * maximum a third of the ttl, jittered ±10%); each renewal call gives up after
+ * `callTimeoutMs` (default half the interval, at most 10 s), so a store that hangs never
+ * holds up the next renewal; an acquisition gives up once its lease would be past its
+ * deadline on arrival (the ttl minus the margin), a release after `stopTimeoutMs`.
  *
  * The keeper judges its leases by its own monotonic clock (docs/safety.md §20): a lease
  * counts as kept only until the send time of its last confirmed renewal plus the ttl,
@@ -61,7 +62,7 @@ export interface LeaseKeeperOptions {
   ttlMs: number;
   /** Renewal interval: default and maximum ttl/3; each wait is jittered ±10%. */
   intervalMs?: number;
-  /** Deadline of each acquire, renew and release call: default half the interval, at most 10 s; shorter than the interval. */
+  /** Deadline of each renewal call: default half the interval, at most 10 s; shorter than the interval. (An acquisition waits at most the ttl minus the margin, a release `stopTimeoutMs`.) */
   callTimeoutMs?: number;
   /** A lease counts as kept until its last confirmed send time + ttl − this (default ttl/10). */
   safetyMarginMs?: number;
@@ -71,7 +72,7 @@ export interface LeaseKeeperOptions {
   onLost?: (lease: KeptLease, why: LostReason) => void;
   /** A renewal or release failed for another reason; renewals are tried again next tick. */
   onError?: (error: unknown) => void;
-  /** The most stop() takes: a renewal in flight and the releases together (default 5 s). */
+  /** The most stop() takes, a renewal in flight and the releases together; also a release()'s deadline (default 5 s). */
   stopTimeoutMs?: number;
   /** For tests: the jitter's random source. */
   random?: () => number;
@@ -136,6 +137,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   readonly intervalMs: number;
   readonly callTimeoutMs: number;
   readonly safetyMarginMs: number;
+  readonly stopTimeoutMs: number;
   readonly holder: string;
   private readonly transport: Transport;
   /** Kept leases by id. */
@@ -158,6 +160,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.intervalMs = interval;
     this.callTimeoutMs = timeout;
     this.safetyMarginMs = margin;
+    this.stopTimeoutMs = options.stopTimeoutMs ?? 5_000;
     this.holder = options.holder ?? `pid-${process.pid}@${hostname()}`;
     this.transport = transportFor(options.leases);
     this.deadlines = new LeaseDeadlines(margin, (leaseId) => this.lose(leaseId, 'deadline'));
@@ -167,9 +170,14 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   async acquire(key: string): Promise<KeptLease> {
     if (this.stopping) throw new UsageError('this LeaseKeeper was stopped');
     const sentAt = performance.now();
-    const lease = await this.call(this.transport.acquire({ key, holder: this.holder, ttlMs: this.ttlMs }), 'acquiring a lease', (late) =>
-      // Taken after the deadline, with nobody keeping it: hand it back.
-      this.transport.release(late, this.holder).catch(() => undefined),
+    // An acquisition answered later than the ttl minus the margin would be past its deadline on arrival.
+    const lease = await this.call(
+      this.transport.acquire({ key, holder: this.holder, ttlMs: this.ttlMs }),
+      'acquiring a lease',
+      (late) =>
+        // Taken after the deadline, with nobody keeping it: hand it back.
+        this.transport.release(late, this.holder).catch(() => undefined),
+      this.ttlMs - this.safetyMarginMs,
     );
     if (this.stopping) {
       // stop() began while the lease was being taken: hand it back rather than leave it to expire.
@@ -188,7 +196,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     const leaseId = typeof lease === 'string' ? lease : lease.leaseId;
     const kept = this.drop(leaseId, new LeaseLostError(leaseId, 'released'));
     if (!kept) return;
-    await this.call(this.transport.release(kept.lease, this.holder), 'releasing a lease');
+    await this.call(this.transport.release(kept.lease, this.holder), 'releasing a lease', undefined, this.stopTimeoutMs);
   }
 
   /** The leases kept now (confirmed, and not past their deadline), with their latest expiry. */
@@ -206,7 +214,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.stopping ??= (async () => {
       if (this.timer) clearTimeout(this.timer);
       this.timer = null;
-      const deadline = performance.now() + (this.options.stopTimeoutMs ?? 5_000);
+      const deadline = performance.now() + this.stopTimeoutMs;
       if (this.inFlight) await settlesWithin(this.inFlight, remainingMs(deadline));
       this.deadlines.check();
       this.deadlines.stop();
@@ -237,9 +245,13 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.timer.unref();
   }
 
-  /** A call with the keeper's deadline (a missed one is a BackendError); `onLate` gets the value of one that succeeded after it. */
+  /**
+   * A call with a deadline (a missed one is a BackendError): renewals `callTimeoutMs`,
+   * acquisitions the ttl minus the margin, releases `stopTimeoutMs`. `onLate` gets the
+   * value of a call that succeeded after its deadline.
+   */
   private call<T>(promise: Promise<T>, what: string, onLate?: (value: T) => void, timeoutMs = this.callTimeoutMs): Promise<T> {
-    return withDeadline(promise, Math.max(1, Math.min(timeoutMs, this.callTimeoutMs)), what, onLate).catch((error: unknown) => {
+    return withDeadline(promise, Math.max(1, timeoutMs), what, onLate).catch((error: unknown) => {
       throw error instanceof DeadlineError ? new BackendError(error.message, { cause: error }) : error;
     });
   }

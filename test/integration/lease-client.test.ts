@@ -133,7 +133,11 @@ for (const factory of storeFactories) {
 
     function keeperWith(leases: KeeperStore | HttpLeaseClient, options: { ttlMs?: number; intervalMs?: number; onLost?: (lease: AcquiredLease, why: LostReason) => void } = {}) {
       const errors: unknown[] = [];
-      const keeper = new LeaseKeeper({ leases, ttlMs: options.ttlMs ?? 600, intervalMs: options.intervalMs, holder: 'svc@test', onLost: options.onLost, onError: (e) => errors.push(e) });
+      const ttlMs = options.ttlMs ?? 600;
+      // These leases are short (a test's scale): give each renewal the longest deadline the
+      // contract allows (just under the interval), so a loaded machine does not fail them.
+      const callTimeoutMs = (options.intervalMs ?? Math.floor(ttlMs / 3)) - 10;
+      const keeper = new LeaseKeeper({ leases, ttlMs, intervalMs: options.intervalMs, callTimeoutMs, holder: 'svc@test', onLost: options.onLost, onError: (e) => errors.push(e) });
       cleanups.push(() => keeper.stop());
       return { keeper, errors };
     }
