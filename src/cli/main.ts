@@ -195,6 +195,8 @@ export function buildProgram(io: CliIO): Command {
     .option('--lease <key...>', 'owner keys to hold a lease on, renewed until the daemon stops')
     .option('--ttl <duration>', 'lease time to live, e.g. 30s (needed with --lease)')
     .option('--interval <duration>', 'renewal interval (default and maximum: a third of --ttl; jittered ±10%)')
+    .option('--store-timeout <duration>', 'deadline of each state store call (default: half the renewal interval, at most 10s; 5s without --lease)')
+    .option('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, exit within this long whatever the state store does', '10s')
     .option('--holder <name>', 'who holds the leases (default: $REAPER_HOLDER, then user@host)')
     .option('--listen <host:port>', 'where the HTTP API listens (default: $REAPER_LISTEN, then 127.0.0.1:8476)')
     .option('--token-file <file>', 'file holding the API token (default: $REAPER_TOKEN)')
