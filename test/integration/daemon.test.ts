@@ -657,7 +657,8 @@ for (const factory of storeFactories) {
 
     describe('stop', () => {
       it('is idempotent, releases its leases with releaseOnExit, closes the server and leaves no handle', async () => {
-        const daemon = await start({ leases: ['svc:s1', 'svc:s2'], ttlMs: 60_000, intervalMs: 200, releaseOnExit: true });
+        // An interval of 3 s gives each store call (release included) a 1.5 s deadline: ample on a loaded machine.
+        const daemon = await start({ leases: ['svc:s1', 'svc:s2'], ttlMs: 60_000, intervalMs: 3_000, releaseOnExit: true });
         // A keep-alive connection is open when stop() begins.
         expect((await api(daemon, 'GET', '/healthz')).status).toBe(200);
         const held = daemon.leases();
