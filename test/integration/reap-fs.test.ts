@@ -1,8 +1,9 @@
 /**
  * The reap safety suite (SAFETY.md 1–10, 12–15), library-level: runReap / runRestore /
- * runAudit over a SQLite state store, against every backend fixture in
- * support/reap-fixture.ts: files, S3 (moto), PostgreSQL and MariaDB. Crash and signal
- * tests that need the real process are in reap-crash.test.ts.
+ * runAudit against every backend fixture in support/reap-fixture.ts — files, S3 (moto),
+ * PostgreSQL and MariaDB — over a SQLite state store, and the files backend over a
+ * PostgreSQL and a MariaDB state store too (every pair with REAPER_TEST_FULL=1; see
+ * `reapPairs`). Crash and signal tests that need the real process are in reap-crash.test.ts.
  *
  * Every guard has a negative test: a scenario in which something would be deleted if the
  * guard were gone. The comment `guard:` above each test names it.
@@ -39,15 +40,15 @@ import { runAudit } from '../../src/run/audit.js';
 import { runReap, type ReapOptions, type ReapReport } from '../../src/run/reap.js';
 import type { PlanHeader } from '../../src/run/plan-file.js';
 import { runRestore } from '../../src/run/restore.js';
-import type { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
-import type { JournalEntry } from '../../src/state/types.js';
+import type { JournalEntry, StateStore, StoreDialect } from '../../src/state/types.js';
 import {
+  freshSceneState,
   hookStore,
   loadReapManifest,
   openFixtureStore,
   ownerKey,
-  reapFixtures,
   reapManifest,
+  reapPairs,
   filesFixture,
   s3Fixture,
   waitStoreTime,
@@ -57,10 +58,11 @@ import {
   type ReapFixture,
   type ReapFixtureKind,
   type ResourceOptions,
+  type SceneState,
   type StoreHooks,
 } from './support/reap-fixture.js';
 import { isResourceDelete, networkTimeout, type S3ReapFixture } from './support/reap-fixture-s3.js';
-import { s3Settings } from './support/services.js';
+import { runCleanups, s3Settings } from './support/services.js';
 
 // A seam inside the files backend's conditional delete: lets one test swap a file between
 // the identity check and the rename (SAFETY 3). Every other call passes straight through.
@@ -85,7 +87,8 @@ const GRACE_MS = 1_000;
 
 interface Harness {
   fx: ReapFixture;
-  store: SqliteStateStore;
+  state: SceneState;
+  store: StateStore;
   manifest(options?: Partial<ManifestOptions> & { policy?: Policy; resource?: ResourceOptions }): Manifest;
   reap(manifest: Manifest, options?: Partial<ReapOptions>): Promise<ReapReport>;
   refused(manifest: Manifest, options?: Partial<ReapOptions>): Promise<SafetyError>;
@@ -95,15 +98,16 @@ interface Harness {
   afterGrace(): Promise<void>;
 }
 
-async function openHarness(kind: ReapFixtureKind, fixtureOptions: FixtureOptions): Promise<Harness> {
+async function openHarness(kind: ReapFixtureKind, fixtureOptions: FixtureOptions, state: SceneState): Promise<Harness> {
   const fx = await kind.open(fixtureOptions);
-  const store = await openFixtureStore(fx);
+  const store = await openFixtureStore(fx, state);
   // One long-lived owner keeps the lease registry from looking empty (SAFETY 8's breaker).
   await store.acquireLease({ key: ownerKey('anchor'), holder: 'anchor-service', ttlMs: HOUR });
   return {
     fx,
+    state,
     store,
-    manifest: (options = {}) => loadReapManifest(fx, reapManifest(fx, { resources: [{ name: T, policy: options.policy, options: options.resource }], ...options })),
+    manifest: (options = {}) => loadReapManifest(fx, reapManifest(fx, { resources: [{ name: T, policy: options.policy, options: options.resource }], state, ...options })),
     reap: (manifest, options = {}) => runReap(manifest, { execute: true, store, ...options }),
     refused: async (manifest, options = {}) => {
       const error = await runReap(manifest, { execute: true, store, ...options }).then(
@@ -120,10 +124,14 @@ async function openHarness(kind: ReapFixtureKind, fixtureOptions: FixtureOptions
   };
 }
 
-/** A test with its own directory, store and bucket/database; kept as evidence when the test fails. */
-function scenarios(kind: ReapFixtureKind) {
+/**
+ * A test with its own directory, state store and bucket/database; kept as evidence when the test fails.
+ * The state store is SQLite in the test's directory unless `dialect` names a server store.
+ */
+function scenarios(kind: ReapFixtureKind, dialect: StoreDialect = 'sqlite') {
   const wrap = (body: (h: Harness) => Promise<void>, fixtureOptions: FixtureOptions) => async () => {
-    const h = await openHarness(kind, fixtureOptions);
+    const cleanups: (() => Promise<void>)[] = [];
+    const h = await openHarness(kind, fixtureOptions, await freshSceneState(dialect, cleanups));
     let passed = false;
     try {
       await body(h);
@@ -131,7 +139,8 @@ function scenarios(kind: ReapFixtureKind) {
     } finally {
       await h.store.close();
       await h.fx.cleanup({ keep: !passed });
-      if (!passed) console.warn(`kept ${h.fx.dir} (${kind.kind})`);
+      await runCleanups(cleanups);
+      if (!passed) console.warn(`kept ${h.fx.dir} (${kind.kind}, state ${h.state.url})`);
     }
   };
   const test = (name: string, body: (h: Harness) => Promise<void>, fixtureOptions: FixtureOptions = {}) => it(name, wrap(body, fixtureOptions));
@@ -148,10 +157,11 @@ const only = (report: ReapReport) => report.resources[0]!;
 
 // The backends' blocks run side by side: every test has its own directory, store and bucket/database.
 describe('reap safety', { concurrent: true }, () => {
-  for (const kind of reapFixtures) {
-    // Skipped only when the backend's service is missing here; under CI the global setup fails instead.
-    describe.skipIf(!kind.available())(`reap safety on ${kind.kind}`, { concurrent: true }, () => {
-      const { test } = scenarios(kind);
+  for (const pair of reapPairs()) {
+    const kind = pair.backend;
+    // Skipped only when a service is missing here; under CI the global setup fails instead.
+    describe.skipIf(!pair.available())(`reap safety on ${pair.name}`, { concurrent: true }, () => {
+      const { test } = scenarios(kind, pair.store);
 
       describe('SAFETY 1/2: no live-owner deletion; resurrection wins', () => {
         // guard: grace — only tombstones at least `grace` old (store clock) are swept.
@@ -693,7 +703,7 @@ describe('reap safety', { concurrent: true }, () => {
             }),
           });
           await atFirstBatch;
-          const other = await openFixtureStore(fx); // another process's connection
+          const other = await openFixtureStore(fx, h.state); // another process's connection
           try {
             const error = await runReap(m, { execute: true, store: other }).then(
               () => null,
