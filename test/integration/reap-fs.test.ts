@@ -29,7 +29,7 @@
  *   the fixture's `version: updated_at` column as the fingerprint.
  */
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readFile, rename, symlink, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DeleteObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, PutObjectTaggingCommand, S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it, vi } from 'vitest';
@@ -930,6 +930,64 @@ describe.concurrent('reap safety, files backend specifics', () => {
     expect(replacedFingerprint.value).not.toBe('');
     const outcomes = Object.fromEntries((await journal()).map((e) => [e.resourceId, e.outcome]));
     expect(outcomes).toEqual({ [file!]: 'changed', [other!]: 'deleted' });
+  });
+
+  // guard: the identity check before the rename (fs-sweep.ts). The path becomes a directory after the sweep's
+  // re-verification and its write-ahead, so the run's own read cannot see it: only the check just before the
+  // rename keeps the whole directory from being moved into quarantine, where it could not be linked back.
+  test('SAFETY 3: a path that became a directory after the sweep read it is not moved; the directory stays whole', async (h) => {
+    const { fx, store, reap, journal, afterGrace, manifest } = h;
+    const [file, other] = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }]);
+    const m = manifest();
+    await reap(m);
+    await afterGrace();
+    const target = path.join(root(fx), ...file!.split('/'));
+    const inner = path.join(target, 'inner.dat');
+    const hooks: StoreHooks = {
+      beginDeletes: async (next, runId, items) => {
+        const entries = await next(runId, items);
+        await rm(target);
+        await mkdir(target);
+        await writeFile(inner, 'written since the read');
+        return entries;
+      },
+    };
+    const sweep = only(await reap(m, { store: hookStore(store, hooks) }));
+    expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 1 });
+    expect(await readFile(inner, 'utf8')).toBe('written since the read');
+    expect(await readdir(path.join(root(fx), '.reaper-quarantine'))).toEqual([]);
+    const outcomes = Object.fromEntries((await journal()).map((e) => [e.resourceId, e.outcome]));
+    expect(outcomes).toEqual({ [file!]: 'changed', [other!]: 'deleted' });
+  });
+
+  // guard: the scope check at the rename (sweepScopeCheck in fs-identity.ts). The owner's directory is moved
+  // out of the scope and replaced by a symlink after the sweep's re-verification and its write-ahead: the
+  // read-time check cannot see it, and the identity check passes (a moved file keeps its inode). Only the
+  // parent resolved again at the rename keeps the file outside the scope from being swept.
+  test('SAFETY 6: a directory swapped for a symlink out of the scope after the sweep read it: nothing outside is deleted', async (h) => {
+    const { fx, store, reap, lease, journal, afterGrace, manifest } = h;
+    await lease('alice');
+    await fx.create(T, [{ owner: 'alice' }, { owner: 'alice' }]); // keeps the caps out of the way
+    const [moved, stays] = await fx.create(T, [{ owner: 'bob' }, { owner: 'dan' }]);
+    const m = manifest();
+    await reap(m);
+    await afterGrace();
+    const elsewhere = path.join(fx.dir, 'elsewhere');
+    const hooks: StoreHooks = {
+      beginDeletes: async (next, runId, items) => {
+        const entries = await next(runId, items);
+        await mkdir(elsewhere, { recursive: true });
+        await rename(path.join(root(fx), 'bob'), path.join(elsewhere, 'bob'));
+        await symlink(path.join(elsewhere, 'bob'), path.join(root(fx), 'bob'));
+        return entries;
+      },
+    };
+    const sweep = only(await reap(m, { store: hookStore(store, hooks) }));
+    expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 1 });
+    const outside = path.join(elsewhere, ...moved!.split('/'));
+    expect((await lstat(outside)).isFile()).toBe(true);
+    const outcomes = Object.fromEntries((await journal()).map((e) => [e.resourceId, e.outcome]));
+    expect(outcomes).toEqual({ [moved!]: 'changed', [stays!]: 'deleted' });
   });
 
   // guard: the walk never follows symlinks, and a delete resolves its parent to a real path inside the root.
