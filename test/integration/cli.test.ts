@@ -3,10 +3,10 @@
  * environment: exit codes, stdout/stderr, and the JSON document of `audit`.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { testTempDir } from './support/temp-dir.js';
 
 const BIN = path.resolve(__dirname, '../../bin/reaper');
 
@@ -21,7 +21,7 @@ export function reaper(args: string[], options: { cwd?: string; env?: Record<str
 }
 
 function tmp(): string {
-  return mkdtempSync(path.join(tmpdir(), 'reaper-cli-'));
+  return testTempDir('reaper-cli-');
 }
 
 describe('reaper CLI', () => {
