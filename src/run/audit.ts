@@ -36,7 +36,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
   const context = await openRunContext(manifest, { store: options.store });
   const { store } = context;
   const maxFindings = options.maxFindings ?? 1_000;
-  const run = await store.startRun({ kind: 'audit', manifestDigest: manifest.digest, execute: false });
+  const run = await context.startRun({ kind: 'audit', manifestDigest: manifest.digest, execute: false });
   try {
     const sources = await context.liveness.counts(options.signal);
     const failedSources = Object.entries(sources.errors);

@@ -10,7 +10,7 @@ import type { LivenessView } from '../liveness/liveness.js';
 import { openLiveness } from '../liveness/open.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { openStateStore } from '../state/open.js';
-import type { StateStore } from '../state/types.js';
+import { DEFAULT_RUN_TTL_MS, type RunKind, type RunRecord, type StateStore } from '../state/types.js';
 import { Releasers } from '../util/releasers.js';
 import { RefResolver } from './ref-resolver.js';
 
@@ -20,6 +20,13 @@ export interface RunContext {
   readonly connections: Connections;
   readonly liveness: LivenessView;
   backend(spec: ResourceSpec): Promise<Backend>;
+  /**
+   * Record the run in the store and keep it alive there until the context closes: a heartbeat
+   * every ttl/3, so that a process killed -9 is recorded `abandoned` by the first run a ttl after
+   * its last beat (the store's clock judges). A failed beat is tried again at the next one; the
+   * run goes on (the per-type locks, not this record, keep two reaps apart).
+   */
+  startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean }, ttlMs?: number): Promise<RunRecord>;
   close(): Promise<void>;
 }
 
@@ -57,6 +64,12 @@ export async function openRunContext(manifest: Manifest, options: OpenRunContext
         }
         return backend;
       },
+      async startRun(input, ttlMs = DEFAULT_RUN_TTL_MS) {
+        const run = await store.startRun({ ...input, ttlMs });
+        const heartbeat = beatEvery(() => store.heartbeatRun(run.runId, ttlMs), ttlMs / 3);
+        releasers.add(() => heartbeat.stop());
+        return run;
+      },
       close: () => releasers.releaseAll(),
     };
     if (manifest.resources.some((r) => r.owners.some((o) => o.ref !== undefined))) {
@@ -74,4 +87,29 @@ function stateFiles(url: string): string[] {
   if (!url.startsWith('sqlite:') || url === 'sqlite::memory:') return [];
   const file = path.resolve(url.slice('sqlite:'.length));
   return [file, `${file}-wal`, `${file}-shm`, `${file}-journal`];
+}
+
+/** Call `beat` every `everyMs` (never two at once) until stopped; a failed beat waits for the next. The timer keeps no process alive. */
+function beatEvery(beat: () => Promise<unknown>, everyMs: number): { stop(): Promise<void> } {
+  let stopped = false;
+  let inFlight: Promise<unknown> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    timer = setTimeout(() => {
+      inFlight = beat()
+        .catch(() => undefined)
+        .finally(() => {
+          if (!stopped) schedule();
+        });
+    }, everyMs);
+    timer.unref();
+  };
+  schedule();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await inFlight;
+    },
+  };
 }

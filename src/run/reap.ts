@@ -94,7 +94,8 @@ const emptyOutcomes = (): ReapOutcomes => ({ marked: 0, deleted: 0, lifted: 0, f
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
   const context = await openRunContext(manifest, { store: options.store, exclude: [options.planOut, options.planIn].filter((f): f is string => f !== undefined) });
   const { store } = context;
-  const run = await store.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: options.execute });
+  // The run's record lives as long as its locks: killed, it is recorded abandoned once they expire.
+  const run = await context.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: options.execute }, lockTtl(options));
   const fail = failpoints(options.failpoint);
   const locks: string[] = [];
   let spoolDir: string | null = null;

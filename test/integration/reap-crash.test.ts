@@ -287,6 +287,7 @@ describe('reap crash safety', { concurrent: true }, () => {
               if (c.phase === 'sweep') local(await markAndWait(s)).toBe(s.orphans.length);
               const killed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1s'], { REAPER_FAILPOINT: c.failpoint });
               local(killed.signal).toBe('SIGKILL');
+              const killedRun = (await s.store.listRuns({ kind: 'reap', limit: 1 }))[0]!;
               const journal = await s.store.journal({ resource: T });
               if (c.failpoint.startsWith('after-journal')) local(journal.filter((e) => e.outcome === 'intent')).toHaveLength(2);
               if (c.failpoint === 'after-journal:2') local(journal.filter((e) => e.outcome === 'deleted')).toHaveLength(2);
@@ -295,9 +296,35 @@ describe('reap crash safety', { concurrent: true }, () => {
               await waitStoreTime(s.store, 1_100);
               await converge(s);
               await expectConverged(s);
+              // Its heartbeat lapsed with its lock: the next run recorded it abandoned (unless it had finished).
+              local((await s.store.getRun(killedRun.runId))!.status).toBe(c.failpoint === 'after-finish' ? 'ok' : 'abandoned');
             }),
           );
         }
+      });
+
+      // A run killed with -9 cannot record its end; its heartbeat (kept like its locks, every --lock-ttl / 3)
+      // stops, and the first run after --lock-ttl records it abandoned. (Files only: the rule is the store's,
+      // and this pair runs on each store.)
+      describe.runIf(kind.kind === 'fs')('runs killed with -9', () => {
+        // guard: abandonStaleRuns in every store's startRun.
+        it('are recorded abandoned by the next run once their heartbeat lapsed, and `reaper runs` shows it', ({ expect: local }) =>
+          withScene(kind, dialect, {}, 3, async (s) => {
+            const killed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1s'], { REAPER_FAILPOINT: 'after-plan' });
+            local(killed.signal).toBe('SIGKILL');
+            type Listed = { runId: string; status: string; finishedAt: number | null; error: string | null }[];
+            const listed = async () => JSON.parse((await reaper(s.fx, ['runs'])).stdout) as Listed;
+            const [victim] = await listed();
+            local(victim).toMatchObject({ status: 'running', finishedAt: null });
+            await waitStoreTime(s.store, 1_100);
+            const next = await reaper(s.fx, ['reap', '--execute']);
+            local(next.code).toBe(0);
+            const [latest, before] = await listed();
+            local(latest).toMatchObject({ runId: report(next).runId, status: 'ok' });
+            local(before).toMatchObject({ runId: victim!.runId, status: 'abandoned', finishedAt: expect.any(Number) });
+            local(before!.error).toMatch(/^abandoned: no heartbeat since .*the process was killed or lost/);
+          }),
+        );
       });
 
       describe('SAFETY 3/12 across a crash', () => {
