@@ -2,19 +2,21 @@
 import type { ResourceSpec } from '../manifest/types.js';
 import type { Connections } from './connections.js';
 import { FsBackend } from './fs/fs-backend.js';
-import type { Backend } from './types.js';
+import type { Backend, BackendFailpoint } from './types.js';
 
 export interface BackendContext {
   connections: Connections;
   /** Absolute paths a files backend must never treat as resources (the state store file). */
   exclude: readonly string[];
+  /** Crash tests' failpoints inside a backend's delete. */
+  failpoint?: (name: BackendFailpoint) => void;
 }
 
 export async function openBackend(spec: ResourceSpec, context: BackendContext): Promise<Backend> {
   const location = spec.location;
   switch (location.kind) {
     case 'fs':
-      return new FsBackend({ ...spec, location }, { exclude: context.exclude });
+      return new FsBackend({ ...spec, location }, { exclude: context.exclude, failpoint: context.failpoint });
     case 's3': {
       const { S3Backend } = await import('./s3/s3-backend.js');
       return S3Backend.open({ ...spec, location }, context.connections);

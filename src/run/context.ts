@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { Connections } from '../backends/connections.js';
 import { openBackend } from '../backends/open.js';
-import type { Backend } from '../backends/types.js';
+import type { Backend, BackendFailpoint } from '../backends/types.js';
 import type { LivenessView } from '../liveness/liveness.js';
 import { openLiveness } from '../liveness/open.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
@@ -35,6 +35,8 @@ export interface OpenRunContextOptions {
   store?: StateStore;
   /** More files a files backend must never treat as resources (a plan being written). */
   exclude?: readonly string[];
+  /** Crash tests' failpoints inside the backends' deletes. */
+  failpoint?: (name: BackendFailpoint) => void;
 }
 
 export async function openRunContext(manifest: Manifest, options: OpenRunContextOptions = {}): Promise<RunContext> {
@@ -56,7 +58,7 @@ export async function openRunContext(manifest: Manifest, options: OpenRunContext
       backend(spec) {
         let backend = backends.get(spec.name);
         if (!backend) {
-          backend = openBackend(spec, { connections, exclude }).then((b) => {
+          backend = openBackend(spec, { connections, exclude, failpoint: options.failpoint }).then((b) => {
             releasers.add(() => b.close());
             return b;
           });

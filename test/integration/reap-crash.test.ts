@@ -15,7 +15,7 @@
  * and runs with `minAge: 0s` (see support/reap-fixture-s3.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
@@ -208,9 +208,14 @@ async function scene(kind: ReapFixtureKind, state: SceneState, policy: Policy = 
   return { fx, state, store, keep, orphans };
 }
 
+/** What the files backend's quarantine holds (nothing, without `retain`, once every sweep finished). */
+const quarantined = (s: Scene): Promise<string[]> => readdir(path.join(s.fx.dir, 'data', T, '.reaper-quarantine')).catch(() => []);
+
 /** The end state of an uninterrupted run, checked on the resources and on the ledger. */
-async function expectConverged({ fx, store, keep, orphans }: Scene): Promise<void> {
+async function expectConverged(s: Scene): Promise<void> {
+  const { fx, store, keep, orphans } = s;
   expect(await fx.present(T)).toEqual(new Set(keep));
+  if (fx.kind === 'fs') expect(await quarantined(s)).toEqual([]);
   const journal = await store.journal({ resource: T });
   expect(journal.filter((e) => e.outcome === 'intent')).toEqual([]);
   const deletions = journal.filter((e) => e.outcome === 'deleted' || e.outcome === 'absent').map((e) => e.resourceId);
@@ -277,6 +282,8 @@ describe('reap crash safety', { concurrent: true }, () => {
           { failpoint: 'after-delete', phase: 'sweep', what: 'a batch deleted, its outcomes not journaled' },
           { failpoint: 'after-journal:2', phase: 'sweep', what: 'the second batch journaled after the first completed' },
           { failpoint: 'after-finish', phase: 'sweep', what: 'the run recorded, its lock not released' },
+          // Files only: a file renamed into quarantine, not yet checked there and unlinked.
+          ...(kind.kind === 'fs' ? [{ failpoint: 'after-rename', phase: 'sweep' as const, what: 'a file in quarantine, not yet unlinked' }] : []),
         ];
         // guard: write-ahead intents are resolved by reading on the next run (recoverIntents), and the
         // tombstone state machine (only `marked` tombstones are due, and only they move to `deleting`)
@@ -292,6 +299,10 @@ describe('reap crash safety', { concurrent: true }, () => {
               if (c.failpoint.startsWith('after-journal')) local(journal.filter((e) => e.outcome === 'intent')).toHaveLength(2);
               if (c.failpoint === 'after-journal:2') local(journal.filter((e) => e.outcome === 'deleted')).toHaveLength(2);
               if (c.failpoint === 'after-mark') local(await s.store.countTombstones(T)).toMatchObject({ marked: 2 });
+              if (c.failpoint === 'after-rename') {
+                local(journal.filter((e) => e.outcome === 'intent')).toHaveLength(2);
+                local(await quarantined(s)).not.toEqual([]);
+              }
               // The killed run's lock outlives it by --lock-ttl; the next run waits that out.
               await waitStoreTime(s.store, 1_100);
               await converge(s);
