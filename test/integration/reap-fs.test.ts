@@ -66,15 +66,24 @@ import { runCleanups, s3Settings } from './support/services.js';
 
 // A seam inside the files backend's conditional delete: lets one test swap a file between
 // the identity check and the rename (SAFETY 3). Every other call passes straight through.
-const fsSeam = vi.hoisted(() => ({ beforeRename: null as null | ((from: string) => Promise<void>) }));
+// Another lets a test act just before the sweep removes a directory it emptied.
+const fsSeam = vi.hoisted(() => ({
+  beforeRename: null as null | ((from: string) => Promise<void>),
+  beforeRmdir: null as null | ((dir: string) => Promise<void>),
+}));
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
-  const hooked = async (from: Parameters<typeof real.rename>[0], to: Parameters<typeof real.rename>[1]) => {
+  const rename = async (from: Parameters<typeof real.rename>[0], to: Parameters<typeof real.rename>[1]) => {
     const hook = fsSeam.beforeRename;
     if (hook) await hook(String(from));
     return real.rename(from, to);
   };
-  return { ...real, rename: hooked, default: { ...real, rename: hooked } };
+  const rmdir = async (dir: Parameters<typeof real.rmdir>[0]) => {
+    const hook = fsSeam.beforeRmdir;
+    if (hook) await hook(String(dir));
+    return real.rmdir(dir);
+  };
+  return { ...real, rename, rmdir, default: { ...real, rename, rmdir } };
 });
 
 // Most of a scenario is waiting out a 1 s grace on the store's clock, not CPU: let more of the four
@@ -990,6 +999,64 @@ describe.concurrent('reap safety, files backend specifics', () => {
     expect((await lstat(outside)).isFile()).toBe(true);
     const outcomes = Object.fromEntries((await journal()).map((e) => [e.resourceId, e.outcome]));
     expect(outcomes).toEqual({ [moved!]: 'changed', [stays!]: 'deleted' });
+  });
+
+  // guard: the sweep removes only directories it emptied, deepest first, each with rmdir (which refuses a
+  // directory that is not empty) and only while it resolves inside the scope; never the root.
+  test('a sweep removes the owner directories it emptied, and no other', async (h) => {
+    const { fx, reap, lease, afterGrace, manifest } = h;
+    await lease('alice');
+    const [live] = await fx.create(T, [{ owner: 'alice' }]);
+    const [, , , protectedFile] = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }, { owner: 'dan' }, { owner: 'dan', protected: true }]);
+    // carol's file sits two directories down; `empty` was empty before the sweep.
+    const deep = path.join(root(fx), 'carol', 'a', 'b', 'item.dat');
+    await mkdir(path.dirname(deep), { recursive: true });
+    await writeFile(deep, 'orphan');
+    const old = new Date(Date.now() - HOUR);
+    await utimes(deep, old, old);
+    await mkdir(path.join(root(fx), 'empty'));
+    const m = manifest();
+    expect(only(await reap(m)).outcomes.marked).toBe(4);
+    await afterGrace();
+    expect(only(await reap(m)).outcomes).toMatchObject({ deleted: 4, failed: 0 });
+    expect(sorted(await readdir(root(fx)))).toEqual(['.reaper-quarantine', 'alice', 'dan', 'empty']);
+    expect(await fx.present(T)).toEqual(new Set([live, protectedFile]));
+  });
+
+  // guard: rmdir, not a recursive remove: a file written into an emptied directory before it is removed keeps it.
+  // And the scope check before each rmdir: a parent swapped for a symlink out of the scope is not followed.
+  // (Directories go deepest first: erin/x/y before dan/sub, so the swap lands before dan/sub is checked.)
+  test('a directory a writer filled again, or one reached through a symlink out of the scope, is not removed', async (h) => {
+    const { fx, reap, afterGrace, manifest } = h;
+    await fx.create(T, [{ owner: 'bob' }]);
+    const old = new Date(Date.now() - HOUR);
+    for (const id of ['dan/sub/item.dat', 'erin/x/y/item.dat']) {
+      const file = path.join(root(fx), ...id.split('/'));
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, 'orphan');
+      await utimes(file, old, old);
+    }
+    const m = manifest();
+    expect(only(await reap(m)).outcomes.marked).toBe(3);
+    await afterGrace();
+    const elsewhere = path.join(fx.dir, 'elsewhere');
+    fsSeam.beforeRmdir = async (dir) => {
+      if (dir === path.join(root(fx), 'bob')) await writeFile(path.join(dir, 'new.dat'), 'just written');
+      if (dir === path.join(root(fx), 'erin', 'x', 'y')) {
+        // dan/ is moved out of the scope (its emptied sub/ with it) and a symlink left in its place.
+        await mkdir(elsewhere, { recursive: true });
+        await rename(path.join(root(fx), 'dan'), path.join(elsewhere, 'dan'));
+        await symlink(path.join(elsewhere, 'dan'), path.join(root(fx), 'dan'));
+      }
+    };
+    try {
+      expect(only(await reap(m)).outcomes).toMatchObject({ deleted: 3, failed: 0 });
+    } finally {
+      fsSeam.beforeRmdir = null;
+    }
+    expect(await readFile(path.join(root(fx), 'bob', 'new.dat'), 'utf8')).toBe('just written');
+    expect((await lstat(path.join(elsewhere, 'dan', 'sub'))).isDirectory()).toBe(true);
+    expect(sorted(await readdir(root(fx)))).toEqual(['.reaper-quarantine', 'bob', 'dan']);
   });
 
   // guard: the walk never follows symlinks, and a delete resolves its parent to a real path inside the root.

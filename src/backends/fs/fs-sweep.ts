@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
-import { link, mkdir, readdir, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { DeleteItem, DeleteResult } from '../types.js';
 import { mapLimit } from '../../util/concurrency.js';
@@ -35,7 +35,33 @@ export async function sweepFiles(root: string, items: readonly DeleteItem[], opt
   await mkdir(qdir, { recursive: true, mode: 0o700 });
   // The root's real path once for the batch; each parent at its own rename (see sweepOne).
   const inScope = sweepScopeCheck(root);
-  return mapLimit(items, SWEEP_CONCURRENCY, (item) => sweepOne(root, qdir, item, options, inScope));
+  const results = await mapLimit(items, SWEEP_CONCURRENCY, (item) => sweepOne(root, qdir, item, options, inScope));
+  await removeEmptiedDirectories(root, qdir, results.filter((r) => r.outcome === 'deleted').map((r) => r.id), inScope);
+  return results;
+}
+
+/**
+ * Remove the directories a batch emptied: the parents of the swept files and their parents,
+ * deepest first, each with rmdir(2) — which refuses a directory that is not empty, so a file a
+ * writer put there meanwhile keeps it — and only while it still resolves inside the scope (its
+ * parent is checked as a rename's is). Never the root or the quarantine. A directory that stays
+ * keeps its parents. The cost: one realpath and one rmdir per distinct parent of the batch.
+ * (A writer between its mkdir and its create may find the directory gone and must make it again.)
+ */
+async function removeEmptiedDirectories(root: string, qdir: string, swept: readonly string[], inScope: (id: string) => Promise<boolean>): Promise<void> {
+  const dirs = new Set<string>();
+  for (const id of swept) {
+    const parts = id.split('/');
+    for (let n = parts.length - 1; n > 0; n--) dirs.add(parts.slice(0, n).join('/'));
+  }
+  const depth = (dir: string) => dir.split('/').length;
+  const kept = new Set<string>();
+  for (const dir of [...dirs].sort((a, b) => depth(b) - depth(a))) {
+    if (kept.has(dir)) continue;
+    const absolute = path.join(root, ...dir.split('/'));
+    const removed = absolute !== qdir && (await inScope(dir).catch(() => false)) && (await rmdir(absolute).then(() => true, () => false));
+    if (!removed) for (let cut = dir.lastIndexOf('/'); cut > 0; cut = dir.lastIndexOf('/', cut - 1)) kept.add(dir.slice(0, cut));
+  }
 }
 
 async function sweepOne(root: string, qdir: string, item: DeleteItem, options: SweepOptions, inScope: (id: string) => Promise<boolean>): Promise<DeleteResult> {
