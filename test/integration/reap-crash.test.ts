@@ -14,7 +14,7 @@
  * written inline. S3 objects cannot be backdated, so the S3 scene has no young object
  * and runs with `minAge: 0s` (see support/reap-fixture-s3.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -37,49 +37,16 @@ import {
   type ReapFixtureKind,
   type SceneState,
 } from './support/reap-fixture.js';
+import { reaper, report, start } from './support/reap-cli.js';
 import { runCleanups } from './support/services.js';
 
 // Much of a crash test is waiting (for a grace, a lock's ttl, a child process): let a few more run side by
 // side than the project's default of 5. Not many more: every CLI spawn is half a second of CPU on 2 cores.
 vi.setConfig({ maxConcurrency: 8 });
 
-const BIN = path.resolve(__dirname, '../../bin/reaper');
 const T = 'items';
 const HOUR = 3_600_000;
 const GRACE_MS = 1_000;
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Spawn `reaper ARGS -c MANIFEST --output json` in the fixture's directory with a minimal environment. */
-function start(fx: ReapFixture, args: string[], env: Record<string, string> = {}): { child: ChildProcess; exit: Promise<Exit> } {
-  const child = spawn(process.execPath, [BIN, ...args, '-c', manifestFile(fx), '--output', 'json'], {
-    cwd: fx.dir,
-    // TMPDIR: a run killed before its end leaves its plan spool behind; in the fixture's directory it goes with it.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', TMPDIR: fx.dir, ...fx.env(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<Exit>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return { child, exit };
-}
-
-const reaper = (fx: ReapFixture, args: string[], env?: Record<string, string>) => start(fx, args, env).exit;
-
-/** The JSON report a reap printed (also printed with exit 3 when some deletes failed). */
-function report(exit: Exit): { runId: string; resources: { toMark: number; toSweep: number; lifts: Record<string, number>; outcomes: Record<string, number> }[] } {
-  return JSON.parse(exit.stdout) as ReturnType<typeof report>;
-}
 
 /** Poll until `check` holds (a wait, not a timed assertion: the limit only guards against a hang). */
 async function until(what: string, check: () => Promise<boolean>, limitMs = 30_000): Promise<void> {
