@@ -207,7 +207,9 @@ class CrashLoop {
 describe('reap crash loop (kill -9, seeded)', { concurrent: true }, () => {
   for (const pair of reapPairs()) {
     // Skipped only when a service is missing here; under CI the global setup fails instead.
-    it.skipIf(!pair.available())(`${pair.name}: ${LOOPS} loops, no survivor lost, the journal equals what disappeared`, async ({ onTestFailed }) => {
+    // (A loop takes a few seconds, more on a loaded machine: the time limit grows with the loops.)
+    const timeout = 120_000 + LOOPS * 30_000;
+    it.skipIf(!pair.available())(`${pair.name}: ${LOOPS} loops, no survivor lost, the journal equals what disappeared`, { timeout }, async ({ onTestFailed }) => {
       const began = Date.now();
       const cleanups: (() => Promise<void>)[] = [];
       const state = await freshSceneState(pair.store, cleanups);
