@@ -247,7 +247,10 @@ export function reapPairs(): ReapPair[] {
 export interface ManifestOptions {
   /** Resource types (this fixture's), their policies and extra protect rules. */
   resources: readonly { name: string; policy?: Policy; options?: ResourceOptions }[];
-  /** `defaults:` keys; the suite's defaults are minAge 1m, grace 1s, maxDeleteFraction 1. */
+  /**
+   * `defaults:` keys; the suite's defaults are minAge 30m (a young resource, seconds old, stays young however
+   * long a test takes on a loaded machine; an old one is an hour old), grace 1s, maxDeleteFraction 1.
+   */
   defaults?: Policy;
   /** `defaults.breaker` keys. */
   breaker?: Readonly<Record<string, number>>;
@@ -264,7 +267,7 @@ export const manifestFile = (fixture: ReapFixture): string => path.join(fixture.
  * endpoint), and the fixture's own defaults (S3: `minAge: 0s`) over the suite's.
  */
 export function reapManifest(fixture: ReapFixture, options: ManifestOptions): string {
-  const defaults: Policy = { minAge: '1m', grace: '1s', maxDeleteFraction: 1, ...fixture.defaults, ...options.defaults };
+  const defaults: Policy = { minAge: '30m', grace: '1s', maxDeleteFraction: 1, ...fixture.defaults, ...options.defaults };
   const breaker = options.breaker ? `, breaker: { ${Object.entries(options.breaker).map(([k, v]) => `${k}: ${v}`).join(', ')} }` : '';
   const connections = fixture.connectionsYaml();
   return [
