@@ -211,12 +211,12 @@ describe('reap crash loop (kill -9, seeded)', { concurrent: true }, () => {
     it.skipIf(!pair.available())(`${pair.name}: ${LOOPS} loops, no survivor lost, the journal equals what disappeared`, { timeout }, async ({ onTestFailed }) => {
       const began = Date.now();
       const cleanups: (() => Promise<void>)[] = [];
-      const state = await freshSceneState(pair.store, cleanups);
+      let passed = false;
+      const state = await freshSceneState(pair.store, cleanups, () => !passed);
       const fx = await pair.backend.open();
       const store = await openFixtureStore(fx, state);
       const loop = new CrashLoop(pair, fx, store, random(seedOf(pair.name)));
       const history: string[] = [];
-      let passed = false;
       onTestFailed(() => console.warn(`crash loop ${pair.name}, REAPER_CRASH_SEED=${SEED}, kept ${fx.dir}; loops: ${history.join(' | ')}`));
       try {
         // (The suite's minAge, 30m, keeps the young resources young however long the loop runs.)

@@ -225,7 +225,7 @@ async function withScene(kind: ReapFixtureKind, dialect: StoreDialect, policy: P
   let s: Scene | null = null;
   let ok = false;
   try {
-    s = await scene(kind, await freshSceneState(dialect, cleanups), policy, orphanCount);
+    s = await scene(kind, await freshSceneState(dialect, cleanups, () => !ok), policy, orphanCount);
     await body(s);
     ok = true;
   } finally {

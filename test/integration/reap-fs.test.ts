@@ -140,8 +140,8 @@ async function openHarness(kind: ReapFixtureKind, fixtureOptions: FixtureOptions
 function scenarios(kind: ReapFixtureKind, dialect: StoreDialect = 'sqlite') {
   const wrap = (body: (h: Harness) => Promise<void>, fixtureOptions: FixtureOptions) => async () => {
     const cleanups: (() => Promise<void>)[] = [];
-    const h = await openHarness(kind, fixtureOptions, await freshSceneState(dialect, cleanups));
     let passed = false;
+    const h = await openHarness(kind, fixtureOptions, await freshSceneState(dialect, cleanups, () => !passed));
     try {
       await body(h);
       passed = true;

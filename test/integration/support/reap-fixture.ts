@@ -205,10 +205,13 @@ export const SQLITE_STATE: SceneState = { dialect: 'sqlite', url: 'sqlite:.reape
 
 export const storeAvailable = (dialect: StoreDialect): boolean => dialect === 'sqlite' || serviceAvailable(dialect);
 
-/** A fresh state store of this dialect for the running test; a server database is dropped with `cleanups` unless the test failed. */
-export async function freshSceneState(dialect: StoreDialect, cleanups: (() => Promise<void>)[]): Promise<SceneState> {
+/**
+ * A fresh state store of this dialect for the running test; a server database is dropped with
+ * `cleanups` unless `keep()` says otherwise then (the test failed: evidence).
+ */
+export async function freshSceneState(dialect: StoreDialect, cleanups: (() => Promise<void>)[], keep: () => boolean): Promise<SceneState> {
   if (dialect === 'sqlite') return SQLITE_STATE;
-  return { dialect, url: dialect === 'postgres' ? await freshPgDatabase(cleanups) : await freshMysqlDatabase(cleanups) };
+  return { dialect, url: dialect === 'postgres' ? await freshPgDatabase(cleanups, { keep }) : await freshMysqlDatabase(cleanups, { keep }) };
 }
 
 /** One (backend, state store) pair the reap suites run on. */
