@@ -2,7 +2,7 @@
 import type { ResourceSpec } from '../manifest/types.js';
 import type { Connections } from './connections.js';
 import { FsBackend } from './fs/fs-backend.js';
-import type { Backend } from './types.js';
+import type { Backend, BackendFailpoint } from './types.js';
 
 export interface BackendContext {
   connections: Connections;
@@ -10,13 +10,15 @@ export interface BackendContext {
   exclude: readonly string[];
   /** Stops what opening costs a request (S3 reads the bucket's versioning). */
   signal?: AbortSignal;
+  /** Crash tests' failpoints inside a backend's delete. */
+  failpoint?: (name: BackendFailpoint) => void;
 }
 
 export async function openBackend(spec: ResourceSpec, context: BackendContext): Promise<Backend> {
   const location = spec.location;
   switch (location.kind) {
     case 'fs':
-      return new FsBackend({ ...spec, location }, { exclude: context.exclude });
+      return new FsBackend({ ...spec, location }, { exclude: context.exclude, failpoint: context.failpoint });
     case 's3': {
       const { S3Backend } = await import('./s3/s3-backend.js');
       return S3Backend.open({ ...spec, location }, context.connections, { signal: context.signal });

@@ -52,6 +52,9 @@ export interface DeleteResult {
   restoreHandle?: string;
 }
 
+/** Points inside a backend's delete where a crash test may kill the process (REAPER_FAILPOINT). */
+export type BackendFailpoint = 'after-rename';
+
 export interface BackendCapabilities {
   /** The resource can carry a visible tombstone mark. */
   visibleMark: boolean;
@@ -84,8 +87,14 @@ export interface Backend {
   delete(items: readonly DeleteItem[], signal?: AbortSignal): Promise<DeleteResult[]>;
   /** Bring back a deleted resource from its restore handle. */
   restore?(id: string, handle: string, signal?: AbortSignal): Promise<void>;
-  /** Find the restore handle of a resource deleted by a run that died before recording it. */
-  findRestoreHandle?(item: DeleteItem, signal?: AbortSignal): Promise<string | null>;
+  /**
+   * Settle what a run that died inside `delete` left of this item (files: a copy in quarantine,
+   * renamed but not yet unlinked or put back): finish the delete when what is left is the
+   * fingerprinted resource (keeping it where the backend keeps deleted resources, with its restore
+   * handle), put it back when it is not. Null when nothing was left: the caller reads the
+   * resource to learn what happened.
+   */
+  recoverDelete?(item: DeleteItem, signal?: AbortSignal): Promise<DeleteResult | null>;
   /** What a reap will rely on that `validate` should show (S3: versioning, how deletes are made conditional). */
   reapNotes?(): string[];
   /** Drop kept copies older than the resource's retention (files `retain`); returns how many. */

@@ -94,7 +94,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--plan <file>', 'with --execute: apply exactly this saved plan, each item re-verified')
     .option('--resource <name...>', 'only these resource types')
     .option('--allow-liveness-drop', 'proceed although the registry-outage breaker tripped (a deliberate first run)')
-    .option('--lock-ttl <duration>', 'how long a per-type lock outlives a crashed run', '2m')
+    .option('--lock-ttl <duration>', 'how long a per-type lock (and the run\'s heartbeat) outlives a crashed run', '2m')
     .addOption(quietOption())
     .addOption(logFormatOption())
     .addOption(stateOption())
@@ -174,7 +174,7 @@ export function buildProgram(io: CliIO): Command {
 
   const runs = program
     .command('runs')
-    .description('run history from the state store')
+    .description('run history from the state store; a run killed before it recorded its end shows `abandoned` once its heartbeat lapsed')
     .option('--limit <n>', 'how many runs', '20')
     .addOption(configOption())
     .addOption(stateOption())

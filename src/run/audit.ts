@@ -46,7 +46,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
   const context = await openRunContext(manifest, { store: options.store, signal: options.signal });
   const { store } = context;
   const maxFindings = options.maxFindings ?? 1_000;
-  const run = await store.startRun({ kind: 'audit', manifestDigest: manifest.digest, execute: false });
+  const run = await context.startRun({ kind: 'audit', manifestDigest: manifest.digest, execute: false });
   options.onRunStarted?.(run);
   try {
     // A source that fails is reported and its keys judged unknown (never dead) for the whole run.

@@ -5,12 +5,12 @@
 import path from 'node:path';
 import { Connections } from '../backends/connections.js';
 import { openBackend } from '../backends/open.js';
-import type { Backend } from '../backends/types.js';
+import type { Backend, BackendFailpoint } from '../backends/types.js';
 import type { LivenessView } from '../liveness/liveness.js';
 import { openLiveness } from '../liveness/open.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { openStateStore } from '../state/open.js';
-import type { StateStore } from '../state/types.js';
+import { DEFAULT_RUN_TTL_MS, type RunKind, type RunRecord, type StateStore } from '../state/types.js';
 import { Releasers } from '../util/releasers.js';
 import { RefResolver } from './ref-resolver.js';
 
@@ -20,6 +20,13 @@ export interface RunContext {
   readonly connections: Connections;
   readonly liveness: LivenessView;
   backend(spec: ResourceSpec): Promise<Backend>;
+  /**
+   * Record the run in the store and keep it alive there until the context closes: a heartbeat
+   * every ttl/3, so that a process killed -9 is recorded `abandoned` by the first run a ttl after
+   * its last beat (the store's clock judges). A failed beat is tried again at the next one; the
+   * run goes on (the per-type locks, not this record, keep two reaps apart).
+   */
+  startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean }, ttlMs?: number): Promise<RunRecord>;
   close(): Promise<void>;
 }
 
@@ -30,6 +37,8 @@ export interface OpenRunContextOptions {
   exclude?: readonly string[];
   /** The run's stop signal, for what opening a backend costs. */
   signal?: AbortSignal;
+  /** Crash tests' failpoints inside the backends' deletes. */
+  failpoint?: (name: BackendFailpoint) => void;
 }
 
 export async function openRunContext(manifest: Manifest, options: OpenRunContextOptions = {}): Promise<RunContext> {
@@ -51,13 +60,19 @@ export async function openRunContext(manifest: Manifest, options: OpenRunContext
       backend(spec) {
         let backend = backends.get(spec.name);
         if (!backend) {
-          backend = openBackend(spec, { connections, exclude, signal: options.signal }).then((b) => {
+          backend = openBackend(spec, { connections, exclude, signal: options.signal, failpoint: options.failpoint }).then((b) => {
             releasers.add(() => b.close());
             return b;
           });
           backends.set(spec.name, backend);
         }
         return backend;
+      },
+      async startRun(input, ttlMs = DEFAULT_RUN_TTL_MS) {
+        const run = await store.startRun({ ...input, ttlMs });
+        const heartbeat = beatEvery(() => store.heartbeatRun(run.runId, ttlMs), ttlMs / 3);
+        releasers.add(() => heartbeat.stop());
+        return run;
       },
       close: () => releasers.releaseAll(),
     };
@@ -76,4 +91,29 @@ function stateFiles(url: string): string[] {
   if (!url.startsWith('sqlite:') || url === 'sqlite::memory:') return [];
   const file = path.resolve(url.slice('sqlite:'.length));
   return [file, `${file}-wal`, `${file}-shm`, `${file}-journal`];
+}
+
+/** Call `beat` every `everyMs` (never two at once) until stopped; a failed beat waits for the next. The timer keeps no process alive. */
+function beatEvery(beat: () => Promise<unknown>, everyMs: number): { stop(): Promise<void> } {
+  let stopped = false;
+  let inFlight: Promise<unknown> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    timer = setTimeout(() => {
+      inFlight = beat()
+        .catch(() => undefined)
+        .finally(() => {
+          if (!stopped) schedule();
+        });
+    }, everyMs);
+    timer.unref();
+  };
+  schedule();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await inFlight;
+    },
+  };
 }

@@ -1,9 +1,13 @@
 /**
  * Named failpoints for crash tests: with REAPER_FAILPOINT=NAME (or NAME:N for the N-th
  * hit) the process kills itself with SIGKILL at that point, exactly as a crash would.
- * Points: after-plan, after-mark, after-journal, after-delete, after-finish.
+ * Points: after-plan, after-mark, after-journal, after-delete, after-finish, and inside a
+ * backend's delete after-rename (files: a file renamed into quarantine, not yet checked
+ * and unlinked).
  */
-export type FailpointName = 'after-plan' | 'after-mark' | 'after-journal' | 'after-delete' | 'after-finish';
+import type { BackendFailpoint } from '../backends/types.js';
+
+export type FailpointName = 'after-plan' | 'after-mark' | 'after-journal' | 'after-delete' | 'after-finish' | BackendFailpoint;
 
 export function failpoints(spec: string | undefined): (name: FailpointName) => void {
   if (!spec) return () => {};

@@ -116,11 +116,17 @@ export interface ReapReport {
 const emptyOutcomes = (): ReapOutcomes => ({ marked: 0, deleted: 0, lifted: 0, failed: 0, kept: 0, bytesReclaimed: 0 });
 
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
-  const context = await openRunContext(manifest, { store: options.store, signal: options.signal, exclude: [options.planOut, options.planIn].filter((f): f is string => f !== undefined) });
-  const { store } = context;
-  const run = await store.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: options.execute });
-  options.onRunStarted?.(run);
   const fail = failpoints(options.failpoint);
+  const context = await openRunContext(manifest, {
+    store: options.store,
+    signal: options.signal,
+    exclude: [options.planOut, options.planIn].filter((f): f is string => f !== undefined),
+    failpoint: fail,
+  });
+  const { store } = context;
+  // The run's record lives as long as its locks: killed, it is recorded abandoned once they expire.
+  const run = await context.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: options.execute }, lockTtl(options));
+  options.onRunStarted?.(run);
   const locks: string[] = [];
   let spoolDir: string | null = null;
   try {
@@ -743,31 +749,38 @@ async function applyMarks(
 
 /**
  * Journal entries left at `intent` by a run that died between the write-ahead and the
- * outcome: read each resource to learn what happened (SAFETY 11, 12).
+ * outcome: first the backend settles what the run may have left half-done (files: a copy in
+ * quarantine, unlinked if it is the journaled file, else put back), then each resource is
+ * read to learn what happened (SAFETY 11, 12).
  */
 async function recoverIntents(context: RunContext, spec: ResourceSpec, backend: Backend, runId: string, report: ResourceReap): Promise<void> {
   const pending = await context.store.pendingIntents(spec.name);
   if (pending.length === 0) return;
-  const current = await backend.read(pending.map((p) => p.resourceId));
-  // A copy kept by the backend (files with retain) is found again, so restore still works.
-  const handles = new Map<number, string | null>();
-  for (const entry of pending) {
-    if (!current.has(entry.resourceId) && backend.findRestoreHandle) {
-      handles.set(entry.journalId, await backend.findRestoreHandle({ id: entry.resourceId, fingerprint: entry.fingerprint }));
+  const settled = new Map<number, DeleteResult>();
+  if (backend.recoverDelete) {
+    for (const entry of pending) {
+      const result = await backend.recoverDelete({ id: entry.resourceId, fingerprint: entry.fingerprint });
+      if (result) settled.set(entry.journalId, result);
     }
   }
+  const current = await backend.read(pending.map((p) => p.resourceId));
+  const deleted = (entry: JournalEntry, error: string, restoreHandle: string | null = null) => {
+    report.outcomes.deleted++;
+    report.outcomes.bytesReclaimed += entry.bytes ?? 0;
+    return { journalId: entry.journalId, outcome: 'deleted' as const, error, restoreHandle };
+  };
+  const changed = (entry: JournalEntry, error: string, restoreHandle: string | null = null) => {
+    report.outcomes.lifted++;
+    report.lifts.changed = (report.lifts.changed ?? 0) + 1;
+    return { journalId: entry.journalId, outcome: 'changed' as const, error, restoreHandle };
+  };
   const outcomes = pending.map((entry) => {
+    const left = settled.get(entry.journalId);
+    if (left?.outcome === 'deleted') return deleted(entry, 'recovered after interruption: finished the delete the run had begun', left.restoreHandle ?? null);
+    if (left?.outcome === 'changed') return changed(entry, left.error ?? 'recovered after interruption: what the run had moved aside was not the journaled resource; put back', left.restoreHandle ?? null);
     const now = current.get(entry.resourceId);
-    if (!now) {
-      report.outcomes.deleted++;
-      report.outcomes.bytesReclaimed += entry.bytes ?? 0;
-      return { journalId: entry.journalId, outcome: 'deleted' as const, error: 'recovered after interruption: the resource is gone', restoreHandle: handles.get(entry.journalId) ?? null };
-    }
-    if (now.fingerprint !== entry.fingerprint) {
-      report.outcomes.lifted++;
-      report.lifts.changed = (report.lifts.changed ?? 0) + 1;
-      return { journalId: entry.journalId, outcome: 'changed' as const, error: 'recovered after interruption: the resource changed' };
-    }
+    if (!now) return deleted(entry, 'recovered after interruption: the resource is gone');
+    if (now.fingerprint !== entry.fingerprint) return changed(entry, 'recovered after interruption: the resource changed');
     // Not deleted: the tombstone goes back to marked and is re-verified by this run's sweep.
     return { journalId: entry.journalId, outcome: 'failed' as const, error: 'interrupted before the delete; will be re-verified' };
   });

@@ -31,7 +31,7 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
     throw new UsageError(`no resource type "${options.resource}" in ${manifest.file}`);
   }
   const context = await openRunContext(manifest, { store: options.store });
-  const run = await context.store.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: true });
+  const run = await context.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: true });
   const out: RestoreItem[] = [];
   try {
     const tombstones = await context.store.findTombstones({ runId: options.runId, resource: options.resource, resourceId: options.id, states: ['marked', 'deleted'] });

@@ -94,7 +94,29 @@ export function toRun(r: Row): RunRecord {
     summary: json(r.summary),
     sourceCounts: json(r.source_counts) as Record<string, number> | null,
     error: strOrNull(r.error),
+    heartbeatAt: numOrNull(r.heartbeat_at),
+    aliveUntil: numOrNull(r.alive_until),
   };
+}
+
+/** A run whose heartbeat lapsed, as `abandonStaleRuns` reads it. */
+export interface StaleRun {
+  runId: string;
+  startedAt: number;
+  heartbeatAt: number | null;
+  aliveUntil: number | null;
+}
+
+export function toStaleRun(r: Row): StaleRun {
+  return { runId: String(r.run_id), startedAt: num(r.started_at), heartbeatAt: numOrNull(r.heartbeat_at), aliveUntil: numOrNull(r.alive_until) };
+}
+
+/** How an abandoned run is recorded: finished at its last heartbeat (or its start), with the reason. */
+export function abandonedRecord(run: StaleRun): { finishedAt: number; error: string } {
+  const tail = 'the process was killed or lost before it could record its end';
+  if (run.heartbeatAt === null || run.aliveUntil === null) return { finishedAt: run.startedAt, error: `abandoned: no heartbeat recorded (a run of an older reaper); ${tail}` };
+  const ttl = (run.aliveUntil - run.heartbeatAt) / 1000;
+  return { finishedAt: run.heartbeatAt, error: `abandoned: no heartbeat since ${new Date(run.heartbeatAt).toISOString()} (ttl ${ttl} s); ${tail}` };
 }
 
 export function toTombstone(r: Row): Tombstone {

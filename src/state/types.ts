@@ -82,7 +82,11 @@ export interface LeaseStore {
 }
 
 export type RunKind = 'audit' | 'reap';
-export type RunStatus = 'running' | 'ok' | 'failed' | 'refused' | 'interrupted' | 'gate-failed';
+/** `abandoned`: the run stopped beating without recording its end (killed -9, its machine lost); see `abandonStaleRuns`. */
+export type RunStatus = 'running' | 'ok' | 'failed' | 'refused' | 'interrupted' | 'gate-failed' | 'abandoned';
+
+/** How long a run counts as alive after its last heartbeat when the caller names no ttl (a reap's default lock ttl). */
+export const DEFAULT_RUN_TTL_MS = 120_000;
 
 export interface RunRecord {
   runId: string;
@@ -98,10 +102,31 @@ export interface RunRecord {
   /** Live-key counts per liveness source, for the registry-outage breaker. */
   sourceCounts: Record<string, number> | null;
   error: string | null;
+  /** When the run last said it was alive (store clock); null for a run recorded by a reaper without heartbeats. */
+  heartbeatAt: number | null;
+  /** Until when the last heartbeat vouches for the run; past it, a running run counts as gone. */
+  aliveUntil: number | null;
 }
 
 export interface RunStore {
-  startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean }): Promise<RunRecord>;
+  /**
+   * Record a new run, alive for `ttlMs` (default DEFAULT_RUN_TTL_MS) unless it beats again;
+   * first, records every run whose heartbeat lapsed as abandoned (`abandonStaleRuns`).
+   */
+  startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; ttlMs?: number }): Promise<RunRecord>;
+  /**
+   * The running process is alive: its run counts as alive for `ttlMs` more, by the store clock. A run
+   * recorded abandoned meanwhile (it was paused longer than its ttl) is running again. False when the
+   * run is unknown or has recorded its end.
+   */
+  heartbeatRun(runId: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Record every `running` run whose heartbeat lapsed (aliveUntil at or before the store's now, or no
+   * heartbeat at all: a run of an older reaper) as `abandoned`, finished at its last heartbeat. A
+   * process that beats every ttl/3 is never judged gone while it runs; one killed -9 is, a ttl after
+   * its last beat. Returns how many.
+   */
+  abandonStaleRuns(): Promise<number>;
   finishRun(runId: string, input: { status: RunStatus; summary?: unknown; sourceCounts?: Record<string, number> | null; error?: string | null }): Promise<void>;
   getRun(runId: string): Promise<RunRecord | null>;
   listRuns(filter?: { kind?: RunKind; limit?: number }): Promise<RunRecord[]>;

@@ -4,8 +4,10 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { reaper, tmp } from './support/cli.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { reaper, removeTempDirs, tmp } from './support/cli.js';
+
+afterAll(removeTempDirs);
 
 describe('reaper CLI', () => {
   it('prints help and exits 0', () => {

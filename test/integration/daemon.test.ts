@@ -151,6 +151,14 @@ const cliHasDaemon =
   /^\s+daemon\b/m.test(spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8', timeout: 30_000 }).stdout ?? '');
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 
+// Outside CI a missing tool skips its test; under CI=true it fails the run, never a silent skip.
+describe.runIf(process.env.CI === 'true')('tools the daemon tests need (required under CI)', () => {
+  it('openssl is installed and the built CLI has its daemon command', () => {
+    expect(hasOpenssl, 'openssl is missing (apt-get install openssl): the HTTPS test cannot run').toBe(true);
+    expect(cliHasDaemon, 'the built CLI has no `daemon` command: run `npm run build`').toBe(true);
+  });
+});
+
 for (const factory of storeFactories) {
   describe.skipIf(!factory.available())(`lease daemon over ${factory.name}`, () => {
     /**

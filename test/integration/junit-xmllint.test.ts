@@ -4,8 +4,7 @@
  * missing xmllint skips with a hint; under CI=true it fails.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildDemo } from '../../src/cli/commands/demo.js';
@@ -14,6 +13,7 @@ import { loadManifest } from '../../src/manifest/load.js';
 import type { AuditDocument, FindingOutput } from '../../src/report/document.js';
 import { renderJunit } from '../../src/report/junit.js';
 import { runAudit } from '../../src/run/audit.js';
+import { testTempDir } from './support/temp-dir.js';
 
 const probe = spawnSync('xmllint', ['--version'], { encoding: 'utf8' });
 const haveXmllint = probe.error === undefined && probe.status === 0;
@@ -24,7 +24,7 @@ if (!haveXmllint && !inCI) {
 }
 
 function xmllint(xml: string): { code: number | null; stderr: string; file: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'reaper-junit-'));
+  const dir = testTempDir('reaper-junit-');
   const file = path.join(dir, 'reaper-junit.xml');
   writeFileSync(file, xml, 'utf8');
   const result = spawnSync('xmllint', ['--noout', '--nonet', file], { encoding: 'utf8' });
@@ -37,7 +37,7 @@ describe.skipIf(!haveXmllint && !inCI)('JUnit XML validates with xmllint', () =>
   });
 
   it('for a real audit of the demo sandbox, with failing per-type and global gates', async () => {
-    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'reaper-junit-demo-')), 'reaper-demo');
+    const dir = path.join(testTempDir('reaper-junit-demo-'), 'reaper-demo');
     await buildDemo(dir);
     const doc = await runAudit(await loadManifest(path.join(dir, 'reaper.yaml'), {}));
     const results = evaluateGates(parseGates(['orphaned>0', 'scratch-uploads:orphaned>10', 'report-exports:expired>0', 'renewalFailureRate>5%']), doc);

@@ -3,8 +3,7 @@
  * the real servers: every resource classified correctly, and the per-type telemetry has
  * the same shape whatever the backend.
  */
-import { mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import { parseManifest } from '../../src/manifest/load.js';
 import { runAudit } from '../../src/run/audit.js';
 import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
 import { freshMysqlDatabase, freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
+import { testTempDir } from './support/temp-dir.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -61,7 +61,7 @@ describe.skipIf(!all)('an audit of one manifest mixing s3, postgres, mysql and f
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'elsewhere/c.bin', Body: 'c' }));
 
     // Files: scratch owned by leased workers.
-    const dir = mkdtempSync(path.join(tmpdir(), 'reaper-mixed-'));
+    const dir = testTempDir('reaper-mixed-');
     const old = new Date(Date.now() - 3 * 3_600_000);
     for (const [file, when] of [['w-live/x.part', old], ['w-dead/y.part', old], ['stray.part', old]] as const) {
       const full = path.join(dir, 'scratch', file);

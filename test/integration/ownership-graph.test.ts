@@ -2,8 +2,7 @@
  * The ownership graph across real backends: S3 thumbnails owned by PostgreSQL rows,
  * files owned by MariaDB rows, and a two-table cycle that is reaped only without a root.
  */
-import { mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import { runExplain } from '../../src/run/explain.js';
 import { runReap } from '../../src/run/reap.js';
 import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
 import { freshMysqlDatabase, freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
+import { testTempDir } from './support/temp-dir.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -47,7 +47,7 @@ async function store(dir: string, liveKeys: string[]): Promise<SqliteStateStore>
 }
 
 function tmp(): string {
-  return mkdtempSync(path.join(tmpdir(), 'reaper-graph-'));
+  return testTempDir('reaper-graph-');
 }
 
 describe.skipIf(!serviceAvailable('postgres') || !serviceAvailable('s3'))('S3 thumbnails owned by PostgreSQL rows', () => {

@@ -1,8 +1,9 @@
 /**
  * The reap safety suite (SAFETY.md 1–10, 12–15), library-level: runReap / runRestore /
- * runAudit over a SQLite state store, against every backend fixture in
- * support/reap-fixture.ts: files, S3 (moto), PostgreSQL and MariaDB. Crash and signal
- * tests that need the real process are in reap-crash.test.ts.
+ * runAudit against every backend fixture in support/reap-fixture.ts — files, S3 (moto),
+ * PostgreSQL and MariaDB — over a SQLite state store, and the files backend over a
+ * PostgreSQL and a MariaDB state store too (every pair with REAPER_TEST_FULL=1; see
+ * `reapPairs`). Crash and signal tests that need the real process are in reap-crash.test.ts.
  *
  * Every guard has a negative test: a scenario in which something would be deleted if the
  * guard were gone. The comment `guard:` above each test names it.
@@ -28,7 +29,7 @@
  *   the fixture's `version: updated_at` column as the fingerprint.
  */
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readFile, rename, symlink, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DeleteObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, PutObjectTaggingCommand, S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it, vi } from 'vitest';
@@ -39,15 +40,15 @@ import { runAudit } from '../../src/run/audit.js';
 import { runReap, type ReapOptions, type ReapReport } from '../../src/run/reap.js';
 import type { PlanHeader } from '../../src/run/plan-file.js';
 import { runRestore } from '../../src/run/restore.js';
-import type { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
-import type { JournalEntry } from '../../src/state/types.js';
+import type { JournalEntry, StateStore, StoreDialect } from '../../src/state/types.js';
 import {
+  freshSceneState,
   hookStore,
   loadReapManifest,
   openFixtureStore,
   ownerKey,
-  reapFixtures,
   reapManifest,
+  reapPairs,
   filesFixture,
   s3Fixture,
   waitStoreTime,
@@ -57,22 +58,32 @@ import {
   type ReapFixture,
   type ReapFixtureKind,
   type ResourceOptions,
+  type SceneState,
   type StoreHooks,
 } from './support/reap-fixture.js';
 import { isResourceDelete, networkTimeout, type S3ReapFixture } from './support/reap-fixture-s3.js';
-import { s3Settings } from './support/services.js';
+import { runCleanups, s3Settings } from './support/services.js';
 
 // A seam inside the files backend's conditional delete: lets one test swap a file between
 // the identity check and the rename (SAFETY 3). Every other call passes straight through.
-const fsSeam = vi.hoisted(() => ({ beforeRename: null as null | ((from: string) => Promise<void>) }));
+// Another lets a test act just before the sweep removes a directory it emptied.
+const fsSeam = vi.hoisted(() => ({
+  beforeRename: null as null | ((from: string) => Promise<void>),
+  beforeRmdir: null as null | ((dir: string) => Promise<void>),
+}));
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
-  const hooked = async (from: Parameters<typeof real.rename>[0], to: Parameters<typeof real.rename>[1]) => {
+  const rename = async (from: Parameters<typeof real.rename>[0], to: Parameters<typeof real.rename>[1]) => {
     const hook = fsSeam.beforeRename;
     if (hook) await hook(String(from));
     return real.rename(from, to);
   };
-  return { ...real, rename: hooked, default: { ...real, rename: hooked } };
+  const rmdir = async (dir: Parameters<typeof real.rmdir>[0]) => {
+    const hook = fsSeam.beforeRmdir;
+    if (hook) await hook(String(dir));
+    return real.rmdir(dir);
+  };
+  return { ...real, rename, rmdir, default: { ...real, rename, rmdir } };
 });
 
 // Most of a scenario is waiting out a 1 s grace on the store's clock, not CPU: let more of the four
@@ -85,7 +96,8 @@ const GRACE_MS = 1_000;
 
 interface Harness {
   fx: ReapFixture;
-  store: SqliteStateStore;
+  state: SceneState;
+  store: StateStore;
   manifest(options?: Partial<ManifestOptions> & { policy?: Policy; resource?: ResourceOptions }): Manifest;
   reap(manifest: Manifest, options?: Partial<ReapOptions>): Promise<ReapReport>;
   refused(manifest: Manifest, options?: Partial<ReapOptions>): Promise<SafetyError>;
@@ -95,15 +107,16 @@ interface Harness {
   afterGrace(): Promise<void>;
 }
 
-async function openHarness(kind: ReapFixtureKind, fixtureOptions: FixtureOptions): Promise<Harness> {
+async function openHarness(kind: ReapFixtureKind, fixtureOptions: FixtureOptions, state: SceneState): Promise<Harness> {
   const fx = await kind.open(fixtureOptions);
-  const store = await openFixtureStore(fx);
+  const store = await openFixtureStore(fx, state);
   // One long-lived owner keeps the lease registry from looking empty (SAFETY 8's breaker).
   await store.acquireLease({ key: ownerKey('anchor'), holder: 'anchor-service', ttlMs: HOUR });
   return {
     fx,
+    state,
     store,
-    manifest: (options = {}) => loadReapManifest(fx, reapManifest(fx, { resources: [{ name: T, policy: options.policy, options: options.resource }], ...options })),
+    manifest: (options = {}) => loadReapManifest(fx, reapManifest(fx, { resources: [{ name: T, policy: options.policy, options: options.resource }], state, ...options })),
     reap: (manifest, options = {}) => runReap(manifest, { execute: true, store, ...options }),
     refused: async (manifest, options = {}) => {
       const error = await runReap(manifest, { execute: true, store, ...options }).then(
@@ -120,18 +133,23 @@ async function openHarness(kind: ReapFixtureKind, fixtureOptions: FixtureOptions
   };
 }
 
-/** A test with its own directory, store and bucket/database; kept as evidence when the test fails. */
-function scenarios(kind: ReapFixtureKind) {
+/**
+ * A test with its own directory, state store and bucket/database; kept as evidence when the test fails.
+ * The state store is SQLite in the test's directory unless `dialect` names a server store.
+ */
+function scenarios(kind: ReapFixtureKind, dialect: StoreDialect = 'sqlite') {
   const wrap = (body: (h: Harness) => Promise<void>, fixtureOptions: FixtureOptions) => async () => {
-    const h = await openHarness(kind, fixtureOptions);
+    const cleanups: (() => Promise<void>)[] = [];
     let passed = false;
+    const h = await openHarness(kind, fixtureOptions, await freshSceneState(dialect, cleanups, () => !passed));
     try {
       await body(h);
       passed = true;
     } finally {
       await h.store.close();
       await h.fx.cleanup({ keep: !passed });
-      if (!passed) console.warn(`kept ${h.fx.dir} (${kind.kind})`);
+      await runCleanups(cleanups);
+      if (!passed) console.warn(`kept ${h.fx.dir} (${kind.kind}, state ${h.state.url})`);
     }
   };
   const test = (name: string, body: (h: Harness) => Promise<void>, fixtureOptions: FixtureOptions = {}) => it(name, wrap(body, fixtureOptions));
@@ -148,10 +166,11 @@ const only = (report: ReapReport) => report.resources[0]!;
 
 // The backends' blocks run side by side: every test has its own directory, store and bucket/database.
 describe('reap safety', { concurrent: true }, () => {
-  for (const kind of reapFixtures) {
-    // Skipped only when the backend's service is missing here; under CI the global setup fails instead.
-    describe.skipIf(!kind.available())(`reap safety on ${kind.kind}`, { concurrent: true }, () => {
-      const { test } = scenarios(kind);
+  for (const pair of reapPairs()) {
+    const kind = pair.backend;
+    // Skipped only when a service is missing here; under CI the global setup fails instead.
+    describe.skipIf(!pair.available())(`reap safety on ${pair.name}`, { concurrent: true }, () => {
+      const { test } = scenarios(kind, pair.store);
 
       describe('SAFETY 1/2: no live-owner deletion; resurrection wins', () => {
         // guard: grace — only tombstones at least `grace` old (store clock) are swept.
@@ -485,7 +504,9 @@ describe('reap safety', { concurrent: true }, () => {
           await reap(m);
           for (const l of leases.slice(0, 3)) await store.releaseLease(l.leaseId);
           await runAudit(m, { store });
-          await refused(m);
+          const error = await refused(m);
+          expect(error.message).toMatch(/registry-outage breaker: nothing reaped/);
+          expect(error.message).toMatch(/leases fell from 5 to 2 live keys \(-60%, more than maxDrop 50%\)/);
         });
       });
 
@@ -693,7 +714,7 @@ describe('reap safety', { concurrent: true }, () => {
             }),
           });
           await atFirstBatch;
-          const other = await openFixtureStore(fx); // another process's connection
+          const other = await openFixtureStore(fx, h.state); // another process's connection
           try {
             const error = await runReap(m, { execute: true, store: other }).then(
               () => null,
@@ -922,6 +943,122 @@ describe.concurrent('reap safety, files backend specifics', () => {
     expect(outcomes).toEqual({ [file!]: 'changed', [other!]: 'deleted' });
   });
 
+  // guard: the identity check before the rename (fs-sweep.ts). The path becomes a directory after the sweep's
+  // re-verification and its write-ahead, so the run's own read cannot see it: only the check just before the
+  // rename keeps the whole directory from being moved into quarantine, where it could not be linked back.
+  test('SAFETY 3: a path that became a directory after the sweep read it is not moved; the directory stays whole', async (h) => {
+    const { fx, store, reap, journal, afterGrace, manifest } = h;
+    const [file, other] = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }]);
+    const m = manifest();
+    await reap(m);
+    await afterGrace();
+    const target = path.join(root(fx), ...file!.split('/'));
+    const inner = path.join(target, 'inner.dat');
+    const hooks: StoreHooks = {
+      beginDeletes: async (next, runId, items) => {
+        const entries = await next(runId, items);
+        await rm(target);
+        await mkdir(target);
+        await writeFile(inner, 'written since the read');
+        return entries;
+      },
+    };
+    const sweep = only(await reap(m, { store: hookStore(store, hooks) }));
+    expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 1 });
+    expect(await readFile(inner, 'utf8')).toBe('written since the read');
+    expect(await readdir(path.join(root(fx), '.reaper-quarantine'))).toEqual([]);
+    const outcomes = Object.fromEntries((await journal()).map((e) => [e.resourceId, e.outcome]));
+    expect(outcomes).toEqual({ [file!]: 'changed', [other!]: 'deleted' });
+  });
+
+  // guard: the scope check at the rename (sweepScopeCheck in fs-identity.ts). The owner's directory is moved
+  // out of the scope and replaced by a symlink after the sweep's re-verification and its write-ahead: the
+  // read-time check cannot see it, and the identity check passes (a moved file keeps its inode). Only the
+  // parent resolved again at the rename keeps the file outside the scope from being swept.
+  test('SAFETY 6: a directory swapped for a symlink out of the scope after the sweep read it: nothing outside is deleted', async (h) => {
+    const { fx, store, reap, lease, journal, afterGrace, manifest } = h;
+    await lease('alice');
+    await fx.create(T, [{ owner: 'alice' }, { owner: 'alice' }]); // keeps the caps out of the way
+    const [moved, stays] = await fx.create(T, [{ owner: 'bob' }, { owner: 'dan' }]);
+    const m = manifest();
+    await reap(m);
+    await afterGrace();
+    const elsewhere = path.join(fx.dir, 'elsewhere');
+    const hooks: StoreHooks = {
+      beginDeletes: async (next, runId, items) => {
+        const entries = await next(runId, items);
+        await mkdir(elsewhere, { recursive: true });
+        await rename(path.join(root(fx), 'bob'), path.join(elsewhere, 'bob'));
+        await symlink(path.join(elsewhere, 'bob'), path.join(root(fx), 'bob'));
+        return entries;
+      },
+    };
+    const sweep = only(await reap(m, { store: hookStore(store, hooks) }));
+    expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 1 });
+    const outside = path.join(elsewhere, ...moved!.split('/'));
+    expect((await lstat(outside)).isFile()).toBe(true);
+    const outcomes = Object.fromEntries((await journal()).map((e) => [e.resourceId, e.outcome]));
+    expect(outcomes).toEqual({ [moved!]: 'changed', [stays!]: 'deleted' });
+  });
+
+  // guard: the sweep removes only directories it emptied, deepest first, each with rmdir (which refuses a
+  // directory that is not empty) and only while it resolves inside the scope; never the root.
+  test('a sweep removes the owner directories it emptied, and no other', async (h) => {
+    const { fx, reap, lease, afterGrace, manifest } = h;
+    await lease('alice');
+    const [live] = await fx.create(T, [{ owner: 'alice' }]);
+    const [, , , protectedFile] = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }, { owner: 'dan' }, { owner: 'dan', protected: true }]);
+    // carol's file sits two directories down; `empty` was empty before the sweep.
+    const deep = path.join(root(fx), 'carol', 'a', 'b', 'item.dat');
+    await mkdir(path.dirname(deep), { recursive: true });
+    await writeFile(deep, 'orphan');
+    const old = new Date(Date.now() - HOUR);
+    await utimes(deep, old, old);
+    await mkdir(path.join(root(fx), 'empty'));
+    const m = manifest();
+    expect(only(await reap(m)).outcomes.marked).toBe(4);
+    await afterGrace();
+    expect(only(await reap(m)).outcomes).toMatchObject({ deleted: 4, failed: 0 });
+    expect(sorted(await readdir(root(fx)))).toEqual(['.reaper-quarantine', 'alice', 'dan', 'empty']);
+    expect(await fx.present(T)).toEqual(new Set([live, protectedFile]));
+  });
+
+  // guard: rmdir, not a recursive remove: a file written into an emptied directory before it is removed keeps it.
+  // And the scope check before each rmdir: a parent swapped for a symlink out of the scope is not followed.
+  // (Directories go deepest first: erin/x/y before dan/sub, so the swap lands before dan/sub is checked.)
+  test('a directory a writer filled again, or one reached through a symlink out of the scope, is not removed', async (h) => {
+    const { fx, reap, afterGrace, manifest } = h;
+    await fx.create(T, [{ owner: 'bob' }]);
+    const old = new Date(Date.now() - HOUR);
+    for (const id of ['dan/sub/item.dat', 'erin/x/y/item.dat']) {
+      const file = path.join(root(fx), ...id.split('/'));
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, 'orphan');
+      await utimes(file, old, old);
+    }
+    const m = manifest();
+    expect(only(await reap(m)).outcomes.marked).toBe(3);
+    await afterGrace();
+    const elsewhere = path.join(fx.dir, 'elsewhere');
+    fsSeam.beforeRmdir = async (dir) => {
+      if (dir === path.join(root(fx), 'bob')) await writeFile(path.join(dir, 'new.dat'), 'just written');
+      if (dir === path.join(root(fx), 'erin', 'x', 'y')) {
+        // dan/ is moved out of the scope (its emptied sub/ with it) and a symlink left in its place.
+        await mkdir(elsewhere, { recursive: true });
+        await rename(path.join(root(fx), 'dan'), path.join(elsewhere, 'dan'));
+        await symlink(path.join(elsewhere, 'dan'), path.join(root(fx), 'dan'));
+      }
+    };
+    try {
+      expect(only(await reap(m)).outcomes).toMatchObject({ deleted: 3, failed: 0 });
+    } finally {
+      fsSeam.beforeRmdir = null;
+    }
+    expect(await readFile(path.join(root(fx), 'bob', 'new.dat'), 'utf8')).toBe('just written');
+    expect((await lstat(path.join(elsewhere, 'dan', 'sub'))).isDirectory()).toBe(true);
+    expect(sorted(await readdir(root(fx)))).toEqual(['.reaper-quarantine', 'bob', 'dan']);
+  });
+
   // guard: the walk never follows symlinks, and a delete resolves its parent to a real path inside the root.
   test('SAFETY 6: symlinks are never followed, not even a directory swapped for one after the mark', async (h) => {
     const { fx, reap, lease, tombstoned, journal, afterGrace, manifest } = h;
@@ -1042,6 +1179,21 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     },
     { restorable: true },
   );
+
+  // guard: minAge on S3. An object's age is its LastModified, which moto cannot backdate, so the shared suite
+  // runs S3 with minAge 0s; here objects written just before the run meet a large minAge and are young.
+  test('minAge: objects written just before the run are young under a large minAge and never marked; orphans without it', async (h) => {
+    const { fx, reap, tombstoned, manifest } = h;
+    const ids = await fx.create(T, [{ owner: 'bob' }, { owner: null }]);
+    const young = only(await reap(manifest({ defaults: { minAge: '1h' } })));
+    expect(young.telemetry?.reasons).toEqual({ 'young/min-age': 2 });
+    expect(young).toMatchObject({ toMark: 0, outcomes: { marked: 0 } });
+    expect(await tombstoned()).toEqual(new Set());
+    // The same objects with minAge 0s: judged, and orphans.
+    const judged = only(await reap(manifest()));
+    expect(judged.telemetry?.reasons).toEqual({ 'orphaned/owner-dead': 1, 'orphaned/no-owner': 1 });
+    expect(await tombstoned()).toEqual(new Set(ids));
+  });
 
   // S3-only: a tag is the one thing an object can gain without a new ETag, so nothing but the sweep-time protect
   // check (the tags re-read for each due object) keeps it. The fixture protects by tag here, not by key pattern.

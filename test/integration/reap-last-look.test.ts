@@ -3,14 +3,14 @@
  * entry but before the delete request still saves its resource. (Guard: the last look in
  * src/run/reap.ts; without it this file is deleted.)
  */
-import { existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseManifest } from '../../src/manifest/load.js';
 import { runReap } from '../../src/run/reap.js';
 import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
 import type { StateStore } from '../../src/state/types.js';
+import { testTempDir } from './support/temp-dir.js';
 
 const opened: SqliteStateStore[] = [];
 afterEach(async () => {
@@ -18,7 +18,7 @@ afterEach(async () => {
 });
 
 async function setup() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'reaper-lastlook-'));
+  const dir = testTempDir('reaper-lastlook-');
   const old = new Date(Date.now() - 3_600_000);
   for (const f of ['bob/x.part', 'carol/y.part']) {
     const file = path.join(dir, 'data', f);

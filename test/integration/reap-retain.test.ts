@@ -3,8 +3,7 @@
  * leaves the copy findable, so `restore` still works (SAFETY 14); copies older than
  * `retain` are purged by the next executing run.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseManifest } from '../../src/manifest/load.js';
@@ -12,6 +11,7 @@ import { runReap } from '../../src/run/reap.js';
 import { runRestore } from '../../src/run/restore.js';
 import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
 import type { StateStore } from '../../src/state/types.js';
+import { testTempDir } from './support/temp-dir.js';
 
 const opened: SqliteStateStore[] = [];
 afterEach(async () => {
@@ -19,7 +19,7 @@ afterEach(async () => {
 });
 
 async function setup(retain: string) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'reaper-retain-'));
+  const dir = testTempDir('reaper-retain-');
   const file = path.join(dir, 'data', 'bob', 'x.part');
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, 'precious');

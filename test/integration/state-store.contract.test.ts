@@ -483,6 +483,55 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
         expect(await store.lastSourceCounts('reap')).toEqual({ leases: 5 });
       });
 
+      it('marks a running run whose heartbeat lapsed abandoned when a later run starts; a beating run stays running', async () => {
+        const lost = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, ttlMs: 400 });
+        const beating = await store.startRun({ kind: 'audit', manifestDigest: 'd', execute: false, ttlMs: 400 });
+        const done = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: false, ttlMs: 400 });
+        await store.finishRun(done.runId, { status: 'ok' });
+        expect(lost).toMatchObject({ status: 'running', heartbeatAt: lost.startedAt, aliveUntil: lost.startedAt + 400 });
+        expect(await store.heartbeatRun(beating.runId, 60_000)).toBe(true);
+        const beat = (await store.getRun(beating.runId))!;
+        expect(beat.heartbeatAt).toBeGreaterThanOrEqual(beating.startedAt);
+        expect(beat.aliveUntil).toBe(beat.heartbeatAt! + 60_000);
+
+        // Within its ttl a run is never judged gone.
+        expect(await store.abandonStaleRuns()).toBe(0);
+        expect((await store.getRun(lost.runId))!.status).toBe('running');
+
+        await untilStoreTime(store, lost.aliveUntil!);
+        const later = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true });
+        const abandoned = (await store.getRun(lost.runId))!;
+        expect(abandoned).toMatchObject({ status: 'abandoned', finishedAt: lost.heartbeatAt });
+        expect(abandoned.error).toMatch(/^abandoned: no heartbeat since \S+Z \(ttl 0\.4 s\); the process was killed or lost/);
+        expect((await store.getRun(beating.runId))!.status).toBe('running');
+        expect((await store.getRun(done.runId))!.status).toBe('ok');
+        expect((await store.getRun(later.runId))!.status).toBe('running');
+        expect((await store.listRuns({ kind: 'reap' })).map((r) => [r.runId, r.status])).toEqual([
+          [later.runId, 'running'],
+          [done.runId, 'ok'],
+          [lost.runId, 'abandoned'],
+        ]);
+        expect(await store.abandonStaleRuns()).toBe(0); // each once
+
+        // A run judged gone that beats again was only paused: it is running again, and its end is its own.
+        expect(await store.heartbeatRun(lost.runId, 60_000)).toBe(true);
+        expect(await store.getRun(lost.runId)).toMatchObject({ status: 'running', finishedAt: null, error: null });
+        await store.finishRun(lost.runId, { status: 'ok' });
+        expect(await store.heartbeatRun(lost.runId, 60_000)).toBe(false);
+        expect(await store.heartbeatRun('no-such-run', 60_000)).toBe(false);
+        expect((await store.getRun(lost.runId))!.status).toBe('ok');
+      });
+
+      it('abandons a running run recorded without a heartbeat (by an older reaper) at the next run', async () => {
+        const legacy = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true });
+        await target.raw('UPDATE runs SET heartbeat_at = NULL, alive_until = NULL WHERE run_id = ?', [legacy.runId]);
+        expect(await store.getRun(legacy.runId)).toMatchObject({ status: 'running', heartbeatAt: null, aliveUntil: null });
+        await store.startRun({ kind: 'audit', manifestDigest: 'd', execute: false });
+        const abandoned = (await store.getRun(legacy.runId))!;
+        expect(abandoned).toMatchObject({ status: 'abandoned', finishedAt: legacy.startedAt });
+        expect(abandoned.error).toMatch(/^abandoned: no heartbeat recorded/);
+      });
+
       it('upserts checkpoints per run, type and phase', async () => {
         expect(await store.loadCheckpoint('run-1', 'files', 'mark')).toBeUndefined();
         await store.saveCheckpoint('run-1', 'files', 'mark', 'page-1');
@@ -828,12 +877,12 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
       it('migrates idempotently, also when several processes open a new store at once', async () => {
         await store.migrate();
         await store.migrate();
-        expect((await target.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual([1, 2]);
+        expect((await target.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual([1, 2, 3]);
 
         const fresh = await makeTarget(dialect, drops, closers);
         const stores = await Promise.all([fresh.open(), fresh.open(), fresh.open()]);
         expect(stores.map((s) => s.dialect)).toEqual([dialect, dialect, dialect]);
-        expect((await fresh.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual([1, 2]);
+        expect((await fresh.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual([1, 2, 3]);
         await stores[0]!.acquireLease({ key: 'k', holder: 'h', ttlMs: 5_000 });
         expect(await stores[2]!.liveKeys(['k'])).toEqual(new Set(['k']));
       });
@@ -841,21 +890,31 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
       it('refuses a schema newer than it knows', async () => {
         await target.raw('INSERT INTO reaper_migrations (version, applied_at) VALUES (999, 0)');
         await expect(store.migrate()).rejects.toThrow(BackendError);
-        await expect(store.migrate()).rejects.toThrow(/schema version 999, newer than this reaper knows \(2\)/);
+        await expect(store.migrate()).rejects.toThrow(/schema version 999, newer than this reaper knows \(3\)/);
         await expect(target.open()).rejects.toThrow(/upgrade reaper/);
       });
 
       it('upgrades a version-1 store in place: held leases stay live, and renewals write no indexed column', async () => {
-        // Back to version 1's lease indexes, as a store written by an older reaper has them.
+        // Back to version 1's lease indexes and runs table, as a store written by an older reaper has them.
         const v1 =
           dialect === 'mysql'
-            ? ['ALTER TABLE leases DROP INDEX leases_key, ADD INDEX leases_key_expires (`key`, expires_at), ADD INDEX leases_expires (expires_at)']
-            : ['DROP INDEX leases_key', 'CREATE INDEX leases_key_expires ON leases (key, expires_at)', 'CREATE INDEX leases_expires ON leases (expires_at)'];
-        for (const sql of [...v1, 'DELETE FROM reaper_migrations WHERE version = 2']) await target.raw(sql);
+            ? [
+                'ALTER TABLE leases DROP INDEX leases_key, ADD INDEX leases_key_expires (`key`, expires_at), ADD INDEX leases_expires (expires_at)',
+                'ALTER TABLE runs DROP INDEX runs_running, DROP COLUMN heartbeat_at, DROP COLUMN alive_until',
+              ]
+            : [
+                'DROP INDEX leases_key',
+                'CREATE INDEX leases_key_expires ON leases (key, expires_at)',
+                'CREATE INDEX leases_expires ON leases (expires_at)',
+                'DROP INDEX runs_running',
+                'ALTER TABLE runs DROP COLUMN heartbeat_at',
+                'ALTER TABLE runs DROP COLUMN alive_until',
+              ];
+        for (const sql of [...v1, 'DELETE FROM reaper_migrations WHERE version >= 2']) await target.raw(sql);
         const held = await store.acquireLease({ key: 'svc:upgrade', holder: 'h', ttlMs: 5_000 });
 
         const upgraded = await target.open();
-        expect((await target.raw('SELECT version FROM reaper_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2]);
+        expect((await target.raw('SELECT version FROM reaper_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2, 3]);
         expect(await upgraded.liveKeys(['svc:upgrade'])).toEqual(new Set(['svc:upgrade']));
         const [renewed] = await upgraded.renewLeases([held.leaseId], { ttlMs: 10_000 });
         expect(renewed!.lease?.expiresAt).toBeGreaterThan(held.expiresAt);
@@ -874,11 +933,17 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
         expect(indexed).toContain('key');
         for (const written of ['renewed_at', 'ttl_ms', 'expires_at']) expect(indexed).not.toContain(written);
 
+        // The upgraded runs table keeps a heartbeat.
+        const run = await upgraded.startRun({ kind: 'audit', manifestDigest: 'd', execute: false, ttlMs: 5_000 });
+        expect(run.aliveUntil).toBe(run.startedAt + 5_000);
+
         // A migration cut short after its DDL committed (MySQL commits each DDL statement
-        // on its own) is applied again without failing.
-        await target.raw('DELETE FROM reaper_migrations WHERE version = 2');
+        // on its own) is applied again without failing. (A SQLite migration commits with
+        // its record, so it cannot be cut short; PostgreSQL's DDL is re-runnable all the same.)
+        if (dialect === 'sqlite') return;
+        await target.raw('DELETE FROM reaper_migrations WHERE version >= 2');
         await target.open();
-        expect((await target.raw('SELECT version FROM reaper_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2]);
+        expect((await target.raw('SELECT version FROM reaper_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2, 3]);
       });
 
       it('is opened by URL and describes itself without secrets', async () => {

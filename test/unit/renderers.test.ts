@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage } from 'node:http';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { markdownText, renderMarkdown } from '../../src/report/markdown.js';
 import { escapeLabelValue, pushMetrics, renderPrometheus, writeMetricsFile } from '../../src/report/prometheus.js';
 import type { ResourceTelemetry } from '../../src/report/telemetry.js';
 import type { ReapReport, ResourceReap } from '../../src/run/reap.js';
+import { testTempDir } from '../integration/support/temp-dir.js';
 
 // ------------------------------------------------------------------ fixtures
 
@@ -339,7 +340,7 @@ describe('renderPrometheus', () => {
 
 describe('writeMetricsFile', () => {
   it('replaces the file atomically and leaves no temporary file', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'reaper-prom-'));
+    const dir = testTempDir('reaper-prom-');
     const file = path.join(dir, 'reaper.prom');
     writeFileSync(file, 'old\n');
     await writeMetricsFile(file, renderPrometheus(auditDoc()));

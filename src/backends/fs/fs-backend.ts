@@ -20,12 +20,14 @@ import type { ResourceRecord } from '../../engine/types.js';
 import { isFilesystemRoot } from '../../manifest/fs-scope.js';
 import type { FsLocation, ResourceSpec } from '../../manifest/types.js';
 import { fileFingerprint, quarantineDir, readScopeCheck, safeRelative } from './fs-identity.js';
-import { findQuarantined, purgeQuarantine, restoreFile, sweepFiles } from './fs-sweep.js';
-import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
+import { purgeQuarantine, recoverQuarantined, restoreFile, sweepFiles } from './fs-sweep.js';
+import type { Backend, BackendCapabilities, BackendFailpoint, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
 
 export interface FsBackendOptions {
   /** Absolute paths never treated as resources (the state store, the quarantine directory). */
   exclude?: readonly string[];
+  /** Crash tests' failpoints inside the sweep. */
+  failpoint?: (name: BackendFailpoint) => void;
 }
 
 const STAT_BATCH = 256;
@@ -39,7 +41,7 @@ export class FsBackend implements Backend {
 
   constructor(
     private readonly spec: ResourceSpec & { location: FsLocation },
-    options: FsBackendOptions = {},
+    private readonly options: FsBackendOptions = {},
   ) {
     this.root = spec.location.path;
     this.scope = this.root;
@@ -189,12 +191,17 @@ export class FsBackend implements Backend {
 
   /** Conditional delete: rename into quarantine, verify identity, unlink (fs-sweep.ts). */
   async delete(items: readonly DeleteItem[]): Promise<DeleteResult[]> {
-    return sweepFiles(this.root, items, { quarantine: this.spec.quarantine, keep: this.spec.retainMs !== undefined });
+    const failpoint = this.options.failpoint;
+    return sweepFiles(this.root, items, {
+      quarantine: this.spec.quarantine,
+      keep: this.spec.retainMs !== undefined,
+      afterRename: failpoint && (() => failpoint('after-rename')),
+    });
   }
 
-  /** With `retain`, where a swept file's copy is (a run that died after the rename left no handle). */
-  async findRestoreHandle(item: DeleteItem): Promise<string | null> {
-    return this.spec.retainMs === undefined ? null : findQuarantined(this.root, this.spec.quarantine, item);
+  /** A copy a run killed mid-sweep left in quarantine: unlinked (kept, with `retain`) if it is the journaled file, else put back. */
+  async recoverDelete(item: DeleteItem): Promise<DeleteResult | null> {
+    return recoverQuarantined(this.root, this.spec.quarantine, item, this.spec.retainMs !== undefined);
   }
 
   /** Unlink quarantined copies older than `retain`. */

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
-import { link, mkdir, readdir, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { DeleteItem, DeleteResult } from '../types.js';
 import { mapLimit } from '../../util/concurrency.js';
@@ -17,6 +17,8 @@ export interface SweepOptions {
   quarantine?: string;
   /** Keep quarantined files (for `retain`) instead of unlinking them. */
   keep: boolean;
+  /** Called after each rename into quarantine, before the identity check there (the crash tests' `after-rename`). */
+  afterRename?: () => void;
 }
 
 /**
@@ -33,10 +35,36 @@ export async function sweepFiles(root: string, items: readonly DeleteItem[], opt
   await mkdir(qdir, { recursive: true, mode: 0o700 });
   // The root's real path once for the batch; each parent at its own rename (see sweepOne).
   const inScope = sweepScopeCheck(root);
-  return mapLimit(items, SWEEP_CONCURRENCY, (item) => sweepOne(root, qdir, item, options.keep, inScope));
+  const results = await mapLimit(items, SWEEP_CONCURRENCY, (item) => sweepOne(root, qdir, item, options, inScope));
+  await removeEmptiedDirectories(root, qdir, results.filter((r) => r.outcome === 'deleted').map((r) => r.id), inScope);
+  return results;
 }
 
-async function sweepOne(root: string, qdir: string, item: DeleteItem, keep: boolean, inScope: (id: string) => Promise<boolean>): Promise<DeleteResult> {
+/**
+ * Remove the directories a batch emptied: the parents of the swept files and their parents,
+ * deepest first, each with rmdir(2) — which refuses a directory that is not empty, so a file a
+ * writer put there meanwhile keeps it — and only while it still resolves inside the scope (its
+ * parent is checked as a rename's is). Never the root or the quarantine. A directory that stays
+ * keeps its parents. The cost: one realpath and one rmdir per distinct parent of the batch.
+ * (A writer between its mkdir and its create may find the directory gone and must make it again.)
+ */
+async function removeEmptiedDirectories(root: string, qdir: string, swept: readonly string[], inScope: (id: string) => Promise<boolean>): Promise<void> {
+  const dirs = new Set<string>();
+  for (const id of swept) {
+    const parts = id.split('/');
+    for (let n = parts.length - 1; n > 0; n--) dirs.add(parts.slice(0, n).join('/'));
+  }
+  const depth = (dir: string) => dir.split('/').length;
+  const kept = new Set<string>();
+  for (const dir of [...dirs].sort((a, b) => depth(b) - depth(a))) {
+    if (kept.has(dir)) continue;
+    const absolute = path.join(root, ...dir.split('/'));
+    const removed = absolute !== qdir && (await inScope(dir).catch(() => false)) && (await rmdir(absolute).then(() => true, () => false));
+    if (!removed) for (let cut = dir.lastIndexOf('/'); cut > 0; cut = dir.lastIndexOf('/', cut - 1)) kept.add(dir.slice(0, cut));
+  }
+}
+
+async function sweepOne(root: string, qdir: string, item: DeleteItem, options: SweepOptions, inScope: (id: string) => Promise<boolean>): Promise<DeleteResult> {
   if (!safeRelative(item.id)) return { id: item.id, outcome: 'failed', error: 'id is not a relative path inside the scope' };
   const source = path.join(root, ...item.id.split('/'));
   // The identity check before the rename is not redundant with the one after it: it keeps a
@@ -64,20 +92,61 @@ async function sweepOne(root: string, qdir: string, item: DeleteItem, keep: bool
     if (code === 'EXDEV') return { id: item.id, outcome: 'failed', error: 'the quarantine directory is on another device; put it on the same filesystem as the scope' };
     return { id: item.id, outcome: 'failed', error: (error as Error).message };
   }
-  const moved = lstatSync(target, { bigint: true });
-  if (!moved.isFile() || fileFingerprint(moved) !== item.fingerprint) {
-    // Replaced between the check and the rename: put it back without clobbering a newer file.
-    try {
-      await link(target, source);
-      await unlink(target);
-      return { id: item.id, outcome: 'changed' };
-    } catch {
-      return { id: item.id, outcome: 'changed', restoreHandle: target, error: `a changed file was left in quarantine at ${target}` };
-    }
-  }
-  if (keep) return { id: item.id, outcome: 'deleted', restoreHandle: target };
-  await unlink(target);
+  options.afterRename?.();
+  return settleQuarantined(root, item, target, options.keep);
+}
+
+/**
+ * The second half of a conditional delete, once the file is in quarantine at `copy`: the copy's
+ * identity is checked against the fingerprint; the journaled file is unlinked (or kept, for
+ * `retain`), anything else goes back to its path. A sweep calls it right after its rename; the
+ * recovery of a run killed in between calls it on what that run left (recoverQuarantined).
+ */
+async function settleQuarantined(root: string, item: DeleteItem, copy: string, keep: boolean): Promise<DeleteResult> {
+  const moved = lstatSync(copy, { bigint: true });
+  if (!moved.isFile() || fileFingerprint(moved) !== item.fingerprint) return putBack(root, item.id, copy);
+  if (keep) return { id: item.id, outcome: 'deleted', restoreHandle: copy };
+  await unlink(copy);
   return { id: item.id, outcome: 'deleted' };
+}
+
+/**
+ * Put a quarantined file that is not the fingerprinted one (replaced between the check and the
+ * rename) back to its id without clobbering a newer file. A put-back cut short after its link
+ * (its path holds the very same inode) is finished; a path taken by another file wins, and the
+ * copy stays in quarantine, reported.
+ */
+async function putBack(root: string, id: string, copy: string): Promise<DeleteResult> {
+  try {
+    await restoreFile(root, id, copy);
+    return { id, outcome: 'changed' };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST' && sameInode(copy, path.join(root, ...id.split('/')))) {
+      await unlink(copy);
+      return { id, outcome: 'changed' };
+    }
+    return { id, outcome: 'changed', restoreHandle: copy, error: `a changed file was left in quarantine at ${copy}` };
+  }
+}
+
+function sameInode(a: string, b: string): boolean {
+  const [x, y] = [lstatSync(a, { bigint: true, throwIfNoEntry: false }), lstatSync(b, { bigint: true, throwIfNoEntry: false })];
+  return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
+}
+
+/**
+ * Settle what a run killed between its rename into quarantine and the unlink (or put-back) left
+ * of `item`: its copies are found by name (the hash of id and fingerprint), and each is settled
+ * as the sweep would have (settleQuarantined). Null when the quarantine holds no copy of it.
+ */
+export async function recoverQuarantined(root: string, quarantine: string | undefined, item: DeleteItem, keep: boolean): Promise<DeleteResult | null> {
+  let result: DeleteResult | null = null;
+  for (const copy of await findQuarantined(root, quarantine, item)) {
+    const settled = await settleQuarantined(root, item, copy, keep);
+    // The journaled file was there: the delete finished, whatever else a copy held.
+    if (result?.outcome !== 'deleted') result = settled;
+  }
+  return result;
 }
 
 /** Bring a quarantined file back to its id, refusing to overwrite anything there now. */
@@ -101,13 +170,12 @@ export function quarantineName(item: Pick<DeleteItem, 'id' | 'fingerprint'>, now
 const identityHash = (item: Pick<DeleteItem, 'id' | 'fingerprint'>) => createHash('sha256').update(item.id).update('\0').update(item.fingerprint).digest('hex').slice(0, 32);
 const QUARANTINED = /^(\d+)-([0-9a-f]{32})$/;
 
-/** The quarantined copy of a swept file, if one is there. */
-export async function findQuarantined(root: string, quarantine: string | undefined, item: Pick<DeleteItem, 'id' | 'fingerprint'>): Promise<string | null> {
+/** The quarantined copies of a swept file (one, unless it was swept more than once). */
+async function findQuarantined(root: string, quarantine: string | undefined, item: Pick<DeleteItem, 'id' | 'fingerprint'>): Promise<string[]> {
   const qdir = quarantineDir(root, quarantine);
   const hash = identityHash(item);
   const names = await readdir(qdir).catch(() => [] as string[]);
-  const name = names.find((n) => QUARANTINED.exec(n)?.[2] === hash);
-  return name === undefined ? null : path.join(qdir, name);
+  return names.filter((n) => QUARANTINED.exec(n)?.[2] === hash).map((n) => path.join(qdir, n));
 }
 
 /** Unlink quarantined files kept longer than `retainMs`; returns how many went. */

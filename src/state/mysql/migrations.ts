@@ -160,4 +160,18 @@ export const MYSQL_MIGRATIONS: readonly { version: number; statements: readonly 
       },
     ],
   },
+  {
+    version: 3,
+    statements: [
+      // Run heartbeats: a run killed -9 cannot record its end, so it says it is alive instead
+      // (heartbeat_at, and alive_until = heartbeat + ttl), and a later run records a running
+      // run past its alive_until as abandoned. Runs written before this migration have no
+      // heartbeat (NULL) and count as lapsed. The index finds the running runs. One ALTER,
+      // skipped when its column is already there.
+      {
+        unless: `SELECT 1 FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'runs' AND column_name = 'alive_until'`,
+        sql: 'ALTER TABLE runs ADD COLUMN heartbeat_at BIGINT NULL, ADD COLUMN alive_until BIGINT NULL, ADD INDEX runs_running (status, alive_until)',
+      },
+    ],
+  },
 ];

@@ -17,6 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { BackendError, LeaseLostError, redact } from '../../errors.js';
 import {
+  abandonedRecord,
   checkedTtl,
   assertDistinctKeys,
   DEFAULT_STORE_TIMEOUT_MS,
@@ -35,6 +36,7 @@ import {
   toJournal,
   toLease,
   toRun,
+  toStaleRun,
   toTombstone,
   tokenMatches,
   utf8,
@@ -44,6 +46,7 @@ import {
 } from '../common.js';
 import {
   DEFAULT_LEASE_BOUNDS,
+  DEFAULT_RUN_TTL_MS,
   type AcquiredLease,
   type JournalEntry,
   type JournalOutcome,
@@ -67,7 +70,7 @@ import { MYSQL_MIGRATIONS } from './migrations.js';
 const NOW = `(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)) DIV 1000)`;
 
 const LEASE_COLS = '`lease_id`, `key`, `holder`, `generation`, `ttl_ms`, `acquired_at`, `renewed_at`, `expires_at`, `released_at`';
-const RUN_COLS = 'run_id, kind, status, started_at, finished_at, manifest_digest, `execute`, summary, source_counts, error';
+const RUN_COLS = 'run_id, kind, status, started_at, finished_at, manifest_digest, `execute`, summary, source_counts, error, heartbeat_at, alive_until';
 const TOMB_COLS =
   'tombstone_id, resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at, outcome_run_id, note, restore_handle';
 const JOURNAL_COLS = 'journal_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at';
@@ -512,17 +515,35 @@ export class MysqlStateStore implements StateStore {
 
   // ------------------------------------------------------------ runs, checkpoints, locks
 
-  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean }): Promise<RunRecord> {
+  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; ttlMs?: number }): Promise<RunRecord> {
+    await this.abandonStaleRuns();
     const now = await this.now();
     const runId = newRunId(now);
-    await this.run(`INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, \`execute\`) VALUES (?, ?, 'running', ?, ?, ?)`, [
-      runId,
-      input.kind,
-      String(now),
-      utf8(input.manifestDigest),
-      input.execute ? 1 : 0,
-    ]);
+    await this.run(
+      `INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, \`execute\`, heartbeat_at, alive_until) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)`,
+      [runId, input.kind, String(now), utf8(input.manifestDigest), input.execute ? 1 : 0, String(now), String(now + Math.ceil(input.ttlMs ?? DEFAULT_RUN_TTL_MS))],
+    );
     return (await this.getRun(runId))!;
+  }
+
+  async heartbeatRun(runId: string, ttlMs: number): Promise<boolean> {
+    const result = await this.run(
+      `UPDATE runs SET heartbeat_at = ${NOW}, alive_until = ${NOW} + ?, status = 'running', finished_at = NULL, error = NULL
+       WHERE run_id = ? AND status IN ('running', 'abandoned')`,
+      [String(Math.ceil(ttlMs)), runId],
+    );
+    return result.affectedRows === 1;
+  }
+
+  async abandonStaleRuns(): Promise<number> {
+    const lapsed = `status = 'running' AND (alive_until IS NULL OR alive_until <= ${NOW})`;
+    const rows = await this.rows(`SELECT run_id, started_at, heartbeat_at, alive_until FROM runs WHERE ${lapsed}`);
+    let abandoned = 0;
+    for (const run of rows.map(toStaleRun)) {
+      const { finishedAt, error } = abandonedRecord(run);
+      abandoned += (await this.run(`UPDATE runs SET status = 'abandoned', finished_at = ?, error = ? WHERE run_id = ? AND ${lapsed}`, [String(finishedAt), error, run.runId])).affectedRows;
+    }
+    return abandoned;
   }
 
   async finishRun(runId: string, input: { status: RunStatus; summary?: unknown; sourceCounts?: Record<string, number> | null; error?: string | null }): Promise<void> {

@@ -159,4 +159,15 @@ CREATE INDEX IF NOT EXISTS leases_key ON leases (key);
 ALTER TABLE leases SET (fillfactor = 70);
 `,
   },
+  {
+    version: 3,
+    // Run heartbeats: a run killed -9 cannot record its end, so it says it is alive instead
+    // (heartbeat_at, and alive_until = heartbeat + ttl), and a later run records a running run
+    // past its alive_until as abandoned. Runs written before this migration have no heartbeat
+    // (NULL) and count as lapsed. The index finds the running runs.
+    sql: `
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS heartbeat_at bigint, ADD COLUMN IF NOT EXISTS alive_until bigint;
+CREATE INDEX IF NOT EXISTS runs_running ON runs (status, alive_until);
+`,
+  },
 ];

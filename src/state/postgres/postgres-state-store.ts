@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import { BackendError, LeaseLostError, redact } from '../../errors.js';
 import {
+  abandonedRecord,
   checkedTtl,
   assertDistinctKeys,
   DEFAULT_STORE_TIMEOUT_MS,
@@ -31,6 +32,7 @@ import {
   toJournal,
   toLease,
   toRun,
+  toStaleRun,
   toTombstone,
   tokenMatches,
   utf8,
@@ -40,6 +42,7 @@ import {
 } from '../common.js';
 import {
   DEFAULT_LEASE_BOUNDS,
+  DEFAULT_RUN_TTL_MS,
   type AcquiredLease,
   type JournalEntry,
   type JournalOutcome,
@@ -65,7 +68,8 @@ const CLOCK = `(floor(extract(epoch FROM clock_timestamp()) * 1000))::bigint`;
 const WITH_NOW = `WITH c AS (SELECT ${CLOCK} AS now)`;
 
 const LEASE_COLS = 'lease_id, key, holder, generation, ttl_ms, acquired_at, renewed_at, expires_at, released_at';
-const RUN_COLS = 'run_id, kind, status, started_at, finished_at, manifest_digest, execute, summary::text AS summary, source_counts::text AS source_counts, error';
+const RUN_COLS =
+  'run_id, kind, status, started_at, finished_at, manifest_digest, execute, summary::text AS summary, source_counts::text AS source_counts, error, heartbeat_at, alive_until';
 const TOMB_COLS =
   'tombstone_id, resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at, outcome_run_id, note, restore_handle';
 const JOURNAL_COLS = 'journal_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence::text AS evidence, outcome, error, at';
@@ -432,13 +436,36 @@ export class PostgresStateStore implements StateStore {
 
   // ------------------------------------------------------------ runs, checkpoints, locks
 
-  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean }): Promise<RunRecord> {
+  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; ttlMs?: number }): Promise<RunRecord> {
+    await this.abandonStaleRuns();
     const now = await this.now();
     const { rows } = await this.q(
-      `INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, execute) VALUES ($1, $2, 'running', $3, $4, $5) RETURNING ${RUN_COLS}`,
-      [newRunId(now), input.kind, now, input.manifestDigest, input.execute],
+      `INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, execute, heartbeat_at, alive_until)
+       VALUES ($1, $2, 'running', $3, $4, $5, $3, $3 + $6::bigint) RETURNING ${RUN_COLS}`,
+      [newRunId(now), input.kind, now, input.manifestDigest, input.execute, Math.ceil(input.ttlMs ?? DEFAULT_RUN_TTL_MS)],
     );
     return toRun(rows[0]!);
+  }
+
+  async heartbeatRun(runId: string, ttlMs: number): Promise<boolean> {
+    const { rowCount } = await this.q(
+      `${WITH_NOW}
+       UPDATE runs SET heartbeat_at = c.now, alive_until = c.now + $1::bigint, status = 'running', finished_at = NULL, error = NULL
+       FROM c WHERE run_id = $2 AND status IN ('running', 'abandoned')`,
+      [Math.ceil(ttlMs), runId],
+    );
+    return rowCount === 1;
+  }
+
+  async abandonStaleRuns(): Promise<number> {
+    const lapsed = `status = 'running' AND (alive_until IS NULL OR alive_until <= ${CLOCK})`;
+    const { rows } = await this.q(`SELECT run_id, started_at, heartbeat_at, alive_until FROM runs WHERE ${lapsed}`);
+    let abandoned = 0;
+    for (const run of rows.map(toStaleRun)) {
+      const { finishedAt, error } = abandonedRecord(run);
+      abandoned += (await this.q(`UPDATE runs SET status = 'abandoned', finished_at = $1, error = $2 WHERE run_id = $3 AND ${lapsed}`, [finishedAt, error, run.runId])).rowCount;
+    }
+    return abandoned;
   }
 
   async finishRun(runId: string, input: { status: RunStatus; summary?: unknown; sourceCounts?: Record<string, number> | null; error?: string | null }): Promise<void> {

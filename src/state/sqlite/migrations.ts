@@ -113,4 +113,17 @@ DROP INDEX IF EXISTS leases_expires;
 CREATE INDEX IF NOT EXISTS leases_key ON leases (key);
 `,
   },
+  {
+    version: 3,
+    // Run heartbeats: a run killed -9 cannot record its end, so it says it is alive instead
+    // (heartbeat_at, and alive_until = heartbeat + ttl), and a later run records a running run
+    // past its alive_until as abandoned. Runs written before this migration have no heartbeat
+    // (NULL) and count as lapsed. The index finds the running runs. Same layout as the server
+    // stores' migration 3.
+    sql: `
+ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER;
+ALTER TABLE runs ADD COLUMN alive_until INTEGER;
+CREATE INDEX IF NOT EXISTS runs_running ON runs (status, alive_until);
+`,
+  },
 ];

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { BackendError, LeaseLostError } from '../../errors.js';
 import {
+  abandonedRecord,
   chunk,
   checkedTtl,
   assertDistinctKeys,
@@ -23,12 +24,14 @@ import {
   toJournal,
   toLease,
   toRun,
+  toStaleRun,
   toTombstone,
   tokenMatches,
   type Row,
 } from '../common.js';
 import {
   DEFAULT_LEASE_BOUNDS,
+  DEFAULT_RUN_TTL_MS,
   type AcquiredLease,
   type JournalEntry,
   type JournalOutcome,
@@ -279,12 +282,37 @@ export class SqliteStateStore implements StateStore {
 
   // ------------------------------------------------------------ runs, checkpoints, locks
 
-  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean }): Promise<RunRecord> {
+  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; ttlMs?: number }): Promise<RunRecord> {
+    await this.abandonStaleRuns();
     const now = this.nowSync();
     const row = this.db
-      .prepare(`INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, execute) VALUES (?, ?, 'running', ?, ?, ?) RETURNING *`)
-      .get(newRunId(now), input.kind, now, input.manifestDigest, input.execute ? 1 : 0) as Row;
+      .prepare(
+        `INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, execute, heartbeat_at, alive_until) VALUES (?, ?, 'running', ?, ?, ?, ?, ?) RETURNING *`,
+      )
+      .get(newRunId(now), input.kind, now, input.manifestDigest, input.execute ? 1 : 0, now, now + Math.ceil(input.ttlMs ?? DEFAULT_RUN_TTL_MS)) as Row;
     return toRun(row);
+  }
+
+  async heartbeatRun(runId: string, ttlMs: number): Promise<boolean> {
+    const beat = this.db.prepare(
+      `UPDATE runs SET heartbeat_at = ${NOW}, alive_until = ${NOW} + ?, status = 'running', finished_at = NULL, error = NULL
+       WHERE run_id = ? AND status IN ('running', 'abandoned')`,
+    );
+    return beat.run(Math.ceil(ttlMs), runId).changes === 1;
+  }
+
+  async abandonStaleRuns(): Promise<number> {
+    const lapsed = `status = 'running' AND (alive_until IS NULL OR alive_until <= ${NOW})`;
+    const stale = (this.db.prepare(`SELECT run_id, started_at, heartbeat_at, alive_until FROM runs WHERE ${lapsed}`).all() as Row[]).map(toStaleRun);
+    const abandon = this.db.prepare(`UPDATE runs SET status = 'abandoned', finished_at = ?, error = ? WHERE run_id = ? AND ${lapsed}`);
+    return this.db
+      .transaction(() =>
+        stale.reduce((n, run) => {
+          const { finishedAt, error } = abandonedRecord(run);
+          return n + abandon.run(finishedAt, error, run.runId).changes;
+        }, 0),
+      )
+      .immediate();
   }
 
   async finishRun(runId: string, input: { status: RunStatus; summary?: unknown; sourceCounts?: Record<string, number> | null; error?: string | null }): Promise<void> {

@@ -23,8 +23,8 @@ import path from 'node:path';
 import { fileFingerprint } from '../../../src/backends/fs/fs-identity.js';
 import { parseManifest } from '../../../src/manifest/load.js';
 import type { Manifest } from '../../../src/manifest/types.js';
-import { SqliteStateStore } from '../../../src/state/sqlite/sqlite-state-store.js';
-import type { StateStore } from '../../../src/state/types.js';
+import { openStateStore } from '../../../src/state/open.js';
+import type { StateStore, StoreDialect } from '../../../src/state/types.js';
 import {
   HOUR,
   plainOwners,
@@ -40,6 +40,7 @@ import {
 } from './reap-fixture-base.js';
 import { s3Fixture } from './reap-fixture-s3.js';
 import { mysqlFixture, postgresFixture } from './reap-fixture-sql.js';
+import { freshMysqlDatabase, freshPgDatabase, serviceAvailable } from './services.js';
 
 export { ownerKey, type FixtureOptions, type FixtureTraits, type Policy, type ReapFixture, type ReapFixtureKind, type ResourceOptions, type Seed } from './reap-fixture-base.js';
 export { s3Fixture, S3ReapFixture } from './reap-fixture-s3.js';
@@ -188,32 +189,93 @@ export const filesFixture: ReapFixtureKind = {
 /** Every backend the reap safety suite runs against. */
 export const reapFixtures: readonly ReapFixtureKind[] = [filesFixture, s3Fixture, postgresFixture, mysqlFixture];
 
+// ---------------------------------------------------------------- state stores
+
+/**
+ * The state store a scene's runs use, as its manifest names it: SQLite inside the
+ * fixture's directory (`sqlite:.reaper/state.db`, relative to the manifest), or a fresh
+ * PostgreSQL or MySQL database of the test's own.
+ */
+export interface SceneState {
+  readonly dialect: StoreDialect;
+  readonly url: string;
+}
+
+export const SQLITE_STATE: SceneState = { dialect: 'sqlite', url: 'sqlite:.reaper/state.db' };
+
+export const storeAvailable = (dialect: StoreDialect): boolean => dialect === 'sqlite' || serviceAvailable(dialect);
+
+/**
+ * A fresh state store of this dialect for the running test; a server database is dropped with
+ * `cleanups` unless `keep()` says otherwise then (the test failed: evidence).
+ */
+export async function freshSceneState(dialect: StoreDialect, cleanups: (() => Promise<void>)[], keep: () => boolean): Promise<SceneState> {
+  if (dialect === 'sqlite') return SQLITE_STATE;
+  return { dialect, url: dialect === 'postgres' ? await freshPgDatabase(cleanups, { keep }) : await freshMysqlDatabase(cleanups, { keep }) };
+}
+
+/** One (backend, state store) pair the reap suites run on. */
+export interface ReapPair {
+  readonly backend: ReapFixtureKind;
+  readonly store: StoreDialect;
+  /** `fs`, or `fs, postgres store`: SQLite pairs keep the backend's name alone. */
+  readonly name: string;
+  available(): boolean;
+}
+
+/** Whether the long matrix runs (REAPER_TEST_FULL=1): every backend on every state store. */
+export const fullMatrix = process.env.REAPER_TEST_FULL === '1';
+
+/**
+ * The pairs of the reap safety and crash suites. By default every backend on SQLite and
+ * the files backend — the quickest, and the one whose sweep has the most steps — on each
+ * server store; with REAPER_TEST_FULL=1 every backend on every store.
+ */
+export function reapPairs(): ReapPair[] {
+  const dialects: StoreDialect[] = ['sqlite', 'postgres', 'mysql'];
+  return dialects.flatMap((store) =>
+    reapFixtures
+      .filter((backend) => fullMatrix || store === 'sqlite' || backend.kind === 'fs')
+      .map((backend) => ({
+        backend,
+        store,
+        name: store === 'sqlite' ? backend.kind : `${backend.kind}, ${store} store`,
+        available: () => backend.available() && storeAvailable(store),
+      })),
+  );
+}
+
 // ---------------------------------------------------------------- manifests and stores
 
 export interface ManifestOptions {
   /** Resource types (this fixture's), their policies and extra protect rules. */
   resources: readonly { name: string; policy?: Policy; options?: ResourceOptions }[];
-  /** `defaults:` keys; the suite's defaults are minAge 1m, grace 1s, maxDeleteFraction 1. */
+  /**
+   * `defaults:` keys; the suite's defaults are minAge 30m (a young resource, seconds old, stays young however
+   * long a test takes on a loaded machine; an old one is an hour old), grace 1s, maxDeleteFraction 1.
+   */
   defaults?: Policy;
   /** `defaults.breaker` keys. */
   breaker?: Readonly<Record<string, number>>;
+  /** The state store (default SQLite in the fixture's directory). */
+  state?: SceneState;
 }
 
 export const stateFile = (fixture: ReapFixture): string => path.join(fixture.dir, '.reaper', 'state.db');
 export const manifestFile = (fixture: ReapFixture): string => path.join(fixture.dir, 'reaper.yaml');
 
 /**
- * Manifest text: leases as the only liveness source, the SQLite store in the fixture's
- * directory, the backend's connections inline (URLs, endpoint), and the fixture's own
- * defaults (S3: `minAge: 0s`) over the suite's.
+ * Manifest text: leases as the only liveness source, the state store (SQLite in the
+ * fixture's directory unless another is given), the backend's connections inline (URLs,
+ * endpoint), and the fixture's own defaults (S3: `minAge: 0s`) over the suite's.
  */
 export function reapManifest(fixture: ReapFixture, options: ManifestOptions): string {
-  const defaults: Policy = { minAge: '1m', grace: '1s', maxDeleteFraction: 1, ...fixture.defaults, ...options.defaults };
+  const defaults: Policy = { minAge: '30m', grace: '1s', maxDeleteFraction: 1, ...fixture.defaults, ...options.defaults };
   const breaker = options.breaker ? `, breaker: { ${Object.entries(options.breaker).map(([k, v]) => `${k}: ${v}`).join(', ')} }` : '';
   const connections = fixture.connectionsYaml();
   return [
     'version: 1',
-    'state: sqlite:.reaper/state.db',
+    `state: ${JSON.stringify((options.state ?? SQLITE_STATE).url)}`,
     `defaults: { ${Object.entries(defaults).map(([k, v]) => `${k}: ${typeof v === 'number' ? v : JSON.stringify(v)}`).join(', ')}${breaker} }`,
     ...(connections ? ['connections:', connections] : []),
     'owners:',
@@ -229,8 +291,9 @@ export function loadReapManifest(fixture: ReapFixture, text: string): Manifest {
   return parseManifest(text, { file: manifestFile(fixture), baseDir: fixture.dir, env: fixture.env() });
 }
 
-export function openFixtureStore(fixture: ReapFixture): Promise<SqliteStateStore> {
-  return SqliteStateStore.open(stateFile(fixture));
+/** Open the scene's state store here, as a run of the manifest would (another connection each call). */
+export function openFixtureStore(fixture: ReapFixture, state: SceneState = SQLITE_STATE): Promise<StateStore> {
+  return openStateStore(state.dialect === 'sqlite' ? `sqlite:${stateFile(fixture)}` : state.url);
 }
 
 // ---------------------------------------------------------------- store hooks

@@ -23,8 +23,16 @@ function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
+/**
+ * Whether a test's database is kept as evidence: by default when the test failed (onTestFailed).
+ * A concurrent test, whose hooks cannot be registered after an await, passes its own answer.
+ */
+export interface KeepOptions {
+  keep?: () => boolean;
+}
+
 /** A fresh PostgreSQL database; returns its URL. Dropped after the test unless it failed. */
-export async function freshPgDatabase(cleanups: (() => Promise<void>)[]): Promise<string> {
+export async function freshPgDatabase(cleanups: (() => Promise<void>)[], options: KeepOptions = {}): Promise<string> {
   const admin = inject('pgUrl');
   if (!admin) throw new Error('PostgreSQL is not available');
   const { default: pg } = await import('pg');
@@ -33,12 +41,9 @@ export async function freshPgDatabase(cleanups: (() => Promise<void>)[]): Promis
   await client.connect();
   await client.query(`CREATE DATABASE "${name}"`);
   await client.end();
-  let failed = false;
-  onTestFailed(() => {
-    failed = true;
-  });
+  const keep = options.keep ?? failedTest();
   cleanups.push(async () => {
-    if (failed) return;
+    if (keep()) return;
     const c = new pg.Client({ connectionString: admin });
     await c.connect();
     await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
@@ -47,8 +52,8 @@ export async function freshPgDatabase(cleanups: (() => Promise<void>)[]): Promis
   return withDatabase(admin, name);
 }
 
-/** A fresh MySQL/MariaDB database; returns its URL. */
-export async function freshMysqlDatabase(cleanups: (() => Promise<void>)[]): Promise<string> {
+/** A fresh MySQL/MariaDB database; returns its URL. Dropped after the test unless it failed. */
+export async function freshMysqlDatabase(cleanups: (() => Promise<void>)[], options: KeepOptions = {}): Promise<string> {
   const admin = inject('mysqlUrl');
   if (!admin) throw new Error('MySQL is not available');
   const mysql = await import('mysql2/promise');
@@ -56,17 +61,23 @@ export async function freshMysqlDatabase(cleanups: (() => Promise<void>)[]): Pro
   const conn = await mysql.createConnection({ uri: admin });
   await conn.query(`CREATE DATABASE \`${name}\``);
   await conn.end();
-  let failed = false;
-  onTestFailed(() => {
-    failed = true;
-  });
+  const keep = options.keep ?? failedTest();
   cleanups.push(async () => {
-    if (failed) return;
+    if (keep()) return;
     const c = await mysql.createConnection({ uri: admin });
     await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
     await c.end();
   });
   return withDatabase(admin, name);
+}
+
+/** Whether the running test has failed, as onTestFailed learns it. */
+function failedTest(): () => boolean {
+  let failed = false;
+  onTestFailed(() => {
+    failed = true;
+  });
+  return () => failed;
 }
 
 /** S3 connection settings for the test server (static test credentials). */
