@@ -9,6 +9,7 @@ import { ExitCode, redact } from '../../errors.js';
 import { openLiveness } from '../../liveness/open.js';
 import type { CliIO } from '../io.js';
 import { manifestFrom, outputFormat } from '../options.js';
+import { warnShortGrace } from './validate-grace.js';
 
 interface Check {
   what: string;
@@ -46,6 +47,8 @@ export async function validateCommand(io: CliIO, _args: unknown[], options: Reco
       await connections.close();
     }
   }
+  // Each type's grace against the lease cadences the state store shows (docs/strategies.md).
+  if (!options.offline) await warnShortGrace(io, manifest);
   const ok = checks.every((c) => c.ok);
   if (outputFormat(io, options) === 'json') {
     io.stdout.write(`${JSON.stringify({ ok, manifest: manifest.file, checks }, null, 2)}\n`);
