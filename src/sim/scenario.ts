@@ -12,14 +12,22 @@ import { formatPath } from '../manifest/load.js';
 
 export const MAX_SCENARIO_BYTES = 256 * 1024;
 
-const duration = z.string().superRefine((text, ctx) => {
-  const parsed = parseDuration(text);
-  if (typeof parsed !== 'number') ctx.addIssue({ code: 'custom', message: parsed.error });
-});
-const signedDuration = z.string().superRefine((text, ctx) => {
-  const parsed = parseDuration(text.trim().replace(/^-/, ''));
-  if (typeof parsed !== 'number') ctx.addIssue({ code: 'custom', message: parsed.error });
-});
+/** A bare number (`grace: 10`) gets the duration parser's "has no unit" rather than a type error. */
+const asText = (v: unknown) => (typeof v === 'number' ? String(v) : v);
+const duration = z.preprocess(
+  asText,
+  z.string().superRefine((text, ctx) => {
+    const parsed = parseDuration(text);
+    if (typeof parsed !== 'number') ctx.addIssue({ code: 'custom', message: parsed.error });
+  }),
+);
+const signedDuration = z.preprocess(
+  asText,
+  z.string().superRefine((text, ctx) => {
+    const parsed = parseDuration(text.trim().replace(/^-/, ''));
+    if (typeof parsed !== 'number') ctx.addIssue({ code: 'custom', message: parsed.error });
+  }),
+);
 const probability = z.number().min(0).max(1);
 const serviceRef = z.number().int().min(0);
 

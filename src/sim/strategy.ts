@@ -72,6 +72,8 @@ export interface Strategy {
   dropped(group: number, holder: number): void;
   crashed(service: number, loseState: boolean): void;
   restarted(service: number, loseState: boolean): void;
+  /** The collector process died now (its next sweep also finds the kill through `takeKill`). */
+  collectorKilled?(): void;
   /** Entries the strategy keeps beside the resources (rows, marks, limbo lists): O(1). */
   stateSize(): number;
 }

@@ -305,6 +305,7 @@ export class World implements SimContext {
         return;
       case 'collector-kill':
         this.kills++;
+        this.strategy.collectorKilled?.();
         return;
       case 'crash': {
         if (this.down[s]) return;

@@ -122,16 +122,18 @@ export class EpochStrategy implements Strategy {
     this.free();
   }
 
+  /** The collector died: a limbo list kept in memory is gone, and what it held is never freed. */
+  collectorKilled(): void {
+    if (this.ctx.scenario.epochs.persistLimbo) return;
+    this.ctx.count('limbo entries lost', this.limbo.length - this.limboHead);
+    this.limbo = [];
+    this.limboHead = 0;
+  }
+
   private free(): void {
     const ctx = this.ctx;
-    if (ctx.takeKill()) {
-      if (!ctx.scenario.epochs.persistLimbo) {
-        ctx.count('limbo entries lost', this.limbo.length - this.limboHead);
-        this.limbo = [];
-        this.limboHead = 0;
-      }
-      return; // this pass is cut short; a persisted limbo list is freed on the next advance
-    }
+    // A kill during this pass cuts it short; a persisted limbo list is freed on the next advance.
+    if (ctx.takeKill()) return;
     const t = ctx.table;
     while (this.limboHead < this.limbo.length && this.limbo[this.limboHead]!.epoch + 2 <= this.epoch) {
       const { group } = this.limbo[this.limboHead++]!;
