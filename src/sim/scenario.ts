@@ -114,6 +114,8 @@ export const scenarioSchema = z.strictObject({
           maxDeleteFraction: z.number().gt(0).max(1).optional(),
           breaker: z.strictObject({ maxDrop: z.number().min(0).max(1), minLiveKeys: z.number().int().min(0) }).optional(),
           leaseRetention: duration.optional(),
+          /** How long the per-type lock of a run that died keeps the next runs out (reap --lock-ttl). */
+          lockTtl: duration.optional(),
         })
         .optional(),
       refcount: z.strictObject({}).optional(),
@@ -151,6 +153,7 @@ export interface LeasesConfig {
   maxDeleteFraction: number;
   breaker: { maxDrop: number; minLiveKeys: number };
   leaseRetentionMs: number;
+  lockTtlMs: number;
 }
 
 export interface Scenario {
@@ -232,6 +235,7 @@ export function normalizeScenario(input: ScenarioInput, seedOverride?: number): 
       maxDeleteFraction: l.maxDeleteFraction ?? 0.5,
       breaker: l.breaker ?? { maxDrop: 0.5, minLiveKeys: 1 },
       leaseRetentionMs: ms(l.leaseRetention ?? '1h'),
+      lockTtlMs: ms(l.lockTtl ?? '2m'),
     },
     weightedRefcount: { weight: input.strategies?.['weighted-refcount']?.weight ?? 65_536 },
     markSweep: { everyMs: ms(input.strategies?.['mark-sweep']?.every ?? '1m'), timeoutMs: ms(input.strategies?.['mark-sweep']?.timeout ?? '10s') },

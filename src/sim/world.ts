@@ -40,6 +40,8 @@ export class World implements SimContext {
   private holdingSeq = 0;
   private readonly lossKinds: ReadonlySet<MessageKind> | null;
   readonly strategy: Strategy;
+  /** Every fault as it happened (the live mode replays them). */
+  readonly faultLog: { at: number; kind: Scenario['faults'][number]['kind']; service: number; durationMs: number; loseState: boolean }[] = [];
 
   constructor(
     readonly scenario: Scenario,
@@ -202,10 +204,8 @@ export class World implements SimContext {
     const w = this.scenario.workload;
     const mean = this.scenario.durationMs / w.creations;
     let left = w.creations;
-    let at = 0;
+    // One event per creation: it creates (or defers the creation on a stopped creator) and schedules the next.
     const next = () => {
-      if (left-- <= 0) return;
-      at += this.work.exponential(mean);
       // Everything about this creation is drawn now, so a deferred creation draws nothing later.
       const creator = this.work.int(this.services);
       const roll = this.work.next();
@@ -223,10 +223,12 @@ export class World implements SimContext {
         taken.add(to);
         shares.push({ to, after: this.work.next() * life, life: this.drawLifetime() });
       }
-      this.queue.push(at, next);
-      this.mutate(creator, at, () => this.create(creator, shape, size, life, shares));
+      if (--left > 0) this.queue.push(this.time + this.work.exponential(mean), next);
+      const create = () => this.create(creator, shape, size, life, shares);
+      if (this.isRunning(creator)) create();
+      else this.mutate(creator, this.time, create);
     };
-    next();
+    this.queue.push(this.work.exponential(mean), next);
   }
 
   private hold(service: number, group: number, life: number): number {
@@ -289,6 +291,7 @@ export class World implements SimContext {
 
   private fault(kind: Scenario['faults'][number]['kind'], s: number, durationMs: number, loseState: boolean): void {
     const m = this.metrics;
+    if (!(kind === 'pause' || kind === 'crash') || !this.down[s]) this.faultLog.push({ at: this.time, kind, service: s, durationMs, loseState });
     switch (kind) {
       case 'pause':
         if (this.down[s]) return;

@@ -9,7 +9,7 @@
  * (never revived) once it ran out; a tombstone ledger; a write-ahead intent before each
  * delete, resolved by the next run when a run is killed mid-sweep.
  */
-import { classify, type LivenessAnswers } from '../../engine/classify.js';
+import { classify, isReapable, type LivenessAnswers } from '../../engine/classify.js';
 import { nodeKey, solveGraph, type GraphNode } from '../../engine/graph.js';
 import { breakerReasons, capViolation, decideSweep, markCandidates } from '../../engine/reap-plan.js';
 import type { Finding, Liveness, ResourceRecord } from '../../engine/types.js';
@@ -44,12 +44,18 @@ export class LeasesStrategy implements Strategy {
   private readonly present = new Present();
   private readonly spec: ResourceSpec;
   private readonly records: (ResourceRecord | undefined)[] = [];
+  private readonly nodes: (GraphNode | undefined)[] = [];
+  /** Per run, each key's liveness once: `liveRun[g]` is the run that judged group g's key, `liveValue[g]` the answer. */
+  private liveRun = new Int32Array(1024);
+  private liveValue = new Uint8Array(1024);
   private readonly rows = new Map<number, LeaseRow>();
   private readonly byKey = new Map<number, LeaseRow[]>();
   private leaseSeq = 0;
   /** Rows that were unexpired and unreleased when last looked at: the live-key count walks these, not all history. */
   private active = new Set<LeaseRow>();
   private runs = 0;
+  /** A run that died leaves its per-type lock until it expires (reap --lock-ttl). */
+  private lockedUntil = 0;
   /** What each holder believes it holds: key → lease id (0 while it has none). */
   private readonly held: Map<number, number>[] = [];
   private readonly tombs = new Map<number, Tomb>();
@@ -224,6 +230,23 @@ export class LeasesStrategy implements Strategy {
     return false;
   }
 
+  private liveOnce(group: number, now: number, run: number): boolean {
+    if (group >= this.liveRun.length) {
+      const size = Math.max(group + 1, this.liveRun.length * 2);
+      const runs = new Int32Array(size);
+      runs.set(this.liveRun);
+      const values = new Uint8Array(size);
+      values.set(this.liveValue);
+      this.liveRun = runs;
+      this.liveValue = values;
+    }
+    if (this.liveRun[group] !== run) {
+      this.liveRun[group] = run;
+      this.liveValue[group] = this.live(group, now) ? 1 : 0;
+    }
+    return this.liveValue[group] === 1;
+  }
+
   /** keysActiveSince: a lease on the key acquired or renewed at or after `since`. */
   private activeSince(owner: string | null, since: number): boolean {
     if (owner === null || !owner.startsWith(KEY_PREFIX)) return false;
@@ -249,6 +272,12 @@ export class LeasesStrategy implements Strategy {
     return rec;
   }
 
+  private node(r: number): GraphNode {
+    let node = this.nodes[r];
+    if (!node) this.nodes[r] = node = { type: TYPE, id: String(r), record: this.record(r) };
+    return node;
+  }
+
   // ------------------------------------------------------------------ the collector (a reap run)
 
   private reap(): void {
@@ -258,6 +287,10 @@ export class LeasesStrategy implements Strategy {
       return;
     }
     const now = ctx.now();
+    if (now < this.lockedUntil) {
+      ctx.count('runs refused (lock)');
+      return;
+    }
     const liveKeys = this.countLiveKeys(now);
     ctx.storeOps(1);
     const counts = { leases: liveKeys };
@@ -270,14 +303,22 @@ export class LeasesStrategy implements Strategy {
     ctx.storeOps(scan.length);
     const records: ResourceRecord[] = new Array(scan.length);
     for (let i = 0; i < scan.length; i++) records[i] = this.record(scan[i]!);
-    const keyAnswer = (key: string): Liveness => (key.startsWith(KEY_PREFIX) && this.live(Number(key.slice(KEY_PREFIX.length)), now) ? 'live' : 'dead');
+    const run = ++this.runs;
+    const keyAnswer = (key: string): Liveness => (key.startsWith(KEY_PREFIX) && this.liveOnce(Number(key.slice(KEY_PREFIX.length)), now, run) ? 'live' : 'dead');
     const refLiveness = this.graph ? this.solve(scan, keyAnswer, now) : null;
     const answers: LivenessAnswers = { key: keyAnswer, ref: (_type, id) => refLiveness?.get(nodeKey(TYPE, id)) ?? 'dead' };
     const findings: Finding[] = records.map((rec) => classify(rec, this.spec, answers, now));
     const byResource = new Map<number, number>();
     scan.forEach((r, i) => byResource.set(r, i));
 
-    const marks = markCandidates(findings, records, this.spec, new Set([...this.tombs.keys()].map(String)));
+    // markCandidates judges reapability itself; it is handed only the findings that can pass, so a run does not re-index every record.
+    const reapable = findings.filter((f) => isReapable(f, this.spec) && !this.tombs.has(Number(f.id)));
+    const marks = markCandidates(
+      reapable,
+      reapable.map((f) => records[byResource.get(Number(f.id))!]!),
+      this.spec,
+      new Set<string>(),
+    );
     const deletes: Tomb[] = [];
     const lifts: Tomb[] = [];
     for (const tomb of this.tombs.values()) {
@@ -301,15 +342,17 @@ export class LeasesStrategy implements Strategy {
       if (!ctx.table.deleted(tomb.resource)) ctx.count('lifts');
     }
     ctx.storeOps(lifts.length);
-    const cut = ctx.takeKill() ? Math.floor(ctx.random() * (deletes.length + 1)) : -1;
+    // A kill lands on the first run that deletes something, as reaper's after-journal failpoint does: some
+    // batches done, then the write-ahead intents of the next one written and none of its deletes sent.
+    const batch = this.spec.batchSize;
+    const cut = deletes.length > 0 && ctx.takeKill() ? batch * Math.floor(ctx.random() * Math.ceil(deletes.length / batch)) : -1;
     for (let i = 0; i < deletes.length; i++) {
       const tomb = deletes[i]!;
       if (i === cut) {
-        // The run dies here: the intent is written, the delete may or may not have gone out, no outcome.
-        tomb.state = 'deleting';
-        if (ctx.random() < 0.5) this.remove(tomb.resource);
-        ctx.storeOps(1);
+        for (const t of deletes.slice(cut, cut + batch)) t.state = 'deleting';
+        ctx.storeOps(Math.min(batch, deletes.length - cut));
         ctx.count('runs killed mid-sweep');
+        this.lockedUntil = now + this.cfg.lockTtlMs;
         return;
       }
       this.remove(tomb.resource);
@@ -318,7 +361,7 @@ export class LeasesStrategy implements Strategy {
     }
     this.lastCounts = counts;
     // Pruning walks every lease on record: once per retention period is enough to bound the table.
-    if (++this.runs % Math.max(1, Math.ceil(this.cfg.leaseRetentionMs / this.cfg.sweepEveryMs)) === 0) this.prune(now);
+    if (run % Math.max(1, Math.ceil(this.cfg.leaseRetentionMs / this.cfg.sweepEveryMs)) === 0) this.prune(now);
   }
 
   /** countLiveKeys: distinct keys with an unexpired, unreleased lease. */
@@ -339,6 +382,7 @@ export class LeasesStrategy implements Strategy {
     if (!this.present.has(resource)) return;
     this.present.remove(resource);
     this.records[resource] = undefined;
+    this.nodes[resource] = undefined;
     this.ctx.deleteResource(resource);
   }
 
@@ -348,7 +392,8 @@ export class LeasesStrategy implements Strategy {
     const nodes = new Map<string, GraphNode>();
     for (const r of scan) {
       if (t.shape(t.groupOf(r)) === 'single') continue;
-      nodes.set(nodeKey(TYPE, String(r)), { type: TYPE, id: String(r), record: this.record(r) });
+      const node = this.node(r);
+      nodes.set(nodeKey(TYPE, node.id), node);
       const parent = t.parentOf(r);
       if (parent >= 0 && !this.present.has(parent)) nodes.set(nodeKey(TYPE, String(parent)), { type: TYPE, id: String(parent), record: null });
     }
