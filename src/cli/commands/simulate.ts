@@ -11,7 +11,7 @@ import { ManifestError, UsageError } from '../../errors.js';
 import { simulationDocument, type SimulationRun } from '../../sim/document.js';
 import { simulationCharts, simulationHtml } from '../../sim/render/html.js';
 import { simulationTable } from '../../sim/render/table.js';
-import { runScenario } from '../../sim/run.js';
+import { runTasks } from '../../sim/parallel.js';
 import { MAX_SCENARIO_BYTES, parseScenario, STRATEGY_NAMES, type Scenario, type StrategyName } from '../../sim/scenario.js';
 import { applyVary, parseVary } from '../../sim/vary.js';
 import type { CliIO } from '../io.js';
@@ -51,9 +51,10 @@ export async function simulateCommand(io: CliIO, args: unknown[], options: Recor
     return runLive(io, scenario, { workDir: options.workDir as string | undefined, format });
   }
 
-  const runs: SimulationRun[] = vary
-    ? vary.values.map((value) => ({ value, results: runScenario(applyVary(scenario, vary, value), only) }))
-    : [{ value: null, results: runScenario(scenario, only) }];
+  const names = scenario.compare.filter((n) => !only || only.includes(n));
+  const variants = vary ? vary.values.map((value) => ({ value, scenario: applyVary(scenario, vary, value) })) : [{ value: null, scenario }];
+  const results = await runTasks(variants.flatMap((v) => names.map((strategy) => ({ scenario: v.scenario, strategy }))));
+  const runs: SimulationRun[] = variants.map((v, i) => ({ value: v.value, results: results.slice(i * names.length, (i + 1) * names.length) }));
   const doc = simulationDocument(scenario, io.version(), vary, runs);
   if (typeof options.html === 'string') await writeFile(path.resolve(io.cwd, options.html), simulationHtml(doc));
   if (typeof options.svg === 'string') {
