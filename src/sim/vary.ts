@@ -21,6 +21,7 @@ export const VARY_PARAMS: Readonly<Record<string, Param>> = {
   grace: { unit: 'duration', describe: 'leases: grace', apply: (s, v) => leases(s, { graceMs: v }) },
   ttl: { unit: 'duration', describe: 'leases: ttl (the renewal interval stays unless given as a third of it)', apply: (s, v) => leases(s, { ttlMs: v }) },
   interval: { unit: 'duration', describe: 'leases: heartbeat (renewal) interval', apply: (s, v) => leases(s, { intervalMs: v }) },
+  heartbeat: { unit: 'duration', describe: 'leases: renewal interval, with the ttl three times it (the daemon\'s default)', apply: (s, v) => leases(s, { intervalMs: v, ttlMs: 3 * v }) },
   sweep: { unit: 'duration', describe: 'leases: time between reap runs', apply: (s, v) => leases(s, { sweepEveryMs: v }) },
   minAge: { unit: 'duration', describe: 'leases: minAge', apply: (s, v) => leases(s, { minAgeMs: v }) },
   skew: { unit: 'duration', describe: 'clocks: skew (offsets drawn from ±skew)', apply: (s, v) => ({ ...s, clocks: { ...s.clocks, skewMs: v } }) },
@@ -79,7 +80,7 @@ export function parseVary(text: string, steps: number): Vary {
   if (name === 'loss' || name === 'duplicate' || name === 'drift') {
     if (values.some((v) => v > (name === 'drift' ? 0.5 : 1))) throw new UsageError(`${flag}: ${name} is at most ${name === 'drift' ? 0.5 : 1}`);
   }
-  if ((name === 'interval' || name === 'sweep' || name === 'ttl' || name === 'trace' || name === 'mark' || name === 'announce') && values.some((v) => v <= 0)) {
+  if ((name === 'interval' || name === 'heartbeat' || name === 'sweep' || name === 'ttl' || name === 'trace' || name === 'mark' || name === 'announce') && values.some((v) => v <= 0)) {
     throw new UsageError(`${flag}: ${name} must be more than 0`);
   }
   return { param: name, unit: param.unit, values: [...new Set(values)] };
