@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { LiveOutcome } from '../../src/sim/live/live.js';
 
 const BIN = path.resolve(__dirname, '../../bin/reaper');
 const dir = mkdtempSync(path.join(tmpdir(), 'reaper-sim-live-'));
@@ -29,14 +30,6 @@ strategies:
   leases: { ttl: 3s, interval: 1s, grace: 4s, sweepEvery: 3s, minAge: 1s, lockTtl: 3s, maxDeleteFraction: 1, breaker: { maxDrop: 1, minLiveKeys: 1 } }
 `;
 
-interface Outcome {
-  resources: number;
-  reclaimed: number;
-  premature: number;
-  leaked: number;
-  latencyP50Seconds: number | null;
-}
-
 function live(file: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, 'simulate', file, '--live', '-o', 'json'], { env: { PATH: process.env.PATH ?? '', HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -55,7 +48,7 @@ describe('reaper simulate --live', () => {
     const out = await live(file);
     expect(out.stderr).toMatch(/live run of live-test \(seed 4\)/);
     expect(out.code, out.stderr).toBe(0);
-    const doc = JSON.parse(out.stdout) as { kind: string; simulator: Outcome; live: Outcome };
+    const doc = JSON.parse(out.stdout) as { kind: string; simulator: LiveOutcome; live: LiveOutcome };
     expect(doc.kind).toBe('simulate-live');
     const { simulator: sim, live: real } = doc;
     expect(real.resources).toBe(sim.resources);

@@ -51,7 +51,8 @@ export function liveObstacles(s: Scenario): string[] {
   return [...new Set(out)];
 }
 
-interface Outcome {
+/** What one side of a live comparison did; the JSON document has one for the simulator and one for the live run. */
+export interface LiveOutcome {
   resources: number;
   reclaimed: number;
   premature: number;
@@ -77,7 +78,7 @@ export async function runLive(io: CliIO, scenario: Scenario, options: { workDir?
   const simulated = runStrategy(s, 'leases').result;
   const dir = options.workDir ? path.resolve(io.cwd, options.workDir) : await mkdtemp(path.join(tmpdir(), 'reaper-live-'));
   io.stderr.write(`reaper: live run of ${s.name} (seed ${s.seed}) in ${dir}: ${(trace.endMs / 1000).toFixed(0)}s of real time\n`);
-  let live: Outcome;
+  let live: LiveOutcome;
   try {
     live = await play(s, trace, dir, io.signal);
   } finally {
@@ -88,7 +89,7 @@ export async function runLive(io: CliIO, scenario: Scenario, options: { workDir?
   return 0;
 }
 
-function simulatedOutcome(r: StrategyResult, reapRuns: number): Outcome {
+function simulatedOutcome(r: StrategyResult, reapRuns: number): LiveOutcome {
   return {
     resources: r.resources,
     reclaimed: r.reclaimed + r.premature,
@@ -103,7 +104,7 @@ function simulatedOutcome(r: StrategyResult, reapRuns: number): Outcome {
   };
 }
 
-async function play(s: Scenario, trace: Trace, dir: string, signal: AbortSignal): Promise<Outcome> {
+async function play(s: Scenario, trace: Trace, dir: string, signal: AbortSignal): Promise<LiveOutcome> {
   const manifest = await writeSandbox(dir, s);
   const ports = await Promise.all([...Array(s.services).keys()].map(() => freePort()));
   const daemons: Daemon[] = ports.map((port, i) => startDaemon(manifest, i, port, s));
@@ -232,7 +233,7 @@ async function waitReady(client: HttpLeaseClient): Promise<void> {
 }
 
 /** Deletions from the journal, judged against the simulator's ground truth on the same clock (ms since the start). */
-async function judge(s: Scenario, trace: Trace, dir: string, start: number, runs: Pick<Outcome, 'reapRuns' | 'refusedRuns' | 'killedRuns'>): Promise<Outcome> {
+async function judge(s: Scenario, trace: Trace, dir: string, start: number, runs: Pick<LiveOutcome, 'reapRuns' | 'refusedRuns' | 'killedRuns'>): Promise<LiveOutcome> {
   const store = await openStateStore(`sqlite:${path.join(dir, 'state.db')}`);
   try {
     const journal = await store.journal({ limit: 1_000_000 });
@@ -269,9 +270,9 @@ async function judge(s: Scenario, trace: Trace, dir: string, start: number, runs
   }
 }
 
-function liveTable(sim: Outcome, live: Outcome): string {
+function liveTable(sim: LiveOutcome, live: LiveOutcome): string {
   const table = new Table({ head: ['', 'simulator', 'live'], colAligns: ['left', 'right', 'right'], style: { head: [], border: [], compact: true } });
-  const rows: [string, keyof Outcome][] = [
+  const rows: [string, keyof LiveOutcome][] = [
     ['resources', 'resources'],
     ['deleted', 'reclaimed'],
     ['premature', 'premature'],
@@ -283,7 +284,7 @@ function liveTable(sim: Outcome, live: Outcome): string {
     ['reap runs killed', 'killedRuns'],
   ];
   for (const [label, key] of rows) {
-    const f = (o: Outcome) => (key.startsWith('latency') ? formatLatency(o[key] as number | null) : String(o[key]));
+    const f = (o: LiveOutcome) => (key.startsWith('latency') ? formatLatency(o[key] as number | null) : String(o[key]));
     table.push([label, f(sim), f(live)]);
   }
   return [
