@@ -206,6 +206,42 @@ describe('crashes', () => {
   });
 });
 
+describe('partitions, registry outages and drift', () => {
+  it('a partition from the store is a pause to leases: harmless below ttl + grace, fatal far above it', () => {
+    const cut = (duration: string) => scenario({ faults: [{ kind: 'partition', service: 2, at: '10m', duration }] });
+    expect(run(cut('90s'), 'leases').result.premature).toBe(0);
+    expect(run(cut('6m'), 'leases').result.premature).toBeGreaterThan(0);
+    // Counting loses the messages the partition eats: decrements (leaks) and increments (early frees).
+    const rc = run(cut('6m'), 'refcount');
+    expect(rc.world.metrics.lostGroups.size).toBeGreaterThan(0);
+    expect(rc.result.leaked + rc.result.premature).toBeGreaterThan(0);
+  });
+
+  it('a registry outage stops reap runs and loses the renewals sent meanwhile, yet deletes nothing early', () => {
+    const s = scenario({ faults: [{ kind: 'registry-outage', at: '10m', duration: '3m' }] });
+    const { result } = run(s, 'leases');
+    expect(result.extras['runs failed (store down)']).toBe(3);
+    expect(result.extras['lost renew']).toBeGreaterThan(0);
+    expect(result.premature).toBe(0);
+    expect(result.leaked).toBe(0);
+  });
+
+  it('with reaper\'s default breaker, the first run after an outage longer than the ttl is refused, not a mass delete', () => {
+    const s = scenario({ faults: [{ kind: 'registry-outage', at: '10m', duration: '3m' }], strategies: { leases: { ttl: '30s', grace: '0s', sweepEvery: '1m', minAge: '30s', maxDeleteFraction: 1 } } });
+    const { result } = run(s, 'leases');
+    expect(result.extras['runs refused (breaker)']).toBeGreaterThan(0);
+    expect(result.premature).toBe(0);
+  });
+
+  it('clock drift stretches heartbeats: a holder whose clock runs slow enough lets leases lapse between renewals', () => {
+    // Interval 25s against a ttl of 30s: the slowest clock drawn here runs at 0.71 and renews every ~35s, past the
+    // ttl, leaving ~5s windows where the key looks dead; with no grace, runs 5s apart catch some of them twice.
+    const tight = { ttl: '30s', interval: '25s', grace: '0s', sweepEvery: '5s', minAge: '30s', maxDeleteFraction: 1, breaker: { maxDrop: 1, minLiveKeys: 1 } };
+    expect(run(scenario({ strategies: { leases: tight } }), 'leases').result.premature).toBe(0);
+    expect(run(scenario({ clocks: { drift: 0.45 }, strategies: { leases: tight } }), 'leases').result.premature).toBeGreaterThan(0);
+  });
+});
+
 describe('determinism', () => {
   it('the same scenario and seed give the same results; another seed other ones', () => {
     const s = scenario({ network: { loss: 0.05, jitter: '1s' }, faults: [{ kind: 'pause', every: '5m', duration: '20s' }] });
