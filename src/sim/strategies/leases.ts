@@ -28,6 +28,8 @@ interface LeaseRow {
   renewedAt: number;
   expiresAt: number;
   releasedAt: number;
+  /** Deleted from the store by pruning (a holder still naming it learns it is gone). */
+  pruned?: boolean;
 }
 
 interface Tomb {
@@ -48,7 +50,8 @@ export class LeasesStrategy implements Strategy {
   /** Per run, each key's liveness once: `liveRun[g]` is the run that judged group g's key, `liveValue[g]` the answer. */
   private liveRun = new Int32Array(1024);
   private liveValue = new Uint8Array(1024);
-  private readonly rows = new Map<number, LeaseRow>();
+  /** Lease rows in the store (pruning deletes ended ones). */
+  private rowCount = 0;
   private readonly byKey = new Map<number, LeaseRow[]>();
   private leaseSeq = 0;
   /** Rows that were unexpired and unreleased when last looked at: the live-key count walks these, not all history. */
@@ -56,8 +59,8 @@ export class LeasesStrategy implements Strategy {
   private runs = 0;
   /** A run that died leaves its per-type lock until it expires (reap --lock-ttl). */
   private lockedUntil = 0;
-  /** What each holder believes it holds: key → lease id (0 while it has none). */
-  private readonly held: Map<number, number>[] = [];
+  /** What each holder believes it holds: key → its lease (by reference, standing for the lease id), null while it has none. */
+  private readonly held: Map<number, LeaseRow | null>[] = [];
   private readonly tombs = new Map<number, Tomb>();
   private lastCounts: Record<string, number> | null = null;
   private readonly cfg: SimContext['scenario']['leases'];
@@ -107,7 +110,7 @@ export class LeasesStrategy implements Strategy {
   }
 
   private hold(s: number, key: number): void {
-    this.held[s]!.set(key, 0);
+    this.held[s]!.set(key, null);
     this.acquire(s, [key]);
   }
 
@@ -118,18 +121,18 @@ export class LeasesStrategy implements Strategy {
       const at = this.cfg.clock === 'store' ? ctx.now() : stamp;
       const granted = keys.map((key) => {
         const row: LeaseRow = { id: ++this.leaseSeq, key, acquiredAt: at, renewedAt: at, expiresAt: at + this.cfg.ttlMs, releasedAt: NaN };
-        this.rows.set(row.id, row);
+        this.rowCount++;
         this.active.add(row);
         let list = this.byKey.get(key);
         if (!list) this.byKey.set(key, (list = []));
         list.push(row);
-        return row.id;
+        return row;
       });
       ctx.storeOps(keys.length);
       ctx.send(ctx.central, s, 'reply', -1, () => {
         const mine = this.held[s]!;
         keys.forEach((key, i) => {
-          if (mine.get(key) === 0) mine.set(key, granted[i]!);
+          if (mine.get(key) === null) mine.set(key, granted[i]!);
         });
       });
     });
@@ -140,40 +143,40 @@ export class LeasesStrategy implements Strategy {
     const ctx = this.ctx;
     const mine = this.held[s]!;
     const keys: number[] = [];
-    const ids: number[] = [];
+    const leases: LeaseRow[] = [];
     const missing: number[] = [];
-    for (const [key, id] of mine) {
-      if (id === 0) missing.push(key);
+    for (const [key, row] of mine) {
+      if (row === null) missing.push(key);
       else {
         keys.push(key);
-        ids.push(id);
+        leases.push(row);
       }
     }
     if (missing.length) this.acquire(s, missing);
-    if (ids.length === 0) return;
+    if (leases.length === 0) return;
     const stamp = this.stamp(s);
     ctx.send(s, ctx.central, 'renew', -1, () => {
       const now = ctx.now();
       const at = this.cfg.clock === 'store' ? now : stamp;
       const lost: number[] = [];
-      for (let i = 0; i < ids.length; i++) {
-        const row = this.rows.get(ids[i]!);
+      for (let i = 0; i < leases.length; i++) {
+        const row = leases[i]!;
         // A lease that ran out or was released is never revived (docs/safety.md §15); a holder-written registry just overwrites.
-        if (!row || !Number.isNaN(row.releasedAt) || (this.cfg.clock === 'store' && row.expiresAt <= now)) {
+        if (row.pruned || !Number.isNaN(row.releasedAt) || (this.cfg.clock === 'store' && row.expiresAt <= now)) {
           lost.push(i);
           continue;
         }
         row.renewedAt = at;
         row.expiresAt = at + this.cfg.ttlMs;
       }
-      ctx.storeOps(ids.length);
+      ctx.storeOps(leases.length);
       ctx.send(ctx.central, s, 'reply', -1, () => {
         if (lost.length === 0) return;
         ctx.count('leases replaced', lost.length);
         const again: number[] = [];
         for (const i of lost) {
-          if (mine.get(keys[i]!) !== ids[i]) continue;
-          mine.set(keys[i]!, 0);
+          if (mine.get(keys[i]!) !== leases[i]) continue;
+          mine.set(keys[i]!, null);
           again.push(keys[i]!);
         }
         if (again.length) this.acquire(s, again);
@@ -198,13 +201,12 @@ export class LeasesStrategy implements Strategy {
 
   dropped(group: number, holder: number): void {
     const mine = this.held[holder]!;
-    const id = mine.get(group);
+    const row = mine.get(group);
     mine.delete(group);
-    if (!this.cfg.releaseOnDrop || !id) return; // otherwise the lease runs out within a ttl
+    if (!this.cfg.releaseOnDrop || !row) return; // otherwise the lease runs out within a ttl
     const ctx = this.ctx;
     ctx.send(holder, ctx.central, 'release', group, () => {
-      const row = this.rows.get(id);
-      if (row && Number.isNaN(row.releasedAt)) row.releasedAt = ctx.now();
+      if (!row.pruned && Number.isNaN(row.releasedAt)) row.releasedAt = ctx.now();
       ctx.storeOps(1);
     });
   }
@@ -410,7 +412,8 @@ export class LeasesStrategy implements Strategy {
         const ended = Number.isNaN(row.releasedAt) ? row.expiresAt : Math.min(row.releasedAt, row.expiresAt);
         const keep = ended > cutoff || row.renewedAt >= earliestMark || row.acquiredAt >= earliestMark;
         if (!keep) {
-          this.rows.delete(row.id);
+          row.pruned = true;
+          this.rowCount--;
           this.active.delete(row);
         }
         return keep;
@@ -421,6 +424,6 @@ export class LeasesStrategy implements Strategy {
   }
 
   stateSize(): number {
-    return this.rows.size + this.tombs.size;
+    return this.rowCount + this.tombs.size;
   }
 }
