@@ -183,7 +183,7 @@ export function buildProgram(io: CliIO): Command {
     .argument('<scenario>', 'scenario file (YAML; examples in config/examples/simulate/)')
     .option('--seed <n>', "seed (default: the scenario's seed:, then 1)")
     .option('--strategy <name...>', 'only these: refcount, weighted-refcount, leases, mark-sweep, epochs, hybrid')
-    .option('--vary <param=range>', 'sweep one parameter: grace=1s..120s (evenly, --steps values) or loss=0,0.05,0.1')
+    .option('--vary <param=range>', 'sweep one parameter: grace=1s..120s (evenly, --steps values) or loss=0,0.05,0.1; parameters: grace, ttl, interval, heartbeat, sweep, minAge, skew, drift, loss, duplicate, jitter, latency, pause, downtime, fanout, trace, mark, announce')
     .option('--steps <n>', 'values taken from a --vary range', '6')
     .option('--html <file>', 'write a self-contained HTML report with SVG charts')
     .option('--svg <dir>', 'write each chart as an SVG file')
