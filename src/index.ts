@@ -26,6 +26,12 @@ export type { AuditDocument, FindingOutput, LeaseTelemetry } from './report/docu
 export type { ResourceTelemetry, Summary } from './report/telemetry.js';
 export type { Finding, OrphanReason, Status } from './engine/types.js';
 
+// The grace rule, and the strategy simulator (docs/strategies.md)
+export { DEFAULT_GRACE_BUDGET, graceShortfalls, leaseCadences, requiredGraceMs, type GraceBudget, type GraceShortfall, type LeaseCadence } from './engine/grace-rule.js';
+export { parseScenario, type Scenario, type StrategyName } from './sim/scenario.js';
+export { runScenario } from './sim/run.js';
+export type { StrategyResult } from './sim/metrics.js';
+
 // State store
 export { openStateStore, type OpenStateStoreOptions } from './state/open.js';
 export { DEFAULT_LEASE_BOUNDS } from './state/types.js';

@@ -190,6 +190,21 @@ export function buildProgram(io: CliIO): Command {
     .action(lazy(io, async () => (await import('./commands/runs.js')).runsShow));
 
   program
+    .command('simulate')
+    .description('compare garbage-collection strategies (leases, reference counting, mark-and-sweep, epochs, hybrid) under faults; deterministic')
+    .argument('<scenario>', 'scenario file (YAML; examples in config/examples/simulate/)')
+    .option('--seed <n>', "seed (default: the scenario's seed:, then 1)")
+    .option('--strategy <name...>', 'only these: refcount, weighted-refcount, leases, mark-sweep, epochs, hybrid')
+    .option('--vary <param=range>', 'sweep one parameter: grace=1s..120s (evenly, --steps values) or loss=0,0.05,0.1; parameters: grace, ttl, interval, heartbeat, sweep, minAge, skew, drift, loss, duplicate, jitter, latency, pause, downtime, fanout, trace, mark, announce')
+    .option('--steps <n>', 'values taken from a --vary range', '6')
+    .option('--html <file>', 'write a self-contained HTML report with SVG charts')
+    .option('--svg <dir>', 'write each chart as an SVG file')
+    .option('--live', 'run the leases strategy for real (files, SQLite, reaper daemon and reap processes) and compare with the simulator')
+    .option('--work-dir <dir>', 'with --live: where to build the sandbox (default: a temporary directory, removed afterwards)')
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/simulate.js')).simulateCommand));
+
+  program
     .command('daemon')
     .description('heartbeat leases for owner keys; serve the HTTP lease API, /metrics, /healthz and /readyz')
     .option('--lease <key...>', 'owner keys to hold a lease on, renewed until the daemon stops')

@@ -15,6 +15,7 @@ import { inspectStateStore, type StateStoreInspection } from '../../state/inspec
 import { keyShapeWarnings } from '../../run/key-shapes.js';
 import type { CliIO } from '../io.js';
 import { manifestFrom, outputFormat } from '../options.js';
+import { warnShortGrace } from './validate-grace.js';
 
 interface Check {
   what: string;
@@ -36,6 +37,8 @@ export async function validateCommand(io: CliIO, _args: unknown[], options: Reco
     } finally {
       await connections.close();
     }
+    // Each type's grace against the lease cadences the state store shows (docs/strategies.md).
+    await warnShortGrace(io, manifest, state.inspection);
   }
   const ok = checks.every((c) => c.ok);
   if (outputFormat(io, options) === 'json') {
