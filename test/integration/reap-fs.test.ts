@@ -1222,6 +1222,32 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     }
   });
 
+  // guard: the sweeps of a saved plan are read and judged again when it is applied (reverifySweeps in
+  // src/run/reap.ts). A tag added after planning changes neither the ETag nor the owner, so neither If-Match nor
+  // the last look can see it: only the fresh read of the tags keeps the object.
+  test('SAFETY 5/9 (tag rule, saved plan): a sweep item whose object gained a keep tag after planning is lifted as protected, not deleted', async (h) => {
+    const fx = h.fx as S3ReapFixture;
+    fx.protectByTag = true;
+    const { reap, afterGrace, manifest } = h;
+    const [tagged, other] = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }]);
+    const m = manifest();
+    expect(only(await reap(m)).outcomes.marked).toBe(2);
+    await afterGrace();
+    const plan = path.join(fx.dir, 'plan.ndjson');
+    expect(only(await reap(m, { execute: false, planOut: plan })).toSweep).toBe(2);
+    const client = s3();
+    try {
+      await client.send(new PutObjectTaggingCommand({ Bucket: fx.bucket, Key: tagged!, Tagging: { TagSet: [{ Key: 'keep', Value: 'true' }] } }));
+    } finally {
+      client.destroy();
+    }
+    const applied = only(await reap(m, { planIn: plan }));
+    expect(applied.outcomes).toMatchObject({ deleted: 1, lifted: 1 });
+    expect(applied.lifts).toEqual({ protected: 1 });
+    expect(await fx.present(T)).toEqual(new Set([tagged]));
+    expect(other).toBeDefined();
+  });
+
   // guard (SAFETY 4, unreadable protection): an object whose tags cannot be read is unknown, never marked —
   // not "no tag, so unprotected". GetObjectTagging is refused (403) for one key, as a missing permission would.
   test('SAFETY 4 (tag rule): an object whose tags cannot be read is unknown and never marked', async (h) => {
