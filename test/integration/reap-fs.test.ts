@@ -1139,10 +1139,11 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
   // S3-only: an unversioned bucket cannot express a byte-identical re-upload as a new identity (the ETag is
   // the same), so the shared §3 scenarios re-upload different bytes there. In a versioned bucket the
   // new version id is the new identity. What guards it, honestly: at planning, the re-read fingerprint
-  // (ETag#versionId) differs; after the re-verification, the adapter's HeadObject check of the current
-  // version just before its If-Match DeleteObject — If-Match alone would match (same ETag), so that check,
-  // not the server, keeps it. (A re-upload landing between that HeadObject and the DeleteObject would get a
-  // delete marker, which restore can lift: the residual window of a versioned bucket.)
+  // (ETag#versionId) differs; after the re-verification, the adapter's check of the current version just
+  // before its If-Match DeleteObject (checkCurrentVersions in s3-delete.ts, by listing the batch's keys) —
+  // If-Match alone would match (same ETag), so that check, not the server, keeps it. (A re-upload landing
+  // between that check and the DeleteObject would get a delete marker, which restore can lift: the residual
+  // window of a versioned bucket.)
   test(
     '§3 (versioned bucket): a byte-identical re-upload is a new version and survives, before and after the re-verification',
     async (h) => {
