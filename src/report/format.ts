@@ -30,6 +30,7 @@ export function visible(value: string): string {
 
 /** At most `max` characters (code points), ending in "…" when cut. */
 export function cut(value: string, max: number): string {
+  if (value.length <= max) return value;
   const chars = Array.from(value);
   return chars.length <= max ? value : `${chars.slice(0, max - 1).join('')}…`;
 }

@@ -26,8 +26,12 @@ export const AGE_BUCKETS: readonly Omit<AgeBucket, 'count'>[] = [
 
 export const emptyCounts = (): StatusCounts => ({ live: 0, orphaned: 0, expired: 0, protected: 0, young: 0, unknown: 0 });
 
-/** A text for the table: invisible and reordering characters shown as escapes, then cut to `max` characters. */
-export const shown = (text: string, max: number = REPORT_LIMITS.textChars): string => cut(visible(text), max);
+/**
+ * A text for the table: invisible and reordering characters shown as escapes, then cut to
+ * `max` characters. Only the head that can be shown is escaped, so a long id costs no more
+ * than a short one.
+ */
+export const shown = (text: string, max: number = REPORT_LIMITS.textChars): string => cut(visible(text.length > 2 * max ? text.slice(0, 2 * max) : text), max);
 
 /** Which rows the table keeps when there are more than it holds: orphans, then expired, unknown, protected, young; older first. */
 const RANK: Record<Status, number> = { orphaned: 0, expired: 1, unknown: 2, protected: 3, young: 4, live: 5 };

@@ -142,7 +142,7 @@ export async function readReportFile(file: string): Promise<ReportFile> {
   try {
     doc = JSON.parse(text);
   } catch (error) {
-    throw refuse(file, jsonErrorLine(text, error as Error), '', `not JSON: ${(error as Error).message}`);
+    throw refuse(file, jsonErrorLine(text), '', `not JSON: ${(error as Error).message}`);
   }
   const kind = isRecord(doc) ? doc.kind : undefined;
   if (kind === 'audit') return { kind: 'audit', file, audit: checked(auditSchema, doc, file, text) as AuditInput };
@@ -225,11 +225,87 @@ function lineOfPath(text: string, keyPath: readonly (string | number)[]): number
   return offset === undefined ? null : counter.linePos(offset).line;
 }
 
-/** The line of a JSON.parse error from its "position N". */
-function jsonErrorLine(text: string, error: Error): number | null {
-  const m = /position (\d+)/.exec(error.message);
-  if (!m) return null;
-  return text.slice(0, Number(m[1])).split('\n').length;
+/** The line of the first JSON syntax error (JSON.parse does not always say where). */
+function jsonErrorLine(text: string): number {
+  return text.slice(0, jsonErrorOffset(text)).split('\n').length;
+}
+
+/** Where a JSON text stops being JSON: a small recursive-descent reader that only finds the offset. */
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const literal = (word: string) => {
+    if (text.startsWith(word, i)) i += word.length;
+    else fail();
+  };
+  const string = () => {
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      if (text.charCodeAt(i) < 0x20) fail();
+      if (text[i] === '\\') {
+        i++;
+        if (text[i] === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) fail();
+          i += 4;
+        } else if (!'"\\/bfnrt'.includes(text[i] ?? 'x')) fail();
+      }
+      i++;
+    }
+    if (i >= text.length) fail();
+    i++;
+  };
+  const value = (depth: number): void => {
+    if (depth > 10_000) fail();
+    ws();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      const close = c === '{' ? '}' : ']';
+      i++;
+      ws();
+      if (text[i] === close) {
+        i++;
+        return;
+      }
+      for (;;) {
+        if (c === '{') {
+          ws();
+          if (text[i] !== '"') fail();
+          string();
+          ws();
+          if (text[i] !== ':') fail();
+          i++;
+        }
+        value(depth + 1);
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === close) {
+          i++;
+          return;
+        } else fail();
+      }
+    }
+    if (c === '"') return string();
+    if (c === 't') return literal('true');
+    if (c === 'f') return literal('false');
+    if (c === 'n') return literal('null');
+    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+    if (!m) fail();
+    i += m![0].length;
+  };
+  try {
+    value(0);
+    ws();
+    if (i < text.length) fail();
+  } catch (at) {
+    if (typeof at === 'number') return at;
+    throw at;
+  }
+  return i;
 }
 
 function tryJson(text: string): unknown {
