@@ -86,9 +86,10 @@ export function buildReportData(inputs: ReportInputs): ReportData {
   }
 
   const trend = inputs.history ? inputs.history.trend.slice(-REPORT_LIMITS.runs) : null;
-  const pending = reap
-    ? reap.resources.map((r) => ({ resource: r.name, marked: r.pending?.count ?? 0, deleting: 0, oldestMarkedAt: null, earliestSweepAt: r.pending?.earliestSweepAt ?? null }))
-    : (inputs.history?.pending ?? null);
+  // The state store's view when it was read (it knows the oldest mark too), else what a reap report says.
+  const pending =
+    inputs.history?.pending ??
+    (reap ? reap.resources.map((r) => ({ resource: r.name, marked: r.pending?.count ?? 0, deleting: 0, oldestMarkedAt: null, earliestSweepAt: r.pending?.earliestSweepAt ?? null })) : null);
 
   return {
     title: inputs.title ?? defaultTitle(audit, reap),

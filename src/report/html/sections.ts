@@ -161,7 +161,7 @@ export function trendHtml(data: ReportData): string {
   const legendHtml = `<ul class="legend">${TREND.map((t) => `<li>${swatch(`series-${t.key}`)} ${t.label}</li>`).join('')}</ul>`;
   const rows = [...trend].reverse().map((p) => [`<code>${esc(p.runId)}</code>`, esc(p.kind), esc(p.status), esc(when(p.at)), orDash(p.orphaned), orDash(p.expired), orDash(p.backlog), orDash(p.deleted)]);
   const numbers = `<details><summary>The numbers, newest first</summary>${table('Runs', ['run', 'kind', 'status', 'finished', 'orphaned', 'expired', 'backlog', 'deleted'], rows, 'runs')}</details>`;
-  return section('trend', 'Trend over runs', `${legendHtml}${chart}${numbers}`, `The last ${num(trend.length)} runs recorded in the state store; deleted counts executed reaps only.`);
+  return section('trend', 'Trend over runs', `${legendHtml}${chart}${numbers}`, `${trend.length === 1 ? 'The one run' : `The last ${num(trend.length)} runs`} recorded in the state store; deleted counts executed reaps only.`);
 }
 
 export function pendingHtml(data: ReportData): string {

@@ -50,8 +50,8 @@ export function stackedBar(parts: readonly (Bar & { key: string })[], options: {
 /** Horizontal bars, one per row, largest first as given: label, bar, value. */
 export function horizontalBars(bars: readonly Bar[], options: { label: string; cls?: string }): string {
   const row = 24;
-  const labelWidth = 170;
-  const valueWidth = 90;
+  const labelWidth = 200;
+  const valueWidth = 80;
   const barMax = HALF - labelWidth - valueWidth - 8;
   const max = Math.max(0, ...bars.map((b) => b.value));
   const height = Math.max(row, bars.length * row) + 4;
@@ -61,7 +61,7 @@ export function horizontalBars(bars: readonly Bar[], options: { label: string; c
     const title = esc(b.title ?? `${b.label}: ${b.display}`);
     return (
       `<g class="bar" data-label="${esc(b.label)}" data-value="${b.value}"><title>${title}</title>` +
-      `<text class="label" x="${labelWidth - 8}" y="${y + 16}" text-anchor="end">${esc(cut(b.label, 24))}</text>` +
+      `<text class="label" x="${labelWidth - 8}" y="${y + 16}" text-anchor="end">${esc(cut(b.label, 26))}</text>` +
       `<rect class="${esc(b.cls ?? 'fill')}" x="${labelWidth}" y="${y + 3}" width="${fmt(w)}" height="${row - 8}" rx="2"/>` +
       `<text class="value" x="${fmt(labelWidth + w + 6)}" y="${y + 16}">${esc(b.display)}</text></g>`
     );
