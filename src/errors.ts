@@ -56,14 +56,20 @@ export class SafetyError extends ReaperError {
   readonly exitCode = ExitCode.safety;
 }
 
-/** A lease operation that lost: the lease expired or was released before the call. */
+/**
+ * A lease operation that lost: the lease expired or was released before the call; or,
+ * for a holder (`deadline`), no renewal was confirmed in time, so by the holder's own
+ * clock the store may already let it expire.
+ */
 export class LeaseLostError extends ReaperError {
   readonly exitCode = ExitCode.runtime;
   constructor(
     readonly leaseId: string,
-    readonly why: 'expired' | 'released' | 'not-found' | 'not-holder',
+    readonly why: 'expired' | 'released' | 'not-found' | 'not-holder' | 'deadline',
   ) {
-    super(`lease ${leaseId} is ${why === 'not-holder' ? 'held by another holder' : why}`);
+    super(
+      `lease ${leaseId} ${why === 'not-holder' ? 'is held by another holder' : why === 'deadline' ? 'was not renewed in time (its deadline passed without a confirmed renewal)' : `is ${why}`}`,
+    );
   }
 }
 

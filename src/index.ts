@@ -64,7 +64,7 @@ export { jsonLog, type DaemonLog, type LogLevel, type LogStream } from './daemon
 export type { AcquiredLeaseJson, ErrorJson, LeaseJson } from './daemon/wire.js';
 
 // Lease clients for services
-export { LeaseKeeper, type KeeperStore, type LeaseKeeperEvents, type LeaseKeeperOptions, type LostReason } from './client/lease-keeper.js';
+export { LeaseKeeper, type KeeperStore, type KeptLease, type LeaseKeeperEvents, type LeaseKeeperOptions, type LostReason } from './client/lease-keeper.js';
 export { HttpLeaseClient, type HttpLeaseClientOptions, type LeaseHandle } from './client/http-lease-client.js';
 
 export { reaperVersion } from './version.js';

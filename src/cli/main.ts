@@ -3,8 +3,9 @@
  * outcome to an exit code (DESIGN §3). Only this module touches process.exitCode and
  * signals. Command modules load lazily so `reaper --help` stays fast.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { ExitCode, formatManifestIssue, ManifestError, ReaperError, redact } from '../errors.js';
+import { versionReport } from '../version.js';
 import type { CliIO } from './io.js';
 
 export type { CliIO } from './io.js';
@@ -40,7 +41,7 @@ const logFormatOption = () =>
 export function buildProgram(io: CliIO): Command {
   const program = new Command('reaper')
     .description('Audit distributed systems for orphaned resources and reap them safely.')
-    .version(io.version(), '-V, --version')
+    .version(versionReport(io.version()), '-V, --version', 'print reaper\'s version, the Node.js version and the state-store schema version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
@@ -208,6 +209,8 @@ export function buildProgram(io: CliIO): Command {
     .option('--lease <key...>', 'owner keys to hold a lease on, renewed until the daemon stops')
     .option('--ttl <duration>', 'lease time to live, e.g. 30s (needed with --lease)')
     .option('--interval <duration>', 'renewal interval (default and maximum: a third of --ttl; jittered ±10%)')
+    .option('--store-timeout <duration>', 'deadline of each state store call (default: half the renewal interval, at most 10s; 5s without --lease)')
+    .option('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, exit within this long whatever the state store does', '10s')
     .option('--holder <name>', 'who holds the leases (default: $REAPER_HOLDER, then user@host)')
     .option('--listen <host:port>', 'where the HTTP API listens (default: $REAPER_LISTEN, then 127.0.0.1:8476)')
     .option('--token-file <file>', 'file holding the API token (default: $REAPER_TOKEN)')
@@ -223,6 +226,12 @@ export function buildProgram(io: CliIO): Command {
     .addOption(configOption())
     .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/daemon.js')).daemonCommand));
+
+  program
+    .command('completion')
+    .description('print a shell completion script (source <(reaper completion bash))')
+    .addArgument(new Argument('<shell>', 'the shell').choices(['bash', 'zsh', 'fish']))
+    .action(lazy(io, async () => (await import('./commands/completion.js')).completionCommand));
 
   return program;
 }

@@ -13,6 +13,7 @@ import type { Manifest } from '../manifest/types.js';
 import { stateUrlProblem } from '../manifest/urls.js';
 import { requireVariables, USES_EVERYTHING, type ManifestUse } from '../manifest/variables.js';
 import { BUILTIN_DEFAULTS } from '../manifest/types.js';
+import type { OpenStateStoreOptions } from '../state/open.js';
 import type { StateStore } from '../state/types.js';
 import type { CliIO } from './io.js';
 
@@ -79,9 +80,9 @@ export async function stateUrl(io: CliIO, options: Record<string, unknown>): Pro
   return manifest.state;
 }
 
-export async function openStore(io: CliIO, options: Record<string, unknown>): Promise<StateStore> {
+export async function openStore(io: CliIO, options: Record<string, unknown>, storeOptions: OpenStateStoreOptions = {}): Promise<StateStore> {
   const { openStateStore } = await import('../state/open.js');
-  return openStateStore(await stateUrl(io, options));
+  return openStateStore(await stateUrl(io, options), storeOptions);
 }
 
 /**

@@ -4,24 +4,26 @@
  *
  * Start: metrics, then the HTTP server (so /healthz answers while the store is slow),
  * then the first heartbeat tick (the initial acquisitions). Each resource registers a
- * releaser; `stop()` (idempotent) runs them last-in-first-out: stop scheduling, wait for
- * the tick in flight (bounded), release the leases if `releaseOnExit`, close the HTTP
- * server (idle connections at once, busy ones after the same bound). The store belongs
- * to the caller and stays open. Signals are the CLI's business.
+ * releaser; `stop()` (idempotent) runs them last-in-first-out within one time budget
+ * (`stopTimeoutMs`, default 10 s), whatever the store does: stop scheduling, wait for
+ * the tick in flight, release the leases if `releaseOnExit`, close the HTTP server (idle
+ * connections at once, busy ones when the budget runs out). The store belongs to the
+ * caller and stays open. Signals are the CLI's business.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Registry } from 'prom-client';
 import { BackendError, UsageError } from '../errors.js';
 import type { Lease, StateStore } from '../state/types.js';
+import { remainingMs, settlesWithin } from '../util/deadline.js';
 import { Releasers } from '../util/releasers.js';
 import { Heartbeat } from './heartbeat.js';
 import { createApiHandler } from './http-api.js';
 import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from './listen.js';
 import { errorText, jsonLog, type DaemonLog, type LogLevel, type LogStream } from './log.js';
 import { createDaemonMetrics } from './metrics.js';
-import { renewalInterval, settlesWithin } from './timing.js';
-import { MAX_KEY_LENGTH } from './wire.js';
+import { callTimeout, renewalInterval, safetyMargin } from './timing.js';
+import { checkText, MAX_KEY_LENGTH } from './wire.js';
 
 export interface DaemonTlsOptions {
   /** PEM certificate (chain) and private key the server presents. */
@@ -46,6 +48,17 @@ export interface DaemonOptions {
   ttlMs?: number;
   /** Renewal interval: default and maximum a third of the ttl; each wait is jittered ±10%. */
   intervalMs?: number;
+  /**
+   * Deadline of each store call the heartbeat makes (default half the renewal interval,
+   * at most 10 s; must be shorter than the interval). Give the store the same deadline
+   * when opening it (`openStateStore(url, { timeoutMs })`), so the API's calls have it too.
+   */
+  storeTimeoutMs?: number;
+  /**
+   * A lease counts as held until the send time of its last confirmed renewal plus the
+   * ttl, minus this margin (default a tenth of the ttl); readiness and the metrics follow.
+   */
+  safetyMarginMs?: number;
   /** Who holds the daemon's leases (also the holder of API leases acquired without one). */
   holder: string;
   /** Where to listen (default 127.0.0.1:8476; port 0 picks a free port). */
@@ -64,7 +77,7 @@ export interface DaemonOptions {
   logLevel?: LogLevel;
   /** Largest request body (default 64 KiB); larger ones answer 413. */
   maxBodyBytes?: number;
-  /** How long stop() waits for a heartbeat in flight, lease releases and open requests (default 5 s). */
+  /** The most stop() takes, all steps together: a heartbeat in flight, lease releases, open requests (default 10 s). */
   stopTimeoutMs?: number;
   /**
    * Leases that ended longer ago than this are deleted from the store, with renewal
@@ -87,7 +100,7 @@ export interface Daemon {
   readonly registry: Registry;
   /** The Prometheus text /metrics serves. */
   metrics(): Promise<string>;
-  /** What /readyz answers 200 for: the store answered and every key holds a lease. */
+  /** What /readyz answers 200 for: the store answered and every key holds a lease not past its deadline. */
   isReady(): boolean;
   /** The leases the heartbeat holds now (no tokens). */
   leases(): Lease[];
@@ -97,7 +110,9 @@ export interface Daemon {
 
 export const MIN_TOKEN_LENGTH = 16;
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
-const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+/** How often an API-only daemon (no keys) checks that the store answers, for /readyz. */
+const API_ONLY_PING_MS = 10_000;
 const DEFAULT_LEASE_RETENTION_MS = 7 * 24 * 3_600_000;
 const DEFAULT_PRUNE_EVERY_MS = 3_600_000;
 
@@ -105,6 +120,8 @@ interface Settings {
   keys: string[];
   ttlMs: number;
   intervalMs: number;
+  callTimeoutMs: number;
+  marginMs: number;
   token: string | null;
   host: string;
   port: number;
@@ -114,18 +131,26 @@ interface Settings {
 function settings(options: DaemonOptions): Settings {
   const keys = [...new Set(options.leases ?? [])];
   for (const key of keys) {
-    if (key === '' || key.length > MAX_KEY_LENGTH) throw new UsageError(`a lease key must be 1 to ${MAX_KEY_LENGTH} characters`);
+    const problem = checkText(key, 'a lease key', MAX_KEY_LENGTH);
+    if (problem) throw new UsageError(problem);
   }
   if (!options.holder) throw new UsageError('the daemon needs a holder name');
   let ttlMs = 0;
-  let intervalMs = 0;
+  // An API-only daemon pings the store for /readyz; its interval stays above the store timeout.
+  let intervalMs = Math.max(API_ONLY_PING_MS, 2 * (options.storeTimeoutMs ?? 0));
+  let marginMs = 0;
   if (keys.length > 0 || options.ttlMs !== undefined) {
     ttlMs = options.ttlMs ?? NaN;
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new UsageError('holding leases needs a positive ttl (--ttl, e.g. 30s)');
     const interval = renewalInterval(ttlMs, options.intervalMs);
     if (typeof interval !== 'number') throw new UsageError(interval.error);
     intervalMs = interval;
+    const margin = safetyMargin(ttlMs, intervalMs, options.safetyMarginMs);
+    if (typeof margin !== 'number') throw new UsageError(margin.error);
+    marginMs = margin;
   }
+  const timeout = callTimeout(intervalMs, options.storeTimeoutMs);
+  if (typeof timeout !== 'number') throw new UsageError(timeout.error);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new UsageError('maxBodyBytes must be a positive whole number');
   if (options.noAuth && options.token !== undefined) throw new UsageError('give either an API token or noAuth, not both');
@@ -143,7 +168,7 @@ function settings(options: DaemonOptions): Settings {
   const host = options.listen?.host ?? DEFAULT_LISTEN.host;
   const port = options.listen?.port ?? DEFAULT_LISTEN.port;
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`the port must be a number from 0 to 65535, got ${port}`);
-  return { keys, ttlMs, intervalMs, token, host, port, maxBodyBytes };
+  return { keys, ttlMs, intervalMs, callTimeoutMs: timeout, marginMs, token, host, port, maxBodyBytes };
 }
 
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
@@ -152,20 +177,30 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
   const releasers = new Releasers();
   let stopping = false;
+  /** The end of stop()'s time budget (performance.now()), set when stop() begins. */
+  let stopDeadline = Infinity;
+  const stopLeft = () => Math.min(stopTimeoutMs, remainingMs(stopDeadline));
   try {
-    let isReady = (): boolean => false;
-    const metrics = await createDaemonMetrics(() => isReady());
-    const heartbeat = new Heartbeat({
+    let heartbeat: Heartbeat | null = null;
+    const isReady = (): boolean => !stopping && heartbeat !== null && heartbeat.ready;
+    const metrics = await createDaemonMetrics({
+      ready: isReady,
+      leasesActive: () => heartbeat?.leases().length ?? 0,
+      heartbeatLagSeconds: () => heartbeat?.lagSeconds() ?? 0,
+    });
+    const beat = new Heartbeat({
       store: options.store,
       keys: s.keys,
       ttlMs: s.ttlMs,
       intervalMs: s.intervalMs,
+      callTimeoutMs: s.callTimeoutMs,
+      marginMs: s.marginMs,
       holder: options.holder,
       metrics,
       log,
       random: options.random,
     });
-    isReady = () => !stopping && heartbeat.ready;
+    heartbeat = beat;
     const handler = createApiHandler({
       store: options.store,
       holder: options.holder,
@@ -174,7 +209,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       maxBodyBytes: s.maxBodyBytes,
       metrics,
       log,
-      readiness: () => ({ ready: isReady(), detail: { stopping, leases: { held: heartbeat.leases().length, wanted: heartbeat.wanted } } }),
+      readiness: () => ({ ready: isReady(), detail: { stopping, leases: { held: beat.leases().length, wanted: beat.wanted } } }),
     });
 
     const server = createServer(options.tls, (req, res) => {
@@ -186,7 +221,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       handler(req, res);
     });
     await listen(server, s.host, s.port);
-    releasers.add(() => closeServer(server, stopTimeoutMs));
+    releasers.add(() => closeServer(server, stopLeft()));
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : s.port;
     const url = `${options.tls ? 'https' : 'http'}://${formatHostPort(s.host, port)}`;
@@ -201,18 +236,21 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       keys: s.keys.length,
       ttlMs: s.ttlMs,
       intervalMs: s.intervalMs,
+      storeTimeoutMs: s.callTimeoutMs,
+      safetyMarginMs: s.marginMs,
+      stopTimeoutMs,
       store: options.store.description,
     });
     if (s.token === null) log.warn('auth-disabled', { message: 'the lease API accepts requests without a token (--no-auth)' });
 
     releasers.add(async () => {
-      await heartbeat.stop(stopTimeoutMs);
-      if (options.releaseOnExit) await heartbeat.releaseAll(stopTimeoutMs);
+      await beat.stop(stopLeft());
+      if (options.releaseOnExit) await beat.releaseAll(stopLeft());
     });
-    await heartbeat.start();
-    log.info(isReady() ? 'ready' : 'not-ready', { leases: heartbeat.leases().length, wanted: heartbeat.wanted });
+    await beat.start();
+    log.info(isReady() ? 'ready' : 'not-ready', { leases: beat.leases().length, wanted: beat.wanted });
     const retentionMs = options.leaseRetentionMs === undefined ? DEFAULT_LEASE_RETENTION_MS : options.leaseRetentionMs;
-    if (retentionMs !== null) releasers.add(schedulePrune(options, retentionMs, log, () => stopping));
+    if (retentionMs !== null) releasers.add(schedulePrune(options, retentionMs, log, () => stopping, stopLeft));
 
     let stopped: Promise<void> | undefined;
     return {
@@ -222,17 +260,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       registry: metrics.registry,
       metrics: () => metrics.text(),
       isReady,
-      leases: () => heartbeat.leases(),
+      leases: () => beat.leases(),
       stop() {
         stopped ??= (async () => {
           stopping = true;
-          log.info('stopping', { releaseOnExit: Boolean(options.releaseOnExit) });
+          stopDeadline = performance.now() + stopTimeoutMs;
+          log.info('stopping', { releaseOnExit: Boolean(options.releaseOnExit), stopTimeoutMs });
           try {
             await releasers.releaseAll();
           } catch (error) {
             log.error('stop-failed', { error: errorText(error) });
             throw error;
           }
+          if (remainingMs(stopDeadline) === 0) log.warn('stop-timed-out', { stopTimeoutMs, message: 'the stop budget ran out; work still waiting on the store was abandoned' });
           log.info('stopped');
         })();
         return stopped;
@@ -292,7 +332,7 @@ async function closeServer(server: Server, timeoutMs: number): Promise<void> {
  * period (sidecars restarted together do not prune together). A failed prune is logged
  * and tried again next period. Returns the releaser that stops it.
  */
-function schedulePrune(options: DaemonOptions, retentionMs: number, log: DaemonLog, stopping: () => boolean): () => Promise<void> {
+function schedulePrune(options: DaemonOptions, retentionMs: number, log: DaemonLog, stopping: () => boolean, stopLeft: () => number): () => Promise<void> {
   const everyMs = options.pruneEveryMs ?? DEFAULT_PRUNE_EVERY_MS;
   const random = options.random ?? Math.random;
   let timer: NodeJS.Timeout | undefined;
@@ -311,6 +351,7 @@ function schedulePrune(options: DaemonOptions, retentionMs: number, log: DaemonL
   next(Math.floor(random() * everyMs));
   return async () => {
     clearTimeout(timer);
-    await pruning;
+    // A prune under way is not waited for past the stop budget (a hung store never answers).
+    await settlesWithin(pruning, stopLeft());
   };
 }

@@ -2,13 +2,23 @@
  * The daemon's heartbeat: one lease per owner key, all renewed in a single
  * `renewLeases` call per tick. A lease the store reports expired, released or gone is
  * never revived: it is logged, counted, and a new lease (the next generation) is
- * acquired for its key in the same tick. Expiry is the store's judgement (SAFETY 15).
+ * acquired for its key in the same tick. Expiry is the store's judgement (docs/safety.md
+ * §15) — and the daemon never claims more than the store could grant: it counts a lease
+ * held only until the send time of its last confirmed renewal plus the ttl, minus the
+ * safety margin, by its own monotonic clock (§20). When that moment passes without a
+ * confirmed renewal — the store refused, answered too late or not at all — the lease is
+ * lost there and then: readiness, `leases_active` and `leases_lost_total` change at once,
+ * and the key gets a new lease once the store answers again. Every store call has a
+ * deadline shorter than the renewal interval (§19), so a hung call never holds up the
+ * next tick.
  */
 import { performance } from 'node:perf_hooks';
-import type { Lease, LeaseStore } from '../state/types.js';
+import type { AcquiredLease, Lease, LeaseStore } from '../state/types.js';
+import { remainingMs, settlesWithin, withDeadline } from '../util/deadline.js';
+import { LeaseDeadlines } from './lease-deadlines.js';
 import { errorText, type DaemonLog } from './log.js';
 import type { DaemonMetrics } from './metrics.js';
-import { jittered, settlesWithin } from './timing.js';
+import { jittered } from './timing.js';
 
 /** Keys acquired per store call (one transaction) while a tick acquires missing leases. */
 const ACQUIRE_BATCH = 500;
@@ -20,6 +30,10 @@ export interface HeartbeatOptions {
   keys: readonly string[];
   ttlMs: number;
   intervalMs: number;
+  /** Deadline of each store call (shorter than the interval). */
+  callTimeoutMs: number;
+  /** A lease counts as held until its last confirmed send time + ttl − this. */
+  marginMs: number;
   holder: string;
   metrics: DaemonMetrics;
   log: DaemonLog;
@@ -29,13 +43,21 @@ export interface HeartbeatOptions {
 export class Heartbeat {
   /** The lease held for each key (absent while it has none). */
   private readonly held = new Map<string, Lease>();
+  /** When each key's lease stops counting as held, by the daemon's own clock. */
+  private readonly deadlines: LeaseDeadlines<string>;
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> | null = null;
   private stopped = false;
   private storeAnswered = false;
   private scheduledAt = 0;
+  /** When the earliest heartbeat not yet confirmed by the store was due (null: none is overdue). */
+  private overdueSince: number | null = null;
+  /** How late the last tick started against its schedule. */
+  private lastLatenessMs = 0;
 
-  constructor(private readonly options: HeartbeatOptions) {}
+  constructor(private readonly options: HeartbeatOptions) {
+    this.deadlines = new LeaseDeadlines(options.marginMs, (key) => this.passed(key));
+  }
 
   /** Acquire the first leases (the first tick), then keep renewing on schedule. */
   async start(): Promise<void> {
@@ -43,8 +65,9 @@ export class Heartbeat {
     this.schedule();
   }
 
-  /** The last tick reached the store and every key holds a lease. */
+  /** The last tick reached the store and every key holds a lease that has not passed its deadline. */
   get ready(): boolean {
+    this.deadlines.check();
     return !this.stopped && this.storeAnswered && this.held.size === this.options.keys.length;
   }
 
@@ -52,8 +75,20 @@ export class Heartbeat {
     return this.options.keys.length;
   }
 
+  /** The leases held now: confirmed, and not past their deadline. */
   leases(): Lease[] {
+    this.deadlines.check();
     return [...this.held.values()];
+  }
+
+  /**
+   * How far behind the heartbeat is, in seconds: how long ago the earliest heartbeat not
+   * yet confirmed by the store was due (it grows while the store refuses or hangs), or,
+   * when none is overdue, how late the last tick started.
+   */
+  lagSeconds(): number {
+    const overdue = this.overdueSince === null ? 0 : performance.now() - this.overdueSince;
+    return Math.max(this.lastLatenessMs, overdue, 0) / 1000;
   }
 
   /** Stop scheduling and wait (at most `timeoutMs`) for a tick in flight. */
@@ -61,20 +96,21 @@ export class Heartbeat {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.deadlines.stop();
     if (this.inFlight && !(await settlesWithin(this.inFlight, timeoutMs))) {
       this.options.log.warn('heartbeat-still-running', { waitedMs: timeoutMs });
     }
   }
 
-  /** Release every held lease (after stop), waiting at most `timeoutMs` for the store. */
+  /** Release every lease still held (after stop), waiting at most `timeoutMs` for the store. */
   async releaseAll(timeoutMs: number): Promise<void> {
     const leases = this.leases();
-    this.held.clear();
-    this.options.metrics.leasesActive.set(0);
+    for (const lease of leases) this.drop(lease.key);
+    const deadline = performance.now() + timeoutMs;
     const releasing = Promise.all(
       leases.map(async (lease) => {
         try {
-          await this.options.store.releaseLease(lease.leaseId);
+          await this.call(this.options.store.releaseLease(lease.leaseId), 'releasing a lease', Math.min(this.options.callTimeoutMs, remainingMs(deadline)));
           this.options.log.info('lease-released', { key: lease.key, leaseId: lease.leaseId, generation: lease.generation });
         } catch (error) {
           this.options.log.error('release-failed', { key: lease.key, leaseId: lease.leaseId, error: errorText(error) });
@@ -88,10 +124,11 @@ export class Heartbeat {
     if (this.stopped) return;
     const delay = jittered(this.options.intervalMs, this.options.random);
     this.scheduledAt = performance.now() + delay;
+    this.overdueSince ??= this.scheduledAt;
     this.timer = setTimeout(() => {
       this.timer = null;
       const lagMs = Math.max(0, performance.now() - this.scheduledAt);
-      this.options.metrics.heartbeatLag.set(lagMs / 1000);
+      this.lastLatenessMs = lagMs;
       if (lagMs > this.options.intervalMs) this.options.log.warn('heartbeat-late', { lagMs: Math.round(lagMs) });
       void this.runTick().then(() => this.schedule());
     }, delay);
@@ -102,7 +139,6 @@ export class Heartbeat {
       .catch((error: unknown) => this.options.log.error('heartbeat-failed', { error: errorText(error) }))
       .finally(() => {
         this.inFlight = null;
-        this.options.metrics.leasesActive.set(this.held.size);
       });
     this.inFlight = tick;
     return tick;
@@ -113,6 +149,42 @@ export class Heartbeat {
     if (!this.stopped) await this.acquireMissing();
   }
 
+  /** A store call with the heartbeat's deadline; `onLate` gets the value of a call that succeeded after it. */
+  private call<T>(promise: Promise<T>, what: string, timeoutMs = this.options.callTimeoutMs, onLate?: (value: T) => void): Promise<T> {
+    return withDeadline(promise, Math.max(1, timeoutMs), what, onLate);
+  }
+
+  /** The store confirmed a heartbeat: nothing is overdue. */
+  private confirmed(): void {
+    this.storeAnswered = true;
+    this.overdueSince = null;
+  }
+
+  private hold(lease: Lease, sentAt: number): void {
+    this.held.set(lease.key, lease);
+    this.deadlines.confirm(lease.key, sentAt, lease.ttlMs);
+  }
+
+  private drop(key: string): void {
+    this.held.delete(key);
+    this.deadlines.forget(key);
+  }
+
+  /** A lease's deadline passed without a confirmed renewal: it is lost here and now. */
+  private passed(key: string): void {
+    const lease = this.held.get(key);
+    if (!lease) return;
+    this.held.delete(key);
+    this.options.metrics.leasesLost.inc();
+    this.options.log.warn('lease-lost', {
+      key,
+      leaseId: lease.leaseId,
+      generation: lease.generation,
+      why: 'deadline',
+      message: `no renewal confirmed within the ttl minus the ${this.options.marginMs} ms margin; the store may let it expire any moment`,
+    });
+  }
+
   private async renewHeld(): Promise<void> {
     const { store, metrics, log } = this.options;
     const leases = this.leases();
@@ -120,8 +192,8 @@ export class Heartbeat {
       // Nothing to renew: ask the store its time, so readiness still means "the store answers".
       if (this.options.keys.length === 0) {
         try {
-          await store.now();
-          this.storeAnswered = true;
+          await this.call(store.now(), 'reading the store clock');
+          this.confirmed();
         } catch (error) {
           this.storeAnswered = false;
           log.error('store-unavailable', { error: errorText(error) });
@@ -129,13 +201,13 @@ export class Heartbeat {
       }
       return;
     }
-    const byId = new Map(leases.map((l) => [l.leaseId, l]));
     const endTimer = metrics.renewalDuration.startTimer();
+    const sentAt = performance.now();
     let outcomes;
     try {
-      outcomes = await store.renewLeases([...byId.keys()], { ttlMs: this.options.ttlMs });
+      outcomes = await this.call(store.renewLeases(leases.map((l) => l.leaseId), { ttlMs: this.options.ttlMs }), 'renewing leases');
     } catch (error) {
-      // The store did not answer: the leases may still be live; try again next tick.
+      // No answer, or a refusal: the leases count as held until their deadline, and are tried again next tick.
       this.storeAnswered = false;
       metrics.renewals.inc({ outcome: 'failed' }, leases.length);
       log.error('renewal-failed', { leases: leases.length, error: errorText(error) });
@@ -143,17 +215,19 @@ export class Heartbeat {
     } finally {
       endTimer();
     }
-    this.storeAnswered = true;
+    this.confirmed();
+    const keyOf = new Map(leases.map((l) => [l.leaseId, l.key]));
     let ok = 0;
     for (const outcome of outcomes) {
-      const previous = byId.get(outcome.leaseId);
-      if (!previous) continue;
+      const previous = this.held.get(keyOf.get(outcome.leaseId) ?? '');
+      // Lost by its deadline while the call was under way: it stays lost.
+      if (!previous || previous.leaseId !== outcome.leaseId) continue;
       if (outcome.lease) {
         ok++;
-        this.held.set(previous.key, outcome.lease);
+        this.hold(outcome.lease, sentAt);
         continue;
       }
-      this.held.delete(previous.key);
+      this.drop(previous.key);
       metrics.leasesLost.inc();
       log.warn('lease-lost', { key: previous.key, leaseId: previous.leaseId, generation: previous.generation, why: outcome.lost ?? 'unknown' });
     }
@@ -176,20 +250,33 @@ export class Heartbeat {
         if (this.stopped) return;
       }
       const keys = missing.slice(at, at + ACQUIRE_BATCH);
-      let acquired;
+      const sentAt = performance.now();
+      let acquired: AcquiredLease[];
       try {
-        acquired = await store.acquireLeases(keys, { holder: this.options.holder, ttlMs: this.options.ttlMs });
+        acquired = await this.call(store.acquireLeases(keys, { holder: this.options.holder, ttlMs: this.options.ttlMs }), 'acquiring leases', undefined, (late) =>
+          // Taken after the deadline, with nobody holding them: hand them back.
+          this.releaseLate(late),
+        );
       } catch (error) {
         this.storeAnswered = false;
         log.error('acquire-failed', { keys: keys.length, firstKey: keys[0], error: errorText(error) });
         // The store is failing: the remaining keys wait for the next tick.
         return;
       }
-      this.storeAnswered = true;
+      this.confirmed();
       for (const { token: _token, ...lease } of acquired) {
-        this.held.set(lease.key, lease);
+        this.hold(lease, sentAt);
         log.info('lease-acquired', { key: lease.key, leaseId: lease.leaseId, generation: lease.generation, ttlMs: lease.ttlMs, expiresAt: new Date(lease.expiresAt).toISOString() });
       }
+    }
+  }
+
+  private releaseLate(leases: readonly Lease[]): void {
+    for (const lease of leases) {
+      this.options.store.releaseLease(lease.leaseId).then(
+        () => this.options.log.info('late-lease-released', { key: lease.key, leaseId: lease.leaseId, generation: lease.generation }),
+        () => undefined,
+      );
     }
   }
 }

@@ -11,8 +11,13 @@
  * Every route except /healthz and /readyz (and /metrics when public) needs
  * `Authorization: Bearer TOKEN`, compared in constant time on SHA-256 digests.
  * Renew and release also need the lease's own token (`X-Lease-Token`), so a holder
- * can act only on its own leases (SAFETY 16). A late renewal of an expired or
- * released lease answers 409 and changes nothing (SAFETY 15). Errors are `{error}`.
+ * can act only on its own leases (docs/safety.md §16). A late renewal of an expired or
+ * released lease answers 409 and changes nothing (§15). Errors are `{error}`.
+ *
+ * Input the store cannot take is refused here with 400, before the store sees it: a lease
+ * id that is not a UUID, a key or holder with a NUL or an unpaired surrogate, a ttl
+ * outside the store's bounds. Only a store that fails answers 503, so no client can make
+ * the daemon report an outage.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -22,7 +27,7 @@ import type { LeaseStore } from '../state/types.js';
 import { errorText, type DaemonLog } from './log.js';
 import type { DaemonMetrics } from './metrics.js';
 import { RenewBatcher } from './renew-batcher.js';
-import { acquiredToJson, LEASE_TOKEN_HEADER, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH, parseTtl, type ErrorJson } from './wire.js';
+import { acquiredToJson, checkText, isLeaseId, LEASE_TOKEN_HEADER, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH, parseTtl, type ErrorJson } from './wire.js';
 
 export type ApiStore = Pick<LeaseStore, 'acquireLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases'>;
 
@@ -56,7 +61,6 @@ const ALLOWED: Record<Exclude<Route, 'unmatched'>, readonly string[]> = {
   '/readyz': ['GET'],
 };
 
-const MAX_LEASE_ID_LENGTH = 128;
 const MAX_LIST_LIMIT = 1_000;
 /** A body this many times over the limit is not even drained: the connection is closed. */
 const DRAIN_FACTOR = 16;
@@ -72,17 +76,17 @@ class HttpError extends Error {
   }
 }
 
-export function matchRoute(pathname: string): { route: Route; id?: string } {
+/** The route of a path; `id` is the decoded lease id, or null when it does not decode. */
+export function matchRoute(pathname: string): { route: Route; id?: string | null } {
   if (pathname === '/v1/leases' || pathname === '/metrics' || pathname === '/healthz' || pathname === '/readyz') return { route: pathname };
   const m = /^\/v1\/leases\/([^/]+)(\/renew)?$/.exec(pathname);
   if (!m) return { route: 'unmatched' };
-  let id: string;
+  let id: string | null;
   try {
     id = decodeURIComponent(m[1]!);
   } catch {
-    return { route: 'unmatched' };
+    id = null;
   }
-  if (id.length === 0 || id.length > MAX_LEASE_ID_LENGTH) return { route: 'unmatched' };
   return { route: m[2] ? '/v1/leases/{id}/renew' : '/v1/leases/{id}', id };
 }
 
@@ -128,7 +132,7 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
     },
     'GET /v1/leases': async (_req: IncomingMessage, res: ServerResponse, url: URL) => {
       const key = url.searchParams.get('key') ?? undefined;
-      if (key !== undefined && (key === '' || key.length > MAX_KEY_LENGTH)) throw new HttpError(400, `key must be 1 to ${MAX_KEY_LENGTH} characters`);
+      if (key !== undefined) badText(key, 'key', MAX_KEY_LENGTH);
       const all = url.searchParams.get('all');
       const limitText = url.searchParams.get('limit');
       const limit = limitText === null ? undefined : Number(limitText);
@@ -142,9 +146,11 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
       const body = await readJson(req, options.maxBodyBytes, true);
       rejectUnknown(body, ['key', 'ttl', 'holder']);
       const { key, holder } = body;
-      if (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH) throw new HttpError(400, `key must be a string of 1 to ${MAX_KEY_LENGTH} characters`);
-      if (holder !== undefined && (typeof holder !== 'string' || holder === '' || holder.length > MAX_HOLDER_LENGTH)) {
-        throw new HttpError(400, `holder must be a string of 1 to ${MAX_HOLDER_LENGTH} characters`);
+      if (typeof key !== 'string') throw new HttpError(400, `key must be a string of 1 to ${MAX_KEY_LENGTH} characters`);
+      badText(key, 'key', MAX_KEY_LENGTH);
+      if (holder !== undefined) {
+        if (typeof holder !== 'string') throw new HttpError(400, `holder must be a string of 1 to ${MAX_HOLDER_LENGTH} characters`);
+        badText(holder, 'holder', MAX_HOLDER_LENGTH);
       }
       const ttlMs = ttlFrom(body.ttl, true)!;
       const lease = await store.acquireLease({ key, holder: holder ?? options.holder, ttlMs });
@@ -182,7 +188,7 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
     },
   } satisfies Record<string, (req: IncomingMessage, res: ServerResponse, url: URL, id: string) => Promise<void>>;
 
-  const serve = async (req: IncomingMessage, res: ServerResponse, route: Route, url: URL, id: string | undefined): Promise<void> => {
+  const serve = async (req: IncomingMessage, res: ServerResponse, route: Route, url: URL, id: string | null | undefined): Promise<void> => {
     const isPublic = route === '/healthz' || route === '/readyz' || (route === '/metrics' && options.metricsPublic);
     if (!isPublic && !authorized(req)) {
       res.setHeader('www-authenticate', 'Bearer realm="reaper"');
@@ -193,6 +199,9 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
     if (!ALLOWED[route].includes(method)) {
       res.setHeader('allow', ALLOWED[route].join(', '));
       throw new HttpError(405, `${method} is not allowed on ${route}`);
+    }
+    if (id !== undefined && (id === null || !isLeaseId(id))) {
+      throw new HttpError(400, 'malformed lease id: a lease id is a UUID such as 0b9a5a8e-3c1f-4d2a-9e61-7f2c4a1b8d30');
     }
     const handler = routes[`${method} ${route}` as keyof typeof routes];
     await handler(req, res, url, id ?? '');
@@ -258,6 +267,11 @@ function ttlFrom(value: unknown, required: boolean): number | undefined {
   const parsed = parseTtl(value);
   if (typeof parsed !== 'number') throw new HttpError(400, parsed.error);
   return parsed;
+}
+
+function badText(value: string, what: string, max: number): void {
+  const problem = checkText(value, what, max);
+  if (problem) throw new HttpError(400, problem);
 }
 
 function rejectUnknown(body: Record<string, unknown>, known: readonly string[]): void {

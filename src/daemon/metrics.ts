@@ -17,7 +17,7 @@ export interface DaemonMetrics {
   /** This daemon's own registry (without the process metrics). */
   readonly registry: Registry;
   readonly contentType: string;
-  /** Leases the heartbeat loop holds right now. */
+  /** Leases the heartbeat loop holds right now (confirmed and not past their deadline; read at each scrape). */
   readonly leasesActive: Gauge;
   /** 1 while /readyz answers 200. */
   readonly ready: Gauge;
@@ -25,7 +25,7 @@ export interface DaemonMetrics {
   readonly renewals: Counter<'outcome'>;
   /** Time of each renewal: one heartbeat batch, or one HTTP renewal (its wait to join a batched call included). */
   readonly renewalDuration: Histogram;
-  /** How late the last heartbeat tick ran against its schedule. */
+  /** How far behind the heartbeat is (read at each scrape; see Heartbeat.lagSeconds). */
   readonly heartbeatLag: Gauge;
   /** Heartbeat leases found expired or released (each is then acquired afresh). */
   readonly leasesLost: Counter;
@@ -45,8 +45,14 @@ async function sharedProcessRegistry(): Promise<Registry> {
   return processRegistry;
 }
 
-/** `isReady` is read at each scrape for the `reaper_daemon_ready` gauge. */
-export async function createDaemonMetrics(isReady: () => boolean): Promise<DaemonMetrics> {
+/** What the gauges read at each scrape, so they change the moment the daemon's state does. */
+export interface DaemonGauges {
+  ready(): boolean;
+  leasesActive(): number;
+  heartbeatLagSeconds(): number;
+}
+
+export async function createDaemonMetrics(gauges: DaemonGauges): Promise<DaemonMetrics> {
   const prom = await import('prom-client');
   const registry = new prom.Registry();
   const registers = [registry];
@@ -54,13 +60,20 @@ export async function createDaemonMetrics(isReady: () => boolean): Promise<Daemo
   const metrics: DaemonMetrics = {
     registry,
     contentType: registry.contentType,
-    leasesActive: new prom.Gauge({ name: 'reaper_daemon_leases_active', help: 'Leases the daemon heartbeats and currently holds.', registers }),
+    leasesActive: new prom.Gauge({
+      name: 'reaper_daemon_leases_active',
+      help: 'Leases the daemon heartbeats and holds: confirmed by the store and not past their deadline (last confirmed send + ttl - margin).',
+      registers,
+      collect() {
+        this.set(gauges.leasesActive());
+      },
+    }),
     ready: new prom.Gauge({
       name: 'reaper_daemon_ready',
       help: '1 when the daemon is ready (store answering, every lease held), else 0.',
       registers,
       collect() {
-        this.set(isReady() ? 1 : 0);
+        this.set(gauges.ready() ? 1 : 0);
       },
     }),
     renewals: new prom.Counter({
@@ -75,10 +88,17 @@ export async function createDaemonMetrics(isReady: () => boolean): Promise<Daemo
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
-    heartbeatLag: new prom.Gauge({ name: 'reaper_daemon_heartbeat_lag_seconds', help: 'How late the last heartbeat tick ran against its schedule.', registers }),
+    heartbeatLag: new prom.Gauge({
+      name: 'reaper_daemon_heartbeat_lag_seconds',
+      help: 'How long ago the earliest heartbeat not yet confirmed by the store was due (grows while the store refuses or hangs); else how late the last tick started.',
+      registers,
+      collect() {
+        this.set(gauges.heartbeatLagSeconds());
+      },
+    }),
     leasesLost: new prom.Counter({
       name: 'reaper_daemon_leases_lost_total',
-      help: 'Heartbeat leases found expired or released; each is acquired afresh with a new generation.',
+      help: 'Heartbeat leases lost: past their deadline without a confirmed renewal, or found expired or released by the store; each is acquired afresh with a new generation.',
       registers,
     }),
     httpRequests: new prom.Counter({

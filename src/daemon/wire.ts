@@ -2,6 +2,7 @@
  * The lease API's JSON shapes, shared by the daemon (which writes them) and the HTTP
  * client (which reads them). Times travel as ISO-8601 strings of the store's clock.
  */
+import type { LeaseLostError } from '../errors.js';
 import { parseDuration } from '../manifest/duration.js';
 import type { AcquiredLease, Lease } from '../state/types.js';
 
@@ -24,7 +25,7 @@ export interface AcquiredLeaseJson extends LeaseJson {
 /** What a failed call answers: `{error}`, and for a lost lease why it was lost. */
 export interface ErrorJson {
   error: string;
-  lost?: 'expired' | 'released' | 'not-found' | 'not-holder';
+  lost?: LeaseLostError['why'];
 }
 
 export const LEASE_TOKEN_HEADER = 'x-lease-token';
@@ -32,6 +33,27 @@ export const LEASE_TOKEN_HEADER = 'x-lease-token';
 /** Longest owner key and holder name the API accepts. */
 export const MAX_KEY_LENGTH = 1024;
 export const MAX_HOLDER_LENGTH = 256;
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Lease ids are UUIDs (the stores make them with randomUUID). */
+const LEASE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isLeaseId(text: string): boolean {
+  return LEASE_ID.test(text);
+}
+
+/**
+ * What is wrong with a key or holder name, or null: 1 to `max` characters, no NUL (which
+ * a PostgreSQL text value cannot hold) and no unpaired surrogate (which is not text). A
+ * value the store would choke on is the caller's mistake, not a store outage.
+ */
+export function checkText(value: string, what: string, max: number): string | null {
+  if (value.length === 0 || value.length > max) return `${what} must be 1 to ${max} characters`;
+  if (value.includes('\u0000')) return `${what} must not contain a NUL character`;
+  if (LONE_SURROGATE.test(value)) return `${what} must be well-formed Unicode (it has an unpaired surrogate)`;
+  return null;
+}
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 

@@ -1,7 +1,11 @@
 /** Pieces every state-store dialect shares: ids, tokens, ttl bounds, row decoding. */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { BackendError, redact } from '../errors.js';
+import { formatDuration } from '../manifest/duration.js';
 import type { JournalEntry, JournalOutcome, Lease, LeaseBounds, RunRecord, Tombstone, TombstoneState } from './types.js';
+
+/** Deadline of every store call unless the caller or the URL says otherwise (docs/safety.md §19). */
+export const DEFAULT_STORE_TIMEOUT_MS = 30_000;
 
 export const newLeaseId = (): string => randomUUID();
 export const newLeaseToken = (): string => randomBytes(24).toString('base64url');
@@ -20,9 +24,18 @@ export function newRunId(nowMs: number): string {
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
-export function clampTtl(ttlMs: number, bounds: LeaseBounds): number {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError('a lease ttl must be positive');
-  return Math.min(bounds.maxTtlMs, Math.max(bounds.minTtlMs, Math.round(ttlMs)));
+/** What is wrong with a lease ttl (ms) for a store with these bounds, or null: the range is in the message. */
+export function ttlProblem(ttlMs: number, bounds: LeaseBounds): string | null {
+  if (Number.isFinite(ttlMs) && Math.round(ttlMs) >= bounds.minTtlMs && Math.round(ttlMs) <= bounds.maxTtlMs) return null;
+  const given = Number.isFinite(ttlMs) && ttlMs >= 0 ? formatDuration(Math.round(ttlMs)) : String(ttlMs);
+  return `a lease ttl must be from ${formatDuration(bounds.minTtlMs)} to ${formatDuration(bounds.maxTtlMs)}, got ${given}`;
+}
+
+/** The ttl a store grants: exactly the one asked for, or a RangeError naming the allowed range (never a silent rounding or cap). */
+export function checkedTtl(ttlMs: number, bounds: LeaseBounds): number {
+  const problem = ttlProblem(ttlMs, bounds);
+  if (problem) throw new RangeError(problem);
+  return Math.round(ttlMs);
 }
 
 /** Why a renewal found nothing to update, from the lease row (or its absence). */

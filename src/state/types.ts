@@ -205,5 +205,10 @@ export interface StateStore extends LeaseStore, RunStore, TombstoneStore {
   migrate(): Promise<void>;
   /** The store's clock, in ms since the epoch. */
   now(): Promise<number>;
-  close(): Promise<void>;
+  /**
+   * Close the connections: wait for the server at most `timeoutMs` (default: the store's
+   * call deadline), then cut what is left, so a store that stopped answering cannot keep
+   * the process alive. Idempotent (the first call's bound holds).
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
 }

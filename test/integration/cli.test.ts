@@ -2,27 +2,10 @@
  * The published CLI contract, tested by spawning the built binary with a minimal
  * environment: exit codes, stdout/stderr, and the JSON document of `audit`.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-
-const BIN = path.resolve(__dirname, '../../bin/reaper');
-
-export function reaper(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: options.cwd ?? tmp(),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function tmp(): string {
-  return mkdtempSync(path.join(tmpdir(), 'reaper-cli-'));
-}
+import { reaper, tmp } from './support/cli.js';
 
 describe('reaper CLI', () => {
   it('prints help and exits 0', () => {

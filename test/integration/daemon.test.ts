@@ -17,6 +17,7 @@ import type { CliIO } from '../../src/cli/io.js';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
 import { BackendError } from '../../src/errors.js';
 import { openStateStore } from '../../src/state/open.js';
+import { LogCapture } from './support/log-capture.js';
 import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
 import type { StateStore } from '../../src/state/types.js';
 
@@ -55,23 +56,6 @@ const storeFactories: StoreFactory[] = [
 ];
 
 // ------------------------------------------------------------------ helpers
-
-class LogCapture {
-  private readonly chunks: string[] = [];
-  write(chunk: string): boolean {
-    this.chunks.push(chunk);
-    return true;
-  }
-  get text(): string {
-    return this.chunks.join('');
-  }
-  events(): { event: string; level: string; [k: string]: unknown }[] {
-    return this.text
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as { event: string; level: string });
-  }
-}
 
 /** Counts of the handle types a daemon could leave behind. */
 function handleCounts(): Record<string, number> {
@@ -390,6 +374,57 @@ for (const factory of storeFactories) {
         expect(await store.liveKeys(['svc:a'])).toEqual(new Set(['svc:a']));
       });
 
+      it('answers 400 to a malformed lease id, key or holder and 404 to an unknown lease, never 503: no client can fake an outage', async () => {
+        const daemon = await start();
+        const lease = (await api(daemon, 'POST', '/v1/leases', { body: { key: 'svc:real', ttl: '60s' } })).json as { leaseId: string; token: string };
+        for (const id of ['x%00y', 'x', 'nope%ZZ', `${lease.leaseId}0`, 'a'.repeat(200), '%F0%9F%92%A5']) {
+          for (const [method, route] of [
+            ['GET', `/v1/leases/${id}`],
+            ['DELETE', `/v1/leases/${id}`],
+            ['POST', `/v1/leases/${id}/renew`],
+          ] as const) {
+            const r = await api(daemon, method, route, { leaseToken: lease.token });
+            expect(r.status, `${method} ${route}`).toBe(400);
+            expect(r.json.error).toMatch(/malformed lease id/);
+          }
+        }
+        const unknown = '00000000-0000-4000-8000-000000000000';
+        expect((await api(daemon, 'GET', `/v1/leases/${unknown}`)).status).toBe(404);
+        expect((await api(daemon, 'DELETE', `/v1/leases/${unknown}`, { leaseToken: lease.token })).status).toBe(404);
+        for (const body of [
+          { key: 'x\u0000y', ttl: '60s' },
+          { key: '\ud800', ttl: '60s' },
+          { key: 'k', ttl: '60s', holder: 'h\u0000' },
+          { key: 'k', ttl: '60s', holder: 'h\udc00' },
+        ]) {
+          const r = await api(daemon, 'POST', '/v1/leases', { body });
+          expect(r.status, JSON.stringify(body)).toBe(400);
+          expect(r.json.error).toMatch(/NUL|unpaired surrogate/);
+        }
+        expect((await api(daemon, 'GET', '/v1/leases?key=x%00y')).status).toBe(400);
+        // Nothing reached the store as an error: no store-error logged, no lease but the real one.
+        expect(log.events().filter((e) => e.level === 'error')).toEqual([]);
+        expect((await store.listLeases({ includeInactive: true })).map((l) => l.key)).toEqual(['svc:real']);
+        expect((await store.getLease(lease.leaseId))!.releasedAt).toBeNull();
+      });
+
+      it('refuses a ttl outside the store bounds with 400 naming the range, instead of rounding or capping it', async () => {
+        const daemon = await start();
+        for (const ttl of ['2d', 86_401, '50ms', 0.05]) {
+          const r = await api(daemon, 'POST', '/v1/leases', { body: { key: 'svc:ttl', ttl } });
+          expect(r.status, String(ttl)).toBe(400);
+          expect(r.json.error).toMatch(/a lease ttl must be from 100ms to 1d, got /);
+        }
+        expect(await store.listLeases({ includeInactive: true })).toEqual([]);
+        const lease = (await api(daemon, 'POST', '/v1/leases', { body: { key: 'svc:ttl', ttl: '1d' } })).json as { leaseId: string; token: string; ttlSeconds: number };
+        expect(lease.ttlSeconds).toBe(86_400);
+        const before = await store.getLease(lease.leaseId);
+        const renew = await api(daemon, 'POST', `/v1/leases/${lease.leaseId}/renew`, { leaseToken: lease.token, body: { ttl: '30d' } });
+        expect(renew.status).toBe(400);
+        expect(renew.json.error).toMatch(/from 100ms to 1d, got 30d/);
+        expect(await store.getLease(lease.leaseId)).toEqual(before);
+      });
+
       itOnce('rejects bad input: 400 for bad fields, 413 for a body over the limit, 415 for non-JSON, 405, 404', async () => {
         const daemon = await start();
         const bad = [
@@ -452,6 +487,16 @@ for (const factory of storeFactories) {
         expect((await api(apiOnly, 'GET', '/readyz', { token: null })).status).toBe(503);
         const apiOnlyOk = await start();
         expect((await api(apiOnlyOk, 'GET', '/readyz', { token: null })).status).toBe(200);
+      });
+
+      itOnce('an API-only daemon asks its store now and then for /readyz, not in a busy loop', async () => {
+        const now = vi.spyOn(store, 'now');
+        const daemon = await start();
+        await sleep(300);
+        expect((await api(daemon, 'GET', '/readyz', { token: null })).status).toBe(200);
+        // The first tick only: the next ping is 10 s away.
+        expect(now.mock.calls.length).toBe(1);
+        now.mockRestore();
       });
 
       itOnce('a store failure during a request answers 503 without details', async () => {
@@ -562,18 +607,19 @@ for (const factory of storeFactories) {
       });
 
       it('acquires its keys in batches and keeps the first leases of a start longer than the ttl alive meanwhile', async () => {
-        // 2,000 keys: four batches of 500, each held back 400 ms, so the start outlasts the 1.2 s ttl.
+        // 2,500 keys: five batches of 500, each taking at least 950 ms (yet answering within the
+        // 1.49 s store deadline, which must stay under the 1.5 s interval), so the start outlasts the 4.5 s ttl.
         const acquireLeases = store.acquireLeases.bind(store);
         const acquire = vi.spyOn(store, 'acquireLeases').mockImplementation(async (keys, options) => {
-          await sleep(400);
-          return acquireLeases(keys, options);
+          const [acquired] = await Promise.all([acquireLeases(keys, options), sleep(950)]);
+          return acquired;
         });
         const renewLeases = vi.spyOn(store, 'renewLeases');
-        const keys = Array.from({ length: 2_000 }, (_, i) => `svc:slow${i}`);
+        const keys = Array.from({ length: 2_500 }, (_, i) => `svc:slow${i}`);
         const startedAt = Date.now();
-        const daemon = await start({ leases: keys, ttlMs: 1_200, intervalMs: 400 });
-        expect(Date.now() - startedAt).toBeGreaterThan(1_200);
-        expect(acquire.mock.calls.map(([batch]) => batch.length)).toEqual([500, 500, 500, 500]);
+        const daemon = await start({ leases: keys, ttlMs: 4_500, intervalMs: 1_500, storeTimeoutMs: 1_490 });
+        expect(Date.now() - startedAt).toBeGreaterThan(4_500);
+        expect(acquire.mock.calls.map(([batch]) => batch.length)).toEqual([500, 500, 500, 500, 500]);
         // Renewed during the start, each time only what was held by then.
         expect(renewLeases.mock.calls.length).toBeGreaterThanOrEqual(2);
         expect(renewLeases.mock.calls[0]![0].length).toBeLessThan(keys.length);

@@ -47,6 +47,9 @@ const fixtures: Fixture[] = [
     async admin(url) {
       const { default: pg } = await import('pg');
       const pool = new pg.Pool({ connectionString: url, max: 2 });
+      // An idle connection killed by the cleanup's DROP DATABASE … WITH (FORCE) is expected; without
+      // a listener its error would surface as an uncaught exception in whichever test runs next.
+      pool.on('error', () => undefined);
       return {
         async exec(sql, values = []) {
           let n = 0;

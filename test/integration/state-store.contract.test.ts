@@ -218,21 +218,23 @@ for (const dialect of ['sqlite', 'postgres', 'mysql'] as const) {
         expect(await store.acquireLeases([], { holder: 'h', ttlMs: 5_000 })).toEqual([]);
       });
 
-      it('clamps ttls to the store bounds and refuses non-positive ones', async () => {
-        const short = await store.acquireLease({ key: 'k', holder: 'h', ttlMs: 1 });
-        expect(short.ttlMs).toBe(BOUNDS.minTtlMs);
-        expect(short.expiresAt - short.acquiredAt).toBe(BOUNDS.minTtlMs);
-        const long = await store.acquireLease({ key: 'k', holder: 'h', ttlMs: 10 * BOUNDS.maxTtlMs });
-        expect(long.ttlMs).toBe(BOUNDS.maxTtlMs);
-        expect(long.expiresAt - long.acquiredAt).toBe(BOUNDS.maxTtlMs);
-        const renewed = await store.renewLease(long.leaseId, { ttlMs: 1 });
-        expect(renewed.ttlMs).toBe(BOUNDS.minTtlMs);
-        expect(renewed.expiresAt - renewed.renewedAt).toBe(BOUNDS.minTtlMs);
-
-        for (const ttlMs of [0, -5, Number.NaN]) {
-          await expect(store.acquireLease({ key: 'k', holder: 'h', ttlMs })).rejects.toThrow(RangeError);
+      it('refuses ttls outside the store bounds, naming the range, and changes nothing', async () => {
+        for (const ttlMs of [1, BOUNDS.minTtlMs - 1, BOUNDS.maxTtlMs + 1, 10 * BOUNDS.maxTtlMs, 0, -5, Number.NaN]) {
+          await expect(store.acquireLease({ key: 'k', holder: 'h', ttlMs }), String(ttlMs)).rejects.toThrow(RangeError);
         }
-        await expect(store.renewLease(long.leaseId, { ttlMs: 0 })).rejects.toThrow(RangeError);
+        await expect(store.acquireLease({ key: 'k', holder: 'h', ttlMs: 1 })).rejects.toThrow('a lease ttl must be from 100ms to 1m, got 1ms');
+        expect(await store.listLeases({ key: 'k', includeInactive: true })).toEqual([]);
+        // The bounds themselves are granted exactly.
+        const short = await store.acquireLease({ key: 'k', holder: 'h', ttlMs: BOUNDS.minTtlMs });
+        expect(short.expiresAt - short.acquiredAt).toBe(BOUNDS.minTtlMs);
+        const long = await store.acquireLease({ key: 'k', holder: 'h', ttlMs: BOUNDS.maxTtlMs });
+        expect(long.expiresAt - long.acquiredAt).toBe(BOUNDS.maxTtlMs);
+
+        for (const ttlMs of [1, 10 * BOUNDS.maxTtlMs, 0]) {
+          await expect(store.renewLease(long.leaseId, { ttlMs }), String(ttlMs)).rejects.toThrow(RangeError);
+          await expect(store.renewLeases([long.leaseId], { ttlMs }), String(ttlMs)).rejects.toThrow(/from 100ms to 1m/);
+        }
+        expect(await store.getLease(long.leaseId)).toEqual((({ token: _t, ...rest }) => rest)(long));
       });
 
       it('renews from the store clock, keeping or replacing the ttl', async () => {

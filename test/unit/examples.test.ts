@@ -59,7 +59,7 @@ describe('CI examples', () => {
     const workflow = parse(read('github-actions-leak-gate.yml')) as { jobs: Record<string, { steps: { run?: string; uses?: string; if?: string; with?: { path?: string } }[] }> };
     const steps = Object.values(workflow.jobs)[0]!.steps;
     const gate = steps.find((s) => s.run?.includes('reaper audit'))!.run!.replace(/\\\n\s*/g, '');
-    expect(gate).toMatch(/^npx reaper audit -c \S+ /);
+    expect(gate).toMatch(/^reaper audit -c \S+ /);
     expect(gate).toContain("--fail-on 'orphaned>0'");
     expect(gate).toContain('--junit reaper-junit.xml');
     expect(gate).toContain('--summary "$GITHUB_STEP_SUMMARY"');
@@ -73,6 +73,41 @@ describe('CI examples', () => {
     const job = ci['leak-gate']!;
     expect(job.artifacts).toMatchObject({ when: 'always', reports: { junit: 'reaper-junit.xml' } });
     expect(job.script!.some((line) => line.includes("reaper audit") && line.includes('--junit reaper-junit.xml') && line.includes("--fail-on 'orphaned>0'"))).toBe(true);
+  });
+});
+
+describe('every example installs an artifact that exists', () => {
+  // `reaper` on the npm registry is an unrelated package: the CLI is the package orphan-reaper.
+  it('installs orphan-reaper at a pinned version, never `reaper` from the registry', () => {
+    const installs: string[] = [];
+    for (const file of yamlFiles) {
+      const text = read(file);
+      expect(text, file).not.toMatch(/\bnpx\s+(--\S+\s+)*reaper\b/);
+      expect(text, file).not.toMatch(/npm (i|install)\b[^\n]*\sreaper(@|\s|$)/m);
+      installs.push(...[...text.matchAll(/npm install --global (\S+)/g)].map((m) => m[1]!));
+    }
+    expect(installs.length).toBeGreaterThanOrEqual(2);
+    for (const spec of installs) expect(spec).toMatch(/^orphan-reaper@\d+\.\d+\.\d+$/);
+  });
+
+  it('runs reaper in Kubernetes from reaper\'s image, as uid 10001 on a read-only root filesystem', () => {
+    type Container = { name: string; image: string; command?: string[]; args?: string[]; securityContext?: Record<string, unknown> };
+    const containers: { file: string; c: Container; pod: Record<string, unknown> | undefined }[] = [];
+    const walk = (file: string, node: unknown, pod?: Record<string, unknown>): void => {
+      if (!node || typeof node !== 'object') return;
+      const o = node as Record<string, unknown>;
+      if (Array.isArray(o.containers)) for (const c of o.containers as Container[]) containers.push({ file, c, pod: (o.securityContext as Record<string, unknown>) ?? pod });
+      for (const v of Object.values(o)) walk(file, v, pod);
+    };
+    for (const file of yamlFiles.filter((f) => f.startsWith('k8s-'))) for (const doc of parseAllDocuments(read(file)) as unknown as { toJS(): unknown }[]) walk(file, doc.toJS());
+    const reapers = containers.filter(({ c }) => c.name === 'reaper');
+    expect(reapers.map(({ file }) => file).sort()).toEqual(['k8s-cronjob.yaml', 'k8s-cronjob.yaml', 'k8s-sidecar.yaml']);
+    for (const { file, c, pod } of reapers) {
+      expect(c.image, file).toMatch(/\/reaper:\d+\.\d+\.\d+$/);
+      expect(c.command, `${file}: the image's entrypoint is reaper`).toBeUndefined();
+      expect(['reap', 'daemon', 'audit']).toContain(c.args![0]);
+      expect({ ...pod, ...c.securityContext }, file).toMatchObject({ runAsUser: 10001, readOnlyRootFilesystem: true });
+    }
   });
 });
 

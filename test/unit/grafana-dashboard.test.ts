@@ -32,7 +32,7 @@ async function exportedMetrics(): Promise<Set<string>> {
   const declared = [...readFileSync(path.join(ROOT, 'src/report/prometheus.ts'), 'utf8').matchAll(/family\(\s*'(\w+)'/g)].map((m) => m[1]!);
   expect(declared.length).toBeGreaterThan(10);
   expect(declared.filter((name) => !run.has(name))).toEqual([]);
-  const daemon = await createDaemonMetrics(() => true);
+  const daemon = await createDaemonMetrics({ ready: () => true, leasesActive: () => 1, heartbeatLagSeconds: () => 0 });
   return new Set([...run, ...seriesNames(await daemon.text())]);
 }
 

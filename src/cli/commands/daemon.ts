@@ -1,8 +1,10 @@
 /**
  * `reaper daemon`: heartbeat leases for owner keys and serve the HTTP lease API,
  * /metrics, /healthz and /readyz until the CLI's stop signal (SIGTERM/SIGINT) aborts,
- * then stop gracefully and exit 0. Logs are JSON lines on stdout; the API token never
- * appears in them.
+ * then stop gracefully and exit 0 — within `--shutdown-timeout` (default 10 s) all told,
+ * whatever the state store does: what still waits on the store when the time is up is
+ * abandoned (unreleased leases run out by their ttl). Logs are JSON lines on stdout; the
+ * API token never appears in them.
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,10 +12,16 @@ import { UsageError } from '../../errors.js';
 import { startDaemon, type DaemonTlsOptions } from '../../daemon/daemon.js';
 import { DEFAULT_LISTEN, parseListenAddress, type ListenAddress } from '../../daemon/listen.js';
 import { jsonLog, type LogLevel } from '../../daemon/log.js';
+import { callTimeout, renewalInterval } from '../../daemon/timing.js';
+import { remainingMs } from '../../util/deadline.js';
 import type { CliIO } from '../io.js';
+import { checkLeaseKey, checkLeaseTtl } from './lease.js';
 import { defaultHolder, durationOption, openStore } from '../options.js';
 
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+const DEFAULT_SHUTDOWN_TIMEOUT = '10s';
+/** An API-only daemon's store calls wait this long by default (it has no renewal interval to stay under). */
+const API_ONLY_STORE_TIMEOUT_MS = 5_000;
 
 async function readOptionFile(io: CliIO, file: string, flag: string): Promise<Buffer> {
   try {
@@ -78,11 +86,29 @@ function untilAborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
 
+/** The deadline of every store call: --store-timeout, else half the renewal interval (at most 10 s). */
+function storeTimeout(options: Record<string, unknown>, ttlMs: number | undefined, intervalMs: number | undefined): number {
+  const given = options.storeTimeout === undefined ? undefined : durationOption(options.storeTimeout, '--store-timeout');
+  if (ttlMs === undefined) {
+    if (given !== undefined && given <= 0) throw new UsageError('--store-timeout must be more than 0');
+    return given ?? API_ONLY_STORE_TIMEOUT_MS;
+  }
+  const interval = renewalInterval(ttlMs, intervalMs);
+  if (typeof interval !== 'number') throw new UsageError(`--interval: ${interval.error}`);
+  const timeout = callTimeout(interval, given);
+  if (typeof timeout !== 'number') throw new UsageError(`--store-timeout: ${timeout.error}`);
+  return timeout;
+}
+
 export async function daemonCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
   const keys = (options.lease as string[] | undefined) ?? [];
-  const ttlMs = options.ttl === undefined ? undefined : durationOption(options.ttl, '--ttl');
+  for (const key of keys) checkLeaseKey(key);
+  const ttlMs = options.ttl === undefined ? undefined : checkLeaseTtl(durationOption(options.ttl, '--ttl'));
   const intervalMs = options.interval === undefined ? undefined : durationOption(options.interval, '--interval');
   if (keys.length > 0 && ttlMs === undefined) throw new UsageError('--lease needs --ttl (e.g. --ttl 30s)');
+  const storeTimeoutMs = storeTimeout(options, ttlMs, intervalMs);
+  const shutdownTimeoutMs = durationOption(options.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT, '--shutdown-timeout');
+  if (shutdownTimeoutMs <= 0) throw new UsageError('--shutdown-timeout must be more than 0');
   const retention = String(options.leaseRetention ?? '7d');
   const leaseRetentionMs = retention === 'off' ? null : durationOption(retention, '--lease-retention');
   const logLevel = (options.logLevel as LogLevel | undefined) ?? 'info';
@@ -97,13 +123,16 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Record
   io.log = log; // the signal notice (and a failure) become lines of this JSON log
   for (const message of warnings) log.warn('config', { message });
 
-  const store = await openStore(io, options);
+  const store = await openStore(io, options, { timeoutMs: storeTimeoutMs });
+  let stopDeadline = Infinity;
   try {
     const daemon = await startDaemon({
       store,
       leases: keys,
       ttlMs,
       intervalMs,
+      storeTimeoutMs,
+      stopTimeoutMs: shutdownTimeoutMs,
       holder,
       listen,
       token,
@@ -118,10 +147,15 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Record
     try {
       await untilAborted(io.signal);
     } finally {
+      stopDeadline = performance.now() + shutdownTimeoutMs;
       await daemon.stop();
     }
     return 0;
   } finally {
-    await store.close();
+    // Bounded by the store's own deadline, and once a stop began by what is left of the shutdown bound.
+    await store.close(stopDeadline === Infinity ? {} : { timeoutMs: remainingMs(stopDeadline) });
+    if (stopDeadline !== Infinity && remainingMs(stopDeadline) === 0) {
+      log.warn('shutdown-timeout', { shutdownTimeoutMs, message: 'the shutdown bound ran out; what still waited on the state store was abandoned' });
+    }
   }
 }

@@ -1,10 +1,41 @@
-/** `reaper lease acquire|renew|release|list|prune` against the state store. */
-import { acquiredToJson, leaseToJson } from '../../daemon/wire.js';
-import type { AcquiredLease, Lease } from '../../state/types.js';
+/**
+ * `reaper lease acquire|renew|release|list|prune` against the state store. Input the
+ * store cannot honour — a ttl out of range, a malformed lease id, a key with a NUL — is
+ * a usage error (exit 2) before the store is contacted.
+ */
+import { UsageError } from '../../errors.js';
+import { acquiredToJson, checkText, isLeaseId, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH } from '../../daemon/wire.js';
+import { ttlProblem } from '../../state/common.js';
+import { DEFAULT_LEASE_BOUNDS, type AcquiredLease, type Lease } from '../../state/types.js';
 import { leaseTable } from '../../report/table.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
 import { defaultHolder, durationOption, openStore, outputFormat, terminalWidth } from '../options.js';
+
+/** A lease ttl every store honours exactly (1s to 7d), or a usage error naming the range. */
+export function checkLeaseTtl(ttlMs: number, flag = '--ttl'): number {
+  const problem = ttlProblem(ttlMs, DEFAULT_LEASE_BOUNDS);
+  if (problem) throw new UsageError(`${flag}: ${problem}`);
+  return ttlMs;
+}
+
+export function checkLeaseKey(key: string): string {
+  const problem = checkText(key, 'a lease key', MAX_KEY_LENGTH);
+  if (problem) throw new UsageError(problem);
+  return key;
+}
+
+function checkHolder(holder: string): string {
+  const problem = checkText(holder, '--holder', MAX_HOLDER_LENGTH);
+  if (problem) throw new UsageError(problem);
+  return holder;
+}
+
+function checkLeaseId(id: unknown): string {
+  const text = String(id);
+  if (!isLeaseId(text)) throw new UsageError(`"${text.slice(0, 80)}" is not a lease id (a UUID, as \`reaper lease list\` shows)`);
+  return text;
+}
 
 /** The same JSON shape as the daemon's HTTP API. */
 const leaseJson = (lease: Lease | AcquiredLease) => ('token' in lease ? acquiredToJson(lease) : leaseToJson(lease));
@@ -27,33 +58,35 @@ async function withStore<T>(io: CliIO, options: Record<string, unknown>, fn: (st
 }
 
 export async function leaseAcquire(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
-  const ttlMs = durationOption(options.ttl, '--ttl');
-  const holder = (options.holder as string | undefined) ?? defaultHolder(io);
-  const lease = await withStore(io, options, (store) => store.acquireLease({ key: String(args[0]), holder, ttlMs }));
+  const key = checkLeaseKey(String(args[0]));
+  const ttlMs = checkLeaseTtl(durationOption(options.ttl, '--ttl'));
+  const holder = checkHolder((options.holder as string | undefined) ?? defaultHolder(io));
+  const lease = await withStore(io, options, (store) => store.acquireLease({ key, holder, ttlMs }));
   print(io, options, [lease], true);
   return 0;
 }
 
 export async function leaseRenew(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
-  const ttlMs = options.ttl === undefined ? undefined : durationOption(options.ttl, '--ttl');
-  const lease = await withStore(io, options, (store) => store.renewLease(String(args[0]), { ttlMs }));
+  const id = checkLeaseId(args[0]);
+  const ttlMs = options.ttl === undefined ? undefined : checkLeaseTtl(durationOption(options.ttl, '--ttl'));
+  const lease = await withStore(io, options, (store) => store.renewLease(id, { ttlMs }));
   print(io, options, [lease], true);
   return 0;
 }
 
 export async function leaseRelease(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+  const id = checkLeaseId(args[0]);
   const lease = await withStore(io, options, async (store) => {
-    await store.releaseLease(String(args[0]));
-    return store.getLease(String(args[0]));
+    await store.releaseLease(id);
+    return store.getLease(id);
   });
   print(io, options, [lease!], true);
   return 0;
 }
 
 export async function leaseList(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
-  const leases = await withStore(io, options, (store) =>
-    store.listLeases({ key: options.key as string | undefined, includeInactive: Boolean(options.all) }),
-  );
+  const key = options.key === undefined ? undefined : checkLeaseKey(String(options.key));
+  const leases = await withStore(io, options, (store) => store.listLeases({ key, includeInactive: Boolean(options.all) }));
   print(io, options, leases, false);
   return 0;
 }

@@ -1,13 +1,12 @@
 /**
- * The report's client files, read from the package at run time: `src/report/html/client/`
- * holds them (package.json `files` ships that folder). The path is the same from the
- * sources (src/report/html) and the build (dist/report/html): three levels up is the
- * package root.
+ * The report's client files, read at run time from `client/` beside this module: the
+ * sources hold them in src/report/html/client/, and the build copies them to
+ * dist/report/html/client/ (scripts/copy-report-client.mjs), which the package ships.
  */
 import { readFile } from 'node:fs/promises';
 import type { ClientAssets } from './page.js';
 
-const CLIENT_DIR = new URL('../../../src/report/html/client/', import.meta.url);
+const CLIENT_DIR = new URL('./client/', import.meta.url);
 
 let loaded: Promise<ClientAssets> | undefined;
 

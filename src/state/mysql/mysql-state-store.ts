@@ -17,8 +17,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { BackendError, LeaseLostError, redact } from '../../errors.js';
 import {
-  clampTtl,
+  checkedTtl,
   assertDistinctKeys,
+  DEFAULT_STORE_TIMEOUT_MS,
   chunk,
   hashToken,
   lostReason,
@@ -58,6 +59,8 @@ import {
   type Tombstone,
   type TombstoneState,
 } from '../types.js';
+import { DeadlineError, withDeadline } from '../../util/deadline.js';
+import { StoreSockets } from '../sockets.js';
 import { MYSQL_MIGRATIONS } from './migrations.js';
 
 /** The server's clock in ms since the epoch: UTC, fixed for the statement, truncated like the SQLite store. */
@@ -83,14 +86,20 @@ export interface MysqlStateStoreOptions {
   leaseBounds?: LeaseBounds;
   /** Connections in the pool (default 10). */
   poolSize?: number;
-  /** How long to wait for a connection (default 10 s). */
-  connectTimeoutMs?: number;
-  /** How long to wait for another process's migration (default 60 s). */
+  /** Deadline of every call (default 30 s): see `open`. */
+  timeoutMs?: number;
+  /** How long to wait for another process's migration (default 60 s, and less than the deadline). */
   migrationLockTimeoutMs?: number;
 }
 
-type Conn = Pick<PoolConnection, 'execute' | 'query'>;
+type Conn = PoolConnection;
 type Param = string | number | boolean | Buffer | null;
+
+/** Take a connection out of use at once: out of the pool, its socket destroyed (mysql2's destroy only half-closes it). */
+function cut(conn: PoolConnection): void {
+  conn.destroy();
+  (conn as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
 
 const marks = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
 const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
@@ -99,6 +108,8 @@ const errno = (error: unknown): number | undefined => {
   const e = (error instanceof BackendError ? error.cause : error) as { errno?: unknown } | undefined;
   return typeof e?.errno === 'number' ? e.errno : undefined;
 };
+/** A statement that missed the store's deadline (its connection was cut). */
+const missedDeadline = (error: unknown): boolean => (error instanceof BackendError ? error.cause : error) instanceof DeadlineError;
 
 export class MysqlStateStore implements StateStore {
   readonly dialect = 'mysql' as const;
@@ -112,13 +123,27 @@ export class MysqlStateStore implements StateStore {
     url: string,
     private readonly database: string,
     private readonly options: MysqlStateStoreOptions,
+    private readonly sockets: StoreSockets,
+    private readonly timeoutMs: number,
   ) {
     this.description = redact(url);
     this.bounds = options.leaseBounds ?? DEFAULT_LEASE_BOUNDS;
     this.address = serverAddress(url, 'MySQL', 3306);
   }
 
-  /** Connect, migrate and return the store. `url` is a `mysql://` URL naming the database that holds reaper's tables. */
+  /**
+   * Connect, migrate and return the store. `url` is a `mysql://` URL naming the database
+   * that holds reaper's tables.
+   *
+   * The deadline `timeoutMs` (default 30 s) bounds every call: waiting for a pooled
+   * connection, connecting, and each statement — one with no answer by then fails and its
+   * connection is cut (a driver timeout alone would leave it stuck in the pool). The
+   * server gives up on a lock wait after it (`innodb_lock_wait_timeout`, whole seconds,
+   * at least 1) and aborts a statement running longer (`max_statement_time` on MariaDB,
+   * `max_execution_time` for MySQL's SELECTs). TCP keepalive probes an idle connection
+   * after the same time; `close()` waits for the pool at most that long, then cuts its
+   * sockets.
+   */
   static async open(url: string, options: MysqlStateStoreOptions = {}): Promise<MysqlStateStore> {
     let database: string;
     try {
@@ -129,12 +154,15 @@ export class MysqlStateStore implements StateStore {
     if (!database || database.includes('/')) {
       throw new BackendError(`the state store URL ${redact(url)} names no database; add one, e.g. mysql://user@host:3306/reaper`);
     }
+    const timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS));
+    const sockets = new StoreSockets(timeoutMs);
     const mysql = await import('mysql2/promise');
     const pool = mysql.createPool({
       uri: url,
       database,
       connectionLimit: options.poolSize ?? 10,
-      connectTimeout: options.connectTimeoutMs ?? 10_000,
+      connectTimeout: timeoutMs,
+      stream: sockets.connect,
       charset: 'utf8mb4_bin',
       // Affected rows count changed rows, not matched ones (see the file comment).
       flags: ['-FOUND_ROWS'],
@@ -146,16 +174,22 @@ export class MysqlStateStore implements StateStore {
     // Every new connection: UTC session (reaper's own clock reads are zone-free; this
     // keeps anything else the session does consistent) and READ COMMITTED, which takes
     // no gap locks, so concurrent upserts of different keys do not deadlock.
+    // The server-side deadlines: each SET that this server does not know fails alone, harmlessly.
     pool.on('connection', (connection: unknown) => {
       const c = connection as { query(sql: string, cb: (error: unknown) => void): void };
       c.query(`SET time_zone = '+00:00'`, () => {});
       c.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', () => {});
+      c.query(`SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.ceil(timeoutMs / 1000))}`, () => {});
+      c.query(`SET SESSION max_statement_time = ${(timeoutMs / 1000).toFixed(3)}`, () => {});
+      c.query(`SET SESSION max_execution_time = ${timeoutMs}`, () => {});
     });
-    const store = new MysqlStateStore(pool, url, database, options);
+    // GET_LOCK waits whole seconds, and must give up before the statement's deadline does.
+    const lockWaitMs = options.migrationLockTimeoutMs ?? Math.max(0, Math.min(60, Math.ceil(timeoutMs / 1000) - 1)) * 1000;
+    const store = new MysqlStateStore(pool, url, database, { ...options, migrationLockTimeoutMs: lockWaitMs }, sockets, timeoutMs);
     try {
       await store.migrate();
     } catch (error) {
-      await pool.end().catch(() => {});
+      await store.close();
       throw error;
     }
     return store;
@@ -163,27 +197,46 @@ export class MysqlStateStore implements StateStore {
 
   // ------------------------------------------------------------ plumbing
 
-  private async rows(sql: string, params: Param[] = [], on: Conn = this.pool): Promise<Row[]> {
+  private async rows(sql: string, params: Param[] = [], on?: Conn): Promise<Row[]> {
     try {
-      const [rows] = await on.execute<RowDataPacket[]>(sql, params);
+      const [rows] = await this.timed((c) => c.execute<RowDataPacket[]>(sql, params), on);
       return rows.map((r) => textRow(r as Row));
     } catch (error) {
       throw storeError(error, this.description, this.address, 'a query');
     }
   }
 
-  private async run(sql: string, params: Param[] = [], on: Conn = this.pool): Promise<ResultSetHeader> {
+  private async run(sql: string, params: Param[] = [], on?: Conn): Promise<ResultSetHeader> {
     try {
-      const [result] = await on.execute<ResultSetHeader>(sql, params);
+      const [result] = await this.timed((c) => c.execute<ResultSetHeader>(sql, params), on);
       return result;
     } catch (error) {
       throw storeError(error, this.description, this.address, 'a statement');
     }
   }
 
+  /**
+   * `work` on `on` (a transaction's connection) or on a pooled connection taken for it,
+   * within the store's deadline. A connection whose statement missed the deadline is
+   * cut: the statement may still be running on it, so nothing else may use it.
+   */
+  private async timed<T>(work: (conn: Conn) => Promise<T>, on?: Conn): Promise<T> {
+    const conn = on ?? (await this.connection());
+    try {
+      return await withDeadline(work(conn), this.timeoutMs, '');
+    } catch (error) {
+      if (error instanceof DeadlineError) cut(conn);
+      throw error;
+    } finally {
+      // A no-op for a connection that was cut (it left the pool).
+      if (!on) conn.release();
+    }
+  }
+
   private async connection(): Promise<PoolConnection> {
     try {
-      return await this.pool.getConnection();
+      // A connection that arrives after the deadline goes back to the pool.
+      return await withDeadline(this.pool.getConnection(), this.timeoutMs, '', (late) => late.release());
     } catch (error) {
       throw storeError(error, this.description, this.address, 'connecting');
     }
@@ -200,11 +253,14 @@ export class MysqlStateStore implements StateStore {
         await this.control(conn, 'COMMIT');
         return result;
       } catch (error) {
-        try {
-          await conn.query('ROLLBACK');
-        } catch {
-          conn.destroy();
-          destroyed = true;
+        if (missedDeadline(error)) destroyed = true;
+        else {
+          try {
+            await this.timed((c) => c.query('ROLLBACK'), conn);
+          } catch {
+            cut(conn);
+            destroyed = true;
+          }
         }
         const code = errno(error);
         if ((code === ER_LOCK_DEADLOCK || code === ER_LOCK_WAIT_TIMEOUT) && attempt < 5) continue;
@@ -218,7 +274,7 @@ export class MysqlStateStore implements StateStore {
   /** A statement without values (transaction control, DDL); `doing` names it in errors. */
   private async control(conn: Conn, sql: string, doing = sql.toLowerCase()): Promise<void> {
     try {
-      await conn.query(sql);
+      await this.timed((c) => c.query(sql), conn);
     } catch (error) {
       throw storeError(error, this.description, this.address, doing);
     }
@@ -247,7 +303,7 @@ export class MysqlStateStore implements StateStore {
           await this.run(`INSERT INTO reaper_migrations (version, applied_at) VALUES (?, ${NOW})`, [migration.version], conn);
         }
       } finally {
-        await conn.query('DO RELEASE_LOCK(?)', [lockName]).catch(() => {});
+        await this.timed((c) => c.query('DO RELEASE_LOCK(?)', [lockName]), conn).catch(() => {});
       }
     } finally {
       conn.release();
@@ -259,8 +315,9 @@ export class MysqlStateStore implements StateStore {
     return int(row!.now);
   }
 
-  close(): Promise<void> {
-    this.closing ??= this.pool.end().catch(() => {});
+  /** End the pool, waiting for the server at most `timeoutMs` (default the store's deadline); then cut what is left. */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.sockets.close(() => this.pool.end(), Math.min(options.timeoutMs ?? this.timeoutMs, this.timeoutMs));
     return this.closing;
   }
 
@@ -272,7 +329,7 @@ export class MysqlStateStore implements StateStore {
   }
 
   async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
-    const ttlMs = String(clampTtl(options.ttlMs, this.bounds));
+    const ttlMs = String(checkedTtl(options.ttlMs, this.bounds));
     assertDistinctKeys(keys);
     if (keys.length === 0) return [];
     const holder = utf8(options.holder);
@@ -319,7 +376,7 @@ export class MysqlStateStore implements StateStore {
 
   async renewLeases(leaseIds: readonly string[], options: { ttlMs?: number; holder?: string } = {}): Promise<RenewOutcome[]> {
     if (leaseIds.length === 0) return [];
-    const ttl = options.ttlMs === undefined ? null : String(clampTtl(options.ttlMs, this.bounds));
+    const ttl = options.ttlMs === undefined ? null : String(checkedTtl(options.ttlMs, this.bounds));
     const holder = options.holder === undefined ? null : utf8(options.holder);
     const mark = randomBytes(16);
     return this.tx(async (conn) => {

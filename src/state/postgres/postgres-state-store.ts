@@ -14,8 +14,9 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import { BackendError, LeaseLostError, redact } from '../../errors.js';
 import {
-  clampTtl,
+  checkedTtl,
   assertDistinctKeys,
+  DEFAULT_STORE_TIMEOUT_MS,
   chunk,
   hashToken,
   lostReason,
@@ -54,6 +55,8 @@ import {
   type Tombstone,
   type TombstoneState,
 } from '../types.js';
+import { StoreSockets } from '../sockets.js';
+import { DeadlineError } from '../../util/deadline.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 
 /** The server's clock in ms since the epoch (truncated, like the SQLite store). */
@@ -77,9 +80,12 @@ export interface PostgresStateStoreOptions {
   leaseBounds?: LeaseBounds;
   /** Connections in the pool (default 10). */
   poolSize?: number;
-  /** How long to wait for a connection (default 10 s). */
-  connectTimeoutMs?: number;
+  /** Deadline of every call (default 30 s): see `open`. */
+  timeoutMs?: number;
 }
+
+/** A server that saw its client vanish mid-transaction ends the session after this long (at least), freeing its locks. */
+const MIN_IDLE_IN_TRANSACTION_MS = 10_000;
 
 type Queryable = Pick<PoolClient, 'query'>;
 
@@ -87,6 +93,11 @@ const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 /** `text` cannot hold NUL; free-text notes and errors lose it rather than fail the write. */
 const freeText = (s: string | null | undefined): string | null => (s === null || s === undefined ? null : s.replaceAll('\u0000', '\uFFFD'));
 const quoteIdent = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+/** pg's client-side query_timeout fired: the statement has no answer yet. */
+function missedDeadline(error: unknown): boolean {
+  const cause = error instanceof BackendError ? error.cause : error;
+  return cause instanceof DeadlineError || (cause instanceof Error && cause.message === 'Query read timeout');
+}
 const int = (v: unknown): number => Number(v);
 
 export class PostgresStateStore implements StateStore {
@@ -102,6 +113,8 @@ export class PostgresStateStore implements StateStore {
     /** The schema named by `?schema=`, or null for the connection's default search path. */
     private readonly schema: string | null,
     options: PostgresStateStoreOptions,
+    private readonly sockets: StoreSockets,
+    private readonly timeoutMs: number,
   ) {
     this.description = redact(url);
     this.bounds = options.leaseBounds ?? DEFAULT_LEASE_BOUNDS;
@@ -112,25 +125,42 @@ export class PostgresStateStore implements StateStore {
    * Connect, migrate and return the store. `url` is a `postgres://` or `postgresql://`
    * URL naming the database; `?schema=NAME` puts reaper's tables in that schema
    * (created if missing) instead of the default search path.
+   *
+   * The deadline `timeoutMs` (default 30 s) bounds every call: a statement with no answer
+   * fails on the client after it (`query_timeout`; its connection is dropped), the server
+   * cancels one running longer (`statement_timeout`) or waiting longer for a lock
+   * (`lock_timeout`), and connecting — or waiting for a free connection — gives up after
+   * it. TCP keepalive probes an idle connection after the same time, and the server ends
+   * a session left idle in a transaction after twice that (at least 10 s). `close()`
+   * waits for the pool at most that long, then cuts its sockets.
    */
   static async open(url: string, options: PostgresStateStoreOptions = {}): Promise<PostgresStateStore> {
     const { connectionString, schema } = splitSchema(url);
+    const timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS));
+    const sockets = new StoreSockets(timeoutMs);
     const { default: pg } = await import('pg');
     const pool = new pg.Pool({
       connectionString,
       max: options.poolSize ?? 10,
-      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+      connectionTimeoutMillis: timeoutMs,
+      query_timeout: timeoutMs,
+      statement_timeout: timeoutMs,
+      lock_timeout: timeoutMs,
+      idle_in_transaction_session_timeout: Math.max(2 * timeoutMs, MIN_IDLE_IN_TRANSACTION_MS),
+      keepAlive: true,
+      keepAliveInitialDelayMillis: timeoutMs,
+      stream: sockets.socket,
       application_name: 'reaper',
       ...(schema ? { options: `-c search_path=${quoteIdent(schema)}` } : {}),
     });
     // An idle connection that dies (server restart) must not crash the process; the
     // next query on the pool reports the problem instead.
     pool.on('error', () => {});
-    const store = new PostgresStateStore(pool, url, schema, options);
+    const store = new PostgresStateStore(pool, url, schema, options, sockets, timeoutMs);
     try {
       await store.migrate();
     } catch (error) {
-      await pool.end().catch(() => {});
+      await store.close();
       throw error;
     }
     return store;
@@ -143,7 +173,8 @@ export class PostgresStateStore implements StateStore {
       const result = await on.query<R>(sql, params);
       return { rows: result.rows, rowCount: result.rowCount ?? 0 };
     } catch (error) {
-      throw storeError(error, this.description, this.address, 'a query');
+      // pg says "Query read timeout"; say which deadline passed (the cause keeps pg's error).
+      throw storeError(missedDeadline(error) ? new DeadlineError('', this.timeoutMs, error) : error, this.description, this.address, 'a query');
     }
   }
 
@@ -163,9 +194,15 @@ export class PostgresStateStore implements StateStore {
         await this.q('COMMIT', [], client);
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
+        // A statement that missed its deadline is still on the connection: a ROLLBACK would
+        // queue behind it and wait out a second deadline. Drop the connection instead (the
+        // server rolls back).
+        if (missedDeadline(error)) broken = true;
+        else {
+          await client.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
+        }
         const code = ((error as BackendError).cause as { code?: string } | undefined)?.code;
         if ((code === '40P01' || code === '40001') && attempt < 5) continue;
         throw error;
@@ -204,8 +241,9 @@ export class PostgresStateStore implements StateStore {
     return int(rows[0]!.now);
   }
 
-  close(): Promise<void> {
-    this.closing ??= this.pool.end().catch(() => {});
+  /** End the pool, waiting for the server at most `timeoutMs` (default the store's deadline); then cut what is left. */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.sockets.close(() => this.pool.end(), Math.min(options.timeoutMs ?? this.timeoutMs, this.timeoutMs));
     return this.closing;
   }
 
@@ -217,7 +255,7 @@ export class PostgresStateStore implements StateStore {
   }
 
   async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
-    const ttlMs = clampTtl(options.ttlMs, this.bounds);
+    const ttlMs = checkedTtl(options.ttlMs, this.bounds);
     assertDistinctKeys(keys);
     if (keys.length === 0) return [];
     const tokens = keys.map(() => newLeaseToken());
@@ -248,7 +286,7 @@ export class PostgresStateStore implements StateStore {
 
   async renewLeases(leaseIds: readonly string[], options: { ttlMs?: number; holder?: string } = {}): Promise<RenewOutcome[]> {
     if (leaseIds.length === 0) return [];
-    const ttl = options.ttlMs === undefined ? null : clampTtl(options.ttlMs, this.bounds);
+    const ttl = options.ttlMs === undefined ? null : checkedTtl(options.ttlMs, this.bounds);
     const outcomes: RenewOutcome[] = [];
     for (const ids of chunk(leaseIds, ARRAY_CHUNK)) {
       // One statement renews what is still live (by the server clock) and counts this

@@ -10,7 +10,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { BackendError, LeaseLostError } from '../../errors.js';
 import {
   chunk,
-  clampTtl,
+  checkedTtl,
   assertDistinctKeys,
   hashToken,
   lostReason,
@@ -123,7 +123,7 @@ export class SqliteStateStore implements StateStore {
   }
 
   async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
-    const ttlMs = clampTtl(options.ttlMs, this.bounds);
+    const ttlMs = checkedTtl(options.ttlMs, this.bounds);
     assertDistinctKeys(keys);
     const nextGeneration = this.db.prepare(
       'INSERT INTO lease_generations (key, generation) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET generation = generation + 1 RETURNING generation',
@@ -149,7 +149,7 @@ export class SqliteStateStore implements StateStore {
   }
 
   async renewLeases(leaseIds: readonly string[], options: { ttlMs?: number; holder?: string } = {}): Promise<RenewOutcome[]> {
-    const ttl = options.ttlMs === undefined ? null : clampTtl(options.ttlMs, this.bounds);
+    const ttl = options.ttlMs === undefined ? null : checkedTtl(options.ttlMs, this.bounds);
     return this.db.transaction(() => {
       const renewed = new Map<string, Lease>();
       for (const ids of chunk(leaseIds, IN_CHUNK)) {

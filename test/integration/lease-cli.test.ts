@@ -1,0 +1,76 @@
+/**
+ * `reaper lease` and `reaper daemon` refuse, before the state store is contacted (exit
+ * 2, the allowed range in the message), what a store would not honour exactly: a ttl
+ * outside 1s–7d (a store used to round it up or cap it silently), a lease id that is
+ * not a UUID. Spawns the built binary with a minimal environment (run `npm run build`).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+const BIN = path.resolve(__dirname, '../../bin/reaper');
+
+describe('reaper lease: input the store would not honour', () => {
+  let dir: string;
+  let state: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'reaper-lease-cli-'));
+    state = path.join(dir, 'state.db');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  function reaper(...args: string[]) {
+    const r = spawnSync(process.execPath, [BIN, ...args, '--state', `sqlite:${state}`], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', REAPER_TOKEN: 'lease-cli-test-token-0123456789' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  it('refuses a ttl outside 1s–7d with exit 2, names the range, and creates nothing', () => {
+    for (const ttl of ['0s', '999ms', '500ms', '8d', '169h']) {
+      const r = reaper('lease', 'acquire', 'session:1', '--ttl', ttl, '--output', 'json');
+      expect(r.code, `--ttl ${ttl}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/--ttl: a lease ttl must be from 1s to 7d, got /);
+      expect(existsSync(state), `--ttl ${ttl}`).toBe(false);
+    }
+    const daemon = reaper('daemon', '--lease', 'session:1', '--ttl', '0s', '--listen', '127.0.0.1:0');
+    expect(daemon.code).toBe(2);
+    expect(daemon.stderr).toMatch(/--ttl: a lease ttl must be from 1s to 7d, got 0ms/);
+    expect(existsSync(state)).toBe(false);
+
+    // The bounds themselves are granted exactly.
+    for (const [ttl, seconds] of [
+      ['1s', 1],
+      ['7d', 7 * 86_400],
+    ] as const) {
+      const ok = reaper('lease', 'acquire', 'session:1', '--ttl', ttl, '--output', 'json');
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ key: 'session:1', ttlSeconds: seconds });
+    }
+  });
+
+  it('refuses a lease id that is not a UUID, and a renewal ttl out of range, with exit 2', () => {
+    const acquired = reaper('lease', 'acquire', 'session:2', '--ttl', '60s', '--output', 'json');
+    expect(acquired.code, acquired.stderr).toBe(0);
+    const lease = JSON.parse(acquired.stdout) as { leaseId: string; expiresAt: string };
+
+    for (const command of ['renew', 'release']) {
+      const r = reaper('lease', command, 'not-a-lease-id');
+      expect(r.code, `${command}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/"not-a-lease-id" is not a lease id/);
+    }
+    const long = reaper('lease', 'renew', lease.leaseId, '--ttl', '30d');
+    expect(long.code).toBe(2);
+    expect(long.stderr).toMatch(/from 1s to 7d, got 30d/);
+
+    const list = reaper('lease', 'list', '--key', 'session:2', '--output', 'json');
+    expect(list.code).toBe(0);
+    expect(JSON.parse(list.stdout)).toMatchObject([{ leaseId: lease.leaseId, expiresAt: lease.expiresAt, releasedAt: null }]);
+  });
+});
