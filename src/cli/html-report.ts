@@ -17,6 +17,7 @@ import type { PendingView, ReportData, TrendPoint } from '../report/html/model.j
 import { renderReport } from '../report/html/page.js';
 import type { ReapReport } from '../run/reap.js';
 import type { CliIO } from './io.js';
+import { configPath } from './options.js';
 
 export const DEFAULT_TREND_RUNS = 30;
 
@@ -26,6 +27,14 @@ export async function readHistory(store: HistoryStore, manifest: Pick<Manifest, 
   const types = manifest ? manifest.resources.map((r) => r.name) : await recordedTypes(store);
   const grace = manifest ? new Map(manifest.resources.map((r) => [r.name, r.graceMs])) : undefined;
   return { trend, pending: await readPending(store, types, grace) };
+}
+
+/** The manifest, when one is named or found, for its types' grace (earliest sweeps); its other values are not needed. */
+export async function manifestIfAny(io: CliIO, options: Record<string, unknown>): Promise<Manifest | null> {
+  const file = configPath(io, options, false);
+  if (!file) return null;
+  const { loadManifest } = await import('../manifest/load.js');
+  return loadManifest(file, io.env, { lazyEnv: true });
 }
 
 /** Render and write the report; `-` writes it to stdout. Returns its size in bytes. */

@@ -222,6 +222,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--tls-ca <file>', 'PEM CA bundle that client certificates must chain to')
     .option('--require-client-cert', 'refuse clients without a certificate signed by --tls-ca')
     .option('--metrics-public', 'serve /metrics without the token')
+    .option('--no-ui', 'do not serve the /ui dashboard (signed in with the same token)')
     .addOption(new Option('--log-level <level>', 'lowest level logged').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addOption(configOption())
     .addOption(stateOption())

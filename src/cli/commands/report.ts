@@ -14,11 +14,10 @@ import { latestAudit } from '../../report/html/history.js';
 import { readReportFile, streamFindings, type ReportFile } from '../../report/html/inputs.js';
 import { REPORT_LIMITS } from '../../report/html/model.js';
 import type { ReapReport } from '../../run/reap.js';
-import type { Manifest } from '../../manifest/types.js';
 import type { StateStore } from '../../state/types.js';
-import { DEFAULT_TREND_RUNS, readHistory, writeReport } from '../html-report.js';
+import { DEFAULT_TREND_RUNS, manifestIfAny, readHistory, writeReport } from '../html-report.js';
 import type { CliIO } from '../io.js';
-import { configPath, integerOption, stateUrl } from '../options.js';
+import { integerOption, stateUrl } from '../options.js';
 
 export async function reportCommand(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
   const files = ((args[0] as string[] | undefined) ?? []).map((f) => path.resolve(io.cwd, f));
@@ -51,7 +50,7 @@ export async function reportCommand(io: CliIO, args: unknown[], options: Record<
   let history: Awaited<ReturnType<typeof readHistory>> | null = null;
   if (storeNamed || files.length === 0) {
     const url = await stateUrl(io, options);
-    const manifest = await manifestForGrace(io, options);
+    const manifest = await manifestIfAny(io, options);
     const store = await openIfRecorded(url);
     if (!store) {
       if (files.length === 0) throw new UsageError(`nothing to report: no run is recorded in ${url} yet (run \`reaper audit\` first, or give an audit document)`);
@@ -97,14 +96,6 @@ export async function reportCommand(io: CliIO, args: unknown[], options: Record<
     io.stdout.write(`wrote ${path.resolve(io.cwd, out)} (${formatBytes(bytes)}${shown})\n`);
   }
   return 0;
-}
-
-/** The manifest, when one is named or found, for its types' grace (earliest sweeps); its other values are not needed. */
-async function manifestForGrace(io: CliIO, options: Record<string, unknown>): Promise<Manifest | null> {
-  const file = configPath(io, options, false);
-  if (!file) return null;
-  const { loadManifest } = await import('../../manifest/load.js');
-  return loadManifest(file, io.env, { lazyEnv: true });
 }
 
 /** The store, unless it records nothing yet (a SQLite file not there, no tables): a report never creates one. */
