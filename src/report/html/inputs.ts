@@ -30,6 +30,9 @@ export const findingSchema = z.object({
   bytes: z.number().nullable().default(null),
 });
 
+/** What was scanned and how it was judged: per type, and summed. */
+const statusCounts = { scanned: count, live: count, orphaned: count, expired: count, protected: count, young: count, unknown: count.default(0) };
+
 export const telemetrySchema = z.object({
   name: z.string().min(1),
   backend: z.enum(['s3', 'postgres', 'mysql', 'fs']),
@@ -37,13 +40,7 @@ export const telemetrySchema = z.object({
   status: z.enum(['ok', 'partial', 'error']).default('ok'),
   error: z.string().nullable().default(null),
   unreadable: count.default(0),
-  scanned: count,
-  live: count,
-  orphaned: count,
-  expired: count,
-  protected: count,
-  young: count,
-  unknown: count.default(0),
+  ...statusCounts,
   reasons: z.record(z.string(), z.number()).default({}),
   orphanBytes: z.number().nonnegative(),
   avgAgeBeyondTtlSeconds: seconds.default(null),
@@ -88,13 +85,7 @@ const reapSchema = z.object({
   summary: z.object({
     errors: count.default(0),
     unreadable: count.default(0),
-    scanned: count,
-    live: count,
-    orphaned: count,
-    expired: count,
-    protected: count,
-    young: count,
-    unknown: count.default(0),
+    ...statusCounts,
     orphanBytes: z.number().nonnegative(),
     backlog: count.default(0),
   }),
