@@ -59,6 +59,8 @@ export interface ReapOptions {
   filter?: FindingFilter;
   /** Told the run's id once it is recorded (machine logs). */
   onRunStarted?: (run: { runId: string; startedAt: number }) => void;
+  /** Told every finding of the scan (`reap --html`: the report's aggregates); must not throw. */
+  onFinding?: (finding: Finding) => void;
 }
 
 export interface ReapOutcomes {
@@ -383,7 +385,10 @@ async function planResource(
   const acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
   for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
     if (page.unreadable) acc.addUnreadable(page.unreadable.map((u) => ({ id: u.id, why: redact(u.why) })));
-    for (const f of page.findings) acc.add(f);
+    for (const f of page.findings) {
+      acc.add(f);
+      options.onFinding?.(f);
+    }
     const active = page.records.length ? await context.store.activeTombstones(spec.name, page.records.map((r) => r.id)) : new Map<string, Tombstone>();
     const due = [...active.values()].filter((t) => t.state === 'marked' && t.markedAt <= nowMs - spec.graceMs);
     if (due.length > 0) {

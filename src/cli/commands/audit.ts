@@ -36,6 +36,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
   const current: FindingOutput[] = [];
 
   const ndjson = typeof options.findings === 'string' ? new NdjsonFile(path.resolve(io.cwd, options.findings)) : null;
+  const html = typeof options.html === 'string' ? new (await import('../html-report.js')).HtmlReportSink(options.html, manifest) : null;
   const progress = await startProgress(io, 'auditing…');
   try {
     const doc = await runAudit(manifest, {
@@ -47,6 +48,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
         const out = findingOutput(f);
         tally?.add(out);
         if (previous) current.push(out);
+        html?.add(out);
         await ndjson?.write(out);
       },
       onProgress: (p) => progress.update(`auditing ${p.resource}: ${p.scanned} scanned, ${p.orphaned} orphaned`),
@@ -63,6 +65,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
     // The reports lead with what changed: against the baseline when there is one, else the earlier run.
     const comparison = baseline ?? (since ? { against: `run ${String(options.since)}`, diff: since } : null);
     await writeOutputs(io, flags, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison });
+    await html?.writeAudit(io, doc, results);
 
     const gateResults = gates.length ? { gates: results } : {};
     if (options.quiet) {

@@ -14,6 +14,7 @@ import { DEFAULT_LISTEN, parseListenAddress, type ListenAddress } from '../../da
 import { jsonLog, type LogLevel } from '../../daemon/log.js';
 import { callTimeout, renewalInterval } from '../../daemon/timing.js';
 import { remainingMs } from '../../util/deadline.js';
+import { manifestIfAny } from '../html-report.js';
 import type { CliIO } from '../io.js';
 import { checkLeaseKey, checkLeaseTtl } from './lease.js';
 import { defaultHolder, durationOption, openStore } from '../options.js';
@@ -123,6 +124,8 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Record
   io.log = log; // the signal notice (and a failure) become lines of this JSON log
   for (const message of warnings) log.warn('config', { message });
 
+  // The dashboard reads the same store; the manifest (when there is one) gives its types' grace.
+  const uiResources = options.ui === false ? undefined : (await manifestIfAny(io, options))?.resources;
   const store = await openStore(io, options, { timeoutMs: storeTimeoutMs });
   let stopDeadline = Infinity;
   try {
@@ -143,6 +146,7 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Record
       metricsPublic: Boolean(options.metricsPublic),
       log: io.stdout,
       logLevel,
+      ui: options.ui === false ? null : { store, resources: uiResources },
     });
     try {
       await untilAborted(io.signal);

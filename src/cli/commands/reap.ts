@@ -1,6 +1,7 @@
 /** `reaper reap`: dry run by default (prints the plan); `--execute` acts. */
 import path from 'node:path';
 import { ExitCode, ReaperError, UsageError } from '../../errors.js';
+import { findingOutput } from '../../report/document.js';
 import { reapSummaryLine, reapTable } from '../../report/table.js';
 import { runReap, type ReapReport } from '../../run/reap.js';
 import type { CliIO } from '../io.js';
@@ -20,6 +21,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
   const resources = selectedResources(manifest, options);
   const flags = outputFlags(io, options);
   const started = Date.now();
+  const html = typeof options.html === 'string' ? new (await import('../html-report.js')).HtmlReportSink(options.html, manifest) : null;
   const progress = await startProgress(io, execute ? 'reaping…' : 'planning…');
   const print = (report: ReapReport, exitCode: number) => {
     if (options.quiet) {
@@ -42,9 +44,11 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
       failpoint: io.env.REAPER_FAILPOINT,
       onProgress: (text) => progress.update(text),
       onRunStarted: (run) => runLog?.started(run, { execute }),
+      onFinding: html ? (f) => html.add(findingOutput(f)) : undefined,
     });
     progress.stop();
     await writeOutputs(io, flags, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 });
+    await html?.writeReap(io, report);
     print(report, 0);
     return 0;
   } catch (error) {
@@ -53,6 +57,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
     if (report) {
       // Failed deletes: still publish the numbers so alerts on reap failures can fire.
       await writeOutputs(io, flags, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 }).catch(() => undefined);
+      await html?.writeReap(io, report).catch(() => undefined);
       print(report, error instanceof ReaperError ? error.exitCode : ExitCode.runtime);
     }
     throw error;
