@@ -61,7 +61,7 @@ describe('reaper CLI', () => {
     expect(existsSync(path.join(dir, 'reaper-demo', '.reaper', 'state.db'))).toBe(true);
   });
 
-  it('audit --output json on the demo follows the DESIGN §3 contract', () => {
+  it('audit --output json on the demo follows the audit document format', () => {
     const dir = tmp();
     expect(reaper(['demo'], { cwd: dir }).code).toBe(0);
     const findings = path.join(dir, 'findings.ndjson');

@@ -163,7 +163,7 @@ for (const dialect of dialects) {
       const fresh = daemon.leases();
       expect(fresh.map((l) => l.generation)).toEqual([2, 2]);
       expect(await observer.liveKeys(KEYS)).toEqual(new Set(KEYS));
-      // The lost leases stay lost: renewals held up in the partition find them expired (SAFETY 15).
+      // The lost leases stay lost: renewals held up in the partition find them expired (docs/safety.md §15).
       const storeNow = await observer.now();
       for (const old of held) expect((await observer.getLease(old.leaseId))!.expiresAt).toBeLessThanOrEqual(storeNow);
     });

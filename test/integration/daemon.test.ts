@@ -208,12 +208,12 @@ for (const factory of storeFactories) {
       await Promise.all(daemons.splice(0).map((d) => d.stop()));
       await store.close();
       await runCleanups(storeCleanups);
-      // SAFETY 17: whatever a test did, the API token never reached the log.
+      // docs/safety.md §17: whatever a test did, the API token never reached the log.
       expect(log.text).not.toContain(TOKEN);
       await expectNoLeaks(before);
     });
 
-    describe('authentication (SAFETY 16)', () => {
+    describe('authentication (§16)', () => {
       itOnce('answers 401 without a token, with a wrong one, and to a malformed Authorization header', async () => {
         const daemon = await start();
         for (const token of [null, OTHER_TOKEN, TOKEN.slice(0, -1), `${TOKEN}x`]) {
@@ -294,7 +294,7 @@ for (const factory of storeFactories) {
         expect((await api(daemon, 'DELETE', `/v1/leases/${lease.leaseId}`, { leaseToken: lease.token })).status).toBe(204);
       });
 
-      it('a renewal after expiry answers 409 and the lease stays expired (no resurrection, SAFETY 15)', async () => {
+      it('a renewal after expiry answers 409 and the lease stays expired (no resurrection, §15)', async () => {
         const daemon = await start();
         const { json } = await api(daemon, 'POST', '/v1/leases', { body: { key: 'job:late', ttl: '200ms' } });
         const lease = json as { leaseId: string; token: string };
@@ -723,7 +723,7 @@ for (const factory of storeFactories) {
       });
     });
 
-    describe('secrets (SAFETY 17)', () => {
+    describe('secrets (§17)', () => {
       itOnce('the API token and lease tokens never appear in the log, even in a logged error', async () => {
         const leaky = new Proxy(store, {
           get(target, prop, receiver) {

@@ -1,5 +1,5 @@
 /**
- * The crash loop (SAFETY 1, 10, 11 under repeated kill -9): a seeded, bounded loop per
+ * The crash loop (docs/safety.md §1, §10, §11 under repeated kill -9): a seeded, bounded loop per
  * (backend, state store) pair of `reapPairs`. Each loop changes the world a little — new
  * live, protected, young and orphaned resources, now and then a dead owner revived — and
  * runs `reaper reap --execute` through the built CLI, killed with SIGKILL at a failpoint
@@ -120,7 +120,7 @@ class CrashLoop {
     });
   }
 
-  /** Now and then a dead owner comes back: what it still has from now on survives (SAFETY 2). */
+  /** Now and then a dead owner comes back: what it still has from now on survives (docs/safety.md §2). */
   async revive(): Promise<void> {
     if (this.rand() >= 0.3) return;
     const dead = [...this.owners].filter(([, live]) => !live).map(([o]) => o);

@@ -1,5 +1,5 @@
 /**
- * The reap safety suite through the real process (SAFETY 7–9, 11–13, signals): the built
+ * The reap safety suite through the real process (docs/safety.md §7–§9, §11–§13, signals): the built
  * binary `bin/reaper` (run `npm run build` first) is spawned with a minimal environment,
  * killed with SIGKILL at named failpoints (REAPER_FAILPOINT), stopped with SIGTERM or
  * SIGSTOP, and re-run. The end state must be the one an uninterrupted run reaches:
@@ -241,7 +241,7 @@ describe('reap crash safety', { concurrent: true }, () => {
     const dialect = pair.store;
     // Skipped only when a service is missing here; under CI the global setup fails instead.
     describe.skipIf(!pair.available())(`reap crash safety on ${pair.name} (the built CLI)`, { concurrent: true }, () => {
-      describe.concurrent('SAFETY 11/12: kill -9 at a failpoint, then re-run: the same end state as an uninterrupted run', () => {
+      describe.concurrent('§11/§12: kill -9 at a failpoint, then re-run: the same end state as an uninterrupted run', () => {
         const cases: { failpoint: string; phase: 'mark' | 'sweep'; what: string }[] = [
           { failpoint: 'after-plan', phase: 'sweep', what: 'planned, nothing applied' },
           { failpoint: 'after-mark', phase: 'mark', what: 'the first batch of tombstones written, the rest not' },
@@ -305,7 +305,7 @@ describe('reap crash safety', { concurrent: true }, () => {
         );
       });
 
-      describe('SAFETY 3/12 across a crash', () => {
+      describe('§3/§12 across a crash', () => {
         // guard: a pending intent is resolved by reading the resource, conditionally on its fingerprint.
         it('a journaled resource changed while the killed run was down survives the recovery, lifted as changed', ({ expect: local }) =>
           withScene(kind, dialect, { batchSize: 2 }, 7, async (s) => {
@@ -383,7 +383,7 @@ describe('reap crash safety', { concurrent: true }, () => {
           await expectConverged(sc);
         });
 
-        // SAFETY 13 with two live processes: the first is frozen (SIGSTOP) while it holds the lock.
+        // docs/safety.md §13 with two live processes: the first is frozen (SIGSTOP) while it holds the lock.
         // guard: the per-type lock in the state store.
         sweeping('two concurrent reap runs on the same type: the second refuses (exit 4, lock); each resource is deleted at most once', async (sc, local) => {
           const first = start(sc.fx, ['reap', '--execute']);
@@ -409,7 +409,7 @@ describe('reap crash safety', { concurrent: true }, () => {
       // backends — is the CLI's exit code and messages, the same for every backend. Each spawn of the CLI costs
       // about half a second of CPU on this 2-core machine; the failpoint and signal tests above need them more.
       // (On the SQLite store only by default: the rails refuse before the store is written to, bar the lock,
-      // which the library suite's SAFETY 13 test holds on every store.)
+      // which the library suite's §13 test holds on every store.)
       describe.runIf(kind.kind === 'fs' && (dialect === 'sqlite' || fullMatrix)).concurrent('safety rails exit 4 through the CLI and touch nothing', () => {
         const rail = (name: string, body: (s: Scene, local: typeof expect) => Promise<void>, policy: Policy = {}) =>
           it(name, ({ expect: local }) => withScene(kind, dialect, policy, 7, (s) => body(s, local)));
@@ -421,7 +421,7 @@ describe('reap crash safety', { concurrent: true }, () => {
         };
 
         // The issue's "Done when": every lease released → exit 4, no tombstone, no delete.
-        rail('SAFETY 8: an empty lease table makes reap --execute exit 4 and touch nothing', async (s, local) => {
+        rail('§8: an empty lease table makes reap --execute exit 4 and touch nothing', async (s, local) => {
           for (const l of await s.store.listLeases()) await s.store.releaseLease(l.leaseId);
           const exit = await reaper(s.fx, ['reap', '--execute']);
           local(exit.code).toBe(4);
@@ -434,7 +434,7 @@ describe('reap crash safety', { concurrent: true }, () => {
         });
 
         rail(
-          'SAFETY 7: a cap that would be exceeded exits 4 before any tombstone',
+          '§7: a cap that would be exceeded exits 4 before any tombstone',
           async (s, local) => {
             const exit = await reaper(s.fx, ['reap', '--execute']);
             local(exit.code).toBe(4);
@@ -446,7 +446,7 @@ describe('reap crash safety', { concurrent: true }, () => {
         );
 
         rail(
-          'SAFETY 7: maxDeleteFraction exceeded exits 4 before any tombstone',
+          '§7: maxDeleteFraction exceeded exits 4 before any tombstone',
           async (s, local) => {
             const exit = await reaper(s.fx, ['reap', '--execute']);
             local(exit.code).toBe(4);
@@ -456,7 +456,7 @@ describe('reap crash safety', { concurrent: true }, () => {
           { maxDeleteFraction: 0.5 },
         );
 
-        rail('SAFETY 9: a tampered plan, or one made from another manifest, exits 4', async (s, local) => {
+        rail('§9: a tampered plan, or one made from another manifest, exits 4', async (s, local) => {
           const plan = path.join(s.fx.dir, 'plan.ndjson');
           const dry = await reaper(s.fx, ['reap', '--plan-out', plan]);
           local(dry.code).toBe(0);
@@ -475,7 +475,7 @@ describe('reap crash safety', { concurrent: true }, () => {
           await untouched(s, local);
         });
 
-        rail('SAFETY 13: a run that finds the lock held (a crashed run within its --lock-ttl) exits 4', async (s, local) => {
+        rail('§13: a run that finds the lock held (a crashed run within its --lock-ttl) exits 4', async (s, local) => {
           const crashed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1h'], { REAPER_FAILPOINT: 'after-plan' });
           local(crashed.signal).toBe('SIGKILL');
           const exit = await reaper(s.fx, ['reap', '--execute']);

@@ -1,5 +1,5 @@
 /**
- * The reap safety suite (SAFETY.md 1–10, 12–15), library-level: runReap / runRestore /
+ * The reap safety suite (docs/safety.md §1–§10, §12–§15), library-level: runReap / runRestore /
  * runAudit against every backend fixture in support/reap-fixture.ts — files, S3 (moto),
  * PostgreSQL and MariaDB — over a SQLite state store, and the files backend over a
  * PostgreSQL and a MariaDB state store too (every pair with REAPER_TEST_FULL=1; see
@@ -15,7 +15,7 @@
  * a seed's byte count. Scenarios that only make sense for one backend are in the blocks
  * at the end, each saying why.
  *
- * What the servers under the SAFETY 3 scenarios enforce (a test must not claim a property
+ * What the servers under the §3 scenarios enforce (a test must not claim a property
  * its server cannot fail):
  * - S3 on moto: moto ignores the per-object ETags of a DeleteObjects batch, but enforces
  *   If-Match on a single DeleteObject. reaper's adapter probes this and deletes one object
@@ -65,7 +65,7 @@ import { isResourceDelete, networkTimeout, type S3ReapFixture } from './support/
 import { runCleanups, s3Settings } from './support/services.js';
 
 // A seam inside the files backend's conditional delete: lets one test swap a file between
-// the identity check and the rename (SAFETY 3). Every other call passes straight through.
+// the identity check and the rename (docs/safety.md §3). Every other call passes straight through.
 // Another lets a test act just before the sweep removes a directory it emptied.
 const fsSeam = vi.hoisted(() => ({
   beforeRename: null as null | ((from: string) => Promise<void>),
@@ -110,7 +110,7 @@ interface Harness {
 async function openHarness(kind: ReapFixtureKind, fixtureOptions: FixtureOptions, state: SceneState): Promise<Harness> {
   const fx = await kind.open(fixtureOptions);
   const store = await openFixtureStore(fx, state);
-  // One long-lived owner keeps the lease registry from looking empty (SAFETY 8's breaker).
+  // One long-lived owner keeps the lease registry from looking empty (the breaker of docs/safety.md §8).
   await store.acquireLease({ key: ownerKey('anchor'), holder: 'anchor-service', ttlMs: HOUR });
   return {
     fx,
@@ -172,7 +172,7 @@ describe('reap safety', { concurrent: true }, () => {
     describe.skipIf(!pair.available())(`reap safety on ${pair.name}`, { concurrent: true }, () => {
       const { test } = scenarios(kind, pair.store);
 
-      describe('SAFETY 1/2: no live-owner deletion; resurrection wins', () => {
+      describe('§1/§2: no live-owner deletion; resurrection wins', () => {
         // guard: grace — only tombstones at least `grace` old (store clock) are swept.
         // S3 has no young neighbour: LastModified cannot be backdated, so its minAge is 0s (the minAge guard is
         // covered on the three other backends).
@@ -261,7 +261,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 3: conditional at the resource', () => {
+      describe('§3: conditional at the resource', () => {
         // guard: the fingerprint captured at mark time is re-checked when the tombstone is due.
         test('a resource rewritten or replaced between mark and sweep survives, lifted as changed, and is never journaled', async (h) => {
           const { fx, reap, journal, afterGrace, manifest } = h;
@@ -310,7 +310,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 4: unknown means alive', () => {
+      describe('§4: unknown means alive', () => {
         const failingLookups: StoreHooks = {
           liveKeys: async () => {
             throw new Error('lease registry timed out');
@@ -361,7 +361,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 5: protection overrides', () => {
+      describe('§5: protection overrides', () => {
         // guard: protect rules come first in classification; protected resources never get a tombstone.
         test('protected resources are never tombstoned nor deleted, even orphaned, ownerless and old', async (h) => {
           const { fx, reap, tombstoned, afterGrace, manifest } = h;
@@ -397,7 +397,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 6: scope confinement', () => {
+      describe('§6: scope confinement', () => {
         // guard: a sweep reads and deletes only inside the scope — files: ids are relative paths without `..`
         // resolved under the real root; S3: keys under the prefix (and `..` is a literal key); SQL: rows inside
         // the `where`, in the read and again in the DELETE. The ledger is forged: reaper never writes such ids.
@@ -424,7 +424,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 7: caps', () => {
+      describe('§7: caps', () => {
         // guard: maxDeletesPerRun, checked on the whole plan before the first tombstone.
         test('maxDeletesPerRun exceeded refuses the run and writes no tombstone; within the cap it proceeds', async (h) => {
           const { fx, refused, reap, tombstoned, manifest } = h;
@@ -460,7 +460,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 8: registry-outage breaker', () => {
+      describe('§8: registry-outage breaker', () => {
         // guard: minLiveKeys — an empty lease table never reads as "every owner is gone".
         test('an empty lease table (every lease released) refuses the run and touches nothing', async (h) => {
           const { fx, store, refused, reap, lease, tombstoned, journal, afterGrace, manifest } = h;
@@ -510,7 +510,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 9: dry run and execute share one candidate set', () => {
+      describe('§9: dry run and execute share one candidate set', () => {
         const planItems = async (file: string) =>
           (await readFile(file, 'utf8'))
             .trim()
@@ -637,7 +637,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 10: write-ahead journal', () => {
+      describe('§10: write-ahead journal', () => {
         // guard: the journal entry is durable before the delete request leaves the process.
         test('every delete has a journal entry written before it; what disappeared equals what the journal says was deleted', async (h) => {
           const { fx, store, reap, lease, journal, afterGrace, manifest } = h;
@@ -692,7 +692,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 13: one reaper per scope', () => {
+      describe('§13: one reaper per scope', () => {
         // guard: the per-type lock in the state store.
         test('a second run on the same type refuses while the first holds the lock; each resource is deleted at most once', async (h) => {
           const { fx, store, reap, journal, afterGrace, manifest } = h;
@@ -736,7 +736,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 12: ambiguous outcomes are resolved by reading', () => {
+      describe('§12: ambiguous outcomes are resolved by reading', () => {
         // guard: a failed delete is resolved by reading, never retried blindly; a pending intent is recovered on
         // the next run. How the delete fails is the backend's: files — the quarantine cannot be created, the
         // delete call throws and leaves its write-ahead intents; SQL — a trigger makes the server refuse the
@@ -773,7 +773,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 14: restorable', () => {
+      describe('§14: restorable', () => {
         // guard: restore lifts a marked tombstone, so the sweep never deletes it.
         test('restore of a marked tombstone lifts it: the resource is not swept', async (h) => {
           const { fx, reap, afterGrace, manifest, tombstoned } = h;
@@ -878,7 +878,7 @@ describe('reap safety', { concurrent: true }, () => {
         });
       });
 
-      describe('SAFETY 15: store clock only; no resurrection', () => {
+      describe('§15: store clock only; no resurrection', () => {
         // guard: a renew after expiry fails and does not bring the lease back.
         test('a late renew after expiry fails, the lease stays dead, and the orphan is still reaped', async (h) => {
           const { fx, store, reap, afterGrace, manifest } = h;
@@ -909,7 +909,7 @@ describe('reap safety', { concurrent: true }, () => {
 
 // Files only, each for a reason the other backends do not share: the rename seam between the identity check and
 // the rename (files' own conditional delete), symlinks, and reaper's own files (state store, quarantine, manifest,
-// plan) inside a scanned directory. Their shared counterparts (SAFETY 3, 6) run on all four backends above.
+// plan) inside a scanned directory. Their shared counterparts (§3, §6) run on all four backends above.
 describe.concurrent('reap safety, files backend specifics', () => {
   const { test } = scenarios(filesFixture);
   const root = (fx: ReapFixture) => path.join(fx.dir, 'data', T);
@@ -917,7 +917,7 @@ describe.concurrent('reap safety, files backend specifics', () => {
 
   // guard: the rename-then-verify step — the moved entry's identity is checked again before unlink,
   // and a mismatch is linked back. The swap happens between the pre-check and the rename.
-  test('SAFETY 3: a file replaced between the identity check and the rename is put back, not deleted', async (h) => {
+  test('§3: a file replaced between the identity check and the rename is put back, not deleted', async (h) => {
     const { fx, reap, journal, afterGrace, manifest } = h;
     const [file, other] = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }]);
     const m = manifest();
@@ -946,7 +946,7 @@ describe.concurrent('reap safety, files backend specifics', () => {
   // guard: the identity check before the rename (fs-sweep.ts). The path becomes a directory after the sweep's
   // re-verification and its write-ahead, so the run's own read cannot see it: only the check just before the
   // rename keeps the whole directory from being moved into quarantine, where it could not be linked back.
-  test('SAFETY 3: a path that became a directory after the sweep read it is not moved; the directory stays whole', async (h) => {
+  test('§3: a path that became a directory after the sweep read it is not moved; the directory stays whole', async (h) => {
     const { fx, store, reap, journal, afterGrace, manifest } = h;
     const [file, other] = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }]);
     const m = manifest();
@@ -975,7 +975,7 @@ describe.concurrent('reap safety, files backend specifics', () => {
   // out of the scope and replaced by a symlink after the sweep's re-verification and its write-ahead: the
   // read-time check cannot see it, and the identity check passes (a moved file keeps its inode). Only the
   // parent resolved again at the rename keeps the file outside the scope from being swept.
-  test('SAFETY 6: a directory swapped for a symlink out of the scope after the sweep read it: nothing outside is deleted', async (h) => {
+  test('§6: a directory swapped for a symlink out of the scope after the sweep read it: nothing outside is deleted', async (h) => {
     const { fx, store, reap, lease, journal, afterGrace, manifest } = h;
     await lease('alice');
     await fx.create(T, [{ owner: 'alice' }, { owner: 'alice' }]); // keeps the caps out of the way
@@ -1060,7 +1060,7 @@ describe.concurrent('reap safety, files backend specifics', () => {
   });
 
   // guard: the walk never follows symlinks, and a delete resolves its parent to a real path inside the root.
-  test('SAFETY 6: symlinks are never followed, not even a directory swapped for one after the mark', async (h) => {
+  test('§6: symlinks are never followed, not even a directory swapped for one after the mark', async (h) => {
     const { fx, reap, lease, tombstoned, journal, afterGrace, manifest } = h;
     await lease('alice');
     await fx.create(T, [{ owner: 'alice' }, { owner: 'alice' }, { owner: 'alice' }]); // keeps the caps out of the way
@@ -1091,7 +1091,7 @@ describe.concurrent('reap safety, files backend specifics', () => {
 
   // guard: the state store's files, the quarantine directory, the manifest and a plan being
   // written are excluded from the scan.
-  test('SAFETY 6: the state store, the quarantine, the manifest and the plan inside a scanned directory are never resources', async (h) => {
+  test('§6: the state store, the quarantine, the manifest and the plan inside a scanned directory are never resources', async (h) => {
     const { fx, store, afterGrace } = h;
     const text = [
       'version: 1',
@@ -1137,14 +1137,15 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
   };
 
   // S3-only: an unversioned bucket cannot express a byte-identical re-upload as a new identity (the ETag is
-  // the same), so the shared SAFETY 3 scenarios re-upload different bytes there. In a versioned bucket the
+  // the same), so the shared §3 scenarios re-upload different bytes there. In a versioned bucket the
   // new version id is the new identity. What guards it, honestly: at planning, the re-read fingerprint
-  // (ETag#versionId) differs; after the re-verification, the adapter's HeadObject check of the current
-  // version just before its If-Match DeleteObject — If-Match alone would match (same ETag), so that check,
-  // not the server, keeps it. (A re-upload landing between that HeadObject and the DeleteObject would get a
-  // delete marker, which restore can lift: the residual window of a versioned bucket.)
+  // (ETag#versionId) differs; after the re-verification, the adapter's check of the current version just
+  // before its If-Match DeleteObject (checkCurrentVersions in s3-delete.ts, by listing the batch's keys) —
+  // If-Match alone would match (same ETag), so that check, not the server, keeps it. (A re-upload landing
+  // between that check and the DeleteObject would get a delete marker, which restore can lift: the residual
+  // window of a versioned bucket.)
   test(
-    'SAFETY 3 (versioned bucket): a byte-identical re-upload is a new version and survives, before and after the re-verification',
+    '§3 (versioned bucket): a byte-identical re-upload is a new version and survives, before and after the re-verification',
     async (h) => {
       const fx = h.fx as S3ReapFixture;
       const { store, reap, journal, afterGrace, manifest } = h;
@@ -1197,7 +1198,7 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
 
   // S3-only: a tag is the one thing an object can gain without a new ETag, so nothing but the sweep-time protect
   // check (the tags re-read for each due object) keeps it. The fixture protects by tag here, not by key pattern.
-  test('SAFETY 5 (tag rule): a keep=true tag added after the mark, ETag unchanged, lifts the tombstone as protected', async (h) => {
+  test('§5 (tag rule): a keep=true tag added after the mark, ETag unchanged, lifts the tombstone as protected', async (h) => {
     const fx = h.fx as S3ReapFixture;
     fx.protectByTag = true;
     const { reap, tombstoned, afterGrace, manifest } = h;
@@ -1222,9 +1223,35 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     }
   });
 
-  // guard (SAFETY 4, unreadable protection): an object whose tags cannot be read is unknown, never marked —
+  // guard: the sweeps of a saved plan are read and judged again when it is applied (reverifySweeps in
+  // src/run/reap.ts). A tag added after planning changes neither the ETag nor the owner, so neither If-Match nor
+  // the last look can see it: only the fresh read of the tags keeps the object.
+  test('§5/§9 (tag rule, saved plan): a sweep item whose object gained a keep tag after planning is lifted as protected, not deleted', async (h) => {
+    const fx = h.fx as S3ReapFixture;
+    fx.protectByTag = true;
+    const { reap, afterGrace, manifest } = h;
+    const [tagged, other] = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }]);
+    const m = manifest();
+    expect(only(await reap(m)).outcomes.marked).toBe(2);
+    await afterGrace();
+    const plan = path.join(fx.dir, 'plan.ndjson');
+    expect(only(await reap(m, { execute: false, planOut: plan })).toSweep).toBe(2);
+    const client = s3();
+    try {
+      await client.send(new PutObjectTaggingCommand({ Bucket: fx.bucket, Key: tagged!, Tagging: { TagSet: [{ Key: 'keep', Value: 'true' }] } }));
+    } finally {
+      client.destroy();
+    }
+    const applied = only(await reap(m, { planIn: plan }));
+    expect(applied.outcomes).toMatchObject({ deleted: 1, lifted: 1 });
+    expect(applied.lifts).toEqual({ protected: 1 });
+    expect(await fx.present(T)).toEqual(new Set([tagged]));
+    expect(other).toBeDefined();
+  });
+
+  // guard (docs/safety.md §4, unreadable protection): an object whose tags cannot be read is unknown, never marked —
   // not "no tag, so unprotected". GetObjectTagging is refused (403) for one key, as a missing permission would.
-  test('SAFETY 4 (tag rule): an object whose tags cannot be read is unknown and never marked', async (h) => {
+  test('§4 (tag rule): an object whose tags cannot be read is unknown and never marked', async (h) => {
     const fx = h.fx as S3ReapFixture;
     fx.protectByTag = true;
     const { reap, tombstoned, manifest } = h;
@@ -1284,10 +1311,10 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     expect(await fx.present(T)).toEqual(new Set());
   });
 
-  // guard: SAFETY 12's "never retry an unconditional delete": a DeleteObject that reached moto and deleted the
+  // guard: docs/safety.md §12, "never retry an unconditional delete": a DeleteObject that reached moto and deleted the
   // object, but whose answer was lost (a timeout after the request left), is resolved by reading the key —
   // gone, so it is journaled deleted — and is never sent a second time.
-  test('SAFETY 12: a DeleteObject whose answer is lost is resolved by reading: journaled deleted, sent once', async (h) => {
+  test('§12: a DeleteObject whose answer is lost is resolved by reading: journaled deleted, sent once', async (h) => {
     const fx = h.fx as S3ReapFixture;
     const { reap, journal, afterGrace, manifest } = h;
     const ids = await fx.create(T, [{ owner: 'bob' }, { owner: null }]);

@@ -1,5 +1,5 @@
 /**
- * SAFETY 2 at the last moment: an owner that takes a lease after the write-ahead journal
+ * docs/safety.md §2 at the last moment: an owner that takes a lease after the write-ahead journal
  * entry but before the delete request still saves its resource. (Guard: the last look in
  * src/run/reap.ts; without it this file is deleted.)
  */

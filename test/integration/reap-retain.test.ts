@@ -1,6 +1,6 @@
 /**
  * Files kept under `retain`: a run that dies between the delete and its journal outcome
- * leaves the copy findable, so `restore` still works (SAFETY 14); copies older than
+ * leaves the copy findable, so `restore` still works (docs/safety.md §14); copies older than
  * `retain` are purged by the next executing run.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';

@@ -214,5 +214,23 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       expect(results.map((r) => `${r.id}:${r.outcome}`)).toEqual(['1:deleted', '2:changed', '3:deleted', '4:changed', '5:deleted', '6:changed', '7:changed']);
       expect([...(await state()).present].sort((a, b) => Number(a) - Number(b))).toEqual(ids(1, ROWS).filter((id) => !['1', '3', '5'].includes(id)));
     });
+
+    // guard: a where is spliced into a statement only wrapped (`CASE WHEN (…) THEN 1 ELSE 0 END = 1`, scopeConditions
+    // in sql-backend.ts), so an OR at its top level stays inside it. Spliced bare, this valid fragment's OR would rise
+    // above the id list and the protect rules of the SELECT that picks what a delete may remove (the protected row 1
+    // would go), and above the scan's cursor (the scan would meet its first rows again).
+    it('a where with an OR at its top level narrows the delete and the scan, and a protect rule still holds', async () => {
+      const { db, connections } = await setup();
+      const { items, state } = await table(db, connections, 'items');
+      const where = "owner = 'a' OR owner = 'x'";
+      expect(sqlFragmentProblem(where, dialect)).toBeNull();
+      const backend = await server.open(spec(dialect, 'items', { where, protect: 'id = 1' }), connections);
+      const results = await backend.delete(items(ids(1, 6), '7'));
+      expect(results.map((r) => `${r.id}:${r.outcome}`)).toEqual(['1:changed', '2:changed', '3:deleted', '4:changed', '5:deleted', '6:changed', '7:changed']);
+      expect([...(await state()).present].sort((a, b) => Number(a) - Number(b))).toEqual(ids(1, ROWS).filter((id) => !['3', '5'].includes(id)));
+      const scanned: string[] = [];
+      for await (const page of backend.scan({ pageSize: 4 })) scanned.push(...page.records.map((r) => r.id));
+      expect(scanned).toEqual(ids(1, ROWS).filter((id) => Number(id) % 2 === 1 && id !== '3' && id !== '5'));
+    });
   });
 }

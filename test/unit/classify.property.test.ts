@@ -1,6 +1,6 @@
 /**
  * Properties of the classifier over random records, specs and liveness answers: the
- * invariants of DESIGN §1 and SAFETY 4/5 that must hold whatever the backends report.
+ * invariants of the model (README, "The model") and docs/safety.md §4, §5 that must hold whatever the backends report.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -108,7 +108,7 @@ describe('classify: properties', () => {
     );
   });
 
-  it('(3) never makes a protected resource reapable (SAFETY 5)', () => {
+  it('(3) never makes a protected resource reapable (§5)', () => {
     fc.assert(
       fc.property(recordArb, specArb, answersArb, nowArb, (record, spec, answers, now) => {
         const match = matchProtect(record, spec.protect);
@@ -172,7 +172,7 @@ describe('classify: properties', () => {
     );
   });
 
-  it('(6b) an orphan had only dead or absent owners: nothing unreadable, nothing unknown (SAFETY 4)', () => {
+  it('(6b) an orphan had only dead or absent owners: nothing unreadable, nothing unknown (§4)', () => {
     fc.assert(
       fc.property(recordArb, specArb, answersArb, nowArb, (record, spec, answers, now) => {
         const finding = classify(record, spec, answers, now);

@@ -1,6 +1,6 @@
 /**
- * The classifier by example: every status and reason of DESIGN §1, in the order of judgement
- * documented at the top of src/engine/classify.ts, and SAFETY 4 (unknown means alive) and 5
+ * The classifier by example: every status and reason of the model (README, "The model"), in the order of judgement
+ * documented at the top of src/engine/classify.ts, and docs/safety.md §4 (unknown means alive) and §5
  * (protection overrides).
  */
 import { describe, expect, it } from 'vitest';
@@ -108,7 +108,7 @@ describe('order of judgement', () => {
     expect(classify(kept({ createdAtMs: NOW - 9 * DAY }), spec({ ...keep, ttlMs: DAY }), answers({ alice: 'live' }), NOW).status).toBe('protected');
   });
 
-  it('unreadable protection makes the resource unknown, before anything else is judged (SAFETY 4)', () => {
+  it('unreadable protection makes the resource unknown, before anything else is judged (§4)', () => {
     const judge = answers();
     // The tags a tag rule needs were not read: it cannot be evaluated.
     expect(classify(record({ tags: undefined }), keep, judge, NOW)).toMatchObject({ status: 'unknown', reason: 'protection-unreadable' });
@@ -148,7 +148,7 @@ describe('order of judgement', () => {
   });
 });
 
-describe('unknown means alive (SAFETY 4)', () => {
+describe('unknown means alive (§4)', () => {
   it('an owner whose liveness is unknown makes the resource unknown, not orphaned', () => {
     expect(classify(record(), spec(), answers({ alice: 'unknown' }), NOW)).toMatchObject({ status: 'unknown', reason: 'liveness-unavailable', owner: 'alice' });
     const thumbs = spec({ owners: [refOwner] });

@@ -1,6 +1,6 @@
 /**
- * The liveness view (DESIGN §1): a key is live if any source says so. A source that fails
- * turns what would have been `dead` into `unknown` (SAFETY 4), never the other way.
+ * The liveness view (README, "The model"): a key is live if any source says so. A source that fails
+ * turns what would have been `dead` into `unknown` (docs/safety.md §4), never the other way.
  */
 import { describe, expect, it } from 'vitest';
 import { LivenessView, type RefJudge } from '../../src/liveness/liveness.js';
@@ -64,7 +64,7 @@ describe('LivenessView.judge', () => {
     expect(asObject(answers)).toEqual({ x: 'dead' });
   });
 
-  it('a failing source turns dead answers into unknown but keeps live ones (SAFETY 4)', async () => {
+  it('a failing source turns dead answers into unknown but keeps live ones (§4)', async () => {
     const view = new LivenessView([new FakeSource('static', ['platform']), new FakeSource('sql:main-db#1', [], new Error('connection refused'))]);
     const { answers, errors } = await view.judge(['platform', 'session:9']);
     expect(asObject(answers)).toEqual({ platform: 'live', 'session:9': 'unknown' });

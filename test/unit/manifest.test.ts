@@ -1,5 +1,5 @@
 /**
- * The manifest loader (DESIGN §2, SAFETY "Bad input", 5, 6, 18): every rejection is a
+ * The manifest loader (README, "The manifest"; docs/safety.md "Bad input", §5, §6, §18): every rejection is a
  * ManifestError (exit 2) whose lines read exactly `file:LINE: key.path: message`, and a
  * valid manifest comes back normalised, resolved and frozen. Manifests are written line by
  * line so that the line numbers asserted below can be counted.
@@ -330,7 +330,7 @@ describe('durations', () => {
   });
 });
 
-describe('SQL identifiers (SAFETY 18)', () => {
+describe('SQL identifiers (§18)', () => {
   const pg = (location: string, owner = '{ column: session_id }') => one(['  - name: rows', `    postgres: { connection: main-db, ${location} }`, `    owner: ${owner}`]);
   const TABLE = 'expected a table name "table" or "schema.table" made of SQL identifiers';
   const IDENT = 'expected an SQL identifier: a letter or _, then letters, digits or _ (at most 63)';
@@ -374,7 +374,7 @@ describe('SQL identifiers (SAFETY 18)', () => {
   });
 });
 
-describe('scope confinement (SAFETY 6)', () => {
+describe('scope confinement (§6)', () => {
   const EMPTY = 'an empty prefix scopes the whole bucket; set a prefix, or allowEmptyPrefix: true if that is meant';
 
   it('refuses an S3 resource without a prefix, or with an empty one, unless allowEmptyPrefix', () => {
@@ -449,7 +449,7 @@ describe('scope confinement (SAFETY 6)', () => {
   });
 });
 
-describe('owners and protect rules the backend cannot evaluate (SAFETY 5)', () => {
+describe('owners and protect rules the backend cannot evaluate (§5)', () => {
   const withOwner = (r: string[], owner: string) => one([r[0]!, r[1]!, `    owner: ${owner}`]);
 
   it('rejects owner extractors the backend cannot read, naming the ones it can', () => {
@@ -658,8 +658,8 @@ describe('settings on the wrong backend', () => {
   });
 });
 
-// The example of DESIGN §2, verbatim but for its comments.
-const DESIGN_EXAMPLE = yaml(
+// One manifest with every kind of location, liveness source and owner rule (close to the README's example).
+const FULL_EXAMPLE = yaml(
   'version: 1',
   'state: sqlite:.reaper/state.db',
   'defaults: { minAge: 10m, grace: 1h, batchSize: 500 }',
@@ -689,11 +689,11 @@ const DESIGN_EXAMPLE = yaml(
   '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
   '    ttl: 6h',
 );
-const DESIGN_ENV = { S3_ENDPOINT: 'http://127.0.0.1:9000', DATABASE_URL: 'postgres://app:secret@db:5432/app' };
+const FULL_ENV = { S3_ENDPOINT: 'http://127.0.0.1:9000', DATABASE_URL: 'postgres://app:secret@db:5432/app' };
 
 describe('valid manifests', () => {
-  it('loads the DESIGN §2 example, normalised', () => {
-    const m = parse(DESIGN_EXAMPLE, DESIGN_ENV);
+  it('loads a full example manifest, normalised', () => {
+    const m = parse(FULL_EXAMPLE, FULL_ENV);
     const HOUR = 3_600_000;
     const policy = { minAgeMs: 10 * 60_000, graceMs: HOUR, batchSize: 500, maxDeletesPerRun: 10_000, maxDeleteFraction: 0.5, onExpired: 'report', ageFrom: 'mtime', protect: [] };
     expect(m).toEqual({
@@ -744,13 +744,13 @@ describe('valid manifests', () => {
         },
       ],
       breaker: { maxDrop: 0.5, minLiveKeys: 1 },
-      digest: createHash('sha256').update(DESIGN_EXAMPLE).digest('hex'),
+      digest: createHash('sha256').update(FULL_EXAMPLE).digest('hex'),
     });
     expect(m.resources.map((r) => r.ttlMs)).toEqual([24 * HOUR, undefined, undefined, 6 * HOUR]);
   });
 
   it('names each missing variable of the example', () => {
-    expect(rejects(DESIGN_EXAMPLE, {})).toEqual([
+    expect(rejects(FULL_EXAMPLE, {})).toEqual([
       'reaper.yaml:5: connections.blobs.endpoint: environment variable S3_ENDPOINT is not set',
       'reaper.yaml:6: connections.main-db.url: environment variable DATABASE_URL is not set',
     ]);
@@ -822,7 +822,7 @@ describe('valid manifests', () => {
   });
 
   it('returns a deeply frozen manifest', () => {
-    const m = parse(DESIGN_EXAMPLE, DESIGN_ENV);
+    const m = parse(FULL_EXAMPLE, FULL_ENV);
     const frozen = [m, m.connections, m.connections['blobs'], m.owners, m.owners[2], m.resources, m.resources[0], m.resources[0]!.location, m.resources[0]!.owners[0]!.extractor, m.resources[0]!.protect[0], m.breaker];
     for (const value of frozen) expect(Object.isFrozen(value)).toBe(true);
     const protect = m.resources[0]!.protect[0]!;
@@ -890,8 +890,8 @@ describe('valid manifests', () => {
   });
 
   it('records a digest of the text', () => {
-    const a = parse(DESIGN_EXAMPLE, DESIGN_ENV);
-    const b = parse(`${DESIGN_EXAMPLE}# a comment\n`, DESIGN_ENV);
+    const a = parse(FULL_EXAMPLE, FULL_ENV);
+    const b = parse(`${FULL_EXAMPLE}# a comment\n`, FULL_ENV);
     expect(a.digest).toMatch(/^[0-9a-f]{64}$/);
     expect(b.digest).not.toBe(a.digest);
   });
@@ -967,7 +967,7 @@ describe('defaults.protect', () => {
     expect(m.resources[1]!.protect).toEqual([{ kind: 'pathPattern', pattern: '^golden/' }]);
   });
 
-  it('is an error where a resource inheriting it cannot evaluate a rule (SAFETY 5)', () => {
+  it('is an error where a resource inheriting it cannot evaluate a rule (§5)', () => {
     expect(rejects(yaml('version: 1', 'defaults: { protect: [{ tag: { keep: "true" } }] }', 'resources:', ...FS))).toEqual([
       'reaper.yaml:2: defaults.protect[0].tag: an fs resource cannot be protected by tag; use pathPattern (inherited by scratch)',
     ]);

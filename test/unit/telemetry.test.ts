@@ -1,4 +1,4 @@
-/** Leak telemetry (DESIGN §3): per-type aggregation of findings, and the run summary. */
+/** Leak telemetry (README, "Commands": audit): per-type aggregation of findings, and the run summary. */
 import { describe, expect, it } from 'vitest';
 import { classify } from '../../src/engine/classify.js';
 import type { Finding } from '../../src/engine/types.js';

@@ -18,7 +18,7 @@
  *   real table would have.
  * A sweep's DELETE re-checks id, fingerprint, owner value, the `where` and the protect
  * rules in the statement itself (PostgreSQL) or under row locks in one transaction
- * (MySQL), so the SAFETY 3 scenarios test a server-side precondition on both.
+ * (MySQL), so the docs/safety.md §3 scenarios test a server-side precondition on both.
  */
 import { mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';

@@ -1,0 +1,197 @@
+/**
+ * docs/safety.md names, under each invariant, the guard in the code that holds it and the tests
+ * that fail without it. These checks keep the names true while the code and the tests move: every
+ * invariant names a guard and a test, every file named exists, every function named appears in its
+ * file, every test title appears in its test file as a string literal, and every invariant a test
+ * (or a code comment, or a page) cites exists. They cannot tell whether a test still fails without
+ * its guard: that is what the page's "How this list was checked" records, and must be redone when a
+ * guard moves.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(__dirname, '../..');
+const DOC = 'docs/safety.md';
+const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
+
+interface Entry {
+  file: string;
+  title: string;
+}
+
+interface Section {
+  /** `§N`, or the name of an unnumbered section ("Bad input"). */
+  name: string;
+  number: number | null;
+  retired: boolean;
+  guard: string;
+  tests: Entry[];
+  /** Lines of the Tests list that are not `` - `FILE` — TITLE ``. */
+  malformed: string[];
+}
+
+/** Headings of the page whose sections name guards and tests besides the numbered invariants. */
+const UNNUMBERED = ['Bad input'];
+
+/** The invariants of the page and their Guard and Tests paragraphs. */
+function parseSections(text: string): Section[] {
+  const out: Section[] = [];
+  let current: Section | null = null;
+  let block: 'guard' | 'tests' | null = null;
+  for (const line of text.split('\n')) {
+    const invariant = /^\*\*(~~)?§(\d+)\b/.exec(line);
+    const heading = /^## (.+)$/.exec(line);
+    if (invariant || heading) {
+      block = null;
+      current = null;
+      const name = invariant ? `§${invariant[2]}` : heading![1]!;
+      if (invariant || UNNUMBERED.includes(name)) {
+        current = { name, number: invariant ? Number(invariant[2]) : null, retired: Boolean(invariant?.[1]), guard: '', tests: [], malformed: [] };
+        out.push(current);
+      }
+      continue;
+    }
+    if (!current) continue;
+    if (line.trim() === '') {
+      block = null;
+    } else if (line.startsWith('Guard:')) {
+      block = 'guard';
+      current.guard += line;
+    } else if (line === 'Tests:') {
+      block = 'tests';
+    } else if (block === 'guard') {
+      current.guard += ` ${line}`;
+    } else if (block === 'tests') {
+      const entry = /^- `([^`]+)` — (.+)$/.exec(line);
+      if (entry) current.tests.push({ file: entry[1]!, title: entry[2]! });
+      else current.malformed.push(line);
+    }
+  }
+  return out;
+}
+
+/** `file` `name` pairs of a Guard paragraph, and every `src/…` path it mentions. */
+function guardNames(guard: string): { pairs: { file: string; name: string }[]; files: string[] } {
+  const pairs = [...guard.matchAll(/`(src\/[^`]+)`\s+`([^`]+)`/g)].map((m) => ({ file: m[1]!, name: m[2]! }));
+  const files = [...guard.matchAll(/`(src\/[^`]+)`/g)].map((m) => m[1]!);
+  return { pairs, files };
+}
+
+/** Whether `title` is a whole string literal of `source` ('…', "…" or `…`, its quote escaped inside). */
+function hasTitle(source: string, title: string): boolean {
+  return ["'", '"', '`'].some((q) => source.includes(`${q}${title.split(q).join(`\\${q}`)}${q}`));
+}
+
+/** What is wrong with the page's sections, one line each, given a way to read the repository's files. */
+function sectionProblems(sections: readonly Section[], readFile: (file: string) => string | null): string[] {
+  const problems: string[] = [];
+  for (const s of sections) {
+    if (s.retired) continue;
+    const { pairs, files } = guardNames(s.guard);
+    if (pairs.length === 0) problems.push(`${s.name}: no Guard: naming \`src/FILE\` \`function\``);
+    if (s.tests.length === 0) problems.push(`${s.name}: names no test`);
+    for (const line of s.malformed) problems.push(`${s.name}: not \`- \\\`FILE\\\` — TITLE\`: ${line}`);
+    for (const file of files) if (readFile(file) === null) problems.push(`${s.name}: guard file ${file} does not exist`);
+    for (const { file, name } of pairs) {
+      const source = readFile(file);
+      if (source === null) continue;
+      for (const part of name.split('.')) if (!source.includes(part)) problems.push(`${s.name}: ${part} does not appear in ${file}`);
+    }
+    for (const { file, title } of s.tests) {
+      const source = file.startsWith('test/') ? readFile(file) : null;
+      if (source === null) problems.push(`${s.name}: test file ${file} does not exist`);
+      else if (!hasTitle(source, title)) problems.push(`${s.name}: no test titled "${title}" in ${file}`);
+    }
+  }
+  return problems;
+}
+
+/** Every section number cited in `text`: any `§N` (tests), or only those after `docs/safety.md` (code and pages). */
+function citedNumbers(text: string, bare: boolean): number[] {
+  if (bare) return [...text.matchAll(/§(\d+)/g)].map((m) => Number(m[1]));
+  const runs = [...text.matchAll(/docs\/safety\.md((?:\s*(?:,|and|–|-)?\s*§\d+)+)/g)].map((m) => m[1]!);
+  return runs.flatMap((run) => [...run.matchAll(/§(\d+)/g)].map((m) => Number(m[1])));
+}
+
+function filesUnder(dir: string, ext: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+    const rel = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) out.push(...filesUnder(rel, ext));
+    else if (entry.name.endsWith(ext)) out.push(rel);
+  }
+  return out;
+}
+
+const readOrNull = (file: string) => (existsSync(path.join(ROOT, file)) ? read(file) : null);
+const page = read(DOC);
+const sections = parseSections(page);
+const numbers = sections.filter((s) => s.number !== null).map((s) => s.number!);
+/** The test files, this one aside (its own examples cite what they must). */
+const testFiles = filesUnder('test', '.ts').filter((file) => file !== 'test/unit/docs-safety.test.ts');
+
+describe('docs/safety.md', () => {
+  it('numbers the invariants from §1 without a gap, each once, and has a "Bad input" section', () => {
+    expect(numbers.length).toBeGreaterThanOrEqual(21);
+    expect(numbers).toEqual(numbers.map((_, i) => i + 1));
+    expect(sections.map((s) => s.name)).toContain('Bad input');
+  });
+
+  it('names under each invariant a guard in src/ and tests that exist, by their own titles', () => {
+    expect(sections.filter((s) => !s.retired).every((s) => s.tests.length > 0)).toBe(true);
+    expect(sectionProblems(sections, readOrNull)).toEqual([]);
+  });
+
+  it('cites only invariants that exist: any §N in a test, docs/safety.md §N in the code and the other pages', () => {
+    const known = new Set(numbers);
+    const sources = [
+      ...testFiles.map((file) => ({ file, bare: true })),
+      ...filesUnder('src', '.ts').map((file) => ({ file, bare: false })),
+      ...[...filesUnder('docs', '.md'), 'README.md'].filter((file) => file !== DOC).map((file) => ({ file, bare: false })),
+    ];
+    const unknown = sources.flatMap(({ file, bare }) => citedNumbers(read(file), bare).filter((n) => !known.has(n)).map((n) => `${file}: §${n}`));
+    expect(unknown).toEqual([]);
+    // The pattern is not vacuous: the reap suite cites most invariants.
+    expect(new Set(citedNumbers(read('test/integration/reap-fs.test.ts'), true)).size).toBeGreaterThan(10);
+  });
+
+  it('is the only safety list the tests cite: no SAFETY n, SAFETY.md or DESIGN §n', () => {
+    const stale = testFiles.filter((file) => /\bSAFETY \d|SAFETY\.md|\bDESIGN §/.test(read(file)));
+    expect(stale).toEqual([]);
+  });
+
+  it('reports an invariant without a test, a missing file, a function or a title not where it is said to be', () => {
+    const fake = [
+      '**§1 One.** text',
+      '',
+      'Guard: `src/run/reap.ts` `noSuchFunction`; `src/run/gone.ts` `x`',
+      '',
+      'Tests:',
+      '- `test/integration/reap-fs.test.ts` — a title nobody wrote',
+      '- `test/unit/gone.test.ts` — anything',
+      '- test/unit/free-form.test.ts: a title',
+      '',
+      '**§2 Two.** text',
+      '',
+      'Guard: `src/run/reap.ts` `runReap`',
+      '',
+      '## Bad input',
+      '',
+      'Tests:',
+      '- `test/integration/cli.test.ts` — names file, line 6 and key for an unknown key, exits 2 and touches nothing',
+    ].join('\n');
+    expect(sectionProblems(parseSections(fake), readOrNull)).toEqual([
+      '§1: not `- \\`FILE\\` — TITLE`: - test/unit/free-form.test.ts: a title',
+      '§1: guard file src/run/gone.ts does not exist',
+      '§1: noSuchFunction does not appear in src/run/reap.ts',
+      '§1: no test titled "a title nobody wrote" in test/integration/reap-fs.test.ts',
+      '§1: test file test/unit/gone.test.ts does not exist',
+      '§2: names no test',
+      'Bad input: no Guard: naming `src/FILE` `function`',
+    ]);
+    expect(citedNumbers('see docs/safety.md §7–§9, §11 and §13; DESIGN §3', false)).toEqual([7, 9, 11, 13]);
+    expect(hasTitle("it('the daemon\\'s own clock', …)", "the daemon's own clock")).toBe(true);
+    expect(hasTitle("it('the daemon\\'s own clock, and more', …)", "the daemon's own clock")).toBe(false);
+  });
+});
