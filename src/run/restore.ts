@@ -3,7 +3,7 @@
  * and bring back deleted resources whose backend kept them (files in quarantine with
  * `retain`, delete markers in versioned S3 buckets, archived SQL rows).
  */
-import { UsageError } from '../errors.js';
+import { SafetyError, UsageError } from '../errors.js';
 import type { Manifest } from '../manifest/types.js';
 import type { StateStore } from '../state/types.js';
 import { openRunContext } from './context.js';
@@ -19,7 +19,8 @@ export interface RestoreOptions {
 export interface RestoreItem {
   resource: string;
   id: string;
-  action: 'lifted' | 'restored' | 'not-restorable' | 'failed';
+  /** `refused`: a safety rail stopped it (an id that leaves the resource's scope); nothing was written. */
+  action: 'lifted' | 'restored' | 'not-restorable' | 'refused' | 'failed';
   detail?: string;
 }
 
@@ -55,10 +56,11 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
         await context.store.setTombstoneState(t.tombstoneId, 'restored', `restored by run ${run.runId}`);
         out.push({ resource: t.resource, id: t.resourceId, action: 'restored' });
       } catch (error) {
-        out.push({ resource: t.resource, id: t.resourceId, action: 'failed', detail: (error as Error).message });
+        out.push({ resource: t.resource, id: t.resourceId, action: error instanceof SafetyError ? 'refused' : 'failed', detail: (error as Error).message });
       }
     }
-    await context.store.finishRun(run.runId, { status: out.some((o) => o.action === 'failed') ? 'failed' : 'ok', summary: { restore: out.length } });
+    const status = out.some((o) => o.action === 'refused') ? 'refused' : out.some((o) => o.action === 'failed') ? 'failed' : 'ok';
+    await context.store.finishRun(run.runId, { status, summary: { restore: out.length } });
     return out;
   } catch (error) {
     await context.store.finishRun(run.runId, { status: 'failed', error: (error as Error).message }).catch(() => undefined);

@@ -1059,6 +1059,47 @@ describe.concurrent('reap safety, files backend specifics', () => {
     expect(sorted(await readdir(root(fx)))).toEqual(['.reaper-quarantine', 'bob', 'dan']);
   });
 
+  // guard: restore's scope check (restoreFile in fs-sweep.ts) is a safety rail: an id that leaves the scope, by `..` or
+  // through a directory swapped for a symlink, is refused (SafetyError, exit 4), and nothing is written outside.
+  // The ledger is forged: reaper never journals such an id itself.
+  test('SAFETY 6: restore refuses a deleted tombstone whose id leaves the scope; nothing is written outside', async (h) => {
+    const { fx, store, manifest } = h;
+    const m = manifest();
+    const elsewhere = path.join(fx.dir, 'elsewhere');
+    await mkdir(elsewhere, { recursive: true });
+    await mkdir(root(fx), { recursive: true });
+    await symlink(elsewhere, path.join(root(fx), 'linked'));
+    const quarantine = path.join(root(fx), '.reaper-quarantine');
+    await mkdir(quarantine, { recursive: true });
+    const ids = ['../escaped.dat', 'linked/escaped.dat'];
+    const run = await store.startRun({ kind: 'reap', manifestDigest: m.digest, execute: true });
+    await store.insertTombstones(
+      run.runId,
+      ids.map((id) => ({ resource: T, resourceId: id, fingerprint: '1:2:3:4', owner: ownerKey('mallory'), ownerValue: null, reason: 'owner-dead', bytes: 8 })),
+    );
+    const tombstones = await store.findTombstones({ runId: run.runId });
+    const entries = await store.beginDeletes(run.runId, tombstones.map((t) => ({ tombstoneId: t.tombstoneId, evidence: null })));
+    const handles = new Map<string, string>();
+    for (const entry of entries) {
+      const handle = path.join(quarantine, `forged-${entry.journalId}`);
+      await writeFile(handle, 'kept copy');
+      handles.set(entry.resourceId, handle);
+    }
+    await store.finishDeletes(
+      run.runId,
+      entries.map((e) => ({ journalId: e.journalId, outcome: 'deleted' as const, restoreHandle: handles.get(e.resourceId)! })),
+    );
+    await store.finishRun(run.runId, { status: 'ok' });
+
+    const restored = await runRestore(m, { runId: run.runId, store });
+    expect(sorted(restored.map((r) => `${r.action} ${r.id}`))).toEqual(sorted(ids.map((id) => `refused ${id}`)));
+    for (const r of restored) expect(r.detail).toMatch(/^refusing .*out(side)? (of )?the scope/);
+    expect(await readdir(elsewhere)).toEqual([]);
+    expect(await readdir(fx.dir)).not.toContain('escaped.dat');
+    expect(await readdir(path.join(root(fx), '..'))).not.toContain('escaped.dat');
+    for (const handle of handles.values()) expect(await readFile(handle, 'utf8')).toBe('kept copy');
+  });
+
   // guard: the walk never follows symlinks, and a delete resolves its parent to a real path inside the root.
   test('SAFETY 6: symlinks are never followed, not even a directory swapped for one after the mark', async (h) => {
     const { fx, reap, lease, tombstoned, journal, afterGrace, manifest } = h;

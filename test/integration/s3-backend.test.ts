@@ -25,6 +25,7 @@ import { decodeListedKey, s3ClientConfig } from '../../src/backends/s3/s3-client
 import { batchOutcomes } from '../../src/backends/s3/s3-delete.js';
 import type { ScanPage } from '../../src/backends/types.js';
 import { classify, readOwner } from '../../src/engine/classify.js';
+import { SafetyError } from '../../src/errors.js';
 import type { ResourceRecord } from '../../src/engine/types.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import { mapLimit } from '../../src/util/concurrency.js';
@@ -549,6 +550,8 @@ describe.skipIf(!serviceAvailable('s3'))('S3 backend (moto)', () => {
     // A handle naming a real version is refused: removing it would destroy data.
     const objectVersion = scanned.get(`${PREFIX}keep-me`)!.split('#')[1]!;
     await expect(backend.restore(`${PREFIX}keep-me`, objectVersion)).rejects.toThrow(/not a delete marker/);
+    // A key outside the prefix is a safety refusal (exit 4), not a backend failure.
+    await expect(backend.restore('other/x', handle)).rejects.toThrow(SafetyError);
     await expect(backend.restore('other/x', handle)).rejects.toThrow(/outside the scope/);
 
     await backend.restore(`${PREFIX}keep-me`, handle);

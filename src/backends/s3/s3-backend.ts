@@ -38,7 +38,7 @@
  */
 import type { HeadObjectCommandOutput, Tag } from '@aws-sdk/client-s3';
 import type { ResourceRecord } from '../../engine/types.js';
-import { BackendError } from '../../errors.js';
+import { BackendError, SafetyError } from '../../errors.js';
 import type { ResourceSpec, S3Location } from '../../manifest/types.js';
 import { mapLimitAbortable } from '../../util/concurrency.js';
 import type { Connections } from '../connections.js';
@@ -484,7 +484,7 @@ export class S3Backend implements Backend {
     if (this.target.versioning !== 'Enabled') {
       throw new BackendError(`${this.scope}: restore needs a bucket with versioning enabled; objects deleted here are not kept`);
     }
-    if (!inScope(this.target, id)) throw new BackendError(`${this.scope}: refusing to restore a key outside the scope: ${JSON.stringify(id)}`);
+    if (!inScope(this.target, id)) throw new SafetyError(`${this.scope}: refusing to restore a key outside the scope: ${JSON.stringify(id)}`);
     const { sdk, client, bucket } = this.target;
     const send = { abortSignal: signal };
     const kind = await this.versionKind(id, handle, signal);
