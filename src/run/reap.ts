@@ -532,7 +532,7 @@ async function applyLifts(context: RunContext, spec: ResourceSpec, backend: Back
     report.outcomes.lifted += lifted;
     report.lifts[why] = (report.lifts[why] ?? 0) + lifted;
   }
-  if (backend.unmark && spec.mark) {
+  if (backend.unmark) {
     await backend.unmark(items.map((i) => ({ id: i.id, fingerprint: '' }))).catch(() => undefined);
   }
 }
@@ -729,7 +729,7 @@ async function applyMarks(
     });
   }
   let fingerprints: Map<string, string> | null = null;
-  if (spec.mark && backend.mark) {
+  if (backend.mark) {
     fingerprints = await backend.mark(marks.map((m) => ({ id: m.id, fingerprint: m.fingerprint, ownerValue: m.ownerValue })), runId, options.signal);
   }
   const rows = marks

@@ -42,7 +42,7 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
       if (t.state === 'marked') {
         await context.store.liftTombstones(run.runId, [t.tombstoneId], 'restored by operator');
         const backend = await context.backend(spec);
-        if (spec.mark && backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], options.signal);
+        if (backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], options.signal);
         out.push({ resource: t.resource, id: t.resourceId, action: 'lifted' });
         continue;
       }

@@ -51,7 +51,7 @@ export class FsBackend implements Backend {
   }
 
   async capabilities(): Promise<BackendCapabilities> {
-    return { visibleMark: false, conditionalDelete: 'verified-rename', restore: this.spec.retainMs !== undefined, deleteMode: 'rename-verify' };
+    return { deleteMode: 'rename-verify' };
   }
 
   async *scan(options: ScanOptions): AsyncIterable<ScanPage> {

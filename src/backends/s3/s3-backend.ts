@@ -180,13 +180,7 @@ export class S3Backend implements Backend {
   }
 
   async capabilities(signal?: AbortSignal): Promise<BackendCapabilities> {
-    const mode = await this.deleteMode(signal);
-    return {
-      visibleMark: true,
-      conditionalDelete: mode === 's3-no-conditional-delete' ? 'none' : 'server',
-      restore: this.target.versioning === 'Enabled',
-      deleteMode: mode,
-    };
+    return { deleteMode: await this.deleteMode(signal) };
   }
 
   /** The delete mode: as the manifest asserts it, or probed once; a failed or aborted probe is tried again on the next call. */
