@@ -7,7 +7,7 @@ import { appendFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GateResult } from '../engine/gates.js';
 import type { AuditDocument, FindingsComparison } from '../report/document.js';
-import type { ReapReport } from '../run/reap.js';
+import type { ReapReport } from '../report/reap-report.js';
 import type { CliIO } from './io.js';
 
 export interface OutputFlags {

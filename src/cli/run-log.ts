@@ -6,11 +6,11 @@
  * `io.log`. With `text` (the default) nothing is logged this way.
  */
 import { UsageError } from '../errors.js';
-import { jsonLog, type DaemonLog } from '../daemon/log.js';
+import { jsonLog, type DaemonLog } from '../util/json-log.js';
 import type { GateResult } from '../engine/gates.js';
 import type { AuditDocument } from '../report/document.js';
 import type { ResourceTelemetry } from '../report/telemetry.js';
-import type { ReapReport } from '../run/reap.js';
+import type { ReapReport } from '../report/reap-report.js';
 import type { CliIO } from './io.js';
 
 export type LogFormat = 'text' | 'json';

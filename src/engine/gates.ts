@@ -29,7 +29,7 @@
  * `--max-findings`, or use the complete `--findings` NDJSON file instead).
  */
 import { UsageError } from '../errors.js';
-import { formatBytes, formatSeconds } from '../report/format.js';
+import { formatBytes, formatSeconds } from '../util/format.js';
 import { STATUSES, type Status } from './types.js';
 
 /** A bad gate expression or an unusable baseline: a usage error (exit 2). */

@@ -13,7 +13,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { STATUSES } from '../engine/types.js';
 import { BackendError, redact } from '../errors.js';
-import type { ReapReport } from '../run/reap.js';
+import type { ReapReport } from './reap-report.js';
 import type { AuditDocument } from './document.js';
 import type { ResourceTelemetry } from './telemetry.js';
 

@@ -23,7 +23,8 @@ import { breakerReasons, capViolation, decideSweep, markCandidates, type PlanIte
 import type { Finding, ResourceRecord } from '../engine/types.js';
 import { BackendError, InterruptedError, ReaperError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
-import { REPORT_SCHEMA_VERSION, scanProblem, summarize, TelemetryAccumulator, type ResourceTelemetry, type Summary } from '../report/telemetry.js';
+import type { PendingTombstones, ReapOutcomes, ReapReport, ResourceReap } from '../report/reap-report.js';
+import { REPORT_SCHEMA_VERSION, scanProblem, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
 import type { JournalEntry, StateStore, Tombstone } from '../state/types.js';
 import { IdSet } from '../util/id-set.js';
 import { reaperVersion } from '../version.js';
@@ -59,58 +60,6 @@ export interface ReapOptions {
   filter?: FindingFilter;
   /** Told the run's id once it is recorded (machine logs). */
   onRunStarted?: (run: { runId: string; startedAt: number }) => void;
-}
-
-export interface ReapOutcomes {
-  marked: number;
-  deleted: number;
-  lifted: number;
-  failed: number;
-  /** Tombstones left for a later run because their resource could not be judged now. */
-  kept: number;
-  bytesReclaimed: number;
-}
-
-export interface ResourceReap {
-  name: string;
-  backend: string;
-  deleteMode: string | null;
-  scanned: number;
-  toMark: number;
-  toSweep: number;
-  toLift: number;
-  samples: { mark: string[]; sweep: string[]; lift: string[] };
-  lifts: Record<string, number>;
-  outcomes: ReapOutcomes;
-  telemetry: ResourceTelemetry | null;
-  /** Why this type was refused (its backend could not be opened or its scan stopped): nothing of it was marked or deleted. */
-  error: string | null;
-  /** Tombstones in the ledger once the run is done, and when the first may be swept; null until then. */
-  pending?: PendingTombstones | null;
-}
-
-export interface PendingTombstones {
-  count: number;
-  /** The oldest mark plus `grace`, by the store's clock (ISO 8601); null when none is pending. */
-  earliestSweepAt: string | null;
-}
-
-export interface ReapReport {
-  version: number;
-  kind: 'reap';
-  reaper: string;
-  runId: string;
-  execute: boolean;
-  plan: string | null;
-  summary: Summary;
-  resources: ResourceReap[];
-  outcomes: ReapOutcomes;
-  sources: Record<string, number>;
-  /** Liveness sources that failed (the breaker trips on them unless overridden; their keys are unknown). */
-  sourceErrors: Record<string, string>;
-  errors: string[];
-  /** The run's filters, when it had any. */
-  filters?: FindingFilter;
 }
 
 const emptyOutcomes = (): ReapOutcomes => ({ marked: 0, deleted: 0, lifted: 0, failed: 0, kept: 0, bytesReclaimed: 0 });

@@ -8,7 +8,7 @@ import { ManifestError } from '../../src/errors.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import type { AuditDocument } from '../../src/report/document.js';
 import { renderPrometheus } from '../../src/report/prometheus.js';
-import type { ReapReport } from '../../src/run/reap.js';
+import type { ReapReport } from '../../src/report/reap-report.js';
 
 const DIR = fileURLToPath(new URL('../../config/examples/', import.meta.url));
 const read = (name: string) => readFileSync(`${DIR}${name}`, 'utf8');

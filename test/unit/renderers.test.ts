@@ -11,7 +11,7 @@ import { renderJunit } from '../../src/report/junit.js';
 import { markdownText, renderMarkdown } from '../../src/report/markdown.js';
 import { escapeLabelValue, pushMetrics, renderPrometheus, writeMetricsFile } from '../../src/report/prometheus.js';
 import type { ResourceTelemetry } from '../../src/report/telemetry.js';
-import type { ReapReport, ResourceReap } from '../../src/run/reap.js';
+import type { ReapReport, ResourceReap } from '../../src/report/reap-report.js';
 import { testTempDir } from '../integration/support/temp-dir.js';
 
 // ------------------------------------------------------------------ fixtures

@@ -4,7 +4,7 @@
  * a usage error (exit 2) before the store is contacted.
  */
 import { UsageError } from '../../errors.js';
-import { acquiredToJson, checkText, isLeaseId, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH } from '../../daemon/wire.js';
+import { acquiredToJson, checkText, isLeaseId, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH } from '../../lease/wire.js';
 import { ttlProblem } from '../../state/common.js';
 import { DEFAULT_LEASE_BOUNDS, type AcquiredLease, type Lease } from '../../state/types.js';
 import { leaseTable } from '../../report/table.js';

@@ -2,7 +2,8 @@
 import path from 'node:path';
 import { ExitCode, ReaperError, UsageError } from '../../errors.js';
 import { reapSummaryLine, reapTable } from '../../report/table.js';
-import { runReap, type ReapReport } from '../../run/reap.js';
+import type { ReapReport } from '../../report/reap-report.js';
+import { runReap } from '../../run/reap.js';
 import type { CliIO } from '../io.js';
 import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, selectedResources, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';

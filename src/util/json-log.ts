@@ -1,5 +1,6 @@
 /**
- * The daemon's log: one JSON object per line (`time`, `level`, `event`, fields).
+ * reaper's JSON log, kept by the daemon and by audit and reap with `--log-format json`:
+ * one JSON object per line (`time`, `level`, `event`, fields).
  * Every line passes through `redact` (passwords in URLs, `token=` pairs), and any
  * registered secret (the API token, lease tokens it handed out) is replaced by `***`
  * wherever it appears, so no secret reaches the log even through an error message.
