@@ -165,6 +165,18 @@ type PlanTrailer = PlanHeader & { trailer: true; items: number; digest: string }
 const sorted = (ids: Iterable<string>) => [...ids].sort();
 const only = (report: ReapReport) => report.resources[0]!;
 
+/** One of bob's orphans, marked and due, saved in a plan as a sweep; then bob comes back with a lease. */
+async function sweepPlannedThenOwnerBack(h: Harness): Promise<{ file: string; m: Manifest; plan: string }> {
+  const [file] = await h.fx.create(T, [{ owner: 'bob' }]);
+  const m = h.manifest();
+  await h.reap(m);
+  await h.afterGrace();
+  const plan = path.join(h.fx.dir, 'plan.ndjson');
+  expect(only(await h.reap(m, { execute: false, planOut: plan })).toSweep).toBe(1);
+  await h.lease('bob');
+  return { file: file!, m, plan };
+}
+
 // The backends' blocks run side by side: every test has its own directory, store and bucket/database.
 describe('reap safety', { concurrent: true }, () => {
   for (const pair of reapPairs()) {
@@ -579,16 +591,27 @@ describe('reap safety', { concurrent: true }, () => {
 
         // guard: sweeps from a saved plan are re-verified against a fresh read and fresh liveness.
         test('a sweep item whose owner came back after planning is lifted, not deleted', async (h) => {
-          const { fx, reap, lease, afterGrace, manifest } = h;
-          const [file] = await fx.create(T, [{ owner: 'bob' }]);
-          const m = manifest();
-          await reap(m);
-          await afterGrace();
-          const plan = path.join(fx.dir, 'plan.ndjson');
-          expect(only(await reap(m, { execute: false, planOut: plan })).toSweep).toBe(1);
-          await lease('bob');
-          const applied = only(await reap(m, { planIn: plan }));
+          const { file, m, plan } = await sweepPlannedThenOwnerBack(h);
+          const applied = only(await h.reap(m, { planIn: plan }));
           expect(applied.outcomes).toMatchObject({ deleted: 0, lifted: 1 });
+          expect(applied.lifts).toEqual({ 'owner-live': 1 });
+          expect(await h.fx.present(T)).toContain(file);
+        });
+
+        // guard: one tally — a lift is counted, in `outcomes.lifted` and in `lifts` alike, only when the store lifted
+        // the tombstone. Here an operator's restore lifts it between the re-verification and the reap's own lift.
+        test('a sweep item whose tombstone was lifted meanwhile is counted in neither lift total', async (h) => {
+          const { fx, store, reap } = h;
+          const { file, m, plan } = await sweepPlannedThenOwnerBack(h);
+          const hooks: StoreHooks = {
+            liftTombstones: async (next, runId, ids, note) => {
+              await store.liftTombstones(runId, ids, 'restored by operator');
+              return next(runId, ids, note);
+            },
+          };
+          const applied = only(await reap(m, { planIn: plan, store: hookStore(store, hooks) }));
+          expect(applied.outcomes).toMatchObject({ deleted: 0, lifted: 0 });
+          expect(applied.lifts).toEqual({});
           expect(await fx.present(T)).toContain(file);
         });
 
