@@ -3,11 +3,12 @@
  * node-exporter textfile, or a Pushgateway), JUnit XML and a Markdown summary. Shared by
  * `audit` and `reap`; written even when a gate failed, so CI shows why.
  */
-import { appendFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GateResult } from '../engine/gates.js';
 import type { AuditDocument, FindingsComparison } from '../report/document.js';
 import type { ReapReport } from '../report/reap-report.js';
+import { atomicWrite } from '../util/atomic-write.js';
 import type { CliIO } from './io.js';
 
 export interface OutputFlags {
@@ -36,15 +37,13 @@ export async function writeOutputs(
 ): Promise<void> {
   if (flags.metricsFile || flags.pushgateway) {
     const { pushMetrics, renderPrometheus, writeMetricsFile } = await import('../report/prometheus.js');
-    const text = renderPrometheus(input.doc, input.reap, input.doc ? {} : { run: { finishedAt: Date.now(), durationSeconds: input.durationSeconds } });
+    const text = await renderPrometheus(input.doc, input.reap, input.doc ? {} : { run: { finishedAt: Date.now(), durationSeconds: input.durationSeconds } });
     if (flags.metricsFile) await writeMetricsFile(flags.metricsFile, text);
     if (flags.pushgateway) await pushMetrics(flags.pushgateway, text, { job: flags.pushgatewayJob ?? 'reaper', signal: io.signal });
   }
   if (flags.junit && input.doc) {
     const { renderJunit } = await import('../report/junit.js');
-    const temp = `${flags.junit}.${process.pid}.tmp`;
-    await writeFile(temp, renderJunit(input.doc, input.gates, { comparison: input.comparison }));
-    await rename(temp, flags.junit);
+    await atomicWrite(flags.junit, renderJunit(input.doc, input.gates, { comparison: input.comparison }));
   }
   if (flags.summary) {
     const { renderMarkdown } = await import('../report/markdown.js');

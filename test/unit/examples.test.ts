@@ -149,7 +149,7 @@ describe('prometheus-alerts.yml', () => {
   const rules = (parse(read('prometheus-alerts.yml')) as { groups: { name: string; rules: { alert: string; expr: string; for?: string }[] }[] }).groups.flatMap((g) => g.rules);
 
   /** Every metric renderPrometheus can emit, with the label values it emits. */
-  function emitted(): Map<string, Map<string, Set<string>>> {
+  async function emitted(): Promise<Map<string, Map<string, Set<string>>>> {
     const t = {
       name: 'uploads',
       backend: 's3' as const,
@@ -207,7 +207,7 @@ describe('prometheus-alerts.yml', () => {
       sourceErrors: {},
       errors: [],
     };
-    const texts = [renderPrometheus(doc, reap), renderPrometheus(null, reap, { run: { finishedAt: 0, durationSeconds: 1 } })];
+    const texts = [await renderPrometheus(doc, reap), await renderPrometheus(null, reap, { run: { finishedAt: 0, durationSeconds: 1 } })];
     const out = new Map<string, Map<string, Set<string>>>();
     for (const text of texts) {
       for (const line of text.split('\n')) {
@@ -233,8 +233,8 @@ describe('prometheus-alerts.yml', () => {
     expect(exprs).toContain('reaper_reap_total{outcome="failed"} > 0');
   });
 
-  it('references only metrics and label values renderPrometheus emits', () => {
-    const metrics = emitted();
+  it('references only metrics and label values renderPrometheus emits', async () => {
+    const metrics = await emitted();
     for (const rule of rules) {
       const names = [...rule.expr.matchAll(/\breaper_\w+/g)].map((m) => m[0]);
       expect(names.length, rule.alert).toBeGreaterThan(0);
