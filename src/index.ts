@@ -4,7 +4,8 @@
  */
 
 // Manifest
-export { loadManifest, parseManifest, type Env, type ParseOptions } from './manifest/load.js';
+export { loadManifest, parseManifest, type ParseOptions } from './manifest/load.js';
+export type { Env } from './manifest/yaml.js';
 export { parseDuration, formatDuration } from './manifest/duration.js';
 export type {
   BackendKind,
