@@ -1,7 +1,8 @@
 /** `reaper audit`: scan, classify, print leak telemetry; gates for CI. Read-only on every backend. */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { checkGateResources, diffFindings, evaluateGates, NewFindingsTally, parseBaseline, parseGates, type GateResult } from '../../engine/gates.js';
+import { diffFindings, NewFindingsTally, parseBaseline } from '../../engine/baseline.js';
+import { checkGateResources, evaluateGates, parseGates, type GateResult } from '../../engine/gates.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { findingOutput, type AuditDocument, type FindingOutput } from '../../report/document.js';
 import { auditSummaryLine, auditTable, comparisonText, findingsTable, problemsText } from '../../report/table.js';
