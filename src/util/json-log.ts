@@ -50,9 +50,6 @@ export function jsonLog(stream: LogStream | null, options: JsonLogOptions = {}):
   };
 }
 
-/** A log that writes nothing. */
-export const silentLog: DaemonLog = jsonLog(null);
-
 /** Errors as their (redacted) message; bigints as numbers. */
 function jsonSafe(_key: string, value: unknown): unknown {
   if (value instanceof Error) return value.message;
