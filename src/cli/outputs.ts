@@ -9,22 +9,18 @@ import type { GateResult } from '../engine/gates.js';
 import type { AuditDocument, FindingsComparison } from '../report/document.js';
 import type { ReapReport } from '../report/reap-report.js';
 import { atomicWrite } from '../util/atomic-write.js';
+import type { ReportFileFlags } from './flags.js';
 import type { CliIO } from './io.js';
 
-export interface OutputFlags {
-  metricsFile?: string;
-  pushgateway?: string;
-  pushgatewayJob?: string;
-  junit?: string;
-  summary?: string;
-}
+/** The report files to write: paths resolved against the working directory. */
+export type ReportFiles = ReportFileFlags;
 
-export function outputFlags(io: CliIO, options: Record<string, unknown>): OutputFlags {
-  const file = (v: unknown) => (typeof v === 'string' ? path.resolve(io.cwd, v) : undefined);
+export function reportFiles(io: CliIO, options: ReportFileFlags): ReportFiles {
+  const file = (v: string | undefined) => (v === undefined ? undefined : path.resolve(io.cwd, v));
   return {
     metricsFile: file(options.metricsFile),
-    pushgateway: typeof options.pushgateway === 'string' ? options.pushgateway : undefined,
-    pushgatewayJob: typeof options.pushgatewayJob === 'string' ? options.pushgatewayJob : 'reaper',
+    pushgateway: options.pushgateway,
+    pushgatewayJob: options.pushgatewayJob ?? 'reaper',
     junit: file(options.junit),
     summary: file(options.summary),
   };
@@ -32,7 +28,7 @@ export function outputFlags(io: CliIO, options: Record<string, unknown>): Output
 
 export async function writeOutputs(
   io: CliIO,
-  flags: OutputFlags,
+  flags: ReportFiles,
   input: { doc: AuditDocument | null; reap?: ReapReport; gates: readonly GateResult[]; durationSeconds: number; comparison?: FindingsComparison | null },
 ): Promise<void> {
   if (flags.metricsFile || flags.pushgateway) {
