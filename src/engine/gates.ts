@@ -342,15 +342,7 @@ function compare(actual: number, op: GateOperator, value: number): boolean {
 
 /** Bytes in the unit family the gate was written in (KB vs KiB), so the message reads like the gate. */
 function bytesText(bytes: number, gate: Gate): string {
-  if (!/\d\s*[KMGT]B$/i.test(gate.text)) return formatBytes(bytes);
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+  return formatBytes(bytes, /\d\s*[KMGT]B$/i.test(gate.text) ? 'decimal' : 'binary');
 }
 
 function formatPercent(ratio: number): string {
