@@ -81,4 +81,9 @@ export default tseslint.config(
     files: ['bin/*', 'scripts/**/*.mjs', 'bench/**/*.mjs'],
     languageOptions: { globals: { ...globals.node } },
   },
+  {
+    // The report page's own script: a classic browser script, no modules, no Node.
+    files: ['src/report/html/client/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser } },
+  },
 );

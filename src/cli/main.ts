@@ -72,6 +72,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--metrics-file <file>', 'Prometheus text for the node-exporter textfile collector (written atomically)')
     .option('--pushgateway <url>', 'push the metrics to a Pushgateway')
     .option('--pushgateway-job <name>', 'Pushgateway job name', 'reaper')
+    .option('--html <file>', 'a self-contained HTML report of this audit (as reaper report writes)')
     .addOption(configOption())
     .addOption(outputOption())
     .option('--findings <file>', 'write every non-live finding as NDJSON')
@@ -91,6 +92,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--metrics-file <file>', 'Prometheus text for the node-exporter textfile collector (written atomically)')
     .option('--pushgateway <url>', 'push the metrics to a Pushgateway')
     .option('--pushgateway-job <name>', 'Pushgateway job name', 'reaper')
+    .option('--html <file>', 'a self-contained HTML report of this reap (as reaper report writes)')
     .addOption(configOption())
     .addOption(outputOption())
     .option('--execute', 'act: mark, sweep and delete (default: print the plan only)')
@@ -103,6 +105,18 @@ export function buildProgram(io: CliIO): Command {
     .addOption(logFormatOption())
     .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/reap.js')).reapCommand));
+
+  program
+    .command('report')
+    .description('one self-contained HTML file (no network): summary, types, orphan ages, owners, trend over runs, pending tombstones, a findings table')
+    .argument('[files...]', 'an audit JSON document (audit --output json), a reap JSON report, and/or findings NDJSON (audit --findings); none: the newest audit the state store recorded')
+    .option('--out <file>', 'where to write the HTML ("-": stdout)', 'reaper-report.html')
+    .option('--run <runId>', 'the audit run of the state store to show (default: the newest)')
+    .option('--runs <n>', `runs in the trend (at most 60)`, '30')
+    .option('--title <text>', 'the page title')
+    .addOption(configOption())
+    .addOption(stateOption())
+    .action(lazy(io, async () => (await import('./commands/report.js')).reportCommand));
 
   program
     .command('restore')
@@ -227,6 +241,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--tls-ca <file>', 'PEM CA bundle that client certificates must chain to')
     .option('--require-client-cert', 'refuse clients without a certificate signed by --tls-ca')
     .option('--metrics-public', 'serve /metrics without the token')
+    .option('--no-ui', 'do not serve the /ui dashboard (signed in with the same token)')
     .addOption(new Option('--log-level <level>', 'lowest level logged').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addOption(configOption())
     .addOption(stateOption())

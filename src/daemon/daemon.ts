@@ -22,6 +22,7 @@ import { createApiHandler } from './http-api.js';
 import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from './listen.js';
 import { errorText, jsonLog, type DaemonLog, type LogLevel, type LogStream } from '../util/json-log.js';
 import { createDaemonMetrics } from './metrics.js';
+import { createUiHandler, type UiOptions } from './ui.js';
 import { callTimeout, renewalInterval, safetyMargin } from '../lease/timing.js';
 import { checkText, MAX_KEY_LENGTH } from '../lease/wire.js';
 
@@ -89,6 +90,8 @@ export interface DaemonOptions {
   pruneEveryMs?: number;
   /** For tests: the jitter's random source. */
   random?: () => number;
+  /** Serve the dashboard at /ui (ui.ts) from this store; the manifest's types give pending tombstones their earliest sweep. */
+  ui?: Pick<UiOptions, 'store' | 'resources' | 'refreshSeconds'> | null;
 }
 
 export interface Daemon {
@@ -210,6 +213,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       metrics,
       log,
       readiness: () => ({ ready: isReady(), detail: { stopping, leases: { held: beat.leases().length, wanted: beat.wanted } } }),
+      ui: options.ui
+        ? createUiHandler({
+            ...options.ui,
+            token: s.token,
+            secure: Boolean(options.tls),
+            holder: options.holder,
+            metrics,
+            log,
+            heartbeat: () => ({ ready: isReady(), held: beat.leases().length, wanted: beat.wanted }),
+          })
+        : null,
     });
 
     const server = createServer(options.tls, (req, res) => {

@@ -27,6 +27,7 @@ import type { LeaseStore } from '../state/types.js';
 import { errorText, type DaemonLog } from '../util/json-log.js';
 import type { DaemonMetrics } from './metrics.js';
 import { RenewBatcher } from './renew-batcher.js';
+import type { UiHandler } from './ui.js';
 import { acquiredToJson, checkText, isLeaseId, LEASE_TOKEN_HEADER, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH, parseTtl, type ErrorJson } from '../lease/wire.js';
 
 export type ApiStore = Pick<LeaseStore, 'acquireLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases'>;
@@ -47,12 +48,14 @@ export interface ApiOptions {
   metrics: DaemonMetrics;
   log: DaemonLog;
   readiness(): Readiness;
+  /** The dashboard under /ui (ui.ts): it signs its users in with the same token; null: not served. */
+  ui?: UiHandler | null;
 }
 
 /** Route templates: the only values of the `route` label. */
-export type Route = '/v1/leases' | '/v1/leases/{id}' | '/v1/leases/{id}/renew' | '/metrics' | '/healthz' | '/readyz' | 'unmatched';
+export type Route = '/v1/leases' | '/v1/leases/{id}' | '/v1/leases/{id}/renew' | '/metrics' | '/healthz' | '/readyz' | '/ui' | 'unmatched';
 
-const ALLOWED: Record<Exclude<Route, 'unmatched'>, readonly string[]> = {
+const ALLOWED: Record<Exclude<Route, 'unmatched' | '/ui'>, readonly string[]> = {
   '/v1/leases': ['GET', 'POST'],
   '/v1/leases/{id}': ['GET', 'DELETE'],
   '/v1/leases/{id}/renew': ['POST'],
@@ -79,6 +82,7 @@ class HttpError extends Error {
 /** The route of a path; `id` is the decoded lease id, or null when it does not decode. */
 export function matchRoute(pathname: string): { route: Route; id?: string | null } {
   if (pathname === '/v1/leases' || pathname === '/metrics' || pathname === '/healthz' || pathname === '/readyz') return { route: pathname };
+  if (pathname === '/ui' || pathname.startsWith('/ui/')) return { route: '/ui' };
   const m = /^\/v1\/leases\/([^/]+)(\/renew)?$/.exec(pathname);
   if (!m) return { route: 'unmatched' };
   let id: string | null;
@@ -189,12 +193,14 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
   } satisfies Record<string, (req: IncomingMessage, res: ServerResponse, url: URL, id: string) => Promise<void>>;
 
   const serve = async (req: IncomingMessage, res: ServerResponse, route: Route, url: URL, id: string | null | undefined): Promise<void> => {
+    // The dashboard checks the token itself, at sign-in, and its session cookie after.
+    if (route === '/ui' && options.ui) return options.ui(req, res, url);
     const isPublic = route === '/healthz' || route === '/readyz' || (route === '/metrics' && options.metricsPublic);
     if (!isPublic && !authorized(req)) {
       res.setHeader('www-authenticate', 'Bearer realm="reaper"');
       throw new HttpError(401, 'missing or wrong API token (Authorization: Bearer TOKEN)');
     }
-    if (route === 'unmatched') throw new HttpError(404, `no route ${req.method ?? ''} ${url.pathname}`);
+    if (route === 'unmatched' || route === '/ui') throw new HttpError(404, `no route ${req.method ?? ''} ${url.pathname}`);
     const method = req.method ?? 'GET';
     if (!ALLOWED[route].includes(method)) {
       res.setHeader('allow', ALLOWED[route].join(', '));

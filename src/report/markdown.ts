@@ -12,7 +12,7 @@
 import type { GateResult } from '../engine/gates.js';
 import type { ReapReport } from './reap-report.js';
 import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
-import { formatBytes, formatSeconds } from '../util/format.js';
+import { cut, formatBytes, formatSeconds, visible } from '../util/format.js';
 import { scanProblem, sourceProblem, type ResourceTelemetry } from './telemetry.js';
 
 export interface MarkdownOptions {
@@ -190,19 +190,5 @@ export function markdownText(value: string): string {
   return visible(value).replace(/[!-/:-@[-`{-~]/g, '\\$&');
 }
 
-const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-// Controls, line/paragraph separators, bidirectional overrides and lone surrogates.
-// eslint-disable-next-line no-control-regex
-const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
-/** Show characters that would break a line or reorder text as escapes (`\n`, `\u202e`). */
-function visible(value: string): string {
-  return value.replace(INVISIBLE, (c) => NAMED[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
 const md = markdownText;
 
-function cut(value: string, max: number): string {
-  const chars = Array.from(value);
-  return chars.length <= max ? value : `${chars.slice(0, max - 1).join('')}…`;
-}

@@ -23,6 +23,7 @@ import { sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import { breakerReasons, capViolation, type PlanItem } from '../engine/reap-plan.js';
 import { BackendError, InterruptedError, redact, SafetyError, UsageError } from '../errors.js';
+import type { Finding } from '../engine/types.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import type { PendingTombstones, ReapReport } from '../report/reap-report.js';
 import { REPORT_SCHEMA_VERSION, scanProblem, summarize, type ResourceTelemetry } from '../report/telemetry.js';
@@ -63,6 +64,8 @@ export interface ReapOptions {
   filter?: FindingFilter;
   /** Told the run's id once it is recorded (machine logs). */
   onRunStarted?: (run: { runId: string; startedAt: number }) => void;
+  /** Told every finding of the scan (`reap --html`: the report's aggregates); must not throw. */
+  onFinding?: (finding: Finding) => void;
 }
 
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {

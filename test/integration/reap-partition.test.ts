@@ -75,7 +75,7 @@ describe.skipIf(!serviceAvailable('postgres'))('reap --execute with a PostgreSQL
     cleanups.push(() => observer.close());
     const state = new URL(proxied);
     state.searchParams.set('timeout', STORE_TIMEOUT);
-    const manifest = reapManifest(fx, { resources: [{ name: T }] }).replace('state: sqlite:.reaper/state.db', `state: "${state.toString()}"`);
+    const manifest = reapManifest(fx, { resources: [{ name: T }], state: { dialect: 'postgres', url: state.toString() } });
     await writeFile(manifestFile(fx), manifest);
 
     await observer.acquireLease({ key: ownerKey('alice'), holder: 'test', ttlMs: 3_600_000 });

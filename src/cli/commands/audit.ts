@@ -22,6 +22,7 @@ export interface AuditFlags extends ManifestFlags, OutputFlags, FilterFlags, Run
   failOn: string[];
   baseline?: string;
   since?: string;
+  html?: string;
 }
 
 export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFlags): Promise<number> {
@@ -46,6 +47,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
   const current: FindingOutput[] = [];
 
   const ndjson = options.findings === undefined ? null : new NdjsonFile(path.resolve(io.cwd, options.findings));
+  const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
   const progress = await startProgress(io, 'auditing…');
   try {
     const doc = await runAudit(manifest, {
@@ -57,6 +59,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
         const out = findingOutput(f);
         tally?.add(out);
         if (previous) current.push(out);
+        html?.add(out);
         await ndjson?.write(out);
       },
       onProgress: (p) => progress.update(`auditing ${p.resource}: ${p.scanned} scanned, ${p.orphaned} orphaned`),
@@ -73,6 +76,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
     // The reports lead with what changed: against the baseline when there is one, else the earlier run.
     const comparison = baseline ?? (since ? { against: `run ${options.since}`, diff: since } : null);
     await writeOutputs(io, files, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison });
+    await html?.writeAudit(io, doc, results);
 
     const gateResults = gates.length ? { gates: results } : {};
     if (options.quiet) {

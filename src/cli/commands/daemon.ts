@@ -15,6 +15,7 @@ import { jsonLog, type LogLevel } from '../../util/json-log.js';
 import { callTimeout, renewalInterval } from '../../lease/timing.js';
 import { remainingMs } from '../../util/deadline.js';
 import type { ManifestFlags } from '../flags.js';
+import { manifestIfAny } from '../html-report.js';
 import type { CliIO } from '../io.js';
 import { checkLeaseKey, checkLeaseTtl } from './lease.js';
 import { defaultHolder, durationOption, openStore } from '../options.js';
@@ -118,6 +119,8 @@ export interface DaemonFlags extends ManifestFlags {
   requireClientCert?: boolean;
   metricsPublic?: boolean;
   logLevel?: LogLevel;
+  /** false with --no-ui */
+  ui?: boolean;
 }
 
 export async function daemonCommand(io: CliIO, _args: unknown[], options: DaemonFlags): Promise<number> {
@@ -143,6 +146,8 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Daemon
   io.log = log; // the signal notice (and a failure) become lines of this JSON log
   for (const message of warnings) log.warn('config', { message });
 
+  // The dashboard reads the same store; the manifest (when there is one) gives its types' grace.
+  const uiResources = options.ui === false ? undefined : (await manifestIfAny(io, options))?.resources;
   const store = await openStore(io, options, { timeoutMs: storeTimeoutMs });
   let stopDeadline = Infinity;
   try {
@@ -163,6 +168,7 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Daemon
       metricsPublic: options.metricsPublic === true,
       log: io.stdout,
       logLevel,
+      ui: options.ui === false ? null : { store, resources: uiResources },
     });
     try {
       await untilAborted(io.signal);

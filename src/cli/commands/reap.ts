@@ -1,6 +1,7 @@
 /** `reaper reap`: dry run by default (prints the plan); `--execute` acts. */
 import path from 'node:path';
 import { ExitCode, ReaperError, UsageError } from '../../errors.js';
+import { findingOutput } from '../../report/document.js';
 import { reapSummaryLine, reapTable } from '../../report/table.js';
 import type { ReapReport } from '../../report/reap-report.js';
 import { runReap } from '../../run/reap.js';
@@ -18,6 +19,7 @@ export interface ReapFlags extends ManifestFlags, OutputFlags, FilterFlags, RunL
   plan?: string;
   allowLivenessDrop?: boolean;
   lockTtl?: string;
+  html?: string;
 }
 
 export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlags): Promise<number> {
@@ -30,6 +32,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
   const resources = selectedResources(manifest, options);
   const files = reportFiles(io, options);
   const started = Date.now();
+  const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
   const progress = await startProgress(io, execute ? 'reaping…' : 'planning…');
   const print = (report: ReapReport, exitCode: number) => {
     if (options.quiet) {
@@ -52,9 +55,11 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
       failpoint: io.env.REAPER_FAILPOINT,
       onProgress: (text) => progress.update(text),
       onRunStarted: (run) => runLog?.started(run, { execute }),
+      onFinding: html ? (f) => html.add(findingOutput(f)) : undefined,
     });
     progress.stop();
     await writeOutputs(io, files, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 });
+    await html?.writeReap(io, report);
     print(report, 0);
     return 0;
   } catch (error) {
@@ -63,6 +68,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
     if (report) {
       // Failed deletes: still publish the numbers so alerts on reap failures can fire.
       await writeOutputs(io, files, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 }).catch(() => undefined);
+      await html?.writeReap(io, report).catch(() => undefined);
       print(report, error instanceof ReaperError ? error.exitCode : ExitCode.runtime);
     }
     throw error;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Backend } from '../../backends/types.js';
 import { matchesFilter, type FindingFilter } from '../../engine/filters.js';
 import { markCandidates } from '../../engine/reap-plan.js';
+import type { Finding } from '../../engine/types.js';
 import { redact } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
 import { TelemetryAccumulator } from '../../report/telemetry.js';
@@ -24,6 +25,8 @@ export interface PlanOptions {
   /** Narrows what is marked, swept and lifted; the scan, the telemetry and the caps see the whole type. */
   filter?: FindingFilter;
   onProgress?: (text: string) => void;
+  /** Told every finding of the scan (`reap --html`: the report's aggregates); must not throw. */
+  onFinding?: (finding: Finding) => void;
 }
 
 /**
@@ -112,7 +115,10 @@ async function planResource(
   const acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
   for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
     if (page.unreadable) acc.addUnreadable(page.unreadable.map((u) => ({ id: u.id, why: redact(u.why) })));
-    for (const f of page.findings) acc.add(f);
+    for (const f of page.findings) {
+      acc.add(f);
+      options.onFinding?.(f);
+    }
     const active = page.records.length ? await context.store.activeTombstones(spec.name, page.records.map((r) => r.id)) : new Map<string, Tombstone>();
     const due = [...active.values()].filter((t) => t.state === 'marked' && t.markedAt <= nowMs - spec.graceMs);
     if (due.length > 0) {
