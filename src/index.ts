@@ -4,7 +4,8 @@
  */
 
 // Manifest
-export { loadManifest, parseManifest, type Env, type ParseOptions } from './manifest/load.js';
+export { loadManifest, parseManifest, type ParseOptions } from './manifest/load.js';
+export type { Env } from './manifest/yaml.js';
 export { parseDuration, formatDuration } from './manifest/duration.js';
 export type {
   BackendKind,
@@ -20,7 +21,8 @@ export type {
 
 // Runs
 export { runAudit, type AuditOptions, type AuditProgress } from './run/audit.js';
-export { runReap, type ReapOptions, type ReapOutcomes, type ReapReport, type ResourceReap } from './run/reap.js';
+export { runReap, type ReapOptions } from './run/reap.js';
+export type { ReapOutcomes, ReapReport, ResourceReap } from './report/reap-report.js';
 export { runRestore, type RestoreItem, type RestoreOptions } from './run/restore.js';
 export type { AuditDocument, FindingOutput, LeaseTelemetry } from './report/document.js';
 export type { ResourceTelemetry, Summary } from './report/telemetry.js';
@@ -66,8 +68,8 @@ export {
 
 // Lease daemon
 export { startDaemon, type Daemon, type DaemonOptions, type DaemonStore, type DaemonTlsOptions } from './daemon/daemon.js';
-export { jsonLog, type DaemonLog, type LogLevel, type LogStream } from './daemon/log.js';
-export type { AcquiredLeaseJson, ErrorJson, LeaseJson } from './daemon/wire.js';
+export { jsonLog, type DaemonLog, type LogLevel, type LogStream } from './util/json-log.js';
+export type { AcquiredLeaseJson, ErrorJson, LeaseJson } from './lease/wire.js';
 
 // Lease clients for services
 export { LeaseKeeper, type KeeperStore, type KeptLease, type LeaseKeeperEvents, type LeaseKeeperOptions, type LostReason } from './client/lease-keeper.js';

@@ -55,14 +55,18 @@ export interface DeleteResult {
 /** Points inside a backend's delete where a crash test may kill the process (REAPER_FAILPOINT). */
 export type BackendFailpoint = 'after-rename';
 
+/**
+ * What a backend finds out about itself at run time. What it can do for its resource type is
+ * said once, by its optional methods: each is present only where it acts (`mark` and `unmark`
+ * only with the manifest's `mark`, `recoverDelete` and `purgeRetained` where deletes leave
+ * something behind), so callers ask `backend.mark`, never the manifest and a flag besides.
+ */
 export interface BackendCapabilities {
-  /** The resource can carry a visible tombstone mark. */
-  visibleMark: boolean;
-  /** How the delete's identity precondition is enforced, as probed or known. */
-  conditionalDelete: 'server' | 'verified-rename' | 'none';
-  /** Deleted resources can be brought back (quarantine, archive, versioned bucket). */
-  restore: boolean;
-  /** How deletes are issued, for reports: `rename-verify`, `sql-conditional`, `s3-batch-if-match`, `s3-per-object-if-match`, … */
+  /**
+   * How deletes are issued, for reports: `rename-verify`, `sql-conditional`, `s3-batch-if-match`,
+   * `s3-per-object-if-match`, `s3-no-conditional-delete` (nothing is deleted), … S3 with
+   * `deleteMode: auto` learns it from a probe (it writes one object under the prefix).
+   */
   deleteMode: string;
 }
 

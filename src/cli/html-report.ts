@@ -15,7 +15,8 @@ import { buildReportData } from '../report/html/build.js';
 import { readPending, readTrend, recordedTypes, type HistoryStore } from '../report/html/history.js';
 import type { PendingView, ReportData, TrendPoint } from '../report/html/model.js';
 import { renderReport } from '../report/html/page.js';
-import type { ReapReport } from '../run/reap.js';
+import type { ReapReport } from '../report/reap-report.js';
+import type { ManifestFlags } from './flags.js';
 import type { CliIO } from './io.js';
 import { configPath } from './options.js';
 
@@ -30,7 +31,7 @@ export async function readHistory(store: HistoryStore, manifest: Pick<Manifest, 
 }
 
 /** The manifest, when one is named or found, for its types' grace (earliest sweeps); its other values are not needed. */
-export async function manifestIfAny(io: CliIO, options: Record<string, unknown>): Promise<Manifest | null> {
+export async function manifestIfAny(io: CliIO, options: ManifestFlags): Promise<Manifest | null> {
   const file = configPath(io, options, false);
   if (!file) return null;
   const { loadManifest } = await import('../manifest/load.js');

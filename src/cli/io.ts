@@ -1,5 +1,5 @@
 /** What a command may touch: streams, environment, working directory, the stop signal. */
-import type { DaemonLog } from '../daemon/log.js';
+import type { DaemonLog } from '../util/json-log.js';
 import { reaperVersion } from '../version.js';
 
 export interface OutputStream {

@@ -10,13 +10,17 @@ import type { CliIO } from './io.js';
 
 export type { CliIO } from './io.js';
 
-type Action = (io: CliIO, args: unknown[], options: Record<string, unknown>) => Promise<number | void>;
+/** A command: its positional arguments, and its options as the command declares them (flags.ts). */
+type Action<O> = (io: CliIO, args: unknown[], options: O) => Promise<number | void>;
 
-/** Wrap a lazily imported command so commander sees a plain action. */
-function lazy(io: CliIO, load: () => Promise<Action>) {
+/**
+ * Wrap a lazily imported command so commander sees a plain action. commander types parsed
+ * options loosely; each command names the shape the options declared here give it (its `…Flags`).
+ */
+function lazy<O>(io: CliIO, load: () => Promise<Action<O>>) {
   return async (...raw: unknown[]) => {
     const command = raw[raw.length - 1] as Command;
-    const options = command.optsWithGlobals();
+    const options = command.optsWithGlobals<O & object>();
     const args = raw.slice(0, -2);
     const code = await (await load())(io, args, options);
     if (typeof code === 'number') io.exitCode = Math.max(io.exitCode ?? 0, code);
@@ -266,7 +270,7 @@ export function describeError(error: unknown): { code: number; message: string }
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const program = buildProgram(io);
   try {
-    await program.parseAsync(argv as string[], { from: 'node' });
+    await program.parseAsync([...argv], { from: 'node' });
     return io.exitCode ?? ExitCode.ok;
   } catch (error) {
     if (error instanceof CommanderError && (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help')) {

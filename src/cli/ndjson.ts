@@ -1,14 +1,15 @@
-/** Streamed NDJSON output to a file, honouring back-pressure; written atomically on close. */
+/** Streamed NDJSON output to a file, honouring back-pressure; written atomically on close (util/atomic-write.ts). */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { rename } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
+import { publish, tempPathFor } from '../util/atomic-write.js';
 
 export class NdjsonFile {
   private readonly stream: WriteStream;
   private readonly temp: string;
   constructor(private readonly file: string) {
-    this.temp = `${file}.${process.pid}.tmp`;
-    this.stream = createWriteStream(this.temp, { encoding: 'utf8' });
+    this.temp = tempPathFor(file);
+    this.stream = createWriteStream(this.temp, { encoding: 'utf8', flags: 'wx' });
   }
   async write(value: unknown): Promise<void> {
     if (!this.stream.write(`${JSON.stringify(value)}\n`)) await once(this.stream, 'drain');
@@ -16,9 +17,10 @@ export class NdjsonFile {
   async close(): Promise<void> {
     this.stream.end();
     await once(this.stream, 'finish');
-    await rename(this.temp, this.file);
+    await publish(this.temp, this.file);
   }
   async abort(): Promise<void> {
     this.stream.destroy();
+    await rm(this.temp, { force: true });
   }
 }

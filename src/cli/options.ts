@@ -8,32 +8,34 @@ import path from 'node:path';
 import { activeFilter, type FindingFilter } from '../engine/filters.js';
 import { UsageError } from '../errors.js';
 import { parseDuration } from '../manifest/duration.js';
-import { loadManifest, resolveStateUrl } from '../manifest/load.js';
+import { loadManifest } from '../manifest/load.js';
+import { resolveStateUrl } from '../manifest/normalize.js';
 import type { Manifest } from '../manifest/types.js';
 import { stateUrlProblem } from '../manifest/urls.js';
 import { requireVariables, USES_EVERYTHING, type ManifestUse } from '../manifest/variables.js';
 import { BUILTIN_DEFAULTS } from '../manifest/types.js';
 import type { OpenStateStoreOptions } from '../state/open.js';
 import type { StateStore } from '../state/types.js';
+import type { FilterFlags, ManifestFlags, OutputFlags, ResourceFlags } from './flags.js';
 import type { CliIO } from './io.js';
 
 export type OutputFormat = 'table' | 'json';
 
-export function outputFormat(io: CliIO, options: Record<string, unknown>): OutputFormat {
-  const chosen = (options.output as string | undefined) ?? io.env.REAPER_OUTPUT;
+export function outputFormat(io: CliIO, options: OutputFlags): OutputFormat {
+  const chosen = options.output ?? io.env.REAPER_OUTPUT;
   if (chosen === 'table' || chosen === 'json') return chosen;
   if (chosen !== undefined) throw new UsageError(`unknown output format "${chosen}" (table or json)`);
   return io.stdout.isTTY ? 'table' : 'json';
 }
 
 /** Whether JSON was asked for by --output or $REAPER_OUTPUT (not merely chosen because stdout is no TTY). */
-export function explicitJson(io: CliIO, options: Record<string, unknown>): boolean {
-  return ((options.output as string | undefined) ?? io.env.REAPER_OUTPUT) === 'json';
+export function explicitJson(io: CliIO, options: OutputFlags): boolean {
+  return (options.output ?? io.env.REAPER_OUTPUT) === 'json';
 }
 
 /** The manifest path: -c, then $REAPER_CONFIG, then ./reaper.yaml if present. */
-export function configPath(io: CliIO, options: Record<string, unknown>, required = true): string | undefined {
-  const given = (options.config as string | undefined) ?? io.env.REAPER_CONFIG;
+export function configPath(io: CliIO, options: ManifestFlags, required = true): string | undefined {
+  const given = options.config ?? io.env.REAPER_CONFIG;
   if (given) return path.resolve(io.cwd, given);
   const fallback = path.join(io.cwd, 'reaper.yaml');
   if (existsSync(fallback)) return fallback;
@@ -42,8 +44,8 @@ export function configPath(io: CliIO, options: Record<string, unknown>, required
 }
 
 /** --state, then $REAPER_STATE: the state store URL that replaces the manifest's, checked; undefined when neither is given. */
-function stateOverride(io: CliIO, options: Record<string, unknown>): string | undefined {
-  const flag = typeof options.state === 'string' ? options.state : undefined;
+function stateOverride(io: CliIO, options: ManifestFlags): string | undefined {
+  const flag = options.state;
   const given = flag ?? io.env.REAPER_STATE;
   if (given === undefined || given === '') return undefined;
   const problem = stateUrlProblem(given);
@@ -57,7 +59,7 @@ function stateOverride(io: CliIO, options: Record<string, unknown>): string | un
  */
 export async function manifestFrom(
   io: CliIO,
-  options: Record<string, unknown>,
+  options: ManifestFlags,
   use: ManifestUse | ((manifest: Manifest) => ManifestUse) = USES_EVERYTHING,
 ): Promise<Manifest> {
   const manifest = await loadManifest(configPath(io, options)!, io.env, { lazyEnv: true });
@@ -69,7 +71,7 @@ export async function manifestFrom(
 }
 
 /** The state store URL: --state, then $REAPER_STATE, then the manifest's state:, then the default. */
-export async function stateUrl(io: CliIO, options: Record<string, unknown>): Promise<string> {
+export async function stateUrl(io: CliIO, options: ManifestFlags): Promise<string> {
   const override = stateOverride(io, options);
   if (override) return override;
   const file = configPath(io, options, false);
@@ -80,7 +82,7 @@ export async function stateUrl(io: CliIO, options: Record<string, unknown>): Pro
   return manifest.state;
 }
 
-export async function openStore(io: CliIO, options: Record<string, unknown>, storeOptions: OpenStateStoreOptions = {}): Promise<StateStore> {
+export async function openStore(io: CliIO, options: ManifestFlags, storeOptions: OpenStateStoreOptions = {}): Promise<StateStore> {
   const { openStateStore } = await import('../state/open.js');
   return openStateStore(await stateUrl(io, options), storeOptions);
 }
@@ -90,11 +92,11 @@ export async function openStore(io: CliIO, options: Record<string, unknown>, sto
  * manifest's order (undefined: all of them). An unknown name is a usage error that lists
  * the valid ones.
  */
-export function selectedResources(manifest: Manifest, options: Record<string, unknown>): string[] | undefined {
+export function selectedResources(manifest: Manifest, options: ResourceFlags): string[] | undefined {
   const known = manifest.resources.map((r) => r.name);
-  const names = (value: unknown, flag: string): string[] | undefined => {
+  const names = (value: string | string[] | undefined, flag: string): string[] | undefined => {
     if (value === undefined) return undefined;
-    const wanted = (Array.isArray(value) ? value : [value]).map(String);
+    const wanted = typeof value === 'string' ? [value] : value;
     const unknown = wanted.filter((name) => !known.includes(name));
     if (unknown.length > 0) {
       throw new UsageError(`${flag}: no resource type ${unknown.map((n) => `"${n}"`).join(', ')} in ${manifest.file}; its types are: ${known.join(', ')}`);
@@ -108,10 +110,10 @@ export function selectedResources(manifest: Manifest, options: Record<string, un
 }
 
 /** --older-than and --owner as a finding filter (undefined when neither is given). */
-export function findingFilter(options: Record<string, unknown>): FindingFilter | undefined {
+export function findingFilter(options: FilterFlags): FindingFilter | undefined {
   return activeFilter({
     olderThanSeconds: options.olderThan === undefined ? undefined : durationOption(options.olderThan, '--older-than') / 1000,
-    owners: options.owner as string[] | undefined,
+    owners: options.owner,
   });
 }
 
@@ -123,15 +125,15 @@ export function terminalWidth(io: CliIO): number | undefined {
   return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined;
 }
 
-export function durationOption(value: unknown, flag: string): number {
-  const parsed = parseDuration(String(value));
+export function durationOption(value: string, flag: string): number {
+  const parsed = parseDuration(value);
   if (typeof parsed !== 'number') throw new UsageError(`${flag}: ${parsed.error}`);
   return parsed;
 }
 
-export function integerOption(value: unknown, flag: string, min = 0): number {
+export function integerOption(value: string, flag: string, min = 0): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag}: expected a whole number ≥ ${min}, got "${String(value)}"`);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag}: expected a whole number ≥ ${min}, got "${value}"`);
   return n;
 }
 

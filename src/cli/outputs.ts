@@ -3,27 +3,24 @@
  * node-exporter textfile, or a Pushgateway), JUnit XML and a Markdown summary. Shared by
  * `audit` and `reap`; written even when a gate failed, so CI shows why.
  */
-import { appendFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GateResult } from '../engine/gates.js';
 import type { AuditDocument, FindingsComparison } from '../report/document.js';
-import type { ReapReport } from '../run/reap.js';
+import type { ReapReport } from '../report/reap-report.js';
+import { atomicWrite } from '../util/atomic-write.js';
+import type { ReportFileFlags } from './flags.js';
 import type { CliIO } from './io.js';
 
-export interface OutputFlags {
-  metricsFile?: string;
-  pushgateway?: string;
-  pushgatewayJob?: string;
-  junit?: string;
-  summary?: string;
-}
+/** The report files to write: paths resolved against the working directory. */
+export type ReportFiles = ReportFileFlags;
 
-export function outputFlags(io: CliIO, options: Record<string, unknown>): OutputFlags {
-  const file = (v: unknown) => (typeof v === 'string' ? path.resolve(io.cwd, v) : undefined);
+export function reportFiles(io: CliIO, options: ReportFileFlags): ReportFiles {
+  const file = (v: string | undefined) => (v === undefined ? undefined : path.resolve(io.cwd, v));
   return {
     metricsFile: file(options.metricsFile),
-    pushgateway: typeof options.pushgateway === 'string' ? options.pushgateway : undefined,
-    pushgatewayJob: typeof options.pushgatewayJob === 'string' ? options.pushgatewayJob : 'reaper',
+    pushgateway: options.pushgateway,
+    pushgatewayJob: options.pushgatewayJob ?? 'reaper',
     junit: file(options.junit),
     summary: file(options.summary),
   };
@@ -31,20 +28,18 @@ export function outputFlags(io: CliIO, options: Record<string, unknown>): Output
 
 export async function writeOutputs(
   io: CliIO,
-  flags: OutputFlags,
+  flags: ReportFiles,
   input: { doc: AuditDocument | null; reap?: ReapReport; gates: readonly GateResult[]; durationSeconds: number; comparison?: FindingsComparison | null },
 ): Promise<void> {
   if (flags.metricsFile || flags.pushgateway) {
     const { pushMetrics, renderPrometheus, writeMetricsFile } = await import('../report/prometheus.js');
-    const text = renderPrometheus(input.doc, input.reap, input.doc ? {} : { run: { finishedAt: Date.now(), durationSeconds: input.durationSeconds } });
+    const text = await renderPrometheus(input.doc, input.reap, input.doc ? {} : { run: { finishedAt: Date.now(), durationSeconds: input.durationSeconds } });
     if (flags.metricsFile) await writeMetricsFile(flags.metricsFile, text);
     if (flags.pushgateway) await pushMetrics(flags.pushgateway, text, { job: flags.pushgatewayJob ?? 'reaper', signal: io.signal });
   }
   if (flags.junit && input.doc) {
     const { renderJunit } = await import('../report/junit.js');
-    const temp = `${flags.junit}.${process.pid}.tmp`;
-    await writeFile(temp, renderJunit(input.doc, input.gates, { comparison: input.comparison }));
-    await rename(temp, flags.junit);
+    await atomicWrite(flags.junit, renderJunit(input.doc, input.gates, { comparison: input.comparison }));
   }
   if (flags.summary) {
     const { renderMarkdown } = await import('../report/markdown.js');

@@ -6,18 +6,19 @@
  * `io.log`. With `text` (the default) nothing is logged this way.
  */
 import { UsageError } from '../errors.js';
-import { jsonLog, type DaemonLog } from '../daemon/log.js';
+import { jsonLog, type DaemonLog } from '../util/json-log.js';
 import type { GateResult } from '../engine/gates.js';
 import type { AuditDocument } from '../report/document.js';
 import type { ResourceTelemetry } from '../report/telemetry.js';
-import type { ReapReport } from '../run/reap.js';
+import type { ReapReport } from '../report/reap-report.js';
+import type { RunLogFlags } from './flags.js';
 import type { CliIO } from './io.js';
 
 export type LogFormat = 'text' | 'json';
 
 /** --log-format, then $REAPER_LOG_FORMAT, then text. */
-export function logFormat(io: CliIO, options: Record<string, unknown>): LogFormat {
-  const chosen = (options.logFormat as string | undefined) ?? io.env.REAPER_LOG_FORMAT ?? 'text';
+export function logFormat(io: CliIO, options: RunLogFlags): LogFormat {
+  const chosen = options.logFormat ?? io.env.REAPER_LOG_FORMAT ?? 'text';
   if (chosen !== 'text' && chosen !== 'json') throw new UsageError(`--log-format: text or json (got "${chosen}")`);
   return chosen;
 }
@@ -70,7 +71,7 @@ export class RunLog {
 }
 
 /** The run's machine log for `--log-format json` (also set as `io.log`, for the signal notice and a failure); null for text. */
-export function openRunLog(io: CliIO, options: Record<string, unknown>, command: 'audit' | 'reap'): RunLog | null {
+export function openRunLog(io: CliIO, options: RunLogFlags, command: 'audit' | 'reap'): RunLog | null {
   if (logFormat(io, options) !== 'json') return null;
   const log = jsonLog(io.stderr);
   io.log = log;

@@ -10,7 +10,7 @@
  * malformed throws `UsageError`.
  */
 import { BackendError, LeaseLostError, redact, UsageError } from '../errors.js';
-import { acquiredFromJson, LEASE_TOKEN_HEADER, leaseFromJson, type ErrorJson } from '../daemon/wire.js';
+import { acquiredFromJson, LEASE_TOKEN_HEADER, leaseFromJson, type ErrorJson } from '../lease/wire.js';
 import type { AcquiredLease, Lease } from '../state/types.js';
 
 export interface HttpLeaseClientOptions {

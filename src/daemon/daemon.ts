@@ -20,11 +20,11 @@ import { Releasers } from '../util/releasers.js';
 import { Heartbeat } from './heartbeat.js';
 import { createApiHandler } from './http-api.js';
 import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from './listen.js';
-import { errorText, jsonLog, type DaemonLog, type LogLevel, type LogStream } from './log.js';
+import { errorText, jsonLog, type DaemonLog, type LogLevel, type LogStream } from '../util/json-log.js';
 import { createDaemonMetrics } from './metrics.js';
 import { createUiHandler, type UiOptions } from './ui.js';
-import { callTimeout, renewalInterval, safetyMargin } from './timing.js';
-import { checkText, MAX_KEY_LENGTH } from './wire.js';
+import { callTimeout, renewalInterval, safetyMargin } from '../lease/timing.js';
+import { checkText, MAX_KEY_LENGTH } from '../lease/wire.js';
 
 export interface DaemonTlsOptions {
   /** PEM certificate (chain) and private key the server presents. */

@@ -15,10 +15,10 @@
 import { performance } from 'node:perf_hooks';
 import type { AcquiredLease, Lease, LeaseStore } from '../state/types.js';
 import { remainingMs, settlesWithin, withDeadline } from '../util/deadline.js';
-import { LeaseDeadlines } from './lease-deadlines.js';
-import { errorText, type DaemonLog } from './log.js';
+import { LeaseDeadlines } from '../lease/deadlines.js';
+import { errorText, type DaemonLog } from '../util/json-log.js';
 import type { DaemonMetrics } from './metrics.js';
-import { jittered } from './timing.js';
+import { jittered } from '../lease/timing.js';
 
 /** Keys acquired per store call (one transaction) while a tick acquires missing leases. */
 const ACQUIRE_BATCH = 500;

@@ -24,11 +24,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { BackendError, LeaseLostError } from '../errors.js';
 import type { LeaseStore } from '../state/types.js';
-import { errorText, type DaemonLog } from './log.js';
+import { errorText, type DaemonLog } from '../util/json-log.js';
 import type { DaemonMetrics } from './metrics.js';
 import { RenewBatcher } from './renew-batcher.js';
 import type { UiHandler } from './ui.js';
-import { acquiredToJson, checkText, isLeaseId, LEASE_TOKEN_HEADER, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH, parseTtl, type ErrorJson } from './wire.js';
+import { acquiredToJson, checkText, isLeaseId, LEASE_TOKEN_HEADER, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH, parseTtl, type ErrorJson } from '../lease/wire.js';
 
 export type ApiStore = Pick<LeaseStore, 'acquireLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases'>;
 

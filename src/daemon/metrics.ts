@@ -9,7 +9,8 @@
  * for them; so they are collected once per process into a registry of their own (also
  * not the global default) and appended to every daemon's /metrics answer.
  *
- * prom-client is imported here only, lazily, so the rest of the CLI never loads it.
+ * prom-client is imported lazily, here and in report/prometheus.ts, so commands that serve
+ * or write no metrics never load it.
  */
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 

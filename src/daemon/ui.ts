@@ -28,7 +28,7 @@ import { REPORT_LIMITS, type LiveData, type ReapRunRow, type ReportData } from '
 import { LIVE_CSP, liveFragments, renderLivePage, renderSignIn } from '../report/html/page.js';
 import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
-import { errorText, type DaemonLog } from './log.js';
+import { errorText, type DaemonLog } from '../util/json-log.js';
 import type { DaemonMetrics } from './metrics.js';
 
 export type UiStore = Pick<StateStore, 'listRuns' | 'getRun' | 'countTombstones' | 'listLeases' | 'leaseStats' | 'now'> & { readonly description?: string };

@@ -27,14 +27,16 @@ export type Status = 'live' | 'orphaned' | 'expired' | 'protected' | 'young' | '
 export const STATUSES: readonly Status[] = ['live', 'orphaned', 'expired', 'protected', 'young', 'unknown'];
 
 export type OrphanReason = 'no-owner' | 'owner-dead' | 'unreachable';
-export type UnknownReason = 'liveness-unavailable' | 'attributes-unreadable' | 'age-unknown' | 'protection-unreadable';
 
 export interface Finding {
   resource: string;
   backend: BackendKind;
   id: string;
   status: Status;
-  /** Why: an OrphanReason, an UnknownReason, `ttl`, `min-age`, or the protect rule that matched. */
+  /**
+   * Why: an OrphanReason; for `unknown`, what could not be judged (`liveness-unavailable`,
+   * `attributes-unreadable`, `age-unknown`, `protection-unreadable`); `ttl`, `min-age`, or the protect rule that matched.
+   */
   reason: string | null;
   /** The owner key (or, for ref owners, `TYPE/ID`) that was judged; null when none could be read. */
   owner: string | null;

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { patternProblem } from './pattern.js';
 import { sqlFragmentProblem } from './sql-fragment.js';
+import type { BackendKind } from './types.js';
 
 /** SQL identifiers: validated against a strict pattern, then quoted by the adapters. */
 export const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -224,8 +225,7 @@ type ResourceInput = Parsed['resources'][number];
 
 type Ctx = z.RefinementCtx;
 
-const BACKENDS = ['s3', 'postgres', 'mysql', 'fs'] as const;
-export type BackendKind = (typeof BACKENDS)[number];
+const BACKENDS = ['s3', 'postgres', 'mysql', 'fs'] as const satisfies readonly BackendKind[];
 
 const OWNER_EXTRACTORS: Record<BackendKind, readonly (keyof OwnerSpecInput)[]> = {
   s3: ['metadata', 'tag', 'keyPattern'],

@@ -1,5 +1,5 @@
 /** The JSON document `reaper audit` prints (DESIGN §3), and the finding shape of NDJSON output. */
-import type { FindingsDiff, GateFinding } from '../engine/gates.js';
+import type { FindingsDiff, GateFinding } from '../engine/baseline.js';
 import type { Finding } from '../engine/types.js';
 import type { LeaseStats } from '../state/types.js';
 import type { ResourceTelemetry, Summary } from './telemetry.js';

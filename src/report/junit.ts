@@ -19,7 +19,7 @@
 import type { GateResult } from '../engine/gates.js';
 import type { Status } from '../engine/types.js';
 import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
-import { formatBytes, formatSeconds } from './format.js';
+import { formatBytes, formatSeconds } from '../util/format.js';
 import { printable } from './table.js';
 import { scanProblem, sourceProblem } from './telemetry.js';
 

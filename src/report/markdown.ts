@@ -10,9 +10,9 @@
  * ASCII punctuation character — pipes, backticks, brackets, `<`, `&` — is backslash-escaped.
  */
 import type { GateResult } from '../engine/gates.js';
-import type { ReapReport } from '../run/reap.js';
+import type { ReapReport } from './reap-report.js';
 import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
-import { cut, formatBytes, formatSeconds, visible } from './format.js';
+import { cut, formatBytes, formatSeconds, visible } from '../util/format.js';
 import { scanProblem, sourceProblem, type ResourceTelemetry } from './telemetry.js';
 
 export interface MarkdownOptions {

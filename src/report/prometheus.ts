@@ -1,6 +1,7 @@
 /**
  * Leak telemetry as Prometheus text exposition (format 0.0.4), for the node-exporter
- * textfile collector (`writeMetricsFile`) or a Pushgateway (`pushMetrics`).
+ * textfile collector (`writeMetricsFile`) or a Pushgateway (`pushMetrics`). The text is
+ * prom-client's, as the daemon's is: a Registry of gauges per render (never the global one).
  *
  * Every series is per resource type, never per resource, so cardinality stays at
  * types × statuses. Values describe one run: a textfile or a push group is replaced by
@@ -8,21 +9,19 @@
  * not counters summed over runs — alert on them directly (`> 0`), not with rate().
  * A value that is unknown (null) is left out rather than written as NaN.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
-import path from 'node:path';
 import { STATUSES } from '../engine/types.js';
 import { BackendError, redact } from '../errors.js';
-import type { ReapReport } from '../run/reap.js';
+import { atomicWrite } from '../util/atomic-write.js';
+import type { ReapReport } from './reap-report.js';
 import type { AuditDocument } from './document.js';
 import type { ResourceTelemetry } from './telemetry.js';
 
 type Labels = Record<string, string>;
 
+/** One metric: every one is a gauge (a textfile or a push group is replaced by each run). */
 interface Family {
   name: string;
   help: string;
-  type: 'gauge' | 'counter';
   samples: { labels: Labels; value: number | null }[];
 }
 
@@ -44,7 +43,7 @@ const RESERVED = new Set(['resource', 'backend', 'status', 'state', 'source', 'o
  * report (`doc` null), the per-type telemetry comes from the reap's own scan and the
  * lease metrics are left out (the reap report carries none).
  */
-export function renderPrometheus(doc: AuditDocument | null, reap?: ReapReport, options: PrometheusOptions = {}): string {
+export async function renderPrometheus(doc: AuditDocument | null, reap?: ReapReport, options: PrometheusOptions = {}): Promise<string> {
   const extra = options.labels ?? {};
   for (const name of Object.keys(extra)) {
     if (!LABEL_NAME.test(name) || name.startsWith('__') || RESERVED.has(name)) {
@@ -54,35 +53,33 @@ export function renderPrometheus(doc: AuditDocument | null, reap?: ReapReport, o
   const telemetry: readonly ResourceTelemetry[] = doc?.resources ?? reap?.resources.map((r) => r.telemetry).filter((t): t is ResourceTelemetry => t !== null) ?? [];
   const kind = doc ? 'audit' : 'reap';
   const families: Family[] = [];
-  const family = (name: string, type: Family['type'], help: string, samples: Family['samples']) => families.push({ name, type, help, samples });
+  const family = (name: string, help: string, samples: Family['samples']) => families.push({ name, help, samples });
   const perType = (pick: (r: ResourceTelemetry) => number | null) => telemetry.map((r) => ({ labels: { resource: r.name, backend: r.backend }, value: pick(r) }));
 
-  family('reaper_build_info', 'gauge', 'reaper version that wrote these metrics (always 1).', [{ labels: { version: doc?.reaper ?? reap?.reaper ?? 'unknown' }, value: 1 }]);
+  family('reaper_build_info', 'reaper version that wrote these metrics (always 1).', [{ labels: { version: doc?.reaper ?? reap?.reaper ?? 'unknown' }, value: 1 }]);
   family(
     'reaper_resources',
-    'gauge',
     'Resources scanned in the last run, by resource type and status (live, orphaned, expired, protected, young, unknown).',
     telemetry.flatMap((r) => STATUSES.map((status) => ({ labels: { resource: r.name, backend: r.backend, status }, value: r[status] }))),
   );
   family(
     'reaper_scan_errors',
-    'gauge',
     'Whether the last run could not read a resource type whole (1: its scan failed or entries could not be read, so its counts are short; 0: read whole), by resource type.',
     perType((r) => (r.status === 'ok' ? 0 : 1)),
   );
-  family('reaper_unreadable_resources', 'gauge', 'Entries the last run could not read (never judged orphaned), by resource type.', perType((r) => r.unreadable));
-  family('reaper_orphan_bytes', 'gauge', 'Bytes held by orphaned resources, by resource type.', perType((r) => r.orphanBytes));
-  family('reaper_age_beyond_ttl_seconds', 'gauge', 'Average age beyond ttl of resources past their ttl, by resource type (absent when none is past).', perType((r) => r.avgAgeBeyondTtlSeconds));
-  family('reaper_age_beyond_ttl_max_seconds', 'gauge', 'Largest age beyond ttl, by resource type (absent when none is past).', perType((r) => r.maxAgeBeyondTtlSeconds));
-  family('reaper_oldest_orphan_age_seconds', 'gauge', 'Age of the oldest orphaned resource, by resource type (absent without orphans).', perType((r) => r.oldestOrphanAgeSeconds));
-  family('reaper_backlog_tombstones', 'gauge', 'Tombstones marked and not yet swept, by resource type.', perType((r) => r.backlog));
-  family('reaper_backlog_oldest_age_seconds', 'gauge', 'Age of the oldest unswept tombstone, by resource type (absent without backlog).', perType((r) => r.backlogOldestAgeSeconds));
+  family('reaper_unreadable_resources', 'Entries the last run could not read (never judged orphaned), by resource type.', perType((r) => r.unreadable));
+  family('reaper_orphan_bytes', 'Bytes held by orphaned resources, by resource type.', perType((r) => r.orphanBytes));
+  family('reaper_age_beyond_ttl_seconds', 'Average age beyond ttl of resources past their ttl, by resource type (absent when none is past).', perType((r) => r.avgAgeBeyondTtlSeconds));
+  family('reaper_age_beyond_ttl_max_seconds', 'Largest age beyond ttl, by resource type (absent when none is past).', perType((r) => r.maxAgeBeyondTtlSeconds));
+  family('reaper_oldest_orphan_age_seconds', 'Age of the oldest orphaned resource, by resource type (absent without orphans).', perType((r) => r.oldestOrphanAgeSeconds));
+  family('reaper_backlog_tombstones', 'Tombstones marked and not yet swept, by resource type.', perType((r) => r.backlog));
+  family('reaper_backlog_oldest_age_seconds', 'Age of the oldest unswept tombstone, by resource type (absent without backlog).', perType((r) => r.backlogOldestAgeSeconds));
 
   if (doc) {
-    family('reaper_lease_renewal_failure_ratio', 'gauge', 'Share of lease renewals that failed over the audit\'s lease statistics window (0 to 1).', [
+    family('reaper_lease_renewal_failure_ratio', 'Share of lease renewals that failed over the audit\'s lease statistics window (0 to 1).', [
       { labels: {}, value: doc.leases.renewalFailureRate },
     ]);
-    family('reaper_leases', 'gauge', 'Leases in the state store by state (active, expired).', [
+    family('reaper_leases', 'Leases in the state store by state (active, expired).', [
       { labels: { state: 'active' }, value: doc.leases.active },
       { labels: { state: 'expired' }, value: doc.leases.expired },
     ]);
@@ -90,14 +87,12 @@ export function renderPrometheus(doc: AuditDocument | null, reap?: ReapReport, o
   const sources = doc?.sources ?? reap?.sources ?? {};
   family(
     'reaper_liveness_source_keys',
-    'gauge',
     'Live owner keys each liveness source reported.',
     Object.entries(sources).map(([source, value]) => ({ labels: { source }, value })),
   );
   const sourceErrors = doc?.sourceErrors ?? reap?.sourceErrors ?? {};
   family(
     'reaper_liveness_source_errors',
-    'gauge',
     'Whether a liveness source failed in the last run (1: the owners only it could vouch for were judged unknown; 0: it answered).',
     [...new Set([...Object.keys(sources), ...Object.keys(sourceErrors)])].map((source) => ({ labels: { source }, value: source in sourceErrors ? 1 : 0 })),
   );
@@ -105,7 +100,6 @@ export function renderPrometheus(doc: AuditDocument | null, reap?: ReapReport, o
   if (reap) {
     family(
       'reaper_reap_planned',
-      'gauge',
       'Items the last reap run planned, by resource type and action (mark, sweep, lift); a dry run plans without acting.',
       reap.resources.flatMap((r) =>
         (
@@ -117,11 +111,10 @@ export function renderPrometheus(doc: AuditDocument | null, reap?: ReapReport, o
         ).map(([action, value]) => ({ labels: { resource: r.name, backend: r.backend, action }, value })),
       ),
     );
-    family('reaper_reap_execute', 'gauge', 'Whether the last reap run acted (1, --execute) or was a dry run (0).', [{ labels: {}, value: reap.execute ? 1 : 0 }]);
+    family('reaper_reap_execute', 'Whether the last reap run acted (1, --execute) or was a dry run (0).', [{ labels: {}, value: reap.execute ? 1 : 0 }]);
     if (reap.execute) {
       family(
         'reaper_reap_total',
-        'gauge',
         'Outcomes of the last executed reap run, by resource type and outcome (marked, deleted, lifted, failed); per run, not cumulative.',
         reap.resources.flatMap((r) =>
           (['marked', 'deleted', 'lifted', 'failed'] as const).map((outcome) => ({ labels: { resource: r.name, backend: r.backend, outcome }, value: r.outcomes[outcome] })),
@@ -129,7 +122,6 @@ export function renderPrometheus(doc: AuditDocument | null, reap?: ReapReport, o
       );
       family(
         'reaper_reap_bytes_reclaimed_total',
-        'gauge',
         'Bytes deleted by the last executed reap run, by resource type; per run, not cumulative.',
         reap.resources.map((r) => ({ labels: { resource: r.name, backend: r.backend }, value: r.outcomes.bytesReclaimed })),
       );
@@ -138,78 +130,48 @@ export function renderPrometheus(doc: AuditDocument | null, reap?: ReapReport, o
 
   const finishedMs = doc ? Date.parse(doc.finishedAt) : options.run ? new Date(options.run.finishedAt).getTime() : null;
   const duration = doc ? doc.durationSeconds : (options.run?.durationSeconds ?? null);
-  family('reaper_last_run_timestamp_seconds', 'gauge', 'When the last run finished, in seconds since the epoch, by kind (audit, reap).', [
+  family('reaper_last_run_timestamp_seconds', 'When the last run finished, in seconds since the epoch, by kind (audit, reap).', [
     { labels: { kind }, value: finishedMs === null || Number.isNaN(finishedMs) ? null : finishedMs / 1000 },
   ]);
-  family('reaper_run_duration_seconds', 'gauge', 'How long the last run took, by kind (audit, reap).', [{ labels: { kind }, value: duration }]);
+  family('reaper_run_duration_seconds', 'How long the last run took, by kind (audit, reap).', [{ labels: { kind }, value: duration }]);
 
-  return families.map((f) => renderFamily(f, extra)).join('');
-}
-
-function renderFamily(f: Family, extra: Labels): string {
-  const samples = f.samples.filter((s): s is { labels: Labels; value: number } => s.value !== null && Number.isFinite(s.value));
-  if (samples.length === 0) return '';
-  const lines = [`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`];
-  for (const s of samples) lines.push(`${f.name}${renderLabels({ ...extra, ...s.labels })} ${formatValue(s.value)}`);
-  return `${lines.join('\n')}\n`;
-}
-
-function renderLabels(labels: Labels): string {
-  const entries = Object.entries(labels);
-  if (entries.length === 0) return '';
-  return `{${entries.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')}}`;
-}
-
-/** Label values escape backslash, double quote and line feed (the exposition format's rule). */
-export function escapeLabelValue(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-/** HELP text escapes backslash and line feed. */
-function escapeHelp(text: string): string {
-  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
-}
-
-function formatValue(value: number): string {
-  return Number.isInteger(value) ? value.toString() : String(Math.round(value * 1e6) / 1e6);
+  return exposition(families, extra);
 }
 
 /**
- * Write a metrics file atomically for the node-exporter textfile collector: a temporary
- * file in the same directory (named so the collector, which reads `*.prom`, ignores it),
- * fsync, rename over the target, then fsync the directory. A reader sees the old file or
- * the new one, never half of one.
+ * The families as prom-client renders them: a family without a value is left out whole (no
+ * HELP/TYPE without samples), a value rounded to microunits. prom-client separates families
+ * by a blank line, which the format ignores; they are joined without it, so the text reads
+ * as it always has.
  */
-export async function writeMetricsFile(file: string, text: string): Promise<void> {
-  const dir = path.dirname(file);
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const handle = await open(temp, 'wx', 0o644);
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (error) {
-    await rm(temp, { force: true }).catch(() => undefined);
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new BackendError(`cannot write the metrics file ${file}: ${code ?? (error as Error).message}`, { cause: error });
+async function exposition(families: readonly Family[], extra: Labels): Promise<string> {
+  const prom = await import('prom-client');
+  const registry = new prom.Registry();
+  for (const f of families) {
+    const samples = f.samples.filter((s): s is { labels: Labels; value: number } => s.value !== null && Number.isFinite(s.value)).map((s) => ({ labels: { ...extra, ...s.labels }, value: rounded(s.value) }));
+    if (samples.length === 0) continue;
+    const labelNames = [...new Set(samples.flatMap((s) => Object.keys(s.labels)))];
+    const gauge = new prom.Gauge({ name: f.name, help: f.help, labelNames, registers: [registry] });
+    for (const s of samples) gauge.set(s.labels, s.value);
   }
-  await syncDirectory(dir);
+  const text = await registry.metrics();
+  return text === '\n' ? '' : text.replaceAll('\n\n', '\n');
 }
 
-async function syncDirectory(dir: string): Promise<void> {
+function rounded(value: number): number {
+  return Number.isInteger(value) ? value : Math.round(value * 1e6) / 1e6;
+}
+
+/**
+ * Write a metrics file for the node-exporter textfile collector, atomically (a temporary
+ * file the collector, which reads `*.prom`, ignores; fsync; rename; fsync the directory).
+ */
+export async function writeMetricsFile(file: string, text: string): Promise<void> {
   try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Some filesystems cannot fsync a directory; the rename itself has happened.
+    await atomicWrite(file, text);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new BackendError(`cannot write the metrics file ${file}: ${code ?? (error as Error).message}`, { cause: error });
   }
 }
 
@@ -228,6 +190,10 @@ export interface PushOptions {
  * replacing the group's previous metrics. `url` is the Pushgateway's base URL; user and
  * password in it become basic authentication. Any non-2xx answer or network failure is
  * a BackendError whose message carries no credentials.
+ *
+ * One PUT of the registry's text rather than prom-client's Pushgateway client, which
+ * percent-encodes a grouping value holding "/" (the Pushgateway wants it base64-encoded),
+ * drops the URL's query, and has no abort signal or overall deadline.
  */
 export async function pushMetrics(url: string, text: string, options: PushOptions): Promise<void> {
   let base: URL;
@@ -240,7 +206,8 @@ export async function pushMetrics(url: string, text: string, options: PushOption
     throw new BackendError(`--pushgateway: ${redact(url)} is not an http(s) URL`);
   }
   if (options.job === '') throw new BackendError('--pushgateway: the job name is empty');
-  const headers: Record<string, string> = { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' };
+  const { Registry } = await import('prom-client');
+  const headers: Record<string, string> = { 'content-type': Registry.PROMETHEUS_CONTENT_TYPE };
   if (base.username || base.password) {
     const user = decodeURIComponent(base.username);
     const password = decodeURIComponent(base.password);

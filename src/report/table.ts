@@ -1,9 +1,9 @@
 /** Human tables for a terminal (cli-table3), fitted to its width when one is given. */
-import type { ReapReport } from '../run/reap.js';
+import type { ReapReport } from './reap-report.js';
 import type { Lease, RunRecord } from '../state/types.js';
 import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
 import { fitTable, wrapText, type Cell } from './fit.js';
-import { formatBytes, formatSeconds } from './format.js';
+import { formatBytes, formatSeconds } from '../util/format.js';
 import { scanProblem, sourceProblem } from './telemetry.js';
 
 /** How the tables are drawn: `width` is the terminal's (no limit when absent). */

@@ -8,12 +8,13 @@ import { declaredScope } from '../backends/open.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { findingOutput, leaseTelemetry, type AuditDocument, type FindingOutput } from '../report/document.js';
 import { REPORT_SCHEMA_VERSION, scanProblem, sourceProblem, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
-import { redact, InterruptedError, ReaperError, SafetyError } from '../errors.js';
+import { redact, SafetyError } from '../errors.js';
 import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
 import { classifyResource } from './classify-stream.js';
 import { openRunContext, type RunContext } from './context.js';
 import { KeyShapeCheck } from './key-shapes.js';
+import { recordedRun } from './recorded-run.js';
 
 export const LEASE_STATS_WINDOW_MS = 60 * 60_000;
 
@@ -46,66 +47,61 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
   const context = await openRunContext(manifest, { store: options.store, signal: options.signal });
   const { store } = context;
   const maxFindings = options.maxFindings ?? 1_000;
-  const run = await context.startRun({ kind: 'audit', manifestDigest: manifest.digest, execute: false });
-  options.onRunStarted?.(run);
+  const recording = { kind: 'audit' as const, manifestDigest: manifest.digest, execute: false, signal: options.signal, onRunStarted: options.onRunStarted };
   try {
-    // A source that fails is reported and its keys judged unknown (never dead) for the whole run.
-    const sources = await context.liveness.counts(options.signal);
-    const nowMs = await store.now();
-    const findings: FindingOutput[] = [];
-    let findingsTotal = 0;
-    const keep = async (finding: Finding) => {
-      findingsTotal++;
-      if (findings.length < maxFindings) findings.push(findingOutput(finding));
-      await options.onFinding?.(finding);
-    };
-    const resources: ResourceTelemetry[] = [];
-    const specs = manifest.resources.filter((r) => !options.resources || options.resources.includes(r.name));
-    const shapes = options.onWarning ? new KeyShapeCheck(context.liveness, options.signal) : null;
-    for (const spec of specs) {
-      resources.push(await auditResource(context, spec, nowMs, keep, shapes, options));
-      options.onResourceScanned?.(resources[resources.length - 1]!);
-    }
-    const sourceErrors = Object.fromEntries(Object.entries(context.liveness.failures()).map(([name, e]) => [name, redact(e)]));
-    const leaseStats = await store.leaseStats(LEASE_STATS_WINDOW_MS);
-    const finishedAt = await store.now();
-    const document: AuditDocument = {
-      version: REPORT_SCHEMA_VERSION,
-      kind: 'audit',
-      reaper: reaperVersion(),
-      runId: run.runId,
-      startedAt: new Date(run.startedAt).toISOString(),
-      finishedAt: new Date(finishedAt).toISOString(),
-      durationSeconds: Math.max(0, finishedAt - run.startedAt) / 1000,
-      manifest: manifest.file,
-      state: redact(store.description),
-      complete: resources.every((r) => r.status === 'ok') && Object.keys(sourceErrors).length === 0,
-      summary: summarize(resources),
-      resources,
-      leases: leaseTelemetry(leaseStats, LEASE_STATS_WINDOW_MS),
-      sources: sources.counts,
-      sourceErrors,
-      findings,
-      findingsTotal,
-      findingsTruncated: findingsTotal > findings.length,
-    };
-    const problems = auditProblems(document);
-    await store.finishRun(run.runId, {
-      status: problems.length === 0 ? 'ok' : 'failed',
-      // The findings list lets a later `audit --since RUN` tell new, resolved and persisting orphans.
-      summary: { summary: document.summary, resources: document.resources, leases: document.leases, findings, findingsTruncated: document.findingsTruncated },
-      sourceCounts: sources.counts,
-      error: problems.length === 0 ? null : problems.join('; '),
+    return await recordedRun(context, { ...recording, stopped: 'interrupted: the audit stopped before it finished (it changes nothing)' }, async (run) => {
+      // A source that fails is reported and its keys judged unknown (never dead) for the whole run.
+      const sources = await context.liveness.counts(options.signal);
+      const nowMs = await store.now();
+      const findings: FindingOutput[] = [];
+      let findingsTotal = 0;
+      const keep = async (finding: Finding) => {
+        findingsTotal++;
+        if (findings.length < maxFindings) findings.push(findingOutput(finding));
+        await options.onFinding?.(finding);
+      };
+      const resources: ResourceTelemetry[] = [];
+      const specs = manifest.resources.filter((r) => !options.resources || options.resources.includes(r.name));
+      const shapes = options.onWarning ? new KeyShapeCheck(context.liveness, options.signal) : null;
+      for (const spec of specs) {
+        resources.push(await auditResource(context, spec, nowMs, keep, shapes, options));
+        options.onResourceScanned?.(resources[resources.length - 1]!);
+      }
+      const sourceErrors = Object.fromEntries(Object.entries(context.liveness.failures()).map(([name, e]) => [name, redact(e)]));
+      const leaseStats = await store.leaseStats(LEASE_STATS_WINDOW_MS);
+      const finishedAt = await store.now();
+      const document: AuditDocument = {
+        version: REPORT_SCHEMA_VERSION,
+        kind: 'audit',
+        reaper: reaperVersion(),
+        runId: run.runId,
+        startedAt: new Date(run.startedAt).toISOString(),
+        finishedAt: new Date(finishedAt).toISOString(),
+        durationSeconds: Math.max(0, finishedAt - run.startedAt) / 1000,
+        manifest: manifest.file,
+        state: redact(store.description),
+        complete: resources.every((r) => r.status === 'ok') && Object.keys(sourceErrors).length === 0,
+        summary: summarize(resources),
+        resources,
+        leases: leaseTelemetry(leaseStats, LEASE_STATS_WINDOW_MS),
+        sources: sources.counts,
+        sourceErrors,
+        findings,
+        findingsTotal,
+        findingsTruncated: findingsTotal > findings.length,
+      };
+      const problems = auditProblems(document);
+      return {
+        result: document,
+        end: {
+          status: problems.length === 0 ? 'ok' : 'failed',
+          // The findings list lets a later `audit --since RUN` tell new, resolved and persisting orphans.
+          summary: { summary: document.summary, resources: document.resources, leases: document.leases, findings, findingsTruncated: document.findingsTruncated },
+          sourceCounts: sources.counts,
+          error: problems.length === 0 ? null : problems.join('; '),
+        },
+      };
     });
-    return document;
-  } catch (caught) {
-    // A stop requested mid-scan surfaces as whatever the interrupted call threw (the signal's
-    // reason, an AbortError): it is an interruption (exit 130), not a backend failure.
-    const error = options.signal?.aborted && !(caught instanceof ReaperError) ? new InterruptedError('interrupted: the audit stopped before it finished (it changes nothing)', { cause: caught }) : caught;
-    await store
-      .finishRun(run.runId, { status: error instanceof InterruptedError ? 'interrupted' : 'failed', error: redact((error as Error).message) })
-      .catch(() => undefined);
-    throw error;
   } finally {
     await context.close();
   }

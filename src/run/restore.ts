@@ -3,10 +3,11 @@
  * and bring back deleted resources whose backend kept them (files in quarantine with
  * `retain`, delete markers in versioned S3 buckets, archived SQL rows).
  */
-import { UsageError } from '../errors.js';
+import { SafetyError, UsageError } from '../errors.js';
 import type { Manifest } from '../manifest/types.js';
 import type { StateStore } from '../state/types.js';
 import { openRunContext } from './context.js';
+import { recordedRun } from './recorded-run.js';
 
 export interface RestoreOptions {
   runId?: string;
@@ -19,7 +20,8 @@ export interface RestoreOptions {
 export interface RestoreItem {
   resource: string;
   id: string;
-  action: 'lifted' | 'restored' | 'not-restorable' | 'failed';
+  /** `refused`: a safety rail stopped it (an id that leaves the resource's scope); nothing was written. */
+  action: 'lifted' | 'restored' | 'not-restorable' | 'refused' | 'failed';
   detail?: string;
 }
 
@@ -31,38 +33,37 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
     throw new UsageError(`no resource type "${options.resource}" in ${manifest.file}`);
   }
   const context = await openRunContext(manifest, { store: options.store });
-  const run = await context.startRun({ kind: 'reap', manifestDigest: manifest.digest, execute: true });
-  const out: RestoreItem[] = [];
+  const recording = { kind: 'reap' as const, manifestDigest: manifest.digest, execute: true, signal: options.signal };
   try {
-    const tombstones = await context.store.findTombstones({ runId: options.runId, resource: options.resource, resourceId: options.id, states: ['marked', 'deleted'] });
-    for (const t of tombstones) {
-      const spec = manifest.resources.find((r) => r.name === t.resource);
-      if (!spec) continue;
-      if (t.state === 'marked') {
-        await context.store.liftTombstones(run.runId, [t.tombstoneId], 'restored by operator');
+    return await recordedRun(context, { ...recording, stopped: 'interrupted: the restore stopped before it finished (run it again for the rest)' }, async (run) => {
+      const out: RestoreItem[] = [];
+      const tombstones = await context.store.findTombstones({ runId: options.runId, resource: options.resource, resourceId: options.id, states: ['marked', 'deleted'] });
+      for (const t of tombstones) {
+        const spec = manifest.resources.find((r) => r.name === t.resource);
+        if (!spec) continue;
+        if (t.state === 'marked') {
+          await context.store.liftTombstones(run.runId, [t.tombstoneId], 'restored by operator');
+          const backend = await context.backend(spec);
+          if (backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], options.signal);
+          out.push({ resource: t.resource, id: t.resourceId, action: 'lifted' });
+          continue;
+        }
         const backend = await context.backend(spec);
-        if (spec.mark && backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], options.signal);
-        out.push({ resource: t.resource, id: t.resourceId, action: 'lifted' });
-        continue;
+        if (!t.restoreHandle || !backend.restore) {
+          out.push({ resource: t.resource, id: t.resourceId, action: 'not-restorable', detail: 'the backend kept no copy (set retain, archive, or use a versioned bucket)' });
+          continue;
+        }
+        try {
+          await backend.restore(t.resourceId, t.restoreHandle, options.signal);
+          await context.store.setTombstoneState(t.tombstoneId, 'restored', `restored by run ${run.runId}`);
+          out.push({ resource: t.resource, id: t.resourceId, action: 'restored' });
+        } catch (error) {
+          out.push({ resource: t.resource, id: t.resourceId, action: error instanceof SafetyError ? 'refused' : 'failed', detail: (error as Error).message });
+        }
       }
-      const backend = await context.backend(spec);
-      if (!t.restoreHandle || !backend.restore) {
-        out.push({ resource: t.resource, id: t.resourceId, action: 'not-restorable', detail: 'the backend kept no copy (set retain, archive, or use a versioned bucket)' });
-        continue;
-      }
-      try {
-        await backend.restore(t.resourceId, t.restoreHandle, options.signal);
-        await context.store.setTombstoneState(t.tombstoneId, 'restored', `restored by run ${run.runId}`);
-        out.push({ resource: t.resource, id: t.resourceId, action: 'restored' });
-      } catch (error) {
-        out.push({ resource: t.resource, id: t.resourceId, action: 'failed', detail: (error as Error).message });
-      }
-    }
-    await context.store.finishRun(run.runId, { status: out.some((o) => o.action === 'failed') ? 'failed' : 'ok', summary: { restore: out.length } });
-    return out;
-  } catch (error) {
-    await context.store.finishRun(run.runId, { status: 'failed', error: (error as Error).message }).catch(() => undefined);
-    throw error;
+      const status = out.some((o) => o.action === 'refused') ? 'refused' : out.some((o) => o.action === 'failed') ? 'failed' : 'ok';
+      return { result: out, end: { status, summary: { restore: out.length } } };
+    });
   } finally {
     await context.close();
   }

@@ -8,7 +8,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'y
 import { z } from 'zod';
 import { ManifestError, type ManifestIssue } from '../errors.js';
 import { parseDuration } from '../manifest/duration.js';
-import { formatPath } from '../manifest/load.js';
+import { formatPath } from '../manifest/yaml.js';
 
 export const MAX_SCENARIO_BYTES = 256 * 1024;
 

@@ -37,7 +37,8 @@ import { fileFingerprint } from '../../src/backends/fs/fs-identity.js';
 import { InterruptedError, LeaseLostError, SafetyError } from '../../src/errors.js';
 import type { Manifest } from '../../src/manifest/types.js';
 import { runAudit } from '../../src/run/audit.js';
-import { runReap, type ReapOptions, type ReapReport } from '../../src/run/reap.js';
+import type { ReapReport } from '../../src/report/reap-report.js';
+import { runReap, type ReapOptions } from '../../src/run/reap.js';
 import type { PlanHeader } from '../../src/run/plan-file.js';
 import { runRestore } from '../../src/run/restore.js';
 import type { JournalEntry, StateStore, StoreDialect } from '../../src/state/types.js';
@@ -163,6 +164,18 @@ type PlanTrailer = PlanHeader & { trailer: true; items: number; digest: string }
 
 const sorted = (ids: Iterable<string>) => [...ids].sort();
 const only = (report: ReapReport) => report.resources[0]!;
+
+/** One of bob's orphans, marked and due, saved in a plan as a sweep; then bob comes back with a lease. */
+async function sweepPlannedThenOwnerBack(h: Harness): Promise<{ file: string; m: Manifest; plan: string }> {
+  const [file] = await h.fx.create(T, [{ owner: 'bob' }]);
+  const m = h.manifest();
+  await h.reap(m);
+  await h.afterGrace();
+  const plan = path.join(h.fx.dir, 'plan.ndjson');
+  expect(only(await h.reap(m, { execute: false, planOut: plan })).toSweep).toBe(1);
+  await h.lease('bob');
+  return { file: file!, m, plan };
+}
 
 // The backends' blocks run side by side: every test has its own directory, store and bucket/database.
 describe('reap safety', { concurrent: true }, () => {
@@ -578,16 +591,27 @@ describe('reap safety', { concurrent: true }, () => {
 
         // guard: sweeps from a saved plan are re-verified against a fresh read and fresh liveness.
         test('a sweep item whose owner came back after planning is lifted, not deleted', async (h) => {
-          const { fx, reap, lease, afterGrace, manifest } = h;
-          const [file] = await fx.create(T, [{ owner: 'bob' }]);
-          const m = manifest();
-          await reap(m);
-          await afterGrace();
-          const plan = path.join(fx.dir, 'plan.ndjson');
-          expect(only(await reap(m, { execute: false, planOut: plan })).toSweep).toBe(1);
-          await lease('bob');
-          const applied = only(await reap(m, { planIn: plan }));
+          const { file, m, plan } = await sweepPlannedThenOwnerBack(h);
+          const applied = only(await h.reap(m, { planIn: plan }));
           expect(applied.outcomes).toMatchObject({ deleted: 0, lifted: 1 });
+          expect(applied.lifts).toEqual({ 'owner-live': 1 });
+          expect(await h.fx.present(T)).toContain(file);
+        });
+
+        // guard: one tally — a lift is counted, in `outcomes.lifted` and in `lifts` alike, only when the store lifted
+        // the tombstone. Here an operator's restore lifts it between the re-verification and the reap's own lift.
+        test('a sweep item whose tombstone was lifted meanwhile is counted in neither lift total', async (h) => {
+          const { fx, store, reap } = h;
+          const { file, m, plan } = await sweepPlannedThenOwnerBack(h);
+          const hooks: StoreHooks = {
+            liftTombstones: async (next, runId, ids, note) => {
+              await store.liftTombstones(runId, ids, 'restored by operator');
+              return next(runId, ids, note);
+            },
+          };
+          const applied = only(await reap(m, { planIn: plan, store: hookStore(store, hooks) }));
+          expect(applied.outcomes).toMatchObject({ deleted: 0, lifted: 0 });
+          expect(applied.lifts).toEqual({});
           expect(await fx.present(T)).toContain(file);
         });
 
@@ -1057,6 +1081,47 @@ describe.concurrent('reap safety, files backend specifics', () => {
     expect(await readFile(path.join(root(fx), 'bob', 'new.dat'), 'utf8')).toBe('just written');
     expect((await lstat(path.join(elsewhere, 'dan', 'sub'))).isDirectory()).toBe(true);
     expect(sorted(await readdir(root(fx)))).toEqual(['.reaper-quarantine', 'bob', 'dan']);
+  });
+
+  // guard: restore's scope check (restoreFile in fs-sweep.ts) is a safety rail: an id that leaves the scope, by `..` or
+  // through a directory swapped for a symlink, is refused (SafetyError, exit 4), and nothing is written outside.
+  // The ledger is forged: reaper never journals such an id itself.
+  test('SAFETY 6: restore refuses a deleted tombstone whose id leaves the scope; nothing is written outside', async (h) => {
+    const { fx, store, manifest } = h;
+    const m = manifest();
+    const elsewhere = path.join(fx.dir, 'elsewhere');
+    await mkdir(elsewhere, { recursive: true });
+    await mkdir(root(fx), { recursive: true });
+    await symlink(elsewhere, path.join(root(fx), 'linked'));
+    const quarantine = path.join(root(fx), '.reaper-quarantine');
+    await mkdir(quarantine, { recursive: true });
+    const ids = ['../escaped.dat', 'linked/escaped.dat'];
+    const run = await store.startRun({ kind: 'reap', manifestDigest: m.digest, execute: true });
+    await store.insertTombstones(
+      run.runId,
+      ids.map((id) => ({ resource: T, resourceId: id, fingerprint: '1:2:3:4', owner: ownerKey('mallory'), ownerValue: null, reason: 'owner-dead', bytes: 8 })),
+    );
+    const tombstones = await store.findTombstones({ runId: run.runId });
+    const entries = await store.beginDeletes(run.runId, tombstones.map((t) => ({ tombstoneId: t.tombstoneId, evidence: null })));
+    const handles = new Map<string, string>();
+    for (const entry of entries) {
+      const handle = path.join(quarantine, `forged-${entry.journalId}`);
+      await writeFile(handle, 'kept copy');
+      handles.set(entry.resourceId, handle);
+    }
+    await store.finishDeletes(
+      run.runId,
+      entries.map((e) => ({ journalId: e.journalId, outcome: 'deleted' as const, restoreHandle: handles.get(e.resourceId)! })),
+    );
+    await store.finishRun(run.runId, { status: 'ok' });
+
+    const restored = await runRestore(m, { runId: run.runId, store });
+    expect(sorted(restored.map((r) => `${r.action} ${r.id}`))).toEqual(sorted(ids.map((id) => `refused ${id}`)));
+    for (const r of restored) expect(r.detail).toMatch(/^refusing .*out(side)? (of )?the scope/);
+    expect(await readdir(elsewhere)).toEqual([]);
+    expect(await readdir(fx.dir)).not.toContain('escaped.dat');
+    expect(await readdir(path.join(root(fx), '..'))).not.toContain('escaped.dat');
+    for (const handle of handles.values()) expect(await readFile(handle, 'utf8')).toBe('kept copy');
   });
 
   // guard: the walk never follows symlinks, and a delete resolves its parent to a real path inside the root.

@@ -1,7 +1,7 @@
 /**
  * docs/safety.md §2 at the last moment: an owner that takes a lease after the write-ahead journal
  * entry but before the delete request still saves its resource. (Guard: the last look in
- * src/run/reap.ts; without it this file is deleted.)
+ * src/run/reap/sweep.ts; without it this file is deleted.)
  */
 import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { quarantineName } from '../../src/backends/fs/fs-sweep.js';
 import { openRunContext } from '../../src/run/context.js';
-import { runReap, type ReapReport } from '../../src/run/reap.js';
+import type { ReapReport } from '../../src/report/reap-report.js';
+import { runReap } from '../../src/run/reap.js';
 import type { StateStore } from '../../src/state/types.js';
 import { filesFixture, loadReapManifest, openFixtureStore, ownerKey, reapManifest, waitStoreTime, type ReapFixture } from './support/reap-fixture.js';
 

@@ -25,6 +25,7 @@ import { decodeListedKey, s3ClientConfig } from '../../src/backends/s3/s3-client
 import { batchOutcomes } from '../../src/backends/s3/s3-delete.js';
 import type { ScanPage } from '../../src/backends/types.js';
 import { classify, readOwner } from '../../src/engine/classify.js';
+import { SafetyError } from '../../src/errors.js';
 import type { ResourceRecord } from '../../src/engine/types.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import { mapLimit } from '../../src/util/concurrency.js';
@@ -453,12 +454,10 @@ describe.skipIf(!serviceAvailable('s3'))('S3 backend (moto)', () => {
     expect(await exists(bucket, `${PREFIX}premise`)).toBeNull();
 
     const backend = await open(bucket);
-    expect(await backend.capabilities()).toEqual({
-      visibleMark: true,
-      conditionalDelete: 'server',
-      restore: false,
-      deleteMode: 's3-per-object-if-match',
-    });
+    expect(await backend.capabilities()).toEqual({ deleteMode: 's3-per-object-if-match' });
+    // No `mark` in the manifest: no mark is written, whatever S3 could carry.
+    expect(backend.mark).toBeUndefined();
+    expect(backend.unmark).toBeUndefined();
     // The probe object is gone, and the answer is remembered.
     const left = await admin.send(new ListObjectsV2Command({ Bucket: bucket }));
     expect(left.KeyCount ?? 0).toBe(0);
@@ -466,12 +465,7 @@ describe.skipIf(!serviceAvailable('s3'))('S3 backend (moto)', () => {
 
     const versionedBucket = await freshBucket({ versioned: true });
     const versioned = await open(versionedBucket);
-    expect(await versioned.capabilities()).toEqual({
-      visibleMark: true,
-      conditionalDelete: 'server',
-      restore: true,
-      deleteMode: 's3-versioned-delete-marker',
-    });
+    expect(await versioned.capabilities()).toEqual({ deleteMode: 's3-versioned-delete-marker' });
     const versions = await admin.send(new ListObjectVersionsCommand({ Bucket: versionedBucket }));
     expect([...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])]).toEqual([]);
   });
@@ -549,6 +543,8 @@ describe.skipIf(!serviceAvailable('s3'))('S3 backend (moto)', () => {
     // A handle naming a real version is refused: removing it would destroy data.
     const objectVersion = scanned.get(`${PREFIX}keep-me`)!.split('#')[1]!;
     await expect(backend.restore(`${PREFIX}keep-me`, objectVersion)).rejects.toThrow(/not a delete marker/);
+    // A key outside the prefix is a safety refusal (exit 4), not a backend failure.
+    await expect(backend.restore('other/x', handle)).rejects.toThrow(SafetyError);
     await expect(backend.restore('other/x', handle)).rejects.toThrow(/outside the scope/);
 
     await backend.restore(`${PREFIX}keep-me`, handle);
@@ -569,6 +565,8 @@ describe.skipIf(!serviceAvailable('s3'))('S3 backend (moto)', () => {
     await put(bucket, `${PREFIX}bare`, 'x');
     await put(bucket, `${PREFIX}changed`, 'v1');
     const backend = await open(bucket, { mark: { kind: 'tag', tag: 'reaper-tombstone' } });
+    expect(backend.mark).toBeDefined();
+    expect(backend.unmark).toBeDefined();
     const scanned = (await scanAll(backend, 100)).flatMap((p) => p.records);
     const items = scanned.map((r) => ({ id: r.id, fingerprint: r.fingerprint }));
     await put(bucket, `${PREFIX}changed`, 'v2');
@@ -747,7 +745,7 @@ describe.skipIf(!serviceAvailable('s3'))('S3 backend (moto)', () => {
       const counts = new Map<string, number>();
       const sent: { command: string; input: Record<string, unknown> }[] = [];
       const backend = await openFromManifest(bucket, 'per-object-if-match', recordClient(counts, sent));
-      expect(await backend.capabilities()).toEqual({ visibleMark: true, conditionalDelete: 'server', restore: false, deleteMode: 's3-per-object-if-match' });
+      expect(await backend.capabilities()).toEqual({ deleteMode: 's3-per-object-if-match' });
       const scan = await scanned(backend);
       await put(bucket, `${PREFIX}o/overwritten`, 'v2, written after the scan');
 
@@ -772,7 +770,7 @@ describe.skipIf(!serviceAvailable('s3'))('S3 backend (moto)', () => {
       const counts = new Map<string, number>();
       const sent: { command: string; input: Record<string, unknown> }[] = [];
       const backend = await openFromManifest(bucket, 'batch-if-match', recordClient(counts, sent));
-      expect(await backend.capabilities()).toEqual({ visibleMark: true, conditionalDelete: 'server', restore: false, deleteMode: 's3-batch-if-match' });
+      expect(await backend.capabilities()).toEqual({ deleteMode: 's3-batch-if-match' });
       const scan = await scanned(backend);
       expect(scan.size).toBe(keys.length);
       counts.clear();
@@ -794,7 +792,7 @@ describe.skipIf(!serviceAvailable('s3'))('S3 backend (moto)', () => {
     it('batch-if-match, versioning enabled: checks each current version, then adds delete markers that restore', async () => {
       const c = await versionedCase('k', 'batch-if-match');
       const { bucket, plain, rewritten, counts, sent, backend } = c;
-      expect(await backend.capabilities()).toEqual({ visibleMark: true, conditionalDelete: 'server', restore: true, deleteMode: 's3-versioned-batch-delete-marker' });
+      expect(await backend.capabilities()).toEqual({ deleteMode: 's3-versioned-batch-delete-marker' });
       const scan = await scanned(backend);
       expect(scan.size).toBe(38);
       // A new version with identical bytes: the same ETag, only the version id differs.

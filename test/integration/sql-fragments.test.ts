@@ -15,7 +15,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Connections } from '../../src/backends/connections.js';
 import { MysqlBackend } from '../../src/backends/mysql/mysql-backend.js';
 import { PostgresBackend } from '../../src/backends/postgres/postgres-backend.js';
-import { sqlOwnerValue, type SqlBackend, type SqlResourceSpec } from '../../src/backends/sql/sql-backend.js';
+import type { SqlBackend, SqlResourceSpec } from '../../src/backends/sql/sql-backend.js';
+import { rawOwnerValue } from '../../src/engine/reap-plan.js';
 import type { DeleteItem } from '../../src/backends/types.js';
 import { BackendError } from '../../src/errors.js';
 import { sqlFragmentProblem } from '../../src/manifest/sql-fragment.js';
@@ -122,8 +123,8 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       const plain = await server.open(spec(dialect, name), connections);
       const records = await plain.read(ids(1, ROWS));
       const items = (want: string[], stale: string): DeleteItem[] => [
-        ...want.map((id) => ({ id, fingerprint: records.get(id)!.fingerprint, ownerValue: sqlOwnerValue(records.get(id)!, spec(dialect, name)) })),
-        { id: stale, fingerprint: 'not-the-fingerprint', ownerValue: sqlOwnerValue(records.get(stale)!, spec(dialect, name)) },
+        ...want.map((id) => ({ id, fingerprint: records.get(id)!.fingerprint, ownerValue: rawOwnerValue(records.get(id)!, spec(dialect, name)) })),
+        { id: stale, fingerprint: 'not-the-fingerprint', ownerValue: rawOwnerValue(records.get(stale)!, spec(dialect, name)) },
       ];
       const state = async () => {
         const rows = await db.exec<{ id: string | number; mark: string | null }>(`SELECT id, mark FROM ${name} ORDER BY id`);

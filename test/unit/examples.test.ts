@@ -147,8 +147,8 @@ describe('prometheus-alerts.yml', () => {
   const rules = (parse(read('prometheus-alerts.yml')) as { groups: { name: string; rules: { alert: string; expr: string; for?: string }[] }[] }).groups.flatMap((g) => g.rules);
 
   /** Every metric renderPrometheus can emit, with the label values it emits. */
-  function emitted(): Map<string, Map<string, Set<string>>> {
-    const texts = prometheusRunTexts();
+  async function emitted(): Promise<Map<string, Map<string, Set<string>>>> {
+    const texts = await prometheusRunTexts();
     const out = new Map<string, Map<string, Set<string>>>();
     for (const text of texts) {
       for (const line of text.split('\n')) {
@@ -174,8 +174,8 @@ describe('prometheus-alerts.yml', () => {
     expect(exprs).toContain('reaper_reap_total{outcome="failed"} > 0');
   });
 
-  it('references only metrics and label values renderPrometheus emits', () => {
-    const metrics = emitted();
+  it('references only metrics and label values renderPrometheus emits', async () => {
+    const metrics = await emitted();
     for (const rule of rules) {
       const names = [...rule.expr.matchAll(/\breaper_\w+/g)].map((m) => m[0]);
       expect(names.length, rule.alert).toBeGreaterThan(0);

@@ -1,18 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  baselineKeys,
-  diffFindings,
-  evaluateGates,
-  findingKey,
-  GATE_METRICS,
-  GATE_OPERATORS,
-  GateError,
-  NewFindingsTally,
-  parseBaseline,
-  parseGate,
-  parseGates,
-  type Gate,
-} from '../../src/engine/gates.js';
+import { baselineKeys, diffFindings, findingKey, GateError, NewFindingsTally, parseBaseline } from '../../src/engine/baseline.js';
+import { evaluateGates, GATE_METRICS, GATE_OPERATORS, parseGate, parseGates, type Gate } from '../../src/engine/gates.js';
 import { ExitCode } from '../../src/errors.js';
 import type { AuditDocument, FindingOutput } from '../../src/report/document.js';
 import type { ResourceTelemetry } from '../../src/report/telemetry.js';

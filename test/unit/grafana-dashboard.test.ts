@@ -27,7 +27,7 @@ function seriesNames(text: string): Set<string> {
 }
 
 async function exportedMetrics(): Promise<Set<string>> {
-  const run = seriesNames(prometheusRunTexts().join(''));
+  const run = seriesNames((await prometheusRunTexts()).join(''));
   // The renderer's own declarations: the fixture above must bring every one of them out.
   const declared = [...readFileSync(path.join(ROOT, 'src/report/prometheus.ts'), 'utf8').matchAll(/family\(\s*'(\w+)'/g)].map((m) => m[1]!);
   expect(declared.length).toBeGreaterThan(10);

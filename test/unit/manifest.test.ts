@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode, formatManifestIssue, ManifestError } from '../../src/errors.js';
-import { loadManifest, MAX_MANIFEST_BYTES, parseManifest, resolveStateUrl, type Env } from '../../src/manifest/load.js';
+import { loadManifest, parseManifest } from '../../src/manifest/load.js';
+import { resolveStateUrl } from '../../src/manifest/normalize.js';
+import { MAX_MANIFEST_BYTES, type Env } from '../../src/manifest/yaml.js';
 import { BUILTIN_DEFAULTS, type Manifest } from '../../src/manifest/types.js';
 
 const FILE = 'reaper.yaml';

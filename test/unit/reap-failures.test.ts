@@ -1,6 +1,6 @@
 /** How a reap names the cause of failed deletes: the distinct errors, first met first, counted. */
 import { describe, expect, it } from 'vitest';
-import { describeFailures } from '../../src/run/reap.js';
+import { describeFailures } from '../../src/run/reap/sweep.js';
 
 describe('describeFailures', () => {
   it('counts each distinct error, in the order first met', () => {

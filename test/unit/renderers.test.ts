@@ -9,9 +9,9 @@ import { BackendError } from '../../src/errors.js';
 import type { AuditDocument, FindingOutput } from '../../src/report/document.js';
 import { renderJunit } from '../../src/report/junit.js';
 import { markdownText, renderMarkdown } from '../../src/report/markdown.js';
-import { escapeLabelValue, pushMetrics, renderPrometheus, writeMetricsFile } from '../../src/report/prometheus.js';
+import { pushMetrics, renderPrometheus, writeMetricsFile } from '../../src/report/prometheus.js';
 import type { ResourceTelemetry } from '../../src/report/telemetry.js';
-import type { ReapReport, ResourceReap } from '../../src/run/reap.js';
+import type { ReapReport, ResourceReap } from '../../src/report/reap-report.js';
 import { testTempDir } from '../integration/support/temp-dir.js';
 
 // ------------------------------------------------------------------ fixtures
@@ -245,8 +245,8 @@ describe('renderPrometheus', () => {
     'reaper_run_duration_seconds',
   ];
 
-  it('is valid exposition text with every metric the issue names', () => {
-    const text = renderPrometheus(auditDoc(), reapReport(true));
+  it('is valid exposition text with every metric the issue names', async () => {
+    const text = await renderPrometheus(auditDoc(), reapReport(true));
     const families = parsePrometheus(text);
     for (const name of ISSUE_METRICS) {
       expect(families.has(name), name).toBe(true);
@@ -255,8 +255,8 @@ describe('renderPrometheus', () => {
     for (const family of families.values()) expect(family.samples.length).toBeGreaterThan(0);
   });
 
-  it('reports every status per type, never a per-resource label', () => {
-    const families = parsePrometheus(renderPrometheus(auditDoc(), reapReport(true)));
+  it('reports every status per type, never a per-resource label', async () => {
+    const families = parsePrometheus(await renderPrometheus(auditDoc(), reapReport(true)));
     const resources = families.get('reaper_resources')!;
     expect(resources.type).toBe('gauge');
     expect(resources.samples).toHaveLength(2 * 6);
@@ -269,8 +269,8 @@ describe('renderPrometheus', () => {
     for (const family of families.values()) for (const s of family.samples) for (const label of Object.keys(s.labels)) expect(allowed.has(label), label).toBe(true);
   });
 
-  it('carries the numbers of the document', () => {
-    const families = parsePrometheus(renderPrometheus(auditDoc(), reapReport(true)));
+  it('carries the numbers of the document', async () => {
+    const families = parsePrometheus(await renderPrometheus(auditDoc(), reapReport(true)));
     const fs = { resource: 'scratch-uploads', backend: 'fs' };
     expect(sampleOf(families, 'reaper_orphan_bytes', fs)!.value).toBe(200);
     expect(sampleOf(families, 'reaper_age_beyond_ttl_seconds', fs)!.value).toBe(1800.5);
@@ -290,8 +290,8 @@ describe('renderPrometheus', () => {
     expect(sampleOf(families, 'reaper_reap_bytes_reclaimed_total', { resource: 'exports' })!.value).toBe(4096);
   });
 
-  it('leaves out null values instead of writing NaN', () => {
-    const text = renderPrometheus(auditDoc(), reapReport(true));
+  it('leaves out null values instead of writing NaN', async () => {
+    const text = await renderPrometheus(auditDoc(), reapReport(true));
     expect(text).not.toMatch(/NaN|Inf/);
     const families = parsePrometheus(text);
     expect(sampleOf(families, 'reaper_age_beyond_ttl_seconds', { resource: 'exports' })).toBeUndefined();
@@ -299,42 +299,42 @@ describe('renderPrometheus', () => {
     // A family with no value at all is left out whole (no HELP/TYPE without samples).
     const empty = auditDoc();
     for (const r of empty.resources) r.backlogOldestAgeSeconds = null;
-    expect(parsePrometheus(renderPrometheus(empty)).has('reaper_backlog_oldest_age_seconds')).toBe(false);
+    expect(parsePrometheus(await renderPrometheus(empty)).has('reaper_backlog_oldest_age_seconds')).toBe(false);
   });
 
-  it('writes reap outcomes only for an executed run; a dry run shows its plan', () => {
-    expect(parsePrometheus(renderPrometheus(auditDoc())).has('reaper_reap_total')).toBe(false);
-    const dry = parsePrometheus(renderPrometheus(auditDoc(), reapReport(false)));
+  it('writes reap outcomes only for an executed run; a dry run shows its plan', async () => {
+    expect(parsePrometheus(await renderPrometheus(auditDoc())).has('reaper_reap_total')).toBe(false);
+    const dry = parsePrometheus(await renderPrometheus(auditDoc(), reapReport(false)));
     expect(dry.has('reaper_reap_total')).toBe(false);
     expect(sampleOf(dry, 'reaper_reap_execute')!.value).toBe(0);
     expect(sampleOf(dry, 'reaper_reap_planned', { resource: 'scratch-uploads', action: 'mark' })!.value).toBe(2);
   });
 
-  it('renders a reap report alone, with the run timing the caller measured', () => {
-    const families = parsePrometheus(renderPrometheus(null, reapReport(true), { run: { finishedAt: '2026-11-22T03:00:00Z', durationSeconds: 12 } }));
+  it('renders a reap report alone, with the run timing the caller measured', async () => {
+    const families = parsePrometheus(await renderPrometheus(null, reapReport(true), { run: { finishedAt: '2026-11-22T03:00:00Z', durationSeconds: 12 } }));
     expect(sampleOf(families, 'reaper_resources', { resource: 'scratch-uploads', status: 'orphaned' })!.value).toBe(2);
     expect(sampleOf(families, 'reaper_last_run_timestamp_seconds', { kind: 'reap' })!.value).toBe(Date.parse('2026-11-22T03:00:00Z') / 1000);
     expect(sampleOf(families, 'reaper_run_duration_seconds', { kind: 'reap' })!.value).toBe(12);
     expect(families.has('reaper_leases')).toBe(false);
   });
 
-  it('escapes label values (backslash, double quote, newline) so they read back unchanged', () => {
+  it('escapes label values (backslash, double quote, newline) so they read back unchanged', async () => {
     const doc = auditDoc();
     doc.resources[0]!.name = HOSTILE;
     doc.sources = { 'sql "registry"\\#1\n': 4 };
-    const text = renderPrometheus(doc, undefined, { labels: { deployment: 'prod "eu"\n\\' } });
+    const text = await renderPrometheus(doc, undefined, { labels: { deployment: 'prod "eu"\n\\' } });
     expect(text).toContain('resource="we\\"ird\\\\type\\nname"');
     const families = parsePrometheus(text);
     expect(sampleOf(families, 'reaper_orphan_bytes', { resource: HOSTILE })!.value).toBe(200);
     expect(sampleOf(families, 'reaper_liveness_source_keys', { source: 'sql "registry"\\#1\n' })!.value).toBe(4);
     for (const family of families.values()) for (const s of family.samples) expect(s.labels.deployment).toBe('prod "eu"\n\\');
-    expect(escapeLabelValue('a\\b"c\nd')).toBe('a\\\\b\\"c\\nd');
+    expect(text).toContain('deployment="prod \\"eu\\"\\n\\\\"');
   });
 
-  it('refuses extra labels that are not label names or clash with its own', () => {
-    expect(() => renderPrometheus(auditDoc(), undefined, { labels: { 'bad-name': 'x' } })).toThrow(/cannot be an extra label/);
-    expect(() => renderPrometheus(auditDoc(), undefined, { labels: { __name__: 'x' } })).toThrow(/cannot be an extra label/);
-    expect(() => renderPrometheus(auditDoc(), undefined, { labels: { resource: 'x' } })).toThrow(/cannot be an extra label/);
+  it('refuses extra labels that are not label names or clash with its own', async () => {
+    await expect(renderPrometheus(auditDoc(), undefined, { labels: { 'bad-name': 'x' } })).rejects.toThrow(/cannot be an extra label/);
+    await expect(renderPrometheus(auditDoc(), undefined, { labels: { __name__: 'x' } })).rejects.toThrow(/cannot be an extra label/);
+    await expect(renderPrometheus(auditDoc(), undefined, { labels: { resource: 'x' } })).rejects.toThrow(/cannot be an extra label/);
   });
 });
 
@@ -343,7 +343,7 @@ describe('writeMetricsFile', () => {
     const dir = testTempDir('reaper-prom-');
     const file = path.join(dir, 'reaper.prom');
     writeFileSync(file, 'old\n');
-    await writeMetricsFile(file, renderPrometheus(auditDoc()));
+    await writeMetricsFile(file, await renderPrometheus(auditDoc()));
     expect(parsePrometheus(readFileSync(file, 'utf8')).has('reaper_resources')).toBe(true);
     await writeMetricsFile(file, 'reaper_x 1\n');
     expect(readFileSync(file, 'utf8')).toBe('reaper_x 1\n');
@@ -381,7 +381,7 @@ describe('pushMetrics', () => {
 
   it('PUTs the text to /metrics/job/<job> as text/plain version 0.0.4', async () => {
     const gw = await gateway();
-    const text = renderPrometheus(auditDoc());
+    const text = await renderPrometheus(auditDoc());
     await pushMetrics(`${gw.url}/`, text, { job: 'reaper', grouping: { instance: 'prod-eu' } });
     expect(gw.requests).toHaveLength(1);
     const [req] = gw.requests;

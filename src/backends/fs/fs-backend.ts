@@ -51,7 +51,7 @@ export class FsBackend implements Backend {
   }
 
   async capabilities(): Promise<BackendCapabilities> {
-    return { visibleMark: false, conditionalDelete: 'verified-rename', restore: this.spec.retainMs !== undefined, deleteMode: 'rename-verify' };
+    return { deleteMode: 'rename-verify' };
   }
 
   async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
@@ -215,7 +215,7 @@ export class FsBackend implements Backend {
 
   /** Absolute path of an id, refusing anything that would leave the root. */
   absolute(id: string): string {
-    if (!safeRelative(id)) throw new Error(`refusing path outside the scope: ${JSON.stringify(id)}`);
+    if (!safeRelative(id)) throw new SafetyError(`refusing path outside the scope: ${JSON.stringify(id)}`);
     return path.join(this.root, ...id.split('/'));
   }
 

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
 import { link, mkdir, readdir, rename, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { SafetyError } from '../../errors.js';
 import type { DeleteItem, DeleteResult } from '../types.js';
 import { mapLimit } from '../../util/concurrency.js';
 import { fileFingerprint, parentInScope, quarantineDir, safeRelative, sweepScopeCheck } from './fs-identity.js';
@@ -151,10 +152,10 @@ export async function recoverQuarantined(root: string, quarantine: string | unde
 
 /** Bring a quarantined file back to its id, refusing to overwrite anything there now. */
 export async function restoreFile(root: string, id: string, handle: string): Promise<void> {
-  if (!safeRelative(id)) throw new Error(`refusing path outside the scope: ${JSON.stringify(id)}`);
+  if (!safeRelative(id)) throw new SafetyError(`refusing path outside the scope: ${JSON.stringify(id)}`);
   const destination = path.join(root, ...id.split('/'));
   await mkdir(path.dirname(destination), { recursive: true });
-  if (!(await parentInScope(root, id))) throw new Error(`refusing to restore through a symlink out of the scope: ${JSON.stringify(id)}`);
+  if (!(await parentInScope(root, id))) throw new SafetyError(`refusing to restore through a symlink out of the scope: ${JSON.stringify(id)}`);
   await link(handle, destination);
   await unlink(handle);
 }

@@ -1,7 +1,7 @@
 /**
  * S3 backend: the resources are the objects under a bucket prefix.
  *
- * Scan lists with ListObjectsV2 (`EncodingType=url`, keys decoded byte-exactly), or, in a
+ * Scan lists (s3-listing.ts) with ListObjectsV2 (`EncodingType=url`, keys decoded byte-exactly), or, in a
  * bucket whose versioning is enabled or suspended, with ListObjectVersions keeping only
  * the current version of each key that is not a delete marker. Pages come in key order;
  * the cursor is the last key emitted and a scan resumes after it. A record is
@@ -27,7 +27,7 @@
  * Deletes (s3-delete.ts): 1 DeleteObjects per 1,000 keys in `s3-batch-if-match`, else
  * 1 DeleteObject per key; versioned buckets 1 HeadObject + 1 DeleteObject per key, or with
  * `deleteMode: batch-if-match` a read of the current versions (by listing, as `read`) +
- * 1 DeleteObjects per 1,000 keys. Marking with a tag: HeadObject + GetObjectTagging +
+ * 1 DeleteObjects per 1,000 keys. Marking with a tag (s3-mark.ts): HeadObject + GetObjectTagging +
  * PutObjectTagging (+ HeadObject to re-check the ETag when the bucket is not versioned).
  * Once per backend: GetBucketVersioning at open, and with `deleteMode: auto` a delete-mode
  * probe of 4–7 requests (it writes and removes one object under the prefix) the first time
@@ -38,23 +38,19 @@
  */
 import type { HeadObjectCommandOutput, Tag } from '@aws-sdk/client-s3';
 import type { ResourceRecord } from '../../engine/types.js';
-import { BackendError } from '../../errors.js';
+import { BackendError, SafetyError } from '../../errors.js';
 import type { ResourceSpec, S3Location } from '../../manifest/types.js';
 import { mapLimitAbortable } from '../../util/concurrency.js';
 import type { Connections } from '../connections.js';
 import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
 import {
   DEFAULT_CONCURRENCY,
-  decodeListedKey,
   describeS3Failure,
   explainS3Failure,
   inScope,
   isAbort,
   isMissing,
-  isObjectLevelRefusal,
-  isPreconditionFailed,
   loadS3Sdk,
-  parseS3Fingerprint,
   s3ClientFor,
   s3ConnectionSpec,
   s3Failure,
@@ -62,45 +58,11 @@ import {
   type S3Target,
 } from './s3-client.js';
 import { assertedDeleteMode, deleteS3Objects, probeDeleteMode, type S3DeleteMode, type S3DeleteSetting } from './s3-delete.js';
+import { LIST_LIMIT, listCurrent, listedRecord, LONE_SURROGATE, readByListing, type ListedObject } from './s3-listing.js';
+import { markTagged, unmarkTagged } from './s3-mark.js';
 
-/** ListObjectsV2 and ListObjectVersions return at most this many entries per request. */
-const LIST_LIMIT = 1000;
 /** `read` lists instead of sending one HeadObject per id from this many ids on. */
 export const READ_BY_LISTING_MIN_IDS = 32;
-/** The listing `read` may walk at most this many pages per 1,000 ids before the rest is read with HeadObject. */
-const READ_LISTING_PAGES_PER_1000 = 4;
-/** S3 allows at most 10 tags on an object. */
-const MAX_TAGS = 10;
-
-/** One current object as listed, before any per-object read. */
-interface ListedObject {
-  key: string;
-  etag: string | undefined;
-  lastModified: Date | undefined;
-  size: number | undefined;
-  /** The listed version in a versioned bucket; null otherwise. */
-  versionId: string | null;
-}
-
-/** One listing response: its current objects, and the key through which the listing is complete. */
-interface ListingPage {
-  objects: ListedObject[];
-  last: boolean;
-  /**
-   * Every key up to and including this one has been listed with its current version (the
-   * last key of the response); null when the response listed nothing.
-   */
-  through: string | null;
-  /**
-   * Only on the first response of a version listing that starts after a key (KeyMarker
-   * without VersionIdMarker): the first key the response lists (null when it lists nothing)
-   * and whether that key's current version or delete marker is among its entries. S3 lists
-   * from the first key after the marker; moto drops the first version at or after a marker
-   * that names no key, so nothing before this key (nor the key itself, without its current
-   * entry) is known to be absent.
-   */
-  seekHead?: { key: string | null; current: boolean };
-}
 
 export type S3ResourceSpec = ResourceSpec & { location: S3Location };
 
@@ -138,8 +100,8 @@ export class S3Backend implements Backend {
     this.needsTags = spec.owners.some((o) => o.extractor.from === 'tag') || spec.protect.some((p) => p.kind === 'tag');
     if (spec.mark?.kind === 'tag') {
       const tag = spec.mark.tag;
-      this.mark = (items, runId, signal) => this.markTagged(tag, items, runId, signal);
-      this.unmark = (items, signal) => this.unmarkTagged(tag, items, signal);
+      this.mark = (items, runId, signal) => markTagged(target, tag, items, runId, signal);
+      this.unmark = (items, signal) => unmarkTagged(target, tag, items, signal);
     }
   }
 
@@ -180,13 +142,7 @@ export class S3Backend implements Backend {
   }
 
   async capabilities(signal?: AbortSignal): Promise<BackendCapabilities> {
-    const mode = await this.deleteMode(signal);
-    return {
-      visibleMark: true,
-      conditionalDelete: mode === 's3-no-conditional-delete' ? 'none' : 'server',
-      restore: this.target.versioning === 'Enabled',
-      deleteMode: mode,
-    };
+    return { deleteMode: await this.deleteMode(signal) };
   }
 
   /** The delete mode: as the manifest asserts it, or probed once; a failed or aborted probe is tried again on the next call. */
@@ -208,7 +164,7 @@ export class S3Backend implements Backend {
     const maxKeys = Math.min(pageSize, LIST_LIMIT);
     const signal = options.signal;
     let buffer: ResourceRecord[] = [];
-    for await (const listing of this.list(options.cursor ?? null, maxKeys, signal)) {
+    for await (const listing of listCurrent(this.target, options.cursor ?? null, maxKeys, signal)) {
       buffer.push(...(await this.describe(listing.objects, signal)));
       while (buffer.length > pageSize || (buffer.length === pageSize && !listing.last)) {
         const records = buffer.slice(0, pageSize);
@@ -217,84 +173,6 @@ export class S3Backend implements Backend {
       }
     }
     yield withUnreadable({ records: buffer, cursor: null });
-  }
-
-  /** Current objects under the prefix, after `startAfter`, one listing request at a time. */
-  private async *list(startAfter: string | null, maxKeys: number, signal?: AbortSignal): AsyncGenerator<ListingPage> {
-    const { sdk, client, bucket, prefix } = this.target;
-    const send = { abortSignal: signal };
-    if (this.target.versioning === null) {
-      let token: string | undefined;
-      do {
-        const out = await this.request('ListObjectsV2', signal, () =>
-          client.send(
-            new sdk.ListObjectsV2Command({
-              Bucket: bucket,
-              Prefix: prefix,
-              MaxKeys: maxKeys,
-              EncodingType: 'url',
-              ...(token ? { ContinuationToken: token } : startAfter !== null ? { StartAfter: startAfter } : {}),
-            }),
-            send,
-          ),
-        );
-        const encoded = out.EncodingType === 'url';
-        const objects = (out.Contents ?? []).map((o) => this.listed(decodeListedKey(o.Key ?? '', encoded), o.ETag, o.LastModified, o.Size, null));
-        token = out.IsTruncated ? out.NextContinuationToken : undefined;
-        if (out.IsTruncated && !token) throw new BackendError(`${this.scope}: the listing was truncated without a continuation token`);
-        yield { objects, last: token === undefined, through: objects.at(-1)?.key ?? null };
-      } while (token);
-      return;
-    }
-    let keyMarker: string | undefined = startAfter ?? undefined;
-    let versionIdMarker: string | undefined;
-    while (true) {
-      const out = await this.request('ListObjectVersions', signal, () =>
-        client.send(
-          new sdk.ListObjectVersionsCommand({
-            Bucket: bucket,
-            Prefix: prefix,
-            MaxKeys: maxKeys,
-            EncodingType: 'url',
-            ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
-            ...(versionIdMarker !== undefined ? { VersionIdMarker: versionIdMarker } : {}),
-          }),
-          send,
-        ),
-      );
-      const encoded = out.EncodingType === 'url';
-      const objects = (out.Versions ?? [])
-        .filter((v) => v.IsLatest === true)
-        .map((v) => this.listed(decodeListedKey(v.Key ?? '', encoded), v.ETag, v.LastModified, v.Size, v.VersionId ?? 'null'));
-      const more = out.IsTruncated === true;
-      if (more && !out.NextKeyMarker) throw new BackendError(`${this.scope}: the version listing was truncated without a key marker`);
-      // Versions of a key come newest first: the key marker's current version (or delete marker) is in this response or an earlier one.
-      const nextKey = more ? decodeListedKey(out.NextKeyMarker!, encoded) : null;
-      const page: ListingPage = { objects, last: !more, through: nextKey ?? objects.at(-1)?.key ?? null };
-      if (keyMarker !== undefined && versionIdMarker === undefined) page.seekHead = seekHead([...(out.Versions ?? []), ...(out.DeleteMarkers ?? [])], encoded);
-      yield page;
-      if (!more) return;
-      keyMarker = nextKey!;
-      versionIdMarker = out.NextVersionIdMarker || undefined;
-    }
-  }
-
-  /** A request the whole scan depends on: its failure fails the scan, naming the scope. */
-  private async request<T>(what: string, signal: AbortSignal | undefined, send: () => Promise<T>): Promise<T> {
-    try {
-      return await send();
-    } catch (error) {
-      if (isAbort(error, signal)) throw error;
-      const { bucket, endpoint } = this.target;
-      throw new BackendError(`${this.scope}: ${explainS3Failure(error, { bucket, endpoint, request: what, permission: what === 'ListObjectVersions' ? 's3:ListBucketVersions' : 's3:ListBucket' })}`, { cause: error });
-    }
-  }
-
-  private listed(key: string, etag: string | undefined, lastModified: Date | undefined, size: number | undefined, versionId: string | null): ListedObject {
-    if (!inScope(this.target, key)) {
-      throw new BackendError(`${this.scope}: the listing returned a key outside the prefix: ${JSON.stringify(key)}`);
-    }
-    return { key, etag, lastModified, size, versionId };
   }
 
   /** Records for listed objects, reading metadata and tags only when an owner or protect rule needs them. */
@@ -356,7 +234,7 @@ export class S3Backend implements Backend {
     const known = new Map<string, ResourceRecord | null>();
     if (!attributes) {
       const listable = unique.filter((id) => inScope(this.target, id) && !LONE_SURROGATE.test(id));
-      if (listable.length >= READ_BY_LISTING_MIN_IDS) await this.readByListing(listable, known, signal);
+      if (listable.length >= READ_BY_LISTING_MIN_IDS) await readByListing(this.target, listable, known, this.readListingPageSize, signal);
     }
     const rest = unique.filter((id) => !known.has(id));
     const heads = await mapLimitAbortable(rest, this.target.concurrency, signal, (id, _, fanOut) => this.readOne(id, attributes, fanOut));
@@ -367,78 +245,6 @@ export class S3Backend implements Backend {
       if (record) out.set(id, record);
     }
     return out;
-  }
-
-  /**
-   * Read `ids` (in scope, distinct) from listings instead of one HeadObject each: list from
-   * just before the smallest id through the largest, keeping the wanted keys (records exactly
-   * as the scan builds them). Where the next wanted id lies beyond the listing's position, a
-   * new listing starts just before it (StartAfter/KeyMarker = the id without its last
-   * character), so gaps between ids are skipped rather than walked. Every id the listings
-   * passed without meeting it is absent (null in `into`). After 4 pages per 1,000 ids the
-   * listing stops and the ids it has not reached are left out of `into` for HeadObject.
-   * In a versioned bucket the ids from a new listing's start up to the first key it lists
-   * are left to HeadObject too (see ListingPage.seekHead) unless the listing met them.
-   * A failed listing, or keys that do not come in ascending UTF-8 byte order, leave
-   * everything to HeadObject.
-   */
-  private async readByListing(ids: readonly string[], into: Map<string, ResourceRecord | null>, signal?: AbortSignal): Promise<void> {
-    const wanted = ids.map((id) => ({ id, bytes: Buffer.from(id, 'utf8') })).sort((a, b) => Buffer.compare(a.bytes, b.bytes));
-    const pageSize = this.readListingPageSize;
-    const maxPages = Math.max(1, Math.ceil((wanted.length * READ_LISTING_PAGES_PER_1000) / pageSize));
-    const settled = new Map<string, ResourceRecord | null>();
-    let next = 0; // wanted[next] is the smallest id not settled yet
-    let pages = 0;
-    let previous: Buffer | null = null;
-    let through: { key: string; bytes: Buffer } | null = null;
-    /** Settle every id up to `bound` (inclusive) not met by the listing as absent. */
-    const passTo = (bound: Buffer, inclusive: boolean) => {
-      while (next < wanted.length && Buffer.compare(wanted[next]!.bytes, bound) < (inclusive ? 1 : 0)) settled.set(wanted[next++]!.id, null);
-    };
-    /** Leave every id before `bound` (or through it, if inclusive) unsettled, for HeadObject. */
-    const leaveTo = (bound: Buffer | null, inclusive: boolean) => {
-      while (next < wanted.length && (bound === null || Buffer.compare(wanted[next]!.bytes, bound) < (inclusive ? 1 : 0))) next++;
-    };
-    try {
-      listing: while (next < wanted.length && pages < maxPages) {
-        const before = withoutLastCharacter(wanted[next]!.id);
-        const start: string = through !== null && Buffer.compare(through.bytes, Buffer.from(before, 'utf8')) >= 0 ? through.key : before;
-        for await (const page of this.list(start === '' ? null : start, pageSize, signal)) {
-          pages++;
-          if (page.seekHead) {
-            // A version listing after a key: what lies before its first key is not known to be absent.
-            const head = page.seekHead;
-            leaveTo(head.key === null ? null : Buffer.from(head.key, 'utf8'), !head.current);
-            if (next >= wanted.length) break listing;
-          }
-          for (const o of page.objects) {
-            const key = Buffer.from(o.key, 'utf8');
-            if (previous !== null && Buffer.compare(previous, key) >= 0) {
-              throw new BackendError(`${this.scope}: the listing is not in ascending key order at ${JSON.stringify(o.key)}`);
-            }
-            previous = key;
-            passTo(key, false);
-            if (next < wanted.length && wanted[next]!.bytes.equals(key)) settled.set(wanted[next++]!.id, listedRecord(o));
-            if (next >= wanted.length) break listing;
-          }
-          if (page.last) {
-            while (next < wanted.length) settled.set(wanted[next++]!.id, null);
-            break listing;
-          }
-          if (page.through !== null) {
-            through = { key: page.through, bytes: Buffer.from(page.through, 'utf8') };
-            passTo(through.bytes, true);
-          }
-          if (next >= wanted.length || pages >= maxPages) break listing;
-          // The next wanted id lies beyond where this listing stands: start a new one just before it.
-          if (through !== null && Buffer.compare(Buffer.from(withoutLastCharacter(wanted[next]!.id), 'utf8'), through.bytes) > 0) continue listing;
-        }
-      }
-    } catch (error) {
-      if (isAbort(error, signal)) throw error;
-      return;
-    }
-    for (const [id, record] of settled) into.set(id, record);
   }
 
   private async readOne(id: string, attributes: boolean, signal?: AbortSignal): Promise<ResourceRecord | null> {
@@ -484,7 +290,7 @@ export class S3Backend implements Backend {
     if (this.target.versioning !== 'Enabled') {
       throw new BackendError(`${this.scope}: restore needs a bucket with versioning enabled; objects deleted here are not kept`);
     }
-    if (!inScope(this.target, id)) throw new BackendError(`${this.scope}: refusing to restore a key outside the scope: ${JSON.stringify(id)}`);
+    if (!inScope(this.target, id)) throw new SafetyError(`${this.scope}: refusing to restore a key outside the scope: ${JSON.stringify(id)}`);
     const { sdk, client, bucket } = this.target;
     const send = { abortSignal: signal };
     const kind = await this.versionKind(id, handle, signal);
@@ -518,92 +324,6 @@ export class S3Backend implements Backend {
     }
   }
 
-  private async markTagged(tag: string, items: readonly DeleteItem[], runId: string, signal?: AbortSignal): Promise<Map<string, string>> {
-    const outcomes = await this.eachObject(items, signal, async (item, signal) => {
-      const { sdk, client, bucket } = this.target;
-      const send = { abortSignal: signal };
-      const { etag, versionId } = parseS3Fingerprint(item.fingerprint, this.versioned);
-      if (!etag) return null;
-      // The fingerprinted object must still be the current one.
-      let head: HeadObjectCommandOutput;
-      try {
-        head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: item.id, IfMatch: etag }), send);
-      } catch (error) {
-        if (isMissing(error) || isPreconditionFailed(error)) return null;
-        throw error;
-      }
-      const currentVersion = this.versioned ? (head.VersionId ?? 'null') : null;
-      if (versionId !== null && currentVersion !== versionId) return null;
-      const version = currentVersion !== null ? { VersionId: currentVersion } : {};
-      const tags = (await client.send(new sdk.GetObjectTaggingCommand({ Bucket: bucket, Key: item.id, ...version }), send)).TagSet ?? [];
-      const merged = [...tags.filter((t) => t.Key !== tag), { Key: tag, Value: runId }];
-      if (merged.length > MAX_TAGS) return null;
-      await client.send(new sdk.PutObjectTaggingCommand({ Bucket: bucket, Key: item.id, ...version, Tagging: { TagSet: merged } }), send);
-      if (currentVersion === null) {
-        // Tagging has no precondition: make sure the tag landed on the fingerprinted object, not on one written meanwhile.
-        const after = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: item.id }), send);
-        if (after.ETag !== etag) {
-          await this.removeTag(tag, item.id, {}, runId, signal).catch(() => undefined);
-          return null;
-        }
-      }
-      return s3Fingerprint(head.ETag ?? etag, currentVersion);
-    });
-    const marked = new Map<string, string>();
-    items.forEach((item, i) => {
-      const fingerprint = outcomes[i];
-      if (typeof fingerprint === 'string') marked.set(item.id, fingerprint);
-    });
-    return marked;
-  }
-
-  private async unmarkTagged(tag: string, items: readonly DeleteItem[], signal?: AbortSignal): Promise<void> {
-    await this.eachObject(items, signal, async (item, signal) => {
-      const { versionId } = parseS3Fingerprint(item.fingerprint, this.versioned);
-      await this.removeTag(tag, item.id, versionId !== null ? { VersionId: versionId } : {}, null, signal);
-      return null;
-    });
-  }
-
-  /** Remove `tag` from an object (only when its value is `value`, if given); a missing object has nothing to remove. */
-  private async removeTag(tag: string, key: string, version: { VersionId?: string }, value: string | null, signal?: AbortSignal): Promise<void> {
-    const { sdk, client, bucket } = this.target;
-    const send = { abortSignal: signal };
-    const tags = (await client.send(new sdk.GetObjectTaggingCommand({ Bucket: bucket, Key: key, ...version }), send)).TagSet ?? [];
-    const ours = tags.find((t) => t.Key === tag);
-    if (!ours || (value !== null && ours.Value !== value)) return;
-    const rest = tags.filter((t) => t.Key !== tag);
-    if (rest.length > 0) await client.send(new sdk.PutObjectTaggingCommand({ Bucket: bucket, Key: key, ...version, Tagging: { TagSet: rest } }), send);
-    else await client.send(new sdk.DeleteObjectTaggingCommand({ Bucket: bucket, Key: key, ...version }), send);
-  }
-
-  /**
-   * Run `fn` for each in-scope item with bounded concurrency. An object that is gone or
-   * changed, or that S3 refuses for itself alone, yields null; any other failure is
-   * thrown once every item has settled, so no request is left running.
-   */
-  private async eachObject<T>(items: readonly DeleteItem[], signal: AbortSignal | undefined, fn: (item: DeleteItem, signal: AbortSignal | undefined) => Promise<T | null>): Promise<(T | null)[]> {
-    let firstError: unknown;
-    let failures = 0;
-    const results = await mapLimitAbortable(items, this.target.concurrency, signal, async (item, _, fanOut) => {
-      if (!inScope(this.target, item.id) || firstError !== undefined) return null;
-      try {
-        fanOut?.throwIfAborted();
-        return await fn(item, fanOut);
-      } catch (error) {
-        if (!isAbort(error, signal) && (isMissing(error) || isPreconditionFailed(error) || isObjectLevelRefusal(error))) return null;
-        failures++;
-        firstError ??= error;
-        return null;
-      }
-    });
-    if (firstError !== undefined) {
-      if (isAbort(firstError, signal)) throw firstError;
-      throw new BackendError(`${this.scope}: tagging failed for ${failures} object(s): ${describeS3Failure(firstError)}`, { cause: firstError });
-    }
-    return results;
-  }
-
   async close(): Promise<void> {}
 }
 
@@ -618,43 +338,10 @@ async function readVersioning(target: Pick<S3Target, 'sdk' | 'client' | 'bucket'
   }
 }
 
-/** The first key among a version listing's entries, and whether its current version or delete marker is among them. */
-function seekHead(entries: readonly { Key?: string; IsLatest?: boolean }[], encoded: boolean): { key: string | null; current: boolean } {
-  let head: { key: string; bytes: Buffer; current: boolean } | null = null;
-  for (const entry of entries) {
-    const key = decodeListedKey(entry.Key ?? '', encoded);
-    const bytes = Buffer.from(key, 'utf8');
-    const order = head === null ? -1 : Buffer.compare(bytes, head.bytes);
-    if (order < 0) head = { key, bytes, current: entry.IsLatest === true };
-    else if (order === 0 && entry.IsLatest === true) head!.current = true;
-  }
-  return head === null ? { key: null, current: false } : { key: head.key, current: head.current };
-}
-
-/** A UTF-16 surrogate without its pair: such an id has no UTF-8 form to compare with listed keys. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** `id` without its last character (a whole code point): every key from it on, in S3's order, includes `id`. */
-function withoutLastCharacter(id: string): string {
-  const end = id.length >= 2 && /[\uDC00-\uDFFF]/.test(id[id.length - 1]!) && /[\uD800-\uDBFF]/.test(id[id.length - 2]!) ? 2 : 1;
-  return id.slice(0, Math.max(0, id.length - end));
-}
-
 /** A page naming its records whose metadata or tags could not be read (they are judged unknown). */
 function withUnreadable(page: ScanPage): ScanPage {
   const unreadable = page.records.flatMap((r) => (r.unreadable === undefined ? [] : [{ id: r.id, why: r.unreadable }]));
   return unreadable.length ? { ...page, unreadable } : page;
-}
-
-function listedRecord(o: ListedObject): ResourceRecord {
-  const record: ResourceRecord = {
-    id: o.key,
-    createdAtMs: o.lastModified ? o.lastModified.getTime() : null,
-    bytes: o.size ?? null,
-    fingerprint: o.etag ? s3Fingerprint(o.etag, o.versionId) : '',
-  };
-  if (!o.etag) record.unreadable = 'listed without an ETag';
-  return record;
 }
 
 function tagMap(tagSet: readonly Tag[] | undefined): Record<string, string> {

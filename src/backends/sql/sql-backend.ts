@@ -88,16 +88,6 @@ export function protectRules(spec: Pick<ResourceSpec, 'protect'>): { index: numb
 }
 
 /**
- * The owner value a sweep re-checks in SQL (DeleteItem.ownerValue): the raw text of the
- * first owner rule's column as the record read it, before any key template.
- */
-export function sqlOwnerValue(record: ResourceRecord, spec: Pick<ResourceSpec, 'owners'>): string | null {
-  const column = ownerColumns(spec)[0];
-  if (column === undefined) return null;
-  return record.columns?.[column] ?? null;
-}
-
-/**
  * The archive table of a resource: the manifest's name, in the resource's own schema
  * (PostgreSQL) or database (MySQL) unless qualified. Its `name` is the restore handle.
  */
@@ -229,12 +219,7 @@ export abstract class SqlBackend implements Backend {
   protected abstract restoreRow(id: string): Promise<RestoreOutcome>;
 
   async capabilities(): Promise<BackendCapabilities> {
-    return {
-      visibleMark: this.spec.mark !== undefined,
-      conditionalDelete: 'server',
-      restore: this.spec.archive !== undefined,
-      deleteMode: 'sql-conditional',
-    };
+    return { deleteMode: 'sql-conditional' };
   }
 
   protected toRecord(row: SqlRow): ResourceRecord {
@@ -366,7 +351,7 @@ export abstract class SqlBackend implements Backend {
     for (const item of items) {
       if (typeof item.id !== 'string' || typeof item.fingerprint !== 'string') throw new TypeError(`${this.scope}: an item needs a string id and fingerprint`);
       if (item.ownerValue === undefined) {
-        throw new TypeError(`${this.scope}: item ${JSON.stringify(item.id)} has no ownerValue; SQL deletes and marks re-check the owner column (see sqlOwnerValue)`);
+        throw new TypeError(`${this.scope}: item ${JSON.stringify(item.id)} has no ownerValue; SQL deletes and marks re-check the owner column (see rawOwnerValue in engine/reap-plan.ts)`);
       }
     }
   }

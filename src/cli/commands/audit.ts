@@ -1,30 +1,41 @@
 /** `reaper audit`: scan, classify, print leak telemetry; gates for CI. Read-only on every backend. */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { checkGateResources, diffFindings, evaluateGates, NewFindingsTally, parseBaseline, parseGates, type GateResult } from '../../engine/gates.js';
+import { diffFindings, NewFindingsTally, parseBaseline } from '../../engine/baseline.js';
+import { checkGateResources, evaluateGates, parseGates, type GateResult } from '../../engine/gates.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { findingOutput, type AuditDocument, type FindingOutput } from '../../report/document.js';
 import { auditSummaryLine, auditTable, comparisonText, findingsTable, problemsText } from '../../report/table.js';
 import { auditProblems, runAudit } from '../../run/audit.js';
+import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
 import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFormat, selectedResources, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
-import { outputFlags, writeOutputs } from '../outputs.js';
+import { reportFiles, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
 import { openRunLog, type RunLog } from '../run-log.js';
 
-export async function auditCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+export interface AuditFlags extends ManifestFlags, OutputFlags, FilterFlags, RunLogFlags, ReportFileFlags {
+  findings?: string;
+  maxFindings: string;
+  failOn: string[];
+  baseline?: string;
+  since?: string;
+  html?: string;
+}
+
+export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFlags): Promise<number> {
   const runLog = openRunLog(io, options, 'audit');
   const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options) }));
   const format = outputFormat(io, options);
   const maxFindings = integerOption(options.maxFindings, '--max-findings');
-  const gates = parseGates((options.failOn as string[] | undefined) ?? []);
+  const gates = parseGates(options.failOn);
   const resources = selectedResources(manifest, options);
   checkGateResources(gates, resources ?? manifest.resources.map((r) => r.name));
-  const flags = outputFlags(io, options);
+  const files = reportFiles(io, options);
   let tally: NewFindingsTally<FindingOutput> | null = null;
-  if (typeof options.baseline === 'string') {
+  if (options.baseline !== undefined) {
     const file = path.resolve(io.cwd, options.baseline);
     const text = await readFile(file, 'utf8').catch((e: Error) => {
       throw new UsageError(`--baseline: cannot read ${file}: ${e.message}`);
@@ -32,11 +43,11 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
     tally = new NewFindingsTally(parseBaseline(text, file));
   }
   let previous: PreviousAudit | null = null;
-  if (typeof options.since === 'string') previous = await previousFindings(io, options, options.since);
+  if (options.since !== undefined) previous = await previousFindings(io, options, options.since);
   const current: FindingOutput[] = [];
 
-  const ndjson = typeof options.findings === 'string' ? new NdjsonFile(path.resolve(io.cwd, options.findings)) : null;
-  const html = typeof options.html === 'string' ? new (await import('../html-report.js')).HtmlReportSink(options.html, manifest) : null;
+  const ndjson = options.findings === undefined ? null : new NdjsonFile(path.resolve(io.cwd, options.findings));
+  const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
   const progress = await startProgress(io, 'auditing…');
   try {
     const doc = await runAudit(manifest, {
@@ -60,11 +71,11 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
     await ndjson?.close();
     const results: GateResult[] = evaluateGates(gates, doc, tally ?? undefined);
     const unread = new Set(doc.resources.filter((r) => r.status !== 'ok').map((r) => r.name));
-    const baseline = tally ? { against: `baseline ${String(options.baseline)}`, diff: tally.diff(unread) } : null;
+    const baseline = tally ? { against: `baseline ${options.baseline}`, diff: tally.diff(unread) } : null;
     const since = previous ? sinceDiff(previous, current, unread) : null;
     // The reports lead with what changed: against the baseline when there is one, else the earlier run.
-    const comparison = baseline ?? (since ? { against: `run ${String(options.since)}`, diff: since } : null);
-    await writeOutputs(io, flags, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison });
+    const comparison = baseline ?? (since ? { against: `run ${options.since}`, diff: since } : null);
+    await writeOutputs(io, files, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison });
     await html?.writeAudit(io, doc, results);
 
     const gateResults = gates.length ? { gates: results } : {};
@@ -87,7 +98,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: Record<
       const findings = comparison ? comparisonText(comparison, 20, width) : findingsTable(doc, 20, { width });
       if (findings) io.stdout.write(`\n${findings}\n`);
       if (since && comparison !== null && baseline !== null) {
-        io.stdout.write(`\nsince run ${String(options.since)}: ${since.new.count} new, ${since.resolved.count} resolved, ${since.persisting.count} persisting\n`);
+        io.stdout.write(`\nsince run ${options.since}: ${since.new.count} new, ${since.resolved.count} resolved, ${since.persisting.count} persisting\n`);
       }
     }
     const failed = results.filter((r) => !r.ok);
@@ -113,7 +124,7 @@ interface PreviousAudit {
 }
 
 /** The non-live findings an earlier audit run recorded (its document's list). */
-async function previousFindings(io: CliIO, options: Record<string, unknown>, runId: string): Promise<PreviousAudit> {
+async function previousFindings(io: CliIO, options: ManifestFlags, runId: string): Promise<PreviousAudit> {
   const store = await openStore(io, options);
   try {
     const run = await store.getRun(runId);

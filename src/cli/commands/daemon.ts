@@ -11,9 +11,10 @@ import path from 'node:path';
 import { UsageError } from '../../errors.js';
 import { startDaemon, type DaemonTlsOptions } from '../../daemon/daemon.js';
 import { DEFAULT_LISTEN, parseListenAddress, type ListenAddress } from '../../daemon/listen.js';
-import { jsonLog, type LogLevel } from '../../daemon/log.js';
-import { callTimeout, renewalInterval } from '../../daemon/timing.js';
+import { jsonLog, type LogLevel } from '../../util/json-log.js';
+import { callTimeout, renewalInterval } from '../../lease/timing.js';
 import { remainingMs } from '../../util/deadline.js';
+import type { ManifestFlags } from '../flags.js';
 import { manifestIfAny } from '../html-report.js';
 import type { CliIO } from '../io.js';
 import { checkLeaseKey, checkLeaseTtl } from './lease.js';
@@ -32,8 +33,8 @@ async function readOptionFile(io: CliIO, file: string, flag: string): Promise<Bu
   }
 }
 
-function listenAddress(io: CliIO, options: Record<string, unknown>): ListenAddress {
-  const text = (options.listen as string | undefined) ?? io.env.REAPER_LISTEN;
+function listenAddress(io: CliIO, options: DaemonFlags): ListenAddress {
+  const text = options.listen ?? io.env.REAPER_LISTEN;
   if (text === undefined) return DEFAULT_LISTEN;
   const parsed = parseListenAddress(text);
   if ('error' in parsed) throw new UsageError(`--listen: ${parsed.error}`);
@@ -41,8 +42,8 @@ function listenAddress(io: CliIO, options: Record<string, unknown>): ListenAddre
 }
 
 /** The API token: --token-file, then $REAPER_TOKEN; none only with --no-auth. */
-async function apiToken(io: CliIO, options: Record<string, unknown>, warnings: string[]): Promise<string | undefined> {
-  const file = options.tokenFile as string | undefined;
+async function apiToken(io: CliIO, options: DaemonFlags, warnings: string[]): Promise<string | undefined> {
+  const file = options.tokenFile;
   if (options.auth === false) {
     if (file !== undefined) throw new UsageError('--no-auth and --token-file contradict each other; give one');
     if (io.env.REAPER_TOKEN) warnings.push('$REAPER_TOKEN is set but ignored: --no-auth serves the API without a token');
@@ -63,11 +64,9 @@ async function apiToken(io: CliIO, options: Record<string, unknown>, warnings: s
   return token;
 }
 
-async function tlsOptions(io: CliIO, options: Record<string, unknown>): Promise<DaemonTlsOptions | undefined> {
-  const cert = options.tlsCert as string | undefined;
-  const key = options.tlsKey as string | undefined;
-  const ca = options.tlsCa as string | undefined;
-  const requireClientCert = Boolean(options.requireClientCert);
+async function tlsOptions(io: CliIO, options: DaemonFlags): Promise<DaemonTlsOptions | undefined> {
+  const { tlsCert: cert, tlsKey: key, tlsCa: ca } = options;
+  const requireClientCert = options.requireClientCert === true;
   if (cert === undefined && key === undefined) {
     if (ca !== undefined || requireClientCert) throw new UsageError('--tls-ca and --require-client-cert need --tls-cert and --tls-key');
     return undefined;
@@ -88,7 +87,7 @@ function untilAborted(signal: AbortSignal): Promise<void> {
 }
 
 /** The deadline of every store call: --store-timeout, else half the renewal interval (at most 10 s). */
-function storeTimeout(options: Record<string, unknown>, ttlMs: number | undefined, intervalMs: number | undefined): number {
+function storeTimeout(options: DaemonFlags, ttlMs: number | undefined, intervalMs: number | undefined): number {
   const given = options.storeTimeout === undefined ? undefined : durationOption(options.storeTimeout, '--store-timeout');
   if (ttlMs === undefined) {
     if (given !== undefined && given <= 0) throw new UsageError('--store-timeout must be more than 0');
@@ -101,8 +100,31 @@ function storeTimeout(options: Record<string, unknown>, ttlMs: number | undefine
   return timeout;
 }
 
-export async function daemonCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
-  const keys = (options.lease as string[] | undefined) ?? [];
+export interface DaemonFlags extends ManifestFlags {
+  lease?: string[];
+  ttl?: string;
+  interval?: string;
+  storeTimeout?: string;
+  shutdownTimeout?: string;
+  holder?: string;
+  listen?: string;
+  tokenFile?: string;
+  /** false with --no-auth */
+  auth?: boolean;
+  releaseOnExit?: boolean;
+  leaseRetention?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  requireClientCert?: boolean;
+  metricsPublic?: boolean;
+  logLevel?: LogLevel;
+  /** false with --no-ui */
+  ui?: boolean;
+}
+
+export async function daemonCommand(io: CliIO, _args: unknown[], options: DaemonFlags): Promise<number> {
+  const keys = options.lease ?? [];
   for (const key of keys) checkLeaseKey(key);
   const ttlMs = options.ttl === undefined ? undefined : checkLeaseTtl(durationOption(options.ttl, '--ttl'));
   const intervalMs = options.interval === undefined ? undefined : durationOption(options.interval, '--interval');
@@ -110,15 +132,15 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Record
   const storeTimeoutMs = storeTimeout(options, ttlMs, intervalMs);
   const shutdownTimeoutMs = durationOption(options.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT, '--shutdown-timeout');
   if (shutdownTimeoutMs <= 0) throw new UsageError('--shutdown-timeout must be more than 0');
-  const retention = String(options.leaseRetention ?? '7d');
+  const retention = options.leaseRetention ?? '7d';
   const leaseRetentionMs = retention === 'off' ? null : durationOption(retention, '--lease-retention');
-  const logLevel = (options.logLevel as LogLevel | undefined) ?? 'info';
+  const logLevel = options.logLevel ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
   const listen = listenAddress(io, options);
   const warnings: string[] = [];
   const token = await apiToken(io, options, warnings);
   const tls = await tlsOptions(io, options);
-  const holder = (options.holder as string | undefined) ?? defaultHolder(io);
+  const holder = options.holder ?? defaultHolder(io);
 
   const log = jsonLog(io.stdout, { level: logLevel, secrets: token ? [token] : [] });
   io.log = log; // the signal notice (and a failure) become lines of this JSON log
@@ -140,10 +162,10 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Record
       listen,
       token,
       noAuth: options.auth === false,
-      releaseOnExit: Boolean(options.releaseOnExit),
+      releaseOnExit: options.releaseOnExit === true,
       leaseRetentionMs,
       tls,
-      metricsPublic: Boolean(options.metricsPublic),
+      metricsPublic: options.metricsPublic === true,
       log: io.stdout,
       logLevel,
       ui: options.ui === false ? null : { store, resources: uiResources },

@@ -14,6 +14,7 @@ import { auditTable, findingsTable, reapTable } from '../../report/table.js';
 import { runAudit } from '../../run/audit.js';
 import { runReap } from '../../run/reap.js';
 import { SqliteStateStore } from '../../state/sqlite/sqlite-state-store.js';
+import type { OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
 import { terminalWidth } from '../options.js';
@@ -92,7 +93,7 @@ export async function buildDemo(dir: string): Promise<void> {
   }
 }
 
-export async function demoCommand(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+export async function demoCommand(io: CliIO, args: unknown[], options: OutputFlags): Promise<number> {
   const dir = path.resolve(io.cwd, String(args[0] ?? 'reaper-demo'));
   await buildDemo(dir);
   const manifestFile = path.join(dir, 'reaper.yaml');

@@ -4,10 +4,11 @@
  * a usage error (exit 2) before the store is contacted.
  */
 import { UsageError } from '../../errors.js';
-import { acquiredToJson, checkText, isLeaseId, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH } from '../../daemon/wire.js';
+import { acquiredToJson, checkText, isLeaseId, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH } from '../../lease/wire.js';
 import { ttlProblem } from '../../state/common.js';
 import { DEFAULT_LEASE_BOUNDS, type AcquiredLease, type Lease } from '../../state/types.js';
 import { leaseTable } from '../../report/table.js';
+import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
 import { defaultHolder, durationOption, openStore, outputFormat, terminalWidth } from '../options.js';
@@ -40,7 +41,7 @@ function checkLeaseId(id: unknown): string {
 /** The same JSON shape as the daemon's HTTP API. */
 const leaseJson = (lease: Lease | AcquiredLease) => ('token' in lease ? acquiredToJson(lease) : leaseToJson(lease));
 
-function print(io: CliIO, options: Record<string, unknown>, leases: (Lease | AcquiredLease)[], single: boolean): void {
+function print(io: CliIO, options: OutputFlags, leases: (Lease | AcquiredLease)[], single: boolean): void {
   if (outputFormat(io, options) === 'json') {
     writeJson(io, single ? leaseJson(leases[0]!) : leases.map(leaseJson));
   } else {
@@ -48,7 +49,7 @@ function print(io: CliIO, options: Record<string, unknown>, leases: (Lease | Acq
   }
 }
 
-async function withStore<T>(io: CliIO, options: Record<string, unknown>, fn: (store: Awaited<ReturnType<typeof openStore>>) => Promise<T>): Promise<T> {
+async function withStore<T>(io: CliIO, options: ManifestFlags, fn: (store: Awaited<ReturnType<typeof openStore>>) => Promise<T>): Promise<T> {
   const store = await openStore(io, options);
   try {
     return await fn(store);
@@ -57,16 +58,19 @@ async function withStore<T>(io: CliIO, options: Record<string, unknown>, fn: (st
   }
 }
 
-export async function leaseAcquire(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+/** The options every lease command takes. */
+type LeaseFlags = ManifestFlags & OutputFlags;
+
+export async function leaseAcquire(io: CliIO, args: unknown[], options: LeaseFlags & { ttl: string; holder?: string }): Promise<number> {
   const key = checkLeaseKey(String(args[0]));
   const ttlMs = checkLeaseTtl(durationOption(options.ttl, '--ttl'));
-  const holder = checkHolder((options.holder as string | undefined) ?? defaultHolder(io));
+  const holder = checkHolder(options.holder ?? defaultHolder(io));
   const lease = await withStore(io, options, (store) => store.acquireLease({ key, holder, ttlMs }));
   print(io, options, [lease], true);
   return 0;
 }
 
-export async function leaseRenew(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+export async function leaseRenew(io: CliIO, args: unknown[], options: LeaseFlags & { ttl?: string }): Promise<number> {
   const id = checkLeaseId(args[0]);
   const ttlMs = options.ttl === undefined ? undefined : checkLeaseTtl(durationOption(options.ttl, '--ttl'));
   const lease = await withStore(io, options, (store) => store.renewLease(id, { ttlMs }));
@@ -74,7 +78,7 @@ export async function leaseRenew(io: CliIO, args: unknown[], options: Record<str
   return 0;
 }
 
-export async function leaseRelease(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+export async function leaseRelease(io: CliIO, args: unknown[], options: LeaseFlags): Promise<number> {
   const id = checkLeaseId(args[0]);
   const lease = await withStore(io, options, async (store) => {
     await store.releaseLease(id);
@@ -84,18 +88,18 @@ export async function leaseRelease(io: CliIO, args: unknown[], options: Record<s
   return 0;
 }
 
-export async function leaseList(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
-  const key = options.key === undefined ? undefined : checkLeaseKey(String(options.key));
-  const leases = await withStore(io, options, (store) => store.listLeases({ key, includeInactive: Boolean(options.all) }));
+export async function leaseList(io: CliIO, _args: unknown[], options: LeaseFlags & { key?: string; all?: boolean }): Promise<number> {
+  const key = options.key === undefined ? undefined : checkLeaseKey(options.key);
+  const leases = await withStore(io, options, (store) => store.listLeases({ key, includeInactive: options.all === true }));
   print(io, options, leases, false);
   return 0;
 }
 
 /** Delete leases that ended longer ago than --older-than (default 7d), and old renewal statistics. */
-export async function leasePrune(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+export async function leasePrune(io: CliIO, _args: unknown[], options: LeaseFlags & { olderThan?: string }): Promise<number> {
   const olderThanMs = durationOption(options.olderThan ?? '7d', '--older-than');
   const pruned = await withStore(io, options, (store) => store.pruneLeases(olderThanMs));
   if (outputFormat(io, options) === 'json') writeJson(io, { pruned, olderThanSeconds: olderThanMs / 1000 });
-  else io.stdout.write(`pruned ${pruned} lease${pruned === 1 ? '' : 's'} that ended more than ${String(options.olderThan ?? '7d')} ago\n`);
+  else io.stdout.write(`pruned ${pruned} lease${pruned === 1 ? '' : 's'} that ended more than ${options.olderThan ?? '7d'} ago\n`);
   return 0;
 }

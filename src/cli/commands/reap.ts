@@ -3,25 +3,36 @@ import path from 'node:path';
 import { ExitCode, ReaperError, UsageError } from '../../errors.js';
 import { findingOutput } from '../../report/document.js';
 import { reapSummaryLine, reapTable } from '../../report/table.js';
-import { runReap, type ReapReport } from '../../run/reap.js';
+import type { ReapReport } from '../../report/reap-report.js';
+import { runReap } from '../../run/reap.js';
+import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, selectedResources, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
-import { outputFlags, writeOutputs } from '../outputs.js';
+import { reportFiles, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
 import { openRunLog } from '../run-log.js';
 
-export async function reapCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+export interface ReapFlags extends ManifestFlags, OutputFlags, FilterFlags, RunLogFlags, Omit<ReportFileFlags, 'junit'> {
+  execute?: boolean;
+  planOut?: string;
+  plan?: string;
+  allowLivenessDrop?: boolean;
+  lockTtl?: string;
+  html?: string;
+}
+
+export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlags): Promise<number> {
   const runLog = openRunLog(io, options, 'reap');
   const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options) }));
   const format = outputFormat(io, options);
-  const execute = Boolean(options.execute);
+  const execute = options.execute === true;
   if (options.plan && !execute) throw new UsageError('--plan FILE applies a saved plan and needs --execute (a dry run plans afresh)');
   if (options.plan && options.planOut) throw new UsageError('--plan and --plan-out do not go together');
   const resources = selectedResources(manifest, options);
-  const flags = outputFlags(io, options);
+  const files = reportFiles(io, options);
   const started = Date.now();
-  const html = typeof options.html === 'string' ? new (await import('../html-report.js')).HtmlReportSink(options.html, manifest) : null;
+  const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
   const progress = await startProgress(io, execute ? 'reaping…' : 'planning…');
   const print = (report: ReapReport, exitCode: number) => {
     if (options.quiet) {
@@ -37,9 +48,9 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
       signal: io.signal,
       resources,
       filter: findingFilter(options),
-      planOut: typeof options.planOut === 'string' ? path.resolve(io.cwd, options.planOut) : undefined,
-      planIn: typeof options.plan === 'string' ? path.resolve(io.cwd, options.plan) : undefined,
-      allowLivenessDrop: Boolean(options.allowLivenessDrop),
+      planOut: options.planOut === undefined ? undefined : path.resolve(io.cwd, options.planOut),
+      planIn: options.plan === undefined ? undefined : path.resolve(io.cwd, options.plan),
+      allowLivenessDrop: options.allowLivenessDrop === true,
       lockTtlMs: options.lockTtl === undefined ? undefined : durationOption(options.lockTtl, '--lock-ttl'),
       failpoint: io.env.REAPER_FAILPOINT,
       onProgress: (text) => progress.update(text),
@@ -47,7 +58,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
       onFinding: html ? (f) => html.add(findingOutput(f)) : undefined,
     });
     progress.stop();
-    await writeOutputs(io, flags, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 });
+    await writeOutputs(io, files, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 });
     await html?.writeReap(io, report);
     print(report, 0);
     return 0;
@@ -56,7 +67,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: Record<s
     const report = (error as { report?: ReapReport }).report;
     if (report) {
       // Failed deletes: still publish the numbers so alerts on reap failures can fire.
-      await writeOutputs(io, flags, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 }).catch(() => undefined);
+      await writeOutputs(io, files, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 }).catch(() => undefined);
       await html?.writeReap(io, report).catch(() => undefined);
       print(report, error instanceof ReaperError ? error.exitCode : ExitCode.runtime);
     }

@@ -7,23 +7,31 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../../errors.js';
-import { formatBytes } from '../../report/format.js';
+import { formatBytes } from '../../util/format.js';
 import { FindingsAggregate } from '../../report/html/aggregate.js';
 import { buildReportData, type AuditInput } from '../../report/html/build.js';
 import { latestAudit } from '../../report/html/history.js';
 import { readReportFile, streamFindings, type ReportFile } from '../../report/html/inputs.js';
 import { REPORT_LIMITS } from '../../report/html/model.js';
-import type { ReapReport } from '../../run/reap.js';
+import type { ReapReport } from '../../report/reap-report.js';
 import type { StateStore } from '../../state/types.js';
 import { DEFAULT_TREND_RUNS, manifestIfAny, readHistory, writeReport } from '../html-report.js';
+import type { ManifestFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { integerOption, stateUrl } from '../options.js';
 
-export async function reportCommand(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+export interface ReportFlags extends ManifestFlags {
+  out: string;
+  run?: string;
+  runs: string;
+  title?: string;
+}
+
+export async function reportCommand(io: CliIO, args: unknown[], options: ReportFlags): Promise<number> {
   const files = ((args[0] as string[] | undefined) ?? []).map((f) => path.resolve(io.cwd, f));
-  const runs = integerOption(options.runs ?? DEFAULT_TREND_RUNS, '--runs', 1);
+  const runs = integerOption(options.runs ?? String(DEFAULT_TREND_RUNS), '--runs', 1);
   if (runs > REPORT_LIMITS.runs) throw new UsageError(`--runs: at most ${REPORT_LIMITS.runs}`);
-  const out = typeof options.out === 'string' ? options.out : 'reaper-report.html';
+  const out = options.out ?? 'reaper-report.html';
 
   let audit: AuditInput | null = null;
   let reap: ReapReport | null = null;
@@ -46,7 +54,7 @@ export async function reportCommand(io: CliIO, args: unknown[], options: Record<
   if (options.run !== undefined && (audit || reap)) throw new UsageError('--run takes the audit from the state store; it does not go with an audit document or reap report');
 
   // The state store is read when one is named, or when no file was given (then it is the only source).
-  const storeNamed = ['state', 'config'].some((k) => options[k] !== undefined) || Boolean(io.env.REAPER_STATE || io.env.REAPER_CONFIG);
+  const storeNamed = options.state !== undefined || options.config !== undefined || Boolean(io.env.REAPER_STATE || io.env.REAPER_CONFIG);
   let history: Awaited<ReturnType<typeof readHistory>> | null = null;
   if (storeNamed || files.length === 0) {
     const url = await stateUrl(io, options);
@@ -59,9 +67,9 @@ export async function reportCommand(io: CliIO, args: unknown[], options: Record<
     } else {
       try {
         if (!audit && !reap && (files.length === 0 || options.run !== undefined)) {
-          const found = await latestAudit(store, options.run as string | undefined);
+          const found = await latestAudit(store, options.run);
           if (!found) {
-            throw new UsageError(options.run !== undefined ? `--run: no audit run ${String(options.run)} with recorded numbers in ${store.description}` : `nothing to report: ${store.description} has no audit run with recorded numbers`);
+            throw new UsageError(options.run !== undefined ? `--run: no audit run ${options.run} with recorded numbers in ${store.description}` : `nothing to report: ${store.description} has no audit run with recorded numbers`);
           }
           audit = found.audit;
           sources.push(`audit run ${found.run.runId}`);
@@ -81,7 +89,7 @@ export async function reportCommand(io: CliIO, args: unknown[], options: Record<
   }
 
   const data = buildReportData({
-    title: typeof options.title === 'string' ? options.title : undefined,
+    title: options.title,
     generatedAt: new Date().toISOString(),
     reaper: io.version(),
     sources,

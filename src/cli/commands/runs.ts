@@ -1,11 +1,12 @@
 /** `reaper runs` and `reaper runs show RUN`: run history from the state store. */
 import { UsageError } from '../../errors.js';
 import { runsTable } from '../../report/table.js';
+import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
 import { integerOption, openStore, outputFormat, terminalWidth } from '../options.js';
 
-export async function runsList(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+export async function runsList(io: CliIO, _args: unknown[], options: ManifestFlags & OutputFlags & { limit: string }): Promise<number> {
   const store = await openStore(io, options);
   try {
     const runs = await store.listRuns({ limit: integerOption(options.limit, '--limit', 1) });
@@ -17,7 +18,7 @@ export async function runsList(io: CliIO, _args: unknown[], options: Record<stri
   }
 }
 
-export async function runsShow(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+export async function runsShow(io: CliIO, args: unknown[], options: ManifestFlags & OutputFlags): Promise<number> {
   const runId = String(args[0]);
   const store = await openStore(io, options);
   try {

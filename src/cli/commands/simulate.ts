@@ -14,6 +14,7 @@ import { simulationTable } from '../../sim/render/table.js';
 import { runTasks } from '../../sim/parallel.js';
 import { MAX_SCENARIO_BYTES, parseScenario, STRATEGY_NAMES, type Scenario, type StrategyName } from '../../sim/scenario.js';
 import { applyVary, parseVary } from '../../sim/vary.js';
+import type { OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { integerOption, outputFormat } from '../options.js';
 
@@ -30,25 +31,36 @@ export async function loadScenario(io: CliIO, file: string, seed?: number): Prom
   return parseScenario(text, file, seed);
 }
 
-function strategiesOption(value: unknown): StrategyName[] | undefined {
+function strategiesOption(value: string[] | undefined): StrategyName[] | undefined {
   if (value === undefined) return undefined;
-  const names = (value as string[]).flatMap((v) => v.split(','));
+  const names = value.flatMap((v) => v.split(','));
   const unknown = names.filter((n) => !(STRATEGY_NAMES as readonly string[]).includes(n));
   if (unknown.length) throw new UsageError(`--strategy: unknown ${unknown.join(', ')} (one of ${STRATEGY_NAMES.join(', ')})`);
   return names as StrategyName[];
 }
 
-export async function simulateCommand(io: CliIO, args: unknown[], options: Record<string, unknown>): Promise<number> {
+export interface SimulateFlags extends OutputFlags {
+  seed?: string;
+  strategy?: string[];
+  vary?: string;
+  steps?: string;
+  html?: string;
+  svg?: string;
+  live?: boolean;
+  workDir?: string;
+}
+
+export async function simulateCommand(io: CliIO, args: unknown[], options: SimulateFlags): Promise<number> {
   const seed = options.seed === undefined ? undefined : integerOption(options.seed, '--seed');
   const only = strategiesOption(options.strategy);
   const steps = integerOption(options.steps ?? '6', '--steps', 2);
-  const vary = options.vary === undefined ? null : parseVary(String(options.vary), steps);
+  const vary = options.vary === undefined ? null : parseVary(options.vary, steps);
   const format = outputFormat(io, options);
   const scenario = await loadScenario(io, String(args[0]), seed);
   if (options.live) {
     if (vary) throw new UsageError('--live runs one scenario; leave out --vary');
     const { runLive } = await import('../../sim/live/live.js');
-    return runLive(io, scenario, { workDir: options.workDir as string | undefined, format });
+    return runLive(io, scenario, { workDir: options.workDir, format });
   }
 
   const names = scenario.compare.filter((n) => !only || only.includes(n));
@@ -56,8 +68,8 @@ export async function simulateCommand(io: CliIO, args: unknown[], options: Recor
   const results = await runTasks(variants.flatMap((v) => names.map((strategy) => ({ scenario: v.scenario, strategy }))));
   const runs: SimulationRun[] = variants.map((v, i) => ({ value: v.value, results: results.slice(i * names.length, (i + 1) * names.length) }));
   const doc = simulationDocument(scenario, io.version(), vary, runs);
-  if (typeof options.html === 'string') await writeFile(path.resolve(io.cwd, options.html), simulationHtml(doc));
-  if (typeof options.svg === 'string') {
+  if (options.html !== undefined) await writeFile(path.resolve(io.cwd, options.html), simulationHtml(doc));
+  if (options.svg !== undefined) {
     const dir = path.resolve(io.cwd, options.svg);
     await mkdir(dir, { recursive: true });
     for (const chart of simulationCharts(doc)) await writeFile(path.join(dir, `${chart.name}.svg`), `${chart.svg}\n`);

@@ -13,6 +13,7 @@ import { openLiveness } from '../../liveness/open.js';
 import type { Manifest } from '../../manifest/types.js';
 import { inspectStateStore, type StateStoreInspection } from '../../state/inspect.js';
 import { keyShapeWarnings } from '../../run/key-shapes.js';
+import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { manifestFrom, outputFormat } from '../options.js';
 import { warnShortGrace } from './validate-grace.js';
@@ -23,7 +24,7 @@ interface Check {
   detail: string;
 }
 
-export async function validateCommand(io: CliIO, _args: unknown[], options: Record<string, unknown>): Promise<number> {
+export async function validateCommand(io: CliIO, _args: unknown[], options: ManifestFlags & OutputFlags & { offline?: boolean }): Promise<number> {
   const manifest = await manifestFrom(io, options);
   const checks: Check[] = [{ what: 'manifest', ok: true, detail: `${manifest.resources.length} resource type(s), state ${redact(manifest.state)}` }];
   const warnings: string[] = [];

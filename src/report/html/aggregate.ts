@@ -6,7 +6,7 @@
  */
 import type { Status } from '../../engine/types.js';
 import type { FindingOutput } from '../document.js';
-import { cut, visible } from '../format.js';
+import { cut, visible } from '../../util/format.js';
 import { scriptJson } from './escape.js';
 import { REPORT_LIMITS, type AgeBucket, type AgeView, type FindingRow, type FindingsView, type OwnersView, type StatusCounts } from './model.js';
 

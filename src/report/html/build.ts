@@ -4,10 +4,10 @@
  * Pure; every list is capped here (REPORT_LIMITS), which is what bounds the page.
  */
 import type { GateResult } from '../../engine/gates.js';
-import type { ReapReport } from '../../run/reap.js';
+import type { ReapReport } from '../reap-report.js';
 import type { FindingOutput, LeaseTelemetry } from '../document.js';
 import { scanProblem, sourceProblem, type ResourceTelemetry } from '../telemetry.js';
-import { cut } from '../format.js';
+import { cut } from '../../util/format.js';
 import { emptyCounts, FindingsAggregate } from './aggregate.js';
 import { REPORT_LIMITS, STATUS_ORDER, type PendingView, type ReportData, type RunView, type SummaryView, type TrendPoint, type TypeView } from './model.js';
 

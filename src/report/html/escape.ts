@@ -1,5 +1,5 @@
 /** Escaping for the HTML report: text into markup and attributes, JSON into a script data block. */
-import { visible } from '../format.js';
+import { visible } from '../../util/format.js';
 
 const HTML: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 

@@ -11,8 +11,8 @@ import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import { z } from 'zod';
 import { STATUSES } from '../../engine/types.js';
 import { formatManifestIssue, UsageError } from '../../errors.js';
-import { formatPath } from '../../manifest/load.js';
-import type { ReapReport } from '../../run/reap.js';
+import { formatPath } from '../../manifest/yaml.js';
+import type { ReapReport } from '../reap-report.js';
 import type { FindingOutput } from '../document.js';
 import type { AuditInput } from './build.js';
 

@@ -5,7 +5,7 @@
  * renderer checks the bound).
  */
 import type { Status } from '../../engine/types.js';
-import type { ReapOutcomes } from '../../run/reap.js';
+import type { ReapOutcomes } from '../reap-report.js';
 import type { LeaseTelemetry } from '../document.js';
 
 export const REPORT_LIMITS = {

@@ -4,7 +4,7 @@
  * the client script swaps them in place when fresh data arrives.
  */
 import type { Status } from '../../engine/types.js';
-import { formatBytes, formatSeconds } from '../format.js';
+import { formatBytes, formatSeconds } from '../../util/format.js';
 import { esc } from './escape.js';
 import { STATUS_ORDER, type LiveData, type ReportData, type TypeView } from './model.js';
 import { columnChart, horizontalBars, lineChart, stackedBar, swatch, type Series } from './svg.js';

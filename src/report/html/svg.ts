@@ -5,7 +5,7 @@
  * page's style sheet themes them; no inline style attribute is written (the page's
  * Content-Security-Policy allows none).
  */
-import { cut } from '../format.js';
+import { cut } from '../../util/format.js';
 import { esc } from './escape.js';
 
 /** Width of a chart's coordinate system: half a page for bars and columns, a whole one for lines. */

@@ -16,7 +16,6 @@ import path from 'node:path';
 import Table from 'cli-table3';
 import { HttpLeaseClient } from '../../client/http-lease-client.js';
 import { LeaseKeeper } from '../../client/lease-keeper.js';
-import type { CliIO } from '../../cli/io.js';
 import { UsageError } from '../../errors.js';
 import { openStateStore } from '../../state/open.js';
 import type { AcquiredLease } from '../../state/types.js';
@@ -69,7 +68,15 @@ function quantile(sorted: readonly number[], p: number): number | null {
   return sorted.length === 0 ? null : round(sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]! / 1000);
 }
 
-export async function runLive(io: CliIO, scenario: Scenario, options: { workDir?: string; format: 'table' | 'json' }): Promise<number> {
+/** What the live mode needs of its caller (the CLI's io has it): where to write, where relative paths start, the stop signal. */
+export interface LiveIO {
+  stdout: { write(chunk: string): unknown };
+  stderr: { write(chunk: string): unknown };
+  cwd: string;
+  signal: AbortSignal;
+}
+
+export async function runLive(io: LiveIO, scenario: Scenario, options: { workDir?: string; format: 'table' | 'json' }): Promise<number> {
   const obstacles = liveObstacles(scenario);
   if (obstacles.length) throw new UsageError(`--live cannot reproduce: ${obstacles.join('; ')}`);
   // The daemon's keeper can only release a lease a holder drops, so both sides release on drop.

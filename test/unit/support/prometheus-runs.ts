@@ -1,9 +1,9 @@
 /** Runs that bring out every family renderPrometheus writes: an audit and an executed reap, rendered together and the reap alone. */
 import type { AuditDocument } from '../../../src/report/document.js';
 import { renderPrometheus } from '../../../src/report/prometheus.js';
-import type { ReapReport } from '../../../src/run/reap.js';
+import type { ReapReport } from '../../../src/report/reap-report.js';
 
-export function prometheusRunTexts(): string[] {
+export async function prometheusRunTexts(): Promise<string[]> {
   const t = {
     name: 'uploads',
     backend: 's3' as const,
@@ -61,5 +61,5 @@ export function prometheusRunTexts(): string[] {
     sourceErrors: {},
     errors: [],
   };
-  return [renderPrometheus(doc, reap), renderPrometheus(null, reap, { run: { finishedAt: 0, durationSeconds: 1 } })];
+  return [await renderPrometheus(doc, reap), await renderPrometheus(null, reap, { run: { finishedAt: 0, durationSeconds: 1 } })];
 }

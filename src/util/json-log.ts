@@ -1,5 +1,6 @@
 /**
- * The daemon's log: one JSON object per line (`time`, `level`, `event`, fields).
+ * reaper's JSON log, kept by the daemon and by audit and reap with `--log-format json`:
+ * one JSON object per line (`time`, `level`, `event`, fields).
  * Every line passes through `redact` (passwords in URLs, `token=` pairs), and any
  * registered secret (the API token, lease tokens it handed out) is replaced by `***`
  * wherever it appears, so no secret reaches the log even through an error message.
@@ -48,9 +49,6 @@ export function jsonLog(stream: LogStream | null, options: JsonLogOptions = {}):
     error: (event, fields) => write('error', event, fields),
   };
 }
-
-/** A log that writes nothing. */
-export const silentLog: DaemonLog = jsonLog(null);
 
 /** Errors as their (redacted) message; bigints as numbers. */
 function jsonSafe(_key: string, value: unknown): unknown {

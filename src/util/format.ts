@@ -1,14 +1,16 @@
 /** Number formatting for human output. */
 
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+/** Bytes in binary units (KiB = 1024 B), or with `decimal` in decimal ones (KB = 1000 B). */
+export function formatBytes(bytes: number, units: 'binary' | 'decimal' = 'binary'): string {
+  const step = units === 'binary' ? 1024 : 1000;
+  const names = units === 'binary' ? ['B', 'KiB', 'MiB', 'GiB', 'TiB'] : ['B', 'KB', 'MB', 'GB', 'TB'];
   let value = bytes;
   let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
+  while (value >= step && unit < names.length - 1) {
+    value /= step;
     unit++;
   }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${names[unit]}`;
 }
 
 export function formatSeconds(seconds: number): string {

@@ -1,0 +1,175 @@
+/**
+ * Applying one batch of sweep items: the ledger checked (still marked, still due), a saved
+ * plan's items read and judged again, the write-ahead journal (docs/safety.md §10), the last
+ * look at the owners, the conditional delete, and the outcomes journaled — a failed delete
+ * resolved by reading, never by an unconditional retry (§12).
+ */
+import type { Backend, DeleteItem, DeleteResult } from '../../backends/types.js';
+import type { PlanItem, SweepEvidence } from '../../engine/reap-plan.js';
+import type { ResourceSpec } from '../../manifest/types.js';
+import type { JournalEntry, Tombstone } from '../../state/types.js';
+import type { RunContext } from '../context.js';
+import type { FailpointName } from '../failpoints.js';
+import { evidenceOf, verifyTombstones } from './judge.js';
+import type { ReapTally } from './tally.js';
+
+export type SweepItem = Extract<PlanItem, { op: 'sweep' }>;
+
+export interface SweepOptions {
+  runId: string;
+  /** The items come from a saved plan (older than this moment): read and judge each again. */
+  fromFile: boolean;
+  fail: (name: FailpointName) => void;
+  signal?: AbortSignal;
+}
+
+/** Apply a batch of sweeps; returns the errors of the deletes that failed (one per item). */
+export async function applySweeps(context: RunContext, spec: ResourceSpec, backend: Backend, items: SweepItem[], tally: ReapTally, options: SweepOptions): Promise<string[]> {
+  const { runId } = options;
+  // Sweeps planned by this very run were judged moments ago against the scan's read; the
+  // write-ahead moves only tombstones still marked, the last look re-judges the owners and
+  // the delete is conditional on the fingerprint. A saved plan is read and judged again.
+  const doomed = options.fromFile
+    ? (await reverifySweeps(context, spec, backend, items, tally, runId, options.signal)).map(({ tombstone: t, evidence }) => ({
+        tombstoneId: t.tombstoneId,
+        ownerValue: t.ownerValue,
+        evidence,
+        markedAt: t.markedAt,
+      }))
+    : // (without evidence, from 0: any lease activity ever counts as a renewal, which errs toward keeping)
+      items.map((i) => ({ tombstoneId: i.tombstoneId, ownerValue: i.ownerValue ?? null, evidence: i.evidence ?? null, markedAt: i.evidence?.markedAt ?? 0 }));
+  if (doomed.length === 0) return [];
+
+  // Write-ahead journal: durable before any delete request leaves the process (docs/safety.md §10).
+  const entries = await context.store.beginDeletes(
+    runId,
+    doomed.map((v) => ({ tombstoneId: v.tombstoneId, evidence: v.evidence })),
+  );
+  options.fail('after-journal');
+  const proceed = await lastLook(context, entries, Math.min(...doomed.map((v) => v.markedAt)), tally, runId, options.signal);
+  if (proceed.length === 0) return [];
+  const ownerValues = new Map(doomed.map((v) => [v.tombstoneId, v.ownerValue]));
+  const deleteItems: DeleteItem[] = proceed.map((e) => ({ id: e.resourceId, fingerprint: e.fingerprint, ownerValue: ownerValues.get(e.tombstoneId) ?? null }));
+  const results = await backend.delete(deleteItems);
+  options.fail('after-delete');
+  return recordResults(context, backend, proceed, results, tally, runId, options.signal);
+}
+
+/** The distinct errors of failed deletes, in the order first met, each counted: `A ×3; B ×1` (the first three, then how many more). */
+export function describeFailures(errors: readonly string[], shown = 3): string {
+  const counts = new Map<string, number>();
+  for (const error of errors) counts.set(error, (counts.get(error) ?? 0) + 1);
+  const first = [...counts].slice(0, shown).map(([error, n]) => `${error} ×${n}`);
+  const more = counts.size - first.length;
+  return more > 0 ? `${first.join('; ')}; and ${more} other error(s)` : first.join('; ');
+}
+
+/**
+ * Sweeps planned by this very run were judged moments ago against the scan's read; the
+ * conditional delete (fingerprint) and the last look (owners) cover what can change in
+ * between. Here only the ledger is checked: each tombstone still marked, still due by the
+ * store clock, unchanged since it was planned.
+ */
+async function stillDue(context: RunContext, spec: ResourceSpec, items: readonly SweepItem[]): Promise<{ tombstone: Tombstone; evidence: SweepEvidence }[]> {
+  const active = await context.store.activeTombstones(
+    spec.name,
+    items.map((i) => i.id),
+  );
+  const nowMs = await context.store.now();
+  const out: { tombstone: Tombstone; evidence: SweepEvidence }[] = [];
+  for (const item of items) {
+    const t = active.get(item.id);
+    if (!t || t.tombstoneId !== item.tombstoneId || t.state !== 'marked' || t.markedAt > nowMs - spec.graceMs || t.fingerprint !== item.fingerprint) continue;
+    out.push({ tombstone: t, evidence: item.evidence ?? { markedAt: t.markedAt } });
+  }
+  return out;
+}
+
+/** A saved plan may be older than this moment: read and judge every sweep again (docs/safety.md §1–3, §9). */
+async function reverifySweeps(
+  context: RunContext,
+  spec: ResourceSpec,
+  backend: Backend,
+  items: readonly SweepItem[],
+  tally: ReapTally,
+  runId: string,
+  signal?: AbortSignal,
+): Promise<{ tombstone: Tombstone; evidence: SweepEvidence }[]> {
+  const planned = await stillDue(context, spec, items);
+  if (planned.length === 0) return [];
+  const verified = await verifyTombstones(
+    context,
+    spec,
+    backend,
+    planned.map((p) => p.tombstone),
+    signal,
+  );
+  for (const v of verified) {
+    if (v.decision.action !== 'lift') continue;
+    tally.lifted(v.decision.why, await context.store.liftTombstones(runId, [v.tombstone.tombstoneId], v.decision.why));
+  }
+  tally.kept(verified.filter((v) => v.decision.action === 'keep').length);
+  return verified.filter((v) => v.decision.action === 'delete').map((v) => ({ tombstone: v.tombstone, evidence: evidenceOf(v.finding, v.tombstone) }));
+}
+
+/**
+ * The last look before a delete request leaves (docs/safety.md §2): owners are judged once more,
+ * after the journal entry, by every liveness source and by lease activity since the mark.
+ * An owner that came back (or cannot be judged now) saves its resources: their entries are
+ * closed as `changed` and the tombstones lifted. What remains is the time the request takes.
+ */
+async function lastLook(context: RunContext, entries: readonly JournalEntry[], sinceMs: number, tally: ReapTally, runId: string, signal?: AbortSignal): Promise<JournalEntry[]> {
+  // Owner keys only: refs were judged through the graph a moment ago, and an expired
+  // resource's owner is live by definition.
+  const keyed = (e: JournalEntry) => e.owner !== null && e.reason !== 'unreachable' && e.reason !== 'expired';
+  const owners = [...new Set(entries.filter(keyed).map((e) => e.owner!))];
+  if (owners.length === 0) return [...entries];
+  const [judged, renewed] = await Promise.all([context.liveness.judge(owners, signal), context.store.keysActiveSince(owners, sinceMs)]);
+  const saved = (e: JournalEntry) => keyed(e) && (renewed.has(e.owner!) || judged.answers.get(e.owner!) !== 'dead');
+  const spared = entries.filter(saved);
+  if (spared.length > 0) {
+    await context.store.finishDeletes(
+      runId,
+      spared.map((e) => ({ journalId: e.journalId, outcome: 'changed' as const, error: 'the owner came back (or could not be judged) just before the delete' })),
+    );
+    tally.lifted('owner-live', spared.length);
+  }
+  return entries.filter((e) => !saved(e));
+}
+
+/**
+ * Journal the outcomes; a failed (ambiguous) delete is resolved by reading, never by an
+ * unconditional retry (docs/safety.md §12). Returns the error of each delete that stays failed.
+ */
+async function recordResults(
+  context: RunContext,
+  backend: Backend,
+  entries: readonly JournalEntry[],
+  results: readonly DeleteResult[],
+  tally: ReapTally,
+  runId: string,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const failures: string[] = [];
+  const failed = results.filter((r) => r.outcome === 'failed');
+  const present = failed.length ? await backend.read(failed.map((r) => r.id), signal).catch(() => null) : new Map();
+  const outcomes = entries.map((entry, i) => {
+    const result = results[i]!;
+    let outcome = result.outcome;
+    let error = result.error ?? null;
+    if (outcome === 'failed' && present !== null) {
+      const now = present.get(entry.resourceId);
+      if (!now) {
+        outcome = 'deleted';
+        error = `delete reported "${result.error}" but the resource is gone; recorded as deleted after reading`;
+      } else if (now.fingerprint !== entry.fingerprint) {
+        outcome = 'changed';
+      }
+    }
+    tally.settled(outcome, entry.bytes);
+    if (outcome === 'failed') failures.push(error ?? 'no error given');
+    return { journalId: entry.journalId, outcome, error, restoreHandle: result.restoreHandle ?? null };
+  });
+  await context.store.finishDeletes(runId, outcomes);
+  return failures;
+}

@@ -1,0 +1,55 @@
+/**
+ * A run as the state store's history records it, shared by audit, reap and restore: started
+ * (and kept alive by its heartbeat while the context is open), then finished with what the
+ * work says, or ended by an error as `refused` (a safety rail), `interrupted` (a stop
+ * request) or `failed`. Only the end is written once.
+ */
+import { InterruptedError, ReaperError, redact, SafetyError } from '../errors.js';
+import type { RunKind, RunRecord, RunStatus } from '../state/types.js';
+import type { RunContext } from './context.js';
+
+export interface RunEnd {
+  status: RunStatus;
+  summary?: unknown;
+  sourceCounts?: Record<string, number> | null;
+  error?: string | null;
+}
+
+export interface RecordedRunOptions {
+  kind: RunKind;
+  manifestDigest: string;
+  execute: boolean;
+  /** How long the run's record lives without a heartbeat (default: the store's run ttl). */
+  ttlMs?: number;
+  signal?: AbortSignal;
+  /** What an interruption says: an error thrown while the stop signal is aborted becomes an InterruptedError with it. */
+  stopped: string;
+  onRunStarted?: (run: RunRecord) => void;
+}
+
+/**
+ * Record a run around `work`, which returns its result, how the run ended, and optionally
+ * what to do once that end is recorded (`afterEnd`: a failpoint, or throwing the error that
+ * carries the finished report — the end stands as recorded).
+ */
+export async function recordedRun<T>(context: RunContext, options: RecordedRunOptions, work: (run: RunRecord) => Promise<{ result: T; end: RunEnd; afterEnd?: () => void }>): Promise<T> {
+  const run = await context.startRun({ kind: options.kind, manifestDigest: options.manifestDigest, execute: options.execute }, options.ttlMs);
+  options.onRunStarted?.(run);
+  let ended = false;
+  try {
+    const { result, end, afterEnd } = await work(run);
+    await context.store.finishRun(run.runId, end);
+    ended = true;
+    afterEnd?.();
+    return result;
+  } catch (caught) {
+    // A stop requested mid-way surfaces as whatever the interrupted call threw (the signal's
+    // reason, an AbortError): it is an interruption (exit 130), not a backend failure.
+    const error = options.signal?.aborted && !(caught instanceof ReaperError) ? new InterruptedError(options.stopped, { cause: caught }) : caught;
+    if (!ended) {
+      const status = error instanceof SafetyError ? 'refused' : error instanceof InterruptedError ? 'interrupted' : 'failed';
+      await context.store.finishRun(run.runId, { status, error: redact(error instanceof Error ? error.message : String(error)) }).catch(() => undefined);
+    }
+    throw error;
+  }
+}
