@@ -1086,7 +1086,7 @@ describe.concurrent('reap safety, files backend specifics', () => {
   // guard: restore's scope check (restoreFile in fs-sweep.ts) is a safety rail: an id that leaves the scope, by `..` or
   // through a directory swapped for a symlink, is refused (SafetyError, exit 4), and nothing is written outside.
   // The ledger is forged: reaper never journals such an id itself.
-  test('SAFETY 6: restore refuses a deleted tombstone whose id leaves the scope; nothing is written outside', async (h) => {
+  test('§6: restore refuses a deleted tombstone whose id leaves the scope; nothing is written outside', async (h) => {
     const { fx, store, manifest } = h;
     const m = manifest();
     const elsewhere = path.join(fx.dir, 'elsewhere');
