@@ -38,14 +38,6 @@ export function checkedTtl(ttlMs: number, bounds: LeaseBounds): number {
   return Math.round(ttlMs);
 }
 
-/** Why a renewal found nothing to update, from the lease row (or its absence). */
-export function lostReason(row: { released_at: unknown; holder: string } | undefined, holder: string | undefined): 'expired' | 'released' | 'not-found' | 'not-holder' {
-  if (!row) return 'not-found';
-  if (holder !== undefined && row.holder !== holder) return 'not-holder';
-  if (row.released_at !== null && row.released_at !== undefined) return 'released';
-  return 'expired';
-}
-
 /** acquireLeases takes each key once: two leases on one key in one call are a caller's bug. */
 export function assertDistinctKeys(keys: readonly string[]): void {
   const seen = new Set<string>();
@@ -53,12 +45,6 @@ export function assertDistinctKeys(keys: readonly string[]): void {
     if (seen.has(key)) throw new RangeError(`acquireLeases: the key ${JSON.stringify(key)} is given twice`);
     seen.add(key);
   }
-}
-
-export function chunk<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 /** Row decoders take times already converted to ms by the dialect. */

@@ -12,7 +12,7 @@
 import type { FieldPacket, Pool, PoolConnection, PoolOptions } from 'mysql2/promise';
 import { BackendError, redact } from '../../errors.js';
 import type { Connections } from '../connections.js';
-import { sqlError } from '../sql/sql-errors.js';
+import { sqlError } from '../../sql/errors.js';
 
 const DEFAULT_POOL_SIZE = 4;
 const CONNECT_TIMEOUT_MS = 10_000;

@@ -2,8 +2,8 @@
  * Driver errors from pg and mysql2 turned into BackendErrors that say what failed and
  * what to do, with any password or token in the text redacted (SAFETY 17).
  */
-import { BackendError, redact } from '../../errors.js';
-import type { Dialect } from './sql-text.js';
+import { BackendError, redact } from '../errors.js';
+import type { Dialect } from './text.js';
 
 const SERVER: Record<Dialect, string> = { postgres: 'PostgreSQL', mysql: 'MySQL/MariaDB' };
 
