@@ -62,7 +62,8 @@ export class SafetyError extends ReaperError {
  * clock the store may already let it expire.
  */
 /** Why a lease can no longer be renewed, as the store sees it (one definition: stores, client and HTTP API use it). */
-export type LeaseLossReason = 'expired' | 'released' | 'not-found' | 'not-holder';
+export const LEASE_LOSS_REASONS = ['expired', 'released', 'not-found', 'not-holder'] as const;
+export type LeaseLossReason = (typeof LEASE_LOSS_REASONS)[number];
 
 export class LeaseLostError extends ReaperError {
   readonly exitCode = ExitCode.runtime;
