@@ -16,6 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { BackendError, redact } from '../../errors.js';
+import { serverAddress, storeError, type ServerAddress } from '../../sql/errors.js';
 import { chunk, inList } from '../../sql/text.js';
 import { mysqlUrlOptions } from '../../sql/mysql-url.js';
 import {
@@ -23,8 +24,8 @@ import {
   hashToken,
   newLeaseId,
   newLeaseToken,
-  serverAddress,
-  storeError,
+
+  
   textRow,
   toJournal,
   toLease,
@@ -32,7 +33,7 @@ import {
   utf8,
   utf8OrNull,
   type Row,
-  type ServerAddress,
+
 } from '../common.js';
 import { StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, JournalEntry, LeaseBounds, NewTombstone, Tombstone } from '../types.js';

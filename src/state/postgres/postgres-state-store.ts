@@ -13,14 +13,15 @@
 import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import { BackendError, redact } from '../../errors.js';
+import { serverAddress, storeError, type ServerAddress } from '../../sql/errors.js';
 import { chunk } from '../../sql/text.js';
 import {
   DEFAULT_STORE_TIMEOUT_MS,
   hashToken,
   newLeaseId,
   newLeaseToken,
-  serverAddress,
-  storeError,
+
+  
   textRow,
   toJournal,
   toLease,
@@ -28,7 +29,7 @@ import {
   utf8,
   utf8OrNull,
   type Row,
-  type ServerAddress,
+
 } from '../common.js';
 import { StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, JournalEntry, Lease, LeaseBounds, NewTombstone, Tombstone } from '../types.js';
