@@ -158,6 +158,17 @@ export async function migrate(driver: StoreDriver): Promise<void> {
   });
 }
 
+/** A store, migrated; closed again when migrating fails. */
+export async function migrated<S extends StateStore>(store: S): Promise<S> {
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
+}
+
 export class StoreCore implements StateStore {
   readonly dialect: StoreDialect;
   readonly description: string;

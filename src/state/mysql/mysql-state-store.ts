@@ -35,7 +35,7 @@ import {
   type Row,
 
 } from '../common.js';
-import { StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
+import { migrated, StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, JournalEntry, LeaseBounds, NewTombstone, Tombstone } from '../types.js';
 import { DeadlineError, withDeadline } from '../../util/deadline.js';
 import { StoreSockets } from '../sockets.js';
@@ -488,13 +488,6 @@ export class MysqlStateStore extends StoreCore {
     });
     // GET_LOCK waits whole seconds, and must give up before the statement's deadline does.
     const lockWaitMs = options.migrationLockTimeoutMs ?? Math.max(0, Math.min(60, Math.ceil(timeoutMs / 1000) - 1)) * 1000;
-    const store = new MysqlStateStore(new MysqlDriver(pool, url, database, lockWaitMs, sockets, timeoutMs, mysql.escapeId), options.leaseBounds);
-    try {
-      await store.migrate();
-    } catch (error) {
-      await store.close();
-      throw error;
-    }
-    return store;
+    return migrated(new MysqlStateStore(new MysqlDriver(pool, url, database, lockWaitMs, sockets, timeoutMs, mysql.escapeId), options.leaseBounds));
   }
 }

@@ -31,7 +31,7 @@ import {
   type Row,
 
 } from '../common.js';
-import { StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
+import { migrated, StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, JournalEntry, Lease, LeaseBounds, NewTombstone, Tombstone } from '../types.js';
 import { StoreSockets } from '../sockets.js';
 import { DeadlineError } from '../../util/deadline.js';
@@ -392,14 +392,7 @@ export class PostgresStateStore extends StoreCore {
     // An idle connection that dies (server restart) must not crash the process; the
     // next query on the pool reports the problem instead.
     pool.on('error', () => {});
-    const store = new PostgresStateStore(new PostgresDriver(pool, url, schema, sockets, timeoutMs, pg.escapeIdentifier), options.leaseBounds);
-    try {
-      await store.migrate();
-    } catch (error) {
-      await store.close();
-      throw error;
-    }
-    return store;
+    return migrated(new PostgresStateStore(new PostgresDriver(pool, url, schema, sockets, timeoutMs, pg.escapeIdentifier), options.leaseBounds));
   }
 
 }

@@ -11,7 +11,7 @@ import { BackendError } from '../../errors.js';
 import { chunk, inList } from '../../sql/text.js';
 import { hashToken, newLeaseId, newLeaseToken, statsBucket, toJournal, toLease, toTombstone, type Row } from '../common.js';
 import { storeError } from '../../sql/errors.js';
-import { StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
+import { migrated, StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, JournalEntry, Lease, LeaseBounds, NewTombstone, Tombstone } from '../types.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
@@ -257,8 +257,6 @@ export class SqliteStateStore extends StoreCore {
     } catch (error) {
       throw new BackendError(`cannot open the state store sqlite:${file}: ${(error as Error).message}`, { cause: error });
     }
-    const store = new SqliteStateStore(new SqliteDriver(db, file), options.leaseBounds);
-    await store.migrate();
-    return store;
+    return migrated(new SqliteStateStore(new SqliteDriver(db, file), options.leaseBounds));
   }
 }
