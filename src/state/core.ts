@@ -7,7 +7,7 @@
  * own dialect, the operations whose atomicity depends on the database (acquiring and
  * renewing leases, taking a lock, writing tombstones and the write-ahead journal).
  * Shared statements use `?` for each parameter and `{now}` for the store's clock, read
- * once per statement (docs/safety.md §1, §2: every judgement of time is the store's).
+ * once per statement (docs/safety.md §15: every judgement of time is the store's).
  */
 import { LeaseLostError, type LeaseLossReason } from '../errors.js';
 import {
