@@ -37,7 +37,8 @@ import {
   type SceneState,
 } from './support/reap-fixture.js';
 import { reaper, report, start } from './support/reap-cli.js';
-import { describeWhere, itWhere, runCleanups } from './support/services.js';
+import { describeWhere, itWhere } from '../support/matrix.js';
+import { runCleanups } from './support/services.js';
 
 // Much of a crash test is waiting (for a grace, a lock's ttl, a child process): let a few more run side by
 // side than the project's default of 5. Not many more: every CLI spawn is half a second of CPU on 2 cores.
