@@ -5,7 +5,8 @@
  * files: a fixture creates resources with an owner and an age, says which still exist,
  * and changes one in place or replaces it under the same id. The files fixture lives
  * here; the S3 (reap-fixture-s3.ts), PostgreSQL and MySQL (reap-fixture-sql.ts) fixtures
- * beside it, and all four are in `reapFixtures`: every scenario runs for each
+ * beside it, and the `command` kind's (reap-fixture-command.ts: a reference handler over a
+ * directory), and all five are in `reapFixtures`: every scenario runs for each
  * (`for (const kind of reapFixtures) describe(kind.kind, …)`). What a backend cannot
  * express is in its `traits` (S3 cannot backdate an object), and scenarios read them.
  *
@@ -38,6 +39,7 @@ import {
   type ResourceOptions,
   type Seed,
 } from './reap-fixture-base.js';
+import { commandFixture } from './reap-fixture-command.js';
 import { s3Fixture } from './reap-fixture-s3.js';
 import { mysqlFixture, postgresFixture } from './reap-fixture-sql.js';
 import { freshMysqlDatabase, freshPgDatabase, serviceAvailable } from './services.js';
@@ -45,6 +47,7 @@ import { freshMysqlDatabase, freshPgDatabase, serviceAvailable } from './service
 export { ownerKey, type FixtureOptions, type FixtureTraits, type Policy, type ReapFixture, type ReapFixtureKind, type ResourceOptions, type Seed } from './reap-fixture-base.js';
 export { s3Fixture, S3ReapFixture } from './reap-fixture-s3.js';
 export { mysqlFixture, postgresFixture } from './reap-fixture-sql.js';
+export { commandFixture } from './reap-fixture-command.js';
 
 // ---------------------------------------------------------------- files
 
@@ -187,7 +190,7 @@ export const filesFixture: ReapFixtureKind = {
 };
 
 /** Every backend the reap safety suite runs against. */
-export const reapFixtures: readonly ReapFixtureKind[] = [filesFixture, s3Fixture, postgresFixture, mysqlFixture];
+export const reapFixtures: readonly ReapFixtureKind[] = [filesFixture, s3Fixture, postgresFixture, mysqlFixture, commandFixture];
 
 // ---------------------------------------------------------------- state stores
 
