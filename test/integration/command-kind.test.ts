@@ -177,3 +177,38 @@ describe('command kind: a delete answer that cannot be trusted deletes nothing o
     expect(existsSync(path.join(dir, 'data/things/b1'))).toBe(true);
   });
 });
+
+describe('reaper conformance --type T', () => {
+  it('passes the reference handler without deleting anything; --destructive deletes the one --id names', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
+    const m = manifest(dir, [good('things')]);
+    const run = reaper(['conformance', '-c', m, '--type', 'things', '-o', 'table'], { cwd: dir });
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toContain('resource protocol v1: nothing is deleted');
+    expect(run.stdout).toMatch(/^PASS list: 2 record\(s\) in 1 page\(s\)/m);
+    expect(run.stdout).toMatch(/^PASS delete with a fingerprint that does not match answers changed and deletes nothing: changed; "a1" still there, unchanged$/m);
+    expect(readdirSync(path.join(dir, 'data/things')).sort()).toEqual(['a1', 'b1']);
+    const destructive = reaper(['conformance', '-c', m, '--type', 'things', '--destructive', '--id', 'b1', '-o', 'json'], { cwd: dir });
+    expect(destructive.code, destructive.stdout).toBe(0);
+    expect(JSON.parse(destructive.stdout).checks.at(-1)).toMatchObject({ ok: true, detail: 'deleted, gone, and a second delete answers absent' });
+    expect(readdirSync(path.join(dir, 'data/things'))).toEqual(['a1']);
+  });
+
+  it('fails a handler whose deletes are not conditional (exit 1), and a type that is not a handler is a usage error (exit 2)', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' } });
+    // Deletes whatever it is asked, fingerprint or not.
+    const careless = `while read l; do id=$(echo "$l" | sed 's/.*"id":"\\([^"]*\\)".*/\\1/'); if [ -e "data/things/$id" ]; then rm "data/things/$id"; echo "{\\"id\\":\\"$id\\",\\"result\\":\\"deleted\\"}"; else echo "{\\"id\\":\\"$id\\",\\"result\\":\\"absent\\"}"; fi; done`;
+    const m = manifest(dir, [
+      ['  - name: things', '    command:', `      list: [node, ${JSON.stringify(HANDLER)}, ./data/things]`, `      delete: ${JSON.stringify(careless)}`, '    owner: { attribute: owner }'],
+      ['  - name: files', '    fs: { path: ./data/things }', '    owner: { pathPattern: "^(?<owner>[^/]+)/" }'],
+    ]);
+    const run = reaper(['conformance', '-c', m, '--type', 'things', '-o', 'table'], { cwd: dir });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^FAIL delete with a fingerprint that does not match answers changed and deletes nothing: "a1" is GONE after a delete with a wrong fingerprint \(answered deleted\): the handler's deletes are not conditional$/m);
+    const other = reaper(['conformance', '-c', m, '--type', 'files'], { cwd: dir });
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain('files is an fs resource; conformance checks command and http handlers');
+  });
+});
