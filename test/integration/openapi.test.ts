@@ -82,7 +82,7 @@ async function call(template: string, method: (typeof METHODS)[number], url: str
 describe('config/openapi.json', () => {
   it('is a valid OpenAPI 3.1 document (swagger-parser)', async () => {
     const api = await SwaggerParser.validate(JSON.parse(readFileSync(FILE, 'utf8')));
-    expect(api.openapi).toBe('3.1.0');
+    expect((api as { openapi?: string }).openapi).toBe('3.1.0');
   });
 
   it('is served at /openapi.json without a token, byte for byte', async () => {
