@@ -9,9 +9,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from './support/aged-moto.js';
 import { reaper, removeTempDirs, tmp } from './support/cli.js';
 
 const EXAMPLE = path.resolve(__dirname, '../../config/examples/redis-sessions');
@@ -20,17 +20,6 @@ if (!haveRedis && process.env.CI === 'true') throw new Error('the Redis example 
 
 let server: ChildProcess | null = null;
 let port = 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      s.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 const cli = (...args: string[]) => {
   const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' });

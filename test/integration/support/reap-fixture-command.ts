@@ -26,6 +26,7 @@ import {
   type ReapFixtureKind,
   type ResourceOptions,
   type Seed,
+  DirectoryFixture,
 } from './reap-fixture-base.js';
 
 export const DIR_HANDLER = path.resolve(__dirname, 'handlers/dir-handler.mjs');
@@ -37,24 +38,9 @@ export async function dirHandlerFingerprint(file: string): Promise<string> {
   return `${st.ino}:${createHash('sha256').update(await readFile(file)).digest('hex').slice(0, 16)}`;
 }
 
-class CommandFixture implements ReapFixture {
+class CommandFixture extends DirectoryFixture implements ReapFixture {
   readonly kind = 'command' as const;
   readonly traits: FixtureTraits = { backdate: true, exactBytes: false };
-  readonly defaults: Policy = {};
-  private serial = 0;
-
-  constructor(
-    readonly dir: string,
-    private readonly restorable: boolean,
-  ) {}
-
-  root(resource: string): string {
-    return path.join(this.dir, 'data', resource);
-  }
-
-  connectionsYaml(): string {
-    return '';
-  }
 
   resourceYaml(name: string, policy: Policy = {}, options: ResourceOptions = {}): string {
     const handler = JSON.stringify([process.execPath, DIR_HANDLER, `./data/${name}`, ...(this.restorable ? ['--trash'] : [])]);
@@ -140,14 +126,6 @@ class CommandFixture implements ReapFixture {
     const flag = path.join(this.root(resource), '.fail-deletes');
     await writeFile(flag, '');
     return () => rm(flag);
-  }
-
-  env(): Record<string, string> {
-    return {};
-  }
-
-  async cleanup(options: { keep?: boolean } = {}): Promise<void> {
-    if (!options.keep) await rm(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -38,6 +38,7 @@ import {
   type ReapFixtureKind,
   type ResourceOptions,
   type Seed,
+  DirectoryFixture,
 } from './reap-fixture-base.js';
 import { commandFixture } from './reap-fixture-command.js';
 import { s3Fixture } from './reap-fixture-s3.js';
@@ -52,24 +53,9 @@ export { commandFixture } from './reap-fixture-command.js';
 // ---------------------------------------------------------------- files
 
 /** Resource type NAME is the directory `DIR/data/NAME`; an owned file is `OWNER/item-N.dat`, an unowned one `stray-N.dat`. */
-class FilesFixture implements ReapFixture {
+class FilesFixture extends DirectoryFixture implements ReapFixture {
   readonly kind = 'fs' as const;
   readonly traits: FixtureTraits = { backdate: true, exactBytes: true };
-  readonly defaults: Policy = {};
-  private serial = 0;
-
-  constructor(
-    readonly dir: string,
-    private readonly restorable: boolean,
-  ) {}
-
-  root(resource: string): string {
-    return path.join(this.dir, 'data', resource);
-  }
-
-  connectionsYaml(): string {
-    return '';
-  }
 
   resourceYaml(name: string, policy: Policy = {}, options: ResourceOptions = {}): string {
     const protect = ['{ pathPattern: "(^|/)keep-[^/]*$" }', ...plainOwners(options.protectOwners).map((o) => `{ pathPattern: "^${o}/" }`)];
@@ -172,14 +158,6 @@ class FilesFixture implements ReapFixture {
     await mkdir(this.root(resource), { recursive: true });
     await writeFile(blocker, 'in the way');
     return () => rm(blocker);
-  }
-
-  env(): Record<string, string> {
-    return {};
-  }
-
-  async cleanup(options: { keep?: boolean } = {}): Promise<void> {
-    if (!options.keep) await rm(this.dir, { recursive: true, force: true });
   }
 }
 
