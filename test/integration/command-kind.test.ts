@@ -87,6 +87,41 @@ describe('command kind: the reap pipeline through a handler', () => {
   });
 });
 
+describe('command kind: a handler with a visible marker', () => {
+  const marked = (dir: string, id: string) => (JSON.parse(readFileSync(path.join(dir, 'data/things', id), 'utf8')) as { reaperMark?: string }).reaperMark;
+  const withMarks = (dir: string, live: string[]) => {
+    const file = manifest(dir, [good('things', [`      mark: [node, ${JSON.stringify(HANDLER)}, ./data/things]`, `      unmark: [node, ${JSON.stringify(HANDLER)}, ./data/things]`])]);
+    writeFileSync(file, readFileSync(file, 'utf8').replace('owners: [{ static: ["session:alice"] }]', `owners: [{ static: ${JSON.stringify(live)} }]`));
+    return file;
+  };
+
+  it('marks a tombstoned resource, unmarks it when its owner comes back, and deletes on the fingerprint the mark answered', async () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
+    const first = reaper(['reap', '-c', withMarks(dir, ['session:alice']), '--execute', '-o', 'json'], { cwd: dir });
+    expect(first.code, first.stderr).toBe(0);
+    expect(json(first.stdout).resources[0]!.outcomes).toMatchObject({ marked: 1 });
+    expect(marked(dir, 'b1')).toMatch(/\S/);
+    expect(marked(dir, 'a1')).toBeUndefined();
+
+    // bob is back by the time the tombstone is due: it is lifted and the marker removed.
+    await sleep(1_200);
+    const lifted = reaper(['reap', '-c', withMarks(dir, ['session:alice', 'session:bob']), '--execute', '-o', 'json'], { cwd: dir });
+    expect(lifted.code, lifted.stderr).toBe(0);
+    expect(json(lifted.stdout).resources[0]!.outcomes).toMatchObject({ lifted: 1 });
+    expect(marked(dir, 'b1')).toBeUndefined();
+
+    // bob is gone again: marked afresh, then swept — the delete carries the fingerprint after marking.
+    expect(reaper(['reap', '-c', withMarks(dir, ['session:alice']), '--execute'], { cwd: dir }).code).toBe(0);
+    expect(marked(dir, 'b1')).toMatch(/\S/);
+    await sleep(1_200);
+    const sweep = reaper(['reap', '-c', withMarks(dir, ['session:alice']), '--execute', '-o', 'json'], { cwd: dir });
+    expect(sweep.code, sweep.stderr).toBe(0);
+    expect(json(sweep.stdout).resources[0]!.outcomes).toMatchObject({ deleted: 1 });
+    expect(readdirSync(path.join(dir, 'data/things'))).toEqual(['a1']);
+  });
+});
+
 /** A shell handler for `list` whose output is hostile; its pid goes to DIR/pid. */
 function bad(name: string, script: string, extra: string[] = []): string[] {
   return [

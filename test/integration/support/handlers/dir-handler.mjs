@@ -6,9 +6,9 @@
 // inode and a hash of its bytes, so a rewrite and a replace (same bytes, new file) both
 // change it; a delete removes the file only if the fingerprint still matches (or, with
 // `--trash`, moves it into DIR/.trash and answers a restore handle). A file DIR/.fail-deletes
-// makes every delete answer `error`. Usage: dir-handler.mjs DIR [--trash]; the op is $REAPER_OP.
+// makes every delete answer `error`. mark/unmark write a "reaperMark" field. Usage: dir-handler.mjs DIR [--trash]; the op is $REAPER_OP.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const dir = process.argv[2];
@@ -85,6 +85,21 @@ if (op === 'list') {
     } else {
       unlinkSync(path.join(dir, id));
       say({ id, result: 'deleted' });
+    }
+  }
+} else if (op === 'mark' || op === 'unmark') {
+  // The visible marker: a "reaperMark" field in the file, written in place (the fingerprint changes with the bytes).
+  for (const { id, fingerprint, run } of lines) {
+    const r = read(id);
+    if (!r) say({ id, result: 'absent' });
+    else if (op === 'mark' && r.fingerprint !== fingerprint) say({ id, result: 'changed' });
+    else {
+      const file = path.join(dir, id);
+      const doc = JSON.parse(readFileSync(file, 'utf8'));
+      if (op === 'mark') doc.reaperMark = run;
+      else delete doc.reaperMark;
+      writeFileSync(file, JSON.stringify(doc));
+      say(op === 'mark' ? { id, result: 'marked', fingerprint: read(id).fingerprint } : { id, result: 'unmarked' });
     }
   }
 } else if (op === 'restore') {
