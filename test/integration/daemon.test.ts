@@ -617,18 +617,19 @@ for (const factory of storeFactories) {
       });
 
       it('acquires its keys in batches and keeps the first leases of a start longer than the ttl alive meanwhile', async () => {
-        // 2,500 keys: five batches of 500, each taking at least 950 ms (yet answering within the
-        // 1.49 s store deadline, which must stay under the 1.5 s interval), so the start outlasts the 4.5 s ttl.
+        // 2,500 keys: five batches of 500, each taking at least 1.85 s (yet answering within the
+        // 2.99 s store deadline, which must stay under the 3 s interval), so the start outlasts the 9 s ttl.
+        // The second of headroom is for the real acquisition of 500 keys on a loaded machine.
         const acquireLeases = store.acquireLeases.bind(store);
         const acquire = vi.spyOn(store, 'acquireLeases').mockImplementation(async (keys, options) => {
-          const [acquired] = await Promise.all([acquireLeases(keys, options), sleep(950)]);
+          const [acquired] = await Promise.all([acquireLeases(keys, options), sleep(1_850)]);
           return acquired;
         });
         const renewLeases = vi.spyOn(store, 'renewLeases');
         const keys = Array.from({ length: 2_500 }, (_, i) => `svc:slow${i}`);
         const startedAt = Date.now();
-        const daemon = await start({ leases: keys, ttlMs: 4_500, intervalMs: 1_500, storeTimeoutMs: 1_490 });
-        expect(Date.now() - startedAt).toBeGreaterThan(4_500);
+        const daemon = await start({ leases: keys, ttlMs: 9_000, intervalMs: 3_000, storeTimeoutMs: 2_990 });
+        expect(Date.now() - startedAt).toBeGreaterThan(9_000);
         expect(acquire.mock.calls.map(([batch]) => batch.length)).toEqual([500, 500, 500, 500, 500]);
         // Renewed during the start, each time only what was held by then.
         expect(renewLeases.mock.calls.length).toBeGreaterThanOrEqual(2);
