@@ -335,6 +335,26 @@ for (const f of fixtures) {
       expect(await db.exec('SELECT owner FROM items')).toEqual([{ owner: 'alive' }]);
     });
 
+    it('§3: compares the owner byte for byte: a case-only rename, or NULL turned empty, is a change', async () => {
+      const { db, open } = await setup();
+      await insertRows(f, db, [
+        { id: 1, owner: 'dead' },
+        { id: 2, owner: null },
+        { id: 3, owner: 'dead-3' },
+      ]);
+      // A version column that does not move: only the owner re-check can tell.
+      const { backend, spec } = await open({ location: { version: 'version' } });
+      const r = await allRecords(backend);
+      await db.exec("UPDATE items SET owner = 'DEAD' WHERE id = 1"); // equal under a case-insensitive collation
+      await db.exec("UPDATE items SET owner = '' WHERE id = 2");
+      expect(await backend.delete([itemOf(r.get('1')!, spec), itemOf(r.get('2')!, spec), itemOf(r.get('3')!, spec)])).toEqual([
+        { id: '1', outcome: 'changed' },
+        { id: '2', outcome: 'changed' },
+        { id: '3', outcome: 'deleted' },
+      ]);
+      expect((await db.exec<{ id: unknown }>('SELECT id FROM items ORDER BY id')).map((x) => String(x.id))).toEqual(['1', '2']);
+    });
+
     it('refuses items without an owner value instead of deleting regardless of owner', async () => {
       const { db, open } = await setup();
       await insertRows(f, db, [{ id: 1 }]);

@@ -12,7 +12,7 @@
  *   zone is read in the session's TimeZone, as the server's now() would have written it).
  * - fingerprint: the `version` column as text, else `xmin` (changes with every update).
  * - bytes: pg_column_size of the whole row.
- * - delete: one statement per chunk, joined against unnest() of (id, fingerprint,
+ * - delete: one statement per chunk (the type's batchSize), joined against unnest() of (id, fingerprint,
  *   owner) and re-checking all of them; with an archive the deleted rows are copied in
  *   the same statement (a data-modifying WITH). With a `where` or protect rules, a
  *   transaction first locks the chunk's rows that are in scope and unprotected
@@ -42,7 +42,7 @@ import {
   type SqlResourceSpec,
   type SqlRow,
 } from '../sql/sql-backend.js';
-import { quoteIdentifier, quoteQualified, splitTableName } from '../sql/sql-text.js';
+import { MAX_IDS_PER_STATEMENT, quoteIdentifier, quoteQualified, splitTableName } from '../sql/sql-text.js';
 import { pgQuery, pgTransaction, postgresPool, type PgRunner } from './pg-pool.js';
 
 interface PgColumn {
@@ -230,6 +230,11 @@ INSERT INTO ${T} (${restoreList})${overriding} SELECT ${restoreValues} FROM reap
     // Compile the fragments once now, so a mistake in a where or protect rule surfaces at open.
     await pgQuery(pool, `${context}: checking the where and protect fragments`, `${select} WHERE ${scoped} LIMIT 0`);
     return new PostgresBackend(spec, scope, archiveName, pool, context, sql);
+  }
+
+  /** Items travel as three arrays, whatever their number: one statement per batch. */
+  protected override writeChunkSize(): number {
+    return Math.max(MAX_IDS_PER_STATEMENT, this.spec.batchSize);
   }
 
   protected async selectPage(after: string | null, limit: number): Promise<SqlRow[]> {
