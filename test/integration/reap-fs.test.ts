@@ -213,6 +213,24 @@ describe('reap safety', { concurrent: true }, () => {
           expect(sorted(await tombstoned('deleted'))).toEqual(sorted([dead!, stray!]));
         });
 
+        // guard: --sweep-only judges every due tombstone afresh from a read by id; it marks nothing.
+        test('§1/§3 (--sweep-only): sweeps due tombstones from the ledger without scanning; a revived owner and a rewritten resource are spared, nothing new is marked', async (h) => {
+          const { fx, reap, lease, tombstoned, afterGrace, manifest } = h;
+          const [dead, revived, rewritten] = await fx.create(T, [{ owner: 'bob' }, { owner: 'erin' }, { owner: 'frank' }]);
+          const m = manifest();
+          expect(only(await reap(m)).outcomes).toMatchObject({ marked: 3 });
+          const [late] = await fx.create(T, [{ owner: 'gina', ...aged(fx, 30 * 24 * HOUR) }]); // an orphan only a scan would find
+          await afterGrace();
+          await lease('erin');
+          await fx.rewrite(T, rewritten!);
+          const sweep = only(await reap(m, { sweepOnly: true }));
+          expect(sweep).toMatchObject({ scanned: 0, toMark: 0, toSweep: 1, outcomes: { marked: 0, deleted: 1 } });
+          expect(sweep.outcomes.lifted).toBe(2);
+          expect(await fx.present(T)).toEqual(new Set([revived, rewritten, late]));
+          expect(sorted(await tombstoned('deleted'))).toEqual([dead!]);
+          expect(await tombstoned('marked')).toEqual(new Set());
+        });
+
         // guard: sweep-time liveness — the owner is judged again when the tombstone is due.
         // The lease is taken between the scan and the mark, so it is older than the tombstone and
         // "activity since the mark" cannot see it: only the fresh judgement keeps the file.
