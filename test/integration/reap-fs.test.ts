@@ -1394,6 +1394,35 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     expect(await fx.present(T)).toEqual(new Set());
   });
 
+  // guard (cost, --sweep-only): where the server checks each DeleteObjects ETag, the ledger's ETag stands in for a
+  // read: no listing, no HeadObject — and the owners are still judged. (moto does not check per-object ETags in
+  // DeleteObjects, so this test shows the requests and the owner judgement, not the ETag check; see s3-delete.ts.)
+  test('--sweep-only with batch-if-match: one DeleteObjects, no listing or HeadObject; a revived owner is still lifted', async (h) => {
+    const fx = h.fx as S3ReapFixture;
+    fx.deleteMode = 'batch-if-match';
+    const { reap, lease, afterGrace, manifest } = h;
+    const [dead, stray, revived] = await fx.create(T, [{ owner: 'bob' }, { owner: null }, { owner: 'erin' }]);
+    const m = manifest();
+    expect(only(await reap(m)).outcomes.marked).toBe(3);
+    await afterGrace();
+    await lease('erin');
+    const sent: string[] = [];
+    const undo = fx.intercept(async (command, send) => {
+      sent.push(command.constructor.name);
+      return send();
+    });
+    let sweep: ReapReport;
+    try {
+      sweep = await reap(m, { sweepOnly: true });
+    } finally {
+      await undo();
+    }
+    expect(only(sweep).outcomes).toMatchObject({ deleted: 2, lifted: 1 });
+    expect(sent.filter((name) => name !== 'GetBucketVersioningCommand')).toEqual(['DeleteObjectsCommand']);
+    expect(await fx.present(T)).toEqual(new Set([revived]));
+    expect([dead, stray]).toHaveLength(2);
+  });
+
   // guard: docs/safety.md §12, "never retry an unconditional delete": a DeleteObject that reached moto and deleted the
   // object, but whose answer was lost (a timeout after the request left), is resolved by reading the key —
   // gone, so it is journaled deleted — and is never sent a second time.

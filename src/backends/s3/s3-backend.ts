@@ -42,7 +42,7 @@ import { BackendError, SafetyError } from '../../errors.js';
 import type { ResourceSpec, S3Location } from '../../manifest/types.js';
 import { mapLimitAbortable } from '../../util/concurrency.js';
 import type { Connections } from '../connections.js';
-import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
+import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage, StandInItem } from '../types.js';
 import {
   DEFAULT_CONCURRENCY,
   describeS3Failure,
@@ -223,6 +223,23 @@ export class S3Backend implements Backend {
 
   async read(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, ResourceRecord>> {
     return this.readRecords(ids, this.needsMetadata || this.needsTags, signal);
+  }
+
+  /**
+   * No read where the server checks each delete's ETag (`s3-batch-if-match`: the probe saw it
+   * refuse a wrong one, or the manifest asserts it) and owners and protect rules need neither
+   * metadata nor tags: the ETag the tombstone holds is the read, checked by the DeleteObjects
+   * itself (docs/safety.md §3). An unversioned bucket cannot tell an identical re-upload from
+   * the original either way (README, beside minAge).
+   */
+  async standIns(items: readonly StandInItem[], minAgeMs: number, signal?: AbortSignal): Promise<Map<string, ResourceRecord> | null> {
+    if (this.needsMetadata || this.needsTags || (await this.deleteMode(signal)) !== 's3-batch-if-match') return null;
+    const out = new Map<string, ResourceRecord>();
+    for (const item of items) {
+      if (!inScope(this.target, item.id)) continue;
+      out.set(item.id, { id: item.id, createdAtMs: item.markedAt - minAgeMs, bytes: item.bytes, fingerprint: item.fingerprint });
+    }
+    return out;
   }
 
   /**

@@ -161,7 +161,7 @@ async function planResource(
     if (due.length === 0) break;
     afterId = due[due.length - 1]!.tombstoneId;
     const unmet = due.filter((t) => !judged.has(t.tombstoneId));
-    if (unmet.length > 0) await write(await verifyTombstones(context, spec, backend, unmet, options.signal));
+    if (unmet.length > 0) await write(await verifyTombstones(context, spec, backend, unmet, options.signal, options.sweepOnly));
   }
   const backlog = await context.store.countTombstones(spec.name);
   tally.scanned(
