@@ -1,6 +1,6 @@
 /**
  * The few error classes reaper throws on purpose. Each carries the exit code of the
- * published contract (DESIGN §3); the CLI maps them in one place (src/cli/main.ts).
+ * published contract (docs/architecture.md, Contracts); the CLI maps them in one place (src/cli/main.ts).
  */
 
 export const ExitCode = {

@@ -1,6 +1,6 @@
 /**
  * The CLI's one entry: builds the commander program, runs a command, and maps every
- * outcome to an exit code (DESIGN §3). Only this module touches process.exitCode and
+ * outcome to an exit code (docs/architecture.md, Contracts). Only this module touches process.exitCode and
  * signals. Command modules load lazily so `reaper --help` stays fast.
  */
 import { Argument, Command, CommanderError, Option } from 'commander';

@@ -1,5 +1,5 @@
 /**
- * Classification: every scanned resource gets exactly one status (DESIGN §1).
+ * Classification: every scanned resource gets exactly one status (docs/architecture.md, Contracts).
  *
  * Order of judgement, first match wins:
  *   1. protected — a protect rule matches (a rule that cannot be evaluated makes it `unknown`);

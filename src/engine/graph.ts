@@ -1,5 +1,5 @@
 /**
- * The ownership graph (DESIGN §1): resources may be owned by other resources (`ref`).
+ * The ownership graph (docs/architecture.md, Contracts): resources may be owned by other resources (`ref`).
  * Liveness is the least fixed point of "live if any owner is live", so a resource is
  * live exactly when a path of owner edges leads from it to a live key (mark and sweep):
  * cycles with no live root stay dead, whatever their size.

@@ -94,7 +94,7 @@ export type SweepDecision =
   | { action: 'keep'; why: string };
 
 /**
- * Re-verify a due tombstone at sweep time (SAFETY 1–4): the resource still exists with
+ * Re-verify a due tombstone at sweep time (docs/safety.md §1–§5): the resource still exists with
  * the fingerprint captured at mark time, is still reapable under a fresh liveness
  * judgement, and its owner showed no lease activity since the mark.
  */
@@ -126,7 +126,7 @@ export interface CapCheck {
 }
 
 /**
- * Caps (SAFETY 7): resources condemned in one run (new marks + sweeps) may not exceed
+ * Caps (docs/safety.md §7): resources condemned in one run (new marks + sweeps) may not exceed
  * maxDeletesPerRun nor maxDeleteFraction of what was scanned. Returns the violation, or null.
  */
 export function capViolation(spec: Pick<ResourceSpec, 'maxDeletesPerRun' | 'maxDeleteFraction'>, c: CapCheck): string | null {
@@ -142,7 +142,7 @@ export function capViolation(spec: Pick<ResourceSpec, 'maxDeletesPerRun' | 'maxD
 }
 
 /**
- * Registry-outage breaker (SAFETY 8): a liveness source that failed, reports fewer than
+ * Registry-outage breaker (docs/safety.md §8): a liveness source that failed, reports fewer than
  * `minLiveKeys`, or fell by more than `maxDrop` against the last run stops the reap.
  * Returns the reasons (empty when the sources look healthy).
  */

@@ -1,4 +1,4 @@
-/** The JSON document `reaper audit` prints (DESIGN §3), and the finding shape of NDJSON output. */
+/** The JSON document `reaper audit` prints (docs/architecture.md, Contracts), and the finding shape of NDJSON output. */
 import type { FindingsDiff, GateFinding } from '../engine/baseline.js';
 import type { Finding } from '../engine/types.js';
 import type { LeaseStats } from '../state/types.js';

@@ -1,6 +1,6 @@
 /**
  * Leak telemetry: per-resource-type aggregation of findings into the numbers of the
- * audit document (DESIGN §3). Pure and streaming: one accumulator per type, fed one
+ * audit document (docs/architecture.md, Contracts). Pure and streaming: one accumulator per type, fed one
  * finding at a time, so memory does not grow with the number of resources.
  */
 import { STATUSES, type Finding, type Status } from '../engine/types.js';

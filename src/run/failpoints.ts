@@ -1,6 +1,8 @@
 /**
  * Named failpoints for crash tests: with REAPER_FAILPOINT=NAME (or NAME:N for the N-th
- * hit) the process kills itself with SIGKILL at that point, exactly as a crash would.
+ * hit) the process kills itself with SIGKILL at that point, exactly as a crash would;
+ * with NAME:N:stop it stops itself (SIGSTOP) there instead, frozen with whatever it holds
+ * (its lock, no store transaction open) until a SIGCONT.
  * Points: after-plan, after-mark, after-journal, after-delete, after-finish, and inside a
  * backend's delete after-rename (files: a file renamed into quarantine, not yet checked
  * and unlinked).
@@ -11,12 +13,13 @@ export type FailpointName = 'after-plan' | 'after-mark' | 'after-journal' | 'aft
 
 export function failpoints(spec: string | undefined): (name: FailpointName) => void {
   if (!spec) return () => {};
-  const [target, nth] = spec.split(':');
-  const wanted = nth === undefined ? 1 : Number(nth);
+  const [target, nth, action] = spec.split(':');
+  const wanted = nth === undefined || nth === '' ? 1 : Number(nth);
+  const signal = action === 'stop' ? 'SIGSTOP' : 'SIGKILL';
   let hits = 0;
   return (name) => {
     if (name !== target) return;
     hits++;
-    if (hits === wanted) process.kill(process.pid, 'SIGKILL');
+    if (hits === wanted) process.kill(process.pid, signal);
   };
 }

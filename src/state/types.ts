@@ -75,7 +75,7 @@ export interface LeaseStore {
    * Delete leases that ended more than `olderThanMs` ago, and renewal statistics older
    * than that; returns how many leases. A lease renewed (or acquired) at or after the
    * earliest mark of a tombstone still marked or deleting is kept whatever its age: the
-   * sweep asks whether an owner was renewed since the mark (SAFETY 1, 2), and pruning
+   * sweep asks whether an owner was renewed since the mark (docs/safety.md §1, §2), and pruning
    * must not erase the answer.
    */
   pruneLeases(olderThanMs: number): Promise<number>;

@@ -1,8 +1,8 @@
 /**
  * The reap safety suite through the real process (docs/safety.md §7–§9, §11–§13, signals): the built
  * binary `bin/reaper` (run `npm run build` first) is spawned with a minimal environment,
- * killed with SIGKILL at named failpoints (REAPER_FAILPOINT), stopped with SIGTERM or
- * SIGSTOP, and re-run. The end state must be the one an uninterrupted run reaches:
+ * killed with SIGKILL at named failpoints (REAPER_FAILPOINT), stopped with SIGTERM or with
+ * a failpoint's SIGSTOP, and re-run. The end state must be the one an uninterrupted run reaches:
  * every orphan deleted exactly once, nothing live deleted, nothing skipped, and no
  * journal entry left at `intent`.
  *
@@ -15,9 +15,9 @@
  * and runs with `minAge: 0s` (see support/reap-fixture-s3.ts).
  */
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
 import { runReap } from '../../src/run/reap.js';
 import type { StateStore, StoreDialect } from '../../src/state/types.js';
@@ -30,7 +30,6 @@ import {
   ownerKey,
   reapManifest,
   reapPairs,
-  stateFile,
   waitStoreTime,
   type Policy,
   type ReapFixture,
@@ -57,88 +56,13 @@ async function until(what: string, check: () => Promise<boolean>, limitMs = 30_0
   }
 }
 
-/** What another connection sees of the scene's state store: free, a statement still running, or a transaction left open. */
-type StoreActivity = 'idle' | 'statement' | 'transaction';
-
-/**
- * A probe of the scene's state store from another connection: SQLite — whether the write lock can be
- * taken at once; PostgreSQL — the other sessions of the database (`active`: a statement running, `idle
- * in transaction`: a transaction open); MySQL — the other connections to the database (a statement
- * running, or an InnoDB transaction open between statements).
- */
-async function storeActivityProbe(fx: ReapFixture, state: SceneState): Promise<{ look: () => Promise<StoreActivity>; close: () => Promise<void> }> {
-  if (state.dialect === 'sqlite') {
-    const db = new Database(stateFile(fx), { timeout: 0 });
-    return {
-      look: async () => {
-        try {
-          db.exec('BEGIN IMMEDIATE');
-          db.exec('ROLLBACK');
-          return 'idle';
-        } catch (error) {
-          if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
-          return 'transaction';
-        }
-      },
-      close: async () => void db.close(),
-    };
-  }
-  if (state.dialect === 'postgres') {
-    const { default: pg } = await import('pg');
-    const client = new pg.Client({ connectionString: state.url });
-    await client.connect();
-    return {
-      look: async () => {
-        const { rows } = await client.query<{ state: string }>(
-          `SELECT state FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`,
-        );
-        return rows.some((r) => r.state === 'active') ? 'statement' : rows.length > 0 ? 'transaction' : 'idle';
-      },
-      close: () => client.end(),
-    };
-  }
-  const mysql = await import('mysql2/promise');
-  const conn = await mysql.createConnection({ uri: state.url });
-  return {
-    look: async () => {
-      const [rows] = await conn.query(
-        `SELECT p.command FROM information_schema.processlist p LEFT JOIN information_schema.innodb_trx t ON t.trx_mysql_thread_id = p.id
-         WHERE p.db = DATABASE() AND p.id <> CONNECTION_ID() AND (t.trx_id IS NOT NULL OR p.command <> 'Sleep')`,
-      );
-      const busy = rows as { command: string }[];
-      return busy.some((r) => r.command !== 'Sleep') ? 'statement' : busy.length > 0 ? 'transaction' : 'idle';
-    },
-    close: () => conn.end(),
-  };
-}
-
-/**
- * SIGSTOP `child` at a moment it holds no transaction open on the state store, so that another process
- * can use the store while it is frozen. (Frozen mid-transaction, it would make every other writer wait —
- * out SQLite's busy timeout, or on a server's row lock: a test of the store's locking, not of reaper's
- * per-type lock. The faster a backend's deletes, the larger the share of a sweep spent inside store
- * transactions, so this matters most for SQL and S3.) A statement a server was running when the process
- * stopped finishes on its own, so the probe waits for it; a transaction left open needs the process, so
- * it runs on a little (longer at each attempt: a transaction of several round trips needs CPU time on a
- * loaded machine) and is stopped again.
- */
-async function freezeBetweenTransactions(child: ChildProcess, fx: ReapFixture, state: SceneState): Promise<void> {
-  const probe = await storeActivityProbe(fx, state);
+/** Whether a child process is stopped (state `T` in /proc/PID/stat): a failpoint's SIGSTOP has landed. */
+function stopped(child: ChildProcess): boolean {
   try {
-    for (let attempt = 0; attempt < 300; attempt++) {
-      child.kill('SIGSTOP');
-      let seen = await probe.look();
-      for (let look = 0; seen === 'statement' && look < 20; look++) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        seen = await probe.look();
-      }
-      if (seen === 'idle') return;
-      child.kill('SIGCONT');
-      await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * Math.min(50, 5 + attempt)));
-    }
-    throw new Error('could not freeze the run between two of its store transactions');
-  } finally {
-    await probe.close();
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+  } catch {
+    return false;
   }
 }
 
@@ -386,10 +310,12 @@ describe('reap crash safety', { concurrent: true }, () => {
         // docs/safety.md §13 with two live processes: the first is frozen (SIGSTOP) while it holds the lock.
         // guard: the per-type lock in the state store.
         sweeping('two concurrent reap runs on the same type: the second refuses (exit 4, lock); each resource is deleted at most once', async (sc, local) => {
-          const first = start(sc.fx, ['reap', '--execute']);
-          await until('the first run to start deleting', async () => (await deletedSoFar(sc)) > 0 || first.child.exitCode !== null);
-          local(first.child.exitCode, 'the first run ended before the second could start; give it more resources').toBeNull();
-          await freezeBetweenTransactions(first.child, sc.fx, sc.state);
+          // The first run stops itself (SIGSTOP) after its second batch's delete: mid-sweep, lock held, no
+          // store transaction open — wherever the machine's load puts the scheduler.
+          const first = start(sc.fx, ['reap', '--execute'], { REAPER_FAILPOINT: 'after-delete:2:stop' });
+          await until('the first run to stop itself mid-sweep', async () => stopped(first.child) || first.child.exitCode !== null);
+          local(first.child.exitCode, 'the first run ended instead of stopping at its failpoint').toBeNull();
+          local(await deletedSoFar(sc)).toBeLessThan(sc.orphans.length);
           try {
             const second = await reaper(sc.fx, ['reap', '--execute']);
             local(second.stderr).toMatch(/another reap run holds the lock on items/);

@@ -7,7 +7,7 @@
  * its guard: that is what the page's "How this list was checked" records, and must be redone when a
  * guard moves.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -107,24 +107,70 @@ function sectionProblems(sections: readonly Section[], readFile: (file: string) 
   return problems;
 }
 
-/** Every section number cited in `text`: any `§N` (tests), or only those after `docs/safety.md` (code and pages). */
+/** Every section number cited in `text`: any `§N` (tests), or only those after `docs/safety.md` or `safety.md` (code and pages). */
 function citedNumbers(text: string, bare: boolean): number[] {
   if (bare) return [...text.matchAll(/§(\d+)/g)].map((m) => Number(m[1]));
-  const runs = [...text.matchAll(/docs\/safety\.md((?:\s*(?:,|and|–|-)?\s*§\d+)+)/g)].map((m) => m[1]!);
+  const runs = [...text.matchAll(/safety\.md(?:\]\([^)]*\))?((?:\s*(?:,|and|–|-)?\s*§\d+)+)/g)].map((m) => m[1]!);
   return runs.flatMap((run) => [...run.matchAll(/§(\d+)/g)].map((m) => Number(m[1])));
 }
 
-function filesUnder(dir: string, ext: string): string[] {
+function filesUnder(dir: string, ext: string | readonly string[]): string[] {
+  const exts = typeof ext === 'string' ? [ext] : ext;
   const out: string[] = [];
   for (const entry of readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
     const rel = `${dir}/${entry.name}`;
-    if (entry.isDirectory()) out.push(...filesUnder(rel, ext));
-    else if (entry.name.endsWith(ext)) out.push(rel);
+    if (entry.isDirectory()) out.push(...filesUnder(rel, exts));
+    else if (exts.some((e) => entry.name.endsWith(e))) out.push(rel);
   }
   return out;
 }
 
-const readOrNull = (file: string) => (existsSync(path.join(ROOT, file)) ? read(file) : null);
+/** The repository's own text files outside docs/: what is written, not built or installed. */
+const TEXT = ['.ts', '.mjs', '.js', '.md', '.sh', '.py', '.yaml', '.yml', '.json', '.css', '.html'];
+const OWN_DIRS = ['src', 'test', 'bench', 'scripts', 'config', 'bin', '.ci'];
+function ownFiles(): string[] {
+  const root = readdirSync(ROOT, { withFileTypes: true })
+    .filter((e) => e.isFile() && (TEXT.some((t) => e.name.endsWith(t)) || e.name === 'Dockerfile') && e.name !== 'package-lock.json')
+    .map((e) => e.name);
+  return [...root, ...OWN_DIRS.filter((d) => existsSync(path.join(ROOT, d))).flatMap((d) => filesUnder(d, TEXT))];
+}
+
+/** A reference to a safety or design document that is not in the repository ("SAFETY 3", "DESIGN §1", SAFETY.md, DESIGN.md). */
+const STALE = /\bSAFETY \d|\bSAFETY\.md|\bDESIGN §|\bDESIGN\.md/;
+
+/** GitHub's anchor of a heading: lower case, punctuation but `-` and `_` dropped, spaces to `-`. */
+function anchorOf(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-');
+}
+
+/** Relative links of a Markdown file (outside code blocks) that name no file, or no heading of it. */
+function brokenLinks(file: string, readFile: (file: string) => string | null): string[] {
+  const text = readFile(file) ?? '';
+  const prose = text.replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '');
+  const problems: string[] = [];
+  for (const m of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+    const target = m[1]!;
+    if (/^[a-z]+:/i.test(target)) continue;
+    const [rel, fragment] = target.split('#') as [string, string | undefined];
+    const resolved = rel === '' ? file : path.posix.normalize(path.posix.join(path.posix.dirname(file), rel));
+    const body = readFile(resolved.replace(/\/$/, ''));
+    if (body === null) {
+      problems.push(`${file}: ${target}: no such file`);
+      continue;
+    }
+    if (fragment !== undefined && resolved.endsWith('.md')) {
+      const anchors = new Set([...body.replace(/```[\s\S]*?```/g, '').matchAll(/^#{1,6} (.+)$/gm)].map((h) => anchorOf(h[1]!)));
+      if (!anchors.has(fragment)) problems.push(`${file}: ${target}: no heading #${fragment}`);
+    }
+  }
+  return problems;
+}
+
+const readOrNull = (file: string) => (existsSync(path.join(ROOT, file)) ? (statSync(path.join(ROOT, file)).isDirectory() ? '' : read(file)) : null);
 const page = read(DOC);
 const sections = parseSections(page);
 const numbers = sections.filter((s) => s.number !== null).map((s) => s.number!);
@@ -143,22 +189,52 @@ describe('docs/safety.md', () => {
     expect(sectionProblems(sections, readOrNull)).toEqual([]);
   });
 
-  it('cites only invariants that exist: any §N in a test, docs/safety.md §N in the code and the other pages', () => {
+  it('cites only invariants that exist: any §N in a test or a page of docs/ or the README, docs/safety.md §N in the code', () => {
     const known = new Set(numbers);
     const sources = [
       ...testFiles.map((file) => ({ file, bare: true })),
-      ...filesUnder('src', '.ts').map((file) => ({ file, bare: false })),
-      ...[...filesUnder('docs', '.md'), 'README.md'].filter((file) => file !== DOC).map((file) => ({ file, bare: false })),
+      ...['src', 'bench', 'scripts'].flatMap((dir) => filesUnder(dir, TEXT)).map((file) => ({ file, bare: false })),
+      // The pages use § for this page's sections only (the README's safety rails give their numbers bare).
+      ...[...filesUnder('docs', '.md'), 'README.md'].filter((file) => file !== DOC).map((file) => ({ file, bare: true })),
+      ...['BENCHMARKS.md', 'CHANGELOG.md'].map((file) => ({ file, bare: false })),
     ];
     const unknown = sources.flatMap(({ file, bare }) => citedNumbers(read(file), bare).filter((n) => !known.has(n)).map((n) => `${file}: §${n}`));
     expect(unknown).toEqual([]);
-    // The pattern is not vacuous: the reap suite cites most invariants.
+    // The pattern is not vacuous: the reap suite cites most invariants, the README's rails a dozen.
     expect(new Set(citedNumbers(read('test/integration/reap-fs.test.ts'), true)).size).toBeGreaterThan(10);
+    expect(new Set(citedNumbers(read('README.md'), true)).size).toBeGreaterThanOrEqual(12);
   });
 
-  it('is the only safety list the tests cite: no SAFETY n, SAFETY.md or DESIGN §n', () => {
-    const stale = testFiles.filter((file) => /\bSAFETY \d|SAFETY\.md|\bDESIGN §/.test(read(file)));
+  it('is the only safety list anything cites: no SAFETY n, SAFETY.md, DESIGN §n or DESIGN.md outside docs/', () => {
+    const files = ownFiles().filter((file) => file !== 'test/unit/docs-safety.test.ts');
+    const stale = files.flatMap((file) =>
+      read(file)
+        .split('\n')
+        .map((line, i) => (STALE.test(line) ? `${file}:${i + 1}` : null))
+        .filter((hit): hit is string => hit !== null),
+    );
     expect(stale).toEqual([]);
+    // Not vacuous: the code, the tests, the scripts and the root pages were read.
+    for (const file of ['src/run/reap.ts', 'test/unit/docs-safety.test.ts', 'scripts/check-pack.sh', 'BENCHMARKS.md']) expect(ownFiles()).toContain(file);
+  });
+
+  it('is cited by the code only as pages of docs/ that exist, and sections of them that exist', () => {
+    const problems: string[] = [];
+    for (const file of [...['src', 'bench', 'scripts'].flatMap((dir) => filesUnder(dir, TEXT)), ...testFiles]) {
+      for (const m of read(file).matchAll(/\bdocs\/([\w-]+\.md)(?:, ([A-Z][\w ]*\w))?/g)) {
+        const body = readOrNull(`docs/${m[1]}`);
+        if (body === null) problems.push(`${file}: docs/${m[1]} does not exist`);
+        else if (m[2] !== undefined && !new RegExp(`^#{1,6} ${m[2]}$`, 'm').test(body)) problems.push(`${file}: docs/${m[1]} has no section "${m[2]}"`);
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(read('src/errors.ts')).toContain('docs/architecture.md, Contracts');
+  });
+
+  it('links, from every page of docs/ and from the README, only to files and headings that exist', () => {
+    const pages = [...filesUnder('docs', '.md'), 'README.md'];
+    expect(pages).toEqual(expect.arrayContaining(['docs/safety.md', 'docs/architecture.md', 'docs/manifest.md']));
+    expect(pages.flatMap((file) => brokenLinks(file, readOrNull))).toEqual([]);
   });
 
   it('reports an invariant without a test, a missing file, a function or a title not where it is said to be', () => {
@@ -191,6 +267,15 @@ describe('docs/safety.md', () => {
       'Bad input: no Guard: naming `src/FILE` `function`',
     ]);
     expect(citedNumbers('see docs/safety.md §7–§9, §11 and §13; DESIGN §3', false)).toEqual([7, 9, 11, 13]);
+    expect(citedNumbers('([safety.md §6 and §18](safety.md)), [safety.md](safety.md) §2', false)).toEqual([6, 18, 2]);
+    expect(['SAFETY 3', 'see SAFETY.md', 'DESIGN §1', 'DESIGN.md', '../shared/DESIGN.md'].every((t) => STALE.test(t))).toBe(true);
+    expect(STALE.test('docs/safety.md §3, the design')).toBe(false);
+    const pages: Record<string, string> = {
+      'docs/a.md': '# A page\n\n## The `where` key, §2\n\n[ok](b.md) [ok](#the-where-key-2) [ok](../src) [gone](c.md) [bad](b.md#nowhere) [web](https://x.y/z)\n```\n[in code](none.md)\n```\n',
+      'docs/b.md': '# B\n',
+      src: '',
+    };
+    expect(brokenLinks('docs/a.md', (f) => pages[f] ?? null)).toEqual(['docs/a.md: c.md: no such file', 'docs/a.md: b.md#nowhere: no heading #nowhere']);
     expect(hasTitle("it('the daemon\\'s own clock', …)", "the daemon's own clock")).toBe(true);
     expect(hasTitle("it('the daemon\\'s own clock, and more', …)", "the daemon's own clock")).toBe(false);
   });

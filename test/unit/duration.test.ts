@@ -1,4 +1,4 @@
-/** Durations (README, "The manifest"): a whole number and a unit; anything else is explained, never guessed. */
+/** Durations (docs/manifest.md, Rules for all values): a whole number and a unit; anything else is explained, never guessed. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { durationMs, formatDuration, parseDuration } from '../../src/manifest/duration.js';

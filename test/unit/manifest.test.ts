@@ -1,5 +1,5 @@
 /**
- * The manifest loader (README, "The manifest"; docs/safety.md "Bad input", §5, §6, §18): every rejection is a
+ * The manifest loader (docs/manifest.md; docs/safety.md "Bad input", §5, §6, §18): every rejection is a
  * ManifestError (exit 2) whose lines read exactly `file:LINE: key.path: message`, and a
  * valid manifest comes back normalised, resolved and frozen. Manifests are written line by
  * line so that the line numbers asserted below can be counted.

@@ -22,7 +22,7 @@ export function safeRelative(id: string): boolean {
 
 /**
  * Whether the directory holding `id` is, after resolving every symlink, exactly where the
- * id says it is under the root's real path (SAFETY 6). The scan never follows symlinks, so
+ * id says it is under the root's real path (docs/safety.md §6). The scan never follows symlinks, so
  * an id whose parent resolves elsewhere — a directory swapped for a symlink after the mark —
  * names something outside the scope. False also when the parent is gone.
  */

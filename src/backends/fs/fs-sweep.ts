@@ -1,5 +1,5 @@
 /**
- * Conditional delete for files (SAFETY 3): a file is renamed out of the way into a
+ * Conditional delete for files (docs/safety.md §3): a file is renamed out of the way into a
  * quarantine directory on the same device, its (dev, inode, size, mtime) checked
  * there against the fingerprint captured at mark time, and only then unlinked (or
  * kept, when the resource has `retain`). A file changed or recreated under the same

@@ -236,7 +236,7 @@ export interface S3Target {
   concurrency: number;
 }
 
-/** Only keys inside the configured prefix are ever touched (SAFETY 6). */
+/** Only keys inside the configured prefix are ever touched (docs/safety.md §6). */
 export function inScope(target: Pick<S3Target, 'prefix'>, key: string): boolean {
   return key.length > 0 && key.startsWith(target.prefix);
 }

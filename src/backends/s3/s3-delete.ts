@@ -1,5 +1,5 @@
 /**
- * Conditional deletes for S3 (SAFETY 3) and the probe that chooses how to issue them.
+ * Conditional deletes for S3 (docs/safety.md §3) and the probe that chooses how to issue them.
  *
  * Delete modes:
  * - `s3-batch-if-match`: DeleteObjects with up to 1,000 keys, each carrying its ETag. Used

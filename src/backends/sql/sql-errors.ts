@@ -1,6 +1,6 @@
 /**
  * Driver errors from pg and mysql2 turned into BackendErrors that say what failed and
- * what to do, with any password or token in the text redacted (SAFETY 17).
+ * what to do, with any password or token in the text redacted (docs/safety.md §17).
  */
 import { BackendError, redact } from '../../errors.js';
 import type { Dialect } from './sql-text.js';

@@ -85,7 +85,7 @@ export class SqliteStateStore implements StateStore {
     // second process opening the same file at that moment should wait, not fail.
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5_000}`);
     db.pragma('journal_mode = WAL');
-    // FULL: the write-ahead journal must survive power loss, not only a killed process (SAFETY 10).
+    // FULL: the write-ahead journal must survive power loss, not only a killed process (docs/safety.md §10).
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     const store = new SqliteStateStore(db, file, options);
