@@ -26,6 +26,12 @@ export interface ScanPage {
   unreadable?: { id: string; why: string }[];
 }
 
+/** A liveness source that is a query of live owner keys on a SQL connection (the manifest's `owners: [{ sql }]`). */
+export interface LiveRegistry {
+  connection: string;
+  query: string;
+}
+
 /** What the ledger holds of a tombstoned resource (`Backend.standIns`). */
 export interface StandInItem {
   id: string;

@@ -526,3 +526,36 @@ describe('SQL connection failures', () => {
     });
   }
 });
+
+// guard (docs/safety.md §2, atomic where the data allows): a liveness source that is a query on the resource's own
+// connection is checked inside the DELETE, so an owner registered after the last look keeps its rows.
+describe.skipIf(!serviceAvailable('postgres'))('postgres backend with a registry on its connection', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(() => runCleanups(cleanups));
+
+  it('§2: an owner registered after the last look keeps its rows: the DELETE checks the registry itself', async () => {
+    const f = fixtures.find((x) => x.kind === 'postgres')!;
+    const url = await f.fresh(cleanups);
+    const db = await f.admin(url);
+    cleanups.push(() => db.close());
+    await db.exec(f.ddl(f.types.bigint));
+    await db.exec('CREATE TABLE live_sessions (key text PRIMARY KEY)');
+    const connections = new Connections({ db: { kind: 'postgres', name: 'db', url } });
+    cleanups.push(() => connections.close());
+    await insertRows(f, db, [
+      { id: 1, owner: 'dead-1' },
+      { id: 2, owner: 'back-2' },
+      { id: 3, owner: null },
+    ]);
+    const spec = resourceSpec('postgres', { owners: [{ extractor: { from: 'column', name: 'owner' }, keyTemplate: 'session:{value}' }] });
+    const backend = await PostgresBackend.open(spec, connections, [{ connection: 'db', query: 'SELECT key FROM live_sessions' }]);
+    const records = await allRecords(backend);
+    await db.exec("INSERT INTO live_sessions VALUES ('session:back-2'), ('back-2')"); // the owner came back (and a key of another shape)
+    expect(await backend.delete([...records.values()].map((r) => itemOf(r, spec)))).toEqual([
+      { id: '1', outcome: 'deleted' },
+      { id: '2', outcome: 'changed' },
+      { id: '3', outcome: 'deleted' },
+    ]);
+    expect((await db.exec<{ id: unknown }>('SELECT id FROM items ORDER BY id')).map((x) => String(x.id))).toEqual(['2']);
+  });
+});
