@@ -477,6 +477,20 @@ describe('reap safety', { concurrent: true }, () => {
           expect(only(await reap(manifest({ policy: { maxDeleteFraction: 0.75 } }))).outcomes.marked).toBe(3);
         });
 
+        // guard: a run that does not scan judges maxDeleteFraction against what the last scanning run saw.
+        test('§7 (--sweep-only): maxDeleteFraction is judged against the last scanning run; exceeded, nothing is deleted', async (h) => {
+          const { fx, refused, reap, lease, tombstoned, afterGrace, manifest } = h;
+          await lease('alice');
+          const ids = await fx.create(T, [{ owner: 'alice' }, { owner: 'alice' }, { owner: 'bob' }, { owner: 'bob' }]);
+          expect(only(await reap(manifest({ policy: { maxDeleteFraction: 0.5 } }))).outcomes.marked).toBe(2); // 2 of 4 scanned
+          await afterGrace();
+          const error = await refused(manifest({ policy: { maxDeleteFraction: 0.25 } }), { sweepOnly: true });
+          expect(error.message).toMatch(/2 to mark or sweep of 4 scanned exceeds maxDeleteFraction 0.25 \(at most 1\)/);
+          expect(await fx.present(T)).toEqual(new Set(ids));
+          expect((await tombstoned('marked')).size).toBe(2);
+          expect(only(await reap(manifest({ policy: { maxDeleteFraction: 0.5 } }), { sweepOnly: true })).outcomes.deleted).toBe(2);
+        });
+
         // guard: sweeps count against the cap as well as new marks.
         test('due sweeps count against the cap: a run that would exceed it deletes nothing', async (h) => {
           const { fx, refused, reap, tombstoned, afterGrace, manifest } = h;
