@@ -10,6 +10,13 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
 
+/** A plan file in a fresh directory, removed after the test. */
+async function planFile(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-test-'));
+  dirs.push(dir);
+  return path.join(dir, 'plan.ndjson');
+}
+
 const lift = (id: string): PlanItem => ({ op: 'lift', resource: 'r', tombstoneId: 1, id, why: 'owner-live' });
 const header = (toLift: number): PlanHeader => ({
   kind: 'reaper-plan',
@@ -22,9 +29,7 @@ const header = (toLift: number): PlanHeader => ({
 
 describe('PlanWriter', () => {
   it('§9: a rolled-back segment (a type whose scan failed) leaves no item in the plan, and the digest still holds', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-test-'));
-    dirs.push(dir);
-    const file = path.join(dir, 'plan.ndjson');
+    const file = await planFile();
     const writer = new PlanWriter(file);
     await writer.add(lift('kept-1'));
     const segment = writer.segment();
@@ -40,9 +45,7 @@ describe('PlanWriter', () => {
   });
 
   it('a plan abandoned before its trailer is refused as incomplete', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-test-'));
-    dirs.push(dir);
-    const file = path.join(dir, 'plan.ndjson');
+    const file = await planFile();
     const writer = new PlanWriter(file);
     await writer.add(lift('a'));
     await writer.abandon();
