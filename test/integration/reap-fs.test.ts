@@ -1278,6 +1278,43 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     { restorable: true },
   );
 
+  // guard (--sweep-only, versioned, batch-if-match): the tombstone stands in for the judging read; the check of the
+  // current versions just before the DeleteObjects (checkCurrentVersions) is then the only read, and it is what
+  // keeps a byte-identical re-upload (a new version id, moto answers it truthfully).
+  test(
+    '§3 (versioned bucket, --sweep-only): the current versions are read once, before the DeleteObjects; a byte-identical re-upload survives',
+    async (h) => {
+      const fx = h.fx as S3ReapFixture;
+      fx.deleteMode = 'batch-if-match';
+      const { reap, lease, journal, afterGrace, manifest } = h;
+      const [replaced, revived, plain] = await fx.create(T, [{ owner: 'bob' }, { owner: 'erin' }, { owner: 'bob' }]);
+      const m = manifest();
+      expect(only(await reap(m)).outcomes.marked).toBe(3);
+      await fx.replace(T, replaced!);
+      await afterGrace();
+      await lease('erin');
+      const reads: string[] = [];
+      const undo = fx.intercept(async (command, send) => {
+        if (command instanceof HeadObjectCommand) reads.push(command.input.Key!);
+        else if (command.constructor.name.startsWith('List')) reads.push(command.constructor.name);
+        return send();
+      });
+      let sweep: ReapReport;
+      try {
+        sweep = only(await reap(m, { sweepOnly: true }));
+      } finally {
+        await undo();
+      }
+      expect(sweep.deleteMode).toBe('s3-versioned-batch-delete-marker');
+      expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 2 });
+      expect(sorted(reads)).toEqual(sorted([replaced!, plain!])); // the revived owner's object is never read
+      expect(await fx.present(T)).toEqual(new Set([replaced, revived]));
+      const outcomes = Object.fromEntries((await journal()).map((e) => [e.resourceId, e.outcome]));
+      expect(outcomes).toEqual({ [replaced!]: 'changed', [plain!]: 'deleted' });
+    },
+    { restorable: true },
+  );
+
   // guard: minAge on S3. An object's age is its LastModified, which moto cannot backdate, so the shared suite
   // runs S3 with minAge 0s; here objects written just before the run meet a large minAge and are young.
   test('minAge: objects written just before the run are young under a large minAge and never marked; orphans without it', async (h) => {

@@ -226,14 +226,17 @@ export class S3Backend implements Backend {
   }
 
   /**
-   * No read where the server checks each delete's ETag (`s3-batch-if-match`: the probe saw it
-   * refuse a wrong one, or the manifest asserts it) and owners and protect rules need neither
-   * metadata nor tags: the ETag the tombstone holds is the read, checked by the DeleteObjects
-   * itself (docs/safety.md §3). An unversioned bucket cannot tell an identical re-upload from
-   * the original either way (README, beside minAge).
+   * No read for judging where owners and protect rules need neither metadata nor tags and the
+   * delete itself checks the exact fingerprint (docs/safety.md §3): `s3-batch-if-match` (the
+   * server checks each ETag: the probe saw it refuse a wrong one, or the manifest asserts it),
+   * or `s3-versioned-batch-delete-marker` (the current version of every key is listed and
+   * compared just before its DeleteObjects). An unversioned bucket cannot tell an identical
+   * re-upload from the original either way (README, beside minAge).
    */
   async standIns(items: readonly StandInItem[], minAgeMs: number, signal?: AbortSignal): Promise<Map<string, ResourceRecord> | null> {
-    if (this.needsMetadata || this.needsTags || (await this.deleteMode(signal)) !== 's3-batch-if-match') return null;
+    if (this.needsMetadata || this.needsTags) return null;
+    const mode = await this.deleteMode(signal);
+    if (mode !== 's3-batch-if-match' && mode !== 's3-versioned-batch-delete-marker') return null;
     const out = new Map<string, ResourceRecord>();
     for (const item of items) {
       if (!inScope(this.target, item.id)) continue;
