@@ -1299,12 +1299,13 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
         else if (command.constructor.name.startsWith('List')) reads.push(command.constructor.name);
         return send();
       });
-      let sweep: ReapReport;
+      let report: ReapReport;
       try {
-        sweep = only(await reap(m, { sweepOnly: true }));
+        report = await reap(m, { sweepOnly: true });
       } finally {
         await undo();
       }
+      const sweep = only(report);
       expect(sweep.deleteMode).toBe('s3-versioned-batch-delete-marker');
       expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 2 });
       expect(sorted(reads)).toEqual(sorted([replaced!, plain!])); // the revived owner's object is never read
