@@ -3,6 +3,7 @@
  * checkpoints and locks. One contract, three dialects (sqlite, postgres, mysql).
  * Every time it records or compares is the store's own clock, never the caller's.
  */
+import type { LeaseLossReason } from '../errors.js';
 
 export type StoreDialect = 'sqlite' | 'postgres' | 'mysql';
 
@@ -45,7 +46,7 @@ export interface RenewOutcome {
   leaseId: string;
   lease?: Lease;
   /** Why the renewal failed; absent on success. */
-  lost?: 'expired' | 'released' | 'not-found' | 'not-holder';
+  lost?: LeaseLossReason;
 }
 
 export interface LeaseStore {

@@ -29,7 +29,7 @@
  *   read the new fingerprints back before committing. The fragments appear only in the
  *   SELECTs that read (sql-backend.ts).
  *
- * `IN (…)` lists are padded to a few fixed lengths (sql-text.ts) so a handful of prepared
+ * `IN (…)` lists are padded to a few fixed lengths (src/sql/text.ts) so a handful of prepared
  * statements serve every chunk; writes take up to a whole batch per statement.
  */
 import type { Pool, PoolConnection } from 'mysql2/promise';
@@ -52,7 +52,7 @@ import {
   type SqlResourceSpec,
   type SqlRow,
 } from '../sql/sql-backend.js';
-import { BATCH_LIST_SIZES, MAX_IDS_PER_STATEMENT, padList, placeholders, quoteIdentifier, quoteQualified, splitTableName } from '../sql/sql-text.js';
+import { BATCH_LIST_SIZES, MAX_IDS_PER_STATEMENT, padList, placeholders, quoteIdentifier, quoteQualified, splitTableName } from '../../sql/text.js';
 import { mysqlPool, mysqlQuery, mysqlTransaction, type MysqlRunner, type MysqlValue } from './mysql-pool.js';
 
 interface MysqlColumn {

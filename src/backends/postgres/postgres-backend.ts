@@ -48,7 +48,7 @@ import {
   type SqlResourceSpec,
   type SqlRow,
 } from '../sql/sql-backend.js';
-import { MAX_IDS_PER_STATEMENT, quoteIdentifier, quoteQualified, splitTableName } from '../sql/sql-text.js';
+import { MAX_IDS_PER_STATEMENT, quoteIdentifier, quoteQualified, splitTableName } from '../../sql/text.js';
 import { pgQuery, pgTransaction, postgresPool, type PgRunner } from './pg-pool.js';
 
 interface PgColumn {
