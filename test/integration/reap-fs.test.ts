@@ -165,6 +165,19 @@ type PlanTrailer = PlanHeader & { trailer: true; items: number; digest: string }
 const sorted = (ids: Iterable<string>) => [...ids].sort();
 const only = (report: ReapReport) => report.resources[0]!;
 
+/** Run `run` while every S3 request of the fixture's bucket is shown to `see` first. */
+async function sweepOnlySeeing(fx: S3ReapFixture, run: () => Promise<ReapReport>, see: (command: object) => void): Promise<ReapReport> {
+  const undo = fx.intercept(async (command, send) => {
+    see(command);
+    return send();
+  });
+  try {
+    return await run();
+  } finally {
+    await undo();
+  }
+}
+
 /** One of bob's orphans, marked and due, saved in a plan as a sweep; then bob comes back with a lease. */
 async function sweepPlannedThenOwnerBack(h: Harness): Promise<{ file: string; m: Manifest; plan: string }> {
   const [file] = await h.fx.create(T, [{ owner: 'bob' }]);
@@ -1294,18 +1307,12 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
       await afterGrace();
       await lease('erin');
       const reads: string[] = [];
-      const undo = fx.intercept(async (command, send) => {
-        if (command instanceof HeadObjectCommand) reads.push(command.input.Key!);
-        else if (command.constructor.name.startsWith('List')) reads.push(command.constructor.name);
-        return send();
-      });
-      let report: ReapReport;
-      try {
-        report = await reap(m, { sweepOnly: true });
-      } finally {
-        await undo();
-      }
-      const sweep = only(report);
+      const sweep = only(
+        await sweepOnlySeeing(fx, () => reap(m, { sweepOnly: true }), (command) => {
+          if (command instanceof HeadObjectCommand) reads.push(command.input.Key!);
+          else if (command.constructor.name.startsWith('List')) reads.push(command.constructor.name);
+        }),
+      );
       expect(sweep.deleteMode).toBe('s3-versioned-batch-delete-marker');
       expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 2 });
       expect(sorted(reads)).toEqual(sorted([replaced!, plain!])); // the revived owner's object is never read
@@ -1459,16 +1466,7 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     await afterGrace();
     await lease('erin');
     const sent: string[] = [];
-    const undo = fx.intercept(async (command, send) => {
-      sent.push(command.constructor.name);
-      return send();
-    });
-    let sweep: ReapReport;
-    try {
-      sweep = await reap(m, { sweepOnly: true });
-    } finally {
-      await undo();
-    }
+    const sweep = await sweepOnlySeeing(fx, () => reap(m, { sweepOnly: true }), (command) => sent.push(command.constructor.name));
     expect(only(sweep).outcomes).toMatchObject({ deleted: 2, lifted: 1 });
     expect(sent.filter((name) => name !== 'GetBucketVersioningCommand')).toEqual(['DeleteObjectsCommand']);
     expect(await fx.present(T)).toEqual(new Set([revived]));
