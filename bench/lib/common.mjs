@@ -270,7 +270,9 @@ export async function reaperMarkThenSweep(manifestFile, expected, options = {}) 
   if (mark.json?.outcomes?.marked !== expected) throw new Error(`reaper marked ${mark.json?.outcomes?.marked}, expected ${expected}: ${mark.stderr.slice(-800)}`);
   await sleep(1500);
   const l2 = load1();
-  const sweep = await reaper(['reap', '-c', manifestFile, '--execute', '--output', 'json'], options);
+  // BENCH_SWEEP_ONLY=1: the 2nd run sweeps from the ledger without scanning (reap --sweep-only).
+  const sweepOnly = process.env.BENCH_SWEEP_ONLY === '1' ? ['--sweep-only'] : [];
+  const sweep = await reaper(['reap', '-c', manifestFile, '--execute', ...sweepOnly, '--output', 'json'], options);
   if (sweep.json?.outcomes?.deleted !== expected) throw new Error(`reaper deleted ${sweep.json?.outcomes?.deleted}, expected ${expected}: ${sweep.stderr.slice(-800)}`);
   return {
     mark: { seconds: mark.seconds, rss: mark.maxRssKiB, load: l1 },

@@ -116,7 +116,9 @@ export async function run_({ quick, reps, work, sizeOverride }) {
             await sleep(1500);
             proxy.reset();
             const l2 = load1();
-            const swept = await reaper(['reap', '-c', m, '--execute', '--output', 'json'], { env });
+            // BENCH_SWEEP_ONLY=1: the sweep run skips the scan (reap --sweep-only).
+            const sweepOnly = process.env.BENCH_SWEEP_ONLY === '1' ? ['--sweep-only'] : [];
+            const swept = await reaper(['reap', '-c', m, '--execute', ...sweepOnly, '--output', 'json'], { env });
             const sweepCounts = proxy.counts();
             if (swept.json?.outcomes?.deleted !== size) throw new Error(`reaper deleted ${swept.json?.outcomes?.deleted} of ${size}: ${swept.stderr.slice(-800)}`);
             const left = await remaining(moto.endpoint, bucket);

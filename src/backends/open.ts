@@ -2,7 +2,7 @@
 import type { ResourceSpec } from '../manifest/types.js';
 import type { Connections } from './connections.js';
 import { FsBackend } from './fs/fs-backend.js';
-import type { Backend, BackendFailpoint } from './types.js';
+import type { Backend, BackendFailpoint, LiveRegistry } from './types.js';
 
 export interface BackendContext {
   connections: Connections;
@@ -12,6 +12,8 @@ export interface BackendContext {
   signal?: AbortSignal;
   /** Crash tests' failpoints inside a backend's delete. */
   failpoint?: (name: BackendFailpoint) => void;
+  /** The manifest's SQL liveness sources: a SQL resource on the same connection checks them inside its delete. */
+  registries?: readonly LiveRegistry[];
 }
 
 export async function openBackend(spec: ResourceSpec, context: BackendContext): Promise<Backend> {
@@ -25,7 +27,7 @@ export async function openBackend(spec: ResourceSpec, context: BackendContext): 
     }
     case 'postgres': {
       const { PostgresBackend } = await import('./postgres/postgres-backend.js');
-      return PostgresBackend.open({ ...spec, location }, context.connections);
+      return PostgresBackend.open({ ...spec, location }, context.connections, context.registries ?? []);
     }
     case 'mysql': {
       const { MysqlBackend } = await import('./mysql/mysql-backend.js');

@@ -26,6 +26,20 @@ export interface ScanPage {
   unreadable?: { id: string; why: string }[];
 }
 
+/** A liveness source that is a query of live owner keys on a SQL connection (the manifest's `owners: [{ sql }]`). */
+export interface LiveRegistry {
+  connection: string;
+  query: string;
+}
+
+/** What the ledger holds of a tombstoned resource (`Backend.standIns`). */
+export interface StandInItem {
+  id: string;
+  fingerprint: string;
+  bytes: number | null;
+  markedAt: number;
+}
+
 /** What the reap engine asks a backend to delete: the identity captured at mark time. */
 export interface DeleteItem {
   id: string;
@@ -79,6 +93,14 @@ export interface Backend {
   scan(options: ScanOptions): AsyncIterable<ScanPage>;
   /** Read specific resources again (re-verification at sweep time, `explain`); absent ids are missing from the map. */
   read(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, ResourceRecord>>;
+  /**
+   * For a sweep that does not scan (`reap --sweep-only`): records of tombstoned resources built
+   * from what the ledger holds, without a request, where that is as good as a read — every
+   * delete is checked by the server against the exact fingerprint, and judging needs nothing
+   * the id does not say. The age is a lower bound (old enough at the mark, `minAgeMs`). Null
+   * where a read is needed.
+   */
+  standIns?(items: readonly StandInItem[], minAgeMs: number, signal?: AbortSignal): Promise<Map<string, ResourceRecord> | null>;
   /**
    * Put a visible tombstone mark on resources (where the backend and manifest allow),
    * conditionally on each fingerprint. Returns id → fingerprint after marking (a SQL mark

@@ -98,6 +98,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--execute', 'act: mark, sweep and delete (default: print the plan only)')
     .option('--plan-out <file>', 'save the plan (NDJSON with a digest)')
     .option('--plan <file>', 'with --execute: apply exactly this saved plan, each item re-verified')
+    .option('--sweep-only', 'no scan: sweep the due tombstones from the ledger, each read by id and judged again; nothing new is marked')
     .option('--resource <name...>', 'only these resource types')
     .option('--allow-liveness-drop', 'proceed although the registry-outage breaker tripped (a deliberate first run)')
     .option('--lock-ttl <duration>', 'how long a per-type lock (and the run\'s heartbeat) outlives a crashed run', '2m')

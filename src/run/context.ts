@@ -52,6 +52,7 @@ export async function openRunContext(manifest: Manifest, options: OpenRunContext
     // reaper's own files are never resources, even inside a scanned directory.
     const exclude = [...stateFiles(manifest.state), path.resolve(manifest.file), ...(options.exclude ?? []).map((f) => path.resolve(f))];
     const backends = new Map<string, Promise<Backend>>();
+    const registries = manifest.owners.flatMap((source) => (source.kind === 'sql' ? [{ connection: source.connection, query: source.query }] : []));
     const context: RunContext = {
       manifest,
       store,
@@ -60,7 +61,7 @@ export async function openRunContext(manifest: Manifest, options: OpenRunContext
       backend(spec) {
         let backend = backends.get(spec.name);
         if (!backend) {
-          backend = openBackend(spec, { connections, exclude, signal: options.signal, failpoint: options.failpoint }).then((b) => {
+          backend = openBackend(spec, { connections, exclude, signal: options.signal, failpoint: options.failpoint, registries }).then((b) => {
             releasers.add(() => b.close());
             return b;
           });

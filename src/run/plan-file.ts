@@ -4,9 +4,9 @@
  * caps are checked against). Written while planning (so memory stays bounded), read back
  * to apply; `--plan FILE --execute` refuses a file whose digest or manifest does not match.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { constants, createReadStream, createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { truncate } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { FindingFilter } from '../engine/filters.js';
@@ -28,20 +28,51 @@ export interface PlanHeader {
   filters?: FindingFilter;
 }
 
+/** Where a plan stood before a resource type's items: `PlanWriter.rollback` returns to it. */
+export interface PlanSegment {
+  readonly bytes: number;
+  readonly count: number;
+  readonly hash: Hash;
+}
+
+/**
+ * Writes a plan in one pass. Each resource type's items are a segment: appended while its
+ * scan runs and rolled back (the file truncated, the digest and count restored) when the
+ * scan fails, so a plan never holds items of a type that was not read whole, and each item
+ * is written once.
+ */
 export class PlanWriter {
   private readonly stream: WriteStream;
-  private readonly hash = createHash('sha256');
+  private hash = createHash('sha256');
   private count = 0;
+  private bytes = 0;
 
   constructor(readonly file: string) {
-    this.stream = createWriteStream(file, { encoding: 'utf8', mode: 0o600 });
+    // O_APPEND: after a rollback truncates the file, the next item lands at its new end.
+    const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_APPEND, 0o600);
+    this.stream = createWriteStream(file, { fd, encoding: 'utf8' });
   }
 
   async add(item: PlanItem): Promise<void> {
-    const line = JSON.stringify(item);
-    this.hash.update(line).update('\n');
+    const line = `${JSON.stringify(item)}\n`;
+    this.hash.update(line);
     this.count++;
-    if (!this.stream.write(`${line}\n`)) await once(this.stream, 'drain');
+    this.bytes += Buffer.byteLength(line);
+    if (!this.stream.write(line)) await once(this.stream, 'drain');
+  }
+
+  /** The point a type's items start from. */
+  segment(): PlanSegment {
+    return { bytes: this.bytes, count: this.count, hash: this.hash.copy() };
+  }
+
+  /** Drop every item added since `segment`: written out first, then cut off the file. */
+  async rollback(segment: PlanSegment): Promise<void> {
+    await new Promise<void>((resolve, reject) => this.stream.write('', (error) => (error ? reject(error) : resolve())));
+    await truncate(this.file, segment.bytes);
+    this.bytes = segment.bytes;
+    this.count = segment.count;
+    this.hash = segment.hash.copy();
   }
 
   /** Finish: the header goes last as the trailer too, so the file is written in one pass. */
@@ -52,41 +83,12 @@ export class PlanWriter {
     await once(this.stream, 'finish');
     return { digest, items: this.count };
   }
-}
 
-/**
- * One resource type's plan items, held aside in a file while its scan runs: appended to
- * the plan once the scan completed, dropped when it failed, so a plan never holds items
- * of a type that was not read whole. Each item is written twice; memory stays bounded.
- */
-export class PlanSpool {
-  private readonly stream: WriteStream;
-
-  constructor(readonly file: string) {
-    this.stream = createWriteStream(file, { encoding: 'utf8', mode: 0o600 });
-  }
-
-  async add(item: PlanItem): Promise<void> {
-    if (!this.stream.write(`${JSON.stringify(item)}\n`)) await once(this.stream, 'drain');
-  }
-
-  private async end(): Promise<void> {
-    if (!this.stream.writableEnded) {
-      this.stream.end();
-      await once(this.stream, 'close');
-    }
-  }
-
-  /** Append every item to the plan, then remove the spool. */
-  async appendTo(writer: PlanWriter): Promise<void> {
-    await this.end();
-    for await (const line of lines(this.file)) if (line !== '') await writer.add(JSON.parse(line) as PlanItem);
-    await rm(this.file, { force: true });
-  }
-
-  async discard(): Promise<void> {
-    await this.end().catch(() => undefined);
-    await rm(this.file, { force: true });
+  /** Close without a trailer (the plan failed): the file is left incomplete, which openPlan refuses. */
+  async abandon(): Promise<void> {
+    if (this.stream.writableEnded) return;
+    this.stream.end();
+    await once(this.stream, 'finish').catch(() => undefined);
   }
 }
 
@@ -133,17 +135,17 @@ export async function openPlan(file: string, manifestDigest: string): Promise<{ 
   if (header.manifestDigest !== manifestDigest) {
     throw new SafetyError(`the plan ${file} was made from a different manifest; plan again with this manifest`);
   }
-  return {
-    header,
-    async *items() {
-      for await (const line of lines(file)) {
-        if (line === '') continue;
-        const value = JSON.parse(line) as PlanItem & { trailer?: boolean };
-        if (value.trailer) return;
-        yield value;
-      }
-    },
-  };
+  return { header, items: () => planItems(file) };
+}
+
+/** The items of a plan file, read lazily up to its trailer: unchecked, so only for a plan this very run wrote (or `openPlan` checked). */
+export async function* planItems(file: string): AsyncGenerator<PlanItem> {
+  for await (const line of lines(file)) {
+    if (line === '') continue;
+    const value = JSON.parse(line) as PlanItem & { trailer?: boolean };
+    if (value.trailer) return;
+    yield value;
+  }
 }
 
 /** The header as the digest covers it: every field, in a fixed order, so an edited count or manifest digest is caught. */

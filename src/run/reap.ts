@@ -31,7 +31,7 @@ import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
 import { openRunContext, type RunContext } from './context.js';
 import { failpoints } from './failpoints.js';
-import { openPlan, type PlanHeader } from './plan-file.js';
+import { openPlan, planItems, type PlanHeader } from './plan-file.js';
 import { recordedRun } from './recorded-run.js';
 import { applyPlan } from './reap/apply.js';
 import { writePlan } from './reap/plan.js';
@@ -66,6 +66,12 @@ export interface ReapOptions {
   onRunStarted?: (run: { runId: string; startedAt: number }) => void;
   /** Told every finding of the scan (`reap --html`: the report's aggregates); must not throw. */
   onFinding?: (finding: Finding) => void;
+  /**
+   * Sweep due tombstones from the ledger without scanning (`--sweep-only`): nothing new is
+   * marked; each due resource is read by id and judged afresh. maxDeleteFraction is judged
+   * against what the last reap run that scanned the type saw (no such run: the run refuses).
+   */
+  sweepOnly?: boolean;
 }
 
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
@@ -112,18 +118,22 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       } else {
         spoolDir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-'));
         planFile ??= path.join(spoolDir, 'plan.ndjson');
-        header = await writePlan(context, readable(), tallies, { file: planFile, spoolDir, runId: run.runId, manifestDigest: manifest.digest }, options);
-        items = (await openPlan(planFile, manifest.digest)).items;
+        header = await writePlan(context, readable(), tallies, { file: planFile, runId: run.runId, manifestDigest: manifest.digest }, options);
+        // Written by this very run a moment ago: read back once, as it is applied.
+        const written = planFile;
+        items = () => planItems(written);
         if (!options.planOut) planFile = null;
       }
       fail('after-plan');
       if (options.signal?.aborted) throw new InterruptedError('stopped while planning; nothing was marked or deleted');
 
       const live = readable();
+      const baseline = options.sweepOnly ? await lastScanned(store, live) : null;
       const violations = live
         .map((spec) => {
           const r = tallies.get(spec.name)!.report;
-          return capViolation(spec, { resource: spec.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep });
+          const scanned = baseline ? (baseline.get(spec.name) ?? 0) : r.scanned;
+          return capViolation(spec, { resource: spec.name, scanned, toMark: r.toMark, toSweep: r.toSweep });
         })
         .filter((v): v is string => v !== null);
       if (violations.length > 0) throw new SafetyError(`caps exceeded; nothing was marked or deleted.\n  ${violations.join('\n  ')}`);
@@ -201,6 +211,25 @@ async function openType(context: RunContext, spec: ResourceSpec, tally: ReapTall
   }
   locks.push(spec.name);
   await tally.refusing(options.signal, () => recoverIntents(context, spec, backend, runId, tally));
+}
+
+/**
+ * Per type, what the newest reap run that scanned it saw: the denominator of
+ * maxDeleteFraction for a run that does not scan (docs/safety.md §7). A type no recent run
+ * scanned is missing, so its cap counts nothing scanned and any sweep exceeds it.
+ */
+async function lastScanned(store: StateStore, specs: readonly ResourceSpec[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const run of await store.listRuns({ kind: 'reap', limit: 50 })) {
+    if (run.status !== 'ok') continue;
+    const resources = (run.summary as { resources?: unknown } | null)?.resources;
+    if (!Array.isArray(resources)) continue;
+    for (const t of resources as { name?: unknown; scanned?: unknown }[]) {
+      if (typeof t?.name === 'string' && typeof t.scanned === 'number' && t.scanned > 0 && !out.has(t.name)) out.set(t.name, t.scanned);
+    }
+    if (specs.every((spec) => out.has(spec.name))) break;
+  }
+  return out;
 }
 
 /** What waits for a later run: the tombstones still marked, and the earliest moment one is due. */

@@ -40,17 +40,20 @@ export function chunk<T>(items: readonly T[], size: number = MAX_IDS_PER_STATEME
 export const MAX_IDS_PER_STATEMENT = 500;
 
 /** The list lengths MySQL `IN (…)` lists are padded to (see `padList`). */
-const LIST_SIZES = [1, 10, 50, 200, MAX_IDS_PER_STATEMENT] as const;
+const LIST_SIZES: readonly number[] = [1, 10, 50, 200, MAX_IDS_PER_STATEMENT];
+
+/** The list lengths of MySQL writes that take a whole batch (up to the largest batchSize) in one statement. */
+export const BATCH_LIST_SIZES: readonly number[] = [...LIST_SIZES, 2_000, 10_000];
 
 /**
  * Pad a non-empty list to the next fixed size by repeating its last element, so that
  * statements with `IN (?, …)` come in a handful of shapes (each one a server-side
  * prepared statement per connection). Repeating a value inside `IN` changes nothing.
  */
-export function padList<T>(values: readonly T[]): T[] {
+export function padList<T>(values: readonly T[], sizes: readonly number[] = LIST_SIZES): T[] {
   if (values.length === 0) throw new Error('padList needs at least one value');
-  if (values.length > MAX_IDS_PER_STATEMENT) throw new Error(`at most ${MAX_IDS_PER_STATEMENT} values per statement`);
-  const size = LIST_SIZES.find((n) => n >= values.length)!;
+  const size = sizes.find((n) => n >= values.length);
+  if (size === undefined) throw new Error(`at most ${sizes[sizes.length - 1]} values per statement`);
   const out = values.slice();
   while (out.length < size) out.push(values[values.length - 1]!);
   return out;

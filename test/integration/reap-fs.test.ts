@@ -165,6 +165,19 @@ type PlanTrailer = PlanHeader & { trailer: true; items: number; digest: string }
 const sorted = (ids: Iterable<string>) => [...ids].sort();
 const only = (report: ReapReport) => report.resources[0]!;
 
+/** Run `run` while every S3 request of the fixture's bucket is shown to `see` first. */
+async function sweepOnlySeeing(fx: S3ReapFixture, run: () => Promise<ReapReport>, see: (command: object) => void): Promise<ReapReport> {
+  const undo = fx.intercept(async (command, send) => {
+    see(command);
+    return send();
+  });
+  try {
+    return await run();
+  } finally {
+    await undo();
+  }
+}
+
 /** One of bob's orphans, marked and due, saved in a plan as a sweep; then bob comes back with a lease. */
 async function sweepPlannedThenOwnerBack(h: Harness): Promise<{ file: string; m: Manifest; plan: string }> {
   const [file] = await h.fx.create(T, [{ owner: 'bob' }]);
@@ -211,6 +224,24 @@ describe('reap safety', { concurrent: true }, () => {
           expect(only(sweep).outcomes).toMatchObject({ deleted: 2, lifted: 0, failed: 0 });
           expect(await fx.present(T)).toEqual(new Set([live, ...young, kept]));
           expect(sorted(await tombstoned('deleted'))).toEqual(sorted([dead!, stray!]));
+        });
+
+        // guard: --sweep-only judges every due tombstone afresh from a read by id; it marks nothing.
+        test('§1/§3 (--sweep-only): sweeps due tombstones from the ledger without scanning; a revived owner and a rewritten resource are spared, nothing new is marked', async (h) => {
+          const { fx, reap, lease, tombstoned, afterGrace, manifest } = h;
+          const [dead, revived, rewritten] = await fx.create(T, [{ owner: 'bob' }, { owner: 'erin' }, { owner: 'frank' }]);
+          const m = manifest();
+          expect(only(await reap(m)).outcomes).toMatchObject({ marked: 3 });
+          const [late] = await fx.create(T, [{ owner: 'gina', ...aged(fx, 30 * 24 * HOUR) }]); // an orphan only a scan would find
+          await afterGrace();
+          await lease('erin');
+          await fx.rewrite(T, rewritten!);
+          const sweep = only(await reap(m, { sweepOnly: true }));
+          expect(sweep).toMatchObject({ scanned: 0, toMark: 0, toSweep: 1, outcomes: { marked: 0, deleted: 1 } });
+          expect(sweep.outcomes.lifted).toBe(2);
+          expect(await fx.present(T)).toEqual(new Set([revived, rewritten, late]));
+          expect(sorted(await tombstoned('deleted'))).toEqual([dead!]);
+          expect(await tombstoned('marked')).toEqual(new Set());
         });
 
         // guard: sweep-time liveness — the owner is judged again when the tombstone is due.
@@ -457,6 +488,20 @@ describe('reap safety', { concurrent: true }, () => {
           expect(error.message).toMatch(/3 to mark or sweep of 4 scanned exceeds maxDeleteFraction 0.5 \(at most 2\)/);
           expect(await tombstoned()).toEqual(new Set());
           expect(only(await reap(manifest({ policy: { maxDeleteFraction: 0.75 } }))).outcomes.marked).toBe(3);
+        });
+
+        // guard: a run that does not scan judges maxDeleteFraction against what the last scanning run saw.
+        test('§7 (--sweep-only): maxDeleteFraction is judged against the last scanning run; exceeded, nothing is deleted', async (h) => {
+          const { fx, refused, reap, lease, tombstoned, afterGrace, manifest } = h;
+          await lease('alice');
+          const ids = await fx.create(T, [{ owner: 'alice' }, { owner: 'alice' }, { owner: 'bob' }, { owner: 'bob' }]);
+          expect(only(await reap(manifest({ policy: { maxDeleteFraction: 0.5 } }))).outcomes.marked).toBe(2); // 2 of 4 scanned
+          await afterGrace();
+          const error = await refused(manifest({ policy: { maxDeleteFraction: 0.25 } }), { sweepOnly: true });
+          expect(error.message).toMatch(/2 to mark or sweep of 4 scanned exceeds maxDeleteFraction 0.25 \(at most 1\)/);
+          expect(await fx.present(T)).toEqual(new Set(ids));
+          expect((await tombstoned('marked')).size).toBe(2);
+          expect(only(await reap(manifest({ policy: { maxDeleteFraction: 0.5 } }), { sweepOnly: true })).outcomes.deleted).toBe(2);
         });
 
         // guard: sweeps count against the cap as well as new marks.
@@ -1246,6 +1291,38 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     { restorable: true },
   );
 
+  // guard (--sweep-only, versioned, batch-if-match): the tombstone stands in for the judging read; the check of the
+  // current versions just before the DeleteObjects (checkCurrentVersions) is then the only read, and it is what
+  // keeps a byte-identical re-upload (a new version id, moto answers it truthfully).
+  test(
+    '§3 (versioned bucket, --sweep-only): the current versions are read once, before the DeleteObjects; a byte-identical re-upload survives',
+    async (h) => {
+      const fx = h.fx as S3ReapFixture;
+      fx.deleteMode = 'batch-if-match';
+      const { reap, lease, journal, afterGrace, manifest } = h;
+      const [replaced, revived, plain] = await fx.create(T, [{ owner: 'bob' }, { owner: 'erin' }, { owner: 'bob' }]);
+      const m = manifest();
+      expect(only(await reap(m)).outcomes.marked).toBe(3);
+      await fx.replace(T, replaced!);
+      await afterGrace();
+      await lease('erin');
+      const reads: string[] = [];
+      const sweep = only(
+        await sweepOnlySeeing(fx, () => reap(m, { sweepOnly: true }), (command) => {
+          if (command instanceof HeadObjectCommand) reads.push(command.input.Key!);
+          else if (command.constructor.name.startsWith('List')) reads.push(command.constructor.name);
+        }),
+      );
+      expect(sweep.deleteMode).toBe('s3-versioned-batch-delete-marker');
+      expect(sweep.outcomes).toMatchObject({ deleted: 1, lifted: 2 });
+      expect(sorted(reads)).toEqual(sorted([replaced!, plain!])); // the revived owner's object is never read
+      expect(await fx.present(T)).toEqual(new Set([replaced, revived]));
+      const outcomes = Object.fromEntries((await journal()).map((e) => [e.resourceId, e.outcome]));
+      expect(outcomes).toEqual({ [replaced!]: 'changed', [plain!]: 'deleted' });
+    },
+    { restorable: true },
+  );
+
   // guard: minAge on S3. An object's age is its LastModified, which moto cannot backdate, so the shared suite
   // runs S3 with minAge 0s; here objects written just before the run meet a large minAge and are young.
   test('minAge: objects written just before the run are young under a large minAge and never marked; orphans without it', async (h) => {
@@ -1374,6 +1451,26 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     expect(only(sweep).lifts).toEqual({ vanished: 1 });
     expect(heads).toEqual([ids[3]]);
     expect(await fx.present(T)).toEqual(new Set());
+  });
+
+  // guard (cost, --sweep-only): where the server checks each DeleteObjects ETag, the ledger's ETag stands in for a
+  // read: no listing, no HeadObject — and the owners are still judged. (moto does not check per-object ETags in
+  // DeleteObjects, so this test shows the requests and the owner judgement, not the ETag check; see s3-delete.ts.)
+  test('--sweep-only with batch-if-match: one DeleteObjects, no listing or HeadObject; a revived owner is still lifted', async (h) => {
+    const fx = h.fx as S3ReapFixture;
+    fx.deleteMode = 'batch-if-match';
+    const { reap, lease, afterGrace, manifest } = h;
+    const [dead, stray, revived] = await fx.create(T, [{ owner: 'bob' }, { owner: null }, { owner: 'erin' }]);
+    const m = manifest();
+    expect(only(await reap(m)).outcomes.marked).toBe(3);
+    await afterGrace();
+    await lease('erin');
+    const sent: string[] = [];
+    const sweep = await sweepOnlySeeing(fx, () => reap(m, { sweepOnly: true }), (command) => sent.push(command.constructor.name));
+    expect(only(sweep).outcomes).toMatchObject({ deleted: 2, lifted: 1 });
+    expect(sent.filter((name) => name !== 'GetBucketVersioningCommand')).toEqual(['DeleteObjectsCommand']);
+    expect(await fx.present(T)).toEqual(new Set([revived]));
+    expect([dead, stray]).toHaveLength(2);
   });
 
   // guard: docs/safety.md §12, "never retry an unconditional delete": a DeleteObject that reached moto and deleted the

@@ -335,6 +335,26 @@ for (const f of fixtures) {
       expect(await db.exec('SELECT owner FROM items')).toEqual([{ owner: 'alive' }]);
     });
 
+    it('§3: compares the owner byte for byte: a case-only rename, or NULL turned empty, is a change', async () => {
+      const { db, open } = await setup();
+      await insertRows(f, db, [
+        { id: 1, owner: 'dead' },
+        { id: 2, owner: null },
+        { id: 3, owner: 'dead-3' },
+      ]);
+      // A version column that does not move: only the owner re-check can tell.
+      const { backend, spec } = await open({ location: { version: 'version' } });
+      const r = await allRecords(backend);
+      await db.exec("UPDATE items SET owner = 'DEAD' WHERE id = 1"); // equal under a case-insensitive collation
+      await db.exec("UPDATE items SET owner = '' WHERE id = 2");
+      expect(await backend.delete([itemOf(r.get('1')!, spec), itemOf(r.get('2')!, spec), itemOf(r.get('3')!, spec)])).toEqual([
+        { id: '1', outcome: 'changed' },
+        { id: '2', outcome: 'changed' },
+        { id: '3', outcome: 'deleted' },
+      ]);
+      expect((await db.exec<{ id: unknown }>('SELECT id FROM items ORDER BY id')).map((x) => String(x.id))).toEqual(['1', '2']);
+    });
+
     it('refuses items without an owner value instead of deleting regardless of owner', async () => {
       const { db, open } = await setup();
       await insertRows(f, db, [{ id: 1 }]);
@@ -505,4 +525,37 @@ describe('SQL connection failures', () => {
       }
     });
   }
+});
+
+// guard (docs/safety.md §2, atomic where the data allows): a liveness source that is a query on the resource's own
+// connection is checked inside the DELETE, so an owner registered after the last look keeps its rows.
+describe.skipIf(!serviceAvailable('postgres'))('postgres backend with a registry on its connection', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(() => runCleanups(cleanups));
+
+  it('§2: an owner registered after the last look keeps its rows: the DELETE checks the registry itself', async () => {
+    const f = fixtures.find((x) => x.kind === 'postgres')!;
+    const url = await f.fresh(cleanups);
+    const db = await f.admin(url);
+    cleanups.push(() => db.close());
+    await db.exec(f.ddl(f.types.bigint));
+    await db.exec('CREATE TABLE live_sessions (key text PRIMARY KEY)');
+    const connections = new Connections({ db: { kind: 'postgres', name: 'db', url } });
+    cleanups.push(() => connections.close());
+    await insertRows(f, db, [
+      { id: 1, owner: 'dead-1' },
+      { id: 2, owner: 'back-2' },
+      { id: 3, owner: null },
+    ]);
+    const spec = resourceSpec('postgres', { owners: [{ extractor: { from: 'column', name: 'owner' }, keyTemplate: 'session:{value}' }] });
+    const backend = await PostgresBackend.open(spec, connections, [{ connection: 'db', query: 'SELECT key FROM live_sessions' }]);
+    const records = await allRecords(backend);
+    await db.exec("INSERT INTO live_sessions VALUES ('session:back-2'), ('back-2')"); // the owner came back (and a key of another shape)
+    expect(await backend.delete([...records.values()].map((r) => itemOf(r, spec)))).toEqual([
+      { id: '1', outcome: 'deleted' },
+      { id: '2', outcome: 'changed' },
+      { id: '3', outcome: 'deleted' },
+    ]);
+    expect((await db.exec<{ id: unknown }>('SELECT id FROM items ORDER BY id')).map((x) => String(x.id))).toEqual(['2']);
+  });
 });

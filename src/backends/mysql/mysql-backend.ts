@@ -16,15 +16,21 @@
  *   two rows' encodings run together).
  * - bytes: the row's data size: OCTET_LENGTH of variable-length columns plus the fixed
  *   storage size of the others (ENUM and SET approximated), without row or page overhead.
- * - delete: per chunk, a transaction that locks the rows (SELECT … FOR UPDATE) reading
- *   id, fingerprint and owner, then (with a `where` or protect rules) reads which of them
- *   are in scope and unprotected in a second SELECT, compares both with the items, then
- *   deletes (and archives) exactly the matching ids. The lock keeps every row as it was
- *   read until the commit. Marks work the same way and read the new fingerprints back
- *   before committing. The fragments appear only in the SELECTs that read (sql-backend.ts).
+ * - delete on MariaDB without an archive: one statement per chunk (the type's batchSize),
+ *   `DELETE … WHERE id IN (…) AND (id, fingerprint, owner) IN ((…), …) RETURNING id`, the
+ *   triple compared byte for byte with NULL spelt apart from every value (`encoded`); with
+ *   a `where` or protect rules, a transaction first locks the chunk's rows that are in scope
+ *   and unprotected (SELECT … FOR UPDATE) and the delete gets only those ids.
+ * - delete on MySQL (no RETURNING) or with an archive: per chunk, a transaction that locks
+ *   the rows (SELECT … FOR UPDATE) reading id, fingerprint and owner, then (with a `where`
+ *   or protect rules) reads which of them are in scope and unprotected in a second SELECT,
+ *   compares both with the items, then deletes (and archives) exactly the matching ids.
+ *   The lock keeps every row as it was read until the commit. Marks work the same way and
+ *   read the new fingerprints back before committing. The fragments appear only in the
+ *   SELECTs that read (sql-backend.ts).
  *
  * `IN (…)` lists are padded to a few fixed lengths (src/sql/text.ts) so a handful of prepared
- * statements serve every chunk.
+ * statements serve every chunk; writes take up to a whole batch per statement.
  */
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import { BackendError } from '../../errors.js';
@@ -46,7 +52,7 @@ import {
   type SqlResourceSpec,
   type SqlRow,
 } from '../sql/sql-backend.js';
-import { padList, placeholders, quoteIdentifier, quoteQualified, splitTableName } from '../../sql/text.js';
+import { BATCH_LIST_SIZES, MAX_IDS_PER_STATEMENT, padList, placeholders, quoteIdentifier, quoteQualified, splitTableName } from '../../sql/text.js';
 import { mysqlPool, mysqlQuery, mysqlTransaction, type MysqlRunner, type MysqlValue } from './mysql-pool.js';
 
 interface MysqlColumn {
@@ -144,6 +150,8 @@ interface Statements {
   /** Ids of a chunk inside the `where`; null without one. */
   inScope: ((n: number) => string) | null;
   deleteIds: (n: number) => string;
+  /** MariaDB without an archive: one keyed DELETE … RETURNING (n ids, then n triples); null elsewhere. */
+  deleteReturning: ((n: number) => string) | null;
   archiveIds: ((n: number) => string) | null;
   createArchive: string | null;
   markIds: ((n: number) => string) | null;
@@ -153,6 +161,14 @@ interface Statements {
   restoreInsert: string | null;
   restoreDelete: string | null;
 }
+
+/**
+ * A value as the keyed DELETE compares it, byte for byte: NULL as `N`, a value as `V` and
+ * its text, so NULL and '' never meet. A fingerprint captured as '' stands for NULL
+ * (`fingerprintMatches`), so it is sent as `N`; a version column holding '' reads `V`.
+ */
+const encoded = (value: string | null) => (value === null ? 'N' : `V${value}`);
+const encodedSql = (expression: string) => `CAST(IF(${expression} IS NULL, 'N', CONCAT('V', ${expression})) AS BINARY)`;
 
 interface LockedRow {
   reaper_id: string;
@@ -215,6 +231,9 @@ export class MysqlBackend extends SqlBackend {
     ).rows;
     const { id, createdAt, version, mark, owners: ownerCols } = namedColumns(columns, spec, displayName);
 
+    // DELETE … RETURNING is MariaDB's (10.0.5+); MySQL keeps the locking transaction.
+    const server = (await mysqlQuery<{ v: string }>(pool, context, 'SELECT VERSION() AS v')).rows[0]?.v ?? '';
+    const returning = /mariadb/i.test(server);
     const idParam = idParameter(id);
     if (idParam === null) throw new BackendError(`${context}: id column ${id.name} has type ${id.columnType}, which reaper cannot page on; use an integer, decimal, string, binary or time column`);
     if (!TIME_TYPES.has(type(createdAt))) {
@@ -271,6 +290,11 @@ export class MysqlBackend extends SqlBackend {
       eligible: eligible.length === 0 ? null : (n) => `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${ids(n)} AND ${eligible.join(' AND ')} FOR UPDATE`,
       inScope: inWhere.length === 0 ? null : (n) => `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${ids(n)} AND ${inWhere.join(' AND ')}`,
       deleteIds: (n) => `DELETE FROM ${T} WHERE ${ids(n)}`,
+      deleteReturning:
+        returning && archiveName === null
+          ? (n) =>
+              `DELETE FROM ${T} WHERE ${ids(n)}\n  AND (CAST(${record.idText} AS BINARY), ${encodedSql(record.fingerprint)}, ${encodedSql(record.owners[0]!)}) IN (${placeholders('(?, ?, ?)', n)})\nRETURNING ${record.idText} AS reaper_id`
+          : null,
       archiveIds: archiveName
         ? (n) => `INSERT INTO ${A} (${all}, ${q(ARCHIVE_TIME_COLUMN)}) SELECT ${columns.map((col) => c(col)).join(', ')}, NOW(6) FROM ${T} WHERE ${ids(n)}`
         : null,
@@ -294,6 +318,11 @@ export class MysqlBackend extends SqlBackend {
     return new MysqlBackend(spec, scope, archiveName, pool, context, sql);
   }
 
+  /** Writes take the type's whole batch per statement (or transaction). */
+  protected override writeChunkSize(): number {
+    return Math.max(MAX_IDS_PER_STATEMENT, Math.min(this.spec.batchSize, BATCH_LIST_SIZES[BATCH_LIST_SIZES.length - 1]!));
+  }
+
   protected async selectPage(after: string | null, limit: number): Promise<SqlRow[]> {
     // LIMIT is bound as text: MySQL 8 refuses a DOUBLE there, and mysql2 sends numbers as DOUBLE.
     const values = after === null ? [String(limit)] : [after, String(limit)];
@@ -306,12 +335,13 @@ export class MysqlBackend extends SqlBackend {
   }
 
   protected async deleteChunk(items: readonly DeleteItem[]): Promise<DeletedChunk> {
+    if (this.sql.deleteReturning !== null) return this.deleteReturning(this.sql.deleteReturning, items);
     // DDL commits implicitly in MySQL, so the archive is made before the transaction starts.
     if (this.archiveName !== null) await this.ensureArchive();
     return mysqlTransaction(this.pool, this.context, async (connection) => {
       const { present, matched } = await this.lockMatching(connection, items);
       if (matched.length > 0) {
-        const padded = padList(matched);
+        const padded = padList(matched, BATCH_LIST_SIZES);
         if (this.sql.archiveIds) {
           const archived = await mysqlQuery(connection, `${this.context}, archiving into ${this.archiveName}`, this.sql.archiveIds(padded.length), padded);
           this.expectCount('archived', archived.affectedRows, matched.length);
@@ -329,7 +359,7 @@ export class MysqlBackend extends SqlBackend {
       const { matched } = await this.lockMatching(connection, items);
       const out = new Map<string, string>();
       if (matched.length === 0) return out;
-      const padded = padList(matched);
+      const padded = padList(matched, BATCH_LIST_SIZES);
       await mysqlQuery(connection, this.context, this.sql.markIds!(padded.length), [runId, ...padded]);
       // Read back under the same locks: the new fingerprint is exactly the marked row's.
       const wanted = new Set(matched);
@@ -347,9 +377,51 @@ export class MysqlBackend extends SqlBackend {
     await mysqlQuery(this.pool, this.context, this.sql.unmarkIds!(padded.length), padded);
   }
 
+  /**
+   * One keyed statement (docs/safety.md §3): only rows whose id, fingerprint and owner are the
+   * items' own are deleted. With fragments, a transaction first locks the rows in scope and
+   * unprotected and the statement gets only those (§18: a fragment can only drop items).
+   */
+  private async deleteReturning(statement: (n: number) => string, items: readonly DeleteItem[]): Promise<DeletedChunk> {
+    const remove = async (runner: MysqlRunner, chosen: readonly DeleteItem[]) => {
+      if (chosen.length === 0) return new Set<string>();
+      const ids = padList(
+        chosen.map((item) => item.id),
+        BATCH_LIST_SIZES,
+      );
+      const triples = padList(
+        chosen.map((item) => [item.id, item.fingerprint === '' ? encoded(null) : encoded(item.fingerprint), encoded(item.ownerValue ?? null)]),
+        BATCH_LIST_SIZES,
+      );
+      const rows = await this.rows(runner, statement(ids.length), [...ids, ...triples.flat()]);
+      const wanted = new Set(chosen.map((item) => item.id));
+      return new Set(rows.map((row) => row.reaper_id).filter((id) => wanted.has(id)));
+    };
+    const eligible = this.sql.eligible;
+    const deleted =
+      eligible === null
+        ? await remove(this.pool, items)
+        : await mysqlTransaction(this.pool, this.context, async (connection) => {
+            const allowed = new Set(
+              await this.named(
+                connection,
+                eligible,
+                items.map((item) => item.id),
+              ),
+            );
+            return remove(
+              connection,
+              items.filter((item) => allowed.has(item.id)),
+            );
+          });
+    const rest = items.filter((item) => !deleted.has(item.id)).map((item) => item.id);
+    const present = rest.length === 0 ? new Set<string>() : new Set(await this.named(this.pool, this.sql.fingerprints, rest));
+    return { deleted, present };
+  }
+
   /** The ids of `asked` that a statement over them names, exactly. */
   private async named(runner: MysqlRunner, statement: (n: number) => string, asked: readonly string[]): Promise<string[]> {
-    const padded = padList(asked);
+    const padded = padList(asked, BATCH_LIST_SIZES);
     const named = new Set((await this.rows(runner, statement(padded.length), padded)).map((row) => row.reaper_id));
     return asked.filter((id) => named.has(id));
   }
@@ -386,7 +458,10 @@ export class MysqlBackend extends SqlBackend {
    * holding: the fragments can only drop ids (docs/safety.md §18).
    */
   private async lockMatching(connection: PoolConnection, items: readonly DeleteItem[]): Promise<{ present: Set<string>; matched: string[] }> {
-    const padded = padList(items.map((item) => item.id));
+    const padded = padList(
+      items.map((item) => item.id),
+      BATCH_LIST_SIZES,
+    );
     const rows = (await mysqlQuery<LockedRow>(connection, this.context, this.sql.lock(padded.length), padded)).rows;
     const byId = new Map(rows.map((row) => [row.reaper_id, row]));
     const unchanged = items

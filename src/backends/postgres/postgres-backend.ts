@@ -12,11 +12,16 @@
  *   zone is read in the session's TimeZone, as the server's now() would have written it).
  * - fingerprint: the `version` column as text, else `xmin` (changes with every update).
  * - bytes: pg_column_size of the whole row.
- * - delete: one statement per chunk, joined against unnest() of (id, fingerprint,
+ * - delete: one statement per chunk (the type's batchSize), joined against unnest() of (id, fingerprint,
  *   owner) and re-checking all of them; with an archive the deleted rows are copied in
  *   the same statement (a data-modifying WITH). With a `where` or protect rules, a
  *   transaction first locks the chunk's rows that are in scope and unprotected
  *   (SELECT … FOR UPDATE) and the delete gets only those ids.
+ * - still orphaned, in the delete itself: where a liveness source is a query on the same
+ *   connection and the first owner column names a key (no `ref`), the DELETE also requires
+ *   `NOT EXISTS` that key among the query's rows, so an owner registered after the last look
+ *   keeps its rows (reported `changed`; docs/safety.md §2). The key is the owner rule's
+ *   template joined around the value (`array_to_string`, bound), as classify builds it.
  * - mark: the same join in an UPDATE … RETURNING, which yields each row's new fingerprint.
  *
  * Names are quoted through quoteIdentifier; values are bound parameters. The `where`
@@ -26,13 +31,14 @@
 import type { Pool } from 'pg';
 import { BackendError } from '../../errors.js';
 import type { Connections } from '../connections.js';
-import type { DeleteItem } from '../types.js';
+import type { DeleteItem, LiveRegistry } from '../types.js';
 import {
   ARCHIVE_TIME_COLUMN,
   SqlBackend,
   archiveTable,
   eligibilityConditions,
   namedColumns,
+  ownerColumns,
   scopeConditions,
   protectRules,
   recordSelectList,
@@ -42,7 +48,7 @@ import {
   type SqlResourceSpec,
   type SqlRow,
 } from '../sql/sql-backend.js';
-import { quoteIdentifier, quoteQualified, splitTableName } from '../../sql/text.js';
+import { MAX_IDS_PER_STATEMENT, quoteIdentifier, quoteQualified, splitTableName } from '../../sql/text.js';
 import { pgQuery, pgTransaction, postgresPool, type PgRunner } from './pg-pool.js';
 
 interface PgColumn {
@@ -89,11 +95,13 @@ export class PostgresBackend extends SqlBackend {
     private readonly pool: Pool,
     private readonly context: string,
     private readonly sql: Statements,
+    /** The owner key template's parts when the delete checks a registry on its connection ($4); else null. */
+    private readonly keyParts: string[] | null,
   ) {
     super(spec, scope, archiveName);
   }
 
-  static async open(spec: SqlResourceSpec, connections: Connections): Promise<PostgresBackend> {
+  static async open(spec: SqlResourceSpec, connections: Connections, registries: readonly LiveRegistry[] = []): Promise<PostgresBackend> {
     const location = spec.location;
     if (location.kind !== 'postgres') throw new TypeError(`resource ${spec.name} is not a postgres resource`);
     const pool = await postgresPool(connections, location.connection);
@@ -183,6 +191,23 @@ export class PostgresBackend extends SqlBackend {
       `(${record.owners[0]}) COLLATE "C" IS NOT DISTINCT FROM reaper_item.reaper_owner`,
     ].join('\n  AND ');
 
+    // The owner key as classify builds it: the rule's template split at {value}, joined by the value ($4).
+    const ownerRule = spec.owners.find((rule) => rule.extractor.from === 'column' && rule.extractor.name === ownerColumns(spec)[0] && rule.ref === undefined);
+    const sameConnection = registries.filter((r) => r.connection === location.connection);
+    const stillOrphan =
+      ownerRule && sameConnection.length > 0
+        ? {
+            parts: (ownerRule.keyTemplate ?? '{value}').split('{value}'),
+            sql: sameConnection
+              .map(
+                (r) =>
+                  `NOT EXISTS (SELECT 1 FROM (${r.query}) AS reaper_live(reaper_key) WHERE reaper_live.reaper_key::text = array_to_string($4::text[], ${record.owners[0]}))`,
+              )
+              .join('\n  AND '),
+          }
+        : null;
+    const deleteMatches = stillOrphan ? `${itemMatches}\n  AND ${stillOrphan.sql}` : itemMatches;
+
     const archive = archiveTable(spec, relation.schema, displayName, context);
     const archiveName = archive?.name ?? null;
     const A = archive ? quoteQualified('postgres', archive.parts) : '';
@@ -200,11 +225,11 @@ export class PostgresBackend extends SqlBackend {
       present: `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${chunkIds}`,
       eligible: eligible.length === 0 ? null : `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${chunkIds} AND ${eligible.join(' AND ')} FOR UPDATE`,
       inScope: inWhere.length === 0 ? null : `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${chunkIds} AND ${inWhere.join(' AND ')}`,
-      delete: `DELETE FROM ${T} USING ${items}\nWHERE ${itemMatches}\nRETURNING ${record.idText} AS reaper_id`,
+      delete: `DELETE FROM ${T} USING ${items}\nWHERE ${deleteMatches}\nRETURNING ${record.idText} AS reaper_id`,
       deleteArchive: archiveName
         ? `WITH reaper_deleted AS (
   DELETE FROM ${T} USING ${items}
-  WHERE ${itemMatches}
+  WHERE ${deleteMatches}
   RETURNING ${record.idText} AS reaper_deleted_id, ${columns.map((col) => c(col)).join(', ')}
 ), reaper_archived AS (
   INSERT INTO ${A} (${all}, ${q(ARCHIVE_TIME_COLUMN)}) SELECT ${all}, now() FROM reaper_deleted
@@ -229,7 +254,12 @@ INSERT INTO ${T} (${restoreList})${overriding} SELECT ${restoreValues} FROM reap
 
     // Compile the fragments once now, so a mistake in a where or protect rule surfaces at open.
     await pgQuery(pool, `${context}: checking the where and protect fragments`, `${select} WHERE ${scoped} LIMIT 0`);
-    return new PostgresBackend(spec, scope, archiveName, pool, context, sql);
+    return new PostgresBackend(spec, scope, archiveName, pool, context, sql, stillOrphan?.parts ?? null);
+  }
+
+  /** Items travel as three arrays, whatever their number: one statement per batch. */
+  protected override writeChunkSize(): number {
+    return Math.max(MAX_IDS_PER_STATEMENT, this.spec.batchSize);
   }
 
   protected async selectPage(after: string | null, limit: number): Promise<SqlRow[]> {
@@ -249,7 +279,8 @@ INSERT INTO ${T} (${restoreList})${overriding} SELECT ${restoreValues} FROM reap
       restoreHandle = this.archiveName;
     }
     const context = restoreHandle === undefined ? this.context : `${this.context}, archiving into ${restoreHandle}`;
-    const rows = await this.keyedWrite(items, async (runner, chosen) => (await pgQuery<SqlRow>(runner, context, statement, itemArrays(chosen))).rows);
+    const values = (chosen: readonly DeleteItem[]) => (this.keyParts === null ? itemArrays(chosen) : [...itemArrays(chosen), this.keyParts]);
+    const rows = await this.keyedWrite(items, async (runner, chosen) => (await pgQuery<SqlRow>(runner, context, statement, values(chosen))).rows);
     const deleted = new Set(rows.map((row) => row.reaper_id));
     const rest = items.filter((item) => !deleted.has(item.id)).map((item) => item.id);
     const present = rest.length === 0 ? new Set<string>() : new Set((await this.query(this.sql.present, [rest])).map((row) => row.reaper_id));

@@ -42,7 +42,7 @@ import { BackendError, SafetyError } from '../../errors.js';
 import type { ResourceSpec, S3Location } from '../../manifest/types.js';
 import { mapLimitAbortable } from '../../util/concurrency.js';
 import type { Connections } from '../connections.js';
-import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
+import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage, StandInItem } from '../types.js';
 import {
   DEFAULT_CONCURRENCY,
   describeS3Failure,
@@ -223,6 +223,26 @@ export class S3Backend implements Backend {
 
   async read(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, ResourceRecord>> {
     return this.readRecords(ids, this.needsMetadata || this.needsTags, signal);
+  }
+
+  /**
+   * No read for judging where owners and protect rules need neither metadata nor tags and the
+   * delete itself checks the exact fingerprint (docs/safety.md §3): `s3-batch-if-match` (the
+   * server checks each ETag: the probe saw it refuse a wrong one, or the manifest asserts it),
+   * or `s3-versioned-batch-delete-marker` (the current version of every key is listed and
+   * compared just before its DeleteObjects). An unversioned bucket cannot tell an identical
+   * re-upload from the original either way (README, beside minAge).
+   */
+  async standIns(items: readonly StandInItem[], minAgeMs: number, signal?: AbortSignal): Promise<Map<string, ResourceRecord> | null> {
+    if (this.needsMetadata || this.needsTags) return null;
+    const mode = await this.deleteMode(signal);
+    if (mode !== 's3-batch-if-match' && mode !== 's3-versioned-batch-delete-marker') return null;
+    const out = new Map<string, ResourceRecord>();
+    for (const item of items) {
+      if (!inScope(this.target, item.id)) continue;
+      out.set(item.id, { id: item.id, createdAtMs: item.markedAt - minAgeMs, bytes: item.bytes, fingerprint: item.fingerprint });
+    }
+    return out;
   }
 
   /**

@@ -202,6 +202,15 @@ export abstract class SqlBackend implements Backend {
     }
   }
 
+  /**
+   * Items per conditional delete or mark statement. The default keeps IN lists short; a
+   * dialect that sends a chunk as arrays (PostgreSQL's unnest) or as a row list the server
+   * matches set-wise takes the type's whole `batchSize` in one statement (issue #17).
+   */
+  protected writeChunkSize(): number {
+    return MAX_IDS_PER_STATEMENT;
+  }
+
   /** One page of record rows in id order, after `after` (exclusive) when given. */
   protected abstract selectPage(after: string | null, limit: number): Promise<SqlRow[]>;
   /** Record rows for up to MAX_IDS_PER_STATEMENT ids (inside the resource's `where`). */
@@ -272,7 +281,7 @@ export abstract class SqlBackend implements Backend {
     const results = new Array<DeleteResult>(items.length);
     let stop: string | null = null;
     for (const round of distinctRounds(items)) {
-      for (const part of chunk(round, MAX_IDS_PER_STATEMENT)) {
+      for (const part of chunk(round, this.writeChunkSize())) {
         if (stop === null && signal?.aborted) stop = 'not attempted: the run was interrupted';
         if (stop !== null) {
           for (const i of part) results[i] = { id: items[i]!.id, outcome: 'failed', error: stop };
@@ -304,7 +313,7 @@ export abstract class SqlBackend implements Backend {
     const out = new Map<string, string>();
     const seen = new Set<string>();
     const distinct = items.filter((item) => !seen.has(item.id) && seen.add(item.id));
-    for (const part of chunk(distinct, MAX_IDS_PER_STATEMENT)) {
+    for (const part of chunk(distinct, this.writeChunkSize())) {
       signal?.throwIfAborted();
       for (const [id, fingerprint] of await this.markChunk(part, runId)) out.set(id, fingerprint);
     }

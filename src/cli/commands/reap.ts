@@ -20,6 +20,7 @@ export interface ReapFlags extends ManifestFlags, OutputFlags, FilterFlags, RunL
   allowLivenessDrop?: boolean;
   lockTtl?: string;
   html?: string;
+  sweepOnly?: boolean;
 }
 
 export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlags): Promise<number> {
@@ -29,6 +30,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
   const execute = options.execute === true;
   if (options.plan && !execute) throw new UsageError('--plan FILE applies a saved plan and needs --execute (a dry run plans afresh)');
   if (options.plan && options.planOut) throw new UsageError('--plan and --plan-out do not go together');
+  if (options.plan && options.sweepOnly) throw new UsageError('--sweep-only plans afresh from the ledger; a saved --plan already fixes what is swept');
   const resources = selectedResources(manifest, options);
   const files = reportFiles(io, options);
   const started = Date.now();
@@ -51,6 +53,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
       planOut: options.planOut === undefined ? undefined : path.resolve(io.cwd, options.planOut),
       planIn: options.plan === undefined ? undefined : path.resolve(io.cwd, options.plan),
       allowLivenessDrop: options.allowLivenessDrop === true,
+      sweepOnly: options.sweepOnly === true,
       lockTtlMs: options.lockTtl === undefined ? undefined : durationOption(options.lockTtl, '--lock-ttl'),
       failpoint: io.env.REAPER_FAILPOINT,
       onProgress: (text) => progress.update(text),

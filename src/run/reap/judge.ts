@@ -42,12 +42,26 @@ export async function judgeTombstones(
   });
 }
 
-/** Read due tombstones' resources afresh, judge their owners afresh: the sweep-time judgement where no scan page holds them. */
-export async function verifyTombstones(context: RunContext, spec: ResourceSpec, backend: Backend, tombstones: readonly Tombstone[], signal?: AbortSignal): Promise<Verdict[]> {
-  const current = await backend.read(
-    tombstones.map((t) => t.resourceId),
-    signal,
-  );
+/**
+ * Read due tombstones' resources afresh, judge their owners afresh: the sweep-time judgement
+ * where no scan page holds them. `standIn`: a backend whose deletes the server checks against
+ * the exact fingerprint may answer from the ledger instead of reading (`Backend.standIns`).
+ */
+export async function verifyTombstones(
+  context: RunContext,
+  spec: ResourceSpec,
+  backend: Backend,
+  tombstones: readonly Tombstone[],
+  signal?: AbortSignal,
+  standIn = false,
+): Promise<Verdict[]> {
+  const ledger = tombstones.map((t) => ({ id: t.resourceId, fingerprint: t.fingerprint, bytes: t.bytes, markedAt: t.markedAt }));
+  const current =
+    (standIn && backend.standIns ? await backend.standIns(ledger, spec.minAgeMs, signal) : null) ??
+    (await backend.read(
+      tombstones.map((t) => t.resourceId),
+      signal,
+    ));
   const records = [...current.values()];
   const { answers } = await judgeRecords(records, spec, context.liveness, signal);
   const nowMs = await context.store.now();

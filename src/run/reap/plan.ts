@@ -4,7 +4,6 @@
  * judged against that very read into sweep and lift items. Items stream to a plan file
  * (NDJSON with a digest, plan-file.ts); nothing is written to the ledger.
  */
-import path from 'node:path';
 import type { Backend } from '../../backends/types.js';
 import { matchesFilter, type FindingFilter } from '../../engine/filters.js';
 import { markCandidates } from '../../engine/reap-plan.js';
@@ -16,7 +15,7 @@ import type { Tombstone } from '../../state/types.js';
 import { IdSet } from '../../util/id-set.js';
 import { classifyResource } from '../classify-stream.js';
 import type { RunContext } from '../context.js';
-import { PLAN_FORMAT_VERSION, PlanSpool, PlanWriter, type PlanHeader } from '../plan-file.js';
+import { PLAN_FORMAT_VERSION, PlanWriter, type PlanHeader } from '../plan-file.js';
 import { evidenceOf, judgeTombstones, verifyTombstones, type Verdict } from './judge.js';
 import type { ReapTally } from './tally.js';
 
@@ -27,29 +26,45 @@ export interface PlanOptions {
   onProgress?: (text: string) => void;
   /** Told every finding of the scan (`reap --html`: the report's aggregates); must not throw. */
   onFinding?: (finding: Finding) => void;
+  /** No scan: only due tombstones, paged from the ledger and read by id, become sweep and lift items (`reap --sweep-only`). */
+  sweepOnly?: boolean;
 }
 
 /**
- * Plan every type in `specs` into `file`. Each type's items are held aside in a spool under
- * `spoolDir` while it is scanned, and appended only when its scan completed: a type that
- * fails is refused (its tally says why) and none of its items reach the plan. The header,
- * written last, carries every tally's counts.
+ * Plan every type in `specs` into `file`. Each type's items go straight to the plan as one
+ * segment, rolled back when its scan fails: a type that fails is refused (its tally says
+ * why) and none of its items stay in the plan. The header, written last, carries every
+ * tally's counts.
  */
 export async function writePlan(
   context: RunContext,
   specs: readonly ResourceSpec[],
   tallies: ReadonlyMap<string, ReapTally>,
-  target: { file: string; spoolDir: string; runId: string; manifestDigest: string },
+  target: { file: string; runId: string; manifestDigest: string },
   options: PlanOptions,
 ): Promise<PlanHeader> {
   const writer = new PlanWriter(target.file);
+  try {
+    return await planInto(writer, context, specs, tallies, target, options);
+  } finally {
+    await writer.abandon();
+  }
+}
+
+async function planInto(
+  writer: PlanWriter,
+  context: RunContext,
+  specs: readonly ResourceSpec[],
+  tallies: ReadonlyMap<string, ReapTally>,
+  target: { runId: string; manifestDigest: string },
+  options: PlanOptions,
+): Promise<PlanHeader> {
   const nowMs = await context.store.now();
-  for (const [index, spec] of specs.entries()) {
+  for (const spec of specs) {
     const tally = tallies.get(spec.name)!;
-    const spool = new PlanSpool(path.join(target.spoolDir, `type-${index}.ndjson`));
-    const planned = await tally.refusing(options.signal, () => planResource(context, spec, context.backend(spec), nowMs, spool, tally, options).then(() => true));
-    if (planned) await spool.appendTo(writer);
-    else await spool.discard();
+    const segment = writer.segment();
+    const planned = await tally.refusing(options.signal, () => planResource(context, spec, context.backend(spec), nowMs, writer, tally, options).then(() => true));
+    if (!planned) await writer.rollback(segment);
   }
   const header: PlanHeader = {
     kind: 'reaper-plan',
@@ -75,7 +90,7 @@ async function planResource(
   spec: ResourceSpec,
   opening: Promise<Backend>,
   nowMs: number,
-  writer: Pick<PlanSpool, 'add'>,
+  writer: Pick<PlanWriter, 'add'>,
   tally: ReapTally,
   options: PlanOptions,
 ): Promise<void> {
@@ -113,7 +128,8 @@ async function planResource(
 
   const judged = new IdSet();
   const acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
-  for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
+  const pages = options.sweepOnly ? [] : classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal });
+  for await (const page of pages) {
     if (page.unreadable) acc.addUnreadable(page.unreadable.map((u) => ({ id: u.id, why: redact(u.why) })));
     for (const f of page.findings) {
       acc.add(f);
@@ -145,7 +161,7 @@ async function planResource(
     if (due.length === 0) break;
     afterId = due[due.length - 1]!.tombstoneId;
     const unmet = due.filter((t) => !judged.has(t.tombstoneId));
-    if (unmet.length > 0) await write(await verifyTombstones(context, spec, backend, unmet, options.signal));
+    if (unmet.length > 0) await write(await verifyTombstones(context, spec, backend, unmet, options.signal, options.sweepOnly));
   }
   const backlog = await context.store.countTombstones(spec.name);
   tally.scanned(

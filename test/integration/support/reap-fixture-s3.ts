@@ -107,6 +107,8 @@ export class S3ReapFixture implements ReapFixture {
   readonly defaults: Policy = { minAge: '0s' };
   /** Protect by the `keep=true` tag (GetObjectTagging per object) instead of the `keep-N.dat` key pattern. */
   protectByTag = false;
+  /** The location's `deleteMode` (default: none, i.e. `auto`, probed). */
+  deleteMode: 'batch-if-match' | 'per-object-if-match' | null = null;
   private serial = 0;
 
   constructor(
@@ -130,7 +132,7 @@ export class S3ReapFixture implements ReapFixture {
     const protect = [keep, ...plainOwners(options.protectOwners).map((o) => `{ keyPattern: "^${name}/${o}/" }`)];
     return [
       `  - name: ${name}`,
-      `    s3: { connection: blobs, bucket: ${this.bucket}, prefix: ${this.prefix(name)} }`,
+      `    s3: { connection: blobs, bucket: ${this.bucket}, prefix: ${this.prefix(name)}${this.deleteMode ? `, deleteMode: ${this.deleteMode}` : ''} }`,
       `    owner: { keyPattern: "^${name}/(?<owner>[^/]+)/", key: "session:{value}" }`,
       `    protect: [${protect.join(', ')}]`,
       ...policyLines(policy),

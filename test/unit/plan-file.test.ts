@@ -1,0 +1,54 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PlanItem } from '../../src/engine/reap-plan.js';
+import { openPlan, PLAN_FORMAT_VERSION, PlanWriter, type PlanHeader } from '../../src/run/plan-file.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+/** A plan file in a fresh directory, removed after the test. */
+async function planFile(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-test-'));
+  dirs.push(dir);
+  return path.join(dir, 'plan.ndjson');
+}
+
+const lift = (id: string): PlanItem => ({ op: 'lift', resource: 'r', tombstoneId: 1, id, why: 'owner-live' });
+const header = (toLift: number): PlanHeader => ({
+  kind: 'reaper-plan',
+  version: PLAN_FORMAT_VERSION,
+  runId: 'run',
+  createdAt: new Date(0).toISOString(),
+  manifestDigest: 'm',
+  resources: [{ name: 'r', scanned: 0, toMark: 0, toSweep: 0, toLift }],
+});
+
+describe('PlanWriter', () => {
+  it('§9: a rolled-back segment (a type whose scan failed) leaves no item in the plan, and the digest still holds', async () => {
+    const file = await planFile();
+    const writer = new PlanWriter(file);
+    await writer.add(lift('kept-1'));
+    const segment = writer.segment();
+    for (let i = 0; i < 5000; i++) await writer.add(lift(`dropped-${i}`)); // more than one write buffer
+    await writer.rollback(segment);
+    await writer.add(lift('kept-2'));
+    await writer.close(header(2));
+    const plan = await openPlan(file, 'm');
+    const ids: string[] = [];
+    for await (const item of plan.items()) ids.push(item.id);
+    expect(ids).toEqual(['kept-1', 'kept-2']);
+    expect(await readFile(file, 'utf8')).not.toContain('dropped');
+  });
+
+  it('a plan abandoned before its trailer is refused as incomplete', async () => {
+    const file = await planFile();
+    const writer = new PlanWriter(file);
+    await writer.add(lift('a'));
+    await writer.abandon();
+    await expect(openPlan(file, 'm')).rejects.toThrow(/not a complete reaper plan/);
+  });
+});
