@@ -80,6 +80,7 @@ export function normalize(input: ManifestInput, options: { file: string; baseDir
             : { table: r.archive.table },
       quarantine: r.quarantine === undefined ? undefined : path.resolve(base, r.quarantine),
       retainMs: duration(r.retain),
+      ...(r.shard && r.shard.splitPoints.length > 0 ? { splitPoints: r.shard.splitPoints.map(String) } : {}),
       line: lineAt(['resources', i]),
     };
   });

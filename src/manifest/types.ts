@@ -110,6 +110,8 @@ export interface ResourceSpec {
   archive?: { table: string };
   quarantine?: string;
   retainMs?: number;
+  /** `shard.splitPoints` as text, ascending in the backend's key order (docs/scale-out.md); absent when none. */
+  splitPoints?: readonly string[];
   /** 1-based line of the resource in the manifest, for messages. */
   line: number | null;
 }

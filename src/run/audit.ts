@@ -8,7 +8,8 @@ import { declaredScope } from '../backends/open.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { findingOutput, leaseTelemetry, type AuditDocument, type FindingOutput } from '../report/document.js';
 import { REPORT_SCHEMA_VERSION, scanProblem, sourceProblem, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
-import { redact, SafetyError } from '../errors.js';
+import { redact, SafetyError, UsageError } from '../errors.js';
+import { shardPart, type Shard } from '../engine/shard.js';
 import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
 import { classifyResource } from './classify-stream.js';
@@ -41,6 +42,8 @@ export interface AuditOptions {
   /** Told the run's id once it is recorded, and each type's telemetry once scanned (machine logs). */
   onRunStarted?: (run: { runId: string; startedAt: number }) => void;
   onResourceScanned?: (telemetry: ResourceTelemetry) => void;
+  /** Scan only this shard's part of each type (engine/shard.ts, docs/scale-out.md). */
+  shard?: Shard | null;
 }
 
 export async function runAudit(manifest: Manifest, options: AuditOptions = {}): Promise<AuditDocument> {
@@ -131,7 +134,8 @@ async function auditResource(
     acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
     let orphaned = 0;
     let firstPage = shapes !== null;
-    for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
+    const part = shardPart(spec, options.shard ?? null);
+    for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal, part })) {
       if (firstPage) {
         // The first page's owner keys against the sources' keys: a template that can never match is said at once.
         firstPage = false;
@@ -153,7 +157,8 @@ async function auditResource(
   } catch (error) {
     if (error instanceof SinkError) throw error.error;
     // A safety rail (a scope that resolves to the filesystem root) stops the run: exit 4, not a type error.
-    if (options.signal?.aborted || error instanceof SafetyError) throw error;
+    // So does a split-point list the key column's order refuses (exit 2): every shard would refuse it alike.
+    if (options.signal?.aborted || error instanceof SafetyError || error instanceof UsageError) throw error;
     acc ??= new TelemetryAccumulator(spec.name, spec.location.kind, declaredScope(spec));
     acc.fail(redact((error as Error)?.message ?? String(error)));
   }

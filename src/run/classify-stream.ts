@@ -5,6 +5,7 @@
  */
 import type { Backend } from '../backends/types.js';
 import { classify, ownerKeysOf, type LivenessAnswers } from '../engine/classify.js';
+import type { ShardPart } from '../engine/shard.js';
 import type { Finding, Liveness, ResourceRecord } from '../engine/types.js';
 import type { LivenessView } from '../liveness/liveness.js';
 import type { ResourceSpec } from '../manifest/types.js';
@@ -42,9 +43,9 @@ export async function* classifyResource(
   spec: ResourceSpec,
   liveness: LivenessView,
   nowMs: number,
-  options: { cursor?: string | null; signal?: AbortSignal } = {},
+  options: { cursor?: string | null; signal?: AbortSignal; part?: ShardPart } = {},
 ): AsyncGenerator<ClassifiedPage> {
-  for await (const page of backend.scan({ cursor: options.cursor, pageSize: spec.batchSize, signal: options.signal })) {
+  for await (const page of backend.scan({ cursor: options.cursor, pageSize: spec.batchSize, signal: options.signal, ...(options.part ? { part: options.part } : {}) })) {
     const { answers, errors } = await judgeRecords(page.records, spec, liveness, options.signal);
     const findings = page.records.map((record) => classify(record, spec, answers, nowMs));
     yield { records: page.records, findings, cursor: page.cursor, errors, ...(page.unreadable ? { unreadable: page.unreadable } : {}) };

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import { breakerReasons, capViolation, type PlanItem } from '../engine/reap-plan.js';
+import { lockName, type Shard } from '../engine/shard.js';
 import { BackendError, InterruptedError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Finding } from '../engine/types.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
@@ -66,6 +67,8 @@ export interface ReapOptions {
   onRunStarted?: (run: { runId: string; startedAt: number }) => void;
   /** Told every finding of the scan (`reap --html`: the report's aggregates); must not throw. */
   onFinding?: (finding: Finding) => void;
+  /** Reap only this shard's part of each type, under the shard's own lock (engine/shard.ts, docs/scale-out.md). */
+  shard?: Shard | null;
 }
 
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
@@ -134,7 +137,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         else if (r.telemetry && r.telemetry.status !== 'ok') errors.push(`${r.name}: ${scanProblem(r.telemetry)}; the rest of it was judged`);
       }
       if (options.execute) {
-        const applying = { runId: run.runId, lockTtlMs: lockTtl(options), fromFile: Boolean(options.planIn), fail, errors, signal: options.signal, onProgress: options.onProgress };
+        const applying = { runId: run.runId, lockTtlMs: lockTtl(options), fromFile: Boolean(options.planIn), fail, errors, signal: options.signal, onProgress: options.onProgress, shard: options.shard ?? null };
         await applyPlan(context, new Map(live.map((s) => [s.name, s])), items, tallies, applying);
         const nowMs = await store.now();
         for (const spec of live) await (await context.backend(spec)).purgeRetained?.(nowMs, options.signal);
@@ -194,10 +197,11 @@ async function openType(context: RunContext, spec: ResourceSpec, tally: ReapTall
   const mode = await tally.refusing(options.signal, async () => (await backend.capabilities(options.signal)).deleteMode);
   if (mode === null) return;
   tally.report.deleteMode = mode;
-  if (!(await context.store.acquireLock(spec.name, runId, lockTtl(options)))) {
-    throw new SafetyError(`another reap run holds the lock on ${spec.name}; one run per resource type at a time`);
+  const lock = lockName(spec.name, options.shard ?? null);
+  if (!(await context.store.acquireLock(lock, runId, lockTtl(options)))) {
+    throw new SafetyError(`another reap run holds the lock on ${lock}; one run per resource type${lock === spec.name ? '' : ' and shard'} at a time`);
   }
-  locks.push(spec.name);
+  locks.push(lock);
   await tally.refusing(options.signal, () => recoverIntents(context, spec, backend, runId, tally));
 }
 

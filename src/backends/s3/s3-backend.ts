@@ -37,6 +37,7 @@
  * that vanished between the listing and the read is dropped from the page.
  */
 import type { HeadObjectCommandOutput, Tag } from '@aws-sdk/client-s3';
+import { compareUtf8, partHoldsBytes, type ShardPart } from '../../engine/shard.js';
 import type { ResourceRecord } from '../../engine/types.js';
 import { BackendError, SafetyError } from '../../errors.js';
 import type { ResourceSpec, S3Location } from '../../manifest/types.js';
@@ -159,13 +160,38 @@ export class S3Backend implements Backend {
     return this.deleteModeProbe;
   }
 
+  /**
+   * A shard's part is a key range (docs/scale-out.md): the listing starts after the later of
+   * the cursor and the range's lower bound (StartAfter/KeyMarker) and stops at the first key
+   * past its upper bound, so a shard lists only its own range.
+   */
   async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
     const pageSize = Math.max(1, Math.floor(options.pageSize));
     const maxKeys = Math.min(pageSize, LIST_LIMIT);
     const signal = options.signal;
+    const part = options.part ?? { kind: 'all' };
+    if (part.kind === 'hash') throw new BackendError(`${this.scope}: an S3 type is sharded by key ranges, not by hash`);
+    if (part.kind === 'none') {
+      yield { records: [], cursor: null };
+      return;
+    }
+    const through = part.kind === 'range' ? part.through : null;
+    let start = options.cursor ?? null;
+    if (part.kind === 'range' && part.after !== null && (start === null || compareUtf8(start, part.after) < 0)) start = part.after;
     let buffer: ResourceRecord[] = [];
-    for await (const listing of listCurrent(this.target, options.cursor ?? null, maxKeys, signal)) {
+    for await (const page of listCurrent(this.target, start, maxKeys, signal)) {
+      let listing = page;
+      if (through !== null) {
+        const inRange = page.objects.filter((o) => compareUtf8(o.key, through) <= 0);
+        // Past the upper bound (or listed through it): this range is complete.
+        const done = inRange.length < page.objects.length || (page.through !== null && compareUtf8(page.through, through) >= 0);
+        listing = done ? { ...page, objects: inRange, last: true } : page;
+      }
       buffer.push(...(await this.describe(listing.objects, signal)));
+      if (listing.last && !page.last) {
+        yield* this.pages(buffer, pageSize);
+        return;
+      }
       while (buffer.length > pageSize || (buffer.length === pageSize && !listing.last)) {
         const records = buffer.slice(0, pageSize);
         buffer = buffer.slice(pageSize);
@@ -173,6 +199,21 @@ export class S3Backend implements Backend {
       }
     }
     yield withUnreadable({ records: buffer, cursor: null });
+  }
+
+  /** The rest of a scan from what is buffered: full pages, then the last one. */
+  private *pages(buffer: ResourceRecord[], pageSize: number): Iterable<ScanPage> {
+    let rest = buffer;
+    while (rest.length > pageSize) {
+      const records = rest.slice(0, pageSize);
+      rest = rest.slice(pageSize);
+      yield withUnreadable({ records, cursor: records[records.length - 1]!.id });
+    }
+    yield withUnreadable({ records: rest, cursor: null });
+  }
+
+  async inPart(ids: readonly string[], part: ShardPart): Promise<Set<string>> {
+    return new Set(ids.filter((id) => partHoldsBytes(part, id)));
   }
 
   /** Records for listed objects, reading metadata and tags only when an owner or protect rule needs them. */

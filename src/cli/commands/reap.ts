@@ -5,15 +5,15 @@ import { findingOutput } from '../../report/document.js';
 import { reapSummaryLine, reapTable } from '../../report/table.js';
 import type { ReapReport } from '../../report/reap-report.js';
 import { runReap } from '../../run/reap.js';
-import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags } from '../flags.js';
+import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags, ShardFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
-import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, selectedResources, terminalWidth } from '../options.js';
+import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, selectedResources, shardOption, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
 import { reportFiles, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
 import { openRunLog } from '../run-log.js';
 
-export interface ReapFlags extends ManifestFlags, OutputFlags, FilterFlags, RunLogFlags, Omit<ReportFileFlags, 'junit'> {
+export interface ReapFlags extends ManifestFlags, OutputFlags, FilterFlags, RunLogFlags, ShardFlags, Omit<ReportFileFlags, 'junit'> {
   execute?: boolean;
   planOut?: string;
   plan?: string;
@@ -30,6 +30,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
   if (options.plan && !execute) throw new UsageError('--plan FILE applies a saved plan and needs --execute (a dry run plans afresh)');
   if (options.plan && options.planOut) throw new UsageError('--plan and --plan-out do not go together');
   const resources = selectedResources(manifest, options);
+  const shard = shardOption(io, options);
   const files = reportFiles(io, options);
   const started = Date.now();
   const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
@@ -48,6 +49,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
       signal: io.signal,
       resources,
       filter: findingFilter(options),
+      shard,
       planOut: options.planOut === undefined ? undefined : path.resolve(io.cwd, options.planOut),
       planIn: options.plan === undefined ? undefined : path.resolve(io.cwd, options.plan),
       allowLivenessDrop: options.allowLivenessDrop === true,

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Backend } from '../../backends/types.js';
 import { matchesFilter, type FindingFilter } from '../../engine/filters.js';
 import { markCandidates } from '../../engine/reap-plan.js';
+import { shardPart, type Shard } from '../../engine/shard.js';
 import type { Finding } from '../../engine/types.js';
 import { redact } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
@@ -27,6 +28,8 @@ export interface PlanOptions {
   onProgress?: (text: string) => void;
   /** Told every finding of the scan (`reap --html`: the report's aggregates); must not throw. */
   onFinding?: (finding: Finding) => void;
+  /** Plan only this shard's part of each type, and only the due tombstones inside it (docs/scale-out.md). */
+  shard?: Shard | null;
 }
 
 /**
@@ -113,7 +116,8 @@ async function planResource(
 
   const judged = new IdSet();
   const acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
-  for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
+  const part = shardPart(spec, options.shard ?? null);
+  for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal, part })) {
     if (page.unreadable) acc.addUnreadable(page.unreadable.map((u) => ({ id: u.id, why: redact(u.why) })));
     for (const f of page.findings) {
       acc.add(f);
@@ -144,7 +148,12 @@ async function planResource(
     const due = await context.store.dueTombstones(spec.name, spec.graceMs, afterId, spec.batchSize);
     if (due.length === 0) break;
     afterId = due[due.length - 1]!.tombstoneId;
-    const unmet = due.filter((t) => !judged.has(t.tombstoneId));
+    let unmet = due.filter((t) => !judged.has(t.tombstoneId));
+    if (part.kind !== 'all' && unmet.length > 0) {
+      // Sharded: only the tombstones of resources in this shard's part; each other one is its own shard's.
+      const ours = await backend.inPart(unmet.map((t) => t.resourceId), part, options.signal);
+      unmet = unmet.filter((t) => ours.has(t.resourceId));
+    }
     if (unmet.length > 0) await write(await verifyTombstones(context, spec, backend, unmet, options.signal));
   }
   const backlog = await context.store.countTombstones(spec.name);
