@@ -7,14 +7,17 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Finding } from '../../src/engine/types.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import type { Manifest } from '../../src/manifest/types.js';
 import { runAudit } from '../../src/run/audit.js';
+import { runReap } from '../../src/run/reap.js';
+import { openStateStore } from '../../src/state/open.js';
 import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
 import type { StateStore } from '../../src/state/types.js';
+import { waitStoreTime } from './support/reap-fixture.js';
 import { freshBucket, freshMysqlDatabase, freshPgDatabase, runCleanups, s3Settings, serviceAvailable } from './support/services.js';
 import { testTempDir } from './support/temp-dir.js';
 
@@ -48,49 +51,61 @@ async function expectPartition(manifest: Manifest, store: StateStore, count: num
   return parts;
 }
 
-describe.skipIf(!all)('sharded audits on the real servers', () => {
-  it('4 shards find exactly what the unsharded audit finds, split points and boundary keys included', async () => {
-    const pgUrl = await freshPgDatabase(cleanups);
-    const { default: pg } = await import('pg');
-    const pgc = new pg.Client({ connectionString: pgUrl });
-    await pgc.connect();
-    // Ids 1..40: 10, 20 and 30 are split points themselves; owner 'live' on every 7th row.
-    await pgc.query(`CREATE TABLE uploads (id bigint PRIMARY KEY, owner text, created_at timestamptz NOT NULL);
-      INSERT INTO uploads SELECT g, CASE WHEN g % 7 = 0 THEN 'live' ELSE 'dead' END, now() - interval '1 day' FROM generate_series(1, 40) g;
-      CREATE TABLE lonely (id text PRIMARY KEY, owner text, created_at timestamptz NOT NULL);
-      INSERT INTO lonely VALUES ('only', 'dead', now() - interval '1 day');`);
-    await pgc.end();
+interface World {
+  dir: string;
+  pgUrl: string;
+  myUrl: string;
+  bucket: string;
+  client: S3Client;
+  /** The manifest's text with this state store URL and these extra `defaults` keys. */
+  manifestText(state: string, defaults?: string): string;
+}
 
-    const myUrl = await freshMysqlDatabase(cleanups);
-    const mysql = await import('mysql2/promise');
-    const my = await mysql.createConnection({ uri: myUrl });
-    // A case-insensitive collation: 'alpha' < 'Beta' < 'charlie' < 'Delta' there, not in byte order.
-    await my.query('CREATE TABLE jobs (id VARCHAR(32) COLLATE utf8mb4_general_ci PRIMARY KEY, worker VARCHAR(32), created_at DATETIME NOT NULL)');
-    const names = ['alpha', 'Beta', 'beta2', 'charlie', 'Delta', 'echo', 'Foxtrot', 'golf', 'Hotel', 'india', 'Zulu'];
-    await my.query(`INSERT INTO jobs VALUES ${names.map(() => '(?, ?, NOW() - INTERVAL 1 DAY)').join(', ')}`, names.flatMap((n, i) => [n, i % 3 === 0 ? 'live' : 'dead']));
-    await my.end();
+/**
+ * PostgreSQL rows with integer ids (10, 20 and 30 are split points themselves), a table of one
+ * row, MariaDB string ids in a case-insensitive collation, S3 keys around their split points
+ * (one equal to a split point, one just after it, one past every split point), and top-level
+ * fs entries. Owner `live` is the one live key.
+ */
+async function buildWorld(): Promise<World> {
+  const pgUrl = await freshPgDatabase(cleanups);
+  const { default: pg } = await import('pg');
+  const pgc = new pg.Client({ connectionString: pgUrl });
+  await pgc.connect();
+  // Ids 1..40: 10, 20 and 30 are split points themselves; owner 'live' on every 7th row.
+  await pgc.query(`CREATE TABLE uploads (id bigint PRIMARY KEY, owner text, created_at timestamptz NOT NULL);
+    INSERT INTO uploads SELECT g, CASE WHEN g % 7 = 0 THEN 'live' ELSE 'dead' END, now() - interval '1 day' FROM generate_series(1, 40) g;
+    CREATE TABLE lonely (id text PRIMARY KEY, owner text, created_at timestamptz NOT NULL);
+    INSERT INTO lonely VALUES ('only', 'dead', now() - interval '1 day');`);
+  await pgc.end();
 
-    const { client, bucket } = await freshBucket(cleanups, 'shard');
-    const keys = [...Array.from({ length: 30 }, (_, i) => `tmp/k${String(i).padStart(2, '0')}`), 'tmp/k07/inner', 'tmp/é', 'tmp/live/x'];
-    for (const key of keys) await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'x' }));
+  const myUrl = await freshMysqlDatabase(cleanups);
+  const mysql = await import('mysql2/promise');
+  const my = await mysql.createConnection({ uri: myUrl });
+  // A case-insensitive collation: 'alpha' < 'Beta' < 'charlie' < 'Delta' there, not in byte order.
+  await my.query('CREATE TABLE jobs (id VARCHAR(32) COLLATE utf8mb4_general_ci PRIMARY KEY, worker VARCHAR(32), created_at DATETIME NOT NULL)');
+  const names = ['alpha', 'Beta', 'beta2', 'charlie', 'Delta', 'echo', 'Foxtrot', 'golf', 'Hotel', 'india', 'Zulu'];
+  await my.query(`INSERT INTO jobs VALUES ${names.map(() => '(?, ?, NOW() - INTERVAL 1 DAY)').join(', ')}`, names.flatMap((n, i) => [n, i % 3 === 0 ? 'live' : 'dead']));
+  await my.end();
 
-    const dir = testTempDir('reaper-shard-');
-    for (const top of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'live']) {
-      for (const leaf of ['1', '2', 'deep/3']) {
-        const file = path.join(dir, 'scratch', top, leaf);
-        mkdirSync(path.dirname(file), { recursive: true });
-        writeFileSync(file, 'x');
-      }
+  const { client, bucket } = await freshBucket(cleanups, 'shard');
+  const keys = [...Array.from({ length: 30 }, (_, i) => `tmp/k${String(i).padStart(2, '0')}`), 'tmp/k07/inner', 'tmp/é', 'tmp/live/x'];
+  for (const key of keys) await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'x' }));
+
+  const dir = testTempDir('reaper-shard-');
+  for (const top of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'live']) {
+    for (const leaf of ['1', '2', 'deep/3']) {
+      const file = path.join(dir, 'scratch', top, leaf);
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, 'x');
     }
-    writeFileSync(path.join(dir, 'scratch', 'root-file'), 'x');
+  }
+  writeFileSync(path.join(dir, 'scratch', 'root-file'), 'x');
 
-    const store = await SqliteStateStore.open(path.join(dir, 'state.db'));
-    cleanups.push(() => store.close());
-    const cfg = s3Settings();
-    const manifest = parseManifest(
-      `version: 1
-state: sqlite:${path.join(dir, 'state.db')}
-defaults: { minAge: 0s, batchSize: 3 }
+  const cfg = s3Settings();
+  const manifestText = (state: string, defaults = '') => `version: 1
+state: ${state}
+defaults: { minAge: 0s, batchSize: 3${defaults} }
 connections:
   blobs: { kind: s3, endpoint: "${cfg.endpoint}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing }
   main: { kind: postgres, url: "${pgUrl}" }
@@ -118,16 +133,23 @@ resources:
     owner: { column: worker }
     shard: { splitPoints: [beta, Delta, golf] }
   - name: blobs
-    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/ }
+    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/, deleteMode: per-object-if-match }
     owner: { keyPattern: "^tmp/(?<owner>[^/]+)" }
     shard: { splitPoints: [tmp/k07, tmp/k15, tmp/k22, tmp/zzz] }
   - name: scratch
     fs: { path: ./scratch }
     owner: { pathPattern: "^(?<owner>[^/]+)" }
-`,
-      { file: 'shard.yaml', baseDir: dir },
-    );
+`;
 
+  return { dir, pgUrl, myUrl, bucket, client, manifestText };
+}
+
+describe.skipIf(!all)('sharded audits on the real servers', () => {
+  it('4 shards find exactly what the unsharded audit finds, split points and boundary keys included', async () => {
+    const world = await buildWorld();
+    const store = await SqliteStateStore.open(path.join(world.dir, 'state.db'));
+    cleanups.push(() => store.close());
+    const manifest = parseManifest(world.manifestText(`sqlite:${path.join(world.dir, 'state.db')}`), { file: 'shard.yaml', baseDir: world.dir });
     const parts = await expectPartition(manifest, store, 4);
     const of = (shard: number, type: string) => parts[shard]!.filter((id) => id.startsWith(`${type}/`)).map((id) => id.slice(type.length + 1));
     // A key equal to a split point closes its range: 10 on shard 0, 11 on shard 1.
@@ -147,5 +169,56 @@ resources:
 
     // And with more shards than any type has ranges or entries.
     await expectPartition(manifest, store, 7);
+  });
+
+  it('4 concurrent shards on a PostgreSQL state store mark and delete each orphan exactly once, and settle only their own gone resources', async () => {
+    const world = await buildWorld();
+    const stateUrl = await freshPgDatabase(cleanups);
+    const manifest = parseManifest(world.manifestText(stateUrl, ', grace: 1s, maxDeleteFraction: 1, maxDeletesPerRun: 1000'), { file: 'shard.yaml', baseDir: world.dir });
+    const observer = await openStateStore(stateUrl);
+    cleanups.push(() => observer.close());
+    const types = ['uploads', 'jobs', 'blobs', 'scratch'];
+    const orphans = (await audit(manifest, observer, null)).ids.filter((id) => types.some((t) => id.startsWith(`${t}/`)));
+    const reapAll = async () => {
+      const reports = await Promise.all([0, 1, 2, 3].map((index) => runReap(manifest, { execute: true, resources: types, shard: { index, count: 4 } })));
+      for (const r of reports) expect(r.errors).toEqual([]);
+      const sum = (field: 'marked' | 'deleted' | 'lifted') => reports.reduce((n, r) => n + r.outcomes[field], 0);
+      return { marked: sum('marked'), deleted: sum('deleted'), lifted: sum('lifted') };
+    };
+
+    // First run: every orphan marked once (the shards' locks are their own: none refuses another).
+    expect(await reapAll()).toEqual({ marked: orphans.length, deleted: 0, lifted: 0 });
+    let marked = 0;
+    for (const t of types) marked += (await observer.countTombstones(t)).marked;
+    expect(marked).toBe(orphans.length);
+
+    // Two marked resources vanish by hand: the scans meet them no more, and exactly one shard
+    // (the one whose range holds each) settles its tombstone.
+    const pgc = new (await import('pg')).default.Client({ connectionString: world.pgUrl });
+    await pgc.connect();
+    await pgc.query('DELETE FROM uploads WHERE id IN (10, 11)');
+    await pgc.end();
+    await waitStoreTime(observer, 1_100);
+
+    // Second run: the rest deleted, each exactly once; the two gone ones lifted, once each.
+    expect(await reapAll()).toEqual({ marked: 0, deleted: orphans.length - 2, lifted: 2 });
+    for (const t of types) expect(await observer.countTombstones(t)).toMatchObject({ marked: 0, deleting: 0 });
+    const left = await audit(manifest, observer, null);
+    expect(left.ids.filter((id) => types.some((t) => id.startsWith(`${t}/`)))).toEqual([]);
+    expect(left.scanned).toMatchObject({ uploads: 5, jobs: 4, blobs: 1, scratch: 3 });
+  });
+
+  it('refuses a second run of the same shard, not the other shards', async () => {
+    const world = await buildWorld();
+    const stateUrl = await freshPgDatabase(cleanups);
+    const manifest = parseManifest(world.manifestText(stateUrl, ', grace: 1s, maxDeleteFraction: 1, maxDeletesPerRun: 1000'), { file: 'shard.yaml', baseDir: world.dir });
+    const observer = await openStateStore(stateUrl);
+    cleanups.push(() => observer.close());
+    // Another run holds shard 1/4 of blobs.
+    expect(await observer.acquireLock('blobs@1/4', 'another-run', 60_000)).toBe(true);
+    await expect(runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 1, count: 4 } })).rejects.toThrow(/holds the lock on blobs@1\/4/);
+    const other = await runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 2, count: 4 } });
+    expect(other.errors).toEqual([]);
+    expect(other.outcomes.marked).toBeGreaterThan(0);
   });
 });
