@@ -5,7 +5,7 @@
  * points, more shards than resources, and MariaDB string keys in a case-insensitive collation
  * (their order is not byte order).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import { runReap } from '../../src/run/reap.js';
 import { openStateStore } from '../../src/state/open.js';
 import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
 import type { StateStore } from '../../src/state/types.js';
+import { reaper } from './support/cli.js';
 import { waitStoreTime } from './support/reap-fixture.js';
 import { freshBucket, freshMysqlDatabase, freshPgDatabase, runCleanups, s3Settings, serviceAvailable } from './support/services.js';
 import { testTempDir } from './support/temp-dir.js';
@@ -220,5 +221,33 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     const other = await runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 2, count: 4 } });
     expect(other.errors).toEqual([]);
     expect(other.outcomes.marked).toBeGreaterThan(0);
+  });
+
+  it('exits 2 naming the key on bad --shard, half a Kubernetes pair, or split points the key column orders otherwise, touching nothing', async () => {
+    const world = await buildWorld();
+    const state = path.join(world.dir, 'cli-state.db');
+    const file = path.join(world.dir, 'shard.yaml');
+    // 'b' before 'a' is no order the manifest can judge (SQL text): the server refuses it.
+    writeFileSync(file, world.manifestText(`sqlite:${state}`).replace('shard: { splitPoints: ["a", "m", "z"] }', 'shard: { splitPoints: ["m", "b"] }'));
+    const run = (args: string[], env: Record<string, string> = {}) => reaper(['audit', '-c', file, '--output', 'json', ...args], { cwd: world.dir, env });
+    const refused = [
+      [run(['--shard', '4/4']), /--shard: the shard index must be 0 to 3/],
+      [run(['--shard', 'two/4']), /--shard: expected i\/N/],
+      [run([], { JOB_COMPLETION_INDEX: '1' }), /\$REAPER_SHARDS is not/],
+      [run([], { JOB_COMPLETION_INDEX: '1', REAPER_SHARDS: 'x' }), /\$REAPER_SHARDS: expected a whole number/],
+      [run([], { JOB_COMPLETION_INDEX: '4', REAPER_SHARDS: '4' }), /\$JOB_COMPLETION_INDEX\/\$REAPER_SHARDS \(4\/4\): the shard index must be 0 to 3/],
+    ] as const;
+    for (const [r, message] of refused) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(existsSync(state), 'nothing touched').toBe(false);
+    const unordered = run(['--shard', '0/4', '--resource', 'lonely']);
+    expect(unordered.code, unordered.stderr).toBe(2);
+    expect(unordered.stderr).toMatch(/resource lonely \(line \d+\): shard\.splitPoints\[1\]: "b" is not above "m"/);
+    // The same job from the environment: shard 1 of 4.
+    const fromEnv = run(['--resource', 'uploads'], { JOB_COMPLETION_INDEX: '1', REAPER_SHARDS: '4' });
+    expect(fromEnv.code, fromEnv.stderr).toBe(0);
+    expect(JSON.parse(fromEnv.stdout).resources[0].scanned).toBe(10);
   });
 });

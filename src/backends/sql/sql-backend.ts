@@ -294,14 +294,14 @@ export abstract class SqlBackend implements Backend {
    */
   private async rangeOf(part: ShardPart | undefined): Promise<KeyRange | null> {
     if (part === undefined || part.kind === 'all') return { after: null, through: null };
-    if (part.kind === 'none') return null;
     if (part.kind === 'hash') throw new BackendError(`${this.scope}: a SQL type is sharded by primary-key ranges, not by hash`);
+    // Also on a shard with none of the type: every shard refuses the list alike.
     this.splitsChecked ??= this.checkSplitPoints().catch((error: unknown) => {
       this.splitsChecked = null;
       throw error;
     });
     await this.splitsChecked;
-    return { after: part.after, through: part.through };
+    return part.kind === 'none' ? null : { after: part.after, through: part.through };
   }
 
   private async checkSplitPoints(): Promise<void> {
