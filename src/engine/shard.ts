@@ -92,6 +92,18 @@ export function lockName(name: string, shard: Shard | null): string {
   return shard === null || shard.count === 1 ? name : `${name}@${shardLabel(shard)}`;
 }
 
+/** A run's place in a sharded job: the job's id (null when none was given) and the shard as `i/N` (null unsharded). */
+export interface JobShard {
+  id: string | null;
+  shard: string | null;
+}
+
+/** The job and shard of a run for its documents and record; null for a run with neither. */
+export function jobShard(job: string | null | undefined, shard: Shard | null | undefined): JobShard | null {
+  if ((job ?? null) === null && (shard ?? null) === null) return null;
+  return { id: job ?? null, shard: shard ? shardLabel(shard) : null };
+}
+
 /** The part in words, for reports and messages. */
 export function describePart(part: ShardPart): string {
   switch (part.kind) {

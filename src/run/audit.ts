@@ -9,7 +9,7 @@ import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { findingOutput, leaseTelemetry, type AuditDocument, type FindingOutput } from '../report/document.js';
 import { REPORT_SCHEMA_VERSION, scanProblem, sourceProblem, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
 import { redact, SafetyError, UsageError } from '../errors.js';
-import { shardPart, type Shard } from '../engine/shard.js';
+import { jobShard, shardPart, type Shard } from '../engine/shard.js';
 import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
 import { classifyResource } from './classify-stream.js';
@@ -44,12 +44,15 @@ export interface AuditOptions {
   onResourceScanned?: (telemetry: ResourceTelemetry) => void;
   /** Scan only this shard's part of each type (engine/shard.ts, docs/scale-out.md). */
   shard?: Shard | null;
+  /** The job this run is a shard of (--job), recorded with the run and in the document. */
+  job?: string | null;
 }
 
 export async function runAudit(manifest: Manifest, options: AuditOptions = {}): Promise<AuditDocument> {
   const context = await openRunContext(manifest, { store: options.store, signal: options.signal });
   const { store } = context;
   const maxFindings = options.maxFindings ?? 1_000;
+  const job = jobShard(options.job, options.shard);
   const recording = { kind: 'audit' as const, manifestDigest: manifest.digest, execute: false, signal: options.signal, onRunStarted: options.onRunStarted };
   try {
     return await recordedRun(context, { ...recording, stopped: 'interrupted: the audit stopped before it finished (it changes nothing)' }, async (run) => {
@@ -83,6 +86,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
         durationSeconds: Math.max(0, finishedAt - run.startedAt) / 1000,
         manifest: manifest.file,
         state: redact(store.description),
+        ...(job ? { job } : {}),
         complete: resources.every((r) => r.status === 'ok') && Object.keys(sourceErrors).length === 0,
         summary: summarize(resources),
         resources,
@@ -99,7 +103,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
         end: {
           status: problems.length === 0 ? 'ok' : 'failed',
           // The findings list lets a later `audit --since RUN` tell new, resolved and persisting orphans.
-          summary: { summary: document.summary, resources: document.resources, leases: document.leases, findings, findingsTruncated: document.findingsTruncated },
+          summary: { summary: document.summary, resources: document.resources, leases: document.leases, findings, findingsTruncated: document.findingsTruncated, ...(job ? { job } : {}) },
           sourceCounts: sources.counts,
           error: problems.length === 0 ? null : problems.join('; '),
         },

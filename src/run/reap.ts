@@ -22,7 +22,7 @@ import path from 'node:path';
 import { sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import { breakerReasons, capViolation, type PlanItem } from '../engine/reap-plan.js';
-import { lockName, type Shard } from '../engine/shard.js';
+import { jobShard, lockName, type Shard } from '../engine/shard.js';
 import { BackendError, InterruptedError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Finding } from '../engine/types.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
@@ -69,6 +69,8 @@ export interface ReapOptions {
   onFinding?: (finding: Finding) => void;
   /** Reap only this shard's part of each type, under the shard's own lock (engine/shard.ts, docs/scale-out.md). */
   shard?: Shard | null;
+  /** The job this run is a shard of (--job), recorded with the run and in the report. */
+  job?: string | null;
 }
 
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
@@ -80,6 +82,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     failpoint: fail,
   });
   const { store } = context;
+  const job = jobShard(options.job, options.shard);
   const locks: string[] = [];
   let runId = '';
   let spoolDir: string | null = null;
@@ -151,6 +154,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         reaper: reaperVersion(),
         runId: run.runId,
         execute: options.execute,
+        ...(job ? { job } : {}),
         plan: planFile,
         summary: summarize(resources.map((r) => r.telemetry).filter((t): t is ResourceTelemetry => t !== null)),
         resources,
@@ -164,7 +168,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         result: report,
         end: {
           status: errors.length > 0 ? 'failed' : 'ok',
-          summary: { summary: report.summary, resources: resources.map((r) => r.telemetry).filter(Boolean), outcomes: report.outcomes },
+          summary: { summary: report.summary, resources: resources.map((r) => r.telemetry).filter(Boolean), outcomes: report.outcomes, ...(job ? { job } : {}) },
           sourceCounts: tripped.length > 0 ? null : sources.counts,
           error: errors.length > 0 ? errors.join('; ') : null,
         },

@@ -6,13 +6,18 @@
  * (their order is not byte order).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { CliIO } from '../../src/cli/io.js';
+import { writeOutputs } from '../../src/cli/outputs.js';
 import type { Finding } from '../../src/engine/types.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import type { Manifest } from '../../src/manifest/types.js';
 import { runAudit } from '../../src/run/audit.js';
+import { runsTable } from '../../src/report/table.js';
 import { runReap } from '../../src/run/reap.js';
 import { openStateStore } from '../../src/state/open.js';
 import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
@@ -249,5 +254,43 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     const fromEnv = run(['--resource', 'uploads'], { JOB_COMPLETION_INDEX: '1', REAPER_SHARDS: '4' });
     expect(fromEnv.code, fromEnv.stderr).toBe(0);
     expect(JSON.parse(fromEnv.stdout).resources[0].scanned).toBe(10);
+  });
+
+  it('records the job and shard with the run, and pushes each shard to its own Pushgateway group', async () => {
+    const world = await buildWorld();
+    const store = await SqliteStateStore.open(path.join(world.dir, 'state.db'));
+    cleanups.push(() => store.close());
+    const manifest = parseManifest(world.manifestText(`sqlite:${path.join(world.dir, 'state.db')}`), { file: 'shard.yaml', baseDir: world.dir });
+    const pushes: { url: string; body: string }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        pushes.push({ url: req.url ?? '', body });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const gateway = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const io = { signal: undefined } as unknown as CliIO;
+    for (const index of [0, 1]) {
+      const doc = await runAudit(manifest, { store, shard: { index, count: 4 }, job: 'nightly-1' });
+      expect(doc.job).toEqual({ id: 'nightly-1', shard: `${index}/4` });
+      await writeOutputs(io, { pushgateway: gateway, pushgatewayJob: 'reaper' }, { doc, gates: [], durationSeconds: doc.durationSeconds });
+    }
+    expect(pushes.map((p) => p.url)).toEqual(['/metrics/job/reaper/shard/0', '/metrics/job/reaper/shard/1']);
+    expect(pushes[1]!.body).toContain('reaper_shard_info{job_id="nightly-1",shard="1",shards="4"} 1');
+    // Store-wide figures come from shard 0 alone; per-type figures from every shard.
+    expect(pushes[0]!.body).toContain('reaper_leases{');
+    expect(pushes[1]!.body).not.toContain('reaper_leases{');
+    expect(pushes[1]!.body).toContain('reaper_resources{resource="uploads"');
+
+    const runs = await store.listRuns({ limit: 2 });
+    expect(runs.map((r) => (r.summary as { job?: unknown }).job)).toEqual([
+      { id: 'nightly-1', shard: '1/4' },
+      { id: 'nightly-1', shard: '0/4' },
+    ]);
+    expect(runsTable(runs)).toMatch(/job[\s\S]*nightly-1 shard 1\/4/);
   });
 });

@@ -10,7 +10,7 @@ import { auditProblems, runAudit } from '../../run/audit.js';
 import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags, ShardFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
-import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFormat, selectedResources, shardOption, terminalWidth } from '../options.js';
+import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
 import { reportFiles, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
@@ -57,6 +57,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
       filter: findingFilter(options),
       maxFindings,
       shard,
+      job: jobOption(io, options),
       onFinding: async (f) => {
         const out = findingOutput(f);
         tally?.add(out);

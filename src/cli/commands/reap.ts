@@ -7,7 +7,7 @@ import type { ReapReport } from '../../report/reap-report.js';
 import { runReap } from '../../run/reap.js';
 import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags, ShardFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
-import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, selectedResources, shardOption, terminalWidth } from '../options.js';
+import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
 import { reportFiles, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
@@ -50,6 +50,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
       resources,
       filter: findingFilter(options),
       shard,
+      job: jobOption(io, options),
       planOut: options.planOut === undefined ? undefined : path.resolve(io.cwd, options.planOut),
       planIn: options.plan === undefined ? undefined : path.resolve(io.cwd, options.plan),
       allowLivenessDrop: options.allowLivenessDrop === true,
