@@ -27,6 +27,11 @@ export interface ScanPage {
    * `unknown`). A scan that cannot go on at all throws instead.
    */
   unreadable?: { id: string; why: string }[];
+  /**
+   * The records are as of this moment (epoch ms), not read now: an S3 Inventory report. A reap
+   * judges due tombstones by reading each resource again, never from such a page.
+   */
+  snapshotAtMs?: number;
 }
 
 /** What the reap engine asks a backend to delete: the identity captured at mark time. */

@@ -111,6 +111,16 @@ const s3Location = z.strictObject({
   bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
   prefix: z.string().max(1_024).default(''),
   allowEmptyPrefix: z.boolean().optional().meta({ description: 'Allow a scope that is a whole bucket.' }),
+  inventory: z
+    .strictObject({
+      bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name').optional(),
+      prefix: z.string().min(1).max(1_024),
+    })
+    .optional()
+    .meta({
+      description:
+        'Read the newest S3 Inventory report (CSV) under bucket/prefix (the folder of one inventory configuration, holding <time>/manifest.json) instead of listing: objects written since the report are not seen, and a reap re-reads each due tombstone (docs/scale-out.md).',
+    }),
   requireVersioning: z
     .boolean()
     .optional()

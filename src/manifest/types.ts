@@ -43,6 +43,8 @@ export interface S3Location {
   prefix: string;
   /** How deletes are sent (see the schema); absent means `auto`. */
   deleteMode?: 'auto' | 'batch-if-match' | 'per-object-if-match';
+  /** Read the newest S3 Inventory report under bucket/prefix instead of listing (docs/scale-out.md); absent to list. */
+  inventory?: { bucket: string; prefix: string };
   /** Reap only while the bucket's versioning is enabled; absent otherwise. */
   requireVersioning?: boolean;
 }

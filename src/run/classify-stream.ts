@@ -18,6 +18,8 @@ export interface ClassifiedPage {
   errors: string[];
   /** Entries the backend could not read (ScanPage.unreadable). */
   unreadable?: { id: string; why: string }[];
+  /** The records are a snapshot of this moment (ScanPage.snapshotAtMs). */
+  snapshotAtMs?: number;
 }
 
 /** Answer owner and ref questions for a batch of records. */
@@ -48,6 +50,13 @@ export async function* classifyResource(
   for await (const page of backend.scan({ cursor: options.cursor, pageSize: spec.batchSize, signal: options.signal, ...(options.part ? { part: options.part } : {}) })) {
     const { answers, errors } = await judgeRecords(page.records, spec, liveness, options.signal);
     const findings = page.records.map((record) => classify(record, spec, answers, nowMs));
-    yield { records: page.records, findings, cursor: page.cursor, errors, ...(page.unreadable ? { unreadable: page.unreadable } : {}) };
+    yield {
+      records: page.records,
+      findings,
+      cursor: page.cursor,
+      errors,
+      ...(page.unreadable ? { unreadable: page.unreadable } : {}),
+      ...(page.snapshotAtMs !== undefined ? { snapshotAtMs: page.snapshotAtMs } : {}),
+    };
   }
 }

@@ -60,6 +60,7 @@ import {
 } from './s3-client.js';
 import { assertedDeleteMode, deleteS3Objects, probeDeleteMode, type S3DeleteMode, type S3DeleteSetting } from './s3-delete.js';
 import { LIST_LIMIT, listCurrent, listedRecord, LONE_SURROGATE, readByListing, type ListedObject } from './s3-listing.js';
+import { latestReport, reportObjects, type InventoryLocation } from './s3-inventory.js';
 import { markTagged, unmarkTagged } from './s3-mark.js';
 
 /** `read` lists instead of sending one HeadObject per id from this many ids on. */
@@ -89,6 +90,7 @@ export class S3Backend implements Backend {
   private readonly readListingPageSize: number;
   private deleteModeProbe: Promise<S3DeleteMode> | undefined;
   private readonly requireVersioning: boolean;
+  private readonly inventory: InventoryLocation | null;
 
   private constructor(spec: S3ResourceSpec, target: S3Target, options: S3BackendOptions) {
     this.target = target;
@@ -96,6 +98,7 @@ export class S3Backend implements Backend {
     this.scope = target.scope;
     this.deleteSetting = spec.location.deleteMode ?? 'auto';
     this.requireVersioning = spec.location.requireVersioning === true;
+    this.inventory = spec.location.inventory ?? null;
     this.needsMetadata =
       spec.owners.some((o) => o.extractor.from === 'metadata') || spec.protect.some((p) => p.kind === 'metadata');
     this.needsTags = spec.owners.some((o) => o.extractor.from === 'tag') || spec.protect.some((p) => p.kind === 'tag');
@@ -175,6 +178,10 @@ export class S3Backend implements Backend {
       yield { records: [], cursor: null };
       return;
     }
+    if (this.inventory) {
+      yield* this.scanInventory(this.inventory, pageSize, part, signal);
+      return;
+    }
     const through = part.kind === 'range' ? part.through : null;
     let start = options.cursor ?? null;
     if (part.kind === 'range' && part.after !== null && (start === null || compareUtf8(start, part.after) < 0)) start = part.after;
@@ -199,6 +206,28 @@ export class S3Backend implements Backend {
       }
     }
     yield withUnreadable({ records: buffer, cursor: null });
+  }
+
+  /**
+   * A scan of the newest inventory report: its objects in the report's order, those of the
+   * shard's range only, as a snapshot. Every shard reads the whole report (its size, not a
+   * LIST per 1,000 objects). No cursor: a scan of a report is read again from its start.
+   */
+  private async *scanInventory(location: InventoryLocation, pageSize: number, part: ShardPart, signal?: AbortSignal): AsyncIterable<ScanPage> {
+    const report = await latestReport(this.target, location, signal);
+    const snapshotAtMs = report.createdAtMs;
+    let buffer: ResourceRecord[] = [];
+    let position = 0;
+    for await (const objects of reportObjects(this.target, location, report, signal)) {
+      buffer.push(...(await this.describe(objects.filter((o) => partHoldsBytes(part, o.key)), signal)));
+      while (buffer.length >= pageSize) {
+        const records = buffer.slice(0, pageSize);
+        buffer = buffer.slice(pageSize);
+        position += records.length;
+        yield { ...withUnreadable({ records, cursor: `inventory:${position}` }), snapshotAtMs };
+      }
+    }
+    yield { ...withUnreadable({ records: buffer, cursor: null }), snapshotAtMs };
   }
 
   /** The rest of a scan from what is buffered: full pages, then the last one. */

@@ -125,7 +125,11 @@ async function planResource(
     }
     const active = page.records.length ? await context.store.activeTombstones(spec.name, page.records.map((r) => r.id)) : new Map<string, Tombstone>();
     const due = [...active.values()].filter((t) => t.state === 'marked' && t.markedAt <= nowMs - spec.graceMs);
-    if (due.length > 0) {
+    if (due.length > 0 && page.snapshotAtMs !== undefined) {
+      // A snapshot (an inventory report) may be stale: the resources are read again to be judged.
+      await write(await verifyTombstones(context, spec, backend, due, options.signal));
+      for (const t of due) judged.add(t.tombstoneId);
+    } else if (due.length > 0) {
       const records = new Map(page.records.map((r) => [r.id, r]));
       const findings = new Map(page.findings.map((f) => [f.id, f]));
       await write(await judgeTombstones(context, spec, due, records, findings));
