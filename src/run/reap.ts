@@ -22,7 +22,7 @@ import path from 'node:path';
 import { sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import { breakerReasons, capViolation, type PlanItem } from '../engine/reap-plan.js';
-import { jobShard, lockName, type Shard } from '../engine/shard.js';
+import { jobShard, lockName, shardLabel, type Shard } from '../engine/shard.js';
 import { BackendError, InterruptedError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Finding } from '../engine/types.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
@@ -110,6 +110,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         const plan = await openPlan(options.planIn, manifest.digest);
         header = plan.header;
         checkPlanFilters(options.planIn, header, options);
+        checkPlanShard(options.planIn, header, options);
         items = plan.items;
         for (const r of header.resources) {
           const tally = tallies.get(r.name);
@@ -219,6 +220,13 @@ async function pendingTombstones(store: StateStore, spec: ResourceSpec): Promise
 function checkPlanFilters(file: string, header: PlanHeader, options: ReapOptions): void {
   if (options.filter === undefined || sameFilter(options.filter, header.filters)) return;
   throw new UsageError(`the plan ${file} was made with filters ${JSON.stringify(header.filters ?? {})}, not ${JSON.stringify(options.filter)}; apply it without filter flags, or plan again`);
+}
+
+/** A saved plan is applied by the shard that made it, under that shard's lock (docs/scale-out.md). */
+function checkPlanShard(file: string, header: PlanHeader, options: ReapOptions): void {
+  const shard = options.shard && options.shard.count > 1 ? shardLabel(options.shard) : undefined;
+  if (header.shard === shard) return;
+  throw new UsageError(`the plan ${file} was made ${header.shard ? `by shard ${header.shard}` : 'unsharded'}; apply it ${header.shard ? `with --shard ${header.shard}` : 'without --shard'}`);
 }
 
 const lockTtl = (options: ReapOptions) => options.lockTtlMs ?? 120_000;

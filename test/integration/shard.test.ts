@@ -226,6 +226,13 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     const other = await runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 2, count: 4 } });
     expect(other.errors).toEqual([]);
     expect(other.outcomes.marked).toBeGreaterThan(0);
+    // A saved plan is applied by the shard that made it.
+    const planOut = path.join(world.dir, 'shard-3.plan');
+    await runReap(manifest, { execute: false, resources: ['blobs'], shard: { index: 3, count: 4 }, planOut });
+    await expect(runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 2, count: 4 }, planIn: planOut })).rejects.toThrow(/made by shard 3\/4; apply it with --shard 3\/4/);
+    await expect(runReap(manifest, { execute: true, resources: ['blobs'], planIn: planOut })).rejects.toThrow(/made by shard 3\/4/);
+    const applied = await runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 3, count: 4 }, planIn: planOut });
+    expect(applied.outcomes.marked).toBeGreaterThan(0);
   });
 
   it('exits 2 naming the key on bad --shard, half a Kubernetes pair, or split points the key column orders otherwise, touching nothing', async () => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Backend } from '../../backends/types.js';
 import { matchesFilter, type FindingFilter } from '../../engine/filters.js';
 import { markCandidates } from '../../engine/reap-plan.js';
-import { shardPart, type Shard } from '../../engine/shard.js';
+import { shardLabel, shardPart, type Shard } from '../../engine/shard.js';
 import type { Finding } from '../../engine/types.js';
 import { redact } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
@@ -62,6 +62,7 @@ export async function writePlan(
     manifestDigest: target.manifestDigest,
     resources: [...tallies.values()].map(({ report: r }) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift })),
     ...(options.filter ? { filters: options.filter } : {}),
+    ...(options.shard && options.shard.count > 1 ? { shard: shardLabel(options.shard) } : {}),
   };
   await writer.close(header);
   return header;
