@@ -13,6 +13,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CliIO } from '../../src/cli/io.js';
 import { writeOutputs } from '../../src/cli/outputs.js';
+import { fnv1a } from '../../src/engine/shard.js';
 import type { Finding } from '../../src/engine/types.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import type { Manifest } from '../../src/manifest/types.js';
@@ -299,5 +300,57 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
       { id: 'nightly-1', shard: '0/4' },
     ]);
     expect(runsTable(runs)).toMatch(/job[\s\S]*nightly-1 shard 1\/4/);
+  });
+
+  it('a shard killed mid-sweep holds up only itself, and its rerun converges', async () => {
+    const dir = testTempDir('reaper-shard-kill-');
+    for (const top of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'live']) {
+      for (const leaf of ['1', '2', '3']) {
+        mkdirSync(path.join(dir, 'scratch', top), { recursive: true });
+        writeFileSync(path.join(dir, 'scratch', top, leaf), 'x');
+      }
+    }
+    const stateUrl = await freshPgDatabase(cleanups);
+    const file = path.join(dir, 'reaper.yaml');
+    writeFileSync(
+      file,
+      `version: 1
+state: "${stateUrl}"
+defaults: { minAge: 0s, grace: 1s, maxDeleteFraction: 1, batchSize: 2 }
+owners:
+  - static: [live]
+resources:
+  - name: scratch
+    fs: { path: ./scratch }
+    owner: { pathPattern: "^(?<owner>[^/]+)/" }
+`,
+    );
+    const observer = await openStateStore(stateUrl);
+    cleanups.push(() => observer.close());
+    const reap = (shard: string, env: Record<string, string> = {}) => reaper(['reap', '-c', file, '--execute', '--lock-ttl', '2s', '--output', 'json', '--shard', shard], { cwd: dir, env });
+    const present = (top: string) => ['1', '2', '3'].filter((leaf) => existsSync(path.join(dir, 'scratch', top, leaf))).length;
+    const tops = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+    const ofShard1 = tops.filter((top) => fnv1a(top) % 4 === 1);
+    expect(ofShard1.length, 'the fixture gives shard 1 some entries').toBeGreaterThan(0);
+
+    expect(reap('1/4').code).toBe(0); // marks shard 1's orphans
+    await waitStoreTime(observer, 1_100);
+    const killed = reap('1/4', { REAPER_FAILPOINT: 'after-journal' });
+    expect(killed.code, 'killed by its failpoint').toBeNull();
+    expect((await observer.pendingIntents('scratch')).length).toBeGreaterThan(0);
+
+    // Shard 0 is not held up by the dead shard's lock.
+    const other = reap('0/4');
+    expect(other.code, other.stderr).toBe(0);
+    // Once the dead run's lock has run out, shard 1's rerun resolves the journal and finishes.
+    await waitStoreTime(observer, 2_100);
+    const rerun = reap('1/4');
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(await observer.pendingIntents('scratch')).toEqual([]);
+    for (const top of ofShard1) expect(present(top), top).toBe(0);
+    expect(present('live')).toBe(3);
+    // Shards 2 and 3 never ran: their entries are untouched and unmarked.
+    const untouched = tops.filter((top) => fnv1a(top) % 4 >= 2);
+    for (const top of untouched) expect(present(top), top).toBe(3);
   });
 });
