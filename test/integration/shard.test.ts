@@ -151,6 +151,16 @@ resources:
   return { dir, pgUrl, myUrl, bucket, client, manifestText };
 }
 
+/** The world with a fresh PostgreSQL state store, a manifest for reaping it (grace 1s, caps open) and a store to look at. */
+async function reapWorld(): Promise<{ world: World; manifest: Manifest; observer: StateStore }> {
+  const world = await buildWorld();
+  const stateUrl = await freshPgDatabase(cleanups);
+  const manifest = parseManifest(world.manifestText(stateUrl, ', grace: 1s, maxDeleteFraction: 1, maxDeletesPerRun: 1000'), { file: 'shard.yaml', baseDir: world.dir });
+  const observer = await openStateStore(stateUrl);
+  cleanups.push(() => observer.close());
+  return { world, manifest, observer };
+}
+
 describe.skipIf(!all)('sharded audits on the real servers', () => {
   it('4 shards find exactly what the unsharded audit finds, split points and boundary keys included', async () => {
     const world = await buildWorld();
@@ -179,11 +189,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
   });
 
   it('4 concurrent shards on a PostgreSQL state store mark and delete each orphan exactly once, and settle only their own gone resources', async () => {
-    const world = await buildWorld();
-    const stateUrl = await freshPgDatabase(cleanups);
-    const manifest = parseManifest(world.manifestText(stateUrl, ', grace: 1s, maxDeleteFraction: 1, maxDeletesPerRun: 1000'), { file: 'shard.yaml', baseDir: world.dir });
-    const observer = await openStateStore(stateUrl);
-    cleanups.push(() => observer.close());
+    const { world, manifest, observer } = await reapWorld();
     const types = ['uploads', 'jobs', 'blobs', 'scratch'];
     const orphans = (await audit(manifest, observer, null)).ids.filter((id) => types.some((t) => id.startsWith(`${t}/`)));
     const reapAll = async () => {
@@ -216,11 +222,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
   });
 
   it('refuses a second run of the same shard, not the other shards', async () => {
-    const world = await buildWorld();
-    const stateUrl = await freshPgDatabase(cleanups);
-    const manifest = parseManifest(world.manifestText(stateUrl, ', grace: 1s, maxDeleteFraction: 1, maxDeletesPerRun: 1000'), { file: 'shard.yaml', baseDir: world.dir });
-    const observer = await openStateStore(stateUrl);
-    cleanups.push(() => observer.close());
+    const { world, manifest, observer } = await reapWorld();
     // Another run holds shard 1/4 of blobs.
     expect(await observer.acquireLock('blobs@1/4', 'another-run', 60_000)).toBe(true);
     await expect(runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 1, count: 4 } })).rejects.toThrow(/holds the lock on blobs@1\/4/);
