@@ -104,6 +104,18 @@ export function jobShard(job: string | null | undefined, shard: Shard | null | u
   return { id: job ?? null, shard: shard ? shardLabel(shard) : null };
 }
 
+/**
+ * The caps one shard checks its plan against, so that they hold for the whole job without the
+ * shards talking to each other (docs/scale-out.md): each shard may condemn at most
+ * ⌊maxDeletesPerRun / N⌋, so the N shards together stay within maxDeletesPerRun; and a fraction
+ * each shard keeps of its own scan is kept by their sum too. Stricter than a job-wide claim
+ * (a shard cannot use what the others leave), never looser.
+ */
+export function shardCaps<S extends Pick<ResourceSpec, 'maxDeletesPerRun' | 'maxDeleteFraction'>>(spec: S, shard: Shard | null): S {
+  if (shard === null || shard.count === 1) return spec;
+  return { ...spec, maxDeletesPerRun: Math.floor(spec.maxDeletesPerRun / shard.count) };
+}
+
 /** The part in words, for reports and messages. */
 export function describePart(part: ShardPart): string {
   switch (part.kind) {

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import { breakerReasons, capViolation, type PlanItem } from '../engine/reap-plan.js';
-import { jobShard, lockName, shardLabel, type Shard } from '../engine/shard.js';
+import { jobShard, lockName, shardCaps, shardLabel, type Shard } from '../engine/shard.js';
 import { BackendError, InterruptedError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Finding } from '../engine/types.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
@@ -130,7 +130,9 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       const violations = live
         .map((spec) => {
           const r = tallies.get(spec.name)!.report;
-          return capViolation(spec, { resource: spec.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep });
+          const violation = capViolation(shardCaps(spec, options.shard ?? null), { resource: spec.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep });
+          const shards = options.shard?.count ?? 1;
+          return violation !== null && shards > 1 ? `${violation} (this shard's share: maxDeletesPerRun ${spec.maxDeletesPerRun} over ${shards} shards)` : violation;
         })
         .filter((v): v is string => v !== null);
       if (violations.length > 0) throw new SafetyError(`caps exceeded; nothing was marked or deleted.\n  ${violations.join('\n  ')}`);

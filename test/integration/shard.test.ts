@@ -304,6 +304,34 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     expect(runsTable(runs)).toMatch(/job[\s\S]*nightly-1 shard 1\/4/);
   });
 
+  it('holds maxDeletesPerRun for the whole job: each shard plans within its share', async () => {
+    const dir = testTempDir('reaper-shard-cap-');
+    for (let i = 0; i < 40; i++) {
+      mkdirSync(path.join(dir, 'scratch', `o${i}`), { recursive: true });
+      writeFileSync(path.join(dir, 'scratch', `o${i}`, 'f'), 'x');
+    }
+    const manifest = parseManifest(
+      `version: 1
+state: sqlite:${path.join(dir, 'state.db')}
+defaults: { minAge: 0s, maxDeleteFraction: 1, maxDeletesPerRun: 12 }
+owners:
+  - static: [live]
+resources:
+  - name: scratch
+    fs: { path: ./scratch }
+    owner: { pathPattern: "^(?<owner>[^/]+)/" }
+`,
+      { file: 'cap.yaml', baseDir: dir },
+    );
+    // 40 orphans over 4 shards, about 10 each: each over its share of 12 / 4 = 3, though under 12.
+    for (const index of [0, 1, 2, 3]) {
+      await expect(runReap(manifest, { execute: true, shard: { index, count: 4 } })).rejects.toThrow(/exceeds maxDeletesPerRun 3 \(this shard's share: maxDeletesPerRun 12 over 4 shards\)/);
+    }
+    const store = await SqliteStateStore.open(path.join(dir, 'state.db'));
+    cleanups.push(() => store.close());
+    expect(await store.countTombstones('scratch')).toMatchObject({ marked: 0 });
+  });
+
   it('a shard killed mid-sweep holds up only itself, and its rerun converges', async () => {
     const dir = testTempDir('reaper-shard-kill-');
     for (const top of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'live']) {

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareUtf8, fnv1a, lockName, parseShard, partHoldsBytes, shardPart, type ShardPart } from '../../src/engine/shard.js';
+import { compareUtf8, fnv1a, lockName, parseShard, partHoldsBytes, shardCaps, shardPart, type ShardPart } from '../../src/engine/shard.js';
 import { ManifestError, UsageError } from '../../src/errors.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import type { ResourceSpec } from '../../src/manifest/types.js';
@@ -77,6 +77,14 @@ describe('shardPart', () => {
       expect(owners).toHaveLength(1);
       expect(partHoldsBytes(owners[0]!, `${top}/x/y`)).toBe(true);
     }
+  });
+
+  it('gives each shard its share of maxDeletesPerRun, so that N shards together stay within it', () => {
+    const spec = { maxDeletesPerRun: 10, maxDeleteFraction: 0.5 };
+    expect(shardCaps(spec, null)).toBe(spec);
+    expect(shardCaps(spec, { index: 0, count: 1 })).toBe(spec);
+    expect(shardCaps(spec, { index: 2, count: 4 })).toEqual({ maxDeletesPerRun: 2, maxDeleteFraction: 0.5 });
+    for (let count = 1; count <= 12; count++) expect(shardCaps(spec, { index: 0, count }).maxDeletesPerRun * count).toBeLessThanOrEqual(10);
   });
 
   it('names one lock per shard, and the type itself unsharded', () => {
