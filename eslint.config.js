@@ -20,6 +20,7 @@ const LAYERS = [
   ['util'],
   ['manifest'],
   ['engine'],
+  ['sql'],
   ['backends', 'state'],
   ['liveness', 'lease', 'version.ts'],
   ['report'],

@@ -61,7 +61,10 @@ run node -e '
   if (!s || !(s.orphaned > 0)) { console.error("no orphans in the demo:", JSON.stringify(r).slice(0, 500)); process.exit(1); }
 ' "$work/demo.json" || fail "the demo found no orphans"
 run reaper audit -c "$volume/demo/reaper.yaml" --output json --metrics-file "$volume/metrics/reaper.prom" >"$work/audit.json" || fail "reaper audit failed"
-grep -q '"kind": "audit"' "$work/audit.json" || fail "the audit printed no audit document"
+run node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  if (r.kind !== "audit" || !(r.summary?.scanned > 0)) { console.error(JSON.stringify(r).slice(0, 500)); process.exit(1); }
+' "$work/audit.json" || fail "the audit printed no audit document"
 grep -q '^reaper_resources{' "$volume/metrics/reaper.prom" || fail "no metrics in $volume/metrics/reaper.prom"
 [[ -f $volume/demo/.reaper/state.db ]] || fail "the embedded SQLite state store was not written"
 run reaper reap -c "$volume/demo/reaper.yaml" --output json --plan-out "$volume/plan.ndjson" >/dev/null || fail "reaper reap (dry run) failed"

@@ -61,11 +61,16 @@ export class SafetyError extends ReaperError {
  * for a holder (`deadline`), no renewal was confirmed in time, so by the holder's own
  * clock the store may already let it expire.
  */
+/** Why a lease can no longer be renewed, as the store sees it (one definition: stores, client and HTTP API use it). */
+export const LEASE_LOSS_REASONS = ['expired', 'released', 'not-found', 'not-holder'] as const;
+export type LeaseLossReason = (typeof LEASE_LOSS_REASONS)[number];
+
 export class LeaseLostError extends ReaperError {
   readonly exitCode = ExitCode.runtime;
   constructor(
     readonly leaseId: string,
-    readonly why: 'expired' | 'released' | 'not-found' | 'not-holder' | 'deadline',
+    /** `deadline`: the holder's own clock gave up before a renewal was confirmed. */
+    readonly why: LeaseLossReason | 'deadline',
   ) {
     super(
       `lease ${leaseId} ${why === 'not-holder' ? 'is held by another holder' : why === 'deadline' ? 'was not renewed in time (its deadline passed without a confirmed renewal)' : `is ${why}`}`,

@@ -9,7 +9,7 @@
  * an unreachable daemon or a 5xx throws `BackendError`; a request the daemon rejected as
  * malformed throws `UsageError`.
  */
-import { BackendError, LeaseLostError, redact, UsageError } from '../errors.js';
+import { BackendError, LEASE_LOSS_REASONS, LeaseLostError, redact, UsageError } from '../errors.js';
 import { acquiredFromJson, LEASE_TOKEN_HEADER, leaseFromJson, type ErrorJson } from '../lease/wire.js';
 import type { AcquiredLease, Lease } from '../state/types.js';
 
@@ -30,8 +30,6 @@ export interface LeaseHandle {
   token: string;
 }
 
-type LostWhy = LeaseLostError['why'];
-const LOST: readonly LostWhy[] = ['expired', 'released', 'not-found', 'not-holder'];
 
 export class HttpLeaseClient {
   private readonly base: string;
@@ -143,7 +141,7 @@ export class HttpLeaseClient {
     const body = (json ?? {}) as Partial<ErrorJson>;
     const message = redact(typeof body.error === 'string' ? body.error : `HTTP ${status}`);
     if (leaseId !== null) {
-      const lost = body.lost !== undefined && LOST.includes(body.lost) ? body.lost : undefined;
+      const lost = LEASE_LOSS_REASONS.find((why) => why === body.lost);
       if (status === 409) return new LeaseLostError(leaseId, lost ?? 'expired');
       if (status === 404) return new LeaseLostError(leaseId, 'not-found');
       if (status === 403) return new LeaseLostError(leaseId, 'not-holder');

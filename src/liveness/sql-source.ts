@@ -18,7 +18,7 @@ import type { Pool as MysqlPool } from 'mysql2/promise';
 import type { Connections } from '../backends/connections.js';
 import { mysqlPool, mysqlQuery } from '../backends/mysql/mysql-pool.js';
 import { pgQuery, postgresPool } from '../backends/postgres/pg-pool.js';
-import { MAX_IDS_PER_STATEMENT, chunks, padList, placeholders, quoteIdentifier } from '../backends/sql/sql-text.js';
+import { MAX_IDS_PER_STATEMENT, chunk, padList, placeholders, quoteIdentifier } from '../sql/text.js';
 import { BackendError } from '../errors.js';
 import type { LivenessSource } from './types.js';
 
@@ -56,7 +56,7 @@ export class SqlSource implements LivenessSource {
   async lookup(keys: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
     const wanted = new Set(keys);
     const live = new Set<string>();
-    for (const batch of chunks([...wanted], this.queries.batchSize)) {
+    for (const batch of chunk([...wanted], this.queries.batchSize)) {
       signal?.throwIfAborted();
       for (const key of await this.queries.lookup(batch)) {
         if (!wanted.has(key)) {

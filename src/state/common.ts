@@ -1,6 +1,6 @@
 /** Pieces every state-store dialect shares: ids, tokens, ttl bounds, row decoding. */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { BackendError, redact } from '../errors.js';
+import { BackendError } from '../errors.js';
 import { formatDuration } from '../manifest/duration.js';
 import type { JournalEntry, JournalOutcome, Lease, LeaseBounds, RunRecord, Tombstone, TombstoneState } from './types.js';
 
@@ -38,14 +38,6 @@ export function checkedTtl(ttlMs: number, bounds: LeaseBounds): number {
   return Math.round(ttlMs);
 }
 
-/** Why a renewal found nothing to update, from the lease row (or its absence). */
-export function lostReason(row: { released_at: unknown; holder: string } | undefined, holder: string | undefined): 'expired' | 'released' | 'not-found' | 'not-holder' {
-  if (!row) return 'not-found';
-  if (holder !== undefined && row.holder !== holder) return 'not-holder';
-  if (row.released_at !== null && row.released_at !== undefined) return 'released';
-  return 'expired';
-}
-
 /** acquireLeases takes each key once: two leases on one key in one call are a caller's bug. */
 export function assertDistinctKeys(keys: readonly string[]): void {
   const seen = new Set<string>();
@@ -53,12 +45,6 @@ export function assertDistinctKeys(keys: readonly string[]): void {
     if (seen.has(key)) throw new RangeError(`acquireLeases: the key ${JSON.stringify(key)} is given twice`);
     seen.add(key);
   }
-}
-
-export function chunk<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 /** Row decoders take times already converted to ms by the dialect. */
@@ -195,65 +181,3 @@ export function textRow(r: Row): Row {
 
 export const utf8 = (s: string): Buffer => Buffer.from(s, 'utf8');
 export const utf8OrNull = (s: string | null | undefined): Buffer | null => (s === null || s === undefined ? null : Buffer.from(s, 'utf8'));
-
-export interface ServerAddress {
-  /** "PostgreSQL" or "MySQL", as a person would name the server. */
-  server: string;
-  host: string;
-  port: number;
-}
-
-/** Where a database URL points, for hints (never includes credentials). */
-export function serverAddress(url: string, server: string, defaultPort: number): ServerAddress {
-  try {
-    const u = new URL(url);
-    return { server, host: decodeURIComponent(u.hostname) || 'localhost', port: u.port ? Number(u.port) : defaultPort };
-  } catch {
-    return { server, host: 'localhost', port: defaultPort };
-  }
-}
-
-/** What to do about a driver error that is about reaching or entering the server, if it is one. */
-export function connectionHint(error: unknown, at: ServerAddress): string | null {
-  const e = error as { code?: unknown; errno?: unknown };
-  const code = typeof e?.code === 'string' ? e.code : '';
-  switch (code) {
-    case 'ECONNREFUSED':
-      return `is ${at.server} running at ${at.host}:${at.port}?`;
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `check the host name "${at.host}" in the state store URL`;
-    case 'ETIMEDOUT':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return `is ${at.host}:${at.port} reachable from here (network, firewall)?`;
-    case 'ECONNRESET':
-    case 'EPIPE':
-    case 'PROTOCOL_CONNECTION_LOST':
-      return `the connection to ${at.server} at ${at.host}:${at.port} was lost; is the server up?`;
-    // PostgreSQL: invalid_password, invalid_authorization_specification; MySQL: access denied.
-    case '28P01':
-    case '28000':
-    case 'ER_ACCESS_DENIED_ERROR':
-    case 'ER_DBACCESS_DENIED_ERROR':
-      return 'check the user name and password in the state store URL';
-    // PostgreSQL: invalid_catalog_name; MySQL: unknown database.
-    case '3D000':
-    case 'ER_BAD_DB_ERROR':
-      return 'create the database named in the state store URL first; reaper creates its tables, not the database';
-    default:
-      return /timeout/i.test(String((error as Error)?.message)) ? `is ${at.server} at ${at.host}:${at.port} reachable and answering?` : null;
-  }
-}
-
-/**
- * A driver error as a BackendError: says which store, drops any password from the
- * message, and adds a hint when the error is about reaching the server.
- */
-export function storeError(error: unknown, description: string, at: ServerAddress, doing: string): BackendError {
-  const message = redact(error instanceof Error ? error.message : String(error));
-  const hint = connectionHint(error, at);
-  return new BackendError(`state store ${description}: ${doing} failed: ${message || String((error as { code?: unknown })?.code ?? 'unknown error')}${hint ? ` (${hint})` : ''}`, {
-    cause: error,
-  });
-}

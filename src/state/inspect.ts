@@ -7,7 +7,8 @@
  */
 import { existsSync } from 'node:fs';
 import { BackendError, redact } from '../errors.js';
-import { schemaTooNew, serverAddress, storeError } from './common.js';
+import { schemaTooNew } from './common.js';
+import { serverAddress, storeError } from '../sql/errors.js';
 
 export interface StateStoreInspection {
   /**

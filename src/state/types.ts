@@ -3,6 +3,7 @@
  * checkpoints and locks. One contract, three dialects (sqlite, postgres, mysql).
  * Every time it records or compares is the store's own clock, never the caller's.
  */
+import type { LeaseLossReason } from '../errors.js';
 
 export type StoreDialect = 'sqlite' | 'postgres' | 'mysql';
 
@@ -45,7 +46,7 @@ export interface RenewOutcome {
   leaseId: string;
   lease?: Lease;
   /** Why the renewal failed; absent on success. */
-  lost?: 'expired' | 'released' | 'not-found' | 'not-holder';
+  lost?: LeaseLossReason;
 }
 
 export interface LeaseStore {
@@ -75,7 +76,7 @@ export interface LeaseStore {
    * Delete leases that ended more than `olderThanMs` ago, and renewal statistics older
    * than that; returns how many leases. A lease renewed (or acquired) at or after the
    * earliest mark of a tombstone still marked or deleting is kept whatever its age: the
-   * sweep asks whether an owner was renewed since the mark (SAFETY 1, 2), and pruning
+   * sweep asks whether an owner was renewed since the mark (docs/safety.md §1, §2), and pruning
    * must not erase the answer.
    */
   pruneLeases(olderThanMs: number): Promise<number>;

@@ -18,7 +18,7 @@ import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/d
 import { BackendError } from '../../src/errors.js';
 import { openStateStore } from '../../src/state/open.js';
 import { LogCapture } from './support/log-capture.js';
-import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
+import { freshMysqlDatabase, freshPgDatabase, describeWhere, itWhere, runCleanups, serviceAvailable } from './support/services.js';
 import type { StateStore } from '../../src/state/types.js';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -167,7 +167,8 @@ for (const factory of storeFactories) {
      * batched renewal and re-acquisition (and the LeaseKeeper's batch test).
      */
     const primary = factory === storeFactories[0];
-    const itOnce = it.runIf(primary);
+    const itOnce = itWhere(primary);
+    const describeOnce = describeWhere(primary);
     let dir: string;
     let store: StateStore;
     const storeCleanups: (() => Promise<void>)[] = [];
@@ -213,7 +214,7 @@ for (const factory of storeFactories) {
       await expectNoLeaks(before);
     });
 
-    describe('authentication (§16)', () => {
+    describeOnce('authentication (§16)', () => {
       itOnce('answers 401 without a token, with a wrong one, and to a malformed Authorization header', async () => {
         const daemon = await start();
         for (const token of [null, OTHER_TOKEN, TOKEN.slice(0, -1), `${TOKEN}x`]) {
@@ -476,7 +477,7 @@ for (const factory of storeFactories) {
       });
     });
 
-    describe('readiness', () => {
+    describeOnce('readiness', () => {
       itOnce('/readyz is 200 once the store answered and the leases are held; 503 while they cannot be', async () => {
         const ok = await start({ leases: ['svc:ready'], ttlMs: 60_000 });
         const ready = await api(ok, 'GET', '/readyz', { token: null });
@@ -516,7 +517,7 @@ for (const factory of storeFactories) {
       });
     });
 
-    describe('metrics', () => {
+    describeOnce('metrics', () => {
       itOnce('/metrics is Prometheus text with the daemon and process metrics, labels bounded', async () => {
         const daemon = await start({ leases: ['svc:m1', 'svc:m2'], ttlMs: 60_000 });
         const { json } = await api(daemon, 'POST', '/v1/leases', { body: { key: 'svc:x', ttl: '60s' } });
@@ -723,7 +724,7 @@ for (const factory of storeFactories) {
       });
     });
 
-    describe('secrets (§17)', () => {
+    describeOnce('secrets (§17)', () => {
       itOnce('the API token and lease tokens never appear in the log, even in a logged error', async () => {
         const leaky = new Proxy(store, {
           get(target, prop, receiver) {
@@ -751,7 +752,7 @@ for (const factory of storeFactories) {
       });
     });
 
-    describe('TLS', () => {
+    describeOnce('TLS', () => {
 
       function selfSigned(name: string): { cert: string; key: string } {
         const certFile = path.join(dir, `${name}.crt`);
@@ -774,7 +775,7 @@ for (const factory of storeFactories) {
         });
       }
 
-      it.runIf(primary && hasOpenssl)('serves HTTPS, and with requireClientCert only to clients holding a certificate from the CA', async () => {
+      it.skipIf(!hasOpenssl)('serves HTTPS, and with requireClientCert only to clients holding a certificate from the CA', async () => {
         const server = selfSigned('127.0.0.1');
         const client = selfSigned('client');
         const daemon = await start({ tls: { ...server } });
@@ -788,7 +789,7 @@ for (const factory of storeFactories) {
       });
     });
 
-    describe('reaper daemon (command)', () => {
+    describeOnce('reaper daemon (command)', () => {
       const io = (signal: AbortSignal, stdout: LogCapture, env: Record<string, string> = {}): CliIO => ({
         stdout,
         stderr: stdout,
@@ -849,7 +850,7 @@ for (const factory of storeFactories) {
         expect(out.text).not.toContain(TOKEN);
       });
 
-      it.skipIf(!cliHasDaemon || !primary)('the built `reaper daemon` answers on its port and exits 0 soon after SIGTERM', async () => {
+      it.skipIf(!cliHasDaemon)('the built `reaper daemon` answers on its port and exits 0 soon after SIGTERM', async () => {
         const tokenFile = path.join(dir, 'token');
         writeFileSync(tokenFile, TOKEN, { mode: 0o600 });
         const state = `sqlite:${path.join(dir, 'spawned.db')}`;

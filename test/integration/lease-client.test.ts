@@ -16,7 +16,7 @@ import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { BackendError, LeaseLostError, UsageError } from '../../src/errors.js';
 import * as library from '../../src/index.js';
 import { openStateStore } from '../../src/state/open.js';
-import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
+import { freshMysqlDatabase, freshPgDatabase, describeWhere, itWhere, runCleanups, serviceAvailable } from './support/services.js';
 import type { AcquiredLease, StateStore } from '../../src/state/types.js';
 
 const TOKEN = 'lease-client-test-token-0123456789';
@@ -88,7 +88,8 @@ for (const factory of storeFactories) {
   describe.skipIf(!factory.available())(`lease clients over ${factory.name}`, () => {
     /** What does not depend on the store (the HTTP layer, option checks) runs once, over the first store. */
     const primary = factory === storeFactories[0];
-    const itOnce = it.runIf(primary);
+    const itOnce = itWhere(primary);
+    const describeOnce = describeWhere(primary);
     let dir: string;
     let store: StateStore;
     const storeCleanups: (() => Promise<void>)[] = [];
@@ -242,7 +243,7 @@ for (const factory of storeFactories) {
       expect(() => new LeaseKeeper({ leases: store, ttlMs: 0 })).toThrow(UsageError);
     });
 
-    describe('HttpLeaseClient', () => {
+    describeOnce('HttpLeaseClient', () => {
       itOnce('acquires, gets, lists, renews and releases through the daemon', async () => {
         const daemon = await daemonFor(store);
         const client = new HttpLeaseClient({ url: `${daemon.url}/`, token: TOKEN });

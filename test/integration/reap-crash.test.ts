@@ -37,7 +37,7 @@ import {
   type SceneState,
 } from './support/reap-fixture.js';
 import { reaper, report, start } from './support/reap-cli.js';
-import { runCleanups } from './support/services.js';
+import { describeWhere, itWhere, runCleanups } from './support/services.js';
 
 // Much of a crash test is waiting (for a grace, a lock's ttl, a child process): let a few more run side by
 // side than the project's default of 5. Not many more: every CLI spawn is half a second of CPU on 2 cores.
@@ -208,7 +208,7 @@ describe('reap crash safety', { concurrent: true }, () => {
       // A run killed with -9 cannot record its end; its heartbeat (kept like its locks, every --lock-ttl / 3)
       // stops, and the first run after --lock-ttl records it abandoned. (Files only: the rule is the store's,
       // and this pair runs on each store.)
-      describe.runIf(kind.kind === 'fs')('runs killed with -9', () => {
+      describeWhere(kind.kind === 'fs')('runs killed with -9', () => {
         // guard: abandonStaleRuns in every store's startRun.
         it('are recorded abandoned by the next run once their heartbeat lapsed, and `reaper runs` shows it', ({ expect: local }) =>
           withScene(kind, dialect, {}, 3, async (s) => {
@@ -261,7 +261,7 @@ describe('reap crash safety', { concurrent: true }, () => {
         // The SIGTERM tests are about the process, whatever its store: on a server store only with
         // REAPER_TEST_FULL=1. The lock test runs on every store (freezing a run is the store's business).
         const sweeping = (name: string, body: (sc: Scene, local: typeof expect) => Promise<void>, everyStore = false) =>
-          it.runIf(everyStore || dialect === 'sqlite' || fullMatrix)(name, ({ expect: local }) =>
+          itWhere(everyStore || dialect === 'sqlite' || fullMatrix)(name, ({ expect: local }) =>
             withScene(kind, dialect, { batchSize: 4 }, orphans, async (sc) => {
               local(await markAndWait(sc)).toBe(orphans);
               await body(sc, local);
@@ -336,7 +336,7 @@ describe('reap crash safety', { concurrent: true }, () => {
       // about half a second of CPU on this 2-core machine; the failpoint and signal tests above need them more.
       // (On the SQLite store only by default: the rails refuse before the store is written to, bar the lock,
       // which the library suite's §13 test holds on every store.)
-      describe.runIf(kind.kind === 'fs' && (dialect === 'sqlite' || fullMatrix)).concurrent('safety rails exit 4 through the CLI and touch nothing', () => {
+      describeWhere(kind.kind === 'fs' && (dialect === 'sqlite' || fullMatrix)).concurrent('safety rails exit 4 through the CLI and touch nothing', () => {
         const rail = (name: string, body: (s: Scene, local: typeof expect) => Promise<void>, policy: Policy = {}) =>
           it(name, ({ expect: local }) => withScene(kind, dialect, policy, 7, (s) => body(s, local)));
 

@@ -23,7 +23,7 @@
  *   read until the commit. Marks work the same way and read the new fingerprints back
  *   before committing. The fragments appear only in the SELECTs that read (sql-backend.ts).
  *
- * `IN (…)` lists are padded to a few fixed lengths (sql-text.ts) so a handful of prepared
+ * `IN (…)` lists are padded to a few fixed lengths (src/sql/text.ts) so a handful of prepared
  * statements serve every chunk.
  */
 import type { Pool, PoolConnection } from 'mysql2/promise';
@@ -48,7 +48,7 @@ import {
   type SqlResourceSpec,
   type SqlRow,
 } from '../sql/sql-backend.js';
-import { padList, placeholders, quoteIdentifier, quoteQualified, splitTableName } from '../sql/sql-text.js';
+import { padList, placeholders, quoteIdentifier, quoteQualified, splitTableName } from '../../sql/text.js';
 import { mysqlPool, mysqlQuery, mysqlTransaction, type MysqlRunner, type MysqlValue } from './mysql-pool.js';
 
 interface MysqlColumn {

@@ -5,58 +5,18 @@
  *
  * Statements run as server-side prepared statements (`execute`), so values are bound by
  * the server, never spliced into the text. Results come back as text where precision
- * matters (BIGINT, DECIMAL, dates). The connection URL is read here rather than handed
- * to the driver, so that only known options apply (a URL cannot switch on
- * multipleStatements, for one).
+ * matters (BIGINT, DECIMAL, dates). The connection URL is read by src/sql/mysql-url.ts
+ * rather than handed to the driver, so that only known options apply (a URL cannot switch
+ * on multipleStatements, for one).
  */
-import type { FieldPacket, Pool, PoolConnection, PoolOptions } from 'mysql2/promise';
-import { BackendError, redact } from '../../errors.js';
+import type { FieldPacket, Pool, PoolConnection } from 'mysql2/promise';
+import { BackendError } from '../../errors.js';
 import type { Connections } from '../connections.js';
-import { sqlError } from '../sql/sql-errors.js';
+import { sqlError } from '../../sql/errors.js';
+import { mysqlUrlOptions } from '../../sql/mysql-url.js';
 
 const DEFAULT_POOL_SIZE = 4;
 const CONNECT_TIMEOUT_MS = 10_000;
-/** URL query parameters passed on to the driver. */
-const URL_OPTIONS = new Set(['ssl', 'charset']);
-
-/** Settings from a `mysql://user:password@host:port/database?ssl=…` URL. */
-export function mysqlUrlOptions(url: string, name: string): PoolOptions {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new BackendError(`connection "${name}": not a valid URL: ${redact(url)}`);
-  }
-  if (parsed.protocol !== 'mysql:') throw new BackendError(`connection "${name}": expected a mysql:// URL, got ${redact(url)}`);
-  const options: PoolOptions = {
-    host: decodeURIComponent(parsed.hostname.replace(/^\[(.*)\]$/, '$1')) || 'localhost',
-    port: parsed.port ? Number(parsed.port) : 3306,
-    user: decodeURIComponent(parsed.username),
-    password: decodeURIComponent(parsed.password),
-  };
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
-  if (database !== '') options.database = database;
-  for (const [key, value] of parsed.searchParams) {
-    if (!URL_OPTIONS.has(key)) {
-      throw new BackendError(`connection "${name}": unsupported URL parameter "${key}" (supported: ${[...URL_OPTIONS].join(', ')})`);
-    }
-    if (key === 'charset') options.charset = value;
-    else options.ssl = parseSsl(value);
-  }
-  return options;
-}
-
-function parseSsl(value: string): PoolOptions['ssl'] {
-  if (value === 'true') return {};
-  try {
-    const parsed: unknown = JSON.parse(value);
-    if (typeof parsed === 'object' && parsed !== null) return parsed as PoolOptions['ssl'];
-  } catch {
-    // a named profile, e.g. "Amazon RDS"
-  }
-  return value;
-}
-
 /** The callback-style connection the pool's `connection` event hands out. */
 interface RawConnection {
   query(sql: string, values: unknown[], callback: (error: unknown) => void): void;
@@ -67,7 +27,7 @@ export function mysqlPool(connections: Connections, name: string): Promise<Pool>
     name,
     async (spec) => {
       if (spec.kind !== 'mysql') throw new BackendError(`connection "${name}" is ${spec.kind}, not mysql`);
-      const options = mysqlUrlOptions(spec.url, name);
+      const options = mysqlUrlOptions(spec.url, `connection "${name}"`);
       const mysql = await import('mysql2/promise');
       const pool = mysql.createPool({
         ...options,

@@ -7,7 +7,7 @@
 import type { FieldDef, Pool, PoolClient, QueryConfig, QueryResultRow } from 'pg';
 import { BackendError } from '../../errors.js';
 import type { Connections } from '../connections.js';
-import { sqlError } from '../sql/sql-errors.js';
+import { sqlError } from '../../sql/errors.js';
 
 const DEFAULT_POOL_SIZE = 4;
 const CONNECT_TIMEOUT_MS = 10_000;

@@ -44,7 +44,7 @@ import {
   type SqlResourceSpec,
   type SqlRow,
 } from '../sql/sql-backend.js';
-import { quoteIdentifier, quoteQualified, splitTableName } from '../sql/sql-text.js';
+import { quoteIdentifier, quoteQualified, splitTableName } from '../../sql/text.js';
 import { pgQuery, pgTransaction, postgresPool, type PgRunner } from './pg-pool.js';
 
 interface PgColumn {

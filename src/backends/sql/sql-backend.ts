@@ -30,7 +30,7 @@ import type { ShardPart } from '../../engine/shard.js';
 import { BackendError, UsageError } from '../../errors.js';
 import type { ResourceSpec, SqlLocation } from '../../manifest/types.js';
 import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
-import { MAX_IDS_PER_STATEMENT, chunks, splitTableName } from './sql-text.js';
+import { MAX_IDS_PER_STATEMENT, chunk, splitTableName } from '../../sql/text.js';
 
 export type SqlResourceSpec = ResourceSpec & { location: SqlLocation };
 
@@ -183,7 +183,7 @@ export function rowToRecord(row: SqlRow, owners: readonly string[], protects: re
 
 /**
  * The part of a SQL backend that does not depend on the dialect. Subclasses provide the
- * statements; this class pages, chunks, checks arguments and turns statement results
+ * statements; this class pages, chunk, checks arguments and turns statement results
  * into one outcome per item.
  */
 export abstract class SqlBackend implements Backend {
@@ -317,7 +317,7 @@ export abstract class SqlBackend implements Backend {
   async read(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, ResourceRecord>> {
     const wanted = new Set(ids);
     const out = new Map<string, ResourceRecord>();
-    for (const part of chunks([...wanted], MAX_IDS_PER_STATEMENT)) {
+    for (const part of chunk([...wanted], MAX_IDS_PER_STATEMENT)) {
       signal?.throwIfAborted();
       for (const row of await this.selectIds(part)) {
         const record = this.toRecord(row);
@@ -329,7 +329,7 @@ export abstract class SqlBackend implements Backend {
   }
 
   /**
-   * One result per item, in order. Items are sent in chunks of distinct ids (a repeated
+   * One result per item, in order. Items are sent in chunk of distinct ids (a repeated
    * id goes in a later round, where it reads as absent or changed). After a chunk fails,
    * or the signal aborts, the remaining items are reported `failed` without being sent.
    */
@@ -338,7 +338,7 @@ export abstract class SqlBackend implements Backend {
     const results = new Array<DeleteResult>(items.length);
     let stop: string | null = null;
     for (const round of distinctRounds(items)) {
-      for (const part of chunks(round, MAX_IDS_PER_STATEMENT)) {
+      for (const part of chunk(round, MAX_IDS_PER_STATEMENT)) {
         if (stop === null && signal?.aborted) stop = 'not attempted: the run was interrupted';
         if (stop !== null) {
           for (const i of part) results[i] = { id: items[i]!.id, outcome: 'failed', error: stop };
@@ -370,7 +370,7 @@ export abstract class SqlBackend implements Backend {
     const out = new Map<string, string>();
     const seen = new Set<string>();
     const distinct = items.filter((item) => !seen.has(item.id) && seen.add(item.id));
-    for (const part of chunks(distinct, MAX_IDS_PER_STATEMENT)) {
+    for (const part of chunk(distinct, MAX_IDS_PER_STATEMENT)) {
       signal?.throwIfAborted();
       for (const [id, fingerprint] of await this.markChunk(part, runId)) out.set(id, fingerprint);
     }
@@ -384,7 +384,7 @@ export abstract class SqlBackend implements Backend {
    */
   private async unmarkItems(items: readonly DeleteItem[], signal?: AbortSignal): Promise<void> {
     const ids = [...new Set(items.map((item) => item.id))];
-    for (const part of chunks(ids, MAX_IDS_PER_STATEMENT)) {
+    for (const part of chunk(ids, MAX_IDS_PER_STATEMENT)) {
       signal?.throwIfAborted();
       await this.unmarkChunk(part);
     }

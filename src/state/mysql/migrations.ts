@@ -22,10 +22,9 @@
  *   S3 keys and long paths inside InnoDB's 3072-byte index limit; queries compare the
  *   id itself as well.
  */
-/** A statement, or one skipped when `unless` returns a row (DDL that MySQL cannot write re-runnably). */
-export type MysqlMigrationStatement = string | { sql: string; unless: string };
+import type { Migration } from '../core.js';
 
-export const MYSQL_MIGRATIONS: readonly { version: number; statements: readonly MysqlMigrationStatement[] }[] = [
+export const MYSQL_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     statements: [

@@ -15,10 +15,13 @@
  *   SQLite's BINARY collation.
  * - JSON documents are `json` (kept as written; `jsonb` would reject "\u0000").
  */
-export const POSTGRES_MIGRATIONS: readonly { version: number; sql: string }[] = [
+import type { Migration } from '../core.js';
+
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
-    sql: `
+    statements: [
+      `
 CREATE TABLE leases (
   lease_id    text COLLATE "C" PRIMARY KEY,
   key         bytea NOT NULL,
@@ -135,6 +138,7 @@ CREATE INDEX journal_resource ON journal (resource, journal_id);
 CREATE INDEX journal_pending ON journal (resource, journal_id) WHERE outcome = 'intent';
 CREATE INDEX journal_tombstone ON journal (tombstone_id);
 `,
+    ],
   },
   {
     version: 2,
@@ -152,12 +156,14 @@ CREATE INDEX journal_tombstone ON journal (tombstone_id);
     //   sequential read of a few hundred megabytes on a scrape or a prune, against
     //   index churn on every heartbeat of every lease.
     // fillfactor applies to pages written from now on; existing pages fill up as before.
-    sql: `
+    statements: [
+      `
 DROP INDEX IF EXISTS leases_key_expires;
 DROP INDEX IF EXISTS leases_expires;
 CREATE INDEX IF NOT EXISTS leases_key ON leases (key);
 ALTER TABLE leases SET (fillfactor = 70);
 `,
+    ],
   },
   {
     version: 3,
@@ -165,9 +171,11 @@ ALTER TABLE leases SET (fillfactor = 70);
     // (heartbeat_at, and alive_until = heartbeat + ttl), and a later run records a running run
     // past its alive_until as abandoned. Runs written before this migration have no heartbeat
     // (NULL) and count as lapsed. The index finds the running runs.
-    sql: `
+    statements: [
+      `
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS heartbeat_at bigint, ADD COLUMN IF NOT EXISTS alive_until bigint;
 CREATE INDEX IF NOT EXISTS runs_running ON runs (status, alive_until);
 `,
+    ],
   },
 ];

@@ -2,10 +2,13 @@
  * SQLite schema, as numbered migrations held in TypeScript (tsc copies no .sql files).
  * Times are integer milliseconds since the epoch from the store's clock.
  */
-export const SQLITE_MIGRATIONS: readonly { version: number; sql: string }[] = [
+import type { Migration } from '../core.js';
+
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
-    sql: `
+    statements: [
+      `
 CREATE TABLE leases (
   lease_id    TEXT PRIMARY KEY,
   key         TEXT NOT NULL,
@@ -100,6 +103,7 @@ CREATE TABLE journal (
 CREATE INDEX journal_run ON journal (run_id);
 CREATE INDEX journal_pending ON journal (resource, outcome);
 `,
+    ],
   },
   {
     version: 2,
@@ -107,11 +111,13 @@ CREATE INDEX journal_pending ON journal (resource, outcome);
     // index entries. Key lookups (liveKeys, keysActiveSince, listLeases by key) probe
     // (key) and check that key's leases; questions over all leases read the table, as
     // leaseStats already did. Same layout as the server stores' migration 2.
-    sql: `
+    statements: [
+      `
 DROP INDEX IF EXISTS leases_key_expires;
 DROP INDEX IF EXISTS leases_expires;
 CREATE INDEX IF NOT EXISTS leases_key ON leases (key);
 `,
+    ],
   },
   {
     version: 3,
@@ -120,10 +126,12 @@ CREATE INDEX IF NOT EXISTS leases_key ON leases (key);
     // past its alive_until as abandoned. Runs written before this migration have no heartbeat
     // (NULL) and count as lapsed. The index finds the running runs. Same layout as the server
     // stores' migration 3.
-    sql: `
+    statements: [
+      `
 ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER;
 ALTER TABLE runs ADD COLUMN alive_until INTEGER;
 CREATE INDEX IF NOT EXISTS runs_running ON runs (status, alive_until);
 `,
+    ],
   },
 ];

@@ -1,5 +1,5 @@
 /**
- * Building blocks for the statements the SQL adapters write: identifier quoting (the one
+ * Building blocks for the statements the SQL backends and the state stores write: identifier quoting (the one
  * place names enter SQL text), chunking of id lists, and the fixed list sizes MySQL
  * statements are padded to so that a few prepared statements serve every chunk.
  */
@@ -29,7 +29,8 @@ export function splitTableName(name: string): { schema: string | null; table: st
   return dot < 0 ? { schema: null, table: name } : { schema: name.slice(0, dot), table: name.slice(dot + 1) };
 }
 
-export function chunks<T>(items: readonly T[], size: number): T[][] {
+/** Split a list into runs of at most `size` (default: the longest id list in one statement). */
+export function chunk<T>(items: readonly T[], size: number = MAX_IDS_PER_STATEMENT): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
@@ -58,4 +59,10 @@ export function padList<T>(values: readonly T[]): T[] {
 /** `n` copies of a placeholder expression, comma-separated (`CAST(? AS SIGNED), …`). */
 export function placeholders(expression: string, n: number): string {
   return Array.from({ length: n }, () => expression).join(', ');
+}
+
+/** An `IN (…)` list for these values, padded (see `padList`): the placeholders and the values to bind. */
+export function inList<T>(values: readonly T[]): { marks: string; values: T[] } {
+  const padded = padList(values);
+  return { marks: placeholders('?', padded.length), values: padded };
 }

@@ -1,0 +1,521 @@
+/**
+ * One implementation of the `StateStore` contract over a narrow per-database driver.
+ *
+ * The core holds the rules every dialect shares: argument checks, empty-input answers,
+ * single-item calls over the batch calls, default limits, filters, the notes written on
+ * outcomes, and the migrator. The driver runs statements and keeps, as raw SQL of its
+ * own dialect, the operations whose atomicity depends on the database (acquiring and
+ * renewing leases, taking a lock, writing tombstones and the write-ahead journal).
+ * Shared statements use `?` for each parameter and `{now}` for the store's clock, read
+ * once per statement (docs/safety.md §15: every judgement of time is the store's).
+ */
+import { LeaseLostError, type LeaseLossReason } from '../errors.js';
+import {
+  abandonedRecord,
+  assertDistinctKeys,
+  checkedTtl,
+  newRunId,
+  schemaTooNew,
+  statsBucket,
+  tombstoneStateFor,
+  toJournal,
+  toLease,
+  toRun,
+  toStaleRun,
+  toTombstone,
+  tokenMatches,
+  type Row,
+} from './common.js';
+import { chunk, inList } from '../sql/text.js';
+import {
+  DEFAULT_LEASE_BOUNDS,
+  DEFAULT_RUN_TTL_MS,
+  type AcquiredLease,
+  type JournalEntry,
+  type JournalOutcome,
+  type Lease,
+  type LeaseBounds,
+  type LeaseStats,
+  type NewTombstone,
+  type RenewOutcome,
+  type RunKind,
+  type RunRecord,
+  type RunStatus,
+  type StateStore,
+  type StoreDialect,
+  type Tombstone,
+  type TombstoneState,
+} from './types.js';
+
+/**
+ * A statement parameter and what it holds, so each driver can bind it its own way:
+ * `int` a whole number, `id` a string from scanned data (keys, resource ids, owners,
+ * cursors: bytes on the server dialects), `name` a string reaper makes (ids, types,
+ * states), `free` free text (notes, errors), `json` a document, `bool` a flag.
+ */
+export interface Param {
+  k: 'int' | 'id' | 'name' | 'free' | 'json' | 'bool';
+  v: unknown;
+}
+export const int = (v: number): Param => ({ k: 'int', v });
+export const id = (v: string | null): Param => ({ k: 'id', v });
+export const name = (v: string | null): Param => ({ k: 'name', v });
+export const free = (v: string | null | undefined): Param => ({ k: 'free', v: v ?? null });
+export const json = (v: unknown): Param => ({ k: 'json', v: v === undefined || v === null ? null : JSON.stringify(v) });
+export const bool = (v: boolean): Param => ({ k: 'bool', v });
+
+export type Query = (sql: string, params?: readonly Param[]) => Promise<{ rows: Row[]; count: number }>;
+
+/** A schema step: SQL (a driver may run several statements at once), or one skipped when `unless` returns a row. */
+export type MigrationStatement = string | { sql: string; unless: string };
+export interface Migration {
+  version: number;
+  statements: readonly MigrationStatement[];
+}
+
+/** Renewal results as the driver found them: what was renewed, and how each other lease stands. */
+export interface RenewFindings {
+  renewed: Map<string, Lease>;
+  prior: Map<string, { released_at: unknown; holder: string }>;
+}
+
+/** A finished delete, with the tombstone state and note that follow from its outcome. */
+export interface FinishedDelete {
+  journalId: number;
+  outcome: Exclude<JournalOutcome, 'intent'>;
+  error: string | null;
+  state: TombstoneState;
+  note: string | null;
+  restoreHandle: string | null;
+}
+
+/** What each database provides: statements, quoting, and its atomic operations. */
+export interface StoreDriver {
+  readonly dialect: StoreDialect;
+  readonly description: string;
+  readonly migrations: readonly Migration[];
+  /** Column lists to select, per table (`*`, or with the casts the dialect needs). */
+  readonly columns: { leases: string; runs: string; tombstones: string; journal: string };
+  query: Query;
+  /** Quote an identifier that is a keyword in some dialect (`key`, `cursor`, `execute`). */
+  quote(identifier: string): string;
+  /** The tail of an INSERT that updates `set` when a row with the same `conflict` columns exists. */
+  upsert(conflict: readonly string[], set: readonly string[]): string;
+  /** The condition that finds a tombstone by resource id, with its parameters (server dialects probe a hash first). */
+  resourceIdIs(resourceId: string): { sql: string; params: Param[] };
+  /** Run `fn` holding the dialect's migration lock, on one connection; `exec` runs DDL without parameters. */
+  migrationLock<T>(fn: (q: Query, exec: (sql: string) => Promise<void>) => Promise<T>): Promise<T>;
+  now(): Promise<number>;
+  close(options?: { timeoutMs?: number }): Promise<void>;
+  acquireLeases(keys: readonly string[], holder: string, ttlMs: number): Promise<AcquiredLease[]>;
+  /** Renew what is still live and count the renewal outcomes for `leaseStats`, in one statement or transaction. */
+  renewLeases(ids: readonly string[], ttlMs: number | null, holder: string | null): Promise<RenewFindings>;
+  acquireLock(resource: string, runId: string, ttlMs: number): Promise<boolean>;
+  insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number>;
+  activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Tombstone[]>;
+  beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]>;
+  finishDeletes(runId: string, results: readonly FinishedDelete[]): Promise<void>;
+}
+
+/** Why a renewal found nothing to update, from the lease row (or its absence). */
+export function lostReason(row: { released_at: unknown; holder: string } | undefined, holder: string | undefined): LeaseLossReason {
+  if (!row) return 'not-found';
+  if (holder !== undefined && row.holder !== holder) return 'not-holder';
+  if (row.released_at !== null && row.released_at !== undefined) return 'released';
+  return 'expired';
+}
+
+/** LIMIT as a literal: a checked non-negative integer (prepared LIMIT placeholders are not portable across MySQL and MariaDB). */
+export function limitOf(limit: number | undefined, fallback: number): number {
+  const n = limit ?? fallback;
+  if (!Number.isFinite(n) || n < 0) throw new RangeError(`a limit must be a non-negative number, got ${n}`);
+  return Math.floor(n);
+}
+
+/** `WHERE a AND b` from the conditions given, or nothing. */
+const where = (conditions: readonly string[]): string => (conditions.length ? `WHERE ${conditions.join(' AND ')}` : '');
+const count = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+const CHANGED_NOTE = 'resource changed since it was marked';
+const LIVE = `released_at IS NULL AND expires_at > {now}`;
+const LAPSED = `status = 'running' AND (alive_until IS NULL OR alive_until <= {now})`;
+
+/** Apply pending migrations under the driver's lock; refuse a schema newer than this build. */
+export async function migrate(driver: StoreDriver): Promise<void> {
+  const latest = driver.migrations[driver.migrations.length - 1]!.version;
+  await driver.migrationLock(async (q, exec) => {
+    await exec('CREATE TABLE IF NOT EXISTS reaper_migrations (version INTEGER NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)');
+    const [row] = (await q('SELECT MAX(version) AS v FROM reaper_migrations')).rows;
+    const current = count(row?.v);
+    if (current > latest) throw schemaTooNew(driver.description, current, latest);
+    for (const migration of driver.migrations) {
+      if (migration.version <= current) continue;
+      for (const statement of migration.statements) {
+        if (typeof statement !== 'string' && (await q(statement.unless)).rows.length > 0) continue;
+        await exec(typeof statement === 'string' ? statement : statement.sql);
+      }
+      await q('INSERT INTO reaper_migrations (version, applied_at) VALUES (?, {now})', [int(migration.version)]);
+    }
+  });
+}
+
+/** A store, migrated; closed again when migrating fails. */
+export async function migrated<S extends StateStore>(store: S): Promise<S> {
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
+}
+
+export class StoreCore implements StateStore {
+  readonly dialect: StoreDialect;
+  readonly description: string;
+  private readonly q: Query;
+  private readonly cols: StoreDriver['columns'];
+  private readonly key: string;
+
+  constructor(
+    private readonly d: StoreDriver,
+    private readonly bounds: LeaseBounds = DEFAULT_LEASE_BOUNDS,
+  ) {
+    this.dialect = d.dialect;
+    this.description = d.description;
+    this.q = d.query.bind(d);
+    this.cols = d.columns;
+    this.key = d.quote('key');
+  }
+
+  migrate(): Promise<void> {
+    return migrate(this.d);
+  }
+
+  now(): Promise<number> {
+    return this.d.now();
+  }
+
+  close(options?: { timeoutMs?: number }): Promise<void> {
+    return this.d.close(options);
+  }
+
+  private async all(sql: string, params: readonly Param[] = []): Promise<Row[]> {
+    return (await this.q(sql, params)).rows;
+  }
+
+  private async one(sql: string, params: readonly Param[] = []): Promise<Row | undefined> {
+    return (await this.q(sql, params)).rows[0];
+  }
+
+  private async changed(sql: string, params: readonly Param[] = []): Promise<number> {
+    return (await this.q(sql, params)).count;
+  }
+
+  // ------------------------------------------------------------ leases
+
+  async acquireLease(input: { key: string; holder: string; ttlMs: number }): Promise<AcquiredLease> {
+    const [lease] = await this.acquireLeases([input.key], input);
+    return lease!;
+  }
+
+  async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
+    const ttlMs = checkedTtl(options.ttlMs, this.bounds);
+    assertDistinctKeys(keys);
+    return keys.length === 0 ? [] : this.d.acquireLeases(keys, options.holder, ttlMs);
+  }
+
+  async renewLease(leaseId: string, options: { ttlMs?: number; holder?: string } = {}): Promise<Lease> {
+    const [outcome] = await this.renewLeases([leaseId], options);
+    if (!outcome!.lease) throw new LeaseLostError(leaseId, outcome!.lost!);
+    return outcome!.lease;
+  }
+
+  async renewLeases(leaseIds: readonly string[], options: { ttlMs?: number; holder?: string } = {}): Promise<RenewOutcome[]> {
+    const ttl = options.ttlMs === undefined ? null : checkedTtl(options.ttlMs, this.bounds);
+    if (leaseIds.length === 0) return [];
+    const found = await this.d.renewLeases(leaseIds, ttl, options.holder ?? null);
+    return leaseIds.map((leaseId): RenewOutcome => {
+      const lease = found.renewed.get(leaseId);
+      return lease ? { leaseId, lease } : { leaseId, lost: lostReason(found.prior.get(leaseId), options.holder) };
+    });
+  }
+
+  async releaseLease(leaseId: string, options: { holder?: string } = {}): Promise<void> {
+    const row = await this.one('SELECT holder FROM leases WHERE lease_id = ?', [name(leaseId)]);
+    if (!row) throw new LeaseLostError(leaseId, 'not-found');
+    if (options.holder !== undefined && row.holder !== options.holder) throw new LeaseLostError(leaseId, 'not-holder');
+    // The holder is checked again in the UPDATE, so a release never ends someone else's lease.
+    await this.q(
+      `UPDATE leases SET released_at = {now}, expires_at = CASE WHEN expires_at < {now} THEN expires_at ELSE {now} END
+        WHERE lease_id = ? AND released_at IS NULL AND holder = ?`,
+      [name(leaseId), name(String(row.holder))],
+    );
+  }
+
+  async getLease(leaseId: string): Promise<Lease | null> {
+    const row = await this.one(`SELECT ${this.cols.leases} FROM leases WHERE lease_id = ?`, [name(leaseId)]);
+    return row ? toLease(row) : null;
+  }
+
+  async verifyLeaseToken(leaseId: string, token: string): Promise<boolean> {
+    const row = await this.one('SELECT token_hash FROM leases WHERE lease_id = ?', [name(leaseId)]);
+    return row ? tokenMatches(token, String(row.token_hash)) : false;
+  }
+
+  async listLeases(filter: { key?: string; includeInactive?: boolean; limit?: number } = {}): Promise<Lease[]> {
+    const conditions = [...(filter.key === undefined ? [] : [`${this.key} = ?`]), ...(filter.includeInactive ? [] : [LIVE])];
+    const rows = await this.all(
+      `SELECT ${this.cols.leases} FROM leases ${where(conditions)} ORDER BY ${this.key}, acquired_at, generation LIMIT ${limitOf(filter.limit, 1_000)}`,
+      filter.key === undefined ? [] : [id(filter.key)],
+    );
+    return rows.map(toLease);
+  }
+
+  /** The distinct keys among `keys` that a lease matching `condition` holds, one padded IN list per chunk. */
+  private async keysWhere(keys: readonly string[], condition: string, params: readonly Param[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const part of chunk([...new Set(keys)])) {
+      const list = inList(part);
+      const rows = await this.all(`SELECT DISTINCT ${this.key} AS k FROM leases WHERE ${this.key} IN (${list.marks}) AND ${condition}`, [...list.values.map(id), ...params]);
+      for (const r of rows) out.add(String(r.k));
+    }
+    return out;
+  }
+
+  liveKeys(keys: readonly string[]): Promise<Set<string>> {
+    return this.keysWhere(keys, LIVE, []);
+  }
+
+  keysActiveSince(keys: readonly string[], sinceMs: number): Promise<Set<string>> {
+    const since = int(Math.ceil(sinceMs));
+    return this.keysWhere(keys, '(renewed_at >= ? OR acquired_at >= ?)', [since, since]);
+  }
+
+  async countLiveKeys(): Promise<number> {
+    return count((await this.one(`SELECT COUNT(DISTINCT ${this.key}) AS n FROM leases WHERE ${LIVE}`))?.n);
+  }
+
+  async leaseStats(windowMs: number): Promise<LeaseStats> {
+    // One statement, so every {now} is the same instant.
+    const window = int(Math.floor(windowMs));
+    const r = (await this.one(
+      `SELECT (SELECT COUNT(*) FROM leases WHERE ${LIVE}) AS active,
+              (SELECT COUNT(*) FROM leases WHERE released_at IS NULL AND expires_at <= {now}) AS expired,
+              (SELECT COALESCE(SUM(ok), 0) FROM lease_renewal_stats WHERE bucket >= FLOOR(({now} - ?) / 60000)) AS ok,
+              (SELECT COALESCE(SUM(failed), 0) FROM lease_renewal_stats WHERE bucket >= FLOOR(({now} - ?) / 60000)) AS failed`,
+      [window, window],
+    ))!;
+    const ok = count(r.ok);
+    const failed = count(r.failed);
+    return { active: count(r.active), expired: count(r.expired), renewals: ok, renewalFailures: failed, renewalFailureRate: ok + failed === 0 ? 0 : failed / (ok + failed) };
+  }
+
+  async pruneLeases(olderThanMs: number): Promise<number> {
+    const cutoff = (await this.now()) - olderThanMs;
+    await this.q('DELETE FROM lease_renewal_stats WHERE bucket < ?', [int(statsBucket(cutoff))]);
+    // The earliest active mark in its own statement, so the DELETE takes no shared locks on
+    // tombstones; a tombstone marked in between is marked after every lease this prunes had
+    // ended, so it could not have kept any of them (docs/safety.md §1, §2).
+    const mark = await this.one(`SELECT MIN(marked_at) AS m FROM tombstones WHERE state IN ('marked', 'deleting')`);
+    const keepFrom = mark?.m === null || mark?.m === undefined ? Number.MAX_SAFE_INTEGER : Number(mark.m);
+    return this.changed('DELETE FROM leases WHERE COALESCE(released_at, expires_at) < ? AND expires_at < ? AND renewed_at < ?', [int(cutoff), int(cutoff), int(keepFrom)]);
+  }
+
+  // ------------------------------------------------------------ runs, checkpoints, locks
+
+  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; ttlMs?: number }): Promise<RunRecord> {
+    await this.abandonStaleRuns();
+    const now = await this.now();
+    const runId = newRunId(now);
+    await this.q(
+      `INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, ${this.d.quote('execute')}, heartbeat_at, alive_until) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)`,
+      [name(runId), name(input.kind), int(now), name(input.manifestDigest), bool(input.execute), int(now), int(now + Math.ceil(input.ttlMs ?? DEFAULT_RUN_TTL_MS))],
+    );
+    return (await this.getRun(runId))!;
+  }
+
+  async heartbeatRun(runId: string, ttlMs: number): Promise<boolean> {
+    const sql = `UPDATE runs SET heartbeat_at = {now}, alive_until = {now} + ?, status = 'running', finished_at = NULL, error = NULL
+                  WHERE run_id = ? AND status IN ('running', 'abandoned')`;
+    return (await this.changed(sql, [int(Math.ceil(ttlMs)), name(runId)])) === 1;
+  }
+
+  async abandonStaleRuns(): Promise<number> {
+    let abandoned = 0;
+    for (const run of (await this.all(`SELECT run_id, started_at, heartbeat_at, alive_until FROM runs WHERE ${LAPSED}`)).map(toStaleRun)) {
+      const { finishedAt, error } = abandonedRecord(run);
+      abandoned += await this.changed(`UPDATE runs SET status = 'abandoned', finished_at = ?, error = ? WHERE run_id = ? AND ${LAPSED}`, [int(finishedAt), free(error), name(run.runId)]);
+    }
+    return abandoned;
+  }
+
+  async finishRun(runId: string, input: { status: RunStatus; summary?: unknown; sourceCounts?: Record<string, number> | null; error?: string | null }): Promise<void> {
+    await this.q('UPDATE runs SET status = ?, finished_at = {now}, summary = ?, source_counts = ?, error = ? WHERE run_id = ?', [
+      name(input.status),
+      json(input.summary),
+      json(input.sourceCounts || null),
+      free(input.error),
+      name(runId),
+    ]);
+  }
+
+  async getRun(runId: string): Promise<RunRecord | null> {
+    const row = await this.one(`SELECT ${this.cols.runs} FROM runs WHERE run_id = ?`, [name(runId)]);
+    return row ? toRun(row) : null;
+  }
+
+  async listRuns(filter: { kind?: RunKind; limit?: number } = {}): Promise<RunRecord[]> {
+    const rows = await this.all(
+      `SELECT ${this.cols.runs} FROM runs ${filter.kind ? 'WHERE kind = ?' : ''} ORDER BY started_at DESC, run_id DESC LIMIT ${limitOf(filter.limit, 20)}`,
+      filter.kind ? [name(filter.kind)] : [],
+    );
+    return rows.map(toRun);
+  }
+
+  async lastSourceCounts(kind: RunKind): Promise<Record<string, number> | null> {
+    const row = await this.one(
+      `SELECT ${this.cols.runs} FROM runs WHERE kind = ? AND source_counts IS NOT NULL AND status IN ('ok', 'gate-failed') ORDER BY finished_at DESC LIMIT 1`,
+      [name(kind)],
+    );
+    return row ? toRun(row).sourceCounts : null;
+  }
+
+  async saveCheckpoint(runId: string, resource: string, phase: string, cursor: string | null): Promise<void> {
+    const c = this.d.quote('cursor');
+    await this.q(`INSERT INTO checkpoints (run_id, resource, phase, ${c}, updated_at) VALUES (?, ?, ?, ?, {now}) ${this.d.upsert(['run_id', 'resource', 'phase'], [c, 'updated_at'])}`, [
+      name(runId),
+      name(resource),
+      name(phase),
+      id(cursor),
+    ]);
+  }
+
+  async loadCheckpoint(runId: string, resource: string, phase: string): Promise<string | null | undefined> {
+    const row = await this.one(`SELECT ${this.d.quote('cursor')} AS c FROM checkpoints WHERE run_id = ? AND resource = ? AND phase = ?`, [name(runId), name(resource), name(phase)]);
+    return row === undefined ? undefined : row.c === null ? null : String(row.c);
+  }
+
+  acquireLock(resource: string, runId: string, ttlMs: number): Promise<boolean> {
+    return this.d.acquireLock(resource, runId, Math.ceil(ttlMs));
+  }
+
+  async refreshLock(resource: string, runId: string, ttlMs: number): Promise<boolean> {
+    const keys = [name(resource), name(runId)];
+    if ((await this.changed('UPDATE resource_locks SET expires_at = {now} + ? WHERE resource = ? AND run_id = ?', [int(Math.ceil(ttlMs)), ...keys])) === 1) return true;
+    // A driver that counts changed rows reports 0 when the expiry already had that value: still ours?
+    return (await this.one('SELECT 1 AS held FROM resource_locks WHERE resource = ? AND run_id = ?', keys)) !== undefined;
+  }
+
+  async releaseLock(resource: string, runId: string): Promise<void> {
+    await this.q('DELETE FROM resource_locks WHERE resource = ? AND run_id = ?', [name(resource), name(runId)]);
+  }
+
+  // ------------------------------------------------------------ tombstones and journal
+
+  insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number> {
+    return items.length === 0 ? Promise.resolve(0) : this.d.insertTombstones(runId, items);
+  }
+
+  async dueTombstones(resource: string, graceMs: number, afterId: number, limit: number): Promise<Tombstone[]> {
+    const rows = await this.all(
+      `SELECT ${this.cols.tombstones} FROM tombstones WHERE resource = ? AND state = 'marked' AND tombstone_id > ? AND marked_at <= {now} - ?
+        ORDER BY tombstone_id LIMIT ${limitOf(limit, limit)}`,
+      [name(resource), int(Math.floor(afterId)), int(Math.ceil(graceMs))],
+    );
+    return rows.map(toTombstone);
+  }
+
+  async countDueTombstones(resource: string, graceMs: number): Promise<number> {
+    const row = await this.one(`SELECT COUNT(*) AS n FROM tombstones WHERE resource = ? AND state = 'marked' AND marked_at <= {now} - ?`, [name(resource), int(Math.ceil(graceMs))]);
+    return count(row?.n);
+  }
+
+  async activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Map<string, Tombstone>> {
+    const found = resourceIds.length === 0 ? [] : await this.d.activeTombstones(resource, resourceIds);
+    return new Map(found.map((t) => [t.resourceId, t]));
+  }
+
+  async countTombstones(resource: string): Promise<{ marked: number; deleting: number; oldestMarkedAt: number | null }> {
+    const row = (await this.one(
+      `SELECT SUM(CASE WHEN state = 'marked' THEN 1 ELSE 0 END) AS marked, SUM(CASE WHEN state = 'deleting' THEN 1 ELSE 0 END) AS deleting, MIN(marked_at) AS oldest
+         FROM tombstones WHERE resource = ? AND state IN ('marked', 'deleting')`,
+      [name(resource)],
+    ))!;
+    return { marked: count(row.marked), deleting: count(row.deleting), oldestMarkedAt: row.oldest === null || row.oldest === undefined ? null : Number(row.oldest) };
+  }
+
+  beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]> {
+    return items.length === 0 ? Promise.resolve([]) : this.d.beginDeletes(runId, items);
+  }
+
+  async finishDeletes(
+    runId: string,
+    results: readonly { journalId: number; outcome: Exclude<JournalOutcome, 'intent'>; error?: string | null; restoreHandle?: string | null }[],
+  ): Promise<void> {
+    if (results.length === 0) return;
+    // The last result for a journal id wins, as it would one row at a time.
+    const latest = new Map(results.map((r) => [r.journalId, r]));
+    await this.d.finishDeletes(
+      runId,
+      [...latest.values()].map((r) => ({
+        journalId: r.journalId,
+        outcome: r.outcome,
+        error: r.error ?? null,
+        state: tombstoneStateFor(r.outcome),
+        note: r.error ?? (r.outcome === 'changed' ? CHANGED_NOTE : null),
+        restoreHandle: r.restoreHandle ?? null,
+      })),
+    );
+  }
+
+  async pendingIntents(resource: string): Promise<JournalEntry[]> {
+    return (await this.all(`SELECT ${this.cols.journal} FROM journal WHERE resource = ? AND outcome = 'intent' ORDER BY journal_id`, [name(resource)])).map(toJournal);
+  }
+
+  async liftTombstones(runId: string, tombstoneIds: readonly number[], note: string): Promise<number> {
+    let lifted = 0;
+    for (const part of chunk([...new Set(tombstoneIds)])) {
+      const list = inList(part);
+      lifted += await this.changed(
+        `UPDATE tombstones SET state = 'lifted', note = ?, outcome_run_id = ?, updated_at = {now} WHERE tombstone_id IN (${list.marks}) AND state = 'marked'`,
+        [free(note), name(runId), ...list.values.map(int)],
+      );
+    }
+    return lifted;
+  }
+
+  async findTombstones(filter: { runId?: string; resource?: string; resourceId?: string; states?: readonly TombstoneState[]; limit?: number }): Promise<Tombstone[]> {
+    const conditions: string[] = [];
+    const params: Param[] = [];
+    if (filter.runId !== undefined) {
+      conditions.push('(marked_run_id = ? OR outcome_run_id = ?)');
+      params.push(name(filter.runId), name(filter.runId));
+    }
+    if (filter.resource !== undefined) {
+      conditions.push('resource = ?');
+      params.push(name(filter.resource));
+    }
+    if (filter.resourceId !== undefined) {
+      const match = this.d.resourceIdIs(filter.resourceId);
+      conditions.push(match.sql);
+      params.push(...match.params);
+    }
+    if (filter.states?.length) {
+      conditions.push(`state IN (${filter.states.map(() => '?').join(', ')})`);
+      params.push(...filter.states.map(name));
+    }
+    const rows = await this.all(`SELECT ${this.cols.tombstones} FROM tombstones ${where(conditions)} ORDER BY tombstone_id LIMIT ${limitOf(filter.limit, 10_000)}`, params);
+    return rows.map(toTombstone);
+  }
+
+  async setTombstoneState(tombstoneId: number, state: TombstoneState, note: string | null): Promise<void> {
+    await this.q('UPDATE tombstones SET state = ?, note = ?, updated_at = {now} WHERE tombstone_id = ?', [name(state), free(note), int(tombstoneId)]);
+  }
+
+  async journal(filter: { runId?: string; resource?: string; limit?: number }): Promise<JournalEntry[]> {
+    const conditions = [...(filter.runId === undefined ? [] : ['run_id = ?']), ...(filter.resource === undefined ? [] : ['resource = ?'])];
+    const params = [...(filter.runId === undefined ? [] : [name(filter.runId)]), ...(filter.resource === undefined ? [] : [name(filter.resource)])];
+    const rows = await this.all(`SELECT ${this.cols.journal} FROM journal ${where(conditions)} ORDER BY journal_id LIMIT ${limitOf(filter.limit, 10_000)}`, params);
+    return rows.map(toJournal);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The StateStore contract (test/support/state-store-contract.ts) on SQLite: no services,
+ * so it runs in the unit project.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BackendError } from '../../src/errors.js';
+import { openStateStore } from '../../src/state/open.js';
+import { SQLITE_MIGRATIONS } from '../../src/state/sqlite/migrations.js';
+import { versionReport } from '../../src/version.js';
+import { stateStoreContract } from '../support/state-store-contract.js';
+
+stateStoreContract(['sqlite']);
+
+describe('a SQLite store written by an earlier reaper', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A store file laid out as the reaper before the shared core wrote it, up to `version`, with one run. */
+  function oldStore(version: number): string {
+    const dir = mkdtempSync(path.join(tmpdir(), 'reaper-upgrade-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'state.db');
+    const db = new Database(file);
+    db.exec('CREATE TABLE reaper_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    for (const migration of SQLITE_MIGRATIONS.filter((m) => m.version <= version)) {
+      for (const statement of migration.statements) db.exec(typeof statement === 'string' ? statement : statement.sql);
+      db.prepare('INSERT INTO reaper_migrations (version, applied_at) VALUES (?, 1)').run(migration.version);
+    }
+    db.prepare(`INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, execute) VALUES ('r-old', 'reap', 'ok', 5, 'sha256:x', 1)`).run();
+    db.close();
+    return file;
+  }
+
+  const versions = (file: string): number[] => {
+    const db = new Database(file, { readonly: true });
+    try {
+      return (db.prepare('SELECT version FROM reaper_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version);
+    } finally {
+      db.close();
+    }
+  };
+
+  it('upgrades a store at schema 2 to the latest and keeps its runs', async () => {
+    const file = oldStore(2);
+    const store = await openStateStore(`sqlite:${file}`);
+    try {
+      expect(versions(file)).toEqual([1, 2, 3]);
+      const run = await store.getRun('r-old');
+      expect(run).toMatchObject({ runId: 'r-old', status: 'ok', execute: true, heartbeatAt: null, aliveUntil: null });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('opens a store at schema 3 as it is, and --version reports that schema', async () => {
+    const file = oldStore(3);
+    const store = await openStateStore(`sqlite:${file}`);
+    try {
+      expect(versions(file)).toEqual([1, 2, 3]);
+      expect((await store.listRuns()).map((r) => r.runId)).toEqual(['r-old']);
+      expect(versionReport('0.0.0')).toContain(`state-store schema ${SQLITE_MIGRATIONS.at(-1)!.version}`);
+      expect(SQLITE_MIGRATIONS.at(-1)!.version).toBe(3);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses a store whose schema is newer than this reaper, as a BackendError (exit 3)', async () => {
+    const file = oldStore(3);
+    const db = new Database(file);
+    db.prepare('INSERT INTO reaper_migrations (version, applied_at) VALUES (99, 1)').run();
+    db.close();
+    await expect(openStateStore(`sqlite:${file}`)).rejects.toThrow(BackendError);
+    await expect(openStateStore(`sqlite:${file}`)).rejects.toThrow(/schema version 99, newer than this reaper knows \(3\)/);
+  });
+});
