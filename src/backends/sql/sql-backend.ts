@@ -280,9 +280,9 @@ export abstract class SqlBackend implements Backend {
     if (range === null) return new Set();
     if (range.after === null && range.through === null) return new Set(ids);
     const out = new Set<string>();
-    for (const chunk of chunks([...new Set(ids)], MAX_IDS_PER_STATEMENT)) {
+    for (const part of chunk([...new Set(ids)], MAX_IDS_PER_STATEMENT)) {
       signal?.throwIfAborted();
-      for (const id of await this.selectInRange(chunk, range)) out.add(id);
+      for (const id of await this.selectInRange(part, range)) out.add(id);
     }
     return out;
   }
