@@ -151,6 +151,18 @@ resources:
   return { dir, pgUrl, myUrl, bucket, client, manifestText };
 }
 
+/** A manifest of one files type, ./scratch, owned by its top-level entry; `live` is the live owner. */
+const scratchManifest = (state: string, defaults: string) => `version: 1
+state: ${state}
+defaults: { minAge: 0s, maxDeleteFraction: 1, ${defaults} }
+owners:
+  - static: [live]
+resources:
+  - name: scratch
+    fs: { path: ./scratch }
+    owner: { pathPattern: "^(?<owner>[^/]+)/" }
+`;
+
 /** The world with a fresh PostgreSQL state store, a manifest for reaping it (grace 1s, caps open) and a store to look at. */
 async function reapWorld(): Promise<{ world: World; manifest: Manifest; observer: StateStore }> {
   const world = await buildWorld();
@@ -310,19 +322,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
       mkdirSync(path.join(dir, 'scratch', `o${i}`), { recursive: true });
       writeFileSync(path.join(dir, 'scratch', `o${i}`, 'f'), 'x');
     }
-    const manifest = parseManifest(
-      `version: 1
-state: sqlite:${path.join(dir, 'state.db')}
-defaults: { minAge: 0s, maxDeleteFraction: 1, maxDeletesPerRun: 12 }
-owners:
-  - static: [live]
-resources:
-  - name: scratch
-    fs: { path: ./scratch }
-    owner: { pathPattern: "^(?<owner>[^/]+)/" }
-`,
-      { file: 'cap.yaml', baseDir: dir },
-    );
+    const manifest = parseManifest(scratchManifest(`sqlite:${path.join(dir, 'state.db')}`, 'maxDeletesPerRun: 12'), { file: 'cap.yaml', baseDir: dir });
     // 40 orphans over 4 shards, about 10 each: each over its share of 12 / 4 = 3, though under 12.
     for (const index of [0, 1, 2, 3]) {
       await expect(runReap(manifest, { execute: true, shard: { index, count: 4 } })).rejects.toThrow(/exceeds maxDeletesPerRun 3 \(this shard's share: maxDeletesPerRun 12 over 4 shards\)/);
@@ -342,19 +342,7 @@ resources:
     }
     const stateUrl = await freshPgDatabase(cleanups);
     const file = path.join(dir, 'reaper.yaml');
-    writeFileSync(
-      file,
-      `version: 1
-state: "${stateUrl}"
-defaults: { minAge: 0s, grace: 1s, maxDeleteFraction: 1, batchSize: 2 }
-owners:
-  - static: [live]
-resources:
-  - name: scratch
-    fs: { path: ./scratch }
-    owner: { pathPattern: "^(?<owner>[^/]+)/" }
-`,
-    );
+    writeFileSync(file, scratchManifest(`"${stateUrl}"`, 'grace: 1s, batchSize: 2'));
     const observer = await openStateStore(stateUrl);
     cleanups.push(() => observer.close());
     const reap = (shard: string, env: Record<string, string> = {}) => reaper(['reap', '-c', file, '--execute', '--lock-ttl', '2s', '--output', 'json', '--shard', shard], { cwd: dir, env });
