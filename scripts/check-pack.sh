@@ -20,7 +20,7 @@ echo "== npm pack"
 (cd "$repo" && npm pack --pack-destination "$work" --loglevel=error >/dev/null)
 tarball=$(ls "$work"/orphan-reaper-*.tgz)
 listing=$(tar -tzf "$tarball")
-for f in package/package.json package/bin/reaper package/dist/cli/main.js package/dist/index.d.ts package/LICENSE package/README.md package/CHANGELOG.md package/config/manifest.schema.json; do
+for f in package/package.json package/bin/reaper package/dist/cli/main.js package/dist/index.d.ts package/LICENSE package/README.md package/CHANGELOG.md package/config/manifest.schema.json package/config/openapi.json; do
   grep -qx "$f" <<<"$listing" || fail "$f is missing from the tarball"
 done
 if grep -E '^package/(src|test|bench|scripts|node_modules)/|\.map$' <<<"$listing"; then fail "the tarball holds files a user does not need (above)"; fi

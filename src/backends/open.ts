@@ -31,6 +31,11 @@ export async function openBackend(spec: ResourceSpec, context: BackendContext): 
       const { MysqlBackend } = await import('./mysql/mysql-backend.js');
       return MysqlBackend.open({ ...spec, location }, context.connections);
     }
+    case 'command':
+    case 'http': {
+      const { HandlerBackend } = await import('./handler/handler-backend.js');
+      return HandlerBackend.open({ ...spec, location });
+    }
   }
 }
 
@@ -45,5 +50,9 @@ export function declaredScope(spec: ResourceSpec): string {
     case 'postgres':
     case 'mysql':
       return `${location.kind} ${location.table}`;
+    case 'command':
+      return `command ${'shell' in location.list ? location.list.shell : location.list.argv.join(' ')}`;
+    case 'http':
+      return `http ${location.url}`;
   }
 }

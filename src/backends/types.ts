@@ -112,6 +112,11 @@ export interface Backend {
    * resource to learn what happened.
    */
   recoverDelete?(item: DeleteItem, signal?: AbortSignal): Promise<DeleteResult | null>;
+  /**
+   * The delete mode where the manifest alone decides it (handler kinds), shown in every plan,
+   * a dry run's too; absent where it takes a request to learn (S3 `deleteMode: auto`).
+   */
+  plannedDeleteMode?(): string;
   /** What a reap will rely on that `validate` should show (S3: versioning, how deletes are made conditional). */
   reapNotes?(): string[];
   /** Drop kept copies older than the resource's retention (files `retain`); returns how many. */

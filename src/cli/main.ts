@@ -143,6 +143,16 @@ export function buildProgram(io: CliIO): Command {
     .action(lazy(io, async () => (await import('./commands/explain.js')).explainCommand));
 
   program
+    .command('conformance')
+    .description('check a command or http handler against the resource protocol; deletes nothing unless --destructive')
+    .requiredOption('--type <name>', 'the resource type whose handler is checked')
+    .option('--destructive', 'also delete the resource --id names (conditionally) and check it is gone')
+    .option('--id <id>', 'the resource --destructive deletes')
+    .addOption(configOption())
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/conformance.js')).conformanceCommand));
+
+  program
     .command('graph')
     .description('the type-level ownership graph')
     .addOption(configOption())

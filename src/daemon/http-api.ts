@@ -7,8 +7,9 @@
  *   POST   /v1/leases/{id}/renew   {ttl?}               → 200 | 409 lost | 404
  *   DELETE /v1/leases/{id}         → 204
  *   GET    /metrics  /healthz  /readyz
+ *   GET    /openapi.json           → the OpenAPI 3.1 document of these routes (config/openapi.json)
  *
- * Every route except /healthz and /readyz (and /metrics when public) needs
+ * Every route except /healthz, /readyz and /openapi.json (and /metrics when public) needs
  * `Authorization: Bearer TOKEN`, compared in constant time on SHA-256 digests.
  * Renew and release also need the lease's own token (`X-Lease-Token`), so a holder
  * can act only on its own leases (docs/safety.md §16). A late renewal of an expired or
@@ -20,6 +21,7 @@
  * the daemon report an outage.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { BackendError, LeaseLostError } from '../errors.js';
@@ -53,7 +55,7 @@ export interface ApiOptions {
 }
 
 /** Route templates: the only values of the `route` label. */
-export type Route = '/v1/leases' | '/v1/leases/{id}' | '/v1/leases/{id}/renew' | '/metrics' | '/healthz' | '/readyz' | '/ui' | 'unmatched';
+export type Route = '/v1/leases' | '/v1/leases/{id}' | '/v1/leases/{id}/renew' | '/metrics' | '/healthz' | '/readyz' | '/openapi.json' | '/ui' | 'unmatched';
 
 const ALLOWED: Record<Exclude<Route, 'unmatched' | '/ui'>, readonly string[]> = {
   '/v1/leases': ['GET', 'POST'],
@@ -62,7 +64,12 @@ const ALLOWED: Record<Exclude<Route, 'unmatched' | '/ui'>, readonly string[]> = 
   '/metrics': ['GET'],
   '/healthz': ['GET'],
   '/readyz': ['GET'],
+  '/openapi.json': ['GET'],
 };
+
+/** The API's OpenAPI document, checked in beside the manifest schema (and in the npm package). */
+export const OPENAPI_FILE = new URL('../../config/openapi.json', import.meta.url);
+let openapiText: Promise<string> | null = null;
 
 const MAX_LIST_LIMIT = 1_000;
 /** A body this many times over the limit is not even drained: the connection is closed. */
@@ -81,7 +88,7 @@ class HttpError extends Error {
 
 /** The route of a path; `id` is the decoded lease id, or null when it does not decode. */
 export function matchRoute(pathname: string): { route: Route; id?: string | null } {
-  if (pathname === '/v1/leases' || pathname === '/metrics' || pathname === '/healthz' || pathname === '/readyz') return { route: pathname };
+  if (pathname === '/v1/leases' || pathname === '/metrics' || pathname === '/healthz' || pathname === '/readyz' || pathname === '/openapi.json') return { route: pathname };
   if (pathname === '/ui' || pathname.startsWith('/ui/')) return { route: '/ui' };
   const m = /^\/v1\/leases\/([^/]+)(\/renew)?$/.exec(pathname);
   if (!m) return { route: 'unmatched' };
@@ -128,6 +135,11 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
     'GET /readyz': async (_req: IncomingMessage, res: ServerResponse) => {
       const { ready, detail } = options.readiness();
       sendJson(res, ready ? 200 : 503, { ready, ...detail });
+    },
+    'GET /openapi.json': async (_req: IncomingMessage, res: ServerResponse) => {
+      const text = await (openapiText ??= readFile(OPENAPI_FILE, 'utf8'));
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-cache' });
+      res.end(text);
     },
     'GET /metrics': async (_req: IncomingMessage, res: ServerResponse) => {
       const text = await metrics.text();
@@ -195,7 +207,7 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
   const serve = async (req: IncomingMessage, res: ServerResponse, route: Route, url: URL, id: string | null | undefined): Promise<void> => {
     // The dashboard checks the token itself, at sign-in, and its session cookie after.
     if (route === '/ui' && options.ui) return options.ui(req, res, url);
-    const isPublic = route === '/healthz' || route === '/readyz' || (route === '/metrics' && options.metricsPublic);
+    const isPublic = route === '/healthz' || route === '/readyz' || route === '/openapi.json' || (route === '/metrics' && options.metricsPublic);
     if (!isPublic && !authorized(req)) {
       res.setHeader('www-authenticate', 'Bearer realm="reaper"');
       throw new HttpError(401, 'missing or wrong API token (Authorization: Bearer TOKEN)');

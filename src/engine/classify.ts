@@ -50,6 +50,10 @@ export function readOwner(record: ResourceRecord, rule: OwnerRule): OwnerValue {
       if (!record.columns || !Object.hasOwn(record.columns, e.name)) return { kind: 'unreadable', why: `column ${e.name} not read` };
       value = record.columns[e.name];
       break;
+    case 'attribute':
+      if (!record.attributes) return { kind: 'unreadable', why: 'attributes not read' };
+      value = Object.hasOwn(record.attributes, e.name) ? record.attributes[e.name] : undefined;
+      break;
   }
   if (value === undefined || value === null || value === '') return { kind: 'none' };
   if (rule.ref !== undefined) return { kind: 'ref', ref: { type: rule.ref, id: value } };
@@ -107,6 +111,9 @@ export function matchProtect(record: ResourceRecord, rules: readonly ProtectRule
         break;
       case 'where':
         hit = record.protectMatches?.[index];
+        break;
+      case 'attribute':
+        hit = record.attributes ? Object.entries(rule.match).every(([k, v]) => Object.hasOwn(record.attributes!, k) && record.attributes![k] === v) : undefined;
         break;
     }
     if (hit === true) return { index };

@@ -15,6 +15,8 @@ export interface ResourceRecord {
   fingerprint: string;
   tags?: Readonly<Record<string, string>>;
   metadata?: Readonly<Record<string, string>>;
+  /** A handler's attributes (command and http kinds), for owner and protect rules. */
+  attributes?: Readonly<Record<string, string>>;
   /** SQL column values, as text (null for SQL NULL). */
   columns?: Readonly<Record<string, string | null>>;
   /** Results of protect rules the backend evaluates itself (SQL `where`), by rule index. */

@@ -9,7 +9,7 @@ import { ManifestError, type ManifestIssue } from '../errors.js';
 import { parseDuration } from './duration.js';
 import { rootScopeProblem } from './fs-scope.js';
 import type { ManifestInput, OwnerSpecInput } from './schema.js';
-import { BUILTIN_DEFAULTS, type ConnectionSpec, type Location, type LivenessSourceSpec, type Manifest, type OwnerRule, type ProtectRule, type ResourceSpec } from './types.js';
+import { BUILTIN_DEFAULTS, type CommandLine, type CommandLocation, type ConnectionSpec, type HttpLocation, type Location, type LivenessSourceSpec, type Manifest, type OwnerRule, type ProtectRule, type ResourceSpec } from './types.js';
 
 function duration(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
@@ -44,6 +44,8 @@ export function normalize(input: ManifestInput, options: { file: string; baseDir
       const kind = r.postgres ? 'postgres' : 'mysql';
       const sql = (r.postgres ?? r.mysql)!;
       location = { kind, connection: sql.connection, table: sql.table, id: sql.id, createdAt: sql.createdAt, where: sql.where, version: sql.version };
+    } else if (r.command || r.http) {
+      location = handlerLocation(r, base);
     } else {
       const fsPath = path.resolve(base, r.fs!.path);
       const rootProblem = r.fs!.allowRoot ? null : rootScopeProblem(r.fs!.path, fsPath);
@@ -76,7 +78,7 @@ export function normalize(input: ManifestInput, options: { file: string; baseDir
         r.archive === undefined || r.archive === false
           ? undefined
           : r.archive === true
-            ? { table: `${location.kind === 'fs' || location.kind === 's3' ? r.name : location.table}_reaper_archive` }
+            ? { table: `${location.kind === 'postgres' || location.kind === 'mysql' ? location.table : r.name}_reaper_archive` }
             : { table: r.archive.table },
       quarantine: r.quarantine === undefined ? undefined : path.resolve(base, r.quarantine),
       retainMs: duration(r.retain),
@@ -109,6 +111,45 @@ export function resolveStateUrl(url: string, base: string): string {
   return `sqlite:${path.resolve(base, file)}`;
 }
 
+const HANDLER_DEFAULTS = { timeoutMs: 60_000, maxLineBytes: 1024 * 1024, maxOutputBytes: 256 * 1024 * 1024 };
+
+/** A command or http location: policy defaults applied, files resolved against the manifest's directory. */
+function handlerLocation(r: ManifestInput['resources'][number], base: string): CommandLocation | HttpLocation {
+  const h = (r.command ?? r.http)!;
+  const policy = {
+    conditional: h.conditional ?? true,
+    allowUnconditional: h.allowUnconditional ?? false,
+    timeoutMs: duration(h.timeout) ?? HANDLER_DEFAULTS.timeoutMs,
+    maxLineBytes: h.maxLineBytes ?? HANDLER_DEFAULTS.maxLineBytes,
+    maxOutputBytes: h.maxOutputBytes ?? HANDLER_DEFAULTS.maxOutputBytes,
+  };
+  if (r.command) {
+    const c = r.command;
+    const line = (v: string | string[]): CommandLine => (typeof v === 'string' ? { shell: v } : { argv: v });
+    return {
+      kind: 'command',
+      ...policy,
+      list: line(c.list),
+      delete: line(c.delete),
+      ...(c.mark !== undefined ? { mark: line(c.mark) } : {}),
+      ...(c.unmark !== undefined ? { unmark: line(c.unmark) } : {}),
+      ...(c.restore !== undefined ? { restore: line(c.restore) } : {}),
+      cwd: base,
+      env: c.env ?? {},
+    };
+  }
+  const w = r.http!;
+  return {
+    kind: 'http',
+    ...policy,
+    url: w.url.replace(/\/+$/, ''),
+    ...(w.token ? { token: 'file' in w.token ? { file: path.resolve(base, w.token.file) } : { env: w.token.env } } : {}),
+    ...(w.ca !== undefined ? { ca: path.resolve(base, w.ca) } : {}),
+    mark: w.mark ?? false,
+    restore: w.restore ?? false,
+  };
+}
+
 function toOwnerRule(o: OwnerSpecInput): OwnerRule {
   const extractor = o.metadata !== undefined
     ? ({ from: 'metadata', name: o.metadata } as const)
@@ -118,7 +159,9 @@ function toOwnerRule(o: OwnerSpecInput): OwnerRule {
         ? ({ from: 'keyPattern', pattern: o.keyPattern } as const)
         : o.pathPattern !== undefined
           ? ({ from: 'pathPattern', pattern: o.pathPattern } as const)
-          : ({ from: 'column', name: o.column! } as const);
+          : o.column !== undefined
+            ? ({ from: 'column', name: o.column } as const)
+            : ({ from: 'attribute', name: o.attribute! } as const);
   return { extractor, ...(o.key !== undefined ? { keyTemplate: o.key } : {}), ...(o.ref !== undefined ? { ref: o.ref } : {}) };
 }
 
@@ -127,5 +170,6 @@ function toProtectRule(rule: NonNullable<ManifestInput['resources'][number]['pro
   if (rule.metadata) return { kind: 'metadata', match: rule.metadata };
   if (rule.keyPattern !== undefined) return { kind: 'keyPattern', pattern: rule.keyPattern };
   if (rule.pathPattern !== undefined) return { kind: 'pathPattern', pattern: rule.pathPattern };
+  if (rule.attribute) return { kind: 'attribute', match: rule.attribute };
   return { kind: 'where', sql: rule.where! };
 }

@@ -155,12 +155,51 @@ const fsLocation = z.strictObject({
   allowRoot: z.boolean().optional().meta({ description: 'Allow a scope that is a filesystem root.' }),
 });
 
+// Handler kinds (docs/resource-protocol.md): a resource type served by a program or a webhook.
+const handlerPolicy = {
+  conditional: z
+    .boolean()
+    .optional()
+    .meta({ description: 'The handler checks each fingerprint before it deletes (default true). false: it cannot; reap then needs allowUnconditional: true.' }),
+  allowUnconditional: z.boolean().optional().meta({ description: 'Reap this type although its handler declares conditional: false (every plan says so).' }),
+  timeout: duration.optional().meta({ description: 'Time limit of each handler call (default 60s); a command still running then is killed.' }),
+  maxLineBytes: z.number().int().min(256).max(64 * 1024 * 1024).optional().meta({ description: 'Longest line of handler output accepted (default 1 MiB).' }),
+  maxOutputBytes: z.number().int().min(1024).optional().meta({ description: 'Most bytes of output accepted from one handler call (default 256 MiB).' }),
+};
+
+const commandLine = z
+  .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+  .meta({ description: 'A command: a string run by /bin/sh -c, or a list [program, arg, …] run as is; in the manifest\'s directory.' });
+
+const commandLocation = z.strictObject({
+  list: commandLine,
+  delete: commandLine,
+  mark: commandLine.optional(),
+  unmark: commandLine.optional(),
+  restore: commandLine.optional(),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name'), z.string()).optional(),
+  ...handlerPolicy,
+});
+
+const httpLocation = z.strictObject({
+  url: z.string().regex(/^https?:\/\/[^/]/i, 'expected an http:// or https:// URL').meta({ description: 'Base http:// or https:// URL; operations are POSTed to URL/list, URL/delete, URL/mark, URL/unmark, URL/restore.' }),
+  token: z
+    .union([z.strictObject({ file: z.string().min(1) }), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name') })])
+    .optional()
+    .meta({ description: 'Bearer token sent with every request: read from a file (relative to the manifest) or an environment variable.' }),
+  ca: z.string().min(1).optional().meta({ description: 'PEM file of a CA to trust for https (besides the system\'s); certificates are always verified.' }),
+  mark: z.boolean().optional().meta({ description: 'The webhook serves mark and unmark (a visible marker).' }),
+  restore: z.boolean().optional().meta({ description: 'The webhook serves restore.' }),
+  ...handlerPolicy,
+});
+
 export const ownerSpec = z.strictObject({
   metadata: z.string().min(1).optional().meta({ description: 'S3 user-metadata entry (one HeadObject per object).' }),
   tag: z.string().min(1).optional().meta({ description: 'S3 object tag (one GetObjectTagging per object).' }),
   keyPattern: pattern.optional().meta({ description: 'Regex with a named group "owner", on the S3 key.' }),
   pathPattern: pattern.optional().meta({ description: 'Regex with a named group "owner", on the path relative to fs.path.' }),
   column: identifier.optional().meta({ description: 'SQL column holding the owner.' }),
+  attribute: z.string().min(1).optional().meta({ description: 'A handler record\'s attribute (command and http kinds).' }),
   key: z
     .string()
     .includes('{value}', { message: 'a key template must contain {value}' })
@@ -175,6 +214,7 @@ const protectRule = z.strictObject({
   keyPattern: pattern.optional(),
   pathPattern: pattern.optional(),
   where: sqlFragment.optional(),
+  attribute: z.record(z.string(), z.string()).optional(),
 });
 
 const markSpec = z.union([
@@ -200,6 +240,8 @@ const resource = z.strictObject({
   postgres: sqlLocation.optional(),
   mysql: sqlLocation.optional(),
   fs: fsLocation.optional(),
+  command: commandLocation.optional(),
+  http: httpLocation.optional(),
   owner: z.union([ownerSpec, z.array(ownerSpec).min(1, 'a list of owners needs at least one')]),
   ...policyFields,
   protect: z.array(protectRule).optional(),
@@ -216,7 +258,7 @@ const resource = z.strictObject({
         .meta({ description: 'Keys that cut the type into ranges for `--shard i/N`, ascending in the key order (S3: UTF-8 bytes; SQL: the id column\'s own order). A key equal to a split point belongs to the range below it.' }),
     })
     .optional()
-    .meta({ description: 'How `--shard i/N` splits an S3 or SQL type (docs/scale-out.md); fs types are split by top-level entry.' }),
+    .meta({ description: 'How `--shard i/N` splits an S3 or SQL type (docs/scale-out.md); fs types are split by top-level entry, command and http types not at all.' }),
 });
 
 const breaker = z.strictObject({
@@ -244,24 +286,28 @@ type ResourceInput = Parsed['resources'][number];
 
 type Ctx = z.RefinementCtx;
 
-const BACKENDS = ['s3', 'postgres', 'mysql', 'fs'] as const satisfies readonly BackendKind[];
+const BACKENDS = ['s3', 'postgres', 'mysql', 'fs', 'command', 'http'] as const satisfies readonly BackendKind[];
 
 const OWNER_EXTRACTORS: Record<BackendKind, readonly (keyof OwnerSpecInput)[]> = {
   s3: ['metadata', 'tag', 'keyPattern'],
   fs: ['pathPattern'],
   postgres: ['column'],
   mysql: ['column'],
+  command: ['attribute', 'keyPattern'],
+  http: ['attribute', 'keyPattern'],
 };
 const PROTECT_RULES: Record<BackendKind, readonly string[]> = {
   s3: ['tag', 'metadata', 'keyPattern'],
   fs: ['pathPattern'],
   postgres: ['where'],
   mysql: ['where'],
+  command: ['attribute', 'keyPattern'],
+  http: ['attribute', 'keyPattern'],
 };
 const ZERO_TTL = 'a ttl of zero would expire everything at birth; omit ttl for none';
-const EXTRACTOR_KEYS = ['metadata', 'tag', 'keyPattern', 'pathPattern', 'column'] as const;
+const EXTRACTOR_KEYS = ['metadata', 'tag', 'keyPattern', 'pathPattern', 'column', 'attribute'] as const;
 
-const a = (kind: BackendKind) => (kind === 's3' || kind === 'fs' ? `an ${kind}` : `a ${kind}`);
+const a = (kind: BackendKind) => (kind === 's3' || kind === 'fs' || kind === 'http' ? `an ${kind}` : `a ${kind}`);
 
 function issue(ctx: Ctx, path: (string | number)[], message: string): void {
   ctx.addIssue({ code: 'custom', path, message });
@@ -322,12 +368,12 @@ function checkResource(
   const at = (...rest: (string | number)[]) => ['resources', i, ...rest];
   const kinds = BACKENDS.filter((k) => r[k] !== undefined);
   if (kinds.length !== 1) {
-    issue(ctx, at(), `a resource has exactly one location: s3, postgres, mysql or fs (found ${kinds.length ? kinds.join(', ') : 'none'})`);
+    issue(ctx, at(), `a resource has exactly one location: s3, postgres, mysql, fs, command or http (found ${kinds.length ? kinds.join(', ') : 'none'})`);
     return;
   }
   const kind = kinds[0]!;
 
-  if (kind !== 'fs') {
+  if (kind !== 'fs' && kind !== 'command' && kind !== 'http') {
     const location = r[kind]!;
     const c = connections[location.connection];
     if (!c) issue(ctx, at(kind, 'connection'), `no connection named "${location.connection}"`);
@@ -336,6 +382,10 @@ function checkResource(
   if ((kind === 'postgres' || kind === 'mysql') && r[kind]!.where !== undefined) checkWhere(ctx, at(kind, 'where'), r[kind]!.where!, kind, '');
   if (r.s3 && r.s3.prefix === '' && !r.s3.allowEmptyPrefix) {
     issue(ctx, at('s3', 'prefix'), 'an empty prefix scopes the whole bucket; set a prefix, or allowEmptyPrefix: true if that is meant');
+  }
+  const handler = r.command ?? r.http;
+  if (handler && handler.conditional !== false && handler.allowUnconditional !== undefined) {
+    issue(ctx, at(kind, 'allowUnconditional'), 'allowUnconditional applies only to a handler that declares conditional: false');
   }
   if (r.fs) {
     if (r.fs.glob !== undefined && (r.fs.glob.startsWith('/') || r.fs.glob.split('/').includes('..'))) {
@@ -385,9 +435,14 @@ function checkResource(
   if (r.quarantine !== undefined && kind !== 'fs') issue(ctx, at('quarantine'), 'quarantine applies to fs resources only');
   if (r.retain !== undefined && r.quarantine === undefined) issue(ctx, at('retain'), 'retain needs a quarantine directory');
   if (r.archive !== undefined && kind !== 'postgres' && kind !== 'mysql') issue(ctx, at('archive'), 'archive applies to postgres and mysql resources only');
+  if (r.command && (r.command.mark === undefined) !== (r.command.unmark === undefined)) {
+    issue(ctx, at('command', r.command.mark === undefined ? 'unmark' : 'mark'), 'a handler that marks also unmarks: give both command.mark and command.unmark');
+  }
   if (r.mark !== undefined) {
     const sqlMark = typeof r.mark === 'object' && 'column' in r.mark;
     if (kind === 'fs') issue(ctx, at('mark'), 'fs resources take no visible mark; their tombstone is in the state store');
+    else if (kind === 'command') issue(ctx, at('mark'), 'a command resource is marked by its handler: command.mark and command.unmark');
+    else if (kind === 'http') issue(ctx, at('mark'), 'an http resource is marked by its webhook: http.mark: true');
     else if (kind === 's3' && sqlMark) issue(ctx, at('mark'), 'an s3 resource is marked with a tag: mark: tag');
     else if (kind !== 's3' && !sqlMark) issue(ctx, at('mark'), `${a(kind)} resource is marked in a column: mark: { column: NAME }`);
   }
@@ -403,6 +458,10 @@ function checkResource(
 function checkSplitPoints(ctx: Ctx, kind: BackendKind, points: readonly (string | number)[], at: (k: number) => (string | number)[]): void {
   if (kind === 'fs') {
     issue(ctx, at(0).slice(0, -1), 'fs resources are split by top-level entry; they take no split points');
+    return;
+  }
+  if (kind !== 's3' && kind !== 'postgres' && kind !== 'mysql') {
+    issue(ctx, at(0).slice(0, -1), `${kind} resources are not split between shards (each goes whole to one shard); they take no split points`);
     return;
   }
   points.forEach((point, k) => {

@@ -5,7 +5,10 @@
  */
 import type { ManifestIssue } from '../errors.js';
 
-export type BackendKind = 's3' | 'postgres' | 'mysql' | 'fs';
+export type BackendKind = 's3' | 'postgres' | 'mysql' | 'fs' | 'command' | 'http';
+
+/** The kinds whose resources a handler serves over the resource protocol (docs/resource-protocol.md). */
+export type HandlerKind = 'command' | 'http';
 
 export interface S3ConnectionSpec {
   kind: 's3';
@@ -69,14 +72,56 @@ export interface FsLocation {
   allowRoot?: boolean;
 }
 
-export type Location = S3Location | SqlLocation | FsLocation;
+/** How a handler is held to the protocol: what it declares and the bounds on what it may send. */
+export interface HandlerPolicy {
+  /** The handler checks each fingerprint before it deletes (the rule); false when it cannot. */
+  conditional: boolean;
+  /** The manifest opts this type into reaping with a handler that is not conditional. */
+  allowUnconditional: boolean;
+  /** Each call's time limit; a command still running then is killed. */
+  timeoutMs: number;
+  /** Longest line of handler output accepted, in bytes. */
+  maxLineBytes: number;
+  /** Most bytes of handler output accepted in one call. */
+  maxOutputBytes: number;
+}
+
+/** A command line: run by /bin/sh -c (a string in the manifest) or exec'd as an argv (a list). */
+export type CommandLine = { shell: string } | { argv: readonly string[] };
+
+export interface CommandLocation extends HandlerPolicy {
+  kind: 'command';
+  list: CommandLine;
+  delete: CommandLine;
+  mark?: CommandLine;
+  unmark?: CommandLine;
+  restore?: CommandLine;
+  /** The directory commands run in (the manifest's). */
+  cwd: string;
+  env: Readonly<Record<string, string>>;
+}
+
+export interface HttpLocation extends HandlerPolicy {
+  kind: 'http';
+  /** Base URL; operations are POSTed to URL/list, URL/delete, … */
+  url: string;
+  token?: { file: string } | { env: string };
+  /** PEM file of the CA that signs the handler's certificate (added to the system's). */
+  ca?: string;
+  /** The handler serves mark/unmark (a visible marker) and restore. */
+  mark: boolean;
+  restore: boolean;
+}
+
+export type Location = S3Location | SqlLocation | FsLocation | CommandLocation | HttpLocation;
 
 export type OwnerExtractor =
   | { from: 'metadata'; name: string }
   | { from: 'tag'; name: string }
   | { from: 'keyPattern'; pattern: string }
   | { from: 'pathPattern'; pattern: string }
-  | { from: 'column'; name: string };
+  | { from: 'column'; name: string }
+  | { from: 'attribute'; name: string };
 
 export interface OwnerRule {
   extractor: OwnerExtractor;
@@ -91,7 +136,8 @@ export type ProtectRule =
   | { kind: 'metadata'; match: Readonly<Record<string, string>> }
   | { kind: 'keyPattern'; pattern: string }
   | { kind: 'pathPattern'; pattern: string }
-  | { kind: 'where'; sql: string };
+  | { kind: 'where'; sql: string }
+  | { kind: 'attribute'; match: Readonly<Record<string, string>> };
 
 export type MarkSpec = { kind: 'tag'; tag: string } | { kind: 'column'; column: string };
 

@@ -50,7 +50,7 @@ function usedPaths(manifest: Manifest, use: ManifestUse): KeyPath[] {
   manifest.resources.forEach((r, i) => {
     if (!names.includes(r.name)) return;
     paths.push(['resources', i]);
-    if (use.connections !== false && r.location.kind !== 'fs') paths.push(['connections', r.location.connection]);
+    if (use.connections !== false && 'connection' in r.location) paths.push(['connections', r.location.connection]);
   });
   return paths;
 }

@@ -111,6 +111,10 @@ export function reapTable(report: ReapReport, options: TableOptions = {}): strin
     const at = r.pending.earliestSweepAt?.replace(/\.\d{3}Z$/, 'Z') ?? '-';
     lines.push(wrapText(`${r.name}: ${r.pending.count} pending, earliest sweep at ${at}`, options.width));
   }
+  for (const r of report.resources) {
+    // A handler that cannot check fingerprints (docs/resource-protocol.md, "Conditional deletes"): said in every plan.
+    if (r.deleteMode?.includes('UNCONDITIONAL')) lines.push(wrapText(`${r.name}: deletes are NOT conditional: ${r.deleteMode}; a resource changed since it was judged is deleted anyway`, options.width));
+  }
   const problems = problemsText(report.resources.flatMap((r) => (r.telemetry ? [r.telemetry] : [])), report.sourceErrors);
   if (problems) lines.push(problems);
   if (report.plan) lines.push(wrapText(`plan saved to ${report.plan}`, options.width));

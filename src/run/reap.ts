@@ -200,6 +200,8 @@ async function openType(context: RunContext, spec: ResourceSpec, tally: ReapTall
   if (!backend) return;
   const refusal = backend.reapRefusal?.() ?? null;
   if (refusal !== null) throw new SafetyError(`${spec.name}: ${refusal} (nothing was marked or deleted)`);
+  const planned = backend.plannedDeleteMode?.();
+  if (planned !== undefined) tally.report.deleteMode = planned;
   if (!options.execute) return;
   const mode = await tally.refusing(options.signal, async () => (await backend.capabilities(options.signal)).deleteMode);
   if (mode === null) return;

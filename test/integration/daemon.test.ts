@@ -18,7 +18,8 @@ import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/d
 import { BackendError } from '../../src/errors.js';
 import { openStateStore } from '../../src/state/open.js';
 import { LogCapture } from './support/log-capture.js';
-import { freshMysqlDatabase, freshPgDatabase, describeWhere, itWhere, runCleanups, serviceAvailable } from './support/services.js';
+import { describeWhere, itWhere } from '../support/matrix.js';
+import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
 import type { StateStore } from '../../src/state/types.js';
 
 const ROOT = path.resolve(__dirname, '../..');

@@ -16,7 +16,8 @@ import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { BackendError, LeaseLostError, UsageError } from '../../src/errors.js';
 import * as library from '../../src/index.js';
 import { openStateStore } from '../../src/state/open.js';
-import { freshMysqlDatabase, freshPgDatabase, describeWhere, itWhere, runCleanups, serviceAvailable } from './support/services.js';
+import { describeWhere, itWhere } from '../support/matrix.js';
+import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
 import type { AcquiredLease, StateStore } from '../../src/state/types.js';
 
 const TOKEN = 'lease-client-test-token-0123456789';

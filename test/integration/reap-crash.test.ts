@@ -37,7 +37,8 @@ import {
   type SceneState,
 } from './support/reap-fixture.js';
 import { reaper, report, start } from './support/reap-cli.js';
-import { describeWhere, itWhere, runCleanups } from './support/services.js';
+import { describeWhere, itWhere } from '../support/matrix.js';
+import { runCleanups } from './support/services.js';
 
 // Much of a crash test is waiting (for a grace, a lock's ttl, a child process): let a few more run side by
 // side than the project's default of 5. Not many more: every CLI spawn is half a second of CPU on 2 cores.
@@ -255,8 +256,9 @@ describe('reap crash safety', { concurrent: true }, () => {
 
       // Many orphans in batches of 4: a sweep long enough to be signalled in the middle. 400 on files and SQL;
       // 60 on S3, where moto answers about 100 requests a second and each delete is a HeadObject (the batch's
-      // re-verification) and a conditional DeleteObject — a sweep of seconds.
-      const orphans = kind.kind === 's3' ? 60 : 400;
+      // re-verification) and a conditional DeleteObject — a sweep of seconds. 60 on the command kind too, whose every
+      // page and batch is a Node.js child process (a tenth of a second or more to start).
+      const orphans = kind.kind === 's3' || kind.kind === 'command' ? 60 : 400;
       describe.concurrent('signals and concurrency', () => {
         // The SIGTERM tests are about the process, whatever its store: on a server store only with
         // REAPER_TEST_FULL=1. The lock test runs on every store (freezing a run is the store's business).

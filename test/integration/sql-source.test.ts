@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Connections } from '../../src/backends/connections.js';
 import { BackendError } from '../../src/errors.js';
 import { openSqlSource } from '../../src/liveness/sql-source.js';
-import { freshMysqlDatabase, freshPgDatabase, itWhere, runCleanups, serviceAvailable } from './support/services.js';
+import { itWhere } from '../support/matrix.js';
+import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
 
 type Kind = 'postgres' | 'mysql';
 

@@ -5,6 +5,7 @@
  * (test/integration/state-store.contract.test.ts). Time is never mocked: expiry and grace are judged by the store's clock,
  * using short ttls and graces with real waits, or rows moved in time directly.
  */
+import { itWhere } from './matrix.js';
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -966,7 +967,7 @@ for (const dialect of dialects) {
         }
       });
 
-      it.runIf(dialect === 'postgres')('keeps its tables in the schema named by ?schema=', async () => {
+      itWhere(dialect === 'postgres')('keeps its tables in the schema named by ?schema=', async () => {
         const scoped = await openStateStore(`${target.url}?schema=reaper_state`, { leaseBounds: BOUNDS });
         closers.push(() => scoped.close());
         expect(scoped.description).toContain('?schema=reaper_state');

@@ -1,5 +1,5 @@
 /** The files in config/examples stay valid: YAML parses, manifests load, gates parse, alerts use real metrics. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
@@ -217,6 +217,21 @@ describe('prometheus-alerts.yml', () => {
           if (op === '=') expect(values!.has(value!), `${rule.alert}: ${name}{${label}="${value}"} is never emitted`).toBe(true);
         }
       }
+    }
+  });
+});
+
+describe('handler examples (docs/resource-protocol.md)', () => {
+  it('the Redis and Kubernetes examples load as command types whose handler scripts sit beside them, executable', () => {
+    for (const [example, script] of [
+      ['redis-sessions', 'sessions.sh'],
+      ['kubernetes-objects', 'configmaps.sh'],
+    ] as const) {
+      const file = `${DIR}${example}/reaper.yaml`;
+      const manifest = parseManifest(readFileSync(file, 'utf8'), { file, baseDir: `${DIR}${example}`, env: { REAPER_STATE: 'sqlite:/tmp/state.db' } });
+      const location = manifest.resources[0]!.location;
+      expect(location).toMatchObject({ kind: 'command', list: { shell: `./${script}` }, delete: { shell: `./${script}` }, conditional: true });
+      expect(statSync(`${DIR}${example}/${script}`).mode & 0o111, `${script} is executable`).not.toBe(0);
     }
   });
 });

@@ -193,9 +193,9 @@ describe('missing required keys', () => {
 
   it('wants exactly one location and exactly one owner extractor', () => {
     expect(rejects(one([...FS.slice(0, 2), '    s3: { connection: blobs, bucket: uploads, prefix: tmp/ }', FS[2]!]))).toEqual([
-      'reaper.yaml:7: resources[0]: a resource has exactly one location: s3, postgres, mysql or fs (found s3, fs)',
+      'reaper.yaml:7: resources[0]: a resource has exactly one location: s3, postgres, mysql, fs, command or http (found s3, fs)',
     ]);
-    expect(rejects(one([FS[0]!, FS[2]!]))).toEqual(['reaper.yaml:7: resources[0]: a resource has exactly one location: s3, postgres, mysql or fs (found none)']);
+    expect(rejects(one([FS[0]!, FS[2]!]))).toEqual(['reaper.yaml:7: resources[0]: a resource has exactly one location: s3, postgres, mysql, fs, command or http (found none)']);
     expect(rejects(one([...S3.slice(0, 2), '    owner: { tag: owner, metadata: owner }']))).toEqual([
       'reaper.yaml:9: resources[0].owner: an owner has exactly one of: metadata, tag, keyPattern (found metadata, tag)',
     ]);

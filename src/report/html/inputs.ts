@@ -35,7 +35,7 @@ const statusCounts = { scanned: count, live: count, orphaned: count, expired: co
 
 export const telemetrySchema = z.object({
   name: z.string().min(1),
-  backend: z.enum(['s3', 'postgres', 'mysql', 'fs']),
+  backend: z.enum(['s3', 'postgres', 'mysql', 'fs', 'command', 'http']),
   scope: z.string().default(''),
   status: z.enum(['ok', 'partial', 'error']).default('ok'),
   error: z.string().nullable().default(null),

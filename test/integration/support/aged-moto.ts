@@ -14,7 +14,8 @@ export function agedMotoAvailable(): boolean {
   return spawnSync('python3', ['-c', 'import moto.server, moto.s3.models'], { encoding: 'utf8' }).status === 0;
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 now (for a server a test starts). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.on('error', reject);

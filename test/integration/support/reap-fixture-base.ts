@@ -4,6 +4,8 @@
  * reap-fixture-sql.ts: PostgreSQL and MySQL). Kept apart so the backend modules and
  * reap-fixture.ts do not import each other.
  */
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { BackendKind } from '../../../src/manifest/types.js';
 
 /** One resource to create. */
@@ -132,4 +134,31 @@ export async function mapPool<T, R>(items: readonly T[], limit: number, fn: (ite
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
+}
+
+/** What the fixtures whose resources live under `DIR/data/NAME` share: files, and the command kind's reference handler. */
+export abstract class DirectoryFixture {
+  readonly defaults: Policy = {};
+  protected serial = 0;
+
+  constructor(
+    readonly dir: string,
+    protected readonly restorable: boolean,
+  ) {}
+
+  root(resource: string): string {
+    return path.join(this.dir, 'data', resource);
+  }
+
+  connectionsYaml(): string {
+    return '';
+  }
+
+  env(): Record<string, string> {
+    return {};
+  }
+
+  async cleanup(options: { keep?: boolean } = {}): Promise<void> {
+    if (!options.keep) await rm(this.dir, { recursive: true, force: true });
+  }
 }

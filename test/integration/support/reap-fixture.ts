@@ -5,7 +5,8 @@
  * files: a fixture creates resources with an owner and an age, says which still exist,
  * and changes one in place or replaces it under the same id. The files fixture lives
  * here; the S3 (reap-fixture-s3.ts), PostgreSQL and MySQL (reap-fixture-sql.ts) fixtures
- * beside it, and all four are in `reapFixtures`: every scenario runs for each
+ * beside it, and the `command` kind's (reap-fixture-command.ts: a reference handler over a
+ * directory), and all five are in `reapFixtures`: every scenario runs for each
  * (`for (const kind of reapFixtures) describe(kind.kind, …)`). What a backend cannot
  * express is in its `traits` (S3 cannot backdate an object), and scenarios read them.
  *
@@ -37,7 +38,9 @@ import {
   type ReapFixtureKind,
   type ResourceOptions,
   type Seed,
+  DirectoryFixture,
 } from './reap-fixture-base.js';
+import { commandFixture } from './reap-fixture-command.js';
 import { s3Fixture } from './reap-fixture-s3.js';
 import { mysqlFixture, postgresFixture } from './reap-fixture-sql.js';
 import { freshMysqlDatabase, freshPgDatabase, serviceAvailable } from './services.js';
@@ -45,28 +48,14 @@ import { freshMysqlDatabase, freshPgDatabase, serviceAvailable } from './service
 export { ownerKey, type FixtureOptions, type FixtureTraits, type Policy, type ReapFixture, type ReapFixtureKind, type ResourceOptions, type Seed } from './reap-fixture-base.js';
 export { s3Fixture, S3ReapFixture } from './reap-fixture-s3.js';
 export { mysqlFixture, postgresFixture } from './reap-fixture-sql.js';
+export { commandFixture } from './reap-fixture-command.js';
 
 // ---------------------------------------------------------------- files
 
 /** Resource type NAME is the directory `DIR/data/NAME`; an owned file is `OWNER/item-N.dat`, an unowned one `stray-N.dat`. */
-class FilesFixture implements ReapFixture {
+class FilesFixture extends DirectoryFixture implements ReapFixture {
   readonly kind = 'fs' as const;
   readonly traits: FixtureTraits = { backdate: true, exactBytes: true };
-  readonly defaults: Policy = {};
-  private serial = 0;
-
-  constructor(
-    readonly dir: string,
-    private readonly restorable: boolean,
-  ) {}
-
-  root(resource: string): string {
-    return path.join(this.dir, 'data', resource);
-  }
-
-  connectionsYaml(): string {
-    return '';
-  }
 
   resourceYaml(name: string, policy: Policy = {}, options: ResourceOptions = {}): string {
     const protect = ['{ pathPattern: "(^|/)keep-[^/]*$" }', ...plainOwners(options.protectOwners).map((o) => `{ pathPattern: "^${o}/" }`)];
@@ -170,14 +159,6 @@ class FilesFixture implements ReapFixture {
     await writeFile(blocker, 'in the way');
     return () => rm(blocker);
   }
-
-  env(): Record<string, string> {
-    return {};
-  }
-
-  async cleanup(options: { keep?: boolean } = {}): Promise<void> {
-    if (!options.keep) await rm(this.dir, { recursive: true, force: true });
-  }
 }
 
 export const filesFixture: ReapFixtureKind = {
@@ -187,7 +168,7 @@ export const filesFixture: ReapFixtureKind = {
 };
 
 /** Every backend the reap safety suite runs against. */
-export const reapFixtures: readonly ReapFixtureKind[] = [filesFixture, s3Fixture, postgresFixture, mysqlFixture];
+export const reapFixtures: readonly ReapFixtureKind[] = [filesFixture, s3Fixture, postgresFixture, mysqlFixture, commandFixture];
 
 // ---------------------------------------------------------------- state stores
 

@@ -5,22 +5,9 @@
  * global setup has already failed the run instead.
  */
 import { randomBytes } from 'node:crypto';
-import { describe, inject, it, onTestFailed } from 'vitest';
+import { inject, onTestFailed } from 'vitest';
 
 export type Service = 'postgres' | 'mysql' | 's3';
-
-/** Registers nothing: the stand-in for `it` / `describe` where a test does not apply. */
-const absent = Object.assign(() => undefined, { concurrent: () => undefined });
-
-/**
- * `it` for a test that belongs to only some passes of a matrix (one store, one backend, the full
- * matrix): registered where it applies and absent, not skipped, elsewhere — so a skip in a CI
- * report always means something is missing.
- */
-export const itWhere = (applies: boolean): typeof it => (applies ? it : (absent as unknown as typeof it));
-
-/** `describe` for a group that belongs to only some passes of a matrix (see `itWhere`). */
-export const describeWhere = (applies: boolean): typeof describe => (applies ? describe : (absent as unknown as typeof describe));
 
 export function serviceAvailable(service: Service): boolean {
   if (service === 'postgres') return inject('pgUrl') !== null;

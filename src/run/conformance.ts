@@ -1,0 +1,127 @@
+/**
+ * `reaper conformance`: the resource protocol's checks against a user's handler
+ * (docs/resource-protocol.md, "Checking a handler"). By default nothing is deleted: the
+ * whole scope is listed (every answer checked, ids unique, cursors moving), a sample is
+ * read back by id, and deletes are sent that must not delete — an id that does not exist
+ * (`absent`) and a real id with a fingerprint that cannot match (`changed`, and the resource
+ * still there, unchanged). With `destructive`, one named resource is deleted conditionally
+ * and must then be gone.
+ */
+import { randomBytes } from 'node:crypto';
+import { Connections } from '../backends/connections.js';
+import { openBackend } from '../backends/open.js';
+import type { Backend } from '../backends/types.js';
+import type { ResourceRecord } from '../engine/types.js';
+import { UsageError } from '../errors.js';
+import type { Manifest } from '../manifest/types.js';
+
+export interface ConformanceCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface ConformanceReport {
+  resource: string;
+  kind: string;
+  scope: string;
+  destructive: boolean;
+  checks: ConformanceCheck[];
+  ok: boolean;
+}
+
+export interface ConformanceOptions {
+  /** Also delete this id (conditionally, on the fingerprint just listed) and check it is gone. */
+  destructiveId?: string;
+  /** Ids read back by id (default 20). */
+  sample?: number;
+  signal?: AbortSignal;
+}
+
+export async function runConformance(manifest: Manifest, type: string, options: ConformanceOptions = {}): Promise<ConformanceReport> {
+  const spec = manifest.resources.find((r) => r.name === type);
+  if (!spec) throw new UsageError(`no resource type named "${type}" in ${manifest.file}`);
+  if (spec.location.kind !== 'command' && spec.location.kind !== 'http') {
+    throw new UsageError(`${type} is ${spec.location.kind === 'fs' ? 'an' : 'a'} ${spec.location.kind} resource; conformance checks command and http handlers`);
+  }
+  const conditional = spec.location.conditional;
+  const backend = await openBackend(spec, { connections: new Connections({}), exclude: [], signal: options.signal });
+  const checks: ConformanceCheck[] = [];
+  const check = async (name: string, body: () => Promise<string>): Promise<void> => {
+    try {
+      checks.push({ name, ok: true, detail: await body() });
+    } catch (error) {
+      checks.push({ name, ok: false, detail: (error as Error).message });
+    }
+  };
+  try {
+    const listed = new Map<string, ResourceRecord>();
+    await check('list', async () => {
+      let pages = 0;
+      for await (const page of backend.scan({ pageSize: spec.batchSize, signal: options.signal })) {
+        pages++;
+        for (const r of page.records) listed.set(r.id, r);
+      }
+      const unknownAge = [...listed.values()].filter((r) => r.createdAtMs === null).length;
+      return `${listed.size} record(s) in ${pages} page(s); every line valid, ids unique, the answer complete${unknownAge ? `; ${unknownAge} without createdAt (judged unknown)` : ''}`;
+    });
+    const sample = [...listed.values()].slice(0, options.sample ?? 20);
+    await check('read by id', async () => {
+      const read = await backend.read(sample.map((r) => r.id), options.signal);
+      const missing = sample.filter((r) => !read.has(r.id));
+      const moved = sample.filter((r) => read.has(r.id) && read.get(r.id)!.fingerprint !== r.fingerprint);
+      if (missing.length) throw new Error(`${missing.length} listed id(s) not found when read by id, e.g. ${JSON.stringify(missing[0]!.id)}`);
+      if (moved.length) throw new Error(`${moved.length} fingerprint(s) differ between list and read, e.g. ${JSON.stringify(moved[0]!.id)} (a fingerprint must be stable while the resource is unchanged)`);
+      return `${sample.length} id(s) read back with the fingerprints listed`;
+    });
+    await check('delete of an id that does not exist answers absent', async () => {
+      const id = `reaper-conformance-absent-${randomBytes(6).toString('hex')}`;
+      const [result] = await backend.delete([{ id, fingerprint: 'reaper-conformance' }], options.signal);
+      if (result!.outcome !== 'absent') throw new Error(`answered ${result!.outcome}${result!.error ? `: ${result!.error}` : ''}; expected absent`);
+      return 'absent';
+    });
+    const victim = sample[0];
+    if (victim) {
+      await check('delete with a fingerprint that does not match answers changed and deletes nothing', async () => {
+        const [result] = await backend.delete([{ id: victim.id, fingerprint: `reaper-conformance-mismatch-${randomBytes(6).toString('hex')}` }], options.signal);
+        const after = (await backend.read([victim.id], options.signal)).get(victim.id);
+        if (!after) throw new Error(`${JSON.stringify(victim.id)} is GONE after a delete with a wrong fingerprint (answered ${result!.outcome}): the handler's deletes are not conditional`);
+        if (result!.outcome !== 'changed') {
+          if (!conditional && result!.outcome === 'deleted') throw new Error('answered deleted (the handler declares conditional: false)');
+          throw new Error(`answered ${result!.outcome}${result!.error ? `: ${result!.error}` : ''}; expected changed`);
+        }
+        if (after.fingerprint !== victim.fingerprint) throw new Error(`${JSON.stringify(victim.id)} changed fingerprint after a refused delete`);
+        return `changed; ${JSON.stringify(victim.id)} still there, unchanged`;
+      });
+    }
+    if (options.destructiveId !== undefined) {
+      const id = options.destructiveId;
+      await check(`delete of ${JSON.stringify(id)} with its fingerprint answers deleted, and it is gone`, async () => {
+        const record = listed.get(id) ?? (await backend.read([id], options.signal)).get(id);
+        if (!record) throw new Error(`${JSON.stringify(id)} is not in the scope`);
+        const [result] = await backend.delete([{ id, fingerprint: record.fingerprint }], options.signal);
+        if (result!.outcome !== 'deleted') throw new Error(`answered ${result!.outcome}${result!.error ? `: ${result!.error}` : ''}; expected deleted`);
+        if ((await backend.read([id], options.signal)).has(id)) throw new Error('answered deleted, but it is still listed');
+        const [again] = await backend.delete([{ id, fingerprint: record.fingerprint }], options.signal);
+        if (again!.outcome !== 'absent') throw new Error(`a second delete answered ${again!.outcome}; expected absent`);
+        return 'deleted, gone, and a second delete answers absent';
+      });
+    }
+    return { resource: spec.name, kind: spec.location.kind, scope: backend.scope, destructive: options.destructiveId !== undefined, checks, ok: checks.every((c) => c.ok) };
+  } finally {
+    await closeQuietly(backend);
+  }
+}
+
+async function closeQuietly(backend: Backend): Promise<void> {
+  await backend.close().catch(() => undefined);
+}
+
+export function conformanceText(report: ConformanceReport): string {
+  const lines = [
+    `conformance of ${report.resource} (${report.scope}), resource protocol v1${report.destructive ? ', destructive' : ': nothing is deleted'}`,
+    ...report.checks.map((c) => `${c.ok ? 'PASS' : 'FAIL'} ${c.name}: ${c.detail}`),
+    report.ok ? 'all checks passed' : `${report.checks.filter((c) => !c.ok).length} check(s) failed`,
+  ];
+  return lines.join('\n');
+}

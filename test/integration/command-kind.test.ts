@@ -1,0 +1,249 @@
+/**
+ * The `command` kind through the built CLI (docs/resource-protocol.md): a handler over a
+ * directory is audited and reaped through the whole pipeline (tombstone, grace, conditional
+ * delete); a handler that declares `conditional: false` is refused without the per-type
+ * opt-in and every plan says so; and handler output is hostile input — invalid JSON, a cut
+ * answer, duplicate ids, a hang, a non-zero exit, gigabytes, a line too long, a delete answer
+ * with ids it was not asked, twice or not at all — each a clear error for that type, nothing
+ * deleted, the other type still reported (exit 3). Every handler is a real child process.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { reaper, removeTempDirs, tmp } from './support/cli.js';
+
+afterAll(removeTempDirs);
+
+const HANDLER = path.resolve(__dirname, 'support/handlers/dir-handler.mjs');
+const OLD = new Date(Date.now() - 3 * 3_600_000).toISOString();
+
+/** A directory `data/NAME` of JSON resources: `owner` → file. */
+function seed(dir: string, name: string, files: Record<string, { owner?: string; protected?: boolean; createdAt?: string }>): void {
+  const root = path.join(dir, 'data', name);
+  mkdirSync(root, { recursive: true });
+  for (const [id, doc] of Object.entries(files)) writeFileSync(path.join(root, id), JSON.stringify({ createdAt: OLD, ...doc }));
+}
+
+const good = (name: string, extra: string[] = []) => [
+  `  - name: ${name}`,
+  '    command:',
+  `      list: [node, ${JSON.stringify(HANDLER)}, ./data/${name}]`,
+  `      delete: [node, ${JSON.stringify(HANDLER)}, ./data/${name}]`,
+  ...extra,
+  '    owner: { attribute: owner, key: "session:{value}" }',
+  '    protect: [{ attribute: { protected: "yes" } }]',
+];
+
+function manifest(dir: string, resources: string[][]): string {
+  const file = path.join(dir, 'reaper.yaml');
+  writeFileSync(file, ['version: 1', 'defaults: { minAge: 1m, grace: 1s, maxDeleteFraction: 1 }', 'owners: [{ static: ["session:alice"] }]', 'resources:', ...resources.flat(), ''].join('\n'));
+  return file;
+}
+
+const json = (stdout: string) => JSON.parse(stdout) as { resources: { name: string; status?: string; error?: string | null; scanned: number; orphaned?: number; deleteMode?: string; outcomes?: Record<string, number> }[]; errors?: string[] };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('command kind: the reap pipeline through a handler', () => {
+  it('audits and reaps through the handler: only the orphan, after its grace; live and protected untouched', async () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' }, p1: { protected: true }, s1: {} });
+    const m = manifest(dir, [good('things')]);
+    const audit = reaper(['audit', '-c', m, '-o', 'json'], { cwd: dir });
+    expect(audit.code, audit.stderr).toBe(0);
+    const t = json(audit.stdout).resources[0]!;
+    expect(t).toMatchObject({ name: 'things', status: 'ok', scanned: 4, orphaned: 2 });
+
+    const mark = reaper(['reap', '-c', m, '--execute', '-o', 'json'], { cwd: dir });
+    expect(mark.code, mark.stderr).toBe(0);
+    expect(json(mark.stdout).resources[0]).toMatchObject({ deleteMode: 'handler-conditional', outcomes: { marked: 2, deleted: 0 } });
+    expect(readdirSync(path.join(dir, 'data/things')).sort()).toEqual(['a1', 'b1', 'p1', 's1']);
+    // b1 changes after it was judged: its delete must come back `changed`, and it stays.
+    writeFileSync(path.join(dir, 'data/things/b1'), JSON.stringify({ createdAt: OLD, owner: 'bob', more: 1 }));
+    await sleep(1_200);
+    const sweep = reaper(['reap', '-c', m, '--execute', '-o', 'json'], { cwd: dir });
+    expect(sweep.code, sweep.stderr).toBe(0);
+    expect(json(sweep.stdout).resources[0]!.outcomes).toMatchObject({ deleted: 1 });
+    expect(readdirSync(path.join(dir, 'data/things')).sort()).toEqual(['a1', 'b1', 'p1']);
+  });
+
+  it('refuses to reap a handler that declares conditional: false unless the type opts in, and every plan says so', () => {
+    const dir = tmp();
+    seed(dir, 'things', { b1: { owner: 'bob' } });
+    const m = manifest(dir, [good('things', ['      conditional: false'])]);
+    const refused = reaper(['reap', '-c', m, '--execute'], { cwd: dir });
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain('things: the handler declares conditional: false');
+    expect(refused.stderr).toContain('allowUnconditional: true');
+    expect(readdirSync(path.join(dir, 'data/things'))).toEqual(['b1']);
+
+    const allowed = manifest(dir, [good('things', ['      conditional: false', '      allowUnconditional: true'])]);
+    const plan = reaper(['reap', '-c', allowed, '-o', 'json'], { cwd: dir });
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(json(plan.stdout).resources[0]!.deleteMode).toBe('handler-UNCONDITIONAL (allowUnconditional)');
+    const table = reaper(['reap', '-c', allowed, '-o', 'table'], { cwd: dir });
+    expect(table.stdout).toContain('handler-UNCONDITIONAL');
+    const validate = reaper(['validate', '-c', allowed], { cwd: dir });
+    expect(validate.stdout + validate.stderr).toContain('deletes are NOT conditional');
+  });
+});
+
+describe('command kind: a handler with a visible marker', () => {
+  const marked = (dir: string, id: string) => (JSON.parse(readFileSync(path.join(dir, 'data/things', id), 'utf8')) as { reaperMark?: string }).reaperMark;
+  const withMarks = (dir: string, live: string[]) => {
+    const file = manifest(dir, [good('things', [`      mark: [node, ${JSON.stringify(HANDLER)}, ./data/things]`, `      unmark: [node, ${JSON.stringify(HANDLER)}, ./data/things]`])]);
+    writeFileSync(file, readFileSync(file, 'utf8').replace('owners: [{ static: ["session:alice"] }]', `owners: [{ static: ${JSON.stringify(live)} }]`));
+    return file;
+  };
+
+  it('marks a tombstoned resource, unmarks it when its owner comes back, and deletes on the fingerprint the mark answered', async () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
+    const first = reaper(['reap', '-c', withMarks(dir, ['session:alice']), '--execute', '-o', 'json'], { cwd: dir });
+    expect(first.code, first.stderr).toBe(0);
+    expect(json(first.stdout).resources[0]!.outcomes).toMatchObject({ marked: 1 });
+    expect(marked(dir, 'b1')).toMatch(/\S/);
+    expect(marked(dir, 'a1')).toBeUndefined();
+
+    // bob is back by the time the tombstone is due: it is lifted and the marker removed.
+    await sleep(1_200);
+    const lifted = reaper(['reap', '-c', withMarks(dir, ['session:alice', 'session:bob']), '--execute', '-o', 'json'], { cwd: dir });
+    expect(lifted.code, lifted.stderr).toBe(0);
+    expect(json(lifted.stdout).resources[0]!.outcomes).toMatchObject({ lifted: 1 });
+    expect(marked(dir, 'b1')).toBeUndefined();
+
+    // bob is gone again: marked afresh, then swept — the delete carries the fingerprint after marking.
+    expect(reaper(['reap', '-c', withMarks(dir, ['session:alice']), '--execute'], { cwd: dir }).code).toBe(0);
+    expect(marked(dir, 'b1')).toMatch(/\S/);
+    await sleep(1_200);
+    const sweep = reaper(['reap', '-c', withMarks(dir, ['session:alice']), '--execute', '-o', 'json'], { cwd: dir });
+    expect(sweep.code, sweep.stderr).toBe(0);
+    expect(json(sweep.stdout).resources[0]!.outcomes).toMatchObject({ deleted: 1 });
+    expect(readdirSync(path.join(dir, 'data/things'))).toEqual(['a1']);
+  });
+});
+
+/** A shell handler for `list` whose output is hostile; its pid goes to DIR/pid. */
+function bad(name: string, script: string, extra: string[] = []): string[] {
+  return [
+    `  - name: ${name}`,
+    '    command:',
+    `      list: ${JSON.stringify(`echo $$ > pid.${name}; ${script}`)}`,
+    '      delete: "cat >/dev/null"',
+    ...extra,
+    '    owner: { attribute: owner }',
+  ];
+}
+
+const record = (id: string) => JSON.stringify({ id, fingerprint: 'f', createdAt: OLD, attributes: { owner: 'x' } });
+
+describe('command kind: hostile list output fails that type alone', () => {
+  const cases: { name: string; script: string; extra?: string[]; error: RegExp }[] = [
+    { name: 'not-json', script: `echo '${record('a')}'; echo '{"id": "b", '; echo '{"next": null}'`, error: /list answer line 2: not JSON: / },
+    { name: 'not-a-record', script: `echo '{"id": "a", "fingerprint": "f"}'; echo '{"next": null}'`, error: /list answer line 1: createdAt: / },
+    { name: 'cut-short', script: `echo '${record('a')}'`, error: /list answer line 1 is not the end line \{"next": …\}: the answer is incomplete/ },
+    { name: 'duplicate', script: `echo '${record('a')}'; echo '${record('a')}'; echo '{"next": null}'`, error: /list answer line 2: the id "a" again/ },
+    {
+      name: 'duplicate-across-pages',
+      script: `if [ -z "$REAPER_CURSOR" ]; then echo '${record('a')}'; echo '{"next": "p2"}'; else echo '${record('a')}'; echo '{"next": null}'; fi`,
+      error: /list answered the id "a" twice in one scan/,
+    },
+    { name: 'stuck-cursor', script: `echo '${record('a')}'; echo '{"next": "same"}'`, error: /(twice in one scan|the scan would never end)/ },
+    { name: 'exits-non-zero', script: `echo '${record('a')}'; echo 'the registry is down' >&2; exit 7`, error: /list command \(.*\) exited with status 7: the registry is down/ },
+    { name: 'hangs', script: 'sleep 600', extra: ['      timeout: 1s'], error: /list command \(.*\) did not finish within 1000 ms \(timeout\); killed/ },
+    { name: 'gigabytes', script: 'yes', extra: ['      maxOutputBytes: 1048576'], error: /wrote more than 1048576 bytes \(maxOutputBytes\); killed/ },
+    { name: 'long-line', script: "head -c 3000000 /dev/zero | tr '\\000' a", error: /wrote a line longer than 1048576 bytes \(maxLineBytes\); killed/ },
+  ];
+
+  it.each(cases)('$name: an error naming the handler and the fault; the good type is still reported; exit 3', ({ name, script, extra, error }) => {
+    const dir = tmp();
+    seed(dir, 'fine', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
+    const m = manifest(dir, [good('fine'), bad(name, script, extra)]);
+    const started = Date.now();
+    const audit = reaper(['audit', '-c', m, '-o', 'json'], { cwd: dir, timeoutMs: 60_000 });
+    expect(audit.timedOut).toBe(false);
+    expect(audit.code, audit.stderr).toBe(3);
+    const doc = json(audit.stdout);
+    expect(doc.resources.find((r) => r.name === 'fine')).toMatchObject({ status: 'ok', scanned: 2, orphaned: 1 });
+    const broken = doc.resources.find((r) => r.name === name)!;
+    expect(broken.status).toBe('error');
+    expect(broken.error).toMatch(error);
+    expect(broken.error).toContain('command echo $$');
+    if (name === 'hangs') {
+      // Killed with its process group: the shell (and its sleep) are gone.
+      const pid = Number(readFileSync(path.join(dir, `pid.${name}`), 'utf8'));
+      expect(() => process.kill(pid, 0)).toThrow();
+      expect(Date.now() - started).toBeLessThan(30_000);
+    }
+    // Reap refuses the broken type and deletes nothing of it; the good one is still planned.
+    const reap = reaper(['reap', '-c', m, '-o', 'json'], { cwd: dir });
+    expect(reap.code).toBe(3);
+    expect(json(reap.stdout).resources.find((r) => r.name === 'fine')).toMatchObject({ scanned: 2 });
+  });
+});
+
+describe('command kind: a delete answer that cannot be trusted deletes nothing on reaper\'s side', () => {
+  const answers: { name: string; answer: string; error: RegExp }[] = [
+    { name: 'unknown-id', answer: `while read l; do echo "$l" | sed 's/"fingerprint":"[^"]*"/"result":"deleted"/'; done; echo '{"id":"elsewhere","result":"deleted"}'`, error: /delete answer line 2: the id "elsewhere" was not asked for/ },
+    { name: 'duplicate-id', answer: `while read l; do a=$(echo "$l" | sed 's/"fingerprint":"[^"]*"/"result":"deleted"/'); echo "$a"; echo "$a"; done`, error: /delete answer line 2: the id "b1" again/ },
+    { name: 'missing-id', answer: 'cat >/dev/null', error: /delete answered 0 of 1 ids; none for "b1"/ },
+    { name: 'garbage', answer: 'cat >/dev/null; echo deleted', error: /delete answer line 1: not JSON/ },
+    { name: 'non-zero', answer: `while read l; do echo "$l" | sed 's/"fingerprint":"[^"]*"/"result":"deleted"/'; done; exit 1`, error: /delete command \(.*\) exited with status 1/ },
+  ];
+
+  it.each(answers)('$name: the delete is failed (read back: still there), the error says why, exit 3', async ({ answer, error }) => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
+    const m = manifest(dir, [
+      [
+        '  - name: things',
+        '    command:',
+        `      list: [node, ${JSON.stringify(HANDLER)}, ./data/things]`,
+        `      delete: ${JSON.stringify(answer)}`,
+        '    owner: { attribute: owner, key: "session:{value}" }',
+      ],
+    ]);
+    expect(reaper(['reap', '-c', m, '--execute'], { cwd: dir }).code).toBe(0);
+    await sleep(1_200);
+    const sweep = reaper(['reap', '-c', m, '--execute', '-o', 'json'], { cwd: dir });
+    expect(sweep.code).toBe(3);
+    const doc = json(sweep.stdout);
+    expect(doc.resources[0]!.outcomes).toMatchObject({ deleted: 0, failed: 1 });
+    expect(doc.errors!.join('\n')).toMatch(error);
+    expect(existsSync(path.join(dir, 'data/things/b1'))).toBe(true);
+  });
+});
+
+describe('reaper conformance --type T', () => {
+  it('passes the reference handler without deleting anything; --destructive deletes the one --id names', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
+    const m = manifest(dir, [good('things')]);
+    const run = reaper(['conformance', '-c', m, '--type', 'things', '-o', 'table'], { cwd: dir });
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toContain('resource protocol v1: nothing is deleted');
+    expect(run.stdout).toMatch(/^PASS list: 2 record\(s\) in 1 page\(s\)/m);
+    expect(run.stdout).toMatch(/^PASS delete with a fingerprint that does not match answers changed and deletes nothing: changed; "a1" still there, unchanged$/m);
+    expect(readdirSync(path.join(dir, 'data/things')).sort()).toEqual(['a1', 'b1']);
+    const destructive = reaper(['conformance', '-c', m, '--type', 'things', '--destructive', '--id', 'b1', '-o', 'json'], { cwd: dir });
+    expect(destructive.code, destructive.stdout).toBe(0);
+    expect(JSON.parse(destructive.stdout).checks.at(-1)).toMatchObject({ ok: true, detail: 'deleted, gone, and a second delete answers absent' });
+    expect(readdirSync(path.join(dir, 'data/things'))).toEqual(['a1']);
+  });
+
+  it('fails a handler whose deletes are not conditional (exit 1), and a type that is not a handler is a usage error (exit 2)', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' } });
+    // Deletes whatever it is asked, fingerprint or not.
+    const careless = `while read l; do id=$(echo "$l" | sed 's/.*"id":"\\([^"]*\\)".*/\\1/'); if [ -e "data/things/$id" ]; then rm "data/things/$id"; echo "{\\"id\\":\\"$id\\",\\"result\\":\\"deleted\\"}"; else echo "{\\"id\\":\\"$id\\",\\"result\\":\\"absent\\"}"; fi; done`;
+    const m = manifest(dir, [
+      ['  - name: things', '    command:', `      list: [node, ${JSON.stringify(HANDLER)}, ./data/things]`, `      delete: ${JSON.stringify(careless)}`, '    owner: { attribute: owner }'],
+      ['  - name: files', '    fs: { path: ./data/things }', '    owner: { pathPattern: "^(?<owner>[^/]+)/" }'],
+    ]);
+    const run = reaper(['conformance', '-c', m, '--type', 'things', '-o', 'table'], { cwd: dir });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^FAIL delete with a fingerprint that does not match answers changed and deletes nothing: "a1" is GONE after a delete with a wrong fingerprint \(answered deleted\): the handler's deletes are not conditional$/m);
+    const other = reaper(['conformance', '-c', m, '--type', 'files'], { cwd: dir });
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain('files is an fs resource; conformance checks command and http handlers');
+  });
+});
