@@ -102,7 +102,7 @@ connections:
   c: { kind: ${kind === 's3' ? 's3' : 'postgres'}${kind === 's3' ? '' : ', url: "postgres://x@localhost/db"'} }
 resources:
   - name: r
-${kind === 's3' ? '    s3: { connection: c, bucket: bucket-one, prefix: p/ }\n    owner: { keyPattern: "(?<owner>.*)" }' : kind === 'fs' ? '    fs: { path: /srv/scratch }\n    owner: { pathPattern: "(?<owner>.*)" }' : '    postgres: { connection: c, table: t, id: id, createdAt: c }\n    owner: { column: o }'}
+${kind === 'command' ? '    command: { list: ./h.sh, delete: [./h.sh, delete] }\n    owner: { attribute: owner }' : kind === 's3' ? '    s3: { connection: c, bucket: bucket-one, prefix: p/ }\n    owner: { keyPattern: "(?<owner>.*)" }' : kind === 'fs' ? '    fs: { path: /srv/scratch }\n    owner: { pathPattern: "(?<owner>.*)" }' : '    postgres: { connection: c, table: t, id: id, createdAt: c }\n    owner: { column: o }'}
     shard: { splitPoints: ${points} }
 `,
       { file: 'm.yaml', baseDir: '/tmp' },
@@ -129,5 +129,6 @@ ${kind === 's3' ? '    s3: { connection: c, bucket: bucket-one, prefix: p/ }\n  
     expect(issue('postgres', '[a, b, a]')).toMatch(/splitPoints\[2\]: split point "a" is repeated/);
     expect(issue('postgres', '[9007199254740993]')).toMatch(/splitPoints\[0\]: .*write it as a string/);
     expect(issue('fs', '[a]')).toMatch(/shard\.splitPoints: fs resources are split by top-level entry/);
+    expect(issue('command', '[a]')).toMatch(/shard\.splitPoints: command resources are not split between shards/);
   });
 });
