@@ -2,6 +2,7 @@
  * The one narrow interface the engine's callers see for every backend kind.
  * Each adapter lives in its own folder and imports its driver lazily.
  */
+import type { ShardPart } from '../engine/shard.js';
 import type { ResourceRecord } from '../engine/types.js';
 import type { BackendKind } from '../manifest/types.js';
 
@@ -11,6 +12,8 @@ export interface ScanOptions {
   /** Records per page (the resource's batchSize). */
   pageSize: number;
   signal?: AbortSignal;
+  /** Only this shard's part of the scope (engine/shard.ts); absent for all of it. */
+  part?: ShardPart;
 }
 
 export interface ScanPage {
@@ -24,6 +27,11 @@ export interface ScanPage {
    * `unknown`). A scan that cannot go on at all throws instead.
    */
   unreadable?: { id: string; why: string }[];
+  /**
+   * The records are as of this moment (epoch ms), not read now: an S3 Inventory report. A reap
+   * judges due tombstones by reading each resource again, never from such a page.
+   */
+  snapshotAtMs?: number;
 }
 
 /** A liveness source that is a query of live owner keys on a SQL connection (the manifest's `owners: [{ sql }]`). */
@@ -91,6 +99,11 @@ export interface Backend {
   capabilities(signal?: AbortSignal): Promise<BackendCapabilities>;
   /** Stream the resources in scope, a page at a time, in a stable order. */
   scan(options: ScanOptions): AsyncIterable<ScanPage>;
+  /**
+   * The ids among `ids` that lie in `part`, whether or not the resource exists: the scan of
+   * `part` would meet each of them if it did (a sharded reap settles only its own tombstones).
+   */
+  inPart(ids: readonly string[], part: ShardPart, signal?: AbortSignal): Promise<Set<string>>;
   /** Read specific resources again (re-verification at sweep time, `explain`); absent ids are missing from the map. */
   read(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, ResourceRecord>>;
   /**

@@ -35,6 +35,12 @@ export interface FilterFlags extends ResourceFlags {
   owner?: string[];
 }
 
+/** --shard i/N and --job ID (audit, reap; docs/scale-out.md). */
+export interface ShardFlags {
+  shard?: string;
+  job?: string;
+}
+
 /** --quiet, --log-format text|json (audit, reap). */
 export interface RunLogFlags {
   quiet?: boolean;

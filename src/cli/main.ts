@@ -38,6 +38,11 @@ const withFilters = (command: Command) =>
     .addOption(new Option('--exclude-resource <name...>', 'leave these resource types out'))
     .addOption(new Option('--older-than <duration>', 'only resources at least this old, e.g. 7d'))
     .addOption(new Option('--owner <key>', 'only resources of this owner key (repeatable)').argParser(collect).default([]));
+/** --shard and --job of audit and reap (docs/scale-out.md). */
+const withShard = (command: Command) =>
+  command
+    .addOption(new Option('--shard <i/N>', 'only shard i of N (from 0) of every resource type (default: $JOB_COMPLETION_INDEX of $REAPER_SHARDS when both are set)'))
+    .addOption(new Option('--job <id>', 'the job this run is a shard of, for the report and the metrics (default: $REAPER_JOB)'));
 const quietOption = () => new Option('-q, --quiet', 'print the summary line only (one JSON object with --output json)');
 const logFormatOption = () =>
   new Option('--log-format <format>', 'text, or json: one JSON event per line on stderr (run started, each type, each gate, run finished; default: $REAPER_LOG_FORMAT, then text)').choices(['text', 'json']);
@@ -65,7 +70,7 @@ export function buildProgram(io: CliIO): Command {
     .addOption(outputOption())
     .action(lazy(io, async () => (await import('./commands/validate.js')).validateCommand));
 
-  withFilters(program.command('audit'))
+  withShard(withFilters(program.command('audit')))
     .description('scan, classify and print leak telemetry; read-only')
     .option('--junit <file>', 'JUnit XML: one test case per resource type, failing when it breaks a gate (with --baseline/--since, naming the new findings)')
     .option('--summary <file>', 'append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)')
@@ -86,7 +91,7 @@ export function buildProgram(io: CliIO): Command {
     .addOption(stateOption())
     .action(lazy(io, async () => (await import('./commands/audit.js')).auditCommand));
 
-  withFilters(program.command('reap'))
+  withShard(withFilters(program.command('reap')))
     .description('tombstone-then-delete orphans; a DRY RUN unless --execute')
     .option('--summary <file>', 'append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)')
     .option('--metrics-file <file>', 'Prometheus text for the node-exporter textfile collector (written atomically)')

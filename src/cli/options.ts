@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { userInfo, hostname } from 'node:os';
 import path from 'node:path';
 import { activeFilter, type FindingFilter } from '../engine/filters.js';
+import { checkedShard, parseShard, type Shard } from '../engine/shard.js';
 import { UsageError } from '../errors.js';
 import { parseDuration } from '../manifest/duration.js';
 import { loadManifest } from '../manifest/load.js';
@@ -16,7 +17,7 @@ import { requireVariables, USES_EVERYTHING, type ManifestUse } from '../manifest
 import { BUILTIN_DEFAULTS } from '../manifest/types.js';
 import type { OpenStateStoreOptions } from '../state/open.js';
 import type { StateStore } from '../state/types.js';
-import type { FilterFlags, ManifestFlags, OutputFlags, ResourceFlags } from './flags.js';
+import type { FilterFlags, ManifestFlags, OutputFlags, ResourceFlags, ShardFlags } from './flags.js';
 import type { CliIO } from './io.js';
 
 export type OutputFormat = 'table' | 'json';
@@ -115,6 +116,37 @@ export function findingFilter(options: FilterFlags): FindingFilter | undefined {
     olderThanSeconds: options.olderThan === undefined ? undefined : durationOption(options.olderThan, '--older-than') / 1000,
     owners: options.owner,
   });
+}
+
+/**
+ * The shard of this run (docs/scale-out.md): --shard i/N, else $JOB_COMPLETION_INDEX (set by a
+ * Kubernetes Indexed Job) of $REAPER_SHARDS (Kubernetes does not export the completion count,
+ * so the job's template sets it); null unsharded. Bad input is a UsageError naming the flag or
+ * variable (exit 2).
+ */
+export function shardOption(io: CliIO, options: ShardFlags): Shard | null {
+  if (options.shard !== undefined) return parseShard(options.shard, '--shard');
+  const index = io.env.JOB_COMPLETION_INDEX;
+  const count = io.env.REAPER_SHARDS;
+  if (index === undefined || index === '') {
+    if (count !== undefined && count !== '') throw new UsageError('$REAPER_SHARDS is set but $JOB_COMPLETION_INDEX is not: pass --shard i/N, or run as a Kubernetes Indexed Job');
+    return null;
+  }
+  if (count === undefined || count === '') {
+    throw new UsageError('$JOB_COMPLETION_INDEX is set but $REAPER_SHARDS is not: set REAPER_SHARDS to the job\'s completions (Kubernetes does not export it), or pass --shard i/N');
+  }
+  if (!/^\d{1,4}$/.test(index)) throw new UsageError(`$JOB_COMPLETION_INDEX: expected a whole number, got ${JSON.stringify(index)}`);
+  if (!/^\d{1,4}$/.test(count)) throw new UsageError(`$REAPER_SHARDS: expected a whole number, got ${JSON.stringify(count)}`);
+  return checkedShard(Number(index), Number(count), `$JOB_COMPLETION_INDEX/$REAPER_SHARDS (${index}/${count})`);
+}
+
+/** --job, then $REAPER_JOB: the job this run is a shard of (letters, digits, `.`, `_`, `-`; at most 128); null when neither is given. */
+export function jobOption(io: CliIO, options: ShardFlags): string | null {
+  const flag = options.job;
+  const job = flag ?? io.env.REAPER_JOB;
+  if (job === undefined || job === '') return null;
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(job)) throw new UsageError(`${flag !== undefined ? '--job' : '$REAPER_JOB'}: expected letters, digits, ".", "_" or "-" (at most 128), got ${JSON.stringify(job)}`);
+  return job;
 }
 
 /** The terminal's width for tables: stdout's columns on a TTY, else $COLUMNS; undefined means no limit. */

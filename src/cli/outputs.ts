@@ -35,7 +35,10 @@ export async function writeOutputs(
     const { pushMetrics, renderPrometheus, writeMetricsFile } = await import('../report/prometheus.js');
     const text = await renderPrometheus(input.doc, input.reap, input.doc ? {} : { run: { finishedAt: Date.now(), durationSeconds: input.durationSeconds } });
     if (flags.metricsFile) await writeMetricsFile(flags.metricsFile, text);
-    if (flags.pushgateway) await pushMetrics(flags.pushgateway, text, { job: flags.pushgatewayJob ?? 'reaper', signal: io.signal });
+    // Each shard of a job pushes to its own group, so shards do not replace each other's metrics (docs/scale-out.md).
+    const shard = (input.doc ?? input.reap)?.job?.shard;
+    const grouping: Record<string, string> = shard ? { shard: shard.split('/')[0]! } : {};
+    if (flags.pushgateway) await pushMetrics(flags.pushgateway, text, { job: flags.pushgatewayJob ?? 'reaper', grouping, signal: io.signal });
   }
   if (flags.junit && input.doc) {
     const { renderJunit } = await import('../report/junit.js');

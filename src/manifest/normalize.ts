@@ -39,7 +39,7 @@ export function normalize(input: ManifestInput, options: { file: string; baseDir
 
   const resources = input.resources.map((r, i): ResourceSpec => {
     let location: Location;
-    if (r.s3) location = { kind: 's3', connection: r.s3.connection, bucket: r.s3.bucket, prefix: r.s3.prefix ?? '', deleteMode: r.s3.deleteMode ?? 'auto', ...(r.s3.requireVersioning ? { requireVersioning: true } : {}) };
+    if (r.s3) location = { kind: 's3', connection: r.s3.connection, bucket: r.s3.bucket, prefix: r.s3.prefix ?? '', deleteMode: r.s3.deleteMode ?? 'auto', ...(r.s3.requireVersioning ? { requireVersioning: true } : {}), ...(r.s3.inventory ? { inventory: { bucket: r.s3.inventory.bucket ?? r.s3.bucket, prefix: r.s3.inventory.prefix } } : {}) };
     else if (r.postgres || r.mysql) {
       const kind = r.postgres ? 'postgres' : 'mysql';
       const sql = (r.postgres ?? r.mysql)!;
@@ -82,6 +82,7 @@ export function normalize(input: ManifestInput, options: { file: string; baseDir
             : { table: r.archive.table },
       quarantine: r.quarantine === undefined ? undefined : path.resolve(base, r.quarantine),
       retainMs: duration(r.retain),
+      ...(r.shard && r.shard.splitPoints.length > 0 ? { splitPoints: r.shard.splitPoints.map(String) } : {}),
       line: lineAt(['resources', i]),
     };
   });

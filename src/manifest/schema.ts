@@ -111,6 +111,16 @@ const s3Location = z.strictObject({
   bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
   prefix: z.string().max(1_024).default(''),
   allowEmptyPrefix: z.boolean().optional().meta({ description: 'Allow a scope that is a whole bucket.' }),
+  inventory: z
+    .strictObject({
+      bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name').optional(),
+      prefix: z.string().min(1).max(1_024),
+    })
+    .optional()
+    .meta({
+      description:
+        'Read the newest S3 Inventory report (CSV) under bucket/prefix (the folder of one inventory configuration, holding <time>/manifest.json) instead of listing: objects written since the report are not seen, and a reap re-reads each due tombstone (docs/scale-out.md).',
+    }),
   requireVersioning: z
     .boolean()
     .optional()
@@ -240,6 +250,15 @@ const resource = z.strictObject({
   archive: z.union([z.boolean(), z.strictObject({ table: tableName })]).optional(),
   quarantine: z.string().min(1).optional(),
   retain: duration.optional(),
+  shard: z
+    .strictObject({
+      splitPoints: z
+        .array(z.union([z.string().min(1), z.number().int().refine(Number.isSafeInteger, 'an integer split point this large loses precision; write it as a string')]))
+        .max(4095)
+        .meta({ description: 'Keys that cut the type into ranges for `--shard i/N`, ascending in the key order (S3: UTF-8 bytes; SQL: the id column\'s own order). A key equal to a split point belongs to the range below it.' }),
+    })
+    .optional()
+    .meta({ description: 'How `--shard i/N` splits an S3 or SQL type (docs/scale-out.md); fs types are split by top-level entry, command and http types not at all.' }),
 });
 
 const breaker = z.strictObject({
@@ -428,4 +447,36 @@ function checkResource(
     else if (kind !== 's3' && !sqlMark) issue(ctx, at('mark'), `${a(kind)} resource is marked in a column: mark: { column: NAME }`);
   }
   if (r.ttl !== undefined && parseDuration(r.ttl) === 0) issue(ctx, at('ttl'), ZERO_TTL);
+  if (r.shard !== undefined) checkSplitPoints(ctx, kind, r.shard.splitPoints, (k) => at('shard', 'splitPoints', k));
+}
+
+/**
+ * Split points (docs/scale-out.md): fs types take none; S3 keys must ascend in UTF-8 byte order;
+ * SQL points must be distinct, and a list of integers must ascend (any other SQL list is
+ * checked in the id column's order by the server when a sharded run opens the type).
+ */
+function checkSplitPoints(ctx: Ctx, kind: BackendKind, points: readonly (string | number)[], at: (k: number) => (string | number)[]): void {
+  if (kind === 'fs') {
+    issue(ctx, at(0).slice(0, -1), 'fs resources are split by top-level entry; they take no split points');
+    return;
+  }
+  if (kind !== 's3' && kind !== 'postgres' && kind !== 'mysql') {
+    issue(ctx, at(0).slice(0, -1), `${kind} resources are not split between shards (each goes whole to one shard); they take no split points`);
+    return;
+  }
+  points.forEach((point, k) => {
+    if (k === 0) return;
+    const previous = points[k - 1]!;
+    if (kind === 's3') {
+      if (typeof point !== 'string') issue(ctx, at(k), 'an S3 split point is a key (a string)');
+      else if (typeof previous === 'string' && Buffer.compare(Buffer.from(previous, 'utf8'), Buffer.from(point, 'utf8')) >= 0) {
+        issue(ctx, at(k), `split points must ascend in S3's key order (UTF-8 bytes): ${JSON.stringify(point)} is not after ${JSON.stringify(previous)}`);
+      }
+    } else if (typeof point === 'number' && typeof previous === 'number' && point <= previous) {
+      issue(ctx, at(k), `split points must ascend: ${point} is not above ${previous}`);
+    } else if (points.slice(0, k).some((p) => String(p) === String(point))) {
+      issue(ctx, at(k), `split point ${JSON.stringify(point)} is repeated`);
+    }
+  });
+  if (kind === 's3' && typeof points[0] === 'number') issue(ctx, at(0), 'an S3 split point is a key (a string)');
 }

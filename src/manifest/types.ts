@@ -46,6 +46,8 @@ export interface S3Location {
   prefix: string;
   /** How deletes are sent (see the schema); absent means `auto`. */
   deleteMode?: 'auto' | 'batch-if-match' | 'per-object-if-match';
+  /** Read the newest S3 Inventory report under bucket/prefix instead of listing (docs/scale-out.md); absent to list. */
+  inventory?: { bucket: string; prefix: string };
   /** Reap only while the bucket's versioning is enabled; absent otherwise. */
   requireVersioning?: boolean;
 }
@@ -156,6 +158,8 @@ export interface ResourceSpec {
   archive?: { table: string };
   quarantine?: string;
   retainMs?: number;
+  /** `shard.splitPoints` as text, ascending in the backend's key order (docs/scale-out.md); absent when none. */
+  splitPoints?: readonly string[];
   /** 1-based line of the resource in the manifest, for messages. */
   line: number | null;
 }

@@ -1,4 +1,5 @@
 /** The JSON document `reaper audit` prints (docs/architecture.md, Contracts), and the finding shape of NDJSON output. */
+import type { JobShard } from '../engine/shard.js';
 import type { FindingsDiff, GateFinding } from '../engine/baseline.js';
 import type { Finding } from '../engine/types.js';
 import type { LeaseStats } from '../state/types.js';
@@ -35,6 +36,8 @@ export interface AuditDocument {
   durationSeconds: number;
   manifest: string;
   state: string;
+  /** The job this run is a shard of (`--job`, `--shard`; docs/scale-out.md); absent for a run that is neither. */
+  job?: JobShard;
   /** Every resource type was read whole and every liveness source answered (see `resources[].status`, `sourceErrors`). */
   complete: boolean;
   summary: Summary;

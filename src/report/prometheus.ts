@@ -36,7 +36,7 @@ export interface PrometheusOptions {
 }
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-const RESERVED = new Set(['resource', 'backend', 'status', 'state', 'source', 'outcome', 'action', 'kind', 'version']);
+const RESERVED = new Set(['resource', 'backend', 'status', 'state', 'source', 'outcome', 'action', 'kind', 'version', 'job_id', 'shard', 'shards']);
 
 /**
  * Render an audit document, a reap report, or both, as Prometheus text. With only a reap
@@ -75,7 +75,16 @@ export async function renderPrometheus(doc: AuditDocument | null, reap?: ReapRep
   family('reaper_backlog_tombstones', 'Tombstones marked and not yet swept, by resource type.', perType((r) => r.backlog));
   family('reaper_backlog_oldest_age_seconds', 'Age of the oldest unswept tombstone, by resource type (absent without backlog).', perType((r) => r.backlogOldestAgeSeconds));
 
-  if (doc) {
+  // A shard of a job (docs/scale-out.md): its figures are its part's, and a Pushgateway keeps each
+  // shard's group apart (grouping key `shard`); the store-wide lease figures come from shard 0 only.
+  const job = doc?.job ?? reap?.job;
+  const shard = job?.shard ? job.shard.split('/') : null;
+  if (job) {
+    family('reaper_shard_info', 'The job and shard of the last run (always 1): job_id from --job, shard i of shards (docs/scale-out.md).', [
+      { labels: { job_id: job.id ?? '', shard: shard?.[0] ?? '', shards: shard?.[1] ?? '' }, value: 1 },
+    ]);
+  }
+  if (doc && (shard === null || shard[0] === '0')) {
     family('reaper_lease_renewal_failure_ratio', 'Share of lease renewals that failed over the audit\'s lease statistics window (0 to 1).', [
       { labels: {}, value: doc.leases.renewalFailureRate },
     ]);

@@ -4,6 +4,7 @@
  * by the renderers.
  */
 import type { FindingFilter } from '../engine/filters.js';
+import type { JobShard } from '../engine/shard.js';
 import type { ResourceTelemetry, Summary } from './telemetry.js';
 
 export interface ReapOutcomes {
@@ -46,6 +47,8 @@ export interface ReapReport {
   reaper: string;
   runId: string;
   execute: boolean;
+  /** The job this run is a shard of (docs/scale-out.md); absent for a run that is neither. */
+  job?: JobShard;
   plan: string | null;
   summary: Summary;
   resources: ResourceReap[];

@@ -61,7 +61,8 @@ export function leaseTable(leases: readonly Lease[], options: TableOptions = {})
 
 export function runsTable(runs: readonly RunRecord[], options: TableOptions = {}): string {
   const rows = runs.map((r) => {
-    const summary = (r.summary ?? {}) as { summary?: { scanned?: number; orphaned?: number }; outcomes?: { deleted?: number; lifted?: number } };
+    const summary = (r.summary ?? {}) as { summary?: { scanned?: number; orphaned?: number }; outcomes?: { deleted?: number; lifted?: number }; job?: { id?: string | null; shard?: string | null } };
+    const job = summary.job ? [summary.job.id, summary.job.shard && `shard ${summary.job.shard}`].filter(Boolean).join(' ') : '';
     return [
       r.runId,
       r.kind + (r.kind === 'reap' ? (r.execute ? ' (execute)' : ' (dry run)') : ''),
@@ -72,9 +73,13 @@ export function runsTable(runs: readonly RunRecord[], options: TableOptions = {}
       summary.summary?.orphaned ?? '-',
       summary.outcomes?.deleted ?? '-',
       summary.outcomes?.lifted ?? '-',
+      job || '-',
     ];
   });
-  return fitTable({ head: ['run', 'kind', 'status', 'started', 'duration', 'scanned', 'orphaned', 'deleted', 'lifted'], rows }, options.width);
+  // The job column (docs/scale-out.md) only when some run is a shard of one.
+  const jobs = rows.some((row) => row[9] !== '-');
+  const head = ['run', 'kind', 'status', 'started', 'duration', 'scanned', 'orphaned', 'deleted', 'lifted', ...(jobs ? ['job'] : [])];
+  return fitTable({ head, rows: jobs ? rows : rows.map((row) => row.slice(0, 9)) }, options.width);
 }
 
 /** Ids are shown with control characters escaped, so a hostile key cannot rewrite the terminal. */

@@ -8,7 +8,8 @@ import { declaredScope } from '../backends/open.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { findingOutput, leaseTelemetry, type AuditDocument, type FindingOutput } from '../report/document.js';
 import { REPORT_SCHEMA_VERSION, scanProblem, sourceProblem, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
-import { redact, SafetyError } from '../errors.js';
+import { redact, SafetyError, UsageError } from '../errors.js';
+import { jobShard, shardPart, type Shard } from '../engine/shard.js';
 import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
 import { classifyResource } from './classify-stream.js';
@@ -41,12 +42,17 @@ export interface AuditOptions {
   /** Told the run's id once it is recorded, and each type's telemetry once scanned (machine logs). */
   onRunStarted?: (run: { runId: string; startedAt: number }) => void;
   onResourceScanned?: (telemetry: ResourceTelemetry) => void;
+  /** Scan only this shard's part of each type (engine/shard.ts, docs/scale-out.md). */
+  shard?: Shard | null;
+  /** The job this run is a shard of (--job), recorded with the run and in the document. */
+  job?: string | null;
 }
 
 export async function runAudit(manifest: Manifest, options: AuditOptions = {}): Promise<AuditDocument> {
   const context = await openRunContext(manifest, { store: options.store, signal: options.signal });
   const { store } = context;
   const maxFindings = options.maxFindings ?? 1_000;
+  const job = jobShard(options.job, options.shard);
   const recording = { kind: 'audit' as const, manifestDigest: manifest.digest, execute: false, signal: options.signal, onRunStarted: options.onRunStarted };
   try {
     return await recordedRun(context, { ...recording, stopped: 'interrupted: the audit stopped before it finished (it changes nothing)' }, async (run) => {
@@ -80,6 +86,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
         durationSeconds: Math.max(0, finishedAt - run.startedAt) / 1000,
         manifest: manifest.file,
         state: redact(store.description),
+        ...(job ? { job } : {}),
         complete: resources.every((r) => r.status === 'ok') && Object.keys(sourceErrors).length === 0,
         summary: summarize(resources),
         resources,
@@ -96,7 +103,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
         end: {
           status: problems.length === 0 ? 'ok' : 'failed',
           // The findings list lets a later `audit --since RUN` tell new, resolved and persisting orphans.
-          summary: { summary: document.summary, resources: document.resources, leases: document.leases, findings, findingsTruncated: document.findingsTruncated },
+          summary: { summary: document.summary, resources: document.resources, leases: document.leases, findings, findingsTruncated: document.findingsTruncated, ...(job ? { job } : {}) },
           sourceCounts: sources.counts,
           error: problems.length === 0 ? null : problems.join('; '),
         },
@@ -131,7 +138,8 @@ async function auditResource(
     acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
     let orphaned = 0;
     let firstPage = shapes !== null;
-    for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal })) {
+    const part = shardPart(spec, options.shard ?? null);
+    for await (const page of classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal, part })) {
       if (firstPage) {
         // The first page's owner keys against the sources' keys: a template that can never match is said at once.
         firstPage = false;
@@ -153,7 +161,8 @@ async function auditResource(
   } catch (error) {
     if (error instanceof SinkError) throw error.error;
     // A safety rail (a scope that resolves to the filesystem root) stops the run: exit 4, not a type error.
-    if (options.signal?.aborted || error instanceof SafetyError) throw error;
+    // So does a split-point list the key column's order refuses (exit 2): every shard would refuse it alike.
+    if (options.signal?.aborted || error instanceof SafetyError || error instanceof UsageError) throw error;
     acc ??= new TelemetryAccumulator(spec.name, spec.location.kind, declaredScope(spec));
     acc.fail(redact((error as Error)?.message ?? String(error)));
   }

@@ -5,6 +5,7 @@
  */
 import type { Backend } from '../backends/types.js';
 import { classify, ownerKeysOf, type LivenessAnswers } from '../engine/classify.js';
+import type { ShardPart } from '../engine/shard.js';
 import type { Finding, Liveness, ResourceRecord } from '../engine/types.js';
 import type { LivenessView } from '../liveness/liveness.js';
 import type { ResourceSpec } from '../manifest/types.js';
@@ -17,6 +18,8 @@ export interface ClassifiedPage {
   errors: string[];
   /** Entries the backend could not read (ScanPage.unreadable). */
   unreadable?: { id: string; why: string }[];
+  /** The records are a snapshot of this moment (ScanPage.snapshotAtMs). */
+  snapshotAtMs?: number;
 }
 
 /** Answer owner and ref questions for a batch of records. */
@@ -42,11 +45,18 @@ export async function* classifyResource(
   spec: ResourceSpec,
   liveness: LivenessView,
   nowMs: number,
-  options: { cursor?: string | null; signal?: AbortSignal } = {},
+  options: { cursor?: string | null; signal?: AbortSignal; part?: ShardPart } = {},
 ): AsyncGenerator<ClassifiedPage> {
-  for await (const page of backend.scan({ cursor: options.cursor, pageSize: spec.batchSize, signal: options.signal })) {
+  for await (const page of backend.scan({ cursor: options.cursor, pageSize: spec.batchSize, signal: options.signal, ...(options.part ? { part: options.part } : {}) })) {
     const { answers, errors } = await judgeRecords(page.records, spec, liveness, options.signal);
     const findings = page.records.map((record) => classify(record, spec, answers, nowMs));
-    yield { records: page.records, findings, cursor: page.cursor, errors, ...(page.unreadable ? { unreadable: page.unreadable } : {}) };
+    yield {
+      records: page.records,
+      findings,
+      cursor: page.cursor,
+      errors,
+      ...(page.unreadable ? { unreadable: page.unreadable } : {}),
+      ...(page.snapshotAtMs !== undefined ? { snapshotAtMs: page.snapshotAtMs } : {}),
+    };
   }
 }

@@ -26,6 +26,8 @@ export interface PlanHeader {
   resources: { name: string; scanned: number; toMark: number; toSweep: number; toLift: number }[];
   /** The filters the plan was made with (--older-than, --owner); absent when none. */
   filters?: FindingFilter;
+  /** The shard the plan was made by (`i/N`, docs/scale-out.md); absent unsharded. It is applied by the same shard only. */
+  shard?: string;
 }
 
 /** Where a plan stood before a resource type's items: `PlanWriter.rollback` returns to it. */
@@ -159,6 +161,8 @@ function digestedHeader(h: PlanHeader): string {
     resources: h.resources.map((r) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift })),
     // Absent in plans made without filters, so their digests are unchanged.
     ...(h.filters ? { filters: { olderThanSeconds: h.filters.olderThanSeconds, owners: h.filters.owners } } : {}),
+    // Likewise absent unsharded: an edited shard would apply a plan under another shard's lock.
+    ...(h.shard !== undefined ? { shard: h.shard } : {}),
   });
 }
 

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import { breakerReasons, capViolation, type PlanItem } from '../engine/reap-plan.js';
+import { jobShard, lockName, shardCaps, shardLabel, type Shard } from '../engine/shard.js';
 import { BackendError, InterruptedError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Finding } from '../engine/types.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
@@ -72,6 +73,10 @@ export interface ReapOptions {
    * against what the last reap run that scanned the type saw (no such run: the run refuses).
    */
   sweepOnly?: boolean;
+  /** Reap only this shard's part of each type, under the shard's own lock (engine/shard.ts, docs/scale-out.md). */
+  shard?: Shard | null;
+  /** The job this run is a shard of (--job), recorded with the run and in the report. */
+  job?: string | null;
 }
 
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
@@ -83,6 +88,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     failpoint: fail,
   });
   const { store } = context;
+  const job = jobShard(options.job, options.shard);
   const locks: string[] = [];
   let runId = '';
   let spoolDir: string | null = null;
@@ -110,6 +116,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         const plan = await openPlan(options.planIn, manifest.digest);
         header = plan.header;
         checkPlanFilters(options.planIn, header, options);
+        checkPlanShard(options.planIn, header, options);
         items = plan.items;
         for (const r of header.resources) {
           const tally = tallies.get(r.name);
@@ -133,7 +140,9 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         .map((spec) => {
           const r = tallies.get(spec.name)!.report;
           const scanned = baseline ? (baseline.get(spec.name) ?? 0) : r.scanned;
-          return capViolation(spec, { resource: spec.name, scanned, toMark: r.toMark, toSweep: r.toSweep });
+          const violation = capViolation(shardCaps(spec, options.shard ?? null), { resource: spec.name, scanned, toMark: r.toMark, toSweep: r.toSweep });
+          const shards = options.shard?.count ?? 1;
+          return violation !== null && shards > 1 ? `${violation} (this shard's share: maxDeletesPerRun ${spec.maxDeletesPerRun} over ${shards} shards)` : violation;
         })
         .filter((v): v is string => v !== null);
       if (violations.length > 0) throw new SafetyError(`caps exceeded; nothing was marked or deleted.\n  ${violations.join('\n  ')}`);
@@ -144,7 +153,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         else if (r.telemetry && r.telemetry.status !== 'ok') errors.push(`${r.name}: ${scanProblem(r.telemetry)}; the rest of it was judged`);
       }
       if (options.execute) {
-        const applying = { runId: run.runId, lockTtlMs: lockTtl(options), fromFile: Boolean(options.planIn), fail, errors, signal: options.signal, onProgress: options.onProgress };
+        const applying = { runId: run.runId, lockTtlMs: lockTtl(options), fromFile: Boolean(options.planIn), fail, errors, signal: options.signal, onProgress: options.onProgress, shard: options.shard ?? null };
         await applyPlan(context, new Map(live.map((s) => [s.name, s])), items, tallies, applying);
         const nowMs = await store.now();
         for (const spec of live) await (await context.backend(spec)).purgeRetained?.(nowMs, options.signal);
@@ -158,6 +167,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         reaper: reaperVersion(),
         runId: run.runId,
         execute: options.execute,
+        ...(job ? { job } : {}),
         plan: planFile,
         summary: summarize(resources.map((r) => r.telemetry).filter((t): t is ResourceTelemetry => t !== null)),
         resources,
@@ -171,7 +181,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         result: report,
         end: {
           status: errors.length > 0 ? 'failed' : 'ok',
-          summary: { summary: report.summary, resources: resources.map((r) => r.telemetry).filter(Boolean), outcomes: report.outcomes },
+          summary: { summary: report.summary, resources: resources.map((r) => r.telemetry).filter(Boolean), outcomes: report.outcomes, ...(job ? { job } : {}) },
           sourceCounts: tripped.length > 0 ? null : sources.counts,
           error: errors.length > 0 ? errors.join('; ') : null,
         },
@@ -206,10 +216,11 @@ async function openType(context: RunContext, spec: ResourceSpec, tally: ReapTall
   const mode = await tally.refusing(options.signal, async () => (await backend.capabilities(options.signal)).deleteMode);
   if (mode === null) return;
   tally.report.deleteMode = mode;
-  if (!(await context.store.acquireLock(spec.name, runId, lockTtl(options)))) {
-    throw new SafetyError(`another reap run holds the lock on ${spec.name}; one run per resource type at a time`);
+  const lock = lockName(spec.name, options.shard ?? null);
+  if (!(await context.store.acquireLock(lock, runId, lockTtl(options)))) {
+    throw new SafetyError(`another reap run holds the lock on ${lock}; one run per resource type${lock === spec.name ? '' : ' and shard'} at a time`);
   }
-  locks.push(spec.name);
+  locks.push(lock);
   await tally.refusing(options.signal, () => recoverIntents(context, spec, backend, runId, tally));
 }
 
@@ -242,6 +253,13 @@ async function pendingTombstones(store: StateStore, spec: ResourceSpec): Promise
 function checkPlanFilters(file: string, header: PlanHeader, options: ReapOptions): void {
   if (options.filter === undefined || sameFilter(options.filter, header.filters)) return;
   throw new UsageError(`the plan ${file} was made with filters ${JSON.stringify(header.filters ?? {})}, not ${JSON.stringify(options.filter)}; apply it without filter flags, or plan again`);
+}
+
+/** A saved plan is applied by the shard that made it, under that shard's lock (docs/scale-out.md). */
+function checkPlanShard(file: string, header: PlanHeader, options: ReapOptions): void {
+  const shard = options.shard && options.shard.count > 1 ? shardLabel(options.shard) : undefined;
+  if (header.shard === shard) return;
+  throw new UsageError(`the plan ${file} was made ${header.shard ? `by shard ${header.shard}` : 'unsharded'}; apply it ${header.shard ? `with --shard ${header.shard}` : 'without --shard'}`);
 }
 
 const lockTtl = (options: ReapOptions) => options.lockTtlMs ?? 120_000;

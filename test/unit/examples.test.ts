@@ -101,7 +101,7 @@ describe('every example installs an artifact that exists', () => {
     };
     for (const file of yamlFiles.filter((f) => f.startsWith('k8s-'))) for (const doc of parseAllDocuments(read(file)) as unknown as { toJS(): unknown }[]) walk(file, doc.toJS());
     const reapers = containers.filter(({ c }) => c.name === 'reaper');
-    expect(reapers.map(({ file }) => file).sort()).toEqual(['k8s-cronjob.yaml', 'k8s-cronjob.yaml', 'k8s-sidecar.yaml']);
+    expect(reapers.map(({ file }) => file).sort()).toEqual(['k8s-cronjob.yaml', 'k8s-cronjob.yaml', 'k8s-indexed-job.yaml', 'k8s-sidecar.yaml']);
     for (const { file, c, pod } of reapers) {
       expect(c.image, file).toMatch(/\/reaper:\d+\.\d+\.\d+$/);
       expect(c.command, `${file}: the image's entrypoint is reaper`).toBeUndefined();
@@ -140,6 +140,36 @@ describe('k8s-cronjob.yaml', () => {
     });
     expect(manifest.state).toBe('postgres://reaper@state-db:5432/reaper');
     expect(manifest.resources.map((r) => r.name)).toEqual(['upload-blobs', 'export-rows']);
+  });
+});
+
+describe('k8s-indexed-job.yaml (docs/scale-out.md)', () => {
+  type Env = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } };
+  type JobSpec = { completionMode: string; completions: number; parallelism: number; template: { spec: { containers: { args: string[]; env: Env[] }[] } } };
+  const objects = (parseAllDocuments(read('k8s-indexed-job.yaml')) as unknown as { toJS(): Record<string, unknown> }[]).map((d) => d.toJS());
+  const cron = objects.find((o) => o.kind === 'CronJob') as { spec: { concurrencyPolicy: string; jobTemplate: { spec: JobSpec } } };
+  const job = cron.spec.jobTemplate.spec;
+  const env = Object.fromEntries(job.template.spec.containers[0]!.env.map((e) => [e.name, e]));
+
+  it('runs an Indexed Job whose shard count is its completions, named by the job', () => {
+    expect(job).toMatchObject({ completionMode: 'Indexed', completions: 4, parallelism: 4 });
+    expect(cron.spec.concurrencyPolicy).toBe('Forbid');
+    expect(env.REAPER_SHARDS!.value).toBe(String(job.completions));
+    expect(env.REAPER_JOB!.valueFrom!.fieldRef!.fieldPath).toBe("metadata.labels['batch.kubernetes.io/job-name']");
+    expect(job.template.spec.containers[0]!.args).toEqual(expect.arrayContaining(['reap', '--execute', expect.stringMatching(/^--pushgateway=http:\/\//)]));
+  });
+
+  it('carries a manifest that loads, each split type with a multiple of the shard count of ranges', () => {
+    const configMap = objects.find((o) => o.kind === 'ConfigMap') as { data: Record<string, string> };
+    const manifest = parseManifest(configMap.data['reaper.yaml']!, {
+      file: 'reaper.yaml',
+      baseDir: '/etc/reaper',
+      env: { REAPER_STATE_URL: 'postgres://reaper@state-db:5432/reaper', APP_DATABASE_URL: 'postgres://app@app-db:5432/app' },
+    });
+    for (const r of manifest.resources) {
+      expect(((r.splitPoints?.length ?? 0) + 1) % job.completions, r.name).toBe(0);
+      expect(r.maxDeletesPerRun).toBe(20_000);
+    }
   });
 });
 

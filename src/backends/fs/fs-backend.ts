@@ -16,6 +16,7 @@ import { opendir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import picomatch from 'picomatch';
 import { BackendError, SafetyError } from '../../errors.js';
+import { partHoldsBytes, type ShardPart } from '../../engine/shard.js';
 import type { ResourceRecord } from '../../engine/types.js';
 import { isFilesystemRoot } from '../../manifest/fs-scope.js';
 import type { FsLocation, ResourceSpec } from '../../manifest/types.js';
@@ -54,8 +55,19 @@ export class FsBackend implements Backend {
     return { deleteMode: 'rename-verify' };
   }
 
+  /**
+   * A shard's part is the top-level entries whose name hashes to it (docs/scale-out.md): the
+   * root is read whole by every shard, and only the entries of its part are walked and stat'ed.
+   */
   async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
     await this.checkRoot();
+    const part = options.part ?? { kind: 'all' };
+    if (part.kind === 'range') throw new BackendError(`${this.scope}: an fs type is sharded by top-level entry, not by key range`);
+    if (part.kind === 'none') {
+      yield { records: [], cursor: null };
+      return;
+    }
+    const topLevel = part.kind === 'hash' ? (name: string) => partHoldsBytes(part, name) : () => true;
     const resumeAfter = options.cursor ? options.cursor.split('/') : null;
     let page: ResourceRecord[] = [];
     let unreadable: { id: string; why: string }[] = [];
@@ -77,7 +89,7 @@ export class FsBackend implements Backend {
       unreadable = [];
       return out;
     };
-    for await (const entry of this.walk(this.root, [], resumeAfter, options.signal)) {
+    for await (const entry of this.walk(this.root, [], resumeAfter, options.signal, topLevel)) {
       if (typeof entry !== 'string') {
         unreadable.push(entry);
         continue;
@@ -114,7 +126,13 @@ export class FsBackend implements Backend {
    * directory below the root that cannot be opened is yielded as an unreadable entry
    * (`sub/dir/`) and the walk goes on; only the root failing stops the scan.
    */
-  private async *walk(dir: string, prefix: string[], resumeAfter: string[] | null, signal?: AbortSignal): AsyncGenerator<string | { id: string; why: string }> {
+  private async *walk(
+    dir: string,
+    prefix: string[],
+    resumeAfter: string[] | null,
+    signal?: AbortSignal,
+    topLevel: (name: string) => boolean = () => true,
+  ): AsyncGenerator<string | { id: string; why: string }> {
     if (this.exclude.has(dir)) return;
     let handle;
     try {
@@ -138,6 +156,7 @@ export class FsBackend implements Backend {
     const depth = prefix.length;
     for (const entry of entries) {
       signal?.throwIfAborted();
+      if (depth === 0 && !topLevel(entry.name)) continue;
       if (resumeAfter && depth < resumeAfter.length) {
         const mark = resumeAfter[depth]!;
         if (entry.name < mark) continue;
@@ -172,6 +191,11 @@ export class FsBackend implements Backend {
       // Listed but not readable (EACCES in a directory without search permission): counted, judged unknown, never reaped.
       return { id, createdAtMs: null, bytes: null, fingerprint: '', unreadable: `cannot stat: ${code}` };
     }
+  }
+
+  async inPart(ids: readonly string[], part: ShardPart): Promise<Set<string>> {
+    if (part.kind === 'range') throw new BackendError(`${this.scope}: an fs type is sharded by top-level entry, not by key range`);
+    return new Set(ids.filter((id) => partHoldsBytes(part, id)));
   }
 
   /**

@@ -11,6 +11,7 @@
  * `failed` for every item (read back, never retried: docs/safety.md §12).
  */
 import { BackendError } from '../../errors.js';
+import type { ShardPart } from '../../engine/shard.js';
 import type { ResourceRecord } from '../../engine/types.js';
 import type { CommandLocation, HttpLocation, ResourceSpec } from '../../manifest/types.js';
 import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
@@ -88,7 +89,21 @@ export class HandlerBackend implements Backend {
     return notes;
   }
 
+  /** The whole type is one shard's part or none of it. */
+  async inPart(ids: readonly string[], part: ShardPart): Promise<Set<string>> {
+    if (part.kind === 'all') return new Set(ids);
+    if (part.kind === 'none') return new Set();
+    throw new BackendError(`${this.scope}: a handler's type is not split between shards; it goes whole to one shard`);
+  }
+
+  /** A handler's type is not split: a shard scans all of it or none (docs/scale-out.md). */
   async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
+    const part = options.part ?? { kind: 'all' };
+    if (part.kind === 'none') {
+      yield { records: [], cursor: null };
+      return;
+    }
+    if (part.kind !== 'all') throw new BackendError(`${this.scope}: a handler's type is not split between shards; it goes whole to one shard`);
     const seen = new Set<string>();
     let cursor = options.cursor ?? null;
     for (;;) {

@@ -38,6 +38,7 @@ import type { Connections } from '../connections.js';
 import type { DeleteItem } from '../types.js';
 import {
   ARCHIVE_TIME_COLUMN,
+  NOT_ID_VALUES,
   SqlBackend,
   archiveTable,
   eligibilityConditions,
@@ -47,6 +48,7 @@ import {
   fingerprintMatches,
   recordSelectList,
   type DeletedChunk,
+  type KeyRange,
   type RecordSql,
   type RestoreOutcome,
   type SqlResourceSpec,
@@ -63,6 +65,8 @@ interface MysqlColumn {
   numericScale: string | number | null;
   datetimePrecision: string | number | null;
   extra: string | null;
+  charset: string | null;
+  collation: string | null;
 }
 
 const INTEGER_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint']);
@@ -119,6 +123,21 @@ function idParameter(col: MysqlColumn): string | null {
   return null;
 }
 
+/**
+ * Bound text (or an expression) as a value of the id column, for comparing two such values
+ * with each other in the column's order; null for types MariaDB reads only in a column (uuid, inet).
+ */
+function idValue(col: MysqlColumn): ((expression: string) => string) | null {
+  const t = type(col);
+  if (t === 'char' || t === 'varchar') {
+    if (!col.charset || !col.collation || !/^\w+$/.test(col.charset) || !/^\w+$/.test(col.collation)) return null;
+    return (e) => `(CONVERT(${e} USING ${col.charset}) COLLATE ${col.collation})`;
+  }
+  if (STRING_ID_TYPES.has(t)) return null;
+  const param = idParameter(col);
+  return param === null ? null : (e) => param.replace('?', e);
+}
+
 /** Bytes for `digits` decimal digits in MySQL's packed DECIMAL format. */
 function decimalDigitBytes(digits: number): number {
   return Math.floor(digits / 9) * 4 + [0, 1, 1, 2, 2, 3, 3, 4, 4][digits % 9]!;
@@ -143,6 +162,13 @@ function storedBytes(col: MysqlColumn, expression: string): string {
 interface Statements {
   page: string;
   pageAfter: string;
+  /** A page inside a shard's key range: which bounds it has (the cursor, `after`, `through`) picks the text. */
+  pageInRange: (cursor: boolean, after: boolean, through: boolean) => string;
+  /** n ids, then after, after, through, through (NULL: unbounded): the ids inside, compared as id values; null where ids cannot be compared apart from the column. */
+  inRange: ((n: number) => string) | null;
+  /** n-1 pairs of neighbouring split points: 1 where the second is above the first. */
+  ascending: ((pairs: number) => string) | null;
+
   byIds: (n: number) => string;
   lock: (n: number) => string;
   /** Ids of a chunk that are in scope and unprotected; null without fragments. */
@@ -222,7 +248,8 @@ export class MysqlBackend extends SqlBackend {
         context,
         `SELECT COLUMN_NAME AS name, DATA_TYPE AS dataType, COLUMN_TYPE AS columnType,
                 NUMERIC_PRECISION AS numericPrecision, NUMERIC_SCALE AS numericScale,
-                DATETIME_PRECISION AS datetimePrecision, EXTRA AS extra
+                DATETIME_PRECISION AS datetimePrecision, EXTRA AS extra,
+                CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation
            FROM information_schema.COLUMNS
           WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
           ORDER BY ORDINAL_POSITION`,
@@ -282,7 +309,23 @@ export class MysqlBackend extends SqlBackend {
     // A restored row is no longer tombstoned: it comes back without its mark.
     const restoreValues = restorable.map((col) => (col === mark ? 'NULL' : q(col.name))).join(', ');
 
+    // Text compared as id values in the id column's order (its collation, for strings): the order the scan's `>` uses.
+    const asId = idValue(id);
+    const pageInRange = (cursor: boolean, after: boolean, through: boolean) => {
+      const conditions = [scoped];
+      if (cursor) conditions.push(`${c(id)} > ${idParam}`);
+      if (after) conditions.push(`${c(id)} > ${idParam}`);
+      if (through) conditions.push(`${c(id)} <= ${idParam}`);
+      return `${select} WHERE ${conditions.join(' AND ')} ORDER BY ${c(id)} LIMIT ?`;
+    };
     const sql: Statements = {
+      pageInRange,
+      inRange: asId
+        ? (n) =>
+            `SELECT u.k AS reaper_id FROM (${Array.from({ length: n }, () => 'SELECT ? AS k').join(' UNION ALL ')}) u
+              WHERE (? IS NULL OR ${asId('u.k')} > ${asId('?')}) AND (? IS NULL OR ${asId('u.k')} <= ${asId('?')})`
+        : null,
+      ascending: asId ? (pairs) => `SELECT ${Array.from({ length: pairs }, (_, k) => `(${asId('?')} > ${asId('?')}) AS a${k}`).join(', ')}` : null,
       page: `${select} WHERE ${scoped} ORDER BY ${c(id)} LIMIT ?`,
       pageAfter: `${select} WHERE ${scoped} AND ${c(id)} > ${idParam} ORDER BY ${c(id)} LIMIT ?`,
       byIds: (n) => `${select} WHERE ${scoped} AND ${ids(n)}`,
@@ -323,10 +366,30 @@ export class MysqlBackend extends SqlBackend {
     return Math.max(MAX_IDS_PER_STATEMENT, Math.min(this.spec.batchSize, BATCH_LIST_SIZES[BATCH_LIST_SIZES.length - 1]!));
   }
 
-  protected async selectPage(after: string | null, limit: number): Promise<SqlRow[]> {
+  protected async selectPage(after: string | null, limit: number, range?: KeyRange): Promise<SqlRow[]> {
     // LIMIT is bound as text: MySQL 8 refuses a DOUBLE there, and mysql2 sends numbers as DOUBLE.
+    if (range && (range.after !== null || range.through !== null)) {
+      const bounds = [after, range.after, range.through].filter((b): b is string => b !== null);
+      return this.rows(this.pool, this.sql.pageInRange(after !== null, range.after !== null, range.through !== null), [...bounds, String(limit)]);
+    }
     const values = after === null ? [String(limit)] : [after, String(limit)];
     return this.rows(this.pool, after === null ? this.sql.page : this.sql.pageAfter, values);
+  }
+
+  protected async selectInRange(ids: readonly string[], range: KeyRange): Promise<string[]> {
+    if (!this.sql.inRange) throw new BackendError(`${this.context}: ids of this type cannot be compared apart from the table, so a sharded reap cannot place them; shard this type by whole type (no split points)`);
+    const rows = await this.rows(this.pool, this.sql.inRange(ids.length), [...ids, range.after, range.after, range.through, range.through]);
+    return rows.map((row) => String(row.reaper_id));
+  }
+
+  protected async firstUnordered(points: readonly string[]): Promise<number> {
+    if (points.length < 2) return -1;
+    if (!this.sql.ascending) return NOT_ID_VALUES;
+    const pairs = points.slice(1).flatMap((point, k) => [point, points[k]!]);
+    const rows = await this.rows(this.pool, this.sql.ascending(points.length - 1), pairs);
+    const row = rows[0] as Record<string, unknown>;
+    for (let k = 0; k < points.length - 1; k++) if (Number(row[`a${k}`]) !== 1) return k + 1;
+    return -1;
   }
 
   protected async selectIds(ids: readonly string[]): Promise<SqlRow[]> {

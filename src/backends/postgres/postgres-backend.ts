@@ -34,6 +34,7 @@ import type { Connections } from '../connections.js';
 import type { DeleteItem, LiveRegistry } from '../types.js';
 import {
   ARCHIVE_TIME_COLUMN,
+  NOT_ID_VALUES,
   SqlBackend,
   archiveTable,
   eligibilityConditions,
@@ -43,6 +44,7 @@ import {
   protectRules,
   recordSelectList,
   type DeletedChunk,
+  type KeyRange,
   type RecordSql,
   type RestoreOutcome,
   type SqlResourceSpec,
@@ -61,6 +63,8 @@ interface PgColumn {
   category: string;
   generated: boolean;
   identity_always: boolean;
+  /** The column's collation, qualified and quoted; null for a type without one. */
+  collation: string | null;
 }
 
 const TIME_TYPES = new Set(['timestamp without time zone', 'timestamp with time zone', 'date']);
@@ -70,6 +74,12 @@ const q = (name: string) => quoteIdentifier('postgres', name);
 interface Statements {
   page: string;
   pageAfter: string;
+  /** A page inside a shard's key range: which bounds it has (the cursor, `after`, `through`) picks the text. */
+  pageInRange: (cursor: boolean, after: boolean, through: boolean) => string;
+  /** $1 text[] of ids, $2 and $3 the range's bounds as text (NULL: unbounded): the ids inside, compared as id values. */
+  inRange: string;
+  /** $1 text[] of split points: the 1-based position of the first not above the one before it, or NULL. */
+  unordered: string;
   byIds: string;
   present: string;
   /** Ids of a chunk that are in scope and unprotected, locked; null without fragments. */
@@ -135,7 +145,10 @@ export class PostgresBackend extends SqlBackend {
                 format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END, NULL) AS base_type,
                 t.typcategory AS category,
                 a.attgenerated <> '' AS generated,
-                a.attidentity = 'a' AS identity_always
+                a.attidentity = 'a' AS identity_always,
+                (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
+                   FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+                  WHERE co.oid = a.attcollation) AS collation
            FROM pg_catalog.pg_attribute a
            JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
            JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
@@ -218,7 +231,23 @@ export class PostgresBackend extends SqlBackend {
     const restoreValues = restorable.map((col) => (col === mark ? 'NULL' : q(col.name))).join(', ');
     const overriding = restorable.some((col) => col.identity_always) ? ' OVERRIDING SYSTEM VALUE' : '';
 
+    // Text compared as id values in the id column's collation: the order the scan's `>` uses.
+    const asId = (text: string) => `(${text})::${idType}${id.collation ? ` COLLATE ${id.collation}` : ''}`;
+    const pageInRange = (cursor: boolean, after: boolean, through: boolean) => {
+      const conditions = [scoped];
+      let n = 0;
+      if (cursor) conditions.push(`${c(id)} > $${++n}::${idType}`);
+      if (after) conditions.push(`${c(id)} > $${++n}::${idType}`);
+      if (through) conditions.push(`${c(id)} <= $${++n}::${idType}`);
+      return `${select} WHERE ${conditions.join(' AND ')} ORDER BY ${c(id)} LIMIT $${++n}`;
+    };
     const sql: Statements = {
+      pageInRange,
+      inRange: `SELECT u.k AS reaper_id FROM unnest($1::text[]) AS u(k)
+        WHERE ($2::text IS NULL OR ${asId('u.k')} > ${asId('$2::text')}) AND ($3::text IS NULL OR ${asId('u.k')} <= ${asId('$3::text')})`,
+      unordered: `SELECT min(n)::int AS n FROM (
+          SELECT u.n, ${asId('u.v')} AS v, lag(${asId('u.v')}) OVER (ORDER BY u.n) AS prev FROM unnest($1::text[]) WITH ORDINALITY AS u(v, n)
+        ) s WHERE s.prev IS NOT NULL AND s.v <= s.prev`,
       page: `${select} WHERE ${scoped} ORDER BY ${c(id)} LIMIT $1`,
       pageAfter: `${select} WHERE ${scoped} AND ${c(id)} > $1::${idType} ORDER BY ${c(id)} LIMIT $2`,
       byIds: `${select} WHERE ${scoped} AND ${chunkIds}`,
@@ -262,8 +291,32 @@ INSERT INTO ${T} (${restoreList})${overriding} SELECT ${restoreValues} FROM reap
     return Math.max(MAX_IDS_PER_STATEMENT, this.spec.batchSize);
   }
 
-  protected async selectPage(after: string | null, limit: number): Promise<SqlRow[]> {
+  protected async selectPage(after: string | null, limit: number, range?: KeyRange): Promise<SqlRow[]> {
+    if (range && (range.after !== null || range.through !== null)) {
+      const bounds = [after, range.after, range.through];
+      const statement = this.sql.pageInRange(after !== null, range.after !== null, range.through !== null);
+      return this.query(statement, [...bounds.filter((b) => b !== null), limit]);
+    }
     return after === null ? this.query(this.sql.page, [limit]) : this.query(this.sql.pageAfter, [after, limit]);
+  }
+
+  protected async selectInRange(ids: readonly string[], range: KeyRange): Promise<string[]> {
+    const rows = await this.query(this.sql.inRange, [ids, range.after, range.through]);
+    return rows.map((row) => row.reaper_id);
+  }
+
+  protected async firstUnordered(points: readonly string[]): Promise<number> {
+    let rows: SqlRow[];
+    try {
+      // Every point is cast, even a lone one: a value the column cannot hold is refused.
+      rows = await this.query(this.sql.unordered, [points]);
+    } catch (error) {
+      // SQLSTATE class 22, data exception: a point that does not read as the id's type.
+      if (/^22/.test(String((error as { cause?: { code?: unknown } }).cause?.code ?? ''))) return NOT_ID_VALUES;
+      throw error;
+    }
+    const n = (rows[0] as { n?: number | null } | undefined)?.n;
+    return n === null || n === undefined ? -1 : n - 1;
   }
 
   protected async selectIds(ids: readonly string[]): Promise<SqlRow[]> {

@@ -37,6 +37,7 @@
  * that vanished between the listing and the read is dropped from the page.
  */
 import type { HeadObjectCommandOutput, Tag } from '@aws-sdk/client-s3';
+import { compareUtf8, partHoldsBytes, type ShardPart } from '../../engine/shard.js';
 import type { ResourceRecord } from '../../engine/types.js';
 import { BackendError, SafetyError } from '../../errors.js';
 import type { ResourceSpec, S3Location } from '../../manifest/types.js';
@@ -59,6 +60,7 @@ import {
 } from './s3-client.js';
 import { assertedDeleteMode, deleteS3Objects, probeDeleteMode, type S3DeleteMode, type S3DeleteSetting } from './s3-delete.js';
 import { LIST_LIMIT, listCurrent, listedRecord, LONE_SURROGATE, readByListing, type ListedObject } from './s3-listing.js';
+import { latestReport, reportObjects, type InventoryLocation } from './s3-inventory.js';
 import { markTagged, unmarkTagged } from './s3-mark.js';
 
 /** `read` lists instead of sending one HeadObject per id from this many ids on. */
@@ -88,6 +90,7 @@ export class S3Backend implements Backend {
   private readonly readListingPageSize: number;
   private deleteModeProbe: Promise<S3DeleteMode> | undefined;
   private readonly requireVersioning: boolean;
+  private readonly inventory: InventoryLocation | null;
 
   private constructor(spec: S3ResourceSpec, target: S3Target, options: S3BackendOptions) {
     this.target = target;
@@ -95,6 +98,7 @@ export class S3Backend implements Backend {
     this.scope = target.scope;
     this.deleteSetting = spec.location.deleteMode ?? 'auto';
     this.requireVersioning = spec.location.requireVersioning === true;
+    this.inventory = spec.location.inventory ?? null;
     this.needsMetadata =
       spec.owners.some((o) => o.extractor.from === 'metadata') || spec.protect.some((p) => p.kind === 'metadata');
     this.needsTags = spec.owners.some((o) => o.extractor.from === 'tag') || spec.protect.some((p) => p.kind === 'tag');
@@ -159,13 +163,42 @@ export class S3Backend implements Backend {
     return this.deleteModeProbe;
   }
 
+  /**
+   * A shard's part is a key range (docs/scale-out.md): the listing starts after the later of
+   * the cursor and the range's lower bound (StartAfter/KeyMarker) and stops at the first key
+   * past its upper bound, so a shard lists only its own range.
+   */
   async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
     const pageSize = Math.max(1, Math.floor(options.pageSize));
     const maxKeys = Math.min(pageSize, LIST_LIMIT);
     const signal = options.signal;
+    const part = options.part ?? { kind: 'all' };
+    if (part.kind === 'hash') throw new BackendError(`${this.scope}: an S3 type is sharded by key ranges, not by hash`);
+    if (part.kind === 'none') {
+      yield { records: [], cursor: null };
+      return;
+    }
+    if (this.inventory) {
+      yield* this.scanInventory(this.inventory, pageSize, part, signal);
+      return;
+    }
+    const through = part.kind === 'range' ? part.through : null;
+    let start = options.cursor ?? null;
+    if (part.kind === 'range' && part.after !== null && (start === null || compareUtf8(start, part.after) < 0)) start = part.after;
     let buffer: ResourceRecord[] = [];
-    for await (const listing of listCurrent(this.target, options.cursor ?? null, maxKeys, signal)) {
+    for await (const page of listCurrent(this.target, start, maxKeys, signal)) {
+      let listing = page;
+      if (through !== null) {
+        const inRange = page.objects.filter((o) => compareUtf8(o.key, through) <= 0);
+        // Past the upper bound (or listed through it): this range is complete.
+        const done = inRange.length < page.objects.length || (page.through !== null && compareUtf8(page.through, through) >= 0);
+        listing = done ? { ...page, objects: inRange, last: true } : page;
+      }
       buffer.push(...(await this.describe(listing.objects, signal)));
+      if (listing.last && !page.last) {
+        yield* this.pages(buffer, pageSize);
+        return;
+      }
       while (buffer.length > pageSize || (buffer.length === pageSize && !listing.last)) {
         const records = buffer.slice(0, pageSize);
         buffer = buffer.slice(pageSize);
@@ -173,6 +206,43 @@ export class S3Backend implements Backend {
       }
     }
     yield withUnreadable({ records: buffer, cursor: null });
+  }
+
+  /**
+   * A scan of the newest inventory report: its objects in the report's order, those of the
+   * shard's range only, as a snapshot. Every shard reads the whole report (its size, not a
+   * LIST per 1,000 objects). No cursor: a scan of a report is read again from its start.
+   */
+  private async *scanInventory(location: InventoryLocation, pageSize: number, part: ShardPart, signal?: AbortSignal): AsyncIterable<ScanPage> {
+    const report = await latestReport(this.target, location, signal);
+    const snapshotAtMs = report.createdAtMs;
+    let buffer: ResourceRecord[] = [];
+    let position = 0;
+    for await (const objects of reportObjects(this.target, location, report, signal)) {
+      buffer.push(...(await this.describe(objects.filter((o) => partHoldsBytes(part, o.key)), signal)));
+      while (buffer.length >= pageSize) {
+        const records = buffer.slice(0, pageSize);
+        buffer = buffer.slice(pageSize);
+        position += records.length;
+        yield { ...withUnreadable({ records, cursor: `inventory:${position}` }), snapshotAtMs };
+      }
+    }
+    yield { ...withUnreadable({ records: buffer, cursor: null }), snapshotAtMs };
+  }
+
+  /** The rest of a scan from what is buffered: full pages, then the last one. */
+  private *pages(buffer: ResourceRecord[], pageSize: number): Iterable<ScanPage> {
+    let rest = buffer;
+    while (rest.length > pageSize) {
+      const records = rest.slice(0, pageSize);
+      rest = rest.slice(pageSize);
+      yield withUnreadable({ records, cursor: records[records.length - 1]!.id });
+    }
+    yield withUnreadable({ records: rest, cursor: null });
+  }
+
+  async inPart(ids: readonly string[], part: ShardPart): Promise<Set<string>> {
+    return new Set(ids.filter((id) => partHoldsBytes(part, id)));
   }
 
   /** Records for listed objects, reading metadata and tags only when an owner or protect rule needs them. */

@@ -26,7 +26,8 @@
  * the primary key, so they read the key range either way.
  */
 import type { ResourceRecord } from '../../engine/types.js';
-import { BackendError } from '../../errors.js';
+import type { ShardPart } from '../../engine/shard.js';
+import { BackendError, UsageError } from '../../errors.js';
 import type { ResourceSpec, SqlLocation } from '../../manifest/types.js';
 import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
 import { MAX_IDS_PER_STATEMENT, chunk, splitTableName } from '../../sql/text.js';
@@ -35,6 +36,15 @@ export type SqlResourceSpec = ResourceSpec & { location: SqlLocation };
 
 /** The column an archive table adds to the resource's columns. */
 export const ARCHIVE_TIME_COLUMN = 'reaper_deleted_at';
+
+/** A shard's key range: after `after` (exclusive) through `through` (inclusive); null is unbounded. */
+export interface KeyRange {
+  after: string | null;
+  through: string | null;
+}
+
+/** firstUnordered: a split point is not a value of the id column's type. */
+export const NOT_ID_VALUES = -2;
 
 /** What restoring one id found. */
 export type RestoreOutcome = 'restored' | 'exists-again' | 'no-archived-copy';
@@ -185,6 +195,7 @@ export abstract class SqlBackend implements Backend {
   readonly mark?: (items: readonly DeleteItem[], runId: string, signal?: AbortSignal) => Promise<Map<string, string>>;
   readonly unmark?: (items: readonly DeleteItem[], signal?: AbortSignal) => Promise<void>;
   private archiveReady: Promise<void> | null = null;
+  private splitsChecked: Promise<void> | null = null;
 
   protected constructor(
     protected readonly spec: SqlResourceSpec,
@@ -205,14 +216,24 @@ export abstract class SqlBackend implements Backend {
   /**
    * Items per conditional delete or mark statement. The default keeps IN lists short; a
    * dialect that sends a chunk as arrays (PostgreSQL's unnest) or as a row list the server
-   * matches set-wise takes the type's whole `batchSize` in one statement (issue #17).
+   * matches set-wise takes the type's whole `batchSize` in one statement.
    */
   protected writeChunkSize(): number {
     return MAX_IDS_PER_STATEMENT;
   }
 
-  /** One page of record rows in id order, after `after` (exclusive) when given. */
-  protected abstract selectPage(after: string | null, limit: number): Promise<SqlRow[]>;
+  /**
+   * One page of record rows in id order, after `after` (exclusive) when given, and inside
+   * `range` (after `range.after`, through `range.through`, in the id column's order) when given.
+   */
+  protected abstract selectPage(after: string | null, limit: number, range?: KeyRange): Promise<SqlRow[]>;
+  /** The ids among `ids` (distinct, at most MAX_IDS_PER_STATEMENT) inside `range`, compared as values of the id column. */
+  protected abstract selectInRange(ids: readonly string[], range: KeyRange): Promise<string[]>;
+  /**
+   * The 0-based index of the first of `points` that is not above the one before it in the id
+   * column's order, -1 when they ascend, NOT_ID_VALUES when one is not a value of the column's type.
+   */
+  protected abstract firstUnordered(points: readonly string[]): Promise<number>;
   /** Record rows for up to MAX_IDS_PER_STATEMENT ids (inside the resource's `where`). */
   protected abstract selectIds(ids: readonly string[]): Promise<SqlRow[]>;
   /** Delete a chunk of items with distinct ids conditionally, in one statement or transaction. */
@@ -235,15 +256,21 @@ export abstract class SqlBackend implements Backend {
     return rowToRecord(row, this.owners, this.protects);
   }
 
+  /** A shard's part is a primary-key range (docs/scale-out.md), added to every page's WHERE. */
   async *scan(options: ScanOptions): AsyncIterable<ScanPage> {
     const { pageSize, signal } = options;
     if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new RangeError(`pageSize must be a positive integer, got ${pageSize}`);
+    const range = await this.rangeOf(options.part);
+    if (range === null) {
+      yield { records: [], cursor: null };
+      return;
+    }
     let after = options.cursor ?? null;
     let previous = new Set<string>();
     while (true) {
       signal?.throwIfAborted();
       // One row more than a page tells whether another page follows.
-      const rows = await this.selectPage(after, pageSize + 1);
+      const rows = await this.selectPage(after, pageSize + 1, range);
       const more = rows.length > pageSize;
       const records = rows.slice(0, pageSize).map((row) => this.toRecord(row));
       const again = records.find((r) => previous.has(r.id));
@@ -254,6 +281,45 @@ export abstract class SqlBackend implements Backend {
       after = more ? records[records.length - 1]!.id : null;
       yield { records, cursor: after };
       if (!more) return;
+    }
+  }
+
+  async inPart(ids: readonly string[], part: ShardPart, signal?: AbortSignal): Promise<Set<string>> {
+    const range = await this.rangeOf(part);
+    if (range === null) return new Set();
+    if (range.after === null && range.through === null) return new Set(ids);
+    const out = new Set<string>();
+    for (const part of chunk([...new Set(ids)], MAX_IDS_PER_STATEMENT)) {
+      signal?.throwIfAborted();
+      for (const id of await this.selectInRange(part, range)) out.add(id);
+    }
+    return out;
+  }
+
+  /**
+   * The key range of a shard's part (null for none, unbounded for all). Before the first
+   * ranged statement the split points are checked to ascend in the id column's order, so
+   * every shard refuses a list that would make its ranges overlap (exit 2).
+   */
+  private async rangeOf(part: ShardPart | undefined): Promise<KeyRange | null> {
+    if (part === undefined || part.kind === 'all') return { after: null, through: null };
+    if (part.kind === 'hash') throw new BackendError(`${this.scope}: a SQL type is sharded by primary-key ranges, not by hash`);
+    // Also on a shard with none of the type: every shard refuses the list alike.
+    this.splitsChecked ??= this.checkSplitPoints().catch((error: unknown) => {
+      this.splitsChecked = null;
+      throw error;
+    });
+    await this.splitsChecked;
+    return part.kind === 'none' ? null : { after: part.after, through: part.through };
+  }
+
+  private async checkSplitPoints(): Promise<void> {
+    const points = this.spec.splitPoints ?? [];
+    const key = `resource ${this.spec.name}${this.spec.line === null ? '' : ` (line ${this.spec.line})`}: shard.splitPoints`;
+    const bad = await this.firstUnordered(points);
+    if (bad === NOT_ID_VALUES) throw new UsageError(`${key}: not all are values of the type of the id column ${this.spec.location.id} of ${this.scope}`);
+    if (bad >= 0) {
+      throw new UsageError(`${key}[${bad}]: ${JSON.stringify(points[bad])} is not above ${JSON.stringify(points[bad - 1])} in the order of the id column ${this.spec.location.id}; split points must ascend`);
     }
   }
 

@@ -7,16 +7,16 @@ import { ExitCode, UsageError } from '../../errors.js';
 import { findingOutput, type AuditDocument, type FindingOutput } from '../../report/document.js';
 import { auditSummaryLine, auditTable, comparisonText, findingsTable, problemsText } from '../../report/table.js';
 import { auditProblems, runAudit } from '../../run/audit.js';
-import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags } from '../flags.js';
+import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags, ShardFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
-import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFormat, selectedResources, terminalWidth } from '../options.js';
+import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
 import { reportFiles, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
 import { openRunLog, type RunLog } from '../run-log.js';
 
-export interface AuditFlags extends ManifestFlags, OutputFlags, FilterFlags, RunLogFlags, ReportFileFlags {
+export interface AuditFlags extends ManifestFlags, OutputFlags, FilterFlags, RunLogFlags, ReportFileFlags, ShardFlags {
   findings?: string;
   maxFindings: string;
   failOn: string[];
@@ -30,6 +30,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
   const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options) }));
   const format = outputFormat(io, options);
   const maxFindings = integerOption(options.maxFindings, '--max-findings');
+  const shard = shardOption(io, options);
   const gates = parseGates(options.failOn);
   const resources = selectedResources(manifest, options);
   checkGateResources(gates, resources ?? manifest.resources.map((r) => r.name));
@@ -55,6 +56,8 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
       resources,
       filter: findingFilter(options),
       maxFindings,
+      shard,
+      job: jobOption(io, options),
       onFinding: async (f) => {
         const out = findingOutput(f);
         tally?.add(out);

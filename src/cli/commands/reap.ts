@@ -5,15 +5,15 @@ import { findingOutput } from '../../report/document.js';
 import { reapSummaryLine, reapTable } from '../../report/table.js';
 import type { ReapReport } from '../../report/reap-report.js';
 import { runReap } from '../../run/reap.js';
-import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags } from '../flags.js';
+import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags, ShardFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
-import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, selectedResources, terminalWidth } from '../options.js';
+import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
 import { reportFiles, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
 import { openRunLog } from '../run-log.js';
 
-export interface ReapFlags extends ManifestFlags, OutputFlags, FilterFlags, RunLogFlags, Omit<ReportFileFlags, 'junit'> {
+export interface ReapFlags extends ManifestFlags, OutputFlags, FilterFlags, RunLogFlags, ShardFlags, Omit<ReportFileFlags, 'junit'> {
   execute?: boolean;
   planOut?: string;
   plan?: string;
@@ -32,6 +32,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
   if (options.plan && options.planOut) throw new UsageError('--plan and --plan-out do not go together');
   if (options.plan && options.sweepOnly) throw new UsageError('--sweep-only plans afresh from the ledger; a saved --plan already fixes what is swept');
   const resources = selectedResources(manifest, options);
+  const shard = shardOption(io, options);
   const files = reportFiles(io, options);
   const started = Date.now();
   const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
@@ -50,6 +51,8 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
       signal: io.signal,
       resources,
       filter: findingFilter(options),
+      shard,
+      job: jobOption(io, options),
       planOut: options.planOut === undefined ? undefined : path.resolve(io.cwd, options.planOut),
       planIn: options.plan === undefined ? undefined : path.resolve(io.cwd, options.plan),
       allowLivenessDrop: options.allowLivenessDrop === true,

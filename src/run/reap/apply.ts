@@ -7,6 +7,7 @@
 import type { Backend } from '../../backends/types.js';
 import { classify } from '../../engine/classify.js';
 import type { PlanItem } from '../../engine/reap-plan.js';
+import { lockName, type Shard } from '../../engine/shard.js';
 import { InterruptedError, SafetyError } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
 import { judgeRecords } from '../classify-stream.js';
@@ -26,6 +27,8 @@ export interface ApplyOptions {
   errors: string[];
   signal?: AbortSignal;
   onProgress?: (text: string) => void;
+  /** The shard whose lock each batch refreshes (engine/shard.ts lockName). */
+  shard?: Shard | null;
 }
 
 export async function applyPlan(
@@ -46,8 +49,9 @@ export async function applyPlan(
     const current = batch;
     batch = [];
     if (!spec || failedTypes.has(spec.name)) return;
-    if (!(await context.store.refreshLock(spec.name, runId, options.lockTtlMs))) {
-      throw new SafetyError(`lost the lock on ${spec.name}; stopping before acting further`);
+    const lock = lockName(spec.name, options.shard ?? null);
+    if (!(await context.store.refreshLock(lock, runId, options.lockTtlMs))) {
+      throw new SafetyError(`lost the lock on ${lock}; stopping before acting further`);
     }
     const tally = tallies.get(spec.name)!;
     const backend = await context.backend(spec);

@@ -7,6 +7,7 @@
 import type { Backend } from '../../backends/types.js';
 import { matchesFilter, type FindingFilter } from '../../engine/filters.js';
 import { markCandidates } from '../../engine/reap-plan.js';
+import { shardLabel, shardPart, type Shard } from '../../engine/shard.js';
 import type { Finding } from '../../engine/types.js';
 import { redact } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
@@ -28,6 +29,8 @@ export interface PlanOptions {
   onFinding?: (finding: Finding) => void;
   /** No scan: only due tombstones, paged from the ledger and read by id, become sweep and lift items (`reap --sweep-only`). */
   sweepOnly?: boolean;
+  /** Plan only this shard's part of each type, and only the due tombstones inside it (docs/scale-out.md). */
+  shard?: Shard | null;
 }
 
 /**
@@ -74,6 +77,7 @@ async function planInto(
     manifestDigest: target.manifestDigest,
     resources: [...tallies.values()].map(({ report: r }) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift })),
     ...(options.filter ? { filters: options.filter } : {}),
+    ...(options.shard && options.shard.count > 1 ? { shard: shardLabel(options.shard) } : {}),
   };
   await writer.close(header);
   return header;
@@ -128,7 +132,8 @@ async function planResource(
 
   const judged = new IdSet();
   const acc = new TelemetryAccumulator(spec.name, spec.location.kind, backend.scope);
-  const pages = options.sweepOnly ? [] : classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal });
+  const part = shardPart(spec, options.shard ?? null);
+  const pages = options.sweepOnly ? [] : classifyResource(backend, spec, context.liveness, nowMs, { signal: options.signal, part });
   for await (const page of pages) {
     if (page.unreadable) acc.addUnreadable(page.unreadable.map((u) => ({ id: u.id, why: redact(u.why) })));
     for (const f of page.findings) {
@@ -137,7 +142,11 @@ async function planResource(
     }
     const active = page.records.length ? await context.store.activeTombstones(spec.name, page.records.map((r) => r.id)) : new Map<string, Tombstone>();
     const due = [...active.values()].filter((t) => t.state === 'marked' && t.markedAt <= nowMs - spec.graceMs);
-    if (due.length > 0) {
+    if (due.length > 0 && page.snapshotAtMs !== undefined) {
+      // A snapshot (an inventory report) may be stale: the resources are read again to be judged.
+      await write(await verifyTombstones(context, spec, backend, due, options.signal));
+      for (const t of due) judged.add(t.tombstoneId);
+    } else if (due.length > 0) {
       const records = new Map(page.records.map((r) => [r.id, r]));
       const findings = new Map(page.findings.map((f) => [f.id, f]));
       await write(await judgeTombstones(context, spec, due, records, findings));
@@ -160,7 +169,12 @@ async function planResource(
     const due = await context.store.dueTombstones(spec.name, spec.graceMs, afterId, spec.batchSize);
     if (due.length === 0) break;
     afterId = due[due.length - 1]!.tombstoneId;
-    const unmet = due.filter((t) => !judged.has(t.tombstoneId));
+    let unmet = due.filter((t) => !judged.has(t.tombstoneId));
+    if (part.kind !== 'all' && unmet.length > 0) {
+      // Sharded: only the tombstones of resources in this shard's part; each other one is its own shard's.
+      const ours = await backend.inPart(unmet.map((t) => t.resourceId), part, options.signal);
+      unmet = unmet.filter((t) => ours.has(t.resourceId));
+    }
     if (unmet.length > 0) await write(await verifyTombstones(context, spec, backend, unmet, options.signal, options.sweepOnly));
   }
   const backlog = await context.store.countTombstones(spec.name);

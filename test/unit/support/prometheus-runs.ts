@@ -61,5 +61,11 @@ export async function prometheusRunTexts(): Promise<string[]> {
     sourceErrors: {},
     errors: [],
   };
-  return [await renderPrometheus(doc, reap), await renderPrometheus(null, reap, { run: { finishedAt: 0, durationSeconds: 1 } })];
+  // A shard of a job (docs/scale-out.md) adds reaper_shard_info.
+  const shard = { ...reap, job: { id: 'nightly-1', shard: '0/4' } };
+  return [
+    await renderPrometheus(doc, reap),
+    await renderPrometheus(null, reap, { run: { finishedAt: 0, durationSeconds: 1 } }),
+    await renderPrometheus(null, shard, { run: { finishedAt: 0, durationSeconds: 1 } }),
+  ];
 }

@@ -1,0 +1,193 @@
+/**
+ * S3 Inventory (docs/scale-out.md): a type reads the newest inventory report (manifest.json and
+ * gzip CSV, built here in moto) instead of listing. The audit costs the report, not a LIST per
+ * 1,000 objects; objects written since the report are not seen; a reap judges due tombstones by
+ * reading each object again, so an object rewritten since the report is lifted, not deleted;
+ * and the conditional delete refuses a stale ETag (moto enforces If-Match on DeleteObject, the
+ * per-object mode used here; it ignores per-object ETags in DeleteObjects, so the batch mode is
+ * not claimed by this test).
+ */
+import { gzipSync } from 'node:zlib';
+import path from 'node:path';
+import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Connections } from '../../src/backends/connections.js';
+import { S3Backend, type S3ResourceSpec } from '../../src/backends/s3/s3-backend.js';
+import { s3ClientFor } from '../../src/backends/s3/s3-client.js';
+import type { Finding } from '../../src/engine/types.js';
+import { parseManifest } from '../../src/manifest/load.js';
+import { runAudit } from '../../src/run/audit.js';
+import { runReap } from '../../src/run/reap.js';
+import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
+import { waitStoreTime } from './support/reap-fixture.js';
+import { freshBucket, runCleanups, s3Settings, serviceAvailable } from './support/services.js';
+import { testTempDir } from './support/temp-dir.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(() => runCleanups(cleanups));
+
+const REPORTS = 'inventory/source/daily/';
+const SCHEMA = ['Bucket', 'Key', 'Size', 'LastModifiedDate', 'ETag'];
+const csvLine = (fields: string[]) => fields.map((f) => `"${f.replace(/"/g, '""')}"`).join(',');
+const encodeKey = (key: string) => encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+');
+
+/** Write an inventory report of `keys` (as they are now) into `folder`, in two data files. */
+async function writeReport(client: S3Client, bucket: string, folder: string, keys: string[], options: { format?: string } = {}): Promise<void> {
+  // The objects as a listing gives them now (one LIST per 1,000, not a HEAD each).
+  const now = new Map<string, { Size?: number; LastModified?: Date; ETag?: string }>();
+  let token: string | undefined;
+  do {
+    const out = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'tmp/', ...(token ? { ContinuationToken: token } : {}) }));
+    for (const o of out.Contents ?? []) now.set(o.Key!, o);
+    token = out.IsTruncated ? out.NextContinuationToken : undefined;
+  } while (token);
+  const lines = keys.map((key) => {
+    const o = now.get(key)!;
+    return csvLine([bucket, encodeKey(key), String(o.Size), o.LastModified!.toISOString(), o.ETag!.replace(/"/g, '')]);
+  });
+  const half = Math.ceil(lines.length / 2);
+  const files = [lines.slice(half), lines.slice(0, half)].map((part, i) => ({ key: `${REPORTS}data/${folder}-${i}.csv.gz`, body: gzipSync(`${part.join('\n')}\n`) }));
+  for (const f of files) await client.send(new PutObjectCommand({ Bucket: bucket, Key: f.key, Body: f.body }));
+  const manifest = {
+    sourceBucket: bucket,
+    destinationBucket: `arn:aws:s3:::${bucket}`,
+    version: '2016-11-30',
+    creationTimestamp: String(Date.now()),
+    fileFormat: options.format ?? 'CSV',
+    fileSchema: SCHEMA.join(', '),
+    files: files.map((f) => ({ key: f.key, size: f.body.length, MD5checksum: '' })),
+  };
+  await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${REPORTS}${folder}/manifest.json`, Body: JSON.stringify(manifest) }));
+}
+
+/** Count the requests a client sends, by command. */
+function countRequests(client: S3Client): Map<string, number> {
+  const counts = new Map<string, number>();
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const name = String(context.commandName);
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+      return next(args);
+    },
+    { step: 'initialize', name: 'countRequests' },
+  );
+  return counts;
+}
+
+describe.skipIf(!serviceAvailable('s3'))('an S3 type read from its inventory report', () => {
+  it('audits from the newest report, reaps only what is still as reported, and refuses a stale ETag', async () => {
+    const { client, bucket } = await freshBucket(cleanups, 'inventory');
+    const put = (key: string, body: string) => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    const reported = ['tmp/dead/a', 'tmp/dead/with space', 'tmp/dead/rewritten', 'tmp/live/c', 'tmp/dead/gone'];
+    for (const key of reported) await put(key, `v1 ${key}`);
+    // An older report that must not be read, then the newest one.
+    await writeReport(client, bucket, '2026-12-05T00-00Z', ['tmp/live/c']);
+    await writeReport(client, bucket, '2026-12-06T00-00Z', reported);
+    await put('tmp/dead/after-the-report', 'new');
+
+    const dir = testTempDir('reaper-inventory-');
+    const cfg = s3Settings();
+    const manifestText = (inventory: string) => `version: 1
+state: sqlite:${path.join(dir, 'state.db')}
+defaults: { minAge: 0s, grace: 1s, maxDeleteFraction: 1 }
+connections:
+  blobs: { kind: s3, endpoint: "${cfg.endpoint}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing }
+owners:
+  - static: [live]
+resources:
+  - name: blobs
+    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/, deleteMode: per-object-if-match${inventory} }
+    owner: { keyPattern: "^tmp/(?<owner>[^/]+)/" }
+`;
+    const manifest = parseManifest(manifestText(`, inventory: { prefix: ${REPORTS} }`), { file: 'inv.yaml', baseDir: dir });
+    const listing = parseManifest(manifestText(''), { file: 'list.yaml', baseDir: dir });
+    const store = await SqliteStateStore.open(path.join(dir, 'state.db'));
+    cleanups.push(() => store.close());
+    const audit = async (m = manifest, shard: { index: number; count: number } | null = null) => {
+      const ids: string[] = [];
+      const doc = await runAudit(m, { store, shard, onFinding: (f: Finding) => void ids.push(f.id) });
+      expect(doc.resources[0]!.status, doc.resources[0]!.error ?? '').toBe('ok');
+      return { ids: ids.sort(), scanned: doc.resources[0]!.scanned };
+    };
+
+    // The newest report's objects, not the one written after it; a key with a space decoded.
+    const fromReport = await audit();
+    expect(fromReport).toEqual({ ids: ['tmp/dead/a', 'tmp/dead/gone', 'tmp/dead/rewritten', 'tmp/dead/with space'], scanned: 5 });
+    expect((await audit(listing)).ids).toContain('tmp/dead/after-the-report');
+    // Shards of the report: each object on one shard.
+    const m2 = parseManifest(manifestText(`, inventory: { prefix: ${REPORTS} }`).replace('owner: {', 'shard: { splitPoints: [tmp/dead/m] }\n    owner: {'), { file: 'inv.yaml', baseDir: dir });
+    const halves = [await audit(m2, { index: 0, count: 2 }), await audit(m2, { index: 1, count: 2 })];
+    expect([...halves[0]!.ids, ...halves[1]!.ids].sort()).toEqual(fromReport.ids);
+    expect(halves.map((h) => h.ids.length)).toEqual([2, 2]);
+
+    // First reap marks the report's orphans; then one is rewritten and one deleted by hand.
+    const first = await runReap(manifest, { execute: true, store });
+    expect(first.outcomes).toMatchObject({ marked: 4, deleted: 0 });
+    await put('tmp/dead/rewritten', 'v2: written after the report');
+    await client.send(new (await import('@aws-sdk/client-s3')).DeleteObjectCommand({ Bucket: bucket, Key: 'tmp/dead/gone' }));
+    await waitStoreTime(store, 1_100);
+
+    // The second reap reads the same stale report, but judges each due tombstone on the object as it is now.
+    const second = await runReap(manifest, { execute: true, store });
+    expect(second.errors).toEqual([]);
+    expect(second.outcomes).toMatchObject({ deleted: 2, lifted: 2, failed: 0 });
+    const body = await client.send(new GetObjectCommand({ Bucket: bucket, Key: 'tmp/dead/rewritten' }));
+    expect(await body.Body!.transformToString()).toBe('v2: written after the report');
+    for (const key of ['tmp/dead/a', 'tmp/dead/with space']) await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toThrow();
+
+    // The delete itself is conditional on the ETag the report gave: a stale one deletes nothing.
+    await put('tmp/dead/stale', 'v1');
+    const staleEtag = (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'tmp/dead/stale' }))).ETag!;
+    await put('tmp/dead/stale', 'v2, rewritten');
+    const connections = new Connections(manifest.connections);
+    cleanups.push(() => connections.close());
+    const backend = await S3Backend.open(manifest.resources[0] as S3ResourceSpec, connections);
+    expect(await backend.delete([{ id: 'tmp/dead/stale', fingerprint: staleEtag }])).toEqual([{ id: 'tmp/dead/stale', outcome: 'changed' }]);
+    expect((await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'tmp/dead/stale' }))).ETag).not.toBe(staleEtag);
+  });
+
+  it('costs the report, not a LIST per 1,000 objects, and refuses a report that is not CSV', async () => {
+    const { client, bucket } = await freshBucket(cleanups, 'inventory');
+    // More than the shared cleanup's one page of keys: empty the bucket first.
+    cleanups.push(async () => {
+      for (;;) {
+        const out = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+        if (!out.Contents?.length) return;
+        await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: out.Contents.map((o) => ({ Key: o.Key! })) } }));
+      }
+    });
+    const keys = Array.from({ length: 1_200 }, (_, i) => `tmp/dead/${String(i).padStart(5, '0')}`);
+    for (let i = 0; i < keys.length; i += 100) await Promise.all(keys.slice(i, i + 100).map((key) => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'x' }))));
+    await writeReport(client, bucket, '2026-12-06T00-00Z', keys);
+    const connections = new Connections({
+      blobs: { kind: 's3', name: 'blobs', endpoint: s3Settings().endpoint, region: 'us-east-1', forcePathStyle: true, accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    cleanups.push(() => connections.close());
+    const spec = (inventory: boolean): S3ResourceSpec =>
+      ({
+        name: 'blobs',
+        location: { kind: 's3', connection: 'blobs', bucket, prefix: 'tmp/', ...(inventory ? { inventory: { bucket, prefix: REPORTS } } : {}) },
+        owners: [{ extractor: { from: 'keyPattern', pattern: '^tmp/(?<owner>[^/]+)/' } }],
+        protect: [],
+      }) as unknown as S3ResourceSpec;
+    const requests = async (inventory: boolean) => {
+      const backend = await S3Backend.open(spec(inventory), connections);
+      const counts = countRequests(await s3ClientFor(connections, 'blobs'));
+      let scanned = 0;
+      for await (const page of backend.scan({ pageSize: 1000 })) scanned += page.records.length;
+      const out = Object.fromEntries(counts);
+      (await s3ClientFor(connections, 'blobs')).middlewareStack.remove('countRequests');
+      return { scanned, requests: out };
+    };
+    expect(await requests(false)).toEqual({ scanned: 1_200, requests: { ListObjectsV2Command: 2 } });
+    expect(await requests(true)).toEqual({ scanned: 1_200, requests: { ListObjectsV2Command: 1, GetObjectCommand: 3 } });
+
+    await writeReport(client, bucket, '2026-12-07T00-00Z', keys.slice(0, 1), { format: 'Parquet' });
+    const backend = await S3Backend.open(spec(true), connections);
+    await expect(
+      (async () => {
+        for await (const _ of backend.scan({ pageSize: 1000 })) void _;
+      })(),
+    ).rejects.toThrow(/its format is "Parquet"; reaper reads CSV inventories only/);
+  });
+});

@@ -1,0 +1,374 @@
+/**
+ * `--shard i/N` (docs/scale-out.md): on the real servers (moto, PostgreSQL, MariaDB, files),
+ * the union of the N shards' findings is exactly the unsharded audit: nothing twice, nothing
+ * missed, with keys equal to split points, shards whose ranges are empty, types without split
+ * points, more shards than resources, and MariaDB string keys in a case-insensitive collation
+ * (their order is not byte order).
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CliIO } from '../../src/cli/io.js';
+import { writeOutputs } from '../../src/cli/outputs.js';
+import { fnv1a } from '../../src/engine/shard.js';
+import type { Finding } from '../../src/engine/types.js';
+import { parseManifest } from '../../src/manifest/load.js';
+import type { Manifest } from '../../src/manifest/types.js';
+import { runAudit } from '../../src/run/audit.js';
+import { runsTable } from '../../src/report/table.js';
+import { runReap } from '../../src/run/reap.js';
+import { openStateStore } from '../../src/state/open.js';
+import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
+import type { StateStore } from '../../src/state/types.js';
+import { reaper } from './support/cli.js';
+import { waitStoreTime } from './support/reap-fixture.js';
+import { freshBucket, freshMysqlDatabase, freshPgDatabase, runCleanups, s3Settings, serviceAvailable } from './support/services.js';
+import { testTempDir } from './support/temp-dir.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(() => runCleanups(cleanups));
+
+const all = serviceAvailable('postgres') && serviceAvailable('mysql') && serviceAvailable('s3');
+
+/** The non-live findings of an audit, as `type/id` keys, and the scanned count per type. */
+async function audit(manifest: Manifest, store: StateStore, shard: { index: number; count: number } | null): Promise<{ ids: string[]; scanned: Record<string, number> }> {
+  const ids: string[] = [];
+  const doc = await runAudit(manifest, { store, shard, onFinding: (f: Finding) => void ids.push(`${f.resource}/${f.id}`) });
+  for (const r of doc.resources) expect(r.status, `${r.name}: ${r.error ?? ''}`).toBe('ok');
+  return { ids, scanned: Object.fromEntries(doc.resources.map((r) => [r.name, r.scanned])) };
+}
+
+/** Audit unsharded and as each of `count` shards: the shards' findings are the unsharded ones, each exactly once. */
+async function expectPartition(manifest: Manifest, store: StateStore, count: number): Promise<string[][]> {
+  const whole = await audit(manifest, store, null);
+  const parts: string[][] = [];
+  const scanned: Record<string, number> = {};
+  for (let index = 0; index < count; index++) {
+    const part = await audit(manifest, store, { index, count });
+    parts.push(part.ids);
+    for (const [name, n] of Object.entries(part.scanned)) scanned[name] = (scanned[name] ?? 0) + n;
+  }
+  const union = parts.flat();
+  expect(union.length, 'no finding twice').toBe(new Set(union).size);
+  expect([...union].sort()).toEqual([...whole.ids].sort());
+  expect(scanned, 'every resource scanned once, live ones too').toEqual(whole.scanned);
+  return parts;
+}
+
+interface World {
+  dir: string;
+  pgUrl: string;
+  myUrl: string;
+  bucket: string;
+  client: S3Client;
+  /** The manifest's text with this state store URL and these extra `defaults` keys. */
+  manifestText(state: string, defaults?: string): string;
+}
+
+/**
+ * PostgreSQL rows with integer ids (10, 20 and 30 are split points themselves), a table of one
+ * row, MariaDB string ids in a case-insensitive collation, S3 keys around their split points
+ * (one equal to a split point, one just after it, one past every split point), and top-level
+ * fs entries. Owner `live` is the one live key.
+ */
+async function buildWorld(): Promise<World> {
+  const pgUrl = await freshPgDatabase(cleanups);
+  const { default: pg } = await import('pg');
+  const pgc = new pg.Client({ connectionString: pgUrl });
+  await pgc.connect();
+  // Ids 1..40: 10, 20 and 30 are split points themselves; owner 'live' on every 7th row.
+  await pgc.query(`CREATE TABLE uploads (id bigint PRIMARY KEY, owner text, created_at timestamptz NOT NULL);
+    INSERT INTO uploads SELECT g, CASE WHEN g % 7 = 0 THEN 'live' ELSE 'dead' END, now() - interval '1 day' FROM generate_series(1, 40) g;
+    CREATE TABLE lonely (id text PRIMARY KEY, owner text, created_at timestamptz NOT NULL);
+    INSERT INTO lonely VALUES ('only', 'dead', now() - interval '1 day');`);
+  await pgc.end();
+
+  const myUrl = await freshMysqlDatabase(cleanups);
+  const mysql = await import('mysql2/promise');
+  const my = await mysql.createConnection({ uri: myUrl });
+  // A case-insensitive collation: 'alpha' < 'Beta' < 'charlie' < 'Delta' there, not in byte order.
+  await my.query('CREATE TABLE jobs (id VARCHAR(32) COLLATE utf8mb4_general_ci PRIMARY KEY, worker VARCHAR(32), created_at DATETIME NOT NULL)');
+  const names = ['alpha', 'Beta', 'beta2', 'charlie', 'Delta', 'echo', 'Foxtrot', 'golf', 'Hotel', 'india', 'Zulu'];
+  await my.query(`INSERT INTO jobs VALUES ${names.map(() => '(?, ?, NOW() - INTERVAL 1 DAY)').join(', ')}`, names.flatMap((n, i) => [n, i % 3 === 0 ? 'live' : 'dead']));
+  await my.end();
+
+  const { client, bucket } = await freshBucket(cleanups, 'shard');
+  const keys = [...Array.from({ length: 30 }, (_, i) => `tmp/k${String(i).padStart(2, '0')}`), 'tmp/k07/inner', 'tmp/é', 'tmp/live/x'];
+  for (const key of keys) await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'x' }));
+
+  const dir = testTempDir('reaper-shard-');
+  for (const top of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'live']) {
+    for (const leaf of ['1', '2', 'deep/3']) {
+      const file = path.join(dir, 'scratch', top, leaf);
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, 'x');
+    }
+  }
+  writeFileSync(path.join(dir, 'scratch', 'root-file'), 'x');
+
+  const cfg = s3Settings();
+  const manifestText = (state: string, defaults = '') => `version: 1
+state: ${state}
+defaults: { minAge: 0s, batchSize: 3${defaults} }
+connections:
+  blobs: { kind: s3, endpoint: "${cfg.endpoint}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing }
+  main: { kind: postgres, url: "${pgUrl}" }
+  legacy: { kind: mysql, url: "${myUrl}" }
+owners:
+  - static: [live]
+resources:
+  - name: uploads
+    postgres: { connection: main, table: uploads, id: id, createdAt: created_at }
+    owner: { column: owner }
+    shard: { splitPoints: [10, 20, "30"] }
+  - name: uploads-two-ranges
+    postgres: { connection: main, table: uploads, id: id, createdAt: created_at }
+    owner: { column: owner }
+    shard: { splitPoints: [25] }
+  - name: uploads-unsplit
+    postgres: { connection: main, table: uploads, id: id, createdAt: created_at }
+    owner: { column: owner }
+  - name: lonely
+    postgres: { connection: main, table: lonely, id: id, createdAt: created_at }
+    owner: { column: owner }
+    shard: { splitPoints: ["a", "m", "z"] }
+  - name: jobs
+    mysql: { connection: legacy, table: jobs, id: id, createdAt: created_at }
+    owner: { column: worker }
+    shard: { splitPoints: [beta, Delta, golf] }
+  - name: blobs
+    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/, deleteMode: per-object-if-match }
+    owner: { keyPattern: "^tmp/(?<owner>[^/]+)" }
+    shard: { splitPoints: [tmp/k07, tmp/k15, tmp/k22, tmp/zzz] }
+  - name: scratch
+    fs: { path: ./scratch }
+    owner: { pathPattern: "^(?<owner>[^/]+)" }
+`;
+
+  return { dir, pgUrl, myUrl, bucket, client, manifestText };
+}
+
+/** A manifest of one files type, ./scratch, owned by its top-level entry; `live` is the live owner. */
+const scratchManifest = (state: string, defaults: string) => `version: 1
+state: ${state}
+defaults: { minAge: 0s, maxDeleteFraction: 1, ${defaults} }
+owners:
+  - static: [live]
+resources:
+  - name: scratch
+    fs: { path: ./scratch }
+    owner: { pathPattern: "^(?<owner>[^/]+)/" }
+`;
+
+/** The world with a fresh PostgreSQL state store, a manifest for reaping it (grace 1s, caps open) and a store to look at. */
+async function reapWorld(): Promise<{ world: World; manifest: Manifest; observer: StateStore }> {
+  const world = await buildWorld();
+  const stateUrl = await freshPgDatabase(cleanups);
+  const manifest = parseManifest(world.manifestText(stateUrl, ', grace: 1s, maxDeleteFraction: 1, maxDeletesPerRun: 1000'), { file: 'shard.yaml', baseDir: world.dir });
+  const observer = await openStateStore(stateUrl);
+  cleanups.push(() => observer.close());
+  return { world, manifest, observer };
+}
+
+describe.skipIf(!all)('sharded audits on the real servers', () => {
+  it('4 shards find exactly what the unsharded audit finds, split points and boundary keys included', async () => {
+    const world = await buildWorld();
+    const store = await SqliteStateStore.open(path.join(world.dir, 'state.db'));
+    cleanups.push(() => store.close());
+    const manifest = parseManifest(world.manifestText(`sqlite:${path.join(world.dir, 'state.db')}`), { file: 'shard.yaml', baseDir: world.dir });
+    const parts = await expectPartition(manifest, store, 4);
+    const of = (shard: number, type: string) => parts[shard]!.filter((id) => id.startsWith(`${type}/`)).map((id) => id.slice(type.length + 1));
+    // A key equal to a split point closes its range: 10 on shard 0, 11 on shard 1.
+    expect(of(0, 'uploads')).toContain('10');
+    expect(of(1, 'uploads')).toContain('11');
+    expect(of(0, 'blobs')).toContain('tmp/k07');
+    expect(of(1, 'blobs')).toEqual(expect.arrayContaining(['tmp/k07/inner', 'tmp/k08']));
+    // In the column's case-insensitive order: 'beta' closes shard 0's range, 'Beta' is equal to it.
+    expect(of(0, 'jobs').sort()).toEqual(['Beta']);
+    expect(of(1, 'jobs').sort()).toEqual(['Delta', 'beta2']);
+    // 2 ranges over 4 shards: two shards have none of the type.
+    expect(parts.map((p) => p.some((id) => id.startsWith('uploads-two-ranges/')))).toEqual([false, true, false, true]);
+    // Unsplit: the whole type on one shard.
+    expect(parts.filter((p) => p.some((id) => id.startsWith('uploads-unsplit/'))).length).toBe(1);
+    // More shards than resources: the one row is on exactly one shard.
+    expect(parts.flat().filter((id) => id.startsWith('lonely/'))).toEqual(['lonely/only']);
+
+    // And with more shards than any type has ranges or entries.
+    await expectPartition(manifest, store, 7);
+  });
+
+  it('4 concurrent shards on a PostgreSQL state store mark and delete each orphan exactly once, and settle only their own gone resources', async () => {
+    const { world, manifest, observer } = await reapWorld();
+    const types = ['uploads', 'jobs', 'blobs', 'scratch'];
+    const orphans = (await audit(manifest, observer, null)).ids.filter((id) => types.some((t) => id.startsWith(`${t}/`)));
+    const reapAll = async () => {
+      const reports = await Promise.all([0, 1, 2, 3].map((index) => runReap(manifest, { execute: true, resources: types, shard: { index, count: 4 } })));
+      for (const r of reports) expect(r.errors).toEqual([]);
+      const sum = (field: 'marked' | 'deleted' | 'lifted') => reports.reduce((n, r) => n + r.outcomes[field], 0);
+      return { marked: sum('marked'), deleted: sum('deleted'), lifted: sum('lifted') };
+    };
+
+    // First run: every orphan marked once (the shards' locks are their own: none refuses another).
+    expect(await reapAll()).toEqual({ marked: orphans.length, deleted: 0, lifted: 0 });
+    let marked = 0;
+    for (const t of types) marked += (await observer.countTombstones(t)).marked;
+    expect(marked).toBe(orphans.length);
+
+    // Two marked resources vanish by hand: the scans meet them no more, and exactly one shard
+    // (the one whose range holds each) settles its tombstone.
+    const pgc = new (await import('pg')).default.Client({ connectionString: world.pgUrl });
+    await pgc.connect();
+    await pgc.query('DELETE FROM uploads WHERE id IN (10, 11)');
+    await pgc.end();
+    await waitStoreTime(observer, 1_100);
+
+    // Second run: the rest deleted, each exactly once; the two gone ones lifted, once each.
+    expect(await reapAll()).toEqual({ marked: 0, deleted: orphans.length - 2, lifted: 2 });
+    for (const t of types) expect(await observer.countTombstones(t)).toMatchObject({ marked: 0, deleting: 0 });
+    const left = await audit(manifest, observer, null);
+    expect(left.ids.filter((id) => types.some((t) => id.startsWith(`${t}/`)))).toEqual([]);
+    expect(left.scanned).toMatchObject({ uploads: 5, jobs: 4, blobs: 1, scratch: 3 });
+  });
+
+  it('refuses a second run of the same shard, not the other shards', async () => {
+    const { world, manifest, observer } = await reapWorld();
+    // Another run holds shard 1/4 of blobs.
+    expect(await observer.acquireLock('blobs@1/4', 'another-run', 60_000)).toBe(true);
+    await expect(runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 1, count: 4 } })).rejects.toThrow(/holds the lock on blobs@1\/4/);
+    const other = await runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 2, count: 4 } });
+    expect(other.errors).toEqual([]);
+    expect(other.outcomes.marked).toBeGreaterThan(0);
+    // A saved plan is applied by the shard that made it.
+    const planOut = path.join(world.dir, 'shard-3.plan');
+    await runReap(manifest, { execute: false, resources: ['blobs'], shard: { index: 3, count: 4 }, planOut });
+    await expect(runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 2, count: 4 }, planIn: planOut })).rejects.toThrow(/made by shard 3\/4; apply it with --shard 3\/4/);
+    await expect(runReap(manifest, { execute: true, resources: ['blobs'], planIn: planOut })).rejects.toThrow(/made by shard 3\/4/);
+    const applied = await runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 3, count: 4 }, planIn: planOut });
+    expect(applied.outcomes.marked).toBeGreaterThan(0);
+  });
+
+  it('exits 2 naming the key on bad --shard, half a Kubernetes pair, or split points the key column orders otherwise, touching nothing', async () => {
+    const world = await buildWorld();
+    const state = path.join(world.dir, 'cli-state.db');
+    const file = path.join(world.dir, 'shard.yaml');
+    // 'b' before 'a' is no order the manifest can judge (SQL text): the server refuses it.
+    writeFileSync(file, world.manifestText(`sqlite:${state}`).replace('shard: { splitPoints: ["a", "m", "z"] }', 'shard: { splitPoints: ["m", "b"] }'));
+    const run = (args: string[], env: Record<string, string> = {}) => reaper(['audit', '-c', file, '--output', 'json', ...args], { cwd: world.dir, env });
+    const refused = [
+      [run(['--shard', '4/4']), /--shard: the shard index must be 0 to 3/],
+      [run(['--shard', 'two/4']), /--shard: expected i\/N/],
+      [run([], { JOB_COMPLETION_INDEX: '1' }), /\$REAPER_SHARDS is not/],
+      [run([], { JOB_COMPLETION_INDEX: '1', REAPER_SHARDS: 'x' }), /\$REAPER_SHARDS: expected a whole number/],
+      [run([], { JOB_COMPLETION_INDEX: '4', REAPER_SHARDS: '4' }), /\$JOB_COMPLETION_INDEX\/\$REAPER_SHARDS \(4\/4\): the shard index must be 0 to 3/],
+    ] as const;
+    for (const [r, message] of refused) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(existsSync(state), 'nothing touched').toBe(false);
+    const unordered = run(['--shard', '0/4', '--resource', 'lonely']);
+    expect(unordered.code, unordered.stderr).toBe(2);
+    expect(unordered.stderr).toMatch(/resource lonely \(line \d+\): shard\.splitPoints\[1\]: "b" is not above "m"/);
+    // The same job from the environment: shard 1 of 4.
+    const fromEnv = run(['--resource', 'uploads'], { JOB_COMPLETION_INDEX: '1', REAPER_SHARDS: '4' });
+    expect(fromEnv.code, fromEnv.stderr).toBe(0);
+    expect(JSON.parse(fromEnv.stdout).resources[0].scanned).toBe(10);
+  });
+
+  it('records the job and shard with the run, and pushes each shard to its own Pushgateway group', async () => {
+    const world = await buildWorld();
+    const store = await SqliteStateStore.open(path.join(world.dir, 'state.db'));
+    cleanups.push(() => store.close());
+    const manifest = parseManifest(world.manifestText(`sqlite:${path.join(world.dir, 'state.db')}`), { file: 'shard.yaml', baseDir: world.dir });
+    const pushes: { url: string; body: string }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        pushes.push({ url: req.url ?? '', body });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const gateway = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const io = { signal: undefined } as unknown as CliIO;
+    for (const index of [0, 1]) {
+      const doc = await runAudit(manifest, { store, shard: { index, count: 4 }, job: 'nightly-1' });
+      expect(doc.job).toEqual({ id: 'nightly-1', shard: `${index}/4` });
+      await writeOutputs(io, { pushgateway: gateway, pushgatewayJob: 'reaper' }, { doc, gates: [], durationSeconds: doc.durationSeconds });
+    }
+    expect(pushes.map((p) => p.url)).toEqual(['/metrics/job/reaper/shard/0', '/metrics/job/reaper/shard/1']);
+    expect(pushes[1]!.body).toContain('reaper_shard_info{job_id="nightly-1",shard="1",shards="4"} 1');
+    // Store-wide figures come from shard 0 alone; per-type figures from every shard.
+    expect(pushes[0]!.body).toContain('reaper_leases{');
+    expect(pushes[1]!.body).not.toContain('reaper_leases{');
+    expect(pushes[1]!.body).toContain('reaper_resources{resource="uploads"');
+
+    const runs = await store.listRuns({ limit: 2 });
+    expect(runs.map((r) => (r.summary as { job?: unknown }).job)).toEqual([
+      { id: 'nightly-1', shard: '1/4' },
+      { id: 'nightly-1', shard: '0/4' },
+    ]);
+    expect(runsTable(runs)).toMatch(/job[\s\S]*nightly-1 shard 1\/4/);
+  });
+
+  it('holds maxDeletesPerRun for the whole job: each shard plans within its share', async () => {
+    const dir = testTempDir('reaper-shard-cap-');
+    for (let i = 0; i < 40; i++) {
+      mkdirSync(path.join(dir, 'scratch', `o${i}`), { recursive: true });
+      writeFileSync(path.join(dir, 'scratch', `o${i}`, 'f'), 'x');
+    }
+    const manifest = parseManifest(scratchManifest(`sqlite:${path.join(dir, 'state.db')}`, 'maxDeletesPerRun: 12'), { file: 'cap.yaml', baseDir: dir });
+    // 40 orphans over 4 shards, about 10 each: each over its share of 12 / 4 = 3, though under 12.
+    for (const index of [0, 1, 2, 3]) {
+      await expect(runReap(manifest, { execute: true, shard: { index, count: 4 } })).rejects.toThrow(/exceeds maxDeletesPerRun 3 \(this shard's share: maxDeletesPerRun 12 over 4 shards\)/);
+    }
+    const store = await SqliteStateStore.open(path.join(dir, 'state.db'));
+    cleanups.push(() => store.close());
+    expect(await store.countTombstones('scratch')).toMatchObject({ marked: 0 });
+  });
+
+  it('a shard killed mid-sweep holds up only itself, and its rerun converges', async () => {
+    const dir = testTempDir('reaper-shard-kill-');
+    for (const top of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'live']) {
+      for (const leaf of ['1', '2', '3']) {
+        mkdirSync(path.join(dir, 'scratch', top), { recursive: true });
+        writeFileSync(path.join(dir, 'scratch', top, leaf), 'x');
+      }
+    }
+    const stateUrl = await freshPgDatabase(cleanups);
+    const file = path.join(dir, 'reaper.yaml');
+    writeFileSync(file, scratchManifest(`"${stateUrl}"`, 'grace: 1s, batchSize: 2'));
+    const observer = await openStateStore(stateUrl);
+    cleanups.push(() => observer.close());
+    const reap = (shard: string, env: Record<string, string> = {}) => reaper(['reap', '-c', file, '--execute', '--lock-ttl', '2s', '--output', 'json', '--shard', shard], { cwd: dir, env });
+    const present = (top: string) => ['1', '2', '3'].filter((leaf) => existsSync(path.join(dir, 'scratch', top, leaf))).length;
+    const tops = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+    const ofShard1 = tops.filter((top) => fnv1a(top) % 4 === 1);
+    expect(ofShard1.length, 'the fixture gives shard 1 some entries').toBeGreaterThan(0);
+
+    expect(reap('1/4').code).toBe(0); // marks shard 1's orphans
+    await waitStoreTime(observer, 1_100);
+    const killed = reap('1/4', { REAPER_FAILPOINT: 'after-journal' });
+    expect(killed.code, 'killed by its failpoint').toBeNull();
+    expect((await observer.pendingIntents('scratch')).length).toBeGreaterThan(0);
+
+    // Shard 0 is not held up by the dead shard's lock.
+    const other = reap('0/4');
+    expect(other.code, other.stderr).toBe(0);
+    // Once the dead run's lock has run out, shard 1's rerun resolves the journal and finishes.
+    await waitStoreTime(observer, 2_100);
+    const rerun = reap('1/4');
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(await observer.pendingIntents('scratch')).toEqual([]);
+    for (const top of ofShard1) expect(present(top), top).toBe(0);
+    expect(present('live')).toBe(3);
+    // Shards 2 and 3 never ran: their entries are untouched and unmarked.
+    const untouched = tops.filter((top) => fnv1a(top) % 4 >= 2);
+    for (const top of untouched) expect(present(top), top).toBe(3);
+  });
+});
