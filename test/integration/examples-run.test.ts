@@ -15,7 +15,7 @@ import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { reaper, removeTempDirs, tmp } from './support/cli.js';
-import { agedMotoAvailable, startAgedMoto, type AgedMoto } from './support/aged-moto.js';
+import { agedMotoProblem, startAgedMoto, type AgedMoto } from './support/aged-moto.js';
 import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
 
 afterAll(removeTempDirs);
@@ -24,8 +24,14 @@ const ROOT = path.resolve(__dirname, '../..');
 const EXAMPLES = path.join(ROOT, 'config/examples');
 const HOUR = 3600;
 
-const ready = serviceAvailable('postgres') && serviceAvailable('mysql') && agedMotoAvailable();
-if (!ready && process.env.CI === 'true') throw new Error('the example tests need PostgreSQL, MariaDB and Python with moto');
+const motoProblem = agedMotoProblem();
+const missing = [
+  ...(serviceAvailable('postgres') ? [] : ['PostgreSQL']),
+  ...(serviceAvailable('mysql') ? [] : ['MariaDB']),
+  ...(motoProblem === null ? [] : [`Python with moto (${motoProblem})`]),
+];
+const ready = missing.length === 0;
+if (!ready && process.env.CI === 'true') throw new Error(`the example tests need ${missing.join(', ')}`);
 
 /** The manifests of the README: its ```yaml blocks that are manifests. */
 function readmeManifests(): string[] {

@@ -9,9 +9,19 @@ import path from 'node:path';
 
 const SCRIPT = path.resolve(__dirname, 'moto-aged.py');
 
-/** Whether Python with moto can run the private server. */
-export function agedMotoAvailable(): boolean {
-  return spawnSync('python3', ['-c', 'import moto.server, moto.s3.models'], { encoding: 'utf8' }).status === 0;
+/**
+ * Why Python with moto cannot run the private server (the last line Python printed), or null
+ * when it can. Asked twice: one failed start of the interpreter on a loaded machine is not a
+ * missing service.
+ */
+export function agedMotoProblem(): string | null {
+  let problem = '';
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const r = spawnSync('python3', ['-c', 'import moto.server, moto.s3.models'], { encoding: 'utf8' });
+    if (r.status === 0) return null;
+    problem = (r.error?.message ?? r.stderr.trim().split('\n').at(-1)) || `python3 exited with ${r.status ?? r.signal}`;
+  }
+  return problem;
 }
 
 /** A TCP port free on 127.0.0.1 now (for a server a test starts). */
