@@ -124,7 +124,10 @@ export class CommandTransport implements Transport {
         signal?.removeEventListener('abort', onAbort);
         killGroup(); // anything it left running in its group
         const tail = stderr.trim() ? `: ${lastLines(stderr)}` : '';
-        if (why !== null) reject(new ProtocolViolation(`${what} ${why}${tail}`));
+        // Stopped by the caller (a reap or audit told to stop): the stop's own reason, not a
+        // handler failure, so the run ends interrupted rather than failed.
+        if (why === 'interrupted' && signal?.aborted) reject(signal.reason);
+        else if (why !== null) reject(new ProtocolViolation(`${what} ${why}${tail}`));
         else if (code !== 0) reject(new ProtocolViolation(`${what} exited with ${code === null ? `signal ${sig}` : `status ${code}`}${tail}`));
         else resolve(out.end());
       });
@@ -175,11 +178,12 @@ export class HttpTransport implements Transport {
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     return new Promise((resolve, reject) => {
       let settled = false;
-      const fail = (why: string) => {
+      const fail = (why: string | { stopped: unknown }) => {
         if (settled) return;
         settled = true;
         req.destroy();
-        reject(new ProtocolViolation(`${what} ${why}`));
+        // Stopped by the caller: the stop's own reason, not a handler failure (see CommandTransport).
+        reject(typeof why === 'string' ? new ProtocolViolation(`${what} ${why}`) : why.stopped);
       };
       const req = request(
         url,
@@ -215,7 +219,7 @@ export class HttpTransport implements Transport {
       );
       req.on('error', (error: NodeJS.ErrnoException) => {
         if (timeout.aborted && !signal?.aborted) fail(`did not answer within ${this.location.timeoutMs} ms (timeout)`);
-        else if (signal?.aborted) fail('interrupted');
+        else if (signal?.aborted) fail({ stopped: signal.reason });
         else fail(`failed: ${error.code ?? error.message}${error.code && error.message && !error.message.includes(error.code) ? ` (${error.message})` : ''}`);
       });
       req.end(body);
