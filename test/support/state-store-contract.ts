@@ -6,7 +6,7 @@
  * using short ttls and graces with real waits, or rows moved in time directly.
  */
 import { itWhere } from './matrix.js';
-import { createServer } from 'node:net';
+import { freePort } from './net.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -104,17 +104,6 @@ const tomb = (resourceId: string, over: Partial<NewTombstone> = {}): NewTombston
   ...over,
 });
 
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 1));
-    });
-  });
-}
 
 /** The contract for these dialects; `server` makes the place of a server dialect's store. */
 export function stateStoreContract(dialects: readonly StoreDialect[], available: (dialect: StoreDialect) => boolean = () => true, server: ServerPlace = sqlitePlace): void {
@@ -940,7 +929,7 @@ for (const dialect of dialects) {
           expect(store.description).toBe(target.url);
           return;
         }
-        const port = await closedPort();
+        const port = await freePort();
         const scheme = dialect === 'postgres' ? 'postgresql' : 'mysql';
         const refused = openStateStore(`${scheme}://reaper:s3cret-pw@127.0.0.1:${port}/reaper`, { leaseBounds: BOUNDS });
         await expect(refused).rejects.toThrow(BackendError);

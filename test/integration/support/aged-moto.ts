@@ -4,7 +4,6 @@
  * which no S3 request sets. See moto-aged.py. Started per test file, stopped after it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 
 const SCRIPT = path.resolve(__dirname, 'moto-aged.py');
@@ -24,17 +23,9 @@ export function agedMotoProblem(): string | null {
   return problem;
 }
 
-/** A TCP port free on 127.0.0.1 now (for a server a test starts). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
+import { freePort } from '../../support/net.js';
+
+export { freePort };
 
 export interface AgedMoto {
   endpoint: string;
