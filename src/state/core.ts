@@ -18,6 +18,7 @@ import {
   schemaTooNew,
   statsBucket,
   tombstoneStateFor,
+  toBatch,
   toJournal,
   toLease,
   toRun,
@@ -31,8 +32,9 @@ import {
   DEFAULT_LEASE_BOUNDS,
   DEFAULT_RUN_TTL_MS,
   type AcquiredLease,
+  type BatchOutcome,
+  type BatchResult,
   type JournalEntry,
-  type JournalOutcome,
   type Lease,
   type LeaseBounds,
   type LeaseStats,
@@ -43,6 +45,7 @@ import {
   type RunStatus,
   type StateStore,
   type StoreDialect,
+  type SweepBatch,
   type Tombstone,
   type TombstoneState,
 } from './types.js';
@@ -79,14 +82,19 @@ export interface RenewFindings {
   prior: Map<string, { released_at: unknown; holder: string }>;
 }
 
-/** A finished delete, with the tombstone state and note that follow from its outcome. */
-export interface FinishedDelete {
-  journalId: number;
-  outcome: Exclude<JournalOutcome, 'intent'>;
+/**
+ * A batch outcome as the driver writes it: the tombstone state and note that follow from
+ * it, and whether it also gets a journal row of its own (`journaled`: every outcome but
+ * a plain `deleted`, which the journal derives from the tombstone and its batch).
+ */
+export interface FinishedItem {
+  tombstoneId: number;
+  outcome: BatchOutcome;
   error: string | null;
   state: TombstoneState;
   note: string | null;
   restoreHandle: string | null;
+  journaled: boolean;
 }
 
 /** What each database provides: statements, quoting, and its atomic operations. */
@@ -95,7 +103,12 @@ export interface StoreDriver {
   readonly description: string;
   readonly migrations: readonly Migration[];
   /** Column lists to select, per table (`*`, or with the casts the dialect needs). */
-  readonly columns: { leases: string; runs: string; tombstones: string; journal: string };
+  /**
+   * Column lists to select, per table (`*`, or with the casts the dialect needs);
+   * `batches` over reap_batches, `derived` the journal columns of a batch-era entry over
+   * tombstones `t` joined with reap_batches `b`.
+   */
+  readonly columns: { leases: string; runs: string; tombstones: string; journal: string; batches: string; derived: string };
   query: Query;
   /** Quote an identifier that is a keyword in some dialect (`key`, `cursor`, `execute`). */
   quote(identifier: string): string;
@@ -113,8 +126,10 @@ export interface StoreDriver {
   acquireLock(resource: string, runId: string, ttlMs: number): Promise<boolean>;
   insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number>;
   activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Tombstone[]>;
-  beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]>;
-  finishDeletes(runId: string, results: readonly FinishedDelete[]): Promise<void>;
+  /** The batch write-ahead in one transaction (see `TombstoneStore.beginBatch`); `evidence` is JSON text. Null when no tombstone moved. */
+  beginBatch(runId: string, resource: string, tombstoneIds: readonly number[], evidence: string): Promise<SweepBatch | null>;
+  /** The outcomes of one batch and its `done` in one transaction (see `TombstoneStore.finishBatch`). */
+  finishBatch(runId: string, batchId: number, results: readonly FinishedItem[]): Promise<void>;
 }
 
 /** Why a renewal found nothing to update, from the lease row (or its absence). */
@@ -444,32 +459,37 @@ export class StoreCore implements StateStore {
     return { marked: count(row.marked), deleting: count(row.deleting), oldestMarkedAt: row.oldest === null || row.oldest === undefined ? null : Number(row.oldest) };
   }
 
-  beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]> {
-    return items.length === 0 ? Promise.resolve([]) : this.d.beginDeletes(runId, items);
+  async beginBatch(runId: string, resource: string, tombstoneIds: readonly number[], evidence: unknown): Promise<SweepBatch | null> {
+    const ids = [...new Set(tombstoneIds.map((t) => Math.floor(t)))];
+    return ids.length === 0 ? null : this.d.beginBatch(runId, resource, ids, JSON.stringify(evidence ?? null));
   }
 
-  async finishDeletes(
-    runId: string,
-    results: readonly { journalId: number; outcome: Exclude<JournalOutcome, 'intent'>; error?: string | null; restoreHandle?: string | null }[],
-  ): Promise<void> {
-    if (results.length === 0) return;
-    // The last result for a journal id wins, as it would one row at a time.
-    const latest = new Map(results.map((r) => [r.journalId, r]));
-    await this.d.finishDeletes(
+  async finishBatch(runId: string, batchId: number, results: readonly BatchResult[]): Promise<void> {
+    // The last result for a tombstone wins, as it would one row at a time.
+    const latest = new Map(results.map((r) => [r.tombstoneId, r]));
+    await this.d.finishBatch(
       runId,
+      Math.floor(batchId),
       [...latest.values()].map((r) => ({
-        journalId: r.journalId,
+        tombstoneId: r.tombstoneId,
         outcome: r.outcome,
         error: r.error ?? null,
         state: tombstoneStateFor(r.outcome),
         note: r.error ?? (r.outcome === 'changed' ? CHANGED_NOTE : null),
         restoreHandle: r.restoreHandle ?? null,
+        journaled: r.outcome !== 'deleted' || (r.error ?? null) !== null,
       })),
     );
   }
 
-  async pendingIntents(resource: string): Promise<JournalEntry[]> {
-    return (await this.all(`SELECT ${this.cols.journal} FROM journal WHERE resource = ? AND outcome = 'intent' ORDER BY journal_id`, [name(resource)])).map(toJournal);
+  async pendingBatches(resource: string): Promise<SweepBatch[]> {
+    const batches = await this.all(`SELECT ${this.cols.batches} FROM reap_batches WHERE resource = ? AND state = 'pending' ORDER BY batch_id`, [name(resource)]);
+    const out: SweepBatch[] = [];
+    for (const b of batches) {
+      const rows = await this.all(`SELECT ${this.cols.tombstones} FROM tombstones WHERE batch_id = ? AND state = 'deleting' ORDER BY tombstone_id`, [int(Number(b.batch_id))]);
+      out.push(toBatch(b, rows.map(toTombstone)));
+    }
+    return out;
   }
 
   async liftTombstones(runId: string, tombstoneIds: readonly number[], note: string): Promise<number> {
@@ -513,9 +533,24 @@ export class StoreCore implements StateStore {
   }
 
   async journal(filter: { runId?: string; resource?: string; limit?: number }): Promise<JournalEntry[]> {
-    const conditions = [...(filter.runId === undefined ? [] : ['run_id = ?']), ...(filter.resource === undefined ? [] : ['resource = ?'])];
+    // Journal rows, and the batch-era entries that have none: a tombstone of a batch still
+    // deleting (intent), or deleted by its batch without remark (see JournalEntry).
+    const rowsWhere = [...(filter.runId === undefined ? [] : ['run_id = ?']), ...(filter.resource === undefined ? [] : ['resource = ?'])];
+    const derivedWhere = [
+      't.batch_id IS NOT NULL',
+      "t.state IN ('deleting', 'deleted', 'restored')",
+      'NOT EXISTS (SELECT 1 FROM journal j WHERE j.tombstone_id = t.tombstone_id AND j.batch_id = t.batch_id)',
+      ...(filter.runId === undefined ? [] : ['b.run_id = ?']),
+      ...(filter.resource === undefined ? [] : ['t.resource = ?']),
+    ];
     const params = [...(filter.runId === undefined ? [] : [name(filter.runId)]), ...(filter.resource === undefined ? [] : [name(filter.resource)])];
-    const rows = await this.all(`SELECT ${this.cols.journal} FROM journal ${where(conditions)} ORDER BY journal_id LIMIT ${limitOf(filter.limit, 10_000)}`, params);
+    const rows = await this.all(
+      `SELECT * FROM (SELECT ${this.cols.journal} FROM journal ${where(rowsWhere)}
+                      UNION ALL
+                      SELECT ${this.cols.derived} FROM tombstones t JOIN reap_batches b ON b.batch_id = t.batch_id ${where(derivedWhere)}) e
+        ORDER BY COALESCE(batch_id, 0), CASE WHEN batch_id IS NULL THEN journal_id ELSE 0 END, tombstone_id LIMIT ${limitOf(filter.limit, 10_000)}`,
+      [...params, ...params],
+    );
     return rows.map(toJournal);
   }
 }

@@ -50,7 +50,7 @@ describe('a SQLite store written by an earlier reaper', () => {
     const file = oldStore(2);
     const store = await openStateStore(`sqlite:${file}`);
     try {
-      expect(versions(file)).toEqual([1, 2, 3]);
+      expect(versions(file)).toEqual([1, 2, 3, 4]);
       const run = await store.getRun('r-old');
       expect(run).toMatchObject({ runId: 'r-old', status: 'ok', execute: true, heartbeatAt: null, aliveUntil: null });
     } finally {
@@ -58,14 +58,38 @@ describe('a SQLite store written by an earlier reaper', () => {
     }
   });
 
-  it('opens a store at schema 3 as it is, and --version reports that schema', async () => {
+  it('upgrades a store at schema 3 with a sweep cut short: its intent entries become a pending batch', async () => {
     const file = oldStore(3);
+    const db = new Database(file);
+    const tomb = db.prepare(
+      `INSERT INTO tombstones (resource, resource_id, fingerprint, owner, reason, bytes, marked_run_id, marked_at, state, updated_at)
+       VALUES ('files', ?, 'fp', 'svc:gone', 'owner-dead', 1, 'r-old', 5, ?, 5) RETURNING tombstone_id`,
+    );
+    const intent = db.prepare(
+      `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, at)
+       VALUES ('r-old', ?, 'files', ?, 'fp', 'svc:gone', 'owner-dead', 1, '{"status":"orphaned"}', ?, 6)`,
+    );
+    for (const [id, state, outcome] of [['done', 'deleted', 'deleted'], ['a', 'deleting', 'intent'], ['b', 'deleting', 'intent']] as const) {
+      const { tombstone_id } = tomb.get(id, state) as { tombstone_id: number };
+      intent.run(tombstone_id, id, outcome);
+    }
+    db.close();
     const store = await openStateStore(`sqlite:${file}`);
     try {
-      expect(versions(file)).toEqual([1, 2, 3]);
-      expect((await store.listRuns()).map((r) => r.runId)).toEqual(['r-old']);
+      expect(versions(file)).toEqual([1, 2, 3, 4]);
       expect(versionReport('0.0.0')).toContain(`state-store schema ${SQLITE_MIGRATIONS.at(-1)!.version}`);
-      expect(SQLITE_MIGRATIONS.at(-1)!.version).toBe(3);
+      const [batch, ...more] = await store.pendingBatches('files');
+      expect(more).toEqual([]);
+      expect(batch).toMatchObject({ runId: 'r-old', resource: 'files', state: 'pending' });
+      expect(batch!.tombstones.map((t) => [t.resourceId, t.state])).toEqual([
+        ['a', 'deleting'],
+        ['b', 'deleting'],
+      ]);
+      expect((await store.journal({ runId: 'r-old' })).map((e) => [e.resourceId, e.outcome])).toEqual([
+        ['done', 'deleted'],
+        ['a', 'intent'],
+        ['b', 'intent'],
+      ]);
     } finally {
       await store.close();
     }
@@ -77,6 +101,6 @@ describe('a SQLite store written by an earlier reaper', () => {
     db.prepare('INSERT INTO reaper_migrations (version, applied_at) VALUES (99, 1)').run();
     db.close();
     await expect(openStateStore(`sqlite:${file}`)).rejects.toThrow(BackendError);
-    await expect(openStateStore(`sqlite:${file}`)).rejects.toThrow(/schema version 99, newer than this reaper knows \(3\)/);
+    await expect(openStateStore(`sqlite:${file}`)).rejects.toThrow(/schema version 99, newer than this reaper knows \(4\)/);
   });
 });
