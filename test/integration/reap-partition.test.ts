@@ -56,7 +56,7 @@ function reap(fx: ReapFixture, onStart?: (kill: (signal: NodeJS.Signals) => void
 }
 
 const moments = [
-  { name: 'at the batch write-ahead (beginBatch)', statement: "SET state = 'deleting'" },
+  { name: 'at the write-ahead journal (the batch record, beginBatch)', statement: "SET state = 'deleting'" },
   { name: 'after the deletes, while recording their outcomes (finishBatch)', statement: "UPDATE reap_batches SET state = 'done'" },
 ] as const;
 
