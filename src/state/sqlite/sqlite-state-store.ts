@@ -216,8 +216,10 @@ class SqliteDriver implements StoreDriver {
 
   async finishBatch(runId: string, batchId: number, results: readonly FinishedItem[]): Promise<void> {
     // One immediate transaction: the journal rows (outcomes other than a plain delete),
-    // then the tombstones in one set-based statement (json_each the outer loop: primary-key
-    // probes), then the batch done once none of its tombstones is left deleting.
+    // then the tombstones in one set-based statement, then the batch done once none of its
+    // tombstones is left deleting. json_each stays the outer loop (primary-key probes): the
+    // unary `+` keeps the planner off the batch index, which would rescan the whole JSON
+    // list for every tombstone of the batch (quadratic in the batch size).
     const journal = this.sql(
       `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at, batch_id)
        SELECT ?, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, b.evidence, r.value ->> 1, r.value ->> 2, {now}, b.batch_id
@@ -226,7 +228,7 @@ class SqliteDriver implements StoreDriver {
     );
     const tombs = this.sql(
       `UPDATE tombstones SET state = r.value ->> 1, note = r.value ->> 2, restore_handle = COALESCE(r.value ->> 3, restore_handle), outcome_run_id = ?, updated_at = {now}
-         FROM json_each(?) AS r WHERE tombstones.tombstone_id = r.value ->> 0 AND tombstones.batch_id = ? AND tombstones.state = 'deleting'`,
+         FROM json_each(?) AS r WHERE tombstones.tombstone_id = r.value ->> 0 AND +tombstones.batch_id = ? AND +tombstones.state = 'deleting'`,
     );
     const done = this.sql(
       `UPDATE reap_batches SET state = 'done', finished_at = {now}
