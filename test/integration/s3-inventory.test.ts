@@ -127,6 +127,22 @@ async function writeParquetReport(client: S3Client, bucket: string, folder: stri
   return rows.length;
 }
 
+/** A manifest of one S3 type over tmp/ of `bucket` (owners from the key; `live` is the only live owner), with `extra` keys inside its s3 location. */
+function inventoryManifest(dir: string, bucket: string, extra: string): string {
+  return `version: 1
+state: sqlite:${path.join(dir, 'state.db')}
+defaults: { minAge: 0s, grace: 1s, maxDeleteFraction: 1 }
+connections:
+  blobs: { kind: s3, endpoint: "${s3Settings().endpoint}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing }
+owners:
+  - static: [live]
+resources:
+  - name: blobs
+    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/, deleteMode: per-object-if-match${extra} }
+    owner: { keyPattern: "^tmp/(?<owner>[^/]+)/" }
+`;
+}
+
 /** Count the requests a client sends, by command. */
 function countRequests(client: S3Client): Map<string, number> {
   const counts = new Map<string, number>();
@@ -153,19 +169,7 @@ describe.skipIf(!serviceAvailable('s3'))('an S3 type read from its inventory rep
     await put('tmp/dead/after-the-report', 'new');
 
     const dir = testTempDir('reaper-inventory-');
-    const cfg = s3Settings();
-    const manifestText = (inventory: string) => `version: 1
-state: sqlite:${path.join(dir, 'state.db')}
-defaults: { minAge: 0s, grace: 1s, maxDeleteFraction: 1 }
-connections:
-  blobs: { kind: s3, endpoint: "${cfg.endpoint}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing }
-owners:
-  - static: [live]
-resources:
-  - name: blobs
-    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/, deleteMode: per-object-if-match${inventory} }
-    owner: { keyPattern: "^tmp/(?<owner>[^/]+)/" }
-`;
+    const manifestText = (inventory: string) => inventoryManifest(dir, bucket, inventory);
     const manifest = parseManifest(manifestText(`, inventory: { prefix: ${REPORTS} }`), { file: 'inv.yaml', baseDir: dir });
     const listing = parseManifest(manifestText(''), { file: 'list.yaml', baseDir: dir });
     const store = await SqliteStateStore.open(path.join(dir, 'state.db'));
@@ -282,22 +286,7 @@ resources:
       expect(rows).toBe(1_101 + 2);
 
       const dir = testTempDir('reaper-inventory-');
-      const cfg = s3Settings();
-      const manifest = parseManifest(
-        `version: 1
-state: sqlite:${path.join(dir, 'state.db')}
-defaults: { minAge: 0s }
-connections:
-  blobs: { kind: s3, endpoint: "${cfg.endpoint}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing }
-owners:
-  - static: [live]
-resources:
-  - name: blobs
-    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/, inventory: { prefix: ${REPORTS} } }
-    owner: { keyPattern: "^tmp/(?<owner>[^/]+)/" }
-`,
-        { file: 'inv.yaml', baseDir: dir },
-      );
+      const manifest = parseManifest(inventoryManifest(dir, bucket, `, inventory: { prefix: ${REPORTS} }`), { file: 'inv.yaml', baseDir: dir });
       const store = await SqliteStateStore.open(path.join(dir, 'state.db'));
       cleanups.push(() => store.close());
       const found = new Map<string, Finding>();
