@@ -447,7 +447,8 @@ export class StoreCore implements StateStore {
     return { granted: held.granted, need, priorUse, shardGranted: held.shardGranted, claimed: held.claimed, cap: held.cap };
   }
 
-  async recordJobVerdict(job: string, verdict: { runId: string; reasons: readonly string[]; sourceCounts: Record<string, number> }): Promise<JobVerdict> {
+  async recordJobVerdict(job: string, verdict: { runId: string; reasons: readonly string[]; sourceCounts: Record<string, number> }, maxAgeMs: number): Promise<JobVerdict> {
+    await this.q('DELETE FROM job_verdicts WHERE job = ? AND judged_at <= {now} - ?', [name(job), int(Math.ceil(maxAgeMs))]);
     // First one wins: a second insert for the job changes nothing (its update sets the key to itself).
     await this.q(`INSERT INTO job_verdicts (job, run_id, reasons, source_counts, judged_at) VALUES (?, ?, ?, ?, {now}) ${this.d.upsert(['job'], ['job'])}`, [
       name(job),
@@ -455,11 +456,15 @@ export class StoreCore implements StateStore {
       json([...verdict.reasons]),
       json(verdict.sourceCounts),
     ]);
-    return (await this.jobVerdict(job))!;
+    const row = await this.one('SELECT job, run_id, reasons, source_counts, judged_at FROM job_verdicts WHERE job = ?', [name(job)]);
+    return toJobVerdict(row!);
   }
 
-  async jobVerdict(job: string): Promise<JobVerdict | null> {
-    const row = await this.one('SELECT job, run_id, reasons, source_counts, judged_at FROM job_verdicts WHERE job = ?', [name(job)]);
+  async jobVerdict(job: string, maxAgeMs: number): Promise<JobVerdict | null> {
+    const row = await this.one('SELECT job, run_id, reasons, source_counts, judged_at FROM job_verdicts WHERE job = ? AND judged_at > {now} - ?', [
+      name(job),
+      int(Math.ceil(maxAgeMs)),
+    ]);
     return row ? toJobVerdict(row) : null;
   }
 

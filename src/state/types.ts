@@ -192,13 +192,14 @@ export interface RunStore {
    */
   claimJobDeletes(input: { job: string; resource: string; shard: string | null; runId: string; want: number; cap: number }): Promise<JobClaim>;
   /**
-   * Record the registry-outage breaker's verdict for `job` unless one is on record already;
-   * returns the verdict on record (this one, or the earlier one that won), so every shard of
-   * a job acts on the first judgement.
+   * Record the registry-outage breaker's verdict for `job` unless one judged less than
+   * `maxAgeMs` ago (store clock) is on record already; returns the verdict on record (this
+   * one, or the earlier one that won), so every shard of a job acts on the first judgement.
+   * An older verdict is replaced: a job id used again long after must not live on a stale one.
    */
-  recordJobVerdict(job: string, verdict: { runId: string; reasons: readonly string[]; sourceCounts: Record<string, number> }): Promise<JobVerdict>;
-  /** The breaker's verdict on record for `job`, or null. */
-  jobVerdict(job: string): Promise<JobVerdict | null>;
+  recordJobVerdict(job: string, verdict: { runId: string; reasons: readonly string[]; sourceCounts: Record<string, number> }, maxAgeMs: number): Promise<JobVerdict>;
+  /** The breaker's verdict on record for `job` if it was judged less than `maxAgeMs` ago, or null. */
+  jobVerdict(job: string, maxAgeMs: number): Promise<JobVerdict | null>;
   /** Take the per-resource-type lock; false when another live run holds it. Expired locks are taken over. */
   acquireLock(resource: string, runId: string, ttlMs: number): Promise<boolean>;
   /** Extend a held lock; false when it was lost. */

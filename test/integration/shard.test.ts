@@ -465,7 +465,7 @@ resources:
     expect(first).toBeInstanceOf(Error);
     expect((first as Error).message).toMatch(/registry-outage breaker: nothing reaped[\s\S]*leases fell from 4 to 1/);
     await hold(['p', 'q', 'r']);
-    const verdict = await observer.jobVerdict('outage');
+    const verdict = await observer.jobVerdict('outage', 3_600_000);
     await expect(shard('outage', 1)).rejects.toThrow(new RegExp(`leases fell from 4 to 1 live keys .*\\(judged for job outage by its run ${verdict!.runId}\\)`));
     // An unsharded run judges for itself, and the registry is healthy again.
     expect((await runReap(manifest, { execute: true })).errors).toEqual([]);

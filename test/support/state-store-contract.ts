@@ -620,17 +620,23 @@ for (const dialect of dialects) {
         expect(Number(shards[0]!.n)).toBe(9);
       });
 
-      it('keeps the first breaker verdict of a job; later ones get it back', async () => {
-        expect(await store.jobVerdict('j')).toBeNull();
-        const first = await store.recordJobVerdict('j', { runId: 'r0', reasons: [], sourceCounts: { leases: 5 } });
+      it('keeps the first breaker verdict of a job; later ones get it back until it is too old', async () => {
+        const hour = 3_600_000;
+        expect(await store.jobVerdict('j', hour)).toBeNull();
+        const first = await store.recordJobVerdict('j', { runId: 'r0', reasons: [], sourceCounts: { leases: 5 } }, hour);
         expect(first).toMatchObject({ job: 'j', runId: 'r0', reasons: [], sourceCounts: { leases: 5 } });
-        const second = await store.recordJobVerdict('j', { runId: 'r1', reasons: ['liveness source leases fell'], sourceCounts: { leases: 1 } });
+        const second = await store.recordJobVerdict('j', { runId: 'r1', reasons: ['liveness source leases fell'], sourceCounts: { leases: 1 } }, hour);
         expect(second).toEqual(first);
-        expect(await store.jobVerdict('j')).toEqual(first);
-        const other = await store.recordJobVerdict('k', { runId: 'r2', reasons: ['caf\u00e9 down'], sourceCounts: {} });
+        expect(await store.jobVerdict('j', hour)).toEqual(first);
+        const other = await store.recordJobVerdict('k', { runId: 'r2', reasons: ['caf\u00e9 down'], sourceCounts: {} }, hour);
         expect(other).toMatchObject({ runId: 'r2', reasons: ['caf\u00e9 down'], sourceCounts: {} });
-        const racing = await Promise.all(['a', 'b', 'c', 'd'].map((runId) => store.recordJobVerdict('race', { runId, reasons: [runId], sourceCounts: {} })));
+        const racing = await Promise.all(['a', 'b', 'c', 'd'].map((runId) => store.recordJobVerdict('race', { runId, reasons: [runId], sourceCounts: {} }, hour)));
         expect(new Set(racing.map((v) => v.runId)).size).toBe(1);
+        // Two hours on, the job id's verdict is no longer adopted: the next judgement replaces it.
+        await target.raw('UPDATE job_verdicts SET judged_at = judged_at - 7200000');
+        expect(await store.jobVerdict('j', hour)).toBeNull();
+        expect(await store.recordJobVerdict('j', { runId: 'r3', reasons: ['fell'], sourceCounts: { leases: 1 } }, hour)).toMatchObject({ runId: 'r3', reasons: ['fell'] });
+        expect(await store.jobVerdict('k', 3 * hour)).toMatchObject({ runId: 'r2' });
       });
 
       it('gives a rerun the checkpoints of the run it resumes, keeping its own', async () => {

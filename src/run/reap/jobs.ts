@@ -11,6 +11,13 @@ import type { BreakerSpec, ResourceSpec } from '../../manifest/types.js';
 import type { JobVerdict, RunRecord, StateStore } from '../../state/types.js';
 import type { ReapTally } from './tally.js';
 
+/**
+ * How long a job's breaker verdict is adopted by its shards. Long enough for the shards of one
+ * job to start one after another (parallelism below completions); short enough that a job id
+ * used again the next day (a fixed $REAPER_JOB) is judged afresh, not on a stale verdict.
+ */
+export const JOB_VERDICT_MAX_AGE_MS = 6 * 3_600_000;
+
 export interface BreakerJudgement {
   /** Why the breaker trips; empty when it does not. */
   reasons: string[];
@@ -30,7 +37,9 @@ export interface BreakerJudgement {
 export async function judgeBreaker(store: StateStore, job: JobShard | null, runId: string, sources: SourceCounts, spec: BreakerSpec): Promise<BreakerJudgement> {
   const judge = async () => breakerReasons(sources, await store.lastSourceCounts('reap'), spec);
   if (!job?.id) return { reasons: await judge(), counts: sources.counts, adopted: null };
-  const verdict = (await store.jobVerdict(job.id)) ?? (await store.recordJobVerdict(job.id, { runId, reasons: await judge(), sourceCounts: sources.counts }));
+  const verdict =
+    (await store.jobVerdict(job.id, JOB_VERDICT_MAX_AGE_MS)) ??
+    (await store.recordJobVerdict(job.id, { runId, reasons: await judge(), sourceCounts: sources.counts }, JOB_VERDICT_MAX_AGE_MS));
   if (verdict.runId === runId) return { reasons: verdict.reasons, counts: verdict.sourceCounts, adopted: null };
   const failed = Object.entries(sources.errors).map(([name, error]) => `liveness source ${name} failed: ${error}`);
   const judged = verdict.reasons.map((reason) => `${reason} (judged for job ${job.id} by its run ${verdict.runId})`);
