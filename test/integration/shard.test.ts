@@ -164,6 +164,14 @@ resources:
     owner: { pathPattern: "^(?<owner>[^/]+)/" }
 `;
 
+/** ./scratch in `dir`: entries a to h and live, three files each (shard 1 of 4 holds b and f). */
+function scratchTree(dir: string): void {
+  for (const top of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'live']) {
+    mkdirSync(path.join(dir, 'scratch', top), { recursive: true });
+    for (const leaf of ['1', '2', '3']) writeFileSync(path.join(dir, 'scratch', top, leaf), 'x');
+  }
+}
+
 /** The world with a fresh PostgreSQL state store, a manifest for reaping it (grace 1s, caps open) and a store to look at. */
 async function reapWorld(): Promise<{ world: World; manifest: Manifest; observer: StateStore; withCap: (cap: number) => Manifest }> {
   const world = await buildWorld();
@@ -344,12 +352,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
 
   it('a shard killed mid-sweep holds up only itself, and its rerun converges', async () => {
     const dir = testTempDir('reaper-shard-kill-');
-    for (const top of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'live']) {
-      for (const leaf of ['1', '2', '3']) {
-        mkdirSync(path.join(dir, 'scratch', top), { recursive: true });
-        writeFileSync(path.join(dir, 'scratch', top, leaf), 'x');
-      }
-    }
+    scratchTree(dir);
     const stateUrl = await freshPgDatabase(cleanups);
     const file = path.join(dir, 'reaper.yaml');
     writeFileSync(file, scratchManifest(`"${stateUrl}"`, 'grace: 1s, batchSize: 2'));
@@ -473,12 +476,7 @@ resources:
 
   it('a shard of a job killed mid-sweep is rerun: it resumes its run, keeps its claim, and converges', async () => {
     const dir = testTempDir('reaper-shard-resume-');
-    for (const top of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'live']) {
-      for (const leaf of ['1', '2', '3']) {
-        mkdirSync(path.join(dir, 'scratch', top), { recursive: true });
-        writeFileSync(path.join(dir, 'scratch', top, leaf), 'x');
-      }
-    }
+    scratchTree(dir);
     const stateUrl = await freshPgDatabase(cleanups);
     const observer = await openStateStore(stateUrl);
     cleanups.push(() => observer.close());
