@@ -334,7 +334,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     expect(runsTable(runs)).toMatch(/job[\s\S]*nightly-1 shard 1\/4/);
   });
 
-  it('holds maxDeletesPerRun for the whole job: each shard plans within its share', async () => {
+  it('without a job id, holds maxDeletesPerRun for the whole job by static shares: each shard plans within its share', async () => {
     const dir = testTempDir('reaper-shard-cap-');
     for (let i = 0; i < 40; i++) {
       mkdirSync(path.join(dir, 'scratch', `o${i}`), { recursive: true });
