@@ -7,6 +7,7 @@
  * per-object mode used here; it ignores per-object ETags in DeleteObjects, so the batch mode is
  * not claimed by this test).
  */
+import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 import {
@@ -274,16 +275,16 @@ describe.skipIf(!serviceAvailable('s3'))('an S3 type read from its inventory rep
           await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: all } }));
         }
       });
-      const keys = Array.from({ length: 1_100 }, (_, i) => `tmp/dead/${String(i).padStart(5, '0')}`);
-      for (let i = 0; i < keys.length; i += 100) await Promise.all(keys.slice(i, i + 100).map((key) => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'v1' }))));
+      const keys = Array.from({ length: 150 }, (_, i) => `tmp/dead/${String(i).padStart(5, '0')}`);
+      await Promise.all(keys.map((key) => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'v1' }))));
       // A key with a space and a percent sign (a CSV report would encode it; a Parquet one does not),
       // a key with two versions, and a key whose current version is a delete marker.
       const odd = 'tmp/dead/50% off & more';
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: odd, Body: 'x' }));
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: keys[0], Body: 'v2, longer' }));
       await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: keys[1] }));
-      const rows = await writeParquetReport(client, bucket, '2026-12-06T00-00Z', { rowGroupSize: 250, codec, files: 2 });
-      expect(rows).toBe(1_101 + 2);
+      const rows = await writeParquetReport(client, bucket, '2026-12-06T00-00Z', { rowGroupSize: 40, codec, files: 2 });
+      expect(rows).toBe(keys.length + 1 + 2);
 
       const dir = testTempDir('reaper-inventory-');
       const manifest = parseManifest(inventoryManifest(dir, bucket, `, inventory: { prefix: ${REPORTS} }`), { file: 'inv.yaml', baseDir: dir });
@@ -293,24 +294,79 @@ describe.skipIf(!serviceAvailable('s3'))('an S3 type read from its inventory rep
       const doc = await runAudit(manifest, { store, onFinding: (f: Finding) => void found.set(f.id, f) });
       expect(doc.resources[0]!.status, doc.resources[0]!.error ?? '').toBe('ok');
       // Every current version once; the delete-marked key and the old version of keys[0] not at all.
-      expect(doc.resources[0]!.scanned).toBe(1_100);
+      expect(doc.resources[0]!.scanned).toBe(keys.length);
       expect(found.has(keys[1]!)).toBe(false);
       expect(found.get(odd)?.status).toBe('orphaned');
       const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: keys[0] }));
       expect(found.get(keys[0]!)?.bytes).toBe(head.ContentLength);
 
       // What a scan costs: 1 LIST of the report folders, 1 GET of the manifest, and per data file
-      // its footer and at most one GET per row group (3 each here), never a LIST of the bucket.
+      // one GET (a file this small is all in its footer's read), never a LIST of the bucket.
       const connections = new Connections(manifest.connections);
       cleanups.push(() => connections.close());
       const backend = await S3Backend.open(manifest.resources[0] as S3ResourceSpec, connections);
       const counts = countRequests(await s3ClientFor(connections, 'blobs'));
       let scanned = 0;
       for await (const page of backend.scan({ pageSize: 1000 })) scanned += page.records.length;
-      expect(scanned).toBe(1_100);
+      expect(scanned).toBe(keys.length);
       expect(counts.get('ListObjectsV2Command')).toBe(1);
-      expect(counts.get('GetObjectCommand')).toBeLessThanOrEqual(1 + 2 * (1 + 3));
+      expect(counts.get('GetObjectCommand')).toBe(1 + 2);
       expect([...counts.keys()].sort()).toEqual(['GetObjectCommand', 'ListObjectsV2Command']);
     });
   }
+
+  it('reads a Parquet data file larger than its footer read one row group at a time, by ranged GETs', async () => {
+    // 60,000 lines of objects that need not exist (an audit by key pattern reads none of them),
+    // with random ETags so the file does not compress below the footer's 512 KiB read.
+    const { client, bucket } = await freshBucket(cleanups, 'inventory');
+    const n = 60_000;
+    const rowGroupSize = 15_000;
+    const body = new Uint8Array(
+      parquetWriteBuffer({
+        rowGroupSize,
+        columnData: [
+          { name: 'bucket', data: Array.from({ length: n }, () => bucket), type: 'STRING' },
+          { name: 'key', data: Array.from({ length: n }, (_, i) => `tmp/dead/${String(i).padStart(6, '0')}`), type: 'STRING' },
+          { name: 'size', data: Array.from({ length: n }, (_, i) => BigInt(i)), type: 'INT64' },
+          { name: 'last_modified_date', data: Array.from({ length: n }, () => new Date('2026-12-01T00:00:00Z')), type: 'TIMESTAMP' },
+          { name: 'e_tag', data: Array.from({ length: n }, () => randomBytes(16).toString('hex')), type: 'STRING' },
+        ],
+      }),
+    );
+    expect(body.length).toBeGreaterThan(2 * 512 * 1024);
+    const fileKey = `${REPORTS}data/big.parquet`;
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: fileKey, Body: body }));
+    const manifest = {
+      sourceBucket: bucket,
+      fileFormat: 'Parquet',
+      fileSchema: 'message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); optional int64 size; optional int64 last_modified_date (TIMESTAMP_MILLIS); optional binary e_tag (UTF8); }',
+      creationTimestamp: String(Date.now()),
+      // No size: the file's length is asked for (one HeadObject).
+      files: [{ key: fileKey }],
+    };
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${REPORTS}2026-12-06T00-00Z/manifest.json`, Body: JSON.stringify(manifest) }));
+    const dir = testTempDir('reaper-inventory-');
+    const m = parseManifest(inventoryManifest(dir, bucket, `, inventory: { prefix: ${REPORTS} }`), { file: 'inv.yaml', baseDir: dir });
+    const connections = new Connections(m.connections);
+    cleanups.push(() => connections.close());
+    const backend = await S3Backend.open(m.resources[0] as S3ResourceSpec, connections);
+    const counts = countRequests(await s3ClientFor(connections, 'blobs'));
+    const seen: string[] = [];
+    let sizes = 0;
+    for await (const page of backend.scan({ pageSize: 1000 })) {
+      for (const r of page.records) {
+        seen.push(r.id);
+        sizes += r.bytes ?? 0;
+      }
+    }
+    expect(seen.length).toBe(n);
+    expect(new Set(seen).size).toBe(n);
+    expect(sizes).toBe((n * (n - 1)) / 2);
+    // 1 LIST, 1 GET of the manifest, 1 HEAD, the footer's GET, and one GET per row group not
+    // already inside the footer's read (the last may be): 3 or 4 of the 4 row groups.
+    expect(counts.get('ListObjectsV2Command')).toBe(1);
+    expect(counts.get('HeadObjectCommand')).toBe(1);
+    expect(counts.get('GetObjectCommand')).toBeGreaterThanOrEqual(1 + 1 + 3);
+    expect(counts.get('GetObjectCommand')).toBeLessThanOrEqual(1 + 1 + n / rowGroupSize);
+  });
 });

@@ -65,13 +65,20 @@ async function s3File(target: S3Target, bucket: string, key: string, size: numbe
     const head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
     byteLength = Number(head.ContentLength);
   }
+  // The first read is the footer's (the file's last 512 KiB, or all of a smaller file): it is
+  // kept, and a later read inside it is served from it — a small file then costs one GET.
+  let tail: { start: number; bytes: Uint8Array } | null = null;
   return {
     byteLength,
     async slice(start: number, end?: number): Promise<ArrayBuffer> {
-      const last = (end ?? byteLength) - 1;
-      if (last < start) return new ArrayBuffer(0);
-      const out = await client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${last}` }), { abortSignal: signal });
+      const stop = end ?? byteLength;
+      if (stop <= start) return new ArrayBuffer(0);
+      if (tail && start >= tail.start && stop <= tail.start + tail.bytes.byteLength) {
+        return tail.bytes.slice(start - tail.start, stop - tail.start).buffer as ArrayBuffer;
+      }
+      const out = await client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${stop - 1}` }), { abortSignal: signal });
       const bytes = await out.Body!.transformToByteArray();
+      tail ??= { start, bytes };
       return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
     },
   };
