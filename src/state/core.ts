@@ -23,8 +23,10 @@ import {
   toLease,
   toRun,
   toStaleRun,
+  toJobVerdict,
   toTombstone,
   tokenMatches,
+  type HeldClaims,
   type Row,
 } from './common.js';
 import { chunk, inList } from '../sql/text.js';
@@ -34,6 +36,8 @@ import {
   type AcquiredLease,
   type BatchOutcome,
   type BatchResult,
+  type JobClaim,
+  type JobVerdict,
   type JournalEntry,
   type Lease,
   type LeaseBounds,
@@ -124,6 +128,13 @@ export interface StoreDriver {
   /** Renew what is still live and count the renewal outcomes for `leaseStats`, in one statement or transaction. */
   renewLeases(ids: readonly string[], ttlMs: number | null, holder: string | null): Promise<RenewFindings>;
   acquireLock(resource: string, runId: string, ttlMs: number): Promise<boolean>;
+  /**
+   * In one transaction, holding the row of (job, resource) in `job_claims` (created with
+   * `cap` when missing) locked: read what the job and the shard hold, decide by `claimGrant`
+   * (common.ts), and if granted add the extra to both (the shard's row created when missing)
+   * and lower the job's cap to `cap` when it is lower. Returns what is held afterwards.
+   */
+  claimJob(job: string, resource: string, shard: string, need: number, cap: number): Promise<HeldClaims & { granted: boolean }>;
   insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number>;
   activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Tombstone[]>;
   /** The batch write-ahead in one transaction (see `TombstoneStore.beginBatch`); `evidence` is JSON text. Null when no tombstone moved. */
@@ -154,16 +165,18 @@ const CHANGED_NOTE = 'resource changed since it was marked';
 const LIVE = `released_at IS NULL AND expires_at > {now}`;
 const LAPSED = `status = 'running' AND (alive_until IS NULL OR alive_until <= {now})`;
 
-/** Apply pending migrations under the driver's lock; refuse a schema newer than this build. */
+/** Apply the migrations not yet recorded under the driver's lock; refuse a schema newer than this build. */
 export async function migrate(driver: StoreDriver): Promise<void> {
   const latest = driver.migrations[driver.migrations.length - 1]!.version;
   await driver.migrationLock(async (q, exec) => {
     await exec('CREATE TABLE IF NOT EXISTS reaper_migrations (version INTEGER NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)');
-    const [row] = (await q('SELECT MAX(version) AS v FROM reaper_migrations')).rows;
-    const current = count(row?.v);
+    const applied = new Set((await q('SELECT version FROM reaper_migrations')).rows.map((r) => count(r.version)));
+    const current = Math.max(0, ...applied);
     if (current > latest) throw schemaTooNew(driver.description, current, latest);
+    // Every migration not yet recorded, also one numbered below the newest recorded: version 5
+    // (job claims) was released to stores before version 4 (the batch ledger) was.
     for (const migration of driver.migrations) {
-      if (migration.version <= current) continue;
+      if (applied.has(migration.version)) continue;
       for (const statement of migration.statements) {
         if (typeof statement !== 'string' && (await q(statement.unless)).rows.length > 0) continue;
         await exec(typeof statement === 'string' ? statement : statement.sql);
@@ -338,13 +351,23 @@ export class StoreCore implements StateStore {
 
   // ------------------------------------------------------------ runs, checkpoints, locks
 
-  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; ttlMs?: number }): Promise<RunRecord> {
+  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; ttlMs?: number; job?: string | null; shard?: string | null }): Promise<RunRecord> {
     await this.abandonStaleRuns();
     const now = await this.now();
     const runId = newRunId(now);
     await this.q(
-      `INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, ${this.d.quote('execute')}, heartbeat_at, alive_until) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)`,
-      [name(runId), name(input.kind), int(now), name(input.manifestDigest), bool(input.execute), int(now), int(now + Math.ceil(input.ttlMs ?? DEFAULT_RUN_TTL_MS))],
+      `INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, ${this.d.quote('execute')}, heartbeat_at, alive_until, job, shard) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        name(runId),
+        name(input.kind),
+        int(now),
+        name(input.manifestDigest),
+        bool(input.execute),
+        int(now),
+        int(now + Math.ceil(input.ttlMs ?? DEFAULT_RUN_TTL_MS)),
+        name(input.job ?? null),
+        name(input.shard ?? null),
+      ],
     );
     return (await this.getRun(runId))!;
   }
@@ -379,11 +402,10 @@ export class StoreCore implements StateStore {
     return row ? toRun(row) : null;
   }
 
-  async listRuns(filter: { kind?: RunKind; limit?: number } = {}): Promise<RunRecord[]> {
-    const rows = await this.all(
-      `SELECT ${this.cols.runs} FROM runs ${filter.kind ? 'WHERE kind = ?' : ''} ORDER BY started_at DESC, run_id DESC LIMIT ${limitOf(filter.limit, 20)}`,
-      filter.kind ? [name(filter.kind)] : [],
-    );
+  async listRuns(filter: { kind?: RunKind; job?: string; limit?: number } = {}): Promise<RunRecord[]> {
+    const conditions = [...(filter.kind ? ['kind = ?'] : []), ...(filter.job !== undefined ? ['job = ?'] : [])];
+    const params = [...(filter.kind ? [name(filter.kind)] : []), ...(filter.job !== undefined ? [name(filter.job)] : [])];
+    const rows = await this.all(`SELECT ${this.cols.runs} FROM runs ${where(conditions)} ORDER BY started_at DESC, run_id DESC LIMIT ${limitOf(filter.limit, 20)}`, params);
     return rows.map(toRun);
   }
 
@@ -408,6 +430,65 @@ export class StoreCore implements StateStore {
   async loadCheckpoint(runId: string, resource: string, phase: string): Promise<string | null | undefined> {
     const row = await this.one(`SELECT ${this.d.quote('cursor')} AS c FROM checkpoints WHERE run_id = ? AND resource = ? AND phase = ?`, [name(runId), name(resource), name(phase)]);
     return row === undefined ? undefined : row.c === null ? null : String(row.c);
+  }
+
+  async adoptCheckpoints(fromRunId: string, toRunId: string): Promise<number> {
+    const c = this.d.quote('cursor');
+    return this.changed(
+      `INSERT INTO checkpoints (run_id, resource, phase, ${c}, updated_at)
+       SELECT ?, p.resource, p.phase, p.${c}, {now} FROM checkpoints p
+        WHERE p.run_id = ? AND NOT EXISTS (SELECT 1 FROM checkpoints o WHERE o.run_id = ? AND o.resource = p.resource AND o.phase = p.phase)`,
+      [name(toRunId), name(fromRunId), name(toRunId)],
+    );
+  }
+
+  // ------------------------------------------------------------ jobs: claims and the breaker's verdict
+
+  async claimJobDeletes(input: { job: string; resource: string; shard: string | null; runId: string; want: number; cap: number }): Promise<JobClaim> {
+    for (const [key, value] of [['want', input.want], ['cap', input.cap]] as const) {
+      if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`claimJobDeletes: ${key} must be a whole number of at least 0, got ${value}`);
+    }
+    const shard = input.shard ?? '';
+    // Earlier runs of this job and shard are over (the shard's lock keeps a second one out),
+    // so what they condemned is read before the claim's transaction.
+    const used = (await this.one(
+      `SELECT (SELECT COUNT(*) FROM tombstones t JOIN runs r ON r.run_id = t.marked_run_id
+                WHERE r.job = ? AND COALESCE(r.shard, '') = ? AND r.run_id <> ? AND t.resource = ?) AS marks,
+              (SELECT COUNT(*) FROM journal j JOIN runs r ON r.run_id = j.run_id
+                WHERE r.job = ? AND COALESCE(r.shard, '') = ? AND r.run_id <> ? AND j.resource = ? AND j.outcome IN ('intent', 'deleted', 'absent')) AS sweeps,
+              (SELECT COUNT(*) FROM reap_batches b JOIN runs r ON r.run_id = b.run_id JOIN tombstones t ON t.batch_id = b.batch_id
+                WHERE r.job = ? AND COALESCE(r.shard, '') = ? AND r.run_id <> ? AND b.resource = ? AND t.state IN ('deleting', 'deleted', 'restored')
+                  AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.tombstone_id = t.tombstone_id AND j.batch_id = t.batch_id)) AS batched`,
+      [
+        ...[1, 2, 3].flatMap(() => [name(input.job), name(shard), name(input.runId), name(input.resource)]),
+      ],
+    ))!;
+    // Sweeps: journal rows, and the batch entries that have none (see `journal`).
+    const priorUse = count(used.marks) + count(used.sweeps) + count(used.batched);
+    const need = priorUse + input.want;
+    const held = await this.d.claimJob(input.job, input.resource, shard, need, input.cap);
+    return { granted: held.granted, need, priorUse, shardGranted: held.shardGranted, claimed: held.claimed, cap: held.cap };
+  }
+
+  async recordJobVerdict(job: string, verdict: { runId: string; reasons: readonly string[]; sourceCounts: Record<string, number> }, maxAgeMs: number): Promise<JobVerdict> {
+    await this.q('DELETE FROM job_verdicts WHERE job = ? AND judged_at <= {now} - ?', [name(job), int(Math.ceil(maxAgeMs))]);
+    // First one wins: a second insert for the job changes nothing (its update sets the key to itself).
+    await this.q(`INSERT INTO job_verdicts (job, run_id, reasons, source_counts, judged_at) VALUES (?, ?, ?, ?, {now}) ${this.d.upsert(['job'], ['job'])}`, [
+      name(job),
+      name(verdict.runId),
+      json([...verdict.reasons]),
+      json(verdict.sourceCounts),
+    ]);
+    const row = await this.one('SELECT job, run_id, reasons, source_counts, judged_at FROM job_verdicts WHERE job = ?', [name(job)]);
+    return toJobVerdict(row!);
+  }
+
+  async jobVerdict(job: string, maxAgeMs: number): Promise<JobVerdict | null> {
+    const row = await this.one('SELECT job, run_id, reasons, source_counts, judged_at FROM job_verdicts WHERE job = ? AND judged_at > {now} - ?', [
+      name(job),
+      int(Math.ceil(maxAgeMs)),
+    ]);
+    return row ? toJobVerdict(row) : null;
   }
 
   acquireLock(resource: string, runId: string, ttlMs: number): Promise<boolean> {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { BackendError } from '../../errors.js';
 import { chunk, inList } from '../../sql/text.js';
-import { hashToken, newLeaseId, newLeaseToken, statsBucket, toBatch, toLease, toTombstone, type Row } from '../common.js';
+import { claimGrant, hashToken, newLeaseId, newLeaseToken, statsBucket, toBatch, toLease, toTombstone, type HeldClaims, type Row } from '../common.js';
 import { storeError } from '../../sql/errors.js';
 import { migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, Lease, LeaseBounds, NewTombstone, SweepBatch, Tombstone } from '../types.js';
@@ -172,6 +172,30 @@ class SqliteDriver implements StoreDriver {
     return this.guard(() => statement.run(resource, runId, ttlMs).changes === 1);
   }
 
+  async claimJob(job: string, resource: string, shard: string, need: number, cap: number): Promise<HeldClaims & { granted: boolean }> {
+    // One IMMEDIATE transaction: SQLite's write lock serializes the claims of every process.
+    const ensure = this.sql('INSERT INTO job_claims (job, resource, cap, claimed) VALUES (?, ?, ?, 0) ON CONFLICT (job, resource) DO NOTHING');
+    const read = this.sql(
+      `SELECT c.claimed, c.cap, COALESCE((SELECT s.granted FROM job_claim_shards s WHERE s.job = c.job AND s.resource = c.resource AND s.shard = ?), 0) AS shard_granted
+         FROM job_claims c WHERE c.job = ? AND c.resource = ?`,
+    );
+    const setJob = this.sql('UPDATE job_claims SET claimed = claimed + ?, cap = ? WHERE job = ? AND resource = ?');
+    const setShard = this.sql(
+      `INSERT INTO job_claim_shards (job, resource, shard, granted) VALUES (?, ?, ?, ?)
+       ON CONFLICT (job, resource, shard) DO UPDATE SET granted = job_claim_shards.granted + excluded.granted`,
+    );
+    return this.immediate(() => {
+      ensure.run(job, resource, cap);
+      const row = read.get(shard, job, resource) as Row;
+      const held = { claimed: Number(row.claimed), cap: Number(row.cap), shardGranted: Number(row.shard_granted) };
+      const decision = claimGrant(held, need, cap);
+      const extra = decision.granted ? decision.extra : 0;
+      setJob.run(extra, decision.cap, job, resource);
+      if (extra > 0) setShard.run(job, resource, shard, extra);
+      return { granted: decision.granted, claimed: held.claimed + extra, cap: decision.cap, shardGranted: held.shardGranted + extra };
+    });
+  }
+
   async insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number> {
     // One set-based statement (rows as one JSON parameter), in caller order; `WHERE true`
     // keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
@@ -222,7 +246,7 @@ class SqliteDriver implements StoreDriver {
     // list for every tombstone of the batch (quadratic in the batch size).
     const journal = this.sql(
       `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at, batch_id)
-       SELECT ?, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, b.evidence, r.value ->> 1, r.value ->> 2, {now}, b.batch_id
+       SELECT b.run_id, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, b.evidence, r.value ->> 1, r.value ->> 2, {now}, b.batch_id
          FROM json_each(?) AS r CROSS JOIN tombstones t ON t.tombstone_id = r.value ->> 0 CROSS JOIN reap_batches b ON b.batch_id = t.batch_id
         WHERE t.batch_id = ? AND t.state = 'deleting' ORDER BY r.key`,
     );
@@ -236,7 +260,7 @@ class SqliteDriver implements StoreDriver {
     );
     const journaled = results.filter((r) => r.journaled).map((r) => [r.tombstoneId, r.outcome, r.error]);
     this.immediate(() => {
-      if (journaled.length > 0) journal.run(runId, JSON.stringify(journaled), batchId);
+      if (journaled.length > 0) journal.run(JSON.stringify(journaled), batchId);
       if (results.length > 0) tombs.run(runId, JSON.stringify(results.map((r) => [r.tombstoneId, r.state, r.note, r.restoreHandle])), batchId);
       done.run(batchId, batchId);
     });
