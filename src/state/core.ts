@@ -101,6 +101,11 @@ export interface FinishedItem {
   journaled: boolean;
 }
 
+/** The journal's columns, and those of a batch-era entry over tombstones `t` and reap_batches `b`, for a dialect that needs no casts. */
+export const JOURNAL_COLUMNS = 'journal_id, batch_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at';
+export const DERIVED_JOURNAL_COLUMNS = `NULL AS journal_id, t.batch_id, b.run_id, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, b.evidence,
+  CASE WHEN t.state = 'deleting' THEN 'intent' ELSE 'deleted' END AS outcome, NULL AS error, t.updated_at AS at`;
+
 /** What each database provides: statements, quoting, and its atomic operations. */
 export interface StoreDriver {
   readonly dialect: StoreDialect;

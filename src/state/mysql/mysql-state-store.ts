@@ -37,7 +37,7 @@ import {
   claimGrant,
   type HeldClaims,
 } from '../common.js';
-import { migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
+import { DERIVED_JOURNAL_COLUMNS, JOURNAL_COLUMNS, migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, LeaseBounds, NewTombstone, SweepBatch, Tombstone } from '../types.js';
 import { DeadlineError, withDeadline } from '../../util/deadline.js';
 import { StoreSockets } from '../sockets.js';
@@ -50,10 +50,9 @@ const COLUMNS = {
   leases: '`lease_id`, `key`, `holder`, `generation`, `ttl_ms`, `acquired_at`, `renewed_at`, `expires_at`, `released_at`',
   runs: 'run_id, kind, status, started_at, finished_at, manifest_digest, `execute`, summary, source_counts, error, heartbeat_at, alive_until, job, shard',
   tombstones: 'tombstone_id, resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at, outcome_run_id, note, restore_handle',
-  journal: 'journal_id, batch_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at',
+  journal: JOURNAL_COLUMNS,
   batches: 'batch_id, run_id, resource, evidence, state, created_at, finished_at',
-  derived: `NULL AS journal_id, t.batch_id, b.run_id, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, b.evidence,
-            CASE WHEN t.state = 'deleting' THEN 'intent' ELSE 'deleted' END AS outcome, NULL AS error, t.updated_at AS at`,
+  derived: DERIVED_JOURNAL_COLUMNS,
 };
 /** Tombstone ids per set-based statement of a batch write-ahead or outcome. */
 const BATCH_CHUNK = 5_000;

@@ -11,7 +11,7 @@ import { BackendError } from '../../errors.js';
 import { chunk, inList } from '../../sql/text.js';
 import { claimGrant, hashToken, newLeaseId, newLeaseToken, statsBucket, toBatch, toLease, toTombstone, type HeldClaims, type Row } from '../common.js';
 import { storeError } from '../../sql/errors.js';
-import { migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
+import { DERIVED_JOURNAL_COLUMNS, JOURNAL_COLUMNS, migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, Lease, LeaseBounds, NewTombstone, SweepBatch, Tombstone } from '../types.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
@@ -36,10 +36,9 @@ class SqliteDriver implements StoreDriver {
     leases: '*',
     runs: '*',
     tombstones: '*',
-    journal: 'journal_id, batch_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at',
+    journal: JOURNAL_COLUMNS,
     batches: '*',
-    derived: `NULL AS journal_id, t.batch_id, b.run_id, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, b.evidence,
-              CASE WHEN t.state = 'deleting' THEN 'intent' ELSE 'deleted' END AS outcome, NULL AS error, t.updated_at AS at`,
+    derived: DERIVED_JOURNAL_COLUMNS,
   };
   readonly description: string;
   private readonly file: string;
