@@ -422,7 +422,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     expect(deletedIds.sort()).toEqual([...orphans].sort());
   });
 
-  it('judges the registry-outage breaker once per job: the other shards adopt the first verdict, either way', async () => {
+  it('judges the registry-outage breaker once per job: a trip stops every shard, a healthy verdict is checked against its counts', async () => {
     const dir = testTempDir('reaper-shard-breaker-');
     for (const top of ['p', 'q', 'r', 's', 'x', 'y', 'z', 'w']) {
       mkdirSync(path.join(dir, 'scratch', top), { recursive: true });
@@ -453,23 +453,27 @@ resources:
     await hold(['p', 'q', 'r', 's']);
     await runReap(manifest, { execute: true }); // the baseline: 4 live keys
 
-    // Shard 0 judges the registry healthy; then 3 of the 4 keys go: shard 1, judging alone,
-    // would trip (4 to 1), but adopts the job's verdict and the counts it judged.
-    await shard('healthy', 0);
+    // Shard 0 judges the registry healthy; then 3 of the 4 keys go before shard 1 starts: the
+    // healthy verdict is not taken on trust, shard 1 judges its own counts against the 4 shard 0
+    // saw and trips; with a fourth key still held, a smaller drop passes.
+    const healthy = await shard('healthy', 0);
     await drop(['p', 'q', 'r']);
-    const adopted = await shard('healthy', 1);
-    expect(adopted.sources).toEqual({ leases: 1 });
+    await expect(shard('healthy', 1)).rejects.toThrow(new RegExp(`leases fell from 4 to 1 live keys .*\\(against the counts job healthy's run ${healthy.runId} judged\\)`));
+    await hold(['p', 'q']);
+    const passed = await shard('healthy', 1);
+    expect(passed.sources).toEqual({ leases: 3 });
     const [second] = await observer.listRuns({ job: 'healthy', limit: 1 });
-    expect(second).toMatchObject({ runId: adopted.runId, shard: '1/2', status: 'ok', sourceCounts: { leases: 4 } });
+    expect(second).toMatchObject({ runId: passed.runId, shard: '1/2', status: 'ok', sourceCounts: { leases: 3 } });
+    await drop(['p', 'q']);
 
-    // Shard 0 of the next job trips (the registry fell to 1 of 4); the keys come back: shard 1
-    // would judge the registry healthy, but adopts the trip.
+    // Shard 0 of the next job trips (the registry fell to 1 of the last reap's 3); the keys come
+    // back: shard 1 would judge the registry healthy, but adopts the trip.
     const first = await shard('outage', 0).catch((error: Error) => error);
     expect(first).toBeInstanceOf(Error);
-    expect((first as Error).message).toMatch(/registry-outage breaker: nothing reaped[\s\S]*leases fell from 4 to 1/);
+    expect((first as Error).message).toMatch(/registry-outage breaker: nothing reaped[\s\S]*leases fell from 3 to 1/);
     await hold(['p', 'q', 'r']);
     const verdict = await observer.jobVerdict('outage', 3_600_000);
-    await expect(shard('outage', 1)).rejects.toThrow(new RegExp(`leases fell from 4 to 1 live keys .*\\(judged for job outage by its run ${verdict!.runId}\\)`));
+    await expect(shard('outage', 1)).rejects.toThrow(new RegExp(`leases fell from 3 to 1 live keys .*\\(judged for job outage by its run ${verdict!.runId}\\)`));
     // An unsharded run judges for itself, and the registry is healthy again.
     expect((await runReap(manifest, { execute: true })).errors).toEqual([]);
   });

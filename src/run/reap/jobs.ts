@@ -29,10 +29,13 @@ export interface BreakerJudgement {
 
 /**
  * The breaker (docs/safety.md §8). Outside a job, this run judges its sources against the last
- * reap's counts. In a job, the first shard to get here judges and records its verdict; every
- * other shard adopts it, so the shards do not judge against each other's counts as they
- * finish, nor come to different verdicts. A source that fails for this shard refuses it all
- * the same: its answers cannot be trusted now, whatever the job's verdict.
+ * reap's counts. In a job, the first shard to get here judges against the last reap's counts
+ * and records its verdict and the counts it saw. A later shard does not judge against whatever
+ * sibling finished last: a trip recorded for the job stops it too, and a healthy verdict is
+ * never taken on trust — its own counts are judged against the counts the first shard saw, so
+ * a registry that emptied between the two shards' starts trips the later one (the outage the
+ * breaker exists for does not wait for a job to finish). Its own failed sources refuse it all
+ * the same.
  */
 export async function judgeBreaker(store: StateStore, job: JobShard | null, runId: string, sources: SourceCounts, spec: BreakerSpec): Promise<BreakerJudgement> {
   const judge = async () => breakerReasons(sources, await store.lastSourceCounts('reap'), spec);
@@ -41,9 +44,13 @@ export async function judgeBreaker(store: StateStore, job: JobShard | null, runI
     (await store.jobVerdict(job.id, JOB_VERDICT_MAX_AGE_MS)) ??
     (await store.recordJobVerdict(job.id, { runId, reasons: await judge(), sourceCounts: sources.counts }, JOB_VERDICT_MAX_AGE_MS));
   if (verdict.runId === runId) return { reasons: verdict.reasons, counts: verdict.sourceCounts, adopted: null };
-  const failed = Object.entries(sources.errors).map(([name, error]) => `liveness source ${name} failed: ${error}`);
-  const judged = verdict.reasons.map((reason) => `${reason} (judged for job ${job.id} by its run ${verdict.runId})`);
-  return { reasons: [...judged, ...failed], counts: verdict.sourceCounts, adopted: verdict };
+  const by = `job ${job.id}'s run ${verdict.runId}`;
+  if (verdict.reasons.length > 0) {
+    const failed = Object.entries(sources.errors).map(([name, error]) => `liveness source ${name} failed: ${error}`);
+    return { reasons: [...verdict.reasons.map((reason) => `${reason} (judged for job ${job.id} by its run ${verdict.runId})`), ...failed], counts: verdict.sourceCounts, adopted: verdict };
+  }
+  const own = breakerReasons(sources, verdict.sourceCounts, spec).map((reason) => `${reason} (against the counts ${by} judged)`);
+  return { reasons: own, counts: own.length > 0 ? verdict.sourceCounts : sources.counts, adopted: verdict };
 }
 
 /**
