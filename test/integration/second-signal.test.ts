@@ -1,7 +1,7 @@
 /**
  * A second SIGINT/SIGTERM ends `reaper reap --execute` or `reaper audit` at once (exit 130) —
  * and its run is recorded `interrupted` on the way out, not left `running` until a later run
- * finds its heartbeat lapsed (docs/safety.md §11).
+ * finds its heartbeat lapsed; the exit stays bounded (docs/safety.md §19).
  *
  * The built CLI reaps a `command` type whose handler's `mark` never answers: the run is
  * inside a batch, which the first signal does not cut short ("finishing the current
