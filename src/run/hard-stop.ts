@@ -3,6 +3,9 @@
  * open recorded run registers how to record itself `interrupted`; the CLI runs these, bounded
  * by a short deadline, before it exits 130 (docs/safety.md §19: the exit stays bounded).
  * A run that is not recorded here is still ended later by its lapsed heartbeat (`abandoned`).
+ * The deadline is a timer: a SQLite store's write is synchronous, and one that waits on
+ * another process's write lock holds the thread (and the exit) until that lock is free or its
+ * busy timeout ends.
  */
 const hooks = new Set<() => Promise<unknown>>();
 
