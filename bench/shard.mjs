@@ -2,7 +2,7 @@
 // bench/shard: `reaper audit --shard i/N` for N = 1, 2, 4 on the same data (all N processes
 // at once, as an Indexed Job's pods would run), per backend: wall time of the slowest shard and
 // resources per second over the whole type. Then the S3 requests of an audit that reads an
-// S3 Inventory report beside one that lists, counted at the server by a proxy.
+// S3 Inventory report (CSV and Parquet) beside one that lists, counted at the server by a proxy.
 //
 //   node bench/shard.mjs [--size 40000] [--reps 3] [--backends fs,s3,postgres]
 //
@@ -129,6 +129,32 @@ try {
     }
     const inventory = { sourceBucket: bucket, fileFormat: 'CSV', fileSchema: 'Bucket, Key, Size, LastModifiedDate, ETag', creationTimestamp: String(Date.now()), files };
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${report}2026-12-06T00-00Z/manifest.json`, Body: JSON.stringify(inventory) }));
+    // The same report as Parquet (Snappy, as S3 writes it), under its own configuration's folder:
+    // one file per 10,000 objects, row groups of 5,000.
+    const { parquetWriteBuffer } = await import('hyparquet-writer');
+    const parquetReport = 'inventory/bench-shard/parquet/';
+    const parquetFiles = [];
+    for (let i = 0; i < objects.length; i += 10_000) {
+      const part = objects.slice(i, i + 10_000);
+      const body = new Uint8Array(
+        parquetWriteBuffer({
+          rowGroupSize: 5_000,
+          columnData: [
+            { name: 'bucket', data: part.map(() => bucket), type: 'STRING' },
+            { name: 'key', data: part.map((o) => o.Key), type: 'STRING' },
+            { name: 'size', data: part.map((o) => BigInt(o.Size)), type: 'INT64' },
+            { name: 'last_modified_date', data: part.map((o) => o.LastModified), type: 'TIMESTAMP' },
+            { name: 'e_tag', data: part.map((o) => o.ETag.replace(/"/g, '')), type: 'STRING' },
+          ],
+        }),
+      );
+      const key = `${parquetReport}data/${i}.parquet`;
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+      parquetFiles.push({ key, size: body.length });
+    }
+    const parquetSchema = 'message s3.inventory { required binary bucket (STRING); required binary key (STRING); optional int64 size; optional int64 last_modified_date (TIMESTAMP(MILLIS,true)); optional binary e_tag (STRING); }';
+    const parquetManifest = { sourceBucket: bucket, fileFormat: 'Parquet', fileSchema: parquetSchema, creationTimestamp: String(Date.now()), files: parquetFiles };
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${parquetReport}2026-12-06T00-00Z/manifest.json`, Body: JSON.stringify(parquetManifest) }));
     s3.destroy();
 
     const proxy = await startCountingProxy(moto.endpoint);
@@ -141,7 +167,8 @@ try {
     const requests = [];
     for (const [what, extra] of [
       ['listing', ''],
-      ['inventory report', `, inventory: { prefix: ${report} }`],
+      ['inventory report (CSV)', `, inventory: { prefix: ${report} }`],
+      ['inventory report (Parquet)', `, inventory: { prefix: ${parquetReport} }`],
     ]) {
       for (const n of [1, 4]) {
         proxy.reset();

@@ -119,7 +119,7 @@ const s3Location = z.strictObject({
     .optional()
     .meta({
       description:
-        'Read the newest S3 Inventory report (CSV) under bucket/prefix (the folder of one inventory configuration, holding <time>/manifest.json) instead of listing: objects written since the report are not seen, and a reap re-reads each due tombstone (docs/scale-out.md).',
+        'Read the newest S3 Inventory report (CSV or Parquet) under bucket/prefix (the folder of one inventory configuration, holding <time>/manifest.json) instead of listing: objects written since the report are not seen, and a reap re-reads each due tombstone (docs/scale-out.md).',
     }),
   requireVersioning: z
     .boolean()

@@ -7,9 +7,21 @@
  * per-object mode used here; it ignores per-object ETags in DeleteObjects, so the batch mode is
  * not claimed by this test).
  */
+import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import path from 'node:path';
-import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectVersionsCommand,
+  ListObjectsV2Command,
+  PutBucketVersioningCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connections } from '../../src/backends/connections.js';
 import { S3Backend, type S3ResourceSpec } from '../../src/backends/s3/s3-backend.js';
@@ -60,6 +72,78 @@ async function writeReport(client: S3Client, bucket: string, folder: string, key
   await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${REPORTS}${folder}/manifest.json`, Body: JSON.stringify(manifest) }));
 }
 
+/**
+ * Write a Parquet inventory report, as S3 writes one with versions listed: every version of
+ * every key under tmp/ (delete markers too), `rowGroupSize` rows per row group, Snappy (S3's
+ * choice) or GZIP; keys as they are, not URL-encoded.
+ */
+async function writeParquetReport(client: S3Client, bucket: string, folder: string, options: { rowGroupSize: number; codec: 'SNAPPY' | 'GZIP'; files: number }): Promise<number> {
+  const rows: { key: string; version: string; latest: boolean; marker: boolean; size: bigint; modified: Date; etag: string }[] = [];
+  let keyMarker: string | undefined;
+  let versionMarker: string | undefined;
+  do {
+    const out = await client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: 'tmp/', KeyMarker: keyMarker, VersionIdMarker: versionMarker }));
+    for (const v of out.Versions ?? []) rows.push({ key: v.Key!, version: v.VersionId!, latest: v.IsLatest!, marker: false, size: BigInt(v.Size ?? 0), modified: v.LastModified!, etag: v.ETag!.replace(/"/g, '') });
+    for (const d of out.DeleteMarkers ?? []) rows.push({ key: d.Key!, version: d.VersionId!, latest: d.IsLatest!, marker: true, size: 0n, modified: d.LastModified!, etag: '' });
+    keyMarker = out.IsTruncated ? out.NextKeyMarker : undefined;
+    versionMarker = out.IsTruncated ? out.NextVersionIdMarker : undefined;
+  } while (keyMarker);
+  const per = Math.ceil(rows.length / options.files);
+  const files: { key: string; size: number }[] = [];
+  for (let i = 0; i < options.files; i++) {
+    const part = rows.slice(i * per, (i + 1) * per);
+    const body = new Uint8Array(
+      parquetWriteBuffer({
+        codec: options.codec,
+        compressors: { GZIP: (input) => new Uint8Array(gzipSync(input)) },
+        rowGroupSize: options.rowGroupSize,
+        columnData: [
+          { name: 'bucket', data: part.map(() => bucket), type: 'STRING' },
+          { name: 'key', data: part.map((r) => r.key), type: 'STRING' },
+          { name: 'version_id', data: part.map((r) => r.version), type: 'STRING' },
+          { name: 'is_latest', data: part.map((r) => r.latest), type: 'BOOLEAN' },
+          { name: 'is_delete_marker', data: part.map((r) => r.marker), type: 'BOOLEAN' },
+          { name: 'size', data: part.map((r) => r.size), type: 'INT64' },
+          { name: 'last_modified_date', data: part.map((r) => r.modified), type: 'TIMESTAMP' },
+          { name: 'e_tag', data: part.map((r) => r.etag), type: 'STRING' },
+          { name: 'storage_class', data: part.map(() => 'STANDARD'), type: 'STRING' },
+        ],
+      }),
+    );
+    const key = `${REPORTS}data/${folder}-${i}.parquet`;
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    files.push({ key, size: body.length });
+  }
+  const manifest = {
+    sourceBucket: bucket,
+    destinationBucket: `arn:aws:s3:::${bucket}`,
+    version: '2016-11-30',
+    creationTimestamp: String(Date.now()),
+    fileFormat: 'Parquet',
+    fileSchema:
+      'message s3.inventory { required binary bucket (STRING); required binary key (STRING); optional binary version_id (STRING); optional boolean is_latest; optional boolean is_delete_marker; optional int64 size; optional int64 last_modified_date (TIMESTAMP(MILLIS,true)); optional binary e_tag (STRING); optional binary storage_class (STRING);}',
+    files: files.map((f) => ({ ...f, MD5checksum: '' })),
+  };
+  await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${REPORTS}${folder}/manifest.json`, Body: JSON.stringify(manifest) }));
+  return rows.length;
+}
+
+/** A manifest of one S3 type over tmp/ of `bucket` (owners from the key; `live` is the only live owner), with `extra` keys inside its s3 location. */
+function inventoryManifest(dir: string, bucket: string, extra: string): string {
+  return `version: 1
+state: sqlite:${path.join(dir, 'state.db')}
+defaults: { minAge: 0s, grace: 1s, maxDeleteFraction: 1 }
+connections:
+  blobs: { kind: s3, endpoint: "${s3Settings().endpoint}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing }
+owners:
+  - static: [live]
+resources:
+  - name: blobs
+    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/, deleteMode: per-object-if-match${extra} }
+    owner: { keyPattern: "^tmp/(?<owner>[^/]+)/" }
+`;
+}
+
 /** Count the requests a client sends, by command. */
 function countRequests(client: S3Client): Map<string, number> {
   const counts = new Map<string, number>();
@@ -86,19 +170,7 @@ describe.skipIf(!serviceAvailable('s3'))('an S3 type read from its inventory rep
     await put('tmp/dead/after-the-report', 'new');
 
     const dir = testTempDir('reaper-inventory-');
-    const cfg = s3Settings();
-    const manifestText = (inventory: string) => `version: 1
-state: sqlite:${path.join(dir, 'state.db')}
-defaults: { minAge: 0s, grace: 1s, maxDeleteFraction: 1 }
-connections:
-  blobs: { kind: s3, endpoint: "${cfg.endpoint}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing }
-owners:
-  - static: [live]
-resources:
-  - name: blobs
-    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/, deleteMode: per-object-if-match${inventory} }
-    owner: { keyPattern: "^tmp/(?<owner>[^/]+)/" }
-`;
+    const manifestText = (inventory: string) => inventoryManifest(dir, bucket, inventory);
     const manifest = parseManifest(manifestText(`, inventory: { prefix: ${REPORTS} }`), { file: 'inv.yaml', baseDir: dir });
     const listing = parseManifest(manifestText(''), { file: 'list.yaml', baseDir: dir });
     const store = await SqliteStateStore.open(path.join(dir, 'state.db'));
@@ -146,7 +218,7 @@ resources:
     expect((await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'tmp/dead/stale' }))).ETag).not.toBe(staleEtag);
   });
 
-  it('costs the report, not a LIST per 1,000 objects, and refuses a report that is not CSV', async () => {
+  it('costs the report, not a LIST per 1,000 objects, and refuses a report that is neither CSV nor Parquet', async () => {
     const { client, bucket } = await freshBucket(cleanups, 'inventory');
     // More than the shared cleanup's one page of keys: empty the bucket first.
     cleanups.push(async () => {
@@ -182,12 +254,119 @@ resources:
     expect(await requests(false)).toEqual({ scanned: 1_200, requests: { ListObjectsV2Command: 2 } });
     expect(await requests(true)).toEqual({ scanned: 1_200, requests: { ListObjectsV2Command: 1, GetObjectCommand: 3 } });
 
-    await writeReport(client, bucket, '2026-12-07T00-00Z', keys.slice(0, 1), { format: 'Parquet' });
+    await writeReport(client, bucket, '2026-12-07T00-00Z', keys.slice(0, 1), { format: 'ORC' });
     const backend = await S3Backend.open(spec(true), connections);
     await expect(
       (async () => {
         for await (const _ of backend.scan({ pageSize: 1000 })) void _;
       })(),
-    ).rejects.toThrow(/its format is "Parquet"; reaper reads CSV inventories only/);
+    ).rejects.toThrow(/its format is "ORC"; reaper reads CSV and Parquet inventories/);
+  });
+
+  for (const codec of ['SNAPPY', 'GZIP'] as const) {
+    it(`reads a Parquet report (${codec}) of a versioned bucket by ranged GETs: current versions only, keys as they are`, async () => {
+      const { client, bucket } = await freshBucket(cleanups, 'inventory');
+      await client.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+      cleanups.push(async () => {
+        for (;;) {
+          const out = await client.send(new ListObjectVersionsCommand({ Bucket: bucket }));
+          const all = [...(out.Versions ?? []), ...(out.DeleteMarkers ?? [])].map((v) => ({ Key: v.Key!, VersionId: v.VersionId! }));
+          if (all.length === 0) return;
+          await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: all } }));
+        }
+      });
+      const keys = Array.from({ length: 150 }, (_, i) => `tmp/dead/${String(i).padStart(5, '0')}`);
+      await Promise.all(keys.map((key) => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'v1' }))));
+      // A key with a space and a percent sign (a CSV report would encode it; a Parquet one does not),
+      // a key with two versions, and a key whose current version is a delete marker.
+      const odd = 'tmp/dead/50% off & more';
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: odd, Body: 'x' }));
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: keys[0], Body: 'v2, longer' }));
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: keys[1] }));
+      const rows = await writeParquetReport(client, bucket, '2026-12-06T00-00Z', { rowGroupSize: 40, codec, files: 2 });
+      expect(rows).toBe(keys.length + 1 + 2);
+
+      const dir = testTempDir('reaper-inventory-');
+      const manifest = parseManifest(inventoryManifest(dir, bucket, `, inventory: { prefix: ${REPORTS} }`), { file: 'inv.yaml', baseDir: dir });
+      const store = await SqliteStateStore.open(path.join(dir, 'state.db'));
+      cleanups.push(() => store.close());
+      const found = new Map<string, Finding>();
+      const doc = await runAudit(manifest, { store, onFinding: (f: Finding) => void found.set(f.id, f) });
+      expect(doc.resources[0]!.status, doc.resources[0]!.error ?? '').toBe('ok');
+      // Every current version once; the delete-marked key and the old version of keys[0] not at all.
+      expect(doc.resources[0]!.scanned).toBe(keys.length);
+      expect(found.has(keys[1]!)).toBe(false);
+      expect(found.get(odd)?.status).toBe('orphaned');
+      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: keys[0] }));
+      expect(found.get(keys[0]!)?.bytes).toBe(head.ContentLength);
+
+      // What a scan costs: 1 LIST of the report folders, 1 GET of the manifest, and per data file
+      // one GET (a file this small is all in its footer's read), never a LIST of the bucket.
+      const connections = new Connections(manifest.connections);
+      cleanups.push(() => connections.close());
+      const backend = await S3Backend.open(manifest.resources[0] as S3ResourceSpec, connections);
+      const counts = countRequests(await s3ClientFor(connections, 'blobs'));
+      let scanned = 0;
+      for await (const page of backend.scan({ pageSize: 1000 })) scanned += page.records.length;
+      expect(scanned).toBe(keys.length);
+      expect(counts.get('ListObjectsV2Command')).toBe(1);
+      expect(counts.get('GetObjectCommand')).toBe(1 + 2);
+      expect([...counts.keys()].sort()).toEqual(['GetObjectCommand', 'ListObjectsV2Command']);
+    });
+  }
+
+  it('reads a Parquet data file larger than its footer read one row group at a time, by ranged GETs', async () => {
+    // 60,000 lines of objects that need not exist (an audit by key pattern reads none of them),
+    // with random ETags so the file does not compress below the footer's 512 KiB read.
+    const { client, bucket } = await freshBucket(cleanups, 'inventory');
+    const n = 60_000;
+    const rowGroupSize = 15_000;
+    const body = new Uint8Array(
+      parquetWriteBuffer({
+        rowGroupSize,
+        columnData: [
+          { name: 'bucket', data: Array.from({ length: n }, () => bucket), type: 'STRING' },
+          { name: 'key', data: Array.from({ length: n }, (_, i) => `tmp/dead/${String(i).padStart(6, '0')}`), type: 'STRING' },
+          { name: 'size', data: Array.from({ length: n }, (_, i) => BigInt(i)), type: 'INT64' },
+          { name: 'last_modified_date', data: Array.from({ length: n }, () => new Date('2026-12-01T00:00:00Z')), type: 'TIMESTAMP' },
+          { name: 'e_tag', data: Array.from({ length: n }, () => randomBytes(16).toString('hex')), type: 'STRING' },
+        ],
+      }),
+    );
+    expect(body.length).toBeGreaterThan(2 * 512 * 1024);
+    const fileKey = `${REPORTS}data/big.parquet`;
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: fileKey, Body: body }));
+    const manifest = {
+      sourceBucket: bucket,
+      fileFormat: 'Parquet',
+      fileSchema: 'message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); optional int64 size; optional int64 last_modified_date (TIMESTAMP_MILLIS); optional binary e_tag (UTF8); }',
+      creationTimestamp: String(Date.now()),
+      // No size: the file's length is asked for (one HeadObject).
+      files: [{ key: fileKey }],
+    };
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${REPORTS}2026-12-06T00-00Z/manifest.json`, Body: JSON.stringify(manifest) }));
+    const dir = testTempDir('reaper-inventory-');
+    const m = parseManifest(inventoryManifest(dir, bucket, `, inventory: { prefix: ${REPORTS} }`), { file: 'inv.yaml', baseDir: dir });
+    const connections = new Connections(m.connections);
+    cleanups.push(() => connections.close());
+    const backend = await S3Backend.open(m.resources[0] as S3ResourceSpec, connections);
+    const counts = countRequests(await s3ClientFor(connections, 'blobs'));
+    const seen: string[] = [];
+    let sizes = 0;
+    for await (const page of backend.scan({ pageSize: 1000 })) {
+      for (const r of page.records) {
+        seen.push(r.id);
+        sizes += r.bytes ?? 0;
+      }
+    }
+    expect(seen.length).toBe(n);
+    expect(new Set(seen).size).toBe(n);
+    expect(sizes).toBe((n * (n - 1)) / 2);
+    // 1 LIST, 1 GET of the manifest, 1 HEAD, the footer's GET, and one GET per row group not
+    // already inside the footer's read (the last may be): 3 or 4 of the 4 row groups.
+    expect(counts.get('ListObjectsV2Command')).toBe(1);
+    expect(counts.get('HeadObjectCommand')).toBe(1);
+    expect(counts.get('GetObjectCommand')).toBeGreaterThanOrEqual(1 + 1 + 3);
+    expect(counts.get('GetObjectCommand')).toBeLessThanOrEqual(1 + 1 + n / rowGroupSize);
   });
 });

@@ -3,15 +3,17 @@
  *
  * An inventory configuration delivers, under its destination prefix, one folder per report
  * named by its time (`2026-12-06T00-00Z/`) holding `manifest.json`: the source bucket, the file
- * format, the CSV columns (`fileSchema`), the report's creation time and its data files
- * (gzip-compressed CSV). The newest folder's report is read: 1 LIST of the folders (per 1,000),
- * 1 GET of the manifest and 1 GET per data file, whatever the number of objects.
+ * format, its columns (`fileSchema`), the report's creation time and its data files. The newest
+ * folder's report is read: 1 LIST of the folders (per 1,000), 1 GET of the manifest, then the
+ * data files, whatever the number of objects.
  *
- * Only CSV reports are read; a Parquet or ORC report is refused with a message (no pure-JS reader
- * is a dependency of reaper). In the CSV every field is quoted and the key is URL-encoded (a
- * space as `+`). With versions listed (IsLatest, IsDeleteMarker columns) only current versions
- * that are not delete markers are objects. The ETag is given without quotes; it is quoted as a
- * listing gives it, so a record from the report has the fingerprint a HeadObject would give.
+ * CSV and Parquet reports are read; an ORC report is refused with a message. A CSV data file is
+ * gzip-compressed, read in 1 GET, every field quoted and the key URL-encoded (a space as `+`).
+ * A Parquet data file is read by ranged GETs (s3-inventory-parquet.ts): its footer, then one
+ * row group at a time, only the columns reaper needs; its keys are not encoded. With versions
+ * listed (IsLatest, IsDeleteMarker columns) only current versions that are not delete markers
+ * are objects. The ETag is given without quotes; it is quoted as a listing gives it, so a
+ * record from the report has the fingerprint a HeadObject would give.
  *
  * A report is stale by nature: it may list an object rewritten or deleted since. Its records
  * are a snapshot (ScanPage.snapshotAtMs): a reap judges due tombstones by reading each resource
@@ -22,6 +24,7 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { BackendError } from '../../errors.js';
 import { describeS3Failure, inScope, isAbort, type S3Target } from './s3-client.js';
+import { parquetFileSchema, parquetObjects } from './s3-inventory-parquet.js';
 import type { ListedObject } from './s3-listing.js';
 
 /** Where the reports of an inventory configuration are delivered. */
@@ -36,10 +39,12 @@ export interface InventoryReport {
   manifestKey: string;
   /** When S3 began the report (manifest `creationTimestamp`, epoch ms). */
   createdAtMs: number;
-  /** The CSV columns, in order. */
+  /** `CSV`: gzip CSV data files; `Parquet`: Parquet data files. */
+  format: 'CSV' | 'Parquet';
+  /** The columns, in order, by their CSV names (`Key`, `Size`, `LastModifiedDate`, `ETag`, …). */
   schema: string[];
-  /** Keys of the gzip CSV data files in the inventory bucket. */
-  files: string[];
+  /** The data files in the inventory bucket, with their size when the manifest gives it. */
+  files: { key: string; size: number | null }[];
 }
 
 const REPORT_FOLDER = /\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z\/$/;
@@ -69,25 +74,43 @@ export async function latestReport(target: S3Target, location: InventoryLocation
   }
   const bad = (why: string) => new BackendError(`${target.scope}: inventory manifest s3://${location.bucket}/${manifestKey}: ${why}`);
   if (manifest.sourceBucket !== target.bucket) throw bad(`it lists bucket ${JSON.stringify(manifest.sourceBucket)}, not ${target.bucket}`);
-  if (manifest.fileFormat !== 'CSV') throw bad(`its format is ${JSON.stringify(manifest.fileFormat)}; reaper reads CSV inventories only (configure the inventory's output format as CSV)`);
+  const format = manifest.fileFormat;
+  if (format !== 'CSV' && format !== 'Parquet') throw bad(`its format is ${JSON.stringify(format)}; reaper reads CSV and Parquet inventories (configure the inventory's output format as one of them)`);
   if (typeof manifest.fileSchema !== 'string') throw bad('no fileSchema');
-  const schema = manifest.fileSchema.split(',').map((c) => c.trim());
+  const schema = format === 'CSV' ? manifest.fileSchema.split(',').map((c) => c.trim()) : parquetFileSchema(manifest.fileSchema);
+  if (schema === null) throw bad(`its fileSchema is not a Parquet message schema: ${JSON.stringify(manifest.fileSchema.slice(0, 200))}`);
   for (const column of ['Key', 'Size', 'LastModifiedDate', 'ETag']) if (!schema.includes(column)) throw bad(`its fileSchema has no ${column} column (add it to the inventory's optional fields)`);
   const createdAtMs = Number(manifest.creationTimestamp);
   if (!Number.isFinite(createdAtMs)) throw bad('no creationTimestamp');
   if (!Array.isArray(manifest.files)) throw bad('no files');
-  const files = manifest.files.map((f: { key?: unknown }) => {
+  const files = manifest.files.map((f: { key?: unknown; size?: unknown }) => {
     if (typeof f?.key !== 'string') throw bad('a file without a key');
-    return f.key;
+    const size = Number(f.size);
+    return { key: f.key, size: f.size !== undefined && Number.isSafeInteger(size) && size >= 0 ? size : null };
   });
-  return { manifestKey, createdAtMs, schema, files };
+  return { manifestKey, format, createdAtMs, schema, files };
 }
 
 /** The report's current objects under the target's prefix, one data file at a time, in the report's order. */
 export async function* reportObjects(target: S3Target, location: InventoryLocation, report: InventoryReport, signal?: AbortSignal): AsyncGenerator<ListedObject[]> {
+  if (report.format === 'Parquet') {
+    for (const file of report.files) {
+      const where = `inventory file s3://${location.bucket}/${file.key}`;
+      try {
+        for await (const objects of parquetObjects(target, location.bucket, file, signal)) {
+          const inside = objects.filter((o) => inScope(target, o.key));
+          if (inside.length > 0) yield inside;
+        }
+      } catch (error) {
+        if (error instanceof BackendError || isAbort(error, signal)) throw error;
+        throw new BackendError(`${target.scope}: reading the ${where}: ${describeS3Failure(error)}`, { cause: error });
+      }
+    }
+    return;
+  }
   const at = (name: string) => report.schema.indexOf(name);
   const [key, size, modified, etag, version, latest, deleteMarker] = ['Key', 'Size', 'LastModifiedDate', 'ETag', 'VersionId', 'IsLatest', 'IsDeleteMarker'].map(at) as [number, number, number, number, number, number, number];
-  for (const file of report.files) {
+  for (const { key: file } of report.files) {
     const body = await request(target, `reading the inventory file s3://${location.bucket}/${file}`, signal, () =>
       target.client.send(new target.sdk.GetObjectCommand({ Bucket: location.bucket, Key: file }), { abortSignal: signal }),
     );
