@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reaperSync } from './support/cli.js';
-import { freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
+import { freshPgDatabase, runCleanups, s3BlobsYaml, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -29,11 +29,10 @@ function withPassword(url: string, user: string, password: string): string {
 describe.skipIf(!serviceAvailable('postgres') || !serviceAvailable('s3'))('§17 no secret in output', () => {
   it('a password in the state store URL and in an S3 endpoint URL reaches no error, log line, run record or JSON document', async () => {
     const secret = `pw${randomBytes(8).toString('hex')}`;
-    const s3 = s3Settings();
     const pgUrl = await freshPgDatabase(cleanups);
     const pgUser = new URL(pgUrl).username || 'postgres';
     const stateUrl = withPassword(pgUrl, pgUser, secret);
-    const endpoint = withPassword(s3.endpoint, 'admin', secret);
+    const endpoint = withPassword(s3Settings().endpoint, 'admin', secret);
     const dir = mkdtempSync(path.join(tmpdir(), 'reaper-redact-'));
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
     const bucket = uniqueName('absent').toLowerCase().replace(/_/g, '-');
@@ -43,12 +42,7 @@ describe.skipIf(!serviceAvailable('postgres') || !serviceAvailable('s3'))('§17 
       [
         'version: 1',
         `state: "${stateUrl}"`,
-        'connections:',
-        `  blobs: { kind: s3, endpoint: "${endpoint}", region: ${s3.region}, forcePathStyle: true, accessKeyId: ${s3.accessKeyId}, secretAccessKey: ${s3.secretAccessKey} }`,
-        'resources:',
-        '  - name: blobs',
-        `    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/ }`,
-        '    owner: { keyPattern: "^tmp/(?<owner>[^/]+)/" }',
+        ...s3BlobsYaml(bucket, endpoint),
         '',
       ].join('\n'),
     );

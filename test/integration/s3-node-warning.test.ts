@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reaperSync } from './support/cli.js';
-import { freshBucket, runCleanups, s3Settings, serviceAvailable } from './support/services.js';
+import { freshBucket, runCleanups, s3BlobsYaml, s3Settings, serviceAvailable } from './support/services.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -36,19 +36,13 @@ async function fixture(): Promise<{ dir: string; manifest: string }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'reaper-nodewarn-'));
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(path.join(dir, 'handler.mjs'), HANDLER);
-  const s3 = s3Settings();
   const call = JSON.stringify([process.execPath, path.join(dir, 'handler.mjs')]);
   const manifest = path.join(dir, 'reaper.yaml');
   writeFileSync(
     manifest,
     [
       'version: 1',
-      'connections:',
-      `  blobs: { kind: s3, endpoint: "${s3.endpoint}", region: ${s3.region}, forcePathStyle: true, accessKeyId: ${s3.accessKeyId}, secretAccessKey: ${s3.secretAccessKey} }`,
-      'resources:',
-      '  - name: blobs',
-      `    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/ }`,
-      '    owner: { keyPattern: "^tmp/(?<owner>[^/]+)/" }',
+      ...s3BlobsYaml(bucket),
       '  - name: things',
       `    command: { list: ${call}, delete: ${call} }`,
       '    owner: { attribute: owner }',
