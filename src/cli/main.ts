@@ -210,6 +210,7 @@ export function buildProgram(io: CliIO): Command {
     .command('runs')
     .description('run history from the state store; a run killed before it recorded its end shows `abandoned` once its heartbeat lapsed')
     .option('--limit <n>', 'how many runs', '20')
+    .option('--job <id>', 'only the runs of this job: its shards and their reruns (docs/scale-out.md)')
     .addOption(configOption())
     .addOption(stateOption())
     .addOption(outputOption())

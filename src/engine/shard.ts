@@ -105,11 +105,12 @@ export function jobShard(job: string | null | undefined, shard: Shard | null | u
 }
 
 /**
- * The caps one shard checks its plan against, so that they hold for the whole job without the
- * shards talking to each other (docs/scale-out.md): each shard may condemn at most
- * ⌊maxDeletesPerRun / N⌋, so the N shards together stay within maxDeletesPerRun; and a fraction
- * each shard keeps of its own scan is kept by their sum too. Stricter than a job-wide claim
- * (a shard cannot use what the others leave), never looser.
+ * The caps a shard of a job without an id checks its plan against, so that they hold for the
+ * whole job without the shards meeting in the store (docs/scale-out.md): each shard may condemn
+ * at most ⌊maxDeletesPerRun / N⌋, so the N shards together stay within maxDeletesPerRun; and a
+ * fraction each shard keeps of its own scan is kept by their sum too. Stricter than the claims
+ * the shards of a named job make on the store (run/reap/jobs.ts): a shard cannot use what the
+ * others leave. Never looser.
  */
 export function shardCaps<S extends Pick<ResourceSpec, 'maxDeletesPerRun' | 'maxDeleteFraction'>>(spec: S, shard: Shard | null): S {
   if (shard === null || shard.count === 1) return spec;

@@ -62,7 +62,9 @@ export function leaseTable(leases: readonly Lease[], options: TableOptions = {})
 export function runsTable(runs: readonly RunRecord[], options: TableOptions = {}): string {
   const rows = runs.map((r) => {
     const summary = (r.summary ?? {}) as { summary?: { scanned?: number; orphaned?: number }; outcomes?: { deleted?: number; lifted?: number }; job?: { id?: string | null; shard?: string | null } };
-    const job = summary.job ? [summary.job.id, summary.job.shard && `shard ${summary.job.shard}`].filter(Boolean).join(' ') : '';
+    // The run's columns (kept from its start, so a run still going or killed shows them too); the summary of a run recorded before them.
+    const of = r.job !== null || r.shard !== null ? { id: r.job, shard: r.shard } : summary.job;
+    const job = of ? [of.id, of.shard && `shard ${of.shard}`].filter(Boolean).join(' ') : '';
     return [
       r.runId,
       r.kind + (r.kind === 'reap' ? (r.execute ? ' (execute)' : ' (dry run)') : ''),

@@ -53,7 +53,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
   const { store } = context;
   const maxFindings = options.maxFindings ?? 1_000;
   const job = jobShard(options.job, options.shard);
-  const recording = { kind: 'audit' as const, manifestDigest: manifest.digest, execute: false, signal: options.signal, onRunStarted: options.onRunStarted };
+  const recording = { kind: 'audit' as const, manifestDigest: manifest.digest, execute: false, signal: options.signal, onRunStarted: options.onRunStarted, job };
   try {
     return await recordedRun(context, { ...recording, stopped: 'interrupted: the audit stopped before it finished (it changes nothing)' }, async (run) => {
       // A source that fails is reported and its keys judged unknown (never dead) for the whole run.

@@ -26,7 +26,7 @@ export interface RunContext {
    * its last beat (the store's clock judges). A failed beat is tried again at the next one; the
    * run goes on (the per-type locks, not this record, keep two reaps apart).
    */
-  startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean }, ttlMs?: number): Promise<RunRecord>;
+  startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; job?: string | null; shard?: string | null }, ttlMs?: number): Promise<RunRecord>;
   close(): Promise<void>;
 }
 

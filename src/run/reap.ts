@@ -21,8 +21,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
-import { breakerReasons, capViolation, type PlanItem } from '../engine/reap-plan.js';
-import { jobShard, lockName, shardCaps, shardLabel, type Shard } from '../engine/shard.js';
+import type { PlanItem } from '../engine/reap-plan.js';
+import { jobShard, lockName, shardLabel, type Shard } from '../engine/shard.js';
 import { BackendError, InterruptedError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Finding } from '../engine/types.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
@@ -35,6 +35,7 @@ import { failpoints } from './failpoints.js';
 import { openPlan, planItems, type PlanHeader } from './plan-file.js';
 import { recordedRun } from './recorded-run.js';
 import { applyPlan } from './reap/apply.js';
+import { capViolations, judgeBreaker, resumedRun } from './reap/jobs.js';
 import { writePlan } from './reap/plan.js';
 import { recoverIntents } from './reap/recover.js';
 import { ReapTally, totalOutcomes } from './reap/tally.js';
@@ -94,11 +95,15 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
   let spoolDir: string | null = null;
   try {
     // The run's record lives as long as its locks: killed, it is recorded abandoned once they expire.
-    const recording = { kind: 'reap' as const, manifestDigest: manifest.digest, execute: options.execute, ttlMs: lockTtl(options), signal: options.signal, onRunStarted: options.onRunStarted };
+    const recording = { kind: 'reap' as const, manifestDigest: manifest.digest, execute: options.execute, ttlMs: lockTtl(options), signal: options.signal, onRunStarted: options.onRunStarted, job };
     return await recordedRun(context, { ...recording, stopped: 'stopped before acting on the current step; the next run resumes' }, async (run) => {
       runId = run.runId;
+      const resumed = options.execute ? await resumedRun(store, job, run) : null;
+      if (resumed) options.onProgress?.(`resuming shard ${job?.shard ?? ''} of job ${job?.id ?? ''} after its run ${resumed.runId} (${resumed.status})`);
       const sources = await context.liveness.counts(options.signal);
-      const tripped = breakerReasons(sources, await store.lastSourceCounts('reap'), manifest.breaker);
+      // In a job, judged once for all its shards (reap/jobs.ts).
+      const breaker = await judgeBreaker(store, job, run.runId, sources, manifest.breaker);
+      const tripped = breaker.reasons;
       if (tripped.length > 0 && !options.allowLivenessDrop) {
         throw new SafetyError(`registry-outage breaker: nothing reaped.\n  ${tripped.map(redact).join('\n  ')}\n  (--allow-liveness-drop overrides this for a deliberate run)`);
       }
@@ -136,15 +141,8 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
 
       const live = readable();
       const baseline = options.sweepOnly ? await lastScanned(store, live) : null;
-      const violations = live
-        .map((spec) => {
-          const r = tallies.get(spec.name)!.report;
-          const scanned = baseline ? (baseline.get(spec.name) ?? 0) : r.scanned;
-          const violation = capViolation(shardCaps(spec, options.shard ?? null), { resource: spec.name, scanned, toMark: r.toMark, toSweep: r.toSweep });
-          const shards = options.shard?.count ?? 1;
-          return violation !== null && shards > 1 ? `${violation} (this shard's share: maxDeletesPerRun ${spec.maxDeletesPerRun} over ${shards} shards)` : violation;
-        })
-        .filter((v): v is string => v !== null);
+      // A shard of a job claims its plan within the job's caps from the store (reap/jobs.ts).
+      const violations = await capViolations(store, live, tallies, { runId: run.runId, execute: options.execute, shard: options.shard ?? null, job, baseline });
       if (violations.length > 0) throw new SafetyError(`caps exceeded; nothing was marked or deleted.\n  ${violations.join('\n  ')}`);
 
       const errors: string[] = [];
@@ -187,8 +185,8 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         result: report,
         end: {
           status: errors.length > 0 ? 'failed' : 'ok',
-          summary: { summary: report.summary, resources: resources.map((r) => r.telemetry).filter(Boolean), outcomes: report.outcomes, ...(job ? { job } : {}) },
-          sourceCounts: tripped.length > 0 ? null : sources.counts,
+          summary: { summary: report.summary, resources: resources.map((r) => r.telemetry).filter(Boolean), outcomes: report.outcomes, ...(job ? { job: resumed ? { ...job, resumes: resumed.runId } : job } : {}) },
+          sourceCounts: tripped.length > 0 ? null : breaker.counts,
           error: errors.length > 0 ? errors.join('; ') : null,
         },
         afterEnd: () => {

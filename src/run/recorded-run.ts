@@ -4,6 +4,7 @@
  * work says, or ended by an error as `refused` (a safety rail), `interrupted` (a stop
  * request) or `failed`. Only the end is written once.
  */
+import type { JobShard } from '../engine/shard.js';
 import { InterruptedError, ReaperError, redact, SafetyError } from '../errors.js';
 import type { RunKind, RunRecord, RunStatus } from '../state/types.js';
 import type { RunContext } from './context.js';
@@ -29,6 +30,8 @@ export interface RecordedRunOptions {
   /** What an interruption says: an error thrown while the stop signal is aborted becomes an InterruptedError with it. */
   stopped: string;
   onRunStarted?: (run: RunRecord) => void;
+  /** The job and shard the run belongs to (docs/scale-out.md), recorded with it from its start. */
+  job?: JobShard | null;
 }
 
 /**
@@ -37,7 +40,8 @@ export interface RecordedRunOptions {
  * carries the finished report — the end stands as recorded).
  */
 export async function recordedRun<T>(context: RunContext, options: RecordedRunOptions, work: (run: RunRecord) => Promise<{ result: T; end: RunEnd; afterEnd?: () => void }>): Promise<T> {
-  const run = await context.startRun({ kind: options.kind, manifestDigest: options.manifestDigest, execute: options.execute }, options.ttlMs);
+  const job = { job: options.job?.id ?? null, shard: options.job?.shard ?? null };
+  const run = await context.startRun({ kind: options.kind, manifestDigest: options.manifestDigest, execute: options.execute, ...job }, options.ttlMs);
   options.onRunStarted?.(run);
   let ended = false;
   // Once the run's own end is being written, a hard stop waits for it instead of overwriting it.

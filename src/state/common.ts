@@ -2,7 +2,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { BackendError } from '../errors.js';
 import { formatDuration } from '../manifest/duration.js';
-import type { JournalEntry, JournalOutcome, Lease, LeaseBounds, RunRecord, Tombstone, TombstoneState } from './types.js';
+import type { JobVerdict, JournalEntry, JournalOutcome, Lease, LeaseBounds, RunRecord, Tombstone, TombstoneState } from './types.js';
 
 /** Deadline of every store call unless the caller or the URL says otherwise (docs/safety.md §19). */
 export const DEFAULT_STORE_TIMEOUT_MS = 30_000;
@@ -82,7 +82,38 @@ export function toRun(r: Row): RunRecord {
     error: strOrNull(r.error),
     heartbeatAt: numOrNull(r.heartbeat_at),
     aliveUntil: numOrNull(r.alive_until),
+    job: strOrNull(r.job),
+    shard: strOrNull(r.shard),
   };
+}
+
+export function toJobVerdict(r: Row): JobVerdict {
+  return {
+    job: String(r.job),
+    runId: String(r.run_id),
+    reasons: json(r.reasons) as string[],
+    sourceCounts: json(r.source_counts) as Record<string, number>,
+    judgedAt: num(r.judged_at),
+  };
+}
+
+/** A job's claims on one type, as a claim finds them under its lock (a missing shard row is 0). */
+export interface HeldClaims {
+  claimed: number;
+  cap: number;
+  shardGranted: number;
+}
+
+/**
+ * The rule of `claimJobDeletes`, the same in every dialect: the shard's grant rises to `need`
+ * (never falls), and only if the job's total stays within its cap, which is the lowest cap any
+ * shard claimed with. All or nothing: a shard whose need does not fit is refused as a whole
+ * (docs/safety.md §7: a cap refuses, it does not truncate) and takes nothing others could use.
+ */
+export function claimGrant(held: HeldClaims, need: number, cap: number): { granted: boolean; extra: number; cap: number } {
+  const lowest = Math.min(held.cap, cap);
+  const extra = Math.max(0, need - held.shardGranted);
+  return { granted: held.claimed + extra <= lowest, extra, cap: lowest };
 }
 
 /** A run whose heartbeat lapsed, as `abandonStaleRuns` reads it. */

@@ -22,8 +22,10 @@ import {
   toLease,
   toRun,
   toStaleRun,
+  toJobVerdict,
   toTombstone,
   tokenMatches,
+  type HeldClaims,
   type Row,
 } from './common.js';
 import { chunk, inList } from '../sql/text.js';
@@ -31,6 +33,8 @@ import {
   DEFAULT_LEASE_BOUNDS,
   DEFAULT_RUN_TTL_MS,
   type AcquiredLease,
+  type JobClaim,
+  type JobVerdict,
   type JournalEntry,
   type JournalOutcome,
   type Lease,
@@ -111,6 +115,13 @@ export interface StoreDriver {
   /** Renew what is still live and count the renewal outcomes for `leaseStats`, in one statement or transaction. */
   renewLeases(ids: readonly string[], ttlMs: number | null, holder: string | null): Promise<RenewFindings>;
   acquireLock(resource: string, runId: string, ttlMs: number): Promise<boolean>;
+  /**
+   * In one transaction, holding the row of (job, resource) in `job_claims` (created with
+   * `cap` when missing) locked: read what the job and the shard hold, decide by `claimGrant`
+   * (common.ts), and if granted add the extra to both (the shard's row created when missing)
+   * and lower the job's cap to `cap` when it is lower. Returns what is held afterwards.
+   */
+  claimJob(job: string, resource: string, shard: string, need: number, cap: number): Promise<HeldClaims & { granted: boolean }>;
   insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number>;
   activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Tombstone[]>;
   beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]>;
@@ -323,13 +334,23 @@ export class StoreCore implements StateStore {
 
   // ------------------------------------------------------------ runs, checkpoints, locks
 
-  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; ttlMs?: number }): Promise<RunRecord> {
+  async startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; ttlMs?: number; job?: string | null; shard?: string | null }): Promise<RunRecord> {
     await this.abandonStaleRuns();
     const now = await this.now();
     const runId = newRunId(now);
     await this.q(
-      `INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, ${this.d.quote('execute')}, heartbeat_at, alive_until) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)`,
-      [name(runId), name(input.kind), int(now), name(input.manifestDigest), bool(input.execute), int(now), int(now + Math.ceil(input.ttlMs ?? DEFAULT_RUN_TTL_MS))],
+      `INSERT INTO runs (run_id, kind, status, started_at, manifest_digest, ${this.d.quote('execute')}, heartbeat_at, alive_until, job, shard) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        name(runId),
+        name(input.kind),
+        int(now),
+        name(input.manifestDigest),
+        bool(input.execute),
+        int(now),
+        int(now + Math.ceil(input.ttlMs ?? DEFAULT_RUN_TTL_MS)),
+        name(input.job ?? null),
+        name(input.shard ?? null),
+      ],
     );
     return (await this.getRun(runId))!;
   }
@@ -364,11 +385,10 @@ export class StoreCore implements StateStore {
     return row ? toRun(row) : null;
   }
 
-  async listRuns(filter: { kind?: RunKind; limit?: number } = {}): Promise<RunRecord[]> {
-    const rows = await this.all(
-      `SELECT ${this.cols.runs} FROM runs ${filter.kind ? 'WHERE kind = ?' : ''} ORDER BY started_at DESC, run_id DESC LIMIT ${limitOf(filter.limit, 20)}`,
-      filter.kind ? [name(filter.kind)] : [],
-    );
+  async listRuns(filter: { kind?: RunKind; job?: string; limit?: number } = {}): Promise<RunRecord[]> {
+    const conditions = [...(filter.kind ? ['kind = ?'] : []), ...(filter.job !== undefined ? ['job = ?'] : [])];
+    const params = [...(filter.kind ? [name(filter.kind)] : []), ...(filter.job !== undefined ? [name(filter.job)] : [])];
+    const rows = await this.all(`SELECT ${this.cols.runs} FROM runs ${where(conditions)} ORDER BY started_at DESC, run_id DESC LIMIT ${limitOf(filter.limit, 20)}`, params);
     return rows.map(toRun);
   }
 
@@ -393,6 +413,59 @@ export class StoreCore implements StateStore {
   async loadCheckpoint(runId: string, resource: string, phase: string): Promise<string | null | undefined> {
     const row = await this.one(`SELECT ${this.d.quote('cursor')} AS c FROM checkpoints WHERE run_id = ? AND resource = ? AND phase = ?`, [name(runId), name(resource), name(phase)]);
     return row === undefined ? undefined : row.c === null ? null : String(row.c);
+  }
+
+  async adoptCheckpoints(fromRunId: string, toRunId: string): Promise<number> {
+    const c = this.d.quote('cursor');
+    return this.changed(
+      `INSERT INTO checkpoints (run_id, resource, phase, ${c}, updated_at)
+       SELECT ?, p.resource, p.phase, p.${c}, {now} FROM checkpoints p
+        WHERE p.run_id = ? AND NOT EXISTS (SELECT 1 FROM checkpoints o WHERE o.run_id = ? AND o.resource = p.resource AND o.phase = p.phase)`,
+      [name(toRunId), name(fromRunId), name(toRunId)],
+    );
+  }
+
+  // ------------------------------------------------------------ jobs: claims and the breaker's verdict
+
+  async claimJobDeletes(input: { job: string; resource: string; shard: string | null; runId: string; want: number; cap: number }): Promise<JobClaim> {
+    for (const [key, value] of [['want', input.want], ['cap', input.cap]] as const) {
+      if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`claimJobDeletes: ${key} must be a whole number of at least 0, got ${value}`);
+    }
+    const shard = input.shard ?? '';
+    // Earlier runs of this job and shard are over (the shard's lock keeps a second one out),
+    // so what they condemned is read before the claim's transaction.
+    const used = (await this.one(
+      `SELECT (SELECT COUNT(*) FROM tombstones t JOIN runs r ON r.run_id = t.marked_run_id
+                WHERE r.job = ? AND COALESCE(r.shard, '') = ? AND r.run_id <> ? AND t.resource = ?) AS marks,
+              (SELECT COUNT(*) FROM journal j JOIN runs r ON r.run_id = j.run_id
+                WHERE r.job = ? AND COALESCE(r.shard, '') = ? AND r.run_id <> ? AND j.resource = ? AND j.outcome IN ('intent', 'deleted', 'absent')) AS sweeps`,
+      [name(input.job), name(shard), name(input.runId), name(input.resource), name(input.job), name(shard), name(input.runId), name(input.resource)],
+    ))!;
+    const priorUse = count(used.marks) + count(used.sweeps);
+    const need = priorUse + input.want;
+    const held = await this.d.claimJob(input.job, input.resource, shard, need, input.cap);
+    return { granted: held.granted, need, priorUse, shardGranted: held.shardGranted, claimed: held.claimed, cap: held.cap };
+  }
+
+  async recordJobVerdict(job: string, verdict: { runId: string; reasons: readonly string[]; sourceCounts: Record<string, number> }, maxAgeMs: number): Promise<JobVerdict> {
+    await this.q('DELETE FROM job_verdicts WHERE job = ? AND judged_at <= {now} - ?', [name(job), int(Math.ceil(maxAgeMs))]);
+    // First one wins: a second insert for the job changes nothing (its update sets the key to itself).
+    await this.q(`INSERT INTO job_verdicts (job, run_id, reasons, source_counts, judged_at) VALUES (?, ?, ?, ?, {now}) ${this.d.upsert(['job'], ['job'])}`, [
+      name(job),
+      name(verdict.runId),
+      json([...verdict.reasons]),
+      json(verdict.sourceCounts),
+    ]);
+    const row = await this.one('SELECT job, run_id, reasons, source_counts, judged_at FROM job_verdicts WHERE job = ?', [name(job)]);
+    return toJobVerdict(row!);
+  }
+
+  async jobVerdict(job: string, maxAgeMs: number): Promise<JobVerdict | null> {
+    const row = await this.one('SELECT job, run_id, reasons, source_counts, judged_at FROM job_verdicts WHERE job = ? AND judged_at > {now} - ?', [
+      name(job),
+      int(Math.ceil(maxAgeMs)),
+    ]);
+    return row ? toJobVerdict(row) : null;
   }
 
   acquireLock(resource: string, runId: string, ttlMs: number): Promise<boolean> {

@@ -107,6 +107,46 @@ export interface RunRecord {
   heartbeatAt: number | null;
   /** Until when the last heartbeat vouches for the run; past it, a running run counts as gone. */
   aliveUntil: number | null;
+  /** The job the run is a shard of (`--job`), or null. */
+  job: string | null;
+  /** The shard as `i/N` (`--shard`), or null unsharded. */
+  shard: string | null;
+}
+
+/**
+ * A shard's claim on its job's `maxDeletesPerRun` for one type (`claimJobDeletes`). A shard
+ * holds a grant in the job; a claim raises the shard's grant to what it needs, if the job's
+ * total stays within the cap, all or nothing.
+ */
+export interface JobClaim {
+  /** Whether the shard now holds `need`: false leaves every grant as it was. */
+  granted: boolean;
+  /** What the shard needs to hold: this run's `want` plus `priorUse`. */
+  need: number;
+  /**
+   * What earlier runs of the same job and shard condemned of the type: the tombstones they
+   * marked, and the deletes they began that were not undone (journal entries at intent,
+   * deleted or absent). A rerun of a killed shard needs no new claim for those.
+   */
+  priorUse: number;
+  /** What the shard holds of the job's cap after the claim. */
+  shardGranted: number;
+  /** What the job's shards hold together after the claim (never above `cap`). */
+  claimed: number;
+  /** The job's cap for the type: the lowest any of its shards claimed with. */
+  cap: number;
+}
+
+/** The registry-outage breaker's verdict for a job, as its first shard judged it (`recordJobVerdict`). */
+export interface JobVerdict {
+  job: string;
+  /** The run that judged. */
+  runId: string;
+  /** Why the breaker tripped; empty when it did not. */
+  reasons: string[];
+  /** The live-key counts per liveness source that were judged. */
+  sourceCounts: Record<string, number>;
+  judgedAt: number;
 }
 
 export interface RunStore {
@@ -114,7 +154,7 @@ export interface RunStore {
    * Record a new run, alive for `ttlMs` (default DEFAULT_RUN_TTL_MS) unless it beats again;
    * first, records every run whose heartbeat lapsed as abandoned (`abandonStaleRuns`).
    */
-  startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; ttlMs?: number }): Promise<RunRecord>;
+  startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; ttlMs?: number; job?: string | null; shard?: string | null }): Promise<RunRecord>;
   /**
    * The running process is alive: its run counts as alive for `ttlMs` more, by the store clock. A run
    * recorded abandoned meanwhile (it was paused longer than its ttl) is running again. False when the
@@ -130,11 +170,36 @@ export interface RunStore {
   abandonStaleRuns(): Promise<number>;
   finishRun(runId: string, input: { status: RunStatus; summary?: unknown; sourceCounts?: Record<string, number> | null; error?: string | null }): Promise<void>;
   getRun(runId: string): Promise<RunRecord | null>;
-  listRuns(filter?: { kind?: RunKind; limit?: number }): Promise<RunRecord[]>;
+  /** Newest first; `job`: only the runs of that job (its shards, and their reruns). */
+  listRuns(filter?: { kind?: RunKind; job?: string; limit?: number }): Promise<RunRecord[]>;
   /** Live-key counts of the most recent successful run of this kind (the breaker's baseline: reap runs only, so an audit taken during an outage cannot hide the drop). */
   lastSourceCounts(kind: RunKind): Promise<Record<string, number> | null>;
   saveCheckpoint(runId: string, resource: string, phase: string, cursor: string | null): Promise<void>;
   loadCheckpoint(runId: string, resource: string, phase: string): Promise<string | null | undefined>;
+  /**
+   * Give run `toRunId` the checkpoints of run `fromRunId` it does not have yet (a killed
+   * shard's rerun continuing from where it stopped); returns how many were copied.
+   */
+  adoptCheckpoints(fromRunId: string, toRunId: string): Promise<number>;
+  /**
+   * Claim, for shard `shard` of job `job` (null: the job is not sharded), room to condemn
+   * `want` resources of type `resource` in run `runId`, within `cap` for the whole job
+   * (docs/scale-out.md). Atomic per dialect: of shards claiming at once, those whose needs fit
+   * are granted and the job's total never exceeds the lowest cap claimed with. The shard's
+   * need counts what earlier runs of the same job and shard condemned (`JobClaim.priorUse`),
+   * so a rerun of a killed shard reuses its own grant. Not granted, nothing changes.
+   * Claims are never returned: a run that uses less leaves the rest unused.
+   */
+  claimJobDeletes(input: { job: string; resource: string; shard: string | null; runId: string; want: number; cap: number }): Promise<JobClaim>;
+  /**
+   * Record the registry-outage breaker's verdict for `job` unless one judged less than
+   * `maxAgeMs` ago (store clock) is on record already; returns the verdict on record (this
+   * one, or the earlier one that won), so every shard of a job acts on the first judgement.
+   * An older verdict is replaced: a job id used again long after must not live on a stale one.
+   */
+  recordJobVerdict(job: string, verdict: { runId: string; reasons: readonly string[]; sourceCounts: Record<string, number> }, maxAgeMs: number): Promise<JobVerdict>;
+  /** The breaker's verdict on record for `job` if it was judged less than `maxAgeMs` ago, or null. */
+  jobVerdict(job: string, maxAgeMs: number): Promise<JobVerdict | null>;
   /** Take the per-resource-type lock; false when another live run holds it. Expired locks are taken over. */
   acquireLock(resource: string, runId: string, ttlMs: number): Promise<boolean>;
   /** Extend a held lock; false when it was lost. */

@@ -17,6 +17,7 @@ import { fnv1a } from '../../src/engine/shard.js';
 import type { Finding } from '../../src/engine/types.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import type { Manifest } from '../../src/manifest/types.js';
+import type { ReapReport } from '../../src/report/reap-report.js';
 import { runAudit } from '../../src/run/audit.js';
 import { runsTable } from '../../src/report/table.js';
 import { runReap } from '../../src/run/reap.js';
@@ -163,14 +164,31 @@ resources:
     owner: { pathPattern: "^(?<owner>[^/]+)/" }
 `;
 
+/** ./scratch in `dir`: entries a to h and live, three files each (shard 1 of 4 holds b and f). */
+function scratchTree(dir: string): void {
+  for (const top of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'live']) {
+    mkdirSync(path.join(dir, 'scratch', top), { recursive: true });
+    for (const leaf of ['1', '2', '3']) writeFileSync(path.join(dir, 'scratch', top, leaf), 'x');
+  }
+}
+
 /** The world with a fresh PostgreSQL state store, a manifest for reaping it (grace 1s, caps open) and a store to look at. */
-async function reapWorld(): Promise<{ world: World; manifest: Manifest; observer: StateStore }> {
+async function reapWorld(): Promise<{ world: World; manifest: Manifest; observer: StateStore; withCap: (cap: number) => Manifest }> {
   const world = await buildWorld();
   const stateUrl = await freshPgDatabase(cleanups);
-  const manifest = parseManifest(world.manifestText(stateUrl, ', grace: 1s, maxDeleteFraction: 1, maxDeletesPerRun: 1000'), { file: 'shard.yaml', baseDir: world.dir });
+  const withCap = (cap: number) => parseManifest(world.manifestText(stateUrl, `, grace: 1s, maxDeleteFraction: 1, maxDeletesPerRun: ${cap}`), { file: 'shard.yaml', baseDir: world.dir });
   const observer = await openStateStore(stateUrl);
   cleanups.push(() => observer.close());
-  return { world, manifest, observer };
+  return { world, manifest: withCap(1000), observer, withCap };
+}
+
+/** Each of 4 shards of `job` reaping `resources` at once: the reports of those that finished, the errors of those refused. */
+async function reapJob(manifest: Manifest, job: string, resources: readonly string[]): Promise<{ done: ReapReport[]; refused: Error[] }> {
+  const settled = await Promise.allSettled([0, 1, 2, 3].map((index) => runReap(manifest, { execute: true, resources, shard: { index, count: 4 }, job })));
+  return {
+    done: settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])),
+    refused: settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : [])),
+  };
 }
 
 describe.skipIf(!all)('sharded audits on the real servers', () => {
@@ -316,7 +334,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     expect(runsTable(runs)).toMatch(/job[\s\S]*nightly-1 shard 1\/4/);
   });
 
-  it('holds maxDeletesPerRun for the whole job: each shard plans within its share', async () => {
+  it('without a job id, holds maxDeletesPerRun for the whole job by static shares: each shard plans within its share', async () => {
     const dir = testTempDir('reaper-shard-cap-');
     for (let i = 0; i < 40; i++) {
       mkdirSync(path.join(dir, 'scratch', `o${i}`), { recursive: true });
@@ -334,12 +352,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
 
   it('a shard killed mid-sweep holds up only itself, and its rerun converges', async () => {
     const dir = testTempDir('reaper-shard-kill-');
-    for (const top of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'live']) {
-      for (const leaf of ['1', '2', '3']) {
-        mkdirSync(path.join(dir, 'scratch', top), { recursive: true });
-        writeFileSync(path.join(dir, 'scratch', top, leaf), 'x');
-      }
-    }
+    scratchTree(dir);
     const stateUrl = await freshPgDatabase(cleanups);
     const file = path.join(dir, 'reaper.yaml');
     writeFileSync(file, scratchManifest(`"${stateUrl}"`, 'grace: 1s, batchSize: 2'));
@@ -370,5 +383,152 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     // Shards 2 and 3 never ran: their entries are untouched and unmarked.
     const untouched = tops.filter((top) => fnv1a(top) % 4 >= 2);
     for (const top of untouched) expect(present(top), top).toBe(3);
+  });
+  it('holds maxDeletesPerRun for a whole job of 4 concurrent shards by claims on the store: within the cap, each orphan deleted once', async () => {
+    const { manifest, observer, withCap } = await reapWorld();
+    const types = ['uploads', 'jobs', 'blobs'] as const;
+    const orphans = (await audit(manifest, observer, null)).ids.filter((id) => types.some((t) => id.startsWith(`${t}/`)));
+    const marking = await reapJob(manifest, 'mark-1', types);
+    expect(marking.refused).toEqual([]);
+    expect(marking.done.reduce((n, r) => n + r.outcomes.marked, 0)).toBe(orphans.length);
+    await waitStoreTime(observer, 1_100);
+
+    // Each type swept by a job whose cap is above what any one shard holds of it, and below
+    // what the 4 hold together: the shards that claim first sweep, the others are refused.
+    const caps = { uploads: 12, jobs: 3, blobs: 16 };
+    for (const type of types) {
+      const cap = caps[type];
+      const job = `sweep-${type}`;
+      const { done, refused } = await reapJob(withCap(cap), job, [type]);
+      const deleted = done.map((r) => r.outcomes.deleted);
+      expect(done.length, `${type}: some shard swept`).toBeGreaterThan(0);
+      expect(refused.length, `${type}: some shard was refused`).toBeGreaterThan(0);
+      for (const error of refused) expect(error.message).toMatch(new RegExp(`${type}: \\d+ to mark or sweep exceeds what is left of job ${job}'s maxDeletesPerRun ${cap}: its shards hold \\d+`));
+      expect(deleted.reduce((a, b) => a + b, 0), `${type}: within the job's cap`).toBeLessThanOrEqual(cap);
+      // Not a static share: one shard used more than ⌊cap / 4⌋.
+      expect(Math.max(...deleted)).toBeGreaterThan(Math.floor(cap / 4));
+      const held = await observer.claimJobDeletes({ job, resource: type, shard: 'observer', runId: 'observer', want: 0, cap });
+      expect(held.claimed).toBeLessThanOrEqual(cap);
+    }
+
+    // A later job, its cap open, sweeps the rest; over the jobs each orphan was deleted exactly once.
+    expect((await reapJob(manifest, 'sweep-rest', types)).refused).toEqual([]);
+    const deletedIds: string[] = [];
+    for (const type of types) {
+      for (const entry of await observer.journal({ resource: type })) if (entry.outcome === 'deleted') deletedIds.push(`${type}/${entry.resourceId}`);
+      expect(await observer.countTombstones(type)).toMatchObject({ marked: 0, deleting: 0 });
+    }
+    expect(deletedIds.length, 'no orphan deleted twice').toBe(new Set(deletedIds).size);
+    expect(deletedIds.sort()).toEqual([...orphans].sort());
+  });
+
+  it('judges the registry-outage breaker once per job: a trip stops every shard, a healthy verdict is checked against its counts', async () => {
+    const dir = testTempDir('reaper-shard-breaker-');
+    for (const top of ['p', 'q', 'r', 's', 'x', 'y', 'z', 'w']) {
+      mkdirSync(path.join(dir, 'scratch', top), { recursive: true });
+      writeFileSync(path.join(dir, 'scratch', top, 'f'), 'x');
+    }
+    const stateUrl = await freshPgDatabase(cleanups);
+    const text = `version: 1
+state: "${stateUrl}"
+defaults: { minAge: 0s, grace: 1h, maxDeleteFraction: 1, breaker: { maxDrop: 0.5, minLiveKeys: 1 } }
+owners:
+  - leases: {}
+resources:
+  - name: scratch
+    fs: { path: ./scratch }
+    owner: { pathPattern: "^(?<owner>[^/]+)/" }
+`;
+    const manifest = parseManifest(text, { file: 'breaker.yaml', baseDir: dir });
+    const observer = await openStateStore(stateUrl);
+    cleanups.push(() => observer.close());
+    const held = new Map<string, string>();
+    const hold = async (keys: string[]) => {
+      for (const key of keys) held.set(key, (await observer.acquireLease({ key, holder: 'test', ttlMs: 600_000 })).leaseId);
+    };
+    const drop = async (keys: string[]) => {
+      for (const key of keys) await observer.releaseLease(held.get(key)!);
+    };
+    const shard = (job: string, index: number) => runReap(manifest, { execute: true, shard: { index, count: 2 }, job });
+    await hold(['p', 'q', 'r', 's']);
+    await runReap(manifest, { execute: true }); // the baseline: 4 live keys
+
+    // Shard 0 judges the registry healthy; then 3 of the 4 keys go before shard 1 starts: the
+    // healthy verdict is not taken on trust, shard 1 judges its own counts against the 4 shard 0
+    // saw and trips; with a fourth key still held, a smaller drop passes.
+    const healthy = await shard('healthy', 0);
+    await drop(['p', 'q', 'r']);
+    await expect(shard('healthy', 1)).rejects.toThrow(new RegExp(`leases fell from 4 to 1 live keys .*\\(against the counts job healthy's run ${healthy.runId} judged\\)`));
+    await hold(['p', 'q']);
+    const passed = await shard('healthy', 1);
+    expect(passed.sources).toEqual({ leases: 3 });
+    const [second] = await observer.listRuns({ job: 'healthy', limit: 1 });
+    expect(second).toMatchObject({ runId: passed.runId, shard: '1/2', status: 'ok', sourceCounts: { leases: 3 } });
+    await drop(['p', 'q']);
+
+    // Shard 0 of the next job trips (the registry fell to 1 of the last reap's 3); the keys come
+    // back: shard 1 would judge the registry healthy, but adopts the trip.
+    const first = await shard('outage', 0).catch((error: Error) => error);
+    expect(first).toBeInstanceOf(Error);
+    expect((first as Error).message).toMatch(/registry-outage breaker: nothing reaped[\s\S]*leases fell from 3 to 1/);
+    await hold(['p', 'q', 'r']);
+    const verdict = await observer.jobVerdict('outage', 3_600_000);
+    await expect(shard('outage', 1)).rejects.toThrow(new RegExp(`leases fell from 3 to 1 live keys .*\\(judged for job outage by its run ${verdict!.runId}\\)`));
+    // An unsharded run judges for itself, and the registry is healthy again.
+    expect((await runReap(manifest, { execute: true })).errors).toEqual([]);
+  });
+
+  it('a shard of a job killed mid-sweep is rerun: it resumes its run, keeps its claim, and converges', async () => {
+    const dir = testTempDir('reaper-shard-resume-');
+    scratchTree(dir);
+    const stateUrl = await freshPgDatabase(cleanups);
+    const observer = await openStateStore(stateUrl);
+    cleanups.push(() => observer.close());
+    const tops = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+    const ofShard1 = tops.filter((top) => fnv1a(top) % 4 === 1);
+    const orphans = ofShard1.length * 3;
+    expect(orphans, 'the fixture gives shard 1 three sweep batches').toBe(6);
+    const open = path.join(dir, 'open.yaml');
+    const tight = path.join(dir, 'tight.yaml');
+    writeFileSync(open, scratchManifest(`"${stateUrl}"`, 'grace: 1s, batchSize: 2'));
+    // The sweep job's cap is exactly shard 1's orphans: the killed run claims all of it.
+    writeFileSync(tight, scratchManifest(`"${stateUrl}"`, `grace: 1s, batchSize: 2, maxDeletesPerRun: ${orphans}`));
+    const reap = (file: string, job: string, env: Record<string, string> = {}) =>
+      reaper(['reap', '-c', file, '--execute', '--lock-ttl', '2s', '--output', 'json', '--shard', '1/4', '--job', job], { cwd: dir, env });
+    const present = (top: string) => ['1', '2', '3'].filter((leaf) => existsSync(path.join(dir, 'scratch', top, leaf))).length;
+
+    const marked = reap(open, 'mark-1');
+    expect(marked.code, marked.stderr).toBe(0);
+    await waitStoreTime(observer, 1_100);
+    // Killed after the second batch's deletes, before their outcomes are recorded.
+    const killed = reap(tight, 'sweep-1', { REAPER_FAILPOINT: 'after-delete:2' });
+    expect(killed.code, `killed by its failpoint: ${killed.stderr}`).toBeNull();
+    const [dead] = await observer.listRuns({ job: 'sweep-1' });
+    expect(await observer.loadCheckpoint(dead!.runId, 'scratch', 'sweep')).toBeDefined();
+
+    await waitStoreTime(observer, 2_100);
+    const rerun = reap(tight, 'sweep-1');
+    expect(rerun.code, rerun.stderr).toBe(0);
+    for (const top of ofShard1) expect(present(top), top).toBe(0);
+    expect(present('live')).toBe(3);
+    for (const top of tops.filter((t) => !ofShard1.includes(t))) expect(present(top), top).toBe(3);
+    const deleted = (await observer.journal({ resource: 'scratch' })).filter((e) => e.outcome === 'deleted').map((e) => e.resourceId);
+    expect(deleted.length, 'each orphan deleted once').toBe(orphans);
+    expect(new Set(deleted).size).toBe(orphans);
+    // The rerun continued the killed run (its checkpoints, its claim: the job never held more than its cap).
+    const runs = await observer.listRuns({ job: 'sweep-1' });
+    expect(runs.map((r) => [r.status, r.shard])).toEqual([
+      ['ok', '1/4'],
+      ['abandoned', '1/4'],
+    ]);
+    expect((runs[0]!.summary as { job?: unknown }).job).toEqual({ id: 'sweep-1', shard: '1/4', resumes: dead!.runId });
+    const held = await observer.claimJobDeletes({ job: 'sweep-1', resource: 'scratch', shard: 'observer', runId: 'observer', want: 0, cap: orphans });
+    expect(held).toMatchObject({ claimed: orphans, cap: orphans });
+    // `reaper runs --job` lists the job's runs, with the shard, the killed one too.
+    const listed = reaper(['runs', '-c', tight, '--job', 'sweep-1', '--output', 'json'], { cwd: dir });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { runId: string; job: string; shard: string }[]).map((r) => [r.runId, r.job, r.shard])).toEqual(runs.map((r) => [r.runId, 'sweep-1', '1/4']));
+    const table = reaper(['runs', '-c', tight, '--job', 'sweep-1', '--output', 'table'], { cwd: dir, env: { COLUMNS: '200' } });
+    expect(table.stdout).toMatch(/abandoned[\s\S]*sweep-1 shard 1\/4/);
   });
 });

@@ -19,6 +19,9 @@ import type { LeaseBounds, NewTombstone, StateStore, StoreDialect } from '../../
 export type Row = Record<string, unknown>;
 export type Cleanups = (() => Promise<void>)[];
 
+/** The schema versions every dialect's migrations record (4 is the batch ledger's, on its own branch). */
+const VERSIONS = [1, 2, 3, 5];
+
 /** Short bounds so that expiry can be watched happen in a test. */
 const BOUNDS: LeaseBounds = { minTtlMs: 100, maxTtlMs: 60_000 };
 
@@ -563,6 +566,91 @@ for (const dialect of dialects) {
       });
     });
 
+    describe('jobs of shards: runs, claims, the breaker verdict, resumed checkpoints', () => {
+      it('records the job and shard of a run and lists a job\'s runs', async () => {
+        const plain = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true });
+        expect(plain).toMatchObject({ job: null, shard: null });
+        const s0 = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, job: 'nightly-1', shard: '0/2' });
+        await untilStoreTime(store, s0.startedAt + 1);
+        const s1 = await store.startRun({ kind: 'audit', manifestDigest: 'd', execute: false, job: 'nightly-1', shard: '1/2' });
+        await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, job: 'nightly-2', shard: '0/2' });
+        expect(await store.getRun(s0.runId)).toMatchObject({ job: 'nightly-1', shard: '0/2' });
+        expect((await store.listRuns({ job: 'nightly-1' })).map((r) => [r.runId, r.shard])).toEqual([
+          [s1.runId, '1/2'],
+          [s0.runId, '0/2'],
+        ]);
+        expect((await store.listRuns({ job: 'nightly-1', kind: 'reap' })).map((r) => r.runId)).toEqual([s0.runId]);
+        expect(await store.listRuns({ job: 'no-such-job' })).toEqual([]);
+      });
+
+      it('grants claims within the job\'s cap, all or nothing, and a shard\'s rerun keeps its grant for what earlier runs condemned', async () => {
+        const claim = (shard: string, runId: string, want: number, cap = 10) => store.claimJobDeletes({ job: 'j', resource: 'files', shard, runId, want, cap });
+        expect(await claim('0/3', 'r0', 4)).toMatchObject({ granted: true, need: 4, priorUse: 0, shardGranted: 4, claimed: 4, cap: 10 });
+        expect(await claim('1/3', 'r1', 7)).toMatchObject({ granted: false, shardGranted: 0, claimed: 4 });
+        expect(await claim('1/3', 'r1', 6)).toMatchObject({ granted: true, shardGranted: 6, claimed: 10 });
+        expect(await claim('2/3', 'r2', 1)).toMatchObject({ granted: false, claimed: 10 });
+        expect(await claim('2/3', 'r2', 0)).toMatchObject({ granted: true, claimed: 10 });
+        // Another type and another job have caps of their own; the lowest cap claimed with holds.
+        expect(await store.claimJobDeletes({ job: 'j', resource: 'blobs', shard: '2/3', runId: 'r2', want: 5, cap: 5 })).toMatchObject({ granted: true, claimed: 5 });
+        expect(await store.claimJobDeletes({ job: 'k', resource: 'files', shard: '2/3', runId: 'r3', want: 8, cap: 10 })).toMatchObject({ granted: true, claimed: 8 });
+        expect(await store.claimJobDeletes({ job: 'k', resource: 'files', shard: '1/3', runId: 'r4', want: 1, cap: 8 })).toMatchObject({ granted: false, claimed: 8, cap: 8 });
+
+        // A rerun of shard 0/3: its killed run r0 marked two and began one delete; they count.
+        const killed = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, job: 'j', shard: '0/3' });
+        expect(await store.insertTombstones(killed.runId, [tomb('a'), tomb('b')])).toBe(2);
+        const [a] = await store.findTombstones({ resourceId: 'a' });
+        await store.beginDeletes(killed.runId, [{ tombstoneId: a!.tombstoneId, evidence: null }]);
+        const rerun = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, job: 'j', shard: '0/3' });
+        expect(await claim('0/3', rerun.runId, 1)).toMatchObject({ granted: true, priorUse: 3, need: 4, shardGranted: 4, claimed: 10 });
+        expect(await claim('0/3', rerun.runId, 2)).toMatchObject({ granted: false, priorUse: 3, need: 5, shardGranted: 4 });
+        // An unsharded job's runs are its shard ''.
+        expect(await store.claimJobDeletes({ job: 'u', resource: 'files', shard: null, runId: 'x', want: 2, cap: 2 })).toMatchObject({ granted: true, claimed: 2 });
+        await expect(claim('0/3', 'r0', -1)).rejects.toThrow(RangeError);
+      });
+
+      it('never lets concurrent claims together exceed the cap', async () => {
+        const stores = [store, await target.open(), await target.open()];
+        const results = await Promise.all(
+          Array.from({ length: 12 }, (_, i) => stores[i % stores.length]!.claimJobDeletes({ job: 'race', resource: 'files', shard: `${i}/12`, runId: `r${i}`, want: 3, cap: 10 })),
+        );
+        expect(results.filter((r) => r.granted)).toHaveLength(3);
+        const [row] = await target.raw('SELECT claimed FROM job_claims');
+        expect(Number(row!.claimed)).toBe(9);
+        const shards = await target.raw('SELECT SUM(granted) AS n FROM job_claim_shards');
+        expect(Number(shards[0]!.n)).toBe(9);
+      });
+
+      it('keeps the first breaker verdict of a job; later ones get it back until it is too old', async () => {
+        const hour = 3_600_000;
+        expect(await store.jobVerdict('j', hour)).toBeNull();
+        const first = await store.recordJobVerdict('j', { runId: 'r0', reasons: [], sourceCounts: { leases: 5 } }, hour);
+        expect(first).toMatchObject({ job: 'j', runId: 'r0', reasons: [], sourceCounts: { leases: 5 } });
+        const second = await store.recordJobVerdict('j', { runId: 'r1', reasons: ['liveness source leases fell'], sourceCounts: { leases: 1 } }, hour);
+        expect(second).toEqual(first);
+        expect(await store.jobVerdict('j', hour)).toEqual(first);
+        const other = await store.recordJobVerdict('k', { runId: 'r2', reasons: ['caf\u00e9 down'], sourceCounts: {} }, hour);
+        expect(other).toMatchObject({ runId: 'r2', reasons: ['caf\u00e9 down'], sourceCounts: {} });
+        const racing = await Promise.all(['a', 'b', 'c', 'd'].map((runId) => store.recordJobVerdict('race', { runId, reasons: [runId], sourceCounts: {} }, hour)));
+        expect(new Set(racing.map((v) => v.runId)).size).toBe(1);
+        // Two hours on, the job id's verdict is no longer adopted: the next judgement replaces it.
+        await target.raw('UPDATE job_verdicts SET judged_at = judged_at - 7200000');
+        expect(await store.jobVerdict('j', hour)).toBeNull();
+        expect(await store.recordJobVerdict('j', { runId: 'r3', reasons: ['fell'], sourceCounts: { leases: 1 } }, hour)).toMatchObject({ runId: 'r3', reasons: ['fell'] });
+        expect(await store.jobVerdict('k', 3 * hour)).toMatchObject({ runId: 'r2' });
+      });
+
+      it('gives a rerun the checkpoints of the run it resumes, keeping its own', async () => {
+        await store.saveCheckpoint('killed', 'files', 'mark', 'm-7');
+        await store.saveCheckpoint('killed', 'files', 'sweep', 's-3');
+        await store.saveCheckpoint('rerun', 'files', 'sweep', 's-9');
+        expect(await store.adoptCheckpoints('killed', 'rerun')).toBe(1);
+        expect(await store.loadCheckpoint('rerun', 'files', 'mark')).toBe('m-7');
+        expect(await store.loadCheckpoint('rerun', 'files', 'sweep')).toBe('s-9');
+        expect(await store.adoptCheckpoints('killed', 'rerun')).toBe(0);
+        expect(await store.adoptCheckpoints('no-such-run', 'rerun')).toBe(0);
+      });
+    });
+
     describe('tombstones and journal', () => {
       it('inserts tombstones by the store clock, skipping resources that already have an active one', async () => {
         const before = await store.now();
@@ -854,12 +942,12 @@ for (const dialect of dialects) {
       it('migrates idempotently, also when several processes open a new store at once', async () => {
         await store.migrate();
         await store.migrate();
-        expect((await target.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual([1, 2, 3]);
+        expect((await target.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual(VERSIONS);
 
         const fresh = await makeTarget(dialect, drops, closers, server);
         const stores = await Promise.all([fresh.open(), fresh.open(), fresh.open()]);
         expect(stores.map((s) => s.dialect)).toEqual([dialect, dialect, dialect]);
-        expect((await fresh.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual([1, 2, 3]);
+        expect((await fresh.raw('SELECT version FROM reaper_migrations')).map((r) => Number(r.version))).toEqual(VERSIONS);
         await stores[0]!.acquireLease({ key: 'k', holder: 'h', ttlMs: 5_000 });
         expect(await stores[2]!.liveKeys(['k'])).toEqual(new Set(['k']));
       });
@@ -867,7 +955,7 @@ for (const dialect of dialects) {
       it('refuses a schema newer than it knows', async () => {
         await target.raw('INSERT INTO reaper_migrations (version, applied_at) VALUES (999, 0)');
         await expect(store.migrate()).rejects.toThrow(BackendError);
-        await expect(store.migrate()).rejects.toThrow(/schema version 999, newer than this reaper knows \(3\)/);
+        await expect(store.migrate()).rejects.toThrow(/schema version 999, newer than this reaper knows \(5\)/);
         await expect(target.open()).rejects.toThrow(/upgrade reaper/);
       });
 
@@ -878,6 +966,10 @@ for (const dialect of dialects) {
             ? [
                 'ALTER TABLE leases DROP INDEX leases_key, ADD INDEX leases_key_expires (`key`, expires_at), ADD INDEX leases_expires (expires_at)',
                 'ALTER TABLE runs DROP INDEX runs_running, DROP COLUMN heartbeat_at, DROP COLUMN alive_until',
+                'ALTER TABLE runs DROP INDEX runs_job, DROP COLUMN job, DROP COLUMN shard',
+                'DROP TABLE job_claims',
+                'DROP TABLE job_claim_shards',
+                'DROP TABLE job_verdicts',
               ]
             : [
                 'DROP INDEX leases_key',
@@ -886,12 +978,18 @@ for (const dialect of dialects) {
                 'DROP INDEX runs_running',
                 'ALTER TABLE runs DROP COLUMN heartbeat_at',
                 'ALTER TABLE runs DROP COLUMN alive_until',
+                'DROP INDEX runs_job',
+                'ALTER TABLE runs DROP COLUMN job',
+                'ALTER TABLE runs DROP COLUMN shard',
+                'DROP TABLE job_claims',
+                'DROP TABLE job_claim_shards',
+                'DROP TABLE job_verdicts',
               ];
         for (const sql of [...v1, 'DELETE FROM reaper_migrations WHERE version >= 2']) await target.raw(sql);
         const held = await store.acquireLease({ key: 'svc:upgrade', holder: 'h', ttlMs: 5_000 });
 
         const upgraded = await target.open();
-        expect((await target.raw('SELECT version FROM reaper_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2, 3]);
+        expect((await target.raw('SELECT version FROM reaper_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual(VERSIONS);
         expect(await upgraded.liveKeys(['svc:upgrade'])).toEqual(new Set(['svc:upgrade']));
         const [renewed] = await upgraded.renewLeases([held.leaseId], { ttlMs: 10_000 });
         expect(renewed!.lease?.expiresAt).toBeGreaterThan(held.expiresAt);
@@ -920,7 +1018,7 @@ for (const dialect of dialects) {
         if (dialect === 'sqlite') return;
         await target.raw('DELETE FROM reaper_migrations WHERE version >= 2');
         await target.open();
-        expect((await target.raw('SELECT version FROM reaper_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2, 3]);
+        expect((await target.raw('SELECT version FROM reaper_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual(VERSIONS);
       });
 
       it('is opened by URL and describes itself without secrets', async () => {

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compareUtf8, fnv1a, lockName, parseShard, partHoldsBytes, shardCaps, shardPart, type ShardPart } from '../../src/engine/shard.js';
+import { capViolation } from '../../src/engine/reap-plan.js';
 import { ManifestError, UsageError } from '../../src/errors.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import type { ResourceSpec } from '../../src/manifest/types.js';
@@ -85,6 +86,25 @@ describe('shardPart', () => {
     expect(shardCaps(spec, { index: 0, count: 1 })).toBe(spec);
     expect(shardCaps(spec, { index: 2, count: 4 })).toEqual({ maxDeletesPerRun: 2, maxDeleteFraction: 0.5 });
     for (let count = 1; count <= 12; count++) expect(shardCaps(spec, { index: 0, count }).maxDeletesPerRun * count).toBeLessThanOrEqual(10);
+  });
+
+  it('maxDeleteFraction kept by every shard of its own scan is kept by the job of its whole scan, and is stricter', () => {
+    const parts = fc.array(fc.record({ scanned: fc.nat(10_000), share: fc.double({ min: 0, max: 1, noNaN: true }) }), { minLength: 1, maxLength: 16 });
+    fc.assert(
+      fc.property(parts, fc.double({ min: 0, max: 1, noNaN: true }), (shards, fraction) => {
+        const spec = { maxDeletesPerRun: Number.MAX_SAFE_INTEGER, maxDeleteFraction: fraction };
+        // Each shard condemns as much as its own check lets it (or a share of that).
+        const condemned = shards.map((s) => Math.floor(s.share * Math.floor(fraction * s.scanned)));
+        shards.forEach((s, i) => expect(capViolation(spec, { resource: 't', scanned: s.scanned, toMark: condemned[i]!, toSweep: 0 })).toBeNull());
+        const scanned = shards.reduce((n, s) => n + s.scanned, 0);
+        const total = condemned.reduce((n, c) => n + c, 0);
+        expect(capViolation(spec, { resource: 't', scanned, toMark: total, toSweep: 0 })).toBeNull();
+      }),
+    );
+    // Stricter than the job's own check: orphans gathered in one shard's range refuse that shard.
+    const spec = { maxDeletesPerRun: 100, maxDeleteFraction: 0.5 };
+    expect(capViolation(spec, { resource: 't', scanned: 20, toMark: 0, toSweep: 15 })).toMatch(/exceeds maxDeleteFraction/);
+    expect(capViolation(spec, { resource: 't', scanned: 40, toMark: 15, toSweep: 0 })).toBeNull();
   });
 
   it('names one lock per shard, and the type itself unsharded', () => {

@@ -6,10 +6,10 @@ import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
 import { integerOption, openStore, outputFormat, terminalWidth } from '../options.js';
 
-export async function runsList(io: CliIO, _args: unknown[], options: ManifestFlags & OutputFlags & { limit: string }): Promise<number> {
+export async function runsList(io: CliIO, _args: unknown[], options: ManifestFlags & OutputFlags & { limit: string; job?: string }): Promise<number> {
   const store = await openStore(io, options);
   try {
-    const runs = await store.listRuns({ limit: integerOption(options.limit, '--limit', 1) });
+    const runs = await store.listRuns({ limit: integerOption(options.limit, '--limit', 1), ...(options.job !== undefined ? { job: options.job } : {}) });
     if (outputFormat(io, options) === 'json') writeJson(io, runs);
     else io.stdout.write(`${runsTable(runs, { width: terminalWidth(io) })}\n`);
     return 0;

@@ -173,4 +173,41 @@ export const MYSQL_MIGRATIONS: readonly Migration[] = [
       },
     ],
   },
+  {
+    version: 5,
+    statements: [
+      // Jobs of shards (docs/scale-out.md): a run's job and shard as columns, so `runs --job`
+      // and a shard's rerun find the job's runs while they are still going or after they
+      // were killed; the job-wide delete claims (job_claims: what the job has claimed per
+      // type, and job_claim_shards: what each shard holds of it); and the job's one breaker
+      // verdict. (Version 4 is the batch ledger's.) The ALTER is skipped when its column is
+      // already there; the tables are created if missing.
+      {
+        unless: `SELECT 1 FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'runs' AND column_name = 'job'`,
+        sql: 'ALTER TABLE runs ADD COLUMN job VARBINARY(128) NULL, ADD COLUMN shard VARBINARY(16) NULL, ADD INDEX runs_job (job, started_at)',
+      },
+      `CREATE TABLE IF NOT EXISTS job_claims (
+        job      VARBINARY(128) NOT NULL,
+        resource VARBINARY(255) NOT NULL,
+        cap      BIGINT NOT NULL,
+        claimed  BIGINT NOT NULL,
+        PRIMARY KEY (job, resource)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS job_claim_shards (
+        job      VARBINARY(128) NOT NULL,
+        resource VARBINARY(255) NOT NULL,
+        shard    VARBINARY(16) NOT NULL,
+        granted  BIGINT NOT NULL,
+        PRIMARY KEY (job, resource, shard)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS job_verdicts (
+        job           VARBINARY(128) NOT NULL,
+        run_id        VARBINARY(64) NOT NULL,
+        reasons       LONGTEXT NOT NULL,
+        source_counts LONGTEXT NOT NULL,
+        judged_at     BIGINT NOT NULL,
+        PRIMARY KEY (job)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
 ];

@@ -34,6 +34,8 @@ import {
   utf8OrNull,
   type Row,
 
+  claimGrant,
+  type HeldClaims,
 } from '../common.js';
 import { migrated, StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, JournalEntry, LeaseBounds, NewTombstone, Tombstone } from '../types.js';
@@ -46,7 +48,7 @@ const NOW = `(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)
 
 const COLUMNS = {
   leases: '`lease_id`, `key`, `holder`, `generation`, `ttl_ms`, `acquired_at`, `renewed_at`, `expires_at`, `released_at`',
-  runs: 'run_id, kind, status, started_at, finished_at, manifest_digest, `execute`, summary, source_counts, error, heartbeat_at, alive_until',
+  runs: 'run_id, kind, status, started_at, finished_at, manifest_digest, `execute`, summary, source_counts, error, heartbeat_at, alive_until, job, shard',
   tombstones: 'tombstone_id, resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at, outcome_run_id, note, restore_handle',
   journal: 'journal_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at',
 };
@@ -353,6 +355,29 @@ class MysqlDriver implements StoreDriver {
       }
     }
     return false;
+  }
+
+  async claimJob(job: string, resource: string, shard: string, need: number, cap: number): Promise<HeldClaims & { granted: boolean }> {
+    // The job's row, locked FOR UPDATE until commit, serializes the claims of its shards;
+    // the insert before it makes sure there is a row to lock.
+    const key = [utf8(job), utf8(resource)];
+    return this.tx(async (conn) => {
+      await this.run('INSERT INTO job_claims (job, resource, cap, claimed) VALUES (?, ?, CAST(? AS SIGNED), 0) ON DUPLICATE KEY UPDATE job = job', [...key, String(cap)], conn);
+      const [row] = await this.rows('SELECT claimed, cap FROM job_claims WHERE job = ? AND resource = ? FOR UPDATE', key, conn);
+      const [mine] = await this.rows('SELECT granted FROM job_claim_shards WHERE job = ? AND resource = ? AND shard = ?', [...key, utf8(shard)], conn);
+      const held = { claimed: int(row!.claimed), cap: int(row!.cap), shardGranted: mine ? int(mine.granted) : 0 };
+      const decision = claimGrant(held, need, cap);
+      const extra = decision.granted ? decision.extra : 0;
+      await this.run('UPDATE job_claims SET claimed = claimed + CAST(? AS SIGNED), cap = CAST(? AS SIGNED) WHERE job = ? AND resource = ?', [String(extra), String(decision.cap), ...key], conn);
+      if (extra > 0) {
+        await this.run(
+          'INSERT INTO job_claim_shards (job, resource, shard, granted) VALUES (?, ?, ?, CAST(? AS SIGNED)) ON DUPLICATE KEY UPDATE granted = granted + VALUES(granted)',
+          [...key, utf8(shard), String(extra)],
+          conn,
+        );
+      }
+      return { granted: decision.granted, claimed: held.claimed + extra, cap: decision.cap, shardGranted: held.shardGranted + extra };
+    });
   }
 
   async insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number> {

@@ -178,4 +178,39 @@ CREATE INDEX IF NOT EXISTS runs_running ON runs (status, alive_until);
 `,
     ],
   },
+  {
+    version: 5,
+    // Jobs of shards (docs/scale-out.md): a run's job and shard as columns, so `runs --job`
+    // and a shard's rerun find the job's runs while they are still going or after they were
+    // killed; the job-wide delete claims (job_claims: what the job has claimed per type, and
+    // job_claim_shards: what each shard holds of it); and the job's one breaker verdict.
+    // (Version 4 is the batch ledger's.)
+    statements: [
+      `
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS job text COLLATE "C", ADD COLUMN IF NOT EXISTS shard text COLLATE "C";
+CREATE INDEX IF NOT EXISTS runs_job ON runs (job, started_at) WHERE job IS NOT NULL;
+CREATE TABLE IF NOT EXISTS job_claims (
+  job      text COLLATE "C" NOT NULL,
+  resource text COLLATE "C" NOT NULL,
+  cap      bigint NOT NULL,
+  claimed  bigint NOT NULL,
+  PRIMARY KEY (job, resource)
+);
+CREATE TABLE IF NOT EXISTS job_claim_shards (
+  job      text COLLATE "C" NOT NULL,
+  resource text COLLATE "C" NOT NULL,
+  shard    text COLLATE "C" NOT NULL,
+  granted  bigint NOT NULL,
+  PRIMARY KEY (job, resource, shard)
+);
+CREATE TABLE IF NOT EXISTS job_verdicts (
+  job           text COLLATE "C" PRIMARY KEY,
+  run_id        text COLLATE "C" NOT NULL,
+  reasons       json NOT NULL,
+  source_counts json NOT NULL,
+  judged_at     bigint NOT NULL
+);
+`,
+    ],
+  },
 ];

@@ -30,6 +30,8 @@ import {
   utf8OrNull,
   type Row,
 
+  claimGrant,
+  type HeldClaims,
 } from '../common.js';
 import { migrated, StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, JournalEntry, Lease, LeaseBounds, NewTombstone, Tombstone } from '../types.js';
@@ -45,7 +47,7 @@ const WITH_NOW = `WITH c AS (SELECT ${CLOCK} AS now)`;
 const LEASE_COLS = 'lease_id, key, holder, generation, ttl_ms, acquired_at, renewed_at, expires_at, released_at';
 const COLUMNS = {
   leases: LEASE_COLS,
-  runs: 'run_id, kind, status, started_at, finished_at, manifest_digest, execute, summary::text AS summary, source_counts::text AS source_counts, error, heartbeat_at, alive_until',
+  runs: 'run_id, kind, status, started_at, finished_at, manifest_digest, execute, summary::text AS summary, source_counts::text AS source_counts, error, heartbeat_at, alive_until, job, shard',
   tombstones: 'tombstone_id, resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at, outcome_run_id, note, restore_handle',
   journal: 'journal_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence::text AS evidence, outcome, error, at',
 };
@@ -268,6 +270,29 @@ class PostgresDriver implements StoreDriver {
       [resource, runId, Math.ceil(ttlMs)],
     );
     return rowCount === 1;
+  }
+
+  async claimJob(job: string, resource: string, shard: string, need: number, cap: number): Promise<HeldClaims & { granted: boolean }> {
+    // The job's row, locked FOR UPDATE until commit, serializes the claims of its shards;
+    // the insert before it makes sure there is a row to lock (a racing insert waits, then does nothing).
+    return this.tx(async (client) => {
+      await this.q('INSERT INTO job_claims (job, resource, cap, claimed) VALUES ($1, $2, $3::bigint, 0) ON CONFLICT (job, resource) DO NOTHING', [job, resource, cap], client);
+      const { rows } = await this.q<{ claimed: string; cap: string }>('SELECT claimed, cap FROM job_claims WHERE job = $1 AND resource = $2 FOR UPDATE', [job, resource], client);
+      const mine = await this.q<{ granted: string }>('SELECT granted FROM job_claim_shards WHERE job = $1 AND resource = $2 AND shard = $3', [job, resource, shard], client);
+      const held = { claimed: int(rows[0]!.claimed), cap: int(rows[0]!.cap), shardGranted: mine.rows[0] ? int(mine.rows[0].granted) : 0 };
+      const decision = claimGrant(held, need, cap);
+      const extra = decision.granted ? decision.extra : 0;
+      await this.q('UPDATE job_claims SET claimed = claimed + $1::bigint, cap = $2::bigint WHERE job = $3 AND resource = $4', [extra, decision.cap, job, resource], client);
+      if (extra > 0) {
+        await this.q(
+          `INSERT INTO job_claim_shards (job, resource, shard, granted) VALUES ($1, $2, $3, $4::bigint)
+           ON CONFLICT (job, resource, shard) DO UPDATE SET granted = job_claim_shards.granted + excluded.granted`,
+          [job, resource, shard, extra],
+          client,
+        );
+      }
+      return { granted: decision.granted, claimed: held.claimed + extra, cap: decision.cap, shardGranted: held.shardGranted + extra };
+    });
   }
 
   async insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number> {

@@ -134,4 +134,40 @@ CREATE INDEX IF NOT EXISTS runs_running ON runs (status, alive_until);
 `,
     ],
   },
+  {
+    version: 5,
+    // Jobs of shards (docs/scale-out.md): a run's job and shard as columns, so `runs --job`
+    // and a shard's rerun find the job's runs while they are still going or after they were
+    // killed; the job-wide delete claims (job_claims: what the job has claimed per type, and
+    // job_claim_shards: what each shard holds of it); and the job's one breaker verdict.
+    // (Version 4 is the batch ledger's.) Same layout as the server stores' migration 5.
+    statements: [
+      `
+ALTER TABLE runs ADD COLUMN job TEXT;
+ALTER TABLE runs ADD COLUMN shard TEXT;
+CREATE INDEX IF NOT EXISTS runs_job ON runs (job, started_at);
+CREATE TABLE IF NOT EXISTS job_claims (
+  job      TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  cap      INTEGER NOT NULL,
+  claimed  INTEGER NOT NULL,
+  PRIMARY KEY (job, resource)
+);
+CREATE TABLE IF NOT EXISTS job_claim_shards (
+  job      TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  shard    TEXT NOT NULL,
+  granted  INTEGER NOT NULL,
+  PRIMARY KEY (job, resource, shard)
+);
+CREATE TABLE IF NOT EXISTS job_verdicts (
+  job           TEXT PRIMARY KEY,
+  run_id        TEXT NOT NULL,
+  reasons       TEXT NOT NULL,
+  source_counts TEXT NOT NULL,
+  judged_at     INTEGER NOT NULL
+);
+`,
+    ],
+  },
 ];

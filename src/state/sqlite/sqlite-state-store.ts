@@ -9,7 +9,7 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { BackendError } from '../../errors.js';
 import { chunk, inList } from '../../sql/text.js';
-import { hashToken, newLeaseId, newLeaseToken, statsBucket, toJournal, toLease, toTombstone, type Row } from '../common.js';
+import { claimGrant, hashToken, newLeaseId, newLeaseToken, statsBucket, toJournal, toLease, toTombstone, type HeldClaims, type Row } from '../common.js';
 import { storeError } from '../../sql/errors.js';
 import { migrated, StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, JournalEntry, Lease, LeaseBounds, NewTombstone, Tombstone } from '../types.js';
@@ -162,6 +162,30 @@ class SqliteDriver implements StoreDriver {
        WHERE resource_locks.expires_at <= {now} OR resource_locks.run_id = excluded.run_id`,
     );
     return this.guard(() => statement.run(resource, runId, ttlMs).changes === 1);
+  }
+
+  async claimJob(job: string, resource: string, shard: string, need: number, cap: number): Promise<HeldClaims & { granted: boolean }> {
+    // One IMMEDIATE transaction: SQLite's write lock serializes the claims of every process.
+    const ensure = this.sql('INSERT INTO job_claims (job, resource, cap, claimed) VALUES (?, ?, ?, 0) ON CONFLICT (job, resource) DO NOTHING');
+    const read = this.sql(
+      `SELECT c.claimed, c.cap, COALESCE((SELECT s.granted FROM job_claim_shards s WHERE s.job = c.job AND s.resource = c.resource AND s.shard = ?), 0) AS shard_granted
+         FROM job_claims c WHERE c.job = ? AND c.resource = ?`,
+    );
+    const setJob = this.sql('UPDATE job_claims SET claimed = claimed + ?, cap = ? WHERE job = ? AND resource = ?');
+    const setShard = this.sql(
+      `INSERT INTO job_claim_shards (job, resource, shard, granted) VALUES (?, ?, ?, ?)
+       ON CONFLICT (job, resource, shard) DO UPDATE SET granted = job_claim_shards.granted + excluded.granted`,
+    );
+    return this.immediate(() => {
+      ensure.run(job, resource, cap);
+      const row = read.get(shard, job, resource) as Row;
+      const held = { claimed: Number(row.claimed), cap: Number(row.cap), shardGranted: Number(row.shard_granted) };
+      const decision = claimGrant(held, need, cap);
+      const extra = decision.granted ? decision.extra : 0;
+      setJob.run(extra, decision.cap, job, resource);
+      if (extra > 0) setShard.run(job, resource, shard, extra);
+      return { granted: decision.granted, claimed: held.claimed + extra, cap: decision.cap, shardGranted: held.shardGranted + extra };
+    });
   }
 
   async insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number> {
