@@ -247,7 +247,6 @@ async function lastScanned(store: StateStore, specs: readonly ResourceSpec[]): P
   return out;
 }
 
-/** What waits for a later run: the tombstones still marked, and the earliest moment one is due. */
 /** A saved plan is applied with the filters it was made with, or none given (docs/safety.md §9: one candidate set). */
 function checkPlanFilters(file: string, header: PlanHeader, options: ReapOptions): void {
   if (options.filter === undefined || sameFilter(options.filter, header.filters)) return;
