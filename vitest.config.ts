@@ -18,6 +18,9 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           sequence: { groupOrder: 1 },
           globalSetup: ['test/integration/global-setup.ts'],
+          // The SDK clients the tests create in-process: no Node-version advisory in the test log. The
+          // CLIs they spawn get their own environment (test/integration/s3-node-warning.test.ts).
+          env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
           testTimeout: 120_000,
           hookTimeout: 120_000,
           // Spawned CLIs, servers and databases: keep the 2-core machine from thrashing.

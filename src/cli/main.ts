@@ -300,6 +300,9 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   }
 }
 
+/** How long a second signal waits for the open run to be recorded `interrupted` before the process exits. */
+export const HARD_STOP_DEADLINE_MS = 1500;
+
 /** The process entry used by bin/reaper. */
 export async function main(argv: readonly string[]): Promise<void> {
   const { processIO } = await import('./io.js');
@@ -314,6 +317,14 @@ export async function main(argv: readonly string[]): Promise<void> {
       if (io.log) io.log.warn('signal', { signal, message: notice });
       else process.stderr.write(`reaper: ${signal} received; ${notice}\n`);
       controller.abort(new Error(signal));
+    } else if (signals === 2) {
+      // Stop at once, but first record the open run as `interrupted` (best effort, within
+      // HARD_STOP_DEADLINE_MS) rather than leave it `running` until its heartbeat lapses.
+      // A third signal does not wait for that (docs/safety.md §19).
+      void import('../run/hard-stop.js')
+        .then((m) => m.runHardStopHooks(HARD_STOP_DEADLINE_MS))
+        .catch(() => undefined)
+        .finally(() => process.exit(ExitCode.interrupted));
     } else {
       process.exit(ExitCode.interrupted);
     }

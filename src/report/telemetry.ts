@@ -40,7 +40,7 @@ export interface ResourceTelemetry {
   avgAgeBeyondTtlSeconds: number | null;
   maxAgeBeyondTtlSeconds: number | null;
   oldestOrphanAgeSeconds: number | null;
-  /** Cleanup backlog: tombstones marked and not yet swept, and the oldest one's age. */
+  /** Cleanup backlog: tombstones marked and not yet swept, and the oldest one's age (a reap's: what is left after its marks and sweeps). */
   backlog: number;
   backlogOldestAgeSeconds: number | null;
 }
@@ -133,6 +133,11 @@ export class TelemetryAccumulator {
       backlogOldestAgeSeconds: backlog.oldestAgeSeconds === null ? null : round(backlog.oldestAgeSeconds),
     };
   }
+}
+
+/** `telemetry` with its backlog counted again (a reap's, after its marks and sweeps). */
+export function withBacklog(telemetry: ResourceTelemetry, backlog: { count: number; oldestAgeSeconds: number | null }): ResourceTelemetry {
+  return { ...telemetry, backlog: backlog.count, backlogOldestAgeSeconds: backlog.oldestAgeSeconds === null ? null : round(backlog.oldestAgeSeconds) };
 }
 
 export function summarize(resources: readonly ResourceTelemetry[]): Summary {

@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Connections } from '../backends/connections.js';
+import { HandlerBackend } from '../backends/handler/handler-backend.js';
 import { openBackend } from '../backends/open.js';
 import type { Backend } from '../backends/types.js';
 import type { ResourceRecord } from '../engine/types.js';
@@ -94,6 +95,7 @@ export async function runConformance(manifest: Manifest, type: string, options: 
         return `changed; ${JSON.stringify(victim.id)} still there, unchanged`;
       });
     }
+    if (backend instanceof HandlerBackend) await markAndRestoreChecks(backend, victim, check, options.signal);
     if (options.destructiveId !== undefined) {
       const id = options.destructiveId;
       await check(`delete of ${JSON.stringify(id)} with its fingerprint answers deleted, and it is gone`, async () => {
@@ -110,6 +112,59 @@ export async function runConformance(manifest: Manifest, type: string, options: 
     return { resource: spec.name, kind: spec.location.kind, scope: backend.scope, destructive: options.destructiveId !== undefined, checks, ok: checks.every((c) => c.ok) };
   } finally {
     await closeQuietly(backend);
+  }
+}
+
+/**
+ * For a handler that declares mark/unmark or restore: requests that must change nothing — a
+ * mark and an unmark of an id that does not exist (`absent`), a mark of a real resource with a
+ * fingerprint that cannot match (`changed`, the resource unchanged: marks are conditional like
+ * deletes, docs/safety.md §3), a restore from a handle that cannot exist (`error`, nothing
+ * brought back).
+ */
+async function markAndRestoreChecks(
+  backend: HandlerBackend,
+  victim: ResourceRecord | undefined,
+  check: (name: string, body: () => Promise<string>) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const nowhere = () => `reaper-conformance-absent-${randomBytes(6).toString('hex')}`;
+  const run = `reaper-conformance-${randomBytes(6).toString('hex')}`;
+  const answered = (a: { result: string; message?: string } | undefined, expected: string) =>
+    new Error(`answered ${a?.result ?? 'nothing'}${a?.message ? `: ${a.message}` : ''}; expected ${expected}`);
+  if (backend.mark) {
+    await check('mark of an id that does not exist answers absent', async () => {
+      const id = nowhere();
+      const a = (await backend.answers('mark', [{ id, fingerprint: 'reaper-conformance', run }], signal)).get(id);
+      if (a?.result !== 'absent') throw answered(a, 'absent');
+      return 'absent';
+    });
+    if (victim) {
+      await check('mark with a fingerprint that does not match answers changed and marks nothing', async () => {
+        const fingerprint = `reaper-conformance-mismatch-${randomBytes(6).toString('hex')}`;
+        const a = (await backend.answers('mark', [{ id: victim.id, fingerprint, run }], signal)).get(victim.id);
+        const after = (await backend.read([victim.id], signal)).get(victim.id);
+        if (a?.result !== 'changed') throw answered(a, 'changed');
+        if (!after) throw new Error(`${JSON.stringify(victim.id)} is gone after a refused mark`);
+        if (after.fingerprint !== victim.fingerprint) throw new Error(`${JSON.stringify(victim.id)} changed fingerprint after a refused mark`);
+        return `changed; ${JSON.stringify(victim.id)} still there, unchanged`;
+      });
+    }
+    await check('unmark of an id that does not exist answers absent', async () => {
+      const id = nowhere();
+      const a = (await backend.answers('unmark', [{ id, fingerprint: 'reaper-conformance' }], signal)).get(id);
+      if (a?.result !== 'absent') throw answered(a, 'absent');
+      return 'absent';
+    });
+  }
+  if (backend.restore) {
+    await check('restore of a handle that does not exist answers error and restores nothing', async () => {
+      const id = nowhere();
+      const a = (await backend.answers('restore', [{ id, handle: `reaper-conformance-no-such-handle-${randomBytes(6).toString('hex')}` }], signal)).get(id);
+      if (a?.result !== 'error') throw answered(a, 'error');
+      if ((await backend.read([id], signal)).has(id)) throw new Error(`answered error, but ${JSON.stringify(id)} is listed now`);
+      return `error (${a.message ?? 'no message'})`;
+    });
   }
 }
 

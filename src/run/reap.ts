@@ -26,7 +26,7 @@ import { jobShard, lockName, shardLabel, type Shard } from '../engine/shard.js';
 import { BackendError, InterruptedError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Finding } from '../engine/types.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
-import type { PendingTombstones, ReapReport } from '../report/reap-report.js';
+import type { ReapReport } from '../report/reap-report.js';
 import { REPORT_SCHEMA_VERSION, scanProblem, summarize, type ResourceTelemetry } from '../report/telemetry.js';
 import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
@@ -157,7 +157,13 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         for (const spec of live) await (await context.backend(spec)).purgeRetained?.(nowMs, options.signal);
       }
 
-      for (const spec of specs) tallies.get(spec.name)!.report.pending = await pendingTombstones(store, spec);
+      // What is left to clean after this run's marks and sweeps: the pending tombstones, and the
+      // backlog the report, the run record and the metrics carry (the scan's count predates them).
+      const endMs = await store.now();
+      for (const spec of specs) {
+        const tombstones = await store.countTombstones(spec.name);
+        tallies.get(spec.name)!.leftAfterRun(tombstones, spec.graceMs, endMs);
+      }
       const resources = [...tallies.values()].map((t) => t.report);
       const report: ReapReport = {
         version: REPORT_SCHEMA_VERSION,
@@ -239,12 +245,6 @@ async function lastScanned(store: StateStore, specs: readonly ResourceSpec[]): P
     if (specs.every((spec) => out.has(spec.name))) break;
   }
   return out;
-}
-
-/** What waits for a later run: the tombstones still marked, and the earliest moment one is due. */
-async function pendingTombstones(store: StateStore, spec: ResourceSpec): Promise<PendingTombstones> {
-  const { marked, oldestMarkedAt } = await store.countTombstones(spec.name);
-  return { count: marked, earliestSweepAt: oldestMarkedAt === null || marked === 0 ? null : new Date(oldestMarkedAt + spec.graceMs).toISOString() };
 }
 
 /** A saved plan is applied with the filters it was made with, or none given (docs/safety.md §9: one candidate set). */

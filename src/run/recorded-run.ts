@@ -8,6 +8,10 @@ import type { JobShard } from '../engine/shard.js';
 import { InterruptedError, ReaperError, redact, SafetyError } from '../errors.js';
 import type { RunKind, RunRecord, RunStatus } from '../state/types.js';
 import type { RunContext } from './context.js';
+import { onHardStop } from './hard-stop.js';
+
+/** The error a run ended at once by a second signal is recorded with. */
+export const HARD_STOP_ERROR = 'stopped at once by a second signal; the batch in progress was cut short and the next run resumes it';
 
 export interface RunEnd {
   status: RunStatus;
@@ -40,9 +44,13 @@ export async function recordedRun<T>(context: RunContext, options: RecordedRunOp
   const run = await context.startRun({ kind: options.kind, manifestDigest: options.manifestDigest, execute: options.execute, ...job }, options.ttlMs);
   options.onRunStarted?.(run);
   let ended = false;
+  // Once the run's own end is being written, a hard stop waits for it instead of overwriting it.
+  let ending: Promise<void> | null = null;
+  const unregister = onHardStop(() => ending ?? context.store.finishRun(run.runId, { status: 'interrupted', error: HARD_STOP_ERROR }));
   try {
     const { result, end, afterEnd } = await work(run);
-    await context.store.finishRun(run.runId, end);
+    ending = context.store.finishRun(run.runId, end);
+    await ending;
     ended = true;
     afterEnd?.();
     return result;
@@ -52,8 +60,11 @@ export async function recordedRun<T>(context: RunContext, options: RecordedRunOp
     const error = options.signal?.aborted && !(caught instanceof ReaperError) ? new InterruptedError(options.stopped, { cause: caught }) : caught;
     if (!ended) {
       const status = error instanceof SafetyError ? 'refused' : error instanceof InterruptedError ? 'interrupted' : 'failed';
-      await context.store.finishRun(run.runId, { status, error: redact(error instanceof Error ? error.message : String(error)) }).catch(() => undefined);
+      ending = context.store.finishRun(run.runId, { status, error: redact(error instanceof Error ? error.message : String(error)) }).catch(() => undefined);
+      await ending;
     }
     throw error;
+  } finally {
+    unregister();
   }
 }

@@ -230,6 +230,60 @@ describe('reaper conformance --type T', () => {
     expect(readdirSync(path.join(dir, 'data/things'))).toEqual(['a1']);
   });
 
+  it('checks mark, unmark and restore where the handler declares them, without marking or restoring anything', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
+    const before = Object.fromEntries(['a1', 'b1'].map((f) => [f, readFileSync(path.join(dir, 'data/things', f), 'utf8')]));
+    const call = (extra = '') => `[node, ${JSON.stringify(HANDLER)}, ./data/things${extra}]`;
+    const ops = ['mark', 'unmark', 'restore'].map((op) => `      ${op}: ${call(', --trash')}`);
+    const m = manifest(dir, [good('things', ops)]);
+    const run = reaper(['conformance', '-c', m, '--type', 'things', '-o', 'json'], { cwd: dir });
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const checks = (JSON.parse(run.stdout) as { checks: { name: string; ok: boolean; detail: string }[] }).checks;
+    expect(checks.filter((c) => /^(mark|unmark|restore) /.test(c.name)).map((c) => [c.name, c.ok])).toEqual([
+      ['mark of an id that does not exist answers absent', true],
+      ['mark with a fingerprint that does not match answers changed and marks nothing', true],
+      ['unmark of an id that does not exist answers absent', true],
+      ['restore of a handle that does not exist answers error and restores nothing', true],
+    ]);
+    // Nothing was marked (the reference handler's marker is in the file), restored or deleted.
+    expect(readdirSync(path.join(dir, 'data/things')).sort()).toEqual(['a1', 'b1']);
+    for (const [f, text] of Object.entries(before)) expect(readFileSync(path.join(dir, 'data/things', f), 'utf8')).toBe(text);
+
+    // A type without mark or restore gets none of these checks.
+    const plain = reaper(['conformance', '-c', manifest(dir, [good('things')]), '--type', 'things', '-o', 'json'], { cwd: dir });
+    expect(plain.code).toBe(0);
+    expect((JSON.parse(plain.stdout) as { checks: { name: string }[] }).checks.some((c) => /^(mark|unmark|restore) /.test(c.name))).toBe(false);
+  });
+
+  it('fails a handler that marks whatever fingerprint it is given, or answers restored for a handle that cannot exist (exit 1)', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' } });
+    // Marks every id that exists, whatever the fingerprint; restores whatever it is asked.
+    const careless = path.join(dir, 'careless.mjs');
+    writeFileSync(
+      careless,
+      [
+        "import { existsSync, readFileSync } from 'node:fs';",
+        "const op = process.env.REAPER_OP;",
+        "for (const line of readFileSync(0, 'utf8').split('\\n').filter(Boolean)) {",
+        '  const { id } = JSON.parse(line);',
+        "  const there = existsSync('data/things/' + id);",
+        "  const answer = op === 'restore' ? { id, result: 'restored' } : !there ? { id, result: 'absent' } : op === 'mark' ? { id, result: 'marked', fingerprint: 'x' } : { id, result: 'unmarked' };",
+        "  process.stdout.write(JSON.stringify(answer) + '\\n');",
+        '}',
+        '',
+      ].join('\n'),
+    );
+    const call = `[node, ${JSON.stringify(careless)}]`;
+    const m = manifest(dir, [good('things', [`      mark: ${call}`, `      unmark: ${call}`, `      restore: ${call}`])]);
+    const run = reaper(['conformance', '-c', m, '--type', 'things', '-o', 'table'], { cwd: dir });
+    expect(run.code, run.stdout + run.stderr).toBe(1);
+    expect(run.stdout).toMatch(/^PASS mark of an id that does not exist answers absent: absent$/m);
+    expect(run.stdout).toMatch(/^FAIL mark with a fingerprint that does not match answers changed and marks nothing: answered marked; expected changed$/m);
+    expect(run.stdout).toMatch(/^FAIL restore of a handle that does not exist answers error and restores nothing: answered restored; expected error$/m);
+  });
+
   it('fails a handler whose deletes are not conditional (exit 1), and a type that is not a handler is a usage error (exit 2)', () => {
     const dir = tmp();
     seed(dir, 'things', { a1: { owner: 'alice' } });

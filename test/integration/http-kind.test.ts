@@ -29,8 +29,11 @@ const OLD = new Date(Date.now() - 3 * 3_600_000).toISOString();
 
 interface Webhook {
   url: string;
-  resources: Map<string, { owner: string; version: number }>;
-  requests: { op: string; auth: string | undefined; protocol: string | undefined }[];
+  /** `mark`: the run whose visible marker the resource carries (mark bumps the version: the fingerprint changes). */
+  resources: Map<string, { owner: string; version: number; mark?: string }>;
+  /** Deleted resources kept for restore, by restore handle. */
+  trash: Map<string, { id: string; owner: string; version: number }>;
+  requests: { op: string; auth: string | undefined; protocol: string | undefined; type?: string; resource?: string; lines: unknown[] }[];
   /** Answer /list this way instead (a hang, a flood). */
   list?: (res: ServerResponse) => void;
 }
@@ -43,11 +46,18 @@ function body(req: IncomingMessage): Promise<string> {
 }
 
 async function webhook(tls?: { key: string; cert: string }): Promise<Webhook> {
-  const hook: Webhook = { url: '', resources: new Map(), requests: [] };
+  const hook: Webhook = { url: '', resources: new Map(), trash: new Map(), requests: [] };
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const op = req.url!.replace(/^\/reaper\//, '');
-    hook.requests.push({ op, auth: req.headers.authorization, protocol: req.headers['reaper-protocol'] as string | undefined });
     const text = await body(req);
+    hook.requests.push({
+      op,
+      auth: req.headers.authorization,
+      protocol: req.headers['reaper-protocol'] as string | undefined,
+      type: req.headers['content-type'],
+      resource: req.headers['reaper-resource'] as string | undefined,
+      lines: text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as unknown),
+    });
     if (req.headers.authorization !== `Bearer ${TOKEN}`) {
       res.writeHead(401).end('bad token');
       return;
@@ -78,7 +88,35 @@ async function webhook(tls?: { key: string; cert: string }): Promise<Webhook> {
         else if (`v${r.version}` !== fingerprint) say({ id, result: 'changed' });
         else {
           hook.resources.delete(id);
-          say({ id, result: 'deleted' });
+          const handle = `trash-${id}`;
+          hook.trash.set(handle, { id, owner: r.owner, version: r.version });
+          say({ id, result: 'deleted', restoreHandle: handle });
+        }
+      }
+    } else if (op === 'mark' || op === 'unmark') {
+      for (const line of text.split('\n').filter(Boolean)) {
+        const { id, fingerprint, run } = JSON.parse(line) as { id: string; fingerprint: string; run?: string };
+        const r = hook.resources.get(id);
+        if (!r) say({ id, result: 'absent' });
+        else if (op === 'mark' && `v${r.version}` !== fingerprint) say({ id, result: 'changed' });
+        else if (op === 'mark') {
+          r.mark = run;
+          r.version++;
+          say({ id, result: 'marked', fingerprint: `v${r.version}` });
+        } else {
+          delete r.mark;
+          say({ id, result: 'unmarked' });
+        }
+      }
+    } else if (op === 'restore') {
+      for (const line of text.split('\n').filter(Boolean)) {
+        const { id, handle } = JSON.parse(line) as { id: string; handle: string };
+        const kept = hook.trash.get(handle);
+        if (!kept || kept.id !== id) say({ id, result: 'error', message: 'no such restore handle' });
+        else {
+          hook.trash.delete(handle);
+          hook.resources.set(id, { owner: kept.owner, version: kept.version });
+          say({ id, result: 'restored' });
         }
       }
     }
@@ -143,6 +181,53 @@ describe('http kind', () => {
     expect(sweep.code, sweep.stderr).toBe(0);
     expect(sweep.doc!.resources[0]!.outcomes).toMatchObject({ deleted: 1 });
     expect([...hook.resources.keys()].sort()).toEqual(['t-1', 't-3']);
+  });
+
+  it('marks, unmarks and restores through the webhook when it declares mark and restore: each request as the protocol says', async () => {
+    const hook = await webhook();
+    hook.resources.set('t-1', { owner: 'alive', version: 1 });
+    hook.resources.set('t-2', { owner: 'gone', version: 1 });
+    hook.resources.set('t-3', { owner: 'gone', version: 1 });
+    const dir = tmp();
+    const m = manifest(dir, `{ url: "${hook.url}", token: { env: TENANTS_TOKEN }, mark: true, restore: true }`);
+    const env = { TENANTS_TOKEN: TOKEN };
+    const ndjson = (op: string) => hook.requests.filter((r) => r.op === op);
+
+    // The first run marks both orphans, each on the fingerprint it listed, with its run id.
+    const first = await cli(dir, ['reap', '-c', m, '--execute', '-o', 'json'], env);
+    expect(first.code, first.stderr).toBe(0);
+    const runId = (JSON.parse(first.stdout) as { runId: string }).runId;
+    expect(first.doc!.resources[0]!.outcomes).toMatchObject({ marked: 2 });
+    expect(ndjson('mark')).toHaveLength(1);
+    expect(ndjson('mark')[0]).toMatchObject({ auth: `Bearer ${TOKEN}`, protocol: '1', type: 'application/x-ndjson', resource: 'tenants' });
+    expect(ndjson('mark')[0]!.lines).toEqual([
+      { id: 't-2', fingerprint: 'v1', run: runId },
+      { id: 't-3', fingerprint: 'v1', run: runId },
+    ]);
+    expect([hook.resources.get('t-2')!.mark, hook.resources.get('t-3')!.mark]).toEqual([runId, runId]);
+    expect(hook.resources.get('t-1')!.mark).toBeUndefined();
+
+    // t-3's owner comes back: its tombstone is lifted and its marker taken off; t-2 is deleted on
+    // the fingerprint the mark answered (v2), not the one listed before the mark.
+    hook.resources.get('t-3')!.owner = 'alive';
+    await sleep(1_200);
+    const second = await cli(dir, ['reap', '-c', m, '--execute', '-o', 'json'], env);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.doc!.resources[0]!.outcomes).toMatchObject({ deleted: 1, lifted: 1 });
+    expect(ndjson('unmark')).toHaveLength(1);
+    expect(ndjson('unmark')[0]).toMatchObject({ type: 'application/x-ndjson', resource: 'tenants' });
+    expect(ndjson('unmark')[0]!.lines.map((l) => (l as { id: string }).id)).toEqual(['t-3']);
+    expect(hook.resources.get('t-3')).toEqual({ owner: 'alive', version: 2 });
+    expect(ndjson('delete').flatMap((r) => r.lines)).toEqual([{ id: 't-2', fingerprint: 'v2' }]);
+    expect(hook.resources.has('t-2')).toBe(false);
+
+    // restore sends the restore handle the delete answered, and the resource is back.
+    const restore = await cli(dir, ['restore', '-c', m, '--run', (JSON.parse(second.stdout) as { runId: string }).runId, '-o', 'json'], env);
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(ndjson('restore')).toHaveLength(1);
+    expect(ndjson('restore')[0]).toMatchObject({ type: 'application/x-ndjson', resource: 'tenants' });
+    expect(ndjson('restore')[0]!.lines).toEqual([{ id: 't-2', handle: 'trash-t-2' }]);
+    expect(hook.resources.get('t-2')).toEqual({ owner: 'gone', version: 2 });
   });
 
   it('a wrong token is that type\'s error (HTTP 401, its body in the message), exit 3; an unset token variable too', async () => {

@@ -177,6 +177,15 @@ export class HandlerBackend implements Backend {
     if (a.result === 'error') throw this.error(`restore of ${JSON.stringify(id)} failed: ${a.message}`);
   }
 
+  /**
+   * The handler's answers to a `mark`, `unmark` or `restore` request, checked against the
+   * protocol but not interpreted: for `reaper conformance`, which sends requests that must
+   * change nothing and looks at each answer.
+   */
+  answers<Op extends 'mark' | 'unmark' | 'restore'>(op: Op, requests: BatchRequest<Op>[], signal?: AbortSignal): Promise<Map<string, BatchAnswer<Op>>> {
+    return this.batchOrThrow(op, requests, signal);
+  }
+
   async close(): Promise<void> {}
 
   /** One page of a list answer, every line checked; the end line must come last. */

@@ -24,9 +24,6 @@ let sdk: Promise<S3Sdk> | undefined;
 
 /** The SDK module, imported on first use. */
 export function loadS3Sdk(): Promise<S3Sdk> {
-  // reaper supports Node 20 with the SDK version it pins; the SDK's advisory about its
-  // own future releases would otherwise land in every CLI run's stderr.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   sdk ??= import('@aws-sdk/client-s3').catch((error: unknown) => {
     sdk = undefined;
     throw new BackendError('cannot load @aws-sdk/client-s3; reinstall reaper with its dependencies', { cause: error });
@@ -65,6 +62,28 @@ export function s3ClientConfig(spec: S3ConnectionSpec): S3ClientConfig {
   return config;
 }
 
+const ADVISORY_SWITCH = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
+
+/**
+ * Run `make` (an S3Client's construction) with the SDK's Node-version advisory off. reaper
+ * supports Node 20 with the SDK version it pins; the advisory about the SDK's own future
+ * releases would otherwise land in every CLI run's stderr. The SDK's documented switch is
+ * this environment variable set to `true` (aws/aws-sdk-js-v3#7983), read while a client is
+ * constructed: it is set for that moment only, so that handler processes reaper starts later
+ * see the user's environment, and a user who sets it (to anything) decides. The SDK then
+ * counts its advisory as given for the process, so the clients it creates later itself (STS
+ * for web identity credentials) stay quiet as well.
+ */
+export function withoutNodeVersionAdvisory<T>(make: () => T): T {
+  if (process.env[ADVISORY_SWITCH] !== undefined) return make();
+  process.env[ADVISORY_SWITCH] = 'true';
+  try {
+    return make();
+  } finally {
+    delete process.env[ADVISORY_SWITCH];
+  }
+}
+
 /** The shared S3Client of connection `name`, created once. */
 export function s3ClientFor(connections: Connections, name: string): Promise<S3Client> {
   const spec = s3ConnectionSpec(connections, name);
@@ -72,7 +91,7 @@ export function s3ClientFor(connections: Connections, name: string): Promise<S3C
     name,
     async () => {
       const { S3Client } = await loadS3Sdk();
-      return new S3Client(s3ClientConfig(spec));
+      return withoutNodeVersionAdvisory(() => new S3Client(s3ClientConfig(spec)));
     },
     (client) => client.destroy(),
   );

@@ -9,7 +9,7 @@ import type { PlanItem } from '../../engine/reap-plan.js';
 import { InterruptedError, redact, SafetyError } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
 import type { ReapOutcomes, ResourceReap } from '../../report/reap-report.js';
-import { TelemetryAccumulator, type ResourceTelemetry } from '../../report/telemetry.js';
+import { TelemetryAccumulator, withBacklog, type ResourceTelemetry } from '../../report/telemetry.js';
 import type { JournalOutcome } from '../../state/types.js';
 
 const emptyOutcomes = (): ReapOutcomes => ({ marked: 0, deleted: 0, lifted: 0, failed: 0, kept: 0, bytesReclaimed: 0 });
@@ -66,6 +66,17 @@ export class ReapTally {
   scanned(count: number, telemetry: ResourceTelemetry): void {
     this.report.scanned = count;
     this.report.telemetry = telemetry;
+  }
+
+  /**
+   * The type's tombstones as they stand after the run (`marked` and `deleting`): the pending
+   * ones, and the backlog its telemetry reports in place of the one counted while planning.
+   */
+  leftAfterRun(tombstones: { marked: number; deleting: number; oldestMarkedAt: number | null }, graceMs: number, nowMs: number): void {
+    const r = this.report;
+    const { marked, oldestMarkedAt } = tombstones;
+    r.pending = { count: marked, earliestSweepAt: oldestMarkedAt === null || marked === 0 ? null : new Date(oldestMarkedAt + graceMs).toISOString() };
+    if (r.telemetry) r.telemetry = withBacklog(r.telemetry, { count: marked + tombstones.deleting, oldestAgeSeconds: oldestMarkedAt === null ? null : Math.max(0, nowMs - oldestMarkedAt) / 1000 });
   }
 
   /** Tombstones the store inserted. */

@@ -87,6 +87,23 @@ export function s3Settings(): { endpoint: string; region: string; accessKeyId: s
   return { endpoint, region: 'us-east-1', accessKeyId: 'testing', secretAccessKey: 'testing' };
 }
 
+/**
+ * Manifest lines (from `connections:` to the end of the type) for an S3 type `blobs` over
+ * `bucket` (prefix `tmp/`, the owner from the key) on the test server, reached at `endpoint`
+ * (default: the server's own URL).
+ */
+export function s3BlobsYaml(bucket: string, endpoint?: string): string[] {
+  const s3 = s3Settings();
+  return [
+    'connections:',
+    `  blobs: { kind: s3, endpoint: "${endpoint ?? s3.endpoint}", region: ${s3.region}, forcePathStyle: true, accessKeyId: ${s3.accessKeyId}, secretAccessKey: ${s3.secretAccessKey} }`,
+    'resources:',
+    '  - name: blobs',
+    `    s3: { connection: blobs, bucket: ${bucket}, prefix: tmp/ }`,
+    '    owner: { keyPattern: "^tmp/(?<owner>[^/]+)/" }',
+  ];
+}
+
 /** Run the collected cleanups last-in-first-out. */
 export async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {
   while (cleanups.length) await cleanups.pop()!();
