@@ -11,7 +11,7 @@
 // Scenarios, each in a fresh process and a fresh state file on disk (WAL, synchronous=FULL):
 //   open      load the driver, open a new file, migrate
 //   renew     renewLeases over 10,000 held leases in one call (the daemon's heartbeat)
-//   delete    beginDeletes then finishDeletes, batches of 500 over 10,000 marked tombstones
+//   delete    beginBatch then finishBatch, batches of 500 over 10,000 marked tombstones
 //   mark      a 100,000-resource mark run: per page of 500, activeTombstones then insertTombstones
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -141,10 +141,10 @@ async function measure(driver, scenario) {
         const finish = [];
         for (let i = 0; i < marked.length; i += 500) {
           const batch = marked.slice(i, i + 500);
-          let entries = [];
-          begin.push(await time(async () => (entries = await store.beginDeletes(run.runId, batch.map((t) => ({ tombstoneId: t.tombstoneId, evidence: { fingerprint: t.fingerprint, owner: t.owner, liveness: 'dead', checkedAt: 1764979200000 } }))))));
-          if (entries.length !== batch.length) throw new Error(`journalled ${entries.length} of ${batch.length}`);
-          finish.push(await time(() => store.finishDeletes(run.runId, entries.map((e) => ({ journalId: e.journalId, outcome: 'deleted' })))));
+          let begun = null;
+          begin.push(await time(async () => (begun = await store.beginBatch(run.runId, 'bench-files', batch.map((t) => t.tombstoneId), { liveness: 'dead', checkedAt: 1764979200000 }))));
+          if (begun?.tombstones.length !== batch.length) throw new Error(`moved ${begun?.tombstones.length ?? 0} of ${batch.length}`);
+          finish.push(await time(() => store.finishBatch(run.runId, begun.batchId, begun.tombstones.map((t) => ({ tombstoneId: t.tombstoneId, outcome: 'deleted' })))));
         }
         return { sqlite, ms: p50(begin), finishMs: p50(finish), calls: begin.length, per: 'batch of 500' };
       }
@@ -206,8 +206,8 @@ if (args[0] === '--child') {
   const rows = [
     ['open: load driver, create, migrate', 'open', 'ms'],
     ['renewLeases, 10,000 ids per call', 'renew', 'ms'],
-    ['beginDeletes, batch of 500', 'delete', 'ms'],
-    ['finishDeletes, batch of 500', 'delete', 'finishMs'],
+    ['beginBatch, batch of 500', 'delete', 'ms'],
+    ['finishBatch, batch of 500', 'delete', 'finishMs'],
     ['mark run, 100,000 resources (total)', 'mark', 'ms'],
     ['mark run: one page of 500', 'mark', 'pageMs'],
   ];

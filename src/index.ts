@@ -40,6 +40,9 @@ export { DEFAULT_LEASE_BOUNDS } from './state/types.js';
 export type {
   AcquiredLease,
   JournalEntry,
+  SweepBatch,
+  BatchResult,
+  BatchOutcome,
   Lease,
   LeaseBounds,
   LeaseStats,

@@ -2,7 +2,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { BackendError } from '../errors.js';
 import { formatDuration } from '../manifest/duration.js';
-import type { JobVerdict, JournalEntry, JournalOutcome, Lease, LeaseBounds, RunRecord, Tombstone, TombstoneState } from './types.js';
+import type { JobVerdict, JournalEntry, JournalOutcome, Lease, LeaseBounds, RunRecord, SweepBatch, Tombstone, TombstoneState } from './types.js';
 
 /** Deadline of every store call unless the caller or the URL says otherwise (docs/safety.md §19). */
 export const DEFAULT_STORE_TIMEOUT_MS = 30_000;
@@ -158,7 +158,8 @@ export function toTombstone(r: Row): Tombstone {
 
 export function toJournal(r: Row): JournalEntry {
   return {
-    journalId: num(r.journal_id),
+    journalId: numOrNull(r.journal_id),
+    batchId: numOrNull(r.batch_id),
     runId: String(r.run_id),
     tombstoneId: num(r.tombstone_id),
     resource: String(r.resource),
@@ -171,6 +172,20 @@ export function toJournal(r: Row): JournalEntry {
     outcome: r.outcome as JournalEntry['outcome'],
     error: strOrNull(r.error),
     at: num(r.at),
+  };
+}
+
+/** A batch row; its tombstones are read separately. */
+export function toBatch(r: Row, tombstones: Tombstone[]): SweepBatch {
+  return {
+    batchId: num(r.batch_id),
+    runId: String(r.run_id),
+    resource: String(r.resource),
+    evidence: json(r.evidence),
+    state: r.state as SweepBatch['state'],
+    createdAt: num(r.created_at),
+    finishedAt: numOrNull(r.finished_at),
+    tombstones,
   };
 }
 

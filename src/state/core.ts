@@ -18,6 +18,7 @@ import {
   schemaTooNew,
   statsBucket,
   tombstoneStateFor,
+  toBatch,
   toJournal,
   toLease,
   toRun,
@@ -33,10 +34,11 @@ import {
   DEFAULT_LEASE_BOUNDS,
   DEFAULT_RUN_TTL_MS,
   type AcquiredLease,
+  type BatchOutcome,
+  type BatchResult,
   type JobClaim,
   type JobVerdict,
   type JournalEntry,
-  type JournalOutcome,
   type Lease,
   type LeaseBounds,
   type LeaseStats,
@@ -47,6 +49,7 @@ import {
   type RunStatus,
   type StateStore,
   type StoreDialect,
+  type SweepBatch,
   type Tombstone,
   type TombstoneState,
 } from './types.js';
@@ -83,15 +86,25 @@ export interface RenewFindings {
   prior: Map<string, { released_at: unknown; holder: string }>;
 }
 
-/** A finished delete, with the tombstone state and note that follow from its outcome. */
-export interface FinishedDelete {
-  journalId: number;
-  outcome: Exclude<JournalOutcome, 'intent'>;
+/**
+ * A batch outcome as the driver writes it: the tombstone state and note that follow from
+ * it, and whether it also gets a journal row of its own (`journaled`: every outcome but
+ * a plain `deleted`, which the journal derives from the tombstone and its batch).
+ */
+export interface FinishedItem {
+  tombstoneId: number;
+  outcome: BatchOutcome;
   error: string | null;
   state: TombstoneState;
   note: string | null;
   restoreHandle: string | null;
+  journaled: boolean;
 }
+
+/** The journal's columns, and those of a batch-era entry over tombstones `t` and reap_batches `b`, for a dialect that needs no casts. */
+export const JOURNAL_COLUMNS = 'journal_id, batch_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at';
+export const DERIVED_JOURNAL_COLUMNS = `NULL AS journal_id, t.batch_id, b.run_id, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, b.evidence,
+  CASE WHEN t.state = 'deleting' THEN 'intent' ELSE 'deleted' END AS outcome, NULL AS error, t.updated_at AS at`;
 
 /** What each database provides: statements, quoting, and its atomic operations. */
 export interface StoreDriver {
@@ -99,7 +112,12 @@ export interface StoreDriver {
   readonly description: string;
   readonly migrations: readonly Migration[];
   /** Column lists to select, per table (`*`, or with the casts the dialect needs). */
-  readonly columns: { leases: string; runs: string; tombstones: string; journal: string };
+  /**
+   * Column lists to select, per table (`*`, or with the casts the dialect needs);
+   * `batches` over reap_batches, `derived` the journal columns of a batch-era entry over
+   * tombstones `t` joined with reap_batches `b`.
+   */
+  readonly columns: { leases: string; runs: string; tombstones: string; journal: string; batches: string; derived: string };
   query: Query;
   /** Quote an identifier that is a keyword in some dialect (`key`, `cursor`, `execute`). */
   quote(identifier: string): string;
@@ -124,8 +142,10 @@ export interface StoreDriver {
   claimJob(job: string, resource: string, shard: string, need: number, cap: number): Promise<HeldClaims & { granted: boolean }>;
   insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number>;
   activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Tombstone[]>;
-  beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]>;
-  finishDeletes(runId: string, results: readonly FinishedDelete[]): Promise<void>;
+  /** The batch write-ahead in one transaction (see `TombstoneStore.beginBatch`); `evidence` is JSON text. Null when no tombstone moved. */
+  beginBatch(runId: string, resource: string, tombstoneIds: readonly number[], evidence: string): Promise<SweepBatch | null>;
+  /** The outcomes of one batch and its `done` in one transaction (see `TombstoneStore.finishBatch`). */
+  finishBatch(runId: string, batchId: number, results: readonly FinishedItem[]): Promise<void>;
 }
 
 /** Why a renewal found nothing to update, from the lease row (or its absence). */
@@ -150,16 +170,18 @@ const CHANGED_NOTE = 'resource changed since it was marked';
 const LIVE = `released_at IS NULL AND expires_at > {now}`;
 const LAPSED = `status = 'running' AND (alive_until IS NULL OR alive_until <= {now})`;
 
-/** Apply pending migrations under the driver's lock; refuse a schema newer than this build. */
+/** Apply the migrations not yet recorded under the driver's lock; refuse a schema newer than this build. */
 export async function migrate(driver: StoreDriver): Promise<void> {
   const latest = driver.migrations[driver.migrations.length - 1]!.version;
   await driver.migrationLock(async (q, exec) => {
     await exec('CREATE TABLE IF NOT EXISTS reaper_migrations (version INTEGER NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)');
-    const [row] = (await q('SELECT MAX(version) AS v FROM reaper_migrations')).rows;
-    const current = count(row?.v);
+    const applied = new Set((await q('SELECT version FROM reaper_migrations')).rows.map((r) => count(r.version)));
+    const current = Math.max(0, ...applied);
     if (current > latest) throw schemaTooNew(driver.description, current, latest);
+    // Every migration not yet recorded, also one numbered below the newest recorded: version 5
+    // (job claims) was released to stores before version 4 (the batch ledger) was.
     for (const migration of driver.migrations) {
-      if (migration.version <= current) continue;
+      if (applied.has(migration.version)) continue;
       for (const statement of migration.statements) {
         if (typeof statement !== 'string' && (await q(statement.unless)).rows.length > 0) continue;
         await exec(typeof statement === 'string' ? statement : statement.sql);
@@ -438,10 +460,16 @@ export class StoreCore implements StateStore {
       `SELECT (SELECT COUNT(*) FROM tombstones t JOIN runs r ON r.run_id = t.marked_run_id
                 WHERE r.job = ? AND COALESCE(r.shard, '') = ? AND r.run_id <> ? AND t.resource = ?) AS marks,
               (SELECT COUNT(*) FROM journal j JOIN runs r ON r.run_id = j.run_id
-                WHERE r.job = ? AND COALESCE(r.shard, '') = ? AND r.run_id <> ? AND j.resource = ? AND j.outcome IN ('intent', 'deleted', 'absent')) AS sweeps`,
-      [name(input.job), name(shard), name(input.runId), name(input.resource), name(input.job), name(shard), name(input.runId), name(input.resource)],
+                WHERE r.job = ? AND COALESCE(r.shard, '') = ? AND r.run_id <> ? AND j.resource = ? AND j.outcome IN ('intent', 'deleted', 'absent')) AS sweeps,
+              (SELECT COUNT(*) FROM reap_batches b JOIN runs r ON r.run_id = b.run_id JOIN tombstones t ON t.batch_id = b.batch_id
+                WHERE r.job = ? AND COALESCE(r.shard, '') = ? AND r.run_id <> ? AND b.resource = ? AND t.state IN ('deleting', 'deleted', 'restored')
+                  AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.tombstone_id = t.tombstone_id AND j.batch_id = t.batch_id)) AS batched`,
+      [
+        ...[1, 2, 3].flatMap(() => [name(input.job), name(shard), name(input.runId), name(input.resource)]),
+      ],
     ))!;
-    const priorUse = count(used.marks) + count(used.sweeps);
+    // Sweeps: journal rows, and the batch entries that have none (see `journal`).
+    const priorUse = count(used.marks) + count(used.sweeps) + count(used.batched);
     const need = priorUse + input.want;
     const held = await this.d.claimJob(input.job, input.resource, shard, need, input.cap);
     return { granted: held.granted, need, priorUse, shardGranted: held.shardGranted, claimed: held.claimed, cap: held.cap };
@@ -517,32 +545,37 @@ export class StoreCore implements StateStore {
     return { marked: count(row.marked), deleting: count(row.deleting), oldestMarkedAt: row.oldest === null || row.oldest === undefined ? null : Number(row.oldest) };
   }
 
-  beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]> {
-    return items.length === 0 ? Promise.resolve([]) : this.d.beginDeletes(runId, items);
+  async beginBatch(runId: string, resource: string, tombstoneIds: readonly number[], evidence: unknown): Promise<SweepBatch | null> {
+    const ids = [...new Set(tombstoneIds.map((t) => Math.floor(t)))];
+    return ids.length === 0 ? null : this.d.beginBatch(runId, resource, ids, JSON.stringify(evidence ?? null));
   }
 
-  async finishDeletes(
-    runId: string,
-    results: readonly { journalId: number; outcome: Exclude<JournalOutcome, 'intent'>; error?: string | null; restoreHandle?: string | null }[],
-  ): Promise<void> {
-    if (results.length === 0) return;
-    // The last result for a journal id wins, as it would one row at a time.
-    const latest = new Map(results.map((r) => [r.journalId, r]));
-    await this.d.finishDeletes(
+  async finishBatch(runId: string, batchId: number, results: readonly BatchResult[]): Promise<void> {
+    // The last result for a tombstone wins, as it would one row at a time.
+    const latest = new Map(results.map((r) => [r.tombstoneId, r]));
+    await this.d.finishBatch(
       runId,
+      Math.floor(batchId),
       [...latest.values()].map((r) => ({
-        journalId: r.journalId,
+        tombstoneId: r.tombstoneId,
         outcome: r.outcome,
         error: r.error ?? null,
         state: tombstoneStateFor(r.outcome),
         note: r.error ?? (r.outcome === 'changed' ? CHANGED_NOTE : null),
         restoreHandle: r.restoreHandle ?? null,
+        journaled: r.outcome !== 'deleted' || (r.error ?? null) !== null,
       })),
     );
   }
 
-  async pendingIntents(resource: string): Promise<JournalEntry[]> {
-    return (await this.all(`SELECT ${this.cols.journal} FROM journal WHERE resource = ? AND outcome = 'intent' ORDER BY journal_id`, [name(resource)])).map(toJournal);
+  async pendingBatches(resource: string): Promise<SweepBatch[]> {
+    const batches = await this.all(`SELECT ${this.cols.batches} FROM reap_batches WHERE resource = ? AND state = 'pending' ORDER BY batch_id`, [name(resource)]);
+    const out: SweepBatch[] = [];
+    for (const b of batches) {
+      const rows = await this.all(`SELECT ${this.cols.tombstones} FROM tombstones WHERE batch_id = ? AND state = 'deleting' ORDER BY tombstone_id`, [int(Number(b.batch_id))]);
+      out.push(toBatch(b, rows.map(toTombstone)));
+    }
+    return out;
   }
 
   async liftTombstones(runId: string, tombstoneIds: readonly number[], note: string): Promise<number> {
@@ -586,9 +619,24 @@ export class StoreCore implements StateStore {
   }
 
   async journal(filter: { runId?: string; resource?: string; limit?: number }): Promise<JournalEntry[]> {
-    const conditions = [...(filter.runId === undefined ? [] : ['run_id = ?']), ...(filter.resource === undefined ? [] : ['resource = ?'])];
+    // Journal rows, and the batch-era entries that have none: a tombstone of a batch still
+    // deleting (intent), or deleted by its batch without remark (see JournalEntry).
+    const rowsWhere = [...(filter.runId === undefined ? [] : ['run_id = ?']), ...(filter.resource === undefined ? [] : ['resource = ?'])];
+    const derivedWhere = [
+      't.batch_id IS NOT NULL',
+      "t.state IN ('deleting', 'deleted', 'restored')",
+      'NOT EXISTS (SELECT 1 FROM journal j WHERE j.tombstone_id = t.tombstone_id AND j.batch_id = t.batch_id)',
+      ...(filter.runId === undefined ? [] : ['b.run_id = ?']),
+      ...(filter.resource === undefined ? [] : ['t.resource = ?']),
+    ];
     const params = [...(filter.runId === undefined ? [] : [name(filter.runId)]), ...(filter.resource === undefined ? [] : [name(filter.resource)])];
-    const rows = await this.all(`SELECT ${this.cols.journal} FROM journal ${where(conditions)} ORDER BY journal_id LIMIT ${limitOf(filter.limit, 10_000)}`, params);
+    const rows = await this.all(
+      `SELECT * FROM (SELECT ${this.cols.journal} FROM journal ${where(rowsWhere)}
+                      UNION ALL
+                      SELECT ${this.cols.derived} FROM tombstones t JOIN reap_batches b ON b.batch_id = t.batch_id ${where(derivedWhere)}) e
+        ORDER BY COALESCE(batch_id, 0), CASE WHEN batch_id IS NULL THEN journal_id ELSE 0 END, tombstone_id LIMIT ${limitOf(filter.limit, 10_000)}`,
+      [...params, ...params],
+    );
     return rows.map(toJournal);
   }
 }

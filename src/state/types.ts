@@ -242,8 +242,19 @@ export interface NewTombstone {
 
 export type JournalOutcome = 'intent' | 'deleted' | 'absent' | 'changed' | 'failed';
 
+/**
+ * One resource's line in the reap journal. Since schema 4 a sweep writes no per-resource
+ * row ahead of its delete: the batch record is the write-ahead (`SweepBatch`), and a
+ * resource deleted without remark is answered from its tombstone and its batch
+ * (`journalId` null, `evidence` the batch's). Every other outcome (changed, absent, failed,
+ * or deleted with a note) is a journal row of its own, so a failed attempt keeps its
+ * history when the tombstone is swept again.
+ */
 export interface JournalEntry {
-  journalId: number;
+  /** The journal row; null for an entry derived from a tombstone and its batch. */
+  journalId: number | null;
+  /** The sweep batch the entry belongs to; null for an entry of schema 3 or older. */
+  batchId: number | null;
   runId: string;
   tombstoneId: number;
   resource: string;
@@ -252,11 +263,41 @@ export interface JournalEntry {
   owner: string | null;
   reason: string;
   bytes: number | null;
-  /** What the sweep saw when it decided (liveness answers, ages), as JSON. */
+  /** What the sweep saw when it decided (liveness answers, ages), as JSON: the batch's, shared by its resources. */
   evidence: unknown;
+  /** `intent`: the batch's write-ahead is recorded, its outcome not yet. */
   outcome: JournalOutcome;
   error: string | null;
   at: number;
+}
+
+export type BatchState = 'pending' | 'done';
+export type BatchOutcome = Exclude<JournalOutcome, 'intent'>;
+
+/**
+ * The write-ahead record of one sweep batch (docs/safety.md §10): its run, its resource
+ * type and the evidence its resources share, written in one transaction with the move of
+ * its tombstones from `marked` to `deleting` (each tombstone names its batch). `pending`
+ * until every one of its tombstones has its outcome.
+ */
+export interface SweepBatch {
+  batchId: number;
+  runId: string;
+  resource: string;
+  evidence: unknown;
+  state: BatchState;
+  createdAt: number;
+  finishedAt: number | null;
+  /** The batch's tombstones still `deleting` (right after the write-ahead: all that moved), by tombstone id. */
+  tombstones: Tombstone[];
+}
+
+/** The outcome of one tombstone of a batch. */
+export interface BatchResult {
+  tombstoneId: number;
+  outcome: BatchOutcome;
+  error?: string | null;
+  restoreHandle?: string | null;
 }
 
 export interface TombstoneStore {
@@ -270,21 +311,40 @@ export interface TombstoneStore {
   activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Map<string, Tombstone>>;
   countTombstones(resource: string): Promise<{ marked: number; deleting: number; oldestMarkedAt: number | null }>;
   /**
-   * Write-ahead: in one transaction, move these tombstones to `deleting` and append an
-   * `intent` journal entry for each. Only tombstones still `marked` move; returns their entries.
+   * Write-ahead of one sweep batch (docs/safety.md §10), in one transaction: the batch
+   * record (run, type, the evidence its resources share, once) and one set-based move of
+   * these tombstones of `resource` that are still `marked` to `deleting`, naming the batch.
+   * Anything else (already deleting, lifted, of another type, unknown) is left alone.
+   * Returns the batch with the tombstones that moved, or null when none did (nothing recorded).
    */
-  beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]>;
-  /** Record outcomes: journal entries get their outcome; tombstones become deleted, lifted, or marked again after a failure. */
-  finishDeletes(
-    runId: string,
-    results: readonly { journalId: number; outcome: Exclude<JournalOutcome, 'intent'>; error?: string | null; restoreHandle?: string | null }[],
-  ): Promise<void>;
-  /** Journal entries still at `intent` (a crash between write-ahead and outcome), for one type. */
-  pendingIntents(resource: string): Promise<JournalEntry[]>;
+  beginBatch(runId: string, resource: string, tombstoneIds: readonly number[], evidence: unknown): Promise<SweepBatch | null>;
+  /**
+   * Record outcomes of a batch's tombstones, in one transaction: each still `deleting` in
+   * this batch becomes deleted (`deleted`, `absent`), lifted (`changed`) or marked again
+   * (`failed`: the next sweep reads it afresh), with its restore handle; every outcome but
+   * a plain `deleted` also gets its journal row (attempt history; the row belongs to the
+   * batch's run, as the batch does, while the tombstone names `runId` as the run that
+   * settled it). Results for tombstones
+   * not deleting in this batch are ignored; the last result for a tombstone wins. The
+   * batch is `done` once none of its tombstones is left deleting (also with no results).
+   */
+  finishBatch(runId: string, batchId: number, results: readonly BatchResult[]): Promise<void>;
+  /**
+   * Batches of a type still `pending` (a crash between write-ahead and outcome), oldest
+   * first, each with its tombstones still deleting. Write-aheads of schema 3 or older
+   * (`intent` journal rows) were turned into pending batches by migration 4.
+   */
+  pendingBatches(resource: string): Promise<SweepBatch[]>;
   /** Lift active tombstones (owner came back, resource changed, operator restore). */
   liftTombstones(runId: string, tombstoneIds: readonly number[], note: string): Promise<number>;
   findTombstones(filter: { runId?: string; resource?: string; resourceId?: string; states?: readonly TombstoneState[]; limit?: number }): Promise<Tombstone[]>;
   setTombstoneState(tombstoneId: number, state: TombstoneState, note: string | null): Promise<void>;
+  /**
+   * The journal, per resource: journal rows and the entries derived from batches (a
+   * tombstone of a batch still deleting is `intent`; one deleted by it without a journal
+   * row of its own is `deleted`): entries of schema 3 or older first, in the order written,
+   * then by batch and tombstone.
+   */
   journal(filter: { runId?: string; resource?: string; limit?: number }): Promise<JournalEntry[]>;
 }
 

@@ -114,6 +114,7 @@ async function expectConverged(s: Scene): Promise<void> {
   expect(deletions.sort()).toEqual([...orphans].sort()); // each orphan exactly once, nothing else
   expect(journal.filter((e) => e.outcome === 'absent')).toEqual([]); // nothing was found already gone: no double delete
   expect(await store.countTombstones(T)).toMatchObject({ marked: 0, deleting: 0 });
+  expect(await store.pendingBatches(T)).toEqual([]);
 }
 
 /** Re-run `reap --execute` (waiting out the grace between runs) until a run marked nothing new and left no tombstone pending. */
@@ -171,6 +172,7 @@ describe('reap crash safety', { concurrent: true }, () => {
           { failpoint: 'after-plan', phase: 'sweep', what: 'planned, nothing applied' },
           { failpoint: 'after-mark', phase: 'mark', what: 'the first batch of tombstones written, the rest not' },
           { failpoint: 'after-journal', phase: 'sweep', what: 'write-ahead intents durable, nothing deleted' },
+          { failpoint: 'after-batch', phase: 'sweep', what: 'a batch record durable, nothing deleted' },
           { failpoint: 'after-delete', phase: 'sweep', what: 'a batch deleted, its outcomes not journaled' },
           { failpoint: 'after-journal:2', phase: 'sweep', what: 'the second batch journaled after the first completed' },
           { failpoint: 'after-finish', phase: 'sweep', what: 'the run recorded, its lock not released' },
@@ -188,7 +190,15 @@ describe('reap crash safety', { concurrent: true }, () => {
               local(killed.signal).toBe('SIGKILL');
               const killedRun = (await s.store.listRuns({ kind: 'reap', limit: 1 }))[0]!;
               const journal = await s.store.journal({ resource: T });
-              if (c.failpoint.startsWith('after-journal')) local(journal.filter((e) => e.outcome === 'intent')).toHaveLength(2);
+              if (c.failpoint.startsWith('after-journal') || c.failpoint === 'after-batch') local(journal.filter((e) => e.outcome === 'intent')).toHaveLength(2);
+              if (['after-journal', 'after-batch', 'after-delete'].includes(c.failpoint)) {
+                // One batch pending, its two tombstones deleting: after-delete, gone from the backend already.
+                const [pending, ...more] = await s.store.pendingBatches(T);
+                local(more).toEqual([]);
+                local(pending!.tombstones).toHaveLength(2);
+                const present = await s.fx.present(T);
+                for (const t of pending!.tombstones) local(present.has(t.resourceId), t.resourceId).toBe(c.failpoint !== 'after-delete');
+              }
               if (c.failpoint === 'after-journal:2') local(journal.filter((e) => e.outcome === 'deleted')).toHaveLength(2);
               if (c.failpoint === 'after-mark') local(await s.store.countTombstones(T)).toMatchObject({ marked: 2 });
               if (c.failpoint === 'after-rename') {

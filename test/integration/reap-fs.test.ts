@@ -338,8 +338,8 @@ describe('reap safety', { concurrent: true }, () => {
           await reap(m);
           await afterGrace();
           const hooks: StoreHooks = {
-            beginDeletes: async (next, runId, items) => {
-              const entries = await next(runId, items);
+            beginBatch: async (next, ...args) => {
+              const entries = await next(...args);
               await fx.rewrite(T, rewritten!);
               await fx.replace(T, replaced!);
               return entries;
@@ -726,16 +726,16 @@ describe('reap safety', { concurrent: true }, () => {
           };
           let batches = 0;
           const hooks: StoreHooks = {
-            beginDeletes: async (next, runId, items) => {
+            beginBatch: async (next, ...args) => {
               await disappearedOnlyIfJournaled();
-              const entries = await next(runId, items);
-              for (const e of entries) journaled.add(e.resourceId);
+              const entries = await next(...args);
+              for (const t of entries?.tombstones ?? []) journaled.add(t.resourceId);
               batches++;
               return entries;
             },
-            finishDeletes: async (next, runId, results) => {
+            finishBatch: async (next, ...args) => {
               await disappearedOnlyIfJournaled();
-              return next(runId, results);
+              return next(...args);
             },
           };
           const sweep = only(await reap(m, { store: hookStore(store, hooks) }));
@@ -775,10 +775,10 @@ describe('reap safety', { concurrent: true }, () => {
           const atFirstBatch = new Promise<void>((resolve) => (reached = resolve));
           const first = reap(m, {
             store: hookStore(store, {
-              beginDeletes: async (next, runId, items) => {
+              beginBatch: async (next, ...args) => {
                 reached();
                 await paused;
-                return next(runId, items);
+                return next(...args);
               },
             }),
           });
@@ -1024,8 +1024,8 @@ describe.concurrent('reap safety, files backend specifics', () => {
     const target = path.join(root(fx), ...file!.split('/'));
     const inner = path.join(target, 'inner.dat');
     const hooks: StoreHooks = {
-      beginDeletes: async (next, runId, items) => {
-        const entries = await next(runId, items);
+      beginBatch: async (next, ...args) => {
+        const entries = await next(...args);
         await rm(target);
         await mkdir(target);
         await writeFile(inner, 'written since the read');
@@ -1054,8 +1054,8 @@ describe.concurrent('reap safety, files backend specifics', () => {
     await afterGrace();
     const elsewhere = path.join(fx.dir, 'elsewhere');
     const hooks: StoreHooks = {
-      beginDeletes: async (next, runId, items) => {
-        const entries = await next(runId, items);
+      beginBatch: async (next, ...args) => {
+        const entries = await next(...args);
         await mkdir(elsewhere, { recursive: true });
         await rename(path.join(root(fx), 'bob'), path.join(elsewhere, 'bob'));
         await symlink(path.join(elsewhere, 'bob'), path.join(root(fx), 'bob'));
@@ -1147,16 +1147,18 @@ describe.concurrent('reap safety, files backend specifics', () => {
       ids.map((id) => ({ resource: T, resourceId: id, fingerprint: '1:2:3:4', owner: ownerKey('mallory'), ownerValue: null, reason: 'owner-dead', bytes: 8 })),
     );
     const tombstones = await store.findTombstones({ runId: run.runId });
-    const entries = await store.beginDeletes(run.runId, tombstones.map((t) => ({ tombstoneId: t.tombstoneId, evidence: null })));
+    const batch = (await store.beginBatch(run.runId, T, tombstones.map((t) => t.tombstoneId), null))!;
+    const entries = batch.tombstones;
     const handles = new Map<string, string>();
     for (const entry of entries) {
-      const handle = path.join(quarantine, `forged-${entry.journalId}`);
+      const handle = path.join(quarantine, `forged-${entry.tombstoneId}`);
       await writeFile(handle, 'kept copy');
       handles.set(entry.resourceId, handle);
     }
-    await store.finishDeletes(
+    await store.finishBatch(
       run.runId,
-      entries.map((e) => ({ journalId: e.journalId, outcome: 'deleted' as const, restoreHandle: handles.get(e.resourceId)! })),
+      batch.batchId,
+      entries.map((e) => ({ tombstoneId: e.tombstoneId, outcome: 'deleted' as const, restoreHandle: handles.get(e.resourceId)! })),
     );
     await store.finishRun(run.runId, { status: 'ok' });
 
@@ -1269,8 +1271,8 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
         await fx.replace(T, early!);
         await afterGrace();
         const hooks: StoreHooks = {
-          beginDeletes: async (next, runId, items) => {
-            const entries = await next(runId, items);
+          beginBatch: async (next, ...args) => {
+            const entries = await next(...args);
             await fx.replace(T, late!);
             return entries;
           },

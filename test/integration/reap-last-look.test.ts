@@ -47,9 +47,9 @@ resources:
 function afterJournal(store: StateStore, onJournal: () => Promise<void>): StateStore {
   return new Proxy(store, {
     get(target, prop, receiver) {
-      if (prop === 'beginDeletes') {
-        return async (...args: Parameters<StateStore['beginDeletes']>) => {
-          const entries = await target.beginDeletes(...args);
+      if (prop === 'beginBatch') {
+        return async (...args: Parameters<StateStore['beginBatch']>) => {
+          const entries = await target.beginBatch(...args);
           await onJournal();
           return entries;
         };

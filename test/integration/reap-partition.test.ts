@@ -1,7 +1,7 @@
 /**
  * `reap --execute` in a partition (docs/safety.md §10, §11, §19): the PostgreSQL state
  * store sits behind a TCP proxy that hangs at an exact statement — the write-ahead
- * journal (beginDeletes) or the outcomes after the deletes (finishDeletes) — holding
+ * batch record (beginBatch) or the outcomes after the deletes (finishBatch) — holding
  * that statement back and then everything else. The run must end within a bounded time
  * with exit 3 (or 130 on SIGTERM), delete nothing it has not journaled, and once the
  * partition heals the next run must converge: every orphan deleted, every live file
@@ -56,8 +56,8 @@ function reap(fx: ReapFixture, onStart?: (kill: (signal: NodeJS.Signals) => void
 }
 
 const moments = [
-  { name: 'at the write-ahead journal (beginDeletes)', statement: "SET state = 'deleting'" },
-  { name: 'after the deletes, while recording their outcomes (finishDeletes)', statement: 'UPDATE journal SET outcome' },
+  { name: 'at the write-ahead journal (the batch record, beginBatch)', statement: "SET state = 'deleting'" },
+  { name: 'after the deletes, while recording their outcomes (finishBatch)', statement: "UPDATE reap_batches SET state = 'done'" },
 ] as const;
 
 describe.skipIf(!serviceAvailable('postgres'))('reap --execute with a PostgreSQL state store that hangs mid-run', () => {
@@ -105,7 +105,7 @@ describe.skipIf(!serviceAvailable('postgres'))('reap --execute with a PostgreSQL
     const present = await fx.present(T);
     expect([...present].sort()).toEqual([...live].sort());
     expect(orphans.every((id) => !present.has(id))).toBe(true);
-    expect(await observer.pendingIntents(T)).toEqual([]);
+    expect(await observer.pendingBatches(T)).toEqual([]);
     expect(await observer.countTombstones(T)).toMatchObject({ marked: 0, deleting: 0 });
   }
 

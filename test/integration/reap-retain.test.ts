@@ -49,7 +49,7 @@ function dyingAfterDelete(store: StateStore): StateStore {
   let failed = false;
   return new Proxy(store, {
     get(target, prop, receiver) {
-      if (prop === 'finishDeletes' && !failed) {
+      if (prop === 'finishBatch' && !failed) {
         return async () => {
           failed = true;
           throw new Error('simulated crash after the delete');

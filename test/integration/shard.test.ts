@@ -368,7 +368,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     await waitStoreTime(observer, 1_100);
     const killed = reap('1/4', { REAPER_FAILPOINT: 'after-journal' });
     expect(killed.code, 'killed by its failpoint').toBeNull();
-    expect((await observer.pendingIntents('scratch')).length).toBeGreaterThan(0);
+    expect((await observer.pendingBatches('scratch')).length).toBeGreaterThan(0);
 
     // Shard 0 is not held up by the dead shard's lock.
     const other = reap('0/4');
@@ -377,7 +377,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     await waitStoreTime(observer, 2_100);
     const rerun = reap('1/4');
     expect(rerun.code, rerun.stderr).toBe(0);
-    expect(await observer.pendingIntents('scratch')).toEqual([]);
+    expect(await observer.pendingBatches('scratch')).toEqual([]);
     for (const top of ofShard1) expect(present(top), top).toBe(0);
     expect(present('live')).toBe(3);
     // Shards 2 and 3 never ran: their entries are untouched and unmarked.

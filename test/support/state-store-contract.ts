@@ -20,7 +20,7 @@ export type Row = Record<string, unknown>;
 export type Cleanups = (() => Promise<void>)[];
 
 /** The schema versions every dialect's migrations record (4 is the batch ledger's, on its own branch). */
-const VERSIONS = [1, 2, 3, 5];
+const VERSIONS = [1, 2, 3, 4, 5];
 
 /** Short bounds so that expiry can be watched happen in a test. */
 const BOUNDS: LeaseBounds = { minTtlMs: 100, maxTtlMs: 60_000 };
@@ -599,7 +599,7 @@ for (const dialect of dialects) {
         const killed = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, job: 'j', shard: '0/3' });
         expect(await store.insertTombstones(killed.runId, [tomb('a'), tomb('b')])).toBe(2);
         const [a] = await store.findTombstones({ resourceId: 'a' });
-        await store.beginDeletes(killed.runId, [{ tombstoneId: a!.tombstoneId, evidence: null }]);
+        await store.beginBatch(killed.runId, 'files', [a!.tombstoneId], null);
         const rerun = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, job: 'j', shard: '0/3' });
         expect(await claim('0/3', rerun.runId, 1)).toMatchObject({ granted: true, priorUse: 3, need: 4, shardGranted: 4, claimed: 10 });
         expect(await claim('0/3', rerun.runId, 2)).toMatchObject({ granted: false, priorUse: 3, need: 5, shardGranted: 4 });
@@ -677,9 +677,9 @@ for (const dialect of dialects) {
         expect(await store.liftTombstones('run-1', [a!.tombstoneId], 'owner came back')).toBe(1);
         expect(await store.insertTombstones('run-2', [tomb('a')])).toBe(1);
 
-        const [entry] = await store.beginDeletes('run-2', [{ tombstoneId: b!.tombstoneId, evidence: null }]);
+        const batch = await store.beginBatch('run-2', 'files', [b!.tombstoneId], null);
         expect(await store.insertTombstones('run-2', [tomb('b')])).toBe(0);
-        await store.finishDeletes('run-2', [{ journalId: entry!.journalId, outcome: 'deleted' }]);
+        await store.finishBatch('run-2', batch!.batchId, [{ tombstoneId: b!.tombstoneId, outcome: 'deleted' }]);
         expect(await store.insertTombstones('run-3', [tomb('b')])).toBe(1);
 
         expect((await store.findTombstones({ resourceId: 'a' })).map((t) => t.state)).toEqual(['lifted', 'marked']);
@@ -716,8 +716,9 @@ for (const dialect of dialects) {
 
         const found = await store.findTombstones({ resourceId: 'tmp/caf\u00e9.txt' });
         expect(found.map((t) => t.resourceId)).toEqual(['tmp/caf\u00e9.txt']);
-        const [entry] = await store.beginDeletes('run-2', [{ tombstoneId: active.get('tmp/nul\u0000byte')!.tombstoneId, evidence: { id: 'tmp/nul\u0000byte' } }]);
-        expect(entry).toMatchObject({ resourceId: 'tmp/nul\u0000byte', evidence: { id: 'tmp/nul\u0000byte' } });
+        const batch = await store.beginBatch('run-2', 'files', [active.get('tmp/nul\u0000byte')!.tombstoneId], { id: 'tmp/nul\u0000byte' });
+        expect(batch).toMatchObject({ evidence: { id: 'tmp/nul\u0000byte' }, tombstones: [{ resourceId: 'tmp/nul\u0000byte' }] });
+        expect(await store.journal({ runId: 'run-2' })).toMatchObject([{ resourceId: 'tmp/nul\u0000byte', evidence: { id: 'tmp/nul\u0000byte' }, outcome: 'intent' }]);
       });
 
       it('finds due tombstones by the store clock after the grace, in id order after a cursor', async () => {
@@ -742,7 +743,7 @@ for (const dialect of dialects) {
         expect(await store.countDueTombstones('files', 3_600_000)).toBe(1);
 
         // Only tombstones still marked are due.
-        await store.beginDeletes('run-2', [{ tombstoneId: a!.tombstoneId, evidence: null }]);
+        await store.beginBatch('run-2', 'files', [a!.tombstoneId], null);
         await store.liftTombstones('run-2', [c!.tombstoneId], 'owner came back');
         expect((await store.dueTombstones('files', 0, 0, 100)).map((t) => t.resourceId)).toEqual(['b']);
         expect(await store.countDueTombstones('files', 0)).toBe(1);
@@ -753,83 +754,90 @@ for (const dialect of dialects) {
         await store.insertTombstones('run-1', [tomb('a'), tomb('b'), tomb('c'), tomb('z', { resource: 'blobs' })]);
         const [a, , c] = await store.findTombstones({ resource: 'files' });
         await target.raw('UPDATE tombstones SET marked_at = marked_at - 5000 WHERE tombstone_id = ?', [c!.tombstoneId]);
-        await store.beginDeletes('run-2', [{ tombstoneId: c!.tombstoneId, evidence: null }]);
+        await store.beginBatch('run-2', 'files', [c!.tombstoneId], null);
         await store.liftTombstones('run-2', [a!.tombstoneId], 'owner came back');
         expect(await store.countTombstones('files')).toEqual({ marked: 1, deleting: 1, oldestMarkedAt: c!.markedAt - 5_000 });
       });
 
-      it('journals an intent, write-ahead, only for tombstones still marked', async () => {
-        await store.insertTombstones('run-1', [tomb('a'), tomb('b', { bytes: null, owner: null }), tomb('c')]);
-        const [a, b, c] = await store.findTombstones({ resource: 'files' });
+      it('writes a batch ahead of its deletes, moving only tombstones of its type still marked', async () => {
+        await store.insertTombstones('run-1', [tomb('a'), tomb('b', { bytes: null, owner: null }), tomb('c'), tomb('z', { resource: 'blobs' })]);
+        const [a, b, c, z] = await store.findTombstones({});
         await store.liftTombstones('run-1', [c!.tombstoneId], 'owner came back');
         const before = await store.now();
-        const evidence = { liveAtMark: false, liveNow: false, ageSeconds: 7_200, note: 'caf\u00e9' };
-        const entries = await store.beginDeletes('run-2', [
-          { tombstoneId: b!.tombstoneId, evidence },
-          { tombstoneId: a!.tombstoneId, evidence: ['x'] },
-          { tombstoneId: c!.tombstoneId, evidence },
-          { tombstoneId: b!.tombstoneId, evidence: 'again' },
-          { tombstoneId: 987_654, evidence },
+        const evidence = { items: 4, statuses: { orphaned: 4 }, note: 'caf\u00e9' };
+        const batch = await store.beginBatch('run-2', 'files', [b!.tombstoneId, a!.tombstoneId, c!.tombstoneId, b!.tombstoneId, 987_654, z!.tombstoneId], evidence);
+        expect(batch).toMatchObject({ runId: 'run-2', resource: 'files', evidence, state: 'pending', finishedAt: null });
+        expect(batch!.createdAt).toBeGreaterThanOrEqual(before);
+        expect(batch!.tombstones.map((t) => [t.resourceId, t.state, t.outcomeRunId])).toEqual([
+          ['a', 'deleting', 'run-2'],
+          ['b', 'deleting', 'run-2'],
         ]);
-        expect(entries.map((e) => [e.resourceId, e.evidence])).toEqual([
-          ['b', evidence],
-          ['a', ['x']],
-        ]);
-        expect(entries[0]).toMatchObject({ runId: 'run-2', tombstoneId: b!.tombstoneId, resource: 'files', fingerprint: b!.fingerprint, owner: null, reason: 'owner-dead', bytes: null, outcome: 'intent', error: null });
-        expect(entries[1]).toMatchObject({ owner: 'svc:gone', bytes: 42 });
-        expect(entries[0]!.at).toBeGreaterThanOrEqual(before);
-        expect(entries[1]!.journalId).toBeGreaterThan(entries[0]!.journalId);
-        expect(await store.journal({ runId: 'run-2' })).toEqual(entries);
+        expect(batch!.tombstones[1]).toMatchObject({ tombstoneId: b!.tombstoneId, fingerprint: b!.fingerprint, owner: null, bytes: null });
 
-        expect(await store.findTombstones({ resource: 'files' })).toMatchObject([
-          { resourceId: 'a', state: 'deleting', outcomeRunId: 'run-2' },
-          { resourceId: 'b', state: 'deleting', outcomeRunId: 'run-2' },
-          { resourceId: 'c', state: 'lifted' },
+        // The journal answers per resource, from the batch: each an intent, with the batch's evidence.
+        const entries = await store.journal({ runId: 'run-2' });
+        expect(entries.map((e) => [e.resourceId, e.outcome, e.journalId, e.batchId, e.evidence])).toEqual([
+          ['a', 'intent', null, batch!.batchId, evidence],
+          ['b', 'intent', null, batch!.batchId, evidence],
         ]);
-        expect(await store.beginDeletes('run-3', [{ tombstoneId: a!.tombstoneId, evidence: null }])).toEqual([]);
-        expect(await store.beginDeletes('run-3', [])).toEqual([]);
+        expect(entries[0]).toMatchObject({ runId: 'run-2', tombstoneId: a!.tombstoneId, resource: 'files', owner: 'svc:gone', reason: 'owner-dead', bytes: 42, error: null });
+        expect(await store.pendingBatches('files')).toEqual([batch]);
+        expect(await store.pendingBatches('blobs')).toEqual([]);
+
+        expect(await store.findTombstones({})).toMatchObject([
+          { resourceId: 'a', state: 'deleting' },
+          { resourceId: 'b', state: 'deleting' },
+          { resourceId: 'c', state: 'lifted' },
+          { resourceId: 'z', state: 'marked' },
+        ]);
+        // Nothing left to move: no batch recorded.
+        expect(await store.beginBatch('run-3', 'files', [a!.tombstoneId, c!.tombstoneId], null)).toBeNull();
+        expect(await store.beginBatch('run-3', 'files', [], null)).toBeNull();
+        expect(await store.beginBatch('run-3', 'files', [z!.tombstoneId], null)).toBeNull();
+        expect((await store.pendingBatches('files')).map((p) => p.batchId)).toEqual([batch!.batchId]);
       });
 
-      it('moves nothing when any part of a beginDeletes fails', async () => {
+      it('moves nothing when a batch write-ahead fails', async () => {
         await store.insertTombstones('run-1', [tomb('a'), tomb('b')]);
         const [a, b] = await store.findTombstones({ resource: 'files' });
         const circular: Record<string, unknown> = {};
         circular.self = circular;
-        await expect(
-          store.beginDeletes('run-2', [
-            { tombstoneId: a!.tombstoneId, evidence: { fine: true } },
-            { tombstoneId: b!.tombstoneId, evidence: circular },
-          ]),
-        ).rejects.toThrow();
+        await expect(store.beginBatch('run-2', 'files', [a!.tombstoneId, b!.tombstoneId], circular)).rejects.toThrow();
         expect((await store.findTombstones({ resource: 'files' })).map((t) => t.state)).toEqual(['marked', 'marked']);
         expect(await store.journal({})).toEqual([]);
-        expect(await store.pendingIntents('files')).toEqual([]);
+        expect(await store.pendingBatches('files')).toEqual([]);
       });
 
-      it('journals each tombstone once when two sweeps begin the same deletes at once', async () => {
+      it('puts each tombstone in one batch when two sweeps begin the same deletes at once', async () => {
         await store.insertTombstones('run-1', Array.from({ length: 20 }, (_, i) => tomb(`f${i}`)));
-        const items = (await store.findTombstones({ resource: 'files' })).map((t) => ({ tombstoneId: t.tombstoneId, evidence: null }));
+        const ids = (await store.findTombstones({ resource: 'files' })).map((t) => t.tombstoneId);
         const other = await target.open();
-        const [mine, theirs] = await Promise.all([store.beginDeletes('run-a', items), other.beginDeletes('run-b', [...items].reverse())]);
-        expect(mine.length + theirs.length).toBe(items.length);
-        const journaled = [...mine, ...theirs].map((e) => e.tombstoneId).sort((x, y) => x - y);
-        expect(journaled).toEqual(items.map((i) => i.tombstoneId).sort((x, y) => x - y));
-        expect((await store.journal({})).length).toBe(items.length);
+        const [mine, theirs] = await Promise.all([store.beginBatch('run-a', 'files', ids, null), other.beginBatch('run-b', 'files', [...ids].reverse(), null)]);
+        const moved = [...(mine?.tombstones ?? []), ...(theirs?.tombstones ?? [])].map((t) => t.tombstoneId).sort((x, y) => x - y);
+        expect(moved).toEqual(ids);
+        expect((await store.journal({})).length).toBe(ids.length);
+        expect((await store.pendingBatches('files')).flatMap((p) => p.tombstones).length).toBe(ids.length);
+        expect((await store.pendingBatches('files')).every((p) => p.tombstones.length > 0)).toBe(true);
       });
 
-      it('records delete outcomes and moves each tombstone to the state that follows', async () => {
+      it('records a batch outcome per tombstone, keeps the history of failed attempts, and closes the batch', async () => {
         await store.insertTombstones('run-1', ['a', 'b', 'c', 'd', 'e'].map((id) => tomb(id)));
         const marked = await store.findTombstones({ resource: 'files' });
-        const entries = await store.beginDeletes('run-2', marked.map((t) => ({ tombstoneId: t.tombstoneId, evidence: null })));
-        const journalId = (id: string) => entries.find((e) => e.resourceId === id)!.journalId;
-        await store.finishDeletes('run-2', [
-          { journalId: journalId('a'), outcome: 'deleted', restoreHandle: 'version:3HL4kqtJ' },
-          { journalId: journalId('b'), outcome: 'absent' },
-          { journalId: journalId('c'), outcome: 'changed' },
-          { journalId: journalId('d'), outcome: 'failed', error: 'timeout after 30s' },
-          { journalId: journalId('e'), outcome: 'changed', error: 'etag differs' },
+        const id = (rid: string) => marked.find((t) => t.resourceId === rid)!.tombstoneId;
+        const batch = (await store.beginBatch('run-2', 'files', marked.map((t) => t.tombstoneId), { items: 5 }))!;
+        await store.finishBatch('run-2', batch.batchId, [
+          { tombstoneId: id('c'), outcome: 'changed' },
+          { tombstoneId: id('e'), outcome: 'changed', error: 'etag differs' },
         ]);
-        await store.finishDeletes('run-2', []);
+        expect((await store.pendingBatches('files')).map((p) => p.tombstones.map((t) => t.resourceId))).toEqual([['a', 'b', 'd']]);
+        await store.finishBatch('run-2', batch.batchId, [
+          { tombstoneId: id('a'), outcome: 'deleted', restoreHandle: 'version:3HL4kqtJ' },
+          { tombstoneId: id('b'), outcome: 'absent' },
+          { tombstoneId: id('d'), outcome: 'failed', error: 'timeout after 30s' },
+          // Not deleting in this batch any more: ignored.
+          { tombstoneId: id('c'), outcome: 'deleted' },
+        ]);
+        await store.finishBatch('run-2', batch.batchId, []);
 
         expect((await store.findTombstones({ resource: 'files' })).map((t) => [t.resourceId, t.state, t.note, t.restoreHandle, t.outcomeRunId])).toEqual([
           ['a', 'deleted', null, 'version:3HL4kqtJ', 'run-2'],
@@ -838,29 +846,40 @@ for (const dialect of dialects) {
           ['d', 'marked', 'timeout after 30s', null, 'run-2'],
           ['e', 'lifted', 'etag differs', null, 'run-2'],
         ]);
-        expect((await store.journal({ runId: 'run-2' })).map((e) => [e.resourceId, e.outcome, e.error])).toEqual([
-          ['a', 'deleted', null],
-          ['b', 'absent', null],
-          ['c', 'changed', null],
-          ['d', 'failed', 'timeout after 30s'],
-          ['e', 'changed', 'etag differs'],
+        const journal = await store.journal({ runId: 'run-2' });
+        expect(journal.map((e) => [e.resourceId, e.outcome, e.error, e.batchId])).toEqual([
+          ['a', 'deleted', null, batch.batchId],
+          ['b', 'absent', null, batch.batchId],
+          ['c', 'changed', null, batch.batchId],
+          ['d', 'failed', 'timeout after 30s', batch.batchId],
+          ['e', 'changed', 'etag differs', batch.batchId],
         ]);
-        expect(await store.pendingIntents('files')).toEqual([]);
-        // A failed delete is retried by a later sweep: the tombstone is due again.
+        // A plain delete is derived from its tombstone and batch; every other outcome is a row of its own.
+        expect(journal.map((e) => e.journalId === null)).toEqual([true, false, false, false, false]);
+        for (const e of journal) expect(e.evidence).toEqual({ items: 5 });
+        expect(await store.pendingBatches('files')).toEqual([]);
+        // A failed delete is retried by a later sweep: the tombstone is due again, and its history stays.
         expect((await store.dueTombstones('files', 0, 0, 100)).map((t) => t.resourceId)).toEqual(['d']);
         expect(await store.countTombstones('files')).toMatchObject({ marked: 1, deleting: 0 });
+        const again = (await store.beginBatch('run-3', 'files', [id('d')], { items: 1 }))!;
+        await store.finishBatch('run-3', again.batchId, [{ tombstoneId: id('d'), outcome: 'deleted' }]);
+        expect((await store.journal({ resource: 'files' })).filter((e) => e.resourceId === 'd').map((e) => [e.runId, e.outcome, e.batchId])).toEqual([
+          ['run-2', 'failed', batch.batchId],
+          ['run-3', 'deleted', again.batchId],
+        ]);
+        expect((await store.journal({ runId: 'run-3' })).map((e) => e.resourceId)).toEqual(['d']);
       });
 
-      it('finds the intents a crash left between write-ahead and outcome', async () => {
+      it('finds the batches a crash left between write-ahead and outcome', async () => {
         await store.insertTombstones('run-1', [tomb('a'), tomb('b'), tomb('c')]);
         const [a, b] = await store.findTombstones({ resource: 'files' });
-        const entries = await store.beginDeletes('run-2', [a!, b!].map((t) => ({ tombstoneId: t.tombstoneId, evidence: { step: 'sweep' } })));
+        const batch = await store.beginBatch('run-2', 'files', [a!.tombstoneId, b!.tombstoneId], { step: 'sweep' });
         await store.close();
 
         const restarted = await target.open();
-        const pending = await restarted.pendingIntents('files');
-        expect(pending).toEqual(entries);
-        expect(await restarted.pendingIntents('blobs')).toEqual([]);
+        const pending = await restarted.pendingBatches('files');
+        expect(pending).toEqual([batch]);
+        expect(await restarted.pendingBatches('blobs')).toEqual([]);
         expect((await restarted.dueTombstones('files', 0, 0, 100)).map((t) => t.resourceId)).toEqual(['c']);
         const active = await restarted.activeTombstones('files', ['a', 'b', 'c']);
         expect([...active.values()].map((t) => [t.resourceId, t.state])).toEqual(
@@ -872,14 +891,59 @@ for (const dialect of dialects) {
         );
         expect(await restarted.insertTombstones('run-3', [tomb('a')])).toBe(0);
 
-        await restarted.finishDeletes('run-3', [{ journalId: pending[0]!.journalId, outcome: 'absent' }]);
-        expect((await restarted.pendingIntents('files')).map((e) => e.resourceId)).toEqual(['b']);
+        await restarted.finishBatch('run-3', batch!.batchId, [{ tombstoneId: a!.tombstoneId, outcome: 'absent', error: 'recovered: gone' }]);
+        expect((await restarted.pendingBatches('files')).map((p) => p.tombstones.map((t) => t.resourceId))).toEqual([['b']]);
+        await restarted.finishBatch('run-3', batch!.batchId, [{ tombstoneId: b!.tombstoneId, outcome: 'failed', error: 'interrupted before the delete' }]);
+        expect(await restarted.pendingBatches('files')).toEqual([]);
+        expect((await restarted.dueTombstones('files', 0, 0, 100)).map((t) => t.resourceId)).toEqual(['b', 'c']);
+        // Journal entries belong to the run that began the batch; the tombstones name the run that settled them.
+        expect((await restarted.findTombstones({ resource: 'files' })).map((t) => t.outcomeRunId)).toEqual(['run-3', 'run-3', null]);
+        expect((await restarted.journal({ runId: 'run-2' })).map((e) => [e.resourceId, e.outcome])).toEqual([
+          ['a', 'absent'],
+          ['b', 'failed'],
+        ]);
+      });
+
+      it('turns the intent entries of schema 3 into pending batches (migration 4)', async () => {
+        await store.insertTombstones('run-1', [tomb('a'), tomb('b'), tomb('c'), tomb('x', { resource: 'blobs' })]);
+        const [a, b, c, x] = await store.findTombstones({});
+        // As a reaper of schema 3 left them: a run died with a, b and x at intent; c was deleted before.
+        await target.raw(`UPDATE tombstones SET state = 'deleting', outcome_run_id = 'run-old' WHERE tombstone_id IN (?, ?, ?)`, [a!.tombstoneId, b!.tombstoneId, x!.tombstoneId]);
+        await target.raw(`UPDATE tombstones SET state = 'deleted', outcome_run_id = 'run-old' WHERE tombstone_id = ?`, [c!.tombstoneId]);
+        for (const [t, outcome] of [[c!, 'deleted'], [a!, 'intent'], [b!, 'intent'], [x!, 'intent']] as const) {
+          await target.raw(
+            `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, at)
+             SELECT 'run-old', tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, NULL, '${outcome}', marked_at FROM tombstones WHERE tombstone_id = ?`,
+            [t.tombstoneId],
+          );
+        }
+        // A store that has version 5 (job claims, released first) and not 4 gets 4 all the same.
+        await target.raw('DELETE FROM reaper_migrations WHERE version = 4');
+        const upgraded = await target.open();
+        expect((await target.raw('SELECT version FROM reaper_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual(VERSIONS);
+
+        const files = await upgraded.pendingBatches('files');
+        const blobs = await upgraded.pendingBatches('blobs');
+        expect(files.map((p) => [p.runId, p.state, p.tombstones.map((t) => t.resourceId)])).toEqual([['run-old', 'pending', ['a', 'b']]]);
+        expect(blobs.map((p) => [p.runId, p.tombstones.map((t) => t.resourceId)])).toEqual([['run-old', ['x']]]);
+        expect((await upgraded.journal({ runId: 'run-old' })).map((e) => [e.resourceId, e.outcome])).toEqual([
+          ['c', 'deleted'],
+          ['a', 'intent'],
+          ['b', 'intent'],
+          ['x', 'intent'],
+        ]);
+        await upgraded.finishBatch('run-new', files[0]!.batchId, [
+          { tombstoneId: a!.tombstoneId, outcome: 'deleted', error: 'recovered after interruption: the resource is gone' },
+          { tombstoneId: b!.tombstoneId, outcome: 'failed', error: 'interrupted before the delete; will be re-verified' },
+        ]);
+        expect(await upgraded.pendingBatches('files')).toEqual([]);
+        expect((await upgraded.findTombstones({ resource: 'files' })).map((t) => t.state)).toEqual(['deleted', 'marked', 'deleted']);
       });
 
       it('lifts only tombstones that are still marked', async () => {
         await store.insertTombstones('run-1', [tomb('a'), tomb('b'), tomb('c')]);
         const [a, b, c] = await store.findTombstones({ resource: 'files' });
-        await store.beginDeletes('run-2', [{ tombstoneId: c!.tombstoneId, evidence: null }]);
+        await store.beginBatch('run-2', 'files', [c!.tombstoneId], null);
         expect(await store.liftTombstones('run-3', [a!.tombstoneId, c!.tombstoneId, a!.tombstoneId, 424_242], 'owner svc:gone is live again')).toBe(1);
         expect(await store.liftTombstones('run-3', [], 'nothing')).toBe(0);
         expect(await store.findTombstones({ resource: 'files' })).toMatchObject([
@@ -893,7 +957,7 @@ for (const dialect of dialects) {
       it('finds tombstones by run, type, id and state', async () => {
         await store.insertTombstones('run-1', [tomb('a'), tomb('b'), tomb('x', { resource: 'blobs' })]);
         const [a] = await store.findTombstones({ resource: 'files' });
-        await store.beginDeletes('run-2', [{ tombstoneId: a!.tombstoneId, evidence: null }]);
+        await store.beginBatch('run-2', 'files', [a!.tombstoneId], null);
         const ids = async (filter: Parameters<StateStore['findTombstones']>[0]) => (await store.findTombstones(filter)).map((t) => t.resourceId);
         expect(await ids({ runId: 'run-1' })).toEqual(['a', 'b', 'x']);
         expect(await ids({ runId: 'run-2' })).toEqual(['a']);
@@ -909,8 +973,8 @@ for (const dialect of dialects) {
       it('sets a tombstone state directly (restore)', async () => {
         await store.insertTombstones('run-1', [tomb('a')]);
         const [a] = await store.findTombstones({});
-        const [entry] = await store.beginDeletes('run-2', [{ tombstoneId: a!.tombstoneId, evidence: null }]);
-        await store.finishDeletes('run-2', [{ journalId: entry!.journalId, outcome: 'deleted', restoreHandle: 'quarantine/a' }]);
+        const batch = await store.beginBatch('run-2', 'files', [a!.tombstoneId], null);
+        await store.finishBatch('run-2', batch!.batchId, [{ tombstoneId: a!.tombstoneId, outcome: 'deleted', restoreHandle: 'quarantine/a' }]);
         await store.setTombstoneState(a!.tombstoneId, 'restored', 'restored by operator');
         expect(await store.findTombstones({})).toMatchObject([{ state: 'restored', note: 'restored by operator', restoreHandle: 'quarantine/a' }]);
       });
@@ -918,8 +982,9 @@ for (const dialect of dialects) {
       it('reads the journal by run and type', async () => {
         await store.insertTombstones('run-1', [tomb('a'), tomb('b'), tomb('x', { resource: 'blobs' })]);
         const [a, b, x] = await store.findTombstones({});
-        await store.beginDeletes('run-2', [{ tombstoneId: a!.tombstoneId, evidence: null }, { tombstoneId: x!.tombstoneId, evidence: null }]);
-        await store.beginDeletes('run-3', [{ tombstoneId: b!.tombstoneId, evidence: null }]);
+        await store.beginBatch('run-2', 'files', [a!.tombstoneId], null);
+        await store.beginBatch('run-2', 'blobs', [x!.tombstoneId], null);
+        await store.beginBatch('run-3', 'files', [b!.tombstoneId], null);
         const ids = (entries: { resourceId: string }[]) => entries.map((e) => e.resourceId);
         expect(ids(await store.journal({}))).toEqual(['a', 'x', 'b']);
         expect(ids(await store.journal({ runId: 'run-2' }))).toEqual(['a', 'x']);

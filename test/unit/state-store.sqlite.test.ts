@@ -61,6 +61,43 @@ describe('a SQLite store written by an earlier reaper', () => {
     }
   });
 
+  it('upgrades a store at schema 3 with a sweep cut short: its intent entries become a pending batch', async () => {
+    const file = oldStore(3);
+    const db = new Database(file);
+    const tomb = db.prepare(
+      `INSERT INTO tombstones (resource, resource_id, fingerprint, owner, reason, bytes, marked_run_id, marked_at, state, updated_at)
+       VALUES ('files', ?, 'fp', 'svc:gone', 'owner-dead', 1, 'r-old', 5, ?, 5) RETURNING tombstone_id`,
+    );
+    const intent = db.prepare(
+      `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, at)
+       VALUES ('r-old', ?, 'files', ?, 'fp', 'svc:gone', 'owner-dead', 1, '{"status":"orphaned"}', ?, 6)`,
+    );
+    for (const [id, state, outcome] of [['done', 'deleted', 'deleted'], ['a', 'deleting', 'intent'], ['b', 'deleting', 'intent']] as const) {
+      const { tombstone_id } = tomb.get(id, state) as { tombstone_id: number };
+      intent.run(tombstone_id, id, outcome);
+    }
+    db.close();
+    const store = await openStateStore(`sqlite:${file}`);
+    try {
+      expect(versions(file)).toEqual(all);
+      expect(versionReport('0.0.0')).toContain(`state-store schema ${SQLITE_MIGRATIONS.at(-1)!.version}`);
+      const [batch, ...more] = await store.pendingBatches('files');
+      expect(more).toEqual([]);
+      expect(batch).toMatchObject({ runId: 'r-old', resource: 'files', state: 'pending' });
+      expect(batch!.tombstones.map((t) => [t.resourceId, t.state])).toEqual([
+        ['a', 'deleting'],
+        ['b', 'deleting'],
+      ]);
+      expect((await store.journal({ runId: 'r-old' })).map((e) => [e.resourceId, e.outcome])).toEqual([
+        ['done', 'deleted'],
+        ['a', 'intent'],
+        ['b', 'intent'],
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('opens a store at the latest schema as it is, and --version reports that schema', async () => {
     const file = oldStore(latest);
     const store = await openStateStore(`sqlite:${file}`);

@@ -1,45 +1,52 @@
 /**
- * Crash recovery, before a type is planned: journal entries left at `intent` by a run that
- * died between the write-ahead and the outcome are resolved by reading, never by an
- * unconditional retry (docs/safety.md §11, §12).
+ * Crash recovery, before a type is planned: sweep batches left `pending` by a run that died
+ * between the batch's write-ahead and its outcome (and the `intent` entries of older
+ * reapers, turned into pending batches by the store's migration 4) are resolved by reading,
+ * never by an unconditional retry (docs/safety.md §11, §12).
  */
 import type { Backend, DeleteResult } from '../../backends/types.js';
 import type { ResourceSpec } from '../../manifest/types.js';
-import type { JournalEntry } from '../../state/types.js';
+import type { BatchResult, SweepBatch, Tombstone } from '../../state/types.js';
 import type { RunContext } from '../context.js';
 import type { ReapTally } from './tally.js';
 
 /**
- * First the backend settles what the run may have left half-done (files: a copy in
- * quarantine, unlinked if it is the journaled file, else put back), then each resource is
- * read to learn what happened.
+ * For each pending batch, first the backend settles what the run may have left half-done
+ * (files: a copy in quarantine, unlinked if it is the batch's file, else put back), then
+ * each resource is read to learn what happened. A batch with nothing left deleting is
+ * closed as it is.
  */
 export async function recoverIntents(context: RunContext, spec: ResourceSpec, backend: Backend, runId: string, tally: ReapTally): Promise<void> {
-  const pending = await context.store.pendingIntents(spec.name);
-  if (pending.length === 0) return;
+  for (const batch of await context.store.pendingBatches(spec.name)) {
+    await context.store.finishBatch(runId, batch.batchId, await resolveBatch(backend, batch, tally));
+  }
+}
+
+async function resolveBatch(backend: Backend, batch: SweepBatch, tally: ReapTally): Promise<BatchResult[]> {
+  const pending = batch.tombstones;
+  if (pending.length === 0) return [];
   const settled = new Map<number, DeleteResult>();
   if (backend.recoverDelete) {
-    for (const entry of pending) {
-      const result = await backend.recoverDelete({ id: entry.resourceId, fingerprint: entry.fingerprint });
-      if (result) settled.set(entry.journalId, result);
+    for (const t of pending) {
+      const result = await backend.recoverDelete({ id: t.resourceId, fingerprint: t.fingerprint });
+      if (result) settled.set(t.tombstoneId, result);
     }
   }
   const current = await backend.read(pending.map((p) => p.resourceId));
-  const resolved = (entry: JournalEntry, outcome: 'deleted' | 'changed', error: string, restoreHandle: string | null = null) => {
-    tally.settled(outcome, entry.bytes);
-    return { journalId: entry.journalId, outcome, error, restoreHandle };
+  const resolved = (t: Tombstone, outcome: 'deleted' | 'changed', error: string, restoreHandle: string | null = null): BatchResult => {
+    tally.settled(outcome, t.bytes);
+    return { tombstoneId: t.tombstoneId, outcome, error, restoreHandle };
   };
-  const outcomes = pending.map((entry) => {
-    const left = settled.get(entry.journalId);
-    if (left?.outcome === 'deleted') return resolved(entry, 'deleted', 'recovered after interruption: finished the delete the run had begun', left.restoreHandle ?? null);
+  return pending.map((t) => {
+    const left = settled.get(t.tombstoneId);
+    if (left?.outcome === 'deleted') return resolved(t, 'deleted', 'recovered after interruption: finished the delete the run had begun', left.restoreHandle ?? null);
     if (left?.outcome === 'changed') {
-      return resolved(entry, 'changed', left.error ?? 'recovered after interruption: what the run had moved aside was not the journaled resource; put back', left.restoreHandle ?? null);
+      return resolved(t, 'changed', left.error ?? 'recovered after interruption: what the run had moved aside was not the recorded resource; put back', left.restoreHandle ?? null);
     }
-    const now = current.get(entry.resourceId);
-    if (!now) return resolved(entry, 'deleted', 'recovered after interruption: the resource is gone');
-    if (now.fingerprint !== entry.fingerprint) return resolved(entry, 'changed', 'recovered after interruption: the resource changed');
+    const now = current.get(t.resourceId);
+    if (!now) return resolved(t, 'deleted', 'recovered after interruption: the resource is gone');
+    if (now.fingerprint !== t.fingerprint) return resolved(t, 'changed', 'recovered after interruption: the resource changed');
     // Not deleted: the tombstone goes back to marked and is re-verified by this run's sweep.
-    return { journalId: entry.journalId, outcome: 'failed' as const, error: 'interrupted before the delete; will be re-verified' };
+    return { tombstoneId: t.tombstoneId, outcome: 'failed' as const, error: 'interrupted before the delete; will be re-verified' };
   });
-  await context.store.finishDeletes(runId, outcomes);
 }

@@ -1,13 +1,13 @@
 /**
  * Applying one batch of sweep items: the ledger checked (still marked, still due), a saved
- * plan's items read and judged again, the write-ahead journal (docs/safety.md §10), the last
- * look at the owners, the conditional delete, and the outcomes journaled — a failed delete
+ * plan's items read and judged again, the batch's write-ahead record (docs/safety.md §10), the
+ * last look at the owners, the conditional delete, and the batch's outcomes recorded — a failed delete
  * resolved by reading, never by an unconditional retry (§12).
  */
 import type { Backend, DeleteItem, DeleteResult } from '../../backends/types.js';
 import type { PlanItem, SweepEvidence } from '../../engine/reap-plan.js';
 import type { ResourceSpec } from '../../manifest/types.js';
-import type { JournalEntry, Tombstone } from '../../state/types.js';
+import type { SweepBatch, Tombstone } from '../../state/types.js';
 import type { RunContext } from '../context.js';
 import type { FailpointName } from '../failpoints.js';
 import { evidenceOf, verifyTombstones } from './judge.js';
@@ -40,19 +40,60 @@ export async function applySweeps(context: RunContext, spec: ResourceSpec, backe
       items.map((i) => ({ tombstoneId: i.tombstoneId, ownerValue: i.ownerValue ?? null, evidence: i.evidence ?? null, markedAt: i.evidence?.markedAt ?? 0 }));
   if (doomed.length === 0) return [];
 
-  // Write-ahead journal: durable before any delete request leaves the process (docs/safety.md §10).
-  const entries = await context.store.beginDeletes(
+  // Write-ahead: the batch record, durable before any delete request leaves the process
+  // (docs/safety.md §10); only tombstones still marked move to `deleting`.
+  const batch = await context.store.beginBatch(
     runId,
-    doomed.map((v) => ({ tombstoneId: v.tombstoneId, evidence: v.evidence })),
+    spec.name,
+    doomed.map((v) => v.tombstoneId),
+    batchEvidence(doomed.map((v) => v.evidence)),
   );
+  options.fail('after-batch');
   options.fail('after-journal');
-  const proceed = await lastLook(context, entries, Math.min(...doomed.map((v) => v.markedAt)), tally, runId, options.signal);
+  if (batch === null) return [];
+  const proceed = await lastLook(context, batch, Math.min(...doomed.map((v) => v.markedAt)), tally, runId, options.signal);
   if (proceed.length === 0) return [];
   const ownerValues = new Map(doomed.map((v) => [v.tombstoneId, v.ownerValue]));
-  const deleteItems: DeleteItem[] = proceed.map((e) => ({ id: e.resourceId, fingerprint: e.fingerprint, ownerValue: ownerValues.get(e.tombstoneId) ?? null }));
+  const deleteItems: DeleteItem[] = proceed.map((t) => ({ id: t.resourceId, fingerprint: t.fingerprint, ownerValue: ownerValues.get(t.tombstoneId) ?? t.ownerValue }));
   const results = await backend.delete(deleteItems);
   options.fail('after-delete');
-  return recordResults(context, backend, proceed, results, tally, runId, options.signal);
+  return recordResults(context, backend, batch, proceed, results, tally, runId, options.signal);
+}
+
+/**
+ * What a batch's resources share, recorded once with the batch: how many, their statuses
+ * as judged, and the span of their marks (each resource's own reason, owner, fingerprint
+ * and mark are on its tombstone).
+ */
+export function batchEvidence(items: readonly (SweepEvidence | null)[]): SweepBatchEvidence {
+  const statuses: Record<string, number> = {};
+  let markedAt = Number.POSITIVE_INFINITY;
+  let lastMarkedAt = 0;
+  for (const item of items) {
+    const status = item?.status ?? 'unjudged';
+    statuses[status] = (statuses[status] ?? 0) + 1;
+    if (item) {
+      markedAt = Math.min(markedAt, item.markedAt);
+      lastMarkedAt = Math.max(lastMarkedAt, item.markedAt);
+    }
+  }
+  const kinds = Object.keys(statuses);
+  return {
+    items: items.length,
+    ...(kinds.length === 1 && kinds[0] !== 'unjudged' ? { status: kinds[0] } : {}),
+    statuses,
+    markedAt: Number.isFinite(markedAt) ? markedAt : null,
+    lastMarkedAt: Number.isFinite(markedAt) ? lastMarkedAt : null,
+  };
+}
+
+export interface SweepBatchEvidence {
+  items: number;
+  /** The status every resource of the batch was judged to have, when they share one. */
+  status?: string;
+  statuses: Record<string, number>;
+  markedAt: number | null;
+  lastMarkedAt: number | null;
 }
 
 /** The distinct errors of failed deletes, in the order first met, each counted: `A ×3; B ×1` (the first three, then how many more). */
@@ -114,37 +155,40 @@ async function reverifySweeps(
 
 /**
  * The last look before a delete request leaves (docs/safety.md §2): owners are judged once more,
- * after the journal entry, by every liveness source and by lease activity since the mark.
- * An owner that came back (or cannot be judged now) saves its resources: their entries are
- * closed as `changed` and the tombstones lifted. What remains is the time the request takes.
+ * after the batch's write-ahead, by every liveness source and by lease activity since the mark.
+ * An owner that came back (or cannot be judged now) saves its resources: their outcomes are
+ * `changed` and the tombstones lifted. What remains is the time the request takes.
  */
-async function lastLook(context: RunContext, entries: readonly JournalEntry[], sinceMs: number, tally: ReapTally, runId: string, signal?: AbortSignal): Promise<JournalEntry[]> {
+async function lastLook(context: RunContext, batch: SweepBatch, sinceMs: number, tally: ReapTally, runId: string, signal?: AbortSignal): Promise<Tombstone[]> {
+  const entries = batch.tombstones;
   // Owner keys only: refs were judged through the graph a moment ago, and an expired
   // resource's owner is live by definition.
-  const keyed = (e: JournalEntry) => e.owner !== null && e.reason !== 'unreachable' && e.reason !== 'expired';
-  const owners = [...new Set(entries.filter(keyed).map((e) => e.owner!))];
+  const keyed = (t: Tombstone) => t.owner !== null && t.reason !== 'unreachable' && t.reason !== 'expired';
+  const owners = [...new Set(entries.filter(keyed).map((t) => t.owner!))];
   if (owners.length === 0) return [...entries];
   const [judged, renewed] = await Promise.all([context.liveness.judge(owners, signal), context.store.keysActiveSince(owners, sinceMs)]);
-  const saved = (e: JournalEntry) => keyed(e) && (renewed.has(e.owner!) || judged.answers.get(e.owner!) !== 'dead');
+  const saved = (t: Tombstone) => keyed(t) && (renewed.has(t.owner!) || judged.answers.get(t.owner!) !== 'dead');
   const spared = entries.filter(saved);
   if (spared.length > 0) {
-    await context.store.finishDeletes(
+    await context.store.finishBatch(
       runId,
-      spared.map((e) => ({ journalId: e.journalId, outcome: 'changed' as const, error: 'the owner came back (or could not be judged) just before the delete' })),
+      batch.batchId,
+      spared.map((t) => ({ tombstoneId: t.tombstoneId, outcome: 'changed' as const, error: 'the owner came back (or could not be judged) just before the delete' })),
     );
     tally.lifted('owner-live', spared.length);
   }
-  return entries.filter((e) => !saved(e));
+  return entries.filter((t) => !saved(t));
 }
 
 /**
- * Journal the outcomes; a failed (ambiguous) delete is resolved by reading, never by an
+ * Record the batch's outcomes; a failed (ambiguous) delete is resolved by reading, never by an
  * unconditional retry (docs/safety.md §12). Returns the error of each delete that stays failed.
  */
 async function recordResults(
   context: RunContext,
   backend: Backend,
-  entries: readonly JournalEntry[],
+  batch: SweepBatch,
+  entries: readonly Tombstone[],
   results: readonly DeleteResult[],
   tally: ReapTally,
   runId: string,
@@ -168,8 +212,8 @@ async function recordResults(
     }
     tally.settled(outcome, entry.bytes);
     if (outcome === 'failed') failures.push(error ?? 'no error given');
-    return { journalId: entry.journalId, outcome, error, restoreHandle: result.restoreHandle ?? null };
+    return { tombstoneId: entry.tombstoneId, outcome, error, restoreHandle: result.restoreHandle ?? null };
   });
-  await context.store.finishDeletes(runId, outcomes);
+  await context.store.finishBatch(runId, batch.batchId, outcomes);
   return failures;
 }

@@ -174,6 +174,45 @@ export const MYSQL_MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    version: 4,
+    statements: [
+      // One durable ledger write per sweep batch (docs/safety.md §10): see the SQLite
+      // store's migration 4. DDL commits on its own here, so each step is skipped when it
+      // is already done (a migration cut short is applied again), and the conversion of
+      // older write-aheads (`intent` journal rows: one pending batch per run and type,
+      // resolved by reading like any other, §11, §12) runs once, in the last step.
+      `CREATE TABLE IF NOT EXISTS reap_batches (
+        batch_id    BIGINT NOT NULL AUTO_INCREMENT,
+        run_id      VARBINARY(64) NOT NULL,
+        resource    VARBINARY(255) NOT NULL,
+        evidence    LONGTEXT NULL,
+        state       VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        created_at  BIGINT NOT NULL,
+        finished_at BIGINT NULL,
+        PRIMARY KEY (batch_id),
+        KEY reap_batches_pending (resource, state, batch_id),
+        KEY reap_batches_run (run_id)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      {
+        unless: `SELECT 1 FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'tombstones' AND column_name = 'batch_id'`,
+        sql: 'ALTER TABLE tombstones ADD COLUMN batch_id BIGINT NULL, ADD INDEX tombstones_batch (batch_id)',
+      },
+      {
+        unless: `SELECT 1 FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'journal' AND column_name = 'batch_id'`,
+        sql: `ALTER TABLE journal ADD COLUMN batch_id BIGINT NULL`,
+      },
+      `INSERT INTO reap_batches (run_id, resource, evidence, state, created_at)
+        SELECT j.run_id, j.resource, '{"upgraded":"intent journal entries of schema 3"}', 'pending', MIN(j.at)
+          FROM journal j WHERE j.outcome = 'intent'
+           AND NOT EXISTS (SELECT 1 FROM reap_batches b WHERE b.run_id = j.run_id AND b.resource = j.resource AND b.state = 'pending')
+         GROUP BY j.run_id, j.resource ORDER BY MIN(j.journal_id)`,
+      `UPDATE tombstones t JOIN journal j ON j.tombstone_id = t.tombstone_id AND j.outcome = 'intent'
+         JOIN reap_batches b ON b.run_id = j.run_id AND b.resource = j.resource AND b.state = 'pending'
+          SET t.batch_id = b.batch_id WHERE t.state = 'deleting'`,
+      `DELETE FROM journal WHERE outcome = 'intent'`,
+    ],
+  },
+  {
     version: 5,
     statements: [
       // Jobs of shards (docs/scale-out.md): a run's job and shard as columns, so `runs --job`

@@ -27,7 +27,7 @@ import {
 
   
   textRow,
-  toJournal,
+  toBatch,
   toLease,
   toTombstone,
   utf8,
@@ -37,8 +37,8 @@ import {
   claimGrant,
   type HeldClaims,
 } from '../common.js';
-import { migrated, StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
-import type { AcquiredLease, JournalEntry, LeaseBounds, NewTombstone, Tombstone } from '../types.js';
+import { DERIVED_JOURNAL_COLUMNS, JOURNAL_COLUMNS, migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
+import type { AcquiredLease, LeaseBounds, NewTombstone, SweepBatch, Tombstone } from '../types.js';
 import { DeadlineError, withDeadline } from '../../util/deadline.js';
 import { StoreSockets } from '../sockets.js';
 import { MYSQL_MIGRATIONS } from './migrations.js';
@@ -50,8 +50,12 @@ const COLUMNS = {
   leases: '`lease_id`, `key`, `holder`, `generation`, `ttl_ms`, `acquired_at`, `renewed_at`, `expires_at`, `released_at`',
   runs: 'run_id, kind, status, started_at, finished_at, manifest_digest, `execute`, summary, source_counts, error, heartbeat_at, alive_until, job, shard',
   tombstones: 'tombstone_id, resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at, outcome_run_id, note, restore_handle',
-  journal: 'journal_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at',
+  journal: JOURNAL_COLUMNS,
+  batches: 'batch_id, run_id, resource, evidence, state, created_at, finished_at',
+  derived: DERIVED_JOURNAL_COLUMNS,
 };
+/** Tombstone ids per set-based statement of a batch write-ahead or outcome. */
+const BATCH_CHUNK = 5_000;
 
 /** Keys per statement in acquireLeases (7 parameters a lease, well under the 65,535 limit). */
 const ACQUIRE_CHUNK = 500;
@@ -422,55 +426,77 @@ class MysqlDriver implements StoreDriver {
     return out;
   }
 
-  async beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]> {
-    const evidence = items.map((item) => JSON.stringify(item.evidence ?? null));
-    // One transaction: a tombstone moves to `deleting` only if it is still `marked`
-    // (the UPDATE re-reads it under its row lock, so a concurrent sweep that got there
-    // first leaves nothing to move), and each one that moved gets its `intent` entry.
+  async beginBatch(runId: string, resource: string, tombstoneIds: readonly number[], evidence: string): Promise<SweepBatch | null> {
+    // One transaction: the batch row, then one set-based move per chunk of the tombstones
+    // still `marked` (the UPDATE re-reads each under its row lock, so a concurrent sweep
+    // that got there first leaves nothing to move). No tombstone moved, no batch.
     return this.tx(async (conn) => {
-      const journalIds: number[] = [];
-      for (const [i, item] of items.entries()) {
-        const moved = await this.run(
-          `UPDATE tombstones SET state = 'deleting', updated_at = ${NOW}, outcome_run_id = ? WHERE tombstone_id = CAST(? AS SIGNED) AND state = 'marked'`,
-          [runId, String(item.tombstoneId)],
+      const inserted = await this.run(
+        `INSERT INTO reap_batches (run_id, resource, evidence, state, created_at) VALUES (?, ?, ?, 'pending', ${NOW})`,
+        [runId, utf8(resource), evidence],
+        conn,
+      );
+      const batchId = String(inserted.insertId);
+      let moved = 0;
+      for (const part of chunk(tombstoneIds, BATCH_CHUNK)) {
+        const result = await this.run(
+          `UPDATE tombstones SET state = 'deleting', batch_id = CAST(? AS SIGNED), outcome_run_id = ?, updated_at = ${NOW}
+            WHERE tombstone_id IN (${part.map(() => 'CAST(? AS SIGNED)').join(', ')}) AND state = 'marked' AND resource = ?`,
+          [batchId, runId, ...part.map(String), utf8(resource)],
           conn,
         );
-        if (moved.affectedRows !== 1) continue;
-        const entry = await this.run(
-          `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, at)
-           SELECT ?, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, ?, 'intent', ${NOW} FROM tombstones WHERE tombstone_id = CAST(? AS SIGNED)`,
-          [runId, evidence[i]!, String(item.tombstoneId)],
-          conn,
-        );
-        journalIds.push(entry.insertId);
+        moved += result.affectedRows;
       }
-      if (journalIds.length === 0) return [];
-      const entries: JournalEntry[] = [];
-      for (const part of chunk(journalIds)) {
-        const ids = inList(part.map(String));
-        const rows = await this.rows(`SELECT ${COLUMNS.journal} FROM journal WHERE journal_id IN (${ids.marks}) ORDER BY journal_id`, ids.values, conn);
-        entries.push(...rows.map(toJournal));
+      if (moved === 0) {
+        await this.run('DELETE FROM reap_batches WHERE batch_id = CAST(? AS SIGNED)', [batchId], conn);
+        return null;
       }
-      return entries;
+      const [batch] = await this.rows(`SELECT ${COLUMNS.batches} FROM reap_batches WHERE batch_id = CAST(? AS SIGNED)`, [batchId], conn);
+      const rows = await this.rows(`SELECT ${COLUMNS.tombstones} FROM tombstones WHERE batch_id = CAST(? AS SIGNED) AND state = 'deleting' ORDER BY tombstone_id`, [batchId], conn);
+      return toBatch(batch!, rows.map(toTombstone));
     });
   }
 
-  async finishDeletes(runId: string, results: readonly FinishedDelete[]): Promise<void> {
+  async finishBatch(runId: string, batchId: number, results: readonly FinishedItem[]): Promise<void> {
+    // One transaction; the outcomes grouped by what they write, so a batch of plain
+    // deletes is one set-based UPDATE per chunk (a restore handle is per resource, so
+    // those are one statement each). Journal rows first, read from the tombstones still
+    // deleting in this batch; then the tombstones; then the batch done once none is left.
+    const groups = new Map<string, FinishedItem[]>();
+    for (const r of results) {
+      const key = JSON.stringify([r.outcome, r.error, r.state, r.note, r.restoreHandle, r.journaled]);
+      groups.set(key, [...(groups.get(key) ?? []), r]);
+    }
+    const batch = String(batchId);
     await this.tx(async (conn) => {
-      for (const r of results) {
-        const id = String(r.journalId);
-        const updated = await this.run(`UPDATE journal SET outcome = ?, error = ?, at = ${NOW} WHERE journal_id = CAST(? AS SIGNED)`, [r.outcome, r.error, id], conn);
-        if (updated.affectedRows === 0) {
-          const [exists] = await this.rows('SELECT 1 AS found FROM journal WHERE journal_id = CAST(? AS SIGNED)', [id], conn);
-          if (!exists) continue;
+      for (const group of groups.values()) {
+        const r = group[0]!;
+        for (const part of chunk(group.map((g) => String(g.tombstoneId)), BATCH_CHUNK)) {
+          const ids = part.map(() => 'CAST(? AS SIGNED)').join(', ');
+          if (r.journaled) {
+            await this.run(
+              `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at, batch_id)
+               SELECT b.run_id, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, b.evidence, ?, ?, ${NOW}, b.batch_id
+                 FROM tombstones t JOIN reap_batches b ON b.batch_id = t.batch_id
+                WHERE t.batch_id = CAST(? AS SIGNED) AND t.state = 'deleting' AND t.tombstone_id IN (${ids}) ORDER BY t.tombstone_id`,
+              [r.outcome, r.error, batch, ...part],
+              conn,
+            );
+          }
+          await this.run(
+            `UPDATE tombstones SET state = ?, note = ?, restore_handle = COALESCE(?, restore_handle), outcome_run_id = ?, updated_at = ${NOW}
+              WHERE batch_id = CAST(? AS SIGNED) AND state = 'deleting' AND tombstone_id IN (${ids})`,
+            [r.state, r.note, r.restoreHandle, runId, batch, ...part],
+            conn,
+          );
         }
-        await this.run(
-          `UPDATE tombstones SET state = ?, note = ?, restore_handle = COALESCE(?, restore_handle), outcome_run_id = ?, updated_at = ${NOW}
-            WHERE tombstone_id = (SELECT tombstone_id FROM journal WHERE journal_id = CAST(? AS SIGNED))`,
-          [r.state, r.note, r.restoreHandle, runId, id],
-          conn,
-        );
       }
+      await this.run(
+        `UPDATE reap_batches SET state = 'done', finished_at = ${NOW}
+          WHERE batch_id = CAST(? AS SIGNED) AND state = 'pending' AND NOT EXISTS (SELECT 1 FROM tombstones WHERE batch_id = CAST(? AS SIGNED) AND state = 'deleting')`,
+        [batch, batch],
+        conn,
+      );
     });
   }
 }

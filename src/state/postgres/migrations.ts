@@ -179,6 +179,38 @@ CREATE INDEX IF NOT EXISTS runs_running ON runs (status, alive_until);
     ],
   },
   {
+    version: 4,
+    // One durable ledger write per sweep batch (docs/safety.md §10): see the SQLite store's
+    // migration 4. Write-aheads of older reapers (`intent` journal rows) become one
+    // pending batch per run and type, resolved by reading like any other (§11, §12). The
+    // batch index on tombstones is partial: tombstones that never were in a batch stay out.
+    statements: [
+      `
+CREATE TABLE IF NOT EXISTS reap_batches (
+  batch_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id      text COLLATE "C" NOT NULL,
+  resource    text COLLATE "C" NOT NULL,
+  evidence    json,
+  state       text NOT NULL CHECK (state IN ('pending', 'done')),
+  created_at  bigint NOT NULL,
+  finished_at bigint
+);
+CREATE INDEX IF NOT EXISTS reap_batches_pending ON reap_batches (resource, batch_id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS reap_batches_run ON reap_batches (run_id);
+ALTER TABLE tombstones ADD COLUMN IF NOT EXISTS batch_id bigint;
+CREATE INDEX IF NOT EXISTS tombstones_batch ON tombstones (batch_id) WHERE batch_id IS NOT NULL;
+ALTER TABLE journal ADD COLUMN IF NOT EXISTS batch_id bigint;
+INSERT INTO reap_batches (run_id, resource, evidence, state, created_at)
+  SELECT run_id, resource, '{"upgraded":"intent journal entries of schema 3"}'::json, 'pending', MIN(at)
+    FROM journal WHERE outcome = 'intent' GROUP BY run_id, resource ORDER BY MIN(journal_id);
+UPDATE tombstones t SET batch_id = b.batch_id
+  FROM journal j JOIN reap_batches b ON b.run_id = j.run_id AND b.resource = j.resource AND b.state = 'pending'
+ WHERE j.tombstone_id = t.tombstone_id AND j.outcome = 'intent' AND t.state = 'deleting';
+DELETE FROM journal WHERE outcome = 'intent';
+`,
+    ],
+  },
+  {
     version: 5,
     // Jobs of shards (docs/scale-out.md): a run's job and shard as columns, so `runs --job`
     // and a shard's rerun find the job's runs while they are still going or after they were

@@ -7,8 +7,8 @@
  * clock. The operations this driver keeps are each a single statement, which makes them
  * atomic without an explicit transaction: acquiring a lease bumps the key's fencing
  * generation and inserts the lease together; renewing many leases and counting the
- * outcome is one statement; the write-ahead `beginDeletes` moves tombstones and writes
- * their intents together.
+ * outcome is one statement; the write-ahead `beginBatch` writes the batch and moves its
+ * tombstones together.
  */
 import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
@@ -23,7 +23,7 @@ import {
 
   
   textRow,
-  toJournal,
+  toBatch,
   toLease,
   toTombstone,
   utf8,
@@ -33,8 +33,8 @@ import {
   claimGrant,
   type HeldClaims,
 } from '../common.js';
-import { migrated, StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
-import type { AcquiredLease, JournalEntry, Lease, LeaseBounds, NewTombstone, Tombstone } from '../types.js';
+import { migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
+import type { AcquiredLease, Lease, LeaseBounds, NewTombstone, SweepBatch, Tombstone } from '../types.js';
 import { StoreSockets } from '../sockets.js';
 import { DeadlineError } from '../../util/deadline.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
@@ -49,7 +49,10 @@ const COLUMNS = {
   leases: LEASE_COLS,
   runs: 'run_id, kind, status, started_at, finished_at, manifest_digest, execute, summary::text AS summary, source_counts::text AS source_counts, error, heartbeat_at, alive_until, job, shard',
   tombstones: 'tombstone_id, resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at, outcome_run_id, note, restore_handle',
-  journal: 'journal_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence::text AS evidence, outcome, error, at',
+  journal: 'journal_id, batch_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence::text AS evidence, outcome, error, at',
+  batches: 'batch_id, run_id, resource, evidence::text AS evidence, state, created_at, finished_at',
+  derived: `NULL::bigint AS journal_id, t.batch_id, b.run_id, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes,
+            b.evidence::text AS evidence, CASE WHEN t.state = 'deleting' THEN 'intent' ELSE 'deleted' END AS outcome, NULL::text AS error, t.updated_at AS at`,
 };
 
 /** Namespace of reaper's advisory locks (the second key is the schema's hash). */
@@ -344,51 +347,66 @@ class PostgresDriver implements StoreDriver {
     return out;
   }
 
-  async beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]> {
-    const evidence = items.map((item) => JSON.stringify(item.evidence ?? null));
-    // One statement, so all or nothing: tombstones still `marked` move to `deleting`
-    // and get their `intent` entry; anything else (already deleting, lifted, unknown)
-    // is left alone. A concurrent caller waits on the row locks and then finds the
-    // tombstones no longer marked, so each gets one intent at most.
+  async beginBatch(runId: string, resource: string, tombstoneIds: readonly number[], evidence: string): Promise<SweepBatch | null> {
+    // One statement, so all or nothing: the batch row exists only when some tombstone
+    // still `marked` moves to `deleting` naming it; anything else (already deleting,
+    // lifted, of another type, unknown) is left alone. A concurrent caller waits on the
+    // row locks and then finds the tombstones no longer marked; its empty batch is removed
+    // (or, after a crash just then, closed by recovery).
     const { rows } = await this.q(
       `${WITH_NOW},
-       i AS (SELECT DISTINCT ON (tombstone_id) tombstone_id, evidence, ord
-               FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS i(tombstone_id, evidence, ord)
-              ORDER BY tombstone_id, ord),
-       m AS (UPDATE tombstones t SET state = 'deleting', updated_at = c.now, outcome_run_id = $1
-               FROM c, i WHERE t.tombstone_id = i.tombstone_id AND t.state = 'marked'
-             RETURNING t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, i.evidence, i.ord),
-       j AS (INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, at)
-             SELECT $1, m.tombstone_id, m.resource, m.resource_id, m.fingerprint, m.owner, m.reason, m.bytes, m.evidence::json, 'intent', c.now
-               FROM m, c ORDER BY m.ord
-             RETURNING ${COLUMNS.journal})
-       SELECT * FROM j ORDER BY journal_id`,
-      [runId, items.map((item) => item.tombstoneId), evidence],
+       b AS (INSERT INTO reap_batches (run_id, resource, evidence, state, created_at)
+             SELECT $1, $2, $3::json, 'pending', c.now FROM c
+              WHERE EXISTS (SELECT 1 FROM tombstones WHERE tombstone_id = ANY($4::bigint[]) AND state = 'marked' AND resource = $2)
+             RETURNING batch_id, run_id, resource, state, created_at, finished_at),
+       m AS (UPDATE tombstones t SET state = 'deleting', batch_id = b.batch_id, outcome_run_id = $1, updated_at = c.now
+               FROM c, b WHERE t.tombstone_id = ANY($4::bigint[]) AND t.state = 'marked' AND t.resource = $2
+             RETURNING t.*)
+       SELECT b.batch_id AS b_batch_id, b.run_id AS b_run_id, b.resource AS b_resource, b.state AS b_state, b.created_at AS b_created_at, m.*
+         FROM b LEFT JOIN m ON true ORDER BY m.tombstone_id`,
+      [runId, resource, evidence, tombstoneIds],
     );
-    return rows.map((r) => toJournal(textRow(r)));
+    if (rows.length === 0) return null;
+    const first = rows[0]!;
+    if (first.tombstone_id === null) {
+      // Another sweep moved them between the check and the move: no batch.
+      await this.q('DELETE FROM reap_batches WHERE batch_id = $1', [first.b_batch_id]);
+      return null;
+    }
+    const batch = { batch_id: first.b_batch_id, run_id: first.b_run_id, resource: first.b_resource, evidence, state: first.b_state, created_at: first.b_created_at, finished_at: null };
+    return toBatch(batch, rows.map((r) => toTombstone(textRow(r))));
   }
 
-  async finishDeletes(runId: string, results: readonly FinishedDelete[]): Promise<void> {
-    // One statement: each journal entry gets its outcome and its tombstone the state
-    // that follows from it.
+  async finishBatch(runId: string, batchId: number, results: readonly FinishedItem[]): Promise<void> {
+    // One statement: the tombstones still deleting in this batch get their state, the
+    // outcomes other than a plain delete their journal row, and the batch is done once
+    // none of its tombstones is left deleting (the CTEs see the statement's snapshot, so
+    // the ones updated here count as settled).
     await this.q(
       `${WITH_NOW},
-       r AS (SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                    AS r(journal_id, outcome, error, state, note, restore_handle)),
-       j AS (UPDATE journal SET outcome = r.outcome, error = r.error, at = c.now FROM c, r
-              WHERE journal.journal_id = r.journal_id
-             RETURNING journal.tombstone_id, r.state, r.note, r.restore_handle)
-       UPDATE tombstones t SET state = j.state, note = j.note, restore_handle = COALESCE(j.restore_handle, t.restore_handle),
-              outcome_run_id = $1, updated_at = c.now
-         FROM j, c WHERE t.tombstone_id = j.tombstone_id`,
+       r AS (SELECT * FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bool[])
+                    AS r(tombstone_id, outcome, error, state, note, restore_handle, journaled)),
+       u AS (UPDATE tombstones t SET state = r.state, note = r.note, restore_handle = COALESCE(r.restore_handle, t.restore_handle),
+                    outcome_run_id = $1, updated_at = c.now
+               FROM c, r WHERE t.tombstone_id = r.tombstone_id AND t.batch_id = $2 AND t.state = 'deleting'
+             RETURNING t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, r.outcome, r.error, r.journaled),
+       j AS (INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at, batch_id)
+             SELECT b.run_id, u.tombstone_id, u.resource, u.resource_id, u.fingerprint, u.owner, u.reason, u.bytes, b.evidence, u.outcome, u.error, c.now, b.batch_id
+               FROM u, c, reap_batches b WHERE b.batch_id = $2 AND u.journaled ORDER BY u.tombstone_id
+             RETURNING 1)
+       UPDATE reap_batches SET state = 'done', finished_at = c.now FROM c
+        WHERE batch_id = $2 AND state = 'pending'
+          AND NOT EXISTS (SELECT 1 FROM tombstones x WHERE x.batch_id = $2 AND x.state = 'deleting' AND NOT EXISTS (SELECT 1 FROM u WHERE u.tombstone_id = x.tombstone_id))`,
       [
         runId,
-        results.map((r) => r.journalId),
+        batchId,
+        results.map((r) => r.tombstoneId),
         results.map((r) => r.outcome),
         results.map((r) => freeText(r.error)),
         results.map((r) => r.state),
         results.map((r) => freeText(r.note)),
         results.map((r) => r.restoreHandle),
+        results.map((r) => r.journaled),
       ],
     );
   }

@@ -135,6 +135,46 @@ CREATE INDEX IF NOT EXISTS runs_running ON runs (status, alive_until);
     ],
   },
   {
+    version: 4,
+    // One durable ledger write per sweep batch (docs/safety.md §10). The write-ahead is a
+    // batch row (run, type, the evidence its resources share) written with one set-based
+    // move of its tombstones to `deleting`, each naming its batch; a resource deleted
+    // without remark needs no journal row (the journal derives it from its tombstone and
+    // batch), every other outcome gets one, tagged with its batch. Write-aheads of older
+    // reapers (`intent` journal rows, one per resource) become one pending batch per run
+    // and type, resolved by reading like any other (§11, §12). Same layout as the server
+    // stores' migration 4.
+    statements: [
+      `
+CREATE TABLE IF NOT EXISTS reap_batches (
+  batch_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id      TEXT NOT NULL,
+  resource    TEXT NOT NULL,
+  evidence    TEXT,
+  state       TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS reap_batches_pending ON reap_batches (resource, state);
+CREATE INDEX IF NOT EXISTS reap_batches_run ON reap_batches (run_id);
+`,
+      { unless: `SELECT 1 FROM pragma_table_info('tombstones') WHERE name = 'batch_id'`, sql: 'ALTER TABLE tombstones ADD COLUMN batch_id INTEGER' },
+      { unless: `SELECT 1 FROM pragma_table_info('journal') WHERE name = 'batch_id'`, sql: 'ALTER TABLE journal ADD COLUMN batch_id INTEGER' },
+      `
+CREATE INDEX IF NOT EXISTS tombstones_batch ON tombstones (batch_id) WHERE batch_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS journal_tombstone ON journal (tombstone_id);
+INSERT INTO reap_batches (run_id, resource, evidence, state, created_at)
+  SELECT run_id, resource, '{"upgraded":"intent journal entries of schema 3"}', 'pending', MIN(at)
+    FROM journal WHERE outcome = 'intent' GROUP BY run_id, resource ORDER BY MIN(journal_id);
+UPDATE tombstones SET batch_id = (
+  SELECT MAX(b.batch_id) FROM journal j JOIN reap_batches b ON b.run_id = j.run_id AND b.resource = j.resource AND b.state = 'pending'
+   WHERE j.tombstone_id = tombstones.tombstone_id AND j.outcome = 'intent')
+ WHERE state = 'deleting' AND tombstone_id IN (SELECT tombstone_id FROM journal WHERE outcome = 'intent');
+DELETE FROM journal WHERE outcome = 'intent';
+`,
+    ],
+  },
+  {
     version: 5,
     // Jobs of shards (docs/scale-out.md): a run's job and shard as columns, so `runs --job`
     // and a shard's rerun find the job's runs while they are still going or after they were

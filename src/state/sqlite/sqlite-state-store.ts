@@ -9,10 +9,10 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { BackendError } from '../../errors.js';
 import { chunk, inList } from '../../sql/text.js';
-import { claimGrant, hashToken, newLeaseId, newLeaseToken, statsBucket, toJournal, toLease, toTombstone, type HeldClaims, type Row } from '../common.js';
+import { claimGrant, hashToken, newLeaseId, newLeaseToken, statsBucket, toBatch, toLease, toTombstone, type HeldClaims, type Row } from '../common.js';
 import { storeError } from '../../sql/errors.js';
-import { migrated, StoreCore, type FinishedDelete, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
-import type { AcquiredLease, JournalEntry, Lease, LeaseBounds, NewTombstone, Tombstone } from '../types.js';
+import { DERIVED_JOURNAL_COLUMNS, JOURNAL_COLUMNS, migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
+import type { AcquiredLease, Lease, LeaseBounds, NewTombstone, SweepBatch, Tombstone } from '../types.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 const NOW = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`;
@@ -32,7 +32,14 @@ export interface SqliteStateStoreOptions {
 class SqliteDriver implements StoreDriver {
   readonly dialect = 'sqlite' as const;
   readonly migrations = SQLITE_MIGRATIONS;
-  readonly columns = { leases: '*', runs: '*', tombstones: '*', journal: '*' };
+  readonly columns = {
+    leases: '*',
+    runs: '*',
+    tombstones: '*',
+    journal: JOURNAL_COLUMNS,
+    batches: '*',
+    derived: DERIVED_JOURNAL_COLUMNS,
+  };
   readonly description: string;
   private readonly file: string;
 
@@ -211,54 +218,50 @@ class SqliteDriver implements StoreDriver {
     return this.guard(() => (statement.all(JSON.stringify(resourceIds), resource) as Row[]).map(toTombstone));
   }
 
-  async beginDeletes(runId: string, items: readonly { tombstoneId: number; evidence: unknown }[]): Promise<JournalEntry[]> {
-    // Set-based, in one immediate transaction: tombstones still `marked` move to `deleting`
-    // and get their `intent` entry, in the callers' order; anything else is left alone. A
-    // repeated tombstone id gets one intent (the first). (CROSS JOIN keeps json_each the
-    // outer loop, so each row is one primary-key probe.)
+  async beginBatch(runId: string, resource: string, tombstoneIds: readonly number[], evidence: string): Promise<SweepBatch | null> {
+    // One immediate transaction: the batch row, then one set-based move of the tombstones
+    // still `marked` (ids as one JSON parameter, each a primary-key probe); no tombstone
+    // moved, no batch.
+    const batch = this.sql(`INSERT INTO reap_batches (run_id, resource, evidence, state, created_at) VALUES (?, ?, ?, 'pending', {now}) RETURNING *`);
     const move = this.sql(
-      `UPDATE tombstones SET state = 'deleting', updated_at = {now}, outcome_run_id = ?
-        WHERE state = 'marked' AND tombstone_id IN (SELECT value FROM json_each(?)) RETURNING tombstone_id`,
+      `UPDATE tombstones SET state = 'deleting', batch_id = ?, outcome_run_id = ?, updated_at = {now}
+        WHERE tombstone_id IN (SELECT value FROM json_each(?)) AND state = 'marked' AND resource = ? RETURNING *`,
     );
-    const append = this.sql(
-      `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, at)
-       SELECT ?, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, i.value ->> 1, 'intent', {now}
-         FROM json_each(?) AS i CROSS JOIN tombstones t ON t.tombstone_id = i.value ->> 0
-        ORDER BY i.key
-       RETURNING journal_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, outcome, error, at`,
-    );
-    // The evidence is handed back as given rather than read back and parsed: it is the
-    // widest column, and reading it back cost as much as the rest of the write-ahead.
-    // A repeated tombstone id journals its first evidence.
-    const evidence = new Map<number, unknown>();
-    for (const item of items) if (!evidence.has(item.tombstoneId)) evidence.set(item.tombstoneId, item.evidence ?? null);
+    const drop = this.sql('DELETE FROM reap_batches WHERE batch_id = ?');
     return this.immediate(() => {
-      const moved = new Set((move.all(runId, JSON.stringify(items.map((item) => item.tombstoneId))) as { tombstone_id: number }[]).map((r) => r.tombstone_id));
-      if (moved.size === 0) return [];
-      const rows: [number, string][] = [];
-      for (const item of items) if (moved.delete(item.tombstoneId)) rows.push([item.tombstoneId, JSON.stringify(item.evidence ?? null)]);
-      return (append.all(runId, JSON.stringify(rows)) as Row[])
-        .map((row) => ({ ...toJournal(row), evidence: evidence.get(Number(row.tombstone_id)) ?? null }))
-        .sort((a, b) => a.journalId - b.journalId);
+      const row = batch.get(runId, resource, evidence) as Row;
+      const moved = (move.all(row.batch_id, runId, JSON.stringify(tombstoneIds), resource) as Row[]).map(toTombstone).sort((a, b) => a.tombstoneId - b.tombstoneId);
+      if (moved.length > 0) return toBatch(row, moved);
+      drop.run(row.batch_id);
+      return null;
     });
   }
 
-  async finishDeletes(runId: string, results: readonly FinishedDelete[]): Promise<void> {
-    const byId = new Map(results.map((r) => [r.journalId, r]));
-    // The journal in one set-based statement (json_each the outer loop: primary-key probes);
-    // the tombstones it names one primary-key update each.
+  async finishBatch(runId: string, batchId: number, results: readonly FinishedItem[]): Promise<void> {
+    // One immediate transaction: the journal rows (outcomes other than a plain delete),
+    // then the tombstones in one set-based statement, then the batch done once none of its
+    // tombstones is left deleting. json_each stays the outer loop (primary-key probes): the
+    // unary `+` keeps the planner off the batch index, which would rescan the whole JSON
+    // list for every tombstone of the batch (quadratic in the batch size).
     const journal = this.sql(
-      `UPDATE journal SET outcome = r.value ->> 1, error = r.value ->> 2, at = {now} FROM json_each(?) AS r WHERE journal.journal_id = r.value ->> 0
-       RETURNING journal_id, tombstone_id`,
+      `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at, batch_id)
+       SELECT b.run_id, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, b.evidence, r.value ->> 1, r.value ->> 2, {now}, b.batch_id
+         FROM json_each(?) AS r CROSS JOIN tombstones t ON t.tombstone_id = r.value ->> 0 CROSS JOIN reap_batches b ON b.batch_id = t.batch_id
+        WHERE t.batch_id = ? AND t.state = 'deleting' ORDER BY r.key`,
     );
-    const tomb = this.sql(
-      `UPDATE tombstones SET state = ?, note = ?, restore_handle = COALESCE(?, restore_handle), outcome_run_id = ?, updated_at = {now} WHERE tombstone_id = ?`,
+    const tombs = this.sql(
+      `UPDATE tombstones SET state = r.value ->> 1, note = r.value ->> 2, restore_handle = COALESCE(r.value ->> 3, restore_handle), outcome_run_id = ?, updated_at = {now}
+         FROM json_each(?) AS r WHERE tombstones.tombstone_id = r.value ->> 0 AND +tombstones.batch_id = ? AND +tombstones.state = 'deleting'`,
     );
+    const done = this.sql(
+      `UPDATE reap_batches SET state = 'done', finished_at = {now}
+        WHERE batch_id = ? AND state = 'pending' AND NOT EXISTS (SELECT 1 FROM tombstones WHERE batch_id = ? AND state = 'deleting')`,
+    );
+    const journaled = results.filter((r) => r.journaled).map((r) => [r.tombstoneId, r.outcome, r.error]);
     this.immediate(() => {
-      for (const row of journal.all(JSON.stringify(results.map((r) => [r.journalId, r.outcome, r.error]))) as { journal_id: number; tombstone_id: number }[]) {
-        const r = byId.get(row.journal_id)!;
-        tomb.run(r.state, r.note, r.restoreHandle, runId, row.tombstone_id);
-      }
+      if (journaled.length > 0) journal.run(JSON.stringify(journaled), batchId);
+      if (results.length > 0) tombs.run(runId, JSON.stringify(results.map((r) => [r.tombstoneId, r.state, r.note, r.restoreHandle])), batchId);
+      done.run(batchId, batchId);
     });
   }
 }
