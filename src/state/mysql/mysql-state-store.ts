@@ -20,22 +20,19 @@ import { serverAddress, storeError, type ServerAddress } from '../../sql/errors.
 import { chunk, inList } from '../../sql/text.js';
 import { mysqlUrlOptions } from '../../sql/mysql-url.js';
 import {
+  claimGrant,
   DEFAULT_STORE_TIMEOUT_MS,
   hashToken,
   newLeaseId,
   newLeaseToken,
-
-  
   textRow,
   toBatch,
   toLease,
   toTombstone,
   utf8,
   utf8OrNull,
-  type Row,
-
-  claimGrant,
   type HeldClaims,
+  type Row,
 } from '../common.js';
 import { DERIVED_JOURNAL_COLUMNS, JOURNAL_COLUMNS, migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, LeaseBounds, NewTombstone, SweepBatch, Tombstone } from '../types.js';

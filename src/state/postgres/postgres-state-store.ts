@@ -16,22 +16,19 @@ import { BackendError, redact } from '../../errors.js';
 import { serverAddress, storeError, type ServerAddress } from '../../sql/errors.js';
 import { chunk } from '../../sql/text.js';
 import {
+  claimGrant,
   DEFAULT_STORE_TIMEOUT_MS,
   hashToken,
   newLeaseId,
   newLeaseToken,
-
-  
   textRow,
   toBatch,
   toLease,
   toTombstone,
   utf8,
   utf8OrNull,
-  type Row,
-
-  claimGrant,
   type HeldClaims,
+  type Row,
 } from '../common.js';
 import { migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, Lease, LeaseBounds, NewTombstone, SweepBatch, Tombstone } from '../types.js';
