@@ -569,7 +569,16 @@ export class StoreCore implements StateStore {
   }
 
   async pendingBatches(resource: string): Promise<SweepBatch[]> {
-    const batches = await this.all(`SELECT ${this.cols.batches} FROM reap_batches WHERE resource = ? AND state = 'pending' ORDER BY batch_id`, [name(resource)]);
+    // A batch whose run is alive is in flight (a sibling shard's delete, docs/scale-out.md), not
+    // left behind: it is that run's to settle, and settling it here could record a resource it
+    // is about to delete as still there (docs/safety.md §10, §11). An ended run's batch, a
+    // lapsed heartbeat's and an unknown run's (an older reaper's) are recovered.
+    const batches = await this.all(
+      `SELECT ${this.cols.batches} FROM reap_batches WHERE resource = ? AND state = 'pending'
+          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = reap_batches.run_id AND r.status = 'running' AND r.alive_until > {now})
+        ORDER BY batch_id`,
+      [name(resource)],
+    );
     const out: SweepBatch[] = [];
     for (const b of batches) {
       const rows = await this.all(`SELECT ${this.cols.tombstones} FROM tombstones WHERE batch_id = ? AND state = 'deleting' ORDER BY tombstone_id`, [int(Number(b.batch_id))]);

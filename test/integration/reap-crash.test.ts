@@ -188,6 +188,10 @@ describe('reap crash safety', { concurrent: true }, () => {
               if (c.phase === 'sweep') local(await markAndWait(s)).toBe(s.orphans.length);
               const killed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1s'], { REAPER_FAILPOINT: c.failpoint });
               local(killed.signal).toBe('SIGKILL');
+              // The killed run's lock and heartbeat outlive it by --lock-ttl: until then it may be a run
+              // frozen mid-batch, whose batch is not left behind (pendingBatches leaves it out); the
+              // next run waits that out.
+              await waitStoreTime(s.store, 1_100);
               const killedRun = (await s.store.listRuns({ kind: 'reap', limit: 1 }))[0]!;
               const journal = await s.store.journal({ resource: T });
               if (c.failpoint.startsWith('after-journal') || c.failpoint === 'after-batch') local(journal.filter((e) => e.outcome === 'intent')).toHaveLength(2);
@@ -205,8 +209,6 @@ describe('reap crash safety', { concurrent: true }, () => {
                 local(journal.filter((e) => e.outcome === 'intent')).toHaveLength(2);
                 local(await quarantined(s)).not.toEqual([]);
               }
-              // The killed run's lock outlives it by --lock-ttl; the next run waits that out.
-              await waitStoreTime(s.store, 1_100);
               await converge(s);
               await expectConverged(s);
               // Its heartbeat lapsed with its lock: the next run recorded it abandoned (unless it had finished).

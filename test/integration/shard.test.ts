@@ -368,11 +368,15 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     await waitStoreTime(observer, 1_100);
     const killed = reap('1/4', { REAPER_FAILPOINT: 'after-journal' });
     expect(killed.code, 'killed by its failpoint').toBeNull();
-    expect((await observer.pendingBatches('scratch')).length).toBeGreaterThan(0);
+    const deleting = async () => (await observer.findTombstones({ resource: 'scratch', states: ['deleting'] })).map((t) => t.resourceId).sort();
+    const inFlight = await deleting();
+    expect(inFlight.length).toBeGreaterThan(0);
 
-    // Shard 0 is not held up by the dead shard's lock.
+    // Shard 0 is not held up by the dead shard's lock, and leaves its batch alone: within the
+    // lock ttl the dead run may be a frozen one, its delete still to come.
     const other = reap('0/4');
     expect(other.code, other.stderr).toBe(0);
+    expect(await deleting()).toEqual(inFlight);
     // Once the dead run's lock has run out, shard 1's rerun resolves the journal and finishes.
     await waitStoreTime(observer, 2_100);
     const rerun = reap('1/4');

@@ -797,6 +797,27 @@ for (const dialect of dialects) {
         expect((await store.pendingBatches('files')).map((p) => p.batchId)).toEqual([batch!.batchId]);
       });
 
+      it("leaves out of pendingBatches the batches of a run still alive (a sibling shard's delete in flight), until it ends or its heartbeat lapses", async () => {
+        await store.insertTombstones('run-1', [tomb('a'), tomb('b')]);
+        const [a, b] = await store.findTombstones({ resource: 'files' });
+        const alive = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, ttlMs: 60_000 });
+        const killed = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, ttlMs: 60_000 });
+        const frozen = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, ttlMs: 1 });
+        await store.insertTombstones('run-1', [tomb('c'), tomb('d')]);
+        const [, , c, d] = await store.findTombstones({ resource: 'files' });
+        const inFlight = await store.beginBatch(alive.runId, 'files', [a!.tombstoneId], null);
+        const left = await store.beginBatch(killed.runId, 'files', [b!.tombstoneId], null);
+        const lapsed = await store.beginBatch(frozen.runId, 'files', [c!.tombstoneId], null);
+        const unknown = await store.beginBatch('run-of-an-older-reaper', 'files', [d!.tombstoneId], null);
+        await store.finishRun(killed.runId, { status: 'interrupted' });
+        const startedAt = await store.now();
+        while ((await store.now()) < startedAt + 5) await new Promise((r) => setTimeout(r, 5));
+        // Recovered: an ended run's batch, a lapsed heartbeat's, and an unknown run's (an older reaper's).
+        expect((await store.pendingBatches('files')).map((p) => p.batchId)).toEqual([left!.batchId, lapsed!.batchId, unknown!.batchId]);
+        await store.finishRun(alive.runId, { status: 'failed' });
+        expect((await store.pendingBatches('files')).map((p) => p.batchId)).toEqual([inFlight!.batchId, left!.batchId, lapsed!.batchId, unknown!.batchId]);
+      });
+
       it('moves nothing when a batch write-ahead fails', async () => {
         await store.insertTombstones('run-1', [tomb('a'), tomb('b')]);
         const [a, b] = await store.findTombstones({ resource: 'files' });
