@@ -264,10 +264,11 @@ describe('reaper conformance --type T', () => {
     writeFileSync(
       careless,
       [
-        "import { existsSync, readFileSync } from 'node:fs';",
+        "import { appendFileSync, existsSync, readFileSync } from 'node:fs';",
         "const op = process.env.REAPER_OP;",
         "for (const line of readFileSync(0, 'utf8').split('\\n').filter(Boolean)) {",
         '  const { id } = JSON.parse(line);',
+        "  appendFileSync('ops.log', op + ' ' + id + '\\n');",
         "  const there = existsSync('data/things/' + id);",
         "  const answer = op === 'restore' ? { id, result: 'restored' } : !there ? { id, result: 'absent' } : op === 'mark' ? { id, result: 'marked', fingerprint: 'x' } : { id, result: 'unmarked' };",
         "  process.stdout.write(JSON.stringify(answer) + '\\n');",
@@ -282,6 +283,10 @@ describe('reaper conformance --type T', () => {
     expect(run.stdout).toMatch(/^PASS mark of an id that does not exist answers absent: absent$/m);
     expect(run.stdout).toMatch(/^FAIL mark with a fingerprint that does not match answers changed and marks nothing: answered marked; expected changed$/m);
     expect(run.stdout).toMatch(/^FAIL restore of a handle that does not exist answers error and restores nothing: answered restored; expected error$/m);
+    // The mark it should have refused is taken back: conformance leaves nothing marked.
+    const ops = readFileSync(path.join(dir, 'ops.log'), 'utf8').split('\n');
+    expect(ops.indexOf('unmark a1')).toBeGreaterThan(ops.indexOf('mark a1'));
+    expect(ops.indexOf('mark a1')).toBeGreaterThanOrEqual(0);
   });
 
   it('fails a handler whose deletes are not conditional (exit 1), and a type that is not a handler is a usage error (exit 2)', () => {

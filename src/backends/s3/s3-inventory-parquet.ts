@@ -108,6 +108,7 @@ export async function* parquetObjects(
   }
   const columns = Object.values(PARQUET_COLUMNS).filter((c) => present.has(c));
   const versions = present.has('version_id') && target.versioning !== null;
+  const latest = present.has('is_latest');
   const decompress = compressors();
   let rowStart = 0;
   for (const group of metadata.row_groups) {
@@ -116,7 +117,8 @@ export async function* parquetObjects(
     rowStart = rowEnd;
     let batch: ListedObject[] = [];
     for (const row of rows) {
-      if (row.is_latest === false || row.is_delete_marker === true) continue;
+      // As the CSV reader: with versions listed, only a row that says it is current counts.
+      if ((latest && row.is_latest !== true) || row.is_delete_marker === true) continue;
       const key = text(row.key);
       if (key === undefined) throw new BackendError(`${target.scope}: inventory file s3://${bucket}/${file.key}: a row without a key`);
       const etag = text(row.e_tag);
