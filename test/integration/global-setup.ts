@@ -6,8 +6,8 @@
  * Under CI=true a missing service fails the run with a hint; elsewhere its tests skip.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import type { TestProject } from 'vitest/node';
+import { freePort } from '../support/net.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -34,18 +34,6 @@ async function probeMysql(): Promise<void> {
   const conn = await mysql.createConnection({ uri: MYSQL_URL, connectTimeout: 5_000 });
   await conn.query('SELECT 1');
   await conn.end();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 async function waitForHttp(url: string, timeoutMs: number): Promise<void> {

@@ -7,11 +7,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/net.js';
 import { reaperSync } from './support/cli.js';
 import { freshBucket, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
 
@@ -98,7 +98,7 @@ describe.skipIf(!serviceAvailable('s3'))('S3 through the CLI', () => {
   });
 
   it('says the endpoint does not answer when nothing listens on its port', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const dir = tmp();
     const down = `{ kind: s3, endpoint: "http://127.0.0.1:${port}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing, maxAttempts: 1 }`;
     const r = reaperSync(['validate', '-c', manifest(dir, down, 'any-bucket'), '--output', 'json'], { cwd: dir, env: bareEnv(dir) });
@@ -153,20 +153,8 @@ describe.skipIf(!serviceAvailable('s3'))('S3 through the CLI', () => {
   });
 });
 
-/** A port nothing listens on: bound once to learn a free number, then closed. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
 async function startMoto(env: Record<string, string>): Promise<{ endpoint: string; child: ChildProcess }> {
-  const port = await closedPort();
+  const port = await freePort();
   const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore', env: { ...process.env, ...env } });
   const endpoint = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
