@@ -85,11 +85,35 @@ export function shardPart(spec: Pick<ResourceSpec, 'name' | 'location' | 'splitP
 /**
  * The name of the state-store lock a reap of `name` takes: the type's name unsharded, and one
  * lock per shard (`name@i/N`) sharded, so the N shards of a job do not refuse each other while
- * two runs of the same shard still do. Runs with different shard counts, or a sharded and an
- * unsharded run, do not refuse each other through these names (docs/scale-out.md, what is not guarded).
+ * two runs of the same shard still do. A run also refuses to go on beside a lock whose part of
+ * the type overlaps its own (`overlappingLocks`).
  */
 export function lockName(name: string, shard: Shard | null): string {
   return shard === null || shard.count === 1 ? name : `${name}@${shardLabel(shard)}`;
+}
+
+/**
+ * Of the live locks `held` (names as `lockName` gives them), those of other runs whose part of
+ * the type `name` overlaps the part `mine` locks: the shards of one layout (`@i/N`, same N) are
+ * disjoint, but an unsharded run covers every shard, and shards of another count cut the type
+ * elsewhere. A run takes its own lock first and then checks, so of two overlapping runs that
+ * start together at least one sees the other (docs/scale-out.md).
+ */
+export function overlappingLocks(name: string, mine: string, held: readonly { resource: string; runId: string }[], runId: string): string[] {
+  const layout = (lock: string): number | null => {
+    if (lock === name) return 1;
+    if (!lock.startsWith(`${name}@`)) return null;
+    const count = /^\d+\/(\d+)$/.exec(lock.slice(name.length + 1))?.[1];
+    return count === undefined ? null : Number(count);
+  };
+  const own = layout(mine);
+  return held
+    .filter((lock) => lock.runId !== runId && lock.resource !== mine)
+    .filter((lock) => {
+      const other = layout(lock.resource);
+      return other !== null && (other === 1 || own === 1 || other !== own);
+    })
+    .map((lock) => lock.resource);
 }
 
 /** A run's place in a sharded job: the job's id (null when none was given) and the shard as `i/N` (null unsharded). */

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import type { PlanItem } from '../engine/reap-plan.js';
-import { jobShard, lockName, shardLabel, type Shard } from '../engine/shard.js';
+import { jobShard, lockName, overlappingLocks, shardLabel, type Shard } from '../engine/shard.js';
 import { BackendError, InterruptedError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Finding } from '../engine/types.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
@@ -225,6 +225,10 @@ async function openType(context: RunContext, spec: ResourceSpec, tally: ReapTall
     throw new SafetyError(`another reap run holds the lock on ${lock}; one run per resource type${lock === spec.name ? '' : ' and shard'} at a time`);
   }
   locks.push(lock);
+  const overlapping = overlappingLocks(spec.name, lock, await context.store.liveLocks(), runId);
+  if (overlapping.length > 0) {
+    throw new SafetyError(`another reap run holds the lock on ${overlapping.join(', ')}, whose part of ${spec.name} overlaps this run's (${lock}); a type is reaped whole or by one shard layout at a time`);
+  }
   await tally.refusing(options.signal, () => recoverIntents(context, spec, backend, runId, tally));
 }
 

@@ -36,6 +36,7 @@ import {
   type AcquiredLease,
   type BatchOutcome,
   type BatchResult,
+  type HeldLock,
   type JobClaim,
   type JobVerdict,
   type JournalEntry,
@@ -509,6 +510,12 @@ export class StoreCore implements StateStore {
 
   async releaseLock(resource: string, runId: string): Promise<void> {
     await this.q('DELETE FROM resource_locks WHERE resource = ? AND run_id = ?', [name(resource), name(runId)]);
+  }
+
+  async liveLocks(): Promise<HeldLock[]> {
+    // One row per type (or shard of a type) ever reaped: a small table, read whole.
+    const rows = await this.all('SELECT resource, run_id, expires_at FROM resource_locks WHERE expires_at > {now} ORDER BY resource');
+    return rows.map((r) => ({ resource: String(r.resource), runId: String(r.run_id), expiresAt: count(r.expires_at) }));
   }
 
   // ------------------------------------------------------------ tombstones and journal

@@ -205,6 +205,19 @@ export interface RunStore {
   /** Extend a held lock; false when it was lost. */
   refreshLock(resource: string, runId: string, ttlMs: number): Promise<boolean>;
   releaseLock(resource: string, runId: string): Promise<void>;
+  /**
+   * The locks live now (store clock), ordered by name: what a run checks after taking its own,
+   * to see whether a run holding another lock on the same type (another shard layout, or the
+   * type unsharded) overlaps it (docs/scale-out.md).
+   */
+  liveLocks(): Promise<HeldLock[]>;
+}
+
+/** A per-resource-type lock held by a run: `name`, or `name@i/N` for a shard. */
+export interface HeldLock {
+  resource: string;
+  runId: string;
+  expiresAt: number;
 }
 
 export type TombstoneState = 'marked' | 'deleting' | 'deleted' | 'lifted' | 'restored';

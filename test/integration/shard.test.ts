@@ -251,14 +251,24 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     expect(left.scanned).toMatchObject({ uploads: 5, jobs: 4, blobs: 1, scratch: 3 });
   });
 
-  it('refuses a second run of the same shard, not the other shards', async () => {
+  it('refuses a second run of the same shard, and a run whose part overlaps it, not the other shards', async () => {
     const { world, manifest, observer } = await reapWorld();
     // Another run holds shard 1/4 of blobs.
     expect(await observer.acquireLock('blobs@1/4', 'another-run', 60_000)).toBe(true);
     await expect(runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 1, count: 4 } })).rejects.toThrow(/holds the lock on blobs@1\/4/);
+    // A run whose part overlaps shard 1/4 is refused too: the type unsharded, or cut in 2.
+    await expect(runReap(manifest, { execute: true, resources: ['blobs'] })).rejects.toThrow(/holds the lock on blobs@1\/4, whose part of blobs overlaps this run's \(blobs\)/);
+    await expect(runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 0, count: 2 } })).rejects.toThrow(/holds the lock on blobs@1\/4, whose part of blobs overlaps this run's \(blobs@0\/2\)/);
     const other = await runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 2, count: 4 } });
     expect(other.errors).toEqual([]);
     expect(other.outcomes.marked).toBeGreaterThan(0);
+    // The refused runs let go of their own locks: only the other run's is left.
+    expect((await observer.liveLocks()).map((l) => [l.resource, l.runId])).toEqual([['blobs@1/4', 'another-run']]);
+    // An unsharded run holding the type keeps every shard out.
+    await observer.releaseLock('blobs@1/4', 'another-run');
+    expect(await observer.acquireLock('blobs', 'another-run', 60_000)).toBe(true);
+    await expect(runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 2, count: 4 } })).rejects.toThrow(/holds the lock on blobs, whose part of blobs overlaps this run's \(blobs@2\/4\)/);
+    await observer.releaseLock('blobs', 'another-run');
     // A saved plan is applied by the shard that made it.
     const planOut = path.join(world.dir, 'shard-3.plan');
     await runReap(manifest, { execute: false, resources: ['blobs'], shard: { index: 3, count: 4 }, planOut });
@@ -266,6 +276,15 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     await expect(runReap(manifest, { execute: true, resources: ['blobs'], planIn: planOut })).rejects.toThrow(/made by shard 3\/4/);
     const applied = await runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 3, count: 4 }, planIn: planOut });
     expect(applied.outcomes.marked).toBeGreaterThan(0);
+    // Started together, an unsharded run and a shard never both go on: each takes its lock, then looks.
+    for (let round = 0; round < 3; round++) {
+      const raced = await Promise.allSettled([
+        runReap(manifest, { execute: true, resources: ['blobs'] }),
+        runReap(manifest, { execute: true, resources: ['blobs'], shard: { index: 1, count: 4 } }),
+      ]);
+      expect(raced.filter((r) => r.status === 'fulfilled').length, JSON.stringify(raced.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')))).toBeLessThanOrEqual(1);
+      for (const r of raced) if (r.status === 'rejected') expect(String(r.reason)).toMatch(/holds the lock on blobs/);
+    }
   });
 
   it('exits 2 naming the key on bad --shard, half a Kubernetes pair, or split points the key column orders otherwise, touching nothing', async () => {
@@ -534,5 +553,10 @@ resources:
     expect((JSON.parse(listed.stdout) as { runId: string; job: string; shard: string }[]).map((r) => [r.runId, r.job, r.shard])).toEqual(runs.map((r) => [r.runId, 'sweep-1', '1/4']));
     const table = reaper(['runs', '-c', tight, '--job', 'sweep-1', '--output', 'table'], { cwd: dir, env: { COLUMNS: '200' } });
     expect(table.stdout).toMatch(/abandoned[\s\S]*sweep-1 shard 1\/4/);
+    // The job id used again for a new execution: refused before anything is read or marked.
+    const again = reap(open, 'sweep-1');
+    expect(again.code, again.stderr).toBe(2);
+    expect(again.stderr).toMatch(new RegExp(`job sweep-1's shard 1/4 already ran to the end \\(run ${runs[0]!.runId}, .*give the next execution its own id`));
+    expect((await observer.listRuns({ job: 'sweep-1' })).filter((r) => r.status === 'ok').length).toBe(1);
   });
 });

@@ -540,6 +540,25 @@ for (const dialect of dialects) {
         await store.releaseLock('files', 'run-a');
         expect(await store.refreshLock('files', 'run-a', 60_000)).toBe(false);
         expect(await store.acquireLock('files', 'run-b', 60_000)).toBe(true);
+        expect((await store.liveLocks()).map((l) => [l.resource, l.runId])).toEqual([
+          ['blobs', 'run-b'],
+          ['files', 'run-b'],
+        ]);
+      });
+
+      it('lists the live locks with their expiry by the store clock, and no expired one', async () => {
+        const before = await store.now();
+        expect(await store.acquireLock('blobs@1/4', 'run-a', 60_000)).toBe(true);
+        expect(await store.acquireLock('blobs', 'run-b', 60_000)).toBe(true);
+        expect(await store.acquireLock('files', 'run-c', 1)).toBe(true);
+        const [row] = await target.raw("SELECT expires_at FROM resource_locks WHERE resource = 'files'");
+        await untilStoreTime(store, Number(row!.expires_at));
+        const live = await store.liveLocks();
+        expect(live.map((l) => [l.resource, l.runId])).toEqual([
+          ['blobs', 'run-b'],
+          ['blobs@1/4', 'run-a'],
+        ]);
+        for (const lock of live) expect(lock.expiresAt).toBeGreaterThanOrEqual(before + 60_000);
       });
 
       it('lets another run take over an expired lock, and the old holder learns it lost it', async () => {

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareUtf8, fnv1a, lockName, parseShard, partHoldsBytes, shardCaps, shardPart, type ShardPart } from '../../src/engine/shard.js';
+import { compareUtf8, fnv1a, lockName, overlappingLocks, parseShard, partHoldsBytes, shardCaps, shardPart, type ShardPart } from '../../src/engine/shard.js';
 import { capViolation } from '../../src/engine/reap-plan.js';
 import { ManifestError, UsageError } from '../../src/errors.js';
 import { parseManifest } from '../../src/manifest/load.js';
@@ -111,6 +111,16 @@ describe('shardPart', () => {
     expect(lockName('blobs', null)).toBe('blobs');
     expect(lockName('blobs', { index: 0, count: 1 })).toBe('blobs');
     expect(lockName('blobs', { index: 2, count: 4 })).toBe('blobs@2/4');
+  });
+
+  it('sees an overlap between the type whole and any shard, and between shard layouts of different counts, never within one layout', () => {
+    const held = (...names: string[]) => names.map((resource) => ({ resource, runId: `run-${resource}` }));
+    const all = held('blobs', 'blobs@0/4', 'blobs@1/4', 'blobs@0/2', 'blobs-old', 'blobs-old@0/2', 'blobsx@1/4');
+    expect(overlappingLocks('blobs', 'blobs@1/4', all.filter((l) => l.resource !== 'blobs@1/4'), 'me')).toEqual(['blobs', 'blobs@0/2']);
+    expect(overlappingLocks('blobs', 'blobs', all.filter((l) => l.resource !== 'blobs'), 'me')).toEqual(['blobs@0/4', 'blobs@1/4', 'blobs@0/2']);
+    expect(overlappingLocks('blobs', 'blobs@0/2', held('blobs@1/2', 'blobs-old'), 'me')).toEqual([]);
+    // Its own lock, by name or by run, is no overlap.
+    expect(overlappingLocks('blobs', 'blobs@0/2', [{ resource: 'blobs@0/2', runId: 'me' }, { resource: 'blobs', runId: 'me' }], 'me')).toEqual([]);
   });
 });
 

@@ -9,6 +9,7 @@ import { shardCaps, type JobShard, type Shard } from '../../engine/shard.js';
 import type { SourceCounts } from '../../liveness/liveness.js';
 import type { BreakerSpec, ResourceSpec } from '../../manifest/types.js';
 import type { JobVerdict, RunRecord, StateStore } from '../../state/types.js';
+import { UsageError } from '../../errors.js';
 import type { ReapTally } from './tally.js';
 
 /**
@@ -96,13 +97,21 @@ export async function capViolations(
 
 /**
  * The earlier run of this job's shard that this run continues, if it ended without finishing
- * (abandoned, interrupted, failed); its checkpoints become this run's. What it did is in the
+ * (abandoned, interrupted, failed); its checkpoints become this run's. A shard that already
+ * ran to the end is refused: its job id is being used again, and the job's claims would be
+ * charged with what the earlier execution deleted. What it did is in the
  * ledger (its marks, and its journal, which this run's recovery settles), and its claim is
  * this shard's (`claimJobDeletes` counts what it condemned).
  */
 export async function resumedRun(store: StateStore, job: JobShard | null, run: RunRecord): Promise<RunRecord | null> {
   if (!job?.id) return null;
   const earlier = (await store.listRuns({ kind: 'reap', job: job.id, limit: 1_000 })).find((r) => r.runId !== run.runId && r.shard === job.shard && r.execute);
+  if (earlier?.status === 'ok') {
+    const shard = job.shard ? `shard ${job.shard}` : 'unsharded run';
+    throw new UsageError(
+      `job ${job.id}'s ${shard} already ran to the end (run ${earlier.runId}, ${new Date(earlier.finishedAt ?? earlier.startedAt).toISOString()}); a job id names one execution of a job, whose shards share one maxDeletesPerRun: give the next execution its own id (a Kubernetes Job's name, a CI run id)`,
+    );
+  }
   if (!earlier || !['abandoned', 'interrupted', 'failed'].includes(earlier.status)) return null;
   await store.adoptCheckpoints(earlier.runId, run.runId);
   return earlier;
