@@ -208,11 +208,17 @@ export function tombstoneStateFor(outcome: Exclude<JournalOutcome, 'intent'>): T
   }
 }
 
-/** The refusal every dialect gives when the schema is newer than this build. */
-export function schemaTooNew(description: string, current: number, latest: number): BackendError {
-  return new BackendError(
-    `the state store ${description} has schema version ${current}, newer than this reaper knows (${latest}); upgrade reaper before using this store`,
-  );
+/**
+ * The refusal every dialect gives when the store has a migration this build does not know:
+ * one numbered above its newest, or one between its own (a store migrated by another build).
+ */
+export function schemaTooNew(description: string, applied: readonly number[], known: readonly number[]): BackendError | null {
+  const unknown = applied.filter((v) => !known.includes(v));
+  if (unknown.length === 0) return null;
+  const current = Math.max(...applied);
+  const latest = Math.max(0, ...known);
+  const what = current > latest ? `schema version ${current}, newer than this reaper knows (${latest})` : `schema migration${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} this reaper does not know (it knows ${known.join(', ')})`;
+  return new BackendError(`the state store ${description} has ${what}; upgrade reaper before using this store`);
 }
 
 /**

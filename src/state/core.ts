@@ -173,12 +173,11 @@ const LAPSED = `status = 'running' AND (alive_until IS NULL OR alive_until <= {n
 
 /** Apply the migrations not yet recorded under the driver's lock; refuse a schema newer than this build. */
 export async function migrate(driver: StoreDriver): Promise<void> {
-  const latest = driver.migrations[driver.migrations.length - 1]!.version;
   await driver.migrationLock(async (q, exec) => {
     await exec('CREATE TABLE IF NOT EXISTS reaper_migrations (version INTEGER NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)');
     const applied = new Set((await q('SELECT version FROM reaper_migrations')).rows.map((r) => count(r.version)));
-    const current = Math.max(0, ...applied);
-    if (current > latest) throw schemaTooNew(driver.description, current, latest);
+    const tooNew = schemaTooNew(driver.description, [...applied], driver.migrations.map((m) => m.version));
+    if (tooNew) throw tooNew;
     // Every migration not yet recorded, also one numbered below the newest recorded: version 5
     // (job claims) was released to stores before version 4 (the batch ledger) was.
     for (const migration of driver.migrations) {

@@ -27,24 +27,30 @@ export async function inspectStateStore(url: string): Promise<StateStoreInspecti
   throw new BackendError(`unsupported state store URL ${redact(url)} (expected sqlite:PATH, postgres://… or mysql://…)`);
 }
 
-function judge(description: string, version: number | null, latest: number): StateStoreInspection {
-  if (version === null) return { state: 'empty', version: 0, latest };
-  if (version > latest) throw schemaTooNew(description, version, latest);
-  return { state: version === latest ? 'current' : 'behind', version, latest };
+/** The store's state from the migrations it has applied (null: no migrations table) and those this build knows. */
+function judge(description: string, applied: readonly number[] | null, known: readonly number[]): StateStoreInspection {
+  const latest = Math.max(...known);
+  if (applied === null) return { state: 'empty', version: 0, latest };
+  const tooNew = schemaTooNew(description, applied, known);
+  if (tooNew) throw tooNew;
+  const version = Math.max(0, ...applied);
+  return { state: known.every((v) => applied.includes(v)) ? 'current' : 'behind', version, latest };
 }
+
+const versions = (rows: readonly { v: unknown }[]): number[] => rows.map((r) => Number(r.v));
 
 async function inspectSqlite(file: string): Promise<StateStoreInspection> {
   const { SQLITE_MIGRATIONS } = await import('./sqlite/migrations.js');
-  const latest = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1]!.version;
-  if (file === ':memory:' || !existsSync(file)) return { state: 'missing', version: 0, latest };
+  const known = SQLITE_MIGRATIONS.map((m) => m.version);
+  if (file === ':memory:' || !existsSync(file)) return { state: 'missing', version: 0, latest: Math.max(...known) };
   const { default: Database } = await import('better-sqlite3');
   const description = `sqlite:${file}`;
   try {
     const db = new Database(file, { readonly: true, fileMustExist: true });
     try {
       const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reaper_migrations'").get();
-      const version = table ? ((db.prepare('SELECT MAX(version) AS v FROM reaper_migrations').get() as { v: number | null }).v ?? 0) : null;
-      return judge(description, version, latest);
+      const applied = table ? versions(db.prepare('SELECT version AS v FROM reaper_migrations').all() as { v: number }[]) : null;
+      return judge(description, applied, known);
     } finally {
       db.close();
     }
@@ -57,7 +63,7 @@ async function inspectSqlite(file: string): Promise<StateStoreInspection> {
 async function inspectPostgres(url: string): Promise<StateStoreInspection> {
   const { POSTGRES_MIGRATIONS } = await import('./postgres/migrations.js');
   const { splitSchema } = await import('./postgres/postgres-state-store.js');
-  const latest = POSTGRES_MIGRATIONS[POSTGRES_MIGRATIONS.length - 1]!.version;
+  const known = POSTGRES_MIGRATIONS.map((m) => m.version);
   const { connectionString, schema } = splitSchema(url);
   const description = redact(url);
   const at = serverAddress(url, 'PostgreSQL', 5432);
@@ -72,9 +78,9 @@ async function inspectPostgres(url: string): Promise<StateStoreInspection> {
   try {
     const relation = schema === null ? 'reaper_migrations' : `"${schema.replace(/"/g, '""')}".reaper_migrations`;
     const found = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [relation]);
-    if (!found.rows[0]?.t) return judge(description, null, latest);
-    const { rows } = await client.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${found.rows[0].t}`);
-    return judge(description, rows[0]?.v ?? 0, latest);
+    if (!found.rows[0]?.t) return judge(description, null, known);
+    const { rows } = await client.query<{ v: number }>(`SELECT version AS v FROM ${found.rows[0].t}`);
+    return judge(description, versions(rows), known);
   } catch (error) {
     if (error instanceof BackendError) throw error;
     throw storeError(error, description, at, 'reading the schema version');
@@ -85,7 +91,7 @@ async function inspectPostgres(url: string): Promise<StateStoreInspection> {
 
 async function inspectMysql(url: string): Promise<StateStoreInspection> {
   const { MYSQL_MIGRATIONS } = await import('./mysql/migrations.js');
-  const latest = MYSQL_MIGRATIONS[MYSQL_MIGRATIONS.length - 1]!.version;
+  const known = MYSQL_MIGRATIONS.map((m) => m.version);
   const description = redact(url);
   const at = serverAddress(url, 'MySQL', 3306);
   const mysql = await import('mysql2/promise');
@@ -97,10 +103,9 @@ async function inspectMysql(url: string): Promise<StateStoreInspection> {
   }
   try {
     const [tables] = await connection.query("SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'reaper_migrations'");
-    if ((tables as unknown[]).length === 0) return judge(description, null, latest);
-    const [rows] = await connection.query('SELECT MAX(version) AS v FROM reaper_migrations');
-    const v = (rows as { v: number | string | null }[])[0]?.v;
-    return judge(description, v === null || v === undefined ? 0 : Number(v), latest);
+    if ((tables as unknown[]).length === 0) return judge(description, null, known);
+    const [rows] = await connection.query('SELECT version AS v FROM reaper_migrations');
+    return judge(description, versions(rows as { v: unknown }[]), known);
   } catch (error) {
     if (error instanceof BackendError) throw error;
     throw storeError(error, description, at, 'reading the schema version');

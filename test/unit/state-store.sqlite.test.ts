@@ -8,6 +8,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackendError } from '../../src/errors.js';
+import { schemaTooNew } from '../../src/state/common.js';
+import { inspectStateStore } from '../../src/state/inspect.js';
 import { openStateStore } from '../../src/state/open.js';
 import { SQLITE_MIGRATIONS } from '../../src/state/sqlite/migrations.js';
 import { versionReport } from '../../src/version.js';
@@ -118,5 +120,22 @@ describe('a SQLite store written by an earlier reaper', () => {
     db.close();
     await expect(openStateStore(`sqlite:${file}`)).rejects.toThrow(BackendError);
     await expect(openStateStore(`sqlite:${file}`)).rejects.toThrow(new RegExp(`schema version 99, newer than this reaper knows \\(${latest}\\)`));
+  });
+
+  it('judges a store by every migration it has, not its newest: one missing is behind, one unknown is refused', async () => {
+    const file = oldStore(latest);
+    const db = new Database(file);
+    db.prepare('DELETE FROM reaper_migrations WHERE version = 4').run();
+    db.close();
+    // Migration 4 is not on record though 5 is: behind, and opening applies it.
+    expect(await inspectStateStore(`sqlite:${file}`)).toEqual({ state: 'behind', version: latest, latest });
+    const store = await openStateStore(`sqlite:${file}`);
+    await store.close();
+    expect(await inspectStateStore(`sqlite:${file}`)).toEqual({ state: 'current', version: latest, latest });
+    // A migration between the known ones that this build does not know: a store of another build.
+    expect(schemaTooNew('sqlite:x', [1, 2, 3, 4, 5], [1, 2, 3, 5])?.message).toBe(
+      'the state store sqlite:x has schema migration 4 this reaper does not know (it knows 1, 2, 3, 5); upgrade reaper before using this store',
+    );
+    expect(schemaTooNew('sqlite:x', [1, 2, 3, 5], [1, 2, 3, 4, 5])).toBeNull();
   });
 });
