@@ -243,15 +243,8 @@ export interface Tombstone {
   restoreHandle: string | null;
 }
 
-export interface NewTombstone {
-  resource: string;
-  resourceId: string;
-  fingerprint: string;
-  owner: string | null;
-  ownerValue: string | null;
-  reason: string;
-  bytes: number | null;
-}
+/** What a mark records of a resource; the store adds the rest of its `Tombstone`. */
+export type NewTombstone = Pick<Tombstone, 'resource' | 'resourceId' | 'fingerprint' | 'owner' | 'ownerValue' | 'reason' | 'bytes'>;
 
 export type JournalOutcome = 'intent' | 'deleted' | 'absent' | 'changed' | 'failed';
 
