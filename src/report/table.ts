@@ -59,6 +59,12 @@ export function leaseTable(leases: readonly Lease[], options: TableOptions = {})
   return fitTable({ head: ['lease id', 'key', 'holder', 'gen', 'expires', 'state'], rows, shrink: [2, 1] }, options.width);
 }
 
+/** A run's wall time: milliseconds under a second (a demo's runs take a few), tenths under ten. */
+function runDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : formatSeconds(ms / 1000);
+}
+
 export function runsTable(runs: readonly RunRecord[], options: TableOptions = {}): string {
   const rows = runs.map((r) => {
     const summary = (r.summary ?? {}) as { summary?: { scanned?: number; orphaned?: number }; outcomes?: { deleted?: number; lifted?: number }; job?: { id?: string | null; shard?: string | null } };
@@ -70,7 +76,7 @@ export function runsTable(runs: readonly RunRecord[], options: TableOptions = {}
       r.kind + (r.kind === 'reap' ? (r.execute ? ' (execute)' : ' (dry run)') : ''),
       r.status,
       new Date(r.startedAt).toISOString(),
-      r.finishedAt === null ? '-' : formatSeconds((r.finishedAt - r.startedAt) / 1000),
+      r.finishedAt === null ? '-' : runDuration(r.finishedAt - r.startedAt),
       summary.summary?.scanned ?? '-',
       summary.summary?.orphaned ?? '-',
       summary.outcomes?.deleted ?? '-',
