@@ -233,7 +233,7 @@ for (const dialect of dialects) {
       });
 
       it('fails a renewal after expiry and never resurrects the lease', async () => {
-        const lease = await store.acquireLease({ key: 'svc:late', holder: 'h', ttlMs: 300 });
+        const lease = await store.acquireLease({ key: 'svc:late', holder: 'h', ttlMs: 1_500 });
         expect(await store.liveKeys(['svc:late'])).toEqual(new Set(['svc:late']));
         await untilStoreTime(store, lease.expiresAt);
 
@@ -464,17 +464,17 @@ for (const dialect of dialects) {
       });
 
       it('marks a running run whose heartbeat lapsed abandoned when a later run starts; a beating run stays running', async () => {
-        const lost = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, ttlMs: 400 });
-        const beating = await store.startRun({ kind: 'audit', manifestDigest: 'd', execute: false, ttlMs: 400 });
-        const done = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: false, ttlMs: 400 });
+        const lost = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true, ttlMs: 1_500 });
+        const beating = await store.startRun({ kind: 'audit', manifestDigest: 'd', execute: false, ttlMs: 1_500 });
+        const done = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: false, ttlMs: 1_500 });
         await store.finishRun(done.runId, { status: 'ok' });
-        expect(lost).toMatchObject({ status: 'running', heartbeatAt: lost.startedAt, aliveUntil: lost.startedAt + 400 });
+        expect(lost).toMatchObject({ status: 'running', heartbeatAt: lost.startedAt, aliveUntil: lost.startedAt + 1_500 });
         expect(await store.heartbeatRun(beating.runId, 60_000)).toBe(true);
         const beat = (await store.getRun(beating.runId))!;
         expect(beat.heartbeatAt).toBeGreaterThanOrEqual(beating.startedAt);
         expect(beat.aliveUntil).toBe(beat.heartbeatAt! + 60_000);
 
-        // Within its ttl a run is never judged gone.
+        // Within its ttl a run is never judged gone (a ttl long enough for a loaded machine to get here within it).
         expect(await store.abandonStaleRuns()).toBe(0);
         expect((await store.getRun(lost.runId))!.status).toBe('running');
 
@@ -482,7 +482,7 @@ for (const dialect of dialects) {
         const later = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true });
         const abandoned = (await store.getRun(lost.runId))!;
         expect(abandoned).toMatchObject({ status: 'abandoned', finishedAt: lost.heartbeatAt });
-        expect(abandoned.error).toMatch(/^abandoned: no heartbeat since \S+Z \(ttl 0\.4 s\); the process was killed or lost/);
+        expect(abandoned.error).toMatch(/^abandoned: no heartbeat since \S+Z \(ttl 1\.5 s\); the process was killed or lost/);
         expect((await store.getRun(beating.runId))!.status).toBe('running');
         expect((await store.getRun(done.runId))!.status).toBe('ok');
         expect((await store.getRun(later.runId))!.status).toBe('running');
@@ -562,7 +562,7 @@ for (const dialect of dialects) {
       });
 
       it('lets another run take over an expired lock, and the old holder learns it lost it', async () => {
-        expect(await store.acquireLock('files', 'run-a', 400)).toBe(true);
+        expect(await store.acquireLock('files', 'run-a', 1_500)).toBe(true);
         expect(await store.acquireLock('files', 'run-b', 60_000)).toBe(false);
         const [row] = await target.raw('SELECT expires_at FROM resource_locks');
         await untilStoreTime(store, Number(row!.expires_at));
@@ -743,12 +743,12 @@ for (const dialect of dialects) {
       it('finds due tombstones by the store clock after the grace, in id order after a cursor', async () => {
         await store.insertTombstones('run-1', [tomb('a'), tomb('b'), tomb('c'), tomb('z', { resource: 'blobs' })]);
         // A short grace, watched pass on the store's clock.
-        expect(await store.dueTombstones('files', 600, 0, 100)).toEqual([]);
-        expect(await store.countDueTombstones('files', 600)).toBe(0);
+        expect(await store.dueTombstones('files', 1_500, 0, 100)).toEqual([]);
+        expect(await store.countDueTombstones('files', 1_500)).toBe(0);
         const [a, b, c] = await store.findTombstones({ resource: 'files' });
-        await untilStoreTime(store, c!.markedAt + 600);
-        expect((await store.dueTombstones('files', 600, 0, 100)).map((t) => t.resourceId)).toEqual(['a', 'b', 'c']);
-        expect(await store.countDueTombstones('files', 600)).toBe(3);
+        await untilStoreTime(store, c!.markedAt + 1_500);
+        expect((await store.dueTombstones('files', 1_500, 0, 100)).map((t) => t.resourceId)).toEqual(['a', 'b', 'c']);
+        expect(await store.countDueTombstones('files', 1_500)).toBe(3);
         expect(await store.countDueTombstones('blobs', 0)).toBe(1);
 
         expect(await store.dueTombstones('files', 60_000, 0, 100)).toEqual([]);
