@@ -49,7 +49,10 @@ export interface ReapReport {
   execute: boolean;
   /** The job this run is a shard of (docs/scale-out.md); absent for a run that is neither. */
   job?: JobShard;
+  /** The plan file saved (--plan-out) or applied (--plan); null when neither. */
   plan: string | null;
+  /** True when `plan` is a saved plan this run applied; absent when it was written by this run. */
+  planApplied?: boolean;
   summary: Summary;
   resources: ResourceReap[];
   outcomes: ReapOutcomes;

@@ -125,7 +125,7 @@ export function reapTable(report: ReapReport, options: TableOptions = {}): strin
   }
   const problems = problemsText(report.resources.flatMap((r) => (r.telemetry ? [r.telemetry] : [])), report.sourceErrors);
   if (problems) lines.push(problems);
-  if (report.plan) lines.push(wrapText(`plan saved to ${report.plan}`, options.width));
+  if (report.plan) lines.push(wrapText(report.planApplied ? `plan applied: ${report.plan}` : `plan saved to ${report.plan}`, options.width));
   return lines.join('\n');
 }
 

@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import type { FindingFilter } from '../engine/filters.js';
 import type { PlanItem } from '../engine/reap-plan.js';
 import { SafetyError, UsageError } from '../errors.js';
+import type { ResourceTelemetry } from '../report/telemetry.js';
 
 /** 2: the digest covers the header (and its counts) too; a format-1 plan is refused as such, not as tampered. */
 export const PLAN_FORMAT_VERSION = 2;
@@ -22,10 +23,15 @@ export interface PlanHeader {
   runId: string;
   createdAt: string;
   manifestDigest: string;
-  /** Per resource type: what was scanned and planned. */
-  resources: { name: string; scanned: number; toMark: number; toSweep: number; toLift: number }[];
+  /**
+   * Per resource type: what was scanned and planned, and the leak telemetry of the scan the plan
+   * was made from (what a run applying the plan reports and records; absent in older plans).
+   */
+  resources: { name: string; scanned: number; toMark: number; toSweep: number; toLift: number; telemetry?: ResourceTelemetry | null }[];
   /** The filters the plan was made with (--older-than, --owner); absent when none. */
   filters?: FindingFilter;
+  /** The types the plan was made for when they were chosen (--resource, --exclude-resource); absent for the whole manifest. */
+  selected?: string[];
   /** The shard the plan was made by (`i/N`, docs/scale-out.md); absent unsharded. It is applied by the same shard only. */
   shard?: string;
 }
@@ -158,11 +164,14 @@ function digestedHeader(h: PlanHeader): string {
     runId: h.runId,
     createdAt: h.createdAt,
     manifestDigest: h.manifestDigest,
-    resources: h.resources.map((r) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift })),
+    // The telemetry too (absent in older plans): a run applying the plan records it, and a later
+    // --sweep-only run judges maxDeleteFraction against what it says was scanned.
+    resources: h.resources.map((r) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift, ...(r.telemetry !== undefined ? { telemetry: r.telemetry } : {}) })),
     // Absent in plans made without filters, so their digests are unchanged.
     ...(h.filters ? { filters: { olderThanSeconds: h.filters.olderThanSeconds, owners: h.filters.owners } } : {}),
     // Likewise absent unsharded: an edited shard would apply a plan under another shard's lock.
     ...(h.shard !== undefined ? { shard: h.shard } : {}),
+    ...(h.selected !== undefined ? { selected: h.selected } : {}),
   });
 }
 

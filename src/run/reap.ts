@@ -109,7 +109,10 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       }
       // Dependents before their owners (reverse topological order of `ref`), so an interrupted
       // run never leaves a dependent whose owner is already gone.
-      const specs = reapOrder(manifest.resources.filter((r) => !options.resources || options.resources.includes(r.name)));
+      // A saved plan fixes the types as well as the items: those it was made for, and no others.
+      const saved = options.planIn ? await openSavedPlan(store, options.planIn, manifest.digest, options) : null;
+      const chosen = saved ? saved.header.resources.map((r) => r.name) : options.resources;
+      const specs = reapOrder(manifest.resources.filter((r) => !chosen || chosen.includes(r.name)));
       const tallies = new Map(specs.map((spec) => [spec.name, new ReapTally(spec, options.sampleSize ?? 5)]));
       for (const spec of specs) await openType(context, spec, tallies.get(spec.name)!, run.runId, locks, options);
       const readable = () => specs.filter((spec) => tallies.get(spec.name)!.report.error === null);
@@ -117,12 +120,9 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       let planFile = options.planIn ?? options.planOut ?? null;
       let header: PlanHeader;
       let items: () => AsyncGenerator<PlanItem>;
-      if (options.planIn) {
-        const plan = await openPlan(options.planIn, manifest.digest);
-        header = plan.header;
-        checkPlanFilters(options.planIn, header, options);
-        checkPlanShard(options.planIn, header, options);
-        items = plan.items;
+      if (saved) {
+        header = saved.header;
+        items = saved.items;
         for (const r of header.resources) {
           const tally = tallies.get(r.name);
           if (tally && tally.report.error === null) tally.plannedBefore(r);
@@ -130,7 +130,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       } else {
         spoolDir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-'));
         planFile ??= path.join(spoolDir, 'plan.ndjson');
-        header = await writePlan(context, readable(), tallies, { file: planFile, runId: run.runId, manifestDigest: manifest.digest }, options);
+        header = await writePlan(context, readable(), tallies, { file: planFile, runId: run.runId, manifestDigest: manifest.digest }, { ...options, selected: options.resources });
         // Written by this very run a moment ago: read back once, as it is applied.
         const written = planFile;
         items = () => planItems(written);
@@ -173,6 +173,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         execute: options.execute,
         ...(job ? { job } : {}),
         plan: planFile,
+        ...(saved ? { planApplied: true } : {}),
         summary: summarize(resources.map((r) => r.telemetry).filter((t): t is ResourceTelemetry => t !== null)),
         resources,
         outcomes: totalOutcomes(tallies.values()),
@@ -185,7 +186,13 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         result: report,
         end: {
           status: errors.length > 0 ? 'failed' : 'ok',
-          summary: { summary: report.summary, resources: resources.map((r) => r.telemetry).filter(Boolean), outcomes: report.outcomes, ...(job ? { job: resumed ? { ...job, resumes: resumed.runId } : job } : {}) },
+          summary: {
+            summary: report.summary,
+            resources: resources.map((r) => r.telemetry).filter(Boolean),
+            outcomes: report.outcomes,
+            ...(job ? { job: resumed ? { ...job, resumes: resumed.runId } : job } : {}),
+            ...(saved && options.execute ? { appliedPlan: header.runId } : {}),
+          },
           sourceCounts: tripped.length > 0 ? null : breaker.counts,
           error: errors.length > 0 ? errors.join('; ') : null,
         },
@@ -249,6 +256,37 @@ async function lastScanned(store: StateStore, specs: readonly ResourceSpec[]): P
     if (specs.every((spec) => out.has(spec.name))) break;
   }
   return out;
+}
+
+/**
+ * A saved plan, checked against this run before anything is opened: made with the filters,
+ * the types and by the shard this run names (or none given), and not applied to the end
+ * before (a run that applied it and finished ok is on record; an interrupted one is not, and
+ * applying the plan again continues it).
+ */
+async function openSavedPlan(store: StateStore, file: string, manifestDigest: string, options: ReapOptions): Promise<{ header: PlanHeader; items: () => AsyncGenerator<PlanItem> }> {
+  const plan = await openPlan(file, manifestDigest);
+  checkPlanFilters(file, plan.header, options);
+  checkPlanSelection(file, plan.header, options);
+  checkPlanShard(file, plan.header, options);
+  if (options.execute) {
+    const applied = (await store.listRuns({ kind: 'reap', limit: 1_000 })).find(
+      (r) => r.status === 'ok' && r.execute && (r.summary as { appliedPlan?: unknown } | null)?.appliedPlan === plan.header.runId,
+    );
+    if (applied) {
+      throw new UsageError(`the plan ${file} was applied to the end by run ${applied.runId} (${new Date(applied.finishedAt ?? applied.startedAt).toISOString()}); plan again to reap what is left`);
+    }
+  }
+  return plan;
+}
+
+/** A saved plan is applied to the types it was made for: --resource and --exclude-resource as then, or none given. */
+function checkPlanSelection(file: string, header: PlanHeader, options: ReapOptions): void {
+  if (options.resources === undefined) return;
+  const key = (names: readonly string[] | undefined) => (names === undefined ? null : JSON.stringify([...names].sort()));
+  if (key(options.resources) === key(header.selected)) return;
+  const made = header.selected ? `for ${header.selected.join(', ')}` : 'for every type of the manifest';
+  throw new UsageError(`the plan ${file} was made ${made}, not ${options.resources.join(', ') || 'none'}; apply it without --resource and --exclude-resource (it reaps the types it was made for), or plan again`);
 }
 
 /** A saved plan is applied with the filters it was made with, or none given (docs/safety.md §9: one candidate set). */

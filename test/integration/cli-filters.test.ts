@@ -111,4 +111,32 @@ describe('reap filters', () => {
     writeFileSync(planFile, readFileSync(planFile, 'utf8').replace('"session:bob"]', '"session:erin"]'));
     expect(reaper(['reap', '-c', d.manifest, '--plan', planFile, '--execute'], { cwd: d.dir }).code).toBe(4);
   });
+
+  it('a saved plan reaps the types it was made for, reports the scan it was made from, and is applied to the end once', () => {
+    const d = demo();
+    const planFile = path.join(d.dir, 'plan.ndjson');
+    const planned = json(reaper(['reap', '-c', d.manifest, '--output', 'json', '--resource', 'scratch-uploads', '--plan-out', planFile], { cwd: d.dir }));
+    // Other types than the plan's: refused before anything is read.
+    const other = reaper(['reap', '-c', d.manifest, '--plan', planFile, '--execute', '--resource', 'report-exports'], { cwd: d.dir });
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain('was made for scratch-uploads, not report-exports; apply it without --resource and --exclude-resource');
+    const excluded = reaper(['reap', '-c', d.manifest, '--plan', planFile, '--execute', '--exclude-resource', 'scratch-uploads'], { cwd: d.dir });
+    expect(excluded.code).toBe(2);
+    // Without --resource it reaps the plan's types only, and reports the scan the plan was made from.
+    const table = reaper(['reap', '-c', d.manifest, '--output', 'table', '--plan', planFile, '--execute'], { cwd: d.dir, env: { COLUMNS: '200' } });
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toContain(`plan applied: ${planFile}`);
+    expect(table.stdout).not.toContain('plan saved to');
+    expect(table.stdout).not.toContain('report-exports');
+    const runs = json(reaper(['runs', '-c', d.manifest, '--output', 'json'], { cwd: d.dir })) as unknown as { execute: boolean; summary: Json }[];
+    const applied = runs.find((r) => r.execute)!;
+    expect((applied.summary.summary as Json).scanned).toBe((planned.summary as Json).scanned);
+    expect((applied.summary.summary as Json).scanned).toBeGreaterThan(0);
+    expect((applied.summary.resources as Json[]).map((r) => [r.name, r.orphaned])).toEqual([['scratch-uploads', byName(planned)['scratch-uploads']!.telemetry ? (byName(planned)['scratch-uploads']!.telemetry as Json).orphaned : -1]]);
+    expect((applied.summary.outcomes as Json).marked).toBe(5);
+    // Applied to the end once: a second apply is refused, naming the run.
+    const again = reaper(['reap', '-c', d.manifest, '--plan', planFile, '--execute'], { cwd: d.dir });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/was applied to the end by run \S+ .*; plan again to reap what is left/);
+  });
 });

@@ -690,8 +690,8 @@ describe('reap safety', { concurrent: true }, () => {
           header.resources[0]!.toMark = 0;
           const digest = createHash('sha256');
           for (const line of lines.slice(0, -1)) digest.update(line).update('\n');
-          const { kind: k, version, runId, createdAt, manifestDigest, resources } = header;
-          digest.update(JSON.stringify({ kind: k, version, runId, createdAt, manifestDigest, resources }));
+          const { kind: k, version, runId, createdAt, manifestDigest, resources, selected } = header;
+          digest.update(JSON.stringify({ kind: k, version, runId, createdAt, manifestDigest, resources, ...(selected ? { selected } : {}) }));
           await writeFile(forged, [...lines.slice(0, -1), JSON.stringify({ ...header, digest: digest.digest('hex') })].join('\n') + '\n');
           expect((await refused(m, { planIn: forged })).message).toMatch(/counts other items than it holds/);
 

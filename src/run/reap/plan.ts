@@ -31,6 +31,8 @@ export interface PlanOptions {
   sweepOnly?: boolean;
   /** Plan only this shard's part of each type, and only the due tombstones inside it (docs/scale-out.md). */
   shard?: Shard | null;
+  /** The types chosen by name (--resource, --exclude-resource), recorded in the plan; undefined for all. */
+  selected?: readonly string[];
 }
 
 /**
@@ -75,8 +77,9 @@ async function planInto(
     runId: target.runId,
     createdAt: new Date(nowMs).toISOString(),
     manifestDigest: target.manifestDigest,
-    resources: [...tallies.values()].map(({ report: r }) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift })),
+    resources: [...tallies.values()].map(({ report: r }) => ({ name: r.name, scanned: r.scanned, toMark: r.toMark, toSweep: r.toSweep, toLift: r.toLift, telemetry: r.telemetry })),
     ...(options.filter ? { filters: options.filter } : {}),
+    ...(options.selected ? { selected: [...options.selected].sort() } : {}),
     ...(options.shard && options.shard.count > 1 ? { shard: shardLabel(options.shard) } : {}),
   };
   await writer.close(header);

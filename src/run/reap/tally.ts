@@ -59,8 +59,9 @@ export class ReapTally {
   }
 
   /** The counts a saved plan's header carries for this type (its items are applied from the file). */
-  plannedBefore(counts: { scanned: number; toMark: number; toSweep: number; toLift: number }): void {
-    Object.assign(this.report, { scanned: counts.scanned, toMark: counts.toMark, toSweep: counts.toSweep, toLift: counts.toLift });
+  /** What a saved plan says of the type: its counts, and the telemetry of the scan it was made from. */
+  plannedBefore(counts: { scanned: number; toMark: number; toSweep: number; toLift: number; telemetry?: ResourceTelemetry | null }): void {
+    Object.assign(this.report, { scanned: counts.scanned, toMark: counts.toMark, toSweep: counts.toSweep, toLift: counts.toLift, telemetry: counts.telemetry ?? null });
   }
 
   scanned(count: number, telemetry: ResourceTelemetry): void {
