@@ -143,7 +143,10 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       const baseline = options.sweepOnly ? await lastScanned(store, live) : null;
       // A shard of a job claims its plan within the job's caps from the store (reap/jobs.ts).
       const violations = await capViolations(store, live, tallies, { runId: run.runId, execute: options.execute, shard: options.shard ?? null, job, baseline });
-      if (violations.length > 0) throw new SafetyError(`caps exceeded; nothing was marked or deleted.\n  ${violations.join('\n  ')}`);
+      // Executing, a plan over the caps is refused before anything is marked. A dry run still
+      // shows its plan (what --execute would refuse, and why), then exits as the refusal would.
+      const overCaps = violations.length > 0 ? `${violations.join('\n  ')}\n  (narrow the run with --resource, --owner or --older-than, or raise the cap in the manifest)` : null;
+      if (overCaps !== null && options.execute) throw new SafetyError(`caps exceeded; nothing was marked or deleted.\n  ${overCaps}`);
 
       const errors: string[] = [];
       for (const { report: r } of tallies.values()) {
@@ -185,7 +188,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       return {
         result: report,
         end: {
-          status: errors.length > 0 ? 'failed' : 'ok',
+          status: errors.length > 0 || overCaps !== null ? 'failed' : 'ok',
           summary: {
             summary: report.summary,
             resources: resources.map((r) => r.telemetry).filter(Boolean),
@@ -194,10 +197,11 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
             ...(saved && options.execute ? { appliedPlan: header.runId } : {}),
           },
           sourceCounts: tripped.length > 0 ? null : breaker.counts,
-          error: errors.length > 0 ? errors.join('; ') : null,
+          error: errors.length > 0 || overCaps !== null ? [...errors, ...violations].join('; ') : null,
         },
         afterEnd: () => {
           fail('after-finish');
+          if (overCaps !== null) throw Object.assign(new SafetyError(`caps exceeded: --execute would refuse this plan (dry run: nothing was marked or deleted).\n  ${overCaps}`), { report });
           if (errors.length > 0) throw Object.assign(new BackendError(`reap finished with failures:\n  ${errors.map(redact).join('\n  ')}`), { report });
         },
       };

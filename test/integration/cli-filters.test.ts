@@ -112,6 +112,23 @@ describe('reap filters', () => {
     expect(reaper(['reap', '-c', d.manifest, '--plan', planFile, '--execute'], { cwd: d.dir }).code).toBe(4);
   });
 
+  it('a dry run over the caps shows its plan, says --execute would refuse it and how to narrow it, and exits 4', () => {
+    const d = demo();
+    writeFileSync(d.manifest, readFileSync(d.manifest, 'utf8').replace('maxDeleteFraction: 1 }', 'maxDeleteFraction: 1, maxDeletesPerRun: 2 }'));
+    const dry = reaper(['reap', '-c', d.manifest, '--output', 'json'], { cwd: d.dir });
+    expect(dry.code).toBe(4);
+    expect(dry.stderr).toContain('caps exceeded: --execute would refuse this plan (dry run: nothing was marked or deleted)');
+    expect(dry.stderr).toContain('narrow the run with --resource, --owner or --older-than, or raise the cap in the manifest');
+    const plan = JSON.parse(dry.stdout) as Json;
+    expect(byName(plan)['scratch-uploads']).toMatchObject({ toMark: 5 });
+    // Narrowed within the cap, the same dry run passes.
+    expect(json(reaper(['reap', '-c', d.manifest, '--output', 'json', '--owner', 'session:erin', '--resource', 'scratch-uploads'], { cwd: d.dir })).execute).toBe(false);
+    const wet = reaper(['reap', '-c', d.manifest, '--output', 'json', '--execute'], { cwd: d.dir });
+    expect(wet.code).toBe(4);
+    expect(wet.stderr).toContain('caps exceeded; nothing was marked or deleted');
+    expect(wet.stdout).toBe('');
+  });
+
   it('a saved plan reaps the types it was made for, reports the scan it was made from, and is applied to the end once', () => {
     const d = demo();
     const planFile = path.join(d.dir, 'plan.ndjson');
