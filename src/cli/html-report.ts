@@ -12,7 +12,7 @@ import type { AuditDocument, FindingOutput } from '../report/document.js';
 import { FindingsAggregate } from '../report/html/aggregate.js';
 import { clientAssets } from '../report/html/assets.js';
 import { buildReportData } from '../report/html/build.js';
-import { readPending, readTrend, recordedTypes, type HistoryStore } from '../report/html/history.js';
+import { manifestScope, readPending, readTrend, recordedTypes, type HistoryStore } from '../report/html/history.js';
 import type { PendingView, ReportData, TrendPoint } from '../report/html/model.js';
 import { renderReport } from '../report/html/page.js';
 import type { ReapReport } from '../report/reap-report.js';
@@ -23,8 +23,9 @@ import { configPath } from './options.js';
 export const DEFAULT_TREND_RUNS = 30;
 
 /** The trend and the pending tombstones: of the manifest's types (whose grace gives the earliest sweep), else of the types runs recorded. */
-export async function readHistory(store: HistoryStore, manifest: Pick<Manifest, 'resources'> | null, runs = DEFAULT_TREND_RUNS): Promise<{ trend: TrendPoint[]; pending: PendingView[] }> {
-  const trend = await readTrend(store, runs);
+export async function readHistory(store: HistoryStore, manifest: Pick<Manifest, 'resources' | 'digest'> | null, runs = DEFAULT_TREND_RUNS): Promise<{ trend: TrendPoint[]; pending: PendingView[] }> {
+  // The manifest's runs only: a store may be shared by several manifests (report/html/history.ts).
+  const trend = await readTrend(store, runs, manifestScope(manifest));
   const types = manifest ? manifest.resources.map((r) => r.name) : await recordedTypes(store);
   const grace = manifest ? new Map(manifest.resources.map((r) => [r.name, r.graceMs])) : undefined;
   return { trend, pending: await readPending(store, types, grace) };

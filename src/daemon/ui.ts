@@ -23,7 +23,7 @@ import type { Counter } from 'prom-client';
 import { leaseTelemetry } from '../report/document.js';
 import { clientAssets } from '../report/html/assets.js';
 import { buildReportData } from '../report/html/build.js';
-import { latestAudit, readPending, readTrend, recordedTypes } from '../report/html/history.js';
+import { latestAudit, manifestScope, readPending, readTrend, recordedTypes } from '../report/html/history.js';
 import { REPORT_LIMITS, type LiveData, type ReapRunRow, type ReportData } from '../report/html/model.js';
 import { LIVE_CSP, liveFragments, renderLivePage, renderSignIn } from '../report/html/page.js';
 import type { StateStore } from '../state/types.js';
@@ -201,10 +201,12 @@ export function createUiHandler(options: UiOptions): UiHandler {
 async function gather(options: UiOptions): Promise<{ data: ReportData; live: LiveData }> {
   const { store } = options;
   const nowMs = await store.now();
-  const found = await latestAudit(store);
+  // With the daemon's manifest, its runs only: a store may be shared by several manifests.
+  const scope = options.resources ? manifestScope({ resources: options.resources }) : null;
+  const found = await latestAudit(store, undefined, scope);
   const types = options.resources?.map((r) => r.name) ?? (await recordedTypes(store));
   const grace = options.resources ? new Map(options.resources.map((r) => [r.name, r.graceMs])) : undefined;
-  const history = { trend: await readTrend(store, 30), pending: await readPending(store, types, grace) };
+  const history = { trend: await readTrend(store, 30, scope), pending: await readPending(store, types, grace) };
   const sources = [`state store ${store.description ?? ''}`.trim(), ...(found ? [`audit run ${found.run.runId}`] : [])];
   const data = buildReportData({ title: 'reaper daemon', generatedAt: new Date(nowMs).toISOString(), reaper: reaperVersion(), sources, audit: found?.audit ?? null, history });
 

@@ -115,4 +115,37 @@ describe('a leak gate against a baseline or an earlier run', () => {
     expect(r.stdout).toContain(NEW_ID);
     expect(r.stdout).not.toContain('old-00.part');
   });
+
+  it('in a state store shared by two manifests, --since and report keep to each manifest: its own runs and types', () => {
+    const { dir, manifest } = sandbox();
+    // A second manifest in the same directory: the same default state store, other types.
+    put(dir, 'other/carol/x.part');
+    const other = path.join(dir, 'other.yaml');
+    writeFileSync(other, ['version: 1', 'defaults: { minAge: 1m }', 'owners: [{ static: [alice] }]', 'resources:', '  - name: other', '    fs: { path: ./other }', '    owner: { pathPattern: "^(?<owner>[^/]+)/" }', ''].join('\n'));
+    const json = (args: string[]) => {
+      const r = reaperSync(args, { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { runId: string; since?: { new: { count: number }; resolved: { count: number; byResource: Record<string, number> }; persisting: { count: number } } };
+    };
+    const mine = json(['audit', '-c', manifest, '--output', 'json']).runId;
+    const theirs = json(['audit', '-c', other, '--output', 'json']).runId;
+
+    // An earlier run of the other manifest is nothing to compare with.
+    const crossed = reaperSync(['audit', '-c', manifest, '--since', theirs, '--output', 'json'], { cwd: dir });
+    expect(crossed.code).toBe(2);
+    expect(crossed.stderr).toContain(`--since: run ${theirs} audited other, none of the types this audit reads (scratch, exports); it was made with another manifest`);
+    // A narrower audit than the run it compares with: the types it did not read are not "resolved".
+    const narrow = json(['audit', '-c', manifest, '--resource', 'exports', '--since', mine, '--output', 'json']);
+    expect(narrow.since).toMatchObject({ new: { count: 0 }, resolved: { count: 0 }, persisting: { count: 1 } });
+
+    // The report of a manifest shows its own newest audit and trend, not the other manifest's newer run.
+    const report = reaperSync(['report', '-c', manifest, '--out', 'mine.html'], { cwd: dir });
+    expect(report.code, report.stderr).toBe(0);
+    const html = readFileSync(path.join(dir, 'mine.html'), 'utf8');
+    expect(html).toContain(mine);
+    expect(html).not.toContain(theirs);
+    const named = reaperSync(['report', '-c', manifest, '--run', theirs, '--out', 'x.html'], { cwd: dir });
+    expect(named.code).toBe(2);
+    expect(named.stderr).toContain(`run ${theirs} audited other, not the manifest's types (scratch, exports)`);
+  });
 });

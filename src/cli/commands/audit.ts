@@ -44,7 +44,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
     tally = new NewFindingsTally(parseBaseline(text, file));
   }
   let previous: PreviousAudit | null = null;
-  if (options.since !== undefined) previous = await previousFindings(io, options, options.since);
+  if (options.since !== undefined) previous = await previousFindings(io, options, options.since, resources ?? manifest.resources.map((r) => r.name));
   const current: FindingOutput[] = [];
 
   const ndjson = options.findings === undefined ? null : new NdjsonFile(path.resolve(io.cwd, options.findings));
@@ -126,8 +126,12 @@ interface PreviousAudit {
   unread: Set<string>;
 }
 
-/** The non-live findings an earlier audit run recorded (its document's list). */
-async function previousFindings(io: CliIO, options: ManifestFlags, runId: string): Promise<PreviousAudit> {
+/**
+ * The non-live findings an earlier audit run recorded (its document's list), of the types this
+ * audit reads. A store may be shared by several manifests: a run that audited none of these
+ * types is refused, and the types only one of the two runs read are left out of the comparison.
+ */
+async function previousFindings(io: CliIO, options: ManifestFlags, runId: string, types: readonly string[]): Promise<PreviousAudit> {
   const store = await openStore(io, options);
   try {
     const run = await store.getRun(runId);
@@ -137,7 +141,16 @@ async function previousFindings(io: CliIO, options: ManifestFlags, runId: string
     if (summary.findingsTruncated) {
       throw new UsageError(`--since: run ${runId} had more findings than it recorded; compare with --baseline FILE (an earlier --output json or --findings file) instead`);
     }
-    const unread = new Set((summary.resources ?? []).filter((r) => r.status !== undefined && r.status !== 'ok').map((r) => r.name));
+    const recorded = (summary.resources ?? []).map((r) => r.name);
+    if (!recorded.some((name) => types.includes(name))) {
+      throw new UsageError(`--since: run ${runId} audited ${recorded.join(', ') || 'no resource type'}, none of the types this audit reads (${types.join(', ')}); it was made with another manifest`);
+    }
+    // Not comparable: the types either run did not read whole, and those only one of them read.
+    const unread = new Set([
+      ...(summary.resources ?? []).filter((r) => r.status !== undefined && r.status !== 'ok').map((r) => r.name),
+      ...recorded.filter((name) => !types.includes(name)),
+      ...types.filter((name) => !recorded.includes(name)),
+    ]);
     return { findings: summary.findings, unread };
   } finally {
     await store.close();

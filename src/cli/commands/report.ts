@@ -10,7 +10,7 @@ import { UsageError } from '../../errors.js';
 import { formatBytes } from '../../util/format.js';
 import { FindingsAggregate } from '../../report/html/aggregate.js';
 import { buildReportData, type AuditInput } from '../../report/html/build.js';
-import { latestAudit } from '../../report/html/history.js';
+import { latestAudit, manifestScope } from '../../report/html/history.js';
 import { readReportFile, streamFindings, type ReportFile } from '../../report/html/inputs.js';
 import { REPORT_LIMITS } from '../../report/html/model.js';
 import type { ReapReport } from '../../report/reap-report.js';
@@ -67,7 +67,7 @@ export async function reportCommand(io: CliIO, args: unknown[], options: ReportF
     } else {
       try {
         if (!audit && !reap && (files.length === 0 || options.run !== undefined)) {
-          const found = await latestAudit(store, options.run);
+          const found = await latestAudit(store, options.run, manifestScope(manifest));
           if (!found) {
             throw new UsageError(options.run !== undefined ? `--run: no audit run ${options.run} with recorded numbers in ${store.description}` : `nothing to report: ${store.description} has no audit run with recorded numbers`);
           }

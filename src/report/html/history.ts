@@ -4,6 +4,7 @@
  * run recorded (its summary, per-type telemetry and the findings it kept). Reads only.
  */
 import { z } from 'zod';
+import { UsageError } from '../../errors.js';
 import type { RunRecord, StateStore } from '../../state/types.js';
 import type { AuditInput } from './build.js';
 import { findingSchema, leasesSchema, telemetrySchema } from './inputs.js';
@@ -62,23 +63,59 @@ export function auditFromRun(run: RunRecord): AuditInput | null {
   };
 }
 
-/** The newest audit run that recorded its numbers (or the given one). */
-export async function latestAudit(store: HistoryStore, runId?: string): Promise<{ run: RunRecord; audit: AuditInput } | null> {
+/**
+ * The runs of one manifest in a state store that several share (one PostgreSQL store for many
+ * teams' manifests, or two manifests in one directory on the default SQLite file): a run made
+ * with this very manifest, or one whose recorded resource types are all the manifest's.
+ */
+export interface RunScope {
+  types: ReadonlySet<string>;
+  digest: string | null;
+}
+
+/** The manifest's scope; null (every run) without a manifest. */
+export function manifestScope(manifest: { digest?: string; resources: readonly { name: string }[] } | null | undefined): RunScope | null {
+  return manifest ? { types: new Set(manifest.resources.map((r) => r.name)), digest: manifest.digest ?? null } : null;
+}
+
+/** The resource types a run recorded numbers for. */
+export function recordedNames(run: RunRecord): string[] {
+  const resources = (run.summary as { resources?: { name?: unknown }[] } | null)?.resources ?? [];
+  return resources.flatMap((r) => (typeof r?.name === 'string' ? [r.name] : []));
+}
+
+export function inScope(run: RunRecord, scope: RunScope | null): boolean {
+  if (scope === null || (scope.digest !== null && run.manifestDigest === scope.digest)) return true;
+  const names = recordedNames(run);
+  return names.length > 0 && names.every((name) => scope.types.has(name));
+}
+
+/** Runs of the scope, newest first, reading at most `limit` × 5 of the store's newest. */
+async function scopedRuns(store: HistoryStore, filter: { kind?: 'audit' }, limit: number, scope: RunScope | null): Promise<RunRecord[]> {
+  if (scope === null) return store.listRuns({ ...filter, limit });
+  return (await store.listRuns({ ...filter, limit: limit * 5 })).filter((run) => inScope(run, scope)).slice(0, limit);
+}
+
+/** The newest audit run of the scope that recorded its numbers (or the given one, which must be of the scope). */
+export async function latestAudit(store: HistoryStore, runId?: string, scope: RunScope | null = null): Promise<{ run: RunRecord; audit: AuditInput } | null> {
   if (runId !== undefined) {
     const run = await store.getRun(runId);
     const audit = run ? auditFromRun(run) : null;
+    if (run && audit && !inScope(run, scope)) {
+      throw new UsageError(`run ${runId} audited ${recordedNames(run).join(', ')}, not the manifest's types (${[...scope!.types].join(', ')}); name the manifest it was made with, or give --state alone`);
+    }
     return run && audit ? { run, audit } : null;
   }
-  for (const run of await store.listRuns({ kind: 'audit', limit: 20 })) {
+  for (const run of await scopedRuns(store, { kind: 'audit' }, 20, scope)) {
     const audit = auditFromRun(run);
     if (audit) return { run, audit };
   }
   return null;
 }
 
-/** The last `runs` runs, oldest first. */
-export async function readTrend(store: HistoryStore, runs: number): Promise<TrendPoint[]> {
-  return (await store.listRuns({ limit: runs })).map(trendPoint).reverse();
+/** The last `runs` runs of the scope, oldest first. */
+export async function readTrend(store: HistoryStore, runs: number, scope: RunScope | null = null): Promise<TrendPoint[]> {
+  return (await scopedRuns(store, {}, runs, scope)).map(trendPoint).reverse();
 }
 
 /**
@@ -104,9 +141,6 @@ export async function readPending(store: HistoryStore, types: readonly string[],
 /** The resource types runs have recorded, newest first: for pending tombstones when no manifest names them. */
 export async function recordedTypes(store: HistoryStore): Promise<string[]> {
   const names = new Set<string>();
-  for (const run of await store.listRuns({ limit: 20 })) {
-    const resources = (run.summary as { resources?: { name?: unknown }[] } | null)?.resources ?? [];
-    for (const r of resources) if (typeof r?.name === 'string') names.add(r.name);
-  }
+  for (const run of await store.listRuns({ limit: 20 })) for (const name of recordedNames(run)) names.add(name);
   return [...names];
 }
