@@ -57,9 +57,17 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
         try {
           await backend.restore(t.resourceId, t.restoreHandle, options.signal);
           await context.store.setTombstoneState(t.tombstoneId, 'restored', `restored by run ${run.runId}`);
-          out.push({ resource: t.resource, id: t.resourceId, action: 'restored' });
         } catch (error) {
           out.push({ resource: t.resource, id: t.resourceId, action: error instanceof SafetyError ? 'refused' : 'failed', detail: (error as Error).message });
+          continue;
+        }
+        // What comes back is what was deleted, visible mark and all (an S3 version keeps its tags, a
+        // handler's copy its marker): a restore lifts the tombstone, so the mark goes as a lift's does.
+        try {
+          if (backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], options.signal);
+          out.push({ resource: t.resource, id: t.resourceId, action: 'restored' });
+        } catch (error) {
+          out.push({ resource: t.resource, id: t.resourceId, action: 'failed', detail: `restored, but its tombstone mark is still on it: ${(error as Error).message}` });
         }
       }
       const status = out.some((o) => o.action === 'refused') ? 'refused' : out.some((o) => o.action === 'failed') ? 'failed' : 'ok';
