@@ -14,7 +14,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Registry } from 'prom-client';
 import { BackendError, UsageError } from '../errors.js';
-import type { Lease, StateStore } from '../state/types.js';
+import type { Lease, LeaseBounds, StateStore } from '../state/types.js';
 import { remainingMs, settlesWithin } from '../util/deadline.js';
 import { Releasers } from '../util/releasers.js';
 import { Heartbeat } from './heartbeat.js';
@@ -39,7 +39,7 @@ export interface DaemonTlsOptions {
 export type DaemonStore = Pick<
   StateStore,
   'acquireLease' | 'acquireLeases' | 'renewLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases' | 'now' | 'pruneLeases'
-> & { readonly description?: string };
+> & { readonly description?: string; readonly leaseBounds?: LeaseBounds };
 
 export interface DaemonOptions {
   store: DaemonStore;

@@ -25,14 +25,18 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { BackendError, LeaseLostError } from '../errors.js';
-import type { LeaseStore } from '../state/types.js';
+import { formatDuration } from '../manifest/duration.js';
+import { DEFAULT_LEASE_BOUNDS, type LeaseBounds, type LeaseStore } from '../state/types.js';
 import { errorText, type DaemonLog } from '../util/json-log.js';
 import type { DaemonMetrics } from './metrics.js';
 import { RenewBatcher } from './renew-batcher.js';
 import type { UiHandler } from './ui.js';
 import { acquiredToJson, checkText, isLeaseId, LEASE_TOKEN_HEADER, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH, parseTtl, type ErrorJson } from '../lease/wire.js';
 
-export type ApiStore = Pick<LeaseStore, 'acquireLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases'>;
+export type ApiStore = Pick<LeaseStore, 'acquireLease' | 'renewLeases' | 'releaseLease' | 'getLease' | 'verifyLeaseToken' | 'listLeases'> & {
+  /** The ttls the store grants, named in the API's refusals; DEFAULT_LEASE_BOUNDS when the store does not say. */
+  readonly leaseBounds?: LeaseBounds;
+};
 
 export interface Readiness {
   ready: boolean;
@@ -105,6 +109,7 @@ const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8
 
 export function createApiHandler(options: ApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { store, metrics, log } = options;
+  const bounds = store.leaseBounds ?? DEFAULT_LEASE_BOUNDS;
   const tokenDigest = options.token === null ? null : digest(options.token);
 
   const authorized = (req: IncomingMessage): boolean => {
@@ -168,7 +173,7 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
         if (typeof holder !== 'string') throw new HttpError(400, `holder must be a string of 1 to ${MAX_HOLDER_LENGTH} characters`);
         badText(holder, 'holder', MAX_HOLDER_LENGTH);
       }
-      const ttlMs = ttlFrom(body.ttl, true)!;
+      const ttlMs = ttlFrom(body.ttl, true, bounds)!;
       const lease = await store.acquireLease({ key, holder: holder ?? options.holder, ttlMs });
       res.setHeader('location', `/v1/leases/${encodeURIComponent(lease.leaseId)}`);
       sendJson(res, 201, acquiredToJson(lease));
@@ -181,7 +186,7 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
     'POST /v1/leases/{id}/renew': async (req: IncomingMessage, res: ServerResponse, _url: URL, id: string) => {
       const body = await readJson(req, options.maxBodyBytes, false);
       rejectUnknown(body, ['ttl']);
-      const ttlMs = ttlFrom(body.ttl, false);
+      const ttlMs = ttlFrom(body.ttl, false, bounds);
       await requireHolder(req, id);
       const endTimer = metrics.renewalDuration.startTimer();
       try {
@@ -277,12 +282,12 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function ttlFrom(value: unknown, required: boolean): number | undefined {
+function ttlFrom(value: unknown, required: boolean, bounds: LeaseBounds): number | undefined {
   if (value === undefined) {
-    if (required) throw new HttpError(400, 'ttl is required, e.g. "60s" or 60 (seconds)');
+    if (required) throw new HttpError(400, `ttl is required, e.g. "60s" or 60 (seconds), from ${formatDuration(bounds.minTtlMs)} to ${formatDuration(bounds.maxTtlMs)}`);
     return undefined;
   }
-  const parsed = parseTtl(value);
+  const parsed = parseTtl(value, bounds);
   if (typeof parsed !== 'number') throw new HttpError(400, parsed.error);
   return parsed;
 }

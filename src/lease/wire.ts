@@ -3,8 +3,8 @@
  * client (which reads them). Times travel as ISO-8601 strings of the store's clock.
  */
 import type { LeaseLostError } from '../errors.js';
-import { parseDuration } from '../manifest/duration.js';
-import type { AcquiredLease, Lease } from '../state/types.js';
+import { formatDuration, parseDuration } from '../manifest/duration.js';
+import type { AcquiredLease, Lease, LeaseBounds } from '../state/types.js';
 
 export interface LeaseJson {
   leaseId: string;
@@ -107,20 +107,22 @@ export function acquiredFromJson(json: unknown): AcquiredLease {
 
 /**
  * A ttl as the API takes it: a duration string with a unit (`"60s"`, `"500ms"`) or a
- * number of seconds. Returns milliseconds, or what is wrong with it.
+ * number of seconds, within the store's bounds. Returns milliseconds, or what is wrong with
+ * it; every refusal names the range (docs/http-api.md).
  */
-export function parseTtl(value: unknown): number | { error: string } {
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value <= 0) return { error: `ttl must be a positive number of seconds, got ${value}` };
-    const ms = Math.round(value * 1000);
-    if (ms < 1 || !Number.isSafeInteger(ms)) return { error: `ttl ${value} is out of range` };
-    return ms;
-  }
-  if (typeof value === 'string') {
+export function parseTtl(value: unknown, bounds: LeaseBounds): number | { error: string } {
+  let ms: number | null = null;
+  if (typeof value === 'number' && Number.isFinite(value)) ms = Math.round(value * 1000);
+  else if (typeof value === 'string') {
     const parsed = parseDuration(value);
-    if (typeof parsed !== 'number') return { error: `ttl: ${parsed.error}` };
-    if (parsed <= 0) return { error: 'ttl must be greater than zero' };
-    return parsed;
+    if (typeof parsed === 'number') ms = parsed;
   }
-  return { error: 'ttl must be a duration such as "60s" or a number of seconds' };
+  const range = `a lease ttl must be from ${formatDuration(bounds.minTtlMs)} to ${formatDuration(bounds.maxTtlMs)}`;
+  if (ms === null) {
+    const given = JSON.stringify(value) ?? String(value);
+    return { error: `ttl: ${range}, got ${given.length > 80 ? `${given.slice(0, 80)}…` : given} (a duration such as "60s", or a number of seconds)` };
+  }
+  if (Number.isSafeInteger(ms) && ms >= bounds.minTtlMs && ms <= bounds.maxTtlMs) return ms;
+  const given = typeof value === 'string' ? value : ms < 0 || !Number.isSafeInteger(ms) ? `${String(value)} seconds` : formatDuration(ms);
+  return { error: `ttl: ${range}, got ${given}` };
 }

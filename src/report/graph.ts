@@ -25,11 +25,23 @@ export function graphText(m: Manifest): string {
   return lines.join('\n');
 }
 
-const dotId = (s: string) => JSON.stringify(s);
+/**
+ * The text of a DOT quoted string: a backslash and a quote escaped once, a line break as the
+ * label escape \n. JSON.stringify is not this: it doubles the backslash of a wanted \n and
+ * writes control characters as escapes Graphviz does not know.
+ */
+const dotText = (s: string) =>
+  s
+    .replace(/[\\"]/g, (c) => `\\${c}`)
+    .replace(/\r\n|[\r\n]/g, '\\n')
+    .replace(/\p{Cc}/gu, ' ');
+const dotId = (s: string) => `"${dotText(s)}"`;
+/** A label of several lines, one \n escape between them. */
+const dotLines = (...lines: string[]) => `"${lines.map(dotText).join('\\n')}"`;
 
 export function graphDot(m: Manifest): string {
-  const lines = ['digraph ownership {', '  rankdir=LR;', `  "__keys" [label=${dotId(`live keys\\n${sources(m)}`)}, shape=ellipse];`];
-  for (const r of m.resources) lines.push(`  ${dotId(r.name)} [label=${dotId(`${r.name}\\n(${r.location.kind})`)}, shape=box];`);
+  const lines = ['digraph ownership {', '  rankdir=LR;', `  "__keys" [label=${dotLines('live keys', sources(m))}, shape=ellipse];`];
+  for (const r of m.resources) lines.push(`  ${dotId(r.name)} [label=${dotLines(r.name, `(${r.location.kind})`)}, shape=box];`);
   for (const k of keyOwned(m)) lines.push(`  ${dotId(k.name)} -> "__keys" [label=${dotId(k.via)}];`);
   for (const e of typeEdges(m.resources)) lines.push(`  ${dotId(e.from)} -> ${dotId(e.to)} [label=${dotId(e.via)}];`);
   lines.push('}');

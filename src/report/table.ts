@@ -54,8 +54,13 @@ export function findingsTable(doc: AuditDocument, limit = 20, options: TableOpti
   return table + (more > 0 ? `\n${wrapText(`… and ${more} more (--findings FILE writes them all)`, options.width)}` : '');
 }
 
-export function leaseTable(leases: readonly Lease[], options: TableOptions = {}): string {
-  const rows = leases.map((l) => [l.leaseId, printable(l.key), printable(l.holder), l.generation, new Date(l.expiresAt).toISOString(), l.releasedAt !== null ? 'released' : 'held']);
+/**
+ * The leases with their state: released, expired (not released, and `expiresAt` at or before
+ * `now`, the store's clock, as the store counts a lease live only while it is later) or held.
+ */
+export function leaseTable(leases: readonly Lease[], now: number, options: TableOptions = {}): string {
+  const state = (l: Lease) => (l.releasedAt !== null ? 'released' : l.expiresAt <= now ? 'expired' : 'held');
+  const rows = leases.map((l) => [l.leaseId, printable(l.key), printable(l.holder), l.generation, new Date(l.expiresAt).toISOString(), state(l)]);
   return fitTable({ head: ['lease id', 'key', 'holder', 'gen', 'expires', 'state'], rows, shrink: [2, 1] }, options.width);
 }
 

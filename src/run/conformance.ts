@@ -16,8 +16,14 @@ import type { ResourceRecord } from '../engine/types.js';
 import { UsageError } from '../errors.js';
 import type { Manifest } from '../manifest/types.js';
 
+/**
+ * One check: `pass` when it ran and the handler passed it, `fail` when it ran and the handler
+ * failed it, `skip` when there was nothing to run it on (the detail says why). `ok` is true for
+ * a pass only: a check that checked nothing never reads as passed.
+ */
 export interface ConformanceCheck {
   name: string;
+  status: 'pass' | 'fail' | 'skip';
   ok: boolean;
   detail: string;
 }
@@ -28,7 +34,10 @@ export interface ConformanceReport {
   scope: string;
   destructive: boolean;
   checks: ConformanceCheck[];
+  /** No check failed (some may have been skipped). */
   ok: boolean;
+  /** How many checks were skipped. */
+  skipped: number;
 }
 
 export interface ConformanceOptions {
@@ -50,24 +59,33 @@ export async function runConformance(manifest: Manifest, type: string, options: 
   const checks: ConformanceCheck[] = [];
   const check = async (name: string, body: () => Promise<string>): Promise<void> => {
     try {
-      checks.push({ name, ok: true, detail: await body() });
+      checks.push({ name, status: 'pass', ok: true, detail: await body() });
     } catch (error) {
-      checks.push({ name, ok: false, detail: (error as Error).message });
+      checks.push({ name, status: 'fail', ok: false, detail: (error as Error).message });
     }
+  };
+  const skip = (name: string, why: string): void => {
+    checks.push({ name, status: 'skip', ok: false, detail: why });
   };
   try {
     const listed = new Map<string, ResourceRecord>();
+    let listFailed = false;
     await check('list', async () => {
+      listFailed = true;
       let pages = 0;
       for await (const page of backend.scan({ pageSize: spec.batchSize, signal: options.signal })) {
         pages++;
         for (const r of page.records) listed.set(r.id, r);
       }
+      listFailed = false;
       const unknownAge = [...listed.values()].filter((r) => r.createdAtMs === null).length;
       return `${listed.size} record(s) in ${pages} page(s); every line valid, ids unique, the answer complete${unknownAge ? `; ${unknownAge} without createdAt (judged unknown)` : ''}`;
     });
     const sample = [...listed.values()].slice(0, options.sample ?? 20);
-    await check('read by id', async () => {
+    // Why a check that needs a listed resource has none (docs/resource-protocol.md: never a vacuous PASS).
+    const nothingListed = listFailed ? 'the list failed' : 'the scope is empty';
+    if (sample.length === 0) skip('read by id', `${nothingListed}: no listed id to read back`);
+    else await check('read by id', async () => {
       const read = await backend.read(sample.map((r) => r.id), options.signal);
       const missing = sample.filter((r) => !read.has(r.id));
       const moved = sample.filter((r) => read.has(r.id) && read.get(r.id)!.fingerprint !== r.fingerprint);
@@ -82,7 +100,9 @@ export async function runConformance(manifest: Manifest, type: string, options: 
       return 'absent';
     });
     const victim = sample[0];
-    if (victim) {
+    const noVictim = `${nothingListed}: no listed resource to try it on`;
+    if (!victim) skip('delete with a fingerprint that does not match answers changed and deletes nothing', noVictim);
+    else {
       await check('delete with a fingerprint that does not match answers changed and deletes nothing', async () => {
         const [result] = await backend.delete([{ id: victim.id, fingerprint: `reaper-conformance-mismatch-${randomBytes(6).toString('hex')}` }], options.signal);
         const after = (await backend.read([victim.id], options.signal)).get(victim.id);
@@ -95,7 +115,7 @@ export async function runConformance(manifest: Manifest, type: string, options: 
         return `changed; ${JSON.stringify(victim.id)} still there, unchanged`;
       });
     }
-    if (backend instanceof HandlerBackend) await markAndRestoreChecks(backend, victim, check, options.signal);
+    if (backend instanceof HandlerBackend) await markAndRestoreChecks(backend, victim, noVictim, check, skip, options.signal);
     if (options.destructiveId !== undefined) {
       const id = options.destructiveId;
       await check(`delete of ${JSON.stringify(id)} with its fingerprint answers deleted, and it is gone`, async () => {
@@ -109,7 +129,15 @@ export async function runConformance(manifest: Manifest, type: string, options: 
         return 'deleted, gone, and a second delete answers absent';
       });
     }
-    return { resource: spec.name, kind: spec.location.kind, scope: backend.scope, destructive: options.destructiveId !== undefined, checks, ok: checks.every((c) => c.ok) };
+    return {
+      resource: spec.name,
+      kind: spec.location.kind,
+      scope: backend.scope,
+      destructive: options.destructiveId !== undefined,
+      checks,
+      ok: checks.every((c) => c.status !== 'fail'),
+      skipped: checks.filter((c) => c.status === 'skip').length,
+    };
   } finally {
     await closeQuietly(backend);
   }
@@ -125,7 +153,9 @@ export async function runConformance(manifest: Manifest, type: string, options: 
 async function markAndRestoreChecks(
   backend: HandlerBackend,
   victim: ResourceRecord | undefined,
+  noVictim: string,
   check: (name: string, body: () => Promise<string>) => Promise<void>,
+  skip: (name: string, why: string) => void,
   signal?: AbortSignal,
 ): Promise<void> {
   const nowhere = () => `reaper-conformance-absent-${randomBytes(6).toString('hex')}`;
@@ -139,7 +169,8 @@ async function markAndRestoreChecks(
       if (a?.result !== 'absent') throw answered(a, 'absent');
       return 'absent';
     });
-    if (victim) {
+    if (!victim) skip('mark with a fingerprint that does not match answers changed and marks nothing', noVictim);
+    else {
       await check('mark with a fingerprint that does not match answers changed and marks nothing', async () => {
         const fingerprint = `reaper-conformance-mismatch-${randomBytes(6).toString('hex')}`;
         const a = (await backend.answers('mark', [{ id: victim.id, fingerprint, run }], signal)).get(victim.id);
@@ -177,8 +208,11 @@ async function closeQuietly(backend: Backend): Promise<void> {
 export function conformanceText(report: ConformanceReport): string {
   const lines = [
     `conformance of ${report.resource} (${report.scope}), resource protocol v1${report.destructive ? ', destructive' : ': nothing is deleted'}`,
-    ...report.checks.map((c) => `${c.ok ? 'PASS' : 'FAIL'} ${c.name}: ${c.detail}`),
-    report.ok ? 'all checks passed' : `${report.checks.filter((c) => !c.ok).length} check(s) failed`,
+    ...report.checks.map((c) => `${c.status.toUpperCase()} ${c.name}: ${c.detail}`),
   ];
+  const failed = report.checks.filter((c) => c.status === 'fail').length;
+  const skipped = report.skipped ? `, ${report.skipped} skipped` : '';
+  if (failed) lines.push(`${failed} check(s) failed${skipped}`);
+  else lines.push(report.skipped ? `no check failed${skipped}: put a resource in the scope to run them` : 'all checks passed');
   return lines.join('\n');
 }

@@ -35,6 +35,7 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
   const context = await openRunContext(manifest, { store: options.store });
   const recording = { kind: 'reap' as const, manifestDigest: manifest.digest, execute: true, signal: options.signal };
   try {
+    await checkSelectors(context.store, options);
     return await recordedRun(context, { ...recording, stopped: 'interrupted: the restore stopped before it finished (run it again for the rest)' }, async (run) => {
       const out: RestoreItem[] = [];
       const tombstones = await context.store.findTombstones({ runId: options.runId, resource: options.resource, resourceId: options.id, states: ['marked', 'deleted'] });
@@ -56,9 +57,17 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
         try {
           await backend.restore(t.resourceId, t.restoreHandle, options.signal);
           await context.store.setTombstoneState(t.tombstoneId, 'restored', `restored by run ${run.runId}`);
-          out.push({ resource: t.resource, id: t.resourceId, action: 'restored' });
         } catch (error) {
           out.push({ resource: t.resource, id: t.resourceId, action: error instanceof SafetyError ? 'refused' : 'failed', detail: (error as Error).message });
+          continue;
+        }
+        // What comes back is what was deleted, visible mark and all (an S3 version keeps its tags, a
+        // handler's copy its marker): a restore lifts the tombstone, so the mark goes as a lift's does.
+        try {
+          if (backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], options.signal);
+          out.push({ resource: t.resource, id: t.resourceId, action: 'restored' });
+        } catch (error) {
+          out.push({ resource: t.resource, id: t.resourceId, action: 'failed', detail: `restored, but its tombstone mark is still on it: ${(error as Error).message}` });
         }
       }
       const status = out.some((o) => o.action === 'refused') ? 'refused' : out.some((o) => o.action === 'failed') ? 'failed' : 'ok';
@@ -66,5 +75,21 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
     });
   } finally {
     await context.close();
+  }
+}
+
+/**
+ * A run or a resource id the state store has never heard of is a mistake in the command, not
+ * an empty answer (exit 2, before a restore run is recorded). A known run or id with nothing
+ * left to restore (lifted or restored before) is an empty answer.
+ */
+async function checkSelectors(store: StateStore, options: RestoreOptions): Promise<void> {
+  const where = store.description ? ` (${store.description})` : '';
+  if (options.runId !== undefined && !(await store.getRun(options.runId))) {
+    throw new UsageError(`no run ${JSON.stringify(options.runId)} in the state store${where}; \`reaper runs\` lists the runs`);
+  }
+  if (options.id !== undefined && (await store.findTombstones({ resource: options.resource, resourceId: options.id, limit: 1 })).length === 0) {
+    const of = options.resource === undefined ? '' : ` of type "${options.resource}"`;
+    throw new UsageError(`no tombstone for id ${JSON.stringify(options.id)}${of} in the state store${where}: reaper never marked it`);
   }
 }

@@ -211,7 +211,7 @@ export class StoreCore implements StateStore {
 
   constructor(
     private readonly d: StoreDriver,
-    private readonly bounds: LeaseBounds = DEFAULT_LEASE_BOUNDS,
+    readonly leaseBounds: LeaseBounds = DEFAULT_LEASE_BOUNDS,
   ) {
     this.dialect = d.dialect;
     this.description = d.description;
@@ -252,7 +252,7 @@ export class StoreCore implements StateStore {
   }
 
   async acquireLeases(keys: readonly string[], options: { holder: string; ttlMs: number }): Promise<AcquiredLease[]> {
-    const ttlMs = checkedTtl(options.ttlMs, this.bounds);
+    const ttlMs = checkedTtl(options.ttlMs, this.leaseBounds);
     assertDistinctKeys(keys);
     return keys.length === 0 ? [] : this.d.acquireLeases(keys, options.holder, ttlMs);
   }
@@ -264,7 +264,7 @@ export class StoreCore implements StateStore {
   }
 
   async renewLeases(leaseIds: readonly string[], options: { ttlMs?: number; holder?: string } = {}): Promise<RenewOutcome[]> {
-    const ttl = options.ttlMs === undefined ? null : checkedTtl(options.ttlMs, this.bounds);
+    const ttl = options.ttlMs === undefined ? null : checkedTtl(options.ttlMs, this.leaseBounds);
     if (leaseIds.length === 0) return [];
     const found = await this.d.renewLeases(leaseIds, ttl, options.holder ?? null);
     return leaseIds.map((leaseId): RenewOutcome => {

@@ -50,6 +50,8 @@ export interface RenewOutcome {
 }
 
 export interface LeaseStore {
+  /** The lease ttls this store grants; anything outside is refused with a RangeError naming them. */
+  readonly leaseBounds: LeaseBounds;
   acquireLease(input: { key: string; holder: string; ttlMs: number }): Promise<AcquiredLease>;
   /**
    * Acquire a lease on each of these distinct keys in one transaction, as `acquireLease`

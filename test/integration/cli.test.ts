@@ -2,7 +2,7 @@
  * The published CLI contract, tested by spawning the built binary with a minimal
  * environment: exit codes, stdout/stderr, and the JSON document of `audit`.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { reaper, removeTempDirs, tmp } from './support/cli.js';
@@ -114,5 +114,48 @@ describe('reaper CLI', () => {
     const bad = reaper(['lease', 'prune', '--older-than', 'soon', '--state', state], { cwd: dir });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--older-than');
+  });
+
+  it('restore: a run or an id the state store does not know is a usage error (exit 2) naming it', () => {
+    const dir = tmp();
+    mkdirSync(path.join(dir, 'scratch/gone'), { recursive: true });
+    writeFileSync(path.join(dir, 'scratch/gone/a.part'), 'x');
+    writeFileSync(
+      path.join(dir, 'reaper.yaml'),
+      [
+        'version: 1',
+        'state: sqlite:state.db',
+        'defaults: { minAge: 0s, grace: 1h, maxDeleteFraction: 1 }',
+        'owners: [{ static: ["alive"] }]',
+        'resources:',
+        '  - name: scratch',
+        '    fs: { path: ./scratch }',
+        '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
+        '',
+      ].join('\n'),
+    );
+    const reap = reaper(['reap', '--execute', '--output', 'json'], { cwd: dir });
+    expect(reap.code, reap.stderr).toBe(0);
+    const runId = (JSON.parse(reap.stdout) as { runId: string }).runId;
+
+    const run = reaper(['restore', '--run', 'bogus-run', '--output', 'json'], { cwd: dir });
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/no run "bogus-run" in the state store/);
+    const id = reaper(['restore', '--id', 'gone/nothing.part', '--output', 'json'], { cwd: dir });
+    expect(id.code).toBe(2);
+    expect(id.stderr).toMatch(/no tombstone for id "gone\/nothing\.part"/);
+    const typed = reaper(['restore', '--resource', 'scratch', '--id', 'gone/a.part', '--run', 'bogus-run'], { cwd: dir });
+    expect(typed.code).toBe(2);
+    // Nothing was recorded for the refused restores: the reap is still the only run.
+    expect((JSON.parse(reaper(['runs', '--output', 'json'], { cwd: dir }).stdout) as unknown[]).length).toBe(1);
+
+    // A known run and id restore, and a second time there is nothing left to restore: exit 0.
+    const lifted = reaper(['restore', '--run', runId, '--id', 'gone/a.part', '--output', 'json'], { cwd: dir });
+    expect(lifted.code, lifted.stderr).toBe(0);
+    expect(JSON.parse(lifted.stdout)).toEqual({ items: [{ resource: 'scratch', id: 'gone/a.part', action: 'lifted' }] });
+    const again = reaper(['restore', '--run', runId, '--output', 'json'], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual({ items: [] });
   });
 });

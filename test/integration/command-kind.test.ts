@@ -289,6 +289,38 @@ describe('reaper conformance --type T', () => {
     expect(ops.indexOf('mark a1')).toBeGreaterThanOrEqual(0);
   });
 
+  it('never passes a check that had nothing to check: SKIP with why when the list fails or the scope is empty', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' } });
+    const call = `[node, ${JSON.stringify(HANDLER)}, ./data/things]`;
+    const ops = ['mark', 'unmark'].map((op) => `      ${op}: ${call}`);
+    // The list cannot run (an unreachable handler); the deletes and marks can.
+    const broken = manifest(dir, [['  - name: things', '    command:', '      list: [node, -e, "process.exit(7)"]', `      delete: ${call}`, ...ops, '    owner: { attribute: owner }']]);
+    const run = reaper(['conformance', '-c', broken, '--type', 'things', '-o', 'table'], { cwd: dir });
+    expect(run.code, run.stdout + run.stderr).toBe(1);
+    expect(run.stdout).toMatch(/^FAIL list: /m);
+    expect(run.stdout).not.toMatch(/^PASS read by id/m);
+    expect(run.stdout).toMatch(/^SKIP read by id: the list failed: no listed id to read back$/m);
+    expect(run.stdout).toMatch(/^PASS delete of an id that does not exist answers absent: absent$/m);
+    expect(run.stdout).toMatch(/^SKIP delete with a fingerprint that does not match answers changed and deletes nothing: the list failed: no listed resource to try it on$/m);
+    expect(run.stdout).toMatch(/^SKIP mark with a fingerprint that does not match answers changed and marks nothing: the list failed: no listed resource to try it on$/m);
+    expect(run.stdout).toMatch(/^1 check\(s\) failed, 3 skipped$/m);
+    const doc = JSON.parse(reaper(['conformance', '-c', broken, '--type', 'things', '-o', 'json'], { cwd: dir }).stdout) as { ok: boolean; checks: { name: string; status: string; ok: boolean }[] };
+    expect(doc.ok).toBe(false);
+    expect(doc.checks.find((c) => c.name === 'read by id')).toMatchObject({ status: 'skip', ok: false });
+
+    // An empty scope lists fine, but gives nothing to read back or to try a wrong fingerprint on.
+    const empty = tmp();
+    seed(empty, 'things', {});
+    const none = reaper(['conformance', '-c', manifest(empty, [good('things', ops)]), '--type', 'things', '-o', 'table'], { cwd: empty });
+    expect(none.code, none.stdout + none.stderr).toBe(0);
+    expect(none.stdout).toMatch(/^PASS list: 0 record\(s\)/m);
+    expect(none.stdout).toMatch(/^SKIP read by id: the scope is empty: no listed id to read back$/m);
+    expect(none.stdout).toMatch(/^SKIP delete with a fingerprint that does not match answers changed and deletes nothing: the scope is empty: no listed resource to try it on$/m);
+    expect(none.stdout).not.toMatch(/all checks passed/);
+    expect(none.stdout).toMatch(/^no check failed, 3 skipped: put a resource in the scope to run them$/m);
+  });
+
   it('fails a handler whose deletes are not conditional (exit 1), and a type that is not a handler is a usage error (exit 2)', () => {
     const dir = tmp();
     seed(dir, 'things', { a1: { owner: 'alice' } });

@@ -420,10 +420,11 @@ for (const factory of storeFactories) {
 
       it('refuses a ttl outside the store bounds with 400 naming the range, instead of rounding or capping it', async () => {
         const daemon = await start();
-        for (const ttl of ['2d', 86_401, '50ms', 0.05]) {
+        // Zero, negative and malformed ttls too: every refusal names the store's range (docs/http-api.md).
+        for (const ttl of ['2d', 86_401, '50ms', 0.05, '0s', 0, -5, '-5s', 'soon', '60', true, null]) {
           const r = await api(daemon, 'POST', '/v1/leases', { body: { key: 'svc:ttl', ttl } });
           expect(r.status, String(ttl)).toBe(400);
-          expect(r.json.error).toMatch(/a lease ttl must be from 100ms to 1d, got /);
+          expect(r.json.error, String(ttl)).toMatch(/^ttl: a lease ttl must be from 100ms to 1d, got /);
         }
         expect(await store.listLeases({ includeInactive: true })).toEqual([]);
         const lease = (await api(daemon, 'POST', '/v1/leases', { body: { key: 'svc:ttl', ttl: '1d' } })).json as { leaseId: string; token: string; ttlSeconds: number };
@@ -432,6 +433,11 @@ for (const factory of storeFactories) {
         const renew = await api(daemon, 'POST', `/v1/leases/${lease.leaseId}/renew`, { leaseToken: lease.token, body: { ttl: '30d' } });
         expect(renew.status).toBe(400);
         expect(renew.json.error).toMatch(/from 100ms to 1d, got 30d/);
+        for (const ttl of ['0s', 0, 'soon']) {
+          const r = await api(daemon, 'POST', `/v1/leases/${lease.leaseId}/renew`, { leaseToken: lease.token, body: { ttl } });
+          expect(r.status, String(ttl)).toBe(400);
+          expect(r.json.error, String(ttl)).toMatch(/^ttl: a lease ttl must be from 100ms to 1d, got /);
+        }
         expect(await store.getLease(lease.leaseId)).toEqual(before);
       });
 

@@ -32,7 +32,7 @@ interface Webhook {
   /** `mark`: the run whose visible marker the resource carries (mark bumps the version: the fingerprint changes). */
   resources: Map<string, { owner: string; version: number; mark?: string }>;
   /** Deleted resources kept for restore, by restore handle. */
-  trash: Map<string, { id: string; owner: string; version: number }>;
+  trash: Map<string, { id: string; owner: string; version: number; mark?: string }>;
   requests: { op: string; auth: string | undefined; protocol: string | undefined; type?: string; resource?: string; lines: unknown[] }[];
   /** Answer /list this way instead (a hang, a flood). */
   list?: (res: ServerResponse) => void;
@@ -89,7 +89,7 @@ async function webhook(tls?: { key: string; cert: string }): Promise<Webhook> {
         else {
           hook.resources.delete(id);
           const handle = `trash-${id}`;
-          hook.trash.set(handle, { id, owner: r.owner, version: r.version });
+          hook.trash.set(handle, { id, owner: r.owner, version: r.version, ...(r.mark !== undefined ? { mark: r.mark } : {}) });
           say({ id, result: 'deleted', restoreHandle: handle });
         }
       }
@@ -115,7 +115,8 @@ async function webhook(tls?: { key: string; cert: string }): Promise<Webhook> {
         if (!kept || kept.id !== id) say({ id, result: 'error', message: 'no such restore handle' });
         else {
           hook.trash.delete(handle);
-          hook.resources.set(id, { owner: kept.owner, version: kept.version });
+          // What was deleted comes back as it was, its marker too.
+          hook.resources.set(id, { owner: kept.owner, version: kept.version, ...(kept.mark !== undefined ? { mark: kept.mark } : {}) });
           say({ id, result: 'restored' });
         }
       }
@@ -221,12 +222,16 @@ describe('http kind', () => {
     expect(ndjson('delete').flatMap((r) => r.lines)).toEqual([{ id: 't-2', fingerprint: 'v2' }]);
     expect(hook.resources.has('t-2')).toBe(false);
 
-    // restore sends the restore handle the delete answered, and the resource is back.
+    // restore sends the restore handle the delete answered, and the resource is back; it came back
+    // marked (the copy kept its marker), and a restore lifts the tombstone, so the marker is taken off.
+    expect(hook.trash.get('trash-t-2')).toMatchObject({ mark: runId });
     const restore = await cli(dir, ['restore', '-c', m, '--run', (JSON.parse(second.stdout) as { runId: string }).runId, '-o', 'json'], env);
     expect(restore.code, restore.stderr).toBe(0);
     expect(ndjson('restore')).toHaveLength(1);
     expect(ndjson('restore')[0]).toMatchObject({ type: 'application/x-ndjson', resource: 'tenants' });
     expect(ndjson('restore')[0]!.lines).toEqual([{ id: 't-2', handle: 'trash-t-2' }]);
+    expect(ndjson('unmark')).toHaveLength(2);
+    expect(ndjson('unmark')[1]!.lines).toEqual([{ id: 't-2', fingerprint: 'v2' }]);
     expect(hook.resources.get('t-2')).toEqual({ owner: 'gone', version: 2 });
   });
 

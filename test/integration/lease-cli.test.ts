@@ -73,4 +73,25 @@ describe('reaper lease: input the store would not honour', () => {
     expect(list.code).toBe(0);
     expect(JSON.parse(list.stdout)).toMatchObject([{ leaseId: lease.leaseId, expiresAt: lease.expiresAt, releasedAt: null }]);
   });
+
+  it('lists a lease that ran out unreleased as expired, by the store clock', async () => {
+    const acquired = reaper('lease', 'acquire', 'session:3', '--ttl', '1s', '--output', 'json');
+    expect(acquired.code, acquired.stderr).toBe(0);
+    const released = JSON.parse(reaper('lease', 'acquire', 'session:4', '--ttl', '60s', '--output', 'json').stdout) as { leaseId: string };
+    expect(reaper('lease', 'release', released.leaseId).code).toBe(0);
+    const held = reaper('lease', 'acquire', 'session:5', '--ttl', '60s', '--output', 'table');
+    expect(held.stdout).toMatch(/session:5 .*│ held /);
+    // Wait until the store no longer counts session:3 as live (its own judgement, not ours).
+    for (let i = 0; i < 100; i++) {
+      const live = reaper('lease', 'list', '--key', 'session:3', '--output', 'json');
+      if ((JSON.parse(live.stdout) as unknown[]).length === 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const table = reaper('lease', 'list', '--all', '--output', 'table');
+    expect(table.code, table.stderr).toBe(0);
+    const state = (key: string) => table.stdout.split('\n').find((line) => line.includes(` ${key} `))?.split('│')[6]?.trim();
+    expect(state('session:3')).toBe('expired');
+    expect(state('session:4')).toBe('released');
+    expect(state('session:5')).toBe('held');
+  });
 });

@@ -1248,6 +1248,49 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     return new S3Client({ endpoint: settings.endpoint, region: settings.region, forcePathStyle: true, credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } });
   };
 
+  // guard (restore lifts the tombstone, and a lifted tombstone leaves no mark, docs/manifest.md `mark`): the
+  // tag put on the fingerprinted version when it was marked is on that version again when its delete marker
+  // goes; restore takes it off, and leaves the object's other tags as they were.
+  test(
+    '§14 (versioned bucket, mark: tag): a restored object carries no tombstone tag and keeps its own tags',
+    async (h) => {
+      const fx = h.fx as S3ReapFixture;
+      const { store, reap, afterGrace, manifest } = h;
+      const ids = await fx.create(T, [{ owner: 'bob' }, { owner: 'carol' }]);
+      const client = s3();
+      try {
+        const tagsOf = async (key: string) =>
+          Object.fromEntries(((await client.send(new GetObjectTaggingCommand({ Bucket: fx.bucket, Key: key }))).TagSet ?? []).map((t) => [t.Key, t.Value]));
+        // One object with a tag of its user's, one with none.
+        const own = await client.send(new GetObjectTaggingCommand({ Bucket: fx.bucket, Key: ids[0] }));
+        await client.send(new PutObjectTaggingCommand({ Bucket: fx.bucket, Key: ids[0], Tagging: { TagSet: [...(own.TagSet ?? []), { Key: 'team', Value: 'blue' }] } }));
+        const before = await fx.snapshot(T);
+        const userTags = await tagsOf(ids[0]!);
+        expect(userTags).toMatchObject({ team: 'blue' });
+
+        const m = manifest({ policy: { mark: 'tag' } });
+        const marking = await reap(m);
+        expect(only(marking).outcomes.marked).toBe(2);
+        expect(await tagsOf(ids[0]!)).toEqual({ ...userTags, 'reaper-tombstone': marking.runId });
+        await afterGrace();
+        const sweep = await reap(m);
+        expect(only(sweep).deleteMode).toBe('s3-versioned-delete-marker');
+        expect(only(sweep).outcomes.deleted).toBe(2);
+        expect(await fx.present(T)).toEqual(new Set());
+
+        const restored = await runRestore(m, { resource: T, store });
+        expect(sorted(restored.map((r) => `${r.action} ${r.id}`))).toEqual(sorted(ids.map((id) => `restored ${id}`)));
+        expect(await tagsOf(ids[0]!)).toEqual(userTags);
+        expect((await tagsOf(ids[1]!))['reaper-tombstone']).toBeUndefined();
+        expect(await fx.snapshot(T)).toEqual(before);
+        expect(await h.tombstoned('restored')).toEqual(new Set(ids));
+      } finally {
+        client.destroy();
+      }
+    },
+    { restorable: true },
+  );
+
   // S3-only: an unversioned bucket cannot express a byte-identical re-upload as a new identity (the ETag is
   // the same), so the shared §3 scenarios re-upload different bytes there. In a versioned bucket the
   // new version id is the new identity. What guards it, honestly: at planning, the re-read fingerprint

@@ -41,12 +41,19 @@ function checkLeaseId(id: unknown): string {
 /** The same JSON shape as the daemon's HTTP API. */
 const leaseJson = (lease: Lease | AcquiredLease) => ('token' in lease ? acquiredToJson(lease) : leaseToJson(lease));
 
-function print(io: CliIO, options: OutputFlags, leases: (Lease | AcquiredLease)[], single: boolean): void {
+/** `now`: the store's clock when the leases were read, which tells a held lease from an expired one. */
+function print(io: CliIO, options: OutputFlags, leases: (Lease | AcquiredLease)[], single: boolean, now: number): void {
   if (outputFormat(io, options) === 'json') {
     writeJson(io, single ? leaseJson(leases[0]!) : leases.map(leaseJson));
   } else {
-    io.stdout.write(`${leaseTable(leases, { width: terminalWidth(io) })}\n`);
+    io.stdout.write(`${leaseTable(leases, now, { width: terminalWidth(io) })}\n`);
   }
+}
+
+/** The leases `read` returns, and the store's clock read right after them. */
+async function readWithNow<T>(store: Awaited<ReturnType<typeof openStore>>, read: () => Promise<T>): Promise<{ value: T; now: number }> {
+  const value = await read();
+  return { value, now: await store.now() };
 }
 
 async function withStore<T>(io: CliIO, options: ManifestFlags, fn: (store: Awaited<ReturnType<typeof openStore>>) => Promise<T>): Promise<T> {
@@ -65,33 +72,33 @@ export async function leaseAcquire(io: CliIO, args: unknown[], options: LeaseFla
   const key = checkLeaseKey(String(args[0]));
   const ttlMs = checkLeaseTtl(durationOption(options.ttl, '--ttl'));
   const holder = checkHolder(options.holder ?? defaultHolder(io));
-  const lease = await withStore(io, options, (store) => store.acquireLease({ key, holder, ttlMs }));
-  print(io, options, [lease], true);
+  const { value: lease, now } = await withStore(io, options, (store) => readWithNow(store, () => store.acquireLease({ key, holder, ttlMs })));
+  print(io, options, [lease], true, now);
   return 0;
 }
 
 export async function leaseRenew(io: CliIO, args: unknown[], options: LeaseFlags & { ttl?: string }): Promise<number> {
   const id = checkLeaseId(args[0]);
   const ttlMs = options.ttl === undefined ? undefined : checkLeaseTtl(durationOption(options.ttl, '--ttl'));
-  const lease = await withStore(io, options, (store) => store.renewLease(id, { ttlMs }));
-  print(io, options, [lease], true);
+  const { value: lease, now } = await withStore(io, options, (store) => readWithNow(store, () => store.renewLease(id, { ttlMs })));
+  print(io, options, [lease], true, now);
   return 0;
 }
 
 export async function leaseRelease(io: CliIO, args: unknown[], options: LeaseFlags): Promise<number> {
   const id = checkLeaseId(args[0]);
-  const lease = await withStore(io, options, async (store) => {
+  const { value: lease, now } = await withStore(io, options, async (store) => {
     await store.releaseLease(id);
-    return store.getLease(id);
+    return readWithNow(store, () => store.getLease(id));
   });
-  print(io, options, [lease!], true);
+  print(io, options, [lease!], true, now);
   return 0;
 }
 
 export async function leaseList(io: CliIO, _args: unknown[], options: LeaseFlags & { key?: string; all?: boolean }): Promise<number> {
   const key = options.key === undefined ? undefined : checkLeaseKey(options.key);
-  const leases = await withStore(io, options, (store) => store.listLeases({ key, includeInactive: options.all === true }));
-  print(io, options, leases, false);
+  const { value: leases, now } = await withStore(io, options, (store) => readWithNow(store, () => store.listLeases({ key, includeInactive: options.all === true })));
+  print(io, options, leases, false, now);
   return 0;
 }
 
