@@ -293,7 +293,10 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     if (error instanceof CommanderError && (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help')) {
       return ExitCode.ok;
     }
-    const { code, message } = describeError(error);
+    const described = describeError(error);
+    const { message } = described;
+    // A command that failed may have asked for a higher code first (an output a signal stopped).
+    const code = Math.max(described.code, io.exitCode ?? 0);
     if (io.log) io.log.error('run-failed', { exitCode: code, message: message.replace(/^reaper: /, '') });
     else if (message) io.stderr.write(`${message}\n`);
     return code;
