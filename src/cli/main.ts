@@ -308,7 +308,14 @@ export const HARD_STOP_DEADLINE_MS = 1500;
 
 /** The process entry used by bin/reaper. */
 export async function main(argv: readonly string[]): Promise<void> {
-  const { processIO } = await import('./io.js');
+  const { guardStreams, processIO } = await import('./io.js');
+  // A write that failed (not a reader gone) is exit 3 at least, even when the error comes after the run ended.
+  let streamFailed = false;
+  let ended = false;
+  guardStreams(process, () => {
+    streamFailed = true;
+    if (ended) process.exitCode = Math.max(Number(process.exitCode ?? 0), ExitCode.runtime);
+  });
   const controller = new AbortController();
   const io = processIO(controller.signal);
   let signals = 0;
@@ -337,5 +344,6 @@ export async function main(argv: readonly string[]): Promise<void> {
   const code = await run(argv, io);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  process.exitCode = code;
+  ended = true;
+  process.exitCode = streamFailed ? Math.max(code, ExitCode.runtime) : code;
 }

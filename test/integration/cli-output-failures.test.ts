@@ -1,15 +1,17 @@
 /**
- * Outputs that fail. A Pushgateway that cannot be reached, or a
+ * Outputs that fail, and readers that go away. A Pushgateway that cannot be reached, or a
  * report file that cannot be written, is reported on its own (stderr, or an `output-failed`
  * event of the JSON log) and makes the exit 3; every other output — the stdout document, the
- * other files, the log events, the gate results — is still written. Through the built CLI,
- * on the demo's files.
+ * other files, the log events, the gate results — is still written. A stdout or stderr whose
+ * reader closed it early (`| head -1`) is given up quietly: the run finishes, is recorded,
+ * and exits with the code it would have had. Through the built CLI, on the demo's files.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/net.js';
-import { reaper, removeTempDirs, tmp } from './support/cli.js';
+import { BIN, reaper, removeTempDirs, tmp } from './support/cli.js';
 
 afterAll(removeTempDirs);
 
@@ -76,5 +78,70 @@ describe('an output that fails does not take the others with it', () => {
     expect(r.stderr).toMatch(/^reaper: cannot write the summary .*missing\/s\.md: ENOENT$/m);
     expect(readFileSync(path.join(d.dir, 'j.xml'), 'utf8')).toContain('<testsuite');
     expect(readFileSync(path.join(d.dir, 'r.html'), 'utf8')).toContain('<html');
+  });
+});
+
+interface Closed {
+  code: number | null;
+  stderr: string;
+}
+
+/**
+ * The CLI with its stdout (and with `stderr: true` its stderr too) a pipe whose reader
+ * closed it before the CLI wrote anything: every write there fails with EPIPE.
+ */
+function withClosedReader(args: string[], options: { cwd: string; stderr?: boolean; stdout?: number }): Promise<Closed> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
+    stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
+  });
+  child.stdout?.destroy();
+  let stderr = '';
+  if (options.stderr) child.stderr!.destroy();
+  else child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  return new Promise((resolve, reject) => {
+    const bound = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(bound);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+describe('a reader that closes the pipe early', () => {
+  it('audit --output table | head -1: no crash, nothing on stderr, exit 0', async () => {
+    const d = demo();
+    const r = await withClosedReader(['audit', '-c', d.manifest, '--output', 'table'], { cwd: d.dir });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('audit --output json | head -c 10 with a failing gate: the gate is still reported, exit 1', async () => {
+    const d = demo();
+    const r = await withClosedReader(['audit', '-c', d.manifest, '--output', 'json', '--fail-on', 'orphaned>0'], { cwd: d.dir });
+    expect(r.stderr).toBe('gate orphaned>0 failed: 6 orphaned (scratch-uploads 5, report-exports 1)\n');
+    expect(r.code).toBe(1);
+  });
+
+  it('a stdout that fails otherwise (a full disk) is named, and the exit is 3', async () => {
+    const d = demo();
+    const full = openSync('/dev/full', 'w');
+    try {
+      const r = await withClosedReader(['audit', '-c', d.manifest, '--output', 'json'], { cwd: d.dir, stdout: full });
+      expect(r.stderr).toBe('reaper: cannot write to stdout: ENOSPC\n');
+      expect(r.code).toBe(3);
+    } finally {
+      closeSync(full);
+    }
+  });
+
+  it('reap --execute with both stdout and stderr (its JSON log) closed: the run finishes, is recorded ok, exit 0', async () => {
+    const d = demo();
+    const r = await withClosedReader(['reap', '-c', d.manifest, '--execute', '--log-format', 'json', '--output', 'json'], { cwd: d.dir, stderr: true });
+    expect(r.code).toBe(0);
+    const runs = JSON.parse(reaper(['runs', '-c', d.manifest, '--output', 'json'], { cwd: d.dir }).stdout) as { kind: string; status: string; summary: { outcomes: { marked: number } } }[];
+    expect(runs[0]).toMatchObject({ kind: 'reap', status: 'ok', summary: { outcomes: { marked: 6 } } });
   });
 });
