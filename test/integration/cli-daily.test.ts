@@ -214,3 +214,19 @@ describe('${VAR}s are resolved where they are used', () => {
     expect(uploads.stderr.trim()).toBe(`${manifest}:3: connections.blobs.endpoint: environment variable S3_ENDPOINT is not set`);
   });
 });
+
+describe('every command prints the same way', () => {
+  it('validate and simulate: JSON through a pipe is one compact line, as audit and reap print it', () => {
+    const d = demo();
+    const validate = reaper(['validate', '-c', d.manifest, '--offline', '--output', 'json'], { cwd: d.dir });
+    expect(validate.code).toBe(0);
+    expect(validate.stdout.trimEnd().split('\n')).toHaveLength(1);
+    expect(JSON.parse(validate.stdout)).toMatchObject({ ok: true });
+    const scenario = path.join(d.dir, 's.yaml');
+    writeFileSync(scenario, ['version: 1', 'duration: 5m', 'services: 2', 'workload:', '  creations: 20', '  lifetime: { dist: fixed, value: 1m }', ''].join('\n'));
+    const simulate = reaper(['simulate', scenario, '--strategy', 'leases', '--output', 'json'], { cwd: d.dir });
+    expect(simulate.code).toBe(0);
+    expect(simulate.stdout.trimEnd().split('\n')).toHaveLength(1);
+    expect(JSON.parse(simulate.stdout)).toMatchObject({ kind: 'simulate' });
+  });
+});
