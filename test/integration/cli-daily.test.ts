@@ -229,4 +229,11 @@ describe('every command prints the same way', () => {
     expect(simulate.stdout.trimEnd().split('\n')).toHaveLength(1);
     expect(JSON.parse(simulate.stdout)).toMatchObject({ kind: 'simulate' });
   });
+
+  it('explain gives an age as every other command does (5.0h), not in seconds', () => {
+    const d = demo();
+    const r = reaper(['explain', '-c', d.manifest, 'scratch-uploads', 'bob/chunk-1.part', '--output', 'table'], { cwd: d.dir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^scratch-uploads "bob\/chunk-1\.part": orphaned \(owner-dead\), age 5\.\dh\n/);
+  });
 });
