@@ -236,4 +236,20 @@ describe('every command prints the same way', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^scratch-uploads "bob\/chunk-1\.part": orphaned \(owner-dead\), age 5\.\dh\n/);
   });
+
+  it('at 60 columns each block of the summary wraps between fields, never inside one, and has no blank line', () => {
+    const d = demo();
+    const r = reaper(['audit', '-c', d.manifest, '--output', 'table'], { cwd: d.dir, env: { COLUMNS: '60' } });
+    expect(r.code).toBe(0);
+    const summary = r.stdout.slice(0, r.stdout.indexOf('\nleases: '));
+    const lines = summary.split('\n');
+    expect(lines.filter((l) => l.trim() === '')).toEqual([]);
+    expect(lines.filter((l) => !l.startsWith('  '))).toEqual(['scratch-uploads  fs', 'report-exports  fs', 'total']);
+    const field = /^(scanned|live|orphaned|expired|protected|young|unknown|backlog) \d+$|^orphan bytes \d+(\.\d)? (B|KiB|MiB)$|^beyond ttl \(avg\) [\d.]+[smhd]$/;
+    for (const line of lines.filter((l) => l.startsWith('  '))) {
+      expect([...line].length).toBeLessThanOrEqual(60);
+      for (const part of line.slice(2).split(' · ')) expect(part, line).toMatch(field);
+    }
+    expect(summary).toContain('scanned 13');
+  });
 });
