@@ -208,7 +208,7 @@ export function buildProgram(io: CliIO): Command {
 
   const runs = program
     .command('runs')
-    .description('run history from the state store; a run killed before it recorded its end shows `abandoned` once its heartbeat lapsed')
+    .description('run history from the state store; a run killed before it recorded its end shows `running` until it shows `abandoned` once a later audit or reap on the same state store finds its heartbeat lapsed')
     .option('--limit <n>', 'how many runs', '20')
     .option('--job <id>', 'only the runs of this job: its shards and their reruns (docs/scale-out.md)')
     .addOption(configOption())

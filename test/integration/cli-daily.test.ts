@@ -252,4 +252,9 @@ describe('every command prints the same way', () => {
     }
     expect(summary).toContain('scanned 13');
   });
+
+  it('runs --help says when a killed run shows abandoned: once a later audit or reap starts on that store', () => {
+    const help = reaper(['runs', '--help']).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('shows `abandoned` once a later audit or reap on the same state store finds its heartbeat lapsed');
+  });
 });
