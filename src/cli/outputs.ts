@@ -1,7 +1,7 @@
 /**
  * The report files a run can leave behind for dashboards and CI: Prometheus text (a
- * node-exporter textfile, or a Pushgateway), JUnit XML, a Markdown summary and the HTML
- * report. Shared by `audit` and `reap`; written even when a gate failed, so CI shows why,
+ * node-exporter textfile, or a Pushgateway), JUnit XML, a Markdown summary, the HTML
+ * report and audit's findings NDJSON. Shared by `audit` and `reap`; written even when a gate failed, so CI shows why,
  * each whatever became of the others.
  */
 import { appendFile } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { atomicWrite } from '../util/atomic-write.js';
 import type { ReportFileFlags } from './flags.js';
 import type { HtmlReportSink } from './html-report.js';
 import type { CliIO } from './io.js';
+import type { NdjsonFile } from './ndjson.js';
 import type { RunLog } from './run-log.js';
 
 /** The report files to write: paths resolved against the working directory. */
@@ -32,7 +33,7 @@ export function reportFiles(io: CliIO, options: ReportFileFlags): ReportFiles {
 
 /** An output that could not be written; the run's other outputs were written all the same. */
 export interface OutputFailure {
-  output: 'metrics-file' | 'pushgateway' | 'junit' | 'summary' | 'html';
+  output: 'findings' | 'metrics-file' | 'pushgateway' | 'junit' | 'summary' | 'html';
   message: string;
   /** 3 (runtime), or 130 when a signal stopped it. */
   exitCode: number;
@@ -52,6 +53,8 @@ export async function writeOutputs(
     gates: readonly GateResult[];
     durationSeconds: number;
     comparison?: FindingsComparison | null;
+    /** audit --findings: streamed during the run, published here. */
+    findings?: NdjsonFile | null;
     html?: HtmlReportSink | null;
   },
 ): Promise<OutputFailure[]> {
@@ -63,6 +66,8 @@ export async function writeOutputs(
       failures.push(outputFailure(output, error));
     }
   };
+  const findings = input.findings;
+  if (findings) await attempt('findings', () => findings.close());
   if (flags.metricsFile || flags.pushgateway) {
     const { pushMetrics, renderPrometheus, writeMetricsFile } = await import('../report/prometheus.js');
     const text = await renderPrometheus(input.doc, input.reap, input.doc ? {} : { run: { finishedAt: Date.now(), durationSeconds: input.durationSeconds } });

@@ -71,9 +71,13 @@ describe('an output that fails does not take the others with it', () => {
 
   it('files that cannot be written are each named; the ones that can are written', () => {
     const d = demo();
-    const r = reaper(['audit', '-c', d.manifest, '--metrics-file', 'missing/m.prom', '--junit', 'j.xml', '--summary', 'missing/s.md', '--html', 'r.html', '--output', 'json'], { cwd: d.dir });
+    const r = reaper(
+      ['audit', '-c', d.manifest, '--metrics-file', 'missing/m.prom', '--junit', 'j.xml', '--summary', 'missing/s.md', '--findings', 'missing/f.ndjson', '--html', 'r.html', '--output', 'json'],
+      { cwd: d.dir },
+    );
     expect(r.code).toBe(3);
     expect(JSON.parse(r.stdout)).toMatchObject({ summary: { orphaned: 6 } });
+    expect(r.stderr).toMatch(/^reaper: cannot write the findings file .*missing\/f\.ndjson: ENOENT$/m);
     expect(r.stderr).toMatch(/^reaper: cannot write the metrics file .*missing\/m\.prom: ENOENT$/m);
     expect(r.stderr).toMatch(/^reaper: cannot write the summary .*missing\/s\.md: ENOENT$/m);
     expect(readFileSync(path.join(d.dir, 'j.xml'), 'utf8')).toContain('<testsuite');

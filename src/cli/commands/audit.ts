@@ -71,14 +71,13 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
       onResourceScanned: (t) => runLog?.scanned(t),
     });
     progress.stop();
-    await ndjson?.close();
     const results: GateResult[] = evaluateGates(gates, doc, tally ?? undefined);
     const unread = new Set(doc.resources.filter((r) => r.status !== 'ok').map((r) => r.name));
     const baseline = tally ? { against: `baseline ${options.baseline}`, diff: tally.diff(unread) } : null;
     const since = previous ? sinceDiff(previous, current, unread) : null;
     // The reports lead with what changed: against the baseline when there is one, else the earlier run.
     const comparison = baseline ?? (since ? { against: `run ${options.since}`, diff: since } : null);
-    const failures = await writeOutputs(io, files, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison, html });
+    const failures = await writeOutputs(io, files, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison, findings: ndjson, html });
 
     const gateResults = gates.length ? { gates: results } : {};
     if (options.quiet) {
