@@ -208,7 +208,7 @@ export function buildProgram(io: CliIO): Command {
 
   const runs = program
     .command('runs')
-    .description('run history from the state store; a run killed before it recorded its end shows `abandoned` once its heartbeat lapsed')
+    .description('run history from the state store; a run killed before it recorded its end shows `running` until it shows `abandoned` once a later audit or reap on the same state store finds its heartbeat lapsed')
     .option('--limit <n>', 'how many runs', '20')
     .option('--job <id>', 'only the runs of this job: its shards and their reruns (docs/scale-out.md)')
     .addOption(configOption())
@@ -293,7 +293,10 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     if (error instanceof CommanderError && (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help')) {
       return ExitCode.ok;
     }
-    const { code, message } = describeError(error);
+    const described = describeError(error);
+    const { message } = described;
+    // A command that failed may have asked for a higher code first (an output a signal stopped).
+    const code = Math.max(described.code, io.exitCode ?? 0);
     if (io.log) io.log.error('run-failed', { exitCode: code, message: message.replace(/^reaper: /, '') });
     else if (message) io.stderr.write(`${message}\n`);
     return code;
@@ -305,7 +308,14 @@ export const HARD_STOP_DEADLINE_MS = 1500;
 
 /** The process entry used by bin/reaper. */
 export async function main(argv: readonly string[]): Promise<void> {
-  const { processIO } = await import('./io.js');
+  const { guardStreams, processIO } = await import('./io.js');
+  // A write that failed (not a reader gone) is exit 3 at least, even when the error comes after the run ended.
+  let streamFailed = false;
+  let ended = false;
+  guardStreams(process, () => {
+    streamFailed = true;
+    if (ended) process.exitCode = Math.max(Number(process.exitCode ?? 0), ExitCode.runtime);
+  });
   const controller = new AbortController();
   const io = processIO(controller.signal);
   let signals = 0;
@@ -334,5 +344,6 @@ export async function main(argv: readonly string[]): Promise<void> {
   const code = await run(argv, io);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  process.exitCode = code;
+  ended = true;
+  process.exitCode = streamFailed ? Math.max(code, ExitCode.runtime) : code;
 }

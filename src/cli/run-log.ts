@@ -2,6 +2,7 @@
  * `--log-format json`: what a run does, as one JSON event per line on stderr (`time`,
  * `level`, `event`, fields), for log collectors: `run-started`, `resource-scanned` (audit)
  * or `resource-planned` / `resource-reaped` (reap) with the type's counts, `gate`,
+ * `output-failed` (a report file or the Pushgateway; the other outputs are still written),
  * `run-finished`; `signal` and `run-failed` come from the CLI's main module through
  * `io.log`. With `text` (the default) nothing is logged this way.
  */
@@ -46,11 +47,17 @@ export class RunLog {
     }
   }
 
+  /** An output (a report file, the Pushgateway) that could not be written; the others were. */
+  outputFailed(output: string, message: string): void {
+    this.log.error('output-failed', { command: this.command, runId: this.runId, output, message });
+  }
+
   auditFinished(doc: AuditDocument, exitCode: number): void {
     this.log.info('run-finished', { command: this.command, runId: doc.runId, exitCode, durationSeconds: doc.durationSeconds, summary: doc.summary, findingsTotal: doc.findingsTotal });
   }
 
-  reapFinished(report: ReapReport, exitCode: number): void {
+  /** Each type's plan (a dry run) or outcomes, once the run is done. */
+  reaped(report: ReapReport): void {
     for (const r of report.resources) {
       this.log.info(report.execute ? 'resource-reaped' : 'resource-planned', {
         command: this.command,
@@ -66,6 +73,9 @@ export class RunLog {
         earliestSweepAt: r.pending?.earliestSweepAt ?? null,
       });
     }
+  }
+
+  reapFinished(report: ReapReport, exitCode: number): void {
     this.log.info('run-finished', { command: this.command, runId: report.runId, exitCode, execute: report.execute, summary: report.summary, outcomes: report.outcomes });
   }
 }

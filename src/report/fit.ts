@@ -59,17 +59,29 @@ function cutWidths(spec: TableSpec, width: number): number[] | null {
   return widths;
 }
 
-/** `text` broken at spaces into lines of at most `width`, continuation lines indented by two. */
+/**
+ * Each line of `text` broken at spaces into lines of at most `width`, continuation lines
+ * indented two more than their line; a line that fits (a row of the block layout) is left whole.
+ */
 export function wrapText(text: string, width: number | undefined): string {
-  if (width === undefined || textWidth(text) <= width) return text;
+  if (width === undefined) return text;
+  return text
+    .split('\n')
+    .map((line) => wrapLine(line, width))
+    .join('\n');
+}
+
+function wrapLine(text: string, width: number): string {
+  if (textWidth(text) <= width) return text;
+  const indent = /^ */.exec(text)![0];
   const lines: string[] = [];
   let line = '';
-  for (const word of text.split(' ')) {
+  for (const word of text.slice(indent.length).split(' ')) {
     if (line && textWidth(line) + 1 + textWidth(word) > width) {
       lines.push(line);
-      line = `  ${word}`;
+      line = `${indent}  ${word}`;
     } else {
-      line = line ? `${line} ${word}` : word;
+      line = line ? `${line} ${word}` : `${indent}${word}`;
     }
   }
   if (line) lines.push(line);

@@ -241,8 +241,8 @@ export async function pushMetrics(url: string, text: string, options: PushOption
     } catch (error) {
       // Stopped by the caller (SIGINT/SIGTERM): let the abort through as itself.
       if (options.signal?.aborted) throw error;
-      const why = controller.signal.aborted ? `no answer within ${timeoutMs / 1000}s` : ((error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name);
-      throw new BackendError(`cannot push metrics to ${shown}: ${redact(String(why))}`, { cause: error });
+      const why = controller.signal.aborted ? `no answer within ${timeoutMs / 1000}s` : fetchFailure(error, target);
+      throw new BackendError(`cannot push metrics to ${shown}: ${redact(why)}`, { cause: error });
     }
     if (!response.ok) {
       const body = (await response.text().catch(() => '')).trim().slice(0, 300);
@@ -253,6 +253,28 @@ export async function pushMetrics(url: string, text: string, options: PushOption
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', forward);
   }
+}
+
+/**
+ * Why fetch failed: its TypeError ("fetch failed") says nothing, the cause under it does —
+ * the first error code along the chain (ECONNREFUSED, ENOTFOUND…), else the innermost
+ * message (undici's "bad port" for a port the Fetch standard blocks, which it never dials).
+ */
+function fetchFailure(error: unknown, target: URL): string {
+  let code: string | undefined;
+  let message = error instanceof Error ? error.message : String(error);
+  const seen = new Set<unknown>();
+  for (let e: unknown = error; e instanceof Error && !seen.has(e); e = e.cause) {
+    seen.add(e);
+    const errno = (e as NodeJS.ErrnoException).code;
+    if (typeof errno === 'string' && !code) code = errno;
+    if (e !== error) message = e.message;
+    // Happy-eyeballs connects fail as an AggregateError: its errors carry the codes.
+    if (!code && e instanceof AggregateError) code = e.errors.map((x: NodeJS.ErrnoException) => x?.code).find((c) => typeof c === 'string');
+  }
+  if (code) return code;
+  if (message === 'bad port') return `bad port (fetch refuses to connect to port ${target.port})`;
+  return message;
 }
 
 /** One `name/value` path segment; a value with "/" (or an empty one) is sent base64url-encoded, as the Pushgateway expects. */

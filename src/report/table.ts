@@ -37,11 +37,13 @@ export function auditTable(doc: AuditDocument, options: TableOptions = {}): stri
     },
     options.width,
   );
-  const lines = [table];
   const l = doc.leases;
-  lines.push(`leases: ${l.active} active, ${l.expired} expired; renewal failure rate ${(l.renewalFailureRate * 100).toFixed(1)}% over ${formatSeconds(l.windowSeconds)}`);
-  lines.push(`run ${doc.runId} · ${doc.durationSeconds.toFixed(2)}s`);
-  return lines.map((line) => wrapText(line, options.width)).join('\n');
+  const notes = [
+    `leases: ${l.active} active, ${l.expired} expired; renewal failure rate ${(l.renewalFailureRate * 100).toFixed(1)}% over ${formatSeconds(l.windowSeconds)}`,
+    `run ${doc.runId} · ${doc.durationSeconds.toFixed(2)}s`,
+  ];
+  // The table is fitted already (its blocks wrap between fields): only the notes under it are wrapped.
+  return [table, ...notes.map((line) => wrapText(line, options.width))].join('\n');
 }
 
 export function findingsTable(doc: AuditDocument, limit = 20, options: TableOptions = {}): string {

@@ -8,6 +8,7 @@ import type { Finding, OwnerValue } from '../engine/types.js';
 import { UsageError } from '../errors.js';
 import type { Manifest } from '../manifest/types.js';
 import type { Lease, StateStore } from '../state/types.js';
+import { formatSeconds } from '../util/format.js';
 import { judgeRecords } from './classify-stream.js';
 import { openRunContext, type RunContext } from './context.js';
 
@@ -108,7 +109,7 @@ export function explanationText(x: Explanation, indent = ''): string {
     return lines.join('\n');
   }
   const f = x.finding!;
-  const age = f.ageSeconds === null ? '' : `, age ${Math.round(f.ageSeconds)}s`;
+  const age = f.ageSeconds === null ? '' : `, age ${formatSeconds(f.ageSeconds)}`;
   lines.push(`${indent}${x.resource} ${id}: ${f.status}${f.reason ? ` (${f.reason})` : ''}${age}${x.tombstone ? `, tombstone ${x.tombstone.state} since ${x.tombstone.markedAt}` : ''}`);
   if (x.owners.length === 0) lines.push(`${indent}  no owner rules`);
   for (const o of x.owners) {

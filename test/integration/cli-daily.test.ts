@@ -214,3 +214,47 @@ describe('${VAR}s are resolved where they are used', () => {
     expect(uploads.stderr.trim()).toBe(`${manifest}:3: connections.blobs.endpoint: environment variable S3_ENDPOINT is not set`);
   });
 });
+
+describe('every command prints the same way', () => {
+  it('validate and simulate: JSON through a pipe is one compact line, as audit and reap print it', () => {
+    const d = demo();
+    const validate = reaper(['validate', '-c', d.manifest, '--offline', '--output', 'json'], { cwd: d.dir });
+    expect(validate.code).toBe(0);
+    expect(validate.stdout.trimEnd().split('\n')).toHaveLength(1);
+    expect(JSON.parse(validate.stdout)).toMatchObject({ ok: true });
+    const scenario = path.join(d.dir, 's.yaml');
+    writeFileSync(scenario, ['version: 1', 'duration: 5m', 'services: 2', 'workload:', '  creations: 20', '  lifetime: { dist: fixed, value: 1m }', ''].join('\n'));
+    const simulate = reaper(['simulate', scenario, '--strategy', 'leases', '--output', 'json'], { cwd: d.dir });
+    expect(simulate.code).toBe(0);
+    expect(simulate.stdout.trimEnd().split('\n')).toHaveLength(1);
+    expect(JSON.parse(simulate.stdout)).toMatchObject({ kind: 'simulate' });
+  });
+
+  it('explain gives an age as every other command does (5.0h), not in seconds', () => {
+    const d = demo();
+    const r = reaper(['explain', '-c', d.manifest, 'scratch-uploads', 'bob/chunk-1.part', '--output', 'table'], { cwd: d.dir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^scratch-uploads "bob\/chunk-1\.part": orphaned \(owner-dead\), age 5\.\dh\n/);
+  });
+
+  it('at 60 columns each block of the summary wraps between fields, never inside one, and has no blank line', () => {
+    const d = demo();
+    const r = reaper(['audit', '-c', d.manifest, '--output', 'table'], { cwd: d.dir, env: { COLUMNS: '60' } });
+    expect(r.code).toBe(0);
+    const summary = r.stdout.slice(0, r.stdout.indexOf('\nleases: '));
+    const lines = summary.split('\n');
+    expect(lines.filter((l) => l.trim() === '')).toEqual([]);
+    expect(lines.filter((l) => !l.startsWith('  '))).toEqual(['scratch-uploads  fs', 'report-exports  fs', 'total']);
+    const field = /^(scanned|live|orphaned|expired|protected|young|unknown|backlog) \d+$|^orphan bytes \d+(\.\d)? (B|KiB|MiB)$|^beyond ttl \(avg\) [\d.]+[smhd]$/;
+    for (const line of lines.filter((l) => l.startsWith('  '))) {
+      expect([...line].length).toBeLessThanOrEqual(60);
+      for (const part of line.slice(2).split(' · ')) expect(part, line).toMatch(field);
+    }
+    expect(summary).toContain('scanned 13');
+  });
+
+  it('runs --help says when a killed run shows abandoned: once a later audit or reap starts on that store', () => {
+    const help = reaper(['runs', '--help']).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('shows `abandoned` once a later audit or reap on the same state store finds its heartbeat lapsed');
+  });
+});

@@ -42,4 +42,10 @@ describe('fitTable', () => {
     expect(wrapText('uploads: 5 pending, earliest sweep at 2026-01-01T00:00:00Z', 30)).toBe('uploads: 5 pending, earliest\n  sweep at\n  2026-01-01T00:00:00Z');
     expect(wrapText('short', undefined)).toBe('short');
   });
+
+  it('wraps each line of a text on its own: lines that fit are left as they are, indentation kept', () => {
+    const block = fitTable(spec, 60);
+    expect(wrapText(block, 60)).toBe(block);
+    expect(wrapText('one two\n  three four five', 12)).toBe('one two\n  three four\n    five');
+  });
 });

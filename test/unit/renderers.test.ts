@@ -426,6 +426,13 @@ describe('pushMetrics', () => {
     expect(error.message).not.toMatch(/hunter2|abc/);
   });
 
+  it('names the cause fetch keeps under its TypeError, not the TypeError', async () => {
+    // Port 1 is one of the Fetch standard's bad ports: fetch refuses it before connecting.
+    const error = (await pushMetrics('http://127.0.0.1:1', 'x 1\n', { job: 'reaper' }).catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(BackendError);
+    expect(error.message).toBe('cannot push metrics to http://127.0.0.1:1/metrics/job/reaper: bad port (fetch refuses to connect to port 1)');
+  });
+
   it('gives up after the timeout, and lets a caller\'s abort through as an abort', async () => {
     const sockets: Socket[] = [];
     const silent = createServer(() => undefined);

@@ -12,7 +12,7 @@ import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
 import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
-import { reportFiles, writeOutputs } from '../outputs.js';
+import { reportFiles, reportOutputFailures, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
 import { openRunLog, type RunLog } from '../run-log.js';
 
@@ -71,15 +71,13 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
       onResourceScanned: (t) => runLog?.scanned(t),
     });
     progress.stop();
-    await ndjson?.close();
     const results: GateResult[] = evaluateGates(gates, doc, tally ?? undefined);
     const unread = new Set(doc.resources.filter((r) => r.status !== 'ok').map((r) => r.name));
     const baseline = tally ? { against: `baseline ${options.baseline}`, diff: tally.diff(unread) } : null;
     const since = previous ? sinceDiff(previous, current, unread) : null;
     // The reports lead with what changed: against the baseline when there is one, else the earlier run.
     const comparison = baseline ?? (since ? { against: `run ${options.since}`, diff: since } : null);
-    await writeOutputs(io, files, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison });
-    await html?.writeAudit(io, doc, results);
+    const failures = await writeOutputs(io, files, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison, findings: ndjson, html });
 
     const gateResults = gates.length ? { gates: results } : {};
     if (options.quiet) {
@@ -105,13 +103,11 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
       }
     }
     const failed = results.filter((r) => !r.ok);
-    const code = Math.max(failed.length > 0 ? ExitCode.gateFailed : ExitCode.ok, reportProblems(io, doc, runLog));
-    if (runLog) {
-      runLog.gates(results);
-      runLog.auditFinished(doc, code);
-    } else {
-      for (const r of failed) io.stderr.write(`gate ${r.message}\n`);
-    }
+    let code = Math.max(failed.length > 0 ? ExitCode.gateFailed : ExitCode.ok, reportProblems(io, doc, runLog));
+    if (runLog) runLog.gates(results);
+    else for (const r of failed) io.stderr.write(`gate ${r.message}\n`);
+    code = Math.max(code, reportOutputFailures(io, failures, runLog));
+    runLog?.auditFinished(doc, code);
     return code;
   } catch (error) {
     progress.stop();

@@ -9,7 +9,7 @@ import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFl
 import type { CliIO } from '../io.js';
 import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
-import { reportFiles, writeOutputs } from '../outputs.js';
+import { reportFiles, reportOutputFailures, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
 import { openRunLog } from '../run-log.js';
 
@@ -37,16 +37,25 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
   const started = Date.now();
   const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
   const progress = await startProgress(io, execute ? 'reaping…' : 'planning…');
-  const print = (report: ReapReport, exitCode: number) => {
+  const print = (report: ReapReport) => {
     if (options.quiet) {
       if (explicitJson(io, options)) writeJson(io, { kind: report.kind, runId: report.runId, execute: report.execute, summary: report.summary, outcomes: report.outcomes });
       else io.stdout.write(`${reapSummaryLine(report)}\n`);
     } else if (format === 'json') writeJson(io, report);
     else io.stdout.write(`${reapTable(report, { width: terminalWidth(io) })}\n`);
-    runLog?.reapFinished(report, exitCode);
   };
+  /** Every output of a finished run (one that failed does not stop the others); the exit code they call for. */
+  const publish = async (report: ReapReport, exitCode: number) => {
+    const failures = await writeOutputs(io, files, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000, html });
+    print(report);
+    runLog?.reaped(report);
+    const code = Math.max(exitCode, reportOutputFailures(io, failures, runLog));
+    runLog?.reapFinished(report, code);
+    return code;
+  };
+  let report: ReapReport;
   try {
-    const report = await runReap(manifest, {
+    report = await runReap(manifest, {
       execute,
       signal: io.signal,
       resources,
@@ -63,20 +72,17 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
       onRunStarted: (run) => runLog?.started(run, { execute }),
       onFinding: html ? (f) => html.add(findingOutput(f)) : undefined,
     });
-    progress.stop();
-    await writeOutputs(io, files, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 });
-    await html?.writeReap(io, report);
-    print(report, 0);
-    return 0;
   } catch (error) {
     progress.stop();
-    const report = (error as { report?: ReapReport }).report;
-    if (report) {
+    const failed = (error as { report?: ReapReport }).report;
+    if (failed) {
       // Failed deletes: still publish the numbers so alerts on reap failures can fire.
-      await writeOutputs(io, files, { doc: null, reap: report, gates: [], durationSeconds: (Date.now() - started) / 1000 }).catch(() => undefined);
-      await html?.writeReap(io, report).catch(() => undefined);
-      print(report, error instanceof ReaperError ? error.exitCode : ExitCode.runtime);
+      const code = await publish(failed, error instanceof ReaperError ? error.exitCode : ExitCode.runtime);
+      // The error below gives the exit code; an output that failed worse (a signal) raises it.
+      io.exitCode = Math.max(io.exitCode ?? 0, code);
     }
     throw error;
   }
+  progress.stop();
+  return publish(report, ExitCode.ok);
 }

@@ -17,6 +17,7 @@ import { applyVary, parseVary } from '../../sim/vary.js';
 import type { OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { integerOption, outputFormat } from '../options.js';
+import { writeJson } from '../print.js';
 
 export async function loadScenario(io: CliIO, file: string, seed?: number): Promise<Scenario> {
   const absolute = path.resolve(io.cwd, file);
@@ -74,6 +75,7 @@ export async function simulateCommand(io: CliIO, args: unknown[], options: Simul
     await mkdir(dir, { recursive: true });
     for (const chart of simulationCharts(doc)) await writeFile(path.join(dir, `${chart.name}.svg`), `${chart.svg}\n`);
   }
-  io.stdout.write(format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : `${simulationTable(doc)}\n`);
+  if (format === 'json') writeJson(io, doc);
+  else io.stdout.write(`${simulationTable(doc)}\n`);
   return 0;
 }

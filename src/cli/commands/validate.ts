@@ -16,6 +16,7 @@ import { keyShapeWarnings } from '../../run/key-shapes.js';
 import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { manifestFrom, outputFormat } from '../options.js';
+import { writeJson } from '../print.js';
 import { warnShortGrace } from './validate-grace.js';
 
 interface Check {
@@ -43,7 +44,7 @@ export async function validateCommand(io: CliIO, _args: unknown[], options: Mani
   }
   const ok = checks.every((c) => c.ok);
   if (outputFormat(io, options) === 'json') {
-    io.stdout.write(`${JSON.stringify({ ok, manifest: manifest.file, checks, ...(warnings.length ? { warnings } : {}) }, null, 2)}\n`);
+    writeJson(io, { ok, manifest: manifest.file, checks, ...(warnings.length ? { warnings } : {}) });
   } else {
     for (const c of checks) io.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.what}: ${c.detail}\n`);
     for (const w of warnings) io.stdout.write(`WARN ${w}\n`);

@@ -18,6 +18,7 @@ import { HttpLeaseClient } from '../../client/http-lease-client.js';
 import { LeaseKeeper } from '../../client/lease-keeper.js';
 import { UsageError } from '../../errors.js';
 import { openStateStore } from '../../state/open.js';
+import { writeJson } from '../../util/json-out.js';
 import type { AcquiredLease } from '../../state/types.js';
 import { formatLatency } from '../document.js';
 import { round, type StrategyResult } from '../metrics.js';
@@ -70,7 +71,7 @@ function quantile(sorted: readonly number[], p: number): number | null {
 
 /** What the live mode needs of its caller (the CLI's io has it): where to write, where relative paths start, the stop signal. */
 export interface LiveIO {
-  stdout: { write(chunk: string): unknown };
+  stdout: { write(chunk: string): unknown; isTTY?: boolean };
   stderr: { write(chunk: string): unknown };
   cwd: string;
   signal: AbortSignal;
@@ -92,7 +93,8 @@ export async function runLive(io: LiveIO, scenario: Scenario, options: { workDir
     if (!options.workDir) await rm(dir, { recursive: true, force: true });
   }
   const doc = { version: 1, kind: 'simulate-live', scenario: s.name, seed: s.seed, releaseOnDrop: true, simulator: simulatedOutcome(simulated, Math.floor(trace.endMs / s.leases.sweepEveryMs)), live };
-  io.stdout.write(options.format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : `${liveTable(doc.simulator, live)}\n`);
+  if (options.format === 'json') writeJson(io, doc);
+  else io.stdout.write(`${liveTable(doc.simulator, live)}\n`);
   return 0;
 }
 
