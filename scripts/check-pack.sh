@@ -55,6 +55,9 @@ run() {
 out=$(run reaper --version) || fail "reaper --version failed"
 grep -q "npm package orphan-reaper" <<<"$out" && grep -q "Node.js $(node --version)" <<<"$out" || fail "unexpected --version: $out"
 run reaper demo "$volume/demo" --output json >"$work/demo.json" || fail "reaper demo failed"
+# Installed, the demo's "try next" lines name the command as installed, not `npx reaper`.
+run reaper demo "$volume/demo-table" >"$work/demo.txt" || fail "reaper demo (table) failed"
+grep -q '^  reaper audit -c ' "$work/demo.txt" && ! grep -q 'npx reaper' "$work/demo.txt" || fail "the installed demo's try-next lines do not say 'reaper …': $(grep -A2 'Try next' "$work/demo.txt")"
 run node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   const s = r.audit?.summary ?? r.summary;

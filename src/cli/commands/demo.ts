@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { UsageError } from '../../errors.js';
 import { loadManifest } from '../../manifest/load.js';
 import { auditTable, findingsTable, reapTable } from '../../report/table.js';
@@ -106,6 +107,9 @@ export async function demoCommand(io: CliIO, args: unknown[], options: OutputFla
   }
   const rel = path.relative(io.cwd, dir) || '.';
   const width = terminalWidth(io);
+  // Installed (a global or project install, the container image), the command is `reaper`;
+  // run from a clone, `npx reaper` (a bare `reaper` is not on the PATH there).
+  const cmd = fileURLToPath(import.meta.url).split(path.sep).includes('node_modules') ? 'reaper' : 'npx reaper';
   const out = [
     `Built a sandbox in ${rel}/: files of five sessions and three jobs, leases in ${rel}/.reaper/state.db.`,
     '',
@@ -116,11 +120,11 @@ export async function demoCommand(io: CliIO, args: unknown[], options: OutputFla
     reapTable(plan, { width }),
     '',
     'Try next:',
-    `  npx reaper audit -c ${rel}/reaper.yaml --output json     # the same audit as a JSON document`,
-    `  npx reaper lease list -c ${rel}/reaper.yaml              # the leases keeping owners alive`,
-    `  npx reaper lease acquire session:bob --ttl 1h -c ${rel}/reaper.yaml   # revive bob, then audit again`,
-    `  npx reaper reap -c ${rel}/reaper.yaml --execute          # mark the orphans (tombstones); a run after the 1h grace deletes them`,
-    `  npx reaper runs -c ${rel}/reaper.yaml                    # run history`,
+    `  ${cmd} audit -c ${rel}/reaper.yaml --output json     # the same audit as a JSON document`,
+    `  ${cmd} lease list -c ${rel}/reaper.yaml              # the leases keeping owners alive`,
+    `  ${cmd} lease acquire session:bob --ttl 1h -c ${rel}/reaper.yaml   # revive bob, then audit again`,
+    `  ${cmd} reap -c ${rel}/reaper.yaml --execute          # mark the orphans (tombstones); a run after the 1h grace deletes them`,
+    `  ${cmd} runs -c ${rel}/reaper.yaml                    # run history`,
   ];
   io.stdout.write(`${out.join('\n')}\n`);
   return 0;
