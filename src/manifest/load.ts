@@ -128,6 +128,8 @@ function expectedOneOf(mismatches: readonly ZodIssue[]): string {
 function describe(i: ZodIssue): string {
   if (i.code === 'unrecognized_keys') return i.message;
   if ((i.code === 'invalid_type' || i.code === 'invalid_union') && /received undefined$/.test(i.message)) return 'is required';
+  // zod says "expected int, received number" of 10.5.
+  if (i.code === 'invalid_type' && i.expected === 'int') return 'expected a whole number';
   return i.message.replace(/^Invalid (input|option): /, '');
 }
 

@@ -118,7 +118,7 @@ describe('unknown keys', () => {
 describe('wrong types and values', () => {
   it('names what was expected and what was found', () => {
     expect(rejects(one(FS, '    batchSize: lots'))).toEqual(['reaper.yaml:10: resources[0].batchSize: expected number, received string']);
-    expect(rejects(one(FS, '    batchSize: 2.5'))).toEqual(['reaper.yaml:10: resources[0].batchSize: expected int, received number']);
+    expect(rejects(one(FS, '    batchSize: 2.5'))).toEqual(['reaper.yaml:10: resources[0].batchSize: expected a whole number']);
     expect(rejects(one(FS, '    maxDeleteFraction: 2'))).toEqual(['reaper.yaml:10: resources[0].maxDeleteFraction: Too big: expected number to be <=1']);
     expect(rejects(one(FS, '    onExpired: delete'))).toEqual(['reaper.yaml:10: resources[0].onExpired: expected one of "report"|"reap"']);
     expect(rejects(one(FS, '    ageFrom: birthtime'))).toEqual(['reaper.yaml:10: resources[0].ageFrom: expected one of "mtime"|"ctime"|"atime"']);
