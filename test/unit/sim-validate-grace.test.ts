@@ -36,7 +36,7 @@ describe('validate: grace against the leases in the state store', () => {
     await warnShortGrace(s.io, s.manifest, await inspectStateStore(s.manifest.state));
     // ttl 30s, renewed every ttl/3 at least: 5s + 60s + 3 × 11s = 98s.
     expect(s.stderr()).toBe(
-      'reaper: warning: uploads: grace 60s is below the 98s the grace rule asks for leases of ttl 30s renewed about every 10s (skew 5s + pause 60s + 3 renewal intervals; docs/strategies.md)\n',
+      'reaper: warning: uploads: grace 1m is below the 98s the grace rule asks for leases of ttl 30s renewed about every 10s (skew 5s + pause 1m + 3 renewal intervals; docs/strategies.md)\n',
     );
   });
 

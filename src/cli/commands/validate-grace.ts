@@ -7,6 +7,7 @@
  */
 import { DEFAULT_GRACE_BUDGET, graceShortfalls, leaseCadences } from '../../engine/grace-rule.js';
 import { redact } from '../../errors.js';
+import { formatDuration } from '../../manifest/duration.js';
 import type { Manifest } from '../../manifest/types.js';
 import type { StateStoreInspection } from '../../state/inspect.js';
 import type { CliIO } from '../io.js';
@@ -14,7 +15,14 @@ import type { CliIO } from '../io.js';
 /** Leases read for the estimate at most (the most recently renewed are as good a sample as any). */
 const SAMPLE = 10_000;
 
-const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
+/** A span as the manifest writes it, rounded up to whole seconds (`1d`, `8h`, `95s`). */
+const span = (ms: number) => formatDuration(Math.ceil(ms / 1000) * 1000);
+
+/** What to set: the required grace rounded up to a whole second, minute (from 10m) or hour (from 10h). */
+function suggestion(ms: number): string {
+  const unit = ms >= 36_000_000 ? 3_600_000 : ms >= 600_000 ? 60_000 : 1000;
+  return formatDuration(Math.ceil(ms / unit) * unit);
+}
 
 export async function warnShortGrace(io: CliIO, manifest: Manifest, inspection: StateStoreInspection | null): Promise<void> {
   if (!manifest.owners.some((o) => o.kind === 'leases')) return;
@@ -32,8 +40,8 @@ export async function warnShortGrace(io: CliIO, manifest: Manifest, inspection: 
     const b = DEFAULT_GRACE_BUDGET;
     for (const s of graceShortfalls(manifest.resources, leaseCadences(leases, now))) {
       io.stderr.write(
-        `reaper: warning: ${s.resource}: grace ${seconds(s.graceMs)} is below the ${seconds(s.requiredMs)} the grace rule asks for leases of ttl ${seconds(s.cadence.ttlMs)} ` +
-          `renewed about every ${seconds(s.cadence.renewalIntervalMs)} (skew ${seconds(b.maxSkewMs)} + pause ${seconds(b.maxPauseMs)} + ${b.lostRenewals + 1} renewal intervals; docs/strategies.md)\n`,
+        `reaper: warning: ${s.resource}: grace ${span(s.graceMs)} is below the ${suggestion(s.requiredMs)} the grace rule asks for leases of ttl ${span(s.cadence.ttlMs)} ` +
+          `renewed about every ${span(s.cadence.renewalIntervalMs)} (skew ${span(b.maxSkewMs)} + pause ${span(b.maxPauseMs)} + ${b.lostRenewals + 1} renewal intervals; docs/strategies.md)\n`,
       );
     }
   } finally {
