@@ -82,6 +82,8 @@ export interface ReapOptions {
 
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
   const fail = failpoints(options.failpoint);
+  // A saved plan is read and checked against the flags before anything is contacted.
+  const saved = options.planIn ? await openSavedPlan(options.planIn, manifest.digest, options) : null;
   const context = await openRunContext(manifest, {
     store: options.store,
     signal: options.signal,
@@ -110,7 +112,7 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       // Dependents before their owners (reverse topological order of `ref`), so an interrupted
       // run never leaves a dependent whose owner is already gone.
       // A saved plan fixes the types as well as the items: those it was made for, and no others.
-      const saved = options.planIn ? await openSavedPlan(store, options.planIn, manifest.digest, options) : null;
+      if (saved && options.execute) await refuseAppliedPlan(store, options.planIn!, saved.header);
       const chosen = saved ? saved.header.resources.map((r) => r.name) : options.resources;
       const specs = reapOrder(manifest.resources.filter((r) => !chosen || chosen.includes(r.name)));
       const tallies = new Map(specs.map((spec) => [spec.name, new ReapTally(spec, options.sampleSize ?? 5)]));
@@ -158,6 +160,8 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
         await applyPlan(context, new Map(live.map((s) => [s.name, s])), items, tallies, applying);
         const nowMs = await store.now();
         for (const spec of live) await (await context.backend(spec)).purgeRetained?.(nowMs, options.signal);
+        // A plan applied to the end is applied once (refuseAppliedPlan): the run that made it carries the mark.
+        if (errors.length === 0 && planFile !== null) await store.saveCheckpoint(header.runId, PLAN_APPLIED, 'applied', run.runId);
       }
 
       // What is left to clean after this run's marks and sweeps: the pending tombstones, and the
@@ -188,12 +192,14 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
       return {
         result: report,
         end: {
-          status: errors.length > 0 || overCaps !== null ? 'failed' : 'ok',
+          // A dry run over the caps is recorded as the refusal --execute would meet.
+          status: overCaps !== null ? 'refused' : errors.length > 0 ? 'failed' : 'ok',
           summary: {
             summary: report.summary,
             resources: resources.map((r) => r.telemetry).filter(Boolean),
             outcomes: report.outcomes,
             ...(job ? { job: resumed ? { ...job, resumes: resumed.runId } : job } : {}),
+            // Its telemetry is the plan's scan, not this run's (lastScanned passes it over).
             ...(saved && options.execute ? { appliedPlan: header.runId } : {}),
           },
           sourceCounts: tripped.length > 0 ? null : breaker.counts,
@@ -252,6 +258,8 @@ async function lastScanned(store: StateStore, specs: readonly ResourceSpec[]): P
   const out = new Map<string, number>();
   for (const run of await store.listRuns({ kind: 'reap', limit: 50 })) {
     if (run.status !== 'ok') continue;
+    // A run that applied a saved plan reports the plan's older scan, not one of its own.
+    if ((run.summary as { appliedPlan?: unknown } | null)?.appliedPlan !== undefined) continue;
     const resources = (run.summary as { resources?: unknown } | null)?.resources;
     if (!Array.isArray(resources)) continue;
     for (const t of resources as { name?: unknown; scanned?: unknown }[]) {
@@ -262,35 +270,37 @@ async function lastScanned(store: StateStore, specs: readonly ResourceSpec[]): P
   return out;
 }
 
-/**
- * A saved plan, checked against this run before anything is opened: made with the filters,
- * the types and by the shard this run names (or none given), and not applied to the end
- * before (a run that applied it and finished ok is on record; an interrupted one is not, and
- * applying the plan again continues it).
- */
-async function openSavedPlan(store: StateStore, file: string, manifestDigest: string, options: ReapOptions): Promise<{ header: PlanHeader; items: () => AsyncGenerator<PlanItem> }> {
+/** A saved plan, checked against the flags of this run: made with its filters, types and shard (or none given). */
+async function openSavedPlan(file: string, manifestDigest: string, options: ReapOptions): Promise<{ header: PlanHeader; items: () => AsyncGenerator<PlanItem> }> {
   const plan = await openPlan(file, manifestDigest);
   checkPlanFilters(file, plan.header, options);
   checkPlanSelection(file, plan.header, options);
   checkPlanShard(file, plan.header, options);
-  if (options.execute) {
-    const applied = (await store.listRuns({ kind: 'reap', limit: 1_000 })).find(
-      (r) => r.status === 'ok' && r.execute && (r.summary as { appliedPlan?: unknown } | null)?.appliedPlan === plan.header.runId,
-    );
-    if (applied) {
-      throw new UsageError(`the plan ${file} was applied to the end by run ${applied.runId} (${new Date(applied.finishedAt ?? applied.startedAt).toISOString()}); plan again to reap what is left`);
-    }
-  }
   return plan;
+}
+
+/** The checkpoint, under the run that made a plan, naming the run that applied it to the end (a name no resource type can have). */
+const PLAN_APPLIED = '(plan)';
+
+/**
+ * A plan is applied to the end once: a run that applied it without failures (a saved plan, or
+ * one written and applied by the same `--execute --plan-out` run) left a checkpoint under the
+ * plan's run. An interrupted or failed application leaves none, and applying the plan again
+ * continues it. Refused as stale (a safety rail, exit 4).
+ */
+async function refuseAppliedPlan(store: StateStore, file: string, header: PlanHeader): Promise<void> {
+  const by = await store.loadCheckpoint(header.runId, PLAN_APPLIED, 'applied');
+  if (typeof by === 'string') throw new SafetyError(`the plan ${file} was applied to the end by run ${by}; plan again to reap what is left`);
 }
 
 /** A saved plan is applied to the types it was made for: --resource and --exclude-resource as then, or none given. */
 function checkPlanSelection(file: string, header: PlanHeader, options: ReapOptions): void {
   if (options.resources === undefined) return;
-  const key = (names: readonly string[] | undefined) => (names === undefined ? null : JSON.stringify([...names].sort()));
-  if (key(options.resources) === key(header.selected)) return;
-  const made = header.selected ? `for ${header.selected.join(', ')}` : 'for every type of the manifest';
-  throw new UsageError(`the plan ${file} was made ${made}, not ${options.resources.join(', ') || 'none'}; apply it without --resource and --exclude-resource (it reaps the types it was made for), or plan again`);
+  // A plan of an older reaper does not say how its types were chosen: the types it holds.
+  const made = header.selected ?? header.resources.map((r) => r.name);
+  const key = (names: readonly string[]) => JSON.stringify([...names].sort());
+  if (key(options.resources) === key(made)) return;
+  throw new UsageError(`the plan ${file} was made for ${made.join(', ') || 'no type'}, not ${options.resources.join(', ') || 'none'}; apply it without --resource and --exclude-resource (it reaps the types it was made for), or plan again`);
 }
 
 /** A saved plan is applied with the filters it was made with, or none given (docs/safety.md §9: one candidate set). */

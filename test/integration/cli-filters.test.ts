@@ -4,6 +4,7 @@
  * never widen it; dry run and execute share them; a saved plan records them. On the
  * demo's real files.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -121,6 +122,9 @@ describe('reap filters', () => {
     expect(dry.stderr).toContain('narrow the run with --resource, --owner or --older-than, or raise the cap in the manifest');
     const plan = JSON.parse(dry.stdout) as Json;
     expect(byName(plan)['scratch-uploads']).toMatchObject({ toMark: 5 });
+    // Recorded as the refusal --execute would meet.
+    const [recorded] = JSON.parse(reaper(['runs', '-c', d.manifest, '--output', 'json'], { cwd: d.dir }).stdout) as { status: string; error: string }[];
+    expect(recorded).toMatchObject({ status: 'refused', error: expect.stringContaining('maxDeletesPerRun') });
     // Narrowed within the cap, the same dry run passes.
     expect(json(reaper(['reap', '-c', d.manifest, '--output', 'json', '--owner', 'session:erin', '--resource', 'scratch-uploads'], { cwd: d.dir })).execute).toBe(false);
     const wet = reaper(['reap', '-c', d.manifest, '--output', 'json', '--execute'], { cwd: d.dir });
@@ -145,15 +149,41 @@ describe('reap filters', () => {
     expect(table.stdout).toContain(`plan applied: ${planFile}`);
     expect(table.stdout).not.toContain('plan saved to');
     expect(table.stdout).not.toContain('report-exports');
-    const runs = json(reaper(['runs', '-c', d.manifest, '--output', 'json'], { cwd: d.dir })) as unknown as { execute: boolean; summary: Json }[];
+    const runs = json(reaper(['runs', '-c', d.manifest, '--output', 'json'], { cwd: d.dir })) as unknown as { runId: string; execute: boolean; summary: Json }[];
     const applied = runs.find((r) => r.execute)!;
     expect((applied.summary.summary as Json).scanned).toBe((planned.summary as Json).scanned);
     expect((applied.summary.summary as Json).scanned).toBeGreaterThan(0);
     expect((applied.summary.resources as Json[]).map((r) => [r.name, r.orphaned])).toEqual([['scratch-uploads', byName(planned)['scratch-uploads']!.telemetry ? (byName(planned)['scratch-uploads']!.telemetry as Json).orphaned : -1]]);
     expect((applied.summary.outcomes as Json).marked).toBe(5);
-    // Applied to the end once: a second apply is refused, naming the run.
+    // Applied to the end once: a second apply is refused as stale (exit 4), naming the run.
     const again = reaper(['reap', '-c', d.manifest, '--plan', planFile, '--execute'], { cwd: d.dir });
-    expect(again.code).toBe(2);
-    expect(again.stderr).toMatch(/was applied to the end by run \S+ .*; plan again to reap what is left/);
+    expect(again.code).toBe(4);
+    expect(again.stderr).toContain(`was applied to the end by run ${applied.runId}; plan again to reap what is left`);
+    // So is a plan written and applied by one `--execute --plan-out` run.
+    const both = path.join(d.dir, 'both.ndjson');
+    expect(reaper(['reap', '-c', d.manifest, '--execute', '--plan-out', both], { cwd: d.dir }).code).toBe(0);
+    expect(reaper(['reap', '-c', d.manifest, '--plan', both, '--execute'], { cwd: d.dir }).code).toBe(4);
+  });
+
+  it('a plan of an older reaper (no recorded choice of types, no telemetry) is applied with --resource naming the types it holds', () => {
+    const d = demo();
+    const planFile = path.join(d.dir, 'plan.ndjson');
+    expect(reaper(['reap', '-c', d.manifest, '--resource', 'scratch-uploads', '--plan-out', planFile], { cwd: d.dir }).code).toBe(0);
+    // As an older reaper wrote it: the trailer without `selected` and `telemetry`, its digest over what is left.
+    const lines = readFileSync(planFile, 'utf8').trimEnd().split('\n');
+    const trailer = JSON.parse(lines.at(-1)!) as Json & { resources: Json[] };
+    delete trailer.selected;
+    for (const r of trailer.resources) delete r.telemetry;
+    const digest = createHash('sha256');
+    for (const line of lines.slice(0, -1)) digest.update(line).update('\n');
+    const { kind, version, runId, createdAt, manifestDigest, resources } = trailer;
+    digest.update(JSON.stringify({ kind, version, runId, createdAt, manifestDigest, resources }));
+    const older = path.join(d.dir, 'older.ndjson');
+    writeFileSync(older, [...lines.slice(0, -1), JSON.stringify({ ...trailer, digest: digest.digest('hex') })].join('\n') + '\n');
+    const wrong = reaper(['reap', '-c', d.manifest, '--plan', older, '--execute', '--resource', 'report-exports'], { cwd: d.dir });
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('was made for scratch-uploads, not report-exports');
+    const applied = json(reaper(['reap', '-c', d.manifest, '--output', 'json', '--plan', older, '--execute', '--resource', 'scratch-uploads'], { cwd: d.dir }));
+    expect(applied.outcomes).toMatchObject({ marked: 5 });
   });
 });

@@ -7,7 +7,7 @@
 import type { Backend } from '../../backends/types.js';
 import { classify } from '../../engine/classify.js';
 import type { PlanItem } from '../../engine/reap-plan.js';
-import { lockName, type Shard } from '../../engine/shard.js';
+import { lockName, overlappingLocks, type Shard } from '../../engine/shard.js';
 import { InterruptedError, SafetyError } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
 import { judgeRecords } from '../classify-stream.js';
@@ -52,6 +52,12 @@ export async function applyPlan(
     const lock = lockName(spec.name, options.shard ?? null);
     if (!(await context.store.refreshLock(lock, runId, options.lockTtlMs))) {
       throw new SafetyError(`lost the lock on ${lock}; stopping before acting further`);
+    }
+    // A lock that lapsed (a stall longer than its ttl) and was refreshed back: a run of another
+    // shard layout may have started in the gap, seeing no overlap then; whichever looks now stops.
+    const overlapping = overlappingLocks(spec.name, lock, await context.store.liveLocks(), runId);
+    if (overlapping.length > 0) {
+      throw new SafetyError(`another reap run holds the lock on ${overlapping.join(', ')}, whose part of ${spec.name} overlaps this run's (${lock}); stopping before acting further`);
     }
     const tally = tallies.get(spec.name)!;
     const backend = await context.backend(spec);

@@ -9,7 +9,7 @@ import { shardCaps, type JobShard, type Shard } from '../../engine/shard.js';
 import type { SourceCounts } from '../../liveness/liveness.js';
 import type { BreakerSpec, ResourceSpec } from '../../manifest/types.js';
 import type { JobVerdict, RunRecord, StateStore } from '../../state/types.js';
-import { UsageError } from '../../errors.js';
+import { SafetyError } from '../../errors.js';
 import type { ReapTally } from './tally.js';
 
 /**
@@ -105,13 +105,16 @@ export async function capViolations(
  */
 export async function resumedRun(store: StateStore, job: JobShard | null, run: RunRecord): Promise<RunRecord | null> {
   if (!job?.id) return null;
-  const earlier = (await store.listRuns({ kind: 'reap', job: job.id, limit: 1_000 })).find((r) => r.runId !== run.runId && r.shard === job.shard && r.execute);
-  if (earlier?.status === 'ok') {
+  const runs = (await store.listRuns({ kind: 'reap', job: job.id, limit: 1_000 })).filter((r) => r.runId !== run.runId && r.shard === job.shard && r.execute);
+  // Any run of the shard that ended ok, not only the newest: the refusal below is itself a run.
+  const finished = runs.find((r) => r.status === 'ok');
+  if (finished) {
     const shard = job.shard ? `shard ${job.shard}` : 'unsharded run';
-    throw new UsageError(
-      `job ${job.id}'s ${shard} already ran to the end (run ${earlier.runId}, ${new Date(earlier.finishedAt ?? earlier.startedAt).toISOString()}); a job id names one execution of a job, whose shards share one maxDeletesPerRun: give the next execution its own id (a Kubernetes Job's name, a CI run id)`,
+    throw new SafetyError(
+      `job ${job.id}'s ${shard} already ran to the end (run ${finished.runId}, ${new Date(finished.finishedAt ?? finished.startedAt).toISOString()}); a job id names one execution of a job, whose shards share one maxDeletesPerRun: give the next execution its own id (a Kubernetes Job's name, a CI run id)`,
     );
   }
+  const earlier = runs[0];
   if (!earlier || !['abandoned', 'interrupted', 'failed'].includes(earlier.status)) return null;
   await store.adoptCheckpoints(earlier.runId, run.runId);
   return earlier;
