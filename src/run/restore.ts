@@ -44,9 +44,14 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
         if (!spec) continue;
         if (t.state === 'marked') {
           await context.store.liftTombstones(run.runId, [t.tombstoneId], 'restored by operator');
-          const backend = await context.backend(spec);
-          if (backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], options.signal);
-          out.push({ resource: t.resource, id: t.resourceId, action: 'lifted' });
+          // One item's mark that will not come off fails that item, not the restore of the others.
+          try {
+            const backend = await context.backend(spec);
+            if (backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], options.signal);
+            out.push({ resource: t.resource, id: t.resourceId, action: 'lifted' });
+          } catch (error) {
+            out.push({ resource: t.resource, id: t.resourceId, action: 'failed', detail: `lifted, but its tombstone mark is still on it: ${(error as Error).message}` });
+          }
           continue;
         }
         const backend = await context.backend(spec);
