@@ -558,4 +558,31 @@ describe.skipIf(!serviceAvailable('postgres'))('postgres backend with a registry
     ]);
     expect((await db.exec<{ id: unknown }>('SELECT id FROM items ORDER BY id')).map((x) => String(x.id))).toEqual(['2']);
   });
+
+  it('§2: the same when the owner column has a collation of its own (a key differing only in case saves nothing)', async () => {
+    const f = fixtures.find((x) => x.kind === 'postgres')!;
+    const url = await f.fresh(cleanups);
+    const db = await f.admin(url);
+    cleanups.push(() => db.close());
+    await db.exec(f.ddl(f.types.bigint));
+    await db.exec('ALTER TABLE items ALTER COLUMN owner TYPE text COLLATE "C"');
+    await db.exec('CREATE TABLE live_sessions (key text PRIMARY KEY)');
+    const connections = new Connections({ db: { kind: 'postgres', name: 'db', url } });
+    cleanups.push(() => connections.close());
+    await insertRows(f, db, [
+      { id: 1, owner: 'dead-1' },
+      { id: 2, owner: 'back-2' },
+      { id: 3, owner: null },
+    ]);
+    const spec = resourceSpec('postgres', { owners: [{ extractor: { from: 'column', name: 'owner' }, keyTemplate: 'session:{value}' }] });
+    const backend = await PostgresBackend.open(spec, connections, [{ connection: 'db', query: 'SELECT key FROM live_sessions' }]);
+    const records = await allRecords(backend);
+    await db.exec("INSERT INTO live_sessions VALUES ('session:back-2'), ('session:DEAD-1')");
+    expect(await backend.delete([...records.values()].map((r) => itemOf(r, spec)))).toEqual([
+      { id: '1', outcome: 'deleted' },
+      { id: '2', outcome: 'changed' },
+      { id: '3', outcome: 'deleted' },
+    ]);
+    expect((await db.exec<{ id: unknown }>('SELECT id FROM items ORDER BY id')).map((x) => String(x.id))).toEqual(['2']);
+  });
 });
