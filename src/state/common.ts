@@ -136,23 +136,51 @@ export function abandonedRecord(run: StaleRun): { finishedAt: number; error: str
   return { finishedAt: run.heartbeatAt, error: `abandoned: no heartbeat since ${new Date(run.heartbeatAt).toISOString()} (ttl ${ttl} s); ${tail}` };
 }
 
+/** The columns of a tombstone, in the order `tombstoneOf` reads them. */
+export const TOMBSTONE_FIELDS = [
+  'tombstone_id',
+  'resource',
+  'resource_id',
+  'fingerprint',
+  'owner',
+  'owner_value',
+  'reason',
+  'bytes',
+  'marked_run_id',
+  'marked_at',
+  'state',
+  'updated_at',
+  'outcome_run_id',
+  'note',
+  'restore_handle',
+] as const;
+
 export function toTombstone(r: Row): Tombstone {
+  return tombstoneOf(TOMBSTONE_FIELDS.map((c) => r[c]));
+}
+
+/**
+ * A tombstone from one row read as an array of TOMBSTONE_FIELDS' values: a driver that can
+ * return rows as arrays skips building a keyed object per row (the sweep reads tens of
+ * thousands of them per run).
+ */
+export function tombstoneOf(v: readonly unknown[]): Tombstone {
   return {
-    tombstoneId: num(r.tombstone_id),
-    resource: String(r.resource),
-    resourceId: String(r.resource_id),
-    fingerprint: String(r.fingerprint),
-    owner: strOrNull(r.owner),
-    ownerValue: strOrNull(r.owner_value),
-    reason: String(r.reason),
-    bytes: numOrNull(r.bytes),
-    markedRunId: String(r.marked_run_id),
-    markedAt: num(r.marked_at),
-    state: r.state as Tombstone['state'],
-    updatedAt: num(r.updated_at),
-    outcomeRunId: strOrNull(r.outcome_run_id),
-    note: strOrNull(r.note),
-    restoreHandle: strOrNull(r.restore_handle),
+    tombstoneId: num(v[0]),
+    resource: String(v[1]),
+    resourceId: String(v[2]),
+    fingerprint: String(v[3]),
+    owner: strOrNull(v[4]),
+    ownerValue: strOrNull(v[5]),
+    reason: String(v[6]),
+    bytes: numOrNull(v[7]),
+    markedRunId: String(v[8]),
+    markedAt: num(v[9]),
+    state: v[10] as Tombstone['state'],
+    updatedAt: num(v[11]),
+    outcomeRunId: strOrNull(v[12]),
+    note: strOrNull(v[13]),
+    restoreHandle: strOrNull(v[14]),
   };
 }
 

@@ -21,7 +21,8 @@
  *   connection and the first owner column names a key (no `ref`), the DELETE also requires
  *   `NOT EXISTS` that key among the query's rows, so an owner registered after the last look
  *   keeps its rows (reported `changed`; docs/safety.md §2). The key is the owner rule's
- *   template joined around the value (`array_to_string`, bound), as classify builds it.
+ *   template joined around the value (`array_to_string`, bound), as classify builds it; the
+ *   value is the item's, which the match requires the row's to equal exactly (one hashed anti-join).
  * - mark: the same join in an UPDATE … RETURNING, which yields each row's new fingerprint.
  *
  * Names are quoted through quoteIdentifier; values are bound parameters. The `where`
@@ -207,6 +208,12 @@ export class PostgresBackend extends SqlBackend {
     // The owner key as classify builds it: the rule's template split at {value}, joined by the value ($4).
     const ownerRule = spec.owners.find((rule) => rule.extractor.from === 'column' && rule.extractor.name === ownerColumns(spec)[0] && rule.ref === undefined);
     const sameConnection = registries.filter((r) => r.connection === location.connection);
+    // The key is built from the item's owner value, which the item match above requires the
+    // row's owner to equal exactly, in the owner column's collation as the row's value would
+    // carry: the check then depends on the items alone, and the planner runs it as one hashed
+    // anti-join over the chunk, not as a scan of the registry per row (planned against the row,
+    // it took 0.8 s per 10,000 rows with 500 live keys).
+    const ownerCollation = ownerCols[0]?.collation && ownerCols[0].collation !== 'pg_catalog."default"' ? ` COLLATE ${ownerCols[0].collation}` : '';
     const stillOrphan =
       ownerRule && sameConnection.length > 0
         ? {
@@ -214,7 +221,7 @@ export class PostgresBackend extends SqlBackend {
             sql: sameConnection
               .map(
                 (r) =>
-                  `NOT EXISTS (SELECT 1 FROM (${r.query}) AS reaper_live(reaper_key) WHERE reaper_live.reaper_key::text = array_to_string($4::text[], ${record.owners[0]}))`,
+                  `NOT EXISTS (SELECT 1 FROM (${r.query}) AS reaper_live(reaper_key) WHERE reaper_live.reaper_key::text = array_to_string($4::text[], reaper_item.reaper_owner${ownerCollation}))`,
               )
               .join('\n  AND '),
           }

@@ -267,10 +267,17 @@ export abstract class SqlBackend implements Backend {
     }
     let after = options.cursor ?? null;
     let previous = new Set<string>();
+    // One row more than a page tells whether another page follows.
+    const ask = (from: string | null): Promise<SqlRow[]> => {
+      const rows = this.selectPage(from, pageSize + 1, range);
+      // Observed when awaited; a scan its caller stops early leaves it unawaited.
+      rows.catch(() => undefined);
+      return rows;
+    };
+    let next: Promise<SqlRow[]> | null = null;
     while (true) {
       signal?.throwIfAborted();
-      // One row more than a page tells whether another page follows.
-      const rows = await this.selectPage(after, pageSize + 1, range);
+      const rows: SqlRow[] = await (next ?? ask(after));
       const more = rows.length > pageSize;
       const records = rows.slice(0, pageSize).map((row) => this.toRecord(row));
       const again = records.find((r) => previous.has(r.id));
@@ -279,6 +286,9 @@ export abstract class SqlBackend implements Backend {
       }
       previous = new Set(records.map((r) => r.id));
       after = more ? records[records.length - 1]!.id : null;
+      // The next page is asked for now, while the caller judges this one: the server's
+      // read overlaps reaper's work instead of following it (two pages in memory at most).
+      next = more ? ask(after) : null;
       yield { records, cursor: after };
       if (!more) return;
     }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { BackendError } from '../../errors.js';
 import { chunk, inList } from '../../sql/text.js';
-import { claimGrant, hashToken, newLeaseId, newLeaseToken, statsBucket, toBatch, toLease, toTombstone, type HeldClaims, type Row } from '../common.js';
+import { claimGrant, hashToken, newLeaseId, newLeaseToken, statsBucket, toBatch, toLease, TOMBSTONE_FIELDS, tombstoneOf, type HeldClaims, type Row } from '../common.js';
 import { storeError } from '../../sql/errors.js';
 import { DERIVED_JOURNAL_COLUMNS, JOURNAL_COLUMNS, migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
 import type { AcquiredLease, Lease, LeaseBounds, NewTombstone, SweepBatch, Tombstone } from '../types.js';
@@ -23,6 +23,8 @@ const NOW = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`;
  */
 const migrating = new Map<string, Promise<unknown>>();
 const bind = (p: Param): unknown => (p.k === 'bool' ? (p.v ? 1 : 0) : p.v);
+/** A tombstone's columns as `tombstoneOf` reads them, qualified by `t`. */
+const TOMBSTONE_VALUES = TOMBSTONE_FIELDS.map((c) => `t.${c}`).join(', ');
 
 export interface SqliteStateStoreOptions {
   leaseBounds?: LeaseBounds;
@@ -63,6 +65,23 @@ class SqliteDriver implements StoreDriver {
 
   private sql(text: string): BetterSqlite3.Statement {
     return this.db.prepare(text.replaceAll('{now}', NOW));
+  }
+
+  private readonly prepared = new Map<string, BetterSqlite3.Statement>();
+
+  /**
+   * A statement of the sweep's path, prepared once per store; `rows: 'arrays'` reads each row
+   * as an array of values (tombstoneOf), not a keyed object.
+   */
+  private statement(text: string, rows: 'objects' | 'arrays' = 'objects'): BetterSqlite3.Statement {
+    const key = `${rows}\0${text}`;
+    let statement = this.prepared.get(key);
+    if (!statement) {
+      statement = this.sql(text);
+      if (rows === 'arrays') statement.raw(true);
+      this.prepared.set(key, statement);
+    }
+    return statement;
   }
 
   readonly query: Query = async (text, params = []) =>
@@ -210,28 +229,33 @@ class SqliteDriver implements StoreDriver {
 
   async activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Tombstone[]> {
     // One statement per call (ids as one JSON parameter): a page of 10,000 ids costs one
-    // prepared statement and one pass over the partial unique index, not 20 re-parsed IN lists.
-    const statement = this.sql(
-      `SELECT t.* FROM json_each(?) AS i CROSS JOIN tombstones t INDEXED BY tombstones_active
+    // pass over the partial unique index, not 20 re-parsed IN lists; rows come as arrays.
+    const statement = this.statement(
+      `SELECT ${TOMBSTONE_VALUES} FROM json_each(?) AS i CROSS JOIN tombstones t INDEXED BY tombstones_active
         WHERE t.resource = ? AND t.resource_id = i.value AND t.state IN ('marked', 'deleting')`,
+      'arrays',
     );
-    return this.guard(() => (statement.all(JSON.stringify(resourceIds), resource) as Row[]).map(toTombstone));
+    return this.guard(() => (statement.all(JSON.stringify(resourceIds), resource) as unknown[][]).map(tombstoneOf));
   }
 
   async beginBatch(runId: string, resource: string, tombstoneIds: readonly number[], evidence: string): Promise<SweepBatch | null> {
     // One immediate transaction: the batch row, then one set-based move of the tombstones
     // still `marked` (ids as one JSON parameter, each a primary-key probe); no tombstone
-    // moved, no batch.
-    const batch = this.sql(`INSERT INTO reap_batches (run_id, resource, evidence, state, created_at) VALUES (?, ?, ?, 'pending', {now}) RETURNING *`);
-    const move = this.sql(
+    // moved, no batch. The moved tombstones are read back by their (new, never reused) batch
+    // id through the batch index, already in tombstone order, as arrays: cheaper than an
+    // UPDATE … RETURNING, which gathers every moved row before handing back the first.
+    const batch = this.statement(`INSERT INTO reap_batches (run_id, resource, evidence, state, created_at) VALUES (?, ?, ?, 'pending', {now}) RETURNING *`);
+    const move = this.statement(
       `UPDATE tombstones SET state = 'deleting', batch_id = ?, outcome_run_id = ?, updated_at = {now}
-        WHERE tombstone_id IN (SELECT value FROM json_each(?)) AND state = 'marked' AND resource = ? RETURNING *`,
+        WHERE tombstone_id IN (SELECT value FROM json_each(?)) AND state = 'marked' AND resource = ?`,
     );
-    const drop = this.sql('DELETE FROM reap_batches WHERE batch_id = ?');
+    const moved = this.statement(`SELECT ${TOMBSTONE_VALUES} FROM tombstones t WHERE t.batch_id = ? AND t.state = 'deleting' ORDER BY t.tombstone_id`, 'arrays');
+    const drop = this.statement('DELETE FROM reap_batches WHERE batch_id = ?');
     return this.immediate(() => {
       const row = batch.get(runId, resource, evidence) as Row;
-      const moved = (move.all(row.batch_id, runId, JSON.stringify(tombstoneIds), resource) as Row[]).map(toTombstone).sort((a, b) => a.tombstoneId - b.tombstoneId);
-      if (moved.length > 0) return toBatch(row, moved);
+      if (move.run(row.batch_id, runId, JSON.stringify(tombstoneIds), resource).changes > 0) {
+        return toBatch(row, (moved.all(row.batch_id) as unknown[][]).map(tombstoneOf));
+      }
       drop.run(row.batch_id);
       return null;
     });
@@ -243,24 +267,42 @@ class SqliteDriver implements StoreDriver {
     // tombstones is left deleting. json_each stays the outer loop (primary-key probes): the
     // unary `+` keeps the planner off the batch index, which would rescan the whole JSON
     // list for every tombstone of the batch (quadratic in the batch size).
-    const journal = this.sql(
+    const journal = this.statement(
       `INSERT INTO journal (run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence, outcome, error, at, batch_id)
        SELECT b.run_id, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes, b.evidence, r.value ->> 1, r.value ->> 2, {now}, b.batch_id
          FROM json_each(?) AS r CROSS JOIN tombstones t ON t.tombstone_id = r.value ->> 0 CROSS JOIN reap_batches b ON b.batch_id = t.batch_id
         WHERE t.batch_id = ? AND t.state = 'deleting' ORDER BY r.key`,
     );
-    const tombs = this.sql(
+    const tombs = this.statement(
       `UPDATE tombstones SET state = r.value ->> 1, note = r.value ->> 2, restore_handle = COALESCE(r.value ->> 3, restore_handle), outcome_run_id = ?, updated_at = {now}
          FROM json_each(?) AS r WHERE tombstones.tombstone_id = r.value ->> 0 AND +tombstones.batch_id = ? AND +tombstones.state = 'deleting'`,
     );
-    const done = this.sql(
+    // Outcomes with no note and no restore handle (a plain delete, the usual case) as one id
+    // list per state: the same update without reading four JSON fields per tombstone.
+    const plain = this.statement(
+      `UPDATE tombstones SET state = ?, note = NULL, outcome_run_id = ?, updated_at = {now}
+        WHERE tombstone_id IN (SELECT value FROM json_each(?)) AND +batch_id = ? AND +state = 'deleting'`,
+    );
+    const done = this.statement(
       `UPDATE reap_batches SET state = 'done', finished_at = {now}
         WHERE batch_id = ? AND state = 'pending' AND NOT EXISTS (SELECT 1 FROM tombstones WHERE batch_id = ? AND state = 'deleting')`,
     );
     const journaled = results.filter((r) => r.journaled).map((r) => [r.tombstoneId, r.outcome, r.error]);
+    const byState = new Map<string, number[]>();
+    const noted: (string | number | null)[][] = [];
+    for (const r of results) {
+      if (r.note === null && r.restoreHandle === null) {
+        const ids = byState.get(r.state) ?? [];
+        if (ids.length === 0) byState.set(r.state, ids);
+        ids.push(r.tombstoneId);
+      } else {
+        noted.push([r.tombstoneId, r.state, r.note, r.restoreHandle]);
+      }
+    }
     this.immediate(() => {
       if (journaled.length > 0) journal.run(JSON.stringify(journaled), batchId);
-      if (results.length > 0) tombs.run(runId, JSON.stringify(results.map((r) => [r.tombstoneId, r.state, r.note, r.restoreHandle])), batchId);
+      for (const [state, ids] of byState) plain.run(state, runId, JSON.stringify(ids), batchId);
+      if (noted.length > 0) tombs.run(runId, JSON.stringify(noted), batchId);
       done.run(batchId, batchId);
     });
   }
