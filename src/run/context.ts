@@ -27,6 +27,8 @@ export interface RunContext {
    * run goes on (the per-type locks, not this record, keep two reaps apart).
    */
   startRun(input: { kind: RunKind; manifestDigest: string; execute: boolean; job?: string | null; shard?: string | null }, ttlMs?: number): Promise<RunRecord>;
+  /** More to keep alive at each of the run's heartbeats (a reap's per-type locks, through a scan longer than their ttl). */
+  keepAlive(beat: () => Promise<unknown>): void;
   close(): Promise<void>;
 }
 
@@ -52,6 +54,7 @@ export async function openRunContext(manifest: Manifest, options: OpenRunContext
     // reaper's own files are never resources, even inside a scanned directory.
     const exclude = [...stateFiles(manifest.state), path.resolve(manifest.file), ...(options.exclude ?? []).map((f) => path.resolve(f))];
     const backends = new Map<string, Promise<Backend>>();
+    const beats: (() => Promise<unknown>)[] = [];
     const registries = manifest.owners.flatMap((source) => (source.kind === 'sql' ? [{ connection: source.connection, query: source.query }] : []));
     const context: RunContext = {
       manifest,
@@ -71,9 +74,12 @@ export async function openRunContext(manifest: Manifest, options: OpenRunContext
       },
       async startRun(input, ttlMs = DEFAULT_RUN_TTL_MS) {
         const run = await store.startRun({ ...input, ttlMs });
-        const heartbeat = beatEvery(() => store.heartbeatRun(run.runId, ttlMs), ttlMs / 3);
+        const heartbeat = beatEvery(() => Promise.allSettled([store.heartbeatRun(run.runId, ttlMs), ...beats.map((beat) => beat())]), ttlMs / 3);
         releasers.add(() => heartbeat.stop());
         return run;
+      },
+      keepAlive(beat) {
+        beats.push(beat);
       },
       close: () => releasers.releaseAll(),
     };

@@ -100,6 +100,9 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
     const recording = { kind: 'reap' as const, manifestDigest: manifest.digest, execute: options.execute, ttlMs: lockTtl(options), signal: options.signal, onRunStarted: options.onRunStarted, job };
     return await recordedRun(context, { ...recording, stopped: 'stopped before acting on the current step; the next run resumes' }, async (run) => {
       runId = run.runId;
+      // The locks live as long as the run, through a scan longer than their ttl: a second run
+      // cannot take a type over while this one plans it (docs/safety.md §13).
+      context.keepAlive(() => Promise.all(locks.map((lock) => store.refreshLock(lock, run.runId, lockTtl(options)))));
       const resumed = options.execute ? await resumedRun(store, job, run) : null;
       if (resumed) options.onProgress?.(`resuming shard ${job?.shard ?? ''} of job ${job?.id ?? ''} after its run ${resumed.runId} (${resumed.status})`);
       const sources = await context.liveness.counts(options.signal);

@@ -984,6 +984,46 @@ describe.concurrent('reap safety, files backend specifics', () => {
   const root = (fx: ReapFixture) => path.join(fx.dir, 'data', T);
   const fingerprintOf = async (file: string) => fileFingerprint(await lstat(file, { bigint: true }));
 
+  // guard: §13 through a long scan — the run's heartbeat refreshes its locks, so a scan longer than the
+  // lock's ttl does not let a second run take the type over (run/context.ts keepAlive).
+  test('§13: a run keeps its lock through a scan longer than the lock ttl; a second run started meanwhile refuses', async (h) => {
+    const { fx, store, reap, manifest } = h;
+    await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }]);
+    const m = manifest();
+    let resume!: () => void;
+    const paused = new Promise<void>((resolve) => (resume = resolve));
+    let reached!: () => void;
+    const scanning = new Promise<void>((resolve) => (reached = resolve));
+    const first = reap(m, {
+      lockTtlMs: 1_500,
+      store: hookStore(store, {
+        activeTombstones: async (next, ...args) => {
+          reached();
+          await paused;
+          return next(...args);
+        },
+      }),
+    });
+    await scanning;
+    const other = await openFixtureStore(fx, h.state);
+    try {
+      // Twice the ttl into the scan: the lock was refreshed meanwhile, not left to lapse.
+      await waitStoreTime(store, 3_000);
+      const error = await runReap(m, { execute: true, store: other }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(SafetyError);
+      expect((error as Error).message).toMatch(/another reap run holds the lock on items/);
+      resume();
+      expect(only(await first).outcomes.marked).toBe(2);
+    } finally {
+      resume();
+      await first.catch(() => undefined);
+      await other.close();
+    }
+  });
+
   // guard: the rename-then-verify step — the moved entry's identity is checked again before unlink,
   // and a mismatch is linked back. The swap happens between the pre-check and the rename.
   test('§3: a file replaced between the identity check and the rename is put back, not deleted', async (h) => {
