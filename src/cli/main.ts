@@ -42,7 +42,7 @@ const withFilters = (command: Command) =>
 const withShard = (command: Command) =>
   command
     .addOption(new Option('--shard <i/N>', 'only shard i of N (from 0) of every resource type (default: $JOB_COMPLETION_INDEX of $REAPER_SHARDS when both are set)'))
-    .addOption(new Option('--job <id>', 'the job this run is a shard of, for the report and the metrics (default: $REAPER_JOB)'));
+    .addOption(new Option('--job <id>', 'the job this run is a shard of, new for each execution: in the report and the metrics, and for a reap the shards of one job share its maxDeletesPerRun (default: $REAPER_JOB)'));
 const quietOption = () => new Option('-q, --quiet', 'print the summary line only (one JSON object with --output json)');
 const logFormatOption = () =>
   new Option('--log-format <format>', 'text, or json: one JSON event per line on stderr (run started, each type, each gate, run finished; default: $REAPER_LOG_FORMAT, then text)').choices(['text', 'json']);
