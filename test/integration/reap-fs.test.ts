@@ -166,6 +166,20 @@ const sorted = (ids: Iterable<string>) => [...ids].sort();
 const only = (report: ReapReport) => report.resources[0]!;
 
 /** Run `run` while every S3 request of the fixture's bucket is shown to `see` first. */
+/** The store, holding the first call of `method` until `resume`: a run stopped mid-way, `reached` once it gets there. */
+function pauseAt(store: StateStore, method: 'beginBatch' | 'activeTombstones'): { hooked: StateStore; reached: Promise<void>; resume: () => void } {
+  let resume!: () => void;
+  const paused = new Promise<void>((resolve) => (resume = resolve));
+  let arrived!: () => void;
+  const reached = new Promise<void>((resolve) => (arrived = resolve));
+  const hold = async (next: (...args: never[]) => unknown, ...args: never[]) => {
+    arrived();
+    await paused;
+    return next(...args);
+  };
+  return { hooked: hookStore(store, { [method]: hold } as StoreHooks), reached, resume };
+}
+
 async function sweepOnlySeeing(fx: S3ReapFixture, run: () => Promise<ReapReport>, see: (command: object) => void): Promise<ReapReport> {
   const undo = fx.intercept(async (command, send) => {
     see(command);
@@ -769,19 +783,8 @@ describe('reap safety', { concurrent: true }, () => {
           const m = manifest({ policy: { batchSize: 2 } });
           await reap(m);
           await afterGrace();
-          let resume!: () => void;
-          const paused = new Promise<void>((resolve) => (resume = resolve));
-          let reached!: () => void;
-          const atFirstBatch = new Promise<void>((resolve) => (reached = resolve));
-          const first = reap(m, {
-            store: hookStore(store, {
-              beginBatch: async (next, ...args) => {
-                reached();
-                await paused;
-                return next(...args);
-              },
-            }),
-          });
+          const { hooked, reached: atFirstBatch, resume } = pauseAt(store, 'beginBatch');
+          const first = reap(m, { store: hooked });
           await atFirstBatch;
           const other = await openFixtureStore(fx, h.state); // another process's connection
           try {
@@ -990,20 +993,8 @@ describe.concurrent('reap safety, files backend specifics', () => {
     const { fx, store, reap, manifest } = h;
     await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }]);
     const m = manifest();
-    let resume!: () => void;
-    const paused = new Promise<void>((resolve) => (resume = resolve));
-    let reached!: () => void;
-    const scanning = new Promise<void>((resolve) => (reached = resolve));
-    const first = reap(m, {
-      lockTtlMs: 1_500,
-      store: hookStore(store, {
-        activeTombstones: async (next, ...args) => {
-          reached();
-          await paused;
-          return next(...args);
-        },
-      }),
-    });
+    const { hooked, reached: scanning, resume } = pauseAt(store, 'activeTombstones');
+    const first = reap(m, { lockTtlMs: 1_500, store: hooked });
     await scanning;
     const other = await openFixtureStore(fx, h.state);
     try {
