@@ -22,7 +22,7 @@ import path from 'node:path';
 import { sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import type { PlanItem } from '../engine/reap-plan.js';
-import { jobShard, lockName, overlappingLocks, shardLabel, type Shard } from '../engine/shard.js';
+import { jobShard, lockName, shardLabel, type Shard } from '../engine/shard.js';
 import { BackendError, InterruptedError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Finding } from '../engine/types.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
@@ -34,7 +34,7 @@ import { openRunContext, type RunContext } from './context.js';
 import { failpoints } from './failpoints.js';
 import { openPlan, planItems, type PlanHeader } from './plan-file.js';
 import { recordedRun } from './recorded-run.js';
-import { applyPlan } from './reap/apply.js';
+import { applyPlan, refuseOverlap } from './reap/apply.js';
 import { capViolations, judgeBreaker, resumedRun } from './reap/jobs.js';
 import { writePlan } from './reap/plan.js';
 import { recoverIntents } from './reap/recover.js';
@@ -245,10 +245,7 @@ async function openType(context: RunContext, spec: ResourceSpec, tally: ReapTall
     throw new SafetyError(`another reap run holds the lock on ${lock}; one run per resource type${lock === spec.name ? '' : ' and shard'} at a time`);
   }
   locks.push(lock);
-  const overlapping = overlappingLocks(spec.name, lock, await context.store.liveLocks(), runId);
-  if (overlapping.length > 0) {
-    throw new SafetyError(`another reap run holds the lock on ${overlapping.join(', ')}, whose part of ${spec.name} overlaps this run's (${lock}); a type is reaped whole or by one shard layout at a time`);
-  }
+  await refuseOverlap(context.store, spec.name, lock, runId, 'a type is reaped whole or by one shard layout at a time');
   await tally.refusing(options.signal, () => recoverIntents(context, spec, backend, runId, tally));
 }
 

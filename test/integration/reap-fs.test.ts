@@ -166,6 +166,16 @@ const sorted = (ids: Iterable<string>) => [...ids].sort();
 const only = (report: ReapReport) => report.resources[0]!;
 
 /** Run `run` while every S3 request of the fixture's bucket is shown to `see` first. */
+/** A run of `m` on `store` is refused because another run holds the type's lock (§13). */
+async function expectLockRefused(m: Manifest, store: StateStore): Promise<void> {
+  const error = await runReap(m, { execute: true, store }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(SafetyError);
+  expect((error as Error).message).toMatch(/another reap run holds the lock on items/);
+}
+
 /** The store, holding the first call of `method` until `resume`: a run stopped mid-way, `reached` once it gets there. */
 function pauseAt(store: StateStore, method: 'beginBatch' | 'activeTombstones'): { hooked: StateStore; reached: Promise<void>; resume: () => void } {
   let resume!: () => void;
@@ -788,12 +798,7 @@ describe('reap safety', { concurrent: true }, () => {
           await atFirstBatch;
           const other = await openFixtureStore(fx, h.state); // another process's connection
           try {
-            const error = await runReap(m, { execute: true, store: other }).then(
-              () => null,
-              (e: unknown) => e,
-            );
-            expect(error).toBeInstanceOf(SafetyError);
-            expect((error as Error).message).toMatch(/another reap run holds the lock on items/);
+            await expectLockRefused(m, other);
             resume();
             expect(only(await first).outcomes.deleted).toBe(6);
             expect(only(await runReap(m, { execute: true, store: other })).outcomes.deleted).toBe(0);
@@ -1000,12 +1005,7 @@ describe.concurrent('reap safety, files backend specifics', () => {
     try {
       // Twice the ttl into the scan: the lock was refreshed meanwhile, not left to lapse.
       await waitStoreTime(store, 3_000);
-      const error = await runReap(m, { execute: true, store: other }).then(
-        () => null,
-        (e: unknown) => e,
-      );
-      expect(error).toBeInstanceOf(SafetyError);
-      expect((error as Error).message).toMatch(/another reap run holds the lock on items/);
+      await expectLockRefused(m, other);
       resume();
       expect(only(await first).outcomes.marked).toBe(2);
     } finally {

@@ -31,6 +31,18 @@ export interface ApplyOptions {
   shard?: Shard | null;
 }
 
+/**
+ * Refuse (a safety rail) when another run holds a live lock whose part of the type `name`
+ * overlaps this run's `lock` (engine/shard.ts overlappingLocks): when the lock is taken, and
+ * again before each batch.
+ */
+export async function refuseOverlap(store: RunContext['store'], name: string, lock: string, runId: string, then: string): Promise<void> {
+  const overlapping = overlappingLocks(name, lock, await store.liveLocks(), runId);
+  if (overlapping.length > 0) {
+    throw new SafetyError(`another reap run holds the lock on ${overlapping.join(', ')}, whose part of ${name} overlaps this run's (${lock}); ${then}`);
+  }
+}
+
 export async function applyPlan(
   context: RunContext,
   specs: ReadonlyMap<string, ResourceSpec>,
@@ -55,10 +67,7 @@ export async function applyPlan(
     }
     // A lock that lapsed (a stall longer than its ttl) and was refreshed back: a run of another
     // shard layout may have started in the gap, seeing no overlap then; whichever looks now stops.
-    const overlapping = overlappingLocks(spec.name, lock, await context.store.liveLocks(), runId);
-    if (overlapping.length > 0) {
-      throw new SafetyError(`another reap run holds the lock on ${overlapping.join(', ')}, whose part of ${spec.name} overlaps this run's (${lock}); stopping before acting further`);
-    }
+    await refuseOverlap(context.store, spec.name, lock, runId, 'stopping before acting further');
     const tally = tallies.get(spec.name)!;
     const backend = await context.backend(spec);
     const before = tally.outcomes.failed;
