@@ -4,9 +4,9 @@
  * `retain`, delete markers in versioned S3 buckets, archived SQL rows).
  */
 import { SafetyError, UsageError } from '../errors.js';
-import type { Manifest } from '../manifest/types.js';
-import type { StateStore } from '../state/types.js';
-import { openRunContext } from './context.js';
+import type { Manifest, ResourceSpec } from '../manifest/types.js';
+import type { StateStore, Tombstone } from '../state/types.js';
+import { openRunContext, type RunContext } from './context.js';
 import { recordedRun } from './recorded-run.js';
 
 export interface RestoreOptions {
@@ -21,7 +21,8 @@ export interface RestoreItem {
   resource: string;
   id: string;
   /** `refused`: a safety rail stopped it (an id that leaves the resource's scope); nothing was written. */
-  action: 'lifted' | 'restored' | 'not-restorable' | 'refused' | 'failed';
+  /** `unmarked`: an earlier restore lifted it but could not take its visible mark off; this one did. */
+  action: 'lifted' | 'restored' | 'unmarked' | 'not-restorable' | 'refused' | 'failed';
   detail?: string;
 }
 
@@ -38,20 +39,16 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
     await checkSelectors(context.store, options);
     return await recordedRun(context, { ...recording, stopped: 'interrupted: the restore stopped before it finished (run it again for the rest)' }, async (run) => {
       const out: RestoreItem[] = [];
-      const tombstones = await context.store.findTombstones({ runId: options.runId, resource: options.resource, resourceId: options.id, states: ['marked', 'deleted'] });
+      const selected = { runId: options.runId, resource: options.resource, resourceId: options.id };
+      const tombstones = await context.store.findTombstones({ ...selected, states: ['marked', 'deleted'] });
+      const handled = new Set<number>();
       for (const t of tombstones) {
         const spec = manifest.resources.find((r) => r.name === t.resource);
         if (!spec) continue;
         if (t.state === 'marked') {
           await context.store.liftTombstones(run.runId, [t.tombstoneId], 'restored by operator');
-          // One item's mark that will not come off fails that item, not the restore of the others.
-          try {
-            const backend = await context.backend(spec);
-            if (backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], options.signal);
-            out.push({ resource: t.resource, id: t.resourceId, action: 'lifted' });
-          } catch (error) {
-            out.push({ resource: t.resource, id: t.resourceId, action: 'failed', detail: `lifted, but its tombstone mark is still on it: ${(error as Error).message}` });
-          }
+          out.push(await takeMarkOff(context, spec, { ...t, state: 'lifted', note: 'restored by operator' }, 'lifted', options.signal));
+          handled.add(t.tombstoneId);
           continue;
         }
         const backend = await context.backend(spec);
@@ -68,12 +65,17 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
         }
         // What comes back is what was deleted, visible mark and all (an S3 version keeps its tags, a
         // handler's copy its marker): a restore lifts the tombstone, so the mark goes as a lift's does.
-        try {
-          if (backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], options.signal);
-          out.push({ resource: t.resource, id: t.resourceId, action: 'restored' });
-        } catch (error) {
-          out.push({ resource: t.resource, id: t.resourceId, action: 'failed', detail: `restored, but its tombstone mark is still on it: ${(error as Error).message}` });
-        }
+        out.push(await takeMarkOff(context, spec, { ...t, state: 'restored', note: `restored by run ${run.runId}` }, 'restored', options.signal));
+        handled.add(t.tombstoneId);
+      }
+      // Marks an earlier restore could not take off: tried again, unless a later mark of the same
+      // resource stands (that one is meant to be there).
+      for (const t of await context.store.findTombstones({ ...selected, states: ['lifted', 'restored'] })) {
+        const spec = manifest.resources.find((r) => r.name === t.resource);
+        if (!spec || handled.has(t.tombstoneId) || !t.note?.endsWith(MARK_LEFT)) continue;
+        const later = await context.store.findTombstones({ resource: t.resource, resourceId: t.resourceId, states: ['marked', 'deleting'] });
+        if (later.some((l) => l.resourceId === t.resourceId && l.tombstoneId > t.tombstoneId)) continue;
+        out.push(await takeMarkOff(context, spec, { ...t, note: t.note.slice(0, -MARK_LEFT.length - 2) }, 'unmarked', options.signal));
       }
       const status = out.some((o) => o.action === 'refused') ? 'refused' : out.some((o) => o.action === 'failed') ? 'failed' : 'ok';
       return { result: out, end: { status, summary: { restore: out.length } } };
@@ -81,6 +83,27 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
   } finally {
     await context.close();
   }
+}
+
+/** How a lifted or restored tombstone's note ends while its visible mark is still on the resource. */
+const MARK_LEFT = 'its tombstone mark is still on it';
+
+/**
+ * Takes a lifted or restored tombstone's visible mark off its resource. One item's mark that
+ * will not come off fails that item, not the restore of the others; its note then says so, and
+ * the next restore that selects it tries again.
+ */
+async function takeMarkOff(context: RunContext, spec: ResourceSpec, t: Tombstone, done: RestoreItem['action'], signal?: AbortSignal): Promise<RestoreItem> {
+  const item = { resource: t.resource, id: t.resourceId };
+  try {
+    const backend = await context.backend(spec);
+    if (backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], signal);
+  } catch (error) {
+    await context.store.setTombstoneState(t.tombstoneId, t.state, `${t.note ?? ''}; ${MARK_LEFT}`);
+    return { ...item, action: 'failed', detail: `${done === 'unmarked' ? '' : `${done}, but `}${MARK_LEFT}: ${(error as Error).message}` };
+  }
+  if (done === 'unmarked') await context.store.setTombstoneState(t.tombstoneId, t.state, t.note);
+  return { ...item, action: done };
 }
 
 /**

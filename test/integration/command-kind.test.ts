@@ -120,6 +120,44 @@ describe('command kind: a handler with a visible marker', () => {
     expect(json(sweep.stdout).resources[0]!.outcomes).toMatchObject({ deleted: 1 });
     expect(readdirSync(path.join(dir, 'data/things'))).toEqual(['a1']);
   });
+
+  it('restore lifts a tombstone whose mark will not come off, says so (exit 3), and a rerun takes the mark off', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
+    const m = withMarks(dir, ['session:alice']);
+    const first = reaper(['reap', '-c', m, '--execute', '-o', 'json'], { cwd: dir });
+    expect(first.code, first.stderr).toBe(0);
+    expect(marked(dir, 'b1')).toMatch(/\S/);
+
+    // The handler's unmark fails for now.
+    const working = readFileSync(m, 'utf8');
+    writeFileSync(m, working.replace(/( {6}unmark: ).*/, '$1[node, -e, "process.exit(5)"]'));
+    const failed = reaper(['restore', '-c', m, '--id', 'b1', '-o', 'table'], { cwd: dir });
+    expect(failed.code, failed.stdout + failed.stderr).toBe(3);
+    expect(failed.stdout).toMatch(/^failed +things b1 \(lifted, but its tombstone mark is still on it: /m);
+    expect(marked(dir, 'b1')).toMatch(/\S/);
+
+    // Once the handler works again, a restore of the first run leaves the mark a later run put on
+    // (bob is still gone): that one is meant to be there.
+    writeFileSync(m, working);
+    expect(reaper(['reap', '-c', m, '--execute'], { cwd: dir }).code).toBe(0);
+    const remarked = marked(dir, 'b1');
+    expect(remarked).toMatch(/\S/);
+    const ofFirst = reaper(['restore', '-c', m, '--run', (JSON.parse(first.stdout) as { runId: string }).runId, '-o', 'table'], { cwd: dir });
+    expect(ofFirst.code, ofFirst.stdout + ofFirst.stderr).toBe(0);
+    expect(ofFirst.stdout).toBe('nothing to restore\n');
+    expect(marked(dir, 'b1')).toBe(remarked);
+
+    // Restored by id, the later tombstone is lifted and the earlier one's mark retried; a third has nothing left to do.
+    const retried = reaper(['restore', '-c', m, '--id', 'b1', '-o', 'table'], { cwd: dir });
+    expect(retried.code, retried.stdout + retried.stderr).toBe(0);
+    expect(retried.stdout).toMatch(/^lifted +things b1\n(.*\n)?unmarked +things b1\n$/);
+    expect(marked(dir, 'b1')).toBeUndefined();
+    const again = reaper(['restore', '-c', m, '--id', 'b1', '-o', 'table'], { cwd: dir });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(again.stdout).toBe('nothing to restore\n');
+    expect(readdirSync(path.join(dir, 'data/things')).sort()).toEqual(['a1', 'b1']);
+  });
 });
 
 /** A shell handler for `list` whose output is hostile; its pid goes to DIR/pid. */
