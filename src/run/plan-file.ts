@@ -166,25 +166,12 @@ export async function openPlan(file: string, manifestDigest: string): Promise<{ 
 
 /** The items of a plan file, read lazily up to its trailer: unchecked, so only for a plan this very run wrote (or `openPlan` checked). */
 export async function* planItems(file: string): AsyncGenerator<PlanItem> {
-  // Split by hand: readline's per-line events cost more than the JSON.parse of each line.
-  // A line left over from a `\r\n` file keeps its `\r`, which JSON.parse reads as whitespace.
-  let rest = '';
-  for await (const chunk of createReadStream(file, { encoding: 'utf8', highWaterMark: 256 * 1024 }) as AsyncIterable<string>) {
-    const text = rest + chunk;
-    let start = 0;
-    for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
-      const line = text.slice(start, end);
-      start = end + 1;
-      if (line === '' || line === '\r') continue;
-      const value = JSON.parse(line) as PlanItem & { trailer?: boolean };
-      if (value.trailer) return;
-      yield value;
-    }
-    rest = text.slice(start);
+  for await (const line of lines(file)) {
+    if (line === '') continue;
+    const value = JSON.parse(line) as PlanItem & { trailer?: boolean };
+    if (value.trailer) return;
+    yield value;
   }
-  if (rest === '' || rest === '\r') return;
-  const value = JSON.parse(rest) as PlanItem & { trailer?: boolean };
-  if (!value.trailer) yield value;
 }
 
 /** The header as the digest covers it: every field, in a fixed order, so an edited count or manifest digest is caught. */

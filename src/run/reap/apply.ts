@@ -51,10 +51,15 @@ export async function applyPlan(
   options: ApplyOptions,
 ): Promise<void> {
   const { runId } = options;
+  let batch: PlanItem[] = [];
+  let batchKey = '';
   const failedTypes = new Set<string>();
-  const flush = async (current: PlanItem[]) => {
-    const first = current[0]!;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const first = batch[0]!;
     const spec = specs.get(first.resource);
+    const current = batch;
+    batch = [];
     if (!spec || failedTypes.has(spec.name)) return;
     const lock = lockName(spec.name, options.shard ?? null);
     if (!(await context.store.refreshLock(lock, runId, options.lockTtlMs))) {
@@ -83,40 +88,16 @@ export async function applyPlan(
     }
     if (options.signal?.aborted) throw new InterruptedError('stopped after finishing the current batch; the next run resumes');
   };
-  // The next batch is read from the plan while this one is applied (its deletes and ledger
-  // writes wait on I/O): two batches in memory at most. Reading acts on nothing; each batch is
-  // still applied whole, in order, after the one before it.
-  const source = batchesOf(items(), specs);
-  try {
-    let next = source.next();
-    for (;;) {
-      const current = await next;
-      if (current.done) break;
-      next = source.next();
-      // Should this batch throw, the read already under way must not surface as unhandled.
-      next.catch(() => undefined);
-      await flush(current.value);
-    }
-  } finally {
-    await source.return(undefined).catch(() => undefined);
-  }
-}
-
-/** A plan's items as the batches they are applied in: one type and one operation each, at most the type's batchSize. */
-async function* batchesOf(items: AsyncGenerator<PlanItem>, specs: ReadonlyMap<string, ResourceSpec>): AsyncGenerator<PlanItem[], undefined> {
-  let batch: PlanItem[] = [];
-  let batchKey = '';
-  for await (const item of items) {
+  for await (const item of items()) {
     const key = `${item.resource}\0${item.op}`;
-    if (batch.length > 0 && (key !== batchKey || batch.length >= (specs.get(item.resource)?.batchSize ?? 500))) {
-      yield batch;
-      batch = [];
+    const spec = specs.get(item.resource);
+    if (key !== batchKey || batch.length >= (spec?.batchSize ?? 500)) {
+      await flush();
+      batchKey = key;
     }
-    batchKey = key;
     batch.push(item);
   }
-  if (batch.length > 0) yield batch;
-  return undefined;
+  await flush();
 }
 
 async function applyLifts(context: RunContext, backend: Backend, items: Extract<PlanItem, { op: 'lift' }>[], tally: ReapTally, runId: string) {
