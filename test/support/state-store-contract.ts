@@ -20,7 +20,7 @@ export type Row = Record<string, unknown>;
 export type Cleanups = (() => Promise<void>)[];
 
 /** The schema versions every dialect's migrations record (4 is the batch ledger's, on its own branch). */
-const VERSIONS = [1, 2, 3, 4, 5];
+const VERSIONS = [1, 2, 3, 4, 5, 6];
 
 /** Short bounds so that expiry can be watched happen in a test. */
 const BOUNDS: LeaseBounds = { minTtlMs: 100, maxTtlMs: 60_000 };
@@ -1060,7 +1060,7 @@ for (const dialect of dialects) {
       it('refuses a schema newer than it knows', async () => {
         await target.raw('INSERT INTO reaper_migrations (version, applied_at) VALUES (999, 0)');
         await expect(store.migrate()).rejects.toThrow(BackendError);
-        await expect(store.migrate()).rejects.toThrow(/schema version 999, newer than this reaper knows \(5\)/);
+        await expect(store.migrate()).rejects.toThrow(/schema version 999, newer than this reaper knows \(6\)/);
         await expect(target.open()).rejects.toThrow(/upgrade reaper/);
       });
 

@@ -1,9 +1,9 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PlanItem } from '../../src/engine/reap-plan.js';
-import { openPlan, PLAN_FORMAT_VERSION, PlanWriter, type PlanHeader } from '../../src/run/plan-file.js';
+import { openPlan, PLAN_FORMAT_VERSION, planItems, PlanWriter, type PlanHeader } from '../../src/run/plan-file.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -50,5 +50,27 @@ describe('PlanWriter', () => {
     await writer.add(lift('a'));
     await writer.abandon();
     await expect(openPlan(file, 'm')).rejects.toThrow(/not a complete reaper plan/);
+  });
+
+  it('reads back every item in order across write and read chunks, multi-byte ids included, and a CRLF copy the same', async () => {
+    const file = await planFile();
+    const writer = new PlanWriter(file);
+    // ~40,000 lines of ~90 bytes: many 64 KiB writes and 256 KiB reads, lines cut at both.
+    const ids = Array.from({ length: 40_000 }, (_, i) => (i % 7 === 0 ? `é-${i}-☃` : `id-${i}`));
+    for (const id of ids) await writer.add(lift(id));
+    await writer.close(header(ids.length));
+    const read = async (f: string) => {
+      const out: string[] = [];
+      for await (const item of planItems(f)) out.push(item.id);
+      return out;
+    };
+    expect(await read(file)).toEqual(ids);
+    const plan = await openPlan(file, 'm');
+    const checked: string[] = [];
+    for await (const item of plan.items()) checked.push(item.id);
+    expect(checked).toEqual(ids);
+    const crlf = await planFile();
+    await writeFile(crlf, (await readFile(file, 'utf8')).replaceAll('\n', '\r\n'));
+    expect(await read(crlf)).toEqual(ids);
   });
 });

@@ -100,6 +100,42 @@ describe('a SQLite store written by an earlier reaper', () => {
     }
   });
 
+  it('upgrades a store at schema 5 with tombstones pending and a batch in flight: they are found and finished as before', async () => {
+    const file = oldStore(5);
+    const db = new Database(file);
+    const tomb = db.prepare(
+      `INSERT INTO tombstones (resource, resource_id, fingerprint, owner, reason, bytes, marked_run_id, marked_at, state, updated_at, batch_id)
+       VALUES ('files', ?, 'fp', 'svc:gone', 'owner-dead', 1, 'r-old', 5, ?, 5, ?) RETURNING tombstone_id`,
+    );
+    const { batch_id: batchId } = db.prepare(`INSERT INTO reap_batches (run_id, resource, evidence, state, created_at) VALUES ('r-old', 'files', '{}', 'pending', 6) RETURNING batch_id`).get() as { batch_id: number };
+    const ids = new Map<string, number>();
+    for (const [id, state, batch] of [['gone', 'deleted', batchId], ['in-flight', 'deleting', batchId], ['due-1', 'marked', null], ['due-2', 'marked', null], ['kept', 'lifted', null]] as const) {
+      ids.set(id, (tomb.get(id, state, batch) as { tombstone_id: number }).tombstone_id);
+    }
+    db.close();
+    const store = await openStateStore(`sqlite:${file}`);
+    try {
+      expect(versions(file)).toEqual(all);
+      expect(await store.countDueTombstones('files', 0)).toBe(2);
+      expect((await store.dueTombstones('files', 0, 0, 10)).map((t) => t.resourceId)).toEqual(['due-1', 'due-2']);
+      expect((await store.dueTombstones('files', 0, ids.get('due-1')!, 10)).map((t) => t.resourceId)).toEqual(['due-2']);
+      expect(await store.countTombstones('files')).toEqual({ marked: 2, deleting: 1, oldestMarkedAt: 5 });
+      expect([...(await store.activeTombstones('files', ['gone', 'in-flight', 'due-1', 'kept'])).keys()].sort()).toEqual(['due-1', 'in-flight']);
+      const [pending, ...more] = await store.pendingBatches('files');
+      expect(more).toEqual([]);
+      expect(pending!.tombstones.map((t) => [t.resourceId, t.state])).toEqual([['in-flight', 'deleting']]);
+      // The batch is finished as before the upgrade, and the swept tombstones leave the due ones.
+      await store.finishBatch('r-new', batchId, [{ tombstoneId: ids.get('in-flight')!, outcome: 'deleted' }]);
+      expect(await store.pendingBatches('files')).toEqual([]);
+      const next = (await store.beginBatch('r-new', 'files', [ids.get('due-1')!, ids.get('kept')!], null))!;
+      expect(next.tombstones.map((t) => t.resourceId)).toEqual(['due-1']);
+      expect((await store.dueTombstones('files', 0, 0, 10)).map((t) => t.resourceId)).toEqual(['due-2']);
+      expect(await store.countTombstones('files')).toEqual({ marked: 1, deleting: 1, oldestMarkedAt: 5 });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('opens a store at the latest schema as it is, and --version reports that schema', async () => {
     const file = oldStore(latest);
     const store = await openStateStore(`sqlite:${file}`);
@@ -107,7 +143,7 @@ describe('a SQLite store written by an earlier reaper', () => {
       expect(versions(file)).toEqual(all);
       expect((await store.listRuns()).map((r) => r.runId)).toEqual(['r-old']);
       expect(versionReport('0.0.0')).toContain(`state-store schema ${SQLITE_MIGRATIONS.at(-1)!.version}`);
-      expect(latest).toBe(5);
+      expect(latest).toBe(6);
     } finally {
       await store.close();
     }

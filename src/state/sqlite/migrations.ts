@@ -210,4 +210,19 @@ CREATE TABLE IF NOT EXISTS job_verdicts (
 `,
     ],
   },
+  {
+    version: 6,
+    // Tombstone indexes a sweep's state changes rewrite less (docs/safety.md §10): the due
+    // tombstones (resource, state = 'marked', by id) are a partial index on `marked` alone, so
+    // the write-ahead's move to `deleting` only drops a tombstone's entry and its outcome
+    // touches none, where the index keyed on state rewrote one entry at each. The other
+    // states are found through tombstones_active (marked or deleting, by resource) and
+    // tombstones_batch. The server stores record this version without a change.
+    statements: [
+      `
+DROP INDEX IF EXISTS tombstones_due;
+CREATE INDEX IF NOT EXISTS tombstones_marked ON tombstones (resource, tombstone_id) WHERE state = 'marked';
+`,
+    ],
+  },
 ];
