@@ -88,6 +88,9 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
 /** How a lifted or restored tombstone's note ends while its visible mark is still on the resource. */
 const MARK_LEFT = 'its tombstone mark is still on it';
 
+/** A lifted or restored tombstone's note, once its mark would not come off. */
+export const markLeft = (note: string | null): string => `${note ?? 'lifted'}; ${MARK_LEFT}`;
+
 /**
  * Takes a lifted or restored tombstone's visible mark off its resource. One item's mark that
  * will not come off fails that item, not the restore of the others; its note then says so, and
@@ -99,7 +102,7 @@ async function takeMarkOff(context: RunContext, spec: ResourceSpec, t: Tombstone
     const backend = await context.backend(spec);
     if (backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], signal);
   } catch (error) {
-    await context.store.setTombstoneState(t.tombstoneId, t.state, `${t.note ?? ''}; ${MARK_LEFT}`);
+    await context.store.setTombstoneState(t.tombstoneId, t.state, markLeft(t.note));
     return { ...item, action: 'failed', detail: `${done === 'unmarked' ? '' : `${done}, but `}${MARK_LEFT}: ${(error as Error).message}` };
   }
   if (done === 'unmarked') await context.store.setTombstoneState(t.tombstoneId, t.state, t.note);

@@ -121,6 +121,29 @@ describe('command kind: a handler with a visible marker', () => {
     expect(readdirSync(path.join(dir, 'data/things'))).toEqual(['a1']);
   });
 
+  it('a reap that lifts a tombstone whose mark will not come off still lifts it; restore takes the mark off later', async () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
+    expect(reaper(['reap', '-c', withMarks(dir, ['session:alice']), '--execute'], { cwd: dir }).code).toBe(0);
+    expect(marked(dir, 'b1')).toMatch(/\S/);
+
+    // bob is back by the time the tombstone is due, but the handler's unmark fails.
+    await sleep(1_200);
+    const m = withMarks(dir, ['session:alice', 'session:bob']);
+    const working = readFileSync(m, 'utf8');
+    writeFileSync(m, working.replace(/( {6}unmark: ).*/, '$1[node, -e, "process.exit(5)"]'));
+    const lifted = reaper(['reap', '-c', m, '--execute', '-o', 'json'], { cwd: dir });
+    expect(lifted.code, lifted.stderr).toBe(0);
+    expect(json(lifted.stdout).resources[0]!.outcomes).toMatchObject({ lifted: 1, deleted: 0 });
+    expect(marked(dir, 'b1')).toMatch(/\S/);
+
+    writeFileSync(m, working);
+    const restored = reaper(['restore', '-c', m, '--resource', 'things', '-o', 'table'], { cwd: dir });
+    expect(restored.code, restored.stdout + restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/^unmarked +things b1\n$/);
+    expect(marked(dir, 'b1')).toBeUndefined();
+  });
+
   it('restore lifts a tombstone whose mark will not come off, says so (exit 3), and a rerun takes the mark off', () => {
     const dir = tmp();
     seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });

@@ -11,6 +11,7 @@ import { lockName, overlappingLocks, type Shard } from '../../engine/shard.js';
 import { InterruptedError, SafetyError } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
 import { judgeRecords } from '../classify-stream.js';
+import { markLeft } from '../restore.js';
 import type { RunContext } from '../context.js';
 import type { FailpointName } from '../failpoints.js';
 import { applySweeps, describeFailures } from './sweep.js';
@@ -105,7 +106,11 @@ async function applyLifts(context: RunContext, backend: Backend, items: Extract<
   for (const item of items) byWhy.set(item.why, [...(byWhy.get(item.why) ?? []), item.tombstoneId]);
   for (const [why, ids] of byWhy) tally.lifted(why, await context.store.liftTombstones(runId, ids, why));
   if (backend.unmark) {
-    await backend.unmark(items.map((i) => ({ id: i.id, fingerprint: '' }))).catch(() => undefined);
+    // The lift stands either way (the ledger, not the mark, keeps a resource from the sweep); a
+    // mark that will not come off is noted on its tombstone, and `restore` selecting it retries.
+    await backend.unmark(items.map((i) => ({ id: i.id, fingerprint: '' }))).catch(async () => {
+      for (const item of items) await context.store.setTombstoneState(item.tombstoneId, 'lifted', markLeft(item.why));
+    });
   }
 }
 
