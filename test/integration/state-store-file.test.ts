@@ -1,0 +1,110 @@
+/**
+ * The SQLite state store's file taken away from a process that has it open: removed, or
+ * replaced by another file under the same path (a backup put back, a volume swapped). The
+ * open handle still writes to the old file, which no other process reads any more, so every
+ * write from then on would be lost: a lease renewed where no reaper sees it, a sweep's
+ * write-ahead entry in a file that is gone. The store notices and refuses instead
+ * (docs/safety.md §10, §17).
+ * - a store whose file was removed or replaced refuses its next statement, naming the file;
+ * - a reap whose store file is replaced mid-run stops before it deletes anything;
+ * - a driver error outside a statement's run (preparing one on a dropped table) names the store too.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
+import { filesFixture, manifestFile, ownerKey, reapManifest, stateFile, waitStoreTime, openFixtureStore } from './support/reap-fixture.js';
+import { start, reaper, report } from './support/reap-cli.js';
+import { runCleanups } from './support/services.js';
+import { tmp, removeTempDirs } from './support/cli.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await runCleanups(cleanups);
+  removeTempDirs();
+});
+
+const HOUR = 3_600_000;
+
+/** Poll until `check` holds (a wait, not a timed assertion: the limit only guards against a hang). */
+async function until(what: string, check: () => boolean, limitMs = 30_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Whether a child process is stopped (state `T` in /proc/PID/stat): a failpoint's SIGSTOP has landed. */
+function stopped(child: ChildProcess): boolean {
+  try {
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+  } catch {
+    return false;
+  }
+}
+
+/** Put a copy of the store's files (database, WAL) over the originals: same content, another file. */
+function replaceWithCopy(file: string): void {
+  for (const suffix of ['', '-wal']) {
+    if (!existsSync(file + suffix)) continue;
+    copyFileSync(file + suffix, `${file}${suffix}.copy`);
+    renameSync(`${file}${suffix}.copy`, file + suffix);
+  }
+}
+
+describe('a SQLite state store whose file is taken away while open', () => {
+  for (const how of ['removed', 'replaced'] as const) {
+    it(`refuses the next statement once its file was ${how}, naming the file`, async () => {
+      const file = path.join(tmp('reaper-store-file-'), 'state.db');
+      const store = await SqliteStateStore.open(file);
+      cleanups.push(() => store.close());
+      const lease = await store.acquireLease({ key: 'session:a', holder: 'test', ttlMs: 60_000 });
+      if (how === 'removed') for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
+      else replaceWithCopy(file);
+      await expect(store.renewLeases([lease.leaseId], 60_000)).rejects.toThrow(new RegExp(`${file}.*(removed|replaced)`));
+      await expect(store.acquireLease({ key: 'session:b', holder: 'test', ttlMs: 60_000 })).rejects.toThrow(/removed|replaced/);
+    });
+  }
+
+  it('a reap whose store file is replaced mid-run (after planning) deletes nothing and says why', async () => {
+    const fx = await filesFixture.open();
+    cleanups.push(() => fx.cleanup());
+    const orphans = await fx.create('items', [1, 2, 3].map(() => ({ owner: 'gone', ageMs: 2 * HOUR })));
+    const live = await fx.create('items', [{ owner: 'alive', ageMs: 2 * HOUR }]);
+    writeFileSync(manifestFile(fx), reapManifest(fx, { resources: [{ name: 'items' }] }));
+    const store = await openFixtureStore(fx);
+    await store.acquireLease({ key: ownerKey('alive'), holder: 'test', ttlMs: HOUR });
+    const mark = await reaper(fx, ['reap', '--execute']);
+    expect(mark.code, mark.stderr).toBe(0);
+    expect(report(mark).resources[0]!.outcomes.marked).toBe(orphans.length);
+    await waitStoreTime(store, 1_100);
+    await store.close();
+
+    const sweep = start(fx, ['reap', '--execute'], { REAPER_FAILPOINT: 'after-plan:1:stop' });
+    await until('the sweep to stop itself after planning', () => stopped(sweep.child) || sweep.child.exitCode !== null);
+    expect(sweep.child.exitCode, 'the sweep ended instead of stopping at its failpoint').toBeNull();
+    replaceWithCopy(stateFile(fx));
+    sweep.child.kill('SIGCONT');
+    const exit = await sweep.exit;
+    expect(exit.stderr).toMatch(/state store .*state\.db.*(removed|replaced)/);
+    expect(exit.code).not.toBe(0);
+    expect([...(await fx.present('items'))].sort()).toEqual([...orphans, ...live].sort());
+  });
+
+  it('a table dropped under an open store: the error names the store, as every driver error does', async () => {
+    const file = path.join(tmp('reaper-store-file-'), 'state.db');
+    const store = await SqliteStateStore.open(file);
+    cleanups.push(() => store.close());
+    const { default: Database } = await import('better-sqlite3');
+    const other = new Database(file);
+    other.exec('DROP TABLE leases');
+    other.close();
+    // Twice: the first statement finds the schema changed as it runs; the next fails as it is prepared.
+    for (const key of ['session:a', 'session:b']) {
+      await expect(store.acquireLease({ key, holder: 'test', ttlMs: 60_000 })).rejects.toThrow(`state store sqlite:${file}`);
+    }
+  });
+});
