@@ -43,7 +43,7 @@ export function driverError(error: unknown, context: string, at: ServerAddress, 
   const code = typeof e.code === 'string' ? e.code : undefined;
   const errno = typeof e.errno === 'number' ? e.errno : undefined;
   const message = errorText(error);
-  const advice = connectionHint(code, message, at) ?? (sql ? sqlHint(code, errno) : null);
+  const advice = connectionHint(code, message, at) ?? (sql ? sqlHint(code, errno, message) : null);
   return new BackendError(redact(`${context}: ${message}${advice ? `; hint: ${advice}` : ''}`), { cause: error });
 }
 
@@ -108,7 +108,7 @@ const STATEMENT_TIMEOUT =
   "the statement ran longer than the statement timeout: the connection's statementTimeout, or without one the server's own (statement_timeout, max_statement_time or max_execution_time set for this user or database); raise statementTimeout, which overrides the server's, or narrow the where";
 
 /** What to check in the manifest's SQL, for a backend's statement. */
-function sqlHint(code: string | undefined, errno: number | undefined): string | null {
+function sqlHint(code: string | undefined, errno: number | undefined, message: string): string | null {
   switch (code) {
     case '57014':
       return STATEMENT_TIMEOUT;
@@ -131,7 +131,7 @@ function sqlHint(code: string | undefined, errno: number | undefined): string | 
   }
   // MariaDB max_statement_time (1969) and MySQL max_execution_time (3024).
   if (errno === 1969 || errno === 3024) return STATEMENT_TIMEOUT;
-  // MySQL/MariaDB read_only (or super_read_only) on the server.
-  if (errno === 1290 || errno === 1836) return 'the server takes no writes (read_only, or a replica); reap on a writable primary';
+  // MySQL/MariaDB read_only (or super_read_only) on the server; 1290 names other options too.
+  if (errno === 1836 || (errno === 1290 && /read[-_]only/i.test(message))) return 'the server takes no writes (read_only, or a replica); reap on a writable primary';
   return null;
 }
