@@ -64,7 +64,7 @@ describe('a SQLite state store whose file is taken away while open', () => {
       const lease = await store.acquireLease({ key: 'session:a', holder: 'test', ttlMs: 60_000 });
       if (how === 'removed') for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
       else replaceWithCopy(file);
-      await expect(store.renewLeases([lease.leaseId], 60_000)).rejects.toThrow(new RegExp(`${file}.*(removed|replaced)`));
+      await expect(store.renewLeases([lease.leaseId], { ttlMs: 60_000 })).rejects.toThrow(new RegExp(`${file}.*(removed|replaced)`));
       await expect(store.acquireLease({ key: 'session:b', holder: 'test', ttlMs: 60_000 })).rejects.toThrow(/removed|replaced/);
     });
   }

@@ -17,11 +17,16 @@ export interface FaultRequest {
   url: string;
 }
 
-export type FaultAnswer = 'forward' | { status: number; code: string; after?: boolean };
+export interface FaultError {
+  status: number;
+  code: string;
+  after?: boolean;
+}
+export type FaultAnswer = 'forward' | FaultError;
 export type FaultRule = (req: FaultRequest) => FaultAnswer;
 
-export const slowDown: FaultAnswer = { status: 503, code: 'SlowDown' };
-export const internalError: FaultAnswer = { status: 500, code: 'InternalError' };
+export const slowDown: FaultError = { status: 503, code: 'SlowDown' };
+export const internalError: FaultError = { status: 500, code: 'InternalError' };
 
 export class HttpFaultProxy {
   readonly seen: FaultRequest[] = [];
