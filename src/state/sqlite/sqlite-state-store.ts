@@ -64,7 +64,7 @@ class SqliteDriver implements StoreDriver {
    */
   private guard<T>(work: () => T): T {
     if (this.opened !== null && fileIdentity(this.file) !== this.opened) {
-      throw new BackendError(`state store ${this.description}: the file was removed or replaced while open; nothing more is written to the old one (reopen the store)`);
+      throw new BackendError(`state store ${this.description}: the file was removed or replaced while open; nothing more is written to the old one (restart to open the file now at that path)`);
     }
     try {
       return work();
