@@ -7,17 +7,18 @@
  * (docs/safety.md §10, §17).
  * - a store whose file was removed or replaced refuses its next statement, naming the file;
  * - a reap whose store file is replaced mid-run stops before it deletes anything;
- * - a driver error outside a statement's run (preparing one on a dropped table) names the store too.
+ * - a driver error outside a statement's run (preparing one on a dropped table) names the store too;
+ * - a store in a directory the user cannot write says so, not only SQLite's "unable to open".
  */
-import type { ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
 import { filesFixture, manifestFile, ownerKey, reapManifest, stateFile, waitStoreTime, openFixtureStore } from './support/reap-fixture.js';
 import { start, reaper, report } from './support/reap-cli.js';
 import { runCleanups } from './support/services.js';
-import { tmp, removeTempDirs } from './support/cli.js';
+import { reaperSync, tmp, removeTempDirs } from './support/cli.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -26,6 +27,8 @@ afterEach(async () => {
 });
 
 const HOUR = 3_600_000;
+const isRoot = process.getuid?.() === 0;
+const haveSetpriv = spawnSync('setpriv', ['--version']).status === 0;
 
 /** Poll until `check` holds (a wait, not a timed assertion: the limit only guards against a hang). */
 async function until(what: string, check: () => boolean, limitMs = 30_000): Promise<void> {
@@ -106,5 +109,25 @@ describe('a SQLite state store whose file is taken away while open', () => {
     for (const key of ['session:a', 'session:b']) {
       await expect(store.acquireLease({ key, holder: 'test', ttlMs: 60_000 })).rejects.toThrow(`state store sqlite:${file}`);
     }
+  });
+});
+
+describe('a SQLite state store the user cannot write', () => {
+  it.skipIf(isRoot && !haveSetpriv)('names the directory that is not writable', () => {
+    const base = tmp('reaper-store-ro-');
+    chmodSync(base, 0o755);
+    const dir = path.join(base, 'state');
+    mkdirSync(dir);
+    // Root-owned and 0755: not writable for nobody; as another user, 0555 does it.
+    if (!isRoot) chmodSync(dir, 0o555);
+    const r = reaperSync(['lease', 'list', '--state', `sqlite:${path.join(dir, 'state.db')}`], {
+      cwd: base,
+      env: { HOME: base },
+      ...(isRoot ? { user: { user: 'nobody', group: 'nogroup' } } : {}),
+    });
+    chmodSync(dir, 0o755);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`cannot open the state store sqlite:${path.join(dir, 'state.db')}`);
+    expect(r.stderr).toMatch(new RegExp(`${dir} is not writable \\((EACCES|EROFS)\\)`));
   });
 });

@@ -4,7 +4,7 @@
  * The clock is SQLite's own (`unixepoch('subsec')`, fixed for one statement), so every
  * judgement of time in a deployment comes from one place.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { BackendError } from '../../errors.js';
@@ -320,6 +320,26 @@ class SqliteDriver implements StoreDriver {
   }
 }
 
+/**
+ * Why a store file may not open, when the cause is the usual one: its directory or the file
+ * is not writable for this user, or on a read-only file system. SQLite writes the file and
+ * its `-wal` and `-shm` files beside it, to read as well.
+ */
+function unwritable(file: string): string {
+  if (file === ':memory:') return '';
+  const dir = path.dirname(path.resolve(file));
+  for (const target of [dir, path.resolve(file)]) {
+    try {
+      accessSync(target, constants.W_OK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      return `; ${target} is not writable (${code ?? 'denied'}): the store writes its file and the -wal and -shm files beside it, even to read`;
+    }
+  }
+  return '';
+}
+
 /** Device and inode of the file at `file`, or null when there is none. */
 function fileIdentity(file: string): string | null {
   const info = statSync(file, { throwIfNoEntry: false, bigint: true });
@@ -342,7 +362,7 @@ export class SqliteStateStore extends StoreCore {
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
     } catch (error) {
-      throw new BackendError(`cannot open the state store sqlite:${file}: ${(error as Error).message}`, { cause: error });
+      throw new BackendError(`cannot open the state store sqlite:${file}: ${(error as Error).message}${unwritable(file)}`, { cause: error });
     }
     return migrated(new SqliteStateStore(new SqliteDriver(db, file), options.leaseBounds));
   }
