@@ -9,18 +9,11 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, removeTempDirs, tmp } from './support/cli.js';
+import { BIN, reaperSync, removeTempDirs, tmp } from './support/cli.js';
 
 afterAll(() => removeTempDirs());
 
-function run(dir: string, args: string[]) {
-  return spawnSync(process.execPath, [BIN, ...args], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? '', HOME: dir },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-}
+const run = (dir: string, args: string[]) => reaperSync(args, { cwd: dir, env: { HOME: dir } });
 
 describe('reaper report from a pipe', () => {
   it('refuses /dev/stdin as a pipe, saying to save the document to a file; reads the same document from a file', () => {
@@ -31,7 +24,7 @@ describe('reaper report from a pipe', () => {
       ['version: 1', 'owners: [{ static: [alive] }]', 'resources:', '  - name: files', '    fs: { path: . }', '    owner: { pathPattern: "^(?<owner>[^/]+)/" }', ''].join('\n'),
     );
     const audit = run(dir, ['audit', '-c', 'reaper.yaml', '--output', 'json']);
-    expect(audit.status, audit.stderr).toBe(0);
+    expect(audit.code, audit.stderr).toBe(0);
     writeFileSync(path.join(dir, 'audit.json'), audit.stdout);
 
     // Through a shell pipeline, as users write it: stdin is a pipe (a FIFO).
@@ -45,7 +38,7 @@ describe('reaper report from a pipe', () => {
     expect(piped.stderr).toContain('/dev/stdin: not a regular file (a pipe gives its bytes once, and a report input is read twice); save it to a file and name that');
 
     const file = run(dir, ['report', 'audit.json', '--out', 'file.html', '-c', 'reaper.yaml']);
-    expect(file.status, file.stderr).toBe(0);
+    expect(file.code, file.stderr).toBe(0);
     expect(readFileSync(path.join(dir, 'file.html'), 'utf8')).toContain('<html');
   });
 });

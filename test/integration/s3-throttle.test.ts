@@ -8,12 +8,11 @@
  * - a delete S3 performed whose answer was lost counts as deleted, once;
  * - a listing S3 refuses puts the type in error and marks nothing.
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { BIN, removeTempDirs, tmp } from './support/cli.js';
+import { reaperSpawn, removeTempDirs, tmp, type CliRun } from './support/cli.js';
 import { HttpFaultProxy, internalError, slowDown, type FaultRequest } from './support/http-fault-proxy.js';
 import { freshBucket, runCleanups, s3Settings, serviceAvailable } from './support/services.js';
 
@@ -21,32 +20,11 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(() => runCleanups(cleanups));
 afterAll(() => removeTempDirs());
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-/** The CLI, asynchronously: the proxy answers from this process, so a synchronous spawn would block it. */
-function reaper(dir: string, args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args, '-c', path.join(dir, 'reaper.yaml'), '--output', 'json'], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? '', HOME: dir, AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** The CLI, asynchronously (reaperSpawn): a synchronous spawn would block this process. */
+const reaper = (dir: string, args: string[]): Promise<Run> =>
+  reaperSpawn([...args, '-c', path.join(dir, 'reaper.yaml'), '--output', 'json'], { cwd: dir, env: { HOME: dir, AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } }).done;
 
 type Outcomes = { marked: number; deleted: number; failed: number; lifted: number; kept: number };
 const outcomes = (run: Run): Outcomes => (JSON.parse(run.stdout) as { resources: { outcomes: Outcomes }[] }).resources[0]!.outcomes;

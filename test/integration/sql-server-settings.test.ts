@@ -6,42 +6,21 @@
  * and the message says which setting to look at; once the setting is gone (or, for the
  * timeout, the manifest's statementTimeout overrides it) the next run deletes them.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
-import { BIN, removeTempDirs, tmp } from './support/cli.js';
+import { reaperSpawn, removeTempDirs, tmp, type CliRun } from './support/cli.js';
 import { freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(() => runCleanups(cleanups));
 afterAll(() => removeTempDirs());
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-function reaper(dir: string, args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args, '-c', path.join(dir, 'reaper.yaml'), '--output', 'json'], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? '', HOME: dir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** The CLI, asynchronously (reaperSpawn): a synchronous spawn would block this process. */
+const reaper = (dir: string, args: string[]): Promise<Run> =>
+  reaperSpawn([...args, '-c', path.join(dir, 'reaper.yaml'), '--output', 'json'], { cwd: dir, env: { HOME: dir } }).done;
 
 type Outcomes = { marked: number; deleted: number; failed: number };
 const outcomes = (run: Run): Outcomes => (JSON.parse(run.stdout) as { resources: { outcomes: Outcomes }[] }).resources[0]!.outcomes;

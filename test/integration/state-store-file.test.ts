@@ -10,13 +10,14 @@
  * - a driver error outside a statement's run (preparing one on a dropped table) names the store too;
  * - a store in a directory the user cannot write says so, not only SQLite's "unable to open".
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
 import { filesFixture, manifestFile, ownerKey, reapManifest, stateFile, waitStoreTime, openFixtureStore } from './support/reap-fixture.js';
 import { start, reaper, report } from './support/reap-cli.js';
+import { stopped, until } from './support/child-state.js';
 import { runCleanups } from './support/services.js';
 import { reaperSync, tmp, removeTempDirs } from './support/cli.js';
 
@@ -29,25 +30,6 @@ afterEach(async () => {
 const HOUR = 3_600_000;
 const isRoot = process.getuid?.() === 0;
 const haveSetpriv = spawnSync('setpriv', ['--version']).status === 0;
-
-/** Poll until `check` holds (a wait, not a timed assertion: the limit only guards against a hang). */
-async function until(what: string, check: () => boolean, limitMs = 30_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** Whether a child process is stopped (state `T` in /proc/PID/stat): a failpoint's SIGSTOP has landed. */
-function stopped(child: ChildProcess): boolean {
-  try {
-    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
-  } catch {
-    return false;
-  }
-}
 
 /** Put a copy of the store's files (database, WAL) over the originals: same content, another file. */
 function replaceWithCopy(file: string): void {
