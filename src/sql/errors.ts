@@ -92,6 +92,10 @@ function connectionHint(code: string | undefined, message: string, at: ServerAdd
     case 'ER_ACCESS_DENIED_ERROR':
     case 'ER_DBACCESS_DENIED_ERROR':
       return 'authentication failed; check the user name and password in the URL';
+    // SQLite: the file's disk; PostgreSQL: disk_full on the server.
+    case 'SQLITE_FULL':
+    case '53100':
+      return `the disk of the ${code === 'SQLITE_FULL' ? 'state store' : `${server} server${place}`} is full: free space there; what a run was doing is settled by the next run (a delete in flight, by reading the resource)`;
     // PostgreSQL: invalid_catalog_name; MySQL: unknown database.
     case '3D000':
     case 'ER_BAD_DB_ERROR':

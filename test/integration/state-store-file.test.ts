@@ -8,7 +8,9 @@
  * - a store whose file was removed or replaced refuses its next statement, naming the file;
  * - a reap whose store file is replaced mid-run stops before it deletes anything;
  * - a driver error outside a statement's run (preparing one on a dropped table) names the store too;
- * - a store in a directory the user cannot write says so, not only SQLite's "unable to open".
+ * - a store in a directory the user cannot write says so, not only SQLite's "unable to open";
+ * - a write that finds the disk full says so, and that the next run settles what was under way
+ *   (root only: a small tmpfs).
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -111,5 +113,21 @@ describe('a SQLite state store the user cannot write', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`cannot open the state store sqlite:${path.join(dir, 'state.db')}`);
     expect(r.stderr).toMatch(new RegExp(`${dir} is not writable \\((EACCES|EROFS)\\)`));
+  });
+});
+
+describe.skipIf(!isRoot)('a SQLite state store on a full disk', () => {
+  it('a write that finds the disk full says so and what then happens', async () => {
+    const mnt = tmp('reaper-store-full-');
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt], { encoding: 'utf8' });
+    expect(mounted.status, mounted.stderr).toBe(0);
+    cleanups.push(async () => void spawnSync('umount', [mnt]));
+    const store = await SqliteStateStore.open(path.join(mnt, 'state.db'));
+    cleanups.push(() => store.close());
+    spawnSync('dd', ['if=/dev/zero', `of=${path.join(mnt, 'filler')}`, 'bs=4k']);
+    const keys = Array.from({ length: 200 }, (_, i) => `session:${i}`);
+    await expect(store.acquireLeases(keys, { holder: 'test', ttlMs: 60_000 })).rejects.toThrow(
+      /database or disk is full; hint: the disk of the state store is full: free space there; what a run was doing is settled by the next run/,
+    );
   });
 });
