@@ -43,7 +43,7 @@ export function driverError(error: unknown, context: string, at: ServerAddress, 
   const code = typeof e.code === 'string' ? e.code : undefined;
   const errno = typeof e.errno === 'number' ? e.errno : undefined;
   const message = errorText(error);
-  const advice = connectionHint(code, message, at) ?? (sql ? sqlHint(code, errno) : null);
+  const advice = connectionHint(code, message, at) ?? (sql ? sqlHint(code, errno, message) : null);
   return new BackendError(redact(`${context}: ${message}${advice ? `; hint: ${advice}` : ''}`), { cause: error });
 }
 
@@ -92,6 +92,10 @@ function connectionHint(code: string | undefined, message: string, at: ServerAdd
     case 'ER_ACCESS_DENIED_ERROR':
     case 'ER_DBACCESS_DENIED_ERROR':
       return 'authentication failed; check the user name and password in the URL';
+    // SQLite: the file's disk; PostgreSQL: disk_full on the server.
+    case 'SQLITE_FULL':
+    case '53100':
+      return `the disk of the ${code === 'SQLITE_FULL' ? 'state store' : `${server} server${place}`} is full: free space there; what a run was doing is settled by the next run (a delete in flight, by reading the resource)`;
     // PostgreSQL: invalid_catalog_name; MySQL: unknown database.
     case '3D000':
     case 'ER_BAD_DB_ERROR':
@@ -103,11 +107,17 @@ function connectionHint(code: string | undefined, message: string, at: ServerAdd
   return null;
 }
 
+/** The limit comes from the manifest or, without one there, from the server's settings for the user or database. */
+const STATEMENT_TIMEOUT =
+  "the statement ran longer than the statement timeout: the connection's statementTimeout, or without one the server's own (statement_timeout, max_statement_time or max_execution_time set for this user or database); raise statementTimeout, which overrides the server's, or narrow the where";
+
 /** What to check in the manifest's SQL, for a backend's statement. */
-function sqlHint(code: string | undefined, errno: number | undefined): string | null {
+function sqlHint(code: string | undefined, errno: number | undefined, message: string): string | null {
   switch (code) {
     case '57014':
-      return "the statement ran longer than the connection's statementTimeout; raise it, or narrow the where";
+      return STATEMENT_TIMEOUT;
+    case '25006':
+      return 'the database takes no writes: default_transaction_read_only is on for this user or database, or the server is a standby; reap on a writable primary';
     case '42P01':
     case 'ER_NO_SUCH_TABLE':
       return 'check the table names in the manifest and in its SQL fragments';
@@ -124,6 +134,8 @@ function sqlHint(code: string | undefined, errno: number | undefined): string | 
       return 'the database user lacks a privilege this needs (SELECT to audit; UPDATE, DELETE and INSERT into the archive to reap)';
   }
   // MariaDB max_statement_time (1969) and MySQL max_execution_time (3024).
-  if (errno === 1969 || errno === 3024) return "the statement ran longer than the connection's statementTimeout; raise it, or narrow the where";
+  if (errno === 1969 || errno === 3024) return STATEMENT_TIMEOUT;
+  // MySQL/MariaDB read_only (or super_read_only) on the server; 1290 names other options too.
+  if (errno === 1836 || (errno === 1290 && /read[-_]only/i.test(message))) return 'the server takes no writes (read_only, or a replica); reap on a writable primary';
   return null;
 }

@@ -14,8 +14,6 @@
  * written inline. S3 objects cannot be backdated, so the S3 scene has no young object
  * and runs with `minAge: 0s` (see support/reap-fixture-s3.ts).
  */
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -38,6 +36,7 @@ import {
 } from './support/reap-fixture.js';
 import { reaper, report, start } from './support/reap-cli.js';
 import { describeWhere, itWhere } from '../support/matrix.js';
+import { stopped, until } from './support/child-state.js';
 import { runCleanups } from './support/services.js';
 
 // Much of a crash test is waiting (for a grace, a lock's ttl, a child process): let a few more run side by
@@ -47,25 +46,6 @@ vi.setConfig({ maxConcurrency: 8 });
 const T = 'items';
 const HOUR = 3_600_000;
 const GRACE_MS = 1_000;
-
-/** Poll until `check` holds (a wait, not a timed assertion: the limit only guards against a hang). */
-async function until(what: string, check: () => Promise<boolean>, limitMs = 30_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** Whether a child process is stopped (state `T` in /proc/PID/stat): a failpoint's SIGSTOP has landed. */
-function stopped(child: ChildProcess): boolean {
-  try {
-    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
-  } catch {
-    return false;
-  }
-}
 
 interface Scene {
   fx: ReapFixture;

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
 import { link, mkdir, readdir, rename, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { SafetyError } from '../../errors.js';
+import { BackendError, SafetyError } from '../../errors.js';
 import type { DeleteItem, DeleteResult } from '../types.js';
 import { mapLimit } from '../../util/concurrency.js';
 import { fileFingerprint, parentInScope, quarantineDir, safeRelative, sweepScopeCheck } from './fs-identity.js';
@@ -33,12 +33,36 @@ const SWEEP_CONCURRENCY = 16;
 
 export async function sweepFiles(root: string, items: readonly DeleteItem[], options: SweepOptions): Promise<DeleteResult[]> {
   const qdir = quarantineDir(root, options.quarantine);
-  await mkdir(qdir, { recursive: true, mode: 0o700 });
+  await makeQuarantine(qdir);
   // The root's real path once for the batch; each parent at its own rename (see sweepOne).
   const inScope = sweepScopeCheck(root);
   const results = await mapLimit(items, SWEEP_CONCURRENCY, (item) => sweepOne(root, qdir, item, options, inScope));
   await removeEmptiedDirectories(root, qdir, results.filter((r) => r.outcome === 'deleted').map((r) => r.id), inScope);
   return results;
+}
+
+/**
+ * Make the quarantine directory (and its parents) unless it is there. On a full filesystem a
+ * new directory needs a block that an unprivileged user cannot get, while renaming into an
+ * existing one needs none: the error says so, with the real cause (a recursive mkdir of Node
+ * reports a full disk as ENOENT; a plain mkdir of the last step tells the truth).
+ */
+async function makeQuarantine(qdir: string): Promise<void> {
+  try {
+    await mkdir(qdir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    const code = await mkdir(qdir, { mode: 0o700 }).then(
+      () => null,
+      (again: NodeJS.ErrnoException) => (again.code === 'ENOENT' ? (error as NodeJS.ErrnoException).code : again.code),
+    );
+    if (code === null) return; // made now: the first attempt met a passing condition
+    if (code === 'EEXIST') throw error; // something else is in the way (a file): as it was
+    const advice =
+      code === 'ENOSPC' || code === 'EDQUOT'
+        ? `: the filesystem is full; create it ahead (mkdir -m 700 ${qdir}), which sweeps then reuse without needing new space, or free a little`
+        : '';
+    throw new BackendError(`cannot create the quarantine directory ${qdir}: ${code ?? (error as Error).message}${advice}`, { cause: error });
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
  * the line and the key (exit 2), before anything is written.
  */
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import { z } from 'zod';
@@ -118,6 +118,11 @@ const refuse = (file: string, line: number | null, path: string, message: string
 
 /** What a file holds, judged by its first line: a finding (NDJSON) or the start of a JSON document (read whole and checked). */
 export async function readReportFile(file: string): Promise<ReportFile> {
+  // Read twice (the first line, then whole or streamed): a pipe would give its bytes to the first read only.
+  const info = await stat(file).catch(() => null);
+  if (info && !info.isFile()) {
+    throw refuse(file, null, '', 'not a regular file (a pipe gives its bytes once, and a report input is read twice); save it to a file and name that');
+  }
   const first = await firstLine(file);
   if (first === null) throw refuse(file, null, '', 'the file is empty; expected an audit or reap JSON document, or findings NDJSON');
   const parsed = tryJson(first);

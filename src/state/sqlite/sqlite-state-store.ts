@@ -4,7 +4,7 @@
  * The clock is SQLite's own (`unixepoch('subsec')`, fixed for one statement), so every
  * judgement of time in a deployment comes from one place.
  */
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { BackendError } from '../../errors.js';
@@ -44,6 +44,8 @@ class SqliteDriver implements StoreDriver {
   };
   readonly description: string;
   private readonly file: string;
+  /** The file this connection opened (device and inode); null in memory. */
+  private readonly opened: string | null;
 
   constructor(
     private readonly db: BetterSqlite3.Database,
@@ -51,10 +53,19 @@ class SqliteDriver implements StoreDriver {
   ) {
     this.file = path.resolve(file);
     this.description = `sqlite:${file}`;
+    this.opened = file === ':memory:' ? null : fileIdentity(this.file);
   }
 
-  /** Driver errors (SQLITE_BUSY, a full disk, a corrupt file) as BackendErrors naming the store, like the server dialects' (docs/safety.md §17). */
+  /**
+   * Driver errors (SQLITE_BUSY, a full disk, a corrupt file) as BackendErrors naming the store, like the server dialects' (docs/safety.md §17).
+   * Before each statement: the file at the store's path must still be the one this connection
+   * opened. Removed or replaced (a backup put back), the open handle would go on writing where
+   * no other process reads: leases renewed that no reaper sees, a sweep's write-ahead entry lost.
+   */
   private guard<T>(work: () => T): T {
+    if (this.opened !== null && fileIdentity(this.file) !== this.opened) {
+      throw new BackendError(`state store ${this.description}: the file was removed or replaced while open; nothing more is written to the old one (restart to open the file now at that path)`);
+    }
     try {
       return work();
     } catch (error) {
@@ -63,8 +74,9 @@ class SqliteDriver implements StoreDriver {
     }
   }
 
+  /** A statement; preparing it can fail too (a table dropped under the store). */
   private sql(text: string): BetterSqlite3.Statement {
-    return this.db.prepare(text.replaceAll('{now}', NOW));
+    return this.guard(() => this.db.prepare(text.replaceAll('{now}', NOW)));
   }
 
   private readonly prepared = new Map<string, BetterSqlite3.Statement>();
@@ -308,6 +320,32 @@ class SqliteDriver implements StoreDriver {
   }
 }
 
+/**
+ * Why a store file may not open, when the cause is the usual one: its directory or the file
+ * is not writable for this user, or on a read-only file system. SQLite writes the file and
+ * its `-wal` and `-shm` files beside it, to read as well.
+ */
+function unwritable(file: string): string {
+  if (file === ':memory:') return '';
+  const dir = path.dirname(path.resolve(file));
+  for (const target of [dir, path.resolve(file)]) {
+    try {
+      accessSync(target, constants.W_OK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      return `; ${target} is not writable (${code ?? 'denied'}): the store writes its file and the -wal and -shm files beside it, even to read`;
+    }
+  }
+  return '';
+}
+
+/** Device and inode of the file at `file`, or null when there is none. */
+function fileIdentity(file: string): string | null {
+  const info = statSync(file, { throwIfNoEntry: false, bigint: true });
+  return info ? `${info.dev}:${info.ino}` : null;
+}
+
 export class SqliteStateStore extends StoreCore {
   /** Open (creating the directory and file if needed) and migrate. */
   static async open(file: string, options: SqliteStateStoreOptions = {}): Promise<SqliteStateStore> {
@@ -324,7 +362,7 @@ export class SqliteStateStore extends StoreCore {
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
     } catch (error) {
-      throw new BackendError(`cannot open the state store sqlite:${file}: ${(error as Error).message}`, { cause: error });
+      throw new BackendError(`cannot open the state store sqlite:${file}: ${(error as Error).message}${unwritable(file)}`, { cause: error });
     }
     return migrated(new SqliteStateStore(new SqliteDriver(db, file), options.leaseBounds));
   }
