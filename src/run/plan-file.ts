@@ -6,8 +6,11 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { constants, createReadStream, createWriteStream, openSync, type WriteStream } from 'node:fs';
-import { truncate } from 'node:fs/promises';
+import { mkdtemp, rm, truncate } from 'node:fs/promises';
 import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { FindingFilter } from '../engine/filters.js';
 import type { PlanItem } from '../engine/reap-plan.js';
@@ -70,11 +73,23 @@ export class PlanWriter {
   async add(item: PlanItem): Promise<void> {
     this.pending += `${JSON.stringify(item)}\n`;
     this.count++;
-    if (this.pending.length >= PENDING_CHARS && !this.push()) await once(this.stream, 'drain');
+    if (this.pending.length >= PENDING_CHARS && !this.push()) await this.drained();
+  }
+
+  /** Until the stream takes more; a write that failed (a full disk) rejects, now or when it fails. */
+  private async drained(): Promise<void> {
+    this.failed();
+    await once(this.stream, 'drain');
+  }
+
+  /** A failed write destroys the stream, which then neither drains nor finishes: its error, thrown. */
+  private failed(): void {
+    if (this.stream.errored) throw this.stream.errored;
   }
 
   /** Hand the pending lines to the digest and the file; false when the stream asks to wait for 'drain'. */
   private push(): boolean {
+    this.failed();
     if (this.pending === '') return true;
     const chunk = this.pending;
     this.pending = '';
@@ -103,42 +118,77 @@ export class PlanWriter {
   async close(header: PlanHeader): Promise<{ digest: string; items: number }> {
     this.push();
     const digest = this.hash.update(digestedHeader(header)).digest('hex');
-    this.stream.write(`${JSON.stringify({ ...header, trailer: true, items: this.count, digest })}\n`);
-    this.stream.end();
-    await once(this.stream, 'finish');
+    this.stream.end(`${JSON.stringify({ ...header, trailer: true, items: this.count, digest })}\n`);
+    await finished(this.stream);
     return { digest, items: this.count };
   }
 
   /** Close without a trailer (the plan failed): the file is left incomplete, which openPlan refuses. */
   async abandon(): Promise<void> {
-    if (this.stream.writableEnded) return;
-    this.push();
-    this.stream.end();
-    await once(this.stream, 'finish').catch(() => undefined);
+    if (!this.stream.writableEnded && !this.stream.destroyed) this.stream.end(this.pending);
+    this.pending = '';
+    await finished(this.stream).catch(() => undefined);
   }
 }
 
-/** Read and check a plan file; returns its header and an item iterator (items are re-read lazily). */
-export async function openPlan(file: string, manifestDigest: string): Promise<{ header: PlanHeader; items: () => AsyncGenerator<PlanItem> }> {
+/** A plan read and checked by `openPlan`: its header, and its items from the private copy that was checked. */
+export interface OpenedPlan {
+  header: PlanHeader;
+  items: () => AsyncGenerator<PlanItem>;
+  /** Remove the private copy. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Read and check a plan file. The file is read once: its lines are checked as they are copied
+ * into a private file (mode 0600, in a directory of its own), and the items are applied from
+ * that copy, lazily. So what is applied is what was checked, even if the file is changed after
+ * the check, and a plan can come through a pipe (`--plan /dev/stdin`).
+ */
+export async function openPlan(file: string, manifestDigest: string): Promise<OpenedPlan> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-'));
+  const dispose = () => rm(dir, { recursive: true, force: true });
+  try {
+    const copy = path.join(dir, 'plan.ndjson');
+    const header = await checkedCopy(file, copy, manifestDigest);
+    return { header, items: () => planItems(copy), dispose };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}
+
+async function checkedCopy(file: string, copy: string, manifestDigest: string): Promise<PlanHeader> {
   let header: (PlanHeader & { trailer: true; items: number; digest: string }) | null = null;
   const hash = createHash('sha256');
   let count = 0;
   /** Items per `resource\0op`: the caps are checked on the header's counts, so they must be the items' own. */
   const tally = new Map<string, number>();
+  const out = createWriteStream(copy, { flags: 'wx', mode: 0o600, encoding: 'utf8' });
+  let pending = '';
   try {
     for await (const line of lines(file)) {
       if (line === '') continue;
       const value = JSON.parse(line) as { trailer?: boolean; resource?: string; op?: string };
       if (value.trailer) {
         header = value as PlanHeader & { trailer: true; items: number; digest: string };
+        pending += `${line}\n`;
         break;
       }
       hash.update(line).update('\n');
+      pending += `${line}\n`;
+      if (pending.length >= PENDING_CHARS) {
+        if (!out.write(pending)) await once(out, 'drain');
+        pending = '';
+      }
       count++;
       const key = `${value.resource}\0${value.op}`;
       tally.set(key, (tally.get(key) ?? 0) + 1);
     }
+    out.end(pending);
+    await once(out, 'finish');
   } catch (error) {
+    out.destroy();
     throw new UsageError(`cannot read the plan ${file}: ${(error as Error).message}`);
   }
   if (!header || header.kind !== 'reaper-plan') throw new UsageError(`${file} is not a complete reaper plan (no trailer)`);
@@ -161,10 +211,10 @@ export async function openPlan(file: string, manifestDigest: string): Promise<{ 
   if (header.manifestDigest !== manifestDigest) {
     throw new SafetyError(`the plan ${file} was made from a different manifest; plan again with this manifest`);
   }
-  return { header, items: () => planItems(file) };
+  return header;
 }
 
-/** The items of a plan file, read lazily up to its trailer: unchecked, so only for a plan this very run wrote (or `openPlan` checked). */
+/** The items of a plan file, read lazily up to its trailer: unchecked, so only for a plan this very run wrote (or `openPlan`'s checked copy). */
 export async function* planItems(file: string): AsyncGenerator<PlanItem> {
   for await (const line of lines(file)) {
     if (line === '') continue;
@@ -194,5 +244,7 @@ function digestedHeader(h: PlanHeader): string {
 }
 
 function lines(file: string): AsyncIterable<string> {
-  return createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  // This process's stdin as it is (a pipe, or a socket, which cannot be opened by that name).
+  const input = file === '/dev/stdin' ? process.stdin.setEncoding('utf8') : createReadStream(file, { encoding: 'utf8' });
+  return createInterface({ input, crlfDelay: Infinity });
 }

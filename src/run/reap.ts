@@ -32,7 +32,7 @@ import type { StateStore } from '../state/types.js';
 import { reaperVersion } from '../version.js';
 import { openRunContext, type RunContext } from './context.js';
 import { failpoints } from './failpoints.js';
-import { openPlan, planItems, type PlanHeader } from './plan-file.js';
+import { openPlan, planItems, type OpenedPlan, type PlanHeader } from './plan-file.js';
 import { recordedRun } from './recorded-run.js';
 import { applyPlan, refuseOverlap } from './reap/apply.js';
 import { capViolations, judgeBreaker, resumedRun } from './reap/jobs.js';
@@ -84,6 +84,14 @@ export async function runReap(manifest: Manifest, options: ReapOptions): Promise
   const fail = failpoints(options.failpoint);
   // A saved plan is read and checked against the flags before anything is contacted.
   const saved = options.planIn ? await openSavedPlan(options.planIn, manifest.digest, options) : null;
+  try {
+    return await reapWith(manifest, options, saved, fail);
+  } finally {
+    await saved?.dispose();
+  }
+}
+
+async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedPlan | null, fail: ReturnType<typeof failpoints>): Promise<ReapReport> {
   const context = await openRunContext(manifest, {
     store: options.store,
     signal: options.signal,
@@ -271,11 +279,16 @@ async function lastScanned(store: StateStore, specs: readonly ResourceSpec[]): P
 }
 
 /** A saved plan, checked against the flags of this run: made with its filters, types and shard (or none given). */
-async function openSavedPlan(file: string, manifestDigest: string, options: ReapOptions): Promise<{ header: PlanHeader; items: () => AsyncGenerator<PlanItem> }> {
+async function openSavedPlan(file: string, manifestDigest: string, options: ReapOptions): Promise<OpenedPlan> {
   const plan = await openPlan(file, manifestDigest);
-  checkPlanFilters(file, plan.header, options);
-  checkPlanSelection(file, plan.header, options);
-  checkPlanShard(file, plan.header, options);
+  try {
+    checkPlanFilters(file, plan.header, options);
+    checkPlanSelection(file, plan.header, options);
+    checkPlanShard(file, plan.header, options);
+  } catch (error) {
+    await plan.dispose();
+    throw error;
+  }
   return plan;
 }
 

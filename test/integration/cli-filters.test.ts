@@ -113,6 +113,17 @@ describe('reap filters', () => {
     expect(reaper(['reap', '-c', d.manifest, '--plan', planFile, '--execute'], { cwd: d.dir }).code).toBe(4);
   });
 
+  it('a saved plan comes through a pipe: read once, checked, applied from the checked copy', () => {
+    const d = demo();
+    const planFile = path.join(d.dir, 'plan.ndjson');
+    json(reaper(['reap', '-c', d.manifest, '--output', 'json', '--owner', 'session:bob', '--plan-out', planFile], { cwd: d.dir }));
+    const plan = readFileSync(planFile, 'utf8');
+    // Through a pipe: read once, checked, applied.
+    const piped = json(reaper(['reap', '-c', d.manifest, '--output', 'json', '--plan', '/dev/stdin', '--execute'], { cwd: d.dir, input: plan }));
+    expect(piped.outcomes).toMatchObject({ marked: 3 });
+    expect(reaper(['reap', '-c', d.manifest, '--plan', planFile, '--execute'], { cwd: d.dir }).code).toBe(4);
+  });
+
   it('a dry run over the caps shows its plan, says --execute would refuse it and how to narrow it, and exits 4', () => {
     const d = demo();
     writeFileSync(d.manifest, readFileSync(d.manifest, 'utf8').replace('maxDeleteFraction: 1 }', 'maxDeleteFraction: 1, maxDeletesPerRun: 2 }'));

@@ -42,6 +42,36 @@ describe('PlanWriter', () => {
     for await (const item of plan.items()) ids.push(item.id);
     expect(ids).toEqual(['kept-1', 'kept-2']);
     expect(await readFile(file, 'utf8')).not.toContain('dropped');
+    await plan.dispose();
+  });
+
+  it('applies what it checked: items come from a private copy, whatever happens to the file after the check', async () => {
+    const file = await planFile();
+    const writer = new PlanWriter(file);
+    for (const id of ['a', 'b']) await writer.add(lift(id));
+    await writer.close(header(2));
+    const plan = await openPlan(file, 'm');
+    try {
+      // Rewritten in place, then removed: neither reaches the items the check passed.
+      await writeFile(file, (await readFile(file, 'utf8')).replaceAll('"a"', '"z"'));
+      await rm(file);
+      const ids: string[] = [];
+      for await (const item of plan.items()) ids.push(item.id);
+      expect(ids).toEqual(['a', 'b']);
+    } finally {
+      await plan.dispose();
+    }
+    await expect(plan.items().next()).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a write that fails (a full disk) fails the plan, and abandoning it still ends', async () => {
+    const writer = new PlanWriter('/dev/full');
+    const adding = (async () => {
+      for (let i = 0; i < 10_000; i++) await writer.add(lift(`id-${i}`)); // many 64 KiB writes
+    })();
+    await expect(adding).rejects.toThrow(/ENOSPC/);
+    await writer.abandon();
+    await expect(writer.close(header(10_000))).rejects.toThrow(/ENOSPC/);
   });
 
   it('a plan abandoned before its trailer is refused as incomplete', async () => {
@@ -69,6 +99,7 @@ describe('PlanWriter', () => {
     const checked: string[] = [];
     for await (const item of plan.items()) checked.push(item.id);
     expect(checked).toEqual(ids);
+    await plan.dispose();
     const crlf = await planFile();
     await writeFile(crlf, (await readFile(file, 'utf8')).replaceAll('\n', '\r\n'));
     expect(await read(crlf)).toEqual(ids);

@@ -34,9 +34,11 @@ export interface CliResult {
 
 const baseEnv = () => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' });
 
-export function reaper(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): CliResult {
+/** The built CLI; `input`, when given, comes through a pipe on its stdin. */
+export function reaper(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): CliResult {
   const result = spawnSync(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? tmp(),
+    ...(options.input === undefined ? {} : { input: options.input }),
     env: { ...baseEnv(), ...options.env },
     encoding: 'utf8',
     timeout: options.timeoutMs ?? 60_000,
