@@ -70,10 +70,10 @@ describe('reap --execute says what is pending', () => {
     const scratch = json.resources.find((x: { name: string }) => x.name === 'scratch-uploads');
     expect(scratch.outcomes).toMatchObject({ marked: 0, deleted: 0 });
     expect(scratch.pending.count).toBe(5);
-    // The grace is 1h: the earliest sweep is about an hour after the first run's marks.
+    // The grace is 2d: the earliest sweep is about two days after the first run's marks.
     const due = Date.parse(scratch.pending.earliestSweepAt) - Date.now();
-    expect(due).toBeGreaterThan(50 * 60_000);
-    expect(due).toBeLessThanOrEqual(60 * 60_000);
+    expect(due).toBeGreaterThan(47 * 3_600_000);
+    expect(due).toBeLessThanOrEqual(48 * 3_600_000);
   });
 });
 

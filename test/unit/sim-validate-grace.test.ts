@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CliIO } from '../../src/cli/io.js';
+import { buildDemo } from '../../src/cli/commands/demo.js';
 import { warnShortGrace } from '../../src/cli/commands/validate-grace.js';
-import { parseManifest } from '../../src/manifest/load.js';
+import { loadManifest, parseManifest } from '../../src/manifest/load.js';
 import { inspectStateStore } from '../../src/state/inspect.js';
 import { openStateStore } from '../../src/state/open.js';
 
@@ -63,5 +64,14 @@ describe('validate: grace against the leases in the state store', () => {
     await store.close();
     await warnShortGrace(s.io, s.manifest, await inspectStateStore(s.manifest.state));
     expect(s.stderr()).toBe(FLOOR('uploads', '0s'));
+  });
+
+  it('the demo keeps the rule: its grace covers the leases it builds', async () => {
+    const s = sandbox({ unused: '1h' });
+    const dir = path.join(s.dir, 'demo');
+    await buildDemo(dir);
+    const manifest = await loadManifest(path.join(dir, 'reaper.yaml'));
+    await warnShortGrace(s.io, manifest, await inspectStateStore(manifest.state));
+    expect(s.stderr()).toBe('');
   });
 });

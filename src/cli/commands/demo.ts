@@ -25,7 +25,8 @@ const MARKER = '.reaper-demo';
 export const DEMO_MANIFEST = `# reaper demo manifest: files owned by sessions and jobs, kept alive by leases.
 version: 1
 state: sqlite:.reaper/state.db
-defaults: { minAge: 10m, grace: 1h, maxDeleteFraction: 1 }
+# grace 2d: the grace rule (docs/strategies.md) asks 27h for leases of ttl 1d, as the demo's are
+defaults: { minAge: 10m, grace: 2d, maxDeleteFraction: 1 }
 owners:
   - leases: {}
   - static: ["job:nightly"]          # a platform job that is always live
@@ -123,7 +124,7 @@ export async function demoCommand(io: CliIO, args: unknown[], options: OutputFla
     `  ${cmd} audit -c ${rel}/reaper.yaml --output json     # the same audit as a JSON document`,
     `  ${cmd} lease list -c ${rel}/reaper.yaml              # the leases keeping owners alive`,
     `  ${cmd} lease acquire session:bob --ttl 1h -c ${rel}/reaper.yaml   # revive bob, then audit again`,
-    `  ${cmd} reap -c ${rel}/reaper.yaml --execute          # mark the orphans (tombstones); a run after the 1h grace deletes them`,
+    `  ${cmd} reap -c ${rel}/reaper.yaml --execute          # mark the orphans (tombstones); a run after the 2d grace deletes them`,
     `  ${cmd} runs -c ${rel}/reaper.yaml                    # run history`,
   ];
   io.stdout.write(`${out.join('\n')}\n`);
