@@ -106,7 +106,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--sweep-only', 'no scan: sweep the due tombstones from the ledger, each read by id and judged again; nothing new is marked')
     .option('--resource <name...>', 'only these resource types')
     .option('--allow-liveness-drop', 'proceed although the registry-outage breaker tripped (a deliberate first run)')
-    .option('--lock-ttl <duration>', 'how long a per-type lock (and the run\'s heartbeat) outlives a crashed run', '2m')
+    .option('--lock-ttl <duration>', 'how long a per-type lock (and the run\'s heartbeat) outlives a crashed run; at least 1s', '2m')
     .addOption(quietOption())
     .addOption(logFormatOption())
     .addOption(stateOption())

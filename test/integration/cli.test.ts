@@ -41,6 +41,20 @@ describe('reaper CLI', () => {
     expect(existsSync(path.join(dir, '.reaper'))).toBe(false);
   });
 
+  it('refuses a --lock-ttl under 1s (a lock that lapses at once guards nothing), exits 2 and touches nothing', () => {
+    const dir = tmp();
+    const manifest = path.join(dir, 'reaper.yaml');
+    mkdirSync(path.join(dir, 'scratch'));
+    writeFileSync(manifest, 'version: 1\nowners: [{ static: [platform] }]\nresources:\n  - name: scratch\n    fs: { path: ./scratch }\n    owner: { pathPattern: "^(?<owner>[^/]+)/" }\n');
+    for (const ttl of ['0s', '500ms']) {
+      const r = reaper(['reap', '-c', manifest, '--execute', '--lock-ttl', ttl], { cwd: dir });
+      expect(r.code, ttl).toBe(2);
+      expect(r.stderr.trim()).toBe(`reaper: --lock-ttl: a lock ttl must be at least 1s, got ${ttl}`);
+    }
+    expect(existsSync(path.join(dir, '.reaper'))).toBe(false);
+    expect(reaper(['reap', '-c', manifest, '--lock-ttl', '1s', '--output', 'json'], { cwd: dir }).code).toBe(0);
+  });
+
   it('exits 3 with a clear message when a backend cannot be read', () => {
     const dir = tmp();
     const manifest = path.join(dir, 'reaper.yaml');
