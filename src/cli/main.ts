@@ -319,10 +319,13 @@ export async function main(argv: readonly string[]): Promise<void> {
   const controller = new AbortController();
   const io = processIO(controller.signal);
   let signals = 0;
+  // What the first signal does depends on the command: a reap finishes its batch, the daemon stops (docs/leases.md), the rest stop where they stand.
+  const command = argv.slice(2).find((a) => !a.startsWith('-'));
+  const stopping = command === 'reap' ? 'finishing the current batch' : command === 'daemon' ? 'stopping' : 'stopping at the next safe point';
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
-      const notice = 'finishing the current batch (send it again to stop at once)';
+      const notice = `${stopping} (send it again to stop at once)`;
       // A command that keeps a JSON log gets the notice there: no plain line among JSON lines.
       if (io.log) io.log.warn('signal', { signal, message: notice });
       else process.stderr.write(`reaper: ${signal} received; ${notice}\n`);
