@@ -37,7 +37,7 @@ describe('reaper CLI', () => {
     );
     const r = reaper(['audit', '-c', manifest], { cwd: dir });
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toBe(`${manifest}:6: resources[0].tll: unknown key "tll"`);
+    expect(r.stderr.trim()).toBe(`${manifest}:6: resources[0].tll: unknown key "tll" (did you mean ttl?)`);
     expect(existsSync(path.join(dir, '.reaper'))).toBe(false);
   });
 
