@@ -33,7 +33,9 @@ export async function loadManifest(file: string, env: Env = {}, options: { lazyE
     size = info.size;
   } catch (error) {
     if (error instanceof ManifestError) throw error;
-    throw new ManifestError([{ file, line: null, path: '', message: `cannot read the manifest: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }]);
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'no such file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (code ?? (error as Error).message);
+    throw new ManifestError([{ file, line: null, path: '', message: `cannot read the manifest: ${why}` }]);
   }
   if (size > MAX_MANIFEST_BYTES) {
     throw new ManifestError([{ file, line: null, path: '', message: `the manifest is ${size} bytes; the limit is ${MAX_MANIFEST_BYTES}` }]);

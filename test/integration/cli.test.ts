@@ -28,6 +28,13 @@ describe('reaper CLI', () => {
     expect(r.stderr).toMatch(/no manifest/);
   });
 
+  it('names a manifest file that is not there in words, not an errno code', () => {
+    const dir = tmp();
+    const r = reaper(['audit', '-c', 'missing.yaml'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`${path.join(dir, 'missing.yaml')}: cannot read the manifest: no such file`);
+  });
+
   it('names file, line 6 and key for an unknown key, exits 2 and touches nothing', () => {
     const dir = tmp();
     const manifest = path.join(dir, 'reaper.yaml');

@@ -942,7 +942,7 @@ describe('loadManifest', () => {
     const error = await loadManifest(file).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ManifestError);
     expect((error as ManifestError).exitCode).toBe(ExitCode.usage);
-    expect((error as ManifestError).message).toBe(`${file}: cannot read the manifest: ENOENT`);
+    expect((error as ManifestError).message).toBe(`${file}: cannot read the manifest: no such file`);
   });
 
   it('refuses a file over 1 MiB without reading it', async () => {
