@@ -133,6 +133,10 @@ export async function readReportFile(file: string): Promise<ReportFile> {
   try {
     doc = JSON.parse(text);
   } catch (error) {
+    // A manifest is the likeliest wrong file here (`reaper report reaper.yaml` for `-c reaper.yaml`).
+    if (/^version:\s*1\b/m.test(text) && /^resources:/m.test(text)) {
+      throw refuse(file, 1, '', `this is a reaper manifest, not an audit document, a reap report or findings NDJSON; \`reaper report -c ${file}\` reports the newest audit its state store recorded`);
+    }
     throw refuse(file, jsonErrorLine(text), '', `not JSON: ${(error as Error).message}`);
   }
   const kind = isRecord(doc) ? doc.kind : undefined;
