@@ -13,10 +13,11 @@ import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
 import { defaultHolder, durationOption, openStore, outputFormat, terminalWidth } from '../options.js';
 
-/** A lease ttl every store honours exactly (1s to 7d), or a usage error naming the range. */
-export function checkLeaseTtl(ttlMs: number, flag = '--ttl'): number {
+/** A lease ttl every store honours exactly (1s to 7d), or a usage error naming the range and the ttl as it was typed. */
+export function leaseTtlOption(text: string, flag = '--ttl'): number {
+  const ttlMs = durationOption(text, flag);
   const problem = ttlProblem(ttlMs, DEFAULT_LEASE_BOUNDS);
-  if (problem) throw new UsageError(`${flag}: ${problem}`);
+  if (problem) throw new UsageError(`${flag}: ${problem.replace(/, got .*$/, `, got ${text}`)}`);
   return ttlMs;
 }
 
@@ -70,7 +71,7 @@ type LeaseFlags = ManifestFlags & OutputFlags;
 
 export async function leaseAcquire(io: CliIO, args: unknown[], options: LeaseFlags & { ttl: string; holder?: string }): Promise<number> {
   const key = checkLeaseKey(String(args[0]));
-  const ttlMs = checkLeaseTtl(durationOption(options.ttl, '--ttl'));
+  const ttlMs = leaseTtlOption(options.ttl);
   const holder = checkHolder(options.holder ?? defaultHolder(io));
   const { value: lease, now } = await withStore(io, options, (store) => readWithNow(store, () => store.acquireLease({ key, holder, ttlMs })));
   print(io, options, [lease], true, now);
@@ -79,7 +80,7 @@ export async function leaseAcquire(io: CliIO, args: unknown[], options: LeaseFla
 
 export async function leaseRenew(io: CliIO, args: unknown[], options: LeaseFlags & { ttl?: string }): Promise<number> {
   const id = checkLeaseId(args[0]);
-  const ttlMs = options.ttl === undefined ? undefined : checkLeaseTtl(durationOption(options.ttl, '--ttl'));
+  const ttlMs = options.ttl === undefined ? undefined : leaseTtlOption(options.ttl);
   const { value: lease, now } = await withStore(io, options, (store) => readWithNow(store, () => store.renewLease(id, { ttlMs })));
   print(io, options, [lease], true, now);
   return 0;
