@@ -84,6 +84,18 @@ describe('reaper validate', () => {
     expect(v.check('leases')).toEqual({ what: 'leases', ok: true, detail: '1 live key(s)' });
   });
 
+  it('says of a source with fewer live keys than minLiveKeys that a reap will refuse (the breaker), and stays ok', () => {
+    const { dir, manifest } = sandbox('sqlite:.reaper/state.db');
+    const acquired = reaperSync(['lease', 'acquire', 'session:a', '--ttl', '10m', '-c', manifest, '--output', 'json'], { cwd: dir });
+    expect(reaperSync(['lease', 'release', (JSON.parse(acquired.stdout) as { leaseId: string }).leaseId, '-c', manifest], { cwd: dir }).code).toBe(0);
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('resources:\n', 'defaults: { breaker: { minLiveKeys: 2 } }\nresources:\n'));
+    const v = validate(dir, manifest);
+    expect(v.code).toBe(0);
+    const refuses = (n: number) => `${n} live key(s); fewer than minLiveKeys (2): a reap refuses until more are live (the registry-outage breaker; --allow-liveness-drop for a deliberate run)`;
+    expect(v.check('leases')).toEqual({ what: 'leases', ok: true, detail: refuses(0) });
+    expect(v.check('static#1')).toEqual({ what: 'static#1', ok: true, detail: refuses(1) });
+  });
+
   it.skipIf(!serviceAvailable('postgres'))('fails a PostgreSQL store whose database does not exist, and the leases it holds', async () => {
     const { dir, manifest } = sandbox(absentDatabase(await freshPgDatabase(cleanups)));
     const v = validate(dir, manifest);
