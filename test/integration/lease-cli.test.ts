@@ -66,6 +66,19 @@ describe('reaper lease: input the store would not honour', () => {
       expect(r.code, `${command}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toMatch(/"not-a-lease-id" is not a lease id/);
     }
+    // A well-formed id the store does not know is a usage error too, said in words.
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    for (const command of ['renew', 'release']) {
+      const r = reaper('lease', command, unknown);
+      expect(r.code, `${command}: ${r.stderr}`).toBe(2);
+      expect(r.stderr.trim()).toBe(`reaper: no lease ${unknown} in the state store (\`reaper lease list --all\` lists them)`);
+    }
+    // A released lease cannot be renewed: exit 3, and what to do instead.
+    const gone = JSON.parse(reaper('lease', 'acquire', 'session:9', '--ttl', '60s', '--output', 'json').stdout) as { leaseId: string };
+    expect(reaper('lease', 'release', gone.leaseId).code).toBe(0);
+    const renewed = reaper('lease', 'renew', gone.leaseId);
+    expect(renewed.code).toBe(3);
+    expect(renewed.stderr.trim()).toBe(`reaper: lease ${gone.leaseId} was released; a renewal never revives a lease: acquire a new one (\`reaper lease acquire session:9 --ttl D\`)`);
     const long = reaper('lease', 'renew', lease.leaseId, '--ttl', '30d');
     expect(long.code).toBe(2);
     expect(long.stderr).toMatch(/from 1s to 7d, got 30d/);

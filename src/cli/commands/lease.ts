@@ -3,7 +3,7 @@
  * store cannot honour — a ttl out of range, a malformed lease id, a key with a NUL — is
  * a usage error (exit 2) before the store is contacted.
  */
-import { UsageError } from '../../errors.js';
+import { ExitCode, LeaseLostError, ReaperError, UsageError } from '../../errors.js';
 import { acquiredToJson, checkText, isLeaseId, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH } from '../../lease/wire.js';
 import { ttlProblem } from '../../state/common.js';
 import { DEFAULT_LEASE_BOUNDS, type AcquiredLease, type Lease } from '../../state/types.js';
@@ -66,6 +66,27 @@ async function withStore<T>(io: CliIO, options: ManifestFlags, fn: (store: Await
   }
 }
 
+/** A lease that cannot be renewed any more (expired or released): exit 3, as every lost lease. */
+class LeaseGoneError extends ReaperError {
+  readonly exitCode = ExitCode.runtime;
+}
+
+/**
+ * A lost lease said plainly: an id the store does not know is a usage error (exit 2); an
+ * expired or released one names what to do instead, since a renewal never revives it.
+ */
+async function saidPlainly<T>(store: Awaited<ReturnType<typeof openStore>>, id: string, act: () => Promise<T>): Promise<T> {
+  try {
+    return await act();
+  } catch (error) {
+    if (!(error instanceof LeaseLostError) || error.leaseId !== id) throw error;
+    if (error.why === 'not-found') throw new UsageError(`no lease ${id} in the state store (\`reaper lease list --all\` lists them)`);
+    if (error.why !== 'expired' && error.why !== 'released') throw error;
+    const key = (await store.getLease(id))?.key ?? 'KEY';
+    throw new LeaseGoneError(`lease ${id} ${error.why === 'expired' ? 'has expired' : 'was released'}; a renewal never revives a lease: acquire a new one (\`reaper lease acquire ${key} --ttl D\`)`);
+  }
+}
+
 /** The options every lease command takes. */
 type LeaseFlags = ManifestFlags & OutputFlags;
 
@@ -81,7 +102,7 @@ export async function leaseAcquire(io: CliIO, args: unknown[], options: LeaseFla
 export async function leaseRenew(io: CliIO, args: unknown[], options: LeaseFlags & { ttl?: string }): Promise<number> {
   const id = checkLeaseId(args[0]);
   const ttlMs = options.ttl === undefined ? undefined : leaseTtlOption(options.ttl);
-  const { value: lease, now } = await withStore(io, options, (store) => readWithNow(store, () => store.renewLease(id, { ttlMs })));
+  const { value: lease, now } = await withStore(io, options, (store) => saidPlainly(store, id, () => readWithNow(store, () => store.renewLease(id, { ttlMs }))));
   print(io, options, [lease], true, now);
   return 0;
 }
@@ -89,7 +110,7 @@ export async function leaseRenew(io: CliIO, args: unknown[], options: LeaseFlags
 export async function leaseRelease(io: CliIO, args: unknown[], options: LeaseFlags): Promise<number> {
   const id = checkLeaseId(args[0]);
   const { value: lease, now } = await withStore(io, options, async (store) => {
-    await store.releaseLease(id);
+    await saidPlainly(store, id, () => store.releaseLease(id));
     return readWithNow(store, () => store.getLease(id));
   });
   print(io, options, [lease!], true, now);
