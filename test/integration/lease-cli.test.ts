@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
 
 const BIN = path.resolve(__dirname, '../../bin/reaper');
 
@@ -56,7 +57,7 @@ describe('reaper lease: input the store would not honour', () => {
     }
   });
 
-  it('refuses a lease id that is not a UUID, and a renewal ttl out of range, with exit 2', () => {
+  it('refuses a lease id that is not a UUID, and a renewal ttl out of range, with exit 2', async () => {
     const acquired = reaper('lease', 'acquire', 'session:2', '--ttl', '60s', '--output', 'json');
     expect(acquired.code, acquired.stderr).toBe(0);
     const lease = JSON.parse(acquired.stdout) as { leaseId: string; expiresAt: string };
@@ -72,6 +73,13 @@ describe('reaper lease: input the store would not honour', () => {
       const r = reaper('lease', command, unknown);
       expect(r.code, `${command}: ${r.stderr}`).toBe(2);
       expect(r.stderr.trim()).toBe(`reaper: no lease ${unknown} in the state store (\`reaper lease list --all\` lists them)`);
+    }
+    // An operator's typo is not a holder losing its lease: it leaves the renewal-failure rate alone.
+    const store = await SqliteStateStore.open(state);
+    try {
+      expect((await store.leaseStats(3_600_000)).renewalFailures).toBe(0);
+    } finally {
+      await store.close();
     }
     // A released lease cannot be renewed: exit 3, and what to do instead.
     const gone = JSON.parse(reaper('lease', 'acquire', 'session:9', '--ttl', '60s', '--output', 'json').stdout) as { leaseId: string };

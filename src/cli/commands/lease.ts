@@ -72,15 +72,17 @@ class LeaseGoneError extends ReaperError {
 }
 
 /**
- * A lost lease said plainly: an id the store does not know is a usage error (exit 2); an
+ * A lost lease said plainly: an id the store does not know is a usage error (exit 2), found
+ * before the store is asked (so a typo is not counted as a holder's failed renewal); an
  * expired or released one names what to do instead, since a renewal never revives it.
  */
 async function saidPlainly<T>(store: Awaited<ReturnType<typeof openStore>>, id: string, act: () => Promise<T>): Promise<T> {
+  // An id the store does not know is refused before the store counts a failed renewal for it (the renewal-failure rate is the holders').
+  if ((await store.getLease(id)) === null) throw new UsageError(`no lease ${id} in the state store (\`reaper lease list --all\` lists them)`);
   try {
     return await act();
   } catch (error) {
     if (!(error instanceof LeaseLostError) || error.leaseId !== id) throw error;
-    if (error.why === 'not-found') throw new UsageError(`no lease ${id} in the state store (\`reaper lease list --all\` lists them)`);
     if (error.why !== 'expired' && error.why !== 'released') throw error;
     const key = (await store.getLease(id))?.key ?? 'KEY';
     throw new LeaseGoneError(`lease ${id} ${error.why === 'expired' ? 'has expired' : 'was released'}; a renewal never revives a lease: acquire a new one (\`reaper lease acquire ${key} --ttl D\`)`);
