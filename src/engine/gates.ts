@@ -249,7 +249,8 @@ function evaluateGate(gate: Gate, doc: GateDocument, tally: NewFindingsTally | n
     actual = doc.leases.renewalFailureRate;
     byResource = [];
     const l = doc.leases;
-    const detail = l.renewals !== undefined && l.renewalFailures !== undefined ? ` (${l.renewalFailures} of ${l.renewals}${l.windowSeconds ? ` over ${formatSeconds(l.windowSeconds)}` : ''})` : '';
+    // `renewals` counts the renewals that succeeded: the failures are out of both.
+    const detail = l.renewals !== undefined && l.renewalFailures !== undefined ? ` (${l.renewalFailures} of ${l.renewals + l.renewalFailures}${l.windowSeconds ? ` over ${formatSeconds(l.windowSeconds)}` : ''})` : '';
     describe = (v) => `${formatPercent(v)} of lease renewals failed${detail}`;
   } else if (isAge(metric)) {
     const field = AGE_FIELDS[metric];
