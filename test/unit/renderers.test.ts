@@ -10,6 +10,7 @@ import type { AuditDocument, FindingOutput } from '../../src/report/document.js'
 import { renderJunit } from '../../src/report/junit.js';
 import { markdownText, renderMarkdown } from '../../src/report/markdown.js';
 import { pushMetrics, renderPrometheus, writeMetricsFile } from '../../src/report/prometheus.js';
+import { reapSummaryLine, reapTable } from '../../src/report/table.js';
 import type { ResourceTelemetry } from '../../src/report/telemetry.js';
 import type { ReapReport, ResourceReap } from '../../src/report/reap-report.js';
 import { testTempDir } from '../integration/support/temp-dir.js';
@@ -626,5 +627,28 @@ describe('renderMarkdown', () => {
     expect(text).not.toContain('### Findings');
     expect(renderMarkdown(null, [], reapReport(false)).split('\n')[0]).toBe('## ✅ reaper reap (dry run)');
     expect(() => renderMarkdown(null, [])).toThrow(TypeError);
+  });
+});
+
+// ------------------------------------------------------------------ reap table: pending tombstones
+
+describe('the pending tombstones of a reap', () => {
+  const withPending = (execute: boolean, toSweep: number): ReapReport => {
+    const report = reapReport(execute);
+    report.resources = report.resources.map((r) => (r.name === 'exports' ? { ...r, toSweep, pending: { count: 3, earliestSweepAt: '2026-11-22T01:00:00.000Z' } } : r));
+    return report;
+  };
+
+  it('a dry run says how many of them are due now, rather than an earliest sweep already past', () => {
+    const dry = withPending(false, 2);
+    expect(reapTable(dry)).toContain('exports: 3 pending, 2 due now (--execute sweeps them)');
+    expect(reapTable(dry)).not.toContain('earliest sweep at 2026-11-22T01:00:00Z');
+    expect(reapSummaryLine(dry)).toMatch(/; 3 pending, 2 due now$/);
+  });
+
+  it('says when the first may be swept where none is due, and after an executed run', () => {
+    expect(reapTable(withPending(false, 0))).toContain('exports: 3 pending, earliest sweep at 2026-11-22T01:00:00Z');
+    expect(reapTable(withPending(true, 2))).toContain('exports: 3 pending, earliest sweep at 2026-11-22T01:00:00Z');
+    expect(reapSummaryLine(withPending(true, 2))).toMatch(/; 3 pending, earliest sweep at 2026-11-22T01:00:00Z$/);
   });
 });
