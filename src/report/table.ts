@@ -3,7 +3,7 @@ import type { ReapReport } from './reap-report.js';
 import type { Lease, RunRecord } from '../state/types.js';
 import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
 import { fitTable, wrapText, type Cell } from './fit.js';
-import { formatBytes, formatSeconds } from '../util/format.js';
+import { formatBytes, formatSeconds, visible } from '../util/format.js';
 import { scanProblem, sourceProblem } from './telemetry.js';
 
 /** How the tables are drawn: `width` is the terminal's (no limit when absent). */
@@ -97,9 +97,13 @@ export function runsTable(runs: readonly RunRecord[], options: TableOptions = {}
   return fitTable({ head, rows: jobs ? rows : rows.map((row) => row.slice(0, 9)) }, options.width);
 }
 
-/** Ids are shown with control characters escaped, so a hostile key cannot rewrite the terminal. */
+/**
+ * Ids are shown with control characters escaped, so a hostile key cannot rewrite the terminal
+ * or reorder what it shows: C0 as JSON escapes them, then C1 (\u009b is CSI to some terminals),
+ * bidi overrides and isolates, and line separators, which JSON leaves as they are.
+ */
 export function printable(text: string): string {
-  return JSON.stringify(text).slice(1, -1);
+  return visible(JSON.stringify(text).slice(1, -1));
 }
 
 export function reapTable(report: ReapReport, options: TableOptions = {}): string {

@@ -10,7 +10,7 @@ import type { AuditDocument, FindingOutput } from '../../src/report/document.js'
 import { renderJunit } from '../../src/report/junit.js';
 import { markdownText, renderMarkdown } from '../../src/report/markdown.js';
 import { pushMetrics, renderPrometheus, writeMetricsFile } from '../../src/report/prometheus.js';
-import { reapSummaryLine, reapTable } from '../../src/report/table.js';
+import { findingsTable, printable, reapSummaryLine, reapTable } from '../../src/report/table.js';
 import type { ResourceTelemetry } from '../../src/report/telemetry.js';
 import type { ReapReport, ResourceReap } from '../../src/report/reap-report.js';
 import { testTempDir } from '../integration/support/temp-dir.js';
@@ -650,5 +650,18 @@ describe('the pending tombstones of a reap', () => {
     expect(reapTable(withPending(false, 0))).toContain('exports: 3 pending, earliest sweep at 2026-11-22T01:00:00Z');
     expect(reapTable(withPending(true, 2))).toContain('exports: 3 pending, earliest sweep at 2026-11-22T01:00:00Z');
     expect(reapSummaryLine(withPending(true, 2))).toMatch(/; 3 pending, earliest sweep at 2026-11-22T01:00:00Z$/);
+  });
+});
+
+// ------------------------------------------------------------------ terminal tables: ids
+
+describe('ids in terminal tables', () => {
+  it('show every control character escaped: C0, C1 (a terminal may take \\u009b for CSI) and bidi overrides that reorder text', () => {
+    const id = 'evil\u001b[31mred\u009b2J\u202egnp.exe\u2066x\u2028y';
+    expect(printable(id)).toBe('evil\\u001b[31mred\\u009b2J\\u202egnp.exe\\u2066x\\u2028y');
+    const table = findingsTable(auditDoc([finding('scratch-uploads', id)]), 20, { width: 200 });
+    // eslint-disable-next-line no-control-regex
+    expect(table).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/);
+    expect(table).toContain('evil\\u001b[31mred\\u009b2J\\u202egnp.exe');
   });
 });

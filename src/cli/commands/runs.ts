@@ -1,6 +1,7 @@
 /** `reaper runs` and `reaper runs show RUN`: run history from the state store. */
 import { UsageError } from '../../errors.js';
 import { runsTable } from '../../report/table.js';
+import { quoted } from '../../report/telemetry.js';
 import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
@@ -38,7 +39,7 @@ export async function runsShow(io: CliIO, args: unknown[], options: ManifestFlag
     } else {
       io.stdout.write(`${runsTable([run], { width: terminalWidth(io) })}\n`);
       io.stdout.write(`tombstones: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ') || 'none'}\n`);
-      for (const j of journal) io.stdout.write(`${j.outcome.padEnd(8)} ${j.resource} ${JSON.stringify(j.resourceId)}${j.error ? ` (${j.error})` : ''}\n`);
+      for (const j of journal) io.stdout.write(`${j.outcome.padEnd(8)} ${j.resource} ${quoted(j.resourceId)}${j.error ? ` (${j.error})` : ''}\n`);
       if (run.error) io.stdout.write(`error: ${run.error}\n`);
     }
     return 0;

@@ -12,6 +12,7 @@ import { LeaseSource } from '../../liveness/lease-source.js';
 import { openLiveness } from '../../liveness/open.js';
 import type { Manifest } from '../../manifest/types.js';
 import { inspectStateStore, type StateStoreInspection } from '../../state/inspect.js';
+import { quoted } from '../../report/telemetry.js';
 import { keyShapeWarnings } from '../../run/key-shapes.js';
 import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
@@ -82,7 +83,7 @@ async function checkResource(spec: Manifest['resources'][number], connections: C
       const notes = backend.reapNotes?.() ?? [];
       const refusal = backend.reapRefusal?.() ?? null;
       if (refusal !== null) return { what: spec.name, ok: false, detail: refusal };
-      if (unreadable.length > 0) return { what: spec.name, ok: false, detail: `${backend.scope}: cannot read ${JSON.stringify(unreadable[0]!.id)}: ${redact(unreadable[0]!.why)}` };
+      if (unreadable.length > 0) return { what: spec.name, ok: false, detail: `${backend.scope}: cannot read ${quoted(unreadable[0]!.id)}: ${redact(unreadable[0]!.why)}` };
       return { what: spec.name, ok: true, detail: [`${backend.scope} is readable`, ...notes].join('; ') };
     } finally {
       await backend.close();
