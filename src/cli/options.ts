@@ -7,7 +7,7 @@ import { userInfo, hostname } from 'node:os';
 import path from 'node:path';
 import { activeFilter, type FindingFilter } from '../engine/filters.js';
 import { checkedShard, parseShard, type Shard } from '../engine/shard.js';
-import { UsageError } from '../errors.js';
+import { redact, UsageError } from '../errors.js';
 import { parseDuration } from '../manifest/duration.js';
 import { loadManifest } from '../manifest/load.js';
 import { resolveStateUrl } from '../manifest/normalize.js';
@@ -86,6 +86,22 @@ export async function stateUrl(io: CliIO, options: ManifestFlags): Promise<strin
 export async function openStore(io: CliIO, options: ManifestFlags, storeOptions: OpenStateStoreOptions = {}): Promise<StateStore> {
   const { openStateStore } = await import('../state/open.js');
   return openStateStore(await stateUrl(io, options), storeOptions);
+}
+
+/**
+ * The state store for a command that only reads it (`runs`, `lease list`): `store` is null
+ * when there is none yet — no SQLite file, or a server database without reaper's tables — so
+ * that reading never creates one (a mistyped --state would otherwise leave an empty store
+ * behind and answer "nothing"). `missing` says so, for the command to print.
+ */
+export async function openStoreToRead(io: CliIO, options: ManifestFlags): Promise<{ store: StateStore | null; missing: string }> {
+  const url = await stateUrl(io, options);
+  const missing = `no state store at ${redact(url)} yet (the first audit, reap or lease acquire creates it)`;
+  const { inspectStateStore } = await import('../state/inspect.js');
+  const { state } = await inspectStateStore(url);
+  if (state === 'missing' || state === 'empty') return { store: null, missing };
+  const { openStateStore } = await import('../state/open.js');
+  return { store: await openStateStore(url), missing };
 }
 
 /**

@@ -62,6 +62,21 @@ describe('reaper CLI', () => {
     expect(reaper(['reap', '-c', manifest, '--lock-ttl', '1s', '--output', 'json'], { cwd: dir }).code).toBe(0);
   });
 
+  it('runs and lease list read a state store that is not there as empty, say so, and create nothing', () => {
+    const dir = tmp();
+    const url = `sqlite:${path.join(dir, 'nx', 'state.db')}`;
+    for (const args of [['runs'], ['lease', 'list']]) {
+      const r = reaper([...args, '--state', url, '--output', 'json'], { cwd: dir });
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout.trim()).toBe('[]');
+      expect(r.stderr.trim()).toBe(`reaper: no state store at ${url} yet (the first audit, reap or lease acquire creates it)`);
+    }
+    const show = reaper(['runs', 'show', 'r-1', '--state', url], { cwd: dir });
+    expect(show.code).toBe(2);
+    expect(show.stderr.trim()).toBe(`reaper: no run r-1: no state store at ${url} yet (the first audit, reap or lease acquire creates it)`);
+    expect(existsSync(path.join(dir, 'nx'))).toBe(false);
+  });
+
   it('exits 3 with a clear message when a backend cannot be read', () => {
     const dir = tmp();
     const manifest = path.join(dir, 'reaper.yaml');

@@ -5,12 +5,18 @@ import { quoted } from '../../report/telemetry.js';
 import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
-import { integerOption, openStore, outputFormat, terminalWidth } from '../options.js';
+import { integerOption, openStoreToRead, outputFormat, terminalWidth } from '../options.js';
 
 export async function runsList(io: CliIO, _args: unknown[], options: ManifestFlags & OutputFlags & { limit: string; job?: string }): Promise<number> {
-  const store = await openStore(io, options);
+  const limit = integerOption(options.limit, '--limit', 1);
+  const { store, missing } = await openStoreToRead(io, options);
+  if (!store) {
+    io.stderr.write(`reaper: ${missing}\n`);
+    if (outputFormat(io, options) === 'json') writeJson(io, []);
+    return 0;
+  }
   try {
-    const runs = await store.listRuns({ limit: integerOption(options.limit, '--limit', 1), ...(options.job !== undefined ? { job: options.job } : {}) });
+    const runs = await store.listRuns({ limit, ...(options.job !== undefined ? { job: options.job } : {}) });
     if (outputFormat(io, options) === 'json') writeJson(io, runs);
     else io.stdout.write(`${runsTable(runs, { width: terminalWidth(io) })}\n`);
     return 0;
@@ -21,7 +27,8 @@ export async function runsList(io: CliIO, _args: unknown[], options: ManifestFla
 
 export async function runsShow(io: CliIO, args: unknown[], options: ManifestFlags & OutputFlags): Promise<number> {
   const runId = String(args[0]);
-  const store = await openStore(io, options);
+  const { store, missing } = await openStoreToRead(io, options);
+  if (!store) throw new UsageError(`no run ${runId}: ${missing}`);
   try {
     const run = await store.getRun(runId);
     if (!run) throw new UsageError(`no run ${runId} in ${store.description}`);
