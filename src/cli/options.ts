@@ -25,7 +25,7 @@ export type OutputFormat = 'table' | 'json';
 export function outputFormat(io: CliIO, options: OutputFlags): OutputFormat {
   const chosen = options.output ?? io.env.REAPER_OUTPUT;
   if (chosen === 'table' || chosen === 'json') return chosen;
-  if (chosen !== undefined) throw new UsageError(`unknown output format "${chosen}" (table or json)`);
+  if (chosen !== undefined) throw new UsageError(`${options.output !== undefined ? '--output' : '$REAPER_OUTPUT'}: table or json (got "${chosen}")`);
   return io.stdout.isTTY ? 'table' : 'json';
 }
 

@@ -77,6 +77,18 @@ describe('reaper CLI', () => {
     expect(existsSync(path.join(dir, 'nx'))).toBe(false);
   });
 
+  it('names the environment variable a bad output or log format came from', () => {
+    const dir = tmp();
+    let r = reaper(['runs', '--state', `sqlite:${path.join(dir, 's.db')}`], { cwd: dir, env: { REAPER_OUTPUT: 'yaml' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('reaper: $REAPER_OUTPUT: table or json (got "yaml")');
+    r = reaper(['runs', '--state', `sqlite:${path.join(dir, 's.db')}`, '--output', 'json'], { cwd: dir, env: { REAPER_OUTPUT: 'json' } });
+    expect(r.code).toBe(0);
+    r = reaper(['audit', '--state', `sqlite:${path.join(dir, 's.db')}`], { cwd: dir, env: { REAPER_LOG_FORMAT: 'xml' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('reaper: $REAPER_LOG_FORMAT: text or json (got "xml")');
+  });
+
   it('exits 3 with a clear message when a backend cannot be read', () => {
     const dir = tmp();
     const manifest = path.join(dir, 'reaper.yaml');

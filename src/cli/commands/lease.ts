@@ -121,10 +121,11 @@ export async function leaseRelease(io: CliIO, args: unknown[], options: LeaseFla
 
 export async function leaseList(io: CliIO, _args: unknown[], options: LeaseFlags & { key?: string; all?: boolean }): Promise<number> {
   const key = options.key === undefined ? undefined : checkLeaseKey(options.key);
+  const format = outputFormat(io, options);
   const { store, missing } = await openStoreToRead(io, options);
   if (!store) {
     io.stderr.write(`reaper: ${missing}\n`);
-    if (outputFormat(io, options) === 'json') writeJson(io, []);
+    if (format === 'json') writeJson(io, []);
     return 0;
   }
   let listed;

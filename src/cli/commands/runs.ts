@@ -9,15 +9,16 @@ import { integerOption, openStoreToRead, outputFormat, terminalWidth } from '../
 
 export async function runsList(io: CliIO, _args: unknown[], options: ManifestFlags & OutputFlags & { limit: string; job?: string }): Promise<number> {
   const limit = integerOption(options.limit, '--limit', 1);
+  const format = outputFormat(io, options);
   const { store, missing } = await openStoreToRead(io, options);
   if (!store) {
     io.stderr.write(`reaper: ${missing}\n`);
-    if (outputFormat(io, options) === 'json') writeJson(io, []);
+    if (format === 'json') writeJson(io, []);
     return 0;
   }
   try {
     const runs = await store.listRuns({ limit, ...(options.job !== undefined ? { job: options.job } : {}) });
-    if (outputFormat(io, options) === 'json') writeJson(io, runs);
+    if (format === 'json') writeJson(io, runs);
     else io.stdout.write(`${runsTable(runs, { width: terminalWidth(io) })}\n`);
     return 0;
   } finally {
