@@ -19,6 +19,7 @@ import type { OpenStateStoreOptions } from '../state/open.js';
 import type { StateStore } from '../state/types.js';
 import type { FilterFlags, ManifestFlags, OutputFlags, ResourceFlags, ShardFlags } from './flags.js';
 import type { CliIO } from './io.js';
+import { writeJson } from './print.js';
 
 export type OutputFormat = 'table' | 'json';
 
@@ -102,6 +103,26 @@ export async function openStoreToRead(io: CliIO, options: ManifestFlags): Promis
   if (state === 'missing' || state === 'empty') return { store: null, missing };
   const { openStateStore } = await import('../state/open.js');
   return { store: await openStateStore(url), missing };
+}
+
+/**
+ * What a command that only reads the state store (`runs`, `lease list`) reads from it, or null
+ * when there is no store yet: that is said on stderr (with `[]` as the JSON answer), and no
+ * store is created.
+ */
+export async function readFromStore<T>(io: CliIO, options: ManifestFlags & OutputFlags, read: (store: StateStore) => Promise<T>): Promise<T | null> {
+  const format = outputFormat(io, options);
+  const { store, missing } = await openStoreToRead(io, options);
+  if (!store) {
+    io.stderr.write(`reaper: ${missing}\n`);
+    if (format === 'json') writeJson(io, []);
+    return null;
+  }
+  try {
+    return await read(store);
+  } finally {
+    await store.close();
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import { leaseTable } from '../../report/table.js';
 import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
-import { defaultHolder, durationOption, openStore, openStoreToRead, outputFormat, terminalWidth } from '../options.js';
+import { defaultHolder, durationOption, openStore, outputFormat, readFromStore, terminalWidth } from '../options.js';
 
 /** A lease ttl every store honours exactly (1s to 7d), or a usage error naming the range and the ttl as it was typed. */
 export function leaseTtlOption(text: string, flag = '--ttl'): number {
@@ -121,19 +121,8 @@ export async function leaseRelease(io: CliIO, args: unknown[], options: LeaseFla
 
 export async function leaseList(io: CliIO, _args: unknown[], options: LeaseFlags & { key?: string; all?: boolean }): Promise<number> {
   const key = options.key === undefined ? undefined : checkLeaseKey(options.key);
-  const format = outputFormat(io, options);
-  const { store, missing } = await openStoreToRead(io, options);
-  if (!store) {
-    io.stderr.write(`reaper: ${missing}\n`);
-    if (format === 'json') writeJson(io, []);
-    return 0;
-  }
-  let listed;
-  try {
-    listed = await readWithNow(store, () => store.listLeases({ key, includeInactive: options.all === true }));
-  } finally {
-    await store.close();
-  }
+  const listed = await readFromStore(io, options, (store) => readWithNow(store, () => store.listLeases({ key, includeInactive: options.all === true })));
+  if (listed === null) return 0;
   print(io, options, listed.value, false, listed.now);
   return 0;
 }

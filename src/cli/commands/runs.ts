@@ -5,25 +5,15 @@ import { quoted } from '../../report/telemetry.js';
 import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
-import { integerOption, openStoreToRead, outputFormat, terminalWidth } from '../options.js';
+import { integerOption, openStoreToRead, outputFormat, readFromStore, terminalWidth } from '../options.js';
 
 export async function runsList(io: CliIO, _args: unknown[], options: ManifestFlags & OutputFlags & { limit: string; job?: string }): Promise<number> {
   const limit = integerOption(options.limit, '--limit', 1);
-  const format = outputFormat(io, options);
-  const { store, missing } = await openStoreToRead(io, options);
-  if (!store) {
-    io.stderr.write(`reaper: ${missing}\n`);
-    if (format === 'json') writeJson(io, []);
-    return 0;
-  }
-  try {
-    const runs = await store.listRuns({ limit, ...(options.job !== undefined ? { job: options.job } : {}) });
-    if (format === 'json') writeJson(io, runs);
-    else io.stdout.write(`${runsTable(runs, { width: terminalWidth(io) })}\n`);
-    return 0;
-  } finally {
-    await store.close();
-  }
+  const runs = await readFromStore(io, options, (store) => store.listRuns({ limit, ...(options.job !== undefined ? { job: options.job } : {}) }));
+  if (runs === null) return 0;
+  if (outputFormat(io, options) === 'json') writeJson(io, runs);
+  else io.stdout.write(`${runsTable(runs, { width: terminalWidth(io) })}\n`);
+  return 0;
 }
 
 export async function runsShow(io: CliIO, args: unknown[], options: ManifestFlags & OutputFlags): Promise<number> {
