@@ -180,6 +180,13 @@ describe('input files', () => {
     );
   });
 
+  it('refuses the one-line summary of --quiet, and says to write the document without it', async () => {
+    const quiet = tempFile('q.json', `${JSON.stringify({ kind: 'audit', runId: 'r-1', summary: { scanned: 1 } })}\n`);
+    await expect(readReportFile(quiet)).rejects.toThrow(
+      `${quiet}:1: this is the one-line summary of \`reaper audit --quiet --output json\`, not an audit document; write the document without --quiet`,
+    );
+  });
+
   it('refuses a file that is neither, and JSON that does not parse, with its line', async () => {
     const other = tempFile('o.json', '{\n  "kind": "plan"\n}\n');
     await expect(readReportFile(other)).rejects.toThrow(`${other}:2: kind: expected a reaper audit document`);

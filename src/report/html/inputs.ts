@@ -140,6 +140,9 @@ export async function readReportFile(file: string): Promise<ReportFile> {
     throw refuse(file, jsonErrorLine(text), '', `not JSON: ${(error as Error).message}`);
   }
   const kind = isRecord(doc) ? doc.kind : undefined;
+  if ((kind === 'audit' || kind === 'reap') && isRecord(doc) && !('resources' in doc) && 'summary' in doc) {
+    throw refuse(file, 1, '', `this is the one-line summary of \`reaper ${kind} --quiet --output json\`, not ${kind === 'audit' ? 'an audit document' : 'a reap report'}; write the document without --quiet`);
+  }
   if (kind === 'audit') return { kind: 'audit', file, audit: checked(auditSchema, doc, file, text) as AuditInput };
   if (kind === 'reap') return { kind: 'reap', file, reap: checked(reapSchema, doc, file, text) as ReapReport };
   throw refuse(file, lineOfPath(text, ['kind']), 'kind', 'expected a reaper audit document (kind "audit"), a reap report (kind "reap"), or findings NDJSON (one finding per line)');
