@@ -95,6 +95,22 @@ export async function buildDemo(dir: string): Promise<void> {
   }
 }
 
+/**
+ * How the "try next" lines call reaper. Installed (a global or project install, the container
+ * image): `reaper`. Run from a clone, a bare `reaper` is not on the PATH: inside the clone
+ * `npx reaper` finds the clone's own bin; outside it npx would not, and would offer the npm
+ * registry's unrelated `reaper` package, so the lines name the clone's bin by its path.
+ * `moduleFile` is this module's file (dist/cli/commands/demo.js in a clone).
+ */
+export function tryNextCommand(cwd: string, moduleFile: string): string {
+  if (moduleFile.split(path.sep).includes('node_modules')) return 'reaper';
+  const root = path.resolve(path.dirname(moduleFile), '..', '..', '..');
+  const inside = path.relative(root, path.resolve(cwd));
+  if (inside === '' || (!inside.startsWith('..') && !path.isAbsolute(inside))) return 'npx reaper';
+  const bin = path.join(root, 'bin', 'reaper');
+  return /^[\w./-]+$/.test(bin) ? bin : `'${bin.replace(/'/g, "'\\''")}'`;
+}
+
 export async function demoCommand(io: CliIO, args: unknown[], options: OutputFlags): Promise<number> {
   const dir = path.resolve(io.cwd, String(args[0] ?? 'reaper-demo'));
   await buildDemo(dir);
@@ -108,9 +124,7 @@ export async function demoCommand(io: CliIO, args: unknown[], options: OutputFla
   }
   const rel = path.relative(io.cwd, dir) || '.';
   const width = terminalWidth(io);
-  // Installed (a global or project install, the container image), the command is `reaper`;
-  // run from a clone, `npx reaper` (a bare `reaper` is not on the PATH there).
-  const cmd = fileURLToPath(import.meta.url).split(path.sep).includes('node_modules') ? 'reaper' : 'npx reaper';
+  const cmd = tryNextCommand(io.cwd, fileURLToPath(import.meta.url));
   const out = [
     `Built a sandbox in ${rel}/: files of five sessions and three jobs, leases in ${rel}/.reaper/state.db.`,
     '',
