@@ -164,6 +164,22 @@ describe('reaper CLI', () => {
     expect(bad.stderr).toContain('--older-than');
   });
 
+  it('restore says of a deleted file the backend kept no copy of why, in one line without nested parentheses', () => {
+    const dir = tmp();
+    mkdirSync(path.join(dir, 'scratch/gone'), { recursive: true });
+    writeFileSync(path.join(dir, 'scratch/gone/a.part'), 'x');
+    writeFileSync(
+      path.join(dir, 'reaper.yaml'),
+      'version: 1\nstate: sqlite:state.db\ndefaults: { minAge: 0s, grace: 0s, maxDeleteFraction: 1 }\nowners: [{ static: ["alive"] }]\nresources:\n  - name: scratch\n    fs: { path: ./scratch }\n    owner: { pathPattern: "^(?<owner>[^/]+)/" }\n',
+    );
+    expect(reaper(['reap', '--execute', '--output', 'json'], { cwd: dir }).code).toBe(0);
+    const swept = reaper(['reap', '--execute', '--output', 'json'], { cwd: dir });
+    expect((JSON.parse(swept.stdout) as { outcomes: { deleted: number } }).outcomes.deleted).toBe(1);
+    const r = reaper(['restore', '--run', (JSON.parse(swept.stdout) as { runId: string }).runId, '--output', 'table'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('not-restorable scratch gone/a.part: the backend kept no copy (set retain, archive, or use a versioned bucket)\n');
+  });
+
   it('restore: a run or an id the state store does not know is a usage error (exit 2) naming it', () => {
     const dir = tmp();
     mkdirSync(path.join(dir, 'scratch/gone'), { recursive: true });
