@@ -164,14 +164,30 @@ describe('reaper CLI', () => {
     expect(bad.stderr).toContain('--older-than');
   });
 
-  it('restore says of a deleted file the backend kept no copy of why, in one line without nested parentheses', () => {
+  /** A files type holding one file, gone/a.part, owned by a dead owner; `grace` as given. */
+  function restoreSandbox(grace: string): string {
     const dir = tmp();
     mkdirSync(path.join(dir, 'scratch/gone'), { recursive: true });
     writeFileSync(path.join(dir, 'scratch/gone/a.part'), 'x');
     writeFileSync(
       path.join(dir, 'reaper.yaml'),
-      'version: 1\nstate: sqlite:state.db\ndefaults: { minAge: 0s, grace: 0s, maxDeleteFraction: 1 }\nowners: [{ static: ["alive"] }]\nresources:\n  - name: scratch\n    fs: { path: ./scratch }\n    owner: { pathPattern: "^(?<owner>[^/]+)/" }\n',
+      [
+        'version: 1',
+        'state: sqlite:state.db',
+        `defaults: { minAge: 0s, grace: ${grace}, maxDeleteFraction: 1 }`,
+        'owners: [{ static: ["alive"] }]',
+        'resources:',
+        '  - name: scratch',
+        '    fs: { path: ./scratch }',
+        '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
+        '',
+      ].join('\n'),
     );
+    return dir;
+  }
+
+  it('restore says of a deleted file the backend kept no copy of why, in one line without nested parentheses', () => {
+    const dir = restoreSandbox('0s');
     expect(reaper(['reap', '--execute', '--output', 'json'], { cwd: dir }).code).toBe(0);
     const swept = reaper(['reap', '--execute', '--output', 'json'], { cwd: dir });
     expect((JSON.parse(swept.stdout) as { outcomes: { deleted: number } }).outcomes.deleted).toBe(1);
@@ -181,23 +197,7 @@ describe('reaper CLI', () => {
   });
 
   it('restore: a run or an id the state store does not know is a usage error (exit 2) naming it', () => {
-    const dir = tmp();
-    mkdirSync(path.join(dir, 'scratch/gone'), { recursive: true });
-    writeFileSync(path.join(dir, 'scratch/gone/a.part'), 'x');
-    writeFileSync(
-      path.join(dir, 'reaper.yaml'),
-      [
-        'version: 1',
-        'state: sqlite:state.db',
-        'defaults: { minAge: 0s, grace: 1h, maxDeleteFraction: 1 }',
-        'owners: [{ static: ["alive"] }]',
-        'resources:',
-        '  - name: scratch',
-        '    fs: { path: ./scratch }',
-        '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
-        '',
-      ].join('\n'),
-    );
+    const dir = restoreSandbox('1h');
     const reap = reaper(['reap', '--execute', '--output', 'json'], { cwd: dir });
     expect(reap.code, reap.stderr).toBe(0);
     const runId = (JSON.parse(reap.stdout) as { runId: string }).runId;
