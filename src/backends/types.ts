@@ -139,7 +139,7 @@ export interface Backend {
    * a dry run's too; absent where it takes a request to learn (S3 `deleteMode: auto`).
    */
   plannedDeleteMode?(): string;
-  /** What a reap will rely on that `validate` should show (S3: versioning, how deletes are made conditional). */
+  /** What a reap will rely on that `validate` should show (S3: versioning, how deletes are made conditional; SQL: the archive table). */
   reapNotes?(): string[];
   /** Drop kept copies older than the resource's retention (files `retain`); returns how many. */
   purgeRetained?(nowMs: number, signal?: AbortSignal): Promise<number>;

@@ -106,7 +106,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--sweep-only', 'no scan: sweep the due tombstones from the ledger, each read by id and judged again; nothing new is marked')
     .option('--resource <name...>', 'only these resource types')
     .option('--allow-liveness-drop', 'proceed although the registry-outage breaker tripped (a deliberate first run)')
-    .option('--lock-ttl <duration>', 'how long a per-type lock (and the run\'s heartbeat) outlives a crashed run', '2m')
+    .option('--lock-ttl <duration>', 'how long a per-type lock (and the run\'s heartbeat) outlives a crashed run; at least 1s', '2m')
     .addOption(quietOption())
     .addOption(logFormatOption())
     .addOption(stateOption())
@@ -319,10 +319,13 @@ export async function main(argv: readonly string[]): Promise<void> {
   const controller = new AbortController();
   const io = processIO(controller.signal);
   let signals = 0;
+  // What the first signal does depends on the command: a reap finishes its batch, the daemon stops (docs/leases.md), the rest stop where they stand.
+  const command = argv.slice(2).find((a) => !a.startsWith('-'));
+  const stopping = command === 'reap' ? 'finishing the current batch' : command === 'daemon' ? 'stopping' : 'stopping at the next safe point';
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
-      const notice = 'finishing the current batch (send it again to stop at once)';
+      const notice = `${stopping} (send it again to stop at once)`;
       // A command that keeps a JSON log gets the notice there: no plain line among JSON lines.
       if (io.log) io.log.warn('signal', { signal, message: notice });
       else process.stderr.write(`reaper: ${signal} received; ${notice}\n`);

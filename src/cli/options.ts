@@ -7,7 +7,7 @@ import { userInfo, hostname } from 'node:os';
 import path from 'node:path';
 import { activeFilter, type FindingFilter } from '../engine/filters.js';
 import { checkedShard, parseShard, type Shard } from '../engine/shard.js';
-import { UsageError } from '../errors.js';
+import { redact, UsageError } from '../errors.js';
 import { parseDuration } from '../manifest/duration.js';
 import { loadManifest } from '../manifest/load.js';
 import { resolveStateUrl } from '../manifest/normalize.js';
@@ -19,13 +19,14 @@ import type { OpenStateStoreOptions } from '../state/open.js';
 import type { StateStore } from '../state/types.js';
 import type { FilterFlags, ManifestFlags, OutputFlags, ResourceFlags, ShardFlags } from './flags.js';
 import type { CliIO } from './io.js';
+import { writeJson } from './print.js';
 
 export type OutputFormat = 'table' | 'json';
 
 export function outputFormat(io: CliIO, options: OutputFlags): OutputFormat {
   const chosen = options.output ?? io.env.REAPER_OUTPUT;
   if (chosen === 'table' || chosen === 'json') return chosen;
-  if (chosen !== undefined) throw new UsageError(`unknown output format "${chosen}" (table or json)`);
+  if (chosen !== undefined) throw new UsageError(`${options.output !== undefined ? '--output' : '$REAPER_OUTPUT'}: table or json (got "${chosen}")`);
   return io.stdout.isTTY ? 'table' : 'json';
 }
 
@@ -86,6 +87,42 @@ export async function stateUrl(io: CliIO, options: ManifestFlags): Promise<strin
 export async function openStore(io: CliIO, options: ManifestFlags, storeOptions: OpenStateStoreOptions = {}): Promise<StateStore> {
   const { openStateStore } = await import('../state/open.js');
   return openStateStore(await stateUrl(io, options), storeOptions);
+}
+
+/**
+ * The state store for a command that only reads it (`runs`, `lease list`): `store` is null
+ * when there is none yet — no SQLite file, or a server database without reaper's tables — so
+ * that reading never creates one (a mistyped --state would otherwise leave an empty store
+ * behind and answer "nothing"). `missing` says so, for the command to print.
+ */
+export async function openStoreToRead(io: CliIO, options: ManifestFlags): Promise<{ store: StateStore | null; missing: string }> {
+  const url = await stateUrl(io, options);
+  const missing = `no state store at ${redact(url)} yet (the first audit, reap or lease acquire creates it)`;
+  const { inspectStateStore } = await import('../state/inspect.js');
+  const { state } = await inspectStateStore(url);
+  if (state === 'missing' || state === 'empty') return { store: null, missing };
+  const { openStateStore } = await import('../state/open.js');
+  return { store: await openStateStore(url), missing };
+}
+
+/**
+ * What a command that only reads the state store (`runs`, `lease list`) reads from it, or null
+ * when there is no store yet: that is said on stderr (with `[]` as the JSON answer), and no
+ * store is created.
+ */
+export async function readFromStore<T>(io: CliIO, options: ManifestFlags & OutputFlags, read: (store: StateStore) => Promise<T>): Promise<T | null> {
+  const format = outputFormat(io, options);
+  const { store, missing } = await openStoreToRead(io, options);
+  if (!store) {
+    io.stderr.write(`reaper: ${missing}\n`);
+    if (format === 'json') writeJson(io, []);
+    return null;
+  }
+  try {
+    return await read(store);
+  } finally {
+    await store.close();
+  }
 }
 
 /**

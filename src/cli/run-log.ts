@@ -20,7 +20,7 @@ export type LogFormat = 'text' | 'json';
 /** --log-format, then $REAPER_LOG_FORMAT, then text. */
 export function logFormat(io: CliIO, options: RunLogFlags): LogFormat {
   const chosen = options.logFormat ?? io.env.REAPER_LOG_FORMAT ?? 'text';
-  if (chosen !== 'text' && chosen !== 'json') throw new UsageError(`--log-format: text or json (got "${chosen}")`);
+  if (chosen !== 'text' && chosen !== 'json') throw new UsageError(`${options.logFormat !== undefined ? '--log-format' : '$REAPER_LOG_FORMAT'}: text or json (got "${chosen}")`);
   return chosen;
 }
 

@@ -25,6 +25,7 @@
  * findings and are always the full totals; backlog, ages and renewalFailureRate are unaffected.
  */
 import { formatBytes, formatSeconds } from '../util/format.js';
+import { closestWord } from '../util/suggest.js';
 import { GateError, NewFindingsTally, type GateFinding } from './baseline.js';
 
 export const GATE_OPERATORS = ['>', '>=', '<', '<=', '==', '!='] as const;
@@ -145,8 +146,7 @@ export function parseGates(texts: readonly string[]): Gate[] {
 }
 
 function unknownMetric(text: string): string {
-  const lower = text.toLowerCase();
-  const close = GATE_METRICS.find((m) => m.toLowerCase() === lower) ?? GATE_METRICS.find((m) => editDistance(m.toLowerCase(), lower) <= 2);
+  const close = closestWord(text, GATE_METRICS);
   const hint = close ? ` (did you mean ${close}?)` : '';
   return `unknown metric "${text}"${hint}; metrics: ${GATE_METRICS.join(', ')}`;
 }
@@ -186,18 +186,6 @@ function parseValue(metric: GateMetric, text: string, fail: (why: string) => nev
 
 const isCount = (metric: GateMetric): metric is CountMetric => (COUNT_METRICS as readonly string[]).includes(metric);
 const isAge = (metric: GateMetric): metric is AgeMetric => (AGE_METRICS as readonly string[]).includes(metric);
-
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    row = next;
-  }
-  return row[b.length]!;
-}
 
 /**
  * Check that every per-type gate names an audited resource type. The CLI calls this
@@ -261,7 +249,8 @@ function evaluateGate(gate: Gate, doc: GateDocument, tally: NewFindingsTally | n
     actual = doc.leases.renewalFailureRate;
     byResource = [];
     const l = doc.leases;
-    const detail = l.renewals !== undefined && l.renewalFailures !== undefined ? ` (${l.renewalFailures} of ${l.renewals}${l.windowSeconds ? ` over ${formatSeconds(l.windowSeconds)}` : ''})` : '';
+    // `renewals` counts the renewals that succeeded: the failures are out of both.
+    const detail = l.renewals !== undefined && l.renewalFailures !== undefined ? ` (${l.renewalFailures} of ${l.renewals + l.renewalFailures}${l.windowSeconds ? ` over ${formatSeconds(l.windowSeconds)}` : ''})` : '';
     describe = (v) => `${formatPercent(v)} of lease renewals failed${detail}`;
   } else if (isAge(metric)) {
     const field = AGE_FIELDS[metric];

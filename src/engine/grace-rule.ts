@@ -80,3 +80,18 @@ export function graceShortfalls(
   const requiredMs = requiredGraceMs(worst, budget);
   return resources.filter((r) => r.graceMs < requiredMs).map((r) => ({ resource: r.name, graceMs: r.graceMs, requiredMs, cadence: worst }));
 }
+
+/**
+ * The least grace the rule allows before any renewal interval is counted: skew + the longest
+ * pause. What validate holds a type to when no lease cadence can be measured (a manifest
+ * without a leases source, a state store with no active lease).
+ */
+export function graceFloorMs(budget: GraceBudget = DEFAULT_GRACE_BUDGET): number {
+  return budget.maxSkewMs + budget.maxPauseMs;
+}
+
+/** Resource types whose grace is below the rule's floor (graceFloorMs). */
+export function graceBelowFloor(resources: readonly { name: string; graceMs: number }[], budget: GraceBudget = DEFAULT_GRACE_BUDGET): { resource: string; graceMs: number; requiredMs: number }[] {
+  const requiredMs = graceFloorMs(budget);
+  return resources.filter((r) => r.graceMs < requiredMs).map((r) => ({ resource: r.name, graceMs: r.graceMs, requiredMs }));
+}

@@ -9,6 +9,8 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { z } from 'zod';
 import { ManifestError, type ManifestIssue } from '../errors.js';
+import { closestWord } from '../util/suggest.js';
+import { manifestJsonSchema } from './json-schema.js';
 import { normalize } from './normalize.js';
 import { manifestSchema, type ManifestInput } from './schema.js';
 import type { Manifest } from './types.js';
@@ -31,7 +33,9 @@ export async function loadManifest(file: string, env: Env = {}, options: { lazyE
     size = info.size;
   } catch (error) {
     if (error instanceof ManifestError) throw error;
-    throw new ManifestError([{ file, line: null, path: '', message: `cannot read the manifest: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }]);
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'no such file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (code ?? (error as Error).message);
+    throw new ManifestError([{ file, line: null, path: '', message: `cannot read the manifest: ${why}` }]);
   }
   if (size > MAX_MANIFEST_BYTES) {
     throw new ManifestError([{ file, line: null, path: '', message: `the manifest is ${size} bytes; the limit is ${MAX_MANIFEST_BYTES}` }]);
@@ -94,7 +98,10 @@ function flattenIssues(issues: readonly ZodIssue[]): ZodIssue[] {
   const under = (parent: ZodIssue, children: readonly ZodIssue[]) => children.map((b) => ({ ...b, path: [...parent.path, ...b.path] }));
   for (const i of issues) {
     if (i.code === 'unrecognized_keys') {
-      for (const key of i.keys) out.push({ ...i, path: [...i.path, key], message: `unknown key "${key}"` });
+      for (const key of i.keys) {
+        const meant = closestWord(key, keysAt(i.path).filter((k) => !i.keys.includes(k)));
+        out.push({ ...i, path: [...i.path, key], message: `unknown key "${key}"${meant ? ` (did you mean ${meant}?)` : ''}` });
+      }
     } else if (i.code === 'invalid_union' && i.errors.length > 0 && !(i as { note?: string }).note) {
       const shaped = i.errors.filter((branch) => !branch.some(isShapeMismatch));
       if (shaped.length > 0) out.push(...flattenIssues(under(i, shaped.reduce((best, branch) => (branch.length < best.length ? branch : best)))));
@@ -106,6 +113,42 @@ function flattenIssues(issues: readonly ZodIssue[]): ZodIssue[] {
     }
   }
   return out;
+}
+
+type SchemaNode = Record<string, unknown>;
+const isNode = (v: unknown): v is SchemaNode => typeof v === 'object' && v !== null && !Array.isArray(v);
+let jsonSchema: SchemaNode | undefined;
+
+/** A node and the alternatives it allows (anyOf, oneOf, allOf), flattened. */
+function alternatives(node: SchemaNode): SchemaNode[] {
+  const out = [node];
+  for (const k of ['anyOf', 'oneOf', 'allOf']) {
+    const list = node[k];
+    if (Array.isArray(list)) for (const v of list) if (isNode(v)) out.push(...alternatives(v));
+  }
+  return out;
+}
+
+/** The keys the schema allows in the mapping at `path` (every alternative's), for "did you mean". */
+function keysAt(path: readonly PropertyKey[]): string[] {
+  jsonSchema ??= manifestJsonSchema();
+  let nodes: SchemaNode[] = [jsonSchema];
+  for (const seg of path) {
+    const next: SchemaNode[] = [];
+    for (const n of nodes.flatMap(alternatives)) {
+      if (typeof seg === 'number') {
+        if (isNode(n.items)) next.push(n.items);
+      } else {
+        const props = n.properties;
+        if (isNode(props) && isNode(props[String(seg)])) next.push(props[String(seg)] as SchemaNode);
+        else if (isNode(n.additionalProperties)) next.push(n.additionalProperties);
+      }
+    }
+    nodes = next;
+  }
+  const keys = new Set<string>();
+  for (const n of nodes.flatMap(alternatives)) if (isNode(n.properties)) for (const k of Object.keys(n.properties)) keys.add(k);
+  return [...keys];
 }
 
 /** An issue saying the value itself is of the wrong type or value (not something inside it). */

@@ -5,9 +5,10 @@
  * the resolved ones and the count of persisting ones; failing gates, a table per resource
  * type, and (without a comparison) the first findings.
  *
- * Every value that comes from outside reaper (ids, owners, names) is escaped so it cannot
- * break a table row or turn into markup: control characters are shown escaped, and every
- * ASCII punctuation character — pipes, backticks, brackets, `<`, `&` — is backslash-escaped.
+ * It reads well both rendered and raw, and nothing from outside reaper can break a table row
+ * or turn into markup: ids and owners are code spans (markup inside one is inert), and other
+ * text — names, messages — is escaped only where a character could start markup or close a
+ * cell. Control characters are shown escaped everywhere.
  */
 import type { GateResult } from '../engine/gates.js';
 import type { ReapReport } from './reap-report.js';
@@ -158,10 +159,10 @@ function findingRows(findings: readonly ComparedFinding[], maxId: number): strin
     out.push(
       row([
         md(f.resource),
-        md(cut(f.id, maxId)),
+        markdownCode(cut(f.id, maxId)),
         md(f.status),
         f.reason === null || f.reason === undefined ? '' : md(f.reason),
-        f.owner === null || f.owner === undefined ? '' : md(cut(f.owner, maxId)),
+        f.owner === null || f.owner === undefined ? '' : markdownCode(cut(f.owner, maxId)),
         f.ageSeconds === null || f.ageSeconds === undefined ? '-' : formatSeconds(f.ageSeconds),
         f.bytes === null ? '-' : formatBytes(f.bytes),
       ]),
@@ -182,12 +183,34 @@ function row(cells: readonly string[]): string {
 }
 
 /**
- * Escape text for Markdown (also inside a table cell): control characters and newlines
- * are shown as escapes, and every ASCII punctuation character is backslash-escaped, so
- * nothing can close a cell, open a code span, a link, HTML or emphasis.
+ * Escape text for Markdown (also inside a table cell), escaping only what could do harm:
+ * control characters and newlines are shown as escapes; a backslash, a backtick, `*`, `~`,
+ * brackets, `<`, `&`, `|` and `$` (math) are backslash-escaped, and so is an underscore
+ * that is not between two letters or digits (one between them cannot start emphasis);
+ * `://`, `@` and `www.` are broken up so that no autolink forms. Hyphens, dots, colons,
+ * parentheses and the like stay as they are.
  */
 export function markdownText(value: string): string {
-  return visible(value).replace(/[!-/:-@[-`{-~]/g, '\\$&');
+  return visible(value)
+    .replace(/[\\`*~[\]<&|$@]/g, '\\$&')
+    .replace(/(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])/g, '\\_')
+    .replace(/:(?=\/\/)/g, '\\:')
+    .replace(/\b(www)\./gi, '$1\\.');
+}
+
+/**
+ * A value as a table cell's code span, where markup is inert: fenced by one backtick more
+ * than the longest run inside it, padded with a space when it starts or ends with a
+ * backtick or a space (a renderer strips one each side), pipes escaped for the table. A
+ * value with a backslash (a control character shown escaped included) is escaped text
+ * instead: GFM parsers disagree about a backslash before a pipe inside a code span.
+ */
+export function markdownCode(value: string): string {
+  const text = visible(value);
+  if (text === '' || text.includes('\\')) return markdownText(value);
+  const fence = '`'.repeat(Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length)) + 1);
+  const pad = /^[` ]|[` ]$/.test(text) && !/^ +$/.test(text) ? ' ' : '';
+  return `${fence}${pad}${text.replace(/\|/g, '\\|')}${pad}${fence}`;
 }
 
 const md = markdownText;

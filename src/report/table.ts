@@ -3,7 +3,7 @@ import type { ReapReport } from './reap-report.js';
 import type { Lease, RunRecord } from '../state/types.js';
 import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
 import { fitTable, wrapText, type Cell } from './fit.js';
-import { formatBytes, formatSeconds } from '../util/format.js';
+import { formatBytes, formatSeconds, visible } from '../util/format.js';
 import { scanProblem, sourceProblem } from './telemetry.js';
 
 /** How the tables are drawn: `width` is the terminal's (no limit when absent). */
@@ -97,9 +97,13 @@ export function runsTable(runs: readonly RunRecord[], options: TableOptions = {}
   return fitTable({ head, rows: jobs ? rows : rows.map((row) => row.slice(0, 9)) }, options.width);
 }
 
-/** Ids are shown with control characters escaped, so a hostile key cannot rewrite the terminal. */
+/**
+ * Ids are shown with control characters escaped, so a hostile key cannot rewrite the terminal
+ * or reorder what it shows: C0 as JSON escapes them, then C1 (\u009b is CSI to some terminals),
+ * bidi overrides and isolates, and line separators, which JSON leaves as they are.
+ */
 export function printable(text: string): string {
-  return JSON.stringify(text).slice(1, -1);
+  return visible(JSON.stringify(text).slice(1, -1));
 }
 
 export function reapTable(report: ReapReport, options: TableOptions = {}): string {
@@ -123,8 +127,7 @@ export function reapTable(report: ReapReport, options: TableOptions = {}): strin
   }
   for (const r of report.resources) {
     if (!r.pending?.count) continue;
-    const at = r.pending.earliestSweepAt?.replace(/\.\d{3}Z$/, 'Z') ?? '-';
-    lines.push(wrapText(`${r.name}: ${r.pending.count} pending, earliest sweep at ${at}`, options.width));
+    lines.push(wrapText(`${r.name}: ${r.pending.count} pending, ${pendingWhen(report, [r])}${!report.execute && r.toSweep > 0 ? ' (--execute sweeps them)' : ''}`, options.width));
   }
   for (const r of report.resources) {
     // A handler that cannot check fingerprints (docs/resource-protocol.md, "Conditional deletes"): said in every plan.
@@ -150,11 +153,7 @@ export function reapSummaryLine(report: ReapReport): string {
     ? `marked ${o.marked}, deleted ${o.deleted}, lifted ${o.lifted}, failed ${o.failed}, ${formatBytes(o.bytesReclaimed)} reclaimed`
     : `${sum((r) => r.toMark)} to mark, ${sum((r) => r.toSweep)} to sweep, ${sum((r) => r.toLift)} to lift`;
   const pending = sum((r) => r.pending?.count ?? 0);
-  const earliest = report.resources
-    .map((r) => r.pending?.earliestSweepAt)
-    .filter((t): t is string => typeof t === 'string')
-    .sort()[0];
-  const tail = pending > 0 ? `; ${pending} pending, earliest sweep at ${earliest?.replace(/\.\d{3}Z$/, 'Z') ?? '-'}` : '';
+  const tail = pending > 0 ? `; ${pending} pending, ${pendingWhen(report, report.resources)}` : '';
   return `reap ${report.runId} (${report.execute ? 'executed' : 'dry run'}): ${sum((r) => r.scanned)} scanned; ${done}${tail}`;
 }
 
@@ -182,4 +181,18 @@ export function comparisonText(comparison: FindingsComparison, limit = 20, width
     return `${head}\n${table}${count > shown ? `\n… and ${count - shown} more` : ''}`;
   };
   return [part('new', fresh.count, fresh.samples), part('resolved', resolved.count, resolved.samples), `persisting since ${comparison.against}: ${persisting.count}`].join('\n');
+}
+
+/**
+ * When pending tombstones may be swept: in a dry run whose plan sweeps some, that many are due
+ * now (the earliest sweep is already past); otherwise the earliest moment, by the store's clock.
+ */
+function pendingWhen(report: ReapReport, resources: ReapReport['resources']): string {
+  const due = report.execute ? 0 : resources.reduce((n, r) => n + (r.pending?.count ? r.toSweep : 0), 0);
+  if (due > 0) return `${due} due now`;
+  const earliest = resources
+    .map((r) => r.pending?.earliestSweepAt)
+    .filter((t): t is string => typeof t === 'string')
+    .sort()[0];
+  return `earliest sweep at ${earliest?.replace(/\.\d{3}Z$/, 'Z') ?? '-'}`;
 }

@@ -5,6 +5,7 @@
  */
 import { STATUSES, type Finding, type Status } from '../engine/types.js';
 import type { BackendKind } from '../manifest/types.js';
+import { visible } from '../util/format.js';
 
 /** Version of the JSON document's shape; bumped on incompatible changes. */
 export const REPORT_SCHEMA_VERSION = 1;
@@ -120,7 +121,7 @@ export class TelemetryAccumulator {
       backend: this.backend,
       scope: this.scope,
       status: this.stopped ? 'error' : this.unreadable > 0 ? 'partial' : 'ok',
-      error: this.stopped ? this.problem : this.firstUnreadable ? `${JSON.stringify(this.firstUnreadable.id)}: ${this.firstUnreadable.why}${this.unreadable > 1 ? ` (and ${this.unreadable - 1} more)` : ''}` : null,
+      error: this.stopped ? this.problem : this.firstUnreadable ? `${quoted(this.firstUnreadable.id)}: ${this.firstUnreadable.why}${this.unreadable > 1 ? ` (and ${this.unreadable - 1} more)` : ''}` : null,
       unreadable: this.unreadable,
       scanned: this.scanned,
       ...this.counts,
@@ -164,4 +165,9 @@ export function scanProblem(r: Pick<ResourceTelemetry, 'status' | 'error' | 'unr
 /** A failed liveness source, in one line. */
 export function sourceProblem(name: string, error: string): string {
   return `liveness source ${name} failed (the owners only it could vouch for are unknown, never orphaned): ${error}`;
+}
+
+/** An id in a message: quoted, its control, C1 and bidi characters escaped (never raw on a terminal). */
+export function quoted(id: string): string {
+  return visible(JSON.stringify(id));
 }

@@ -19,7 +19,7 @@ function demo(grace?: string): { dir: string; manifest: string; sandbox: string 
   expect(reaper(['demo'], { cwd: dir }).code).toBe(0);
   const sandbox = path.join(dir, 'reaper-demo');
   const manifest = path.join(sandbox, 'reaper.yaml');
-  if (grace) writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('grace: 1h', `grace: ${grace}`));
+  if (grace) writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('grace: 2d', `grace: ${grace}`));
   return { dir, manifest, sandbox };
 }
 

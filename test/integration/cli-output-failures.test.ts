@@ -22,12 +22,12 @@ const events = (stderr: string): Event[] =>
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Event);
 
-/** The demo sandbox; its grace (1h) replaced by `grace` when given, so a second reap sweeps what the first marked. */
+/** The demo sandbox; its grace (2d) replaced by `grace` when given, so a second reap sweeps what the first marked. */
 function demo(grace?: string): { dir: string; manifest: string } {
   const dir = tmp();
   expect(reaper(['demo'], { cwd: dir }).code).toBe(0);
   const manifest = path.join(dir, 'reaper-demo', 'reaper.yaml');
-  if (grace) writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('grace: 1h', `grace: ${grace}`));
+  if (grace) writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('grace: 2d', `grace: ${grace}`));
   return { dir, manifest };
 }
 

@@ -28,6 +28,13 @@ describe('reaper CLI', () => {
     expect(r.stderr).toMatch(/no manifest/);
   });
 
+  it('names a manifest file that is not there in words, not an errno code', () => {
+    const dir = tmp();
+    const r = reaper(['audit', '-c', 'missing.yaml'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`${path.join(dir, 'missing.yaml')}: cannot read the manifest: no such file`);
+  });
+
   it('names file, line 6 and key for an unknown key, exits 2 and touches nothing', () => {
     const dir = tmp();
     const manifest = path.join(dir, 'reaper.yaml');
@@ -37,8 +44,49 @@ describe('reaper CLI', () => {
     );
     const r = reaper(['audit', '-c', manifest], { cwd: dir });
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toBe(`${manifest}:6: resources[0].tll: unknown key "tll"`);
+    expect(r.stderr.trim()).toBe(`${manifest}:6: resources[0].tll: unknown key "tll" (did you mean ttl?)`);
     expect(existsSync(path.join(dir, '.reaper'))).toBe(false);
+  });
+
+  it('refuses a --lock-ttl under 1s (a lock that lapses at once guards nothing), exits 2 and touches nothing', () => {
+    const dir = tmp();
+    const manifest = path.join(dir, 'reaper.yaml');
+    mkdirSync(path.join(dir, 'scratch'));
+    writeFileSync(manifest, 'version: 1\nowners: [{ static: [platform] }]\nresources:\n  - name: scratch\n    fs: { path: ./scratch }\n    owner: { pathPattern: "^(?<owner>[^/]+)/" }\n');
+    for (const ttl of ['0s', '500ms']) {
+      const r = reaper(['reap', '-c', manifest, '--execute', '--lock-ttl', ttl], { cwd: dir });
+      expect(r.code, ttl).toBe(2);
+      expect(r.stderr.trim()).toBe(`reaper: --lock-ttl: a lock ttl must be at least 1s, got ${ttl}`);
+    }
+    expect(existsSync(path.join(dir, '.reaper'))).toBe(false);
+    expect(reaper(['reap', '-c', manifest, '--lock-ttl', '1s', '--output', 'json'], { cwd: dir }).code).toBe(0);
+  });
+
+  it('runs and lease list read a state store that is not there as empty, say so, and create nothing', () => {
+    const dir = tmp();
+    const url = `sqlite:${path.join(dir, 'nx', 'state.db')}`;
+    for (const args of [['runs'], ['lease', 'list']]) {
+      const r = reaper([...args, '--state', url, '--output', 'json'], { cwd: dir });
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout.trim()).toBe('[]');
+      expect(r.stderr.trim()).toBe(`reaper: no state store at ${url} yet (the first audit, reap or lease acquire creates it)`);
+    }
+    const show = reaper(['runs', 'show', 'r-1', '--state', url], { cwd: dir });
+    expect(show.code).toBe(2);
+    expect(show.stderr.trim()).toBe(`reaper: no run r-1: no state store at ${url} yet (the first audit, reap or lease acquire creates it)`);
+    expect(existsSync(path.join(dir, 'nx'))).toBe(false);
+  });
+
+  it('names the environment variable a bad output or log format came from', () => {
+    const dir = tmp();
+    let r = reaper(['runs', '--state', `sqlite:${path.join(dir, 's.db')}`], { cwd: dir, env: { REAPER_OUTPUT: 'yaml' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('reaper: $REAPER_OUTPUT: table or json (got "yaml")');
+    r = reaper(['runs', '--state', `sqlite:${path.join(dir, 's.db')}`, '--output', 'json'], { cwd: dir, env: { REAPER_OUTPUT: 'json' } });
+    expect(r.code).toBe(0);
+    r = reaper(['audit', '--state', `sqlite:${path.join(dir, 's.db')}`], { cwd: dir, env: { REAPER_LOG_FORMAT: 'xml' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('reaper: $REAPER_LOG_FORMAT: text or json (got "xml")');
   });
 
   it('exits 3 with a clear message when a backend cannot be read', () => {
@@ -116,7 +164,8 @@ describe('reaper CLI', () => {
     expect(bad.stderr).toContain('--older-than');
   });
 
-  it('restore: a run or an id the state store does not know is a usage error (exit 2) naming it', () => {
+  /** A files type holding one file, gone/a.part, owned by a dead owner; `grace` as given. */
+  function restoreSandbox(grace: string): string {
     const dir = tmp();
     mkdirSync(path.join(dir, 'scratch/gone'), { recursive: true });
     writeFileSync(path.join(dir, 'scratch/gone/a.part'), 'x');
@@ -125,7 +174,7 @@ describe('reaper CLI', () => {
       [
         'version: 1',
         'state: sqlite:state.db',
-        'defaults: { minAge: 0s, grace: 1h, maxDeleteFraction: 1 }',
+        `defaults: { minAge: 0s, grace: ${grace}, maxDeleteFraction: 1 }`,
         'owners: [{ static: ["alive"] }]',
         'resources:',
         '  - name: scratch',
@@ -134,6 +183,21 @@ describe('reaper CLI', () => {
         '',
       ].join('\n'),
     );
+    return dir;
+  }
+
+  it('restore says of a deleted file the backend kept no copy of why, in one line without nested parentheses', () => {
+    const dir = restoreSandbox('0s');
+    expect(reaper(['reap', '--execute', '--output', 'json'], { cwd: dir }).code).toBe(0);
+    const swept = reaper(['reap', '--execute', '--output', 'json'], { cwd: dir });
+    expect((JSON.parse(swept.stdout) as { outcomes: { deleted: number } }).outcomes.deleted).toBe(1);
+    const r = reaper(['restore', '--run', (JSON.parse(swept.stdout) as { runId: string }).runId, '--output', 'table'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('not-restorable scratch gone/a.part: the backend kept no copy (set retain, archive, or use a versioned bucket)\n');
+  });
+
+  it('restore: a run or an id the state store does not know is a usage error (exit 2) naming it', () => {
+    const dir = restoreSandbox('1h');
     const reap = reaper(['reap', '--execute', '--output', 'json'], { cwd: dir });
     expect(reap.code, reap.stderr).toBe(0);
     const runId = (JSON.parse(reap.stdout) as { runId: string }).runId;

@@ -157,7 +157,7 @@ describe('command kind: a handler with a visible marker', () => {
     writeFileSync(m, working.replace(/( {6}unmark: ).*/, '$1[node, -e, "process.exit(5)"]'));
     const failed = reaper(['restore', '-c', m, '--id', 'b1', '-o', 'table'], { cwd: dir });
     expect(failed.code, failed.stdout + failed.stderr).toBe(3);
-    expect(failed.stdout).toMatch(/^failed +things b1 \(lifted, but its tombstone mark is still on it: /m);
+    expect(failed.stdout).toMatch(/^failed +things b1: lifted, but its tombstone mark is still on it: /m);
     expect(marked(dir, 'b1')).toMatch(/\S/);
 
     // Once the handler works again, a restore of the first run leaves the mark a later run put on

@@ -61,7 +61,8 @@ describe('reaper report', () => {
     try {
       const pending = await store.countTombstones('scratch-uploads');
       expect(pending.marked).toBeGreaterThan(0);
-      const sweep = new Date(pending.oldestMarkedAt! + 3_600_000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+      // The earliest sweep: the oldest mark plus the demo's grace, 2d.
+      const sweep = new Date(pending.oldestMarkedAt! + 2 * 86_400_000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
       const row = /<section id="pending"[\s\S]*?<tr><th scope="row">scratch-uploads<\/th><td>(\d+)<\/td><td>0<\/td><td>[^<]*<\/td><td>([^<]*)<\/td><\/tr>/.exec(html)!;
       expect([Number(row[1]), row[2]]).toEqual([pending.marked, sweep]);
     } finally {

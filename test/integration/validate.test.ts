@@ -4,7 +4,7 @@
  * source, each resource type's first page, and for S3 what a reap relies on. Through the
  * built CLI, on the real servers.
  */
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -84,6 +84,18 @@ describe('reaper validate', () => {
     expect(v.check('leases')).toEqual({ what: 'leases', ok: true, detail: '1 live key(s)' });
   });
 
+  it('says of a source with fewer live keys than minLiveKeys that a reap will refuse (the breaker), and stays ok', () => {
+    const { dir, manifest } = sandbox('sqlite:.reaper/state.db');
+    const acquired = reaperSync(['lease', 'acquire', 'session:a', '--ttl', '10m', '-c', manifest, '--output', 'json'], { cwd: dir });
+    expect(reaperSync(['lease', 'release', (JSON.parse(acquired.stdout) as { leaseId: string }).leaseId, '-c', manifest], { cwd: dir }).code).toBe(0);
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('resources:\n', 'defaults: { breaker: { minLiveKeys: 2 } }\nresources:\n'));
+    const v = validate(dir, manifest);
+    expect(v.code).toBe(0);
+    const refuses = (n: number) => `${n} live key(s); fewer than minLiveKeys (2): a reap refuses until more are live (the registry-outage breaker; --allow-liveness-drop for a deliberate run)`;
+    expect(v.check('leases')).toEqual({ what: 'leases', ok: true, detail: refuses(0) });
+    expect(v.check('static#1')).toEqual({ what: 'static#1', ok: true, detail: refuses(1) });
+  });
+
   it.skipIf(!serviceAvailable('postgres'))('fails a PostgreSQL store whose database does not exist, and the leases it holds', async () => {
     const { dir, manifest } = sandbox(absentDatabase(await freshPgDatabase(cleanups)));
     const v = validate(dir, manifest);
@@ -106,6 +118,36 @@ describe('reaper validate', () => {
     const { rows } = await client.query("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public'");
     await client.end();
     expect(rows[0].n).toBe(0);
+  });
+
+  it.skipIf(!serviceAvailable('postgres'))('says which archive table a reap of a SQL type copies deleted rows into, and that the first delete creates it', async () => {
+    const url = await freshPgDatabase(cleanups);
+    const { default: pg } = await import('pg');
+    const sql = async (text: string) => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        return (await client.query(text)).rows;
+      } finally {
+        await client.end();
+      }
+    };
+    await sql('CREATE TABLE uploads (id int PRIMARY KEY, session_id text, created_at timestamptz NOT NULL DEFAULT now())');
+    const { dir, manifest } = sandbox('sqlite:.reaper/state.db', [
+      '  - name: upload-rows',
+      '    postgres: { connection: app, table: uploads, id: id, createdAt: created_at }',
+      '    owner: { column: session_id }',
+      '    archive: true',
+    ]);
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('resources:\n', `connections: { app: { kind: postgres, url: "${url}" } }\nresources:\n`));
+    const v = validate(dir, manifest);
+    expect(v.code).toBe(0);
+    expect(v.check('upload-rows')).toMatchObject({
+      ok: true,
+      detail: 'postgres public.uploads is readable; archive: deleted rows are copied into public.uploads_reaper_archive, which the first reap that deletes creates if it does not exist',
+    });
+    expect(v.check('scratch').detail).not.toContain('archive');
+    expect(await sql("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'uploads_reaper_archive'")).toEqual([{ n: 0 }]);
   });
 
   it.skipIf(!serviceAvailable('mysql'))('fails a MySQL store it cannot enter', async () => {

@@ -81,7 +81,7 @@ function auditDoc(): AuditDocument {
     state: 'sqlite:state.db',
     summary: { errors: 0, unreadable: 0, scanned: 15, live: 5, orphaned: 4, expired: 2, protected: 1, young: 1, unknown: 2, orphanBytes: 1_500_003_000, backlog: 4 },
     resources,
-    leases: { active: 37, expired: 3, renewals: 40, renewalFailures: 3, renewalFailureRate: 0.075, windowSeconds: 3600 },
+    leases: { active: 37, expired: 3, renewals: 37, renewalFailures: 3, renewalFailureRate: 0.075, windowSeconds: 3600 },
     sources: { leases: 37 },
     sourceErrors: {},
     complete: true,
@@ -286,6 +286,7 @@ describe('evaluateGates', () => {
   it('reads the renewal failure rate from the lease telemetry', () => {
     const rate = one('renewalFailureRate>5%');
     expect(rate).toMatchObject({ ok: false, actual: 0.075, byResource: [] });
+    // renewals counts the ones that succeeded: 3 failed of 37 + 3 attempted.
     expect(rate.message).toBe('renewalFailureRate>5% failed: 7.5% of lease renewals failed (3 of 40 over 1.0h)');
     expect(one('renewalFailureRate>=0.1').ok).toBe(true);
     expect(one('renewalFailureRate<=0.1').ok).toBe(false);

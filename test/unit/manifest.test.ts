@@ -100,11 +100,22 @@ describe('unknown keys', () => {
     );
     expect(rejects(text)).toEqual([
       'reaper.yaml:2: defaults.gracePeriod: unknown key "gracePeriod"',
-      'reaper.yaml:4: connections.blobs.regoin: unknown key "regoin"',
+      'reaper.yaml:4: connections.blobs.regoin: unknown key "regoin" (did you mean region?)',
       'reaper.yaml:6: owners[0].leases.ttl: unknown key "ttl"',
       'reaper.yaml:12: resources[0].owner[0].colour: unknown key "colour"',
       'reaper.yaml:13: extra: unknown key "extra"',
     ]);
+  });
+
+  it('suggests the key meant, from the keys allowed where the typo is, and nothing when none is close', () => {
+    expect(rejects(one(FS, '    tll: 6h'))).toEqual(['reaper.yaml:10: resources[0].tll: unknown key "tll" (did you mean ttl?)']);
+    expect(rejects(one(FS.map((l) => l.replace('{ path: ./scratch }', '{ pth: ./scratch }'))))).toContain('reaper.yaml:8: resources[0].fs.pth: unknown key "pth" (did you mean path?)');
+    expect(rejects(yaml('version: 1', 'defaults: { Grace: 1h }', 'resources: []'))[0]).toBe('reaper.yaml:2: defaults.Grace: unknown key "Grace" (did you mean grace?)');
+    expect(rejects(one(PG.map((l) => l.replace('createdAt: created_at', 'createAt: created_at'))))).toContain(
+      'reaper.yaml:8: resources[0].postgres.createAt: unknown key "createAt" (did you mean createdAt?)',
+    );
+    // An S3 location has no region (its connection has): no hint from another level.
+    expect(rejects(one(S3.map((l) => l.replace('prefix: tmp/ }', 'prefix: tmp/, regoin: x }'))))).toEqual(['reaper.yaml:8: resources[0].s3.regoin: unknown key "regoin"']);
   });
 
   it('reports one issue per unknown key, in line order', () => {
@@ -931,7 +942,7 @@ describe('loadManifest', () => {
     const error = await loadManifest(file).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ManifestError);
     expect((error as ManifestError).exitCode).toBe(ExitCode.usage);
-    expect((error as ManifestError).message).toBe(`${file}: cannot read the manifest: ENOENT`);
+    expect((error as ManifestError).message).toBe(`${file}: cannot read the manifest: no such file`);
   });
 
   it('refuses a file over 1 MiB without reading it', async () => {

@@ -10,6 +10,7 @@ import type { AuditDocument, FindingOutput } from '../../src/report/document.js'
 import { renderJunit } from '../../src/report/junit.js';
 import { markdownText, renderMarkdown } from '../../src/report/markdown.js';
 import { pushMetrics, renderPrometheus, writeMetricsFile } from '../../src/report/prometheus.js';
+import { findingsTable, printable, reapSummaryLine, reapTable } from '../../src/report/table.js';
 import type { ResourceTelemetry } from '../../src/report/telemetry.js';
 import type { ReapReport, ResourceReap } from '../../src/report/reap-report.js';
 import { testTempDir } from '../integration/support/temp-dir.js';
@@ -539,11 +540,11 @@ describe('renderMarkdown', () => {
     const doc = auditDoc();
     const text = renderMarkdown(doc, gates(['orphaned>0', 'expired>5'], doc));
     expect(text.split('\n')[0]).toBe('## ❌ reaper audit: 1 of 2 gates failed');
-    // The gate as code, then what was measured, escaped like everything else.
-    expect(text).toContain('### Failing gates\n\n- ❌ `orphaned>0` — 3 orphaned \\(scratch\\-uploads 2\\, exports 1\\)\n');
+    // The gate as code, then what was measured, as it reads.
+    expect(text).toContain('### Failing gates\n\n- ❌ `orphaned>0` — 3 orphaned (scratch-uploads 2, exports 1)\n');
     expect(text).toContain('### Passing gates\n\n- ✅ `expired>5` — 1 expired');
     expect(text).toContain('| resource | backend | scanned | live | orphaned | expired | protected | young | unknown | orphan bytes | beyond ttl (avg) | backlog |');
-    expect(text).toContain('| ❌ scratch\\-uploads | fs | 10 | 5 | 2 | 1 | 1 | 0 | 1 | 200 B | 30.0m | 2 |');
+    expect(text).toContain('| ❌ scratch-uploads | fs | 10 | 5 | 2 | 1 | 1 | 0 | 1 | 200 B | 30.0m | 2 |');
     expect(text).toContain('| **total** |  | 15 | 8 | 3 | 1 | 1 | 1 | 1 | 300 B |  | 2 |');
   });
 
@@ -558,20 +559,43 @@ describe('renderMarkdown', () => {
     expect(text).toContain('| ❌ exports | s3 | 5 |');
   });
 
-  it('escapes ids so they cannot break the table or become markup', () => {
-    const evil = 'a|b`c`\nd\r<img src=x onerror=alert(1)>[link](http://x) *em* _u_ \\| @team \u202egnp.exe';
-    const doc = auditDoc([finding('scratch-uploads', evil)]);
-    const text = renderMarkdown(doc, []);
-    const line = text.split('\n').find((l) => l.startsWith('| scratch\\-uploads | a'))!;
-    expect(line).toBeDefined();
-    // Exactly 8 cell separators: no pipe inside a cell is left unescaped.
-    const unescapedPipes = line.match(/(?<!\\)(?:\\\\)*\|/g)!;
-    expect(unescapedPipes).toHaveLength(8);
-    expect(line).not.toMatch(/(?<!\\)[`<>[\]*_]/);
-    expect(line).toContain('a\\|b\\`c\\`\\\\nd\\\\r\\<img');
-    expect(line).toContain('\\\\u202egnp');
+  it('reads well raw: names, ids, owners and messages carry no escapes they do not need', () => {
+    const doc = auditDoc([finding('scratch-uploads', 'bob/chunk_1.part')]);
+    const broken = { ...doc, resources: [telemetry('image-rows', 'postgres', { status: 'error', error: 'postgres connection "app": database "app-db" does not exist; hint: create it first (reaper creates its tables, not the database)' }), ...doc.resources] };
+    const text = renderMarkdown(broken, gates(['orphaned>0'], doc));
+    expect(text).toContain('Run 20261122T020000Z-abc123 · 15 scanned');
+    expect(text).toContain('- ❌ `orphaned>0` — 3 orphaned (scratch-uploads 2, exports 1)\n');
+    expect(text).toContain('| ❌ scratch-uploads | fs | 10 | 5 | 2 |');
+    // Ids and owners are code spans: shown as they are, markup inside them inert.
+    expect(text).toContain('| scratch-uploads | `bob/chunk_1.part` | orphaned | owner-dead | `session:bob/chunk_1.part` | 2.0h | 100 B |');
+    expect(text).toContain('live keys by source: leases 12, static#1 1');
+    expect(text).toContain(
+      '- ⚠️ **image-rows** (/data/image-rows): not read: postgres connection "app": database "app-db" does not exist; hint: create it first (reaper creates its tables, not the database)\n',
+    );
+  });
+
+  it('escapes what could break the table or become markup, in ids, owners and text', () => {
+    const cells = (line: string) => line.match(/(?<!\\)(?:\\\\)*\|/g)!.length;
+    // An id without a backslash is a code span long enough for the backticks in it; its pipes escaped for the table.
+    const coded = 'a|b`c``d<img src=x onerror=alert(1)>[l](http://x) *e* _u_ @t $x$';
+    let text = renderMarkdown(auditDoc([finding('scratch-uploads', coded)]), []);
+    let line = text.split('\n').find((l) => l.startsWith('| scratch-uploads | ```a'))!;
+    expect(cells(line)).toBe(8);
+    expect(line).toContain('| ```a\\|b`c``d<img src=x onerror=alert(1)>[l](http://x) *e* _u_ @t $x$``` |');
+    // Backticks at either end are padded with a space (which the renderer strips).
+    text = renderMarkdown(auditDoc([finding('scratch-uploads', '`x`')]), []);
+    expect(text).toContain('| `` `x` `` |');
+    // Control characters, a backslash or a bidi override: escaped text, every markup character escaped.
+    const evil = 'a|b`c`\nd\r<img src=x onerror=alert(1)>[link](http://x) *em* _u_ \\| @team www.x.io $m$ &amp; \u202egnp.exe';
+    text = renderMarkdown(auditDoc([finding('scratch-uploads', evil)]), []);
+    line = text.split('\n').find((l) => l.startsWith('| scratch-uploads | a'))!;
+    expect(cells(line)).toBe(8);
+    expect(line).toContain(
+      '| a\\|b\\`c\\`\\\\nd\\\\r\\<img src=x onerror=alert(1)>\\[link\\](http\\://x) \\*em\\* \\_u\\_ \\\\\\| \\@team www\\.x.io \\$m\\$ \\&amp; \\\\u202egnp.exe |',
+    );
     expect(text).not.toContain('\r');
-    expect(markdownText('x|y')).toBe('x\\|y');
+    // Intraword underscores cannot start emphasis and stay as they are.
+    expect(markdownText('x|y snake_case _em_')).toBe('x\\|y snake_case \\_em\\_');
   });
 
   it('lists at most 20 findings, cuts long ids, and says how many more there are', () => {
@@ -579,7 +603,7 @@ describe('renderMarkdown', () => {
     const doc = { ...auditDoc(many), findingsTotal: 1234, findingsTruncated: true };
     const text = renderMarkdown(doc, []);
     expect(text).toContain('### Findings (first 20 of 1234)');
-    expect(text.split('\n').filter((l) => l.startsWith('| exports | x'))).toHaveLength(20);
+    expect(text.split('\n').filter((l) => l.startsWith('| exports | `x'))).toHaveLength(20);
     expect(text).toContain(`${'x'.repeat(119)}…`);
     expect(text).not.toContain('x'.repeat(121));
     expect(text).toContain('… and 1214 more');
@@ -588,7 +612,7 @@ describe('renderMarkdown', () => {
   it('adds the reap outcomes when a reap report is given', () => {
     const executed = renderMarkdown(auditDoc(), [], reapReport(true));
     expect(executed).toContain('### Reap (executed)');
-    expect(executed).toContain('| scratch\\-uploads | 2 | 0 | 0 | 1 | 0 | 0 B |');
+    expect(executed).toContain('| scratch-uploads | 2 | 0 | 0 | 1 | 0 | 0 B |');
     const dry = renderMarkdown(auditDoc(), [], reapReport(false));
     expect(dry).toContain('### Reap (dry run: nothing was changed)');
     expect(dry).toContain('| exports | 1 | 1 | 0 |');
@@ -597,11 +621,47 @@ describe('renderMarkdown', () => {
   it('summarises a reap run alone from its own scan', () => {
     const text = renderMarkdown(null, [], reapReport(true));
     expect(text.split('\n')[0]).toBe('## ❌ reaper reap (executed)');
-    expect(text).toContain('| scratch\\-uploads | fs | 10 | 5 | 2 |');
+    expect(text).toContain('| scratch-uploads | fs | 10 | 5 | 2 |');
     expect(text).toContain('live keys by source: leases 12');
     expect(text).not.toContain('Leases:');
     expect(text).not.toContain('### Findings');
     expect(renderMarkdown(null, [], reapReport(false)).split('\n')[0]).toBe('## ✅ reaper reap (dry run)');
     expect(() => renderMarkdown(null, [])).toThrow(TypeError);
+  });
+});
+
+// ------------------------------------------------------------------ reap table: pending tombstones
+
+describe('the pending tombstones of a reap', () => {
+  const withPending = (execute: boolean, toSweep: number): ReapReport => {
+    const report = reapReport(execute);
+    report.resources = report.resources.map((r) => (r.name === 'exports' ? { ...r, toSweep, pending: { count: 3, earliestSweepAt: '2026-11-22T01:00:00.000Z' } } : r));
+    return report;
+  };
+
+  it('a dry run says how many of them are due now, rather than an earliest sweep already past', () => {
+    const dry = withPending(false, 2);
+    expect(reapTable(dry)).toContain('exports: 3 pending, 2 due now (--execute sweeps them)');
+    expect(reapTable(dry)).not.toContain('earliest sweep at 2026-11-22T01:00:00Z');
+    expect(reapSummaryLine(dry)).toMatch(/; 3 pending, 2 due now$/);
+  });
+
+  it('says when the first may be swept where none is due, and after an executed run', () => {
+    expect(reapTable(withPending(false, 0))).toContain('exports: 3 pending, earliest sweep at 2026-11-22T01:00:00Z');
+    expect(reapTable(withPending(true, 2))).toContain('exports: 3 pending, earliest sweep at 2026-11-22T01:00:00Z');
+    expect(reapSummaryLine(withPending(true, 2))).toMatch(/; 3 pending, earliest sweep at 2026-11-22T01:00:00Z$/);
+  });
+});
+
+// ------------------------------------------------------------------ terminal tables: ids
+
+describe('ids in terminal tables', () => {
+  it('show every control character escaped: C0, C1 (a terminal may take \\u009b for CSI) and bidi overrides that reorder text', () => {
+    const id = 'evil\u001b[31mred\u009b2J\u202egnp.exe\u2066x\u2028y';
+    expect(printable(id)).toBe('evil\\u001b[31mred\\u009b2J\\u202egnp.exe\\u2066x\\u2028y');
+    const table = findingsTable(auditDoc([finding('scratch-uploads', id)]), 20, { width: 200 });
+    // eslint-disable-next-line no-control-regex
+    expect(table).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/);
+    expect(table).toContain('evil\\u001b[31mred\\u009b2J\\u202egnp.exe');
   });
 });

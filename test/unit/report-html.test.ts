@@ -173,6 +173,20 @@ describe('input files', () => {
     await expect(readReportFile(file)).rejects.toThrow(`${file}:${line}: resources[1].scanned: Invalid input: expected number, received string`);
   });
 
+  it('refuses a manifest given as a report input, and says how to report from its state store', async () => {
+    const manifest = tempFile('reaper.yaml', 'version: 1\nresources:\n  - name: scratch\n    fs: { path: ./scratch }\n');
+    await expect(readReportFile(manifest)).rejects.toThrow(
+      `${manifest}:1: this is a reaper manifest, not an audit document, a reap report or findings NDJSON; \`reaper report -c ${manifest}\` reports the newest audit its state store recorded`,
+    );
+  });
+
+  it('refuses the one-line summary of --quiet, and says to write the document without it', async () => {
+    const quiet = tempFile('q.json', `${JSON.stringify({ kind: 'audit', runId: 'r-1', summary: { scanned: 1 } })}\n`);
+    await expect(readReportFile(quiet)).rejects.toThrow(
+      `${quiet}:1: this is the one-line summary of \`reaper audit --quiet --output json\`, not an audit document; write the document without --quiet`,
+    );
+  });
+
   it('refuses a file that is neither, and JSON that does not parse, with its line', async () => {
     const other = tempFile('o.json', '{\n  "kind": "plan"\n}\n');
     await expect(readReportFile(other)).rejects.toThrow(`${other}:2: kind: expected a reaper audit document`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_GRACE_BUDGET, graceShortfalls, leaseCadences, requiredGraceMs } from '../../src/engine/grace-rule.js';
+import { DEFAULT_GRACE_BUDGET, graceBelowFloor, graceFloorMs, graceShortfalls, leaseCadences, requiredGraceMs } from '../../src/engine/grace-rule.js';
 
 describe('the grace rule', () => {
   it('asks for skew + the longest pause + (lost renewals + 1) jittered intervals', () => {
@@ -51,5 +51,17 @@ describe('the grace rule', () => {
     );
     expect(out).toEqual([{ resource: 'uploads', graceMs: 60_000, requiredMs: required, cadence: cadences[1] }]);
     expect(graceShortfalls([{ name: 'uploads', graceMs: 1 }], [])).toEqual([]);
+  });
+
+  it('holds a type to skew + pause where no cadence is known, a grace of 0s included', () => {
+    expect(graceFloorMs()).toBe(65_000);
+    expect(graceFloorMs({ ...DEFAULT_GRACE_BUDGET, maxPauseMs: 0 })).toBe(5_000);
+    expect(
+      graceBelowFloor([
+        { name: 'zero', graceMs: 0 },
+        { name: 'edge', graceMs: 65_000 },
+        { name: 'hour', graceMs: 3_600_000 },
+      ]),
+    ).toEqual([{ resource: 'zero', graceMs: 0, requiredMs: 65_000 }]);
   });
 });

@@ -187,6 +187,12 @@ describe('summarize', () => {
     });
   });
 
+  it('names the first unreadable entry with its control and bidi characters escaped', () => {
+    const acc = new TelemetryAccumulator('b', 'fs', '/b');
+    acc.addUnreadable([{ id: 'a\u202egnp.exe\u009b', why: 'cannot stat: EACCES' }]);
+    expect(acc.result(NO_BACKLOG).error).toBe('"a\\u202egnp.exe\\u009b": cannot stat: EACCES');
+  });
+
   it('says how completely each type was read: ok, partial with unreadable entries, or error', () => {
     const ok = new TelemetryAccumulator('a', 'fs', '/a');
     ok.add(finding('live'));

@@ -213,6 +213,11 @@ export abstract class SqlBackend implements Backend {
     }
   }
 
+  /** For `validate`: where deleted rows are archived; the table is created at the first archiving delete (createArchive). */
+  reapNotes(): string[] {
+    return this.archiveName === null ? [] : [`archive: deleted rows are copied into ${this.archiveName}, which the first reap that deletes creates if it does not exist`];
+  }
+
   /**
    * Items per conditional delete or mark statement. The default keeps IN lists short; a
    * dialect that sends a chunk as arrays (PostgreSQL's unnest) or as a row list the server

@@ -17,7 +17,7 @@ import { remainingMs } from '../../util/deadline.js';
 import type { ManifestFlags } from '../flags.js';
 import { manifestIfAny } from '../html-report.js';
 import type { CliIO } from '../io.js';
-import { checkLeaseKey, checkLeaseTtl } from './lease.js';
+import { checkLeaseKey, leaseTtlOption } from './lease.js';
 import { defaultHolder, durationOption, openStore } from '../options.js';
 
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
@@ -126,7 +126,7 @@ export interface DaemonFlags extends ManifestFlags {
 export async function daemonCommand(io: CliIO, _args: unknown[], options: DaemonFlags): Promise<number> {
   const keys = options.lease ?? [];
   for (const key of keys) checkLeaseKey(key);
-  const ttlMs = options.ttl === undefined ? undefined : checkLeaseTtl(durationOption(options.ttl, '--ttl'));
+  const ttlMs = options.ttl === undefined ? undefined : leaseTtlOption(options.ttl);
   const intervalMs = options.interval === undefined ? undefined : durationOption(options.interval, '--interval');
   if (keys.length > 0 && ttlMs === undefined) throw new UsageError('--lease needs --ttl (e.g. --ttl 30s)');
   const storeTimeoutMs = storeTimeout(options, ttlMs, intervalMs);

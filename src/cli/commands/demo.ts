@@ -25,7 +25,8 @@ const MARKER = '.reaper-demo';
 export const DEMO_MANIFEST = `# reaper demo manifest: files owned by sessions and jobs, kept alive by leases.
 version: 1
 state: sqlite:.reaper/state.db
-defaults: { minAge: 10m, grace: 1h, maxDeleteFraction: 1 }
+# grace 2d: the grace rule (docs/strategies.md) asks 27h for leases of ttl 1d, as the demo's are
+defaults: { minAge: 10m, grace: 2d, maxDeleteFraction: 1 }
 owners:
   - leases: {}
   - static: ["job:nightly"]          # a platform job that is always live
@@ -94,6 +95,22 @@ export async function buildDemo(dir: string): Promise<void> {
   }
 }
 
+/**
+ * How the "try next" lines call reaper. Installed (a global or project install, the container
+ * image): `reaper`. Run from a clone, a bare `reaper` is not on the PATH: inside the clone
+ * `npx reaper` finds the clone's own bin; outside it npx would not, and would offer the npm
+ * registry's unrelated `reaper` package, so the lines name the clone's bin by its path.
+ * `moduleFile` is this module's file (dist/cli/commands/demo.js in a clone).
+ */
+export function tryNextCommand(cwd: string, moduleFile: string): string {
+  if (moduleFile.split(path.sep).includes('node_modules')) return 'reaper';
+  const root = path.resolve(path.dirname(moduleFile), '..', '..', '..');
+  const inside = path.relative(root, path.resolve(cwd));
+  if (inside === '' || (!inside.startsWith('..') && !path.isAbsolute(inside))) return 'npx reaper';
+  const bin = path.join(root, 'bin', 'reaper');
+  return /^[\w./-]+$/.test(bin) ? bin : `'${bin.replace(/'/g, "'\\''")}'`;
+}
+
 export async function demoCommand(io: CliIO, args: unknown[], options: OutputFlags): Promise<number> {
   const dir = path.resolve(io.cwd, String(args[0] ?? 'reaper-demo'));
   await buildDemo(dir);
@@ -107,9 +124,7 @@ export async function demoCommand(io: CliIO, args: unknown[], options: OutputFla
   }
   const rel = path.relative(io.cwd, dir) || '.';
   const width = terminalWidth(io);
-  // Installed (a global or project install, the container image), the command is `reaper`;
-  // run from a clone, `npx reaper` (a bare `reaper` is not on the PATH there).
-  const cmd = fileURLToPath(import.meta.url).split(path.sep).includes('node_modules') ? 'reaper' : 'npx reaper';
+  const cmd = tryNextCommand(io.cwd, fileURLToPath(import.meta.url));
   const out = [
     `Built a sandbox in ${rel}/: files of five sessions and three jobs, leases in ${rel}/.reaper/state.db.`,
     '',
@@ -123,7 +138,7 @@ export async function demoCommand(io: CliIO, args: unknown[], options: OutputFla
     `  ${cmd} audit -c ${rel}/reaper.yaml --output json     # the same audit as a JSON document`,
     `  ${cmd} lease list -c ${rel}/reaper.yaml              # the leases keeping owners alive`,
     `  ${cmd} lease acquire session:bob --ttl 1h -c ${rel}/reaper.yaml   # revive bob, then audit again`,
-    `  ${cmd} reap -c ${rel}/reaper.yaml --execute          # mark the orphans (tombstones); a run after the 1h grace deletes them`,
+    `  ${cmd} reap -c ${rel}/reaper.yaml --execute          # mark the orphans (tombstones); a run after the 2d grace deletes them`,
     `  ${cmd} runs -c ${rel}/reaper.yaml                    # run history`,
   ];
   io.stdout.write(`${out.join('\n')}\n`);

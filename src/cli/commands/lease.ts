@@ -3,7 +3,7 @@
  * store cannot honour — a ttl out of range, a malformed lease id, a key with a NUL — is
  * a usage error (exit 2) before the store is contacted.
  */
-import { UsageError } from '../../errors.js';
+import { ExitCode, LeaseLostError, ReaperError, UsageError } from '../../errors.js';
 import { acquiredToJson, checkText, isLeaseId, leaseToJson, MAX_HOLDER_LENGTH, MAX_KEY_LENGTH } from '../../lease/wire.js';
 import { ttlProblem } from '../../state/common.js';
 import { DEFAULT_LEASE_BOUNDS, type AcquiredLease, type Lease } from '../../state/types.js';
@@ -11,12 +11,13 @@ import { leaseTable } from '../../report/table.js';
 import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
-import { defaultHolder, durationOption, openStore, outputFormat, terminalWidth } from '../options.js';
+import { defaultHolder, durationOption, openStore, outputFormat, readFromStore, terminalWidth } from '../options.js';
 
-/** A lease ttl every store honours exactly (1s to 7d), or a usage error naming the range. */
-export function checkLeaseTtl(ttlMs: number, flag = '--ttl'): number {
+/** A lease ttl every store honours exactly (1s to 7d), or a usage error naming the range and the ttl as it was typed. */
+export function leaseTtlOption(text: string, flag = '--ttl'): number {
+  const ttlMs = durationOption(text, flag);
   const problem = ttlProblem(ttlMs, DEFAULT_LEASE_BOUNDS);
-  if (problem) throw new UsageError(`${flag}: ${problem}`);
+  if (problem) throw new UsageError(`${flag}: ${problem.replace(/, got .*$/, `, got ${text}`)}`);
   return ttlMs;
 }
 
@@ -65,12 +66,35 @@ async function withStore<T>(io: CliIO, options: ManifestFlags, fn: (store: Await
   }
 }
 
+/** A lease that cannot be renewed any more (expired or released): exit 3, as every lost lease. */
+class LeaseGoneError extends ReaperError {
+  readonly exitCode = ExitCode.runtime;
+}
+
+/**
+ * A lost lease said plainly: an id the store does not know is a usage error (exit 2), found
+ * before the store is asked (so a typo is not counted as a holder's failed renewal); an
+ * expired or released one names what to do instead, since a renewal never revives it.
+ */
+async function saidPlainly<T>(store: Awaited<ReturnType<typeof openStore>>, id: string, act: () => Promise<T>): Promise<T> {
+  // An id the store does not know is refused before the store counts a failed renewal for it (the renewal-failure rate is the holders').
+  if ((await store.getLease(id)) === null) throw new UsageError(`no lease ${id} in the state store (\`reaper lease list --all\` lists them)`);
+  try {
+    return await act();
+  } catch (error) {
+    if (!(error instanceof LeaseLostError) || error.leaseId !== id) throw error;
+    if (error.why !== 'expired' && error.why !== 'released') throw error;
+    const key = (await store.getLease(id))?.key ?? 'KEY';
+    throw new LeaseGoneError(`lease ${id} ${error.why === 'expired' ? 'has expired' : 'was released'}; a renewal never revives a lease: acquire a new one (\`reaper lease acquire ${key} --ttl D\`)`);
+  }
+}
+
 /** The options every lease command takes. */
 type LeaseFlags = ManifestFlags & OutputFlags;
 
 export async function leaseAcquire(io: CliIO, args: unknown[], options: LeaseFlags & { ttl: string; holder?: string }): Promise<number> {
   const key = checkLeaseKey(String(args[0]));
-  const ttlMs = checkLeaseTtl(durationOption(options.ttl, '--ttl'));
+  const ttlMs = leaseTtlOption(options.ttl);
   const holder = checkHolder(options.holder ?? defaultHolder(io));
   const { value: lease, now } = await withStore(io, options, (store) => readWithNow(store, () => store.acquireLease({ key, holder, ttlMs })));
   print(io, options, [lease], true, now);
@@ -79,8 +103,8 @@ export async function leaseAcquire(io: CliIO, args: unknown[], options: LeaseFla
 
 export async function leaseRenew(io: CliIO, args: unknown[], options: LeaseFlags & { ttl?: string }): Promise<number> {
   const id = checkLeaseId(args[0]);
-  const ttlMs = options.ttl === undefined ? undefined : checkLeaseTtl(durationOption(options.ttl, '--ttl'));
-  const { value: lease, now } = await withStore(io, options, (store) => readWithNow(store, () => store.renewLease(id, { ttlMs })));
+  const ttlMs = options.ttl === undefined ? undefined : leaseTtlOption(options.ttl);
+  const { value: lease, now } = await withStore(io, options, (store) => saidPlainly(store, id, () => readWithNow(store, () => store.renewLease(id, { ttlMs }))));
   print(io, options, [lease], true, now);
   return 0;
 }
@@ -88,7 +112,7 @@ export async function leaseRenew(io: CliIO, args: unknown[], options: LeaseFlags
 export async function leaseRelease(io: CliIO, args: unknown[], options: LeaseFlags): Promise<number> {
   const id = checkLeaseId(args[0]);
   const { value: lease, now } = await withStore(io, options, async (store) => {
-    await store.releaseLease(id);
+    await saidPlainly(store, id, () => store.releaseLease(id));
     return readWithNow(store, () => store.getLease(id));
   });
   print(io, options, [lease!], true, now);
@@ -97,8 +121,9 @@ export async function leaseRelease(io: CliIO, args: unknown[], options: LeaseFla
 
 export async function leaseList(io: CliIO, _args: unknown[], options: LeaseFlags & { key?: string; all?: boolean }): Promise<number> {
   const key = options.key === undefined ? undefined : checkLeaseKey(options.key);
-  const { value: leases, now } = await withStore(io, options, (store) => readWithNow(store, () => store.listLeases({ key, includeInactive: options.all === true })));
-  print(io, options, leases, false, now);
+  const listed = await readFromStore(io, options, (store) => readWithNow(store, () => store.listLeases({ key, includeInactive: options.all === true })));
+  if (listed === null) return 0;
+  print(io, options, listed.value, false, listed.now);
   return 0;
 }
 

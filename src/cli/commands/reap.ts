@@ -32,6 +32,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
   if (options.plan && options.planOut) throw new UsageError('--plan and --plan-out do not go together');
   if (options.plan && options.sweepOnly) throw new UsageError('--sweep-only plans afresh from the ledger; a saved --plan already fixes what is swept');
   const resources = selectedResources(manifest, options);
+  const lockTtlMs = options.lockTtl === undefined ? undefined : lockTtlOption(options.lockTtl);
   const shard = shardOption(io, options);
   const files = reportFiles(io, options);
   const started = Date.now();
@@ -66,7 +67,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
       planIn: options.plan === undefined ? undefined : path.resolve(io.cwd, options.plan),
       allowLivenessDrop: options.allowLivenessDrop === true,
       sweepOnly: options.sweepOnly === true,
-      lockTtlMs: options.lockTtl === undefined ? undefined : durationOption(options.lockTtl, '--lock-ttl'),
+      lockTtlMs,
       failpoint: io.env.REAPER_FAILPOINT,
       onProgress: (text) => progress.update(text),
       onRunStarted: (run) => runLog?.started(run, { execute }),
@@ -85,4 +86,14 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
   }
   progress.stop();
   return publish(report, ExitCode.ok);
+}
+
+/** Locks shorter than this lapse between two beats of a run's heartbeat (a third of the ttl) as soon as a store call is slow. */
+const MIN_LOCK_TTL_MS = 1000;
+
+/** `--lock-ttl`: a duration of at least 1s; a lock that lapses at once would let a second run in beside this one (docs/safety.md §13). */
+function lockTtlOption(value: string): number {
+  const ms = durationOption(value, '--lock-ttl');
+  if (ms < MIN_LOCK_TTL_MS) throw new UsageError(`--lock-ttl: a lock ttl must be at least 1s, got ${value}`);
+  return ms;
 }

@@ -24,7 +24,7 @@ export async function restoreCommand(io: CliIO, _args: unknown[], options: Resto
   if (outputFormat(io, options) === 'json') writeJson(io, { items });
   else {
     if (items.length === 0) io.stdout.write('nothing to restore\n');
-    for (const i of items) io.stdout.write(`${i.action.padEnd(14)} ${i.resource} ${printable(i.id)}${i.detail ? ` (${i.detail})` : ''}\n`);
+    for (const i of items) io.stdout.write(`${i.action.padEnd(14)} ${i.resource} ${printable(i.id)}${i.detail ? `: ${i.detail}` : ''}\n`);
   }
   // A refusal is a safety rail (exit 4); it outranks a failure (exit 3) as a refused reap does.
   if (items.some((i) => i.action === 'refused')) return ExitCode.safety;

@@ -1,26 +1,25 @@
 /** `reaper runs` and `reaper runs show RUN`: run history from the state store. */
 import { UsageError } from '../../errors.js';
 import { runsTable } from '../../report/table.js';
+import { quoted } from '../../report/telemetry.js';
 import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
-import { integerOption, openStore, outputFormat, terminalWidth } from '../options.js';
+import { integerOption, openStoreToRead, outputFormat, readFromStore, terminalWidth } from '../options.js';
 
 export async function runsList(io: CliIO, _args: unknown[], options: ManifestFlags & OutputFlags & { limit: string; job?: string }): Promise<number> {
-  const store = await openStore(io, options);
-  try {
-    const runs = await store.listRuns({ limit: integerOption(options.limit, '--limit', 1), ...(options.job !== undefined ? { job: options.job } : {}) });
-    if (outputFormat(io, options) === 'json') writeJson(io, runs);
-    else io.stdout.write(`${runsTable(runs, { width: terminalWidth(io) })}\n`);
-    return 0;
-  } finally {
-    await store.close();
-  }
+  const limit = integerOption(options.limit, '--limit', 1);
+  const runs = await readFromStore(io, options, (store) => store.listRuns({ limit, ...(options.job !== undefined ? { job: options.job } : {}) }));
+  if (runs === null) return 0;
+  if (outputFormat(io, options) === 'json') writeJson(io, runs);
+  else io.stdout.write(`${runsTable(runs, { width: terminalWidth(io) })}\n`);
+  return 0;
 }
 
 export async function runsShow(io: CliIO, args: unknown[], options: ManifestFlags & OutputFlags): Promise<number> {
   const runId = String(args[0]);
-  const store = await openStore(io, options);
+  const { store, missing } = await openStoreToRead(io, options);
+  if (!store) throw new UsageError(`no run ${runId}: ${missing}`);
   try {
     const run = await store.getRun(runId);
     if (!run) throw new UsageError(`no run ${runId} in ${store.description}`);
@@ -38,7 +37,7 @@ export async function runsShow(io: CliIO, args: unknown[], options: ManifestFlag
     } else {
       io.stdout.write(`${runsTable([run], { width: terminalWidth(io) })}\n`);
       io.stdout.write(`tombstones: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ') || 'none'}\n`);
-      for (const j of journal) io.stdout.write(`${j.outcome.padEnd(8)} ${j.resource} ${JSON.stringify(j.resourceId)}${j.error ? ` (${j.error})` : ''}\n`);
+      for (const j of journal) io.stdout.write(`${j.outcome.padEnd(8)} ${j.resource} ${quoted(j.resourceId)}${j.error ? ` (${j.error})` : ''}\n`);
       if (run.error) io.stdout.write(`error: ${run.error}\n`);
     }
     return 0;

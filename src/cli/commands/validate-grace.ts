@@ -1,11 +1,12 @@
 /**
  * `reaper validate`'s grace check: the lease cadences the state store shows (ttls, and
  * renewal intervals estimated from the active leases) against each resource type's
- * grace, by the grace rule (src/engine/grace-rule.ts, docs/strategies.md). Warnings go
+ * grace, by the grace rule (src/engine/grace-rule.ts, docs/strategies.md); where no
+ * cadence can be measured, the rule's floor (skew + pause), so a grace of 0s never passes. Warnings go
  * to stderr and change no exit code. The store is read only when validate's inspection
  * found its schema current, so opening it creates and migrates nothing.
  */
-import { DEFAULT_GRACE_BUDGET, graceShortfalls, leaseCadences } from '../../engine/grace-rule.js';
+import { DEFAULT_GRACE_BUDGET, graceBelowFloor, graceShortfalls, leaseCadences, type LeaseCadence } from '../../engine/grace-rule.js';
 import { redact } from '../../errors.js';
 import { formatDuration } from '../../manifest/duration.js';
 import type { Manifest } from '../../manifest/types.js';
@@ -16,7 +17,7 @@ import type { CliIO } from '../io.js';
 const SAMPLE = 10_000;
 
 /** A span as the manifest writes it, rounded up to whole seconds (`1d`, `8h`, `95s`). */
-const span = (ms: number) => formatDuration(Math.ceil(ms / 1000) * 1000);
+const span = (ms: number) => (ms <= 0 ? '0s' : formatDuration(Math.ceil(ms / 1000) * 1000));
 
 /** What to set: the required grace rounded up to a whole second, minute (from 10m) or hour (from 10h). */
 function suggestion(ms: number): string {
@@ -25,25 +26,42 @@ function suggestion(ms: number): string {
 }
 
 export async function warnShortGrace(io: CliIO, manifest: Manifest, inspection: StateStoreInspection | null): Promise<void> {
-  if (!manifest.owners.some((o) => o.kind === 'leases')) return;
-  if (inspection?.state !== 'current') return;
+  const b = DEFAULT_GRACE_BUDGET;
+  const cadences = await measuredCadences(io, manifest, inspection);
+  if (cadences === null) return;
+  if (cadences.length === 0) {
+    // No renewal interval to count (no leases source, or none active): the rule's floor still holds.
+    for (const s of graceBelowFloor(manifest.resources)) {
+      io.stderr.write(
+        `reaper: warning: ${s.resource}: grace ${span(s.graceMs)} is below the ${suggestion(s.requiredMs)} the grace rule asks before any lease renewal interval is counted ` +
+          `(skew ${span(b.maxSkewMs)} + pause ${span(b.maxPauseMs)}; docs/strategies.md)\n`,
+      );
+    }
+    return;
+  }
+  for (const s of graceShortfalls(manifest.resources, cadences)) {
+    io.stderr.write(
+      `reaper: warning: ${s.resource}: grace ${span(s.graceMs)} is below the ${suggestion(s.requiredMs)} the grace rule asks for leases of ttl ${span(s.cadence.ttlMs)} ` +
+        `renewed about every ${span(s.cadence.renewalIntervalMs)} (skew ${span(b.maxSkewMs)} + pause ${span(b.maxPauseMs)} + ${b.lostRenewals + 1} renewal intervals; docs/strategies.md)\n`,
+    );
+  }
+}
+
+/** The lease cadences in the state store: none without a leases source or a current store; null (after a warning) when it cannot be read. */
+async function measuredCadences(io: CliIO, manifest: Manifest, inspection: StateStoreInspection | null): Promise<LeaseCadence[] | null> {
+  if (!manifest.owners.some((o) => o.kind === 'leases')) return [];
+  if (inspection?.state !== 'current') return [];
   const { openStateStore } = await import('../../state/open.js');
   let store;
   try {
     store = await openStateStore(manifest.state);
   } catch (error) {
     io.stderr.write(`reaper: warning: the grace check could not read the state store: ${redact((error as Error).message)}\n`);
-    return;
+    return null;
   }
   try {
     const [leases, now] = await Promise.all([store.listLeases({ limit: SAMPLE }), store.now()]);
-    const b = DEFAULT_GRACE_BUDGET;
-    for (const s of graceShortfalls(manifest.resources, leaseCadences(leases, now))) {
-      io.stderr.write(
-        `reaper: warning: ${s.resource}: grace ${span(s.graceMs)} is below the ${suggestion(s.requiredMs)} the grace rule asks for leases of ttl ${span(s.cadence.ttlMs)} ` +
-          `renewed about every ${span(s.cadence.renewalIntervalMs)} (skew ${span(b.maxSkewMs)} + pause ${span(b.maxPauseMs)} + ${b.lostRenewals + 1} renewal intervals; docs/strategies.md)\n`,
-      );
-    }
+    return leaseCadences(leases, now);
   } finally {
     await store.close();
   }

@@ -12,6 +12,7 @@ import { LeaseSource } from '../../liveness/lease-source.js';
 import { openLiveness } from '../../liveness/open.js';
 import type { Manifest } from '../../manifest/types.js';
 import { inspectStateStore, type StateStoreInspection } from '../../state/inspect.js';
+import { quoted } from '../../report/telemetry.js';
 import { keyShapeWarnings } from '../../run/key-shapes.js';
 import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
@@ -82,7 +83,7 @@ async function checkResource(spec: Manifest['resources'][number], connections: C
       const notes = backend.reapNotes?.() ?? [];
       const refusal = backend.reapRefusal?.() ?? null;
       if (refusal !== null) return { what: spec.name, ok: false, detail: refusal };
-      if (unreadable.length > 0) return { what: spec.name, ok: false, detail: `${backend.scope}: cannot read ${JSON.stringify(unreadable[0]!.id)}: ${redact(unreadable[0]!.why)}` };
+      if (unreadable.length > 0) return { what: spec.name, ok: false, detail: `${backend.scope}: cannot read ${quoted(unreadable[0]!.id)}: ${redact(unreadable[0]!.why)}` };
       return { what: spec.name, ok: true, detail: [`${backend.scope} is readable`, ...notes].join('; ') };
     } finally {
       await backend.close();
@@ -100,7 +101,7 @@ async function checkSources(manifest: Manifest, connections: Connections, state:
   // Owner keys that can never match a source's keys (a template against bare ids) are said here.
   warnings.push(...(await keyShapeWarnings(manifest, connections, liveness, signal)));
   if (manifest.owners.some((o) => o.kind === 'leases')) checks.push(await checkLeases(manifest, state, signal));
-  for (const [name, n] of Object.entries(counts.counts)) checks.push({ what: name, ok: true, detail: `${n} live key(s)` });
+  for (const [name, n] of Object.entries(counts.counts)) checks.push({ what: name, ok: true, detail: liveKeys(manifest, n) });
   for (const [name, e] of Object.entries(counts.errors)) checks.push({ what: name, ok: false, detail: redact(e) });
   return checks;
 }
@@ -115,11 +116,18 @@ async function checkLeases(manifest: Manifest, state: StateStoreInspection | nul
     const store = await openStateStore(manifest.state);
     try {
       signal.throwIfAborted();
-      return { what, ok: true, detail: `${await new LeaseSource(store).count()} live key(s)` };
+      return { what, ok: true, detail: liveKeys(manifest, await new LeaseSource(store).count()) };
     } finally {
       await store.close();
     }
   } catch (error) {
     return { what, ok: false, detail: redact((error as Error).message) };
   }
+}
+
+/** A source's live-key count, and what the registry-outage breaker will make of it (docs/safety.md §8). */
+function liveKeys(manifest: Manifest, n: number): string {
+  const min = manifest.breaker.minLiveKeys;
+  if (n >= min) return `${n} live key(s)`;
+  return `${n} live key(s); fewer than minLiveKeys (${min}): a reap refuses until more are live (the registry-outage breaker; --allow-liveness-drop for a deliberate run)`;
 }

@@ -138,9 +138,16 @@ export async function readReportFile(file: string): Promise<ReportFile> {
   try {
     doc = JSON.parse(text);
   } catch (error) {
+    // A manifest is the likeliest wrong file here (`reaper report reaper.yaml` for `-c reaper.yaml`).
+    if (/^version:\s*1\b/m.test(text) && /^resources:/m.test(text)) {
+      throw refuse(file, 1, '', `this is a reaper manifest, not an audit document, a reap report or findings NDJSON; \`reaper report -c ${file}\` reports the newest audit its state store recorded`);
+    }
     throw refuse(file, jsonErrorLine(text), '', `not JSON: ${(error as Error).message}`);
   }
   const kind = isRecord(doc) ? doc.kind : undefined;
+  if ((kind === 'audit' || kind === 'reap') && isRecord(doc) && !('resources' in doc) && 'summary' in doc) {
+    throw refuse(file, 1, '', `this is the one-line summary of \`reaper ${kind} --quiet --output json\`, not ${kind === 'audit' ? 'an audit document' : 'a reap report'}; write the document without --quiet`);
+  }
   if (kind === 'audit') return { kind: 'audit', file, audit: checked(auditSchema, doc, file, text) as AuditInput };
   if (kind === 'reap') return { kind: 'reap', file, reap: checked(reapSchema, doc, file, text) as ReapReport };
   throw refuse(file, lineOfPath(text, ['kind']), 'kind', 'expected a reaper audit document (kind "audit"), a reap report (kind "reap"), or findings NDJSON (one finding per line)');
