@@ -46,9 +46,13 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
         const spec = manifest.resources.find((r) => r.name === t.resource);
         if (!spec) continue;
         if (t.state === 'marked') {
-          await context.store.liftTombstones(run.runId, [t.tombstoneId], 'restored by operator');
-          out.push(await takeMarkOff(context, spec, { ...t, state: 'lifted', note: 'restored by operator' }, 'lifted', options.signal));
           handled.add(t.tombstoneId);
+          // Restore takes no lock: a reap may have moved the tombstone on since it was read.
+          if ((await context.store.liftTombstones(run.runId, [t.tombstoneId], 'restored by operator')) === 0) {
+            out.push({ resource: t.resource, id: t.resourceId, action: 'failed', detail: 'no longer marked when the restore reached it (a reap run moved it on); run the restore again' });
+            continue;
+          }
+          out.push(await takeMarkOff(context, spec, { ...t, state: 'lifted', note: 'restored by operator' }, 'lifted', options.signal));
           continue;
         }
         const backend = await context.backend(spec);
@@ -58,19 +62,19 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
         }
         try {
           await backend.restore(t.resourceId, t.restoreHandle, options.signal);
-          await context.store.setTombstoneState(t.tombstoneId, 'restored', `restored by run ${run.runId}`);
+          await context.store.setTombstoneState(t.tombstoneId, 'restored', `restored by run ${run.runId}`, 'deleted');
         } catch (error) {
           out.push({ resource: t.resource, id: t.resourceId, action: error instanceof SafetyError ? 'refused' : 'failed', detail: (error as Error).message });
           continue;
         }
         // What comes back is what was deleted, visible mark and all (an S3 version keeps its tags, a
         // handler's copy its marker): a restore lifts the tombstone, so the mark goes as a lift's does.
-        out.push(await takeMarkOff(context, spec, { ...t, state: 'restored', note: `restored by run ${run.runId}` }, 'restored', options.signal));
         handled.add(t.tombstoneId);
+        out.push(await takeMarkOff(context, spec, { ...t, state: 'restored', note: `restored by run ${run.runId}` }, 'restored', options.signal));
       }
       // Marks an earlier restore could not take off: tried again, unless a later mark of the same
       // resource stands (that one is meant to be there).
-      for (const t of await context.store.findTombstones({ ...selected, states: ['lifted', 'restored'] })) {
+      for (const t of await context.store.findTombstones({ ...selected, states: ['lifted', 'restored'], noteEndsWith: MARK_LEFT })) {
         const spec = manifest.resources.find((r) => r.name === t.resource);
         if (!spec || handled.has(t.tombstoneId) || !t.note?.endsWith(MARK_LEFT)) continue;
         const later = await context.store.findTombstones({ resource: t.resource, resourceId: t.resourceId, states: ['marked', 'deleting'] });
@@ -102,10 +106,10 @@ async function takeMarkOff(context: RunContext, spec: ResourceSpec, t: Tombstone
     const backend = await context.backend(spec);
     if (backend.unmark) await backend.unmark([{ id: t.resourceId, fingerprint: t.fingerprint }], signal);
   } catch (error) {
-    await context.store.setTombstoneState(t.tombstoneId, t.state, markLeft(t.note));
+    await context.store.setTombstoneState(t.tombstoneId, t.state, markLeft(t.note), t.state);
     return { ...item, action: 'failed', detail: `${done === 'unmarked' ? '' : `${done}, but `}${MARK_LEFT}: ${(error as Error).message}` };
   }
-  if (done === 'unmarked') await context.store.setTombstoneState(t.tombstoneId, t.state, t.note);
+  if (done === 'unmarked') await context.store.setTombstoneState(t.tombstoneId, t.state, t.note, t.state);
   return { ...item, action: done };
 }
 

@@ -52,6 +52,7 @@ import {
   type StoreDialect,
   type SweepBatch,
   type Tombstone,
+  type TombstoneFilter,
   type TombstoneState,
 } from './types.js';
 
@@ -605,7 +606,7 @@ export class StoreCore implements StateStore {
     return lifted;
   }
 
-  async findTombstones(filter: { runId?: string; resource?: string; resourceId?: string; states?: readonly TombstoneState[]; limit?: number }): Promise<Tombstone[]> {
+  async findTombstones(filter: TombstoneFilter): Promise<Tombstone[]> {
     const conditions: string[] = [];
     const params: Param[] = [];
     if (filter.runId !== undefined) {
@@ -625,12 +626,19 @@ export class StoreCore implements StateStore {
       conditions.push(`state IN (${filter.states.map(() => '?').join(', ')})`);
       params.push(...filter.states.map(name));
     }
+    if (filter.noteEndsWith !== undefined) {
+      if (/[%_\\]/.test(filter.noteEndsWith)) throw new Error('noteEndsWith takes no %, _ or \\');
+      conditions.push('note LIKE ?');
+      params.push(free(`%${filter.noteEndsWith}`));
+    }
     const rows = await this.all(`SELECT ${this.cols.tombstones} FROM tombstones ${where(conditions)} ORDER BY tombstone_id LIMIT ${limitOf(filter.limit, 10_000)}`, params);
     return rows.map(toTombstone);
   }
 
-  async setTombstoneState(tombstoneId: number, state: TombstoneState, note: string | null): Promise<void> {
-    await this.q('UPDATE tombstones SET state = ?, note = ?, updated_at = {now} WHERE tombstone_id = ?', [name(state), free(note), int(tombstoneId)]);
+  async setTombstoneState(tombstoneId: number, state: TombstoneState, note: string | null, from?: TombstoneState): Promise<boolean> {
+    const only = from === undefined ? '' : ' AND state = ?';
+    const params = [name(state), free(note), int(tombstoneId), ...(from === undefined ? [] : [name(from)])];
+    return (await this.changed(`UPDATE tombstones SET state = ?, note = ?, updated_at = {now} WHERE tombstone_id = ?${only}`, params)) > 0;
   }
 
   async journal(filter: { runId?: string; resource?: string; limit?: number }): Promise<JournalEntry[]> {

@@ -245,6 +245,15 @@ export interface Tombstone {
   restoreHandle: string | null;
 }
 
+export interface TombstoneFilter {
+  runId?: string;
+  resource?: string;
+  resourceId?: string;
+  states?: readonly TombstoneState[];
+  noteEndsWith?: string;
+  limit?: number;
+}
+
 /** What a mark records of a resource; the store adds the rest of its `Tombstone`. */
 export type NewTombstone = Pick<Tombstone, 'resource' | 'resourceId' | 'fingerprint' | 'owner' | 'ownerValue' | 'reason' | 'bytes'>;
 
@@ -345,8 +354,13 @@ export interface TombstoneStore {
   pendingBatches(resource: string): Promise<SweepBatch[]>;
   /** Lift active tombstones (owner came back, resource changed, operator restore). */
   liftTombstones(runId: string, tombstoneIds: readonly number[], note: string): Promise<number>;
-  findTombstones(filter: { runId?: string; resource?: string; resourceId?: string; states?: readonly TombstoneState[]; limit?: number }): Promise<Tombstone[]>;
-  setTombstoneState(tombstoneId: number, state: TombstoneState, note: string | null): Promise<void>;
+  /** Tombstones by run (marked or settled by it), type, id and state; `noteEndsWith` (no `%` or `_` in it) matches the end of the note. */
+  findTombstones(filter: TombstoneFilter): Promise<Tombstone[]>;
+  /**
+   * Set a tombstone's state and note. With `from`, only while its state is `from` (a tombstone a
+   * reap has moved on since it was read is left as it is); true when the tombstone was changed.
+   */
+  setTombstoneState(tombstoneId: number, state: TombstoneState, note: string | null, from?: TombstoneState): Promise<boolean>;
   /**
    * The journal, per resource: journal rows and the entries derived from batches (a
    * tombstone of a batch still deleting is `intent`; one deleted by it without a journal

@@ -1015,8 +1015,25 @@ for (const dialect of dialects) {
         const [a] = await store.findTombstones({});
         const batch = await store.beginBatch('run-2', 'files', [a!.tombstoneId], null);
         await store.finishBatch('run-2', batch!.batchId, [{ tombstoneId: a!.tombstoneId, outcome: 'deleted', restoreHandle: 'quarantine/a' }]);
-        await store.setTombstoneState(a!.tombstoneId, 'restored', 'restored by operator');
+        expect(await store.setTombstoneState(a!.tombstoneId, 'restored', 'restored by operator')).toBe(true);
         expect(await store.findTombstones({})).toMatchObject([{ state: 'restored', note: 'restored by operator', restoreHandle: 'quarantine/a' }]);
+      });
+
+      it('sets a state only from the state named, and finds tombstones by the end of their note', async () => {
+        await store.insertTombstones('run-1', [tomb('a'), tomb('b')]);
+        const [a, b] = await store.findTombstones({});
+        await store.beginBatch('run-2', 'files', [a!.tombstoneId], null);
+        // a moved on to deleting: a note meant for a lifted tombstone leaves it as it is.
+        expect(await store.setTombstoneState(a!.tombstoneId, 'lifted', 'owner-live; mark left', 'lifted')).toBe(false);
+        expect(await store.liftTombstones('run-3', [b!.tombstoneId], 'owner-live')).toBe(1);
+        expect(await store.setTombstoneState(b!.tombstoneId, 'lifted', 'owner-live; mark left', 'lifted')).toBe(true);
+        expect(await store.findTombstones({})).toMatchObject([
+          { resourceId: 'a', state: 'deleting', note: null },
+          { resourceId: 'b', state: 'lifted', note: 'owner-live; mark left' },
+        ]);
+        expect((await store.findTombstones({ noteEndsWith: 'mark left' })).map((t) => t.resourceId)).toEqual(['b']);
+        expect(await store.findTombstones({ noteEndsWith: 'owner-live' })).toEqual([]);
+        await expect(store.findTombstones({ noteEndsWith: '50%' })).rejects.toThrow(/noteEndsWith/);
       });
 
       it('reads the journal by run and type', async () => {

@@ -109,7 +109,8 @@ async function applyLifts(context: RunContext, backend: Backend, items: Extract<
     // The lift stands either way (the ledger, not the mark, keeps a resource from the sweep); a
     // mark that will not come off is noted on its tombstone, and `restore` selecting it retries.
     await backend.unmark(items.map((i) => ({ id: i.id, fingerprint: '' }))).catch(async () => {
-      for (const item of items) await context.store.setTombstoneState(item.tombstoneId, 'lifted', markLeft(item.why));
+      // Only a tombstone still lifted: one a stale plan's lift did not reach (swept since) keeps its state.
+      for (const item of items) await context.store.setTombstoneState(item.tombstoneId, 'lifted', markLeft(item.why), 'lifted');
     });
   }
 }
