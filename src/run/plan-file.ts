@@ -65,6 +65,8 @@ export class PlanWriter {
     // O_APPEND: after a rollback truncates the file, the next item lands at its new end.
     const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_APPEND, 0o600);
     this.stream = createWriteStream(file, { fd, encoding: 'utf8' });
+    // A failed write surfaces through `errored`, `once` and `finished` at the next step; unheard, it would end the process.
+    this.stream.on('error', () => undefined);
   }
 
   /** Lines not yet hashed, counted in bytes nor written: one write (and one digest update) per ~64 KiB, not per item. */
@@ -164,7 +166,7 @@ async function checkedCopy(file: string, copy: string, manifestDigest: string): 
   let count = 0;
   /** Items per `resource\0op`: the caps are checked on the header's counts, so they must be the items' own. */
   const tally = new Map<string, number>();
-  const out = createWriteStream(copy, { flags: 'wx', mode: 0o600, encoding: 'utf8' });
+  const out = createWriteStream(copy, { flags: 'wx', mode: 0o600, encoding: 'utf8' }).on('error', () => undefined);
   let pending = '';
   try {
     for await (const line of lines(file)) {
@@ -178,6 +180,7 @@ async function checkedCopy(file: string, copy: string, manifestDigest: string): 
       hash.update(line).update('\n');
       pending += `${line}\n`;
       if (pending.length >= PENDING_CHARS) {
+        if (out.errored) throw out.errored;
         if (!out.write(pending)) await once(out, 'drain');
         pending = '';
       }
@@ -186,7 +189,7 @@ async function checkedCopy(file: string, copy: string, manifestDigest: string): 
       tally.set(key, (tally.get(key) ?? 0) + 1);
     }
     out.end(pending);
-    await once(out, 'finish');
+    await finished(out);
   } catch (error) {
     out.destroy();
     throw new UsageError(`cannot read the plan ${file}: ${(error as Error).message}`);

@@ -74,6 +74,15 @@ describe('PlanWriter', () => {
     await expect(writer.close(header(10_000))).rejects.toThrow(/ENOSPC/);
   });
 
+  it('a write that fails where nothing waits on it (a segment, a rollback) fails the next step, not the process', async () => {
+    const writer = new PlanWriter('/dev/full');
+    await writer.add(lift('a'));
+    const segment = writer.segment(); // writes 'a' without waiting for it
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await expect(writer.add(lift('b')).then(() => writer.rollback(segment))).rejects.toThrow(/ENOSPC/);
+    await writer.abandon();
+  });
+
   it('a plan abandoned before its trailer is refused as incomplete', async () => {
     const file = await planFile();
     const writer = new PlanWriter(file);
