@@ -13,8 +13,19 @@ export function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-/** The word of `words` that `typed` most likely meant: the same but for case, else the first within two edits (ignoring case); undefined when none is. */
+/**
+ * The word of `words` that `typed` most likely meant: the same but for case, else the nearest
+ * within two edits (ignoring case; the first of equals) and fewer edits than the word is long,
+ * so a one- or two-letter typo is not "meant" as any short word; undefined when none is.
+ */
 export function closestWord(typed: string, words: readonly string[]): string | undefined {
   const lower = typed.toLowerCase();
-  return words.find((w) => w.toLowerCase() === lower) ?? words.find((w) => editDistance(w.toLowerCase(), lower) <= 2);
+  const same = words.find((w) => w.toLowerCase() === lower);
+  if (same !== undefined) return same;
+  let best: { word: string; distance: number } | undefined;
+  for (const word of words) {
+    const distance = editDistance(word.toLowerCase(), lower);
+    if (distance <= 2 && distance < Math.min(word.length, typed.length) && (best === undefined || distance < best.distance)) best = { word, distance };
+  }
+  return best?.word;
 }

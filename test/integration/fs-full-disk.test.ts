@@ -82,7 +82,9 @@ describe.skipIf(!canMount)('the files backend on a full filesystem', () => {
         'owners: [{ static: [nobody-alive] }]',
         'resources:',
         '  - name: files',
+        // Two levels to make: the first missing one is what tells the truth about the disk.
         '    fs: { path: ./files }',
+        '    quarantine: ./trash/swept',
         '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
         '',
       ].join('\n'),
@@ -99,15 +101,15 @@ describe.skipIf(!canMount)('the files backend on a full filesystem', () => {
 
     const full = reap();
     expect(full.code).toBe(3);
-    const quarantine = path.join(scope, '.reaper-quarantine');
+    const quarantine = path.join(work, 'trash', 'swept');
     expect(full.stderr).toContain(`cannot create the quarantine directory ${quarantine}: ENOSPC`);
-    expect(full.stderr).toContain(`mkdir -m 700 ${quarantine}`);
+    expect(full.stderr).toContain(`mkdir -p -m 700 ${quarantine}`);
     expect(files(scope)).toEqual(expected);
 
     // As the message says: a little room, the quarantine made, the disk full again.
     rmSync(path.join(work, 'filler-tail'));
     rmSync(path.join(work, 'filler'));
-    expect(asNobody('mkdir', '-m', '700', quarantine).status).toBe(0);
+    expect(asNobody('mkdir', '-p', '-m', '700', quarantine).status).toBe(0);
     fill(work);
     const freed = reap();
     expect(freed.code, freed.stderr).toBe(0);

@@ -29,7 +29,8 @@ const reaper = (dir: string, args: string[]): Promise<Run> =>
 type Outcomes = { marked: number; deleted: number; failed: number; lifted: number; kept: number };
 const outcomes = (run: Run): Outcomes => (JSON.parse(run.stdout) as { resources: { outcomes: Outcomes }[] }).resources[0]!.outcomes;
 
-const isDelete = (r: FaultRequest) => r.method === 'DELETE' || (r.method === 'POST' && /[?&]delete(=|&|$)/.test(r.url));
+/** A single-object DeleteObject (the conditional delete mode these tests run); a batch DeleteObjects names its keys in the body. */
+const isDelete = (r: FaultRequest) => r.method === 'DELETE';
 const isList = (r: FaultRequest) => r.method === 'GET' && /[?&]list-type=2/.test(r.url);
 
 interface Scene {

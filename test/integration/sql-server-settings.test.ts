@@ -95,10 +95,10 @@ describe.skipIf(!serviceAvailable('postgres'))('PostgreSQL server settings in a 
     const user = decodeURIComponent(new URL(admin).username) || 'postgres';
     await sql(
       s.url,
-      'CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3); RETURN OLD; END $$',
+      'CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN OLD; END $$',
       'CREATE TRIGGER slow_delete BEFORE DELETE ON items FOR EACH ROW EXECUTE FUNCTION slow_delete()',
     );
-    await sql(admin, `ALTER ROLE "${user}" IN DATABASE "${s.dbName}" SET statement_timeout = '200ms'`);
+    await sql(admin, `ALTER ROLE "${user}" IN DATABASE "${s.dbName}" SET statement_timeout = '1s'`);
     cleanups.push(async () => void (await sql(admin, `ALTER ROLE "${user}" IN DATABASE "${s.dbName}" RESET statement_timeout`)));
     const sweep = await reaper(s.dir, ['reap', '--execute']);
     expect(sweep.code, sweep.stderr).toBe(3);

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
-import { link, mkdir, readdir, rename, rmdir, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { BackendError, SafetyError } from '../../errors.js';
 import type { DeleteItem, DeleteResult } from '../types.js';
@@ -45,13 +45,13 @@ export async function sweepFiles(root: string, items: readonly DeleteItem[], opt
  * Make the quarantine directory (and its parents) unless it is there. On a full filesystem a
  * new directory needs a block that an unprivileged user cannot get, while renaming into an
  * existing one needs none: the error says so, with the real cause (a recursive mkdir of Node
- * reports a full disk as ENOENT; a plain mkdir of the last step tells the truth).
+ * reports a full disk as ENOENT; a plain mkdir of the first missing step tells the truth).
  */
 async function makeQuarantine(qdir: string): Promise<void> {
   try {
     await mkdir(qdir, { recursive: true, mode: 0o700 });
   } catch (error) {
-    const code = await mkdir(qdir, { mode: 0o700 }).then(
+    const code = await mkdir(await firstMissing(qdir), { mode: 0o700 }).then(
       () => null,
       (again: NodeJS.ErrnoException) => (again.code === 'ENOENT' ? (error as NodeJS.ErrnoException).code : again.code),
     );
@@ -59,10 +59,19 @@ async function makeQuarantine(qdir: string): Promise<void> {
     if (code === 'EEXIST') throw error; // something else is in the way (a file): as it was
     const advice =
       code === 'ENOSPC' || code === 'EDQUOT'
-        ? `: the filesystem is full; create it ahead (mkdir -m 700 ${qdir}), which sweeps then reuse without needing new space, or free a little`
+        ? `: the filesystem is full; create it ahead (mkdir -p -m 700 ${qdir}), which sweeps then reuse without needing new space, or free a little`
         : '';
     throw new BackendError(`cannot create the quarantine directory ${qdir}: ${code ?? (error as Error).message}${advice}`, { cause: error });
   }
+}
+
+/** The outermost directory of `dir`'s path that does not exist yet (`dir` itself when its parent does). */
+async function firstMissing(dir: string): Promise<string> {
+  let step = dir;
+  for (let parent = path.dirname(step); parent !== step; step = parent, parent = path.dirname(step)) {
+    if (await stat(parent).then(() => true, () => false)) break;
+  }
+  return step;
 }
 
 /**
