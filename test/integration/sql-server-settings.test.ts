@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { reaperSpawn, removeTempDirs, tmp, type CliRun } from './support/cli.js';
-import { freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
+import { freshPgDatabase, pgQuery, runCleanups, serviceAvailable } from './support/services.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -25,18 +25,7 @@ const reaper = (dir: string, args: string[]): Promise<Run> =>
 type Outcomes = { marked: number; deleted: number; failed: number };
 const outcomes = (run: Run): Outcomes => (JSON.parse(run.stdout) as { resources: { outcomes: Outcomes }[] }).resources[0]!.outcomes;
 
-async function sql(url: string, ...statements: string[]): Promise<Record<string, unknown>[]> {
-  const { default: pg } = await import('pg');
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    let rows: Record<string, unknown>[] = [];
-    for (const s of statements) rows = (await client.query(s)).rows as Record<string, unknown>[];
-    return rows;
-  } finally {
-    await client.end();
-  }
-}
+const sql = pgQuery;
 
 /** A table of 8 rows, 6 of them orphaned (owner `gone`), marked by a first reap; the grace is over when it returns. */
 async function markedScene(): Promise<{ url: string; dbName: string; dir: string; rows: () => Promise<number> }> {

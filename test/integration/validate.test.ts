@@ -10,7 +10,7 @@ import path from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reaperSync } from './support/cli.js';
-import { freshBucket, freshMysqlDatabase, freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
+import { freshBucket, freshMysqlDatabase, freshPgDatabase, pgQuery, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -122,16 +122,7 @@ describe('reaper validate', () => {
 
   it.skipIf(!serviceAvailable('postgres'))('says which archive table a reap of a SQL type copies deleted rows into, and that the first delete creates it', async () => {
     const url = await freshPgDatabase(cleanups);
-    const { default: pg } = await import('pg');
-    const sql = async (text: string) => {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        return (await client.query(text)).rows;
-      } finally {
-        await client.end();
-      }
-    };
+    const sql = (text: string) => pgQuery(url, text);
     await sql('CREATE TABLE uploads (id int PRIMARY KEY, session_id text, created_at timestamptz NOT NULL DEFAULT now())');
     const { dir, manifest } = sandbox('sqlite:.reaper/state.db', [
       '  - name: upload-rows',

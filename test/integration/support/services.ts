@@ -105,6 +105,20 @@ export function s3BlobsYaml(bucket: string, endpoint?: string): string[] {
 }
 
 /** Run the collected cleanups last-in-first-out. */
+/** Run statements on a PostgreSQL database over one connection, in order; the last one's rows. */
+export async function pgQuery(url: string, ...statements: string[]): Promise<Record<string, unknown>[]> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    let rows: Record<string, unknown>[] = [];
+    for (const s of statements) rows = (await client.query(s)).rows as Record<string, unknown>[];
+    return rows;
+  } finally {
+    await client.end();
+  }
+}
+
 export async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {
   while (cleanups.length) await cleanups.pop()!();
 }
