@@ -104,7 +104,8 @@ describe('a SQLite state store the user cannot write', () => {
     mkdirSync(dir);
     // Root-owned and 0755: not writable for nobody; as another user, 0555 does it.
     if (!isRoot) chmodSync(dir, 0o555);
-    const r = reaperSync(['lease', 'list', '--state', `sqlite:${path.join(dir, 'state.db')}`], {
+    // A command that creates the store (reading commands only say there is none yet).
+    const r = reaperSync(['lease', 'acquire', 'svc:a', '--ttl', '60s', '--state', `sqlite:${path.join(dir, 'state.db')}`], {
       cwd: base,
       env: { HOME: base },
       ...(isRoot ? { user: { user: 'nobody', group: 'nogroup' } } : {}),
