@@ -78,7 +78,7 @@ export class LeaseLostError extends ReaperError {
   }
 }
 
-/** The run was asked to stop (SIGINT/SIGTERM) and stopped at a safe point. */
+/** The run was asked to stop (SIGINT/SIGTERM/SIGHUP) and stopped at a safe point. */
 export class InterruptedError extends ReaperError {
   readonly exitCode = ExitCode.interrupted;
 }

@@ -246,7 +246,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--ttl <duration>', 'lease time to live, e.g. 30s (needed with --lease)')
     .option('--interval <duration>', 'renewal interval (default and maximum: a third of --ttl; jittered ±10%)')
     .option('--store-timeout <duration>', 'deadline of each state store call (default: half the renewal interval, at most 10s; 5s without --lease)')
-    .option('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, exit within this long whatever the state store does', '10s')
+    .option('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT/SIGHUP, exit within this long whatever the state store does', '10s')
     .option('--holder <name>', 'who holds the leases (default: $REAPER_HOLDER, then user@host)')
     .option('--listen <host:port>', 'where the HTTP API listens (default: $REAPER_LISTEN, then 127.0.0.1:8476)')
     .option('--token-file <file>', 'file holding the API token (default: $REAPER_TOKEN)')
@@ -303,6 +303,9 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   }
 }
 
+/** The signals that stop a command: the first at its next safe point, a second at once (docs/safety.md §19). */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 /** How long a second signal waits for the open run to be recorded `interrupted` before the process exits. */
 export const HARD_STOP_DEADLINE_MS = 1500;
 
@@ -342,11 +345,11 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exit(ExitCode.interrupted);
     }
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP (the terminal closed, an ssh or `kubectl exec` session gone) stops the command as
+  // SIGTERM does, with the same records: left to Node.js it would end the process at once.
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   const code = await run(argv, io);
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   ended = true;
   process.exitCode = streamFailed ? Math.max(code, ExitCode.runtime) : code;
 }
