@@ -4,7 +4,7 @@
  * signals. Command modules load lazily so `reaper --help` stays fast.
  */
 import { Argument, Command, CommanderError, Option } from 'commander';
-import { ExitCode, formatManifestIssue, ManifestError, ReaperError, redact } from '../errors.js';
+import { ExitCode, formatManifestIssue, ManifestError, ReaperError, redact, UsageError } from '../errors.js';
 import { versionReport } from '../version.js';
 import type { CliIO } from './io.js';
 
@@ -283,10 +283,46 @@ export function describeError(error: unknown): { code: number; message: string }
   return { code: ExitCode.runtime, message: `reaper: ${redact(message)}` };
 }
 
+/** Unit words typed after a number, as a duration's unit: [the word, the unit, how many of it one word is]. */
+const UNIT_WORDS: readonly (readonly [RegExp, string, number])[] = [
+  [/^(ms|millis|milliseconds?)$/i, 'ms', 1],
+  [/^(s|secs?|seconds?)$/i, 's', 1],
+  [/^(m|mins?|minutes?)$/i, 'm', 1],
+  [/^(h|hrs?|hours?)$/i, 'h', 1],
+  [/^(d|days?)$/i, 'd', 1],
+  [/^(w|wks?|weeks?)$/i, 'd', 7],
+];
+
+/**
+ * A duration flag given as two words (`--older-than 3 days`): a usage error saying it is one
+ * word (`3d`), where the parser would say "too many arguments" or take the unit for an argument.
+ */
+function twoWordDuration(program: Command, args: readonly string[]): UsageError | null {
+  const durationFlags = new Set<string>();
+  const walk = (command: Command) => {
+    for (const option of command.options) if (option.long && option.flags.includes('<duration>')) durationFlags.add(option.long);
+    command.commands.forEach(walk);
+  };
+  walk(program);
+  for (let i = 0; i < args.length && args[i] !== '--'; i++) {
+    const arg = args[i]!;
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    if (!durationFlags.has(flag)) continue;
+    const [value, next] = eq > 0 ? [arg.slice(eq + 1), args[i + 1]] : [args[i + 1], args[i + 2]];
+    if (value === undefined || next === undefined || !/^\d+$/.test(value)) continue;
+    const unit = UNIT_WORDS.find(([word]) => word.test(next));
+    if (unit) return new UsageError(`${flag}: a duration is one word: write ${Number(value) * unit[2]}${unit[1]}, not "${value} ${next}"`);
+  }
+  return null;
+}
+
 /** Run the CLI in-process; resolves to the exit code. */
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const program = buildProgram(io);
   try {
+    const twoWords = twoWordDuration(program, argv.slice(2));
+    if (twoWords) throw twoWords;
     await program.parseAsync([...argv], { from: 'node' });
     return io.exitCode ?? ExitCode.ok;
   } catch (error) {
