@@ -65,6 +65,15 @@ export class SafetyError extends ReaperError {
 export const LEASE_LOSS_REASONS = ['expired', 'released', 'not-found', 'not-holder'] as const;
 export type LeaseLossReason = (typeof LEASE_LOSS_REASONS)[number];
 
+/** Each reason a lease is lost, in words (the CLI's `lease` commands say it so too); `why` keeps the code. */
+const LEASE_LOSS_MESSAGES: Record<LeaseLossReason | 'deadline', (leaseId: string) => string> = {
+  expired: (id) => `lease ${id} has expired`,
+  released: (id) => `lease ${id} was released`,
+  'not-found': (id) => `no lease ${id} in the state store`,
+  'not-holder': (id) => `lease ${id} is held by another holder`,
+  deadline: (id) => `lease ${id} was not renewed in time (its deadline passed without a confirmed renewal)`,
+};
+
 export class LeaseLostError extends ReaperError {
   readonly exitCode = ExitCode.runtime;
   constructor(
@@ -72,13 +81,11 @@ export class LeaseLostError extends ReaperError {
     /** `deadline`: the holder's own clock gave up before a renewal was confirmed. */
     readonly why: LeaseLossReason | 'deadline',
   ) {
-    super(
-      `lease ${leaseId} ${why === 'not-holder' ? 'is held by another holder' : why === 'deadline' ? 'was not renewed in time (its deadline passed without a confirmed renewal)' : `is ${why}`}`,
-    );
+    super(LEASE_LOSS_MESSAGES[why](leaseId));
   }
 }
 
-/** The run was asked to stop (SIGINT/SIGTERM) and stopped at a safe point. */
+/** The run was asked to stop (SIGINT/SIGTERM/SIGHUP) and stopped at a safe point. */
 export class InterruptedError extends ReaperError {
   readonly exitCode = ExitCode.interrupted;
 }

@@ -12,7 +12,7 @@ export interface CliIO {
   stderr: OutputStream;
   env: Readonly<Record<string, string | undefined>>;
   cwd: string;
-  /** Aborted on the first SIGINT/SIGTERM: commands stop at the next safe point. */
+  /** Aborted on the first SIGINT/SIGTERM/SIGHUP: commands stop at the next safe point. */
   signal: AbortSignal;
   /** Highest exit code a command asked for (commands return it; main reads it). */
   exitCode?: number;

@@ -4,7 +4,7 @@
  * signals. Command modules load lazily so `reaper --help` stays fast.
  */
 import { Argument, Command, CommanderError, Option } from 'commander';
-import { ExitCode, formatManifestIssue, ManifestError, ReaperError, redact } from '../errors.js';
+import { ExitCode, formatManifestIssue, ManifestError, ReaperError, redact, UsageError } from '../errors.js';
 import { versionReport } from '../version.js';
 import type { CliIO } from './io.js';
 
@@ -246,7 +246,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--ttl <duration>', 'lease time to live, e.g. 30s (needed with --lease)')
     .option('--interval <duration>', 'renewal interval (default and maximum: a third of --ttl; jittered ±10%)')
     .option('--store-timeout <duration>', 'deadline of each state store call (default: half the renewal interval, at most 10s; 5s without --lease)')
-    .option('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, exit within this long whatever the state store does', '10s')
+    .option('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT/SIGHUP, exit within this long whatever the state store does', '10s')
     .option('--holder <name>', 'who holds the leases (default: $REAPER_HOLDER, then user@host)')
     .option('--listen <host:port>', 'where the HTTP API listens (default: $REAPER_LISTEN, then 127.0.0.1:8476)')
     .option('--token-file <file>', 'file holding the API token (default: $REAPER_TOKEN)')
@@ -283,10 +283,46 @@ export function describeError(error: unknown): { code: number; message: string }
   return { code: ExitCode.runtime, message: `reaper: ${redact(message)}` };
 }
 
+/** Unit words typed after a number, as a duration's unit: [the word, the unit, how many of it one word is]. */
+const UNIT_WORDS: readonly (readonly [RegExp, string, number])[] = [
+  [/^(ms|millis|milliseconds?)$/i, 'ms', 1],
+  [/^(s|secs?|seconds?)$/i, 's', 1],
+  [/^(m|mins?|minutes?)$/i, 'm', 1],
+  [/^(h|hrs?|hours?)$/i, 'h', 1],
+  [/^(d|days?)$/i, 'd', 1],
+  [/^(w|wks?|weeks?)$/i, 'd', 7],
+];
+
+/**
+ * A duration flag given as two words (`--older-than 3 days`): a usage error saying it is one
+ * word (`3d`), where the parser would say "too many arguments" or take the unit for an argument.
+ */
+function twoWordDuration(program: Command, args: readonly string[]): UsageError | null {
+  const durationFlags = new Set<string>();
+  const walk = (command: Command) => {
+    for (const option of command.options) if (option.long && option.flags.includes('<duration>')) durationFlags.add(option.long);
+    command.commands.forEach(walk);
+  };
+  walk(program);
+  for (let i = 0; i < args.length && args[i] !== '--'; i++) {
+    const arg = args[i]!;
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    if (!durationFlags.has(flag)) continue;
+    const [value, next] = eq > 0 ? [arg.slice(eq + 1), args[i + 1]] : [args[i + 1], args[i + 2]];
+    if (value === undefined || next === undefined || !/^\d+$/.test(value)) continue;
+    const unit = UNIT_WORDS.find(([word]) => word.test(next));
+    if (unit) return new UsageError(`${flag}: a duration is one word: write ${Number(value) * unit[2]}${unit[1]}, not "${value} ${next}"`);
+  }
+  return null;
+}
+
 /** Run the CLI in-process; resolves to the exit code. */
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const program = buildProgram(io);
   try {
+    const twoWords = twoWordDuration(program, argv.slice(2));
+    if (twoWords) throw twoWords;
     await program.parseAsync([...argv], { from: 'node' });
     return io.exitCode ?? ExitCode.ok;
   } catch (error) {
@@ -302,6 +338,9 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     return code;
   }
 }
+
+/** The signals that stop a command: the first at its next safe point, a second at once (docs/safety.md §19). */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** How long a second signal waits for the open run to be recorded `interrupted` before the process exits. */
 export const HARD_STOP_DEADLINE_MS = 1500;
@@ -342,11 +381,11 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exit(ExitCode.interrupted);
     }
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP (the terminal closed, an ssh or `kubectl exec` session gone) stops the command as
+  // SIGTERM does, with the same records: left to Node.js it would end the process at once.
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   const code = await run(argv, io);
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   ended = true;
   process.exitCode = streamFailed ? Math.max(code, ExitCode.runtime) : code;
 }

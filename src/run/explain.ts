@@ -7,7 +7,8 @@ import { classify, readOwners } from '../engine/classify.js';
 import type { Finding, OwnerValue } from '../engine/types.js';
 import { UsageError } from '../errors.js';
 import type { Manifest } from '../manifest/types.js';
-import type { Lease, StateStore } from '../state/types.js';
+import { printable } from '../report/table.js';
+import type { Lease, StateStore, Tombstone, TombstoneState } from '../state/types.js';
 import { formatSeconds } from '../util/format.js';
 import { judgeRecords } from './classify-stream.js';
 import { openRunContext, type RunContext } from './context.js';
@@ -30,6 +31,29 @@ export interface Explanation {
   finding: Pick<Finding, 'status' | 'reason' | 'owner' | 'ageSeconds' | 'bytes'> | null;
   owners: OwnerExplanation[];
   tombstone: { state: string; markedAt: string } | null;
+  /**
+   * For a resource not found: the newest tombstone the ledger holds of it, whatever its state
+   * (`deleted`: reaper deleted it), so that a resource reaper reaped is not merely "not found".
+   * Null when found, and for an id reaper never marked.
+   */
+  ledger: LedgerRecord | null;
+}
+
+/** What the ledger says of a resource: its newest tombstone. */
+export interface LedgerRecord {
+  state: TombstoneState;
+  /** Why it was marked (`owner-dead`, `ttl`, …) and the owner judged then. */
+  reason: string;
+  owner: string | null;
+  markedRunId: string;
+  markedAt: string;
+  /** The run that deleted or lifted it (or began deleting it); null while marked. A restore keeps the deleting run: its note names the restoring one. */
+  outcomeRunId: string | null;
+  /** When the tombstone last changed state. */
+  updatedAt: string;
+  note: string | null;
+  /** Where the backend kept a copy, for `restore`; null when it kept none. */
+  restoreHandle: string | null;
 }
 
 const MAX_DEPTH = 8;
@@ -51,7 +75,7 @@ async function explainOne(context: RunContext, type: string, id: string, path: S
   const active = await context.store.activeTombstones(type, [id]);
   const t = active.get(id);
   const tombstone = t ? { state: t.state, markedAt: new Date(t.markedAt).toISOString() } : null;
-  if (!record) return { resource: type, id, found: false, finding: null, owners: [], tombstone };
+  if (!record) return { resource: type, id, found: false, finding: null, owners: [], tombstone, ledger: await ledgerRecord(context.store, type, id) };
   const { answers } = await judgeRecords([record], spec, context.liveness, signal);
   const f = classify(record, spec, answers, await context.store.now());
   const owners: OwnerExplanation[] = [];
@@ -97,15 +121,60 @@ async function explainOne(context: RunContext, type: string, id: string, path: S
     finding: { status: f.status, reason: f.reason, owner: f.owner, ageSeconds: f.ageSeconds, bytes: f.bytes },
     owners,
     tombstone,
+    ledger: null,
   };
+}
+
+/** The newest tombstone of one resource, as `explain` shows it. */
+async function ledgerRecord(store: StateStore, type: string, id: string): Promise<LedgerRecord | null> {
+  const newest = (await store.findTombstones({ resource: type, resourceId: id }))
+    .filter((t) => t.resourceId === id)
+    .reduce<Tombstone | null>((a, t) => (a === null || t.tombstoneId > a.tombstoneId ? t : a), null);
+  if (newest === null) return null;
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    state: newest.state,
+    reason: newest.reason,
+    owner: newest.owner,
+    markedRunId: newest.markedRunId,
+    markedAt: iso(newest.markedAt),
+    outcomeRunId: newest.outcomeRunId,
+    updatedAt: iso(newest.updatedAt),
+    note: newest.note,
+    restoreHandle: newest.restoreHandle,
+  };
+}
+
+/** The first line's end for a resource not found, and the lines under it, from its ledger record. */
+function ledgerText(x: Explanation, indent: string): { head: string; lines: string[] } {
+  const l = x.ledger;
+  if (l === null) return { head: x.tombstone ? ` (tombstone ${x.tombstone.state})` : '', lines: [] };
+  const head = {
+    deleted: `: deleted by reaper, run ${l.outcomeRunId ?? '(unknown)'} at ${l.updatedAt}`,
+    deleting: `: reaper was deleting it (run ${l.outcomeRunId ?? l.markedRunId}); the next reap settles its tombstone`,
+    marked: ': its tombstone is marked, not swept; reaper did not delete it',
+    lifted: `; reaper did not delete it: its tombstone was lifted${l.outcomeRunId === null ? '' : ` by run ${l.outcomeRunId}`} at ${l.updatedAt}`,
+    restored: `; reaper deleted it (run ${l.outcomeRunId ?? '(unknown)'}), restored it at ${l.updatedAt}, and it is gone again`,
+  }[l.state];
+  const lines = [`${indent}  marked by run ${l.markedRunId} at ${l.markedAt} (${l.reason}${l.owner === null ? '' : `, owner ${printable(l.owner)}`})`];
+  lines.push(`${indent}  tombstone ${l.state}${l.note ? `: ${printable(l.note)}` : ''}`);
+  if (l.state === 'deleted') {
+    lines.push(
+      l.restoreHandle === null
+        ? `${indent}  no copy kept: restore cannot bring it back`
+        : `${indent}  kept for restore (handle ${printable(l.restoreHandle)}): reaper restore --resource ${x.resource} --id ${printable(x.id)}`,
+    );
+  }
+  return { head, lines };
 }
 
 /** The explanation as an indented tree for a terminal. */
 export function explanationText(x: Explanation, indent = ''): string {
   const lines: string[] = [];
-  const id = JSON.stringify(x.id);
+  const id = `"${printable(x.id)}"`;
   if (!x.found) {
-    lines.push(`${indent}${x.resource} ${id}: not found${x.tombstone ? ` (tombstone ${x.tombstone.state})` : ''}`);
+    const ledger = ledgerText(x, indent);
+    lines.push(`${indent}${x.resource} ${id}: not found${ledger.head}`, ...ledger.lines);
     return lines.join('\n');
   }
   const f = x.finding!;
@@ -117,13 +186,13 @@ export function explanationText(x: Explanation, indent = ''): string {
     else if (o.kind === 'unreadable') lines.push(`${indent}  owner by ${o.rule}: could not be read`);
     else if (o.kind === 'key') {
       const sources = Object.entries(o.sources ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
-      lines.push(`${indent}  owner key ${JSON.stringify(o.key)} by ${o.rule}: ${sources}`);
+      lines.push(`${indent}  owner key "${printable(o.key ?? '')}" by ${o.rule}: ${sources}`);
       for (const l of o.leases ?? []) {
         const state = l.releasedAt !== null ? `released ${new Date(l.releasedAt).toISOString()}` : `expires ${new Date(l.expiresAt).toISOString()}`;
         lines.push(`${indent}    lease ${l.leaseId} (${l.holder}, generation ${l.generation}) ${state}`);
       }
-    } else if (o.ref && 'cycle' in o.ref) lines.push(`${indent}  owned by ${o.ref.type} ${JSON.stringify(o.ref.id)} — a cycle back to a resource above`);
-    else if (o.ref && 'depthLimit' in o.ref) lines.push(`${indent}  owned by ${o.ref.type} ${JSON.stringify(o.ref.id)} — deeper than ${MAX_DEPTH} hops, not followed`);
+    } else if (o.ref && 'cycle' in o.ref) lines.push(`${indent}  owned by ${o.ref.type} "${printable(o.ref.id)}" — a cycle back to a resource above`);
+    else if (o.ref && 'depthLimit' in o.ref) lines.push(`${indent}  owned by ${o.ref.type} "${printable(o.ref.id)}" — deeper than ${MAX_DEPTH} hops, not followed`);
     else if (o.ref) {
       lines.push(`${indent}  owned by ${o.rule}:`);
       lines.push(explanationText(o.ref as Explanation, `${indent}    `));

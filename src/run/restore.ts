@@ -57,7 +57,7 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
         }
         const backend = await context.backend(spec);
         if (!t.restoreHandle || !backend.restore) {
-          out.push({ resource: t.resource, id: t.resourceId, action: 'not-restorable', detail: 'the backend kept no copy (set retain, archive, or use a versioned bucket)' });
+          out.push({ resource: t.resource, id: t.resourceId, action: 'not-restorable', detail: notRestorableDetail(spec, t.restoreHandle, backend.restore !== undefined) });
           continue;
         }
         try {
@@ -86,6 +86,38 @@ export async function runRestore(manifest: Manifest, options: RestoreOptions): P
     });
   } finally {
     await context.close();
+  }
+}
+
+/**
+ * Why a deleted resource cannot be brought back, and what its type needs so that later deletes
+ * can be, by the keys of docs/manifest.md: files `quarantine` and `retain`, SQL `archive`, S3 a
+ * versioned bucket, a handler a `restore` operation and a delete that answers a `restoreHandle`.
+ */
+export function notRestorableDetail(spec: ResourceSpec, handle: string | null, canRestore: boolean): string {
+  const location = spec.location;
+  const handlerNeeds = location.kind === 'http' ? 'set restore: true on the http type (the webhook serves restore)' : 'give the type a restore command';
+  if (handle !== null) {
+    return `the ${location.kind === 'command' || location.kind === 'http' ? 'handler' : 'backend'} kept a copy, but the type cannot restore it${
+      location.kind === 'command' || location.kind === 'http' ? `: ${handlerNeeds}` : ''
+    }`;
+  }
+  const none = 'the backend kept no copy';
+  const set = (what: string, keys: string[]) => `${none}; to keep the ${what} later runs delete, set ${keys.join(' and ')} on the type`;
+  const before = `${none}: it was deleted before the type kept copies`;
+  switch (location.kind) {
+    case 'fs': {
+      const missing = [...(spec.quarantine === undefined ? ['quarantine'] : []), ...(spec.retainMs === undefined ? ['retain'] : [])];
+      return missing.length ? set('files', missing) : before;
+    }
+    case 'postgres':
+    case 'mysql':
+      return spec.archive === undefined ? set('rows', ['archive']) : before;
+    case 's3':
+      return `${none}; to keep the objects later runs delete, enable versioning on the bucket (and set requireVersioning on the type)`;
+    case 'command':
+    case 'http':
+      return canRestore ? `${none}: the handler's delete answered no restoreHandle` : `${none}; to restore what later runs delete, ${handlerNeeds}, and have its delete answer a restoreHandle`;
   }
 }
 

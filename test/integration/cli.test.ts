@@ -193,7 +193,8 @@ describe('reaper CLI', () => {
     expect((JSON.parse(swept.stdout) as { outcomes: { deleted: number } }).outcomes.deleted).toBe(1);
     const r = reaper(['restore', '--run', (JSON.parse(swept.stdout) as { runId: string }).runId, '--output', 'table'], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toBe('not-restorable scratch gone/a.part: the backend kept no copy (set retain, archive, or use a versioned bucket)\n');
+    // What the files backend needs to keep a copy, by its keys in docs/manifest.md: quarantine and retain.
+    expect(r.stdout).toBe('not-restorable scratch gone/a.part: the backend kept no copy; to keep the files later runs delete, set quarantine and retain on the type\n');
   });
 
   it('restore: a run or an id the state store does not know is a usage error (exit 2) naming it', () => {

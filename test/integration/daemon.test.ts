@@ -858,7 +858,8 @@ for (const factory of storeFactories) {
         expect(out.text).not.toContain(TOKEN);
       });
 
-      it.skipIf(!cliHasDaemon)('the built `reaper daemon` answers on its port and exits 0 soon after SIGTERM', async () => {
+      // SIGHUP (a terminal or an exec session gone) stops it as SIGTERM does, releasing with --release-on-exit (docs/safety.md §19).
+      it.skipIf(!cliHasDaemon).each(['SIGTERM', 'SIGHUP'] as const)('the built `reaper daemon` answers on its port and exits 0 soon after %s', async (signal) => {
         const tokenFile = path.join(dir, 'token');
         writeFileSync(tokenFile, TOKEN, { mode: 0o600 });
         const state = `sqlite:${path.join(dir, 'spawned.db')}`;
@@ -885,12 +886,13 @@ for (const factory of storeFactories) {
           expect(((await list.json()) as { leases: unknown[] }).leases).toHaveLength(1);
 
           const sentAt = Date.now();
-          child.kill('SIGTERM');
+          child.kill(signal);
           expect(await exited).toBe(0);
           expect(Date.now() - sentAt).toBeLessThan(5_000);
         } finally {
           if (child.exitCode === null) child.kill('SIGKILL');
         }
+        expect(stdout).toContain(`"signal":"${signal}"`);
         expect(stdout + stderr).not.toContain(TOKEN);
         const after = await openStateStore(state);
         expect(await after.liveKeys(['svc:spawned'])).toEqual(new Set());

@@ -1,6 +1,6 @@
 /**
  * `reaper daemon`: heartbeat leases for owner keys and serve the HTTP lease API,
- * /metrics, /healthz and /readyz until the CLI's stop signal (SIGTERM/SIGINT) aborts,
+ * /metrics, /healthz and /readyz until the CLI's stop signal (SIGTERM/SIGINT/SIGHUP) aborts,
  * then stop gracefully and exit 0 — within `--shutdown-timeout` (default 10 s) all told,
  * whatever the state store does: what still waits on the store when the time is up is
  * abandoned (unreleased leases run out by their ttl). Logs are JSON lines on stdout; the

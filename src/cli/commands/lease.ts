@@ -85,7 +85,7 @@ async function saidPlainly<T>(store: Awaited<ReturnType<typeof openStore>>, id: 
     if (!(error instanceof LeaseLostError) || error.leaseId !== id) throw error;
     if (error.why !== 'expired' && error.why !== 'released') throw error;
     const key = (await store.getLease(id))?.key ?? 'KEY';
-    throw new LeaseGoneError(`lease ${id} ${error.why === 'expired' ? 'has expired' : 'was released'}; a renewal never revives a lease: acquire a new one (\`reaper lease acquire ${key} --ttl D\`)`);
+    throw new LeaseGoneError(`${error.message}; a renewal never revives a lease: acquire a new one (\`reaper lease acquire ${key} --ttl D\`)`);
   }
 }
 
