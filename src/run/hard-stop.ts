@@ -1,5 +1,5 @@
 /**
- * What a process ended at once by a second SIGINT/SIGTERM still does on its way out: each
+ * What a process ended at once by a second SIGINT/SIGTERM/SIGHUP still does on its way out: each
  * open recorded run registers how to record itself `interrupted`; the CLI runs these, bounded
  * by a short deadline, before it exits 130 (docs/safety.md §19: the exit stays bounded).
  * A run that is not recorded here is still ended later by its lapsed heartbeat (`abandoned`).
