@@ -14,7 +14,7 @@ import { judgeRecords } from '../classify-stream.js';
 import { markLeft } from '../restore.js';
 import type { RunContext } from '../context.js';
 import type { FailpointName } from '../failpoints.js';
-import { applySweeps, describeFailures } from './sweep.js';
+import { applySweeps, describeFailures, withNote } from './sweep.js';
 import type { ReapTally } from './tally.js';
 
 export interface ApplyOptions {
@@ -171,7 +171,6 @@ async function takeMarksOff(backend: Backend, rows: readonly { resourceId: strin
   if (rows.length === 0 || !backend.unmark) return;
   await backend.unmark(rows.map((r) => ({ id: r.resourceId, fingerprint: r.fingerprint }))).catch((unmarkError: unknown) => {
     const ids = rows.slice(0, 5).map((r) => r.resourceId).join(', ') + (rows.length > 5 ? ', …' : '');
-    const left = `the visible mark stays on ${rows.length} resource(s) of ${name} with no tombstone (${ids}): ${(unmarkError as Error).message}`;
-    if (error instanceof Error) error.message = `${error.message}; ${left}`;
+    withNote(error, `the visible mark stays on ${rows.length} resource(s) of ${name} with no tombstone (${ids}): ${(unmarkError as Error).message}`);
   });
 }
