@@ -40,24 +40,33 @@ export interface BaselineDetail {
 
 /** The finding keys of a baseline file, with what the file said of each finding (`detail`). */
 export class BaselineKeys extends Set<string> {
-  private readonly details = new Map<string, BaselineDetail>();
-  /** One copy of each backend and reason (a few values shared by many findings). */
+  /** Per key: backend, reason, owner, age, bytes (a tuple: a baseline may hold millions of findings). */
+  private readonly details = new Map<string, readonly [string | null, string | null, string | null, number | null, number | null]>();
+  /** One copy of each backend, reason and owner (values many findings share). */
   private readonly shared = new Map<string, string>();
 
   addFinding(f: GateFinding & Record<string, unknown>): void {
     const key = findingKey(f);
     this.add(key);
-    const text = (v: unknown) => (typeof v === 'string' ? v : null);
-    const count = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null);
-    const share = (v: string | null) => (v === null ? null : (this.shared.get(v) ?? (this.shared.set(v, v), v)));
-    const backend = share(text(f.backend));
-    this.details.set(key, { ...(backend === null ? {} : { backend }), reason: share(text(f.reason)), owner: text(f.owner), ageSeconds: count(f.ageSeconds), bytes: count(f.bytes) });
+    this.details.set(key, [this.share(f.backend), this.share(f.reason), this.share(f.owner), count(f.ageSeconds), count(f.bytes)]);
   }
 
   detail(key: string): BaselineDetail | undefined {
-    return this.details.get(key);
+    const d = this.details.get(key);
+    if (d === undefined) return undefined;
+    return { ...(d[0] === null ? {} : { backend: d[0] }), reason: d[1], owner: d[2], ageSeconds: d[3], bytes: d[4] };
+  }
+
+  private share(v: unknown): string | null {
+    if (typeof v !== 'string') return null;
+    const known = this.shared.get(v);
+    if (known !== undefined) return known;
+    this.shared.set(v, v);
+    return v;
   }
 }
+
+const count = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null);
 
 /**
  * The finding keys of a baseline: the text of an earlier `audit --output json` document,
