@@ -7,6 +7,9 @@
  * `findingsTruncated` is true is refused: it does not say which findings it knew, so every
  * finding it left out would count as new (write the baseline with a larger
  * `--max-findings`, or use the complete `--findings` NDJSON file instead).
+ *
+ * A baseline file also keeps what it said of each finding (reason, owner, age, bytes): a finding
+ * it holds that the run no longer meets is reported resolved with them, as `--since` reports it.
  */
 import { UsageError } from '../errors.js';
 import { STATUSES, type Status } from './types.js';
@@ -26,12 +29,51 @@ export function findingKey(f: Pick<GateFinding, 'resource' | 'id' | 'status'>): 
   return JSON.stringify([f.resource, f.status, f.id]);
 }
 
+/** What a baseline file said of a finding besides its key; shown for the findings it resolves. */
+export interface BaselineDetail {
+  backend?: string;
+  reason: string | null;
+  owner: string | null;
+  ageSeconds: number | null;
+  bytes: number | null;
+}
+
+/** The finding keys of a baseline file, with what the file said of each finding (`detail`). */
+export class BaselineKeys extends Set<string> {
+  /** Per key: backend, reason, owner, age, bytes (a tuple: a baseline may hold millions of findings). */
+  private readonly details = new Map<string, readonly [string | null, string | null, string | null, number | null, number | null]>();
+  /** One copy of each backend, reason and owner (values many findings share). */
+  private readonly shared = new Map<string, string>();
+
+  addFinding(f: GateFinding & Record<string, unknown>): void {
+    const key = findingKey(f);
+    this.add(key);
+    this.details.set(key, [this.share(f.backend), this.share(f.reason), this.share(f.owner), count(f.ageSeconds), count(f.bytes)]);
+  }
+
+  detail(key: string): BaselineDetail | undefined {
+    const d = this.details.get(key);
+    if (d === undefined) return undefined;
+    return { ...(d[0] === null ? {} : { backend: d[0] }), reason: d[1], owner: d[2], ageSeconds: d[3], bytes: d[4] };
+  }
+
+  private share(v: unknown): string | null {
+    if (typeof v !== 'string') return null;
+    const known = this.shared.get(v);
+    if (known !== undefined) return known;
+    this.shared.set(v, v);
+    return v;
+  }
+}
+
+const count = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null);
+
 /**
  * The finding keys of a baseline: the text of an earlier `audit --output json` document,
  * or of a `--findings` NDJSON file (which always holds every finding). A document whose
  * findings list was truncated is refused. `name` is used in messages (the file name).
  */
-export function parseBaseline(text: string, name = 'the baseline'): Set<string> {
+export function parseBaseline(text: string, name = 'the baseline'): BaselineKeys {
   const trimmed = text.trim();
   if (trimmed === '') throw new GateError(`${name} is empty; pass an earlier \`reaper audit --output json\` document or a --findings NDJSON file`);
   let whole: unknown;
@@ -41,7 +83,7 @@ export function parseBaseline(text: string, name = 'the baseline'): Set<string> 
     whole = undefined;
   }
   if (whole !== undefined && !(isRecord(whole) && 'resource' in whole && 'id' in whole)) return baselineKeys(whole, name);
-  const keys = new Set<string>();
+  const keys = new BaselineKeys();
   trimmed.split('\n').forEach((line, index) => {
     if (line.trim() === '') return;
     let value: unknown;
@@ -51,13 +93,13 @@ export function parseBaseline(text: string, name = 'the baseline'): Set<string> 
       throw new GateError(`${name}:${index + 1}: neither an audit JSON document nor NDJSON findings (line ${index + 1} is not JSON)`);
     }
     if (!isFinding(value)) throw new GateError(`${name}:${index + 1}: not a finding (needs resource, id and status)`);
-    keys.add(findingKey(value));
+    keys.addFinding(value);
   });
   return keys;
 }
 
 /** The finding keys of an already parsed audit document; refuses a truncated one. */
-export function baselineKeys(doc: unknown, name = 'the baseline'): Set<string> {
+export function baselineKeys(doc: unknown, name = 'the baseline'): BaselineKeys {
   if (!isRecord(doc) || doc.kind !== 'audit' || !Array.isArray(doc.findings)) {
     throw new GateError(`${name} is not a reaper audit document (expected kind "audit" and findings[]); write one with \`reaper audit --output json\``);
   }
@@ -68,10 +110,10 @@ export function baselineKeys(doc: unknown, name = 'the baseline'): Set<string> {
         `write it with --max-findings ${typeof total === 'number' ? total : 'N'} or more, or use the --findings NDJSON file of that run`,
     );
   }
-  const keys = new Set<string>();
+  const keys = new BaselineKeys();
   doc.findings.forEach((f: unknown, index: number) => {
     if (!isFinding(f)) throw new GateError(`${name}: findings[${index}] is not a finding (needs resource, id and status)`);
-    keys.add(findingKey(f));
+    keys.addFinding(f);
   });
   return keys;
 }
@@ -130,15 +172,19 @@ export class NewFindingsTally<F extends GateFinding = GateFinding> {
 
   /**
    * New, resolved and persisting findings against the baseline. Resolved ones are the
-   * baseline's keys the run did not meet (known by resource, id and status only), leaving
-   * out the types in `unread`, whose findings this run could not see whole.
+   * baseline's keys the run did not meet, with what a baseline file said of them (a bare set of
+   * keys knows them by resource, id and status only), leaving out the types in `unread`, whose
+   * findings this run could not see whole.
    */
   diff(unread: ReadonlySet<string> = new Set()): FindingsDiff<F | GateFinding> {
-    const resolved: FindingsDiffPart<GateFinding> = emptyPart();
+    const resolved: FindingsDiffPart<GateFinding & Partial<BaselineDetail>> = emptyPart();
+    const details = this.baseline instanceof BaselineKeys ? this.baseline : null;
     for (const key of this.baseline) {
       if (this.met.has(key)) continue;
       const [resource, status, id] = JSON.parse(key) as [string, Status, string];
-      if (!unread.has(resource)) addTo(resolved, { resource, status, id, bytes: null }, this.sampleSize);
+      if (unread.has(resource)) continue;
+      const detail = details?.detail(key);
+      addTo(resolved, detail ? { resource, ...(detail.backend === undefined ? {} : { backend: detail.backend }), id, status, reason: detail.reason, owner: detail.owner, ageSeconds: detail.ageSeconds, bytes: detail.bytes } : { resource, status, id, bytes: null }, this.sampleSize);
     }
     return { new: this.fresh, resolved, persisting: this.persisting };
   }
@@ -204,7 +250,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function isFinding(value: unknown): value is GateFinding {
+function isFinding(value: unknown): value is GateFinding & Record<string, unknown> {
   return (
     isRecord(value) &&
     typeof value.resource === 'string' &&

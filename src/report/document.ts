@@ -77,8 +77,8 @@ export function leaseTelemetry(stats: LeaseStats, windowMs: number): LeaseTeleme
   };
 }
 
-/** A finding of a comparison: resolved ones from a baseline are known by resource, id and status only. */
-export type ComparedFinding = GateFinding & Partial<Pick<FindingOutput, 'reason' | 'owner' | 'ageSeconds'>>;
+/** A finding of a comparison: resolved ones have what the baseline file or the earlier run said of them (a bare set of keys: resource, id and status only). */
+export type ComparedFinding = GateFinding & Partial<Pick<FindingOutput, 'backend' | 'reason' | 'owner' | 'ageSeconds'>>;
 
 /** What changed against a baseline (`--baseline FILE`) or an earlier run (`--since RUN`): the reports lead with it. */
 export interface FindingsComparison {

@@ -35,6 +35,7 @@ import { failpoints } from './failpoints.js';
 import { openPlan, planItems, type OpenedPlan, type PlanHeader } from './plan-file.js';
 import { recordedRun } from './recorded-run.js';
 import { applyPlan, refuseOverlap } from './reap/apply.js';
+import { withNote } from './reap/sweep.js';
 import { capViolations, judgeBreaker, resumedRun } from './reap/jobs.js';
 import { writePlan } from './reap/plan.js';
 import { recoverIntents } from './reap/recover.js';
@@ -103,10 +104,12 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
   const locks: string[] = [];
   let runId = '';
   let spoolDir: string | null = null;
+  // Why applying stopped, and the report of what was done until then (see below).
+  let stopped: { error: unknown; report?: ReapReport } | null = null;
   try {
     // The run's record lives as long as its locks: killed, it is recorded abandoned once they expire.
     const recording = { kind: 'reap' as const, manifestDigest: manifest.digest, execute: options.execute, ttlMs: lockTtl(options), signal: options.signal, onRunStarted: options.onRunStarted, job };
-    return await recordedRun(context, { ...recording, stopped: 'stopped before acting on the current step; the next run resumes' }, async (run) => {
+    const recorded = recordedRun(context, { ...recording, stopped: 'stopped before acting on the current step; the next run resumes' }, async (run) => {
       runId = run.runId;
       // The locks live as long as the run, through a scan longer than their ttl: a second run
       // cannot take a type over while this one plans it (docs/safety.md §13).
@@ -166,21 +169,34 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
         if (r.error !== null) errors.push(`${r.name}: refused, nothing of it was marked or deleted: ${r.error}`);
         else if (r.telemetry && r.telemetry.status !== 'ok') errors.push(`${r.name}: ${scanProblem(r.telemetry)}; the rest of it was judged`);
       }
+      // A failure while applying (a store write refused mid-sweep): the run still reports what it
+      // did and is recorded failed with it; what was in flight is settled by the next run (§11).
       if (options.execute) {
         const applying = { runId: run.runId, lockTtlMs: lockTtl(options), fromFile: Boolean(options.planIn), fail, errors, signal: options.signal, onProgress: options.onProgress, shard: options.shard ?? null };
-        await applyPlan(context, new Map(live.map((s) => [s.name, s])), items, tallies, applying);
-        const nowMs = await store.now();
-        for (const spec of live) await (await context.backend(spec)).purgeRetained?.(nowMs, options.signal);
-        // A plan applied to the end is applied once (refuseAppliedPlan): the run that made it carries the mark.
-        if (errors.length === 0 && planFile !== null) await store.saveCheckpoint(header.runId, PLAN_APPLIED, 'applied', run.runId);
+        try {
+          await applyPlan(context, new Map(live.map((s) => [s.name, s])), items, tallies, applying);
+          const nowMs = await store.now();
+          for (const spec of live) await (await context.backend(spec)).purgeRetained?.(nowMs, options.signal);
+          // A plan applied to the end is applied once (refuseAppliedPlan): the run that made it carries the mark.
+          if (errors.length === 0 && planFile !== null) await store.saveCheckpoint(header.runId, PLAN_APPLIED, 'applied', run.runId);
+        } catch (error) {
+          if (options.signal?.aborted || error instanceof SafetyError || error instanceof InterruptedError) throw error;
+          stopped = { error };
+          errors.push(`applying stopped: ${redact((error as Error)?.message ?? String(error))}`);
+        }
       }
 
       // What is left to clean after this run's marks and sweeps: the pending tombstones, and the
       // backlog the report, the run record and the metrics carry (the scan's count predates them).
-      const endMs = await store.now();
-      for (const spec of specs) {
-        const tombstones = await store.countTombstones(spec.name);
-        tallies.get(spec.name)!.leftAfterRun(tombstones, spec.graceMs, endMs);
+      // Best effort once applying stopped: the store may not answer.
+      try {
+        const endMs = await store.now();
+        for (const spec of specs) {
+          const tombstones = await store.countTombstones(spec.name);
+          tallies.get(spec.name)!.leftAfterRun(tombstones, spec.graceMs, endMs);
+        }
+      } catch (error) {
+        if (stopped === null) throw error;
       }
       const resources = [...tallies.values()].map((t) => t.report);
       const report: ReapReport = {
@@ -200,6 +216,7 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
         errors,
         ...(header.filters ? { filters: header.filters } : {}),
       };
+      if (stopped) stopped.report = report;
       return {
         result: report,
         end: {
@@ -222,6 +239,11 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
           if (errors.length > 0) throw Object.assign(new BackendError(`reap finished with failures:\n  ${errors.map(redact).join('\n  ')}`), { report });
         },
       };
+    });
+    // A store that stopped answering fails the run's record too: the cause stays the first failure, with the report.
+    return await recorded.catch((error: unknown) => {
+      if (stopped === null || stopped.report === undefined || (error as { report?: unknown }).report !== undefined) throw error;
+      throw Object.assign(withNote(stopped.error, 'the run could not be recorded'), { report: stopped.report });
     });
   } finally {
     for (const name of locks) await store.releaseLock(name, runId).catch(() => undefined);

@@ -9,6 +9,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { reaper, removeTempDirs, tmp } from './support/cli.js';
 
@@ -142,6 +143,46 @@ describe('command kind: a handler with a visible marker', () => {
     expect(restored.code, restored.stdout + restored.stderr).toBe(0);
     expect(restored.stdout).toMatch(/^unmarked +things b1\n$/);
     expect(marked(dir, 'b1')).toBeUndefined();
+  });
+
+  /** Makes the run's tombstone writes fail (a store refusing the INSERT), or lets them through again. */
+  const refuseTombstones = (dir: string, refuse: boolean) => {
+    const db = new Database(path.join(dir, '.reaper/state.db'));
+    db.exec(refuse ? `CREATE TRIGGER refuse_tombstones BEFORE INSERT ON tombstones BEGIN SELECT RAISE(ABORT, 'tombstones refused by the test'); END` : 'DROP TRIGGER refuse_tombstones');
+    db.close();
+  };
+
+  it('a tombstone write that fails takes the marks it follows off again, and the run fails as before', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' }, c1: { owner: 'carol' } });
+    expect(reaper(['reap', '-c', withMarks(dir, ['session:alice', 'session:bob', 'session:carol']), '--execute'], { cwd: dir }).code).toBe(0);
+    refuseTombstones(dir, true);
+    const failed = reaper(['reap', '-c', withMarks(dir, ['session:alice']), '--execute', '--allow-liveness-drop'], { cwd: dir });
+    expect(failed.code, failed.stderr).toBe(3);
+    expect(failed.stderr).toContain('tombstones refused by the test');
+    expect([marked(dir, 'b1'), marked(dir, 'c1')]).toEqual([undefined, undefined]);
+
+    // With the store writing again, the orphans are marked and tombstoned as usual.
+    refuseTombstones(dir, false);
+    const again = reaper(['reap', '-c', withMarks(dir, ['session:alice']), '--execute', '--allow-liveness-drop', '-o', 'json'], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect(json(again.stdout).resources[0]!.outcomes).toMatchObject({ marked: 2 });
+    expect(marked(dir, 'b1')).toMatch(/\S/);
+  });
+
+  it('a tombstone write that fails, with marks that will not come off: the error names what is left marked', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
+    const m = withMarks(dir, ['session:alice', 'session:bob']);
+    expect(reaper(['reap', '-c', m, '--execute'], { cwd: dir }).code).toBe(0);
+    refuseTombstones(dir, true);
+    const working = withMarks(dir, ['session:alice']);
+    writeFileSync(m, readFileSync(working, 'utf8').replace(/( {6}unmark: ).*/, '$1[node, -e, "process.exit(5)"]'));
+    const failed = reaper(['reap', '-c', m, '--execute'], { cwd: dir });
+    expect(failed.code, failed.stderr).toBe(3);
+    expect(failed.stderr).toContain('tombstones refused by the test');
+    expect(failed.stderr).toMatch(/the visible mark stays on 1 resource\(s\) of things with no tombstone \(b1\)/);
+    expect(marked(dir, 'b1')).toMatch(/\S/);
   });
 
   it('restore lifts a tombstone whose mark will not come off, says so (exit 3), and a rerun takes the mark off', () => {

@@ -4,7 +4,7 @@
  * testcase is the resource type that breaks the gate, its failure text naming the new
  * findings. Through the built CLI, on files.
  */
-import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -98,6 +98,32 @@ describe('a leak gate against a baseline or an earlier run', () => {
     const doc = JSON.parse(r.stdout) as { baseline: { new: { count: number; samples: { id: string }[] }; persisting: { count: number }; resolved: { count: number } } };
     expect(doc.baseline.new.samples.map((f) => f.id)).toEqual([NEW_ID]);
     expect(doc.baseline).toMatchObject({ new: { count: 1 }, resolved: { count: 0 }, persisting: { count: 26 } });
+  });
+
+  it('a finding resolved since a --baseline file keeps its reason, owner, age and bytes, as it does --since the same run', () => {
+    const { dir, manifest } = sandbox();
+    const before = reaperSync(['audit', '-c', manifest, '--output', 'json'], { cwd: dir });
+    expect(before.code).toBe(0);
+    writeFileSync(path.join(dir, 'b.json'), before.stdout);
+    const runId = (JSON.parse(before.stdout) as { runId: string }).runId;
+    rmSync(path.join(dir, 'exports/bob/report.csv'));
+
+    type Resolved = { resolved: { count: number; samples: Record<string, unknown>[] } };
+    const compare = (flags: string[], summary: string) => {
+      const r = reaperSync(['audit', '-c', manifest, ...flags, '--summary', summary, '--output', 'json'], { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+      const resolvedAt = (text: string) => text.slice(text.indexOf('### Resolved since'), text.indexOf('persisting (already in'));
+      return { doc: JSON.parse(r.stdout) as { baseline?: Resolved; since?: Resolved }, md: resolvedAt(readFileSync(path.join(dir, summary), 'utf8')) };
+    };
+    const baseline = compare(['--baseline', 'b.json'], 'b.md');
+    const since = compare(['--since', runId], 'r.md');
+    expect(baseline.doc.baseline!.resolved.count).toBe(1);
+    expect(baseline.doc.baseline!.resolved.samples).toEqual([
+      { resource: 'exports', backend: 'fs', id: 'bob/report.csv', status: 'orphaned', reason: expect.any(String), owner: 'bob', ageSeconds: expect.any(Number), bytes: 4 },
+    ]);
+    expect(baseline.doc.baseline!.resolved.samples).toEqual(since.doc.since!.resolved.samples);
+    expect(baseline.md).toContain(`| exports | \`bob/report.csv\` | orphaned | ${String(baseline.doc.baseline!.resolved.samples[0]!.reason)} | \`bob\` |`);
+    expect(baseline.md.replace('baseline b.json', 'the earlier audit')).toBe(since.md.replace(`run ${runId}`, 'the earlier audit'));
   });
 
   it('with --since: the reports lead with what is new since that run', () => {

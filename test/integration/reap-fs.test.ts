@@ -34,7 +34,7 @@ import path from 'node:path';
 import { DeleteObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, PutObjectTaggingCommand, S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it, vi } from 'vitest';
 import { fileFingerprint } from '../../src/backends/fs/fs-identity.js';
-import { InterruptedError, LeaseLostError, SafetyError } from '../../src/errors.js';
+import { BackendError, InterruptedError, LeaseLostError, SafetyError } from '../../src/errors.js';
 import type { Manifest } from '../../src/manifest/types.js';
 import { runAudit } from '../../src/run/audit.js';
 import type { ReapReport } from '../../src/report/reap-report.js';
@@ -1321,6 +1321,27 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     },
     { restorable: true },
   );
+
+  // guard (applyMarks takes the marks off when their tombstones are not written): no tombstone would ever lift
+  // them, and the tag would stay on an object whose owner came back.
+  test('mark: tag: a tombstone write that fails takes the tags it follows off again; the run fails, reporting it', async (h) => {
+    const fx = h.fx as S3ReapFixture;
+    const { store, reap, manifest } = h;
+    const ids = await fx.create(T, [{ owner: 'bob' }, { owner: 'carol' }]);
+    const client = s3();
+    try {
+      const tagsOf = async (key: string) => Object.fromEntries(((await client.send(new GetObjectTaggingCommand({ Bucket: fx.bucket, Key: key }))).TagSet ?? []).map((t) => [t.Key, t.Value]));
+      const m = manifest({ policy: { mark: 'tag' } });
+      const refused = { insertTombstones: () => Promise.reject(new BackendError('tombstones refused by the test')) } as StoreHooks;
+      const error = await reap(m, { store: hookStore(store, refused) }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BackendError);
+      expect((error as { report?: ReapReport }).report?.errors).toEqual([expect.stringContaining('tombstones refused by the test')]);
+      for (const id of ids) expect(await tagsOf(id)).not.toHaveProperty('reaper-tombstone');
+      expect(await h.tombstoned('marked')).toEqual(new Set());
+    } finally {
+      client.destroy();
+    }
+  });
 
   // S3-only: an unversioned bucket cannot express a byte-identical re-upload as a new identity (the ETag is
   // the same), so the shared §3 scenarios re-upload different bytes there. In a versioned bucket the

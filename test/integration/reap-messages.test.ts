@@ -6,10 +6,11 @@
  *   bucket whose versioning is not enabled, and `validate` reports it (moto).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackendError, ExitCode, SafetyError } from '../../src/errors.js';
 import { loadManifest } from '../../src/manifest/load.js';
@@ -68,6 +69,43 @@ resources:
       'items: 5 delete(s) failed (postgres public.items (connection "db"): terminating connection due to administrator command ×5); the batch stopped and the rest of items waits for the next run',
     ]);
     expect((await admin.query('SELECT count(*)::int AS n FROM items')).rows[0].n).toBe(5);
+  });
+});
+
+describe('a state-store write that fails mid-sweep', () => {
+  it('still gives the report of what was recorded, records the run failed with it, and the next run reports the deletes in flight once', async () => {
+    const { dir, file } = manifestFile(`resources:
+  - name: scratch
+    fs: { path: ./scratch }
+    owner: { pathPattern: "^(?<owner>[^/]+)/" }
+`);
+    for (const name of ['gone/a.part', 'gone/b.part', 'gone/c.part', 'platform/keep.part']) {
+      mkdirSync(path.dirname(path.join(dir, 'scratch', name)), { recursive: true });
+      writeFileSync(path.join(dir, 'scratch', name), 'data');
+    }
+    const manifest = await loadManifest(file);
+    expect((await runReap(manifest, { execute: true })).outcomes.marked).toBe(3);
+
+    // The batch's outcomes, written after its deletes, are refused: the deletes are done, the ledger does not say so.
+    const db = new Database(path.join(dir, '.reaper', 'state.db'));
+    cleanups.push(async () => void db.close());
+    db.exec(`CREATE TRIGGER refuse_outcomes BEFORE UPDATE OF state ON reap_batches WHEN NEW.state = 'done' BEGIN SELECT RAISE(ABORT, 'outcomes refused by the test'); END`);
+    const error = await runReap(manifest, { execute: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BackendError);
+    expect((error as Error).message).toContain('outcomes refused by the test');
+    const report = (error as { report?: ReapReport }).report;
+    expect(report, 'a report with the error').toBeDefined();
+    expect(existsSync(path.join(dir, 'scratch/gone/a.part'))).toBe(false);
+    // Not counted here: the ledger holds them as in flight, and the next run reads them back and counts them.
+    expect(report!.outcomes).toMatchObject({ deleted: 0, failed: 0 });
+    expect(report!.errors).toEqual([expect.stringMatching(/^applying stopped: .*outcomes refused by the test; 3 delete\(s\) of scratch were sent and their outcomes are not recorded: the next run reads them back and reports them$/)]);
+    const run = await (await store(dir)).getRun(report!.runId);
+    expect(run).toMatchObject({ status: 'failed', error: report!.errors[0], summary: { outcomes: report!.outcomes } });
+
+    db.exec('DROP TRIGGER refuse_outcomes');
+    const next = await runReap(manifest, { execute: true });
+    expect(next.outcomes).toMatchObject({ deleted: 3, failed: 0 });
+    expect(existsSync(path.join(dir, 'scratch/platform/keep.part'))).toBe(true);
   });
 });
 

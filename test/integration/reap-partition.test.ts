@@ -117,6 +117,9 @@ describe.skipIf(!serviceAvailable('postgres'))('reap --execute with a PostgreSQL
       expect(proxy.isHung).toBe(true);
       expect(hung.code, hung.stderr).toBe(3);
       expect(hung.stderr).toMatch(/state store postgres:.*: no answer within 2000 ms/);
+      // The report of what the run did is printed all the same, the failure in its errors.
+      const printed = JSON.parse(hung.stdout) as { errors: string[] };
+      expect(printed.errors).toEqual([expect.stringMatching(/^applying stopped: state store postgres:.*: no answer within 2000 ms/)]);
       await deletedOnlyJournaled(fx, observer, live, orphans);
       if (moment.statement.startsWith('SET')) expect((await fx.present(T)).size).toBe(live.length + orphans.length);
 

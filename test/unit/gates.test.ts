@@ -374,7 +374,7 @@ describe('baselines', () => {
     const keys = parseBaseline(ndjson, 'findings.ndjson');
     expect(keys.size).toBe(10);
     expect(keys.has(findingKey(doc.findings[0]!))).toBe(true);
-    expect(parseBaseline(JSON.stringify(doc.findings[0]))).toEqual(new Set([findingKey(doc.findings[0]!)]));
+    expect([...parseBaseline(JSON.stringify(doc.findings[0]))]).toEqual([findingKey(doc.findings[0]!)]);
     expect(() => parseBaseline(`${JSON.stringify(doc.findings[0])}\nnot json\n`, 'f.ndjson')).toThrow('f.ndjson:2: neither an audit JSON document nor NDJSON findings');
     expect(() => parseBaseline('{"resource":"a","id":"b","status":"gone"}\n{"x":1}', 'f.ndjson')).toThrow('f.ndjson:1: not a finding');
   });
@@ -447,6 +447,36 @@ describe('NewFindingsTally.diff', () => {
     ]);
     // A type not read whole this time has nothing resolved.
     expect(tally.diff(new Set(['scratch-uploads'])).resolved.samples.map((f) => f.id)).toEqual(['old.csv']);
+  });
+});
+
+describe('resolved findings against a baseline file', () => {
+  const resolvedOf = (text: string, met: readonly FindingOutput[]) => {
+    const tally = new NewFindingsTally<FindingOutput>(parseBaseline(text, 'b.json'), 2);
+    for (const f of met) tally.add(f);
+    return tally.diff().resolved;
+  };
+
+  it('keep the fields the baseline document held: reason, owner, age and bytes', () => {
+    const doc = auditDoc();
+    const [gone, ...rest] = doc.findings;
+    const resolved = resolvedOf(JSON.stringify(doc), rest);
+    expect(resolved.count).toBe(1);
+    expect(resolved.samples).toEqual([gone]);
+  });
+
+  it('keep them from a --findings NDJSON file too, and only as many as the samples show', () => {
+    const doc = auditDoc();
+    const resolved = resolvedOf(doc.findings.map((f) => JSON.stringify(f)).join('\n'), []);
+    expect(resolved.byResource).toEqual({ 'scratch-uploads': 8, exports: 2 });
+    expect(resolved.samples).toEqual([doc.findings[0], doc.findings[1], doc.findings[8], doc.findings[9]]);
+  });
+
+  it('leave out a field of the wrong type instead of passing it on', () => {
+    const doc = auditDoc();
+    const odd = { ...doc.findings[0]!, owner: 5, ageSeconds: 'old', bytes: -1, reason: ['x'] };
+    const resolved = resolvedOf(JSON.stringify({ ...doc, findings: [odd] }), []);
+    expect(resolved.samples).toEqual([{ resource: 'scratch-uploads', backend: 'fs', id: 'bob/1.part', status: 'orphaned', reason: null, owner: null, ageSeconds: null, bytes: null }]);
   });
 });
 

@@ -14,7 +14,7 @@ import { judgeRecords } from '../classify-stream.js';
 import { markLeft } from '../restore.js';
 import type { RunContext } from '../context.js';
 import type { FailpointName } from '../failpoints.js';
-import { applySweeps, describeFailures } from './sweep.js';
+import { applySweeps, describeFailures, withNote } from './sweep.js';
 import type { ReapTally } from './tally.js';
 
 export interface ApplyOptions {
@@ -151,6 +151,27 @@ async function applyMarks(
       reason: m.reason,
       bytes: m.bytes,
     }));
-  tally.marked(await context.store.insertTombstones(options.runId, rows));
+  let inserted: number;
+  try {
+    inserted = await context.store.insertTombstones(options.runId, rows);
+  } catch (error) {
+    if (fingerprints !== null) await takeMarksOff(backend, rows, spec.name, error);
+    throw error;
+  }
+  tally.marked(inserted);
   options.fail('after-mark');
+}
+
+/**
+ * The marks put on for tombstones that were not written: nothing in the ledger would ever lift
+ * them, so they come off again, best effort, before the run fails with the store's error (which
+ * names the marks that would not come off). Unmarking a resource whose tombstone was written
+ * after all (an answer lost) is harmless: the ledger, not the mark, decides (docs/safety.md §1).
+ */
+async function takeMarksOff(backend: Backend, rows: readonly { resourceId: string; fingerprint: string }[], name: string, error: unknown): Promise<void> {
+  if (rows.length === 0 || !backend.unmark) return;
+  await backend.unmark(rows.map((r) => ({ id: r.resourceId, fingerprint: r.fingerprint }))).catch((unmarkError: unknown) => {
+    const ids = rows.slice(0, 5).map((r) => r.resourceId).join(', ') + (rows.length > 5 ? ', …' : '');
+    withNote(error, `the visible mark stays on ${rows.length} resource(s) of ${name} with no tombstone (${ids}): ${(unmarkError as Error).message}`);
+  });
 }

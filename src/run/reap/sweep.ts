@@ -6,6 +6,7 @@
  */
 import type { Backend, DeleteItem, DeleteResult } from '../../backends/types.js';
 import type { PlanItem, SweepEvidence } from '../../engine/reap-plan.js';
+import { BackendError } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
 import type { SweepBatch, Tombstone } from '../../state/types.js';
 import type { RunContext } from '../context.js';
@@ -210,10 +211,20 @@ async function recordResults(
         outcome = 'changed';
       }
     }
-    tally.settled(outcome, entry.bytes);
     if (outcome === 'failed') failures.push(error ?? 'no error given');
     return { tombstoneId: entry.tombstoneId, outcome, error, restoreHandle: result.restoreHandle ?? null };
   });
-  await context.store.finishBatch(runId, batch.batchId, outcomes);
+  // Counted once recorded: outcomes the store refused are the next run's to read back and count (recoverIntents).
+  await context.store.finishBatch(runId, batch.batchId, outcomes).catch((error: unknown) => {
+    throw withNote(error, `${outcomes.length} delete(s) of ${batch.resource} were sent and their outcomes are not recorded: the next run reads them back and reports them`);
+  });
+  for (let i = 0; i < outcomes.length; i++) tally.settled(outcomes[i]!.outcome, entries[i]!.bytes);
   return failures;
+}
+
+/** The error, its message followed by what it left behind (keeping its class, hence its exit code). */
+export function withNote(error: unknown, note: string): Error {
+  if (!(error instanceof Error)) return new BackendError(`${String(error)}; ${note}`);
+  error.message = `${error.message}; ${note}`;
+  return error;
 }
