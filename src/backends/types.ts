@@ -141,6 +141,12 @@ export interface Backend {
   plannedDeleteMode?(): string;
   /** What a reap will rely on that `validate` should show (S3: versioning, how deletes are made conditional; SQL: the archive table). */
   reapNotes?(): string[];
+  /**
+   * Whether the copy a restore handle names is still kept, and until when the resource's
+   * retention keeps it (files `retain`; null: until removed by hand). Absent where the backend
+   * cannot tell without changing anything: the handle is then taken as kept.
+   */
+  keptCopy?(handle: string): Promise<{ present: boolean; untilMs: number | null }>;
   /** Drop kept copies older than the resource's retention (files `retain`); returns how many. */
   purgeRetained?(nowMs: number, signal?: AbortSignal): Promise<number>;
   /**

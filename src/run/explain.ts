@@ -3,6 +3,7 @@
  * up to a live key (with lease states and each source's answer) or where it breaks.
  * Read-only; follows `ref` owners recursively (cycles and depth bounded).
  */
+import type { Backend } from '../backends/types.js';
 import { classify, readOwners } from '../engine/classify.js';
 import type { Finding, OwnerValue } from '../engine/types.js';
 import { UsageError } from '../errors.js';
@@ -54,6 +55,14 @@ export interface LedgerRecord {
   note: string | null;
   /** Where the backend kept a copy, for `restore`; null when it kept none. */
   restoreHandle: string | null;
+  /**
+   * Whether that copy is there for `restore`: `kept`; `purged` (its retention ended and a reap
+   * removed it, or someone did); `none` (no copy was kept). Only files tell a purged copy; other
+   * backends keep theirs until removed by hand (docs/manifest.md `retain`, `archive`).
+   */
+  copy: 'kept' | 'purged' | 'none';
+  /** When the copy's retention ends (files `retain`); null where nothing ends it. */
+  keptUntil: string | null;
 }
 
 const MAX_DEPTH = 8;
@@ -75,7 +84,7 @@ async function explainOne(context: RunContext, type: string, id: string, path: S
   const active = await context.store.activeTombstones(type, [id]);
   const t = active.get(id);
   const tombstone = t ? { state: t.state, markedAt: new Date(t.markedAt).toISOString() } : null;
-  if (!record) return { resource: type, id, found: false, finding: null, owners: [], tombstone, ledger: await ledgerRecord(context.store, type, id) };
+  if (!record) return { resource: type, id, found: false, finding: null, owners: [], tombstone, ledger: await ledgerRecord(context.store, backend, type, id) };
   const { answers } = await judgeRecords([record], spec, context.liveness, signal);
   const f = classify(record, spec, answers, await context.store.now());
   const owners: OwnerExplanation[] = [];
@@ -126,12 +135,14 @@ async function explainOne(context: RunContext, type: string, id: string, path: S
 }
 
 /** The newest tombstone of one resource, as `explain` shows it. */
-async function ledgerRecord(store: StateStore, type: string, id: string): Promise<LedgerRecord | null> {
+async function ledgerRecord(store: StateStore, backend: Backend, type: string, id: string): Promise<LedgerRecord | null> {
   const newest = (await store.findTombstones({ resource: type, resourceId: id }))
     .filter((t) => t.resourceId === id)
     .reduce<Tombstone | null>((a, t) => (a === null || t.tombstoneId > a.tombstoneId ? t : a), null);
   if (newest === null) return null;
   const iso = (ms: number) => new Date(ms).toISOString();
+  const handle = newest.state === 'deleted' ? newest.restoreHandle : null;
+  const copy = handle === null || !backend.keptCopy ? null : await backend.keptCopy(handle);
   return {
     state: newest.state,
     reason: newest.reason,
@@ -142,6 +153,8 @@ async function ledgerRecord(store: StateStore, type: string, id: string): Promis
     updatedAt: iso(newest.updatedAt),
     note: newest.note,
     restoreHandle: newest.restoreHandle,
+    copy: handle === null ? 'none' : copy === null || copy.present ? 'kept' : 'purged',
+    keptUntil: copy?.untilMs == null ? null : iso(copy.untilMs),
   };
 }
 
@@ -160,9 +173,11 @@ function ledgerText(x: Explanation, indent: string): { head: string; lines: stri
   lines.push(`${indent}  tombstone ${l.state}${l.note ? `: ${printable(l.note)}` : ''}`);
   if (l.state === 'deleted') {
     lines.push(
-      l.restoreHandle === null
+      l.copy === 'none'
         ? `${indent}  no copy kept: restore cannot bring it back`
-        : `${indent}  kept for restore (handle ${printable(l.restoreHandle)}): reaper restore --resource ${x.resource} --id ${printable(x.id)}`,
+        : l.copy === 'purged'
+          ? `${indent}  its kept copy is gone${l.keptUntil === null ? '' : ` (retained until ${l.keptUntil})`}: restore cannot bring it back`
+          : `${indent}  kept for restore${l.keptUntil === null ? '' : ` until ${l.keptUntil}`} (handle ${printable(l.restoreHandle ?? '')}): reaper restore --resource ${x.resource} --id ${printable(x.id)}`,
     );
   }
   return { head, lines };

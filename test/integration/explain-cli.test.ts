@@ -11,10 +11,13 @@ import { reaper, removeTempDirs, tmp } from './support/cli.js';
 
 afterAll(removeTempDirs);
 
-/** Two files types, each holding gone/a.part of a dead owner, grace 0s; `kept` keeps swept files for restore. */
+/**
+ * Three files types, each holding gone/a.part of a dead owner, grace 0s; `kept` keeps swept
+ * files for restore a week, `brief` for a second.
+ */
 function sandbox(): string {
   const dir = tmp();
-  for (const type of ['scratch', 'kept']) {
+  for (const type of ['scratch', 'kept', 'brief']) {
     mkdirSync(path.join(dir, type, 'gone'), { recursive: true });
     writeFileSync(path.join(dir, type, 'gone/a.part'), 'x');
   }
@@ -34,6 +37,11 @@ function sandbox(): string {
       '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
       '    quarantine: ./trash',
       '    retain: 7d',
+      '  - name: brief',
+      '    fs: { path: ./brief }',
+      '    owner: { pathPattern: "^(?<owner>[^/]+)/" }',
+      '    quarantine: ./trash-brief',
+      '    retain: 1s',
       '',
     ].join('\n'),
   );
@@ -71,13 +79,29 @@ describe('reaper explain of a resource that is not there', () => {
     const kept = reaper(['explain', 'kept', 'gone/a.part', '--output', 'table'], { cwd: dir });
     expect(kept.code, kept.stderr).toBe(0);
     expect(kept.stdout).toContain(`deleted by reaper, run ${sweepRun}`);
-    expect(kept.stdout).toMatch(/kept for restore \(handle .+\): reaper restore --resource kept --id gone\/a\.part/);
+    expect(kept.stdout).toMatch(/kept for restore until \d{4}-\d\d-\d\dT[\d:.]+Z \(handle .+\): reaper restore --resource kept --id gone\/a\.part/);
 
     const json = reaper(['explain', 'kept', 'gone/a.part', '--output', 'json'], { cwd: dir });
     const x = JSON.parse(json.stdout) as { found: boolean; ledger: Ledger | null };
     expect(x.found).toBe(false);
     expect(x.ledger).toMatchObject({ state: 'deleted', markedRunId: markRun, outcomeRunId: sweepRun });
     expect(x.ledger!.restoreHandle).toEqual(expect.any(String));
+  });
+
+  it('says when the kept copy is gone: retain passed and a reap purged it', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const purging = reaper(['reap', '--execute', '--output', 'json'], { cwd: dir });
+    expect(purging.code, purging.stderr).toBe(0);
+    const r = reaper(['explain', 'brief', 'gone/a.part', '--output', 'table'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`deleted by reaper, run ${sweepRun}`);
+    expect(r.stdout).toMatch(/its kept copy is gone \(retained until \d{4}-\d\d-\d\dT[\d:.]+Z\): restore cannot bring it back/);
+    expect(r.stdout).not.toContain('kept for restore');
+    const json = JSON.parse(reaper(['explain', 'brief', 'gone/a.part', '--output', 'json'], { cwd: dir }).stdout) as { ledger: { copy: string } };
+    expect(json.ledger.copy).toBe('purged');
+    const kept = JSON.parse(reaper(['explain', 'kept', 'gone/a.part', '--output', 'json'], { cwd: dir }).stdout) as { ledger: { copy: string; keptUntil: string } };
+    expect(kept.ledger.copy).toBe('kept');
+    expect(Date.parse(kept.ledger.keptUntil) - Date.now()).toBeGreaterThan(6 * 86_400_000);
   });
 
   it('an id reaper never saw is not found, and nothing more', () => {

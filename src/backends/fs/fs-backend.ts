@@ -21,7 +21,7 @@ import type { ResourceRecord } from '../../engine/types.js';
 import { isFilesystemRoot } from '../../manifest/fs-scope.js';
 import type { FsLocation, ResourceSpec } from '../../manifest/types.js';
 import { fileFingerprint, quarantineDir, readScopeCheck, safeRelative } from './fs-identity.js';
-import { purgeQuarantine, recoverQuarantined, restoreFile, sweepFiles } from './fs-sweep.js';
+import { purgeQuarantine, quarantinedCopy, recoverQuarantined, restoreFile, sweepFiles } from './fs-sweep.js';
 import type { Backend, BackendCapabilities, BackendFailpoint, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
 
 export interface FsBackendOptions {
@@ -231,6 +231,11 @@ export class FsBackend implements Backend {
   /** Unlink quarantined copies older than `retain`. */
   async purgeRetained(nowMs: number): Promise<number> {
     return this.spec.retainMs === undefined ? 0 : purgeQuarantine(this.root, this.spec.quarantine, this.spec.retainMs, nowMs);
+  }
+
+  /** Whether the copy a handle names is still in quarantine, and until when `retain` keeps it. */
+  async keptCopy(handle: string): Promise<{ present: boolean; untilMs: number | null }> {
+    return quarantinedCopy(handle, this.spec.retainMs);
   }
 
   async restore(id: string, handle: string): Promise<void> {

@@ -212,6 +212,19 @@ async function findQuarantined(root: string, quarantine: string | undefined, ite
   return names.filter((n) => QUARANTINED.exec(n)?.[2] === hash).map((n) => path.join(qdir, n));
 }
 
+/**
+ * Whether the quarantined copy a restore handle names is still there, and until when `retain`
+ * keeps it (from the time in its name; null for a name not of that form). Reads only.
+ */
+export async function quarantinedCopy(handle: string, retainMs: number | undefined): Promise<{ present: boolean; untilMs: number | null }> {
+  const match = QUARANTINED.exec(path.basename(handle));
+  const present = await stat(handle).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+  return { present, untilMs: match && retainMs !== undefined ? Number(match[1]) + retainMs : null };
+}
+
 /** Unlink quarantined files kept longer than `retainMs`; returns how many went. */
 export async function purgeQuarantine(root: string, quarantine: string | undefined, retainMs: number, nowMs: number): Promise<number> {
   const qdir = quarantineDir(root, quarantine);
