@@ -7,12 +7,12 @@
  * listing): the signal is sent once that request has arrived, so it lands mid-audit
  * every time.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { testTempDir } from './support/temp-dir.js';
 import { run } from '../../src/cli/main.js';
 import type { CliIO } from '../../src/cli/io.js';
 import { reaperSpawn, reaperSync } from './support/cli.js';
@@ -26,7 +26,7 @@ afterEach(async () => {
 });
 
 function tmp(): string {
-  return mkdtempSync(path.join(tmpdir(), 'reaper-int-'));
+  return testTempDir('reaper-int-');
 }
 
 /** A stub S3 endpoint: answers GetBucketVersioning (unless it is the request to hold) and holds `hold`; `held` resolves when it arrives. */

@@ -8,11 +8,11 @@
  * the CLI runs as `nobody` through setpriv (as itself when the tests are not root).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { testTempDir } from './support/temp-dir.js';
 import { reaperSync, type CliOptions } from './support/cli.js';
 import { freshBucket, freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
 
@@ -70,7 +70,7 @@ describe('an audit with a directory it cannot read', () => {
 
   const runnable = !isRoot || haveSetpriv;
   it.skipIf(!runnable)('reports both types, counts the unreadable entries, judges none of them orphaned, exits 3; reap reaps the rest', () => {
-    const base = mkdtempSync(path.join(tmpdir(), 'reaper-partial-'));
+    const base = testTempDir('reaper-partial-');
     chmodSync(base, 0o755);
     const dir = path.join(base, 'w');
     put(dir, 'scratch/alice/live.part');
@@ -165,7 +165,7 @@ describe.skipIf(!serviceAvailable('postgres'))('an audit whose SQL liveness sour
     const dead = new URL(pgUrl);
     dead.pathname = `/${uniqueName('no_such_db').toLowerCase()}`;
 
-    const dir = mkdtempSync(path.join(tmpdir(), 'reaper-deadsrc-'));
+    const dir = testTempDir('reaper-deadsrc-');
     put(dir, 'scratch/alice/a.part');
     put(dir, 'scratch/bob/b.part');
     put(dir, 'scratch/stray.part');
@@ -225,7 +225,7 @@ describe.skipIf(!serviceAvailable('s3'))('an audit with a bucket that does not e
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'tmp/bob/b.bin', Body: 'b' }));
     const missing = uniqueName('missing').toLowerCase().replace(/_/g, '-');
 
-    const dir = mkdtempSync(path.join(tmpdir(), 'reaper-nobucket-'));
+    const dir = testTempDir('reaper-nobucket-');
     put(dir, 'scratch/bob/b.part');
     const manifest = path.join(dir, 'reaper.yaml');
     writeFileSync(

@@ -5,10 +5,11 @@
  * missing zsh or fish skips its test with a hint; under CI=true it fails.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { testTempDir } from './support/temp-dir.js';
 import { stateSchemaVersions } from '../../src/version.js';
 import { reaper } from './support/cli.js';
 
@@ -23,7 +24,7 @@ for (const [shell, found] of Object.entries(shells)) {
 function script(shell: 'bash' | 'zsh' | 'fish'): string {
   const r = reaper(['completion', shell]);
   expect(r.code, r.stderr).toBe(0);
-  const file = path.join(mkdtempSync(path.join(tmpdir(), 'reaper-completion-')), `reaper.${shell}`);
+  const file = path.join(testTempDir('reaper-completion-'), `reaper.${shell}`);
   writeFileSync(file, r.stdout);
   return file;
 }

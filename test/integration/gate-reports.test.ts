@@ -4,10 +4,10 @@
  * testcase is the resource type that breaks the gate, its failure text naming the new
  * findings. Through the built CLI, on files.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { testTempDir } from './support/temp-dir.js';
 import { markdownText } from '../../src/report/markdown.js';
 import { reaperSync } from './support/cli.js';
 
@@ -22,7 +22,7 @@ function put(dir: string, file: string): void {
 
 /** 25 known orphans sorted before the one that will leak next (the first 20 findings are all known ones). */
 function sandbox(): { dir: string; manifest: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'reaper-gate-'));
+  const dir = testTempDir('reaper-gate-');
   put(dir, 'scratch/alice/live.part');
   for (let i = 0; i < 25; i++) put(dir, `scratch/bob/old-${String(i).padStart(2, '0')}.part`);
   put(dir, 'exports/bob/report.csv');

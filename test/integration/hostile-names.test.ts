@@ -5,11 +5,11 @@
  * than this suite's timeout by orders of magnitude), and an `fs` scope that a symlink
  * turns into the filesystem root after the manifest was loaded is not walked.
  */
-import { mkdirSync, mkdtempSync, renameSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, renameSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { testTempDir } from './support/temp-dir.js';
 import { ExitCode, SafetyError } from '../../src/errors.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import { runAudit } from '../../src/run/audit.js';
@@ -30,7 +30,7 @@ async function audit(yaml: string, dir: string): Promise<string[]> {
 
 describe('a nested-quantifier pattern against a name built to make it backtrack', () => {
   it('files: the audit finishes and classifies every file', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'reaper-redos-'));
+    const dir = testTempDir('reaper-redos-');
     const old = new Date(Date.now() - 3_600_000);
     for (const name of [EVIL, `${OWNED}-1.part`]) {
       mkdirSync(path.join(dir, 'scratch'), { recursive: true });
@@ -52,7 +52,7 @@ resources:
     const cfg = s3Settings();
     const { s3, bucket } = await freshBucket(cleanups);
     for (const key of [`tmp/${EVIL}`, `tmp/${OWNED}/x.bin`]) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'x' }));
-    const dir = mkdtempSync(path.join(tmpdir(), 'reaper-redos-s3-'));
+    const dir = testTempDir('reaper-redos-s3-');
     const yaml = `version: 1
 defaults: { minAge: 0s }
 connections:
@@ -68,7 +68,7 @@ resources:
 
 describe('an fs scope that becomes the filesystem root after the manifest was loaded', () => {
   it('is not walked: the audit stops with exit 4 before reading anything', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'reaper-rootswap-'));
+    const dir = testTempDir('reaper-rootswap-');
     mkdirSync(path.join(dir, 'scratch'));
     const manifest = parseManifest(
       `version: 1

@@ -6,12 +6,12 @@
  *   bucket whose versioning is not enabled, and `validate` reports it (moto).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { testTempDir } from './support/temp-dir.js';
 import { BackendError, ExitCode, SafetyError } from '../../src/errors.js';
 import { loadManifest } from '../../src/manifest/load.js';
 import type { ReapReport } from '../../src/report/reap-report.js';
@@ -26,7 +26,7 @@ afterEach(() => runCleanups(cleanups));
 
 /** A manifest file in a fresh directory, with its SQLite state store beside it. */
 function manifestFile(body: string): { dir: string; file: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'reaper-messages-'));
+  const dir = testTempDir('reaper-messages-');
   const file = path.join(dir, 'reaper.yaml');
   writeFileSync(file, `version: 1\nowners: [{ static: [platform] }]\ndefaults: { minAge: 0s, grace: 0s, maxDeleteFraction: 1 }\n${body}`);
   return { dir, file };

@@ -6,11 +6,11 @@
  *   denied, no such bucket, or an endpoint that does not answer.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { testTempDir } from './support/temp-dir.js';
 import { freePort } from '../support/net.js';
 import { reaperSync } from './support/cli.js';
 import { freshBucket, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
@@ -25,7 +25,7 @@ const bucketName = (prefix: string) => uniqueName(prefix).toLowerCase().replace(
 const bareEnv = (dir: string) => ({ HOME: dir, AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
 
 function tmp(): string {
-  return mkdtempSync(path.join(tmpdir(), 'reaper-s3cli-'));
+  return testTempDir('reaper-s3cli-');
 }
 
 function manifest(dir: string, connection: string, bucket: string): string {

@@ -4,11 +4,11 @@
  * source, each resource type's first page, and for S3 what a reap relies on. Through the
  * built CLI, on the real servers.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { testTempDir } from './support/temp-dir.js';
 import { reaperSync } from './support/cli.js';
 import { freshBucket, freshMysqlDatabase, freshPgDatabase, pgQuery, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
 
@@ -23,7 +23,7 @@ interface Validation {
 }
 
 function sandbox(state: string, extra: string[] = []): { dir: string; manifest: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'reaper-validate-'));
+  const dir = testTempDir('reaper-validate-');
   mkdirSync(path.join(dir, 'scratch'));
   const manifest = path.join(dir, 'reaper.yaml');
   writeFileSync(

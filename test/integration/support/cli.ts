@@ -36,8 +36,18 @@ const baseEnv = () => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ??
 
 /** The built CLI; `input`, when given, comes through a pipe on its stdin. */
 export function reaper(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): CliResult {
+  // Without a cwd: a fresh empty one, removed again at once (nobody else knows its path).
+  const cwd = options.cwd ?? mkdtempSync(path.join(tmpdir(), 'reaper-cli-'));
+  try {
+    return run(args, cwd, options);
+  } finally {
+    if (options.cwd === undefined) rmSync(cwd, { recursive: true, force: true });
+  }
+}
+
+function run(args: string[], cwd: string, options: { env?: Record<string, string>; timeoutMs?: number; input?: string }): CliResult {
   const result = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: options.cwd ?? tmp(),
+    cwd,
     ...(options.input === undefined ? {} : { input: options.input }),
     env: { ...baseEnv(), ...options.env },
     encoding: 'utf8',
