@@ -6,15 +6,14 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { constants, createReadStream, createWriteStream, openSync, type WriteStream } from 'node:fs';
-import { mkdtemp, rm, truncate } from 'node:fs/promises';
+import { truncate } from 'node:fs/promises';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { FindingFilter } from '../engine/filters.js';
 import type { PlanItem } from '../engine/reap-plan.js';
 import { SafetyError, UsageError } from '../errors.js';
+import { spoolFile } from '../util/spool.js';
 import type { ResourceTelemetry } from '../report/telemetry.js';
 
 /** How many characters of item lines PlanWriter gathers before one write. */
@@ -145,17 +144,16 @@ export interface OpenedPlan {
  * Read and check a plan file. The file is read once: its lines are checked as they are copied
  * into a private file (mode 0600, in a directory of its own), and the items are applied from
  * that copy, lazily. So what is applied is what was checked, even if the file is changed after
- * the check, and a plan can come through a pipe (`--plan /dev/stdin`).
+ * the check, and a plan can come through a pipe (`--plan /dev/stdin`). The copy is a spool
+ * (util/spool.ts): a run killed while applying it leaves no copy behind.
  */
 export async function openPlan(file: string, manifestDigest: string): Promise<OpenedPlan> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-'));
-  const dispose = () => rm(dir, { recursive: true, force: true });
+  const copy = await spoolFile('reaper-plan-', 'plan.ndjson');
   try {
-    const copy = path.join(dir, 'plan.ndjson');
-    const header = await checkedCopy(file, copy, manifestDigest);
-    return { header, items: () => planItems(copy), dispose };
+    const header = await checkedCopy(file, copy.path, manifestDigest);
+    return { header, items: () => planItems(copy.path), dispose: () => copy.dispose() };
   } catch (error) {
-    await dispose();
+    await copy.dispose();
     throw error;
   }
 }
@@ -166,7 +164,8 @@ async function checkedCopy(file: string, copy: string, manifestDigest: string): 
   let count = 0;
   /** Items per `resource\0op`: the caps are checked on the header's counts, so they must be the items' own. */
   const tally = new Map<string, number>();
-  const out = createWriteStream(copy, { flags: 'wx', mode: 0o600, encoding: 'utf8' }).on('error', () => undefined);
+  // The spool made the file, private: written from its start.
+  const out = createWriteStream(copy, { flags: 'w', encoding: 'utf8' }).on('error', () => undefined);
   let pending = '';
   try {
     for await (const line of lines(file)) {

@@ -16,9 +16,6 @@
  * Every count goes through one tally per type (tally.ts); the run's record in the store is
  * kept by recorded-run.ts, as for audit and restore.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import type { PlanItem } from '../engine/reap-plan.js';
@@ -29,6 +26,7 @@ import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import type { ReapReport } from '../report/reap-report.js';
 import { REPORT_SCHEMA_VERSION, scanProblem, summarize, type ResourceTelemetry } from '../report/telemetry.js';
 import type { StateStore } from '../state/types.js';
+import { spoolFile, type Spool } from '../util/spool.js';
 import { reaperVersion } from '../version.js';
 import { openRunContext, type RunContext } from './context.js';
 import { failpoints } from './failpoints.js';
@@ -103,7 +101,7 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
   const job = jobShard(options.job, options.shard);
   const locks: string[] = [];
   let runId = '';
-  let spoolDir: string | null = null;
+  let spool = null as Spool | null;
   // Why applying stopped, and the report of what was done until then (see below).
   let stopped: { error: unknown; report?: ReapReport } | null = null;
   try {
@@ -144,11 +142,11 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
           if (tally && tally.report.error === null) tally.plannedBefore(r);
         }
       } else {
-        spoolDir = await mkdtemp(path.join(tmpdir(), 'reaper-plan-'));
-        planFile ??= path.join(spoolDir, 'plan.ndjson');
-        header = await writePlan(context, readable(), tallies, { file: planFile, runId: run.runId, manifestDigest: manifest.digest }, { ...options, selected: options.resources });
+        // Without --plan-out, the plan is a spool (util/spool.ts): a run killed with it leaves none behind.
+        spool = planFile === null ? await spoolFile('reaper-plan-', 'plan.ndjson') : null;
+        const written = planFile ?? spool!.path;
+        header = await writePlan(context, readable(), tallies, { file: written, runId: run.runId, manifestDigest: manifest.digest }, { ...options, selected: options.resources });
         // Written by this very run a moment ago: read back once, as it is applied.
-        const written = planFile;
         items = () => planItems(written);
         if (!options.planOut) planFile = null;
       }
@@ -247,7 +245,7 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
     });
   } finally {
     for (const name of locks) await store.releaseLock(name, runId).catch(() => undefined);
-    if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
+    await spool?.dispose();
     await context.close();
   }
 }

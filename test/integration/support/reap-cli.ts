@@ -19,7 +19,7 @@ export interface Exit {
 export function start(fx: ReapFixture, args: string[], env: Record<string, string> = {}): { child: ChildProcess; exit: Promise<Exit> } {
   const child = spawn(process.execPath, [BIN, ...args, '-c', manifestFile(fx), '--output', 'json'], {
     cwd: fx.dir,
-    // TMPDIR: a run killed before its end leaves its plan spool behind; in the fixture's directory it goes with it.
+    // TMPDIR: where a run's plan spool is a named file (no /proc), a run killed before its end leaves it behind; in the fixture's directory it goes with it.
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', TMPDIR: fx.dir, ...fx.env(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
