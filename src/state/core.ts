@@ -29,7 +29,7 @@ import {
   type HeldClaims,
   type Row,
 } from './common.js';
-import { chunk, inList } from '../sql/text.js';
+import { chunk, inList, padList, placeholders } from '../sql/text.js';
 import {
   DEFAULT_LEASE_BOUNDS,
   DEFAULT_RUN_TTL_MS,
@@ -522,6 +522,19 @@ export class StoreCore implements StateStore {
 
   insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number> {
     return items.length === 0 ? Promise.resolve(0) : this.d.insertTombstones(runId, items);
+  }
+
+  async confirmMarks(runId: string, marks: readonly { tombstoneId: number; fingerprint: string }[]): Promise<void> {
+    // One statement per chunk, a CASE over the chunk's ids (padded like an IN list: repeating the
+    // last pair changes nothing), in every dialect.
+    for (const part of chunk(marks)) {
+      const padded = padList(part);
+      await this.q(
+        `UPDATE tombstones SET fingerprint = CASE tombstone_id ${padded.map(() => 'WHEN ? THEN ?').join(' ')} END
+          WHERE tombstone_id IN (${placeholders('?', padded.length)}) AND state = 'marked' AND marked_run_id = ?`,
+        [...padded.flatMap((m) => [int(m.tombstoneId), free(m.fingerprint)]), ...padded.map((m) => int(m.tombstoneId)), name(runId)],
+      );
+    }
   }
 
   async dueTombstones(resource: string, graceMs: number, afterId: number, limit: number): Promise<Tombstone[]> {

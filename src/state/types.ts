@@ -320,6 +320,11 @@ export interface BatchResult {
 export interface TombstoneStore {
   /** Insert tombstones (marked_at = store now); resources that already have an active one are skipped. Returns the number inserted. */
   insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number>;
+  /**
+   * Record the fingerprints a visible mark answered on the tombstones written before it: each one
+   * still `marked` and marked by `runId` takes its fingerprint; any other is left as it is.
+   */
+  confirmMarks(runId: string, marks: readonly { tombstoneId: number; fingerprint: string }[]): Promise<void>;
   /** Active (marked) tombstones of a type whose grace has passed by the store clock, after `afterId`, ordered by id. */
   dueTombstones(resource: string, graceMs: number, afterId: number, limit: number): Promise<Tombstone[]>;
   /** How many tombstones of a type are marked and past their grace by the store clock (what dueTombstones would page through). */

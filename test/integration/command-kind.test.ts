@@ -152,7 +152,7 @@ describe('command kind: a handler with a visible marker', () => {
     db.close();
   };
 
-  it('a tombstone write that fails takes the marks it follows off again, and the run fails as before', () => {
+  it('a tombstone write that fails marks nothing, and the run fails as before', () => {
     const dir = tmp();
     seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' }, c1: { owner: 'carol' } });
     expect(reaper(['reap', '-c', withMarks(dir, ['session:alice', 'session:bob', 'session:carol']), '--execute'], { cwd: dir }).code).toBe(0);
@@ -170,19 +170,57 @@ describe('command kind: a handler with a visible marker', () => {
     expect(marked(dir, 'b1')).toMatch(/\S/);
   });
 
-  it('a tombstone write that fails, with marks that will not come off: the error names what is left marked', () => {
+  /** The type's mark command made to mark as asked and then fail (exit 5): a mark that went on and threw. */
+  const markThenFail = (file: string) =>
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/( {6}mark: )\[node, (.*), \.\/data\/things\]/, `$1[sh, -c, 'node $2 ./data/things >/dev/null; exit 5']`));
+  const tombstonesOf = (dir: string, id: string) => {
+    const db = new Database(path.join(dir, '.reaper/state.db'), { readonly: true });
+    try {
+      return db.prepare('SELECT state, note FROM tombstones WHERE resource_id = ? ORDER BY tombstone_id').all(id) as { state: string; note: string | null }[];
+    } finally {
+      db.close();
+    }
+  };
+
+  // guard (applyMarks writes the tombstones before the mark, and a mark that fails lifts them and takes its marks off):
+  // neither a tombstone nor a mark stays behind the failure.
+  it('a mark that fails lifts the tombstones written before it and takes off the marks that went on; the run fails', () => {
     const dir = tmp();
     seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
-    const m = withMarks(dir, ['session:alice', 'session:bob']);
-    expect(reaper(['reap', '-c', m, '--execute'], { cwd: dir }).code).toBe(0);
-    refuseTombstones(dir, true);
-    const working = withMarks(dir, ['session:alice']);
-    writeFileSync(m, readFileSync(working, 'utf8').replace(/( {6}unmark: ).*/, '$1[node, -e, "process.exit(5)"]'));
+    const m = withMarks(dir, ['session:alice']);
+    const working = readFileSync(m, 'utf8');
+    markThenFail(m);
     const failed = reaper(['reap', '-c', m, '--execute'], { cwd: dir });
     expect(failed.code, failed.stderr).toBe(3);
-    expect(failed.stderr).toContain('tombstones refused by the test');
-    expect(failed.stderr).toMatch(/the visible mark stays on 1 resource\(s\) of things with no tombstone \(b1\)/);
+    expect(failed.stderr).toMatch(/mark command .* exited with status 5/);
+    expect(marked(dir, 'b1')).toBeUndefined();
+    expect(tombstonesOf(dir, 'b1')).toEqual([{ state: 'lifted', note: 'the mark failed' }]);
+
+    writeFileSync(m, working);
+    const again = reaper(['reap', '-c', m, '--execute', '-o', 'json'], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect(json(again.stdout).resources[0]!.outcomes).toMatchObject({ marked: 1 });
     expect(marked(dir, 'b1')).toMatch(/\S/);
+  });
+
+  it('a mark that fails, with marks that will not come off: the error names them, and restore takes them off', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' } });
+    const m = withMarks(dir, ['session:alice']);
+    const working = readFileSync(m, 'utf8');
+    markThenFail(m);
+    writeFileSync(m, readFileSync(m, 'utf8').replace(/( {6}unmark: ).*/, '$1[node, -e, "process.exit(5)"]'));
+    const failed = reaper(['reap', '-c', m, '--execute'], { cwd: dir });
+    expect(failed.code, failed.stderr).toBe(3);
+    expect(failed.stderr).toMatch(/a visible mark may stay on 1 resource\(s\) of things \(b1\): .*; reaper restore --run \S+ takes it off/);
+    expect(marked(dir, 'b1')).toMatch(/\S/);
+    expect(tombstonesOf(dir, 'b1')).toEqual([{ state: 'lifted', note: 'the mark failed; its tombstone mark is still on it' }]);
+
+    writeFileSync(m, working);
+    const restored = reaper(['restore', '-c', m, '--resource', 'things', '-o', 'table'], { cwd: dir });
+    expect(restored.code, restored.stdout + restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/^unmarked +things b1\n$/);
+    expect(marked(dir, 'b1')).toBeUndefined();
   });
 
   it('restore lifts a tombstone whose mark will not come off, says so (exit 3), and a rerun takes the mark off', () => {

@@ -1322,9 +1322,9 @@ describe.skipIf(!s3Fixture.available())('reap safety, S3 specifics (moto)', { co
     { restorable: true },
   );
 
-  // guard (applyMarks takes the marks off when their tombstones are not written): no tombstone would ever lift
-  // them, and the tag would stay on an object whose owner came back.
-  test('mark: tag: a tombstone write that fails takes the tags it follows off again; the run fails, reporting it', async (h) => {
+  // guard (applyMarks writes the tombstones before the mark): a mark with no tombstone would never be lifted,
+  // and the tag would stay on an object whose owner came back.
+  test('mark: tag: a tombstone write that fails tags nothing; the run fails, reporting it', async (h) => {
     const fx = h.fx as S3ReapFixture;
     const { store, reap, manifest } = h;
     const ids = await fx.create(T, [{ owner: 'bob' }, { owner: 'carol' }]);

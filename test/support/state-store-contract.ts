@@ -705,6 +705,39 @@ for (const dialect of dialects) {
         expect((await store.findTombstones({ resourceId: 'b' })).map((t) => t.state)).toEqual(['deleted', 'marked']);
       });
 
+      it('records the fingerprints a mark answered only on tombstones of the marking run still marked', async () => {
+        await store.insertTombstones('run-1', [tomb('a'), tomb('b'), tomb('c'), tomb('d')]);
+        await store.insertTombstones('run-0', [tomb('e')]);
+        const [a, b, c, d] = await store.findTombstones({ runId: 'run-1' });
+        const [e] = await store.findTombstones({ runId: 'run-0' });
+        await store.liftTombstones('run-1', [c!.tombstoneId], 'changed before the mark');
+        await store.beginBatch('run-2', 'files', [d!.tombstoneId], null);
+        await store.confirmMarks('run-1', [
+          { tombstoneId: a!.tombstoneId, fingerprint: 'after-mark-a' },
+          { tombstoneId: b!.tombstoneId, fingerprint: b!.fingerprint },
+          { tombstoneId: c!.tombstoneId, fingerprint: 'after-mark-c' },
+          { tombstoneId: d!.tombstoneId, fingerprint: 'after-mark-d' },
+          { tombstoneId: e!.tombstoneId, fingerprint: 'after-mark-e' },
+          { tombstoneId: 987_654, fingerprint: 'nothing' },
+        ]);
+        await store.confirmMarks('run-1', []);
+        const now = new Map((await store.findTombstones({})).map((t) => [t.resourceId, t]));
+        expect([...now.values()].map((t) => [t.resourceId, t.state, t.fingerprint])).toEqual([
+          ['a', 'marked', 'after-mark-a'],
+          ['b', 'marked', b!.fingerprint],
+          ['c', 'lifted', c!.fingerprint],
+          ['d', 'deleting', d!.fingerprint],
+          ['e', 'marked', e!.fingerprint],
+        ]);
+        expect(now.get('a')).toMatchObject({ ...a, fingerprint: 'after-mark-a' });
+        // Many in one call: chunked, each its own fingerprint.
+        const ids = Array.from({ length: 620 }, (_, i) => `many/${i}`);
+        await store.insertTombstones('run-3', ids.map((id) => tomb(id)));
+        const many = await store.findTombstones({ runId: 'run-3' });
+        await store.confirmMarks('run-3', many.map((t) => ({ tombstoneId: t.tombstoneId, fingerprint: `fp-${t.resourceId}` })));
+        expect((await store.findTombstones({ runId: 'run-3' })).every((t) => t.fingerprint === `fp-${t.resourceId}`)).toBe(true);
+      });
+
       it('stores and compares resource ids byte for byte', async () => {
         const ids = [
           'tmp/line\nbreak',

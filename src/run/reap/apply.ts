@@ -136,42 +136,84 @@ async function applyMarks(
       return f.status === 'orphaned' || (f.status === 'expired' && spec.onExpired === 'reap');
     });
   }
-  let fingerprints: Map<string, string> | null = null;
-  if (backend.mark) {
-    fingerprints = await backend.mark(marks.map((m) => ({ id: m.id, fingerprint: m.fingerprint, ownerValue: m.ownerValue })), options.runId, options.signal);
+  const rows = marks.map((m) => ({
+    resource: spec.name,
+    resourceId: m.id,
+    fingerprint: m.fingerprint,
+    owner: m.owner,
+    ownerValue: m.ownerValue,
+    reason: m.reason,
+    bytes: m.bytes,
+  }));
+  // The tombstones first, with the fingerprints read: a run killed from here on leaves no visible
+  // mark the ledger does not know of (docs/safety.md §14). A write that fails has marked nothing.
+  const inserted = await context.store.insertTombstones(options.runId, rows);
+  if (!backend.mark) {
+    tally.marked(inserted);
+    options.fail('after-mark');
+    return;
   }
-  const rows = marks
-    .filter((m) => fingerprints === null || fingerprints.has(m.id))
-    .map((m) => ({
-      resource: spec.name,
-      resourceId: m.id,
-      fingerprint: fingerprints?.get(m.id) ?? m.fingerprint,
-      owner: m.owner,
-      ownerValue: m.ownerValue,
-      reason: m.reason,
-      bytes: m.bytes,
-    }));
-  let inserted: number;
+  // Only the resources this batch tombstoned are marked: one that already had an active tombstone keeps it, unmarked by this run.
+  const written = await context.store.activeTombstones(spec.name, marks.map((m) => m.id));
+  const ours = marks.filter((m) => {
+    const t = written.get(m.id);
+    return t !== undefined && t.state === 'marked' && t.markedRunId === options.runId;
+  });
+  const tombstoneOf = (id: string) => written.get(id)!.tombstoneId;
+  options.fail('before-mark');
+  let answered: Map<string, string>;
   try {
-    inserted = await context.store.insertTombstones(options.runId, rows);
+    answered = ours.length === 0 ? new Map() : await backend.mark(ours.map((m) => ({ id: m.id, fingerprint: m.fingerprint, ownerValue: m.ownerValue })), options.runId, options.signal);
   } catch (error) {
-    if (fingerprints !== null) await takeMarksOff(backend, rows, spec.name, error);
+    await withdrawMarks(context, backend, ours, tombstoneOf, spec.name, options.runId, error);
     throw error;
   }
-  tally.marked(inserted);
+  options.fail('before-confirm');
+  // A resource the mark did not answer changed or went since it was read: nothing may be swept on
+  // a fingerprint the mark did not confirm, so its fresh tombstone is lifted at once. The others
+  // get the fingerprint their mark answered (a mark column changes a row's version). Should the
+  // store fail from here on, the tombstones keep the fingerprints read: the sweep judges them
+  // as it would after a crash here (docs/safety.md §14).
+  const unanswered = ours.filter((m) => !answered.has(m.id));
+  if (unanswered.length > 0) await context.store.liftTombstones(options.runId, unanswered.map((m) => tombstoneOf(m.id)), CHANGED_BEFORE_MARK);
+  const confirmed = ours.filter((m) => answered.has(m.id));
+  await context.store.confirmMarks(options.runId, confirmed.map((m) => ({ tombstoneId: tombstoneOf(m.id), fingerprint: answered.get(m.id)! })));
+  tally.marked(confirmed.length);
   options.fail('after-mark');
 }
 
+/** The note on a fresh tombstone whose resource the mark did not answer (changed or gone since it was read). */
+const CHANGED_BEFORE_MARK = 'changed before the mark';
+
 /**
- * The marks put on for tombstones that were not written: nothing in the ledger would ever lift
- * them, so they come off again, best effort, before the run fails with the store's error (which
- * names the marks that would not come off). Unmarking a resource whose tombstone was written
- * after all (an answer lost) is harmless: the ledger, not the mark, decides (docs/safety.md §1).
+ * A mark that failed: the batch's fresh tombstones are lifted and whatever marks went on are taken
+ * off, best effort, before the run fails with the backend's error. A mark that will not come off
+ * is noted on its lifted tombstone (`restore --run` takes it off, as after any lift) and named in
+ * the error; a lift that fails leaves the tombstones to the sweep, which judges them as any other
+ * (docs/safety.md §14).
  */
-async function takeMarksOff(backend: Backend, rows: readonly { resourceId: string; fingerprint: string }[], name: string, error: unknown): Promise<void> {
-  if (rows.length === 0 || !backend.unmark) return;
-  await backend.unmark(rows.map((r) => ({ id: r.resourceId, fingerprint: r.fingerprint }))).catch((unmarkError: unknown) => {
-    const ids = rows.slice(0, 5).map((r) => r.resourceId).join(', ') + (rows.length > 5 ? ', …' : '');
-    withNote(error, `the visible mark stays on ${rows.length} resource(s) of ${name} with no tombstone (${ids}): ${(unmarkError as Error).message}`);
+async function withdrawMarks(
+  context: RunContext,
+  backend: Backend,
+  items: readonly { id: string; fingerprint: string }[],
+  tombstoneOf: (id: string) => number,
+  name: string,
+  runId: string,
+  error: unknown,
+): Promise<void> {
+  const ids = items.map((m) => tombstoneOf(m.id));
+  const why = 'the mark failed';
+  const lifted = await context.store.liftTombstones(runId, ids, why).then(
+    () => true,
+    (liftError: unknown) => {
+      withNote(error, `the ${items.length} tombstone(s) of ${name} written before the mark were not lifted (${(liftError as Error).message}); the sweep judges them after their grace`);
+      return false;
+    },
+  );
+  if (!backend.unmark) return;
+  await backend.unmark(items.map((m) => ({ id: m.id, fingerprint: m.fingerprint }))).catch(async (unmarkError: unknown) => {
+    const shown = items.slice(0, 5).map((m) => m.id).join(', ') + (items.length > 5 ? ', …' : '');
+    withNote(error, `a visible mark may stay on ${items.length} resource(s) of ${name} (${shown}): ${(unmarkError as Error).message}${lifted ? `; reaper restore --run ${runId} takes it off` : ''}`);
+    if (lifted) for (const id of ids) await context.store.setTombstoneState(id, 'lifted', markLeft(why), 'lifted').catch(() => undefined);
   });
 }
