@@ -8,7 +8,7 @@ import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GateResult } from '../engine/gates.js';
 import { BackendError, ExitCode, ReaperError, redact } from '../errors.js';
-import type { AuditDocument, FindingsComparison } from '../report/document.js';
+import type { AuditDocument, FindingOutput, FindingsComparison } from '../report/document.js';
 import type { ReapReport } from '../report/reap-report.js';
 import { atomicWrite } from '../util/atomic-write.js';
 import type { ReportFileFlags } from './flags.js';
@@ -56,6 +56,8 @@ export async function writeOutputs(
     /** audit --findings: streamed during the run, published here. */
     findings?: NdjsonFile | null;
     html?: HtmlReportSink | null;
+    /** The findings the Markdown summary lists, chosen from all of the run's. */
+    top?: readonly FindingOutput[];
   },
 ): Promise<OutputFailure[]> {
   const failures: OutputFailure[] = [];
@@ -84,7 +86,7 @@ export async function writeOutputs(
   }
   if (flags.summary) {
     const { renderMarkdown } = await import('../report/markdown.js');
-    const text = `${renderMarkdown(input.doc, input.gates, input.reap, { comparison: input.comparison })}\n`;
+    const text = `${renderMarkdown(input.doc, input.gates, input.reap, { comparison: input.comparison, top: input.top })}\n`;
     // $GITHUB_STEP_SUMMARY is appended to, step after step.
     await attempt('summary', () => fileWrite('the summary', flags.summary!, () => appendFile(flags.summary!, text)));
   }

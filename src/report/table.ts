@@ -1,7 +1,8 @@
 /** Human tables for a terminal (cli-table3), fitted to its width when one is given. */
 import type { ReapReport } from './reap-report.js';
 import type { Lease, RunRecord } from '../state/types.js';
-import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
+import type { AuditDocument, ComparedFinding, FindingOutput, FindingsComparison } from './document.js';
+import { topFindings } from './priority.js';
 import { fitTable, wrapText, type Cell } from './fit.js';
 import { formatBytes, formatSeconds, visible } from '../util/format.js';
 import { scanProblem, sourceProblem } from './telemetry.js';
@@ -46,13 +47,16 @@ export function auditTable(doc: AuditDocument, options: TableOptions = {}): stri
   return [table, ...notes.map((line) => wrapText(line, options.width))].join('\n');
 }
 
-export function findingsTable(doc: AuditDocument, limit = 20, options: TableOptions = {}): string {
-  if (doc.findings.length === 0) return '';
-  const rows = doc.findings
-    .slice(0, limit)
-    .map((f) => [f.resource, printable(f.id), f.status, f.reason ?? '', f.owner === null ? '' : printable(f.owner), f.ageSeconds === null ? '-' : formatSeconds(f.ageSeconds), f.bytes === null ? '-' : formatBytes(f.bytes)]);
+/**
+ * The `limit` most pressing findings (report/priority.ts: orphans first, older first): `top`
+ * when the caller chose them from every finding of the run, else the document's.
+ */
+export function findingsTable(doc: AuditDocument, limit = 20, options: TableOptions & { top?: readonly FindingOutput[] } = {}): string {
+  const shown = (options.top ?? topFindings(doc.findings, limit)).slice(0, limit);
+  if (shown.length === 0) return '';
+  const rows = shown.map((f) => [f.resource, printable(f.id), f.status, f.reason ?? '', f.owner === null ? '' : printable(f.owner), f.ageSeconds === null ? '-' : formatSeconds(f.ageSeconds), f.bytes === null ? '-' : formatBytes(f.bytes)]);
   const table = fitTable({ head: ['resource', 'id', 'status', 'reason', 'owner', 'age', 'bytes'], rows, shrink: [1, 4, 0], titleCells: 2 }, options.width);
-  const more = doc.findingsTotal - Math.min(limit, doc.findings.length);
+  const more = doc.findingsTotal - shown.length;
   return table + (more > 0 ? `\n${wrapText(`… and ${more} more (--findings FILE writes them all)`, options.width)}` : '');
 }
 

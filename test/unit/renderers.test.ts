@@ -602,7 +602,7 @@ describe('renderMarkdown', () => {
     const many = Array.from({ length: 30 }, (_, i) => finding('exports', `${'x'.repeat(i === 0 ? 500 : 3)}-${i}`));
     const doc = { ...auditDoc(many), findingsTotal: 1234, findingsTruncated: true };
     const text = renderMarkdown(doc, []);
-    expect(text).toContain('### Findings (first 20 of 1234)');
+    expect(text).toContain('### Findings (20 of 1234, orphans first)');
     expect(text.split('\n').filter((l) => l.startsWith('| exports | `x'))).toHaveLength(20);
     expect(text).toContain(`${'x'.repeat(119)}…`);
     expect(text).not.toContain('x'.repeat(121));
@@ -663,5 +663,45 @@ describe('ids in terminal tables', () => {
     // eslint-disable-next-line no-control-regex
     expect(table).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/);
     expect(table).toContain('evil\\u001b[31mred\\u009b2J\\u202egnp.exe');
+  });
+});
+
+// ------------------------------------------------------------------ which findings the short lists show
+
+describe('the findings a terminal table and the Markdown summary list', () => {
+  // Scan order puts young and protected resources first; a gate on orphans is about the last ones.
+  const aged = (id: string, status: FindingOutput['status'], ageSeconds: number): FindingOutput => ({ ...finding('scratch-uploads', id, status), ageSeconds });
+  const scanOrder = [
+    aged('a/young-1', 'young', 60),
+    aged('a/young-2', 'young', 120),
+    aged('b/kept', 'protected', 9000),
+    aged('c/unknown', 'unknown', 500),
+    aged('d/old-orphan', 'orphaned', 90_000),
+    aged('e/expired', 'expired', 7000),
+    aged('f/new-orphan', 'orphaned', 4000),
+  ];
+  // Ids only: the owner column holds them again after `session:`.
+  const ids = (text: string) => [...text.matchAll(/(?<![:\w])[a-f]\/[a-z0-9-]+/g)].map((m) => m[0]);
+
+  it('the terminal table leads with orphans (older first), then expired, unknown, protected, young', () => {
+    expect(ids(findingsTable(auditDoc(scanOrder), 20, { width: 200 }))).toEqual(['d/old-orphan', 'f/new-orphan', 'e/expired', 'c/unknown', 'b/kept', 'a/young-2', 'a/young-1']);
+    // Cut to 3: the three that matter most, not the first three scanned.
+    const table = findingsTable(auditDoc(scanOrder), 3, { width: 200 });
+    expect(ids(table)).toEqual(['d/old-orphan', 'f/new-orphan', 'e/expired']);
+    expect(table).toContain('… and 4 more');
+  });
+
+  it('the Markdown summary lists the same, and says the list is the most pressing of them', () => {
+    const text = renderMarkdown(auditDoc(scanOrder), [], undefined, { findings: 3 });
+    expect(ids(text)).toEqual(['d/old-orphan', 'f/new-orphan', 'e/expired']);
+    expect(text).toContain('### Findings (3 of 7, orphans first)');
+  });
+
+  it('a list chosen from the whole stream (more findings than the document keeps) is shown as given', () => {
+    const doc = auditDoc(scanOrder.slice(0, 2));
+    doc.findingsTotal = 7;
+    const top = [scanOrder[4]!, scanOrder[6]!];
+    expect(ids(findingsTable(doc, 2, { width: 200, top }))).toEqual(['d/old-orphan', 'f/new-orphan']);
+    expect(ids(renderMarkdown(doc, [], undefined, { findings: 2, top }))).toEqual(['d/old-orphan', 'f/new-orphan']);
   });
 });

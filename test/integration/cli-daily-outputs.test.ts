@@ -1,0 +1,43 @@
+/**
+ * Daily use, as a terminal user, a cron job and a CI gate see it: each test spawns the built
+ * CLI and asserts what it prints, writes and how it exits.
+ */
+import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { reaper, removeTempDirs, tmp } from './support/cli.js';
+
+afterAll(removeTempDirs);
+
+/** A files type in `dir`: `files` (relative path → age in seconds) under ./scratch, owners from the first directory, no leases. */
+function filesManifest(dir: string, files: Record<string, number>, head: string[] = []): string {
+  for (const [rel, age] of Object.entries(files)) {
+    const file = path.join(dir, 'scratch', rel);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, 'x');
+    const t = (Date.now() - age * 1000) / 1000;
+    utimesSync(file, t, t);
+  }
+  const manifest = path.join(dir, 'reaper.yaml');
+  writeFileSync(manifest, ['version: 1', ...head, 'resources:', '  - name: scratch', '    fs: { path: ./scratch }', '    owner: { pathPattern: "^(?<owner>[^/]+)/" }', ''].join('\n'));
+  return manifest;
+}
+
+describe('the findings listed are the ones that matter', () => {
+  it('the terminal table and the Markdown summary lead with the orphans, even past the findings the JSON document keeps', () => {
+    const dir = tmp();
+    // Scanned in name order: five young files first, the orphan last.
+    const files: Record<string, number> = { 'z/abandoned.part': 2 * 86_400 };
+    for (let i = 1; i <= 5; i++) files[`a/young-${i}.part`] = 10;
+    const manifest = filesManifest(dir, files);
+    const r = reaper(['audit', '-c', manifest, '--output', 'table', '--max-findings', '2', '--summary', 'summary.md'], { cwd: dir });
+    expect(r.code).toBe(0);
+    const table = r.stdout.slice(r.stdout.indexOf('│ id'));
+    expect(table).toContain('z/abandoned.part');
+    expect(table.indexOf('z/abandoned.part')).toBeLessThan(table.indexOf('a/young-'));
+    const md = readFileSync(path.join(dir, 'summary.md'), 'utf8');
+    expect(md).toContain('### Findings (6)');
+    expect(md.indexOf('z/abandoned.part')).toBeGreaterThan(0);
+    expect(md.indexOf('z/abandoned.part')).toBeLessThan(md.indexOf('a/young-'));
+  });
+});
