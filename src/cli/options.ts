@@ -2,7 +2,7 @@
  * Option resolution shared by the commands: flag > environment (REAPER_*) > manifest > default.
  * The manifest is loaded here, once, and handed on frozen.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { userInfo, hostname } from 'node:os';
 import path from 'node:path';
 import { activeFilter, type FindingFilter } from '../engine/filters.js';
@@ -198,6 +198,26 @@ export function durationOption(value: string, flag: string): number {
   const parsed = parseDuration(value);
   if (typeof parsed !== 'number') throw new UsageError(`${flag}: ${parsed.error}`);
   return parsed;
+}
+
+/**
+ * A file an output goes to, resolved against the working directory. An empty or blank name (an
+ * unset variable, as `--summary "$GITHUB_STEP_SUMMARY"` gives outside GitHub Actions) would name
+ * the directory itself and fail only once the run is over: it is a usage error, found before
+ * anything is contacted. With `directoryMustExist` (a file the run cannot go on without) the
+ * directory the file goes into is checked now too.
+ */
+export function outputFile(io: CliIO, value: string | undefined, flag: string, directoryMustExist = false): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === '') throw new UsageError(`${flag}: the file name is empty (is the variable that should name it set?)`);
+  const file = path.resolve(io.cwd, value);
+  if (directoryMustExist) {
+    const dir = path.dirname(file);
+    const stat = statSync(dir, { throwIfNoEntry: false });
+    if (!stat) throw new UsageError(`${flag}: the directory ${dir} does not exist`);
+    if (!stat.isDirectory()) throw new UsageError(`${flag}: ${dir} is not a directory`);
+  }
+  return file;
 }
 
 export function integerOption(value: string, flag: string, min = 0): number {

@@ -5,7 +5,6 @@
  * each whatever became of the others.
  */
 import { appendFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { GateResult } from '../engine/gates.js';
 import { BackendError, ExitCode, ReaperError, redact } from '../errors.js';
 import type { AuditDocument, FindingOutput, FindingsComparison } from '../report/document.js';
@@ -15,19 +14,19 @@ import type { ReportFileFlags } from './flags.js';
 import type { HtmlReportSink } from './html-report.js';
 import type { CliIO } from './io.js';
 import type { NdjsonFile } from './ndjson.js';
+import { outputFile } from './options.js';
 import type { RunLog } from './run-log.js';
 
 /** The report files to write: paths resolved against the working directory. */
 export type ReportFiles = ReportFileFlags;
 
 export function reportFiles(io: CliIO, options: ReportFileFlags): ReportFiles {
-  const file = (v: string | undefined) => (v === undefined ? undefined : path.resolve(io.cwd, v));
   return {
-    metricsFile: file(options.metricsFile),
+    metricsFile: outputFile(io, options.metricsFile, '--metrics-file'),
     pushgateway: options.pushgateway,
     pushgatewayJob: options.pushgatewayJob ?? 'reaper',
-    junit: file(options.junit),
-    summary: file(options.summary),
+    junit: outputFile(io, options.junit, '--junit'),
+    summary: outputFile(io, options.summary, '--summary'),
   };
 }
 

@@ -41,3 +41,35 @@ describe('the findings listed are the ones that matter', () => {
     expect(md.indexOf('z/abandoned.part')).toBeLessThan(md.indexOf('a/young-'));
   });
 });
+
+describe('an output file that cannot be one is a usage error, before anything is scanned', () => {
+  // `--summary "$GITHUB_STEP_SUMMARY"` run outside GitHub Actions gives an empty name, which resolves to the working directory.
+  const cases: [string, string[]][] = [
+    ['--summary', ['audit', '--summary', '']],
+    ['--junit', ['audit', '--junit', '']],
+    ['--metrics-file', ['audit', '--metrics-file', '']],
+    ['--findings', ['audit', '--findings', '']],
+    ['--html', ['audit', '--html', '']],
+    ['--plan-out', ['reap', '--plan-out', '']],
+    ['--summary', ['reap', '--summary', ' ']],
+  ];
+  for (const [flag, args] of cases) {
+    it(`${args[0]} ${flag} "${args[2]}": exit 2, naming the flag, no state store created`, () => {
+      const dir = tmp();
+      const manifest = filesManifest(dir, { 'z/old.part': 86_400 });
+      const r = reaper([...args, '-c', manifest], { cwd: dir });
+      expect(r.stderr).toContain(`reaper: ${flag}: the file name is empty`);
+      expect(r.code).toBe(2);
+      expect(() => readFileSync(path.join(dir, '.reaper', 'state.db'))).toThrow(/ENOENT/);
+    });
+  }
+
+  it('reap --plan-out into a directory that does not exist: exit 2 naming the flag and the directory, before the scan', () => {
+    const dir = tmp();
+    const manifest = filesManifest(dir, { 'z/old.part': 86_400 });
+    const r = reaper(['reap', '-c', manifest, '--plan-out', 'plans/today.plan'], { cwd: dir });
+    expect(r.stderr).toContain(`reaper: --plan-out: the directory ${path.join(dir, 'plans')} does not exist`);
+    expect(r.code).toBe(2);
+    expect(() => readFileSync(path.join(dir, '.reaper', 'state.db'))).toThrow(/ENOENT/);
+  });
+});

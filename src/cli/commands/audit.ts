@@ -11,7 +11,7 @@ import { auditProblems, runAudit } from '../../run/audit.js';
 import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags, ShardFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
-import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
+import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFile, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
 import { reportFiles, reportOutputFailures, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
@@ -39,6 +39,8 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
   const resources = selectedResources(manifest, options);
   checkGateResources(gates, resources ?? manifest.resources.map((r) => r.name));
   const files = reportFiles(io, options);
+  const findingsFile = outputFile(io, options.findings, '--findings');
+  outputFile(io, options.html, '--html');
   let tally: NewFindingsTally<FindingOutput> | null = null;
   if (options.baseline !== undefined) {
     const file = path.resolve(io.cwd, options.baseline);
@@ -53,7 +55,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
   // The rows the terminal table and the Markdown summary list: the most pressing of every finding, not the first scanned.
   const top = new TopFindings(LISTED);
 
-  const ndjson = options.findings === undefined ? null : new NdjsonFile(path.resolve(io.cwd, options.findings));
+  const ndjson = findingsFile === undefined ? null : new NdjsonFile(findingsFile);
   const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
   const progress = await startProgress(io, 'auditing…');
   try {
