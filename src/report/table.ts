@@ -146,7 +146,18 @@ export function reapTable(report: ReapReport, options: TableOptions = {}): strin
 /** `--quiet`: an audit in one line. */
 export function auditSummaryLine(doc: AuditDocument): string {
   const s = doc.summary;
-  return `audit ${doc.runId}: ${s.scanned} scanned, ${s.live} live, ${s.orphaned} orphaned, ${s.expired} expired, ${s.protected} protected, ${s.young} young, ${s.unknown} unknown; ${formatBytes(s.orphanBytes)} orphaned`;
+  const unread = doc.resources.filter((r) => r.status !== 'ok').map((r) => r.name);
+  return `audit ${doc.runId}: ${s.scanned} scanned, ${s.live} live, ${s.orphaned} orphaned, ${s.expired} expired, ${s.protected} protected, ${s.young} young, ${s.unknown} unknown; ${formatBytes(s.orphanBytes)} orphaned${incomplete(unread, doc.resources.length, doc.sourceErrors)}`;
+}
+
+/**
+ * The one-line summaries' tail when a part was not read (every count is short of it), so a cron
+ * log that keeps only that line does not read an outage as a clean run; stderr says why.
+ */
+function incomplete(unread: readonly string[], types: number, sourceErrors: Readonly<Record<string, string>>): string {
+  const parts = unread.length > 0 ? [`${unread.length} of ${types} type${types === 1 ? '' : 's'} not read whole (${unread.map(printable).join(', ')})`] : [];
+  for (const source of Object.keys(sourceErrors)) parts.push(`liveness source ${printable(source)} failed`);
+  return parts.length > 0 ? `; INCOMPLETE: ${parts.join(', ')}` : '';
 }
 
 /** `--quiet`: a reap in one line, with what stays pending. */
@@ -158,7 +169,8 @@ export function reapSummaryLine(report: ReapReport): string {
     : `${sum((r) => r.toMark)} to mark, ${sum((r) => r.toSweep)} to sweep, ${sum((r) => r.toLift)} to lift`;
   const pending = sum((r) => r.pending?.count ?? 0);
   const tail = pending > 0 ? `; ${pending} pending, ${pendingWhen(report, report.resources)}` : '';
-  return `reap ${report.runId} (${report.execute ? 'executed' : 'dry run'}): ${sum((r) => r.scanned)} scanned; ${done}${tail}`;
+  const unread = report.resources.filter((r) => r.error !== null || (r.telemetry !== null && r.telemetry.status !== 'ok')).map((r) => r.name);
+  return `reap ${report.runId} (${report.execute ? 'executed' : 'dry run'}): ${sum((r) => r.scanned)} scanned; ${done}${tail}${incomplete(unread, report.resources.length, report.sourceErrors)}`;
 }
 
 /**

@@ -10,7 +10,7 @@ import type { AuditDocument, FindingOutput } from '../../src/report/document.js'
 import { renderJunit } from '../../src/report/junit.js';
 import { markdownText, renderMarkdown } from '../../src/report/markdown.js';
 import { pushMetrics, renderPrometheus, writeMetricsFile } from '../../src/report/prometheus.js';
-import { findingsTable, printable, reapSummaryLine, reapTable } from '../../src/report/table.js';
+import { auditSummaryLine, findingsTable, printable, reapSummaryLine, reapTable } from '../../src/report/table.js';
 import type { ResourceTelemetry } from '../../src/report/telemetry.js';
 import type { ReapReport, ResourceReap } from '../../src/report/reap-report.js';
 import { testTempDir } from '../integration/support/temp-dir.js';
@@ -703,5 +703,29 @@ describe('the findings a terminal table and the Markdown summary list', () => {
     const top = [scanOrder[4]!, scanOrder[6]!];
     expect(ids(findingsTable(doc, 2, { width: 200, top }))).toEqual(['d/old-orphan', 'f/new-orphan']);
     expect(ids(renderMarkdown(doc, [], undefined, { findings: 2, top }))).toEqual(['d/old-orphan', 'f/new-orphan']);
+  });
+});
+
+// ------------------------------------------------------------------ --quiet: one line that does not hide a part not read
+
+describe('the --quiet summary line', () => {
+  it('of a complete audit or reap says nothing more', () => {
+    expect(auditSummaryLine(auditDoc())).toMatch(/; 300 B orphaned$/);
+    expect(reapSummaryLine(reapReport(true))).not.toContain('not read');
+  });
+
+  it('of an audit says how many types were not read whole and which liveness sources failed', () => {
+    const doc = auditDoc();
+    doc.resources[1] = { ...doc.resources[1]!, status: 'error', error: 'the bucket does not exist' };
+    doc.sourceErrors = { 'sql:main-db#1': 'connect ECONNREFUSED' };
+    doc.complete = false;
+    expect(auditSummaryLine(doc)).toMatch(/; 300 B orphaned; INCOMPLETE: 1 of 2 types not read whole \(exports\), liveness source sql:main-db#1 failed$/);
+  });
+
+  it('of a reap names the types refused or read in part', () => {
+    const report = reapReport(true);
+    report.resources[0] = { ...report.resources[0]!, error: 'cannot open' };
+    report.resources[1] = { ...report.resources[1]!, telemetry: { ...report.resources[1]!.telemetry!, status: 'partial', unreadable: 2 } };
+    expect(reapSummaryLine(report)).toMatch(/; INCOMPLETE: 2 of 2 types not read whole \(scratch-uploads, exports\)$/);
   });
 });
