@@ -130,9 +130,26 @@ describe('wrong types and values', () => {
   it('names what was expected and what was found', () => {
     expect(rejects(one(FS, '    batchSize: lots'))).toEqual(['reaper.yaml:10: resources[0].batchSize: expected number, received string']);
     expect(rejects(one(FS, '    batchSize: 2.5'))).toEqual(['reaper.yaml:10: resources[0].batchSize: expected a whole number']);
-    expect(rejects(one(FS, '    maxDeleteFraction: 2'))).toEqual(['reaper.yaml:10: resources[0].maxDeleteFraction: Too big: expected number to be <=1']);
-    expect(rejects(one(FS, '    onExpired: delete'))).toEqual(['reaper.yaml:10: resources[0].onExpired: expected one of "report"|"reap"']);
-    expect(rejects(one(FS, '    ageFrom: birthtime'))).toEqual(['reaper.yaml:10: resources[0].ageFrom: expected one of "mtime"|"ctime"|"atime"']);
+    expect(rejects(one(FS, '    maxDeleteFraction: 2'))).toEqual(['reaper.yaml:10: resources[0].maxDeleteFraction: at most 1, got 2']);
+    expect(rejects(one(FS, '    onExpired: delete'))).toEqual(['reaper.yaml:10: resources[0].onExpired: expected "report" or "reap", got "delete"']);
+    expect(rejects(one(FS, '    ageFrom: birthtime'))).toEqual(['reaper.yaml:10: resources[0].ageFrom: expected "mtime", "ctime" or "atime", got "birthtime"']);
+  });
+
+  it('says what a number must be within, and what it got', () => {
+    expect(rejects(one(FS, '    batchSize: 1000000000'))).toEqual(['reaper.yaml:10: resources[0].batchSize: at most 10000, got 1000000000']);
+    expect(rejects(one(FS, '    batchSize: 0'))).toEqual(['reaper.yaml:10: resources[0].batchSize: more than 0, got 0']);
+    expect(rejects(one(FS, '    maxDeleteFraction: 0'))).toEqual(['reaper.yaml:10: resources[0].maxDeleteFraction: more than 0, got 0']);
+  });
+
+  it('a mapping where a list belongs says how a YAML list is written', () => {
+    expect(rejects(one(FS, '    protect: { pathPattern: "^keep/" }'))).toEqual(['reaper.yaml:10: resources[0].protect: expected a list (one "- " line per item), received a mapping']);
+    expect(rejects(yaml('version: 1', 'owners:', '  leases: {}', 'resources:', ...FS))).toEqual(['reaper.yaml:2: owners: expected a list (one "- " line per item), received a mapping']);
+  });
+
+  it('says what an S3 bucket name is made of', () => {
+    expect(rejects(one(S3.map((l) => l.replace(/bucket: [^,}]+/, 'bucket: b'))))).toEqual([
+      'reaper.yaml:8: resources[0].s3.bucket: expected an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit',
+    ]);
   });
 
   it('checks nested values and connection fields', () => {
@@ -160,7 +177,7 @@ describe('wrong types and values', () => {
   it('wants version 1 and a list of resources', () => {
     expect(rejects(yaml('version: 2', 'resources:', ...FS))).toEqual(['reaper.yaml:1: version: expected version: 1']);
     expect(rejects(yaml('version: "1"', 'resources:', ...FS))).toEqual(['reaper.yaml:1: version: expected version: 1']);
-    expect(rejects(yaml('version: 1', 'resources: {}'))).toEqual(['reaper.yaml:2: resources: expected array, received object']);
+    expect(rejects(yaml('version: 1', 'resources: {}'))).toEqual(['reaper.yaml:2: resources: expected a list (one "- " line per item), received a mapping']);
     expect(rejects(yaml('version: 1', 'resources: []'))).toEqual(['reaper.yaml:2: resources: a manifest declares at least one resource']);
   });
 
@@ -457,7 +474,7 @@ describe('scope confinement (§6)', () => {
 
   it('rejects a bucket name S3 would not accept', () => {
     expect(rejects(one(['  - name: blobs', '    s3: { connection: blobs, bucket: Uploads_1, prefix: tmp/ }', '    owner: { tag: owner }']))).toEqual([
-      'reaper.yaml:8: resources[0].s3.bucket: expected an S3 bucket name',
+      'reaper.yaml:8: resources[0].s3.bucket: expected an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit',
     ]);
   });
 });
