@@ -7,6 +7,9 @@ import { fitTable, wrapText, type Cell } from './fit.js';
 import { formatBytes, formatSeconds, visible } from '../util/format.js';
 import { scanProblem, sourceProblem } from './telemetry.js';
 
+const LEFT = Array<'left'>(10).fill('left');
+const RIGHT = Array<'right'>(10).fill('right');
+
 /** How the tables are drawn: `width` is the terminal's (no limit when absent). */
 export interface TableOptions {
   width?: number;
@@ -98,7 +101,8 @@ export function runsTable(runs: readonly RunRecord[], options: TableOptions = {}
   // The job column (docs/scale-out.md) only when some run is a shard of one.
   const jobs = rows.some((row) => row[9] !== '-');
   const head = ['run', 'kind', 'status', 'started', 'duration', 'scanned', 'orphaned', 'deleted', 'lifted', ...(jobs ? ['job'] : [])];
-  return fitTable({ head, rows: jobs ? rows : rows.map((row) => row.slice(0, 9)) }, options.width);
+  const aligns = [...LEFT.slice(0, 4), ...RIGHT.slice(0, 5), ...(jobs ? LEFT.slice(0, 1) : [])];
+  return fitTable({ head, rows: jobs ? rows : rows.map((row) => row.slice(0, 9)), aligns }, options.width);
 }
 
 /**
@@ -119,7 +123,9 @@ export function reapTable(report: ReapReport, options: TableOptions = {}): strin
   const head = report.execute
     ? ['resource', 'backend', 'scanned', 'marked', 'deleted', 'lifted', 'failed', 'kept', 'reclaimed', 'delete mode']
     : ['resource', 'backend', 'scanned', 'to mark', 'to sweep', 'to lift', 'kept'];
-  const table = fitTable({ head, rows, titleCells: 2 }, options.width);
+  // Counts on the right, as in the audit table; the delete mode is a word.
+  const aligns = [...LEFT.slice(0, 2), ...RIGHT.slice(0, head.length - 2 - (report.execute ? 1 : 0)), ...(report.execute ? LEFT.slice(0, 1) : [])];
+  const table = fitTable({ head, rows, titleCells: 2, aligns }, options.width);
   const lines = [wrapText(report.execute ? `reap run ${report.runId} (executed)` : `reap run ${report.runId}: DRY RUN — nothing was changed; --execute acts`, options.width), table];
   const cut = (text: string) => (options.width === undefined || [...text].length <= options.width ? text : `${[...text].slice(0, options.width - 1).join('')}…`);
   for (const r of report.resources) {

@@ -729,3 +729,19 @@ describe('the --quiet summary line', () => {
     expect(reapSummaryLine(report)).toMatch(/; INCOMPLETE: 2 of 2 types not read whole \(scratch-uploads, exports\)$/);
   });
 });
+
+describe('reap table: numbers line up on the right, as in the audit table', () => {
+  const rightAligned = (line: string, column: number) => {
+    const cell = line.split('│')[column]!;
+    return /^ +\S+ $/.test(cell) && cell.startsWith('  ');
+  };
+  it('scanned and the plan counts, dry run and executed', () => {
+    const report = reapReport(false);
+    report.resources[0] = { ...report.resources[0]!, scanned: 123_456 };
+    for (const execute of [false, true]) {
+      const lines = reapTable({ ...report, execute }, { width: 200 }).split('\n');
+      const row = lines.find((line) => line.includes(' exports '))!;
+      expect(rightAligned(row, 3), row).toBe(true);
+    }
+  });
+});
