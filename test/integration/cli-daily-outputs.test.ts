@@ -73,3 +73,19 @@ describe('an output file that cannot be one is a usage error, before anything is
     expect(() => readFileSync(path.join(dir, '.reaper', 'state.db'))).toThrow(/ENOENT/);
   });
 });
+
+describe('a run refused by a held lock says whose it is and until when', () => {
+  it('after a run was killed (kill -9, an OOM kill), the next one names that run and when its lock lapses', () => {
+    const dir = tmp();
+    const manifest = filesManifest(dir, { 'z/old.part': 2 * 86_400 }, ['owners:', '  - static: ["someone-else"]']);
+    // Killed with SIGKILL once its plan is written: the lock it took stays until its ttl runs out.
+    const killed = reaper(['reap', '-c', manifest, '--execute', '--lock-ttl', '10m'], { cwd: dir, env: { REAPER_FAILPOINT: 'after-plan' } });
+    expect(killed.code).toBe(null);
+    const runs = JSON.parse(reaper(['runs', '-c', manifest, '--output', 'json'], { cwd: dir }).stdout) as { runId: string; status: string }[];
+    const holder = runs.find((r) => r.status === 'running')!.runId;
+    const r = reaper(['reap', '-c', manifest, '--execute'], { cwd: dir });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(new RegExp(`holds the lock on scratch \\(run ${holder}, until \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ by the store's clock\\)`));
+    expect(r.stderr).toContain('a run killed without releasing it');
+  });
+});
