@@ -63,6 +63,12 @@ export function buildProgram(io: CliIO): Command {
     .action(lazy(io, async () => (await import('./commands/demo.js')).demoCommand));
 
   program
+    .command('init')
+    .description('write a manifest to start from (default ./reaper.yaml, - to print it); never overwrites one')
+    .argument('[file]', 'the file to write', 'reaper.yaml')
+    .action(lazy(io, async () => (await import('./commands/init.js')).initCommand));
+
+  program
     .command('validate')
     .description('check a manifest, then, read-only, the state store, every liveness source and every resource type; changes nothing')
     .addOption(configOption())

@@ -41,7 +41,7 @@ export function configPath(io: CliIO, options: ManifestFlags, required = true): 
   if (given) return path.resolve(io.cwd, given);
   const fallback = path.join(io.cwd, 'reaper.yaml');
   if (existsSync(fallback)) return fallback;
-  if (required) throw new UsageError('no manifest: pass -c FILE (or set REAPER_CONFIG, or put reaper.yaml in the current directory)');
+  if (required) throw new UsageError('no manifest: pass -c FILE (or set REAPER_CONFIG, or put reaper.yaml in the current directory; `reaper init` writes one to start from)');
   return undefined;
 }
 

@@ -89,3 +89,40 @@ describe('a run refused by a held lock says whose it is and until when', () => {
     expect(r.stderr).toContain('a run killed without releasing it');
   });
 });
+
+describe('reaper init: a starting manifest', () => {
+  it('writes ./reaper.yaml that validates as written and audits its directory, and never overwrites one', () => {
+    const dir = tmp();
+    const r = reaper(['init'], { cwd: dir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`wrote ${path.join(dir, 'reaper.yaml')}`);
+    const text = readFileSync(path.join(dir, 'reaper.yaml'), 'utf8');
+    // The other kinds are there to uncomment, each as docs/manifest.md writes it.
+    expect(text).toMatch(/#\s+s3: \{/);
+    expect(text).toMatch(/#\s+postgres: \{/);
+    expect(reaper(['validate', '--offline', '--output', 'table'], { cwd: dir }).code).toBe(0);
+    mkdirSync(path.join(dir, 'scratch'));
+    expect(reaper(['audit', '--output', 'json'], { cwd: dir }).code).toBe(0);
+
+    const again = reaper(['init'], { cwd: dir });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(`${path.join(dir, 'reaper.yaml')} exists; init never overwrites a manifest`);
+    expect(readFileSync(path.join(dir, 'reaper.yaml'), 'utf8')).toBe(text);
+  });
+
+  it('prints the manifest with - and writes another file name when given one', () => {
+    const dir = tmp();
+    const out = reaper(['init', '-'], { cwd: dir });
+    expect(out.code).toBe(0);
+    expect(out.stdout).toMatch(/^# reaper manifest/);
+    expect(reaper(['init', 'ci/reaper.yaml'], { cwd: dir }).stderr).toContain('init: the directory');
+    expect(reaper(['init', 'other.yaml'], { cwd: dir }).code).toBe(0);
+    expect(reaper(['validate', '--offline', '-c', 'other.yaml'], { cwd: dir }).code).toBe(0);
+  });
+
+  it('the error for a missing manifest points at it', () => {
+    const r = reaper(['audit'], { cwd: tmp() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('`reaper init` writes one to start from');
+  });
+});
