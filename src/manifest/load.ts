@@ -179,6 +179,13 @@ function describe(i: ZodIssue): string {
   if (i.code === 'invalid_type' && i.expected === 'int') return 'expected a whole number';
   // A mapping where a list belongs is the commonest YAML slip: say how a list is written.
   if (i.code === 'invalid_type' && i.expected === 'array' && /received object$/.test(i.message)) return 'expected a list (one "- " line per item), received a mapping';
+  // A number in quotes, or as a percentage: say how to write it (the string is a number, so nothing secret is echoed).
+  if (i.code === 'invalid_type' && i.expected === 'number' && typeof i.input === 'string') {
+    const text = i.input.trim();
+    if (/^-?\d+(\.\d+)?$/.test(text)) return `expected a number, got the string ${JSON.stringify(i.input)}: write it without quotes`;
+    const percent = /^(\d+(?:\.\d+)?)\s*%$/.exec(text);
+    if (percent) return `expected a number, got ${JSON.stringify(i.input)}: write a fraction, ${Number(percent[1]) / 100}`;
+  }
   // Bounds and choices say what they got: the input is a number, or a string that is none of a fixed set.
   const got = (input: unknown) => (typeof input === 'number' || (typeof input === 'string' && input.length <= 64) ? `, got ${JSON.stringify(input)}` : '');
   if ((i.code === 'too_big' || i.code === 'too_small') && (i.origin === 'number' || i.origin === 'int')) {

@@ -141,6 +141,11 @@ describe('wrong types and values', () => {
     expect(rejects(one(FS, '    maxDeleteFraction: 0'))).toEqual(['reaper.yaml:10: resources[0].maxDeleteFraction: more than 0, got 0']);
   });
 
+  it('a number written as a string or a percentage says how to write it', () => {
+    expect(rejects(one(FS, '    batchSize: "500"'))).toEqual(['reaper.yaml:10: resources[0].batchSize: expected a number, got the string "500": write it without quotes']);
+    expect(rejects(one(FS, '    maxDeleteFraction: 50%'))).toEqual(['reaper.yaml:10: resources[0].maxDeleteFraction: expected a number, got "50%": write a fraction, 0.5']);
+  });
+
   it('a mapping where a list belongs says how a YAML list is written', () => {
     expect(rejects(one(FS, '    protect: { pathPattern: "^keep/" }'))).toEqual(['reaper.yaml:10: resources[0].protect: expected a list (one "- " line per item), received a mapping']);
     expect(rejects(yaml('version: 1', 'owners:', '  leases: {}', 'resources:', ...FS))).toEqual(['reaper.yaml:2: owners: expected a list (one "- " line per item), received a mapping']);
