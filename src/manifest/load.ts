@@ -193,7 +193,10 @@ function describe(i: ZodIssue): string {
     const words = i.code === 'too_big' ? (i.inclusive ? 'at most' : 'less than') : i.inclusive ? 'at least' : 'more than';
     return `${words} ${String(bound)}${got(i.input)}`;
   }
-  if (i.code === 'invalid_value' && i.values.length > 1 && i.values.every((v) => typeof v === 'string')) return `expected ${orList(i.values.map((v) => JSON.stringify(v)))}${got(i.input)}`;
+  if (i.code === 'invalid_value' && i.values.length > 1 && i.values.every((v) => typeof v === 'string')) {
+    const meant = typeof i.input === 'string' ? closestWord(i.input, i.values as string[]) : undefined;
+    return `expected ${orList(i.values.map((v) => JSON.stringify(v)))}${got(i.input)}${meant ? ` (did you mean ${meant}?)` : ''}`;
+  }
   return i.message.replace(/^Invalid (input|option): /, '');
 }
 

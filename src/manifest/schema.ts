@@ -6,6 +6,7 @@
  * `checkManifest` below so that every issue carries the path of the key at fault.
  */
 import { z } from 'zod';
+import { closestWord } from '../util/suggest.js';
 import { parseDuration } from './duration.js';
 import { patternProblem } from './pattern.js';
 import { sqlFragmentProblem } from './sql-fragment.js';
@@ -86,8 +87,14 @@ const sqlConnection = (kind: 'postgres' | 'mysql') =>
     statementTimeout: duration.optional(),
   });
 
+const CONNECTION_KINDS = ['s3', 'postgres', 'mysql'];
 const connection = z.discriminatedUnion('kind', [s3Connection, sqlConnection('postgres'), sqlConnection('mysql')], {
-  error: 'expected kind: s3, postgres or mysql',
+  // A misspelt kind names the one meant: `postgress`, `S3`.
+  error: (issue) => {
+    const kind = (issue.input as { kind?: unknown } | null | undefined)?.kind;
+    const meant = typeof kind === 'string' ? closestWord(kind, CONNECTION_KINDS) : undefined;
+    return `expected kind: s3, postgres or mysql${meant ? ` (did you mean ${meant}?)` : ''}`;
+  },
 });
 
 // ---------------------------------------------------------------- owners (liveness sources)

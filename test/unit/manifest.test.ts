@@ -194,6 +194,15 @@ describe('wrong types and values', () => {
     ]);
   });
 
+  it('a misspelt connection kind or choice names the one meant', () => {
+    const text = yaml('version: 1', 'connections:', '  db: { kind: postgress, url: "postgres://u@h/app" }', '  blobs: { region: eu-west-1 }', 'resources:', ...FS);
+    expect(rejects(text)).toEqual([
+      'reaper.yaml:3: connections.db.kind: expected kind: s3, postgres or mysql (did you mean postgres?)',
+      'reaper.yaml:4: connections.blobs.kind: expected kind: s3, postgres or mysql',
+    ]);
+    expect(rejects(one(FS, '    onExpired: repot'))).toEqual(['reaper.yaml:10: resources[0].onExpired: expected "report" or "reap", got "repot" (did you mean report?)']);
+  });
+
   it('rejects a state URL of another scheme, or sqlite: without a path', () => {
     expect(rejects(yaml('version: 1', 'state: redis://cache:6379', 'resources:', ...FS))).toEqual([
       'reaper.yaml:2: state: expected sqlite:PATH, postgres://… or mysql://…',
