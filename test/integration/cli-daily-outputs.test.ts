@@ -126,3 +126,19 @@ describe('reaper init: a starting manifest', () => {
     expect(r.stderr).toContain('`reaper init` writes one to start from');
   });
 });
+
+describe('cron: stdout to /dev/null leaves nothing when all went well', () => {
+  it('a clean audit and reap --execute write nothing on stderr; a failing one does', () => {
+    const dir = tmp();
+    const manifest = filesManifest(dir, { 'z/old.part': 2 * 86_400, 'a/new.part': 10 }, ['owners:', '  - static: ["session:a"]']);
+    for (const args of [['audit'], ['reap', '--execute'], ['reap', '--execute', '--quiet']]) {
+      const r = reaper([...args, '-c', manifest], { cwd: dir });
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stderr, args.join(' ')).toBe('');
+    }
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('./scratch', './gone'));
+    const failed = reaper(['reap', '-c', manifest, '--execute'], { cwd: dir });
+    expect(failed.code).toBe(3);
+    expect(failed.stderr).toContain('gone');
+  });
+});
