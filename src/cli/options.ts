@@ -203,13 +203,15 @@ export function durationOption(value: string, flag: string): number {
 /**
  * A file an output goes to, resolved against the working directory. An empty or blank name (an
  * unset variable, as `--summary "$GITHUB_STEP_SUMMARY"` gives outside GitHub Actions) would name
- * the directory itself and fail only once the run is over: it is a usage error, found before
- * anything is contacted. With `directoryMustExist` (a file the run cannot go on without) the
- * directory the file goes into is checked now too.
+ * the directory itself and fail only once the run is over, and `-` is not stdout: each is a usage
+ * error, found before anything is contacted. With `directoryMustExist` (a file the run cannot go
+ * on without) the directory the file goes into is checked now too.
  */
 export function outputFile(io: CliIO, value: string | undefined, flag: string, directoryMustExist = false): string | undefined {
   if (value === undefined) return undefined;
   if (value.trim() === '') throw new UsageError(`${flag}: the file name is empty (is the variable that should name it set?)`);
+  // Not stdout: that carries the run's own output (the table, the JSON document), and a file named "-" would surprise.
+  if (value === '-') throw new UsageError(`${flag}: "-" is not stdout here (stdout carries the run's own output); name a file`);
   const file = path.resolve(io.cwd, value);
   if (directoryMustExist) {
     const dir = path.dirname(file);

@@ -64,6 +64,19 @@ describe('an output file that cannot be one is a usage error, before anything is
     });
   }
 
+  // `-` is stdout to many tools; here stdout carries the run's own output, and a file named "-" would be a surprise.
+  for (const [command, flag] of [['audit', '--findings'], ['audit', '--html'], ['audit', '--junit'], ['audit', '--summary'], ['reap', '--metrics-file'], ['reap', '--plan-out'], ['reap', '--html']]) {
+    it(`${command} ${flag} -: exit 2, no file named "-", nothing contacted`, () => {
+      const dir = tmp();
+      const manifest = filesManifest(dir, { 'z/old.part': 86_400 });
+      const r = reaper([command!, flag!, '-', '-c', manifest], { cwd: dir });
+      expect(r.stderr).toContain(`reaper: ${flag}: "-" is not stdout here`);
+      expect(r.code).toBe(2);
+      expect(() => readFileSync(path.join(dir, '-'))).toThrow(/ENOENT/);
+      expect(() => readFileSync(path.join(dir, '.reaper', 'state.db'))).toThrow(/ENOENT/);
+    });
+  }
+
   it('reap --plan-out into a directory that does not exist: exit 2 naming the flag and the directory, before the scan', () => {
     const dir = tmp();
     const manifest = filesManifest(dir, { 'z/old.part': 86_400 });
