@@ -155,3 +155,19 @@ describe('cron: stdout to /dev/null leaves nothing when all went well', () => {
     expect(failed.stderr).toContain('gone');
   });
 });
+
+describe('explain of an id that is not one', () => {
+  it('a path pasted whole (absolute, or from the manifest\'s directory) is named in the form the type\'s ids take', () => {
+    const dir = tmp();
+    const manifest = filesManifest(dir, { 'z/old.part': 2 * 86_400 });
+    for (const pasted of [path.join(dir, 'scratch', 'z', 'old.part'), 'scratch/z/old.part']) {
+      const r = reaper(['explain', '-c', manifest, 'scratch', pasted, '--output', 'table'], { cwd: dir });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('not found');
+      expect(r.stdout).toContain(`ids of scratch are paths relative to ${path.join(dir, 'scratch')} (did you mean z/old.part?)`);
+    }
+    // A real id says nothing of the kind.
+    const found = reaper(['explain', '-c', manifest, 'scratch', 'z/old.part', '--output', 'table'], { cwd: dir });
+    expect(found.stdout).not.toContain('ids of scratch');
+  });
+});
