@@ -171,3 +171,20 @@ describe('explain of an id that is not one', () => {
     expect(found.stdout).not.toContain('ids of scratch');
   });
 });
+
+describe('flags other tools have', () => {
+  it('--json and --dry-run say what reaper calls them, not "did you mean --job?"', () => {
+    const dir = tmp();
+    const manifest = filesManifest(dir, { 'z/old.part': 86_400 });
+    const json = reaper(['audit', '-c', manifest, '--json'], { cwd: dir });
+    expect(json.code).toBe(2);
+    expect(json.stderr).toBe('reaper: --json: write --output json (or -o json)\n');
+    const table = reaper(['runs', '--table', '-c', manifest], { cwd: dir });
+    expect(table.stderr).toBe('reaper: --table: write --output table (or -o table)\n');
+    const dry = reaper(['reap', '--dry-run', '-c', manifest], { cwd: dir });
+    expect(dry.code).toBe(2);
+    expect(dry.stderr).toBe('reaper: --dry-run: reap is a dry run unless --execute is given; leave --dry-run out\n');
+    // Past `--`, or as an option's value, they are not flags.
+    expect(reaper(['audit', '-c', manifest, '--owner', '--json', '--output', 'json'], { cwd: dir }).code).toBe(0);
+  });
+});
