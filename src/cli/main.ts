@@ -63,6 +63,12 @@ export function buildProgram(io: CliIO): Command {
     .action(lazy(io, async () => (await import('./commands/demo.js')).demoCommand));
 
   program
+    .command('init')
+    .description('write a manifest to start from (default ./reaper.yaml, - to print it); never overwrites one')
+    .argument('[file]', 'the file to write', 'reaper.yaml')
+    .action(lazy(io, async () => (await import('./commands/init.js')).initCommand));
+
+  program
     .command('validate')
     .description('check a manifest, then, read-only, the state store, every liveness source and every resource type; changes nothing')
     .addOption(configOption())
@@ -317,12 +323,36 @@ function twoWordDuration(program: Command, args: readonly string[]): UsageError 
   return null;
 }
 
+/** Flags other tools have, and what reaper calls them: said plainly, where the parser would guess (`--json`: "did you mean --job?"). */
+const FAMILIAR_FLAGS: Readonly<Record<string, string>> = {
+  '--json': 'write --output json (or -o json)',
+  '--table': 'write --output table (or -o table)',
+  '--dry-run': 'reap is a dry run unless --execute is given; leave --dry-run out',
+};
+
+function familiarFlag(program: Command, args: readonly string[]): UsageError | null {
+  const takesValue = new Set<string>();
+  const walk = (command: Command) => {
+    for (const option of command.options) {
+      if (option.required || option.optional) for (const name of [option.long, option.short]) if (name) takesValue.add(name);
+    }
+    command.commands.forEach(walk);
+  };
+  walk(program);
+  for (let i = 0; i < args.length && args[i] !== '--'; i++) {
+    const arg = args[i]!;
+    if (takesValue.has(arg)) i++;
+    else if (Object.hasOwn(FAMILIAR_FLAGS, arg)) return new UsageError(`${arg}: ${FAMILIAR_FLAGS[arg]}`);
+  }
+  return null;
+}
+
 /** Run the CLI in-process; resolves to the exit code. */
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const program = buildProgram(io);
   try {
-    const twoWords = twoWordDuration(program, argv.slice(2));
-    if (twoWords) throw twoWords;
+    const misread = twoWordDuration(program, argv.slice(2)) ?? familiarFlag(program, argv.slice(2));
+    if (misread) throw misread;
     await program.parseAsync([...argv], { from: 'node' });
     return io.exitCode ?? ExitCode.ok;
   } catch (error) {

@@ -2,7 +2,7 @@
  * Option resolution shared by the commands: flag > environment (REAPER_*) > manifest > default.
  * The manifest is loaded here, once, and handed on frozen.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { userInfo, hostname } from 'node:os';
 import path from 'node:path';
 import { activeFilter, type FindingFilter } from '../engine/filters.js';
@@ -41,7 +41,7 @@ export function configPath(io: CliIO, options: ManifestFlags, required = true): 
   if (given) return path.resolve(io.cwd, given);
   const fallback = path.join(io.cwd, 'reaper.yaml');
   if (existsSync(fallback)) return fallback;
-  if (required) throw new UsageError('no manifest: pass -c FILE (or set REAPER_CONFIG, or put reaper.yaml in the current directory)');
+  if (required) throw new UsageError('no manifest: pass -c FILE (or set REAPER_CONFIG, or put reaper.yaml in the current directory; `reaper init` writes one to start from)');
   return undefined;
 }
 
@@ -198,6 +198,28 @@ export function durationOption(value: string, flag: string): number {
   const parsed = parseDuration(value);
   if (typeof parsed !== 'number') throw new UsageError(`${flag}: ${parsed.error}`);
   return parsed;
+}
+
+/**
+ * A file an output goes to, resolved against the working directory. An empty or blank name (an
+ * unset variable, as `--summary "$GITHUB_STEP_SUMMARY"` gives outside GitHub Actions) would name
+ * the directory itself and fail only once the run is over, and `-` is not stdout: each is a usage
+ * error, found before anything is contacted. With `directoryMustExist` (a file the run cannot go
+ * on without) the directory the file goes into is checked now too.
+ */
+export function outputFile(io: CliIO, value: string | undefined, flag: string, directoryMustExist = false): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === '') throw new UsageError(`${flag}: the file name is empty (is the variable that should name it set?)`);
+  // Not stdout: that carries the run's own output (the table, the JSON document), and a file named "-" would surprise.
+  if (value === '-') throw new UsageError(`${flag}: "-" is not stdout here (stdout carries the run's own output); name a file`);
+  const file = path.resolve(io.cwd, value);
+  if (directoryMustExist) {
+    const dir = path.dirname(file);
+    const stat = statSync(dir, { throwIfNoEntry: false });
+    if (!stat) throw new UsageError(`${flag}: the directory ${dir} does not exist`);
+    if (!stat.isDirectory()) throw new UsageError(`${flag}: ${dir} is not a directory`);
+  }
+  return file;
 }
 
 export function integerOption(value: string, flag: string, min = 0): number {

@@ -5,29 +5,28 @@
  * each whatever became of the others.
  */
 import { appendFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { GateResult } from '../engine/gates.js';
 import { BackendError, ExitCode, ReaperError, redact } from '../errors.js';
-import type { AuditDocument, FindingsComparison } from '../report/document.js';
+import type { AuditDocument, FindingOutput, FindingsComparison } from '../report/document.js';
 import type { ReapReport } from '../report/reap-report.js';
 import { atomicWrite } from '../util/atomic-write.js';
 import type { ReportFileFlags } from './flags.js';
 import type { HtmlReportSink } from './html-report.js';
 import type { CliIO } from './io.js';
 import type { NdjsonFile } from './ndjson.js';
+import { outputFile } from './options.js';
 import type { RunLog } from './run-log.js';
 
 /** The report files to write: paths resolved against the working directory. */
 export type ReportFiles = ReportFileFlags;
 
 export function reportFiles(io: CliIO, options: ReportFileFlags): ReportFiles {
-  const file = (v: string | undefined) => (v === undefined ? undefined : path.resolve(io.cwd, v));
   return {
-    metricsFile: file(options.metricsFile),
+    metricsFile: outputFile(io, options.metricsFile, '--metrics-file'),
     pushgateway: options.pushgateway,
     pushgatewayJob: options.pushgatewayJob ?? 'reaper',
-    junit: file(options.junit),
-    summary: file(options.summary),
+    junit: outputFile(io, options.junit, '--junit'),
+    summary: outputFile(io, options.summary, '--summary'),
   };
 }
 
@@ -56,6 +55,8 @@ export async function writeOutputs(
     /** audit --findings: streamed during the run, published here. */
     findings?: NdjsonFile | null;
     html?: HtmlReportSink | null;
+    /** The findings the Markdown summary lists, chosen from all of the run's. */
+    top?: readonly FindingOutput[];
   },
 ): Promise<OutputFailure[]> {
   const failures: OutputFailure[] = [];
@@ -84,7 +85,7 @@ export async function writeOutputs(
   }
   if (flags.summary) {
     const { renderMarkdown } = await import('../report/markdown.js');
-    const text = `${renderMarkdown(input.doc, input.gates, input.reap, { comparison: input.comparison })}\n`;
+    const text = `${renderMarkdown(input.doc, input.gates, input.reap, { comparison: input.comparison, top: input.top })}\n`;
     // $GITHUB_STEP_SUMMARY is appended to, step after step.
     await attempt('summary', () => fileWrite('the summary', flags.summary!, () => appendFile(flags.summary!, text)));
   }

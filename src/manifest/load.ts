@@ -64,7 +64,8 @@ export function parseManifest(text: string, options: ParseOptions): Manifest {
   const { file } = options;
   const yaml = readYaml(text, options);
   const issues: ManifestIssue[] = [];
-  const result = manifestSchema.safeParse(yaml.data);
+  // reportInput: a bound or a choice that is not met says what it got (numbers and choices only; see describe).
+  const result = manifestSchema.safeParse(yaml.data, { reportInput: true });
   if (!result.success) {
     for (const zodIssue of flattenIssues(result.error.issues)) {
       const p = zodIssue.path.map((s) => (typeof s === 'symbol' ? String(s) : s));
@@ -168,11 +169,34 @@ function expectedOneOf(mismatches: readonly ZodIssue[]): string {
   return `Invalid input: expected ${[...expected].join(' or ')}${received ? `, received ${received}` : ''}`;
 }
 
+/** A list of choices as a sentence says it: `"a", "b" or "c"`. */
+const orList = (items: readonly string[]) => (items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items.at(-1)}`);
+
 function describe(i: ZodIssue): string {
   if (i.code === 'unrecognized_keys') return i.message;
   if ((i.code === 'invalid_type' || i.code === 'invalid_union') && /received undefined$/.test(i.message)) return 'is required';
   // zod says "expected int, received number" of 10.5.
   if (i.code === 'invalid_type' && i.expected === 'int') return 'expected a whole number';
+  // A mapping where a list belongs is the commonest YAML slip: say how a list is written.
+  if (i.code === 'invalid_type' && i.expected === 'array' && /received object$/.test(i.message)) return 'expected a list (one "- " line per item), received a mapping';
+  // A number in quotes, or as a percentage: say how to write it (the string is a number, so nothing secret is echoed).
+  if (i.code === 'invalid_type' && i.expected === 'number' && typeof i.input === 'string') {
+    const text = i.input.trim();
+    if (/^-?\d+(\.\d+)?$/.test(text)) return `expected a number, got the string ${JSON.stringify(i.input)}: write it without quotes`;
+    const percent = /^(\d+(?:\.\d+)?)\s*%$/.exec(text);
+    if (percent) return `expected a number, got ${JSON.stringify(i.input)}: write a fraction, ${Number(percent[1]) / 100}`;
+  }
+  // Bounds and choices say what they got: the input is a number, or a string that is none of a fixed set.
+  const got = (input: unknown) => (typeof input === 'number' || (typeof input === 'string' && input.length <= 64) ? `, got ${JSON.stringify(input)}` : '');
+  if ((i.code === 'too_big' || i.code === 'too_small') && (i.origin === 'number' || i.origin === 'int')) {
+    const bound = i.code === 'too_big' ? i.maximum : i.minimum;
+    const words = i.code === 'too_big' ? (i.inclusive ? 'at most' : 'less than') : i.inclusive ? 'at least' : 'more than';
+    return `${words} ${String(bound)}${got(i.input)}`;
+  }
+  if (i.code === 'invalid_value' && i.values.length > 1 && i.values.every((v) => typeof v === 'string')) {
+    const meant = typeof i.input === 'string' ? closestWord(i.input, i.values as string[]) : undefined;
+    return `expected ${orList(i.values.map((v) => JSON.stringify(v)))}${got(i.input)}${meant ? ` (did you mean ${meant}?)` : ''}`;
+  }
   return i.message.replace(/^Invalid (input|option): /, '');
 }
 

@@ -6,6 +6,7 @@
  * `checkManifest` below so that every issue carries the path of the key at fault.
  */
 import { z } from 'zod';
+import { closestWord } from '../util/suggest.js';
 import { parseDuration } from './duration.js';
 import { patternProblem } from './pattern.js';
 import { sqlFragmentProblem } from './sql-fragment.js';
@@ -86,8 +87,14 @@ const sqlConnection = (kind: 'postgres' | 'mysql') =>
     statementTimeout: duration.optional(),
   });
 
+const CONNECTION_KINDS = ['s3', 'postgres', 'mysql'];
 const connection = z.discriminatedUnion('kind', [s3Connection, sqlConnection('postgres'), sqlConnection('mysql')], {
-  error: 'expected kind: s3, postgres or mysql',
+  // A misspelt kind names the one meant: `postgress`, `S3`.
+  error: (issue) => {
+    const kind = (issue.input as { kind?: unknown } | null | undefined)?.kind;
+    const meant = typeof kind === 'string' ? closestWord(kind, CONNECTION_KINDS) : undefined;
+    return `expected kind: s3, postgres or mysql${meant ? ` (did you mean ${meant}?)` : ''}`;
+  },
 });
 
 // ---------------------------------------------------------------- owners (liveness sources)
@@ -108,12 +115,12 @@ const livenessSource = z.strictObject({
 
 const s3Location = z.strictObject({
   connection: z.string().min(1),
-  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit'),
   prefix: z.string().max(1_024).default(''),
   allowEmptyPrefix: z.boolean().optional().meta({ description: 'Allow a scope that is a whole bucket.' }),
   inventory: z
     .strictObject({
-      bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name').optional(),
+      bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit').optional(),
       prefix: z.string().min(1).max(1_024),
     })
     .optional()

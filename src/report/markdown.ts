@@ -12,7 +12,8 @@
  */
 import type { GateResult } from '../engine/gates.js';
 import type { ReapReport } from './reap-report.js';
-import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
+import type { AuditDocument, ComparedFinding, FindingOutput, FindingsComparison } from './document.js';
+import { topFindings } from './priority.js';
 import { cut, formatBytes, formatSeconds, visible } from '../util/format.js';
 import { scanProblem, sourceProblem, type ResourceTelemetry } from './telemetry.js';
 
@@ -23,6 +24,8 @@ export interface MarkdownOptions {
   maxIdLength?: number;
   /** New, resolved and persisting findings against a baseline or an earlier run: listed first. */
   comparison?: FindingsComparison | null;
+  /** The findings to list, chosen from every finding of the run (report/priority.ts); default: the document's most pressing. */
+  top?: readonly FindingOutput[];
 }
 
 /**
@@ -120,9 +123,9 @@ export function renderMarkdown(doc: AuditDocument | null, gateResults: readonly 
     }
   }
 
-  const shown = comparison ? [] : (doc?.findings.slice(0, limit) ?? []);
+  const shown = comparison || !doc ? [] : (options.top ?? topFindings(doc.findings, limit)).slice(0, limit);
   if (doc && shown.length > 0) {
-    out.push(`### Findings (${shown.length === doc.findingsTotal ? shown.length : `first ${shown.length} of ${doc.findingsTotal}`})`, '');
+    out.push(`### Findings (${shown.length === doc.findingsTotal ? shown.length : `${shown.length} of ${doc.findingsTotal}, orphans first`})`, '');
     out.push(...findingRows(shown, maxId), '');
     if (doc.findingsTotal > shown.length) out.push(`… and ${doc.findingsTotal - shown.length} more (\`reaper audit --findings FILE\` writes them all).`, '');
   }

@@ -1,10 +1,14 @@
 /** Human tables for a terminal (cli-table3), fitted to its width when one is given. */
 import type { ReapReport } from './reap-report.js';
 import type { Lease, RunRecord } from '../state/types.js';
-import type { AuditDocument, ComparedFinding, FindingsComparison } from './document.js';
+import type { AuditDocument, ComparedFinding, FindingOutput, FindingsComparison } from './document.js';
+import { topFindings } from './priority.js';
 import { fitTable, wrapText, type Cell } from './fit.js';
 import { formatBytes, formatSeconds, visible } from '../util/format.js';
 import { scanProblem, sourceProblem } from './telemetry.js';
+
+const LEFT = Array<'left'>(10).fill('left');
+const RIGHT = Array<'right'>(10).fill('right');
 
 /** How the tables are drawn: `width` is the terminal's (no limit when absent). */
 export interface TableOptions {
@@ -46,13 +50,16 @@ export function auditTable(doc: AuditDocument, options: TableOptions = {}): stri
   return [table, ...notes.map((line) => wrapText(line, options.width))].join('\n');
 }
 
-export function findingsTable(doc: AuditDocument, limit = 20, options: TableOptions = {}): string {
-  if (doc.findings.length === 0) return '';
-  const rows = doc.findings
-    .slice(0, limit)
-    .map((f) => [f.resource, printable(f.id), f.status, f.reason ?? '', f.owner === null ? '' : printable(f.owner), f.ageSeconds === null ? '-' : formatSeconds(f.ageSeconds), f.bytes === null ? '-' : formatBytes(f.bytes)]);
+/**
+ * The `limit` most pressing findings (report/priority.ts: orphans first, older first): `top`
+ * when the caller chose them from every finding of the run, else the document's.
+ */
+export function findingsTable(doc: AuditDocument, limit = 20, options: TableOptions & { top?: readonly FindingOutput[] } = {}): string {
+  const shown = (options.top ?? topFindings(doc.findings, limit)).slice(0, limit);
+  if (shown.length === 0) return '';
+  const rows = shown.map((f) => [f.resource, printable(f.id), f.status, f.reason ?? '', f.owner === null ? '' : printable(f.owner), f.ageSeconds === null ? '-' : formatSeconds(f.ageSeconds), f.bytes === null ? '-' : formatBytes(f.bytes)]);
   const table = fitTable({ head: ['resource', 'id', 'status', 'reason', 'owner', 'age', 'bytes'], rows, shrink: [1, 4, 0], titleCells: 2 }, options.width);
-  const more = doc.findingsTotal - Math.min(limit, doc.findings.length);
+  const more = doc.findingsTotal - shown.length;
   return table + (more > 0 ? `\n${wrapText(`… and ${more} more (--findings FILE writes them all)`, options.width)}` : '');
 }
 
@@ -94,7 +101,8 @@ export function runsTable(runs: readonly RunRecord[], options: TableOptions = {}
   // The job column (docs/scale-out.md) only when some run is a shard of one.
   const jobs = rows.some((row) => row[9] !== '-');
   const head = ['run', 'kind', 'status', 'started', 'duration', 'scanned', 'orphaned', 'deleted', 'lifted', ...(jobs ? ['job'] : [])];
-  return fitTable({ head, rows: jobs ? rows : rows.map((row) => row.slice(0, 9)) }, options.width);
+  const aligns = [...LEFT.slice(0, 4), ...RIGHT.slice(0, 5), ...(jobs ? LEFT.slice(0, 1) : [])];
+  return fitTable({ head, rows: jobs ? rows : rows.map((row) => row.slice(0, 9)), aligns }, options.width);
 }
 
 /**
@@ -115,7 +123,9 @@ export function reapTable(report: ReapReport, options: TableOptions = {}): strin
   const head = report.execute
     ? ['resource', 'backend', 'scanned', 'marked', 'deleted', 'lifted', 'failed', 'kept', 'reclaimed', 'delete mode']
     : ['resource', 'backend', 'scanned', 'to mark', 'to sweep', 'to lift', 'kept'];
-  const table = fitTable({ head, rows, titleCells: 2 }, options.width);
+  // Counts on the right, as in the audit table; the delete mode is a word.
+  const aligns = [...LEFT.slice(0, 2), ...RIGHT.slice(0, head.length - 2 - (report.execute ? 1 : 0)), ...(report.execute ? LEFT.slice(0, 1) : [])];
+  const table = fitTable({ head, rows, titleCells: 2, aligns }, options.width);
   const lines = [wrapText(report.execute ? `reap run ${report.runId} (executed)` : `reap run ${report.runId}: DRY RUN — nothing was changed; --execute acts`, options.width), table];
   const cut = (text: string) => (options.width === undefined || [...text].length <= options.width ? text : `${[...text].slice(0, options.width - 1).join('')}…`);
   for (const r of report.resources) {
@@ -142,7 +152,18 @@ export function reapTable(report: ReapReport, options: TableOptions = {}): strin
 /** `--quiet`: an audit in one line. */
 export function auditSummaryLine(doc: AuditDocument): string {
   const s = doc.summary;
-  return `audit ${doc.runId}: ${s.scanned} scanned, ${s.live} live, ${s.orphaned} orphaned, ${s.expired} expired, ${s.protected} protected, ${s.young} young, ${s.unknown} unknown; ${formatBytes(s.orphanBytes)} orphaned`;
+  const unread = doc.resources.filter((r) => r.status !== 'ok').map((r) => r.name);
+  return `audit ${doc.runId}: ${s.scanned} scanned, ${s.live} live, ${s.orphaned} orphaned, ${s.expired} expired, ${s.protected} protected, ${s.young} young, ${s.unknown} unknown; ${formatBytes(s.orphanBytes)} orphaned${incomplete(unread, doc.resources.length, doc.sourceErrors)}`;
+}
+
+/**
+ * The one-line summaries' tail when a part was not read (every count is short of it), so a cron
+ * log that keeps only that line does not read an outage as a clean run; stderr says why.
+ */
+function incomplete(unread: readonly string[], types: number, sourceErrors: Readonly<Record<string, string>>): string {
+  const parts = unread.length > 0 ? [`${unread.length} of ${types} type${types === 1 ? '' : 's'} not read whole (${unread.map(printable).join(', ')})`] : [];
+  for (const source of Object.keys(sourceErrors)) parts.push(`liveness source ${printable(source)} failed`);
+  return parts.length > 0 ? `; INCOMPLETE: ${parts.join(', ')}` : '';
 }
 
 /** `--quiet`: a reap in one line, with what stays pending. */
@@ -154,7 +175,8 @@ export function reapSummaryLine(report: ReapReport): string {
     : `${sum((r) => r.toMark)} to mark, ${sum((r) => r.toSweep)} to sweep, ${sum((r) => r.toLift)} to lift`;
   const pending = sum((r) => r.pending?.count ?? 0);
   const tail = pending > 0 ? `; ${pending} pending, ${pendingWhen(report, report.resources)}` : '';
-  return `reap ${report.runId} (${report.execute ? 'executed' : 'dry run'}): ${sum((r) => r.scanned)} scanned; ${done}${tail}`;
+  const unread = report.resources.filter((r) => r.error !== null || (r.telemetry !== null && r.telemetry.status !== 'ok')).map((r) => r.name);
+  return `reap ${report.runId} (${report.execute ? 'executed' : 'dry run'}): ${sum((r) => r.scanned)} scanned; ${done}${tail}${incomplete(unread, report.resources.length, report.sourceErrors)}`;
 }
 
 /**

@@ -270,7 +270,13 @@ async function openType(context: RunContext, spec: ResourceSpec, tally: ReapTall
   tally.report.deleteMode = mode;
   const lock = lockName(spec.name, options.shard ?? null);
   if (!(await context.store.acquireLock(lock, runId, lockTtl(options)))) {
-    throw new SafetyError(`another reap run holds the lock on ${lock}; one run per resource type${lock === spec.name ? '' : ' and shard'} at a time`);
+    // Whose, and until when: after a run killed with its lock held, the next one must not look stuck for good.
+    const held = (await context.store.liveLocks().catch(() => [])).find((l) => l.resource === lock);
+    const whose = held
+      ? ` (run ${held.runId}, until ${new Date(held.expiresAt).toISOString().replace(/\.\d+Z$/, 'Z')} by the store's clock)`
+      : '';
+    const killed = held ? `; a run killed without releasing it (kill -9, an OOM kill) holds it until then: \`reaper runs show ${held.runId}\`` : '';
+    throw new SafetyError(`another reap run holds the lock on ${lock}${whose}; one run per resource type${lock === spec.name ? '' : ' and shard'} at a time${killed}`);
   }
   locks.push(lock);
   await refuseOverlap(context.store, spec.name, lock, runId, 'a type is reaped whole or by one shard layout at a time');

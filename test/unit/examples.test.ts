@@ -63,6 +63,8 @@ describe('CI examples', () => {
     expect(gate).toContain("--fail-on 'orphaned>0'");
     expect(gate).toContain('--junit reaper-junit.xml');
     expect(gate).toContain('--summary "$GITHUB_STEP_SUMMARY"');
+    // A CI log is no terminal: without it, stdout would be the whole JSON document on one line.
+    expect(gate).toContain('--output table');
     const upload = steps.find((s) => s.uses?.startsWith('actions/upload-artifact'))!;
     expect(upload.if).toBe('always()');
     expect(upload.with!.path).toContain('reaper-junit.xml');
@@ -72,7 +74,7 @@ describe('CI examples', () => {
     const ci = parse(read('gitlab-ci.yml')) as Record<string, { script?: string[]; artifacts?: { when?: string; reports?: { junit?: string } } }>;
     const job = ci['leak-gate']!;
     expect(job.artifacts).toMatchObject({ when: 'always', reports: { junit: 'reaper-junit.xml' } });
-    expect(job.script!.some((line) => line.includes("reaper audit") && line.includes('--junit reaper-junit.xml') && line.includes("--fail-on 'orphaned>0'"))).toBe(true);
+    expect(job.script!.some((line) => line.includes("reaper audit") && line.includes('--junit reaper-junit.xml') && line.includes("--fail-on 'orphaned>0'") && line.includes('--output table'))).toBe(true);
   });
 });
 

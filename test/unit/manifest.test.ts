@@ -130,9 +130,31 @@ describe('wrong types and values', () => {
   it('names what was expected and what was found', () => {
     expect(rejects(one(FS, '    batchSize: lots'))).toEqual(['reaper.yaml:10: resources[0].batchSize: expected number, received string']);
     expect(rejects(one(FS, '    batchSize: 2.5'))).toEqual(['reaper.yaml:10: resources[0].batchSize: expected a whole number']);
-    expect(rejects(one(FS, '    maxDeleteFraction: 2'))).toEqual(['reaper.yaml:10: resources[0].maxDeleteFraction: Too big: expected number to be <=1']);
-    expect(rejects(one(FS, '    onExpired: delete'))).toEqual(['reaper.yaml:10: resources[0].onExpired: expected one of "report"|"reap"']);
-    expect(rejects(one(FS, '    ageFrom: birthtime'))).toEqual(['reaper.yaml:10: resources[0].ageFrom: expected one of "mtime"|"ctime"|"atime"']);
+    expect(rejects(one(FS, '    maxDeleteFraction: 2'))).toEqual(['reaper.yaml:10: resources[0].maxDeleteFraction: at most 1, got 2']);
+    expect(rejects(one(FS, '    onExpired: delete'))).toEqual(['reaper.yaml:10: resources[0].onExpired: expected "report" or "reap", got "delete"']);
+    expect(rejects(one(FS, '    ageFrom: birthtime'))).toEqual(['reaper.yaml:10: resources[0].ageFrom: expected "mtime", "ctime" or "atime", got "birthtime"']);
+  });
+
+  it('says what a number must be within, and what it got', () => {
+    expect(rejects(one(FS, '    batchSize: 1000000000'))).toEqual(['reaper.yaml:10: resources[0].batchSize: at most 10000, got 1000000000']);
+    expect(rejects(one(FS, '    batchSize: 0'))).toEqual(['reaper.yaml:10: resources[0].batchSize: more than 0, got 0']);
+    expect(rejects(one(FS, '    maxDeleteFraction: 0'))).toEqual(['reaper.yaml:10: resources[0].maxDeleteFraction: more than 0, got 0']);
+  });
+
+  it('a number written as a string or a percentage says how to write it', () => {
+    expect(rejects(one(FS, '    batchSize: "500"'))).toEqual(['reaper.yaml:10: resources[0].batchSize: expected a number, got the string "500": write it without quotes']);
+    expect(rejects(one(FS, '    maxDeleteFraction: 50%'))).toEqual(['reaper.yaml:10: resources[0].maxDeleteFraction: expected a number, got "50%": write a fraction, 0.5']);
+  });
+
+  it('a mapping where a list belongs says how a YAML list is written', () => {
+    expect(rejects(one(FS, '    protect: { pathPattern: "^keep/" }'))).toEqual(['reaper.yaml:10: resources[0].protect: expected a list (one "- " line per item), received a mapping']);
+    expect(rejects(yaml('version: 1', 'owners:', '  leases: {}', 'resources:', ...FS))).toEqual(['reaper.yaml:2: owners: expected a list (one "- " line per item), received a mapping']);
+  });
+
+  it('says what an S3 bucket name is made of', () => {
+    expect(rejects(one(S3.map((l) => l.replace(/bucket: [^,}]+/, 'bucket: b'))))).toEqual([
+      'reaper.yaml:8: resources[0].s3.bucket: expected an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit',
+    ]);
   });
 
   it('checks nested values and connection fields', () => {
@@ -160,7 +182,7 @@ describe('wrong types and values', () => {
   it('wants version 1 and a list of resources', () => {
     expect(rejects(yaml('version: 2', 'resources:', ...FS))).toEqual(['reaper.yaml:1: version: expected version: 1']);
     expect(rejects(yaml('version: "1"', 'resources:', ...FS))).toEqual(['reaper.yaml:1: version: expected version: 1']);
-    expect(rejects(yaml('version: 1', 'resources: {}'))).toEqual(['reaper.yaml:2: resources: expected array, received object']);
+    expect(rejects(yaml('version: 1', 'resources: {}'))).toEqual(['reaper.yaml:2: resources: expected a list (one "- " line per item), received a mapping']);
     expect(rejects(yaml('version: 1', 'resources: []'))).toEqual(['reaper.yaml:2: resources: a manifest declares at least one resource']);
   });
 
@@ -170,6 +192,15 @@ describe('wrong types and values', () => {
       'reaper.yaml:3: connections.cache.kind: expected kind: s3, postgres or mysql',
       'reaper.yaml:4: connections.bad name: expected a connection name of letters, digits, "-", "_" or "." (at most 63)',
     ]);
+  });
+
+  it('a misspelt connection kind or choice names the one meant', () => {
+    const text = yaml('version: 1', 'connections:', '  db: { kind: postgress, url: "postgres://u@h/app" }', '  blobs: { region: eu-west-1 }', 'resources:', ...FS);
+    expect(rejects(text)).toEqual([
+      'reaper.yaml:3: connections.db.kind: expected kind: s3, postgres or mysql (did you mean postgres?)',
+      'reaper.yaml:4: connections.blobs.kind: expected kind: s3, postgres or mysql',
+    ]);
+    expect(rejects(one(FS, '    onExpired: repot'))).toEqual(['reaper.yaml:10: resources[0].onExpired: expected "report" or "reap", got "repot" (did you mean report?)']);
   });
 
   it('rejects a state URL of another scheme, or sqlite: without a path', () => {
@@ -457,7 +488,7 @@ describe('scope confinement (§6)', () => {
 
   it('rejects a bucket name S3 would not accept', () => {
     expect(rejects(one(['  - name: blobs', '    s3: { connection: blobs, bucket: Uploads_1, prefix: tmp/ }', '    owner: { tag: owner }']))).toEqual([
-      'reaper.yaml:8: resources[0].s3.bucket: expected an S3 bucket name',
+      'reaper.yaml:8: resources[0].s3.bucket: expected an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit',
     ]);
   });
 });

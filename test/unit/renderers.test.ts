@@ -10,7 +10,7 @@ import type { AuditDocument, FindingOutput } from '../../src/report/document.js'
 import { renderJunit } from '../../src/report/junit.js';
 import { markdownText, renderMarkdown } from '../../src/report/markdown.js';
 import { pushMetrics, renderPrometheus, writeMetricsFile } from '../../src/report/prometheus.js';
-import { findingsTable, printable, reapSummaryLine, reapTable } from '../../src/report/table.js';
+import { auditSummaryLine, findingsTable, printable, reapSummaryLine, reapTable } from '../../src/report/table.js';
 import type { ResourceTelemetry } from '../../src/report/telemetry.js';
 import type { ReapReport, ResourceReap } from '../../src/report/reap-report.js';
 import { testTempDir } from '../integration/support/temp-dir.js';
@@ -602,7 +602,7 @@ describe('renderMarkdown', () => {
     const many = Array.from({ length: 30 }, (_, i) => finding('exports', `${'x'.repeat(i === 0 ? 500 : 3)}-${i}`));
     const doc = { ...auditDoc(many), findingsTotal: 1234, findingsTruncated: true };
     const text = renderMarkdown(doc, []);
-    expect(text).toContain('### Findings (first 20 of 1234)');
+    expect(text).toContain('### Findings (20 of 1234, orphans first)');
     expect(text.split('\n').filter((l) => l.startsWith('| exports | `x'))).toHaveLength(20);
     expect(text).toContain(`${'x'.repeat(119)}…`);
     expect(text).not.toContain('x'.repeat(121));
@@ -663,5 +663,85 @@ describe('ids in terminal tables', () => {
     // eslint-disable-next-line no-control-regex
     expect(table).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/);
     expect(table).toContain('evil\\u001b[31mred\\u009b2J\\u202egnp.exe');
+  });
+});
+
+// ------------------------------------------------------------------ which findings the short lists show
+
+describe('the findings a terminal table and the Markdown summary list', () => {
+  // Scan order puts young and protected resources first; a gate on orphans is about the last ones.
+  const aged = (id: string, status: FindingOutput['status'], ageSeconds: number): FindingOutput => ({ ...finding('scratch-uploads', id, status), ageSeconds });
+  const scanOrder = [
+    aged('a/young-1', 'young', 60),
+    aged('a/young-2', 'young', 120),
+    aged('b/kept', 'protected', 9000),
+    aged('c/unknown', 'unknown', 500),
+    aged('d/old-orphan', 'orphaned', 90_000),
+    aged('e/expired', 'expired', 7000),
+    aged('f/new-orphan', 'orphaned', 4000),
+  ];
+  // Ids only: the owner column holds them again after `session:`.
+  const ids = (text: string) => [...text.matchAll(/(?<![:\w])[a-f]\/[a-z0-9-]+/g)].map((m) => m[0]);
+
+  it('the terminal table leads with orphans (older first), then expired, unknown, protected, young', () => {
+    expect(ids(findingsTable(auditDoc(scanOrder), 20, { width: 200 }))).toEqual(['d/old-orphan', 'f/new-orphan', 'e/expired', 'c/unknown', 'b/kept', 'a/young-2', 'a/young-1']);
+    // Cut to 3: the three that matter most, not the first three scanned.
+    const table = findingsTable(auditDoc(scanOrder), 3, { width: 200 });
+    expect(ids(table)).toEqual(['d/old-orphan', 'f/new-orphan', 'e/expired']);
+    expect(table).toContain('… and 4 more');
+  });
+
+  it('the Markdown summary lists the same, and says the list is the most pressing of them', () => {
+    const text = renderMarkdown(auditDoc(scanOrder), [], undefined, { findings: 3 });
+    expect(ids(text)).toEqual(['d/old-orphan', 'f/new-orphan', 'e/expired']);
+    expect(text).toContain('### Findings (3 of 7, orphans first)');
+  });
+
+  it('a list chosen from the whole stream (more findings than the document keeps) is shown as given', () => {
+    const doc = auditDoc(scanOrder.slice(0, 2));
+    doc.findingsTotal = 7;
+    const top = [scanOrder[4]!, scanOrder[6]!];
+    expect(ids(findingsTable(doc, 2, { width: 200, top }))).toEqual(['d/old-orphan', 'f/new-orphan']);
+    expect(ids(renderMarkdown(doc, [], undefined, { findings: 2, top }))).toEqual(['d/old-orphan', 'f/new-orphan']);
+  });
+});
+
+// ------------------------------------------------------------------ --quiet: one line that does not hide a part not read
+
+describe('the --quiet summary line', () => {
+  it('of a complete audit or reap says nothing more', () => {
+    expect(auditSummaryLine(auditDoc())).toMatch(/; 300 B orphaned$/);
+    expect(reapSummaryLine(reapReport(true))).not.toContain('not read');
+  });
+
+  it('of an audit says how many types were not read whole and which liveness sources failed', () => {
+    const doc = auditDoc();
+    doc.resources[1] = { ...doc.resources[1]!, status: 'error', error: 'the bucket does not exist' };
+    doc.sourceErrors = { 'sql:main-db#1': 'connect ECONNREFUSED' };
+    doc.complete = false;
+    expect(auditSummaryLine(doc)).toMatch(/; 300 B orphaned; INCOMPLETE: 1 of 2 types not read whole \(exports\), liveness source sql:main-db#1 failed$/);
+  });
+
+  it('of a reap names the types refused or read in part', () => {
+    const report = reapReport(true);
+    report.resources[0] = { ...report.resources[0]!, error: 'cannot open' };
+    report.resources[1] = { ...report.resources[1]!, telemetry: { ...report.resources[1]!.telemetry!, status: 'partial', unreadable: 2 } };
+    expect(reapSummaryLine(report)).toMatch(/; INCOMPLETE: 2 of 2 types not read whole \(scratch-uploads, exports\)$/);
+  });
+});
+
+describe('reap table: numbers line up on the right, as in the audit table', () => {
+  const rightAligned = (line: string, column: number) => {
+    const cell = line.split('│')[column]!;
+    return /^ +\S+ $/.test(cell) && cell.startsWith('  ');
+  };
+  it('scanned and the plan counts, dry run and executed', () => {
+    const report = reapReport(false);
+    report.resources[0] = { ...report.resources[0]!, scanned: 123_456 };
+    for (const execute of [false, true]) {
+      const lines = reapTable({ ...report, execute }, { width: 200 }).split('\n');
+      const row = lines.find((line) => line.includes(' exports '))!;
+      expect(rightAligned(row, 3), row).toBe(true);
+    }
   });
 });

@@ -29,3 +29,18 @@ describe('runsTable', () => {
     expect(duration('going')).toBe('-');
   });
 });
+
+describe('numbers line up on the right, as in the audit table', () => {
+  // A cell's text against its column's width: right-aligned when the padding is before it.
+  const rightAligned = (line: string, column: number) => {
+    const cell = line.split('│')[column]!;
+    return /^ +\S+ $/.test(cell) && cell.startsWith('  ');
+  };
+
+  it('runs: scanned and orphaned counts', () => {
+    const long = { ...run('big', 8), summary: { summary: { scanned: 123_456, orphaned: 7 } } };
+    const lines = runsTable([long, run('small', 8)], { width: 200 }).split('\n');
+    const small = lines.find((line) => line.includes(' small '))!;
+    expect(rightAligned(small, 6), small).toBe(true);
+  });
+});

@@ -6,11 +6,12 @@ import { checkGateResources, evaluateGates, parseGates, type GateResult } from '
 import { ExitCode, UsageError } from '../../errors.js';
 import { findingOutput, type AuditDocument, type FindingOutput } from '../../report/document.js';
 import { auditSummaryLine, auditTable, comparisonText, findingsTable, problemsText } from '../../report/table.js';
+import { TopFindings } from '../../report/priority.js';
 import { auditProblems, runAudit } from '../../run/audit.js';
 import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags, ShardFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
-import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
+import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFile, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
 import { reportFiles, reportOutputFailures, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
@@ -25,6 +26,9 @@ export interface AuditFlags extends ManifestFlags, OutputFlags, FilterFlags, Run
   html?: string;
 }
 
+/** Findings the terminal table and the Markdown summary list. */
+const LISTED = 20;
+
 export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFlags): Promise<number> {
   const runLog = openRunLog(io, options, 'audit');
   const manifest = await manifestFrom(io, options, (m) => ({ state: true, owners: true, resources: selectedResources(m, options) }));
@@ -35,6 +39,8 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
   const resources = selectedResources(manifest, options);
   checkGateResources(gates, resources ?? manifest.resources.map((r) => r.name));
   const files = reportFiles(io, options);
+  const findingsFile = outputFile(io, options.findings, '--findings');
+  outputFile(io, options.html, '--html');
   let tally: NewFindingsTally<FindingOutput> | null = null;
   if (options.baseline !== undefined) {
     const file = path.resolve(io.cwd, options.baseline);
@@ -46,8 +52,10 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
   let previous: PreviousAudit | null = null;
   if (options.since !== undefined) previous = await previousFindings(io, options, options.since, resources ?? manifest.resources.map((r) => r.name));
   const current: FindingOutput[] = [];
+  // The rows the terminal table and the Markdown summary list: the most pressing of every finding, not the first scanned.
+  const top = new TopFindings(LISTED);
 
-  const ndjson = options.findings === undefined ? null : new NdjsonFile(path.resolve(io.cwd, options.findings));
+  const ndjson = findingsFile === undefined ? null : new NdjsonFile(findingsFile);
   const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
   const progress = await startProgress(io, 'auditing…');
   try {
@@ -61,6 +69,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
       onFinding: async (f) => {
         const out = findingOutput(f);
         tally?.add(out);
+        top.add(out);
         if (previous) current.push(out);
         html?.add(out);
         await ndjson?.write(out);
@@ -77,7 +86,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
     const since = previous ? sinceDiff(previous, current, unread) : null;
     // The reports lead with what changed: against the baseline when there is one, else the earlier run.
     const comparison = baseline ?? (since ? { against: `run ${options.since}`, diff: since } : null);
-    const failures = await writeOutputs(io, files, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison, findings: ndjson, html });
+    const failures = await writeOutputs(io, files, { doc, gates: results, durationSeconds: doc.durationSeconds, comparison, findings: ndjson, html, top: top.sorted() });
 
     const gateResults = gates.length ? { gates: results } : {};
     if (options.quiet) {
@@ -96,7 +105,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
       io.stdout.write(`${auditTable(doc, { width })}\n`);
       const problems = problemsText(doc.resources, doc.sourceErrors);
       if (problems) io.stdout.write(`\n${problems}\n`);
-      const findings = comparison ? comparisonText(comparison, 20, width) : findingsTable(doc, 20, { width });
+      const findings = comparison ? comparisonText(comparison, LISTED, width) : findingsTable(doc, LISTED, { width, top: top.sorted() });
       if (findings) io.stdout.write(`\n${findings}\n`);
       if (since && comparison !== null && baseline !== null) {
         io.stdout.write(`\nsince run ${options.since}: ${since.new.count} new, ${since.resolved.count} resolved, ${since.persisting.count} persisting\n`);

@@ -140,6 +140,8 @@ export async function demoCommand(io: CliIO, args: unknown[], options: OutputFla
     `  ${cmd} lease acquire session:bob --ttl 1h -c ${rel}/reaper.yaml   # revive bob, then audit again`,
     `  ${cmd} reap -c ${rel}/reaper.yaml --execute          # mark the orphans (tombstones); a run after the 2d grace deletes them`,
     `  ${cmd} runs -c ${rel}/reaper.yaml                    # run history`,
+    // Its comment lines up with the others', whose commands name the sandbox's manifest.
+    `  ${cmd} init${' '.repeat(Math.max(1, rel.length + 36))}# then a reaper.yaml of your own to start from`,
   ];
   io.stdout.write(`${out.join('\n')}\n`);
   return 0;

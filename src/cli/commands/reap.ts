@@ -7,7 +7,7 @@ import type { ReapReport } from '../../report/reap-report.js';
 import { runReap } from '../../run/reap.js';
 import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags, ShardFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
-import { durationOption, explicitJson, findingFilter, manifestFrom, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
+import { durationOption, explicitJson, findingFilter, manifestFrom, outputFile, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
 import { writeJson } from '../print.js';
 import { reportFiles, reportOutputFailures, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
@@ -35,6 +35,9 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
   const lockTtlMs = options.lockTtl === undefined ? undefined : lockTtlOption(options.lockTtl);
   const shard = shardOption(io, options);
   const files = reportFiles(io, options);
+  outputFile(io, options.html, '--html');
+  // The plan is written once the scan is done: a directory that is not there fails now, not then.
+  const planOut = outputFile(io, options.planOut, '--plan-out', true);
   const started = Date.now();
   const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
   const progress = await startProgress(io, execute ? 'reaping…' : 'planning…');
@@ -63,7 +66,7 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
       filter: findingFilter(options),
       shard,
       job: jobOption(io, options),
-      planOut: options.planOut === undefined ? undefined : path.resolve(io.cwd, options.planOut),
+      planOut,
       planIn: options.plan === undefined ? undefined : path.resolve(io.cwd, options.plan),
       allowLivenessDrop: options.allowLivenessDrop === true,
       sweepOnly: options.sweepOnly === true,

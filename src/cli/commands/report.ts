@@ -18,7 +18,7 @@ import type { StateStore } from '../../state/types.js';
 import { DEFAULT_TREND_RUNS, manifestIfAny, readHistory, writeReport } from '../html-report.js';
 import type { ManifestFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
-import { integerOption, stateUrl } from '../options.js';
+import { integerOption, outputFile, stateUrl } from '../options.js';
 
 export interface ReportFlags extends ManifestFlags {
   out: string;
@@ -32,6 +32,7 @@ export async function reportCommand(io: CliIO, args: unknown[], options: ReportF
   const runs = integerOption(options.runs ?? String(DEFAULT_TREND_RUNS), '--runs', 1);
   if (runs > REPORT_LIMITS.runs) throw new UsageError(`--runs: at most ${REPORT_LIMITS.runs}`);
   const out = options.out ?? 'reaper-report.html';
+  if (out !== '-') outputFile(io, out, '--out');
 
   let audit: AuditInput | null = null;
   let reap: ReapReport | null = null;

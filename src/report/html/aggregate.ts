@@ -4,8 +4,8 @@
  * with the most orphans, counts per type, and the findings table's rows — each in memory
  * and output bounded by REPORT_LIMITS, whatever the number of findings. Pure: no I/O.
  */
-import type { Status } from '../../engine/types.js';
 import type { FindingOutput } from '../document.js';
+import { findingBefore, TopK } from '../priority.js';
 import { cut, visible } from '../../util/format.js';
 import { scriptJson } from './escape.js';
 import { REPORT_LIMITS, type AgeBucket, type AgeView, type FindingRow, type FindingsView, type OwnersView, type StatusCounts } from './model.js';
@@ -33,73 +33,13 @@ export const emptyCounts = (): StatusCounts => ({ live: 0, orphaned: 0, expired:
  */
 export const shown = (text: string, max: number = REPORT_LIMITS.textChars): string => cut(visible(text.length > 2 * max ? text.slice(0, 2 * max) : text), max);
 
-/** Which rows the table keeps when there are more than it holds: orphans, then expired, unknown, protected, young; older first. */
-const RANK: Record<Status, number> = { orphaned: 0, expired: 1, unknown: 2, protected: 3, young: 4, live: 5 };
-
 interface Ranked {
   row: FindingRow;
   seq: number;
 }
 
-/** a goes before b in the table's priority order. */
-function before(a: Ranked, b: Ranked): boolean {
-  const ra = RANK[a.row[2]];
-  const rb = RANK[b.row[2]];
-  if (ra !== rb) return ra < rb;
-  const aa = a.row[5] ?? -1;
-  const ab = b.row[5] ?? -1;
-  if (aa !== ab) return aa > ab;
-  return a.seq < b.seq;
-}
-
-/**
- * The `capacity` highest-priority rows of a stream: a binary heap whose root is the
- * lowest-priority row kept, so each row costs O(log capacity).
- */
-class TopRows {
-  private readonly heap: Ranked[] = [];
-  constructor(private readonly capacity: number) {}
-
-  offer(item: Ranked): void {
-    const heap = this.heap;
-    if (heap.length < this.capacity) {
-      heap.push(item);
-      this.up(heap.length - 1);
-    } else if (this.capacity > 0 && before(item, heap[0]!)) {
-      heap[0] = item;
-      this.down(0);
-    }
-  }
-
-  /** The rows kept, highest priority first. */
-  sorted(): FindingRow[] {
-    return [...this.heap].sort((a, b) => (before(a, b) ? -1 : 1)).map((r) => r.row);
-  }
-
-  private up(i: number): void {
-    const heap = this.heap;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      // The root holds the row that goes last.
-      if (!before(heap[parent]!, heap[i]!)) break;
-      [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
-      i = parent;
-    }
-  }
-
-  private down(i: number): void {
-    const heap = this.heap;
-    for (;;) {
-      let last = i;
-      for (const child of [2 * i + 1, 2 * i + 2]) {
-        if (child < heap.length && before(heap[last]!, heap[child]!)) last = child;
-      }
-      if (last === i) return;
-      [heap[last], heap[i]] = [heap[i]!, heap[last]!];
-      i = last;
-    }
-  }
-}
+/** a goes before b in the table's priority order (report/priority.ts), then in the order they came. */
+const before = (a: Ranked, b: Ranked): boolean => findingBefore({ status: a.row[2], ageSeconds: a.row[5] }, { status: b.row[2], ageSeconds: b.row[5] }) ?? a.seq < b.seq;
 
 /**
  * Owners by orphan count in bounded memory (Misra–Gries): exact while at most
@@ -145,7 +85,7 @@ export class FindingsAggregate {
   private unknownAge = 0;
   private orphans = 0;
   private readonly owners = new OwnerCounter();
-  private readonly rows = new TopRows(REPORT_LIMITS.findingsRows);
+  private readonly rows = new TopK<Ranked>(REPORT_LIMITS.findingsRows, before);
   private readonly perType = new Map<string, { backend: string; counts: StatusCounts; orphanBytes: number; oldest: number | null }>();
   private seq = 0;
 
@@ -191,7 +131,7 @@ export class FindingsAggregate {
   findingsView(): FindingsView {
     const rows: FindingRow[] = [];
     let bytes = 0;
-    for (const row of this.rows.sorted()) {
+    for (const { row } of this.rows.sorted()) {
       const size = Buffer.byteLength(scriptJson(row)) + 1;
       if (bytes + size > REPORT_LIMITS.findingsBytes) break;
       bytes += size;
