@@ -86,6 +86,14 @@ export class TopFindings {
   sorted(): FindingOutput[] {
     return this.top.sorted().map((x) => x.f);
   }
+
+  /** The findings kept, in the order they came. */
+  inOrder(): FindingOutput[] {
+    return this.top
+      .sorted()
+      .sort((a, b) => a.seq - b.seq)
+      .map((x) => x.f);
+  }
 }
 
 /** The `limit` most pressing of a list of findings. */

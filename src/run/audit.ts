@@ -6,7 +6,8 @@ import { matchesFilter, type FindingFilter } from '../engine/filters.js';
 import type { Finding } from '../engine/types.js';
 import { declaredScope } from '../backends/open.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
-import { findingOutput, leaseTelemetry, type AuditDocument, type FindingOutput } from '../report/document.js';
+import { findingOutput, leaseTelemetry, type AuditDocument } from '../report/document.js';
+import { TopFindings } from '../report/priority.js';
 import { REPORT_SCHEMA_VERSION, scanProblem, sourceProblem, summarize, TelemetryAccumulator, type ResourceTelemetry } from '../report/telemetry.js';
 import { redact, SafetyError, UsageError } from '../errors.js';
 import { jobShard, shardPart, type Shard } from '../engine/shard.js';
@@ -59,11 +60,12 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
       // A source that fails is reported and its keys judged unknown (never dead) for the whole run.
       const sources = await context.liveness.counts(options.signal);
       const nowMs = await store.now();
-      const findings: FindingOutput[] = [];
+      // Past --max-findings the document keeps the most pressing (orphans first, older first), in scan order.
+      const kept = new TopFindings(maxFindings);
       let findingsTotal = 0;
       const keep = async (finding: Finding) => {
         findingsTotal++;
-        if (findings.length < maxFindings) findings.push(findingOutput(finding));
+        kept.add(findingOutput(finding));
         await options.onFinding?.(finding);
       };
       const resources: ResourceTelemetry[] = [];
@@ -73,6 +75,7 @@ export async function runAudit(manifest: Manifest, options: AuditOptions = {}): 
         resources.push(await auditResource(context, spec, nowMs, keep, shapes, options));
         options.onResourceScanned?.(resources[resources.length - 1]!);
       }
+      const findings = kept.inOrder();
       const sourceErrors = Object.fromEntries(Object.entries(context.liveness.failures()).map(([name, e]) => [name, redact(e)]));
       const leaseStats = await store.leaseStats(LEASE_STATS_WINDOW_MS);
       const finishedAt = await store.now();

@@ -40,6 +40,19 @@ describe('the findings listed are the ones that matter', () => {
     expect(md.indexOf('z/abandoned.part')).toBeGreaterThan(0);
     expect(md.indexOf('z/abandoned.part')).toBeLessThan(md.indexOf('a/young-'));
   });
+
+  it('the JSON document past --max-findings keeps the most pressing, in scan order', () => {
+    const dir = tmp();
+    const files: Record<string, number> = { 'y/older.part': 3 * 86_400, 'z/abandoned.part': 2 * 86_400 };
+    for (let i = 1; i <= 5; i++) files[`a/young-${i}.part`] = 10;
+    const manifest = filesManifest(dir, files);
+    const r = reaper(['audit', '-c', manifest, '--output', 'json', '--max-findings', '3'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as { findings: { id: string; status: string }[]; findingsTotal: number; findingsTruncated: boolean };
+    expect(doc).toMatchObject({ findingsTotal: 7, findingsTruncated: true });
+    // Both orphans, then the oldest of the young ones (a tie: the first scanned), listed as scanned.
+    expect(doc.findings.map((f) => f.id)).toEqual(['a/young-1.part', 'y/older.part', 'z/abandoned.part']);
+  });
 });
 
 describe('an output file that cannot be one is a usage error, before anything is scanned', () => {
