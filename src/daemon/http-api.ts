@@ -154,7 +154,9 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
     'GET /v1/leases': async (_req: IncomingMessage, res: ServerResponse, url: URL) => {
       const key = url.searchParams.get('key') ?? undefined;
       if (key !== undefined) badText(key, 'key', MAX_KEY_LENGTH);
+      rejectUnknown(Object.fromEntries(url.searchParams), ['key', 'all', 'limit'], 'query parameter');
       const all = url.searchParams.get('all');
+      if (all !== null && !['true', 'false', '1', '0'].includes(all)) throw new HttpError(400, 'all must be true, false, 1 or 0');
       const limitText = url.searchParams.get('limit');
       const limit = limitText === null ? undefined : Number(limitText);
       if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT)) {
@@ -297,9 +299,9 @@ function badText(value: string, what: string, max: number): void {
   if (problem) throw new HttpError(400, problem);
 }
 
-function rejectUnknown(body: Record<string, unknown>, known: readonly string[]): void {
+function rejectUnknown(body: Record<string, unknown>, known: readonly string[], what = 'field'): void {
   const unknown = Object.keys(body).filter((k) => !known.includes(k));
-  if (unknown.length > 0) throw new HttpError(400, `unknown field${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
+  if (unknown.length > 0) throw new HttpError(400, `unknown ${what}${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
 }
 
 /**

@@ -122,6 +122,13 @@ describe('config/openapi.json', () => {
     expect((listed.json as { leases: unknown[] }).leases).toHaveLength(1);
     expect((await call(L, 'GET', `${L}?all=true&limit=5`)).status).toBe(200);
     expect((await call(L, 'GET', `${L}?limit=0`)).status).toBe(400);
+    // A value or a parameter the document does not name is refused, not read as its default.
+    const yes = await call(L, 'GET', `${L}?all=yes`);
+    expect(yes.status).toBe(400);
+    expect(JSON.stringify(yes.json)).toContain('all must be true, false, 1 or 0');
+    const keys = await call(L, 'GET', `${L}?keys=session:contract`);
+    expect(keys.status).toBe(400);
+    expect(JSON.stringify(keys.json)).toContain('unknown query parameter: keys');
     expect((await call(L, 'GET', L, { token: null })).status).toBe(401);
     // get: 200, 400, 401, 404
     expect((await call(ID, 'GET', `${L}/${lease.leaseId}`)).status).toBe(200);
