@@ -95,8 +95,11 @@ describe('reaper CLI', () => {
     writeFileSync(manifest, 'version: 1\nresources:\n  - name: gone\n    fs: { path: ./missing }\n    owner: { pathPattern: "^(?<owner>[^/]+)/" }\n');
     const r = reaper(['audit', '-c', manifest, '--output', 'json'], { cwd: dir });
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain('cannot read the directory');
-    expect(r.stderr).toContain('ENOENT');
+    expect(r.stderr).toContain(`cannot read the directory ${path.join(dir, 'missing')}: it does not exist (ENOENT): create it, or point the type's \`fs: { path }\` at the directory to audit`);
+    writeFileSync(path.join(dir, 'missing'), 'a file');
+    const file = reaper(['audit', '-c', manifest, '--output', 'json'], { cwd: dir });
+    expect(file.code).toBe(3);
+    expect(file.stderr).toContain('it is not a directory (ENOTDIR)');
   });
 
   it('demo prints a table with live and orphaned resources', () => {

@@ -140,7 +140,7 @@ export class FsBackend implements Backend {
     } catch (error) {
       if (dir !== this.root && isGone(error)) return; // removed while walking
       const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-      if (dir === this.root) throw new BackendError(`cannot read the directory ${this.root}: ${code}`, { cause: error });
+      if (dir === this.root) throw new BackendError(`cannot read the directory ${this.root}: ${rootProblem(code)}`, { cause: error });
       yield { id: `${prefix.join('/')}/`, why: `cannot open the directory: ${code}` };
       return;
     }
@@ -274,4 +274,12 @@ function escapeBytes(raw: Buffer): string {
   let out = '';
   for (const byte of raw) out += byte >= 0x20 && byte < 0x7f && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).padStart(2, '0').toUpperCase()}`;
   return out;
+}
+
+/** Why the scope's own directory cannot be read, in words a first run can act on. */
+function rootProblem(code: string): string {
+  if (code === 'ENOENT') return 'it does not exist (ENOENT): create it, or point the type\'s `fs: { path }` at the directory to audit';
+  if (code === 'ENOTDIR') return 'it is not a directory (ENOTDIR): `fs: { path }` names the directory whose files are audited';
+  if (code === 'EACCES' || code === 'EPERM') return `permission denied (${code}) for ${typeof process.getuid === 'function' ? `uid ${process.getuid()}` : 'this user'}`;
+  return code;
 }
