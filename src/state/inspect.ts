@@ -3,12 +3,18 @@
  * the one this reaper knows? Nothing is created or migrated: a SQLite file that does not
  * exist is reported as such (the first audit or reap creates it), and so are missing
  * tables or pending migrations (the first audit or reap applies them). A schema newer
- * than this build, or a server that cannot be reached, is an error.
+ * than this build, or a server that cannot be reached, is an error. The look keeps the store's
+ * deadline (the URL's `?timeout=`, default 30 s): a server that stops answering ends it with
+ * an error, never a hang (docs/safety.md §19).
  */
 import { existsSync } from 'node:fs';
 import { BackendError, redact } from '../errors.js';
 import { schemaTooNew } from './common.js';
+import { mysqlUrlOptions } from '../sql/mysql-url.js';
 import { serverAddress, storeError } from '../sql/errors.js';
+import { DeadlineError } from '../util/deadline.js';
+import { splitTimeout } from './open.js';
+import { StoreSockets } from './sockets.js';
 
 export interface StateStoreInspection {
   /**
@@ -64,52 +70,74 @@ async function inspectPostgres(url: string): Promise<StateStoreInspection> {
   const { POSTGRES_MIGRATIONS } = await import('./postgres/migrations.js');
   const { splitSchema } = await import('./postgres/postgres-state-store.js');
   const known = POSTGRES_MIGRATIONS.map((m) => m.version);
-  const { connectionString, schema } = splitSchema(url);
+  const { url: plain, timeoutMs } = splitTimeout(url, undefined);
+  const { connectionString, schema } = splitSchema(plain);
   const description = redact(url);
   const at = serverAddress(url, 'PostgreSQL', 5432);
   const { default: pg } = await import('pg');
-  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 10_000, application_name: 'reaper validate' });
+  const sockets = new StoreSockets(timeoutMs);
+  const client = new pg.Client({
+    connectionString,
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs,
+    statement_timeout: timeoutMs,
+    stream: sockets.socket,
+    application_name: 'reaper validate',
+  });
   client.on('error', () => {});
+  // pg's client-side query_timeout says "Query read timeout": say which deadline passed.
+  const deadline = (error: unknown) => (error instanceof Error && error.message === 'Query read timeout' ? new DeadlineError('', timeoutMs, error) : error);
   try {
-    await client.connect();
-  } catch (error) {
-    throw storeError(error, description, at, 'connecting');
-  }
-  try {
-    const relation = schema === null ? 'reaper_migrations' : `"${schema.replace(/"/g, '""')}".reaper_migrations`;
-    const found = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [relation]);
-    if (!found.rows[0]?.t) return judge(description, null, known);
-    const { rows } = await client.query<{ v: number }>(`SELECT version AS v FROM ${found.rows[0].t}`);
-    return judge(description, versions(rows), known);
-  } catch (error) {
-    if (error instanceof BackendError) throw error;
-    throw storeError(error, description, at, 'reading the schema version');
+    try {
+      await client.connect();
+    } catch (error) {
+      throw storeError(error, description, at, 'connecting');
+    }
+    try {
+      const relation = schema === null ? 'reaper_migrations' : `"${schema.replace(/"/g, '""')}".reaper_migrations`;
+      const found = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [relation]);
+      if (!found.rows[0]?.t) return judge(description, null, known);
+      const { rows } = await client.query<{ v: number }>(`SELECT version AS v FROM ${found.rows[0].t}`);
+      return judge(description, versions(rows), known);
+    } catch (error) {
+      if (error instanceof BackendError) throw error;
+      throw storeError(deadline(error), description, at, 'reading the schema version');
+    }
   } finally {
-    await client.end().catch(() => undefined);
+    // A server that stopped answering never acknowledges the goodbye: cut it after the deadline.
+    await sockets.close(() => client.end(), timeoutMs);
   }
 }
 
 async function inspectMysql(url: string): Promise<StateStoreInspection> {
   const { MYSQL_MIGRATIONS } = await import('./mysql/migrations.js');
   const known = MYSQL_MIGRATIONS.map((m) => m.version);
+  const { url: plain, timeoutMs } = splitTimeout(url, undefined);
   const description = redact(url);
   const at = serverAddress(url, 'MySQL', 3306);
+  const settings = mysqlUrlOptions(plain, `the state store URL ${description}`);
   const mysql = await import('mysql2/promise');
-  let connection;
+  const sockets = new StoreSockets(timeoutMs);
+  let connection: import('mysql2/promise').Connection | undefined;
+  // mysql2's per-query timeout says "Query inactivity timeout": say which deadline passed.
+  const deadline = (error: unknown) => ((error as { code?: unknown })?.code === 'PROTOCOL_SEQUENCE_TIMEOUT' ? new DeadlineError('', timeoutMs, error) : error);
   try {
-    connection = await mysql.createConnection({ uri: url, connectTimeout: 10_000 });
-  } catch (error) {
-    throw storeError(error, description, at, 'connecting');
-  }
-  try {
-    const [tables] = await connection.query("SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'reaper_migrations'");
-    if ((tables as unknown[]).length === 0) return judge(description, null, known);
-    const [rows] = await connection.query('SELECT version AS v FROM reaper_migrations');
-    return judge(description, versions(rows as { v: unknown }[]), known);
-  } catch (error) {
-    if (error instanceof BackendError) throw error;
-    throw storeError(error, description, at, 'reading the schema version');
+    try {
+      connection = await mysql.createConnection({ ...settings, connectTimeout: timeoutMs, stream: sockets.connect });
+    } catch (error) {
+      throw storeError(error, description, at, 'connecting');
+    }
+    const c = connection;
+    try {
+      const [tables] = await c.query({ sql: "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'reaper_migrations'", timeout: timeoutMs });
+      if ((tables as unknown[]).length === 0) return judge(description, null, known);
+      const [rows] = await c.query({ sql: 'SELECT version AS v FROM reaper_migrations', timeout: timeoutMs });
+      return judge(description, versions(rows as { v: unknown }[]), known);
+    } catch (error) {
+      if (error instanceof BackendError) throw error;
+      throw storeError(deadline(error), description, at, 'reading the schema version');
+    }
   } finally {
-    await connection.end().catch(() => undefined);
+    await sockets.close(async () => void (await connection?.end()), timeoutMs);
   }
 }

@@ -38,7 +38,7 @@ export async function openStateStore(url: string, options: OpenStateStoreOptions
 }
 
 /** Take reaper's own `?timeout=DURATION` out of a server URL (the driver never sees it); the deadline to use. */
-function splitTimeout(url: string, given: number | undefined): { url: string; timeoutMs: number } {
+export function splitTimeout(url: string, given: number | undefined): { url: string; timeoutMs: number } {
   let parsed: URL;
   try {
     parsed = new URL(url);
