@@ -168,7 +168,8 @@ export function limitOf(limit: number | undefined, fallback: number): number {
 /** `WHERE a AND b` from the conditions given, or nothing. */
 const where = (conditions: readonly string[]): string => (conditions.length ? `WHERE ${conditions.join(' AND ')}` : '');
 const count = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
-const CHANGED_NOTE = 'resource changed since it was marked';
+/** The note of a tombstone lifted because its resource changed (a `changed` outcome without an error of its own). */
+export const CHANGED_NOTE = 'resource changed since it was marked';
 const LIVE = `released_at IS NULL AND expires_at > {now}`;
 const LAPSED = `status = 'running' AND (alive_until IS NULL OR alive_until <= {now})`;
 

@@ -215,6 +215,49 @@ describe('a visible mark across a crash (§14)', { concurrent: true }, () => {
         }),
       );
 
+      // guard: takeMarksOff after every lift of a sweep, not only the plan's own lifts: here a saved
+      // plan's sweep, judged again at --execute (reverifySweeps), finds the owners back.
+      it('a saved plan whose owners came back lifts the tombstones and takes their marks off', () =>
+        withScene(b, async (s) => {
+          const first = await reaper(s.fx, ['reap', '--execute']);
+          expect(first.code, first.stderr).toBe(0);
+          expect(await s.marked()).toEqual(sorted(s.orphans));
+          await waitStoreTime(s.store, GRACE_MS + 20);
+          const planned = await reaper(s.fx, ['reap', '--plan-out', 'plan.ndjson']);
+          expect(planned.code, planned.stderr).toBe(0);
+          expect(report(planned).resources[0]!.toSweep).toBe(s.orphans.length);
+          await s.store.acquireLease({ key: ownerKey('dead0'), holder: 'dead0-service', ttlMs: HOUR });
+          await s.store.acquireLease({ key: ownerKey('dead1'), holder: 'dead1-service', ttlMs: HOUR });
+          const applied = await reaper(s.fx, ['reap', '--execute', '--plan', 'plan.ndjson']);
+          expect(applied.code, applied.stderr).toBe(0);
+          expect(report(applied).resources[0]!.outcomes).toMatchObject({ deleted: 0, lifted: s.orphans.length });
+          expect(await s.marked()).toEqual([]);
+          expect(await s.fx.present(T)).toEqual(new Set([...s.keep, ...s.orphans]));
+        }),
+      );
+
+      // guard: takeMarksOff for the tombstones the last look spares (an owner back after the write-ahead).
+      it('owners that come back just before the delete keep their resources, and the marks come off', () =>
+        withScene(b, async (s) => {
+          const manifest = loadReapManifest(s.fx, await readFile(manifestFile(s.fx), 'utf8'));
+          const first = await runReap(manifest, { execute: true, store: s.store });
+          expect(first.resources[0]!.outcomes).toMatchObject({ marked: s.orphans.length });
+          await waitStoreTime(s.store, GRACE_MS + 20);
+          const hooks: StoreHooks = {
+            beginBatch: async (next, ...args) => {
+              const batch = await next(...args);
+              await s.store.acquireLease({ key: ownerKey('dead0'), holder: 'dead0-service', ttlMs: HOUR });
+              await s.store.acquireLease({ key: ownerKey('dead1'), holder: 'dead1-service', ttlMs: HOUR });
+              return batch;
+            },
+          };
+          const second = await runReap(manifest, { execute: true, store: hookStore(s.store, hooks) });
+          expect(second.resources[0]!.outcomes).toMatchObject({ deleted: 0, lifted: s.orphans.length });
+          expect(await s.marked()).toEqual([]);
+          expect(await s.fx.present(T)).toEqual(new Set([...s.keep, ...s.orphans]));
+        }),
+      );
+
       // guard: applyMarks lifts the fresh tombstone of a resource the mark did not answer: nothing is swept on
       // a fingerprint the mark did not confirm.
       it('a resource changed between the tombstone write and the mark is not marked, its fresh tombstone lifted at once', () =>

@@ -14,6 +14,7 @@ import { judgeRecords } from '../classify-stream.js';
 import { markLeft } from '../restore.js';
 import type { RunContext } from '../context.js';
 import type { FailpointName } from '../failpoints.js';
+import { takeMarksOff } from './marks.js';
 import { applySweeps, describeFailures, withNote } from './sweep.js';
 import type { ReapTally } from './tally.js';
 
@@ -105,14 +106,8 @@ async function applyLifts(context: RunContext, backend: Backend, items: Extract<
   const byWhy = new Map<string, number[]>();
   for (const item of items) byWhy.set(item.why, [...(byWhy.get(item.why) ?? []), item.tombstoneId]);
   for (const [why, ids] of byWhy) tally.lifted(why, await context.store.liftTombstones(runId, ids, why));
-  if (backend.unmark) {
-    // The lift stands either way (the ledger, not the mark, keeps a resource from the sweep); a
-    // mark that will not come off is noted on its tombstone, and `restore` selecting it retries.
-    await backend.unmark(items.map((i) => ({ id: i.id, fingerprint: '' }))).catch(async () => {
-      // Only a tombstone still lifted: one a stale plan's lift did not reach (swept since) keeps its state.
-      for (const item of items) await context.store.setTombstoneState(item.tombstoneId, 'lifted', markLeft(item.why), 'lifted');
-    });
-  }
+  // A tombstone a stale plan's lift did not reach (swept since) keeps its state (takeMarksOff).
+  await takeMarksOff(context, backend, items.map((i) => ({ tombstoneId: i.tombstoneId, id: i.id, fingerprint: '', why: i.why })));
 }
 
 async function applyMarks(

@@ -8,6 +8,7 @@ import type { Backend, DeleteResult } from '../../backends/types.js';
 import type { ResourceSpec } from '../../manifest/types.js';
 import type { BatchResult, SweepBatch, Tombstone } from '../../state/types.js';
 import type { RunContext } from '../context.js';
+import { takeMarksOff } from './marks.js';
 import type { ReapTally } from './tally.js';
 
 /**
@@ -18,7 +19,15 @@ import type { ReapTally } from './tally.js';
  */
 export async function recoverIntents(context: RunContext, spec: ResourceSpec, backend: Backend, runId: string, tally: ReapTally): Promise<void> {
   for (const batch of await context.store.pendingBatches(spec.name)) {
-    await context.store.finishBatch(runId, batch.batchId, await resolveBatch(backend, batch, tally));
+    const results = await resolveBatch(backend, batch, tally);
+    await context.store.finishBatch(runId, batch.batchId, results);
+    // A resource that changed stays, its tombstone lifted: its mark comes off too.
+    const byId = new Map(batch.tombstones.map((t) => [t.tombstoneId, t]));
+    const changed = results.flatMap((r) => {
+      const t = byId.get(r.tombstoneId);
+      return r.outcome === 'changed' && t ? [{ tombstoneId: t.tombstoneId, id: t.resourceId, fingerprint: t.fingerprint, why: r.error ?? null }] : [];
+    });
+    await takeMarksOff(context, backend, changed);
   }
 }
 

@@ -8,10 +8,12 @@ import type { Backend, DeleteItem, DeleteResult } from '../../backends/types.js'
 import type { PlanItem, SweepEvidence } from '../../engine/reap-plan.js';
 import { BackendError } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
+import { CHANGED_NOTE } from '../../state/core.js';
 import type { SweepBatch, Tombstone } from '../../state/types.js';
 import type { RunContext } from '../context.js';
 import type { FailpointName } from '../failpoints.js';
 import { evidenceOf, verifyTombstones } from './judge.js';
+import { takeMarksOff, type LiftedMark } from './marks.js';
 import type { ReapTally } from './tally.js';
 
 export type SweepItem = Extract<PlanItem, { op: 'sweep' }>;
@@ -52,7 +54,7 @@ export async function applySweeps(context: RunContext, spec: ResourceSpec, backe
   options.fail('after-batch');
   options.fail('after-journal');
   if (batch === null) return [];
-  const proceed = await lastLook(context, batch, Math.min(...doomed.map((v) => v.markedAt)), tally, runId, options.signal);
+  const proceed = await lastLook(context, backend, batch, Math.min(...doomed.map((v) => v.markedAt)), tally, runId, options.signal);
   if (proceed.length === 0) return [];
   const ownerValues = new Map(doomed.map((v) => [v.tombstoneId, v.ownerValue]));
   const deleteItems: DeleteItem[] = proceed.map((t) => ({ id: t.resourceId, fingerprint: t.fingerprint, ownerValue: ownerValues.get(t.tombstoneId) ?? t.ownerValue }));
@@ -146,10 +148,14 @@ async function reverifySweeps(
     planned.map((p) => p.tombstone),
     signal,
   );
+  const lifted: LiftedMark[] = [];
   for (const v of verified) {
     if (v.decision.action !== 'lift') continue;
-    tally.lifted(v.decision.why, await context.store.liftTombstones(runId, [v.tombstone.tombstoneId], v.decision.why));
+    const n = await context.store.liftTombstones(runId, [v.tombstone.tombstoneId], v.decision.why);
+    tally.lifted(v.decision.why, n);
+    if (n > 0) lifted.push({ tombstoneId: v.tombstone.tombstoneId, id: v.tombstone.resourceId, fingerprint: v.tombstone.fingerprint, why: v.decision.why });
   }
+  await takeMarksOff(context, backend, lifted);
   tally.kept(verified.filter((v) => v.decision.action === 'keep').length);
   return verified.filter((v) => v.decision.action === 'delete').map((v) => ({ tombstone: v.tombstone, evidence: evidenceOf(v.finding, v.tombstone) }));
 }
@@ -160,7 +166,7 @@ async function reverifySweeps(
  * An owner that came back (or cannot be judged now) saves its resources: their outcomes are
  * `changed` and the tombstones lifted. What remains is the time the request takes.
  */
-async function lastLook(context: RunContext, batch: SweepBatch, sinceMs: number, tally: ReapTally, runId: string, signal?: AbortSignal): Promise<Tombstone[]> {
+async function lastLook(context: RunContext, backend: Backend, batch: SweepBatch, sinceMs: number, tally: ReapTally, runId: string, signal?: AbortSignal): Promise<Tombstone[]> {
   const entries = batch.tombstones;
   // Owner keys only: refs were judged through the graph a moment ago, and an expired
   // resource's owner is live by definition.
@@ -171,12 +177,14 @@ async function lastLook(context: RunContext, batch: SweepBatch, sinceMs: number,
   const saved = (t: Tombstone) => keyed(t) && (renewed.has(t.owner!) || judged.answers.get(t.owner!) !== 'dead');
   const spared = entries.filter(saved);
   if (spared.length > 0) {
+    const why = 'the owner came back (or could not be judged) just before the delete';
     await context.store.finishBatch(
       runId,
       batch.batchId,
-      spared.map((t) => ({ tombstoneId: t.tombstoneId, outcome: 'changed' as const, error: 'the owner came back (or could not be judged) just before the delete' })),
+      spared.map((t) => ({ tombstoneId: t.tombstoneId, outcome: 'changed' as const, error: why })),
     );
     tally.lifted('owner-live', spared.length);
+    await takeMarksOff(context, backend, spared.map((t) => ({ tombstoneId: t.tombstoneId, id: t.resourceId, fingerprint: t.fingerprint, why })));
   }
   return entries.filter((t) => !saved(t));
 }
@@ -219,6 +227,9 @@ async function recordResults(
     throw withNote(error, `${outcomes.length} delete(s) of ${batch.resource} were sent and their outcomes are not recorded: the next run reads them back and reports them`);
   });
   for (let i = 0; i < outcomes.length; i++) tally.settled(outcomes[i]!.outcome, entries[i]!.bytes);
+  // A resource changed since its mark stays, its tombstone lifted: its mark comes off too.
+  const changed = outcomes.flatMap((o, i) => (o.outcome === 'changed' ? [{ tombstoneId: o.tombstoneId, id: entries[i]!.resourceId, fingerprint: entries[i]!.fingerprint, why: o.error ?? CHANGED_NOTE }] : []));
+  await takeMarksOff(context, backend, changed);
   return failures;
 }
 
