@@ -7,7 +7,7 @@
  * with ids it was not asked, twice or not at all — each a clear error for that type, nothing
  * deleted, the other type still reported (exit 3). Every handler is a real child process.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -197,6 +197,29 @@ describe('command kind: a handler with a visible marker', () => {
     expect(tombstonesOf(dir, 'b1')).toEqual([{ state: 'lifted', note: 'the mark failed' }]);
 
     writeFileSync(m, working);
+    const again = reaper(['reap', '-c', m, '--execute', '-o', 'json'], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect(json(again.stdout).resources[0]!.outcomes).toMatchObject({ marked: 1 });
+    expect(marked(dir, 'b1')).toMatch(/\S/);
+  });
+
+  // guard (applyMarks reads back what the mark did not answer): a resource the mark refuses (here the
+  // handler answers `error`) is not left as if it had changed: the run says so (exit 3), its fresh
+  // tombstone is lifted as refused, and the next run tries again.
+  it('a mark refused for one resource: the run says which (exit 3), the others are marked, and nothing passes for a change', () => {
+    const dir = tmp();
+    seed(dir, 'things', { a1: { owner: 'alice' }, b1: { owner: 'bob' }, c1: { owner: 'carol' } });
+    const m = withMarks(dir, ['session:alice']);
+    writeFileSync(path.join(dir, 'data/things/.refuse-marks'), 'b1\n');
+    const first = reaper(['reap', '-c', m, '--execute', '-o', 'json'], { cwd: dir });
+    expect(first.code, first.stderr).toBe(3);
+    expect(json(first.stdout).resources[0]!.outcomes).toMatchObject({ marked: 1, lifted: 0 });
+    expect(first.stderr).toMatch(/things: 1 resource\(s\) could not be marked \(b1\)/);
+    expect(marked(dir, 'b1')).toBeUndefined();
+    expect(marked(dir, 'c1')).toMatch(/\S/);
+    expect(tombstonesOf(dir, 'b1')).toEqual([{ state: 'lifted', note: 'the mark was refused' }]);
+
+    rmSync(path.join(dir, 'data/things/.refuse-marks'));
     const again = reaper(['reap', '-c', m, '--execute', '-o', 'json'], { cwd: dir });
     expect(again.code, again.stderr).toBe(0);
     expect(json(again.stdout).resources[0]!.outcomes).toMatchObject({ marked: 1 });

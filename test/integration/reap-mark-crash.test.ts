@@ -258,6 +258,35 @@ describe('a visible mark across a crash (§14)', { concurrent: true }, () => {
         }),
       );
 
+      // guard: applyMarks reads its tombstones back after confirming: one lifted meanwhile (a restore
+      // between the tombstone write and the mark found no mark to take off) gets its mark taken off.
+      it('tombstones lifted by a restore between their write and the mark: the mark that went on after comes off', () =>
+        withScene(b, async (s) => {
+          let written = false;
+          const hooks: StoreHooks = {
+            insertTombstones: async (next, runId, items) => {
+              const n = await next(runId, items);
+              written = true;
+              return n;
+            },
+            activeTombstones: async (next, resource, ids) => {
+              const found = await next(resource, ids);
+              if (written) {
+                written = false;
+                // What `restore --resource items` does to marked tombstones: lift them (no mark is on yet).
+                await s.store.liftTombstones('restore-run', [...found.values()].map((t) => t.tombstoneId), 'restored by operator');
+              }
+              return found;
+            },
+          };
+          const manifest = loadReapManifest(s.fx, await readFile(manifestFile(s.fx), 'utf8'));
+          const run = await runReap(manifest, { execute: true, store: hookStore(s.store, hooks) });
+          expect(run.resources[0]!.outcomes).toMatchObject({ marked: 0 });
+          expect(await s.marked()).toEqual([]);
+          expect(await s.store.countTombstones(T)).toMatchObject({ marked: 0 });
+        }),
+      );
+
       // guard: applyMarks lifts the fresh tombstone of a resource the mark did not answer: nothing is swept on
       // a fingerprint the mark did not confirm.
       it('a resource changed between the tombstone write and the mark is not marked, its fresh tombstone lifted at once', () =>

@@ -6,7 +6,8 @@
 // inode and a hash of its bytes, so a rewrite and a replace (same bytes, new file) both
 // change it; a delete removes the file only if the fingerprint still matches (or, with
 // `--trash`, moves it into DIR/.trash and answers a restore handle). A file DIR/.fail-deletes
-// makes every delete answer `error`. mark/unmark write a "reaperMark" field. Usage: dir-handler.mjs DIR [--trash]; the op is $REAPER_OP.
+// makes every delete answer `error`. mark/unmark write a "reaperMark" field; the mark answers `error`
+// for the ids listed in DIR/.refuse-marks (one per line). Usage: dir-handler.mjs DIR [--trash]; the op is $REAPER_OP.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -89,9 +90,11 @@ if (op === 'list') {
   }
 } else if (op === 'mark' || op === 'unmark') {
   // The visible marker: a "reaperMark" field in the file, written in place (the fingerprint changes with the bytes).
+  const refused = existsSync(path.join(dir, '.refuse-marks')) ? readFileSync(path.join(dir, '.refuse-marks'), 'utf8').split('\n') : [];
   for (const { id, fingerprint, run } of lines) {
     const r = read(id);
-    if (!r) say({ id, result: 'absent' });
+    if (op === 'mark' && refused.includes(id)) say({ id, result: 'error', message: 'too many tags' });
+    else if (!r) say({ id, result: 'absent' });
     else if (op === 'mark' && r.fingerprint !== fingerprint) say({ id, result: 'changed' });
     else {
       const file = path.join(dir, id);
