@@ -8,7 +8,7 @@
  * Used for the plan a reap writes for itself and for the checked copy of a saved plan
  * (docs/safety.md §10).
  */
-import { closeSync, constants, fstatSync, openSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, rmdirSync, unlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,12 +25,19 @@ export async function spoolFile(prefix: string, name: string): Promise<Spool> {
   const file = path.join(dir, name);
   const fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
   const alias = `/proc/self/fd/${fd}`;
-  if (process.platform === 'linux' && sameFile(alias, fd)) {
-    unlinkSync(file);
-    rmdirSync(dir);
+  if (process.platform === 'linux' && opensAs(alias, fd)) {
+    try {
+      unlinkSync(file);
+      rmdirSync(dir);
+    } catch {
+      // Cannot unlink here: an ordinary file, removed by dispose.
+      closeSync(fd);
+      return { path: file, dispose: () => rm(dir, { recursive: true, force: true }) };
+    }
     let open = true;
     return {
       path: alias,
+      // The alias must not be used after this: descriptor N may then name another file.
       dispose: async () => {
         if (open) closeSync(fd);
         open = false;
@@ -41,13 +48,17 @@ export async function spoolFile(prefix: string, name: string): Promise<Spool> {
   return { path: file, dispose: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** Whether `alias` names the file open on `fd` (a /proc that is mounted and this process's). */
-function sameFile(alias: string, fd: number): boolean {
+/** Whether `alias` opens the file open on `fd` (a /proc that is mounted, this process's, and opens for it). */
+function opensAs(alias: string, fd: number): boolean {
+  let probe: number | undefined;
   try {
-    const a = statSync(alias);
+    probe = openSync(alias, constants.O_RDWR);
+    const a = fstatSync(probe);
     const b = fstatSync(fd);
     return a.dev === b.dev && a.ino === b.ino;
   } catch {
     return false;
+  } finally {
+    if (probe !== undefined) closeSync(probe);
   }
 }

@@ -122,6 +122,7 @@ describe('reaper init: a starting manifest', () => {
     const r = reaper(['init'], { cwd: dir });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`wrote ${path.join(dir, 'reaper.yaml')}`);
+    expect(r.stdout).toContain('then `reaper validate`\n');
     const text = readFileSync(path.join(dir, 'reaper.yaml'), 'utf8');
     // The other kinds are there to uncomment, each as docs/manifest.md writes it.
     expect(text).toMatch(/#\s+s3: \{/);
@@ -142,7 +143,10 @@ describe('reaper init: a starting manifest', () => {
     expect(out.code).toBe(0);
     expect(out.stdout).toMatch(/^# reaper manifest/);
     expect(reaper(['init', 'ci/reaper.yaml'], { cwd: dir }).stderr).toContain('init: the directory');
-    expect(reaper(['init', 'other.yaml'], { cwd: dir }).code).toBe(0);
+    const other = reaper(['init', 'other.yaml'], { cwd: dir });
+    expect(other.code).toBe(0);
+    // The next step it names finds that file.
+    expect(other.stdout).toContain('then `reaper validate -c other.yaml`');
     expect(reaper(['validate', '--offline', '-c', 'other.yaml'], { cwd: dir }).code).toBe(0);
   });
 

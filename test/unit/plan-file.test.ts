@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PlanItem } from '../../src/engine/reap-plan.js';
 import { openPlan, PLAN_FORMAT_VERSION, planItems, PlanWriter, type PlanHeader } from '../../src/run/plan-file.js';
+import { spoolFile } from '../../src/util/spool.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -43,6 +44,29 @@ describe('PlanWriter', () => {
     expect(ids).toEqual(['kept-1', 'kept-2']);
     expect(await readFile(file, 'utf8')).not.toContain('dropped');
     await plan.dispose();
+  });
+
+  it('writes, rolls back and reads a spool (on Linux an unlinked file used through /proc/self/fd) as it does a named file', async () => {
+    const spool = await spoolFile('reaper-plan-test-', 'plan.ndjson');
+    try {
+      if (process.platform === 'linux') expect(spool.path).toMatch(/^\/proc\/self\/fd\/\d+$/);
+      const writer = new PlanWriter(spool.path);
+      await writer.add(lift('kept-1'));
+      const segment = writer.segment();
+      for (let i = 0; i < 5000; i++) await writer.add(lift(`dropped-${i}`));
+      await writer.rollback(segment);
+      await writer.add(lift('kept-2'));
+      await writer.close(header(2));
+      const ids: string[] = [];
+      for await (const item of planItems(spool.path)) ids.push(item.id);
+      expect(ids).toEqual(['kept-1', 'kept-2']);
+      // Read twice, from the start each time.
+      const again: string[] = [];
+      for await (const item of planItems(spool.path)) again.push(item.id);
+      expect(again).toEqual(ids);
+    } finally {
+      await spool.dispose();
+    }
   });
 
   it('applies what it checked: items come from a private copy, whatever happens to the file after the check', async () => {

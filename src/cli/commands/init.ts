@@ -4,6 +4,7 @@
  * (default ./reaper.yaml; `-` prints it). Never overwrites a file; contacts nothing.
  */
 import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { UsageError } from '../../errors.js';
 import type { CliIO } from '../io.js';
 import { outputFile } from '../options.js';
@@ -58,6 +59,8 @@ export async function initCommand(io: CliIO, args: unknown[]): Promise<number> {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new UsageError(`${file} exists; init never overwrites a manifest (name another file, or - to print it)`);
     throw new UsageError(`init: cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  io.stdout.write(`wrote ${file}: one files type over ./scratch, the other kinds commented out; edit it, then \`reaper validate\`\n`);
+  // `validate` finds ./reaper.yaml by itself; any other file it must be told.
+  const validate = path.resolve(io.cwd, 'reaper.yaml') === file ? 'reaper validate' : `reaper validate -c ${path.relative(io.cwd, file) || file}`;
+  io.stdout.write(`wrote ${file}: one files type over ./scratch, the other kinds commented out; edit it, then \`${validate}\`\n`);
   return 0;
 }
