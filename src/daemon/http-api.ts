@@ -155,6 +155,8 @@ export function createApiHandler(options: ApiOptions): (req: IncomingMessage, re
       const key = url.searchParams.get('key') ?? undefined;
       if (key !== undefined) badText(key, 'key', MAX_KEY_LENGTH);
       rejectUnknown(Object.fromEntries(url.searchParams), ['key', 'all', 'limit'], 'query parameter');
+      const repeated = ['key', 'all', 'limit'].filter((p) => url.searchParams.getAll(p).length > 1);
+      if (repeated.length > 0) throw new HttpError(400, `query parameter given more than once: ${repeated.join(', ')}`);
       const all = url.searchParams.get('all');
       if (all !== null && !['true', 'false', '1', '0'].includes(all)) throw new HttpError(400, 'all must be true, false, 1 or 0');
       const limitText = url.searchParams.get('limit');

@@ -129,6 +129,9 @@ describe('config/openapi.json', () => {
     const keys = await call(L, 'GET', `${L}?keys=session:contract`);
     expect(keys.status).toBe(400);
     expect(JSON.stringify(keys.json)).toContain('unknown query parameter: keys');
+    const twice = await call(L, 'GET', `${L}?all=true&all=yes`);
+    expect(twice.status).toBe(400);
+    expect(JSON.stringify(twice.json)).toContain('query parameter given more than once: all');
     expect((await call(L, 'GET', L, { token: null })).status).toBe(401);
     // get: 200, 400, 401, 404
     expect((await call(ID, 'GET', `${L}/${lease.leaseId}`)).status).toBe(200);
