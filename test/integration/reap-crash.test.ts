@@ -251,7 +251,7 @@ describe('reap crash safety', { concurrent: true }, () => {
       // is, usually while it plans): its sweep must be long enough not to end first — 400 on files and SQL;
       // 60 on S3, where moto answers about 100 requests a second and each delete is a HeadObject (the batch's
       // re-verification) and a conditional DeleteObject — a sweep of seconds; 60 on the command kind too,
-      // whose every page and batch is a Node.js child process (a tenth of a second or more to start).
+      // whose every page and batch is a child process.
       // The other two stop the run at a failpoint (SIGSTOP) mid-sweep, wherever the load puts the scheduler:
       // three batches are enough.
       const racing = kind.kind === 's3' || kind.kind === 'command' ? 60 : 400;
