@@ -16,14 +16,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, test } from 'vitest';
 import { LeaseKeeper, type LostReason } from '../../src/client/lease-keeper.js';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
 import { LeaseLostError } from '../../src/errors.js';
 import { openStateStore } from '../../src/state/open.js';
 import type { AcquiredLease, Lease, StateStore } from '../../src/state/types.js';
 import { LogCapture } from './support/log-capture.js';
-import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
+import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable, type KeepOptions } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const BIN = path.resolve(__dirname, '../../bin/reaper');
@@ -92,7 +92,7 @@ function expectNewLeases(lost: readonly Lease[], fresh: readonly Lease[]): void 
 interface Dialect {
   name: 'postgres' | 'mysql';
   available(): boolean;
-  fresh(cleanups: (() => Promise<void>)[]): Promise<string>;
+  fresh(cleanups: (() => Promise<void>)[], options: KeepOptions): Promise<string>;
 }
 
 const dialects: Dialect[] = [
@@ -100,8 +100,12 @@ const dialects: Dialect[] = [
   { name: 'mysql', available: () => serviceAvailable('mysql'), fresh: freshMysqlDatabase },
 ];
 
+// The dialects' blocks run side by side (each test has its own database, proxy, store connections and log);
+// the tests within a block one after another, sharing its hooks' variables (it.sequential). Most of a test
+// is waiting for a ttl, a deadline or a lease to run out.
 for (const dialect of dialects) {
-  describe.skipIf(!dialect.available())(`lease holders with a partitioned ${dialect.name} state store`, () => {
+  describe.skipIf(!dialect.available()).concurrent(`lease holders with a partitioned ${dialect.name} state store`, () => {
+    const it = test.sequential;
     const cleanups: (() => Promise<void>)[] = [];
     const stops: (() => Promise<unknown>)[] = [];
     let proxy: TcpProxy;
@@ -111,9 +115,12 @@ for (const dialect of dialects) {
     /** The reaper's view: the same database, connected directly. */
     let observer: StateStore;
     let log: LogCapture;
+    /** Whether the test failed: its database is kept as evidence (known in afterEach; onTestFailed cannot follow a test across awaits when blocks run side by side). */
+    let failed = false;
 
     beforeEach(async () => {
-      const url = await dialect.fresh(cleanups);
+      failed = false;
+      const url = await dialect.fresh(cleanups, { keep: () => failed });
       ({ proxy, url: proxiedUrl } = await TcpProxy.forUrl(url));
       cleanups.push(() => proxy.close());
       observer = await openStateStore(url, { leaseBounds: TEST_LEASE_BOUNDS });
@@ -123,7 +130,8 @@ for (const dialect of dialects) {
       log = new LogCapture();
     });
 
-    afterEach(async () => {
+    afterEach(async (context) => {
+      failed = context.task.result?.state === 'fail';
       await Promise.all(stops.splice(0).map((stop) => stop()));
       await runCleanups(cleanups);
     });
@@ -233,7 +241,7 @@ for (const dialect of dialects) {
       await proxy.resume();
     });
 
-    it('the built `reaper daemon` exits 0 within its shutdown bound on SIGTERM while the store hangs', async () => {
+    it('the built `reaper daemon` exits 0 within its shutdown bound on SIGTERM while the store hangs', async ({ onTestFailed }) => {
       const dir = mkdtempSync(path.join(tmpdir(), 'reaper-partition-'));
       cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
       const tokenFile = path.join(dir, 'token');
@@ -276,7 +284,7 @@ for (const dialect of dialects) {
   });
 }
 
-describe('lease holders with a locked SQLite state store (busy)', () => {
+describe.concurrent('lease holders with a locked SQLite state store (busy)', () => {
   let dir: string;
   let store: StateStore;
   const stops: (() => Promise<unknown>)[] = [];

@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openStateStore } from '../../src/state/open.js';
 import type { StateStore } from '../../src/state/types.js';
 import { filesFixture, manifestFile, ownerKey, reapManifest, waitStoreTime, type ReapFixture } from './support/reap-fixture.js';
@@ -60,15 +60,26 @@ const moments = [
   { name: 'after the deletes, while recording their outcomes (finishBatch)', statement: "UPDATE reap_batches SET state = 'done'" },
 ] as const;
 
-describe.skipIf(!serviceAvailable('postgres'))('reap --execute with a PostgreSQL state store that hangs mid-run', () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(() => runCleanups(cleanups));
+// The tests run side by side (each has its own directory, database and proxy): most of each is waiting on a
+// store deadline or a lock's ttl.
+describe.skipIf(!serviceAvailable('postgres')).concurrent('reap --execute with a PostgreSQL state store that hangs mid-run', () => {
+  /** Run `body` with the test's own cleanups, run when it ends (its database kept when it failed). */
+  async function withCleanups(body: (cleanups: (() => Promise<void>)[], failed: () => boolean) => Promise<void>): Promise<void> {
+    const cleanups: (() => Promise<void>)[] = [];
+    let ok = false;
+    try {
+      await body(cleanups, () => !ok);
+      ok = true;
+    } finally {
+      await runCleanups(cleanups);
+    }
+  }
 
   /** Files of a live owner and orphans of a dead one, marked by a first run; returns what the test needs. */
-  async function scene(): Promise<{ fx: ReapFixture; proxy: TcpProxy; observer: StateStore; live: string[]; orphans: string[] }> {
+  async function scene(cleanups: (() => Promise<void>)[], failed: () => boolean): Promise<{ fx: ReapFixture; proxy: TcpProxy; observer: StateStore; live: string[]; orphans: string[] }> {
     const fx = await filesFixture.open();
     cleanups.push(() => fx.cleanup());
-    const url = await freshPgDatabase(cleanups);
+    const url = await freshPgDatabase(cleanups, { keep: failed });
     const { proxy, url: proxied } = await TcpProxy.forUrl(url);
     cleanups.push(() => proxy.close());
     const observer = await openStateStore(url);
@@ -110,38 +121,42 @@ describe.skipIf(!serviceAvailable('postgres'))('reap --execute with a PostgreSQL
   }
 
   for (const moment of moments) {
-    it(`hung ${moment.name}: exit 3 within the store deadlines, nothing deleted unjournaled, the next run converges`, async () => {
-      const { fx, proxy, observer, live, orphans } = await scene();
-      proxy.hangWhen(moment.statement);
-      const hung = await reap(fx);
-      expect(proxy.isHung).toBe(true);
-      expect(hung.code, hung.stderr).toBe(3);
-      expect(hung.stderr).toMatch(/state store postgres:.*: no answer within 2000 ms/);
-      // The report of what the run did is printed all the same, the failure in its errors.
-      const printed = JSON.parse(hung.stdout) as { errors: string[] };
-      expect(printed.errors).toEqual([expect.stringMatching(/^applying stopped: state store postgres:.*: no answer within 2000 ms/)]);
-      await deletedOnlyJournaled(fx, observer, live, orphans);
-      if (moment.statement.startsWith('SET')) expect((await fx.present(T)).size).toBe(live.length + orphans.length);
+    it(`hung ${moment.name}: exit 3 within the store deadlines, nothing deleted unjournaled, the next run converges`, () =>
+      withCleanups(async (cleanups, failed) => {
+        const { fx, proxy, observer, live, orphans } = await scene(cleanups, failed);
+        proxy.hangWhen(moment.statement);
+        const hung = await reap(fx);
+        expect(proxy.isHung).toBe(true);
+        expect(hung.code, hung.stderr).toBe(3);
+        expect(hung.stderr).toMatch(/state store postgres:.*: no answer within 2000 ms/);
+        // The report of what the run did is printed all the same, the failure in its errors.
+        const printed = JSON.parse(hung.stdout) as { errors: string[] };
+        expect(printed.errors).toEqual([expect.stringMatching(/^applying stopped: state store postgres:.*: no answer within 2000 ms/)]);
+        await deletedOnlyJournaled(fx, observer, live, orphans);
+        if (moment.statement.startsWith('SET')) expect((await fx.present(T)).size).toBe(live.length + orphans.length);
 
-      // The partition heals; what was held back reaches the server late, and the next run sorts it out.
-      await proxy.resume();
-      await converges(fx, observer, live, orphans);
-    });
+        // The partition heals; what was held back reaches the server late, and the next run sorts it out.
+        await proxy.resume();
+        await converges(fx, observer, live, orphans);
+      }),
+    );
   }
 
-  it('SIGTERM while the store hangs: exit 130 or 3 within the store deadlines, then the next run converges', async () => {
-    const { fx, proxy, observer, live, orphans } = await scene();
-    proxy.hangWhen(moments[0].statement);
-    let kill: (signal: NodeJS.Signals) => void = () => undefined;
-    const running = reap(fx, (k) => (kill = k));
-    const hangAt = Date.now();
-    while (!proxy.isHung && Date.now() - hangAt < 60_000) await new Promise((r) => setTimeout(r, 20));
-    expect(proxy.isHung).toBe(true);
-    kill('SIGTERM');
-    const stopped = await running;
-    expect([3, 130], stopped.stderr).toContain(stopped.code);
-    await deletedOnlyJournaled(fx, observer, live, orphans);
-    await proxy.resume();
-    await converges(fx, observer, live, orphans);
-  });
+  it('SIGTERM while the store hangs: exit 130 or 3 within the store deadlines, then the next run converges', () =>
+    withCleanups(async (cleanups, failed) => {
+      const { fx, proxy, observer, live, orphans } = await scene(cleanups, failed);
+      proxy.hangWhen(moments[0].statement);
+      let kill: (signal: NodeJS.Signals) => void = () => undefined;
+      const running = reap(fx, (k) => (kill = k));
+      const hangAt = Date.now();
+      while (!proxy.isHung && Date.now() - hangAt < 60_000) await new Promise((r) => setTimeout(r, 20));
+      expect(proxy.isHung).toBe(true);
+      kill('SIGTERM');
+      const stopped = await running;
+      expect([3, 130], stopped.stderr).toContain(stopped.code);
+      await deletedOnlyJournaled(fx, observer, live, orphans);
+      await proxy.resume();
+      await converges(fx, observer, live, orphans);
+    }),
+  );
 });

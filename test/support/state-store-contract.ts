@@ -110,8 +110,10 @@ const tomb = (resourceId: string, over: Partial<NewTombstone> = {}): NewTombston
 
 /** The contract for these dialects; `server` makes the place of a server dialect's store. */
 export function stateStoreContract(dialects: readonly StoreDialect[], available: (dialect: StoreDialect) => boolean = () => true, server: ServerPlace = sqlitePlace): void {
+// The dialects' blocks run side by side (each test has its own database); the tests within a block one
+// after another (describe.sequential), sharing its hooks' variables. A test is mostly waiting on its server.
 for (const dialect of dialects) {
-  describe.skipIf(!available(dialect))(dialect, () => {
+  describe.skipIf(!available(dialect)).concurrent(dialect, () => {
     let drops: Cleanups;
     let closers: Cleanups;
     let target: Target;
@@ -133,7 +135,7 @@ for (const dialect of dialects) {
       await target.raw('UPDATE leases SET expires_at = expires_at - 3600000 WHERE lease_id = ?', [leaseId]);
     };
 
-    describe('leases', () => {
+    describe.sequential('leases', () => {
       it('acquires a lease by the store clock and keeps only a hash of its token', async () => {
         const before = await store.now();
         const lease = await store.acquireLease({ key: 'svc:a', holder: 'h1', ttlMs: 5_000 });
@@ -418,7 +420,7 @@ for (const dialect of dialects) {
       });
     });
 
-    describe('runs, checkpoints and locks', () => {
+    describe.sequential('runs, checkpoints and locks', () => {
       it('records runs and lists them newest first', async () => {
         const before = await store.now();
         const first = await store.startRun({ kind: 'audit', manifestDigest: 'sha256:one', execute: false });
@@ -585,7 +587,7 @@ for (const dialect of dialects) {
       });
     });
 
-    describe('jobs of shards: runs, claims, the breaker verdict, resumed checkpoints', () => {
+    describe.sequential('jobs of shards: runs, claims, the breaker verdict, resumed checkpoints', () => {
       it('records the job and shard of a run and lists a job\'s runs', async () => {
         const plain = await store.startRun({ kind: 'reap', manifestDigest: 'd', execute: true });
         expect(plain).toMatchObject({ job: null, shard: null });
@@ -670,7 +672,7 @@ for (const dialect of dialects) {
       });
     });
 
-    describe('tombstones and journal', () => {
+    describe.sequential('tombstones and journal', () => {
       it('inserts tombstones by the store clock, skipping resources that already have an active one', async () => {
         const before = await store.now();
         expect(await store.insertTombstones('run-1', [tomb('a'), tomb('b', { owner: null, ownerValue: null, reason: 'no-owner', bytes: null }), tomb('a')])).toBe(2);
@@ -1084,7 +1086,7 @@ for (const dialect of dialects) {
       });
     });
 
-    describe('the store itself', () => {
+    describe.sequential('the store itself', () => {
       it('reads time from the store clock, in whole milliseconds', async () => {
         const first = await store.now();
         const second = await store.now();

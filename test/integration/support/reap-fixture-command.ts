@@ -1,8 +1,10 @@
 /**
  * The `command` kind's fixture for the reap safety suite: resources are JSON files in
- * `DIR/data/NAME`, served by the reference handler (handlers/dir-handler.mjs) over the
- * resource protocol, so every scenario the built-in backends pass runs through a real child
- * process speaking the protocol (docs/resource-protocol.md, "Checking a handler").
+ * `DIR/data/NAME`, served over the resource protocol by the reference handler's Perl twin
+ * (handlers/dir-handler.pl: the same answers as handlers/dir-handler.mjs for list, delete and
+ * restore, in a process that starts in a few milliseconds of CPU instead of some 60 — the suites
+ * call it hundreds of times), so every scenario the built-in backends pass runs through a real
+ * child process speaking the protocol (docs/resource-protocol.md, "Checking a handler").
  *
  * An owned resource is `OWNER--item-N` with `"owner": OWNER` inside; an unowned one
  * `stray-N`; a protected one carries `"protected": true` (the protect rule reads the
@@ -29,7 +31,7 @@ import {
   DirectoryFixture,
 } from './reap-fixture-base.js';
 
-export const DIR_HANDLER = path.resolve(__dirname, 'handlers/dir-handler.mjs');
+export const DIR_HANDLER = path.resolve(__dirname, 'handlers/dir-handler.pl');
 const VALID = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
 
 /** The reference handler's fingerprint of a file (its inode and a hash of its bytes). */
@@ -43,7 +45,7 @@ class CommandFixture extends DirectoryFixture implements ReapFixture {
   readonly traits: FixtureTraits = { backdate: true, exactBytes: false };
 
   resourceYaml(name: string, policy: Policy = {}, options: ResourceOptions = {}): string {
-    const handler = JSON.stringify([process.execPath, DIR_HANDLER, `./data/${name}`, ...(this.restorable ? ['--trash'] : [])]);
+    const handler = JSON.stringify(['perl', DIR_HANDLER, `./data/${name}`, ...(this.restorable ? ['--trash'] : [])]);
     const protect = ['{ attribute: { protected: "yes" } }', ...plainOwners(options.protectOwners).map((o) => `{ keyPattern: "^${o}--" }`)];
     return [
       `  - name: ${name}`,
