@@ -1,17 +1,27 @@
 /** Small concurrency helpers shared by the adapters. */
 import { defaultMaxListeners, setMaxListeners } from 'node:events';
 
-/** Map with at most `limit` promises in flight, results in input order. */
+/**
+ * Map with at most `limit` promises in flight, results in input order. A call that fails
+ * starts no further call, and the map rejects with the first failure once the calls in flight
+ * have settled: nothing goes on after the caller has moved on.
+ */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
+  let failure: { error: unknown } | null = null;
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && failure === null) {
       const i = next++;
-      results[i] = await fn(items[i]!, i);
+      try {
+        results[i] = await fn(items[i]!, i);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== null) throw (failure as { error: unknown }).error;
   return results;
 }
 

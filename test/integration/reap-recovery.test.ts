@@ -17,11 +17,16 @@ import { filesFixture, loadReapManifest, openFixtureStore, ownerKey, reapManifes
 
 // A seam in the files sweep: an unlink of a quarantined file can be made to throw, as a run killed
 // between its rename into quarantine and the unlink leaves things (the write-ahead intents stay open).
-const fsSeam = vi.hoisted(() => ({ crashBeforeUnlink: false }));
+// Every unlink in the batch throws while it is on: the batch's files are swept side by side, so the
+// seam stays on until each of them has met it (`thrown`), as a real kill stops them all.
+const fsSeam = vi.hoisted(() => ({ crashBeforeUnlink: false, thrown: 0 }));
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
   const hooked = async (file: Parameters<typeof real.unlink>[0]) => {
-    if (fsSeam.crashBeforeUnlink && String(file).includes(`${path.sep}.reaper-quarantine${path.sep}`)) throw new Error('killed between the rename and the unlink (simulated)');
+    if (fsSeam.crashBeforeUnlink && String(file).includes(`${path.sep}.reaper-quarantine${path.sep}`)) {
+      fsSeam.thrown++;
+      throw new Error('killed between the rename and the unlink (simulated)');
+    }
     return real.unlink(file);
   };
   return { ...real, unlink: hooked, default: { ...real, unlink: hooked } };
@@ -79,8 +84,10 @@ async function killedMidSweep(fx: ReapFixture, store: StateStore): Promise<Scene
   expect(only(await reap()).outcomes.marked).toBe(2);
   await waitStoreTime(store, 1_020);
   fsSeam.crashBeforeUnlink = true;
+  fsSeam.thrown = 0;
   try {
     await expect(reap()).rejects.toThrow(/killed between the rename and the unlink/);
+    await vi.waitFor(() => expect(fsSeam.thrown).toBe(swept.length));
   } finally {
     fsSeam.crashBeforeUnlink = false;
   }
