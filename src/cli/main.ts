@@ -330,10 +330,13 @@ const FAMILIAR_FLAGS: Readonly<Record<string, string>> = {
   '--dry-run': 'reap is a dry run unless --execute is given; leave --dry-run out',
 };
 
-function familiarFlag(program: Command, args: readonly string[]): UsageError | null {
+export function familiarFlag(program: Command, args: readonly string[]): UsageError | null {
   const takesValue = new Set<string>();
+  // A flag some command defines is that command's own: never answered here.
+  const defined = new Set<string>();
   const walk = (command: Command) => {
     for (const option of command.options) {
+      for (const name of [option.long, option.short]) if (name) defined.add(name);
       if (option.required || option.optional) for (const name of [option.long, option.short]) if (name) takesValue.add(name);
     }
     command.commands.forEach(walk);
@@ -342,7 +345,7 @@ function familiarFlag(program: Command, args: readonly string[]): UsageError | n
   for (let i = 0; i < args.length && args[i] !== '--'; i++) {
     const arg = args[i]!;
     if (takesValue.has(arg)) i++;
-    else if (Object.hasOwn(FAMILIAR_FLAGS, arg)) return new UsageError(`${arg}: ${FAMILIAR_FLAGS[arg]}`);
+    else if (Object.hasOwn(FAMILIAR_FLAGS, arg) && !defined.has(arg)) return new UsageError(`${arg}: ${FAMILIAR_FLAGS[arg]}`);
   }
   return null;
 }
