@@ -258,6 +258,25 @@ describe('a visible mark across a crash (§14)', { concurrent: true }, () => {
         }),
       );
 
+      // guard: applyMarks marks only the tombstones its own batch wrote: a stale saved plan's marks of
+      // resources another run has marked since leave those runs' tombstones and marks alone.
+      it('a saved plan applied after another run marked its resources marks nothing again', () =>
+        withScene(b, async (s) => {
+          const planned = await reaper(s.fx, ['reap', '--plan-out', 'plan.ndjson']);
+          expect(planned.code, planned.stderr).toBe(0);
+          expect(report(planned).resources[0]!.toMark).toBe(s.orphans.length);
+          const other = await reaper(s.fx, ['reap', '--execute']);
+          expect(other.code, other.stderr).toBe(0);
+          expect(report(other).resources[0]!.outcomes).toMatchObject({ marked: s.orphans.length });
+          const before = await s.store.findTombstones({ resource: T });
+          const stale = await reaper(s.fx, ['reap', '--execute', '--plan', 'plan.ndjson']);
+          expect(stale.code, stale.stderr).toBe(0);
+          expect(report(stale).resources[0]!.outcomes).toMatchObject({ marked: 0 });
+          expect(await s.store.findTombstones({ resource: T })).toEqual(before);
+          expect(await s.marked()).toEqual(sorted(s.orphans));
+        }),
+      );
+
       // guard: applyMarks reads its tombstones back after confirming: one lifted meanwhile (a restore
       // between the tombstone write and the mark found no mark to take off) gets its mark taken off.
       it('tombstones lifted by a restore between their write and the mark: the mark that went on after comes off', () =>
