@@ -68,7 +68,7 @@ async function inspectSqlite(file: string): Promise<StateStoreInspection> {
 
 async function inspectPostgres(url: string): Promise<StateStoreInspection> {
   const { POSTGRES_MIGRATIONS } = await import('./postgres/migrations.js');
-  const { splitSchema } = await import('./postgres/postgres-state-store.js');
+  const { splitSchema, missedDeadline } = await import('./postgres/postgres-state-store.js');
   const known = POSTGRES_MIGRATIONS.map((m) => m.version);
   const { url: plain, timeoutMs } = splitTimeout(url, undefined);
   const { connectionString, schema } = splitSchema(plain);
@@ -85,8 +85,8 @@ async function inspectPostgres(url: string): Promise<StateStoreInspection> {
     application_name: 'reaper validate',
   });
   client.on('error', () => {});
-  // pg's client-side query_timeout says "Query read timeout": say which deadline passed.
-  const deadline = (error: unknown) => (error instanceof Error && error.message === 'Query read timeout' ? new DeadlineError('', timeoutMs, error) : error);
+  // pg's client-side query_timeout: say which deadline passed, as the store does.
+  const deadline = (error: unknown) => (missedDeadline(error) ? new DeadlineError('', timeoutMs, error) : error);
   try {
     try {
       await client.connect();

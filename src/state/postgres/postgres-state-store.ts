@@ -75,7 +75,7 @@ const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 /** `text` cannot hold NUL; free-text notes and errors lose it rather than fail the write. */
 const freeText = (s: string | null | undefined): string | null => (s === null || s === undefined ? null : s.replaceAll('\u0000', '\uFFFD'));
 /** pg's client-side query_timeout fired: the statement has no answer yet. */
-function missedDeadline(error: unknown): boolean {
+export function missedDeadline(error: unknown): boolean {
   const cause = error instanceof BackendError ? error.cause : error;
   return cause instanceof DeadlineError || (cause instanceof Error && cause.message === 'Query read timeout');
 }
