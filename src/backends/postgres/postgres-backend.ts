@@ -38,9 +38,9 @@ import {
   NOT_ID_VALUES,
   SqlBackend,
   archiveTable,
+  deleteRegistryCheck,
   eligibilityConditions,
   namedColumns,
-  ownerColumns,
   scopeConditions,
   protectRules,
   recordSelectList,
@@ -206,26 +206,24 @@ export class PostgresBackend extends SqlBackend {
     ].join('\n  AND ');
 
     // The owner key as classify builds it: the rule's template split at {value}, joined by the value ($4).
-    const ownerRule = spec.owners.find((rule) => rule.extractor.from === 'column' && rule.extractor.name === ownerColumns(spec)[0] && rule.ref === undefined);
-    const sameConnection = registries.filter((r) => r.connection === location.connection);
     // The key is built from the item's owner value, which the item match above requires the
     // row's owner to equal exactly, in the owner column's collation as the row's value would
     // carry: the check then depends on the items alone, and the planner runs it as one hashed
     // anti-join over the chunk, not as a scan of the registry per row (planned against the row,
     // it took 0.8 s per 10,000 rows with 500 live keys).
+    const check = deleteRegistryCheck(spec, registries);
     const ownerCollation = ownerCols[0]?.collation && ownerCols[0].collation !== 'pg_catalog."default"' ? ` COLLATE ${ownerCols[0].collation}` : '';
-    const stillOrphan =
-      ownerRule && sameConnection.length > 0
-        ? {
-            parts: (ownerRule.keyTemplate ?? '{value}').split('{value}'),
-            sql: sameConnection
-              .map(
-                (r) =>
-                  `NOT EXISTS (SELECT 1 FROM (${r.query}) AS reaper_live(reaper_key) WHERE reaper_live.reaper_key::text = array_to_string($4::text[], reaper_item.reaper_owner${ownerCollation}))`,
-              )
-              .join('\n  AND '),
-          }
-        : null;
+    const stillOrphan = check
+      ? {
+          parts: check.parts,
+          sql: check.queries
+            .map(
+              (query) =>
+                `NOT EXISTS (SELECT 1 FROM (${query}) AS reaper_live(reaper_key) WHERE reaper_live.reaper_key::text = array_to_string($4::text[], reaper_item.reaper_owner${ownerCollation}))`,
+            )
+            .join('\n  AND '),
+        }
+      : null;
     const deleteMatches = stillOrphan ? `${itemMatches}\n  AND ${stillOrphan.sql}` : itemMatches;
 
     const archive = archiveTable(spec, relation.schema, displayName, context);
