@@ -3,7 +3,7 @@
  * `reap --html FILE`: the state store's history for it, and the file itself (written
  * atomically: a reader sees the old file or the new one).
  */
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { atomicWrite } from '../util/atomic-write.js';
 import path from 'node:path';
 import type { GateResult } from '../engine/gates.js';
 import { BackendError, redact } from '../errors.js';
@@ -47,12 +47,9 @@ export async function writeReport(io: CliIO, target: string, data: ReportData): 
     return Buffer.byteLength(html);
   }
   const file = path.resolve(io.cwd, target);
-  const temp = `${file}.${process.pid}.tmp`;
   try {
-    await writeFile(temp, html, 'utf8');
-    await rename(temp, file);
+    await atomicWrite(file, html);
   } catch (error) {
-    await rm(temp, { force: true }).catch(() => undefined);
     throw new BackendError(`cannot write the HTML report ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
   }
   return Buffer.byteLength(html);
