@@ -89,23 +89,27 @@ export function markCandidates(
 
 export type SweepDecision =
   | { action: 'delete' }
-  | { action: 'lift'; why: 'vanished' | 'changed' | 'protected' | 'owner-live' | 'owner-renewed' | 'not-reapable' }
+  | { action: 'lift'; why: 'vanished' | 'mark-unconfirmed' | 'changed' | 'protected' | 'owner-live' | 'owner-renewed' | 'not-reapable' }
   /** Could not be judged now (unknown liveness, unreadable attributes): keep the tombstone, decide next run. */
   | { action: 'keep'; why: string };
 
 /**
  * Re-verify a due tombstone at sweep time (docs/safety.md §1–§5): the resource still exists with
  * the fingerprint captured at mark time, is still reapable under a fresh liveness
- * judgement, and its owner showed no lease activity since the mark.
+ * judgement, and its owner showed no lease activity since the mark; where the type has a visible
+ * mark, the mark was confirmed on it (§14).
  */
 export function decideSweep(
-  tombstone: { fingerprint: string },
+  tombstone: { fingerprint: string; markConfirmedAt?: number | null },
   current: ResourceRecord | undefined,
   finding: Finding | undefined,
   ownerActiveSinceMark: boolean,
-  spec: Pick<ResourceSpec, 'onExpired'>,
+  spec: Pick<ResourceSpec, 'onExpired'> & { visibleMark?: boolean },
 ): SweepDecision {
   if (!current || !finding) return { action: 'lift', why: 'vanished' };
+  // A type with a visible mark sweeps only what its mark was confirmed on (docs/safety.md §14):
+  // a run that stopped before confirming leaves a tombstone nobody may have seen a mark for.
+  if (spec.visibleMark === true && (tombstone.markConfirmedAt ?? null) === null) return { action: 'lift', why: 'mark-unconfirmed' };
   // Listed but unreadable (a file that cannot be stat'ed): nothing to compare, nothing to judge; wait.
   if (current.unreadable !== undefined && current.fingerprint === '') return { action: 'keep', why: 'attributes-unreadable' };
   if (current.fingerprint !== tombstone.fingerprint) return { action: 'lift', why: 'changed' };

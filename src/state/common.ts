@@ -153,6 +153,7 @@ export const TOMBSTONE_FIELDS = [
   'outcome_run_id',
   'note',
   'restore_handle',
+  'mark_confirmed_at',
 ] as const;
 
 export function toTombstone(r: Row): Tombstone {
@@ -181,6 +182,7 @@ export function tombstoneOf(v: readonly unknown[]): Tombstone {
     outcomeRunId: strOrNull(v[12]),
     note: strOrNull(v[13]),
     restoreHandle: strOrNull(v[14]),
+    markConfirmedAt: numOrNull(v[15]),
   };
 }
 

@@ -531,7 +531,7 @@ export class StoreCore implements StateStore {
     for (const part of chunk(marks)) {
       const padded = padList(part);
       await this.q(
-        `UPDATE tombstones SET fingerprint = CASE tombstone_id ${padded.map(() => 'WHEN ? THEN ?').join(' ')} END
+        `UPDATE tombstones SET fingerprint = CASE tombstone_id ${padded.map(() => 'WHEN ? THEN ?').join(' ')} END, mark_confirmed_at = {now}
           WHERE tombstone_id IN (${placeholders('?', padded.length)}) AND state = 'marked' AND marked_run_id = ?`,
         [...padded.flatMap((m) => [int(m.tombstoneId), free(m.fingerprint)]), ...padded.map((m) => int(m.tombstoneId)), name(runId)],
       );

@@ -243,6 +243,11 @@ export interface Tombstone {
   /** Why a tombstone was lifted or failed. */
   note: string | null;
   restoreHandle: string | null;
+  /**
+   * When the resource's visible mark was confirmed (`confirmMarks`); null until then, and for a
+   * type without a visible mark. A type with one sweeps only confirmed tombstones (docs/safety.md §14).
+   */
+  markConfirmedAt: number | null;
 }
 
 export interface TombstoneFilter {

@@ -198,6 +198,31 @@ describe('a visible mark across a crash (§14)', { concurrent: true }, () => {
         );
       }
 
+      // guard: a type with a visible mark sweeps only tombstones whose mark was confirmed (the store's
+      // confirmMarks, read by decideSweep): a run killed before its marks went on leaves tombstones that
+      // the sweep lifts, and the resources are marked afresh, so none is deleted before its mark has
+      // shown for a whole grace.
+      it('killed at before-mark, the owners stay dead: nothing is deleted before its mark has shown for a grace', () =>
+        withScene(b, async (s) => {
+          await killedAt(s, 'before-mark');
+          await waitStoreTime(s.store, GRACE_MS + 20);
+          const first = await reaper(s.fx, ['reap', '--execute']);
+          expect(first.code, first.stderr).toBe(0);
+          expect(report(first).resources[0]!.outcomes).toMatchObject({ deleted: 0, lifted: s.orphans.length });
+          expect(report(first).resources[0]!.lifts).toEqual({ 'mark-unconfirmed': s.orphans.length });
+          expect(await s.fx.present(T)).toEqual(new Set([...s.keep, ...s.orphans]));
+          const second = await reaper(s.fx, ['reap', '--execute']);
+          expect(second.code, second.stderr).toBe(0);
+          expect(report(second).resources[0]!.outcomes).toMatchObject({ marked: s.orphans.length, deleted: 0 });
+          expect(await s.marked()).toEqual(sorted(s.orphans));
+          await waitStoreTime(s.store, GRACE_MS + 20);
+          const third = await reaper(s.fx, ['reap', '--execute']);
+          expect(third.code, third.stderr).toBe(0);
+          expect(report(third).resources[0]!.outcomes).toMatchObject({ deleted: s.orphans.length, lifted: 0 });
+          expect(await s.fx.present(T)).toEqual(new Set(s.keep));
+        }),
+      );
+
       // guard: applyMarks records the fingerprint each mark answered; without it, where the mark changes
       // the fingerprint, the sweep would find every marked resource changed and never delete it.
       it('uninterrupted: marked and tombstoned with the fingerprint the mark answered, swept after one grace', () =>

@@ -20,7 +20,7 @@ export type Row = Record<string, unknown>;
 export type Cleanups = (() => Promise<void>)[];
 
 /** The schema versions every dialect's migrations record (4 is the batch ledger's, on its own branch). */
-const VERSIONS = [1, 2, 3, 4, 5, 6];
+const VERSIONS = [1, 2, 3, 4, 5, 6, 7];
 
 /** Short bounds so that expiry can be watched happen in a test. */
 const BOUNDS: LeaseBounds = { minTtlMs: 100, maxTtlMs: 60_000 };
@@ -731,7 +731,16 @@ for (const dialect of dialects) {
           ['d', 'deleting', d!.fingerprint],
           ['e', 'marked', e!.fingerprint],
         ]);
-        expect(now.get('a')).toMatchObject({ ...a, fingerprint: 'after-mark-a' });
+        expect(now.get('a')).toMatchObject({ ...a, fingerprint: 'after-mark-a', markConfirmedAt: expect.any(Number) });
+        // Confirmed: the tombstones the call took (b answered its old fingerprint); unconfirmed the rest.
+        expect(a!.markConfirmedAt).toBeNull();
+        expect([...now.values()].map((t) => [t.resourceId, t.markConfirmedAt !== null])).toEqual([
+          ['a', true],
+          ['b', true],
+          ['c', false],
+          ['d', false],
+          ['e', false],
+        ]);
         // Many in one call: chunked, each its own fingerprint.
         const ids = Array.from({ length: 620 }, (_, i) => `many/${i}`);
         await store.insertTombstones('run-3', ids.map((id) => tomb(id)));
@@ -1112,7 +1121,7 @@ for (const dialect of dialects) {
       it('refuses a schema newer than it knows', async () => {
         await target.raw('INSERT INTO reaper_migrations (version, applied_at) VALUES (999, 0)');
         await expect(store.migrate()).rejects.toThrow(BackendError);
-        await expect(store.migrate()).rejects.toThrow(/schema version 999, newer than this reaper knows \(6\)/);
+        await expect(store.migrate()).rejects.toThrow(/schema version 999, newer than this reaper knows \(7\)/);
         await expect(target.open()).rejects.toThrow(/upgrade reaper/);
       });
 

@@ -52,29 +52,35 @@ describe('decideSweep', () => {
     status: fc.option(status, { nil: undefined }),
     activeSinceMark: fc.boolean(),
     onExpired,
+    /** The type has a visible mark, and whether the tombstone's mark was confirmed. */
+    visibleMark: fc.boolean(),
+    confirmed: fc.boolean(),
   });
+  const tombstoneOf = (i: { marked: string; confirmed: boolean }) => ({ fingerprint: i.marked, markConfirmedAt: i.confirmed ? 1 : null });
 
-  it('deletes only a resource still present, unchanged, reapable now, whose owner showed no activity since the mark', () => {
+  it('deletes only a resource still present, unchanged, reapable now, whose owner showed no activity since the mark, and whose visible mark (if any) was confirmed', () => {
     fc.assert(
       fc.property(sweepInput, (i) => {
         const current = i.current === undefined ? undefined : record('a/f', i.current);
         const found = i.status === undefined ? undefined : finding('a/f', i.status, i.current ?? i.marked);
-        const decision = decideSweep({ fingerprint: i.marked }, current, found, i.activeSinceMark, { onExpired: i.onExpired });
+        const decision = decideSweep(tombstoneOf(i), current, found, i.activeSinceMark, { onExpired: i.onExpired, visibleMark: i.visibleMark });
         const reapable = i.status === 'orphaned' || (i.status === 'expired' && i.onExpired === 'reap');
-        const mayDelete = current !== undefined && found !== undefined && i.current === i.marked && reapable && !i.activeSinceMark;
+        const mayDelete =
+          current !== undefined && found !== undefined && i.current === i.marked && reapable && !i.activeSinceMark && (!i.visibleMark || i.confirmed);
         expect(decision.action === 'delete').toBe(mayDelete);
       }),
       RUNS,
     );
   });
 
-  it('never deletes when the record is missing, the fingerprint changed, or the owner was active since the mark', () => {
+  it('never deletes when the record is missing, the visible mark was never confirmed, the fingerprint changed, or the owner was active since the mark', () => {
     fc.assert(
       fc.property(sweepInput, (i) => {
         const current = i.current === undefined ? undefined : record('a/f', i.current);
         const found = i.status === undefined ? undefined : finding('a/f', i.status, i.current ?? i.marked);
-        const decision = decideSweep({ fingerprint: i.marked }, current, found, i.activeSinceMark, { onExpired: i.onExpired });
+        const decision = decideSweep(tombstoneOf(i), current, found, i.activeSinceMark, { onExpired: i.onExpired, visibleMark: i.visibleMark });
         if (current === undefined || found === undefined) expect(decision).toEqual({ action: 'lift', why: 'vanished' });
+        else if (i.visibleMark && !i.confirmed) expect(decision).toEqual({ action: 'lift', why: 'mark-unconfirmed' });
         else if (i.current !== i.marked) expect(decision).toEqual({ action: 'lift', why: 'changed' });
         if (i.activeSinceMark) expect(decision.action).not.toBe('delete');
       }),

@@ -136,6 +136,29 @@ describe('a SQLite store written by an earlier reaper', () => {
     }
   });
 
+  it('upgrades a store at schema 6: its active tombstones keep their standing as confirmed (at their mark time), settled ones stay unconfirmed', async () => {
+    const file = oldStore(6);
+    const db = new Database(file);
+    const tomb = db.prepare(
+      `INSERT INTO tombstones (resource, resource_id, fingerprint, owner, reason, bytes, marked_run_id, marked_at, state, updated_at)
+       VALUES ('files', ?, 'fp', 'svc:gone', 'owner-dead', 1, 'r-old', ?, ?, 9)`,
+    );
+    for (const [id, at, state] of [['marked', 5, 'marked'], ['deleting', 6, 'deleting'], ['lifted', 7, 'lifted'], ['deleted', 8, 'deleted']] as const) tomb.run(id, at, state);
+    db.close();
+    const store = await openStateStore(`sqlite:${file}`);
+    try {
+      expect(versions(file)).toEqual(all);
+      expect((await store.findTombstones({ resource: 'files' })).map((t) => [t.resourceId, t.markConfirmedAt])).toEqual([
+        ['marked', 5],
+        ['deleting', 6],
+        ['lifted', null],
+        ['deleted', null],
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('opens a store at the latest schema as it is, and --version reports that schema', async () => {
     const file = oldStore(latest);
     const store = await openStateStore(`sqlite:${file}`);
@@ -143,7 +166,7 @@ describe('a SQLite store written by an earlier reaper', () => {
       expect(versions(file)).toEqual(all);
       expect((await store.listRuns()).map((r) => r.runId)).toEqual(['r-old']);
       expect(versionReport('0.0.0')).toContain(`state-store schema ${SQLITE_MIGRATIONS.at(-1)!.version}`);
-      expect(latest).toBe(6);
+      expect(latest).toBe(7);
     } finally {
       await store.close();
     }

@@ -30,15 +30,18 @@ export async function judgeTombstones(
   tombstones: readonly Tombstone[],
   current: ReadonlyMap<string, ResourceRecord>,
   findings: ReadonlyMap<string, Finding>,
+  /** The type has a visible mark (`Backend.mark`): only confirmed tombstones are swept. */
+  visibleMark: boolean,
 ): Promise<Verdict[]> {
   // Asked from the batch's earliest mark: a renewal in between errs toward keeping.
   const earliest = Math.min(...tombstones.map((t) => t.markedAt));
   const owners = [...new Set(tombstones.map((t) => t.owner).filter((o): o is string => o !== null))];
   const activeSince = owners.length ? await context.store.keysActiveSince(owners, earliest) : new Set<string>();
+  const judge = { onExpired: spec.onExpired, visibleMark };
   return tombstones.map((tombstone) => {
     const finding = findings.get(tombstone.resourceId);
     const renewed = tombstone.owner !== null && activeSince.has(tombstone.owner);
-    return { tombstone, finding, decision: decideSweep(tombstone, current.get(tombstone.resourceId), finding, renewed, spec) };
+    return { tombstone, finding, decision: decideSweep(tombstone, current.get(tombstone.resourceId), finding, renewed, judge) };
   });
 }
 
@@ -66,5 +69,5 @@ export async function verifyTombstones(
   const { answers } = await judgeRecords(records, spec, context.liveness, signal);
   const nowMs = await context.store.now();
   const findings = new Map<string, Finding>(records.map((r) => [r.id, classify(r, spec, answers, nowMs)]));
-  return judgeTombstones(context, spec, tombstones, current, findings);
+  return judgeTombstones(context, spec, tombstones, current, findings, backend.mark !== undefined);
 }

@@ -152,7 +152,7 @@ async function planResource(
     } else if (due.length > 0) {
       const records = new Map(page.records.map((r) => [r.id, r]));
       const findings = new Map(page.findings.map((f) => [f.id, f]));
-      await write(await judgeTombstones(context, spec, due, records, findings));
+      await write(await judgeTombstones(context, spec, due, records, findings, backend.mark !== undefined));
       for (const t of due) judged.add(t.tombstoneId);
     }
     const candidates = options.filter ? page.findings.filter((f) => matchesFilter(options.filter, f)) : page.findings;

@@ -256,4 +256,18 @@ export const MYSQL_MIGRATIONS: readonly Migration[] = [
     // every store has one schema number.
     statements: [],
   },
+  {
+    version: 7,
+    // A visible mark's confirmation (docs/safety.md §14): when `confirmMarks` recorded the
+    // fingerprint the mark answered. A type with a visible mark sweeps only confirmed
+    // tombstones. Those active at the upgrade were judged as confirmed by the reaper that
+    // wrote them, and keep that standing (their mark time).
+    statements: [
+      {
+        unless: `SELECT 1 FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'tombstones' AND column_name = 'mark_confirmed_at'`,
+        sql: 'ALTER TABLE tombstones ADD COLUMN mark_confirmed_at BIGINT NULL',
+      },
+      `UPDATE tombstones SET mark_confirmed_at = marked_at WHERE state IN ('marked', 'deleting') AND mark_confirmed_at IS NULL`,
+    ],
+  },
 ];

@@ -46,7 +46,7 @@ const NOW = `(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)
 const COLUMNS = {
   leases: '`lease_id`, `key`, `holder`, `generation`, `ttl_ms`, `acquired_at`, `renewed_at`, `expires_at`, `released_at`',
   runs: 'run_id, kind, status, started_at, finished_at, manifest_digest, `execute`, summary, source_counts, error, heartbeat_at, alive_until, job, shard',
-  tombstones: 'tombstone_id, resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at, outcome_run_id, note, restore_handle',
+  tombstones: 'tombstone_id, resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at, outcome_run_id, note, restore_handle, mark_confirmed_at',
   journal: JOURNAL_COLUMNS,
   batches: 'batch_id, run_id, resource, evidence, state, created_at, finished_at',
   derived: DERIVED_JOURNAL_COLUMNS,

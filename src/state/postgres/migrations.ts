@@ -252,4 +252,17 @@ CREATE TABLE IF NOT EXISTS job_verdicts (
     // every store has one schema number.
     statements: [],
   },
+  {
+    version: 7,
+    // A visible mark's confirmation (docs/safety.md §14): when `confirmMarks` recorded the
+    // fingerprint the mark answered. A type with a visible mark sweeps only confirmed
+    // tombstones. Those active at the upgrade were judged as confirmed by the reaper that
+    // wrote them, and keep that standing (their mark time).
+    statements: [
+      `
+ALTER TABLE tombstones ADD COLUMN IF NOT EXISTS mark_confirmed_at bigint;
+UPDATE tombstones SET mark_confirmed_at = marked_at WHERE state IN ('marked', 'deleting') AND mark_confirmed_at IS NULL;
+`,
+    ],
+  },
 ];

@@ -45,7 +45,7 @@ const LEASE_COLS = 'lease_id, key, holder, generation, ttl_ms, acquired_at, rene
 const COLUMNS = {
   leases: LEASE_COLS,
   runs: 'run_id, kind, status, started_at, finished_at, manifest_digest, execute, summary::text AS summary, source_counts::text AS source_counts, error, heartbeat_at, alive_until, job, shard',
-  tombstones: 'tombstone_id, resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at, outcome_run_id, note, restore_handle',
+  tombstones: 'tombstone_id, resource, resource_id, fingerprint, owner, owner_value, reason, bytes, marked_run_id, marked_at, state, updated_at, outcome_run_id, note, restore_handle, mark_confirmed_at',
   journal: 'journal_id, batch_id, run_id, tombstone_id, resource, resource_id, fingerprint, owner, reason, bytes, evidence::text AS evidence, outcome, error, at',
   batches: 'batch_id, run_id, resource, evidence::text AS evidence, state, created_at, finished_at',
   derived: `NULL::bigint AS journal_id, t.batch_id, b.run_id, t.tombstone_id, t.resource, t.resource_id, t.fingerprint, t.owner, t.reason, t.bytes,
