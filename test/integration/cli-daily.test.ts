@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requiredUnderCI } from './support/ci.js';
 import { BIN, hasScript, reaper, reaperInPty, removeTempDirs, tmp } from './support/cli.js';
 
 afterAll(removeTempDirs);
@@ -38,7 +39,10 @@ function demo(): { dir: string; manifest: string } {
   return { dir, manifest: path.join(dir, 'reaper-demo', 'reaper.yaml') };
 }
 
-describe.skipIf(!hasScript())('tables fit the terminal', () => {
+const haveScript = hasScript();
+requiredUnderCI('the terminal-width tests', { script: { have: haveScript, hint: 'apt-get install bsdutils (util-linux `script` gives the CLI a pseudo-terminal)' } });
+
+describe.skipIf(!haveScript)('tables fit the terminal', () => {
   let d: { dir: string; manifest: string };
   beforeAll(() => {
     d = demo();

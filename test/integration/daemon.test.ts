@@ -17,6 +17,7 @@ import type { CliIO } from '../../src/cli/io.js';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
 import { BackendError } from '../../src/errors.js';
 import { openStateStore } from '../../src/state/open.js';
+import { requiredUnderCI } from './support/ci.js';
 import { LogCapture } from './support/log-capture.js';
 import { describeWhere, itWhere } from '../support/matrix.js';
 import { freshMysqlDatabase, freshPgDatabase, runCleanups, serviceAvailable } from './support/services.js';
@@ -153,11 +154,9 @@ const cliHasDaemon =
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 
 // Outside CI a missing tool skips its test; under CI=true it fails the run, never a silent skip.
-describe.runIf(process.env.CI === 'true')('tools the daemon tests need (required under CI)', () => {
-  it('openssl is installed and the built CLI has its daemon command', () => {
-    expect(hasOpenssl, 'openssl is missing (apt-get install openssl): the HTTPS test cannot run').toBe(true);
-    expect(cliHasDaemon, 'the built CLI has no `daemon` command: run `npm run build`').toBe(true);
-  });
+requiredUnderCI('the daemon tests', {
+  openssl: { have: hasOpenssl, hint: 'apt-get install openssl (the HTTPS test needs it)' },
+  'the built daemon command': { have: cliHasDaemon, hint: 'the built CLI has no `daemon` command: run `npm run build`' },
 });
 
 for (const factory of storeFactories) {

@@ -7,13 +7,14 @@
  *   to do (Node's recursive mkdir reports a full disk as ENOENT: the real cause is named);
  * - with the quarantine directory made ahead, as the message says, the sweep frees the space.
  * Needs root (to loop-mount a small ext4 image) and setpriv (to run the CLI as nobody: root
- * may use the blocks ext4 reserves); skipped otherwise.
+ * may use the blocks ext4 reserves); skipped otherwise, but under CI=true a failing test.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { requiredUnderCI } from './support/ci.js';
 import { reaperSync, type CliOptions } from './support/cli.js';
 import { runCleanups } from './support/services.js';
 
@@ -22,8 +23,14 @@ afterEach(() => runCleanups(cleanups));
 
 const NOBODY = { uid: 65534, gid: 65534, user: 'nobody', group: 'nogroup' };
 const ok = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
-const isRoot = process.getuid?.() === 0;
-const canMount = isRoot && ok('setpriv', ['--version']).status === 0 && ok('mkfs.ext4', ['-V']).status === 0 && ok('losetup', ['--version']).status === 0;
+const needs = {
+  root: { have: process.getuid?.() === 0, hint: 'run the tests as root (to loop-mount a small ext4 image)' },
+  setpriv: { have: ok('setpriv', ['--version']).status === 0, hint: 'apt-get install util-linux (setpriv runs the CLI as nobody)' },
+  'mkfs.ext4': { have: ok('mkfs.ext4', ['-V']).status === 0, hint: 'apt-get install e2fsprogs' },
+  losetup: { have: ok('losetup', ['--version']).status === 0, hint: 'apt-get install mount (losetup)' },
+};
+const canMount = Object.values(needs).every((n) => n.have);
+requiredUnderCI('the full-disk tests', needs);
 const asNobody = (...argv: string[]) => ok('setpriv', [`--reuid=${NOBODY.user}`, `--regid=${NOBODY.group}`, '--clear-groups', ...argv]);
 
 /** A 4 MiB ext4 filesystem, loop-mounted at a fresh directory; unmounted and removed afterwards. */

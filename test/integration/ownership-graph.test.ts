@@ -1,6 +1,8 @@
 /**
  * The ownership graph across real backends: S3 thumbnails owned by PostgreSQL rows,
  * files owned by MariaDB rows, and a two-table cycle that is reaped only without a root.
+ * The thumbnails' reap keeps its state in MariaDB: a whole mark → write-ahead → delete run on
+ * the MySQL state store (the others use SQLite).
  */
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -10,8 +12,10 @@ import { parseManifest } from '../../src/manifest/load.js';
 import { runAudit } from '../../src/run/audit.js';
 import { runExplain } from '../../src/run/explain.js';
 import { runReap } from '../../src/run/reap.js';
-import { SqliteStateStore } from '../../src/state/sqlite/sqlite-state-store.js';
+import { openStateStore } from '../../src/state/open.js';
+import type { StateStore } from '../../src/state/types.js';
 import { freshMysqlDatabase, freshPgDatabase, runCleanups, s3Settings, serviceAvailable, uniqueName } from './support/services.js';
+import { waitStoreTime } from './support/reap-fixture.js';
 import { testTempDir } from './support/temp-dir.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -39,8 +43,9 @@ async function pgIds(url: string, table: string): Promise<string[]> {
   }
 }
 
-async function store(dir: string, liveKeys: string[]): Promise<SqliteStateStore> {
-  const s = await SqliteStateStore.open(path.join(dir, 'state.db'));
+/** The state store at `url` (by default SQLite in `dir`), holding a lease on each of `liveKeys`. */
+async function store(dir: string, liveKeys: string[], url = `sqlite:${path.join(dir, 'state.db')}`): Promise<StateStore> {
+  const s = await openStateStore(url);
   for (const key of liveKeys) await s.acquireLease({ key, holder: 'test', ttlMs: 3_600_000 });
   cleanups.push(() => s.close());
   return s;
@@ -50,7 +55,7 @@ function tmp(): string {
   return testTempDir('reaper-graph-');
 }
 
-describe.skipIf(!serviceAvailable('postgres') || !serviceAvailable('s3'))('S3 thumbnails owned by PostgreSQL rows', () => {
+describe.skipIf(!serviceAvailable('postgres') || !serviceAvailable('s3') || !serviceAvailable('mysql'))('S3 thumbnails owned by PostgreSQL rows, state on MySQL', () => {
   it('are live while their row is live, unreachable when the row is dead or missing', async () => {
     const db = await freshPgDatabase(cleanups);
     await pgExec(
@@ -71,10 +76,11 @@ describe.skipIf(!serviceAvailable('postgres') || !serviceAvailable('s3'))('S3 th
     for (const id of ['1', '2', '3']) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `thumbs/${id}.jpg`, Body: 'x' }));
 
     const dir = tmp();
-    const st = await store(dir, ['session:alive']);
+    const stateUrl = await freshMysqlDatabase(cleanups);
+    const st = await store(dir, ['session:alive'], stateUrl);
     const manifest = parseManifest(
       `version: 1
-state: sqlite:${path.join(dir, 'state.db')}
+state: "${stateUrl}"
 defaults: { minAge: 0s, grace: 1s, maxDeleteFraction: 1 }
 connections:
   blobs: { kind: s3, endpoint: "${s3cfg.endpoint}", region: us-east-1, forcePathStyle: true, accessKeyId: testing, secretAccessKey: testing }
@@ -107,10 +113,14 @@ resources:
     // Reaping: dependents are handled before their owners; the thumbnail of the live row stays.
     const dry = await runReap(manifest, { execute: false, store: st });
     expect(dry.resources.map((r) => r.name)).toEqual(['thumbnails', 'images']);
-    await runReap(manifest, { execute: true, store: st });
-    await new Promise((r) => setTimeout(r, 1_100));
+    const marked = await runReap(manifest, { execute: true, store: st });
+    expect(marked.outcomes.marked).toBe(3);
+    await waitStoreTime(st, 1_100);
     const swept = await runReap(manifest, { execute: true, store: st });
     expect(swept.outcomes.deleted).toBe(3);
+    // The write-ahead journal in MySQL: each delete's intent, then its outcome.
+    const journal = await st.journal({});
+    expect(journal.filter((e) => e.outcome === 'deleted').map((e) => `${e.resource}/${e.resourceId}`).sort()).toEqual(['images/2', 'thumbnails/thumbs/2.jpg', 'thumbnails/thumbs/3.jpg']);
     expect(await pgIds(db, 'images')).toEqual(['1']);
     const left = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
     expect((left.Contents ?? []).map((o) => o.Key)).toEqual(['thumbs/1.jpg']);

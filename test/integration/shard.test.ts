@@ -35,23 +35,24 @@ afterEach(() => runCleanups(cleanups));
 const all = serviceAvailable('postgres') && serviceAvailable('mysql') && serviceAvailable('s3');
 
 /** The non-live findings of an audit, as `type/id` keys, and the scanned count per type. */
-async function audit(manifest: Manifest, store: StateStore, shard: { index: number; count: number } | null): Promise<{ ids: string[]; scanned: Record<string, number> }> {
+async function audit(manifest: Manifest, store: StateStore, shard: { index: number; count: number } | null, job?: string): Promise<{ ids: string[]; scanned: Record<string, number> }> {
   const ids: string[] = [];
-  const doc = await runAudit(manifest, { store, shard, onFinding: (f: Finding) => void ids.push(`${f.resource}/${f.id}`) });
+  const doc = await runAudit(manifest, { store, shard, ...(job === undefined ? {} : { job }), onFinding: (f: Finding) => void ids.push(`${f.resource}/${f.id}`) });
   for (const r of doc.resources) expect(r.status, `${r.name}: ${r.error ?? ''}`).toBe('ok');
   return { ids, scanned: Object.fromEntries(doc.resources.map((r) => [r.name, r.scanned])) };
 }
 
-/** Audit unsharded and as each of `count` shards: the shards' findings are the unsharded ones, each exactly once. */
-async function expectPartition(manifest: Manifest, store: StateStore, count: number): Promise<string[][]> {
-  const whole = await audit(manifest, store, null);
-  const parts: string[][] = [];
+/**
+ * Audit unsharded, then as `count` shards of job `job` at once, shard i over `stores[i % stores.length]`
+ * (each pod of an Indexed Job has its own connection to the shared store): the shards' findings are
+ * the unsharded ones, each exactly once.
+ */
+async function expectPartition(manifest: Manifest, stores: readonly StateStore[], count: number, job: string): Promise<string[][]> {
+  const whole = await audit(manifest, stores[0]!, null);
+  const shards = await Promise.all(Array.from({ length: count }, (_, index) => audit(manifest, stores[index % stores.length]!, { index, count }, job)));
+  const parts = shards.map((part) => part.ids);
   const scanned: Record<string, number> = {};
-  for (let index = 0; index < count; index++) {
-    const part = await audit(manifest, store, { index, count });
-    parts.push(part.ids);
-    for (const [name, n] of Object.entries(part.scanned)) scanned[name] = (scanned[name] ?? 0) + n;
-  }
+  for (const part of shards) for (const [name, n] of Object.entries(part.scanned)) scanned[name] = (scanned[name] ?? 0) + n;
   const union = parts.flat();
   expect(union.length, 'no finding twice').toBe(new Set(union).size);
   expect([...union].sort()).toEqual([...whole.ids].sort());
@@ -192,12 +193,20 @@ async function reapJob(manifest: Manifest, job: string, resources: readonly stri
 }
 
 describe.skipIf(!all)('sharded audits on the real servers', () => {
-  it('4 shards find exactly what the unsharded audit finds, split points and boundary keys included', async () => {
+  it('4 concurrent shards on a shared PostgreSQL state store find exactly what the unsharded audit finds, split points and boundary keys included', async () => {
     const world = await buildWorld();
-    const store = await SqliteStateStore.open(path.join(world.dir, 'state.db'));
-    cleanups.push(() => store.close());
-    const manifest = parseManifest(world.manifestText(`sqlite:${path.join(world.dir, 'state.db')}`), { file: 'shard.yaml', baseDir: world.dir });
-    const parts = await expectPartition(manifest, store, 4);
+    const stateUrl = await freshPgDatabase(cleanups);
+    const stores: StateStore[] = [];
+    for (let i = 0; i < 4; i++) {
+      const store = await openStateStore(stateUrl);
+      cleanups.push(() => store.close());
+      stores.push(store);
+    }
+    const manifest = parseManifest(world.manifestText(`"${stateUrl}"`), { file: 'shard.yaml', baseDir: world.dir });
+    const parts = await expectPartition(manifest, stores, 4, 'audit-4');
+    // The shared store holds each shard's run under the one job.
+    const runs = await stores[0]!.listRuns({ kind: 'audit', limit: 10 });
+    expect(runs.map((r) => (r.summary as { job?: { shard: string } }).job?.shard ?? null).sort()).toEqual(['0/4', '1/4', '2/4', '3/4', null]);
     const of = (shard: number, type: string) => parts[shard]!.filter((id) => id.startsWith(`${type}/`)).map((id) => id.slice(type.length + 1));
     // A key equal to a split point closes its range: 10 on shard 0, 11 on shard 1.
     expect(of(0, 'uploads')).toContain('10');
@@ -215,7 +224,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     expect(parts.flat().filter((id) => id.startsWith('lonely/'))).toEqual(['lonely/only']);
 
     // And with more shards than any type has ranges or entries.
-    await expectPartition(manifest, store, 7);
+    await expectPartition(manifest, stores, 7, 'audit-7');
   });
 
   it('4 concurrent shards on a PostgreSQL state store mark and delete each orphan exactly once, and settle only their own gone resources', async () => {

@@ -11,6 +11,7 @@
  * - a store in a directory the user cannot write says so, not only SQLite's "unable to open";
  * - a write that finds the disk full says so, and that the next run settles what was under way
  *   (root only: a small tmpfs).
+ * Outside CI a missing privilege or tool skips its test; under CI=true it fails the run.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ import { start, reaper, report } from './support/reap-cli.js';
 import { stopped, until } from './support/child-state.js';
 import { runCleanups } from './support/services.js';
 import { reaperSync, tmp, removeTempDirs } from './support/cli.js';
+import { requiredUnderCI } from './support/ci.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -32,6 +34,10 @@ afterEach(async () => {
 const HOUR = 3_600_000;
 const isRoot = process.getuid?.() === 0;
 const haveSetpriv = spawnSync('setpriv', ['--version']).status === 0;
+requiredUnderCI('the store-file tests', {
+  root: { have: isRoot, hint: 'run the tests as root (the full-disk test mounts a small tmpfs)' },
+  setpriv: { have: !isRoot || haveSetpriv, hint: 'apt-get install util-linux (as root, setpriv runs the CLI as nobody)' },
+});
 
 /** Put a copy of the store's files (database, WAL) over the originals: same content, another file. */
 function replaceWithCopy(file: string): void {

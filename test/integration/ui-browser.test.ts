@@ -4,7 +4,8 @@
  * sets an HttpOnly, SameSite=Strict cookie for the right one (the token in no URL and no
  * log line); the page loads with no console error and no request off its origin, under a
  * strict CSP; it shows leases by holder, leases about to expire, renewal numbers and the
- * reap run with its outcomes; it refreshes without a reload; axe-core finds no serious
+ * reap run with its outcomes; it refreshes without a reload; a renewal the store refuses (the
+ * daemon's lease released behind its back) shows as a failure and a lost lease; axe-core finds no serious
  * violation. Cross-site forms and a flood of wrong tokens are refused (no browser needed).
  * Needs `npm run build` (the audit and reap run through the CLI).
  */
@@ -41,6 +42,8 @@ beforeAll(async () => {
     holder: 'web-1',
     leases: ['session:web-1'],
     ttlMs: 30_000,
+    // A heartbeat each second, so a renewal refused behind the daemon's back shows within the test.
+    intervalMs: 1_000,
     listen: { host: '127.0.0.1', port: 0 },
     token: TOKEN,
     log: { write: (line: string) => logLines.push(line) },
@@ -174,6 +177,23 @@ describe.skipIf(!runBrowserTests)('/ui in Chromium', () => {
     expect(await page.locator('#findings tbody tr').count()).toBe(before);
     expect(await page.locator('.live-state').textContent()).toMatch(/^Live: updated \d\d:\d\d:\d\d UTC/);
     await screenshot(page, 'ui-refreshed');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("shows a renewal the store refused: the daemon's lease released behind its back is a failed renewal and a lost lease", async () => {
+    const { page, errors } = await signIn();
+    const value = (metric: string) => page.locator(`.card[data-metric="${metric}"]`).getAttribute('data-value');
+    expect([await value('renewalsFailed'), await value('leasesLost')]).toEqual(['0', '0']);
+    const session = daemon.leases().find((l) => l.key === 'session:web-1')!;
+    await store.releaseLease(session.leaseId);
+    // The next heartbeat's renewal is refused (released); the daemon counts it and takes the key again.
+    await page.locator('.card.warn[data-metric="renewalsFailed"][data-value="1"]').waitFor({ timeout: 5_000 });
+    expect(await value('leasesLost')).toBe('1');
+    // The store saw the refusal too: its failure count over the window is no longer 0.
+    expect(await value('failureRate')).toMatch(/^[1-9]\d* of \d+ /);
+    await page.locator('.card[data-metric="held"][data-value="1 / 1"]').waitFor({ timeout: 5_000 });
+    await screenshot(page, 'ui-renewal-failed');
     expect(errors).toEqual([]);
     await page.close();
   });

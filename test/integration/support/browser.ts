@@ -10,10 +10,10 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
+import { inCI } from './ci.js';
 
 export const CHROMIUM = process.env.REAPER_TEST_CHROMIUM ?? '/usr/bin/chromium';
 export const haveChromium = existsSync(CHROMIUM);
-export const inCI = process.env.CI === 'true';
 /** Whether the browser tests run: always under CI (where a missing browser then fails them). */
 export const runBrowserTests = haveChromium || inCI;
 
