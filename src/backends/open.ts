@@ -31,7 +31,7 @@ export async function openBackend(spec: ResourceSpec, context: BackendContext): 
     }
     case 'mysql': {
       const { MysqlBackend } = await import('./mysql/mysql-backend.js');
-      return MysqlBackend.open({ ...spec, location }, context.connections, context.registries ?? []);
+      return MysqlBackend.open({ ...spec, location }, context.connections);
     }
     case 'command':
     case 'http': {

@@ -20,9 +20,11 @@
  *   `DELETE … WHERE id IN (…) AND (id, fingerprint, owner) IN ((…), …) RETURNING id`, the
  *   triple compared byte for byte with NULL spelt apart from every value (`encoded`); with
  *   a `where` or protect rules, a transaction first locks the chunk's rows that are in scope
- *   and unprotected (SELECT … FOR UPDATE) and the delete gets only those ids. Where a liveness
- *   source is a query on the same connection, the statement also requires the owner's key to be
- *   absent from it (docs/safety.md §2), so an owner registered after the last look keeps its rows.
+ *   and unprotected (SELECT … FOR UPDATE) and the delete gets only those ids. A liveness query
+ *   on the same connection is not checked inside the statement, as PostgreSQL's delete does:
+ *   MariaDB runs an IN subquery of a single-table DELETE once per row, not as one anti-join,
+ *   so a registry query without an index on its key would cost rows × keys per chunk. The
+ *   last look before the delete judges those owners (docs/safety.md §2).
  * - delete on MySQL (no RETURNING) or with an archive: per chunk, a transaction that locks
  *   the rows (SELECT … FOR UPDATE) reading id, fingerprint and owner, then (with a `where`
  *   or protect rules) reads which of them are in scope and unprotected in a second SELECT,
@@ -37,13 +39,12 @@
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import { BackendError } from '../../errors.js';
 import type { Connections } from '../connections.js';
-import type { DeleteItem, LiveRegistry } from '../types.js';
+import type { DeleteItem } from '../types.js';
 import {
   ARCHIVE_TIME_COLUMN,
   NOT_ID_VALUES,
   SqlBackend,
   archiveTable,
-  deleteRegistryCheck,
   eligibilityConditions,
   namedColumns,
   protectRules,
@@ -215,13 +216,11 @@ export class MysqlBackend extends SqlBackend {
     private readonly pool: Pool,
     private readonly context: string,
     private readonly sql: Statements,
-    /** The owner key template's parts, once per registry the DELETE … RETURNING checks (bound last); else empty. */
-    private readonly keyParts: string[],
   ) {
     super(spec, scope, archiveName);
   }
 
-  static async open(spec: SqlResourceSpec, connections: Connections, registries: readonly LiveRegistry[] = []): Promise<MysqlBackend> {
+  static async open(spec: SqlResourceSpec, connections: Connections): Promise<MysqlBackend> {
     const location = spec.location;
     if (location.kind !== 'mysql') throw new TypeError(`resource ${spec.name} is not a mysql resource`);
     const pool = await mysqlPool(connections, location.connection);
@@ -305,16 +304,6 @@ export class MysqlBackend extends SqlBackend {
     const eligible = eligibilityConditions(location.where, record.protects);
     const ids = (n: number) => `${c(id)} IN (${placeholders(idParam, n)})`;
 
-    // Still orphaned, in the DELETE … RETURNING itself: the owner key as classify builds it (the
-    // rule's template around the row's owner value, the parts bound after the triples), in none of
-    // the registries on this connection. Compared as exact code points (utf8mb4_nopad_bin: no case
-    // folding, no padding), as classify compares keys; `COALESCE(… IN (query), 0) = 0` lets the
-    // server materialise each query once per statement, and counts a NULL among its keys as no
-    // match, as classify does.
-    const check = deleteRegistryCheck(spec, registries);
-    const exact = (text: string) => `CONVERT(${text} USING utf8mb4) COLLATE utf8mb4_nopad_bin`;
-    const ownerKey = check ? exact(`CONCAT(${check.parts.map(() => '?').join(`, ${record.owners[0]}, `)})`) : '';
-    const stillOrphan = (check?.queries ?? []).map((query) => `\n  AND COALESCE(${ownerKey} IN (${query}), 0) = 0`).join('');
 
     const archive = archiveTable(spec, relation.db, displayName, context);
     const archiveName = archive?.name ?? null;
@@ -352,7 +341,7 @@ export class MysqlBackend extends SqlBackend {
       deleteReturning:
         returning && archiveName === null
           ? (n) =>
-              `DELETE FROM ${T} WHERE ${ids(n)}\n  AND (CAST(${record.idText} AS BINARY), ${encodedSql(record.fingerprint)}, ${encodedSql(record.owners[0]!)}) IN (${placeholders('(?, ?, ?)', n)})${stillOrphan}\nRETURNING ${record.idText} AS reaper_id`
+              `DELETE FROM ${T} WHERE ${ids(n)}\n  AND (CAST(${record.idText} AS BINARY), ${encodedSql(record.fingerprint)}, ${encodedSql(record.owners[0]!)}) IN (${placeholders('(?, ?, ?)', n)})\nRETURNING ${record.idText} AS reaper_id`
           : null,
       archiveIds: archiveName
         ? (n) => `INSERT INTO ${A} (${all}, ${q(ARCHIVE_TIME_COLUMN)}) SELECT ${columns.map((col) => c(col)).join(', ')}, NOW(6) FROM ${T} WHERE ${ids(n)}`
@@ -374,7 +363,7 @@ export class MysqlBackend extends SqlBackend {
 
     // Compile the fragments once now, so a mistake in a where or protect rule surfaces at open.
     await mysqlQuery(pool, `${context}: checking the where and protect fragments`, `${select} WHERE ${scoped} LIMIT 0`);
-    return new MysqlBackend(spec, scope, archiveName, pool, context, sql, check ? check.queries.flatMap(() => check.parts) : []);
+    return new MysqlBackend(spec, scope, archiveName, pool, context, sql);
   }
 
   /** Writes take the type's whole batch per statement (or transaction). */
@@ -472,7 +461,7 @@ export class MysqlBackend extends SqlBackend {
         chosen.map((item) => [item.id, item.fingerprint === '' ? encoded(null) : encoded(item.fingerprint), encoded(item.ownerValue ?? null)]),
         BATCH_LIST_SIZES,
       );
-      const rows = await this.rows(runner, statement(ids.length), [...ids, ...triples.flat(), ...this.keyParts]);
+      const rows = await this.rows(runner, statement(ids.length), [...ids, ...triples.flat()]);
       const wanted = new Set(chosen.map((item) => item.id));
       return new Set(rows.map((row) => row.reaper_id).filter((id) => wanted.has(id)));
     };
