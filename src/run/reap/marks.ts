@@ -103,8 +103,8 @@ export async function applyMarks(
   // may be swept on a fingerprint the mark did not confirm, so either way its fresh tombstone is
   // lifted at once; a refusal is the run's error, and whatever of the mark went on comes off.
   // The others get the fingerprint their mark answered (a mark column changes a row's version).
-  // Should the store fail from here on, the tombstones keep the fingerprints read: the sweep
-  // judges them as it would after a crash here (docs/safety.md §14).
+  // Should the store fail from here on, the tombstones stay unconfirmed: the sweep lifts them,
+  // as it would after a crash here, and takes off their marks (docs/safety.md §14).
   const unanswered = ours.filter((m) => !answered.has(m.id));
   let refused: typeof ours = [];
   if (unanswered.length > 0) {
