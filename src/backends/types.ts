@@ -107,6 +107,12 @@ export interface Backend {
   /** Read specific resources again (re-verification at sweep time, `explain`); absent ids are missing from the map. */
   read(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, ResourceRecord>>;
   /**
+   * `reaper split-points` (S3 and SQL): the upper bounds of `ranges` equal-count ranges of the
+   * resources in scope, all but the last, in the key order the shards compare (docs/scale-out.md),
+   * and how many resources were counted.
+   */
+  splitPoints?(ranges: number, signal?: AbortSignal): Promise<{ points: string[]; counted: number }>;
+  /**
    * For a sweep that does not scan (`reap --sweep-only`): records of tombstoned resources built
    * from what the ledger holds, without a request, where that is as good as a read — every
    * delete is checked by the server against the exact fingerprint, and judging needs nothing

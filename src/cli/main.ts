@@ -160,6 +160,15 @@ export function buildProgram(io: CliIO): Command {
     .action(lazy(io, async () => (await import('./commands/conformance.js')).conformanceCommand));
 
   program
+    .command('split-points')
+    .description('shard.splitPoints for an S3 or SQL type: equal-count key ranges, read from the resources now')
+    .requiredOption('--type <name>', 'the resource type to split')
+    .option('--ranges <count>', 'how many ranges (a multiple of the shard count, say 4 x N)', '16')
+    .addOption(configOption())
+    .addOption(outputOption())
+    .action(lazy(io, async () => (await import('./commands/split-points.js')).splitPointsCommand));
+
+  program
     .command('graph')
     .description('the type-level ownership graph')
     .addOption(configOption())

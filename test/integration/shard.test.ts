@@ -332,6 +332,57 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     expect((await observer.findTombstones({ resource: 'blobs' })).length, 'nothing marked').toBe(marks);
   });
 
+  // reaper split-points: equal-count ranges read from the resources, in the order the shards compare (SQL: the id
+  // column's, here a case-insensitive collation; S3: bytes), which the manifest takes and the shards then partition by.
+  it('split-points prints equal-count ranges in each backend\'s key order, which partition the shards evenly', async () => {
+    const world = await buildWorld();
+    const state = path.join(world.dir, 'split-state.db');
+    const file = path.join(world.dir, 'split.yaml');
+    writeFileSync(file, world.manifestText(`sqlite:${state}`));
+    const split = (type: string, ranges: number) => {
+      const r = reaper(['split-points', '-c', file, '--type', type, '--ranges', String(ranges), '--output', 'json'], { cwd: world.dir });
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { counted: number; splitPoints: string[]; scope: string };
+    };
+    expect(split('uploads', 4)).toMatchObject({ counted: 40, splitPoints: ['10', '20', '30'] });
+    // 11 ids in the column's order (alpha, Beta, beta2, charlie, Delta, echo, Foxtrot, golf, Hotel, india, Zulu): 3+3+3+2.
+    expect(split('jobs', 4)).toMatchObject({ counted: 11, splitPoints: ['beta2', 'echo', 'Hotel'] });
+    // 33 keys in byte order: k00…k07, k07/inner, k08…k29, live/x, é: positions 10 and 21.
+    expect(split('blobs', 3)).toMatchObject({ counted: 33, splitPoints: ['tmp/k09', 'tmp/k20'] });
+    // More ranges than rows: one row, no point.
+    expect(split('lonely', 4)).toMatchObject({ counted: 1, splitPoints: [] });
+
+    // The table (text) form, a terminal's default, is what goes under the type in the manifest; with it, 3 shards scan 11 keys each.
+    const text = reaper(['split-points', '-c', file, '--type', 'blobs', '--ranges', '3', '--output', 'table'], { cwd: world.dir });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('blobs (s3://');
+    expect(text.stdout).toContain('33 resources in 3 ranges of about 11');
+    expect(text.stdout).toContain('shard:\n  splitPoints:\n    - "tmp/k09"\n    - "tmp/k20"\n');
+    const manifest = parseManifest(world.manifestText(`sqlite:${state}`).replace('shard: { splitPoints: [tmp/k07, tmp/k15, tmp/k22, tmp/zzz] }', 'shard: { splitPoints: ["tmp/k09", "tmp/k20"] }'), {
+      file: 'split.yaml',
+      baseDir: world.dir,
+    });
+    const store = await SqliteStateStore.open(path.join(world.dir, 'split-audit.db'));
+    cleanups.push(() => store.close());
+    const shards = await Promise.all([0, 1, 2].map((index) => runAudit(manifest, { store, resources: ['blobs'], shard: { index, count: 3 } })));
+    expect(shards.map((doc) => doc.resources[0]!.scanned)).toEqual([11, 11, 11]);
+
+    // Types that take no split points, and a type the manifest does not have: exit 2, nothing touched.
+    const refused = [
+      ['scratch', /scratch is an fs resource: fs types are split by top-level entry and take no split points/],
+      ['upload', /no resource type named "upload" in .*split\.yaml \(did you mean uploads\?\)/],
+    ] as const;
+    for (const [type, message] of refused) {
+      const r = reaper(['split-points', '-c', file, '--type', type], { cwd: world.dir });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    const badRanges = reaper(['split-points', '-c', file, '--type', 'uploads', '--ranges', '1'], { cwd: world.dir });
+    expect(badRanges.code).toBe(2);
+    expect(badRanges.stderr).toMatch(/--ranges: a whole number from 2 to 1024 \(got 1\)/);
+    expect(existsSync(state), 'no state store opened').toBe(false);
+  });
+
   it('exits 2 naming the key on bad --shard, half a Kubernetes pair, or split points the key column orders otherwise, touching nothing', async () => {
     const world = await buildWorld();
     const state = path.join(world.dir, 'cli-state.db');

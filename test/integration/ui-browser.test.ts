@@ -188,11 +188,11 @@ describe.skipIf(!runBrowserTests)('/ui in Chromium', () => {
     const session = daemon.leases().find((l) => l.key === 'session:web-1')!;
     await store.releaseLease(session.leaseId);
     // The next heartbeat's renewal is refused (released); the daemon counts it and takes the key again.
-    await page.locator('.card.warn[data-metric="renewalsFailed"][data-value="1"]').waitFor({ timeout: 5_000 });
+    await page.locator('.card.warn[data-metric="renewalsFailed"][data-value="1"]').waitFor({ timeout: 15_000 });
     expect(await value('leasesLost')).toBe('1');
     // The store saw the refusal too: its failure count over the window is no longer 0.
     expect(await value('failureRate')).toMatch(/^[1-9]\d* of \d+ /);
-    await page.locator('.card[data-metric="held"][data-value="1 / 1"]').waitFor({ timeout: 5_000 });
+    await page.locator('.card[data-metric="held"][data-value="1 / 1"]').waitFor({ timeout: 15_000 });
     await screenshot(page, 'ui-renewal-failed');
     expect(errors).toEqual([]);
     await page.close();

@@ -37,6 +37,9 @@ class TableOf extends SqlBackend {
   protected async selectIds(): Promise<SqlRow[]> {
     return [];
   }
+  protected async selectRangeBounds(): Promise<SqlRow[]> {
+    return [];
+  }
   protected async deleteChunk(_items: readonly DeleteItem[]): Promise<DeletedChunk> {
     return { deleted: new Set(), present: new Set() };
   }

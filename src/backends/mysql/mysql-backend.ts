@@ -45,6 +45,7 @@ import {
   NOT_ID_VALUES,
   SqlBackend,
   archiveTable,
+  rangeBoundsStatement,
   eligibilityConditions,
   namedColumns,
   protectRules,
@@ -164,6 +165,8 @@ function storedBytes(col: MysqlColumn, expression: string): string {
 }
 
 interface Statements {
+  /** `rangeBoundsStatement` for a number of ranges. */
+  rangeBounds: (ranges: number) => string;
   page: string;
   pageAfter: string;
   /** A page inside a shard's key range: which bounds it has (the cursor, `after`, `through`) picks the text. */
@@ -324,6 +327,7 @@ export class MysqlBackend extends SqlBackend {
       return `${select} WHERE ${conditions.join(' AND ')} ORDER BY ${c(id)} LIMIT ?`;
     };
     const sql: Statements = {
+      rangeBounds: (ranges) => rangeBoundsStatement('mysql', T, c(id), record.idText, scoped, ranges),
       pageInRange,
       inRange: asId
         ? (n) =>
@@ -385,6 +389,10 @@ export class MysqlBackend extends SqlBackend {
     if (!this.sql.inRange) throw new BackendError(`${this.context}: ids of this type cannot be compared apart from the table, so a sharded reap cannot place them; shard this type by whole type (no split points)`);
     const rows = await this.rows(this.pool, this.sql.inRange(ids.length), [...ids, range.after, range.after, range.through, range.through]);
     return rows.map((row) => String(row.reaper_id));
+  }
+
+  protected selectRangeBounds(ranges: number): Promise<SqlRow[]> {
+    return this.rows(this.pool, this.sql.rangeBounds(ranges), []);
   }
 
   protected async firstUnordered(points: readonly string[]): Promise<number> {

@@ -38,6 +38,7 @@ import {
   NOT_ID_VALUES,
   SqlBackend,
   archiveTable,
+  rangeBoundsStatement,
   deleteRegistryCheck,
   eligibilityConditions,
   namedColumns,
@@ -73,6 +74,8 @@ const TIME_TYPES = new Set(['timestamp without time zone', 'timestamp with time 
 const q = (name: string) => quoteIdentifier('postgres', name);
 
 interface Statements {
+  /** `rangeBoundsStatement` for a number of ranges. */
+  rangeBounds: (ranges: number) => string;
   page: string;
   pageAfter: string;
   /** A page inside a shard's key range: which bounds it has (the cursor, `after`, `through`) picks the text. */
@@ -247,6 +250,7 @@ export class PostgresBackend extends SqlBackend {
       return `${select} WHERE ${conditions.join(' AND ')} ORDER BY ${c(id)} LIMIT $${++n}`;
     };
     const sql: Statements = {
+      rangeBounds: (ranges) => rangeBoundsStatement('postgres', T, c(id), record.idText, scoped, ranges),
       pageInRange,
       inRange: `SELECT u.k AS reaper_id FROM unnest($1::text[]) AS u(k)
         WHERE ($2::text IS NULL OR ${asId('u.k')} > ${asId('$2::text')}) AND ($3::text IS NULL OR ${asId('u.k')} <= ${asId('$3::text')})`,
@@ -308,6 +312,10 @@ INSERT INTO ${T} (${restoreList})${overriding} SELECT ${restoreValues} FROM reap
   protected async selectInRange(ids: readonly string[], range: KeyRange): Promise<string[]> {
     const rows = await this.query(this.sql.inRange, [ids, range.after, range.through]);
     return rows.map((row) => row.reaper_id);
+  }
+
+  protected selectRangeBounds(ranges: number): Promise<SqlRow[]> {
+    return this.query(this.sql.rangeBounds(ranges), []);
   }
 
   protected async firstUnordered(points: readonly string[]): Promise<number> {

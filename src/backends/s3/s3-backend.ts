@@ -59,6 +59,7 @@ import {
   type S3Target,
 } from './s3-client.js';
 import { assertedDeleteMode, deleteS3Objects, probeDeleteMode, type S3DeleteMode, type S3DeleteSetting } from './s3-delete.js';
+import { PositionSample } from '../../engine/split-points.js';
 import { LIST_LIMIT, listCurrent, listedRecord, LONE_SURROGATE, readByListing, type ListedObject } from './s3-listing.js';
 import { latestReport, reportObjects, type InventoryLocation } from './s3-inventory.js';
 import { markTagged, unmarkTagged } from './s3-mark.js';
@@ -239,6 +240,13 @@ export class S3Backend implements Backend {
       yield withUnreadable({ records, cursor: records[records.length - 1]!.id });
     }
     yield withUnreadable({ records: rest, cursor: null });
+  }
+
+  /** From one listing of the prefix, sampled by position (engine/split-points.ts), never an inventory report. */
+  async splitPoints(ranges: number, signal?: AbortSignal): Promise<{ points: string[]; counted: number }> {
+    const sample = new PositionSample();
+    for await (const page of listCurrent(this.target, null, LIST_LIMIT, signal)) for (const o of page.objects) sample.add(o.key);
+    return { points: sample.points(ranges), counted: sample.count };
   }
 
   async inPart(ids: readonly string[], part: ShardPart): Promise<Set<string>> {

@@ -102,6 +102,23 @@ export function deleteRegistryCheck(spec: SqlResourceSpec, registries: readonly 
   return rule && queries.length > 0 ? { parts: (rule.keyTemplate ?? '{value}').split('{value}'), queries } : null;
 }
 
+/**
+ * `reaper split-points`: the last row of each of `ranges` equal-count ranges of the rows in
+ * scope, in the id column's order (the order the shards' ranges compare in): its id as text and
+ * its row number. Window functions (PostgreSQL, MySQL 8, MariaDB 10.2); one pass over the id
+ * index. `ranges` is a checked integer, written as a literal (NTILE takes no parameter on MariaDB).
+ */
+export function rangeBoundsStatement(dialect: 'postgres' | 'mysql', table: string, id: string, idText: string, scoped: string, ranges: number): string {
+  if (!Number.isSafeInteger(ranges) || ranges < 1) throw new RangeError(`ranges must be a positive integer, got ${ranges}`);
+  const differs = dialect === 'postgres' ? 't.reaper_next IS DISTINCT FROM t.reaper_part' : 'NOT (t.reaper_next <=> t.reaper_part)';
+  return `SELECT t.reaper_id, t.reaper_rn FROM (
+  SELECT s.reaper_id, s.reaper_rn, s.reaper_part, lead(s.reaper_part) OVER (ORDER BY s.reaper_rn) AS reaper_next FROM (
+    SELECT ${idText} AS reaper_id, row_number() OVER (ORDER BY ${id}) AS reaper_rn, ntile(${ranges}) OVER (ORDER BY ${id}) AS reaper_part
+      FROM ${table} WHERE ${scoped}
+  ) s
+) t WHERE ${differs} ORDER BY t.reaper_rn`;
+}
+
 /** The protect rules a SQL backend evaluates: their index in `spec.protect` and their SQL. */
 export function protectRules(spec: Pick<ResourceSpec, 'protect'>): { index: number; sql: string }[] {
   const rules: { index: number; sql: string }[] = [];
@@ -262,6 +279,8 @@ export abstract class SqlBackend implements Backend {
   /** Clear the mark column of a chunk of distinct ids inside the `where`. */
   protected abstract unmarkChunk(ids: readonly string[]): Promise<void>;
 
+  /** The rows of `rangeBoundsStatement` for `ranges`. */
+  protected abstract selectRangeBounds(ranges: number): Promise<SqlRow[]>;
   /** Create the archive table when missing (called once, before the first archiving delete). */
   protected abstract createArchive(): Promise<void>;
   /** Move the newest archived copy of `id` back into the table, atomically. */
@@ -311,6 +330,14 @@ export abstract class SqlBackend implements Backend {
       yield { records, cursor: after };
       if (!more) return;
     }
+  }
+
+  async splitPoints(ranges: number, signal?: AbortSignal): Promise<{ points: string[]; counted: number }> {
+    signal?.throwIfAborted();
+    const rows = await this.selectRangeBounds(ranges);
+    const counted = rows.length === 0 ? 0 : Number((rows.at(-1) as { reaper_rn?: unknown }).reaper_rn);
+    // The last range's bound is the last row: no point above it.
+    return { points: rows.slice(0, -1).map((row) => String(row.reaper_id)), counted };
   }
 
   async inPart(ids: readonly string[], part: ShardPart, signal?: AbortSignal): Promise<Set<string>> {
