@@ -6,26 +6,31 @@
  * Keys may be far too many to hold (a bucket of a billion objects), so they are sampled by
  * position as they stream: every `stride`-th key is kept, and when the sample outgrows its cap
  * every other kept key is dropped and the stride doubles. What is kept is always the keys at
- * positions stride−1, 2·stride−1, …, so a point lands at most stride/2 positions from its exact
- * place: a relative error below 1/cap of the keys, whatever their number.
+ * positions stride−1, 2·stride−1, …, so a point lands at most about stride/2 positions from its
+ * exact place: below n/cap, and the cap is at least 8,192 (8 per range asked for).
  */
 
-/** The most ranges a sample supports with every point within an eighth of a range of its place. */
-export const MAX_RANGES = 1024;
-const CAP = 8 * MAX_RANGES;
+/** As many ranges as a manifest takes split points (4,095) plus one. */
+export const MAX_RANGES = 4096;
 
 export class PositionSample {
   private kept: string[] = [];
   private stride = 1;
   private seen = 0;
   private last: string | undefined;
+  private readonly cap: number;
+
+  constructor(ranges: number) {
+    if (!Number.isInteger(ranges) || ranges < 1 || ranges > MAX_RANGES) throw new RangeError(`ranges: 1 to ${MAX_RANGES}, got ${ranges}`);
+    this.cap = 8 * Math.max(1024, ranges);
+  }
 
   add(key: string): void {
     this.seen++;
     this.last = key;
     if (this.seen % this.stride !== 0) return;
     this.kept.push(key);
-    if (this.kept.length > CAP) {
+    if (this.kept.length > this.cap) {
       // Keep positions 2·stride−1, 4·stride−1, …: the odd indexes of the sample.
       this.kept = this.kept.filter((_, j) => j % 2 === 1);
       this.stride *= 2;
@@ -35,6 +40,11 @@ export class PositionSample {
   /** How many keys went by. */
   get count(): number {
     return this.seen;
+  }
+
+  /** How many keys are held now (at most the cap). */
+  get held(): number {
+    return this.kept.length;
   }
 
   /**

@@ -8,18 +8,28 @@
 import { Connections } from '../backends/connections.js';
 import { openBackend } from '../backends/open.js';
 import { MAX_RANGES } from '../engine/split-points.js';
-import { UsageError } from '../errors.js';
+import { InterruptedError, ReaperError, UsageError } from '../errors.js';
 import type { Manifest } from '../manifest/types.js';
 import { closestWord } from '../util/suggest.js';
 
 export interface SplitPointsReport {
   resource: string;
   scope: string;
-  /** Ranges asked for; the points are one fewer, or fewer still when there are fewer resources. */
+  /** Ranges asked for; the points are one fewer, or fewer still (fewer resources, points left out). */
   ranges: number;
   /** Resources counted in scope (the type's `where` or prefix). */
   counted: number;
   splitPoints: string[];
+  /** Keys that would have been points but cannot be written in a manifest; their ranges join the next. */
+  leftOut: { key: string; why: string }[];
+}
+
+/** Why a key cannot be a split point in a manifest, or null. */
+function unwritable(key: string): string | null {
+  if (key === '') return 'the manifest takes no empty split point';
+  // The manifest loader reads ${NAME} in every string as an environment variable, with no escape.
+  if (key.includes('${')) return 'it holds "${", which the manifest would read as an environment variable';
+  return null;
 }
 
 export async function runSplitPoints(manifest: Manifest, type: string, ranges: number, signal?: AbortSignal): Promise<SplitPointsReport> {
@@ -36,21 +46,36 @@ export async function runSplitPoints(manifest: Manifest, type: string, ranges: n
   try {
     const backend = await openBackend(spec, { connections, exclude: [], signal });
     const { points, counted } = await backend.splitPoints!(ranges, signal);
-    return { resource: type, scope: backend.scope, ranges, counted, splitPoints: points };
+    // A statement that ran to its end while the stop was asked for: the stop still wins.
+    signal?.throwIfAborted();
+    const leftOut = points.flatMap((key) => {
+      const why = unwritable(key);
+      return why === null ? [] : [{ key, why }];
+    });
+    return { resource: type, scope: backend.scope, ranges, counted, splitPoints: points.filter((key) => unwritable(key) === null), leftOut };
+  } catch (error) {
+    // A stop mid-way surfaces as whatever the call threw (the signal's reason, an AbortError).
+    if (signal?.aborted && !(error instanceof ReaperError)) throw new InterruptedError('stopped before the split points were read; nothing was written', { cause: error });
+    throw error;
   } finally {
     await connections.close();
   }
 }
 
-/** The report in words, then the lines to put under the type in the manifest (YAML; each point a JSON string). */
+/** A key as a YAML double-quoted scalar: JSON's escapes, and \u escapes for what JSON leaves raw but a terminal or a strict reader may not keep. */
+export const yamlQuoted = (key: string): string => JSON.stringify(key).replace(/[\u007f-\u009f\u2028\u2029\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/** The report in words, then the lines to put under the type in the manifest. */
 export function splitPointsText(r: SplitPointsReport): string {
   const made = r.splitPoints.length + 1;
   const n = (x: number) => x.toLocaleString('en-US');
-  const head =
+  const lines = [
     r.counted === 0
       ? `${r.resource} (${r.scope}): no resources in scope, so no split points`
-      : `${r.resource} (${r.scope}): ${n(r.counted)} resources in ${made} range${made === 1 ? '' : 's'} of about ${n(Math.ceil(r.counted / made))}` +
-        (made < r.ranges ? ` (fewer than the ${r.ranges} asked: fewer resources than ranges)` : '');
-  if (r.splitPoints.length === 0) return head;
-  return [head, '', `# under resources: - name: ${r.resource}`, 'shard:', '  splitPoints:', ...r.splitPoints.map((p) => `    - ${JSON.stringify(p)}`)].join('\n');
+      : `${r.resource} (${r.scope}): ${n(r.counted)} resource${r.counted === 1 ? '' : 's'} in ${made} range${made === 1 ? '' : 's'} of about ${n(Math.ceil(r.counted / made))}` +
+        (made < r.ranges && r.leftOut.length === 0 ? ` (fewer than the ${r.ranges} asked: fewer resources than ranges)` : ''),
+  ];
+  for (const l of r.leftOut) lines.push(`  left out ${yamlQuoted(l.key)}: ${l.why}; its range joins the next`);
+  if (r.splitPoints.length > 0) lines.push('', `# under resources: - name: ${r.resource}`, 'shard:', '  splitPoints:', ...r.splitPoints.map((p) => `    - ${yamlQuoted(p)}`));
+  return lines.join('\n');
 }

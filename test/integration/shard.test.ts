@@ -342,7 +342,7 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     const split = (type: string, ranges: number) => {
       const r = reaper(['split-points', '-c', file, '--type', type, '--ranges', String(ranges), '--output', 'json'], { cwd: world.dir });
       expect(r.code, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as { counted: number; splitPoints: string[]; scope: string };
+      return JSON.parse(r.stdout) as { counted: number; splitPoints: string[]; scope: string; leftOut: { key: string; why: string }[] };
     };
     expect(split('uploads', 4)).toMatchObject({ counted: 40, splitPoints: ['10', '20', '30'] });
     // 11 ids in the column's order (alpha, Beta, beta2, charlie, Delta, echo, Foxtrot, golf, Hotel, india, Zulu): 3+3+3+2.
@@ -379,7 +379,42 @@ describe.skipIf(!all)('sharded audits on the real servers', () => {
     }
     const badRanges = reaper(['split-points', '-c', file, '--type', 'uploads', '--ranges', '1'], { cwd: world.dir });
     expect(badRanges.code).toBe(2);
-    expect(badRanges.stderr).toMatch(/--ranges: a whole number from 2 to 1024 \(got 1\)/);
+    expect(badRanges.stderr).toMatch(/--ranges: a whole number from 2 to 4096 \(got 1\)/);
+
+    // Keys a manifest cannot hold are left out, their ranges joining the next: '' and one the loader would read
+    // as an environment variable. MariaDB ids the shards cannot compare apart from the table (UUID) are refused.
+    const { default: pg } = await import('pg');
+    const pgc = new pg.Client({ connectionString: world.pgUrl });
+    await pgc.connect();
+    await pgc.query(`CREATE TABLE odd (id text PRIMARY KEY, owner text, created_at timestamptz NOT NULL);
+      INSERT INTO odd SELECT k, 'dead', now() FROM unnest(ARRAY['', 'a', 'b\${HOME}', 'c', 'd', 'e', 'f', 'g']) AS k`);
+    await pgc.end();
+    const mysql = await import('mysql2/promise');
+    const my = await mysql.createConnection({ uri: world.myUrl });
+    await my.query('CREATE TABLE uu (id UUID PRIMARY KEY, worker VARCHAR(32), created_at DATETIME NOT NULL)');
+    await my.end();
+    writeFileSync(
+      file,
+      world.manifestText(`sqlite:${state}`) +
+        `  - name: odd
+    postgres: { connection: main, table: odd, id: id, createdAt: created_at }
+    owner: { column: owner }
+  - name: uu
+    mysql: { connection: legacy, table: uu, id: id, createdAt: created_at }
+    owner: { column: worker }
+`,
+    );
+    expect(split('odd', 8)).toMatchObject({
+      counted: 8,
+      splitPoints: ['a', 'c', 'd', 'e', 'f'],
+      leftOut: [
+        { key: '', why: 'the manifest takes no empty split point' },
+        { key: 'b\${HOME}', why: 'it holds "\${", which the manifest would read as an environment variable' },
+      ],
+    });
+    const uuid = reaper(['split-points', '-c', file, '--type', 'uu'], { cwd: world.dir });
+    expect(uuid.code, uuid.stderr).toBe(2);
+    expect(uuid.stderr).toMatch(/ids of this type cannot be compared apart from the table, so it cannot be split into key ranges/);
     expect(existsSync(state), 'no state store opened').toBe(false);
   });
 

@@ -1,12 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { MAX_RANGES, PositionSample } from '../../src/engine/split-points.js';
+import { splitPointsText, yamlQuoted } from '../../src/run/split-points.js';
 
 /** The n keys 0 … n-1, zero-padded so that text order is number order. */
 const keyOf = (i: number) => String(i).padStart(9, '0');
 
-function sampled(n: number): PositionSample {
-  const sample = new PositionSample();
+function sampled(n: number, ranges = 2): PositionSample {
+  const sample = new PositionSample(ranges);
   for (let i = 0; i < n; i++) sample.add(keyOf(i));
   return sample;
 }
@@ -15,7 +17,7 @@ describe('PositionSample: split points from keys streamed in order', () => {
   it('gives M-1 ascending points of keys that went by, none the last key, and ranges of equal count within 1/2,048 of the keys', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 120_000 }), fc.integer({ min: 2, max: 200 }), (n, ranges) => {
-        const sample = sampled(n);
+        const sample = sampled(n, ranges);
         const points = sample.points(ranges);
         expect(sample.count).toBe(n);
         const at = points.map(Number);
@@ -41,13 +43,17 @@ describe('PositionSample: split points from keys streamed in order', () => {
     expect(points).toEqual([keyOf(249), keyOf(499), keyOf(749)]);
   });
 
-  it('keeps a bounded sample whatever the number of keys, and its points stay in place', () => {
-    const sample = sampled(2_000_000);
-    const points = sample.points(MAX_RANGES);
-    expect(points).toHaveLength(MAX_RANGES - 1);
-    const exact = (k: number) => Math.ceil((k * 2_000_000) / MAX_RANGES) - 1;
-    for (const [j, p] of points.entries()) expect(Math.abs(Number(p) - exact(j + 1))).toBeLessThanOrEqual(2_000_000 / 8192 + 1);
-    expect((sample as unknown as { kept: string[] }).kept.length).toBeLessThanOrEqual(8 * MAX_RANGES);
+  it('keeps a bounded sample whatever the number of keys, and its points stay in place (1,024 and the most ranges a manifest takes)', () => {
+    const n = 2_000_000;
+    for (const ranges of [1024, MAX_RANGES]) {
+      const sample = sampled(n, ranges);
+      const points = sample.points(ranges);
+      expect(points).toHaveLength(ranges - 1);
+      const exact = (k: number) => Math.ceil((k * n) / ranges) - 1;
+      const cap = 8 * Math.max(1024, ranges);
+      for (const [j, p] of points.entries()) expect(Math.abs(Number(p) - exact(j + 1))).toBeLessThanOrEqual(n / cap + 1);
+      expect(sample.held).toBeLessThanOrEqual(cap);
+    }
   });
 
   it('has no points for no keys or one key, and refuses a number of ranges out of bounds', () => {
@@ -55,5 +61,44 @@ describe('PositionSample: split points from keys streamed in order', () => {
     expect(sampled(1).points(8)).toEqual([]);
     expect(() => sampled(10).points(0)).toThrow(RangeError);
     expect(() => sampled(10).points(MAX_RANGES + 1)).toThrow(RangeError);
+    expect(() => new PositionSample(MAX_RANGES + 1)).toThrow(RangeError);
+  });
+});
+
+describe('split-points text: lines to put in the manifest', () => {
+  it('quotes every key so that YAML reads it back exactly, escaping what a terminal or a strict reader may not keep', () => {
+    const keys = ['tmp/a b', 'back\\slash "quoted"', 'line\nbreak\ttab\u0000nul', '- dash', '# hash', 'a: b', '\u007fdel\u0085nel\u2028ls\ufeffbom', 'é/日本/🙂'];
+    for (const key of keys) {
+      const line = yamlQuoted(key);
+      expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\ufeff]/);
+      expect(parse(`k: ${line}`)).toEqual({ k: key });
+    }
+  });
+
+  it('says which keys were left out and why, and prints the rest as a shard block', () => {
+    const text = splitPointsText({
+      resource: 'odd',
+      scope: 'postgres public.odd',
+      ranges: 4,
+      counted: 8,
+      splitPoints: ['c'],
+      leftOut: [
+        { key: '', why: 'the manifest takes no empty split point' },
+        { key: 'b${HOME}', why: 'it holds "${", which the manifest would read as an environment variable' },
+      ],
+    });
+    expect(text).toBe(
+      [
+        'odd (postgres public.odd): 8 resources in 2 ranges of about 4',
+        '  left out "": the manifest takes no empty split point; its range joins the next',
+        '  left out "b${HOME}": it holds "${", which the manifest would read as an environment variable; its range joins the next',
+        '',
+        '# under resources: - name: odd',
+        'shard:',
+        '  splitPoints:',
+        '    - "c"',
+      ].join('\n'),
+    );
+    expect(parse(text.split('\n').slice(4).join('\n'))).toEqual({ shard: { splitPoints: ['c'] } });
   });
 });

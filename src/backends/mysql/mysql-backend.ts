@@ -37,7 +37,7 @@
  * statements serve every chunk; writes take up to a whole batch per statement.
  */
 import type { Pool, PoolConnection } from 'mysql2/promise';
-import { BackendError } from '../../errors.js';
+import { BackendError, UsageError } from '../../errors.js';
 import type { Connections } from '../connections.js';
 import type { DeleteItem } from '../types.js';
 import {
@@ -392,6 +392,8 @@ export class MysqlBackend extends SqlBackend {
   }
 
   protected selectRangeBounds(ranges: number): Promise<SqlRow[]> {
+    // Points the shards could not compare as id values (UUID, INET4, INET6 ids) are no points.
+    if (!this.sql.inRange) throw new UsageError(`${this.context}: ids of this type cannot be compared apart from the table, so it cannot be split into key ranges; shard it by whole type (no split points)`);
     return this.rows(this.pool, this.sql.rangeBounds(ranges), []);
   }
 

@@ -244,8 +244,17 @@ export class S3Backend implements Backend {
 
   /** From one listing of the prefix, sampled by position (engine/split-points.ts), never an inventory report. */
   async splitPoints(ranges: number, signal?: AbortSignal): Promise<{ points: string[]; counted: number }> {
-    const sample = new PositionSample();
-    for await (const page of listCurrent(this.target, null, LIST_LIMIT, signal)) for (const o of page.objects) sample.add(o.key);
+    const sample = new PositionSample(ranges);
+    let previous: Buffer | null = null;
+    for await (const page of listCurrent(this.target, null, LIST_LIMIT, signal)) {
+      for (const o of page.objects) {
+        // Positions mean something only in the order the shards compare: UTF-8 bytes.
+        const key = Buffer.from(o.key, 'utf8');
+        if (previous !== null && Buffer.compare(previous, key) >= 0) throw new BackendError(`${this.scope}: the listing is not in ascending key order at ${JSON.stringify(o.key)}`);
+        previous = key;
+        sample.add(o.key);
+      }
+    }
     return { points: sample.points(ranges), counted: sample.count };
   }
 
