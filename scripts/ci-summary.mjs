@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 // The last lines of .ci/run: "N passed, N failed" over every test run, the release artifact
 // and the temporary-directory check, naming what failed where a truncated log still shows it.
-// Usage: node scripts/ci-summary.cjs ARTIFACT_STATUS NODE_BIN|REPORT_JSON|LOG|EXIT_STATUS ...
+// Usage: node scripts/ci-summary.mjs ARTIFACT_STATUS NODE_BIN|REPORT_JSON|LOG|EXIT_STATUS ...
 // Environment: RESTORED (ok when better-sqlite3 was put back), LEFTOVERS (a count).
 // Exits 1 when anything failed, so .ci/run cannot pass on a summary that says otherwise.
-'use strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+/** Terminal colour codes in the log. */
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 let passed = 0, failedTests = 0, skipped = 0;
 const [artifact, ...runs] = process.argv.slice(2);
 for (const entry of runs) {
   const [bin, file, log, status] = entry.split("|");
   let r;
-  try { r = JSON.parse(require("fs").readFileSync(file, "utf8")); } catch { console.log(`${bin}: no test report (npm test exited ${status})`); failedTests++; continue; }
-  const version = require("child_process").execFileSync(`${bin}/node`, ["--version"], { encoding: "utf8" }).trim();
+  try { r = JSON.parse(readFileSync(file, "utf8")); } catch { console.log(`${bin}: no test report (npm test exited ${status})`); failedTests++; continue; }
+  const version = execFileSync(`${bin}/node`, ["--version"], { encoding: "utf8" }).trim();
   // A file that fails before its tests run (a thrown setup) has no failed test of its own: count it.
   const brokenFiles = r.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((t) => t.status === "failed")).length;
   console.log(`Node.js ${version}: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped` + (brokenFiles ? `, ${brokenFiles} test files failed to run` : ""));
@@ -28,7 +32,7 @@ for (const entry of runs) {
   if (status !== "0" && r.numFailedTests === 0 && !brokenFiles) {
     failedTests++;
     console.log(`  npm test exited ${status} although no test failed; from its log:`);
-    const text = require("fs").readFileSync(log, "utf8").replace(/\x1b\[[0-9;]*m/g, "").split("\n");
+    const text = readFileSync(log, "utf8").replace(ANSI, "").split("\n");
     // Passing tests print expected errors too: vitest's own block comes last, then npm's.
     let at = text.findLastIndex((l) => /Unhandled (Errors?|Rejections?)/.test(l));
     if (at < 0) at = text.findIndex((l) => /ERR!/.test(l));
