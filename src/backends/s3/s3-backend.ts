@@ -51,6 +51,7 @@ import {
   inScope,
   isAbort,
   isMissing,
+  isResourceKey,
   loadS3Sdk,
   s3ClientFor,
   s3ConnectionSpec,
@@ -195,7 +196,7 @@ export class S3Backend implements Backend {
         const done = inRange.length < page.objects.length || (page.through !== null && compareUtf8(page.through, through) >= 0);
         listing = done ? { ...page, objects: inRange, last: true } : page;
       }
-      buffer.push(...(await this.describe(listing.objects, signal)));
+      buffer.push(...(await this.describe(listing.objects.filter((o) => isResourceKey(this.target, o.key)), signal)));
       if (listing.last && !page.last) {
         yield* this.pages(buffer, pageSize);
         return;
@@ -252,7 +253,7 @@ export class S3Backend implements Backend {
         const key = Buffer.from(o.key, 'utf8');
         if (previous !== null && Buffer.compare(previous, key) >= 0) throw new BackendError(`${this.scope}: the listing is not in ascending key order at ${JSON.stringify(o.key)}`);
         previous = key;
-        sample.add(o.key);
+        if (isResourceKey(this.target, o.key)) sample.add(o.key);
       }
     }
     return { points: sample.points(ranges), counted: sample.count };

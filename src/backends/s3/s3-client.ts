@@ -259,3 +259,18 @@ export interface S3Target {
 export function inScope(target: Pick<S3Target, 'prefix'>, key: string): boolean {
   return key.length > 0 && key.startsWith(target.prefix);
 }
+
+/** The name of reaper's delete-mode probe object under a prefix, before its UUID (s3-delete.ts). */
+export const PROBE_NAME = '.reaper-probe-';
+const PROBE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Whether a key is one of the type's resources: in scope, and not reaper's own probe object
+ * (`<prefix>.reaper-probe-<uuid>`), which a run killed mid-probe leaves behind and which is
+ * never audited, counted or reaped.
+ */
+export function isResourceKey(target: Pick<S3Target, 'prefix'>, key: string): boolean {
+  if (!inScope(target, key)) return false;
+  const rest = key.slice(target.prefix.length);
+  return !(rest.startsWith(PROBE_NAME) && PROBE_ID.test(rest.slice(PROBE_NAME.length)));
+}

@@ -43,6 +43,7 @@ import {
   isMissing,
   isObjectLevelRefusal,
   isPreconditionFailed,
+  PROBE_NAME,
   parseS3Fingerprint,
   retryOnConflict,
   s3Failure,
@@ -80,7 +81,7 @@ const PROBE_BODY = 'reaper conditional-delete probe\n';
 
 /** Find out how this endpoint enforces ETag preconditions on deletes. */
 export async function probeDeleteMode(target: S3Target, signal?: AbortSignal): Promise<S3DeleteMode> {
-  const key = `${target.prefix}.reaper-probe-${randomUUID()}`;
+  const key = `${target.prefix}${PROBE_NAME}${randomUUID()}`;
   const { sdk, client, bucket } = target;
   const send = { abortSignal: signal };
   const put = async () => (await client.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: PROBE_BODY }), send)).ETag;

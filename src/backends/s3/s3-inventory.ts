@@ -23,7 +23,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { BackendError } from '../../errors.js';
-import { describeS3Failure, inScope, isAbort, type S3Target } from './s3-client.js';
+import { describeS3Failure, isAbort, isResourceKey, type S3Target } from './s3-client.js';
 import { parquetFileSchema, parquetObjects } from './s3-inventory-parquet.js';
 import type { ListedObject } from './s3-listing.js';
 
@@ -98,7 +98,7 @@ export async function* reportObjects(target: S3Target, location: InventoryLocati
       const where = `inventory file s3://${location.bucket}/${file.key}`;
       try {
         for await (const objects of parquetObjects(target, location.bucket, file, signal)) {
-          const inside = objects.filter((o) => inScope(target, o.key));
+          const inside = objects.filter((o) => isResourceKey(target, o.key));
           if (inside.length > 0) yield inside;
         }
       } catch (error) {
@@ -127,7 +127,7 @@ export async function* reportObjects(target: S3Target, location: InventoryLocati
         if (deleteMarker >= 0 && fields[deleteMarker] === 'true') continue;
         const id = decodeKey(fields[key]!);
         if (id === null) throw new BackendError(`${target.scope}: inventory file s3://${location.bucket}/${file} line ${n}: the key is not URL-encoded UTF-8`);
-        if (!inScope(target, id)) continue;
+        if (!isResourceKey(target, id)) continue;
         const when = Date.parse(fields[modified]!);
         batch.push({
           key: id,
