@@ -45,10 +45,10 @@ import {
   NOT_ID_VALUES,
   SqlBackend,
   archiveTable,
-  rangeBoundsStatement,
   eligibilityConditions,
   namedColumns,
   protectRules,
+  rangeBoundsStatement,
   scopeConditions,
   fingerprintMatches,
   recordSelectList,
@@ -306,7 +306,6 @@ export class MysqlBackend extends SqlBackend {
     const scoped = [`${c(id)} IS NOT NULL`, ...inWhere].join(' AND ');
     const eligible = eligibilityConditions(location.where, record.protects);
     const ids = (n: number) => `${c(id)} IN (${placeholders(idParam, n)})`;
-
 
     const archive = archiveTable(spec, relation.db, displayName, context);
     const archiveName = archive?.name ?? null;

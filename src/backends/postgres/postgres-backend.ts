@@ -38,12 +38,12 @@ import {
   NOT_ID_VALUES,
   SqlBackend,
   archiveTable,
-  rangeBoundsStatement,
-  deleteRegistryCheck,
   eligibilityConditions,
   namedColumns,
+  ownerColumns,
   scopeConditions,
   protectRules,
+  rangeBoundsStatement,
   recordSelectList,
   type DeletedChunk,
   type KeyRange,
@@ -72,6 +72,20 @@ interface PgColumn {
 const TIME_TYPES = new Set(['timestamp without time zone', 'timestamp with time zone', 'date']);
 
 const q = (name: string) => quoteIdentifier('postgres', name);
+
+/**
+ * What a delete statement can check of the type's liveness itself (docs/safety.md §2): the
+ * registries (SQL liveness sources) on the resource's own connection, and the owner key
+ * template split at `{value}`, which joined around the first owner column's value gives the
+ * key as classify builds it. Null when no such check applies: no registry on the connection,
+ * or the first owner column's rule is a `ref` or not that column's.
+ */
+function deleteRegistryCheck(spec: SqlResourceSpec, registries: readonly LiveRegistry[]): { parts: string[]; queries: string[] } | null {
+  const column = ownerColumns(spec)[0];
+  const rule = spec.owners.find((r) => r.extractor.from === 'column' && r.extractor.name === column && r.ref === undefined);
+  const queries = registries.filter((r) => r.connection === spec.location.connection).map((r) => r.query);
+  return rule && queries.length > 0 ? { parts: (rule.keyTemplate ?? '{value}').split('{value}'), queries } : null;
+}
 
 interface Statements {
   /** `rangeBoundsStatement` for a number of ranges. */

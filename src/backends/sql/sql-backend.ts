@@ -29,7 +29,7 @@ import type { ResourceRecord } from '../../engine/types.js';
 import type { ShardPart } from '../../engine/shard.js';
 import { BackendError, UsageError } from '../../errors.js';
 import type { ResourceSpec, SqlLocation } from '../../manifest/types.js';
-import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, LiveRegistry, ScanOptions, ScanPage } from '../types.js';
+import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
 import { MAX_IDS_PER_STATEMENT, chunk, splitTableName } from '../../sql/text.js';
 
 export type SqlResourceSpec = ResourceSpec & { location: SqlLocation };
@@ -86,20 +86,6 @@ export function ownerColumns(spec: Pick<ResourceSpec, 'owners'>): string[] {
     if (rule.extractor.from === 'column' && !names.includes(rule.extractor.name)) names.push(rule.extractor.name);
   }
   return names;
-}
-
-/**
- * What a delete statement can check of the type's liveness itself (docs/safety.md §2): the
- * registries (SQL liveness sources) on the resource's own connection, and the owner key
- * template split at `{value}`, which joined around the first owner column's value gives the
- * key as classify builds it. Null when no such check applies: no registry on the connection,
- * or the first owner column's rule is a `ref` or not that column's.
- */
-export function deleteRegistryCheck(spec: SqlResourceSpec, registries: readonly LiveRegistry[]): { parts: string[]; queries: string[] } | null {
-  const column = ownerColumns(spec)[0];
-  const rule = spec.owners.find((r) => r.extractor.from === 'column' && r.extractor.name === column && r.ref === undefined);
-  const queries = registries.filter((r) => r.connection === spec.location.connection).map((r) => r.query);
-  return rule && queries.length > 0 ? { parts: (rule.keyTemplate ?? '{value}').split('{value}'), queries } : null;
 }
 
 /**
