@@ -25,6 +25,7 @@ import {
   toStaleRun,
   toJobVerdict,
   toTombstone,
+  TOMBSTONE_FIELDS,
   tokenMatches,
   type HeldClaims,
   type Row,
@@ -144,6 +145,12 @@ export interface StoreDriver {
   claimJob(job: string, resource: string, shard: string, need: number, cap: number): Promise<HeldClaims & { granted: boolean }>;
   insertTombstones(runId: string, items: readonly NewTombstone[]): Promise<number>;
   activeTombstones(resource: string, resourceIds: readonly string[]): Promise<Tombstone[]>;
+  /**
+   * Tombstones read by `sql`, whose select list is `TOMBSTONE_FIELDS` of tombstones `t` in
+   * order, as arrays of values (`tombstoneOf`), with the statement prepared once: the sweep's
+   * paging of due tombstones. Optional: without it the rows are read as keyed objects.
+   */
+  tombstoneRows?(sql: string, params: readonly Param[]): Promise<Tombstone[]>;
   /** The batch write-ahead in one transaction (see `TombstoneStore.beginBatch`); `evidence` is JSON text. Null when no tombstone moved. */
   beginBatch(runId: string, resource: string, tombstoneIds: readonly number[], evidence: string): Promise<SweepBatch | null>;
   /** The outcomes of one batch and its `done` in one transaction (see `TombstoneStore.finishBatch`). */
@@ -539,12 +546,12 @@ export class StoreCore implements StateStore {
   }
 
   async dueTombstones(resource: string, graceMs: number, afterId: number, limit: number): Promise<Tombstone[]> {
-    const rows = await this.all(
-      `SELECT ${this.cols.tombstones} FROM tombstones WHERE resource = ? AND state = 'marked' AND tombstone_id > ? AND marked_at <= {now} - ?
-        ORDER BY tombstone_id LIMIT ${limitOf(limit, limit)}`,
-      [name(resource), int(Math.floor(afterId)), int(Math.ceil(graceMs))],
-    );
-    return rows.map(toTombstone);
+    const due = (columns: string) =>
+      `SELECT ${columns} FROM tombstones t WHERE t.resource = ? AND t.state = 'marked' AND t.tombstone_id > ? AND t.marked_at <= {now} - ?
+        ORDER BY t.tombstone_id LIMIT ${limitOf(limit, limit)}`;
+    const params = [name(resource), int(Math.floor(afterId)), int(Math.ceil(graceMs))];
+    if (this.d.tombstoneRows) return this.d.tombstoneRows(due(TOMBSTONE_FIELDS.map((c) => `t.${c}`).join(', ')), params);
+    return (await this.all(due(this.cols.tombstones), params)).map(toTombstone);
   }
 
   async countDueTombstones(resource: string, graceMs: number): Promise<number> {

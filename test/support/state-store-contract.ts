@@ -785,7 +785,7 @@ for (const dialect of dialects) {
       });
 
       it('finds due tombstones by the store clock after the grace, in id order after a cursor', async () => {
-        await store.insertTombstones('run-1', [tomb('a'), tomb('b'), tomb('c'), tomb('z', { resource: 'blobs' })]);
+        await store.insertTombstones('run-1', [tomb('a'), tomb('b', { owner: null, ownerValue: null, reason: 'no-owner', bytes: null }), tomb('c'), tomb('z', { resource: 'blobs' })]);
         // A short grace, watched pass on the store's clock.
         expect(await store.dueTombstones('files', 1_500, 0, 100)).toEqual([]);
         expect(await store.countDueTombstones('files', 1_500)).toBe(0);
@@ -797,6 +797,12 @@ for (const dialect of dialects) {
 
         expect(await store.dueTombstones('files', 60_000, 0, 100)).toEqual([]);
         expect((await store.dueTombstones('files', 0, 0, 100)).map((t) => t.resourceId)).toEqual(['a', 'b', 'c']);
+        // Every field as the other reads give it, nulls and a confirmed mark included (the
+        // SQLite store reads these rows as arrays of values, not as keyed objects).
+        await store.confirmMarks('run-1', [{ tombstoneId: c!.tombstoneId, fingerprint: 'after-mark-c' }]);
+        const confirmed = (await store.findTombstones({ resource: 'files' }))[2]!;
+        expect(confirmed.markConfirmedAt).toEqual(expect.any(Number));
+        expect(await store.dueTombstones('files', 0, 0, 100)).toEqual([a, b, confirmed]);
         expect((await store.dueTombstones('files', 0, a!.tombstoneId, 1)).map((t) => t.resourceId)).toEqual(['b']);
         expect(await store.dueTombstones('files', 0, c!.tombstoneId, 100)).toEqual([]);
 

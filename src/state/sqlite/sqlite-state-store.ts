@@ -250,6 +250,11 @@ class SqliteDriver implements StoreDriver {
     return this.guard(() => (statement.all(JSON.stringify(resourceIds), resource) as unknown[][]).map(tombstoneOf));
   }
 
+  async tombstoneRows(sql: string, params: readonly Param[]): Promise<Tombstone[]> {
+    const statement = this.statement(sql, 'arrays');
+    return this.guard(() => (statement.all(...params.map(bind)) as unknown[][]).map(tombstoneOf));
+  }
+
   async beginBatch(runId: string, resource: string, tombstoneIds: readonly number[], evidence: string): Promise<SweepBatch | null> {
     // One immediate transaction: the batch row, then one set-based move of the tombstones
     // still `marked` (ids as one JSON parameter, each a primary-key probe); no tombstone
