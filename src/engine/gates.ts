@@ -27,6 +27,7 @@
 import { formatBytes, formatSeconds } from '../util/format.js';
 import { closestWord } from '../util/suggest.js';
 import { GateError, NewFindingsTally, type GateFinding } from './baseline.js';
+import type { ScanCounts } from './types.js';
 
 export const GATE_OPERATORS = ['>', '>=', '<', '<=', '==', '!='] as const;
 export type GateOperator = (typeof GATE_OPERATORS)[number];
@@ -50,20 +51,12 @@ export interface Gate {
 }
 
 /** The parts of an audit document gates read (AuditDocument satisfies it). */
-export interface GateResourceTelemetry {
+export interface GateResourceTelemetry extends ScanCounts {
   name: string;
-  scanned: number;
-  live: number;
-  orphaned: number;
-  expired: number;
-  protected: number;
-  young: number;
-  unknown: number;
-  orphanBytes: number;
+  /** Average (and maximum) of age − ttl over resources past their ttl; null without ttl or when none is past. */
   avgAgeBeyondTtlSeconds: number | null;
   maxAgeBeyondTtlSeconds: number | null;
   oldestOrphanAgeSeconds: number | null;
-  backlog: number;
 }
 
 export interface GateDocument {

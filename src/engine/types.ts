@@ -28,6 +28,21 @@ export interface ResourceRecord {
 export type Status = 'live' | 'orphaned' | 'expired' | 'protected' | 'young' | 'unknown';
 export const STATUSES: readonly Status[] = ['live', 'orphaned', 'expired', 'protected', 'young', 'unknown'];
 
+/** What an audit counts, for one resource type or summed over all: resources scanned, by status, the orphans' bytes, the cleanup backlog. */
+export interface ScanCounts {
+  scanned: number;
+  live: number;
+  orphaned: number;
+  expired: number;
+  protected: number;
+  young: number;
+  /** Resources that could not be judged (an error on the liveness or protection path); never reaped. */
+  unknown: number;
+  orphanBytes: number;
+  /** Tombstones marked and not yet swept (a reap's: what is left after its marks and sweeps). */
+  backlog: number;
+}
+
 export type OrphanReason = 'no-owner' | 'owner-dead' | 'unreachable';
 
 export interface Finding {

@@ -3,7 +3,8 @@
  * audit document (docs/architecture.md, Contracts). Pure and streaming: one accumulator per type, fed one
  * finding at a time, so memory does not grow with the number of resources.
  */
-import { STATUSES, type Finding, type Status } from '../engine/types.js';
+import type { GateResourceTelemetry } from '../engine/gates.js';
+import { STATUSES, type Finding, type ScanCounts, type Status } from '../engine/types.js';
 import type { BackendKind } from '../manifest/types.js';
 import { visible } from '../util/format.js';
 
@@ -17,8 +18,8 @@ export const REPORT_SCHEMA_VERSION = 1;
  */
 export type ScanStatus = 'ok' | 'partial' | 'error';
 
-export interface ResourceTelemetry {
-  name: string;
+/** A resource type's numbers: the counts and ages gates read, and how completely it was read. */
+export interface ResourceTelemetry extends GateResourceTelemetry {
   backend: BackendKind;
   scope: string;
   status: ScanStatus;
@@ -26,39 +27,17 @@ export interface ResourceTelemetry {
   error: string | null;
   /** Entries the scan could not read (a directory it could not open, a file it could not stat, an object whose metadata failed). */
   unreadable: number;
-  scanned: number;
-  live: number;
-  orphaned: number;
-  expired: number;
-  protected: number;
-  young: number;
-  /** Resources that could not be judged (an error on the liveness or protection path); never reaped. */
-  unknown: number;
   /** Counts by `status/reason`, e.g. `orphaned/owner-dead`. */
   reasons: Record<string, number>;
-  orphanBytes: number;
-  /** Average (and maximum) of age − ttl over resources past their ttl; null without ttl or when none is past. */
-  avgAgeBeyondTtlSeconds: number | null;
-  maxAgeBeyondTtlSeconds: number | null;
-  oldestOrphanAgeSeconds: number | null;
-  /** Cleanup backlog: tombstones marked and not yet swept, and the oldest one's age (a reap's: what is left after its marks and sweeps). */
-  backlog: number;
+  /** The age of the oldest tombstone of the backlog. */
   backlogOldestAgeSeconds: number | null;
 }
 
-export interface Summary {
+/** The counts of all resource types together. */
+export interface Summary extends ScanCounts {
   /** Resource types whose status is not `ok`. */
   errors: number;
   unreadable: number;
-  scanned: number;
-  live: number;
-  orphaned: number;
-  expired: number;
-  protected: number;
-  young: number;
-  unknown: number;
-  orphanBytes: number;
-  backlog: number;
 }
 
 export class TelemetryAccumulator {

@@ -2,7 +2,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { BackendError } from '../errors.js';
 import { formatDuration } from '../manifest/duration.js';
-import type { JobVerdict, JournalEntry, JournalOutcome, Lease, LeaseBounds, RunRecord, SweepBatch, Tombstone, TombstoneState } from './types.js';
+import type { AcquiredLease, JobVerdict, JournalEntry, JournalOutcome, Lease, LeaseBounds, RunRecord, SweepBatch, Tombstone, TombstoneState } from './types.js';
 
 /** Deadline of every store call unless the caller or the URL says otherwise (docs/safety.md §19). */
 export const DEFAULT_STORE_TIMEOUT_MS = 30_000;
@@ -10,6 +10,28 @@ export const DEFAULT_STORE_TIMEOUT_MS = 30_000;
 export const newLeaseId = (): string => randomUUID();
 export const newLeaseToken = (): string => randomBytes(24).toString('base64url');
 export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+/** A lease about to be written: its id, its key, and its token, of which the store keeps only the hash. */
+export interface NewLease {
+  key: string;
+  leaseId: string;
+  token: string;
+  tokenHash: string;
+}
+
+/** A fresh id and token for each key, in the keys' order. */
+export function newLeases(keys: readonly string[]): NewLease[] {
+  return keys.map((key) => {
+    const token = newLeaseToken();
+    return { key, leaseId: newLeaseId(), token, tokenHash: hashToken(token) };
+  });
+}
+
+/** The leases acquired, in the order of `fresh`, each with its token, from the rows written for them (in any order). */
+export function acquiredLeases(fresh: readonly NewLease[], rows: readonly Row[]): AcquiredLease[] {
+  const byId = new Map(rows.map((r) => [String(r.lease_id), toLease(r)]));
+  return fresh.map((f) => ({ ...byId.get(f.leaseId)!, token: f.token }));
+}
 
 /** Constant-time comparison of a presented token with a stored hash. */
 export function tokenMatches(token: string, storedHash: string): boolean {
@@ -104,16 +126,26 @@ export interface HeldClaims {
   shardGranted: number;
 }
 
+/** What a claim does, decided by `claimGrant`: what it adds to the job and to the shard, the job's cap from now on, and what it answers. */
+export interface ClaimDecision {
+  /** Added to the job's `claimed` and the shard's `granted`: 0 when refused. */
+  extra: number;
+  cap: number;
+  outcome: HeldClaims & { granted: boolean };
+}
+
 /**
  * The rule of `claimJobDeletes`, the same in every dialect: the shard's grant rises to `need`
  * (never falls), and only if the job's total stays within its cap, which is the lowest cap any
  * shard claimed with. All or nothing: a shard whose need does not fit is refused as a whole
  * (docs/safety.md §7: a cap refuses, it does not truncate) and takes nothing others could use.
  */
-export function claimGrant(held: HeldClaims, need: number, cap: number): { granted: boolean; extra: number; cap: number } {
+export function claimGrant(held: HeldClaims, need: number, cap: number): ClaimDecision {
   const lowest = Math.min(held.cap, cap);
-  const extra = Math.max(0, need - held.shardGranted);
-  return { granted: held.claimed + extra <= lowest, extra, cap: lowest };
+  const wanted = Math.max(0, need - held.shardGranted);
+  const granted = held.claimed + wanted <= lowest;
+  const extra = granted ? wanted : 0;
+  return { extra, cap: lowest, outcome: { granted, claimed: held.claimed + extra, cap: lowest, shardGranted: held.shardGranted + extra } };
 }
 
 /** A run whose heartbeat lapsed, as `abandonStaleRuns` reads it. */
@@ -250,16 +282,3 @@ export function schemaTooNew(description: string, applied: readonly number[], kn
   const what = current > latest ? `schema version ${current}, newer than this reaper knows (${latest})` : `schema migration${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} this reaper does not know (it knows ${known.join(', ')})`;
   return new BackendError(`the state store ${description} has ${what}; upgrade reaper before using this store`);
 }
-
-/**
- * Server dialects read identity strings (keys, resource ids, cursors) back as bytes;
- * turn every Buffer of a row into its UTF-8 string before the shared decoders see it.
- */
-export function textRow(r: Row): Row {
-  const out: Row = {};
-  for (const [k, v] of Object.entries(r)) out[k] = Buffer.isBuffer(v) ? v.toString('utf8') : v;
-  return out;
-}
-
-export const utf8 = (s: string): Buffer => Buffer.from(s, 'utf8');
-export const utf8OrNull = (s: string | null | undefined): Buffer | null => (s === null || s === undefined ? null : Buffer.from(s, 'utf8'));

@@ -44,14 +44,15 @@ import {
   ARCHIVE_TIME_COLUMN,
   NOT_ID_VALUES,
   SqlBackend,
+  archiveColumns,
   archiveTable,
-  eligibilityConditions,
   namedColumns,
+  pageBounds,
   protectRules,
   rangeBoundsStatement,
-  scopeConditions,
+  readStatements,
+  tableNames,
   fingerprintMatches,
-  recordSelectList,
   type DeletedChunk,
   type KeyRange,
   type RecordSql,
@@ -167,10 +168,8 @@ function storedBytes(col: MysqlColumn, expression: string): string {
 interface Statements {
   /** `rangeBoundsStatement` for a number of ranges. */
   rangeBounds: (ranges: number) => string;
-  page: string;
-  pageAfter: string;
-  /** A page inside a shard's key range: which bounds it has (the cursor, `after`, `through`) picks the text. */
-  pageInRange: (cursor: boolean, after: boolean, through: boolean) => string;
+  /** A page: which bounds it has (the cursor, a shard range's `after` and `through`) picks the text. */
+  page: (cursor: boolean, after: boolean, through: boolean) => string;
   /** n ids, then after, after, through, through (NULL: unbounded): the ids inside, compared as id values; null where ids cannot be compared apart from the column. */
   inRange: ((n: number) => string) | null;
   /** n-1 pairs of neighbouring split points: 1 where the second is above the first. */
@@ -244,9 +243,7 @@ export class MysqlBackend extends SqlBackend {
       const where = schema === null ? ' in the URL\'s database (name one in the URL, or write the table as database.table)' : '';
       throw new BackendError(`${connectionContext}: table ${location.table} not found${where} (resource ${spec.name})`);
     }
-    const displayName = `${relation.db}.${relation.name}`;
-    const scope = `mysql ${displayName}`;
-    const context = `${scope} (connection "${location.connection}")`;
+    const { displayName, scope, context } = tableNames('mysql', relation.db, relation.name, location.connection);
     const T = quoteQualified('mysql', [relation.db, relation.name]);
 
     const columns = (
@@ -301,41 +298,24 @@ export class MysqlBackend extends SqlBackend {
       owners: ownerCols.map((col) => textOf(col, c(col))),
       protects: protectRules(spec).map((rule) => rule.sql),
     };
-    const select = `SELECT ${recordSelectList(record)} FROM ${T}`;
-    const inWhere = scopeConditions(location.where);
-    const scoped = [`${c(id)} IS NOT NULL`, ...inWhere].join(' AND ');
-    const eligible = eligibilityConditions(location.where, record.protects);
+    const { select, inWhere, scoped, eligible, page } = readStatements(T, c(id), record, location.where, { id: () => idParam, limit: () => '?' });
     const ids = (n: number) => `${c(id)} IN (${placeholders(idParam, n)})`;
 
     const archive = archiveTable(spec, relation.db, displayName, context);
     const archiveName = archive?.name ?? null;
-    const A = archive ? quoteQualified('mysql', archive.parts) : '';
-    const all = columns.map((col) => q(col.name)).join(', ');
-    const restorable = columns.filter((col) => !isGenerated(col));
-    const restoreList = restorable.map((col) => q(col.name)).join(', ');
-    // A restored row is no longer tombstoned: it comes back without its mark.
-    const restoreValues = restorable.map((col) => (col === mark ? 'NULL' : q(col.name))).join(', ');
+    const { table: A, all, restoreList, restoreValues } = archiveColumns(archive, 'mysql', columns, mark, isGenerated);
 
     // Text compared as id values in the id column's order (its collation, for strings): the order the scan's `>` uses.
     const asId = idValue(id);
-    const pageInRange = (cursor: boolean, after: boolean, through: boolean) => {
-      const conditions = [scoped];
-      if (cursor) conditions.push(`${c(id)} > ${idParam}`);
-      if (after) conditions.push(`${c(id)} > ${idParam}`);
-      if (through) conditions.push(`${c(id)} <= ${idParam}`);
-      return `${select} WHERE ${conditions.join(' AND ')} ORDER BY ${c(id)} LIMIT ?`;
-    };
     const sql: Statements = {
       rangeBounds: (ranges) => rangeBoundsStatement('mysql', T, c(id), record.idText, scoped, ranges),
-      pageInRange,
+      page,
       inRange: asId
         ? (n) =>
             `SELECT u.k AS reaper_id FROM (${Array.from({ length: n }, () => 'SELECT ? AS k').join(' UNION ALL ')}) u
               WHERE (? IS NULL OR ${asId('u.k')} > ${asId('?')}) AND (? IS NULL OR ${asId('u.k')} <= ${asId('?')})`
         : null,
       ascending: asId ? (pairs) => `SELECT ${Array.from({ length: pairs }, (_, k) => `(${asId('?')} > ${asId('?')}) AS a${k}`).join(', ')}` : null,
-      page: `${select} WHERE ${scoped} ORDER BY ${c(id)} LIMIT ?`,
-      pageAfter: `${select} WHERE ${scoped} AND ${c(id)} > ${idParam} ORDER BY ${c(id)} LIMIT ?`,
       byIds: (n) => `${select} WHERE ${scoped} AND ${ids(n)}`,
       lock: (n) => `SELECT ${record.idText} AS reaper_id, ${record.fingerprint} AS reaper_fp, ${record.owners[0]} AS reaper_owner FROM ${T} WHERE ${ids(n)} FOR UPDATE`,
       eligible: eligible.length === 0 ? null : (n) => `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${ids(n)} AND ${eligible.join(' AND ')} FOR UPDATE`,
@@ -376,12 +356,8 @@ export class MysqlBackend extends SqlBackend {
 
   protected async selectPage(after: string | null, limit: number, range?: KeyRange): Promise<SqlRow[]> {
     // LIMIT is bound as text: MySQL 8 refuses a DOUBLE there, and mysql2 sends numbers as DOUBLE.
-    if (range && (range.after !== null || range.through !== null)) {
-      const bounds = [after, range.after, range.through].filter((b): b is string => b !== null);
-      return this.rows(this.pool, this.sql.pageInRange(after !== null, range.after !== null, range.through !== null), [...bounds, String(limit)]);
-    }
-    const values = after === null ? [String(limit)] : [after, String(limit)];
-    return this.rows(this.pool, after === null ? this.sql.page : this.sql.pageAfter, values);
+    const bounds = pageBounds(after, range);
+    return this.rows(this.pool, this.sql.page(bounds.cursor, bounds.after, bounds.through), [...bounds.values, String(limit)]);
   }
 
   protected async selectInRange(ids: readonly string[], range: KeyRange): Promise<string[]> {

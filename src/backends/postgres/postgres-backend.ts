@@ -37,14 +37,15 @@ import {
   ARCHIVE_TIME_COLUMN,
   NOT_ID_VALUES,
   SqlBackend,
+  archiveColumns,
   archiveTable,
-  eligibilityConditions,
   namedColumns,
   ownerColumns,
-  scopeConditions,
+  pageBounds,
   protectRules,
   rangeBoundsStatement,
-  recordSelectList,
+  readStatements,
+  tableNames,
   type DeletedChunk,
   type KeyRange,
   type RecordSql,
@@ -90,10 +91,8 @@ function deleteRegistryCheck(spec: SqlResourceSpec, registries: readonly LiveReg
 interface Statements {
   /** `rangeBoundsStatement` for a number of ranges. */
   rangeBounds: (ranges: number) => string;
-  page: string;
-  pageAfter: string;
-  /** A page inside a shard's key range: which bounds it has (the cursor, `after`, `through`) picks the text. */
-  pageInRange: (cursor: boolean, after: boolean, through: boolean) => string;
+  /** A page: which bounds it has (the cursor, a shard range's `after` and `through`) picks the text. */
+  page: (cursor: boolean, after: boolean, through: boolean) => string;
   /** $1 text[] of ids, $2 and $3 the range's bounds as text (NULL: unbounded): the ids inside, compared as id values. */
   inRange: string;
   /** $1 text[] of split points: the 1-based position of the first not above the one before it, or NULL. */
@@ -149,9 +148,7 @@ export class PostgresBackend extends SqlBackend {
     if (!relation) {
       throw new BackendError(`${connectionContext}: table ${location.table} not found (resource ${spec.name}); check the name, the schema and the search_path`);
     }
-    const displayName = `${relation.schema}.${relation.name}`;
-    const scope = `postgres ${displayName}`;
-    const context = `${scope} (connection "${location.connection}")`;
+    const { displayName, scope, context } = tableNames('postgres', relation.schema, relation.name, location.connection);
     const T = quoteQualified('postgres', [relation.schema, relation.name]);
 
     const columns = (
@@ -205,11 +202,8 @@ export class PostgresBackend extends SqlBackend {
       owners: ownerCols.map((col) => `${c(col)}::text`),
       protects: protectRules(spec).map((rule) => rule.sql),
     };
-    const select = `SELECT ${recordSelectList(record)} FROM ${T}`;
-    const inWhere = scopeConditions(location.where);
-    const scoped = [`${c(id)} IS NOT NULL`, ...inWhere].join(' AND ');
-    const eligible = eligibilityConditions(location.where, record.protects);
     const idType = id.type;
+    const { select, inWhere, scoped, eligible, page } = readStatements(T, c(id), record, location.where, { id: (n) => `$${n}::${idType}`, limit: (n) => `$${n}` });
     const chunkIds = `${c(id)} = ANY($1::${idType}[])`;
 
     // Items travel as three text arrays; the id is cast to its column's type for the index
@@ -245,34 +239,19 @@ export class PostgresBackend extends SqlBackend {
 
     const archive = archiveTable(spec, relation.schema, displayName, context);
     const archiveName = archive?.name ?? null;
-    const A = archive ? quoteQualified('postgres', archive.parts) : '';
-    const all = columns.map((col) => q(col.name)).join(', ');
-    const restorable = columns.filter((col) => !col.generated);
-    const restoreList = restorable.map((col) => q(col.name)).join(', ');
-    // A restored row is no longer tombstoned: it comes back without its mark.
-    const restoreValues = restorable.map((col) => (col === mark ? 'NULL' : q(col.name))).join(', ');
+    const { table: A, all, restorable, restoreList, restoreValues } = archiveColumns(archive, 'postgres', columns, mark, (col) => col.generated);
     const overriding = restorable.some((col) => col.identity_always) ? ' OVERRIDING SYSTEM VALUE' : '';
 
     // Text compared as id values in the id column's collation: the order the scan's `>` uses.
     const asId = (text: string) => `(${text})::${idType}${id.collation ? ` COLLATE ${id.collation}` : ''}`;
-    const pageInRange = (cursor: boolean, after: boolean, through: boolean) => {
-      const conditions = [scoped];
-      let n = 0;
-      if (cursor) conditions.push(`${c(id)} > $${++n}::${idType}`);
-      if (after) conditions.push(`${c(id)} > $${++n}::${idType}`);
-      if (through) conditions.push(`${c(id)} <= $${++n}::${idType}`);
-      return `${select} WHERE ${conditions.join(' AND ')} ORDER BY ${c(id)} LIMIT $${++n}`;
-    };
     const sql: Statements = {
       rangeBounds: (ranges) => rangeBoundsStatement('postgres', T, c(id), record.idText, scoped, ranges),
-      pageInRange,
+      page,
       inRange: `SELECT u.k AS reaper_id FROM unnest($1::text[]) AS u(k)
         WHERE ($2::text IS NULL OR ${asId('u.k')} > ${asId('$2::text')}) AND ($3::text IS NULL OR ${asId('u.k')} <= ${asId('$3::text')})`,
       unordered: `SELECT min(n)::int AS n FROM (
           SELECT u.n, ${asId('u.v')} AS v, lag(${asId('u.v')}) OVER (ORDER BY u.n) AS prev FROM unnest($1::text[]) WITH ORDINALITY AS u(v, n)
         ) s WHERE s.prev IS NOT NULL AND s.v <= s.prev`,
-      page: `${select} WHERE ${scoped} ORDER BY ${c(id)} LIMIT $1`,
-      pageAfter: `${select} WHERE ${scoped} AND ${c(id)} > $1::${idType} ORDER BY ${c(id)} LIMIT $2`,
       byIds: `${select} WHERE ${scoped} AND ${chunkIds}`,
       present: `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${chunkIds}`,
       eligible: eligible.length === 0 ? null : `SELECT ${record.idText} AS reaper_id FROM ${T} WHERE ${chunkIds} AND ${eligible.join(' AND ')} FOR UPDATE`,
@@ -315,12 +294,8 @@ INSERT INTO ${T} (${restoreList})${overriding} SELECT ${restoreValues} FROM reap
   }
 
   protected async selectPage(after: string | null, limit: number, range?: KeyRange): Promise<SqlRow[]> {
-    if (range && (range.after !== null || range.through !== null)) {
-      const bounds = [after, range.after, range.through];
-      const statement = this.sql.pageInRange(after !== null, range.after !== null, range.through !== null);
-      return this.query(statement, [...bounds.filter((b) => b !== null), limit]);
-    }
-    return after === null ? this.query(this.sql.page, [limit]) : this.query(this.sql.pageAfter, [after, limit]);
+    const bounds = pageBounds(after, range);
+    return this.query(this.sql.page(bounds.cursor, bounds.after, bounds.through), [...bounds.values, limit]);
   }
 
   protected async selectInRange(ids: readonly string[], range: KeyRange): Promise<string[]> {

@@ -30,7 +30,7 @@ import type { ShardPart } from '../../engine/shard.js';
 import { BackendError, UsageError } from '../../errors.js';
 import type { ResourceSpec, SqlLocation } from '../../manifest/types.js';
 import type { Backend, BackendCapabilities, DeleteItem, DeleteResult, ScanOptions, ScanPage } from '../types.js';
-import { MAX_IDS_PER_STATEMENT, chunk, splitTableName } from '../../sql/text.js';
+import { MAX_IDS_PER_STATEMENT, chunk, quoteIdentifier, quoteQualified, splitTableName } from '../../sql/text.js';
 
 export type SqlResourceSpec = ResourceSpec & { location: SqlLocation };
 
@@ -155,6 +155,75 @@ export function recordSelectList(sql: RecordSql): string {
     ...sql.owners.map((expression, i) => `${expression} AS reaper_o${i}`),
     ...sql.protects.map((fragment, k) => `${fragmentCase(fragment)} AS reaper_p${k}`),
   ].join(', ');
+}
+
+/** The names a SQL backend goes by: the table as `schema.table`, its `scope` (`<kind> schema.table`) and the `context` of its messages (with its connection). */
+export function tableNames(kind: 'postgres' | 'mysql', namespace: string, name: string, connection: string): { displayName: string; scope: string; context: string } {
+  const displayName = `${namespace}.${name}`;
+  const scope = `${kind} ${displayName}`;
+  return { displayName, scope, context: `${scope} (connection "${connection}")` };
+}
+
+/** How a dialect writes a statement's n-th parameter (1-based) as an id value, and as the LIMIT. */
+export interface PageParams {
+  id: (n: number) => string;
+  limit: (n: number) => string;
+}
+
+/**
+ * The statements that read a resource's records, the same in every dialect but for how a
+ * parameter is written: the record SELECT, the scope conditions (the `where` and a non-NULL id),
+ * the eligibility conditions, and a keyset page in id order with the bounds it has (the cursor,
+ * a shard range's `after` and `through`, in that order, then the limit).
+ */
+export function readStatements(
+  table: string,
+  id: string,
+  record: RecordSql,
+  where: string | undefined,
+  params: PageParams,
+): { select: string; inWhere: string[]; scoped: string; eligible: string[]; page: (cursor: boolean, after: boolean, through: boolean) => string } {
+  const select = `SELECT ${recordSelectList(record)} FROM ${table}`;
+  const inWhere = scopeConditions(where);
+  const scoped = [`${id} IS NOT NULL`, ...inWhere].join(' AND ');
+  const page = (cursor: boolean, after: boolean, through: boolean) => {
+    const conditions = [scoped];
+    let n = 0;
+    if (cursor) conditions.push(`${id} > ${params.id(++n)}`);
+    if (after) conditions.push(`${id} > ${params.id(++n)}`);
+    if (through) conditions.push(`${id} <= ${params.id(++n)}`);
+    return `${select} WHERE ${conditions.join(' AND ')} ORDER BY ${id} LIMIT ${params.limit(++n)}`;
+  };
+  return { select, inWhere, scoped, eligible: eligibilityConditions(where, record.protects), page };
+}
+
+/** The bounds of a page, as `readStatements`' `page` takes them: which it has, and their values in order. */
+export function pageBounds(after: string | null, range?: KeyRange): { cursor: boolean; after: boolean; through: boolean; values: string[] } {
+  const bounds = [after, range?.after ?? null, range?.through ?? null];
+  return { cursor: bounds[0] !== null, after: bounds[1] !== null, through: bounds[2] !== null, values: bounds.filter((b): b is string => b !== null) };
+}
+
+/**
+ * A resource's archive (null without one) and the column lists that copy its rows there and
+ * back: every column into the archive; the restorable ones (not generated) back, the mark
+ * column cleared (a restored row is no longer tombstoned).
+ */
+export function archiveColumns<C extends { name: string }>(
+  archive: { parts: [string, string] } | null,
+  dialect: 'postgres' | 'mysql',
+  columns: readonly C[],
+  mark: C | null,
+  generated: (col: C) => boolean,
+): { table: string; all: string; restorable: C[]; restoreList: string; restoreValues: string } {
+  const q = (name: string) => quoteIdentifier(dialect, name);
+  const restorable = columns.filter((col) => !generated(col));
+  return {
+    table: archive ? quoteQualified(dialect, archive.parts) : '',
+    all: columns.map((col) => q(col.name)).join(', '),
+    restorable,
+    restoreList: restorable.map((col) => q(col.name)).join(', '),
+    restoreValues: restorable.map((col) => (col === mark ? 'NULL' : q(col.name))).join(', '),
+  };
 }
 
 /** Whether a row's current fingerprint (NULL for a NULL version column) is the one captured. */

@@ -16,28 +16,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { BackendError, redact } from '../../errors.js';
-import { serverAddress, storeError, type ServerAddress } from '../../sql/errors.js';
 import { chunk, inList } from '../../sql/text.js';
 import { mysqlUrlOptions } from '../../sql/mysql-url.js';
-import {
-  claimGrant,
-  DEFAULT_STORE_TIMEOUT_MS,
-  hashToken,
-  newLeaseId,
-  newLeaseToken,
-  textRow,
-  toBatch,
-  toLease,
-  toTombstone,
-  utf8,
-  utf8OrNull,
-  type HeldClaims,
-  type Row,
-} from '../common.js';
+import { acquiredLeases, claimGrant, newLeases, toBatch, toLease, toTombstone, type HeldClaims, type Row } from '../common.js';
 import { DERIVED_JOURNAL_COLUMNS, JOURNAL_COLUMNS, migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
-import type { AcquiredLease, LeaseBounds, NewTombstone, SweepBatch, Tombstone } from '../types.js';
+import { ServerDriver, serverDeadline, sha256, textRow, utf8, utf8OrNull, type ServerDeadline, type ServerDialect, type ServerStoreOptions } from '../server.js';
+import type { AcquiredLease, NewTombstone, SweepBatch, Tombstone } from '../types.js';
 import { DeadlineError, withDeadline } from '../../util/deadline.js';
-import { StoreSockets } from '../sockets.js';
 import { MYSQL_MIGRATIONS } from './migrations.js';
 
 /** The server's clock in ms since the epoch: UTC, fixed for the statement, truncated like the SQLite store. */
@@ -62,12 +47,7 @@ const ER_DUP_ENTRY = 1062;
 const ER_LOCK_WAIT_TIMEOUT = 1205;
 const ER_LOCK_DEADLOCK = 1213;
 
-export interface MysqlStateStoreOptions {
-  leaseBounds?: LeaseBounds;
-  /** Connections in the pool (default 10). */
-  poolSize?: number;
-  /** Deadline of every call (default 30 s): see `open`. */
-  timeoutMs?: number;
+export interface MysqlStateStoreOptions extends ServerStoreOptions {
   /** How long to wait for another process's migration (default 60 s, and less than the deadline). */
   migrationLockTimeoutMs?: number;
 }
@@ -81,7 +61,6 @@ function cut(conn: PoolConnection): void {
   (conn as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
-const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 const int = (v: unknown): number => Number(v);
 const errno = (error: unknown): number | undefined => {
   const e = (error instanceof BackendError ? error.cause : error) as { errno?: unknown } | undefined;
@@ -98,26 +77,19 @@ const render = (sql: string, params: readonly Param[]): string => {
   return sql.replace(/\?/g, () => (params[n++]!.k === 'int' ? 'CAST(? AS SIGNED)' : '?')).replaceAll('{now}', NOW);
 };
 
-class MysqlDriver implements StoreDriver {
-  readonly dialect = 'mysql' as const;
-  readonly migrations = MYSQL_MIGRATIONS;
-  readonly columns = COLUMNS;
-  readonly description: string;
-  private readonly address: ServerAddress;
-  private closing: Promise<void> | null = null;
+const MYSQL: ServerDialect = { dialect: 'mysql', migrations: MYSQL_MIGRATIONS, columns: COLUMNS, server: 'MySQL', defaultPort: 3306 };
 
+class MysqlDriver extends ServerDriver<Pool> implements StoreDriver {
   constructor(
-    private readonly pool: Pool,
+    pool: Pool,
     url: string,
     private readonly database: string,
     private readonly migrationLockTimeoutMs: number,
-    private readonly sockets: StoreSockets,
-    private readonly timeoutMs: number,
+    deadline: ServerDeadline,
     /** mysql2's own identifier escaper. */
     readonly quote: (identifier: string) => string,
   ) {
-    this.description = redact(url);
-    this.address = serverAddress(url, 'MySQL', 3306);
+    super(pool, url, MYSQL, deadline);
   }
 
   readonly query: Query = (sql, params = []) => this.on(undefined, sql, params);
@@ -128,7 +100,7 @@ class MysqlDriver implements StoreDriver {
       const [result] = await this.timed((c) => c.execute<RowDataPacket[] | ResultSetHeader>(render(sql, params), params.map(bind)), conn);
       return Array.isArray(result) ? { rows: result.map((r) => textRow(r as Row)), count: 0 } : { rows: [], count: result.affectedRows };
     } catch (error) {
-      throw storeError(error, this.description, this.address, 'a statement');
+      throw this.fail(error, 'a statement');
     }
   }
 
@@ -145,7 +117,7 @@ class MysqlDriver implements StoreDriver {
       const [rows] = await this.timed((c) => c.execute<RowDataPacket[]>(sql, params), on);
       return rows.map((r) => textRow(r as Row));
     } catch (error) {
-      throw storeError(error, this.description, this.address, 'a query');
+      throw this.fail(error, 'a query');
     }
   }
 
@@ -154,7 +126,7 @@ class MysqlDriver implements StoreDriver {
       const [result] = await this.timed((c) => c.execute<ResultSetHeader>(sql, params), on);
       return result;
     } catch (error) {
-      throw storeError(error, this.description, this.address, 'a statement');
+      throw this.fail(error, 'a statement');
     }
   }
 
@@ -181,7 +153,7 @@ class MysqlDriver implements StoreDriver {
       // A connection that arrives after the deadline goes back to the pool.
       return await withDeadline(this.pool.getConnection(), this.timeoutMs, '', (late) => late.release());
     } catch (error) {
-      throw storeError(error, this.description, this.address, 'connecting');
+      throw this.fail(error, 'connecting');
     }
   }
 
@@ -219,7 +191,7 @@ class MysqlDriver implements StoreDriver {
     try {
       await this.timed((c) => c.query(sql), conn);
     } catch (error) {
-      throw storeError(error, this.description, this.address, doing);
+      throw this.fail(error, doing);
     }
   }
 
@@ -249,12 +221,6 @@ class MysqlDriver implements StoreDriver {
     return int(row!.now);
   }
 
-  /** End the pool, waiting for the server at most `timeoutMs` (default the store's deadline); then cut what is left. */
-  close(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.closing ??= this.sockets.close(() => this.pool.end(), Math.min(options.timeoutMs ?? this.timeoutMs, this.timeoutMs));
-    return this.closing;
-  }
-
   async acquireLeases(keys: readonly string[], holderName: string, ttl: number): Promise<AcquiredLease[]> {
     const ttlMs = String(ttl);
     const holder = utf8(holderName);
@@ -274,18 +240,16 @@ class MysqlDriver implements StoreDriver {
         const generations = new Map(
           (await this.rows(`SELECT \`key\`, generation FROM lease_generations WHERE \`key\` IN (${list.marks})`, list.values, conn)).map((r) => [String(r.key), String(r.generation)]),
         );
-        const fresh = part.map((key) => ({ key, leaseId: newLeaseId(), token: newLeaseToken() }));
+        const fresh = newLeases(part);
         await this.run(
           `INSERT INTO leases (lease_id, \`key\`, holder, token_hash, generation, ttl_ms, acquired_at, renewed_at, expires_at) VALUES ${fresh
             .map(() => `(?, ?, ?, ?, CAST(? AS SIGNED), CAST(? AS SIGNED), ${NOW}, ${NOW}, ${NOW} + CAST(? AS SIGNED))`)
             .join(', ')}`,
-          fresh.flatMap((f) => [f.leaseId, utf8(f.key), holder, hashToken(f.token), generations.get(f.key)!, ttlMs, ttlMs]),
+          fresh.flatMap((f) => [f.leaseId, utf8(f.key), holder, f.tokenHash, generations.get(f.key)!, ttlMs, ttlMs]),
           conn,
         );
         const ids = inList(fresh.map((f) => f.leaseId));
-        const rows = await this.rows(`SELECT ${COLUMNS.leases} FROM leases WHERE lease_id IN (${ids.marks})`, ids.values, conn);
-        const byId = new Map(rows.map((r) => [String(r.lease_id), toLease(r)]));
-        for (const f of fresh) acquired.push({ ...byId.get(f.leaseId)!, token: f.token });
+        acquired.push(...acquiredLeases(fresh, await this.rows(`SELECT ${COLUMNS.leases} FROM leases WHERE lease_id IN (${ids.marks})`, ids.values, conn)));
       }
       const byKey = new Map(acquired.map((l) => [l.key, l]));
       return keys.map((key) => byKey.get(key)!);
@@ -367,9 +331,8 @@ class MysqlDriver implements StoreDriver {
       const [row] = await this.rows('SELECT claimed, cap FROM job_claims WHERE job = ? AND resource = ? FOR UPDATE', key, conn);
       const [mine] = await this.rows('SELECT granted FROM job_claim_shards WHERE job = ? AND resource = ? AND shard = ?', [...key, utf8(shard)], conn);
       const held = { claimed: int(row!.claimed), cap: int(row!.cap), shardGranted: mine ? int(mine.granted) : 0 };
-      const decision = claimGrant(held, need, cap);
-      const extra = decision.granted ? decision.extra : 0;
-      await this.run('UPDATE job_claims SET claimed = claimed + CAST(? AS SIGNED), cap = CAST(? AS SIGNED) WHERE job = ? AND resource = ?', [String(extra), String(decision.cap), ...key], conn);
+      const { extra, cap: lowest, outcome } = claimGrant(held, need, cap);
+      await this.run('UPDATE job_claims SET claimed = claimed + CAST(? AS SIGNED), cap = CAST(? AS SIGNED) WHERE job = ? AND resource = ?', [String(extra), String(lowest), ...key], conn);
       if (extra > 0) {
         await this.run(
           'INSERT INTO job_claim_shards (job, resource, shard, granted) VALUES (?, ?, ?, CAST(? AS SIGNED)) ON DUPLICATE KEY UPDATE granted = granted + VALUES(granted)',
@@ -377,7 +340,7 @@ class MysqlDriver implements StoreDriver {
           conn,
         );
       }
-      return { granted: decision.granted, claimed: held.claimed + extra, cap: decision.cap, shardGranted: held.shardGranted + extra };
+      return outcome;
     });
   }
 
@@ -506,8 +469,8 @@ export class MysqlStateStore extends StoreCore {
     if (!database || database.includes('/')) {
       throw new BackendError(`the state store URL ${redact(url)} names no database; add one, e.g. mysql://user@host:3306/reaper`);
     }
-    const timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS));
-    const sockets = new StoreSockets(timeoutMs);
+    const deadline = serverDeadline(options.timeoutMs);
+    const { timeoutMs, sockets } = deadline;
     const mysql = await import('mysql2/promise');
     const pool = mysql.createPool({
       ...settings,
@@ -536,6 +499,6 @@ export class MysqlStateStore extends StoreCore {
     });
     // GET_LOCK waits whole seconds, and must give up before the statement's deadline does.
     const lockWaitMs = options.migrationLockTimeoutMs ?? Math.max(0, Math.min(60, Math.ceil(timeoutMs / 1000) - 1)) * 1000;
-    return migrated(new MysqlStateStore(new MysqlDriver(pool, url, database, lockWaitMs, sockets, timeoutMs, mysql.escapeId), options.leaseBounds));
+    return migrated(new MysqlStateStore(new MysqlDriver(pool, url, database, lockWaitMs, deadline, mysql.escapeId), options.leaseBounds));
   }
 }

@@ -10,29 +10,13 @@
  * outcome is one statement; the write-ahead `beginBatch` writes the batch and moves its
  * tombstones together.
  */
-import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import { BackendError, redact } from '../../errors.js';
-import { serverAddress, storeError, type ServerAddress } from '../../sql/errors.js';
 import { chunk } from '../../sql/text.js';
-import {
-  claimGrant,
-  DEFAULT_STORE_TIMEOUT_MS,
-  hashToken,
-  newLeaseId,
-  newLeaseToken,
-  textRow,
-  toBatch,
-  toLease,
-  toTombstone,
-  utf8,
-  utf8OrNull,
-  type HeldClaims,
-  type Row,
-} from '../common.js';
+import { acquiredLeases, claimGrant, newLeases, toBatch, toLease, toTombstone, type HeldClaims, type Row } from '../common.js';
 import { migrated, StoreCore, type FinishedItem, type Param, type Query, type RenewFindings, type StoreDriver } from '../core.js';
-import type { AcquiredLease, Lease, LeaseBounds, NewTombstone, SweepBatch, Tombstone } from '../types.js';
-import { StoreSockets } from '../sockets.js';
+import { ServerDriver, serverDeadline, sha256, textRow, utf8, utf8OrNull, type ServerDeadline, type ServerDialect, type ServerStoreOptions } from '../server.js';
+import type { AcquiredLease, Lease, NewTombstone, SweepBatch, Tombstone } from '../types.js';
 import { DeadlineError } from '../../util/deadline.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 
@@ -58,20 +42,13 @@ const MIGRATION_LOCK = 0x52_45_41_50; // "REAP"
 const ARRAY_CHUNK = 5_000;
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
-export interface PostgresStateStoreOptions {
-  leaseBounds?: LeaseBounds;
-  /** Connections in the pool (default 10). */
-  poolSize?: number;
-  /** Deadline of every call (default 30 s): see `open`. */
-  timeoutMs?: number;
-}
+export type PostgresStateStoreOptions = ServerStoreOptions;
 
 /** A server that saw its client vanish mid-transaction ends the session after this long (at least), freeing its locks. */
 const MIN_IDLE_IN_TRANSACTION_MS = 10_000;
 
 type Queryable = Pick<PoolClient, 'query'>;
 
-const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 /** `text` cannot hold NUL; free-text notes and errors lose it rather than fail the write. */
 const freeText = (s: string | null | undefined): string | null => (s === null || s === undefined ? null : s.replaceAll('\u0000', '\uFFFD'));
 /** pg's client-side query_timeout fired: the statement has no answer yet. */
@@ -92,26 +69,19 @@ function render(sql: string, params: readonly Param[]): { text: string; values: 
   return { text: text.includes('{now}') ? `${WITH_NOW} ${text.replaceAll('{now}', '(SELECT now FROM c)')}` : text, values: params.map(bind) };
 }
 
-class PostgresDriver implements StoreDriver {
-  readonly dialect = 'postgres' as const;
-  readonly migrations = POSTGRES_MIGRATIONS;
-  readonly columns = COLUMNS;
-  readonly description: string;
-  private readonly address: ServerAddress;
-  private closing: Promise<void> | null = null;
+const POSTGRES: ServerDialect = { dialect: 'postgres', migrations: POSTGRES_MIGRATIONS, columns: COLUMNS, server: 'PostgreSQL', defaultPort: 5432 };
 
+class PostgresDriver extends ServerDriver<Pool> implements StoreDriver {
   constructor(
-    private readonly pool: Pool,
+    pool: Pool,
     url: string,
     /** The schema named by `?schema=`, or null for the connection's default search path. */
     private readonly schema: string | null,
-    private readonly sockets: StoreSockets,
-    private readonly timeoutMs: number,
+    deadline: ServerDeadline,
     /** pg's own identifier escaper. */
     readonly quote: (identifier: string) => string,
   ) {
-    this.description = redact(url);
-    this.address = serverAddress(url, 'PostgreSQL', 5432);
+    super(pool, url, POSTGRES, deadline);
   }
 
   readonly query: Query = async (sql, params = []) => {
@@ -155,7 +125,7 @@ class PostgresDriver implements StoreDriver {
       return { rows: result.rows, rowCount: result.rowCount ?? 0 };
     } catch (error) {
       // pg says "Query read timeout"; say which deadline passed (the cause keeps pg's error).
-      throw storeError(missedDeadline(error) ? new DeadlineError('', this.timeoutMs, error) : error, this.description, this.address, 'a query');
+      throw this.fail(missedDeadline(error) ? new DeadlineError('', this.timeoutMs, error) : error, 'a query');
     }
   }
 
@@ -166,7 +136,7 @@ class PostgresDriver implements StoreDriver {
       try {
         client = await this.pool.connect();
       } catch (error) {
-        throw storeError(error, this.description, this.address, 'connecting');
+        throw this.fail(error, 'connecting');
       }
       let broken = false;
       try {
@@ -198,15 +168,8 @@ class PostgresDriver implements StoreDriver {
     return int(rows[0]!.now);
   }
 
-  /** End the pool, waiting for the server at most `timeoutMs` (default the store's deadline); then cut what is left. */
-  close(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.closing ??= this.sockets.close(() => this.pool.end(), Math.min(options.timeoutMs ?? this.timeoutMs, this.timeoutMs));
-    return this.closing;
-  }
-
   async acquireLeases(keys: readonly string[], holder: string, ttlMs: number): Promise<AcquiredLease[]> {
-    const tokens = keys.map(() => newLeaseToken());
-    const ids = keys.map(() => newLeaseId());
+    const fresh = newLeases(keys);
     // The generation upsert locks each key's row until commit, so acquisitions of one key
     // at once are serialised and get consecutive generations; keys are taken in sorted
     // order, so two callers with overlapping keys cannot deadlock.
@@ -219,10 +182,9 @@ class PostgresDriver implements StoreDriver {
        INSERT INTO leases (lease_id, key, holder, token_hash, generation, ttl_ms, acquired_at, renewed_at, expires_at)
        SELECT i.lease_id, i.key, $4, i.token_hash, g.generation, $5::bigint, c.now, c.now, c.now + $5::bigint FROM c, i JOIN g ON g.key = i.key
        RETURNING ${LEASE_COLS}`,
-      [keys.map(utf8), ids, tokens.map(hashToken), holder, ttlMs],
+      [keys.map(utf8), fresh.map((f) => f.leaseId), fresh.map((f) => f.tokenHash), holder, ttlMs],
     );
-    const byId = new Map(rows.map((r) => [String(r.lease_id), toLease(textRow(r))]));
-    return ids.map((id, n) => ({ ...byId.get(id)!, token: tokens[n]! }));
+    return acquiredLeases(fresh, rows.map(textRow));
   }
 
   async renewLeases(leaseIds: readonly string[], ttl: number | null, holder: string | null): Promise<RenewFindings> {
@@ -280,9 +242,8 @@ class PostgresDriver implements StoreDriver {
       const { rows } = await this.q<{ claimed: string; cap: string }>('SELECT claimed, cap FROM job_claims WHERE job = $1 AND resource = $2 FOR UPDATE', [job, resource], client);
       const mine = await this.q<{ granted: string }>('SELECT granted FROM job_claim_shards WHERE job = $1 AND resource = $2 AND shard = $3', [job, resource, shard], client);
       const held = { claimed: int(rows[0]!.claimed), cap: int(rows[0]!.cap), shardGranted: mine.rows[0] ? int(mine.rows[0].granted) : 0 };
-      const decision = claimGrant(held, need, cap);
-      const extra = decision.granted ? decision.extra : 0;
-      await this.q('UPDATE job_claims SET claimed = claimed + $1::bigint, cap = $2::bigint WHERE job = $3 AND resource = $4', [extra, decision.cap, job, resource], client);
+      const { extra, cap: lowest, outcome } = claimGrant(held, need, cap);
+      await this.q('UPDATE job_claims SET claimed = claimed + $1::bigint, cap = $2::bigint WHERE job = $3 AND resource = $4', [extra, lowest, job, resource], client);
       if (extra > 0) {
         await this.q(
           `INSERT INTO job_claim_shards (job, resource, shard, granted) VALUES ($1, $2, $3, $4::bigint)
@@ -291,7 +252,7 @@ class PostgresDriver implements StoreDriver {
           client,
         );
       }
-      return { granted: decision.granted, claimed: held.claimed + extra, cap: decision.cap, shardGranted: held.shardGranted + extra };
+      return outcome;
     });
   }
 
@@ -412,8 +373,8 @@ class PostgresDriver implements StoreDriver {
 export class PostgresStateStore extends StoreCore {
   static async open(url: string, options: PostgresStateStoreOptions = {}): Promise<PostgresStateStore> {
     const { connectionString, schema } = splitSchema(url);
-    const timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS));
-    const sockets = new StoreSockets(timeoutMs);
+    const deadline = serverDeadline(options.timeoutMs);
+    const { timeoutMs, sockets } = deadline;
     const { default: pg } = await import('pg');
     const pool = new pg.Pool({
       connectionString,
@@ -432,7 +393,7 @@ export class PostgresStateStore extends StoreCore {
     // An idle connection that dies (server restart) must not crash the process; the
     // next query on the pool reports the problem instead.
     pool.on('error', () => {});
-    return migrated(new PostgresStateStore(new PostgresDriver(pool, url, schema, sockets, timeoutMs, pg.escapeIdentifier), options.leaseBounds));
+    return migrated(new PostgresStateStore(new PostgresDriver(pool, url, schema, deadline, pg.escapeIdentifier), options.leaseBounds));
   }
 
 }

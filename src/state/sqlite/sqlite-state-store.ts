@@ -218,11 +218,10 @@ class SqliteDriver implements StoreDriver {
       ensure.run(job, resource, cap);
       const row = read.get(shard, job, resource) as Row;
       const held = { claimed: Number(row.claimed), cap: Number(row.cap), shardGranted: Number(row.shard_granted) };
-      const decision = claimGrant(held, need, cap);
-      const extra = decision.granted ? decision.extra : 0;
-      setJob.run(extra, decision.cap, job, resource);
+      const { extra, cap: lowest, outcome } = claimGrant(held, need, cap);
+      setJob.run(extra, lowest, job, resource);
       if (extra > 0) setShard.run(job, resource, shard, extra);
-      return { granted: decision.granted, claimed: held.claimed + extra, cap: decision.cap, shardGranted: held.shardGranted + extra };
+      return outcome;
     });
   }
 
