@@ -2,7 +2,7 @@
  * Daily use, as a terminal user, a cron job and a CI gate see it: each test spawns the built
  * CLI and asserts what it prints, writes and how it exits.
  */
-import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { reaper, removeTempDirs, tmp } from './support/cli.js';
@@ -127,8 +127,11 @@ describe('reaper init: a starting manifest', () => {
     // The other kinds are there to uncomment, each as docs/manifest.md writes it.
     expect(text).toMatch(/#\s+s3: \{/);
     expect(text).toMatch(/#\s+postgres: \{/);
+    // Its files type's directory is made beside it (empty), so the next steps work as written.
+    expect(r.stdout).toContain('and an empty ./scratch for its files type');
+    expect(readdirSync(path.join(dir, 'scratch'))).toEqual([]);
     expect(reaper(['validate', '--offline', '--output', 'table'], { cwd: dir }).code).toBe(0);
-    mkdirSync(path.join(dir, 'scratch'));
+    expect(reaper(['validate', '--output', 'table'], { cwd: dir }).code).toBe(0);
     expect(reaper(['audit', '--output', 'json'], { cwd: dir }).code).toBe(0);
 
     const again = reaper(['init'], { cwd: dir });

@@ -1,9 +1,10 @@
 /**
  * `reaper init [FILE]`: a manifest to start from — one files type that validates and audits as
  * written, the other kinds and liveness sources commented out beside it — written to FILE
- * (default ./reaper.yaml; `-` prints it). Never overwrites a file; contacts nothing.
+ * (default ./reaper.yaml; `-` prints it), with the files type's directory (./scratch, empty)
+ * made beside it when missing. Never overwrites a file; contacts nothing.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../../errors.js';
 import type { CliIO } from '../io.js';
@@ -59,8 +60,18 @@ export async function initCommand(io: CliIO, args: unknown[]): Promise<number> {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new UsageError(`${file} exists; init never overwrites a manifest (name another file, or - to print it)`);
     throw new UsageError(`init: cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
+  // The files type's directory, empty, beside the manifest: validate and audit then work as written.
+  const scratch = path.join(path.dirname(file), 'scratch');
+  const made = await mkdir(scratch).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EEXIST') return false;
+      throw new UsageError(`init: wrote ${file}, but cannot make ${scratch} for its files type: ${error.code ?? error.message}`);
+    },
+  );
   // `validate` finds ./reaper.yaml by itself; any other file it must be told.
   const validate = path.resolve(io.cwd, 'reaper.yaml') === file ? 'reaper validate' : `reaper validate -c ${path.relative(io.cwd, file) || file}`;
-  io.stdout.write(`wrote ${file}: one files type over ./scratch, the other kinds commented out; edit it, then \`${validate}\`\n`);
+  const dir = made ? ' and an empty ./scratch for its files type' : '';
+  io.stdout.write(`wrote ${file}${dir}: one files type over ./scratch, the other kinds commented out; edit it, then \`${validate}\`\n`);
   return 0;
 }
