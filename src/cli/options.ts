@@ -84,6 +84,23 @@ export async function stateUrl(io: CliIO, options: ManifestFlags): Promise<strin
   return manifest.state;
 }
 
+/**
+ * Why an audit or reap should warn before it starts, or null: the store named by --state or
+ * $REAPER_STATE is a SQLite file that does not exist yet, which the run would create. The store
+ * holds the leases, so a mistyped path would judge every owner known only by a lease against a
+ * new, empty store without a word (the outage breaker still stops a reap whose lease source is
+ * below its minLiveKeys). The manifest's own `state:` is what `reaper validate` looks at.
+ */
+export function newStoreWarning(io: CliIO, options: ManifestFlags, manifest: Manifest): string | null {
+  const given = stateOverride(io, options);
+  if (given === undefined || !given.startsWith('sqlite:')) return null;
+  const file = given.slice('sqlite:'.length);
+  if (file === ':memory:' || existsSync(file)) return null;
+  const flag = options.state !== undefined ? '--state' : '$REAPER_STATE';
+  const leases = manifest.owners.some((source) => source.kind === 'leases') ? ' (every owner known only by a lease counts as dead)' : '';
+  return `no state store at ${file} yet (${flag}): this run creates it, with no leases${leases}; check ${flag} if you expected one`;
+}
+
 export async function openStore(io: CliIO, options: ManifestFlags, storeOptions: OpenStateStoreOptions = {}): Promise<StateStore> {
   const { openStateStore } = await import('../state/open.js');
   return openStateStore(await stateUrl(io, options), storeOptions);

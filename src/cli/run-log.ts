@@ -24,6 +24,12 @@ export function logFormat(io: CliIO, options: RunLogFlags): LogFormat {
   return chosen;
 }
 
+/** A warning: a `warn` event with --log-format json, else a `reaper: warning:` line on stderr. */
+export function warn(io: CliIO, runLog: RunLog | null, event: string, message: string): void {
+  if (runLog) runLog.log.warn(event, { message });
+  else io.stderr.write(`reaper: warning: ${message}\n`);
+}
+
 export class RunLog {
   private runId: string | null = null;
   constructor(

@@ -8,7 +8,7 @@
  * Used for the plan a reap writes for itself and for the checked copy of a saved plan
  * (docs/safety.md §10).
  */
-import { closeSync, constants, fstatSync, openSync, rmdirSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, openSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,8 +20,27 @@ export interface Spool {
   dispose(): Promise<void>;
 }
 
+/**
+ * Why no spool can be made in the temporary directory (`TMPDIR`, else /tmp), or null: a reap
+ * asks before it starts a run, so a missing or unwritable TMPDIR is a usage error, not a run
+ * that fails after its scan.
+ */
+export function spoolProblem(): string | null {
+  const dir = tmpdir();
+  try {
+    if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    return null;
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    return `${dir} cannot hold it (${e.code ?? e.message})`;
+  }
+}
+
 export async function spoolFile(prefix: string, name: string): Promise<Spool> {
-  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  const dir = await mkdtemp(path.join(tmpdir(), prefix)).catch((error: Error) => {
+    throw new Error(`cannot make a private scratch file in the temporary directory (TMPDIR): ${error.message}`, { cause: error });
+  });
   const file = path.join(dir, name);
   const fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
   const alias = `/proc/self/fd/${fd}`;

@@ -3,7 +3,7 @@
  * CLI the way a user would and asserts what it prints and how it exits.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requiredUnderCI } from './support/ci.js';
@@ -99,6 +99,54 @@ describe('messages', () => {
     const validate = reaper(['validate', '-c', manifest, '--output', 'table'], { cwd: dir });
     expect(validate.stdout).toMatch(/FAIL sql:main-db#1: connect ECONNREFUSED/);
     expect(validate.stdout).not.toContain('sql:main-db#1: sql:main-db#1');
+  });
+
+  it('a run about to create the SQLite store --state or $REAPER_STATE names says so: a mistyped path would judge lease owners against no leases', () => {
+    const d = demo();
+    const typo = path.join(d.dir, 'reaper-demo', '.reaper', 'stat.db');
+    for (const command of ['audit', 'reap']) {
+      const fresh = reaper([command, '-c', d.manifest, '--state', `sqlite:${typo}`, '--output', 'json'], { cwd: d.dir });
+      // The audit judges against no leases; the reap is stopped by the outage breaker (no live lease keys).
+      expect(fresh.code, command).toBe(command === 'audit' ? 0 : 4);
+      expect(fresh.stderr, command).toContain(`reaper: warning: no state store at ${typo} yet (--state): this run creates it, with no leases`);
+      // The store it names now exists: the next run says nothing.
+      const again = reaper([command, '-c', d.manifest, '--state', `sqlite:${typo}`, '--output', 'json'], { cwd: d.dir });
+      expect(again.stderr, command).not.toContain('warning: no state store');
+      rmSync(typo, { force: true });
+      for (const tail of ['-wal', '-shm']) rmSync(`${typo}${tail}`, { force: true });
+    }
+    // $REAPER_STATE alike.
+    const viaEnv = reaper(['audit', '-c', d.manifest, '--output', 'json'], { cwd: d.dir, env: { REAPER_STATE: `sqlite:${typo}` } });
+    expect(viaEnv.stderr).toContain(`reaper: warning: no state store at ${typo} yet ($REAPER_STATE)`);
+    // The demo's own store exists, and a manifest's own new store is the usual first run: no warning.
+    expect(reaper(['audit', '-c', d.manifest, '--output', 'json'], { cwd: d.dir }).stderr).not.toContain('warning: no state store');
+    const first = tmp();
+    const manifest = writeManifest(first, ['state: sqlite:.reaper/state.db']);
+    expect(reaper(['audit', '-c', manifest, '--output', 'json'], { cwd: first }).stderr).toBe('');
+  });
+
+  it('a reap whose plan spool cannot go in TMPDIR says so and exits 2 before it starts a run', () => {
+    const d = demo();
+    const runs = () => JSON.parse(reaper(['runs', '-c', d.manifest, '--output', 'json'], { cwd: d.dir }).stdout).length;
+    const before = runs();
+    const missing = path.join(d.dir, 'no-such-tmp');
+    const file = path.join(d.dir, 'reaper.yaml.tmp-is-a-file');
+    writeFileSync(file, '');
+    for (const [dir, why] of [
+      [missing, 'ENOENT'],
+      [file, 'is not a directory'],
+    ] as const) {
+      for (const args of [['reap'], ['reap', '--execute']]) {
+        const r = reaper([...args, '-c', d.manifest], { cwd: d.dir, env: { TMPDIR: dir } });
+        expect(r.code, `${args.join(' ')} TMPDIR=${dir}`).toBe(2);
+        expect(r.stderr).toContain(`the reap plan is spooled in the temporary directory (TMPDIR), and ${dir}`);
+        expect(r.stderr).toContain(why);
+        expect(r.stderr).toContain('--plan-out FILE');
+      }
+    }
+    // With --plan-out the spool is not used: the dry run goes ahead.
+    expect(reaper(['reap', '-c', d.manifest, '--plan-out', path.join(d.dir, 'plan.ndjson')], { cwd: d.dir, env: { TMPDIR: missing } }).code).toBe(0);
+    expect(runs()).toBe(before + 1);
   });
 
   it('an unknown --resource lists the valid names, for audit and reap alike, and exits 2', () => {

@@ -11,11 +11,11 @@ import { auditProblems, runAudit } from '../../run/audit.js';
 import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags, ShardFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { NdjsonFile } from '../ndjson.js';
-import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFile, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
+import { explicitJson, findingFilter, integerOption, manifestFrom, openStore, outputFile, outputFormat, jobOption, selectedResources, shardOption, terminalWidth, newStoreWarning } from '../options.js';
 import { writeJson } from '../print.js';
 import { reportFiles, reportOutputFailures, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
-import { openRunLog, type RunLog } from '../run-log.js';
+import { openRunLog, warn, type RunLog } from '../run-log.js';
 
 export interface AuditFlags extends ManifestFlags, OutputFlags, FilterFlags, RunLogFlags, ReportFileFlags, ShardFlags {
   findings?: string;
@@ -57,6 +57,8 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
 
   const ndjson = findingsFile === undefined ? null : new NdjsonFile(findingsFile);
   const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
+  const newStore = newStoreWarning(io, options, manifest);
+  if (newStore) warn(io, runLog, 'new-state-store', newStore);
   const progress = await startProgress(io, 'auditing…');
   try {
     const doc = await runAudit(manifest, {
@@ -75,7 +77,7 @@ export async function auditCommand(io: CliIO, _args: unknown[], options: AuditFl
         await ndjson?.write(out);
       },
       onProgress: (p) => progress.update(`auditing ${p.resource}: ${p.scanned} scanned, ${p.orphaned} orphaned`),
-      onWarning: (warning) => (runLog ? runLog.log.warn('key-shapes', { message: warning }) : io.stderr.write(`reaper: warning: ${warning}\n`)),
+      onWarning: (warning) => warn(io, runLog, 'key-shapes', warning),
       onRunStarted: (run) => runLog?.started(run),
       onResourceScanned: (t) => runLog?.scanned(t),
     });

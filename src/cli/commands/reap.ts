@@ -5,13 +5,14 @@ import { findingOutput } from '../../report/document.js';
 import { reapSummaryLine, reapTable } from '../../report/table.js';
 import type { ReapReport } from '../../report/reap-report.js';
 import { runReap } from '../../run/reap.js';
+import { spoolProblem } from '../../util/spool.js';
 import type { FilterFlags, ManifestFlags, OutputFlags, ReportFileFlags, RunLogFlags, ShardFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
-import { durationOption, explicitJson, findingFilter, manifestFrom, outputFile, outputFormat, jobOption, selectedResources, shardOption, terminalWidth } from '../options.js';
+import { durationOption, explicitJson, findingFilter, manifestFrom, outputFile, outputFormat, jobOption, selectedResources, shardOption, terminalWidth, newStoreWarning } from '../options.js';
 import { writeJson } from '../print.js';
 import { reportFiles, reportOutputFailures, writeOutputs } from '../outputs.js';
 import { startProgress } from '../progress.js';
-import { openRunLog } from '../run-log.js';
+import { openRunLog, warn } from '../run-log.js';
 
 export interface ReapFlags extends ManifestFlags, OutputFlags, FilterFlags, RunLogFlags, ShardFlags, Omit<ReportFileFlags, 'junit'> {
   execute?: boolean;
@@ -38,6 +39,13 @@ export async function reapCommand(io: CliIO, _args: unknown[], options: ReapFlag
   outputFile(io, options.html, '--html');
   // The plan is written once the scan is done: a directory that is not there fails now, not then.
   const planOut = outputFile(io, options.planOut, '--plan-out', true);
+  // The plan (or the checked copy of a saved one) is spooled in TMPDIR: a directory that cannot hold it fails now, not after the scan.
+  const spool = options.plan || !planOut ? spoolProblem() : null;
+  if (spool) {
+    throw new UsageError(`the reap plan is spooled in the temporary directory (TMPDIR), and ${spool}: set TMPDIR to a writable directory${options.plan ? '' : ', or write the plan to a file with --plan-out FILE'}`);
+  }
+  const newStore = newStoreWarning(io, options, manifest);
+  if (newStore) warn(io, runLog, 'new-state-store', newStore);
   const started = Date.now();
   const html = options.html === undefined ? null : new (await import('../html-report.js')).HtmlReportSink(options.html, manifest);
   const progress = await startProgress(io, execute ? 'reaping…' : 'planning…');
