@@ -79,6 +79,9 @@ export interface ReapOptions {
   job?: string | null;
 }
 
+/** Why a run stopped by a signal before it could finish its current step. */
+const STOPPED = 'stopped before acting on the current step; the next run resumes';
+
 export async function runReap(manifest: Manifest, options: ReapOptions): Promise<ReapReport> {
   const fail = failpoints(options.failpoint);
   // A saved plan is read and checked against the flags before anything is contacted.
@@ -103,11 +106,11 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
   let runId = '';
   let spool = null as Spool | null;
   // Why applying stopped, and the report of what was done until then (see below).
-  let stopped: { error: unknown; report?: ReapReport } | null = null;
+  let stopped: { error: unknown; interrupted?: boolean; report?: ReapReport } | null = null;
   try {
     // The run's record lives as long as its locks: killed, it is recorded abandoned once they expire.
     const recording = { kind: 'reap' as const, manifestDigest: manifest.digest, execute: options.execute, ttlMs: lockTtl(options), signal: options.signal, onRunStarted: options.onRunStarted, job };
-    const recorded = recordedRun(context, { ...recording, stopped: 'stopped before acting on the current step; the next run resumes' }, async (run) => {
+    const recorded = recordedRun(context, { ...recording, stopped: STOPPED }, async (run) => {
       runId = run.runId;
       // The locks live as long as the run, through a scan longer than their ttl: a second run
       // cannot take a type over while this one plans it (docs/safety.md §13).
@@ -178,9 +181,14 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
           // A plan applied to the end is applied once (refuseAppliedPlan): the run that made it carries the mark.
           if (errors.length === 0 && planFile !== null) await store.saveCheckpoint(header.runId, PLAN_APPLIED, 'applied', run.runId);
         } catch (error) {
-          if (options.signal?.aborted || error instanceof SafetyError || error instanceof InterruptedError) throw error;
-          stopped = { error };
-          errors.push(`applying stopped: ${redact((error as Error)?.message ?? String(error))}`);
+          if (error instanceof SafetyError) throw error;
+          // A stop requested while applying ends the run as interrupted (exit 130), still with the
+          // report of what it did until then: the JSON document, the outputs and the run record
+          // carry the deletes that happened before the stop.
+          const interrupted = options.signal?.aborted === true || error instanceof InterruptedError;
+          const cause = interrupted && !(error instanceof InterruptedError) ? new InterruptedError(STOPPED, { cause: error }) : error;
+          stopped = { error: cause, interrupted };
+          errors.push(`${interrupted ? 'interrupted' : 'applying stopped'}: ${redact((cause as Error)?.message ?? String(cause))}`);
         }
       }
 
@@ -219,7 +227,7 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
         result: report,
         end: {
           // A dry run over the caps is recorded as the refusal --execute would meet.
-          status: overCaps !== null ? 'refused' : errors.length > 0 ? 'failed' : 'ok',
+          status: overCaps !== null ? 'refused' : stopped?.interrupted ? 'interrupted' : errors.length > 0 ? 'failed' : 'ok',
           summary: {
             summary: report.summary,
             resources: resources.map((r) => r.telemetry).filter(Boolean),
@@ -233,6 +241,7 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
         },
         afterEnd: () => {
           fail('after-finish');
+          if (stopped?.interrupted) throw Object.assign(stopped.error as InterruptedError, { report });
           if (overCaps !== null) throw Object.assign(new SafetyError(`caps exceeded: --execute would refuse this plan (dry run: nothing was marked or deleted).\n  ${overCaps}`), { report });
           if (errors.length > 0) throw Object.assign(new BackendError(`reap finished with failures:\n  ${errors.map(redact).join('\n  ')}`), { report });
         },

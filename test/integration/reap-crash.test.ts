@@ -288,7 +288,14 @@ describe('reap crash safety', { concurrent: true }, () => {
           local(deleted % 4).toBe(0); // whole batches only
           local(deleted).toBeLessThan(sc.orphans.length);
           local(sc.orphans.length - (await sc.fx.present(T)).size + sc.keep.length).toBe(deleted);
-          local((await sc.store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status).toBe('interrupted');
+          const [interrupted] = await sc.store.listRuns({ kind: 'reap', limit: 1 });
+          local(interrupted?.status).toBe('interrupted');
+          // What it did until the stop, in its JSON document and its run record alike.
+          const printed = JSON.parse(exit.stdout) as { runId: string; outcomes: { deleted: number }; errors: string[] };
+          local(printed.runId).toBe(interrupted?.runId);
+          local(printed.outcomes.deleted).toBe(deleted);
+          local(printed.errors).toEqual([expect.stringMatching(/^interrupted: stopped after finishing the current batch/)]);
+          local((interrupted?.summary as { outcomes?: { deleted?: number } } | null)?.outcomes?.deleted).toBe(deleted);
           await converge(sc);
           await expectConverged(sc);
         });
