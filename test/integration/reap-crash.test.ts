@@ -38,6 +38,7 @@ import { reaper, report, start } from './support/reap-cli.js';
 import { describeWhere, itWhere } from '../support/matrix.js';
 import { stopped, until } from './support/child-state.js';
 import { runCleanups } from './support/services.js';
+import { reaperSync } from './support/cli.js';
 
 // Much of a crash test is waiting (for a grace, a lock's ttl, a child process): let a few more run side by
 // side than the project's default of 5. Not many more: every CLI spawn is half a second of CPU on 2 cores.
@@ -289,6 +290,19 @@ describe('reap crash safety', { concurrent: true }, () => {
           local(deleted).toBeLessThan(sc.orphans.length);
           local(sc.orphans.length - (await sc.fx.present(T)).size + sc.keep.length).toBe(deleted);
           local((await sc.store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status).toBe('interrupted');
+          // Its record keeps what it did: `reaper runs` shows its scan's and its deletes' counts, not '-'.
+          const [interrupted] = JSON.parse((await reaper(sc.fx, ['runs'])).stdout) as { runId: string; summary: { summary?: { scanned?: number; orphaned?: number }; outcomes?: { deleted?: number; lifted?: number } } | null }[];
+          local(interrupted!.summary).toMatchObject({ summary: { scanned: sc.keep.length + sc.orphans.length }, outcomes: { deleted, lifted: 0 } });
+          const table = reaperSync(['runs', '-c', manifestFile(sc.fx), '--output', 'table'], { cwd: sc.fx.dir, env: { ...sc.fx.env(), COLUMNS: '200' } });
+          local(table.code).toBe(0);
+          const row = table.stdout.split('\n').find((line) => line.includes(` ${interrupted!.runId} `))!;
+          const [scanned, orphaned, deletedCell, lifted] = row.split('│').slice(6, 10).map((cell) => cell.trim());
+          local({ scanned, orphaned, deleted: deletedCell, lifted }).toEqual({
+            scanned: String(sc.keep.length + sc.orphans.length),
+            orphaned: String(interrupted!.summary!.summary!.orphaned),
+            deleted: String(deleted),
+            lifted: '0',
+          });
           await converge(sc);
           await expectConverged(sc);
         });
