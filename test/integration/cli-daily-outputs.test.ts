@@ -100,6 +100,28 @@ describe('an output file that cannot be one is a usage error, before anything is
   });
 });
 
+describe('runs in JSON: times as ISO-8601 strings, as in the audit and reap documents and lease list', () => {
+  const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+  it('runs and runs show give startedAt, finishedAt, heartbeatAt and aliveUntil (and journal times) as the audit document does', () => {
+    const dir = tmp();
+    const manifest = filesManifest(dir, { 'z/old.part': 2 * 86_400 }, ['defaults: { grace: 0s, maxDeleteFraction: 1 }', 'owners:', '  - static: ["someone-else"]']);
+    const audit = JSON.parse(reaper(['audit', '-c', manifest, '--output', 'json'], { cwd: dir }).stdout) as { runId: string; startedAt: string; finishedAt: string };
+    for (let i = 0; i < 2; i++) expect(reaper(['reap', '-c', manifest, '--execute'], { cwd: dir }).code).toBe(0);
+    type Row = { runId: string; startedAt: unknown; finishedAt: unknown; heartbeatAt: unknown; aliveUntil: unknown };
+    const runs = JSON.parse(reaper(['runs', '-c', manifest, '--output', 'json'], { cwd: dir }).stdout) as Row[];
+    expect(runs).toHaveLength(3);
+    for (const run of runs) for (const field of ['startedAt', 'finishedAt', 'heartbeatAt', 'aliveUntil'] as const) expect(run[field], `${run.runId} ${field}`).toMatch(ISO);
+    // The same instant the audit's own document gave.
+    expect(runs.find((r) => r.runId === audit.runId)!.startedAt).toBe(audit.startedAt);
+    const sweep = runs[0]!;
+    const show = JSON.parse(reaper(['runs', 'show', sweep.runId, '-c', manifest, '--output', 'json'], { cwd: dir }).stdout) as { run: Row; counts: Record<string, number>; journal: { outcome: string; at: unknown }[] };
+    expect(show.run).toMatchObject({ runId: sweep.runId, startedAt: sweep.startedAt, finishedAt: sweep.finishedAt });
+    expect(show.counts).toEqual({ deleted: 1 });
+    expect(show.journal.map((j) => j.outcome)).toEqual(['deleted']);
+    expect(show.journal[0]!.at).toMatch(ISO);
+  });
+});
+
 describe('a run refused by a held lock says whose it is and until when', () => {
   it('after a run was killed (kill -9, an OOM kill), the next one names that run and when its lock lapses', () => {
     const dir = tmp();

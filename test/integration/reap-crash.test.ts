@@ -209,7 +209,7 @@ describe('reap crash safety', { concurrent: true }, () => {
           withScene(kind, dialect, {}, 3, async (s) => {
             const killed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1s'], { REAPER_FAILPOINT: 'after-plan' });
             local(killed.signal).toBe('SIGKILL');
-            type Listed = { runId: string; status: string; finishedAt: number | null; error: string | null }[];
+            type Listed = { runId: string; status: string; finishedAt: string | null; error: string | null }[];
             const listed = async () => JSON.parse((await reaper(s.fx, ['runs'])).stdout) as Listed;
             const [victim] = await listed();
             local(victim).toMatchObject({ status: 'running', finishedAt: null });
@@ -218,7 +218,7 @@ describe('reap crash safety', { concurrent: true }, () => {
             local(next.code).toBe(0);
             const [latest, before] = await listed();
             local(latest).toMatchObject({ runId: report(next).runId, status: 'ok' });
-            local(before).toMatchObject({ runId: victim!.runId, status: 'abandoned', finishedAt: expect.any(Number) });
+            local(before).toMatchObject({ runId: victim!.runId, status: 'abandoned', finishedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/) });
             local(before!.error).toMatch(/^abandoned: no heartbeat since .*the process was killed or lost/);
           }),
         );
