@@ -3,11 +3,13 @@
  * up to a live key (with lease states and each source's answer) or where it breaks.
  * Read-only; follows `ref` owners recursively (cycles and depth bounded).
  */
+import nodePath from 'node:path';
+import { safeRelative } from '../backends/fs/fs-identity.js';
 import type { Backend } from '../backends/types.js';
 import { classify, readOwners } from '../engine/classify.js';
 import type { Finding, OwnerValue } from '../engine/types.js';
 import { UsageError } from '../errors.js';
-import type { Manifest } from '../manifest/types.js';
+import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import { printable } from '../report/table.js';
 import type { Lease, StateStore, Tombstone, TombstoneState } from '../state/types.js';
 import { formatSeconds } from '../util/format.js';
@@ -38,6 +40,16 @@ export interface Explanation {
    * Null when found, and for an id reaper never marked.
    */
   ledger: LedgerRecord | null;
+  /**
+   * The id as it was given, when that was a path no id of the type can be (a files type's ids
+   * are relative to its root, without `.` or `..`) and `id` is the one it names. Top level only.
+   */
+  given?: string;
+  /**
+   * Ids of the type the given one may have meant (a whole path, an `s3://` URL), when nothing is
+   * known of it: not found, no tombstone. Empty otherwise. Top level only.
+   */
+  suggestions?: string[];
 }
 
 /** What the ledger says of a resource: its newest tombstone. */
@@ -67,14 +79,47 @@ export interface LedgerRecord {
 
 const MAX_DEPTH = 8;
 
-export async function runExplain(manifest: Manifest, type: string, id: string, options: { store?: StateStore; signal?: AbortSignal } = {}): Promise<Explanation> {
-  if (!manifest.resources.some((r) => r.name === type)) throw new UsageError(`no resource type "${type}" in ${manifest.file}`);
+/** `cwd`: where a relative path given for an id is read from (default: the process's). */
+export async function runExplain(manifest: Manifest, type: string, id: string, options: { store?: StateStore; signal?: AbortSignal; cwd?: string } = {}): Promise<Explanation> {
+  const spec = manifest.resources.find((r) => r.name === type);
+  if (!spec) throw new UsageError(`no resource type "${type}" in ${manifest.file}`);
+  const form = idForm(spec, id, [options.cwd ?? process.cwd(), nodePath.dirname(manifest.file)]);
   const context = await openRunContext(manifest, { store: options.store });
   try {
-    return await explainOne(context, type, id, new Set(), 0, options.signal);
+    const x = await explainOne(context, type, form.id, new Set(), 0, options.signal);
+    const unknown = !x.found && x.ledger === null && x.tombstone === null;
+    return { ...x, ...(form.id === id ? {} : { given: id }), suggestions: unknown ? form.suggestions.filter((s) => s !== form.id) : [] };
   } finally {
     await context.close();
   }
+}
+
+/**
+ * The id `explain` looks up for the one given, and the ids it may have meant. A files type's
+ * ids are paths relative to its root without empty, `.` or `..` segments (backends/fs): a path
+ * that cannot be one (absolute, `./x`, `a/../b`) names the id it reaches inside the root, read
+ * as a shell would (from `dirs[0]`, where the command runs) or else from the root. A path that
+ * could be an id is looked up as it is; the file it names from `dirs` (where the command runs,
+ * the manifest's directory), if inside the root, is a suggestion. An S3 type's `s3://BUCKET/KEY`
+ * suggests KEY.
+ */
+function idForm(spec: ResourceSpec, id: string, dirs: readonly string[]): { id: string; suggestions: string[] } {
+  const l = spec.location;
+  if (l.kind === 's3') {
+    const url = `s3://${l.bucket}/`;
+    return { id, suggestions: id.startsWith(url) && id.length > url.length ? [id.slice(url.length)] : [] };
+  }
+  if (l.kind !== 'fs' || id === '') return { id, suggestions: [] };
+  const inRoot = (full: string): string | null => {
+    const rel = nodePath.relative(l.path, full).split(nodePath.sep).join('/');
+    return safeRelative(rel) ? rel : null;
+  };
+  if (!safeRelative(id)) {
+    const reached = (nodePath.isAbsolute(id) ? [id] : [nodePath.resolve(dirs[0]!, id), nodePath.resolve(l.path, id)]).map(inRoot).find((rel) => rel !== null);
+    return { id: reached ?? id, suggestions: [] };
+  }
+  const meant = dirs.map((dir) => inRoot(nodePath.resolve(dir, id))).filter((rel): rel is string => rel !== null && rel !== id);
+  return { id, suggestions: [...new Set(meant)] };
 }
 
 async function explainOne(context: RunContext, type: string, id: string, path: Set<string>, depth: number, signal?: AbortSignal): Promise<Explanation> {

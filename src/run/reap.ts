@@ -110,7 +110,7 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
   try {
     // The run's record lives as long as its locks: killed, it is recorded abandoned once they expire.
     const recording = { kind: 'reap' as const, manifestDigest: manifest.digest, execute: options.execute, ttlMs: lockTtl(options), signal: options.signal, onRunStarted: options.onRunStarted, job };
-    const recorded = recordedRun(context, { ...recording, stopped: STOPPED }, async (run) => {
+    const recorded = recordedRun(context, { ...recording, stopped: STOPPED }, async (run, progress) => {
       runId = run.runId;
       // The locks live as long as the run, through a scan longer than their ttl: a second run
       // cannot take a type over while this one plans it (docs/safety.md §13).
@@ -131,6 +131,14 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
       const chosen = saved ? saved.header.resources.map((r) => r.name) : options.resources;
       const specs = reapOrder(manifest.resources.filter((r) => !chosen || chosen.includes(r.name)));
       const tallies = new Map(specs.map((spec) => [spec.name, new ReapTally(spec, options.sampleSize ?? 5)]));
+      // Recorded with the run's numbers. Its telemetry is a saved plan's scan, not this run's (lastScanned passes it over).
+      const recordedWith = { ...(job ? { job: resumed ? { ...job, resumes: resumed.runId } : job } : {}), ...(saved && options.execute ? { appliedPlan: saved.header.runId } : {}) };
+      // A run stopped or failing on the way records what it did so far: the scan's numbers once
+      // there are some (none read yet: the table shows '-', not a scan of nothing) and its outcomes.
+      progress.summary = () => {
+        const telemetry = [...tallies.values()].map((t) => t.report.telemetry).filter((t): t is ResourceTelemetry => t !== null);
+        return { ...(telemetry.length > 0 ? { summary: summarize(telemetry), resources: telemetry } : {}), outcomes: totalOutcomes(tallies.values()), ...recordedWith };
+      };
       for (const spec of specs) await openType(context, spec, tallies.get(spec.name)!, run.runId, locks, options);
       const readable = () => specs.filter((spec) => tallies.get(spec.name)!.report.error === null);
 
@@ -232,9 +240,7 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
             summary: report.summary,
             resources: resources.map((r) => r.telemetry).filter(Boolean),
             outcomes: report.outcomes,
-            ...(job ? { job: resumed ? { ...job, resumes: resumed.runId } : job } : {}),
-            // Its telemetry is the plan's scan, not this run's (lastScanned passes it over).
-            ...(saved && options.execute ? { appliedPlan: header.runId } : {}),
+            ...recordedWith,
           },
           sourceCounts: tripped.length > 0 ? null : breaker.counts,
           error: errors.length > 0 || overCaps !== null ? [...errors, ...violations].join('; ') : null,

@@ -2,7 +2,8 @@
  * A run as the state store's history records it, shared by audit, reap and restore: started
  * (and kept alive by its heartbeat while the context is open), then finished with what the
  * work says, or ended by an error as `refused` (a safety rail), `interrupted` (a stop
- * request) or `failed`. Only the end is written once.
+ * request) or `failed`, with the counts the work had reached (`RunProgress`), so a run cut
+ * short still shows what it did. Only the end is written once.
  */
 import type { JobShard } from '../engine/shard.js';
 import { InterruptedError, ReaperError, redact, SafetyError } from '../errors.js';
@@ -34,21 +35,36 @@ export interface RecordedRunOptions {
   job?: JobShard | null;
 }
 
+/** What a run has done so far: set by the work once it has counts, recorded if it ends by an error. */
+export interface RunProgress {
+  summary: (() => unknown) | null;
+}
+
+/** The counts a run reached, or undefined (nothing recorded) when it had none or they cannot be read. */
+function summarySoFar(progress: RunProgress): unknown {
+  try {
+    return progress.summary?.() ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Record a run around `work`, which returns its result, how the run ended, and optionally
  * what to do once that end is recorded (`afterEnd`: a failpoint, or throwing the error that
  * carries the finished report — the end stands as recorded).
  */
-export async function recordedRun<T>(context: RunContext, options: RecordedRunOptions, work: (run: RunRecord) => Promise<{ result: T; end: RunEnd; afterEnd?: () => void }>): Promise<T> {
+export async function recordedRun<T>(context: RunContext, options: RecordedRunOptions, work: (run: RunRecord, progress: RunProgress) => Promise<{ result: T; end: RunEnd; afterEnd?: () => void }>): Promise<T> {
   const job = { job: options.job?.id ?? null, shard: options.job?.shard ?? null };
   const run = await context.startRun({ kind: options.kind, manifestDigest: options.manifestDigest, execute: options.execute, ...job }, options.ttlMs);
   options.onRunStarted?.(run);
   let ended = false;
   // Once the run's own end is being written, a hard stop waits for it instead of overwriting it.
   let ending: Promise<void> | null = null;
-  const unregister = onHardStop(() => ending ?? context.store.finishRun(run.runId, { status: 'interrupted', error: HARD_STOP_ERROR }));
+  const progress: RunProgress = { summary: null };
+  const unregister = onHardStop(() => ending ?? context.store.finishRun(run.runId, { status: 'interrupted', summary: summarySoFar(progress), error: HARD_STOP_ERROR }));
   try {
-    const { result, end, afterEnd } = await work(run);
+    const { result, end, afterEnd } = await work(run, progress);
     ending = context.store.finishRun(run.runId, end);
     await ending;
     ended = true;
@@ -60,7 +76,7 @@ export async function recordedRun<T>(context: RunContext, options: RecordedRunOp
     const error = options.signal?.aborted && !(caught instanceof ReaperError) ? new InterruptedError(options.stopped, { cause: caught }) : caught;
     if (!ended) {
       const status = error instanceof SafetyError ? 'refused' : error instanceof InterruptedError ? 'interrupted' : 'failed';
-      ending = context.store.finishRun(run.runId, { status, error: redact(error instanceof Error ? error.message : String(error)) }).catch(() => undefined);
+      ending = context.store.finishRun(run.runId, { status, summary: summarySoFar(progress), error: redact(error instanceof Error ? error.message : String(error)) }).catch(() => undefined);
       await ending;
     }
     throw error;

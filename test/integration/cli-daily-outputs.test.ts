@@ -100,6 +100,28 @@ describe('an output file that cannot be one is a usage error, before anything is
   });
 });
 
+describe('runs in JSON: times as ISO-8601 strings, as in the audit and reap documents and lease list', () => {
+  const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+  it('runs and runs show give startedAt, finishedAt, heartbeatAt and aliveUntil (and journal times) as the audit document does', () => {
+    const dir = tmp();
+    const manifest = filesManifest(dir, { 'z/old.part': 2 * 86_400 }, ['defaults: { grace: 0s, maxDeleteFraction: 1 }', 'owners:', '  - static: ["someone-else"]']);
+    const audit = JSON.parse(reaper(['audit', '-c', manifest, '--output', 'json'], { cwd: dir }).stdout) as { runId: string; startedAt: string; finishedAt: string };
+    for (let i = 0; i < 2; i++) expect(reaper(['reap', '-c', manifest, '--execute'], { cwd: dir }).code).toBe(0);
+    type Row = { runId: string; startedAt: unknown; finishedAt: unknown; heartbeatAt: unknown; aliveUntil: unknown };
+    const runs = JSON.parse(reaper(['runs', '-c', manifest, '--output', 'json'], { cwd: dir }).stdout) as Row[];
+    expect(runs).toHaveLength(3);
+    for (const run of runs) for (const field of ['startedAt', 'finishedAt', 'heartbeatAt', 'aliveUntil'] as const) expect(run[field], `${run.runId} ${field}`).toMatch(ISO);
+    // The same instant the audit's own document gave.
+    expect(runs.find((r) => r.runId === audit.runId)!.startedAt).toBe(audit.startedAt);
+    const sweep = runs[0]!;
+    const show = JSON.parse(reaper(['runs', 'show', sweep.runId, '-c', manifest, '--output', 'json'], { cwd: dir }).stdout) as { run: Row; counts: Record<string, number>; journal: { outcome: string; at: unknown }[] };
+    expect(show.run).toMatchObject({ runId: sweep.runId, startedAt: sweep.startedAt, finishedAt: sweep.finishedAt });
+    expect(show.counts).toEqual({ deleted: 1 });
+    expect(show.journal.map((j) => j.outcome)).toEqual(['deleted']);
+    expect(show.journal[0]!.at).toMatch(ISO);
+  });
+});
+
 describe('a run refused by a held lock says whose it is and until when', () => {
   it('after a run was killed (kill -9, an OOM kill), the next one names that run and when its lock lapses', () => {
     const dir = tmp();
@@ -177,18 +199,50 @@ describe('cron: stdout to /dev/null leaves nothing when all went well', () => {
 });
 
 describe('explain of an id that is not one', () => {
-  it('a path pasted whole (absolute, or from the manifest\'s directory) is named in the form the type\'s ids take', () => {
+  it('a path pasted from the manifest\'s directory is named in the form the type\'s ids take, in the table and in the JSON document', () => {
     const dir = tmp();
     const manifest = filesManifest(dir, { 'z/old.part': 2 * 86_400 });
-    for (const pasted of [path.join(dir, 'scratch', 'z', 'old.part'), 'scratch/z/old.part']) {
-      const r = reaper(['explain', '-c', manifest, 'scratch', pasted, '--output', 'table'], { cwd: dir });
-      expect(r.code).toBe(0);
-      expect(r.stdout).toContain('not found');
-      expect(r.stdout).toContain(`ids of scratch are paths relative to ${path.join(dir, 'scratch')} (did you mean z/old.part?)`);
-    }
-    // A real id says nothing of the kind.
+    const r = reaper(['explain', '-c', manifest, 'scratch', 'scratch/z/old.part', '--output', 'table'], { cwd: dir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('not found');
+    expect(r.stdout).toContain(`ids of scratch are paths relative to ${path.join(dir, 'scratch')} (did you mean z/old.part?)`);
+    // Not found keeps its exit code (0); JSON is what a script reads, and it gets the suggestion too.
+    const json = reaper(['explain', '-c', manifest, 'scratch', 'scratch/z/old.part', '--output', 'json'], { cwd: dir });
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ id: 'scratch/z/old.part', found: false, suggestions: ['z/old.part'] });
+    // A real id says nothing of the kind, and suggests nothing.
     const found = reaper(['explain', '-c', manifest, 'scratch', 'z/old.part', '--output', 'table'], { cwd: dir });
     expect(found.stdout).not.toContain('ids of scratch');
+    const plain = JSON.parse(reaper(['explain', '-c', manifest, 'scratch', 'z/old.part', '--output', 'json'], { cwd: dir }).stdout) as { id: string; found: boolean; suggestions: string[]; given?: string };
+    expect(plain).toMatchObject({ id: 'z/old.part', found: true, suggestions: [] });
+    expect(plain.given).toBeUndefined();
+  });
+
+  it('a path no files id can be (absolute inside the root, or with ./ or .. in it) is explained as the id it names', () => {
+    const dir = tmp();
+    const manifest = filesManifest(dir, { 'z/old.part': 2 * 86_400, 'stray.part': 2 * 86_400 });
+    mkdirSync(path.join(dir, 'elsewhere'));
+    const cases: [string, string, string][] = [
+      // given, from where, the id it names
+      [path.join(dir, 'scratch', 'z', 'old.part'), dir, 'z/old.part'],
+      ['./stray.part', dir, 'stray.part'],
+      ['./z/../stray.part', dir, 'stray.part'],
+      // From inside the root, as a shell would read it: relative to where the command runs.
+      ['./old.part', path.join(dir, 'scratch', 'z'), 'z/old.part'],
+      ['../stray.part', path.join(dir, 'scratch', 'z'), 'stray.part'],
+    ];
+    for (const [given, cwd, id] of cases) {
+      const json = reaper(['explain', '-c', manifest, 'scratch', given, '--output', 'json'], { cwd });
+      expect(json.code, `${given}: ${json.stderr}`).toBe(0);
+      expect(JSON.parse(json.stdout), given).toMatchObject({ id, given, found: true, finding: { status: 'orphaned' } });
+      const table = reaper(['explain', '-c', manifest, 'scratch', given, '--output', 'table'], { cwd });
+      expect(table.stdout, given).toMatch(new RegExp(`^scratch "${id.replace(/[./]/g, '\\$&')}": orphaned`));
+      expect(table.stdout, given).toContain(`(given as "${given}"; ids of scratch are paths relative to ${path.join(dir, 'scratch')})`);
+    }
+    // A path outside the root names no id of the type: not found, and said why.
+    const outside = reaper(['explain', '-c', manifest, 'scratch', path.join(dir, 'elsewhere', 'x.part'), '--output', 'json'], { cwd: dir });
+    expect(outside.code).toBe(0);
+    expect(JSON.parse(outside.stdout)).toMatchObject({ found: false, suggestions: [] });
   });
 });
 

@@ -38,6 +38,7 @@ import { reaper, report, start } from './support/reap-cli.js';
 import { describeWhere, itWhere } from '../support/matrix.js';
 import { stopped, until } from './support/child-state.js';
 import { runCleanups } from './support/services.js';
+import { reaperSync } from './support/cli.js';
 
 // Much of a crash test is waiting (for a grace, a lock's ttl, a child process): let a few more run side by
 // side than the project's default of 5. Not many more: every CLI spawn is half a second of CPU on 2 cores.
@@ -208,7 +209,7 @@ describe('reap crash safety', { concurrent: true }, () => {
           withScene(kind, dialect, {}, 3, async (s) => {
             const killed = await reaper(s.fx, ['reap', '--execute', '--lock-ttl', '1s'], { REAPER_FAILPOINT: 'after-plan' });
             local(killed.signal).toBe('SIGKILL');
-            type Listed = { runId: string; status: string; finishedAt: number | null; error: string | null }[];
+            type Listed = { runId: string; status: string; finishedAt: string | null; error: string | null }[];
             const listed = async () => JSON.parse((await reaper(s.fx, ['runs'])).stdout) as Listed;
             const [victim] = await listed();
             local(victim).toMatchObject({ status: 'running', finishedAt: null });
@@ -217,7 +218,7 @@ describe('reap crash safety', { concurrent: true }, () => {
             local(next.code).toBe(0);
             const [latest, before] = await listed();
             local(latest).toMatchObject({ runId: report(next).runId, status: 'ok' });
-            local(before).toMatchObject({ runId: victim!.runId, status: 'abandoned', finishedAt: expect.any(Number) });
+            local(before).toMatchObject({ runId: victim!.runId, status: 'abandoned', finishedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/) });
             local(before!.error).toMatch(/^abandoned: no heartbeat since .*the process was killed or lost/);
           }),
         );
@@ -296,6 +297,19 @@ describe('reap crash safety', { concurrent: true }, () => {
           local(printed.outcomes.deleted).toBe(deleted);
           local(printed.errors).toEqual([expect.stringMatching(/^interrupted: stopped after finishing the current batch/)]);
           local((interrupted?.summary as { outcomes?: { deleted?: number } } | null)?.outcomes?.deleted).toBe(deleted);
+          // Its record keeps what it did: `reaper runs` shows its scan's and its deletes' counts, not '-'.
+          const [listed] = JSON.parse((await reaper(sc.fx, ['runs'])).stdout) as { runId: string; summary: { summary?: { scanned?: number; orphaned?: number }; outcomes?: { deleted?: number; lifted?: number } } | null }[];
+          local(listed!.summary).toMatchObject({ summary: { scanned: sc.keep.length + sc.orphans.length }, outcomes: { deleted, lifted: 0 } });
+          const table = reaperSync(['runs', '-c', manifestFile(sc.fx), '--output', 'table'], { cwd: sc.fx.dir, env: { ...sc.fx.env(), COLUMNS: '200' } });
+          local(table.code).toBe(0);
+          const row = table.stdout.split('\n').find((line) => line.includes(` ${listed!.runId} `))!;
+          const [scanned, orphaned, deletedCell, lifted] = row.split('│').slice(6, 10).map((cell) => cell.trim());
+          local({ scanned, orphaned, deleted: deletedCell, lifted }).toEqual({
+            scanned: String(sc.keep.length + sc.orphans.length),
+            orphaned: String(listed!.summary!.summary!.orphaned),
+            deleted: String(deleted),
+            lifted: '0',
+          });
           await converge(sc);
           await expectConverged(sc);
         });

@@ -1,10 +1,9 @@
 /** `reaper explain -c FILE TYPE ID` and `reaper graph -c FILE`. */
-import path from 'node:path';
 import { UsageError } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
 import { graphDot, graphMermaid, graphText } from '../../report/graph.js';
 import { printable } from '../../report/table.js';
-import { explanationText, runExplain } from '../../run/explain.js';
+import { explanationText, runExplain, type Explanation } from '../../run/explain.js';
 import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
@@ -12,12 +11,11 @@ import { manifestFrom, outputFormat } from '../options.js';
 
 export async function explainCommand(io: CliIO, args: unknown[], options: ManifestFlags & OutputFlags): Promise<number> {
   const manifest = await manifestFrom(io, options);
-  const x = await runExplain(manifest, String(args[0]), String(args[1]), { signal: io.signal });
+  const x = await runExplain(manifest, String(args[0]), String(args[1]), { signal: io.signal, cwd: io.cwd });
   if (outputFormat(io, options) === 'json') writeJson(io, x);
   else {
     const spec = manifest.resources.find((r) => r.name === x.resource);
-    // An id reaper never saw: say what this type's ids look like (a path pasted from `ls` is not one).
-    const hint = !x.found && x.ledger === null && x.tombstone === null && spec ? idHint(io, manifest.file, spec, x.id) : null;
+    const hint = spec ? idHint(spec, x) : null;
     io.stdout.write(`${explanationText(x)}\n${hint ? `  ${hint}\n` : ''}`);
   }
   return 0;
@@ -34,24 +32,15 @@ export async function graphCommand(io: CliIO, _args: unknown[], options: Manifes
 }
 
 /**
- * When the id given is a whole path (absolute, or from where the command runs or the manifest
- * is) or an s3:// URL of a resource in the type's scope: the form its ids take, and the id meant.
+ * What the ids of the type look like, when the id given was not one (a path pasted from `ls`, an
+ * s3:// URL): the id it was read as, or the ids it may have meant (src/run/explain.ts `idForm`).
  * Null otherwise: an id that is merely unknown is "not found" and nothing more.
  */
-function idHint(io: CliIO, manifestFile: string, spec: ResourceSpec, id: string): string | null {
+function idHint(spec: ResourceSpec, x: Explanation): string | null {
   const l = spec.location;
-  const meant = (candidate: string | undefined) => (candidate === undefined || candidate === '' || candidate === id ? null : printable(candidate));
-  if (l.kind === 'fs') {
-    const inside = [path.resolve(io.cwd, id), path.resolve(path.dirname(manifestFile), id)]
-      .map((full) => path.relative(l.path, full))
-      .find((rel) => rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel));
-    const m = meant(inside);
-    return m === null ? null : `ids of ${spec.name} are paths relative to ${l.path} (did you mean ${m}?)`;
-  }
-  if (l.kind === 's3') {
-    const url = `s3://${l.bucket}/`;
-    const m = meant(id.startsWith(url) ? id.slice(url.length) : undefined);
-    return m === null ? null : `ids of ${spec.name} are whole keys in bucket ${l.bucket} (did you mean ${m}?)`;
-  }
-  return null;
+  const form = l.kind === 'fs' ? `paths relative to ${l.path}` : l.kind === 's3' ? `whole keys in bucket ${l.bucket}` : null;
+  if (form === null) return null;
+  if (x.given !== undefined) return `(given as "${printable(x.given)}"; ids of ${spec.name} are ${form})`;
+  const meant = x.suggestions ?? [];
+  return meant.length === 0 ? null : `ids of ${spec.name} are ${form} (did you mean ${meant.map(printable).join(' or ')}?)`;
 }

@@ -2,16 +2,25 @@
 import { UsageError } from '../../errors.js';
 import { runsTable } from '../../report/table.js';
 import { quoted } from '../../report/telemetry.js';
+import type { RunRecord } from '../../state/types.js';
 import type { ManifestFlags, OutputFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 import { writeJson } from '../print.js';
 import { integerOption, openStoreToRead, outputFormat, readFromStore, terminalWidth } from '../options.js';
 
+const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+
+/** A run as `runs -o json` gives it: its times as ISO-8601 strings, as the audit and reap documents and `lease list` give theirs. */
+function runJson(run: RunRecord) {
+  return { ...run, startedAt: iso(run.startedAt), finishedAt: isoOrNull(run.finishedAt), heartbeatAt: isoOrNull(run.heartbeatAt), aliveUntil: isoOrNull(run.aliveUntil) };
+}
+
 export async function runsList(io: CliIO, _args: unknown[], options: ManifestFlags & OutputFlags & { limit: string; job?: string }): Promise<number> {
   const limit = integerOption(options.limit, '--limit', 1);
   const runs = await readFromStore(io, options, (store) => store.listRuns({ limit, ...(options.job !== undefined ? { job: options.job } : {}) }));
   if (runs === null) return 0;
-  if (outputFormat(io, options) === 'json') writeJson(io, runs);
+  if (outputFormat(io, options) === 'json') writeJson(io, runs.map(runJson));
   else io.stdout.write(`${runsTable(runs, { width: terminalWidth(io) })}\n`);
   return 0;
 }
@@ -31,7 +40,7 @@ export async function runsShow(io: CliIO, args: unknown[], options: ManifestFlag
       counts[key] = (counts[key] ?? 0) + 1;
     }
     const failed = journal.filter((j) => j.outcome === 'failed');
-    const detail = { run, counts, journal, failed: failed.length };
+    const detail = { run: runJson(run), counts, journal: journal.map((j) => ({ ...j, at: iso(j.at) })), failed: failed.length };
     if (outputFormat(io, options) === 'json') {
       writeJson(io, detail);
     } else {

@@ -3,7 +3,9 @@
  * read-only, every part an audit and a reap will touch: the state store (reachable, and
  * its schema — or that the first run will create or migrate it), each resource type's
  * first page (and for S3 the bucket's versioning and how deletes will be made
- * conditional), and every liveness source, leases included. Exit 3 if any part fails.
+ * conditional), and every liveness source, leases included. Exit 3 if any part fails; a part
+ * that works but that a reap would refuse (a source below the breaker's minLiveKeys) is a
+ * warning (`WARN`, status `warn`), which does not fail validate.
  */
 import { Connections } from '../../backends/connections.js';
 import { openBackend } from '../../backends/open.js';
@@ -22,13 +24,20 @@ import { warnShortGrace } from './validate-grace.js';
 
 interface Check {
   what: string;
+  /** False only for a failure (exit 3); a warning is ok. */
   ok: boolean;
+  /** `warn`: works, but a reap would refuse on it (the registry-outage breaker). */
+  status: 'ok' | 'warn' | 'fail';
   detail: string;
 }
 
+const passed = (what: string, detail: string): Check => ({ what, ok: true, status: 'ok', detail });
+const failed = (what: string, detail: string): Check => ({ what, ok: false, status: 'fail', detail });
+const LABEL: Record<Check['status'], string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' };
+
 export async function validateCommand(io: CliIO, _args: unknown[], options: ManifestFlags & OutputFlags & { offline?: boolean }): Promise<number> {
   const manifest = await manifestFrom(io, options);
-  const checks: Check[] = [{ what: 'manifest', ok: true, detail: `${manifest.resources.length} resource type(s), state ${redact(manifest.state)}` }];
+  const checks: Check[] = [passed('manifest', `${manifest.resources.length} resource type(s), state ${redact(manifest.state)}`)];
   const warnings: string[] = [];
   if (!options.offline) {
     const state = await checkStateStore(manifest);
@@ -47,7 +56,7 @@ export async function validateCommand(io: CliIO, _args: unknown[], options: Mani
   if (outputFormat(io, options) === 'json') {
     writeJson(io, { ok, manifest: manifest.file, checks, ...(warnings.length ? { warnings } : {}) });
   } else {
-    for (const c of checks) io.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.what}: ${c.detail}\n`);
+    for (const c of checks) io.stdout.write(`${LABEL[c.status]} ${c.what}: ${c.detail}\n`);
     for (const w of warnings) io.stdout.write(`WARN ${w}\n`);
   }
   return ok ? ExitCode.ok : ExitCode.runtime;
@@ -64,9 +73,9 @@ async function checkStateStore(manifest: Manifest): Promise<{ check: Check; insp
       empty: 'reachable, without reaper\'s tables yet; the first audit or reap creates them',
       behind: `reachable, schema version ${inspection.version} of ${inspection.latest}; the first audit or reap migrates it`,
     };
-    return { check: { what, ok: true, detail: `${redact(manifest.state)}: ${details[inspection.state]}` }, inspection };
+    return { check: passed(what, `${redact(manifest.state)}: ${details[inspection.state]}`), inspection };
   } catch (error) {
-    return { check: { what, ok: false, detail: redact((error as Error).message) }, inspection: null };
+    return { check: failed(what, redact((error as Error).message)), inspection: null };
   }
 }
 
@@ -82,14 +91,14 @@ async function checkResource(spec: Manifest['resources'][number], connections: C
       }
       const notes = backend.reapNotes?.() ?? [];
       const refusal = backend.reapRefusal?.() ?? null;
-      if (refusal !== null) return { what: spec.name, ok: false, detail: refusal };
-      if (unreadable.length > 0) return { what: spec.name, ok: false, detail: `${backend.scope}: cannot read ${quoted(unreadable[0]!.id)}: ${redact(unreadable[0]!.why)}` };
-      return { what: spec.name, ok: true, detail: [`${backend.scope} is readable`, ...notes].join('; ') };
+      if (refusal !== null) return failed(spec.name, refusal);
+      if (unreadable.length > 0) return failed(spec.name, `${backend.scope}: cannot read ${quoted(unreadable[0]!.id)}: ${redact(unreadable[0]!.why)}`);
+      return passed(spec.name, [`${backend.scope} is readable`, ...notes].join('; '));
     } finally {
       await backend.close();
     }
   } catch (error) {
-    return { what: spec.name, ok: false, detail: redact((error as Error).message) };
+    return failed(spec.name, redact((error as Error).message));
   }
 }
 
@@ -101,33 +110,37 @@ async function checkSources(manifest: Manifest, connections: Connections, state:
   // Owner keys that can never match a source's keys (a template against bare ids) are said here.
   warnings.push(...(await keyShapeWarnings(manifest, connections, liveness, signal)));
   if (manifest.owners.some((o) => o.kind === 'leases')) checks.push(await checkLeases(manifest, state, signal));
-  for (const [name, n] of Object.entries(counts.counts)) checks.push({ what: name, ok: true, detail: liveKeys(manifest, n) });
-  for (const [name, e] of Object.entries(counts.errors)) checks.push({ what: name, ok: false, detail: redact(e) });
+  for (const [name, n] of Object.entries(counts.counts)) checks.push(liveKeys(manifest, name, n));
+  for (const [name, e] of Object.entries(counts.errors)) checks.push(failed(name, redact(e)));
   return checks;
 }
 
 async function checkLeases(manifest: Manifest, state: StateStoreInspection | null, signal: AbortSignal): Promise<Check> {
   const what = 'leases';
-  if (state === null) return { what, ok: false, detail: 'cannot be read: the state store cannot be reached (see above)' };
-  if (state.state !== 'current') return { what, ok: true, detail: '0 live keys: the state store holds no leases yet (a reap needs at least minLiveKeys live keys)' };
+  if (state === null) return failed(what, 'cannot be read: the state store cannot be reached (see above)');
+  if (state.state !== 'current') return liveKeys(manifest, what, 0, 'the state store holds no leases yet');
   // The schema is current, so opening the store as a run does migrates nothing.
   const { openStateStore } = await import('../../state/open.js');
   try {
     const store = await openStateStore(manifest.state);
     try {
       signal.throwIfAborted();
-      return { what, ok: true, detail: liveKeys(manifest, await new LeaseSource(store).count()) };
+      return liveKeys(manifest, what, await new LeaseSource(store).count());
     } finally {
       await store.close();
     }
   } catch (error) {
-    return { what, ok: false, detail: redact((error as Error).message) };
+    return failed(what, redact((error as Error).message));
   }
 }
 
-/** A source's live-key count, and what the registry-outage breaker will make of it (docs/safety.md §8). */
-function liveKeys(manifest: Manifest, n: number): string {
+/**
+ * A source's live-key count, and what the registry-outage breaker will make of it (docs/safety.md
+ * §8): below minLiveKeys a reap refuses, a warning.
+ */
+function liveKeys(manifest: Manifest, what: string, n: number, why?: string): Check {
   const min = manifest.breaker.minLiveKeys;
-  if (n >= min) return `${n} live key(s)`;
-  return `${n} live key(s); fewer than minLiveKeys (${min}): a reap refuses until more are live (the registry-outage breaker; --allow-liveness-drop for a deliberate run)`;
+  const count = `${n} live key(s)${why ? `: ${why}` : ''}`;
+  if (n >= min) return passed(what, count);
+  return { what, ok: true, status: 'warn', detail: `${count}; fewer than minLiveKeys (${min}): a reap refuses until more are live (the registry-outage breaker; --allow-liveness-drop for a deliberate run)` };
 }
