@@ -3,6 +3,7 @@
  * up to a live key (with lease states and each source's answer) or where it breaks.
  * Read-only; follows `ref` owners recursively (cycles and depth bounded).
  */
+import { existsSync } from 'node:fs';
 import nodePath from 'node:path';
 import { safeRelative } from '../backends/fs/fs-identity.js';
 import type { Backend } from '../backends/types.js';
@@ -98,9 +99,10 @@ export async function runExplain(manifest: Manifest, type: string, id: string, o
  * The id `explain` looks up for the one given, and the ids it may have meant. A files type's
  * ids are paths relative to its root without empty, `.` or `..` segments (backends/fs): a path
  * that cannot be one (absolute, `./x`, `a/../b`) names the id it reaches inside the root, read
- * as a shell would (from `dirs[0]`, where the command runs) or else from the root. A path that
- * could be an id is looked up as it is; the file it names from `dirs` (where the command runs,
- * the manifest's directory), if inside the root, is a suggestion. An S3 type's `s3://BUCKET/KEY`
+ * as a shell would (from `dirs[0]`, where the command runs) or else from the root — but never
+ * from the root when it is written from here (`./x`) and that file exists outside the root (a
+ * suggestion then). A path that could be an id is looked up as it is; the file it names from
+ * `dirs` (where the command runs, the manifest's directory), if inside the root, is a suggestion. An S3 type's `s3://BUCKET/KEY`
  * suggests KEY.
  */
 function idForm(spec: ResourceSpec, id: string, dirs: readonly string[]): { id: string; suggestions: string[] } {
@@ -115,8 +117,14 @@ function idForm(spec: ResourceSpec, id: string, dirs: readonly string[]): { id: 
     return safeRelative(rel) ? rel : null;
   };
   if (!safeRelative(id)) {
-    const reached = (nodePath.isAbsolute(id) ? [id] : [nodePath.resolve(dirs[0]!, id), nodePath.resolve(l.path, id)]).map(inRoot).find((rel) => rel !== null);
-    return { id: reached ?? id, suggestions: [] };
+    // Read from where the command runs; outside the root, from the root instead, unless it was
+    // written from here (`./x`, `../x`) and names a file here: then that file is meant, which is
+    // none of the type's, and the path read from the root is only a suggestion.
+    if (nodePath.isAbsolute(id)) return { id: inRoot(id) ?? id, suggestions: [] };
+    const here = nodePath.resolve(dirs[0]!, id);
+    const fromRoot = inRoot(nodePath.resolve(l.path, id));
+    const reached = inRoot(here) ?? (/^\.\.?(\/|$)/.test(id) && existsSync(here) ? null : fromRoot);
+    return { id: reached ?? id, suggestions: reached === null && fromRoot !== null ? [fromRoot] : [] };
   }
   const meant = dirs.map((dir) => inRoot(nodePath.resolve(dir, id))).filter((rel): rel is string => rel !== null && rel !== id);
   return { id, suggestions: [...new Set(meant)] };

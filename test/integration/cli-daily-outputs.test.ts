@@ -239,6 +239,12 @@ describe('explain of an id that is not one', () => {
       expect(table.stdout, given).toMatch(new RegExp(`^scratch "${id.replace(/[./]/g, '\\$&')}": orphaned`));
       expect(table.stdout, given).toContain(`(given as "${given}"; ids of scratch are paths relative to ${path.join(dir, 'scratch')})`);
     }
+    // Written from here and naming a file here, outside the root: that file is meant, not the
+    // type's file at the same path inside the root (only a suggestion).
+    mkdirSync(path.join(dir, 'z'));
+    writeFileSync(path.join(dir, 'z', 'old.part'), 'mine, not the type\'s');
+    const mine = reaper(['explain', '-c', manifest, 'scratch', './z/old.part', '--output', 'json'], { cwd: dir });
+    expect(JSON.parse(mine.stdout)).toMatchObject({ id: './z/old.part', found: false, suggestions: ['z/old.part'] });
     // A path outside the root names no id of the type: not found, and said why.
     const outside = reaper(['explain', '-c', manifest, 'scratch', path.join(dir, 'elsewhere', 'x.part'), '--output', 'json'], { cwd: dir });
     expect(outside.code).toBe(0);
