@@ -76,7 +76,10 @@ export async function writeOutputs(
     // Each shard of a job pushes to its own group, so shards do not replace each other's metrics (docs/scale-out.md).
     const shard = (input.doc ?? input.reap)?.job?.shard;
     const grouping: Record<string, string> = shard ? { shard: shard.split('/')[0]! } : {};
-    if (flags.pushgateway) await attempt('pushgateway', () => pushMetrics(flags.pushgateway!, text, { job: flags.pushgatewayJob ?? 'reaper', grouping, signal: io.signal }));
+    // A run stopped by a signal still pushes what it did (alerts rely on it), within the push's own
+    // timeout; only a stop requested while pushing cuts the push short (a second signal ends the process).
+    const signal = io.signal?.aborted ? undefined : io.signal;
+    if (flags.pushgateway) await attempt('pushgateway', () => pushMetrics(flags.pushgateway!, text, { job: flags.pushgatewayJob ?? 'reaper', grouping, signal }));
   }
   if (flags.junit && input.doc) {
     const { renderJunit } = await import('../report/junit.js');

@@ -20,7 +20,7 @@ import { sameFilter, type FindingFilter } from '../engine/filters.js';
 import { reapOrder } from '../engine/graph.js';
 import type { PlanItem } from '../engine/reap-plan.js';
 import { jobShard, lockName, shardLabel, type Shard } from '../engine/shard.js';
-import { BackendError, InterruptedError, redact, SafetyError, UsageError } from '../errors.js';
+import { BackendError, InterruptedError, ReaperError, redact, SafetyError, UsageError } from '../errors.js';
 import type { Finding } from '../engine/types.js';
 import type { Manifest, ResourceSpec } from '../manifest/types.js';
 import type { ReapReport } from '../report/reap-report.js';
@@ -193,7 +193,9 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
           // A stop requested while applying ends the run as interrupted (exit 130), still with the
           // report of what it did until then: the JSON document, the outputs and the run record
           // carry the deletes that happened before the stop.
-          const interrupted = options.signal?.aborted === true || error instanceof InterruptedError;
+          // Only the stop itself (or what a call it cut short threw) is an interruption: a store or
+          // backend failure meanwhile stays a failure (exit 3), with its own message and notes.
+          const interrupted = error instanceof InterruptedError || (options.signal?.aborted === true && !(error instanceof ReaperError));
           const cause = interrupted && !(error instanceof InterruptedError) ? new InterruptedError(STOPPED, { cause: error }) : error;
           stopped = { error: cause, interrupted };
           errors.push(`${interrupted ? 'interrupted' : 'applying stopped'}: ${redact((cause as Error)?.message ?? String(cause))}`);

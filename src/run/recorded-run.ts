@@ -63,8 +63,11 @@ export async function recordedRun<T>(context: RunContext, options: RecordedRunOp
   let ending: Promise<void> | null = null;
   const progress: RunProgress = { summary: null };
   const unregister = onHardStop(() => ending ?? context.store.finishRun(run.runId, { status: 'interrupted', summary: summarySoFar(progress), error: HARD_STOP_ERROR }));
+  // The end the work returned, once it has: if writing it fails, it is written again as it is.
+  let returned: RunEnd | null = null;
   try {
     const { result, end, afterEnd } = await work(run, progress);
+    returned = end;
     ending = context.store.finishRun(run.runId, end);
     await ending;
     ended = true;
@@ -76,7 +79,10 @@ export async function recordedRun<T>(context: RunContext, options: RecordedRunOp
     const error = options.signal?.aborted && !(caught instanceof ReaperError) ? new InterruptedError(options.stopped, { cause: caught }) : caught;
     if (!ended) {
       const status = error instanceof SafetyError ? 'refused' : error instanceof InterruptedError ? 'interrupted' : 'failed';
-      ending = context.store.finishRun(run.runId, { status, summary: summarySoFar(progress), error: redact(error instanceof Error ? error.message : String(error)) }).catch(() => undefined);
+      // A run whose own end could not be written keeps that end (an interrupted run is not recorded
+      // as failed because the store was slow to take its record); any other error ends it as above.
+      const record = returned ?? { status, summary: summarySoFar(progress), error: redact(error instanceof Error ? error.message : String(error)) };
+      ending = context.store.finishRun(run.runId, record).catch(() => undefined);
       await ending;
     }
     throw error;

@@ -31,6 +31,48 @@ function demo(grace?: string): { dir: string; manifest: string } {
   return { dir, manifest };
 }
 
+describe('a run stopped by a signal still publishes what it did', () => {
+  it('the Pushgateway push of an interrupted reap is made, though the stop signal has fired', async () => {
+    const { createServer } = await import('node:http');
+    const { writeOutputs } = await import('../../src/cli/outputs.js');
+    const bodies: string[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        bodies.push(body);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const gateway = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const stop = new AbortController();
+      stop.abort(new Error('SIGTERM'));
+      const report = {
+        version: 1,
+        kind: 'reap',
+        runId: 'r-1',
+        execute: true,
+        plan: null,
+        summary: null,
+        resources: [],
+        outcomes: { marked: 0, deleted: 0, lifted: 0, changed: 0, absent: 0, failed: 0, lifts: {} },
+        sources: {},
+        sourceErrors: {},
+        errors: ['interrupted: stopped after finishing the current batch; the next run resumes'],
+      };
+      const io = { signal: stop.signal } as unknown as import('../../src/cli/io.js').CliIO;
+      const failures = await writeOutputs(io, { pushgateway: gateway, pushgatewayJob: 'reaper' }, { doc: null, reap: report as never, gates: [], durationSeconds: 1 });
+      expect(failures).toEqual([]);
+      expect(bodies).toHaveLength(1);
+      expect(bodies[0]).toContain('reaper_build_info{');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
 describe('an output that fails does not take the others with it', () => {
   it('reap --execute with an unreachable Pushgateway: deletes, prints its report, writes its files and log, names the cause, exits 3', async () => {
     const d = demo('0s');

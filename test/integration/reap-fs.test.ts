@@ -927,6 +927,59 @@ describe('reap safety', { concurrent: true }, () => {
         // guard: a batch once begun is finished (its re-verification reads, write-ahead, deletes and outcomes); the stop
         // is honoured between batches. The stop lands as the first sweep batch begins (its lock refresh), before its
         // re-reads: were the signal passed into them, S3 and SQL reads would abort and abandon the batch.
+        // guard: the stop check before each batch begins. A stop that lands after planning (here while a
+        // sweep-only run reads the last scans for its caps) and before the first batch acts on nothing.
+        test('a stop requested between planning and the first batch deletes nothing; the next run does it all', async (h) => {
+          const { fx, store, journal, afterGrace, manifest } = h;
+          const ids = await fx.create(T, [{ owner: null }, { owner: null }, { owner: null }]);
+          const m = manifest({ policy: { batchSize: 2 } });
+          await runReap(m, { execute: true, store });
+          await afterGrace();
+          const controller = new AbortController();
+          const hooks: StoreHooks = {
+            listRuns: async (next, ...args) => {
+              controller.abort(new Error('SIGTERM'));
+              return next(...args);
+            },
+          };
+          const error = await runReap(m, { execute: true, sweepOnly: true, store: hookStore(store, hooks), signal: controller.signal }).then(
+            () => null,
+            (e: unknown) => e,
+          );
+          expect(error).toBeInstanceOf(InterruptedError);
+          expect((error as { report?: { outcomes: { deleted: number } } }).report?.outcomes.deleted).toBe(0);
+          expect((await journal()).filter((e) => e.outcome === 'deleted')).toEqual([]);
+          expect((await fx.present(T)).size).toBe(3);
+          expect(only(await runReap(m, { execute: true, store })).outcomes).toMatchObject({ deleted: 3, failed: 0 });
+          expect(sorted((await journal()).filter((e) => e.outcome === 'deleted').map((e) => e.resourceId))).toEqual(sorted(ids));
+        });
+
+        // guard: only the stop is an interruption. A store failure while a stop is pending stays a
+        // failure (exit 3) with its own message, which says the batch's deletes were sent unrecorded.
+        test('a store failure while a stop is pending is reported as that failure, not as an interruption', async (h) => {
+          const { fx, store, afterGrace, manifest } = h;
+          await fx.create(T, [{ owner: null }, { owner: null }]);
+          const m = manifest({ policy: { batchSize: 2 } });
+          await runReap(m, { execute: true, store });
+          await afterGrace();
+          const controller = new AbortController();
+          const hooks: StoreHooks = {
+            finishBatch: async () => {
+              controller.abort(new Error('SIGTERM'));
+              throw new BackendError('state store: the file was removed or replaced while open');
+            },
+          };
+          const error = await runReap(m, { execute: true, store: hookStore(store, hooks), signal: controller.signal }).then(
+            () => null,
+            (e: unknown) => e,
+          );
+          expect(error).not.toBeInstanceOf(InterruptedError);
+          expect(error).toBeInstanceOf(BackendError);
+          expect((error as Error).message).toMatch(/the file was removed or replaced while open/);
+          expect((error as Error).message).toMatch(/2 delete\(s\) of .* were sent and their outcomes are not recorded/);
+          expect((await store.listRuns({ kind: 'reap', limit: 1 }))[0]?.status).toBe('failed');
+        });
+
         test('a stop requested as a sweep batch begins finishes that batch, then interrupts; the next run does the rest', async (h) => {
           const { fx, store, journal, afterGrace, manifest } = h;
           const ids = await fx.create(T, [{ owner: 'bob' }, { owner: 'bob' }, { owner: null }, { owner: null }]);

@@ -60,6 +60,8 @@ export async function applyPlan(
     const current = batch;
     batch = [];
     if (!spec || failedTypes.has(spec.name)) return;
+    // A stop requested before this batch begins (after planning, or between batches) acts on nothing more.
+    if (options.signal?.aborted) throw new InterruptedError('stopped before the next batch; the next run resumes');
     const lock = lockName(spec.name, options.shard ?? null);
     if (!(await context.store.refreshLock(lock, runId, options.lockTtlMs))) {
       throw new SafetyError(`lost the lock on ${lock}; stopping before acting further`);
