@@ -142,6 +142,11 @@ export async function renderPrometheus(doc: AuditDocument | null, reap?: ReapRep
   family('reaper_last_run_timestamp_seconds', 'When the last run finished, in seconds since the epoch, by kind (audit, reap).', [
     { labels: { kind }, value: finishedMs === null || Number.isNaN(finishedMs) ? null : finishedMs / 1000 },
   ]);
+  family(
+    'reaper_last_run_interrupted',
+    'Whether a stop request (a signal: a deadline, an eviction) ended the last run before it finished (1) or not (0), by kind (audit, reap).',
+    [{ labels: { kind }, value: reap?.interrupted && !doc ? 1 : 0 }],
+  );
   family('reaper_run_duration_seconds', 'How long the last run took, by kind (audit, reap).', [{ labels: { kind }, value: duration }]);
 
   return exposition(families, extra);

@@ -60,6 +60,8 @@ export interface ReapReport {
   /** Liveness sources that failed (the breaker trips on them unless overridden; their keys are unknown). */
   sourceErrors: Record<string, string>;
   errors: string[];
+  /** True when a stop request (a signal) ended the run before it finished applying: `outcomes` are what it did until then. */
+  interrupted?: true;
   /** The run's filters, when it had any. */
   filters?: FindingFilter;
 }

@@ -230,6 +230,7 @@ async function reapWith(manifest: Manifest, options: ReapOptions, saved: OpenedP
         sources: sources.counts,
         sourceErrors: Object.fromEntries(Object.entries(context.liveness.failures()).map(([name, e]) => [name, redact(e)])),
         errors,
+        ...(stopped?.interrupted ? { interrupted: true as const } : {}),
         ...(header.filters ? { filters: header.filters } : {}),
       };
       if (stopped) stopped.report = report;

@@ -292,8 +292,9 @@ describe('reap crash safety', { concurrent: true }, () => {
           const [interrupted] = await sc.store.listRuns({ kind: 'reap', limit: 1 });
           local(interrupted?.status).toBe('interrupted');
           // What it did until the stop, in its JSON document and its run record alike.
-          const printed = JSON.parse(exit.stdout) as { runId: string; outcomes: { deleted: number }; errors: string[] };
+          const printed = JSON.parse(exit.stdout) as { runId: string; outcomes: { deleted: number }; errors: string[]; interrupted?: boolean };
           local(printed.runId).toBe(interrupted?.runId);
+          local(printed.interrupted).toBe(true);
           local(printed.outcomes.deleted).toBe(deleted);
           local(printed.errors).toEqual([expect.stringMatching(/^interrupted: stopped after finishing the current batch/)]);
           local((interrupted?.summary as { outcomes?: { deleted?: number } } | null)?.outcomes?.deleted).toBe(deleted);

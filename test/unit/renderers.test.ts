@@ -243,6 +243,7 @@ describe('renderPrometheus', () => {
     'reaper_reap_total',
     'reaper_reap_bytes_reclaimed_total',
     'reaper_last_run_timestamp_seconds',
+    'reaper_last_run_interrupted',
     'reaper_run_duration_seconds',
   ];
 
@@ -317,6 +318,14 @@ describe('renderPrometheus', () => {
     expect(sampleOf(families, 'reaper_last_run_timestamp_seconds', { kind: 'reap' })!.value).toBe(Date.parse('2026-11-22T03:00:00Z') / 1000);
     expect(sampleOf(families, 'reaper_run_duration_seconds', { kind: 'reap' })!.value).toBe(12);
     expect(families.has('reaper_leases')).toBe(false);
+  });
+
+  it('says whether the last reap was stopped by a signal before it finished, so a reap that never finishes is not taken for one that does', async () => {
+    const finished = parsePrometheus(await renderPrometheus(null, reapReport(true), { run: { finishedAt: '2026-11-22T03:00:00Z', durationSeconds: 12 } }));
+    expect(sampleOf(finished, 'reaper_last_run_interrupted', { kind: 'reap' })!.value).toBe(0);
+    const stopped = parsePrometheus(await renderPrometheus(null, { ...reapReport(true), interrupted: true }, { run: { finishedAt: '2026-11-22T03:00:00Z', durationSeconds: 12 } }));
+    expect(sampleOf(stopped, 'reaper_last_run_interrupted', { kind: 'reap' })!.value).toBe(1);
+    expect(sampleOf(parsePrometheus(await renderPrometheus(auditDoc())), 'reaper_last_run_interrupted', { kind: 'audit' })!.value).toBe(0);
   });
 
   it('escapes label values (backslash, double quote, newline) so they read back unchanged', async () => {
