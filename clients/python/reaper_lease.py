@@ -64,7 +64,7 @@ class LeaseClient:
         self.timeout = timeout
         self.ssl_context = ssl_context
 
-    def _call(self, method, path, body=None, lease_token=None):
+    def _call(self, method, path, body=None, lease_token=None, timeout=None):
         headers = {"accept": "application/json"}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"
@@ -76,7 +76,7 @@ class LeaseClient:
             headers["content-type"] = "application/json"
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.ssl_context) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout if timeout is None else timeout, context=self.ssl_context) as response:
                 text = response.read().decode("utf-8")
                 return response.status, (json.loads(text) if text else None)
         except urllib.error.HTTPError as error:
@@ -107,9 +107,10 @@ class LeaseClient:
             self._fail(status, answer)
         return Lease(answer)
 
-    def renew(self, lease, ttl=None):
-        """Renew with the lease's own token; raises LeaseLost when it expired or was released."""
-        status, answer = self._call("POST", f"/v1/leases/{urllib.parse.quote(lease.id)}/renew", {} if ttl is None else {"ttl": ttl}, lease.token)
+    def renew(self, lease, ttl=None, timeout=None):
+        """Renew with the lease's own token; raises LeaseLost when it expired or was released.
+        `timeout` (seconds) bounds this call's waits instead of the client's."""
+        status, answer = self._call("POST", f"/v1/leases/{urllib.parse.quote(lease.id)}/renew", {} if ttl is None else {"ttl": ttl}, lease.token, timeout)
         if status != 200:
             self._fail(status, answer, lease.id)
         renewed = Lease(answer)
@@ -147,7 +148,9 @@ class Heartbeat:
     `lost` is an Event set once the lease is lost (`why` says how); `on_lost(why)` is called
     then, once. A renewal that fails for another reason (the daemon unreachable, 503) is tried
     again at the next beat; if none succeeds before the lease's deadline — a whole ttl after the
-    last confirmed renewal was sent — the lease is lost with why "deadline".
+    last confirmed renewal was sent — the lease is lost with why "deadline", at that moment: a
+    renewal in flight waits no longer than what is left until then, so a daemon that stops
+    answering cannot keep the holder working past it.
     """
 
     def __init__(self, client, lease, interval=None, on_lost=None):
@@ -186,10 +189,21 @@ class Heartbeat:
             self.on_lost(why)
 
     def _run(self):
-        while not self._stop.wait(self.interval):
+        # Each wait, and each renewal in flight, ends by the deadline: a daemon that stops
+        # answering cannot carry the holder past it (the renewal's timeout is what is left).
+        while True:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                self._lose("deadline")
+                return
+            if self._stop.wait(min(self.interval, left)):
+                return
             sent = time.monotonic()
+            left = self._deadline - sent
+            if left <= 0:
+                continue
             try:
-                self.lease = self.client.renew(self.lease)
+                self.lease = self.client.renew(self.lease, timeout=max(0.01, min(self.client.timeout, left)))
                 self.renewals += 1
                 self._deadline = sent + self.ttl
             except LeaseLost as error:
@@ -197,6 +211,3 @@ class Heartbeat:
                 return
             except ApiError as error:
                 self.errors.append(str(error))
-            if time.monotonic() >= self._deadline:
-                self._lose("deadline")
-                return

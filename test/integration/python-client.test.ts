@@ -48,6 +48,8 @@ describe.skipIf(!havePython)('Python lease client', () => {
     expect(seen.renewAfterRelease).toEqual({ status: 409, why: 'released' });
     expect(seen.listed).toEqual(['session:py-1', 'session:py-1']);
     expect(seen.wrongApiToken).toEqual({ status: 401 });
+    // A renewal hanging on a daemon that stopped answering does not keep the holder past its deadline.
+    expect(seen.hungDaemon).toEqual({ lost: true, why: 'deadline', withinTtlAndABit: true });
     // What the daemon's store says: two leases on the key, the second a newer generation, both ended.
     const leases = await store.listLeases({ key: 'session:py-1', includeInactive: true, limit: 10 });
     expect(leases.map((l) => l.generation).sort()).toEqual([1, 2]);

@@ -56,6 +56,25 @@ except LeaseLost as error:
     seen["renewAfterRelease"] = {"status": error.status, "why": error.why}
 seen["listed"] = sorted(l["key"] for l in client.list(key="session:py-1", include_inactive=True))
 
+# A daemon that stops answering (SIGSTOP, a hung store behind it): the renewal in flight must not
+# carry the holder past its deadline. A server that accepts and never answers; a 1 s lease with the
+# client's default 10 s timeout is lost ("deadline") about a ttl after its last confirmed renewal.
+import socket  # noqa: E402
+import threading  # noqa: E402
+
+silent = socket.socket()
+silent.bind(("127.0.0.1", 0))
+silent.listen(8)
+accepted = []
+threading.Thread(target=lambda: [accepted.append(silent.accept()) for _ in range(8)], daemon=True).start()
+hung = LeaseClient(f"http://127.0.0.1:{silent.getsockname()[1]}", token=token)
+stalled = Heartbeat(hung, type(lease)({**lease, "ttlSeconds": 1}), interval=0.3).start()
+started = time.monotonic()
+stalled.lost.wait(5)
+seen["hungDaemon"] = {"lost": stalled.lost.is_set(), "why": stalled.why, "withinTtlAndABit": time.monotonic() - started < 1.6}
+stalled.stop()
+silent.close()
+
 try:
     LeaseClient(url, token="wrong-token").list()
     seen["wrongApiToken"] = "accepted"
