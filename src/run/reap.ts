@@ -31,7 +31,7 @@ import { reaperVersion } from '../version.js';
 import { openRunContext, type RunContext } from './context.js';
 import { failpoints } from './failpoints.js';
 import { openPlan, planItems, type OpenedPlan, type PlanHeader } from './plan-file.js';
-import { recordedRun } from './recorded-run.js';
+import { HARD_STOP_ERROR, recordedRun } from './recorded-run.js';
 import { applyPlan, refuseOverlap } from './reap/apply.js';
 import { withNote } from './reap/sweep.js';
 import { capViolations, judgeBreaker, resumedRun } from './reap/jobs.js';
@@ -293,7 +293,13 @@ async function openType(context: RunContext, spec: ResourceSpec, tally: ReapTall
     const whose = held
       ? ` (run ${held.runId}, until ${new Date(held.expiresAt).toISOString().replace(/\.\d+Z$/, 'Z')} by the store's clock)`
       : '';
-    const killed = held ? `; a run killed without releasing it (kill -9, an OOM kill) holds it until then: \`reaper runs show ${held.runId}\`` : '';
+    const holder = held ? await context.store.getRun(held.runId).catch(() => null) : null;
+    const how = holder?.error === HARD_STOP_ERROR ? ' (stopped at once by a second signal)' : '';
+    const killed = !held
+      ? ''
+      : holder && holder.status !== 'running'
+        ? `; run ${held.runId} ended ${holder.status}${how} without releasing it, and the lock is kept until then so that what it had in flight settles first: \`reaper runs show ${held.runId}\``
+        : `; a run killed without releasing it (kill -9, an OOM kill) holds it until then: \`reaper runs show ${held.runId}\``;
     throw new SafetyError(`another reap run holds the lock on ${lock}${whose}; one run per resource type${lock === spec.name ? '' : ' and shard'} at a time${killed}`);
   }
   locks.push(lock);

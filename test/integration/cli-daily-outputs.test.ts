@@ -136,6 +136,25 @@ describe('a run refused by a held lock says whose it is and until when', () => {
     expect(r.stderr).toMatch(new RegExp(`holds the lock on scratch \\(run ${holder}, until \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ by the store's clock\\)`));
     expect(r.stderr).toContain('a run killed without releasing it');
   });
+
+  it('after a run stopped at once by a second signal, the next one says so and why its lock is kept until it lapses', async () => {
+    const dir = tmp();
+    const manifest = filesManifest(dir, { 'z/old.part': 2 * 86_400 }, ['owners:', '  - static: ["someone-else"]']);
+    expect(reaper(['reap', '-c', manifest, '--execute', '--lock-ttl', '10m'], { cwd: dir, env: { REAPER_FAILPOINT: 'after-plan' } }).code).toBe(null);
+    const runs = JSON.parse(reaper(['runs', '-c', manifest, '--output', 'json'], { cwd: dir }).stdout) as { runId: string; status: string }[];
+    const holder = runs.find((r) => r.status === 'running')!.runId;
+    // What a second signal records on its way out: the run interrupted, its lock left to lapse.
+    const { openStateStore } = await import('../../src/state/open.js');
+    const { HARD_STOP_ERROR } = await import('../../src/run/recorded-run.js');
+    const store = await openStateStore(`sqlite:${path.join(dir, '.reaper', 'state.db')}`);
+    await store.finishRun(holder, { status: 'interrupted', error: HARD_STOP_ERROR });
+    await store.close();
+    const r = reaper(['reap', '-c', manifest, '--execute'], { cwd: dir });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain(`run ${holder} ended interrupted (stopped at once by a second signal) without releasing it`);
+    expect(r.stderr).toContain('kept until then so that what it had in flight settles first');
+    expect(r.stderr).not.toContain('kill -9');
+  });
 });
 
 describe('reaper init: a starting manifest', () => {
