@@ -89,7 +89,7 @@ export async function capViolations(
     if (claim.granted) continue;
     const earlier = claim.priorUse > 0 ? ` and its earlier runs ${claim.priorUse}` : '';
     return [
-      `${spec.name}: ${want} to mark or sweep exceeds what is left of job ${jobId}'s maxDeletesPerRun ${claim.cap}: its shards hold ${claim.claimed}, this shard ${claim.shardGranted}${earlier}`,
+      `${spec.name}: ${want} to mark or sweep exceeds what is left of job ${jobId}'s maxDeletesPerRun ${claim.cap}: its shards hold ${claim.claimed} of it, this shard ${claim.shardGranted}${earlier}`,
     ];
   }
   return [];
