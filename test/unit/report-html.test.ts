@@ -119,6 +119,27 @@ describe('the rendered report', () => {
     expect(style).not.toMatch(/url\(|@import/);
   });
 
+  it("says when the audit was one shard of a job: its figures cover that shard's part only", async () => {
+    const assets = await clientAssets();
+    expect(renderReport(data, assets)).not.toContain('<dt>Part</dt>');
+    const { auditFromRun } = await import('../../src/report/html/history.js');
+    const run = { runId: 'r-9', kind: 'audit', status: 'ok', startedAt: 1, finishedAt: 2, job: 'aud-1', shard: '0/2', summary: { resources: audit.resources, findings: [] } };
+    const fromStore = auditFromRun(run as unknown as Parameters<typeof auditFromRun>[0])!;
+    expect(fromStore.part).toEqual({ shard: '0/2', job: 'aud-1' });
+    const html = renderReport(buildReportData({ generatedAt: '2026-11-22T03:00:00.000Z', reaper: '0.1.0', sources: ['run r-9'], audit: fromStore, history: null }), assets);
+    expect(html).toContain("<dt>Part</dt><dd><strong class=\"bad\">shard 0/2 of job <code>aud-1</code>: these figures cover that shard's part of each type only</strong></dd>");
+    // From a shard's audit document too.
+    const dir = mkdtempSync(path.join(tmpdir(), 'reaper-html-'));
+    try {
+      const file = path.join(dir, 'a.json');
+      writeFileSync(file, JSON.stringify({ ...audit, kind: 'audit', job: { id: null, shard: '1/2' } }));
+      const read = await readReportFile(file);
+      expect(read.kind === 'audit' && read.audit.part).toEqual({ shard: '1/2', job: null });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('draws the status bars, the summary and the age chart from the audit numbers', async () => {
     const html = renderReport(data, await clientAssets());
     for (const r of audit.resources) {

@@ -17,6 +17,8 @@ export interface AuditInput {
   startedAt?: string | null;
   finishedAt?: string | null;
   complete?: boolean | null;
+  /** The shard this audit was (`i/N`, and its job): it read that part of each type only. */
+  part?: { shard: string; job: string | null } | null;
   resources: readonly ResourceTelemetry[];
   leases?: LeaseTelemetry | null;
   sourceErrors?: Readonly<Record<string, string>>;
@@ -133,8 +135,8 @@ function defaultTitle(audit: AuditInput | null | undefined, reap: ReapReport | n
 }
 
 function runView(audit: AuditInput | null | undefined, reap: ReapReport | null | undefined): RunView | null {
-  if (audit) return { runId: audit.runId, kind: 'audit', startedAt: audit.startedAt ?? null, finishedAt: audit.finishedAt ?? null, complete: audit.complete ?? null };
-  if (reap) return { runId: reap.runId, kind: reap.execute ? 'reap' : 'reap (dry run)', startedAt: null, finishedAt: null, complete: reap.errors.length === 0 };
+  if (audit) return { runId: audit.runId, kind: 'audit', startedAt: audit.startedAt ?? null, finishedAt: audit.finishedAt ?? null, complete: audit.complete ?? null, part: audit.part ?? null };
+  if (reap) return { runId: reap.runId, kind: reap.execute ? 'reap' : 'reap (dry run)', startedAt: null, finishedAt: null, complete: reap.errors.length === 0, part: null };
   return null;
 }
 

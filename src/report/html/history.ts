@@ -55,6 +55,7 @@ export function auditFromRun(run: RunRecord): AuditInput | null {
     startedAt: iso(run.startedAt),
     finishedAt: iso(run.finishedAt),
     complete: run.status === 'ok' || run.status === 'gate-failed',
+    part: run.shard === null || run.shard === undefined ? null : { shard: run.shard, job: run.job ?? null },
     resources,
     leases: leases ?? null,
     findings: findings as AuditInput['findings'],

@@ -65,6 +65,12 @@ const auditSchema = z.object({
   startedAt: z.string().nullable().default(null),
   finishedAt: z.string().nullable().default(null),
   complete: z.boolean().nullable().default(null),
+  // A shard's document (`job: { id, shard }`): the page says which part of each type it covers.
+  job: z
+    .object({ id: z.string().nullable().default(null), shard: z.string().nullable().default(null) })
+    .nullable()
+    .optional()
+    .transform((job) => job ?? null),
   resources: z.array(telemetrySchema),
   leases: leasesSchema.nullable().default(null),
   sourceErrors: z.record(z.string(), z.string()).default({}),
@@ -148,7 +154,10 @@ export async function readReportFile(file: string): Promise<ReportFile> {
   if ((kind === 'audit' || kind === 'reap') && isRecord(doc) && !('resources' in doc) && 'summary' in doc) {
     throw refuse(file, 1, '', `this is the one-line summary of \`reaper ${kind} --quiet --output json\`, not ${kind === 'audit' ? 'an audit document' : 'a reap report'}; write the document without --quiet`);
   }
-  if (kind === 'audit') return { kind: 'audit', file, audit: checked(auditSchema, doc, file, text) as AuditInput };
+  if (kind === 'audit') {
+    const { job, ...audit } = checked(auditSchema, doc, file, text);
+    return { kind: 'audit', file, audit: { ...audit, part: job?.shard ? { shard: job.shard, job: job.id } : null } as AuditInput };
+  }
   if (kind === 'reap') return { kind: 'reap', file, reap: checked(reapSchema, doc, file, text) as ReapReport };
   throw refuse(file, lineOfPath(text, ['kind']), 'kind', 'expected a reaper audit document (kind "audit"), a reap report (kind "reap"), or findings NDJSON (one finding per line)');
 }

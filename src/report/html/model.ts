@@ -163,6 +163,8 @@ export interface RunView {
   startedAt: string | null;
   finishedAt: string | null;
   complete: boolean | null;
+  /** The shard the run was, when it was one: its figures cover that part of each type only. */
+  part: { shard: string; job: string | null } | null;
 }
 
 export interface ReportData {

@@ -47,6 +47,10 @@ export function headerHtml(data: ReportData): string {
     facts.push(`<dt>Run</dt><dd><code>${esc(run.runId)}</code> (${esc(run.kind)})</dd>`);
     if (run.finishedAt) facts.push(`<dt>Finished</dt><dd>${esc(when(run.finishedAt))}</dd>`);
     if (run.complete !== null) facts.push(`<dt>Read whole</dt><dd>${run.complete ? 'yes' : '<strong class="bad">no — see the problems below</strong>'}</dd>`);
+    if (run.part) {
+      const job = run.part.job === null ? '' : ` of job <code>${esc(run.part.job)}</code>`;
+      facts.push(`<dt>Part</dt><dd><strong class="bad">shard ${esc(run.part.shard)}${job}: these figures cover that shard's part of each type only</strong></dd>`);
+    }
   }
   facts.push(`<dt>From</dt><dd>${data.sources.map((s) => esc(s)).join('<br>') || '—'}</dd>`);
   facts.push(`<dt>Made</dt><dd>${esc(when(data.generatedAt))} by reaper ${esc(data.reaper)}</dd>`);
