@@ -12,6 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import type { CommandLine, CommandLocation, HandlerPolicy, HttpLocation } from '../../manifest/types.js';
+import { trackProcessGroup } from '../../util/process-groups.js';
 import { PROTOCOL_VERSION, ProtocolViolation, type HandlerOp } from './protocol.js';
 
 export interface Transport {
@@ -94,6 +95,8 @@ export class CommandTransport implements Transport {
         // Its own process group, so a timeout kills what it started too (`sh -c 'yes | …'`).
         detached: true,
       });
+      // A process stopped at once by a second signal kills it on its way out (src/run/hard-stop.ts).
+      const untrack = child.pid === undefined ? () => undefined : trackProcessGroup(child.pid);
       const out = new LineCollector(this.location);
       let stderr = '';
       let why: string | null = null;
@@ -113,6 +116,7 @@ export class CommandTransport implements Transport {
       const finish = (eof: boolean) => {
         if (settled) return;
         settled = true;
+        untrack();
         clearTimeout(timer);
         clearTimeout(grace);
         signal?.removeEventListener('abort', onAbort);
