@@ -5,6 +5,7 @@
  */
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { ExitCode, formatManifestIssue, ManifestError, ReaperError, redact, UsageError } from '../errors.js';
+import { killProcessGroups } from '../util/process-groups.js';
 import { versionReport } from '../version.js';
 import type { CliIO } from './io.js';
 
@@ -420,6 +421,7 @@ export async function main(argv: readonly string[]): Promise<void> {
         .catch(() => undefined)
         .finally(() => process.exit(ExitCode.interrupted));
     } else {
+      killProcessGroups(); // no handler call outlives reaper (docs/safety.md §19)
       process.exit(ExitCode.interrupted);
     }
   };

@@ -1,5 +1,7 @@
 /**
- * What a process ended at once by a second SIGINT/SIGTERM/SIGHUP still does on its way out: each
+ * What a process ended at once by a second SIGINT/SIGTERM/SIGHUP still does on its way out: the
+ * handler calls in flight are killed with their process groups, first, so none goes on acting
+ * after reaper has gone (src/util/process-groups.ts); each
  * open recorded run registers how to record itself `interrupted`; the CLI runs these, bounded
  * by a short deadline, before it exits 130 (docs/safety.md §19: the exit stays bounded).
  * A run that is not recorded here is still ended later by its lapsed heartbeat (`abandoned`).
@@ -7,6 +9,8 @@
  * another process's write lock holds the thread (and the exit) until that lock is free or its
  * busy timeout ends.
  */
+import { killProcessGroups } from '../util/process-groups.js';
+
 const hooks = new Set<() => Promise<unknown>>();
 
 /** Register what to do if the process is stopped at once; returns the unregistration. */
@@ -19,6 +23,7 @@ export function onHardStop(hook: () => Promise<unknown>): () => void {
 
 /** Run every registered hook at once, best effort; resolves when all settled or after `deadlineMs`, whichever is first. */
 export async function runHardStopHooks(deadlineMs: number): Promise<void> {
+  killProcessGroups();
   if (hooks.size === 0) return;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<void>((resolve) => {

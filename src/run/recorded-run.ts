@@ -62,7 +62,13 @@ export async function recordedRun<T>(context: RunContext, options: RecordedRunOp
   // Once the run's own end is being written, a hard stop waits for it instead of overwriting it.
   let ending: Promise<void> | null = null;
   const progress: RunProgress = { summary: null };
-  const unregister = onHardStop(() => ending ?? context.store.finishRun(run.runId, { status: 'interrupted', summary: summarySoFar(progress), error: HARD_STOP_ERROR }));
+  // A hard stop kills the handler calls in flight (src/run/hard-stop.ts): the error that makes
+  // the work throw then must not overwrite the hard stop's record on the way out.
+  let hardStopped = false;
+  const unregister = onHardStop(() => {
+    hardStopped = true;
+    return ending ?? context.store.finishRun(run.runId, { status: 'interrupted', summary: summarySoFar(progress), error: HARD_STOP_ERROR });
+  });
   // The end the work returned, once it has: if writing it fails, it is written again as it is.
   let returned: RunEnd | null = null;
   try {
@@ -77,7 +83,7 @@ export async function recordedRun<T>(context: RunContext, options: RecordedRunOp
     // A stop requested mid-way surfaces as whatever the interrupted call threw (the signal's
     // reason, an AbortError): it is an interruption (exit 130), not a backend failure.
     const error = options.signal?.aborted && !(caught instanceof ReaperError) ? new InterruptedError(options.stopped, { cause: caught }) : caught;
-    if (!ended) {
+    if (!ended && !hardStopped) {
       const status = error instanceof SafetyError ? 'refused' : error instanceof InterruptedError ? 'interrupted' : 'failed';
       // A run whose own end could not be written keeps that end (an interrupted run is not recorded
       // as failed because the store was slow to take its record); any other error ends it as above.

@@ -356,6 +356,53 @@ describe('command kind: hostile list output fails that type alone', () => {
   });
 });
 
+describe('command kind: a process that leaves the handler\'s process group does not hold the call', () => {
+  // Each handler starts a process of a session of its own (`setsid`), out of reach of the group kill,
+  // which keeps the handler's stdout and stderr open for 30 s; it adds its pid to DIR/escaped.NAME.
+  const escape = (name: string) => `setsid sh -c 'echo $$ >> escaped.${name}; exec sleep 30' &`;
+  let dir: string;
+  afterAll(() => {
+    for (const name of ['timeout', 'exited']) {
+      const file = path.join(dir, `escaped.${name}`);
+      for (const pid of existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+  });
+
+  it('a timeout ends the call with the timeout error; a handler that exited ends it with its answer; conformance too', () => {
+    dir = tmp();
+    seed(dir, 'fine', { a1: { owner: 'alice' } });
+    const m = manifest(dir, [
+      good('fine'),
+      bad('timeout', `${escape('timeout')} sleep 20`, ['      timeout: 1s']),
+      bad('exited', `echo '{"next": null}'; ${escape('exited')}`, ['      timeout: 20s']),
+    ]);
+    let started = Date.now();
+    const audit = reaper(['audit', '-c', m, '-o', 'json'], { cwd: dir, timeoutMs: 60_000 });
+    const auditMs = Date.now() - started;
+    expect(audit.code, audit.stderr).toBe(3);
+    expect(auditMs).toBeLessThan(8_000);
+    const doc = json(audit.stdout);
+    expect(doc.resources.find((r) => r.name === 'fine')).toMatchObject({ status: 'ok', scanned: 1 });
+    const timedOut = doc.resources.find((r) => r.name === 'timeout')!;
+    expect(timedOut.status).toBe('error');
+    expect(timedOut.error).toMatch(/list command \(.*\) did not finish within 1000 ms \(timeout\); killed/);
+    // The handler exited after its whole answer: its output is complete, whatever it left running.
+    expect(doc.resources.find((r) => r.name === 'exited')).toMatchObject({ status: 'ok', scanned: 0 });
+
+    started = Date.now();
+    const check = reaper(['conformance', '-c', m, '--type', 'timeout', '-o', 'table'], { cwd: dir, timeoutMs: 60_000 });
+    expect(Date.now() - started).toBeLessThan(8_000);
+    expect(check.code, check.stdout + check.stderr).toBe(1);
+    expect(check.stdout).toMatch(/^FAIL list: .*did not finish within 1000 ms \(timeout\); killed/m);
+  }, 120_000);
+});
+
 describe('command kind: a delete answer that cannot be trusted deletes nothing on reaper\'s side', () => {
   const answers: { name: string; answer: string; error: RegExp }[] = [
     { name: 'unknown-id', answer: `while read l; do echo "$l" | sed 's/"fingerprint":"[^"]*"/"result":"deleted"/'; done; echo '{"id":"elsewhere","result":"deleted"}'`, error: /delete answer line 2: the id "elsewhere" was not asked for/ },

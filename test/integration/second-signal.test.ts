@@ -5,7 +5,7 @@
  *
  * The built CLI reaps a `command` type whose handler's `mark` never answers: the run is
  * inside a batch, which the first signal does not cut short ("finishing the current
- * batch"). It audits a PostgreSQL table the test holds locked: the scan's query waits on the
+ * batch"); the second kills the handler's process group, so it acts on nothing afterwards. It audits a PostgreSQL table the test holds locked: the scan's query waits on the
  * lock, and a query under way is not cancelled by the first signal. The second signal is
  * sent once the first one's notice is on stderr.
  */
@@ -44,7 +44,9 @@ if (op === 'list') {
   process.stdout.write(JSON.stringify({ next: null }) + '\\n');
 } else if (op === 'mark') {
   writeFileSync('mark.pid', String(process.pid));
-  setInterval(() => {}, 1000); // never answers
+  // Never answers; acts on its own after 3 s, as a delete that was slow to start would.
+  setTimeout(() => writeFileSync('acted-late', ''), 3000);
+  setInterval(() => {}, 1000);
 } else {
   process.exit(1);
 }
@@ -106,6 +108,15 @@ async function signalTwice(args: string[], dir: string, signal: NodeJS.Signals, 
   return exit;
 }
 
+/** Whether PID is a live process (a zombie, killed and not yet reaped by its new parent, is not). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 interface RunRow {
   kind: string;
   status: string;
@@ -119,6 +130,10 @@ describe('a second signal during reap --execute', () => {
       // The handler's mark is running once it wrote its pid: the run is inside a batch.
       const code = await signalTwice(['reap', '--execute', '--allow-liveness-drop', '-c', manifest, '--output', 'json'], dir, signal, async () => existsSync(path.join(dir, 'mark.pid')));
       expect(code).toBe(130);
+      // The handler call in flight was killed with reaper: it does nothing after reaper has gone.
+      expect(alive(Number(readFileSync(path.join(dir, 'mark.pid'), 'utf8')))).toBe(false);
+      await new Promise((resolve) => setTimeout(resolve, 3_500));
+      expect(existsSync(path.join(dir, 'acted-late'))).toBe(false);
       const runs = JSON.parse(reaperSync(['runs', '-c', manifest, '--output', 'json'], { cwd: dir }).stdout) as RunRow[];
       expect(runs).toHaveLength(1);
       expect(runs[0]).toMatchObject({ kind: 'reap', status: 'interrupted' });

@@ -12,6 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import type { CommandLine, CommandLocation, HandlerPolicy, HttpLocation } from '../../manifest/types.js';
+import { trackProcessGroup } from '../../util/process-groups.js';
 import { PROTOCOL_VERSION, ProtocolViolation, type HandlerOp } from './protocol.js';
 
 export interface Transport {
@@ -67,6 +68,8 @@ class LineCollector {
 }
 
 const STDERR_TAIL = 2048;
+/** How long stdout and stderr are read after the handler exited or was killed (docs/resource-protocol.md). */
+const PIPE_GRACE_MS = 1000;
 
 /** A `command` handler: each call runs the op's command once. */
 export class CommandTransport implements Transport {
@@ -92,9 +95,14 @@ export class CommandTransport implements Transport {
         // Its own process group, so a timeout kills what it started too (`sh -c 'yes | …'`).
         detached: true,
       });
+      // A process stopped at once by a second signal kills it on its way out (src/run/hard-stop.ts).
+      const untrack = child.pid === undefined ? () => undefined : trackProcessGroup(child.pid);
       const out = new LineCollector(this.location);
       let stderr = '';
       let why: string | null = null;
+      let exit: { code: number | null; sig: NodeJS.Signals | null } | null = null;
+      let settled = false;
+      let grace: NodeJS.Timeout | undefined;
       const killGroup = () => {
         try {
           if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
@@ -102,9 +110,35 @@ export class CommandTransport implements Transport {
           // already gone
         }
       };
+      // The call ends when stdout and stderr are closed; a process that left the group (`setsid`,
+      // a daemon) may hold them open past the group's end, so once the handler has exited or been
+      // killed they are waited for PIPE_GRACE_MS at most (docs/resource-protocol.md, "The command kind").
+      const finish = (eof: boolean) => {
+        if (settled) return;
+        settled = true;
+        untrack();
+        clearTimeout(timer);
+        clearTimeout(grace);
+        signal?.removeEventListener('abort', onAbort);
+        killGroup(); // anything it left running in its group
+        if (!eof) for (const stream of [child.stdin, child.stdout, child.stderr]) stream.destroy();
+        const tail = stderr.trim() ? `: ${lastLines(stderr)}` : '';
+        // Stopped by the caller (a reap or audit told to stop): the stop's own reason, not a
+        // handler failure, so the run ends interrupted rather than failed.
+        if (why === 'interrupted' && signal?.aborted) reject(signal.reason);
+        else if (why !== null) reject(new ProtocolViolation(`${what} ${why}${tail}`));
+        else if (exit === null) reject(new ProtocolViolation(`${what} did not exit${tail}`));
+        else if (exit.code !== 0) reject(new ProtocolViolation(`${what} exited with ${exit.code === null ? `signal ${exit.sig}` : `status ${exit.code}`}${tail}`));
+        // Pipes cut after the grace: only the lines the handler finished count.
+        else resolve(eof ? out.end() : out.lines);
+      };
+      const awaitPipes = () => {
+        grace ??= setTimeout(() => finish(false), PIPE_GRACE_MS);
+      };
       const stop = (reason: string) => {
         why ??= reason;
         killGroup();
+        awaitPipes();
       };
       const timer = setTimeout(() => stop(`did not finish within ${this.location.timeoutMs} ms (timeout); killed`), this.location.timeoutMs);
       const onAbort = () => stop('interrupted');
@@ -119,17 +153,15 @@ export class CommandTransport implements Transport {
       child.stdin.on('error', () => undefined);
       child.stdin.end(body);
       child.on('error', (error) => stop(`could not start: ${(error as NodeJS.ErrnoException).code ?? error.message}`));
-      child.on('close', (code, sig) => {
+      child.on('exit', (code, sig) => {
+        exit = { code, sig };
+        // It finished within its time: what its pipes still bring is bounded by the grace, not the timeout.
         clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        killGroup(); // anything it left running in its group
-        const tail = stderr.trim() ? `: ${lastLines(stderr)}` : '';
-        // Stopped by the caller (a reap or audit told to stop): the stop's own reason, not a
-        // handler failure, so the run ends interrupted rather than failed.
-        if (why === 'interrupted' && signal?.aborted) reject(signal.reason);
-        else if (why !== null) reject(new ProtocolViolation(`${what} ${why}${tail}`));
-        else if (code !== 0) reject(new ProtocolViolation(`${what} exited with ${code === null ? `signal ${sig}` : `status ${code}`}${tail}`));
-        else resolve(out.end());
+        awaitPipes();
+      });
+      child.on('close', (code, sig) => {
+        exit ??= { code, sig };
+        finish(true);
       });
     });
   }
