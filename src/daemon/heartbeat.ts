@@ -54,6 +54,8 @@ export class Heartbeat {
   private overdueSince: number | null = null;
   /** How late the last tick started against its schedule. */
   private lastLatenessMs = 0;
+  /** When the last renewal round began (performance.now()): the next is due an interval after it. */
+  private renewedAt = 0;
 
   constructor(private readonly options: HeartbeatOptions) {
     this.deadlines = new LeaseDeadlines(options.marginMs, (key) => this.passed(key));
@@ -122,7 +124,9 @@ export class Heartbeat {
 
   private schedule(): void {
     if (this.stopped) return;
-    const delay = jittered(this.options.intervalMs, this.options.random);
+    // An interval after the last renewal began, not after the tick ended: a tick that acquired
+    // for long (renewing meanwhile) does not stretch the gap between two renewals.
+    const delay = Math.max(0, jittered(this.options.intervalMs, this.options.random) - (performance.now() - this.renewedAt));
     this.scheduledAt = performance.now() + delay;
     this.overdueSince ??= this.scheduledAt;
     this.timer = setTimeout(() => {
@@ -187,6 +191,7 @@ export class Heartbeat {
 
   private async renewHeld(): Promise<void> {
     const { store, metrics, log } = this.options;
+    this.renewedAt = performance.now();
     const leases = this.leases();
     if (leases.length === 0) {
       // Nothing to renew: ask the store its time, so readiness still means "the store answers".
@@ -241,12 +246,10 @@ export class Heartbeat {
     // long (a slow store, many keys): the leases taken early in it are renewed on the
     // heartbeat's own schedule meanwhile, so a start that takes longer than the ttl does
     // not lose its first leases.
-    let renewedAt = performance.now();
     const missing = this.options.keys.filter((key) => !this.held.has(key));
     for (let at = 0; at < missing.length && !this.stopped; at += ACQUIRE_BATCH) {
-      if (performance.now() - renewedAt >= this.options.intervalMs) {
+      if (performance.now() - this.renewedAt >= this.options.intervalMs) {
         await this.renewHeld();
-        renewedAt = performance.now();
         if (this.stopped) return;
       }
       const keys = missing.slice(at, at + ACQUIRE_BATCH);

@@ -645,6 +645,25 @@ for (const factory of storeFactories) {
         expect(log.events().filter((e) => e.event === 'lease-lost')).toEqual([]);
       });
 
+      itOnce('renews thousands of leases on rhythm, none lost to the deadline, during and after the start', async () => {
+        // 5,000 keys with a 3 s ttl: renewal every second, a lease counts as held until 2.7 s
+        // after its last confirmed renewal. Confirming a lease used to rescan every deadline
+        // (quadratic: seconds of blocked event loop per round at this size), so renewals
+        // fell behind and leases were lost to the deadline although the store answered.
+        const renewLeases = vi.spyOn(store, 'renewLeases');
+        const keys = Array.from({ length: 5_000 }, (_, i) => `svc:many${i}`);
+        const daemon = await start({ leases: keys, ttlMs: 3_000 });
+        expect(daemon.isReady()).toBe(true);
+        await sleep(4_500);
+        expect(log.events().filter((e) => e.event === 'lease-lost')).toEqual([]);
+        expect(daemon.leases()).toHaveLength(keys.length);
+        expect(daemon.isReady()).toBe(true);
+        // Every second or so (jittered ±10%), each round renewing every lease.
+        expect(renewLeases.mock.calls.length).toBeGreaterThanOrEqual(3);
+        for (const [ids] of renewLeases.mock.calls) expect(ids).toHaveLength(keys.length);
+        renewLeases.mockRestore();
+      });
+
       itOnce('rejects a renewal interval over a third of the ttl', async () => {
         await expect(start({ leases: ['k'], ttlMs: 3_000, intervalMs: 1_500 })).rejects.toThrow(/at most a third of the ttl/);
         await expect(start({ leases: ['k'] })).rejects.toThrow(/positive ttl/);
