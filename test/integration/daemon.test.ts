@@ -719,6 +719,31 @@ for (const factory of storeFactories) {
         expect(await store.liveKeys(['svc:keep'])).toEqual(new Set(['svc:keep']));
       });
 
+      itOnce('a stop signal during a long start ends the acquisitions at once and stops within the stop budget', async () => {
+        // 20 batches of 250 ms: a start of 5 s. The signal comes during the second batch.
+        const acquireLeases = store.acquireLeases.bind(store);
+        const acquire = vi.spyOn(store, 'acquireLeases').mockImplementation(async (keys, options) => {
+          const [acquired] = await Promise.all([acquireLeases(keys, options), sleep(250)]);
+          return acquired;
+        });
+        const keys = Array.from({ length: 10_000 }, (_, i) => `svc:abort${i}`);
+        const controller = new AbortController();
+        setTimeout(() => controller.abort(), 400);
+        const startedAt = performance.now();
+        const daemon = await start({ leases: keys, ttlMs: 30_000, intervalMs: 3_000, releaseOnExit: true, stopTimeoutMs: 2_000, signal: controller.signal });
+        expect(performance.now() - startedAt).toBeLessThan(1_500);
+        await daemon.stop();
+        expect(performance.now() - startedAt).toBeLessThan(2_500);
+        // At most the batch under way when the signal came was still sent.
+        expect(acquire.mock.calls.length).toBeLessThanOrEqual(2);
+        acquire.mockRestore();
+        const held = log.events().filter((e) => e.event === 'lease-acquired').map((e) => String(e.key));
+        expect(held.length).toBeGreaterThan(0);
+        expect(await store.liveKeys(keys)).toEqual(new Set());
+        expect(log.events().filter((e) => e.event === 'lease-released')).toHaveLength(held.length);
+        expect(log.events().slice(-1)[0]!.event).toBe('stopped');
+      });
+
       itOnce('waits for a request in flight before closing', async () => {
         let releaseCall!: () => void;
         const gate = new Promise<void>((r) => (releaseCall = r));

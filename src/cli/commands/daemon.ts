@@ -13,7 +13,7 @@ import { startDaemon, type DaemonTlsOptions } from '../../daemon/daemon.js';
 import { DEFAULT_LISTEN, parseListenAddress, type ListenAddress } from '../../daemon/listen.js';
 import { jsonLog, type LogLevel } from '../../util/json-log.js';
 import { callTimeout, renewalInterval } from '../../lease/timing.js';
-import { remainingMs } from '../../util/deadline.js';
+import { remainingMs, untilAborted } from '../../util/deadline.js';
 import type { ManifestFlags } from '../flags.js';
 import { manifestIfAny } from '../html-report.js';
 import type { CliIO } from '../io.js';
@@ -79,11 +79,6 @@ async function tlsOptions(io: CliIO, options: DaemonFlags): Promise<DaemonTlsOpt
     ca: ca === undefined ? undefined : await readOptionFile(io, ca, '--tls-ca'),
     requireClientCert,
   };
-}
-
-function untilAborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
 
 /** The deadline of every store call: --store-timeout, else half the renewal interval (at most 10 s). */
@@ -169,6 +164,8 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Daemon
       log: io.stdout,
       logLevel,
       ui: options.ui === false ? null : { store, resources: uiResources },
+      // A signal during a long start stops it there (the acquisitions end after the batch under way).
+      signal: io.signal,
     });
     try {
       await untilAborted(io.signal);
