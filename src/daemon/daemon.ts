@@ -137,7 +137,15 @@ interface Settings {
   maxBodyBytes: number;
 }
 
-function settings(options: DaemonOptions): Settings {
+/**
+ * Check the options as startDaemon() will, without the store: the CLI calls it before it
+ * opens the store, so a usage error (exit 2) has contacted nothing.
+ */
+export function checkDaemonOptions(options: Omit<DaemonOptions, 'store'>): void {
+  settings(options);
+}
+
+function settings(options: Omit<DaemonOptions, 'store'>): Settings {
   const keys = [...new Set(options.leases ?? [])];
   for (const key of keys) {
     const problem = checkText(key, 'a lease key', MAX_KEY_LENGTH);

@@ -901,6 +901,20 @@ for (const factory of storeFactories) {
         expect(out.text).not.toContain(TOKEN);
       });
 
+      itOnce('checks the token (and the other flags) before it opens the state store: a usage error contacted nothing', async () => {
+        writeFileSync(path.join(dir, 'short'), 'abcdef\n', { mode: 0o600 });
+        const out = new LogCapture();
+        const db = path.join(dir, 'never.db');
+        const controller = new AbortController();
+        await expect(daemonCommand(io(controller.signal, out), [], { state: `sqlite:${db}`, auth: true, tokenFile: 'short', listen: '127.0.0.1:0' })).rejects.toThrow(
+          /6 characters; use at least 16/,
+        );
+        await expect(
+          daemonCommand(io(controller.signal, out, { REAPER_TOKEN: TOKEN }), [], { state: `sqlite:${db}`, auth: true, lease: ['k'], ttl: '3s', holder: '', listen: '127.0.0.1:0' }),
+        ).rejects.toThrow(/holder/);
+        expect(existsSync(db)).toBe(false);
+      });
+
       // SIGHUP (a terminal or an exec session gone) stops it as SIGTERM does, releasing with --release-on-exit (docs/safety.md §19).
       it.skipIf(!cliHasDaemon).each(['SIGTERM', 'SIGHUP'] as const)('the built `reaper daemon` answers on its port and exits 0 soon after %s', async (signal) => {
         const tokenFile = path.join(dir, 'token');

@@ -9,7 +9,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../../errors.js';
-import { startDaemon, type DaemonTlsOptions } from '../../daemon/daemon.js';
+import { checkDaemonOptions, startDaemon, type DaemonOptions, type DaemonTlsOptions } from '../../daemon/daemon.js';
 import { DEFAULT_LISTEN, parseListenAddress, type ListenAddress } from '../../daemon/listen.js';
 import { jsonLog, type LogLevel } from '../../util/json-log.js';
 import { callTimeout, renewalInterval } from '../../lease/timing.js';
@@ -141,32 +141,34 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Daemon
   io.log = log; // the signal notice (and a failure) become lines of this JSON log
   for (const message of warnings) log.warn('config', { message });
 
+  const daemonOptions: Omit<DaemonOptions, 'store' | 'ui'> = {
+    leases: keys,
+    ttlMs,
+    intervalMs,
+    storeTimeoutMs,
+    stopTimeoutMs: shutdownTimeoutMs,
+    holder,
+    listen,
+    token,
+    noAuth: options.auth === false,
+    releaseOnExit: options.releaseOnExit === true,
+    leaseRetentionMs,
+    tls,
+    metricsPublic: options.metricsPublic === true,
+    log: io.stdout,
+    logLevel,
+    // A signal during a long start stops it there (the acquisitions end after the batch under way).
+    signal: io.signal,
+  };
+  // Every flag (the token's length too) is checked before the store is opened: exit 2 contacted nothing.
+  checkDaemonOptions(daemonOptions);
+
   // The dashboard reads the same store; the manifest (when there is one) gives its types' grace.
   const uiResources = options.ui === false ? undefined : (await manifestIfAny(io, options))?.resources;
   const store = await openStore(io, options, { timeoutMs: storeTimeoutMs });
   let stopDeadline = Infinity;
   try {
-    const daemon = await startDaemon({
-      store,
-      leases: keys,
-      ttlMs,
-      intervalMs,
-      storeTimeoutMs,
-      stopTimeoutMs: shutdownTimeoutMs,
-      holder,
-      listen,
-      token,
-      noAuth: options.auth === false,
-      releaseOnExit: options.releaseOnExit === true,
-      leaseRetentionMs,
-      tls,
-      metricsPublic: options.metricsPublic === true,
-      log: io.stdout,
-      logLevel,
-      ui: options.ui === false ? null : { store, resources: uiResources },
-      // A signal during a long start stops it there (the acquisitions end after the batch under way).
-      signal: io.signal,
-    });
+    const daemon = await startDaemon({ ...daemonOptions, store, ui: options.ui === false ? null : { store, resources: uiResources } });
     try {
       await untilAborted(io.signal);
     } finally {
