@@ -273,7 +273,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
     releasers.add(async () => {
       await beat.stop(stopLeft());
-      if (options.releaseOnExit) await beat.releaseAll(stopLeft());
+      // Releases leave a tenth of the budget (at most 1 s) for closing the server and the store.
+      if (options.releaseOnExit) await beat.releaseAll(Math.max(0, stopLeft() - Math.min(1_000, stopTimeoutMs / 10)));
     });
     const signal = options.signal;
     if (!signal?.aborted) await Promise.race([beat.start(), ...(signal ? [untilAborted(signal)] : [])]);

@@ -19,9 +19,16 @@ import { LeaseDeadlines } from '../lease/deadlines.js';
 import { errorText, type DaemonLog } from '../util/json-log.js';
 import type { DaemonMetrics } from './metrics.js';
 import { jittered } from '../lease/timing.js';
+import { mapLimit } from '../util/concurrency.js';
 
 /** Keys acquired per store call (one transaction) while a tick acquires missing leases. */
 const ACQUIRE_BATCH = 500;
+/**
+ * Releases in flight at once on stop. A release is two statements on a server store; with
+ * every lease's release started together, all the first statements queued for the pool
+ * ahead of any second one, and on PostgreSQL 20,000 releases ended none within the bound.
+ */
+const RELEASE_CONCURRENCY = 8;
 
 export type HeartbeatStore = Pick<LeaseStore, 'acquireLeases' | 'renewLeases' | 'releaseLease'> & { now(): Promise<number> };
 
@@ -109,17 +116,21 @@ export class Heartbeat {
     const leases = this.leases();
     for (const lease of leases) this.drop(lease.key);
     const deadline = performance.now() + timeoutMs;
-    const releasing = Promise.all(
-      leases.map(async (lease) => {
-        try {
-          await this.call(this.options.store.releaseLease(lease.leaseId), 'releasing a lease', Math.min(this.options.callTimeoutMs, remainingMs(deadline)));
-          this.options.log.info('lease-released', { key: lease.key, leaseId: lease.leaseId, generation: lease.generation });
-        } catch (error) {
-          this.options.log.error('release-failed', { key: lease.key, leaseId: lease.leaseId, error: errorText(error) });
-        }
-      }),
-    );
-    if (!(await settlesWithin(releasing, timeoutMs))) this.options.log.warn('release-timed-out', { leases: leases.length, waitedMs: timeoutMs });
+    let notTried = 0;
+    const releasing = mapLimit(leases, RELEASE_CONCURRENCY, async (lease) => {
+      const left = remainingMs(deadline);
+      // Out of time: the rest run out by their ttl.
+      if (left === 0) return void notTried++;
+      try {
+        await this.call(this.options.store.releaseLease(lease.leaseId), 'releasing a lease', Math.min(this.options.callTimeoutMs, left));
+        this.options.log.info('lease-released', { key: lease.key, leaseId: lease.leaseId, generation: lease.generation });
+      } catch (error) {
+        this.options.log.error('release-failed', { key: lease.key, leaseId: lease.leaseId, error: errorText(error) });
+      }
+    });
+    if (!(await settlesWithin(releasing, timeoutMs)) || notTried > 0) {
+      this.options.log.warn('release-timed-out', { leases: leases.length, notTried, waitedMs: timeoutMs, message: 'the leases not released run out by their ttl' });
+    }
   }
 
   private schedule(): void {

@@ -744,6 +744,30 @@ for (const factory of storeFactories) {
         expect(log.events().slice(-1)[0]!.event).toBe('stopped');
       });
 
+      itOnce('releases many leases on stop a few at a time, so each release finishes instead of all queueing for the store', async () => {
+        // On a server store a release is two statements: started all at once, every first one
+        // queued ahead of any second one and none finished within the bound (20,000 on PostgreSQL).
+        let inFlight = 0;
+        let most = 0;
+        const releaseLease = store.releaseLease.bind(store);
+        vi.spyOn(store, 'releaseLease').mockImplementation(async (leaseId, options) => {
+          most = Math.max(most, ++inFlight);
+          try {
+            await sleep(1);
+            return await releaseLease(leaseId, options);
+          } finally {
+            inFlight--;
+          }
+        });
+        const keys = Array.from({ length: 1_000 }, (_, i) => `svc:rel${i}`);
+        const daemon = await start({ leases: keys, ttlMs: 60_000, intervalMs: 3_000, releaseOnExit: true, stopTimeoutMs: 10_000 });
+        await daemon.stop();
+        expect(most).toBeGreaterThan(1);
+        expect(most).toBeLessThanOrEqual(16);
+        expect(await store.liveKeys(keys)).toEqual(new Set());
+        expect(log.events().filter((e) => e.event === 'lease-released')).toHaveLength(keys.length);
+      });
+
       itOnce('waits for a request in flight before closing', async () => {
         let releaseCall!: () => void;
         const gate = new Promise<void>((r) => (releaseCall = r));
