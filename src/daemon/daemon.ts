@@ -15,7 +15,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { Registry } from 'prom-client';
 import { BackendError, UsageError } from '../errors.js';
 import type { Lease, LeaseBounds, StateStore } from '../state/types.js';
-import { remainingMs, settlesWithin } from '../util/deadline.js';
+import { remainingMs, settlesWithin, untilAborted } from '../util/deadline.js';
 import { Releasers } from '../util/releasers.js';
 import { Heartbeat } from './heartbeat.js';
 import { createApiHandler } from './http-api.js';
@@ -88,6 +88,12 @@ export interface DaemonOptions {
   leaseRetentionMs?: number | null;
   /** How often to prune (default hourly; the first prune comes at a random point of the first period). */
   pruneEveryMs?: number;
+  /**
+   * The caller's stop signal. When it aborts during the start, the start stops waiting for
+   * the initial acquisitions and returns at once; the caller then calls `stop()`, which
+   * ends the acquisitions after the batch under way (docs/leases.md, the shutdown row).
+   */
+  signal?: AbortSignal;
   /** For tests: the jitter's random source. */
   random?: () => number;
   /** Serve the dashboard at /ui (ui.ts) from this store; the manifest's types give pending tombstones their earliest sweep. */
@@ -131,7 +137,15 @@ interface Settings {
   maxBodyBytes: number;
 }
 
-function settings(options: DaemonOptions): Settings {
+/**
+ * Check the options as startDaemon() will, without the store: the CLI calls it before it
+ * opens the store, so a usage error (exit 2) has contacted nothing.
+ */
+export function checkDaemonOptions(options: Omit<DaemonOptions, 'store'>): void {
+  settings(options);
+}
+
+function settings(options: Omit<DaemonOptions, 'store'>): Settings {
   const keys = [...new Set(options.leases ?? [])];
   for (const key of keys) {
     const problem = checkText(key, 'a lease key', MAX_KEY_LENGTH);
@@ -259,10 +273,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
     releasers.add(async () => {
       await beat.stop(stopLeft());
-      if (options.releaseOnExit) await beat.releaseAll(stopLeft());
+      // Releases leave a tenth of the budget (at most 1 s) for closing the server and the store.
+      if (options.releaseOnExit) await beat.releaseAll(Math.max(0, stopLeft() - Math.min(1_000, stopTimeoutMs / 10)));
     });
-    await beat.start();
-    log.info(isReady() ? 'ready' : 'not-ready', { leases: beat.leases().length, wanted: beat.wanted });
+    const signal = options.signal;
+    if (!signal?.aborted) await Promise.race([beat.start(), ...(signal ? [untilAborted(signal)] : [])]);
+    if (signal?.aborted) log.info('start-interrupted', { leases: beat.leases().length, wanted: beat.wanted });
+    else log.info(isReady() ? 'ready' : 'not-ready', { leases: beat.leases().length, wanted: beat.wanted });
     const retentionMs = options.leaseRetentionMs === undefined ? DEFAULT_LEASE_RETENTION_MS : options.leaseRetentionMs;
     if (retentionMs !== null) releasers.add(schedulePrune(options, retentionMs, log, () => stopping, stopLeft));
 

@@ -63,3 +63,9 @@ export async function settlesWithin(promise: Promise<unknown>, ms: number): Prom
 export function remainingMs(deadline: number): number {
   return Math.max(0, deadline - performance.now());
 }
+
+/** Resolves when `signal` aborts (at once if it already has). */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}

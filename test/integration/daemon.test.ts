@@ -645,6 +645,25 @@ for (const factory of storeFactories) {
         expect(log.events().filter((e) => e.event === 'lease-lost')).toEqual([]);
       });
 
+      itOnce('renews thousands of leases on rhythm, none lost to the deadline, during and after the start', async () => {
+        // 5,000 keys with a 3 s ttl: renewal every second, a lease counts as held until 2.7 s
+        // after its last confirmed renewal. Confirming a lease used to rescan every deadline
+        // (quadratic: seconds of blocked event loop per round at this size), so renewals
+        // fell behind and leases were lost to the deadline although the store answered.
+        const renewLeases = vi.spyOn(store, 'renewLeases');
+        const keys = Array.from({ length: 5_000 }, (_, i) => `svc:many${i}`);
+        const daemon = await start({ leases: keys, ttlMs: 3_000 });
+        expect(daemon.isReady()).toBe(true);
+        await sleep(4_500);
+        expect(log.events().filter((e) => e.event === 'lease-lost')).toEqual([]);
+        expect(daemon.leases()).toHaveLength(keys.length);
+        expect(daemon.isReady()).toBe(true);
+        // Every second or so (jittered ±10%), each round renewing every lease.
+        expect(renewLeases.mock.calls.length).toBeGreaterThanOrEqual(3);
+        for (const [ids] of renewLeases.mock.calls) expect(ids).toHaveLength(keys.length);
+        renewLeases.mockRestore();
+      });
+
       itOnce('rejects a renewal interval over a third of the ttl', async () => {
         await expect(start({ leases: ['k'], ttlMs: 3_000, intervalMs: 1_500 })).rejects.toThrow(/at most a third of the ttl/);
         await expect(start({ leases: ['k'] })).rejects.toThrow(/positive ttl/);
@@ -698,6 +717,56 @@ for (const factory of storeFactories) {
         const daemon = await start({ leases: ['svc:keep'], ttlMs: 60_000 });
         await daemon.stop();
         expect(await store.liveKeys(['svc:keep'])).toEqual(new Set(['svc:keep']));
+      });
+
+      itOnce('a stop signal during a long start ends the acquisitions at once and stops within the stop budget', async () => {
+        // 20 batches of 250 ms: a start of 5 s. The signal comes during the second batch.
+        const acquireLeases = store.acquireLeases.bind(store);
+        const acquire = vi.spyOn(store, 'acquireLeases').mockImplementation(async (keys, options) => {
+          const [acquired] = await Promise.all([acquireLeases(keys, options), sleep(250)]);
+          return acquired;
+        });
+        const keys = Array.from({ length: 10_000 }, (_, i) => `svc:abort${i}`);
+        const controller = new AbortController();
+        setTimeout(() => controller.abort(), 400);
+        const startedAt = performance.now();
+        // A stop budget ample for releasing the (at most 1,000) leases taken, on a loaded machine.
+        const daemon = await start({ leases: keys, ttlMs: 30_000, intervalMs: 3_000, releaseOnExit: true, stopTimeoutMs: 8_000, signal: controller.signal });
+        expect(performance.now() - startedAt).toBeLessThan(1_500);
+        await daemon.stop();
+        expect(performance.now() - startedAt).toBeLessThan(1_500 + 8_000);
+        // At most the batch under way when the signal came was still sent.
+        expect(acquire.mock.calls.length).toBeLessThanOrEqual(2);
+        acquire.mockRestore();
+        const held = log.events().filter((e) => e.event === 'lease-acquired').map((e) => String(e.key));
+        expect(held.length).toBeGreaterThan(0);
+        expect(await store.liveKeys(keys)).toEqual(new Set());
+        expect(log.events().filter((e) => e.event === 'lease-released')).toHaveLength(held.length);
+        expect(log.events().slice(-1)[0]!.event).toBe('stopped');
+      });
+
+      itOnce('releases many leases on stop a few at a time, so each release finishes instead of all queueing for the store', async () => {
+        // On a server store a release is two statements: started all at once, every first one
+        // queued ahead of any second one and none finished within the bound (20,000 on PostgreSQL).
+        let inFlight = 0;
+        let most = 0;
+        const releaseLease = store.releaseLease.bind(store);
+        vi.spyOn(store, 'releaseLease').mockImplementation(async (leaseId, options) => {
+          most = Math.max(most, ++inFlight);
+          try {
+            await sleep(1);
+            return await releaseLease(leaseId, options);
+          } finally {
+            inFlight--;
+          }
+        });
+        const keys = Array.from({ length: 1_000 }, (_, i) => `svc:rel${i}`);
+        const daemon = await start({ leases: keys, ttlMs: 60_000, intervalMs: 3_000, releaseOnExit: true, stopTimeoutMs: 10_000 });
+        await daemon.stop();
+        expect(most).toBeGreaterThan(1);
+        expect(most).toBeLessThanOrEqual(16);
+        expect(await store.liveKeys(keys)).toEqual(new Set());
+        expect(log.events().filter((e) => e.event === 'lease-released')).toHaveLength(keys.length);
       });
 
       itOnce('waits for a request in flight before closing', async () => {
@@ -855,6 +924,20 @@ for (const factory of storeFactories) {
         expect(await daemonCommand(io(controller.signal, out, { REAPER_TOKEN: TOKEN }), [], { state, auth: false, listen: '127.0.0.1:0' })).toBe(0);
         expect(out.events().some((e) => e.event === 'auth-disabled' && e.level === 'warn')).toBe(true);
         expect(out.text).not.toContain(TOKEN);
+      });
+
+      itOnce('checks the token (and the other flags) before it opens the state store: a usage error contacted nothing', async () => {
+        writeFileSync(path.join(dir, 'short'), 'abcdef\n', { mode: 0o600 });
+        const out = new LogCapture();
+        const db = path.join(dir, 'never.db');
+        const controller = new AbortController();
+        await expect(daemonCommand(io(controller.signal, out), [], { state: `sqlite:${db}`, auth: true, tokenFile: 'short', listen: '127.0.0.1:0' })).rejects.toThrow(
+          /6 characters; use at least 16/,
+        );
+        await expect(
+          daemonCommand(io(controller.signal, out, { REAPER_TOKEN: TOKEN }), [], { state: `sqlite:${db}`, auth: true, lease: ['k'], ttl: '3s', holder: '', listen: '127.0.0.1:0' }),
+        ).rejects.toThrow(/holder/);
+        expect(existsSync(db)).toBe(false);
       });
 
       // SIGHUP (a terminal or an exec session gone) stops it as SIGTERM does, releasing with --release-on-exit (docs/safety.md §19).

@@ -9,11 +9,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../../errors.js';
-import { startDaemon, type DaemonTlsOptions } from '../../daemon/daemon.js';
+import { checkDaemonOptions, startDaemon, type DaemonOptions, type DaemonTlsOptions } from '../../daemon/daemon.js';
 import { DEFAULT_LISTEN, parseListenAddress, type ListenAddress } from '../../daemon/listen.js';
 import { jsonLog, type LogLevel } from '../../util/json-log.js';
 import { callTimeout, renewalInterval } from '../../lease/timing.js';
-import { remainingMs } from '../../util/deadline.js';
+import { remainingMs, untilAborted } from '../../util/deadline.js';
 import type { ManifestFlags } from '../flags.js';
 import { manifestIfAny } from '../html-report.js';
 import type { CliIO } from '../io.js';
@@ -81,11 +81,6 @@ async function tlsOptions(io: CliIO, options: DaemonFlags): Promise<DaemonTlsOpt
   };
 }
 
-function untilAborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-}
-
 /** The deadline of every store call: --store-timeout, else half the renewal interval (at most 10 s). */
 function storeTimeout(options: DaemonFlags, ttlMs: number | undefined, intervalMs: number | undefined): number {
   const given = options.storeTimeout === undefined ? undefined : durationOption(options.storeTimeout, '--store-timeout');
@@ -146,30 +141,34 @@ export async function daemonCommand(io: CliIO, _args: unknown[], options: Daemon
   io.log = log; // the signal notice (and a failure) become lines of this JSON log
   for (const message of warnings) log.warn('config', { message });
 
+  const daemonOptions: Omit<DaemonOptions, 'store' | 'ui'> = {
+    leases: keys,
+    ttlMs,
+    intervalMs,
+    storeTimeoutMs,
+    stopTimeoutMs: shutdownTimeoutMs,
+    holder,
+    listen,
+    token,
+    noAuth: options.auth === false,
+    releaseOnExit: options.releaseOnExit === true,
+    leaseRetentionMs,
+    tls,
+    metricsPublic: options.metricsPublic === true,
+    log: io.stdout,
+    logLevel,
+    // A signal during a long start stops it there (the acquisitions end after the batch under way).
+    signal: io.signal,
+  };
+  // Every flag (the token's length too) is checked before the store is opened: exit 2 contacted nothing.
+  checkDaemonOptions(daemonOptions);
+
   // The dashboard reads the same store; the manifest (when there is one) gives its types' grace.
   const uiResources = options.ui === false ? undefined : (await manifestIfAny(io, options))?.resources;
   const store = await openStore(io, options, { timeoutMs: storeTimeoutMs });
   let stopDeadline = Infinity;
   try {
-    const daemon = await startDaemon({
-      store,
-      leases: keys,
-      ttlMs,
-      intervalMs,
-      storeTimeoutMs,
-      stopTimeoutMs: shutdownTimeoutMs,
-      holder,
-      listen,
-      token,
-      noAuth: options.auth === false,
-      releaseOnExit: options.releaseOnExit === true,
-      leaseRetentionMs,
-      tls,
-      metricsPublic: options.metricsPublic === true,
-      log: io.stdout,
-      logLevel,
-      ui: options.ui === false ? null : { store, resources: uiResources },
-    });
+    const daemon = await startDaemon({ ...daemonOptions, store, ui: options.ui === false ? null : { store, resources: uiResources } });
     try {
       await untilAborted(io.signal);
     } finally {
