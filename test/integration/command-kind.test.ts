@@ -362,7 +362,7 @@ describe('command kind: a process that leaves the handler\'s process group does 
   const escape = (name: string) => `setsid sh -c 'echo $$ >> escaped.${name}; exec sleep 30' &`;
   let dir: string;
   afterAll(() => {
-    for (const name of ['timeout', 'exited']) {
+    for (const name of ['timeout', 'exited', 'unterminated']) {
       const file = path.join(dir, `escaped.${name}`);
       for (const pid of existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []) {
         try {
@@ -381,6 +381,8 @@ describe('command kind: a process that leaves the handler\'s process group does 
       good('fine'),
       bad('timeout', `${escape('timeout')} sleep 20`, ['      timeout: 1s']),
       bad('exited', `echo '{"next": null}'; ${escape('exited')}`, ['      timeout: 20s']),
+      // Its answer's last line without a newline, stdout closed at its exit, stderr held by what it left.
+      bad('unterminated', `printf '{"next": null}'; ${escape('unterminated').replace(' &', ' >/dev/null &')}`, ['      timeout: 20s']),
     ]);
     let started = Date.now();
     const audit = reaper(['audit', '-c', m, '-o', 'json'], { cwd: dir, timeoutMs: 60_000 });
@@ -394,6 +396,8 @@ describe('command kind: a process that leaves the handler\'s process group does 
     expect(timedOut.error).toMatch(/list command \(.*\) did not finish within 1000 ms \(timeout\); killed/);
     // The handler exited after its whole answer: its output is complete, whatever it left running.
     expect(doc.resources.find((r) => r.name === 'exited')).toMatchObject({ status: 'ok', scanned: 0 });
+    // Its stdout ended: its last line counts, newline or not, whatever holds its stderr.
+    expect(doc.resources.find((r) => r.name === 'unterminated')).toMatchObject({ status: 'ok', scanned: 0 });
 
     started = Date.now();
     const check = reaper(['conformance', '-c', m, '--type', 'timeout', '-o', 'table'], { cwd: dir, timeoutMs: 60_000 });

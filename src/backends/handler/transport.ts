@@ -102,6 +102,7 @@ export class CommandTransport implements Transport {
       let why: string | null = null;
       let exit: { code: number | null; sig: NodeJS.Signals | null } | null = null;
       let settled = false;
+      let stdoutEnded = false;
       let grace: NodeJS.Timeout | undefined;
       const killGroup = () => {
         try {
@@ -129,8 +130,9 @@ export class CommandTransport implements Transport {
         else if (why !== null) reject(new ProtocolViolation(`${what} ${why}${tail}`));
         else if (exit === null) reject(new ProtocolViolation(`${what} did not exit${tail}`));
         else if (exit.code !== 0) reject(new ProtocolViolation(`${what} exited with ${exit.code === null ? `signal ${exit.sig}` : `status ${exit.code}`}${tail}`));
-        // Pipes cut after the grace: only the lines the handler finished count.
-        else resolve(eof ? out.end() : out.lines);
+        // Pipes cut after the grace: only the lines the handler finished count, unless stdout
+        // itself ended (stderr held open by what it left): then its last line counts too.
+        else resolve(eof || stdoutEnded ? out.end() : out.lines);
       };
       const awaitPipes = () => {
         grace ??= setTimeout(() => finish(false), PIPE_GRACE_MS);
@@ -145,6 +147,9 @@ export class CommandTransport implements Transport {
       signal?.addEventListener('abort', onAbort, { once: true });
       child.stdout.on('data', (chunk: Buffer) => {
         if (!out.push(chunk)) stop(`${out.failed}; killed`);
+      });
+      child.stdout.on('end', () => {
+        stdoutEnded = true;
       });
       child.stderr.on('data', (chunk: Buffer) => {
         stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL);
