@@ -12,6 +12,16 @@
 import { killProcessGroups } from '../util/process-groups.js';
 
 const hooks = new Set<() => Promise<unknown>>();
+let stopping = false;
+
+/**
+ * Whether the process is being stopped at once: what a run was doing may have been cut short
+ * (handler calls killed), so it records no outcome from here on — a batch in flight stays
+ * pending for the next run to read back (docs/safety.md §11).
+ */
+export function hardStopping(): boolean {
+  return stopping;
+}
 
 /** Register what to do if the process is stopped at once; returns the unregistration. */
 export function onHardStop(hook: () => Promise<unknown>): () => void {
@@ -23,6 +33,7 @@ export function onHardStop(hook: () => Promise<unknown>): () => void {
 
 /** Run every registered hook at once, best effort; resolves when all settled or after `deadlineMs`, whichever is first. */
 export async function runHardStopHooks(deadlineMs: number): Promise<void> {
+  stopping = true;
   killProcessGroups();
   if (hooks.size === 0) return;
   let timer: NodeJS.Timeout | undefined;

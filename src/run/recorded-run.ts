@@ -74,8 +74,11 @@ export async function recordedRun<T>(context: RunContext, options: RecordedRunOp
   try {
     const { result, end, afterEnd } = await work(run, progress);
     returned = end;
-    ending = context.store.finishRun(run.runId, end);
-    await ending;
+    // Stopped at once meanwhile: the hard stop's record stands (finishRun is a plain write, the last one wins).
+    if (!hardStopped) {
+      ending = context.store.finishRun(run.runId, end);
+      await ending;
+    }
     ended = true;
     afterEnd?.();
     return result;

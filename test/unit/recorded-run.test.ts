@@ -52,4 +52,17 @@ describe('recordedRun', () => {
     expect(error).toBeInstanceOf(InterruptedError);
     expect(ends).toEqual([{ status: 'interrupted', summary: { outcomes: { deleted: 2 } }, error: 'stopped after finishing the current batch' }]);
   });
+
+  // Last in this file: a hard stop is for the rest of the process (this file's worker).
+  it('after a hard stop, the end the work returns does not overwrite the hard stop\'s record', async () => {
+    const { context: c, ends } = context(0);
+    const { runHardStopHooks, hardStopping } = await import('../../src/run/hard-stop.js');
+    const { HARD_STOP_ERROR } = await import('../../src/run/recorded-run.js');
+    await recordedRun(c, options, async () => {
+      await runHardStopHooks(1_000);
+      return { result: 1, end: { status: 'failed', error: 'a handler call killed by the stop' } };
+    });
+    expect(hardStopping()).toBe(true);
+    expect(ends).toEqual([{ status: 'interrupted', summary: undefined, error: HARD_STOP_ERROR }]);
+  });
 });

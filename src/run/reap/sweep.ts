@@ -6,11 +6,12 @@
  */
 import type { Backend, DeleteItem, DeleteResult } from '../../backends/types.js';
 import type { PlanItem, SweepEvidence } from '../../engine/reap-plan.js';
-import { BackendError } from '../../errors.js';
+import { BackendError, InterruptedError } from '../../errors.js';
 import type { ResourceSpec } from '../../manifest/types.js';
 import { CHANGED_NOTE } from '../../state/core.js';
 import type { SweepBatch, Tombstone } from '../../state/types.js';
 import type { RunContext } from '../context.js';
+import { hardStopping } from '../hard-stop.js';
 import type { FailpointName } from '../failpoints.js';
 import { evidenceOf, verifyTombstones } from './judge.js';
 import { takeMarksOff, type LiftedMark } from './marks.js';
@@ -203,6 +204,9 @@ async function recordResults(
   runId: string,
   signal?: AbortSignal,
 ): Promise<string[]> {
+  // Stopped at once meanwhile: its answers may be those of calls killed mid-way; the batch stays
+  // pending, and the next run reads its resources back (recoverIntents) instead.
+  if (hardStopping()) throw new InterruptedError('stopped at once by a second signal; the batch in flight is left for the next run to read back');
   const failures: string[] = [];
   const failed = results.filter((r) => r.outcome === 'failed');
   const present = failed.length ? await backend.read(failed.map((r) => r.id), signal).catch(() => null) : new Map();
