@@ -275,9 +275,11 @@ for (const dialect of dialects) {
         .split('\n')
         .filter(Boolean)
         .map((l) => (JSON.parse(l) as { event: string }).event);
-      // The releases waited on the store until the bound ran out, and the daemon exited anyway.
+      // The releases waited on the store until their share of the bound ran out (a tenth is kept
+      // for closing), and the daemon exited anyway: its close of the hung store either fit in what
+      // was left (`stopped` last) or was cut by the bound (`shutdown-timeout` last).
       expect(events).toEqual(expect.arrayContaining(['stopping', 'release-failed', 'stopped']));
-      expect(events.slice(-1)).toEqual(['shutdown-timeout']);
+      expect(['stopped', 'shutdown-timeout']).toContain(events.at(-1));
       expect(stdout + stderr).not.toContain(TOKEN);
       await proxy.resume();
     });
